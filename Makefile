@@ -1,0 +1,30 @@
+# ecgcohort — the two commands a user needs:
+#   make run    set up .venv if missing, then run the workflow on config/config.yaml
+#   make test   set up .venv if missing, then run the whole test suite
+CORES ?= $(shell nproc)
+SNAKEMAKE_ARGS ?=
+PYTEST_ARGS ?=
+VENV := .venv
+
+.PHONY: run test env lock lint docs clean-results
+
+run: env
+	$(VENV)/bin/snakemake --profile profiles/local --cores $(CORES) $(SNAKEMAKE_ARGS)
+
+test: env
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+env:
+	@tools/setup-env.sh
+
+lock:
+	tools/lock.sh
+
+lint: env
+	$(VENV)/bin/snakemake --lint
+
+docs: env
+	$(VENV)/bin/python -m ecgcohort.config workflow/schemas/config.schema.yaml > docs/config.md
+
+clean-results:
+	rm -rf results .snakemake

@@ -1,0 +1,35 @@
+"""ecgcohort: a cohort of virtual heart-torso patients, their lead fields and ECGs.
+
+    snakemake --cores N                      # workstation (or: make run)
+    snakemake --profile profiles/slurm       # SLURM cluster
+"""
+
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+# Parse-time code imports this checkout's library; Snakemake hands this search path on to
+# every script job, also inside conda envs.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from ecgcohort.config import ConfigError, load_schema, validate_config  # noqa: E402
+
+
+configfile: "config/config.yaml"
+
+
+try:
+    config.update(validate_config(config, load_schema(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")))
+except ConfigError as error:
+    raise WorkflowError(f"invalid configuration: {error}") from None
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/cohort.smk"
+
+
+rule all:
+    input:
+        rules.sample_cohort.output,
+        expand(rules.patient_parameters.output.parameters, patient=PATIENTS),
+    default_target: True

@@ -1,0 +1,176 @@
+"""Latin-hypercube sampling of the virtual-patient design.
+
+Each split (train, test) is drawn from its own random stream, in consecutive Latin-hypercube
+batches of ``lhs_batch`` patients. Batch ``b`` of split ``s`` is generated from
+``(seed, s, b)`` alone, so
+
+* every complete batch is an exact Latin hypercube (one sample per stratum and dimension),
+* growing a split appends rows and never changes existing ones,
+* test patients are never a subset of the training design.
+
+A split whose count is a multiple of its batch size is therefore a union of exact Latin
+hypercubes; with ``lhs_batch == count`` it is one Latin hypercube (the paper's design).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+from scipy.stats import qmc
+
+from ecgcohort.io import atomic_path
+
+SPLITS: tuple[str, ...] = ("train", "test")
+PATIENT_ID_PATTERN = r"(train|test)-[0-9]+"
+AXIS_WORDS = {
+    "x": "about the LV-RV axis (patient right to left)",
+    "y": "about the anterior-posterior axis",
+    "z": "about the LV long axis",
+}
+TRANSLATION_WORDS = {
+    "x": "right to left",
+    "y": "posterior to anterior",
+    "z": "superior to inferior",
+}
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One sampled column: uniform on [low, high] in ``unit``."""
+
+    name: str
+    low: float
+    high: float
+    unit: str
+    description: str
+
+
+@dataclass(frozen=True)
+class SplitDesign:
+    """Size of a split and the size of its Latin-hypercube batches."""
+
+    count: int
+    lhs_batch: int
+
+
+@dataclass(frozen=True)
+class CohortDesign:
+    """Everything that determines the cohort table."""
+
+    seed: int
+    splits: Mapping[str, SplitDesign]
+    dimensions: tuple[Dimension, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [d.name for d in self.dimensions]
+
+
+def design_from_config(cohort: Mapping[str, Any]) -> CohortDesign:
+    """Build the design from the validated ``cohort`` config section."""
+    dimensions: list[Dimension] = []
+    for organ in ("heart", "torso"):
+        modes = cohort[f"{organ}_modes"]
+        low, high = modes["range"]
+        for k in range(1, modes["count"] + 1):
+            dimensions.append(Dimension(
+                f"{organ}_mode_{k:02d}", float(low), float(high), "standard deviations",
+                f"weight of {organ} shape mode {k}",
+            ))
+    for axis, words in AXIS_WORDS.items():
+        low, high = cohort["rotation_deg"][axis]
+        dimensions.append(Dimension(f"rotation_{axis}_deg", float(low), float(high), "degree",
+                                    f"heart rotation {words}, about its centroid"))
+    for axis, words in TRANSLATION_WORDS.items():
+        low, high = cohort["translation_mm"][axis]
+        dimensions.append(Dimension(f"translation_{axis}_mm", float(low), float(high), "mm",
+                                    f"heart translation from the reference position, {words}"))
+    splits = {name: SplitDesign(int(cohort[name]["count"]), int(cohort[name]["lhs_batch"]))
+              for name in SPLITS}
+    return CohortDesign(seed=int(cohort["seed"]), splits=splits, dimensions=tuple(dimensions))
+
+
+def patient_ids(design: CohortDesign, split: str | None = None) -> list[str]:
+    """Patient ids (``train-0000``, ...), train first, in table order."""
+    chosen = SPLITS if split is None else (split,)
+    return [f"{name}-{i:04d}" for name in chosen for i in range(design.splits[name].count)]
+
+
+def _unit_batch(design: CohortDesign, split: str, batch: int) -> np.ndarray:
+    """Batch ``batch`` of ``split``: an exact Latin hypercube on [0, 1)^d, shape (lhs_batch, d)."""
+    stream = np.random.default_rng([design.seed, SPLITS.index(split), batch])
+    sampler = qmc.LatinHypercube(d=len(design.dimensions), rng=stream)
+    return sampler.random(design.splits[split].lhs_batch)
+
+
+def _scale(design: CohortDesign, unit: np.ndarray) -> np.ndarray:
+    low = np.array([d.low for d in design.dimensions])
+    high = np.array([d.high for d in design.dimensions])
+    return low + unit * (high - low)
+
+
+def sample_split(design: CohortDesign, split: str) -> np.ndarray:
+    """All rows of one split in physical units, shape (count, number of dimensions)."""
+    spec = design.splits[split]
+    batches = -(-spec.count // spec.lhs_batch)
+    if batches == 0:
+        return np.empty((0, len(design.dimensions)))
+    unit = np.vstack([_unit_batch(design, split, b) for b in range(batches)])[: spec.count]
+    return _scale(design, unit)
+
+
+def sample_cohort(design: CohortDesign) -> pd.DataFrame:
+    """The cohort table: one row per patient (``patient``, ``split``, then every dimension)."""
+    frames = []
+    for split in SPLITS:
+        values = sample_split(design, split)
+        frame = pd.DataFrame(values, columns=design.names)
+        frame.insert(0, "split", split)
+        frame.insert(0, "patient", patient_ids(design, split))
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def patient_parameters(design: CohortDesign, patient: str) -> dict[str, float]:
+    """One patient's row, computed from its own batch only (no need for the whole table)."""
+    split, _, number = patient.partition("-")
+    if split not in SPLITS or not number.isdigit():
+        raise ValueError(f"patient id '{patient}' does not match {PATIENT_ID_PATTERN}")
+    index = int(number)
+    spec = design.splits[split]
+    if index >= spec.count:
+        raise ValueError(f"patient '{patient}' is outside the cohort ({split} has {spec.count})")
+    unit = _unit_batch(design, split, index // spec.lhs_batch)[index % spec.lhs_batch]
+    return dict(zip(design.names, (float(v) for v in _scale(design, unit[None, :])[0])))
+
+
+def column_descriptions(design: CohortDesign) -> dict[str, Any]:
+    """The JSON sidecar: columns with units, ranges and meaning, and the sampling method."""
+    columns: dict[str, Any] = {
+        "patient": {"description": "patient id: <split>-<index>, index from 0 within the split"},
+        "split": {"description": "train or test; the splits are independent Latin hypercubes"},
+    }
+    for d in design.dimensions:
+        columns[d.name] = {"description": d.description, "units": d.unit, "range": [d.low, d.high]}
+    return {
+        "method": "Latin hypercube (scipy.stats.qmc.LatinHypercube), uniform distribution, in "
+                  "batches per split seeded by (seed, split, batch)",
+        "seed": design.seed,
+        "splits": {name: {"count": s.count, "lhs_batch": s.lhs_batch}
+                   for name, s in design.splits.items()},
+        "columns": columns,
+    }
+
+
+def write_cohort(table: pd.DataFrame, design: CohortDesign, csv_path: str | Path,
+                 json_path: str | Path) -> None:
+    """Write the table (CSV, full float precision) and its JSON sidecar atomically."""
+    with atomic_path(csv_path) as temporary:
+        table.to_csv(temporary, index=False)
+    with atomic_path(json_path) as temporary:
+        temporary.write_text(json.dumps(column_descriptions(design), indent=2) + "\n")

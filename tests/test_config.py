@@ -1,0 +1,87 @@
+"""The configuration schema: defaults, documentation, and clear rejection of bad input."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from ecgcohort.config import ConfigError, load_schema, schema_markdown, validate_config
+
+
+@pytest.fixture(scope="module")
+def schema(repo) -> dict:
+    return load_schema(repo / "workflow/schemas/config.schema.yaml")
+
+
+def leaves(schema: dict, prefix: str = ""):
+    for key, sub in schema.get("properties", {}).items():
+        if sub.get("type") == "object":
+            assert sub.get("description"), f"{prefix}{key} has no description"
+            yield from leaves(sub, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", sub
+
+
+def test_every_key_has_a_default_and_a_description(schema):
+    names = []
+    for name, sub in leaves(schema):
+        names.append(name)
+        assert "default" in sub, f"{name} has no default"
+        assert len(sub.get("description", "")) > 10, f"{name} has no description"
+    assert "cohort.train.lhs_batch" in names and "cohort.rotation_deg.z" in names
+
+
+def test_defaults_fill_an_empty_config_and_equal_the_shipped_small_config(repo, schema):
+    from_defaults = validate_config({}, schema)
+    shipped = validate_config(yaml.safe_load((repo / "config/config.yaml").read_text()), schema)
+    assert from_defaults == shipped
+    assert from_defaults["cohort"]["heart_modes"] == {"count": 10, "range": [-1.0, 1.0]}
+
+
+def test_a_partial_section_keeps_the_defaults_of_its_other_keys(schema):
+    config = validate_config({"cohort": {"train": {"count": 40}}}, schema)
+    assert config["cohort"]["train"] == {"count": 40, "lhs_batch": 6}
+    assert config["cohort"]["test"]["count"] == 2
+
+
+def test_paper_config_has_the_published_scale(repo, schema):
+    paper = validate_config(yaml.safe_load((repo / "config/paper.yaml").read_text()), schema)
+    assert paper["cohort"]["train"] == {"count": 100, "lhs_batch": 100}
+    assert paper["cohort"]["test"] == {"count": 10, "lhs_batch": 10}
+    assert paper["electrodes"]["anterior_count"] == 100
+    assert paper["leadfield"]["sample_points"] == 2**16
+    assert paper["meshing"] == {"heart_element_size_mm": 0.8, "torso_element_size_mm": 11.8}
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"cohort": {"train": {"count": -3}}}, r"'cohort\.train\.count': -3 is less than the minimum of 0"),
+        ({"cohort": {"train": {"count": "eight"}}}, r"'cohort\.train\.count': 'eight' is not of type 'integer'"),
+        ({"cohort": {"test": {"lhs_batch": 0}}}, r"'cohort\.test\.lhs_batch': 0 is less than the minimum"),
+        ({"cohort": {"heart_modes": {"range": [1.0]}}}, r"'cohort\.heart_modes\.range'"),
+        ({"cohort": {"rotation_deg": {"y": [10, -10]}}}, r"'cohort\.rotation_deg\.y': interval \[10, -10\]"),
+        ({"cohort": {"seeed": 3}}, r"unknown config key 'cohort\.seeed'"),
+        ({"meshing": {"heart_element_size_mm": 0}}, r"'meshing\.heart_element_size_mm': 0 is less than or equal"),
+        ({"leadfeld": {}}, r"unknown config key 'leadfeld'"),
+    ],
+)
+def test_invalid_values_are_rejected_naming_the_key(schema, change, message):
+    with pytest.raises(ConfigError, match=message):
+        validate_config(change, schema)
+
+
+def test_validation_does_not_modify_its_input(schema):
+    config = {"cohort": {"train": {"count": 3}}}
+    before = copy.deepcopy(config)
+    validate_config(config, schema)
+    assert config == before
+
+
+def test_docs_config_md_is_generated_from_the_schema(repo, schema):
+    generated = schema_markdown(schema)
+    assert (repo / "docs/config.md").read_text() == generated, "run `make docs`"
+    for name, _ in leaves(schema):
+        assert f"`{name}`" in generated

@@ -1,0 +1,84 @@
+"""The environment: the venv matches the lock, and the conda files list the same packages."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+import tomllib
+
+import pytest
+import yaml
+
+# pyproject name -> conda-forge name, where they differ
+CONDA_NAMES = {
+    "dolfinx-solver-real": "fenics-dolfinx",
+    "gmsh": "python-gmsh",
+    "torch": "pytorch",
+    "libigl": "igl",
+}
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirement_name(requirement: str) -> str:
+    return canonical(re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0])
+
+
+@pytest.fixture(scope="module")
+def dependencies(repo) -> list[str]:
+    project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
+    return [requirement_name(r) for r in project["dependencies"]]
+
+
+@pytest.fixture(scope="module")
+def lock(repo) -> dict[str, str]:
+    pins = re.findall(r"^([A-Za-z0-9_.\-]+)==([^ \\;]+)", (repo / "requirements.lock").read_text(), re.M)
+    return {canonical(name): version for name, version in pins}
+
+
+def conda_packages(repo) -> dict[str, str]:
+    """Every package named in envs/*.yaml (conda or pip section) -> its version spec."""
+    found: dict[str, str] = {}
+    for path in sorted((repo / "envs").glob("*.yaml")):
+        for entry in yaml.safe_load(path.read_text())["dependencies"]:
+            specs = entry["pip"] if isinstance(entry, dict) else [entry]
+            for spec in specs:
+                match = re.match(r"([A-Za-z0-9_.\-]+)\s*(?:==|=)?\s*([0-9][^ ,]*)?", spec)
+                found[canonical(match.group(1))] = match.group(2) or ""
+    return found
+
+
+def test_every_dependency_is_pinned_in_the_lock(dependencies, lock):
+    missing = [name for name in dependencies if name not in lock]
+    assert not missing, f"not in requirements.lock (run make lock): {missing}"
+    assert "fenics-dolfinx" not in lock  # dropped by tools/overrides.txt
+
+
+def test_the_installed_environment_is_the_lock(dependencies, lock):
+    wrong = {}
+    for name in dependencies:
+        installed = importlib.metadata.version(name)
+        if installed != lock[name]:
+            wrong[name] = (installed, lock[name])
+    assert not wrong, f"installed != locked (run make env): {wrong}"
+
+
+def test_conda_envs_list_every_dependency_with_the_locked_minor_version(repo, dependencies, lock):
+    conda = conda_packages(repo)
+    for name in dependencies:
+        conda_name = CONDA_NAMES.get(name, name)
+        assert conda_name in conda or name in conda, f"{name} is in no envs/*.yaml"
+        spec = conda.get(conda_name) or conda.get(name)
+        if spec:
+            locked = lock[name].split("+")[0]
+            assert locked.startswith(spec.rstrip(".*")), f"{name}: envs say {spec}, lock has {locked}"
+
+
+def test_every_rule_environment_exists(repo):
+    rules = "\n".join(p.read_text() for p in (repo / "workflow/rules").glob("*.smk"))
+    referenced = set(re.findall(r'"\.\./\.\./envs/([^"]+)"', rules))
+    assert referenced, "rules name no conda environment"
+    for name in referenced:
+        assert (repo / "envs" / name).is_file(), name

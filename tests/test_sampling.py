@@ -1,0 +1,136 @@
+"""The Latin-hypercube cohort sampler: stratification, ranges, determinism, growth."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ecgcohort.cohort import (
+    design_from_config,
+    patient_ids,
+    patient_parameters,
+    patient_record,
+    sample_cohort,
+    sample_split,
+    write_design,
+    write_patient_parameters,
+)
+from ecgcohort.config import load_schema, validate_config
+
+
+@pytest.fixture
+def cohort_config(repo, default_config) -> dict:
+    schema = load_schema(repo / "workflow/schemas/config.schema.yaml")
+    return validate_config(default_config, schema)["cohort"]
+
+
+def with_split(cohort: dict, split: str, count: int, batch: int) -> dict:
+    changed = copy.deepcopy(cohort)
+    changed[split] = {"count": count, "lhs_batch": batch}
+    return changed
+
+
+def strata_counts(values: np.ndarray, low: float, high: float, strata: int) -> np.ndarray:
+    index = np.floor((values - low) / (high - low) * strata).astype(int)
+    return np.bincount(np.clip(index, 0, strata - 1), minlength=strata)
+
+
+@pytest.mark.parametrize("count,batch", [(8, 8), (12, 4), (100, 100), (7, 7)])
+def test_every_complete_batch_has_one_sample_per_stratum_in_every_dimension(cohort_config, count, batch):
+    design = design_from_config(with_split(cohort_config, "train", count, batch))
+    values = sample_split(design, "train")
+    assert values.shape == (count, len(design.dimensions))
+    for start in range(0, count - count % batch, batch):
+        block = values[start:start + batch]
+        for column, dimension in enumerate(design.dimensions):
+            counts = strata_counts(block[:, column], dimension.low, dimension.high, batch)
+            assert np.all(counts == 1), (dimension.name, start, counts)
+
+
+def test_one_batch_over_the_whole_split_is_not_stratified_by_chance(cohort_config):
+    # The check above can fail: plain uniform draws almost never put one point per stratum.
+    rng = np.random.default_rng(0)
+    uniform = rng.uniform(-1, 1, size=(8, 26))
+    stratified = [np.all(strata_counts(uniform[:, c], -1, 1, 8) == 1) for c in range(26)]
+    assert not all(stratified)
+
+
+def test_samples_lie_in_the_configured_ranges(cohort_config):
+    changed = copy.deepcopy(cohort_config)
+    changed["rotation_deg"]["z"] = [-30.0, 5.0]
+    changed["translation_mm"]["y"] = [2.0, 2.0]
+    changed["heart_modes"] = {"count": 4, "range": [-2.0, 0.5]}
+    design = design_from_config(with_split(changed, "train", 40, 40))
+    table = sample_cohort(design)
+    assert table["rotation_z_deg"].between(-30, 5).all()
+    assert (table["translation_y_mm"] == 2.0).all()
+    heart = table.filter(like="heart_mode_")
+    assert list(heart.columns) == [f"heart_mode_{k:02d}" for k in range(1, 5)]
+    assert heart.to_numpy().min() >= -2.0 and heart.to_numpy().max() <= 0.5
+    # a 40-point Latin hypercube reaches into both outer strata of [-30, 5]
+    assert table["rotation_z_deg"].min() < -30 + 35 / 40 and table["rotation_z_deg"].max() > 5 - 35 / 40
+
+
+def test_same_config_gives_the_same_table_and_another_seed_a_different_one(cohort_config):
+    first = sample_cohort(design_from_config(cohort_config))
+    again = sample_cohort(design_from_config(copy.deepcopy(cohort_config)))
+    pd.testing.assert_frame_equal(first, again)
+    reseeded = sample_cohort(design_from_config({**cohort_config, "seed": cohort_config["seed"] + 1}))
+    numeric = first.columns[2:]
+    assert not np.allclose(first[numeric].to_numpy(), reseeded[numeric].to_numpy())
+
+
+def test_growing_a_split_keeps_existing_rows_and_the_other_split(cohort_config):
+    small = sample_cohort(design_from_config(with_split(cohort_config, "train", 8, 4)))
+    grown = sample_cohort(design_from_config(with_split(cohort_config, "train", 12, 4)))
+    small_train, grown_train = small[small.split == "train"], grown[grown.split == "train"]
+    pd.testing.assert_frame_equal(small_train.reset_index(drop=True),
+                                  grown_train.iloc[:8].reset_index(drop=True))
+    pd.testing.assert_frame_equal(small[small.split == "test"].reset_index(drop=True),
+                                  grown[grown.split == "test"].reset_index(drop=True))
+    assert len(grown_train) == 12 and grown_train.patient.is_unique
+
+
+def test_test_patients_are_an_independent_design(cohort_config):
+    config = with_split(with_split(cohort_config, "train", 10, 10), "test", 10, 10)
+    table = sample_cohort(design_from_config(config))
+    train = table[table.split == "train"].iloc[:, 2:].to_numpy()
+    test = table[table.split == "test"].iloc[:, 2:].to_numpy()
+    distances = np.linalg.norm(train[:, None, :] - test[None, :, :], axis=-1)
+    assert distances.min() > 1e-6  # no test patient repeats a training patient
+    assert table.patient.is_unique
+
+
+def test_one_patient_is_computed_without_the_table(cohort_config):
+    design = design_from_config(with_split(cohort_config, "train", 13, 5))
+    table = sample_cohort(design).set_index("patient")
+    for patient in patient_ids(design):
+        row = patient_parameters(design, patient)
+        assert row == pytest.approx(table.loc[patient, design.names].astype(float).to_dict(), abs=0)
+    with pytest.raises(ValueError, match="train-0013"):
+        patient_parameters(design, "train-0013")
+    with pytest.raises(ValueError, match="control-0001"):
+        patient_parameters(design, "control-0001")
+
+
+def test_written_files_describe_every_column_and_patient_files_match_the_table(cohort_config, tmp_path):
+    table = write_design(cohort_config, tmp_path / "cohort.csv", tmp_path / "cohort.json", tmp_path / "cohort.png")
+    sidecar = json.loads((tmp_path / "cohort.json").read_text())
+    assert set(sidecar["columns"]) == set(table.columns)
+    assert sidecar["columns"]["rotation_x_deg"]["units"] == "degree"
+    assert sidecar["columns"]["translation_z_mm"]["units"] == "mm"
+    assert (tmp_path / "cohort.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    reread = pd.read_csv(tmp_path / "cohort.csv")
+    pd.testing.assert_frame_equal(reread, table)  # full float precision survives the CSV
+
+    design = design_from_config(cohort_config)
+    record = patient_record(design, "test-0001")
+    write_patient_parameters(record, tmp_path / "p.json")
+    stored = json.loads((tmp_path / "p.json").read_text())
+    assert stored["split"] == "test" and stored["units"]["rotation_y_deg"] == "degree"
+    row = reread.set_index("patient").loc["test-0001", design.names].astype(float).to_dict()
+    assert stored["parameters"] == pytest.approx(row, abs=0)

@@ -1,0 +1,126 @@
+"""Snakemake itself on copies of the workflow: runs, incremental re-runs, validation, lint."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import time
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.workflow
+
+
+def cohort_config(default_config: dict, train: int, batch: int, test: int = 1) -> dict:
+    config = copy.deepcopy(default_config)
+    config["cohort"]["train"] = {"count": train, "lhs_batch": batch}
+    config["cohort"]["test"] = {"count": test, "lhs_batch": test}
+    return config
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a Snakemake run or dry run."""
+    table = output.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
+
+
+def planned_patients(output: str) -> set[str]:
+    return set(re.findall(r"results/patients/([\w-]+)/parameters\.json", output.split("rule all:")[0]))
+
+
+def succeed(result):
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result.stdout + result.stderr
+
+
+def test_the_workflow_runs_and_a_second_run_does_nothing(workflow_copy, default_config):
+    workflow_copy.write_config(cohort_config(default_config, train=3, batch=3, test=1))
+    log = succeed(workflow_copy.snakemake())
+    assert job_counts(log) == {"sample_cohort": 1, "patient_parameters": 4, "all": 1}
+
+    root = workflow_copy.root
+    table = pd.read_csv(root / "results/cohort/cohort.csv")
+    assert list(table.patient) == ["train-0000", "train-0001", "train-0002", "test-0000"]
+    for patient in table.patient:
+        record = json.loads((root / f"results/patients/{patient}/parameters.json").read_text())
+        stored = table.set_index("patient").loc[patient, list(record["parameters"])]
+        assert record["parameters"] == pytest.approx(stored.astype(float).to_dict(), abs=0)
+        assert (root / f"results/logs/patients/{patient}/patient_parameters.log").exists()
+        assert (root / f"results/benchmarks/patients/{patient}/patient_parameters.tsv").exists()
+    assert "sampled 4 patients" in (root / "results/logs/cohort/sample_cohort.log").read_text()
+
+    assert "Nothing to be done" in succeed(workflow_copy.snakemake())
+
+
+def test_growing_the_cohort_runs_only_the_new_patients(workflow_copy, default_config):
+    workflow_copy.write_config(cohort_config(default_config, train=8, batch=4))
+    succeed(workflow_copy.snakemake())
+    root = workflow_copy.root
+    before = pd.read_csv(root / "results/cohort/cohort.csv")
+    stamps = {p: (root / f"results/patients/{p}/parameters.json").stat().st_mtime_ns for p in before.patient}
+
+    workflow_copy.write_config(cohort_config(default_config, train=12, batch=4))
+    plan = succeed(workflow_copy.snakemake("--dry-run"))
+    assert job_counts(plan) == {"sample_cohort": 1, "patient_parameters": 4, "all": 1}
+    assert planned_patients(plan) == {f"train-{i:04d}" for i in range(8, 12)}
+
+    succeed(workflow_copy.snakemake())
+    after = pd.read_csv(root / "results/cohort/cohort.csv")
+    pd.testing.assert_frame_equal(after[after.patient.isin(before.patient)].reset_index(drop=True), before)
+    for patient, stamp in stamps.items():
+        assert (root / f"results/patients/{patient}/parameters.json").stat().st_mtime_ns == stamp, patient
+    summary = succeed(workflow_copy.snakemake("--summary"))
+    assert "update pending" not in summary and "missing" not in summary
+
+
+def test_changing_a_range_reruns_sampling_and_every_patient(workflow_copy, default_config):
+    config = cohort_config(default_config, train=4, batch=4, test=2)
+    workflow_copy.write_config(config)
+    succeed(workflow_copy.snakemake())
+
+    config["cohort"]["rotation_deg"]["z"] = [-20.0, 20.0]
+    workflow_copy.write_config(config)
+    plan = succeed(workflow_copy.snakemake("--dry-run"))
+    assert job_counts(plan) == {"sample_cohort": 1, "patient_parameters": 6, "all": 1}
+    assert "Params have changed since last execution" in plan or "params" in plan.lower()
+    summary = succeed(workflow_copy.snakemake("--summary"))
+    assert summary.count("update pending") >= 7
+
+
+@pytest.mark.parametrize(
+    "section,value,key",
+    [
+        ("train", {"count": -1, "lhs_batch": 4}, "cohort.train.count"),
+        ("test", {"count": 2, "lhs_batch": 2, "size": 3}, "cohort.test.size"),
+    ],
+)
+def test_an_invalid_config_stops_snakemake_before_any_job(workflow_copy, default_config, section, value, key):
+    config = copy.deepcopy(default_config)
+    config["cohort"][section] = value
+    workflow_copy.write_config(config)
+    result = workflow_copy.snakemake()
+    assert result.returncode != 0
+    assert key in result.stderr + result.stdout
+    assert not (workflow_copy.root / "results").exists()
+
+
+def test_lint_is_clean(workflow_copy):
+    result = workflow_copy.snakemake("--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+def test_the_paper_scale_dag_builds_in_under_30_seconds(workflow_copy):
+    start = time.perf_counter()
+    plan = succeed(workflow_copy.snakemake("--dry-run", "--configfile", "config/paper.yaml"))
+    elapsed = time.perf_counter() - start
+    assert job_counts(plan)["patient_parameters"] == 110
+    assert elapsed < 30, f"paper DAG took {elapsed:.1f} s"
+
+
+def test_the_slurm_profile_scales_resources_with_the_attempt(workflow_copy):
+    plan = succeed(workflow_copy.snakemake("--dry-run", "--profile", "profiles/slurm", "--executor", "local"))
+    first = re.search(r"rule sample_cohort:.*?resources: ([^\n]+)", plan, re.S).group(1)
+    assert "mem_mb=1000" in first and "runtime=5" in first

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Re-pin requirements.lock from pyproject.toml (run after changing dependencies).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source tools/env-common.sh
+python=$(find_python)
+uv=$(ensure_uv "$python")
+"$uv" pip compile pyproject.toml --override tools/overrides.txt --python "$python" \
+  --universal --generate-hashes --no-header --quiet -o requirements.lock
+echo "requirements.lock: $(grep -c '==' requirements.lock) pinned packages"
