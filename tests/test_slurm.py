@@ -1,0 +1,148 @@
+"""The workflow through a real single-node SLURM cluster (tests/cluster/start-slurm.sh).
+
+Runs wherever root can install and start SLURM (CI does); skips with the reason elsewhere.
+Snakemake runs under `timeout -s INT`, so a stuck status poll fails the test with the tail
+of the SLURM logs instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, SNAKEMAKE
+
+pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
+
+CLUSTER = REPO / "tests" / "cluster"
+STATE = Path(os.environ.get("ECGCOHORT_SLURM_STATE", "/tmp/ecgcohort-slurm"))
+SNAKEMAKE_TIMEOUT_S = 400
+
+
+def why_not_here() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root to install SLURM (apt-get), write /etc/slurm/slurm.conf and start daemons"
+    installed = all(shutil.which(tool) for tool in ("slurmctld", "slurmd", "sbatch", "munged"))
+    if not installed and shutil.which("apt-get") is None:
+        return "SLURM is not installed and there is no apt-get to install it"
+    conf = Path("/etc/slurm/slurm.conf")
+    if conf.exists() and "written by ecgcohort" not in conf.read_text(errors="replace"):
+        return "this machine has its own /etc/slurm/slurm.conf (a real cluster): not replacing it"
+    return None
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    reason = why_not_here()
+    if reason:
+        pytest.skip(reason)
+    start = time.perf_counter()
+    started = subprocess.run([str(CLUSTER / "start-slurm.sh")], capture_output=True, text=True, timeout=900)
+    assert started.returncode == 0, f"SLURM did not start:\n{started.stdout}\n{started.stderr}"
+    print(f"SLURM cluster started in {time.perf_counter() - start:.1f} s: {started.stderr.strip()}")
+    yield
+    subprocess.run([str(CLUSTER / "stop-slurm.sh")], capture_output=True, timeout=120)
+
+
+def slurm_log_tail(lines: int = 40) -> str:
+    parts = []
+    for log in sorted((STATE / "log").glob("*")):
+        parts.append(f"--- {log}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:]))
+    return "\n".join(parts)
+
+
+def through_slurm(workflow_copy, *targets: str) -> tuple[subprocess.CompletedProcess, float]:
+    command = ["timeout", "-s", "INT", "-k", "30", str(SNAKEMAKE_TIMEOUT_S), SNAKEMAKE,
+               "--profile", "profiles/slurm", "--workflow-profile", str(CLUSTER / "profile"),
+               "--verbose", *targets]
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=workflow_copy.root, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if result.returncode in (124, 137) or elapsed > SNAKEMAKE_TIMEOUT_S:
+        pytest.fail(f"Snakemake through SLURM did not finish in {SNAKEMAKE_TIMEOUT_S} s.\n"
+                    f"Snakemake:\n{result.stderr[-3000:]}\nSLURM logs:\n{slurm_log_tail()}")
+    return result, elapsed
+
+
+def sbatch_requests(log: str) -> list[tuple[str, int, int, int]]:
+    """(rule, runtime min, mem MB, cpus) of every sbatch call in a verbose Snakemake log."""
+    calls = re.findall(r"sbatch call: sbatch .*?--comment rule_(\w+?)(?:_wildcards_\S+)?\s.*?"
+                       r"-t (\d+) --mem (\d+) .*?--cpus-per-task=(\d+)", log)
+    return sorted((rule, int(t), int(mem), int(cpus)) for rule, t, mem, cpus in calls)
+
+
+def slurm_jobs(log: str) -> list[dict[str, str]]:
+    """What SLURM itself recorded for every job Snakemake submitted (kept for MinJobAge)."""
+    recorded = []
+    for job in re.findall(r"has been submitted with SLURM jobid (\d+)", log):
+        shown = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True,
+                               check=True).stdout
+        fields = dict(re.findall(r"(\w+)=(\S+)", shown))
+        fields["rule"] = re.match(r"rule_(\w+?)(?:_wildcards_.*)?$", fields["Comment"]).group(1)
+        recorded.append(fields)
+    return sorted(recorded, key=lambda f: int(f["JobId"]))
+
+
+def test_cohort_stages_run_through_slurm(slurm_cluster, workflow_copy, default_config):
+    config = default_config.copy()
+    config["cohort"] = {**default_config["cohort"], "train": {"count": 1, "lhs_batch": 1},
+                        "test": {"count": 1, "lhs_batch": 1}}
+    workflow_copy.write_config(config)
+    result, elapsed = through_slurm(workflow_copy)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-5000:] + slurm_log_tail()
+    print(f"cohort stages through SLURM: {elapsed:.1f} s")
+
+    assert sbatch_requests(log) == [("patient_parameters", 2, 500, 1), ("patient_parameters", 2, 500, 1),
+                                    ("sample_cohort", 5, 1000, 1)]
+    jobs = slurm_jobs(log)
+    assert sorted(j["rule"] for j in jobs) == ["patient_parameters", "patient_parameters", "sample_cohort"]
+    expected = {"sample_cohort": ("1000M", "00:05:00"), "patient_parameters": ("500M", "00:02:00")}
+    for job in jobs:
+        assert job["JobState"] == "COMPLETED", job
+        assert (job["MinMemoryNode"], job["TimeLimit"], job["NumCPUs"]) == (*expected[job["rule"]], "1"), job
+
+    root = workflow_copy.root
+    table = pd.read_csv(root / "results/cohort/cohort.csv")
+    assert list(table.patient) == ["train-0000", "test-0000"]
+    for patient in table.patient:
+        assert (root / f"results/patients/{patient}/parameters.json").is_file()
+
+
+FAILING_RULE = '''
+
+rule always_fails:
+    output:
+        "results/failing/never.txt",
+    log:
+        "results/logs/failing/always_fails.log",
+    resources:
+        mem_mb=scaled(100),
+        runtime=scaled(1),
+    shell:
+        "echo 'failing on purpose' > {log}; exit 1"
+'''
+
+
+def test_a_failing_job_is_retried_with_more_memory_and_reported(slurm_cluster, workflow_copy):
+    with open(workflow_copy.root / "Snakefile", "a") as snakefile:
+        snakefile.write(FAILING_RULE)
+    result, elapsed = through_slurm(workflow_copy, "results/failing/never.txt")
+    log = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Error in rule always_fails" in log
+    print(f"failing rule, three attempts through SLURM: {elapsed:.1f} s")
+
+    assert sbatch_requests(log) == [("always_fails", 1, 100, 1), ("always_fails", 2, 200, 1),
+                                    ("always_fails", 3, 300, 1)]
+    jobs = slurm_jobs(log)
+    assert [(j["MinMemoryNode"], j["TimeLimit"], j["JobState"]) for j in jobs] == [
+        ("100M", "00:01:00", "FAILED"), ("200M", "00:02:00", "FAILED"), ("300M", "00:03:00", "FAILED")]
+    assert not (workflow_copy.root / "results/failing/never.txt").exists()
