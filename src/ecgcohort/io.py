@@ -17,7 +17,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    # the temporary keeps the target's extension: writers such as gmsh and VTK choose the
+    # format from it
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}",
+                                         dir=target.parent)
     os.close(handle)
     temporary_path = Path(temporary)
     try:

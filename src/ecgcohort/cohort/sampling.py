@@ -15,6 +15,7 @@ hypercubes; with ``lhs_batch == count`` it is one Latin hypercube (the paper's d
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -147,6 +148,13 @@ def patient_parameters(design: CohortDesign, patient: str) -> dict[str, float]:
         raise ValueError(f"patient '{patient}' is outside the cohort ({split} has {spec.count})")
     unit = _unit_batch(design, split, index // spec.lhs_batch)[index % spec.lhs_batch]
     return dict(zip(design.names, (float(v) for v in _scale(design, unit[None, :])[0])))
+
+
+def patient_rng(seed: int, patient: str, stream: str) -> np.random.Generator:
+    """The random generator of one patient for one purpose (``stream``, e.g. "electrodes"):
+    derived from (seed, patient, stream) alone, so it never depends on the cohort's size."""
+    split, _, number = patient.partition("-")
+    return np.random.default_rng([seed, SPLITS.index(split), int(number), zlib.crc32(stream.encode())])
 
 
 def column_descriptions(design: CohortDesign) -> dict[str, Any]:

@@ -1,0 +1,232 @@
+"""Patient assembly: a heart instance placed, oriented and checked inside a torso instance.
+
+Frame (mm): x from the patient's right to left, y posterior to anterior, z superior to
+inferior. The heart is first put in a reference pose (apex pointing left, anterior and
+inferior, the RV to the right-anterior of the LV, its centroid left of the midline behind
+the sternum), then rotated about its centroid by the patient's three angles (about the LV-RV
+axis, the heart's anterior-posterior axis and the LV long axis, applied in that order) and
+translated by the patient's jitter.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ecgcohort.geometry import (
+    inspect_surface,
+    ray_hits,
+    rotation_about,
+    signed_distance,
+    surface_centroid,
+    surface_volume,
+)
+from ecgcohort.shapes import ShapeModel
+
+log = logging.getLogger(__name__)
+
+
+class AnatomyError(ValueError):
+    """A patient whose anatomy fails a check; the message names the patient and the value."""
+
+
+@dataclass(frozen=True)
+class Surface:
+    """A closed triangle surface in mm, with a label per face and names for the labels."""
+
+    points: np.ndarray
+    faces: np.ndarray
+    labels: np.ndarray
+    label_names: Mapping[int, str]
+
+    def region(self, name: str) -> np.ndarray:
+        """Indices of the points on faces of the named region."""
+        label = next(k for k, v in self.label_names.items() if v == name)
+        return np.unique(self.faces[self.labels == label])
+
+
+@dataclass(frozen=True)
+class HeartFrame:
+    """Anatomical axes of a heart (unit vectors) and its landmarks (mm)."""
+
+    centroid: np.ndarray
+    apex: np.ndarray
+    base_centre: np.ndarray
+    long_axis: np.ndarray      # from the base towards the apex
+    lv_rv_axis: np.ndarray     # from the LV towards the RV, orthogonal to the long axis
+    ap_axis: np.ndarray        # long_axis x lv_rv_axis
+
+
+@dataclass(frozen=True)
+class PlacementSettings:
+    """Where the reference heart sits in the torso, and the checks' limits."""
+
+    apex_direction: Sequence[float] = (0.58, 0.58, 0.57)
+    rv_direction: Sequence[float] = (-0.7, 0.7, 0.0)
+    level_fraction: float = 0.65
+    left_of_midline_mm: float = 25.0
+    behind_sternum_mm: float = 20.0
+    min_clearance_mm: float = 5.0
+    myocardial_volume_ml: Sequence[float] = (90.0, 300.0)
+    torso_volume_l: Sequence[float] = (15.0, 90.0)
+
+
+@dataclass
+class Anatomy:
+    """One patient's assembled surfaces and the measures taken while checking them."""
+
+    patient: str
+    heart: Surface
+    torso: Surface
+    landmarks: dict[str, np.ndarray]
+    frame: HeartFrame
+    measures: dict[str, Any] = field(default_factory=dict)
+
+
+def heart_frame(heart: Surface) -> HeartFrame:
+    """Axes and landmarks of a heart from its labelled regions."""
+    centroid = surface_centroid(heart.points, heart.faces)
+    base_centre = heart.points[heart.region("base")].mean(axis=0)
+    epicardium = heart.points[heart.region("epicardium")]
+    apex = epicardium[np.argmax(np.linalg.norm(epicardium - base_centre, axis=1))]
+    long_axis = (apex - base_centre) / np.linalg.norm(apex - base_centre)
+    lv_to_rv = heart.points[heart.region("rv_endocardium")].mean(axis=0) - heart.points[heart.region("lv_endocardium")].mean(axis=0)
+    lv_rv = lv_to_rv - (lv_to_rv @ long_axis) * long_axis
+    lv_rv /= np.linalg.norm(lv_rv)
+    return HeartFrame(centroid, apex, base_centre, long_axis, lv_rv, np.cross(long_axis, lv_rv))
+
+
+def _orthonormal_target(apex_direction: Sequence[float], rv_direction: Sequence[float]) -> np.ndarray:
+    long_axis = np.asarray(apex_direction, float) / np.linalg.norm(apex_direction)
+    rv = np.asarray(rv_direction, float) - (np.asarray(rv_direction, float) @ long_axis) * long_axis
+    rv /= np.linalg.norm(rv)
+    return np.column_stack([long_axis, rv, np.cross(long_axis, rv)])
+
+
+def anterior_chest_wall(torso: Surface, x: float, z: float) -> np.ndarray:
+    """The most anterior body-surface point at (x, z): a ray cast forwards from inside."""
+    section = torso.points[np.abs(torso.points[:, 2] - z) < 25.0]
+    origin = np.array([x, section[:, 1].mean() if len(section) else torso.points[:, 1].mean(), z])
+    hits = ray_hits(torso.points, torso.faces, origin, np.array([0.0, 1.0, 0.0]))
+    if len(hits) == 0:
+        raise AnatomyError(f"no body surface in front of ({x:.0f}, {z:.0f}) mm")
+    return hits[-1]
+
+
+def place_heart(heart: Surface, torso: Surface, landmarks: Mapping[str, np.ndarray],
+                rotation_deg: Sequence[float], translation_mm: Sequence[float],
+                settings: PlacementSettings) -> tuple[Surface, dict[str, Any]]:
+    """Move a heart instance into the torso: reference pose, patient rotation, jitter."""
+    frame = heart_frame(heart)
+    source = np.column_stack([frame.long_axis, frame.lv_rv_axis, frame.ap_axis])
+    target = _orthonormal_target(settings.apex_direction, settings.rv_direction)
+    reference = target @ source.T
+    oriented = (heart.points - frame.centroid) @ reference.T
+
+    top, bottom = landmarks["jugular_notch"], landmarks["xiphoid"]
+    level = top[2] + settings.level_fraction * (bottom[2] - top[2])
+    midline = 0.5 * (top[0] + bottom[0])
+    wall = anterior_chest_wall(torso, midline, level)
+    reference_centre = np.array([midline + settings.left_of_midline_mm,
+                                 wall[1] - settings.behind_sternum_mm - oriented[:, 1].max(), level])
+
+    lv_rv, ap, long_axis = target[:, 1], target[:, 2], target[:, 0]
+    rotate = (rotation_about(long_axis, rotation_deg[2]) @ rotation_about(ap, rotation_deg[1])
+              @ rotation_about(lv_rv, rotation_deg[0]))
+    centre = reference_centre + np.asarray(translation_mm, float)
+    placed = oriented @ rotate.T + centre
+    pose = {"reference_centre_mm": reference_centre.tolist(), "centre_mm": centre.tolist(),
+            "rotation_matrix": (rotate @ reference).tolist(), "anterior_chest_wall_mm": wall.tolist()}
+    return Surface(placed, heart.faces, heart.labels, heart.label_names), pose
+
+
+def check_anatomy(patient: str, heart: Surface, torso: Surface, settings: PlacementSettings) -> dict[str, Any]:
+    """Every check of an assembled patient; raises :class:`AnatomyError` with the value."""
+    measures: dict[str, Any] = {}
+    for name, surface in (("torso", torso), ("heart", heart)):
+        report = inspect_surface(surface.points, surface.faces)
+        if not report.watertight:
+            raise AnatomyError(f"patient {patient}: the {name} surface is not watertight "
+                               f"({report.boundary_edges} boundary, {report.nonmanifold_edges} "
+                               f"non-manifold, {report.inconsistently_oriented_edges} mis-oriented edges)")
+        if report.misplaced_probe_fraction > 0:
+            raise AnatomyError(f"patient {patient}: the {name} surface intersects itself "
+                               f"({report.misplaced_probe_fraction:.2%} of faces fold over)")
+        measures[f"{name}_area_mm2"] = float(np.sum(np.linalg.norm(np.cross(
+            surface.points[surface.faces[:, 1]] - surface.points[surface.faces[:, 0]],
+            surface.points[surface.faces[:, 2]] - surface.points[surface.faces[:, 0]]), axis=1)) / 2)
+    myocardium_ml = surface_volume(heart.points, heart.faces) / 1e3
+    torso_l = surface_volume(torso.points, torso.faces) / 1e6
+    measures.update(myocardial_volume_ml=myocardium_ml, torso_volume_l=torso_l)
+    low, high = settings.myocardial_volume_ml
+    if not low <= myocardium_ml <= high:
+        raise AnatomyError(f"patient {patient}: myocardial volume {myocardium_ml:.0f} mL is outside "
+                           f"[{low:g}, {high:g}] mL")
+    low, high = settings.torso_volume_l
+    if not low <= torso_l <= high:
+        raise AnatomyError(f"patient {patient}: torso volume {torso_l:.1f} L is outside [{low:g}, {high:g}] L")
+    depth = -signed_distance(torso.points, torso.faces, heart.points)
+    clearance = float(depth.min())
+    measures["heart_clearance_mm"] = clearance
+    if clearance < settings.min_clearance_mm:
+        where = heart.points[int(depth.argmin())].round(1).tolist()
+        what = ("pokes through the body surface by" if clearance < 0 else "comes within")
+        raise AnatomyError(f"patient {patient}: the heart {what} {abs(clearance):.1f} mm of the body "
+                           f"surface at {where} mm (minimum clearance {settings.min_clearance_mm:g} mm)")
+    return measures
+
+
+def assemble_patient(patient: str, heart_model: ShapeModel, torso_model: ShapeModel,
+                     parameters: Mapping[str, float], torso_edge_mm: float | None,
+                     settings: PlacementSettings) -> Anatomy:
+    """Build, place and check one patient from its row of the cohort table."""
+    heart_weights = _weights(parameters, "heart_mode_", heart_model, patient)
+    torso_weights = _weights(parameters, "torso_mode_", torso_model, patient)
+    torso_points = torso_model.instance(torso_weights)
+    landmarks = {name: torso_points[index].copy() for name, index in torso_model.landmarks.items()}
+    torso_faces = torso_model.faces
+    if torso_edge_mm is not None:
+        torso_points, torso_faces = remesh(torso_points, torso_faces, torso_edge_mm)
+    torso = Surface(torso_points, torso_faces, np.ones(len(torso_faces), dtype=np.int32), {1: "body_surface"})
+    heart = Surface(heart_model.instance(heart_weights), heart_model.faces, heart_model.face_labels,
+                    heart_model.label_names)
+    rotation = [parameters.get(f"rotation_{axis}_deg", 0.0) for axis in "xyz"]
+    translation = [parameters.get(f"translation_{axis}_mm", 0.0) for axis in "xyz"]
+    placed, pose = place_heart(heart, torso, landmarks, rotation, translation, settings)
+    measures = check_anatomy(patient, placed, torso, settings)
+    measures.update(pose)
+    frame = heart_frame(placed)
+    measures.update(long_axis=frame.long_axis.tolist(), lv_rv_axis=frame.lv_rv_axis.tolist(),
+                    apex_mm=frame.apex.tolist(), base_centre_mm=frame.base_centre.tolist(),
+                    lv_long_axis_length_mm=float(np.linalg.norm(frame.apex - frame.base_centre)))
+    log.info("patient %s: myocardium %.0f mL, torso %.1f L, clearance %.1f mm", patient,
+             measures["myocardial_volume_ml"], measures["torso_volume_l"], measures["heart_clearance_mm"])
+    return Anatomy(patient, placed, torso, landmarks, frame, measures)
+
+
+def _weights(parameters: Mapping[str, float], prefix: str, model: ShapeModel, patient: str) -> np.ndarray:
+    names = sorted(name for name in parameters if name.startswith(prefix))
+    if len(names) > model.n_modes:
+        raise AnatomyError(f"patient {patient}: {len(names)} {prefix.rstrip('_')} weights but the "
+                           f"{model.name} model has {model.n_modes} modes")
+    return np.array([parameters[name] for name in names], dtype=float)
+
+
+def remesh(points: np.ndarray, faces: np.ndarray, edge_length_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Isotropic remeshing (pyacvd Voronoi clustering) to about ``edge_length_mm``."""
+    import pyacvd
+    import pyvista
+
+    area = 0.5 * np.linalg.norm(np.cross(points[faces[:, 1]] - points[faces[:, 0]],
+                                         points[faces[:, 2]] - points[faces[:, 0]]), axis=1).sum()
+    clusters = max(100, int(round(area / (np.sqrt(3) / 2 * edge_length_mm**2))))
+    mesh = pyvista.PolyData(points, np.column_stack([np.full(len(faces), 3), faces]).ravel())
+    clustering = pyacvd.Clustering(mesh)
+    while clustering.mesh.n_points < 3 * clusters:
+        clustering.subdivide(2)
+    clustering.cluster(clusters)
+    remeshed = clustering.create_mesh()
+    return np.asarray(remeshed.points, dtype=float), np.asarray(remeshed.faces).reshape(-1, 4)[:, 1:].astype(np.int64)

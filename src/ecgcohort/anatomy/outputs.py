@@ -1,0 +1,99 @@
+"""Files of the anatomy stage: labelled surfaces (VTK PolyData, mm), the assembly summary
+(JSON), electrodes (CSV) and the preview (PNG)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ecgcohort.anatomy.assembly import Anatomy, Surface
+from ecgcohort.io import atomic_path
+
+
+def write_surface(surface: Surface, path: str | Path) -> None:
+    """Write a surface as ``.vtp``: cell array ``region`` and field data ``region_names``, ``units``."""
+    import pyvista
+
+    mesh = pyvista.PolyData(surface.points, np.column_stack([np.full(len(surface.faces), 3), surface.faces]).ravel())
+    mesh.cell_data["region"] = surface.labels.astype(np.int32)
+    mesh.field_data["region_names"] = [json.dumps({str(k): v for k, v in surface.label_names.items()})]
+    mesh.field_data["units"] = ["mm"]
+    with atomic_path(path) as temporary:
+        mesh.save(temporary, binary=True)
+
+
+def read_surface(path: str | Path) -> Surface:
+    """Read a surface written by :func:`write_surface`."""
+    import pyvista
+
+    mesh = pyvista.read(path)
+    names = {int(k): v for k, v in json.loads(str(mesh.field_data["region_names"][0])).items()}
+    return Surface(np.asarray(mesh.points, dtype=float), np.asarray(mesh.faces).reshape(-1, 4)[:, 1:].astype(np.int64),
+                   np.asarray(mesh.cell_data["region"], dtype=np.int32), names)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def write_anatomy(anatomy: Anatomy, heart_path: str | Path, torso_path: str | Path, summary_path: str | Path) -> None:
+    """Write both surfaces and the JSON summary (landmarks, axes, measures; mm, mL, L)."""
+    write_surface(anatomy.heart, heart_path)
+    write_surface(anatomy.torso, torso_path)
+    summary = {"patient": anatomy.patient, "units": {"length": "mm", "myocardial_volume": "mL", "torso_volume": "L"},
+               "landmarks_mm": anatomy.landmarks, "measures": anatomy.measures}
+    with atomic_path(summary_path) as temporary:
+        temporary.write_text(json.dumps(_jsonable(summary), indent=2) + "\n")
+
+
+def read_landmarks(summary_path: str | Path) -> dict[str, np.ndarray]:
+    """Torso landmarks (mm) from an anatomy summary."""
+    summary = json.loads(Path(summary_path).read_text())
+    return {name: np.asarray(value, dtype=float) for name, value in summary["landmarks_mm"].items()}
+
+
+def write_electrodes(table: pd.DataFrame, path: str | Path) -> None:
+    with atomic_path(path) as temporary:
+        table.to_csv(temporary, index=False)
+
+
+def plot_anatomy(heart: Surface, torso: Surface, electrodes: pd.DataFrame, path: str | Path, title: str = "") -> None:
+    """Front and left views: translucent torso, heart coloured by region, labelled electrodes."""
+    import pyvista
+
+    pyvista.OFF_SCREEN = True
+    torso_mesh = pyvista.PolyData(torso.points, np.column_stack([np.full(len(torso.faces), 3), torso.faces]).ravel())
+    heart_mesh = pyvista.PolyData(heart.points, np.column_stack([np.full(len(heart.faces), 3), heart.faces]).ravel())
+    heart_mesh.cell_data["region"] = heart.labels
+    plotter = pyvista.Plotter(off_screen=True, shape=(1, 2), window_size=(1400, 800))
+    standard = electrodes[electrodes.kind == "standard"]
+    anterior = electrodes[electrodes.kind != "standard"]
+    for column, view in enumerate(("front", "left")):
+        plotter.subplot(0, column)
+        plotter.add_mesh(torso_mesh, color="wheat", opacity=0.25)
+        plotter.add_mesh(heart_mesh, scalars="region", cmap="Set1", show_scalar_bar=False)
+        if len(anterior):
+            plotter.add_points(anterior[["x_mm", "y_mm", "z_mm"]].to_numpy(), color="steelblue",
+                               point_size=8, render_points_as_spheres=True)
+        plotter.add_point_labels(standard[["x_mm", "y_mm", "z_mm"]].to_numpy(), standard.name.tolist(),
+                                 point_color="crimson", point_size=12, font_size=14,
+                                 render_points_as_spheres=True, always_visible=True)
+        # the patient frame has z pointing down: look from the front (+y) or the left (+x)
+        plotter.camera_position = [(0, 1, 0), (0, 0, 0), (0, 0, -1)] if view == "front" else [(1, 0, 0), (0, 0, 0), (0, 0, -1)]
+        plotter.reset_camera()
+        plotter.add_text(f"{title} ({view})", font_size=10)
+    with atomic_path(path) as temporary:
+        plotter.screenshot(str(temporary))
+    plotter.close()

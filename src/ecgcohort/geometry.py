@@ -1,0 +1,117 @@
+"""Triangle-surface checks and measures shared by the geometry stages (lengths in mm)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import igl
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SurfaceReport:
+    """Topology and embedding of a triangle surface."""
+
+    boundary_edges: int
+    nonmanifold_edges: int
+    inconsistently_oriented_edges: int
+    volume_mm3: float
+    misplaced_probe_fraction: float
+
+    @property
+    def watertight(self) -> bool:
+        return self.boundary_edges == 0 and self.nonmanifold_edges == 0 and self.inconsistently_oriented_edges == 0
+
+
+def surface_volume(points: np.ndarray, faces: np.ndarray) -> float:
+    """Enclosed volume (mm^3) of a closed surface by the divergence theorem; positive when
+    the faces are oriented outwards."""
+    a, b, c = (points[faces[:, i]] for i in range(3))
+    return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0)
+
+
+def surface_area(points: np.ndarray, faces: np.ndarray) -> float:
+    """Total area (mm^2)."""
+    a, b, c = (points[faces[:, i]] for i in range(3))
+    return float(0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1).sum())
+
+
+def edge_counts(faces: np.ndarray) -> tuple[int, int, int]:
+    """(boundary edges, non-manifold edges, edges whose two faces disagree in orientation)."""
+    directed = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    undirected = np.sort(directed, axis=1)
+    _, inverse, counts = np.unique(undirected, axis=0, return_inverse=True, return_counts=True)
+    boundary = int((counts == 1).sum())
+    nonmanifold = int((counts > 2).sum())
+    # on a consistently oriented manifold each undirected edge is traversed once each way
+    forward = (directed[:, 0] < directed[:, 1]).astype(int)
+    forward_per_edge = np.bincount(inverse.ravel(), weights=forward, minlength=len(counts))
+    inconsistent = int(((counts == 2) & (forward_per_edge != 1)).sum())
+    return boundary, nonmanifold, inconsistent
+
+
+def vertex_normals(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Area-weighted unit vertex normals."""
+    a, b, c = (points[faces[:, i]] for i in range(3))
+    face_normals = np.cross(b - a, c - a)
+    normals = np.zeros_like(points)
+    for i in range(3):
+        np.add.at(normals, faces[:, i], face_normals)
+    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-300)
+
+
+def winding_numbers(points: np.ndarray, faces: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Generalised winding number of the surface at ``queries`` (1 inside, 0 outside)."""
+    return np.asarray(igl.fast_winding_number(np.ascontiguousarray(points, dtype=np.float64),
+                                              np.ascontiguousarray(faces, dtype=np.int64),
+                                              np.ascontiguousarray(queries, dtype=np.float64)))
+
+
+def inspect_surface(points: np.ndarray, faces: np.ndarray, probe_offset_mm: float = 0.05) -> SurfaceReport:
+    """Check a closed surface. Probes just inside and outside every face centre must have
+    winding numbers 1 and 0; a self-intersection or fold puts probes at 2, -1 or the wrong
+    side, which ``misplaced_probe_fraction`` counts."""
+    boundary, nonmanifold, inconsistent = edge_counts(faces)
+    a, b, c = (points[faces[:, i]] for i in range(3))
+    centres = (a + b + c) / 3.0
+    normals = np.cross(b - a, c - a)
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-300)
+    inside = winding_numbers(points, faces, centres - probe_offset_mm * normals)
+    outside = winding_numbers(points, faces, centres + probe_offset_mm * normals)
+    misplaced = (np.abs(inside - 1.0) > 0.5) | (np.abs(outside) > 0.5)
+    return SurfaceReport(boundary, nonmanifold, inconsistent, surface_volume(points, faces),
+                         float(misplaced.mean()))
+
+
+def signed_distance(points: np.ndarray, faces: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Signed distance (mm) from ``queries`` to the surface: negative inside."""
+    distance, _, _ = igl.signed_distance(np.ascontiguousarray(queries, dtype=np.float64),
+                                         np.ascontiguousarray(points, dtype=np.float64),
+                                         np.ascontiguousarray(faces, dtype=np.int64))[:3]
+    return np.asarray(distance)
+
+
+def surface_centroid(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Centroid (mm) of the solid bounded by a closed, outward-oriented surface."""
+    a, b, c = (points[faces[:, i]] for i in range(3))
+    signed = np.einsum("ij,ij->i", a, np.cross(b, c)) / 6.0
+    return (signed[:, None] * (a + b + c) / 4.0).sum(axis=0) / signed.sum()
+
+
+def rotation_about(axis: np.ndarray, angle_deg: float) -> np.ndarray:
+    """Rotation matrix (3, 3) by ``angle_deg`` degrees about the unit vector ``axis`` (right hand)."""
+    axis = np.asarray(axis, dtype=float) / np.linalg.norm(axis)
+    angle = np.radians(angle_deg)
+    cross = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + np.sin(angle) * cross + (1 - np.cos(angle)) * cross @ cross
+
+
+def ray_hits(points: np.ndarray, faces: np.ndarray, origin: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """Points (k, 3) where the ray ``origin + t * direction`` (t > 0) crosses the surface,
+    nearest first."""
+    direction = np.asarray(direction, dtype=float) / np.linalg.norm(direction)
+    hits = igl.ray_mesh_intersect(np.asarray(origin, dtype=np.float64), direction,
+                                  np.ascontiguousarray(points, dtype=np.float64),
+                                  np.ascontiguousarray(faces, dtype=np.int64))
+    distances = np.unique(np.round([hit[1] for hit in hits if hit[1] > 0], 9))  # (face, t, u, v)
+    return np.asarray(origin, dtype=float) + distances[:, None] * direction

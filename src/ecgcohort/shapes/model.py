@@ -1,0 +1,177 @@
+"""Statistical shape models (SSM): a mean surface, orthonormal modes and their standard deviations.
+
+An instance is ``mean + sum_k w_k * sd_k * mode_k`` with the weights ``w`` in standard
+deviations. Every instance shares the template's triangles, face labels and landmark vertices
+(point correspondence). Coordinates are in millimetres in the patient frame: x right to left,
+y posterior to anterior, z superior to inferior.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ecgcohort.io import atomic_path
+
+
+class ShapeModelError(ValueError):
+    """An inconsistent shape model or a shape-model file that cannot be read."""
+
+
+@dataclass(frozen=True)
+class ShapeModel:
+    """A triangulated SSM. ``modes`` has shape (n_modes, 3 * n_points), rows orthonormal."""
+
+    name: str
+    mean: np.ndarray
+    faces: np.ndarray
+    face_labels: np.ndarray
+    label_names: Mapping[int, str]
+    modes: np.ndarray
+    sd: np.ndarray
+    landmarks: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n_points = self.mean.shape[0]
+        if self.mean.ndim != 2 or self.mean.shape[1] != 3:
+            raise ShapeModelError(f"{self.name}: mean must be (n_points, 3), got {self.mean.shape}")
+        if self.faces.ndim != 2 or self.faces.shape[1] != 3 or self.faces.max(initial=-1) >= n_points:
+            raise ShapeModelError(f"{self.name}: faces must be (n_faces, 3) indices below {n_points}")
+        if self.face_labels.shape != (self.faces.shape[0],):
+            raise ShapeModelError(f"{self.name}: one label per face expected")
+        if self.modes.shape != (self.sd.shape[0], 3 * n_points):
+            raise ShapeModelError(f"{self.name}: modes {self.modes.shape} do not match "
+                                  f"{self.sd.shape[0]} sd and {n_points} points")
+        unknown = set(np.unique(self.face_labels).tolist()) - set(self.label_names)
+        if unknown:
+            raise ShapeModelError(f"{self.name}: face labels {sorted(unknown)} have no name")
+        for landmark, index in self.landmarks.items():
+            if not 0 <= index < n_points:
+                raise ShapeModelError(f"{self.name}: landmark {landmark} is vertex {index}, "
+                                      f"outside 0..{n_points - 1}")
+
+    @property
+    def n_modes(self) -> int:
+        return int(self.sd.shape[0])
+
+    def label(self, name: str) -> int:
+        """The integer label of a named region."""
+        for value, label_name in self.label_names.items():
+            if label_name == name:
+                return int(value)
+        raise KeyError(f"{self.name} has no region '{name}' (has {sorted(self.label_names.values())})")
+
+    def instance(self, weights: Sequence[float]) -> np.ndarray:
+        """Points (n_points, 3) in mm for mode weights in standard deviations (missing = 0)."""
+        weights = np.asarray(weights, dtype=float)
+        if weights.ndim != 1 or weights.size > self.n_modes:
+            raise ShapeModelError(f"{self.name}: {weights.size} weights for {self.n_modes} modes")
+        displacement = (weights * self.sd[: weights.size]) @ self.modes[: weights.size]
+        return self.mean + displacement.reshape(-1, 3)
+
+    def project(self, points: np.ndarray, n_modes: int | None = None) -> np.ndarray:
+        """Weights (standard deviations) of the closest instance to corresponding ``points``."""
+        k = self.n_modes if n_modes is None else n_modes
+        return (self.modes[:k] @ (np.asarray(points) - self.mean).ravel()) / self.sd[:k]
+
+    def save(self, path: str | Path) -> None:
+        """Write the plain ``.npz`` format read by :func:`load_npz`."""
+        with atomic_path(path) as temporary:
+            with open(temporary, "wb") as stream:
+                np.savez_compressed(
+                    stream, mean=self.mean, faces=self.faces, face_labels=self.face_labels,
+                    modes=self.modes, sd=self.sd,
+                    metadata=json.dumps({"name": self.name,
+                                         "label_names": {str(k): v for k, v in self.label_names.items()},
+                                         "landmarks": dict(self.landmarks), "units": "mm"}),
+                )
+
+
+def from_training_shapes(name: str, shapes: np.ndarray, faces: np.ndarray, face_labels: np.ndarray,
+                         label_names: Mapping[int, str], n_modes: int,
+                         landmarks: Mapping[str, int] | None = None) -> ShapeModel:
+    """PCA of corresponding shapes (n_shapes, n_points, 3), mm: the leading ``n_modes`` modes.
+
+    Mode signs are fixed so that each mode's largest component is positive (reproducible).
+    """
+    shapes = np.asarray(shapes, dtype=float)
+    if shapes.ndim != 3 or shapes.shape[2] != 3:
+        raise ShapeModelError(f"{name}: shapes must be (n_shapes, n_points, 3), got {shapes.shape}")
+    if n_modes > shapes.shape[0] - 1:
+        raise ShapeModelError(f"{name}: {n_modes} modes need at least {n_modes + 1} shapes")
+    mean = shapes.mean(axis=0)
+    centred = (shapes - mean).reshape(shapes.shape[0], -1)
+    _, singular, rows = np.linalg.svd(centred, full_matrices=False)
+    modes = rows[:n_modes]
+    signs = np.sign(modes[np.arange(n_modes), np.abs(modes).argmax(axis=1)])
+    modes = modes * signs[:, None]
+    sd = singular[:n_modes] / np.sqrt(shapes.shape[0] - 1)
+    return ShapeModel(name, mean, np.asarray(faces, dtype=np.int64), np.asarray(face_labels, dtype=np.int32),
+                      dict(label_names), modes, sd, dict(landmarks or {}))
+
+
+def load_npz(path: str | Path) -> ShapeModel:
+    """Read an SSM from ``.npz``: arrays ``mean`` (n, 3), ``faces`` (m, 3), ``modes`` (k, 3n),
+    ``sd`` (k,), optional ``face_labels`` (m,), and optional JSON ``metadata`` with ``name``,
+    ``label_names`` ({label: name}) and ``landmarks`` ({name: vertex})."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError) as error:
+        raise ShapeModelError(f"cannot read shape model {path}: {error}") from error
+    missing = {"mean", "faces", "modes", "sd"} - set(arrays)
+    if missing:
+        raise ShapeModelError(f"shape model {path} lacks arrays {sorted(missing)}")
+    metadata = json.loads(str(arrays["metadata"])) if "metadata" in arrays else {}
+    labels = arrays.get("face_labels", np.zeros(len(arrays["faces"]), dtype=np.int32))
+    names = {int(k): v for k, v in metadata.get("label_names", {}).items()} or {
+        int(v): f"region_{int(v)}" for v in np.unique(labels)}
+    return ShapeModel(metadata.get("name", Path(path).stem), arrays["mean"].astype(float),
+                      arrays["faces"].astype(np.int64), labels.astype(np.int32), names,
+                      arrays["modes"].astype(float), arrays["sd"].astype(float),
+                      {k: int(v) for k, v in metadata.get("landmarks", {}).items()})
+
+
+def _read_csv_matrix(path: str | Path) -> np.ndarray:
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt") as stream:
+        return np.loadtxt(stream, delimiter=",", ndmin=2)
+
+
+def load_uk_digital_heart(mean_vtk: str | Path, modes_csv: str | Path, variances_csv: str | Path,
+                          n_modes: int | None = None, label_array: str | None = None,
+                          label_names: Mapping[int, str] | None = None) -> ShapeModel:
+    """Read an atlas in the Bai et al. / UK Digital Heart layout.
+
+    ``mean_vtk``: the mean shape (VTK polydata, mm). ``modes_csv`` (``*_pc_100_modes.csv.gz``):
+    a (3 n_points, n_modes) matrix whose columns are the principal components, coordinates
+    interleaved x1, y1, z1, x2, ... ``variances_csv`` (``*_var_100_modes.csv.gz``): the
+    n_modes variances (mm^2). Face labels come from the cell array ``label_array`` if given.
+    """
+    import pyvista
+
+    surface = pyvista.read(mean_vtk).triangulate()
+    points = np.asarray(surface.points, dtype=float)
+    faces = np.asarray(surface.faces).reshape(-1, 4)[:, 1:]
+    components = _read_csv_matrix(modes_csv)
+    variances = _read_csv_matrix(variances_csv).ravel()
+    if components.shape[0] != 3 * len(points) and components.shape[1] == 3 * len(points):
+        components = components.T
+    if components.shape[0] != 3 * len(points):
+        raise ShapeModelError(f"{modes_csv}: {components.shape} principal components do not match "
+                              f"{len(points)} points of {mean_vtk}")
+    k = min(components.shape[1], variances.size, n_modes or components.shape[1])
+    if label_array is not None:
+        if label_array not in surface.cell_data:
+            raise ShapeModelError(f"{mean_vtk} has no cell array '{label_array}'")
+        labels = np.asarray(surface.cell_data[label_array]).astype(np.int32)
+    else:
+        labels = np.zeros(len(faces), dtype=np.int32)
+    names = dict(label_names) if label_names else {int(v): f"region_{int(v)}" for v in np.unique(labels)}
+    return ShapeModel(Path(mean_vtk).stem, points, faces.astype(np.int64), labels, names,
+                      components[:, :k].T.copy(), np.sqrt(variances[:k]))

@@ -1,0 +1,69 @@
+"""Surface measures and checks against closed forms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ecgcohort.geometry import (
+    inspect_surface,
+    ray_hits,
+    rotation_about,
+    signed_distance,
+    surface_area,
+    surface_centroid,
+    surface_volume,
+)
+from synthetic import lv_cup, trunk
+
+
+def test_the_shell_volume_converges_to_the_closed_form():
+    exact = 2 / 3 * np.pi * (35.0**3 - 25.0**3)
+    errors = []
+    for rings, sectors in ((6, 20), (12, 40), (24, 80)):
+        points, faces, _ = lv_cup(rings=rings, sectors=sectors)
+        errors.append(abs(surface_volume(points, faces) - exact) / exact)
+    assert errors[0] > errors[1] > errors[2]
+    assert errors[2] < 0.005
+    assert errors[1] / errors[2] > 3.5  # second order in the grid spacing
+
+
+def test_elliptic_cylinder_area_volume_and_centroid():
+    points, faces, _ = trunk(sectors=256)
+    a, b, h = 170.0, 115.0, 600.0
+    assert surface_volume(points, faces) == pytest.approx(np.pi * a * b * h, rel=2e-3)
+    ellipse_perimeter = np.pi * (3 * (a + b) - np.sqrt((3 * a + b) * (a + 3 * b)))
+    assert surface_area(points, faces) == pytest.approx(ellipse_perimeter * h + 2 * np.pi * a * b, rel=2e-3)
+    assert surface_centroid(points, faces) == pytest.approx([0, 0, h / 2], abs=1e-6)
+
+
+def test_a_clean_surface_passes_and_a_folded_one_is_caught():
+    points, faces, _ = lv_cup()
+    report = inspect_surface(points, faces)
+    assert report.watertight and report.misplaced_probe_fraction == 0 and report.volume_mm3 > 0
+    folded = points.copy()
+    apex_region = folded[:, 2] < -30
+    folded[apex_region, 2] += 25  # push the outer apex through the inner wall
+    assert inspect_surface(folded, faces).misplaced_probe_fraction > 0
+    opened = faces[:-5]
+    assert inspect_surface(points, opened).boundary_edges > 0
+    flipped = faces.copy()
+    flipped[0] = flipped[0, ::-1]
+    assert inspect_surface(points, flipped).inconsistently_oriented_edges == 3
+
+
+def test_signed_distance_and_rays_inside_an_elliptic_cylinder():
+    points, faces, _ = trunk(sectors=256)
+    distances = signed_distance(points, faces, np.array([[0, 0, 300.0], [0, 100.0, 300.0], [0, 200.0, 300.0]]))
+    assert distances == pytest.approx([-115.0, -15.0, 85.0], abs=0.3)
+    hits = ray_hits(points, faces, np.array([0.0, 0.0, 300.0]), np.array([1.0, 1.0, 0.0]))
+    # the ray meets the ellipse x^2/a^2 + y^2/b^2 = 1 at x = y = ab / sqrt(a^2 + b^2)
+    expected = 170 * 115 / np.hypot(170, 115)
+    assert len(hits) == 1 and hits[0][:2] == pytest.approx([expected, expected], rel=2e-3)
+
+
+def test_rotations_are_proper_and_right_handed():
+    rotation = rotation_about([1, 1, 1], 120)
+    assert rotation @ rotation.T == pytest.approx(np.eye(3), abs=1e-12)
+    assert np.linalg.det(rotation) == pytest.approx(1)
+    assert rotation @ np.array([1, 0, 0]) == pytest.approx([0, 1, 0], abs=1e-12)

@@ -1,0 +1,77 @@
+"""The tetrahedral heart-in-torso mesh: tags, volumes, quality, dolfinx import."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ecgcohort.geometry import surface_volume
+from ecgcohort.meshing import FACET_TAGS, VOLUME_TAGS, MeshingError, mesh_heart_in_torso, read_tagged_mesh
+from ecgcohort.meshing.tetra import tetrahedron_quality
+from synthetic import lv_cup, trunk
+
+REGIONS = {1: "lv_endocardium", 3: "epicardium", 4: "base"}
+
+
+def test_quality_of_a_regular_and_of_a_flat_tetrahedron():
+    regular = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], dtype=float)
+    volume, dihedral = tetrahedron_quality(regular, np.array([[0, 1, 2, 3]]))
+    assert volume[0] == pytest.approx(8 / 3)
+    assert dihedral[0] == pytest.approx(np.degrees(np.arccos(1 / 3)))
+    flat = regular.copy()
+    flat[3] = [0, 0, -0.9]  # nearly in the plane of the other three
+    assert tetrahedron_quality(flat, np.array([[0, 1, 2, 3]]))[1][0] < 20
+
+
+@pytest.fixture(scope="module")
+def meshed(tmp_path_factory):
+    torso_points, torso_faces, _ = trunk()
+    heart_points, heart_faces, labels = lv_cup()
+    heart_points = heart_points + np.array([20.0, 0.0, 250.0])
+    path = tmp_path_factory.mktemp("mesh") / "mesh.msh"
+    report = mesh_heart_in_torso(torso_points, torso_faces, heart_points, heart_faces, labels, REGIONS,
+                                 heart_size_mm=4.0, torso_size_mm=40.0, output_path=path)
+    return path, report, surface_volume(heart_points, heart_faces), surface_volume(torso_points, torso_faces)
+
+
+def test_tagged_volumes_equal_the_surface_enclosed_volumes(meshed):
+    _, report, heart_volume, torso_volume = meshed
+    assert report.volume_per_region_mm3["myocardium"] == pytest.approx(heart_volume, rel=0.02)
+    assert report.volume_per_region_mm3["torso"] == pytest.approx(torso_volume - heart_volume, rel=0.02)
+    assert report.tetrahedra == sum(report.tetrahedra_per_region.values())
+    assert report.sliver_fraction <= 1e-3 and report.min_dihedral_deg > 1.0
+
+
+def test_dolfinx_reads_the_mesh_with_its_tags(meshed):
+    path, report, heart_volume, _ = meshed
+    data = read_tagged_mesh(path)
+    assert data.mesh.topology.index_map(3).size_local == report.tetrahedra
+    assert set(np.unique(data.cell_tags.values)) == set(VOLUME_TAGS.values())
+    assert set(np.unique(data.facet_tags.values)) == {FACET_TAGS[n] for n in ("body_surface", "epicardium",
+                                                                              "lv_endocardium", "base")}
+    assert {name for name in data.physical_groups} >= {"myocardium", "torso", "body_surface", "epicardium"}
+
+    import dolfinx.fem
+    import ufl
+
+    dx = ufl.Measure("dx", domain=data.mesh, subdomain_data=data.cell_tags)
+    myocardium = dolfinx.fem.assemble_scalar(dolfinx.fem.form(1.0 * dx(VOLUME_TAGS["myocardium"])))
+    assert myocardium == pytest.approx(heart_volume, rel=1e-9)
+    # the base lies between the myocardium and the torso: interior facets
+    dS = ufl.Measure("dS", domain=data.mesh, subdomain_data=data.facet_tags)
+    base_area = dolfinx.fem.assemble_scalar(dolfinx.fem.form(1.0 * dS(FACET_TAGS["base"])))
+    # the base is a flat ring between the discretised rims of radius 35 and 25 mm
+    assert base_area == pytest.approx(np.pi * (35**2 - 25**2), rel=0.02)
+
+
+def test_the_quality_threshold_rejects_a_mesh_and_writes_nothing(tmp_path):
+    torso_points, torso_faces, _ = trunk()
+    heart_points, heart_faces, labels = lv_cup()
+    target = tmp_path / "mesh.msh"
+    with pytest.raises(MeshingError, match="dihedral angle below 60"):
+        mesh_heart_in_torso(torso_points, torso_faces, heart_points + [0, 0, 250.0], heart_faces, labels, REGIONS,
+                            heart_size_mm=4.0, torso_size_mm=40.0, output_path=target,
+                            sliver_threshold_deg=60.0, max_sliver_fraction=0.01)
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,94 @@
+"""The shape-model type, its PCA builder and the loaders for atlases users already have."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+
+from ecgcohort.shapes import ShapeModelError, from_training_shapes, load_npz, load_uk_digital_heart
+from synthetic import lv_cup
+
+NAMES = {1: "lv_endocardium", 3: "epicardium", 4: "base"}
+
+
+def cup_population(count: int = 40, seed: int = 1) -> np.ndarray:
+    """Cups with random size, elongation and wall thickness on one template."""
+    rng = np.random.default_rng(seed)
+    template, faces, labels = lv_cup(rings=6, sectors=16)
+    n = len(template) // 2
+    shapes = []
+    for _ in range(count):
+        scale, stretch, wall = rng.normal(1, 0.08), rng.normal(1, 0.1), rng.normal(1, 0.15)
+        shape = template * scale
+        shape[:, 2] *= stretch
+        shape[n:, :2] *= 1 + 0.05 * (wall - 1)
+        shapes.append(shape)
+    return np.array(shapes), faces, labels
+
+
+def test_pca_modes_are_orthonormal_and_reconstruct_a_training_shape():
+    shapes, faces, labels = cup_population()
+    model = from_training_shapes("cups", shapes, faces, labels, NAMES, n_modes=10)
+    assert model.modes @ model.modes.T == pytest.approx(np.eye(10), abs=1e-10)
+    assert np.all(np.diff(model.sd) <= 1e-12) and model.sd[0] > 0
+    target = shapes[7]
+    full = model.instance(model.project(target))
+    mean_error = np.linalg.norm(model.mean - target, axis=1).max()
+    assert np.linalg.norm(full - target, axis=1).max() < 1e-6 * mean_error  # 3 factors span the family
+    assert np.linalg.norm(model.instance(model.project(target, 1)) - target, axis=1).max() < mean_error
+    assert model.instance(np.zeros(3)) == pytest.approx(model.mean)
+
+
+def test_instances_keep_correspondence_and_weights_are_in_standard_deviations():
+    shapes, faces, labels = cup_population()
+    model = from_training_shapes("cups", shapes, faces, labels, NAMES, n_modes=3)  # the family's 3 factors
+    # weights of the training set have zero mean and unit sample standard deviation per mode
+    all_weights = np.array([model.project(s) for s in shapes])
+    assert all_weights.mean(axis=0) == pytest.approx(np.zeros(3), abs=1e-9)
+    assert all_weights.std(axis=0, ddof=1) == pytest.approx(np.ones(3), rel=1e-9)
+    instance = model.instance(all_weights[3])
+    assert instance.shape == model.mean.shape
+    np.testing.assert_array_equal(model.faces, faces)
+    with pytest.raises(ShapeModelError, match="4 weights for 3 modes"):
+        model.instance(np.zeros(4))
+
+
+def test_npz_round_trip(tmp_path):
+    shapes, faces, labels = cup_population()
+    model = from_training_shapes("cups", shapes, faces, labels, NAMES, n_modes=4, landmarks={"apex": 0})
+    model.save(tmp_path / "cups.npz")
+    loaded = load_npz(tmp_path / "cups.npz")
+    assert loaded.name == "cups" and loaded.label_names == NAMES and loaded.landmarks == {"apex": 0}
+    assert loaded.instance([1, -1, 0.5]) == pytest.approx(model.instance([1, -1, 0.5]))
+    np.savez(tmp_path / "broken.npz", mean=model.mean, faces=model.faces)
+    with pytest.raises(ShapeModelError, match=r"lacks arrays \['modes', 'sd'\]"):
+        load_npz(tmp_path / "broken.npz")
+
+
+def test_uk_digital_heart_layout(tmp_path):
+    import pyvista
+
+    shapes, faces, labels = cup_population()
+    model = from_training_shapes("cups", shapes, faces, labels, NAMES, n_modes=6)
+    surface = pyvista.PolyData(model.mean, np.column_stack([np.full(len(faces), 3), faces]).ravel())
+    surface.cell_data["region"] = labels
+    surface.save(tmp_path / "LV_ED_mean.vtk")
+    with gzip.open(tmp_path / "LV_ED_pc_100_modes.csv.gz", "wt") as stream:
+        np.savetxt(stream, model.modes.T, delimiter=",")      # (3 n_points, n_modes) columns
+    with gzip.open(tmp_path / "LV_ED_var_100_modes.csv.gz", "wt") as stream:
+        np.savetxt(stream, model.sd**2, delimiter=",")
+    loaded = load_uk_digital_heart(tmp_path / "LV_ED_mean.vtk", tmp_path / "LV_ED_pc_100_modes.csv.gz",
+                                   tmp_path / "LV_ED_var_100_modes.csv.gz", n_modes=4,
+                                   label_array="region", label_names=NAMES)
+    assert loaded.n_modes == 4 and loaded.label_names == NAMES
+    np.testing.assert_array_equal(loaded.face_labels, labels)
+    weights = [0.5, -1.0, 2.0, 0.0]
+    assert loaded.instance(weights) == pytest.approx(model.instance(weights), abs=1e-4)
+
+    with gzip.open(tmp_path / "short.csv.gz", "wt") as stream:
+        np.savetxt(stream, model.modes.T[:-3], delimiter=",")
+    with pytest.raises(ShapeModelError, match="do not match"):
+        load_uk_digital_heart(tmp_path / "LV_ED_mean.vtk", tmp_path / "short.csv.gz",
+                              tmp_path / "LV_ED_var_100_modes.csv.gz")
