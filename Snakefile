@@ -26,10 +26,13 @@ except ConfigError as error:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/cohort.smk"
+include: "workflow/rules/anatomy.smk"
+include: "workflow/rules/meshing.smk"
 
 
 rule all:
     input:
-        rules.sample_cohort.output,
-        expand(rules.patient_parameters.output.parameters, patient=PATIENTS),
+        rules.cohort.input,
+        rules.anatomy.input,
+        rules.meshes.input,
     default_target: True

@@ -95,7 +95,7 @@ def test_cohort_stages_run_through_slurm(slurm_cluster, workflow_copy, default_c
     config["cohort"] = {**default_config["cohort"], "train": {"count": 1, "lhs_batch": 1},
                         "test": {"count": 1, "lhs_batch": 1}}
     workflow_copy.write_config(config)
-    result, elapsed = through_slurm(workflow_copy)
+    result, elapsed = through_slurm(workflow_copy, "cohort")
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-5000:] + slurm_log_tail()
     print(f"cohort stages through SLURM: {elapsed:.1f} s")

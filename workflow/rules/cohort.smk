@@ -39,3 +39,10 @@ rule patient_parameters:
         "../../envs/workflow.yaml"
     script:
         "../scripts/patient_parameters.py"
+
+
+rule cohort:
+    """Target: the cohort table and every patient's parameters."""
+    input:
+        rules.sample_cohort.output,
+        expand(rules.patient_parameters.output.parameters, patient=PATIENTS),

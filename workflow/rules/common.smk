@@ -7,6 +7,7 @@ PATIENTS = patient_ids(COHORT)
 
 wildcard_constraints:
     patient=PATIENT_ID_PATTERN,
+    organ="heart|torso",
 
 
 def patient_record_params(wildcards):

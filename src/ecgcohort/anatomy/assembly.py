@@ -67,7 +67,7 @@ class PlacementSettings:
     apex_direction: Sequence[float] = (0.58, 0.58, 0.57)
     rv_direction: Sequence[float] = (-0.7, 0.7, 0.0)
     level_fraction: float = 0.65
-    left_of_midline_mm: float = 25.0
+    left_of_midline_mm: float = 35.0
     behind_sternum_mm: float = 20.0
     min_clearance_mm: float = 5.0
     myocardial_volume_ml: Sequence[float] = (90.0, 300.0)
@@ -173,9 +173,10 @@ def check_anatomy(patient: str, heart: Surface, torso: Surface, settings: Placem
     measures["heart_clearance_mm"] = clearance
     if clearance < settings.min_clearance_mm:
         where = heart.points[int(depth.argmin())].round(1).tolist()
-        what = ("pokes through the body surface by" if clearance < 0 else "comes within")
-        raise AnatomyError(f"patient {patient}: the heart {what} {abs(clearance):.1f} mm of the body "
-                           f"surface at {where} mm (minimum clearance {settings.min_clearance_mm:g} mm)")
+        what = (f"pokes through the body surface by {-clearance:.1f} mm" if clearance < 0
+                else f"comes within {clearance:.1f} mm of the body surface")
+        raise AnatomyError(f"patient {patient}: the heart {what} at {where} mm (minimum clearance "
+                           f"{settings.min_clearance_mm:g} mm); check its rotation and translation")
     return measures
 
 

@@ -30,7 +30,7 @@ class ElectrodeRules:
     fourth_intercostal_fraction: float = 0.55
     fifth_intercostal_fraction: float = 0.72
     sternal_border_mm: float = 20.0
-    midclavicular_fraction: float = 0.5   # of the distance from the midline to the left shoulder
+    midclavicular_fraction: float = 0.7   # of the distance from the midline to the left shoulder
 
 
 def _section_centre(points: np.ndarray, z: float, band_mm: float = 20.0) -> np.ndarray:

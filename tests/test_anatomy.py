@@ -1,0 +1,123 @@
+"""Patient assembly across a sampled cohort: closed surfaces, volumes, heart inside the torso,
+electrode order, and clear failures for impossible rows."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from ecgcohort.anatomy import (
+    AnatomyError,
+    PlacementSettings,
+    assemble_patient,
+    electrode_table,
+)
+from ecgcohort.cohort import design_from_config, patient_ids, patient_parameters
+from ecgcohort.config import load_schema, validate_config
+from ecgcohort.geometry import inspect_surface, signed_distance, winding_numbers
+from ecgcohort.shapes.catalog import shape_model_from_config
+
+HEART_EDGE_MM, TORSO_EDGE_MM = 4.0, 30.0
+
+
+@pytest.fixture(scope="module")
+def config(repo):
+    return validate_config({}, load_schema(repo / "workflow/schemas/config.schema.yaml"))
+
+
+@pytest.fixture(scope="module")
+def models(config):
+    heart = shape_model_from_config("heart", config["shapes"]["heart"], HEART_EDGE_MM)
+    torso = shape_model_from_config("torso", config["shapes"]["torso"], HEART_EDGE_MM)
+    return heart, torso
+
+
+@pytest.fixture(scope="module")
+def cohort(config):
+    cohort = copy.deepcopy(config["cohort"])
+    cohort["train"] = {"count": 20, "lhs_batch": 20}
+    design = design_from_config(cohort)
+    return {patient: patient_parameters(design, patient) for patient in patient_ids(design, "train")}
+
+
+@pytest.fixture(scope="module")
+def assembled(models, cohort, config):
+    heart, torso = models
+    settings = PlacementSettings(**config["anatomy"])
+    return {patient: assemble_patient(patient, heart, torso, row, TORSO_EDGE_MM, settings)
+            for patient, row in cohort.items()}
+
+
+def test_twenty_sampled_patients_are_closed_and_physiological(assembled, config):
+    for patient, anatomy in assembled.items():
+        for surface in (anatomy.heart, anatomy.torso):
+            report = inspect_surface(surface.points, surface.faces)
+            assert report.watertight and report.misplaced_probe_fraction == 0 and report.volume_mm3 > 0, patient
+        measures = anatomy.measures
+        assert 90 <= measures["myocardial_volume_ml"] <= 300, patient
+        assert 15 <= measures["torso_volume_l"] <= 90, patient
+        assert 70 <= measures["lv_long_axis_length_mm"] <= 115, patient
+
+
+def test_every_heart_lies_inside_its_torso_with_clearance(assembled, config):
+    for patient, anatomy in assembled.items():
+        torso = anatomy.torso
+        inside = winding_numbers(torso.points, torso.faces, anatomy.heart.points)
+        assert np.all(inside > 0.5), patient
+        depth = -signed_distance(torso.points, torso.faces, anatomy.heart.points)
+        assert depth.min() >= config["anatomy"]["min_clearance_mm"], patient
+        assert depth.min() == pytest.approx(anatomy.measures["heart_clearance_mm"])
+
+
+def test_the_heart_is_oriented_as_configured(assembled):
+    for patient, anatomy in assembled.items():
+        long_axis = np.asarray(anatomy.measures["long_axis"])
+        # apex left, anterior and inferior, within the sampled +-10 degree rotations
+        assert long_axis[0] > 0.3 and long_axis[1] > 0.3 and long_axis[2] > 0.3, (patient, long_axis)
+        centre = np.asarray(anatomy.measures["centre_mm"])
+        midline = 0.5 * (anatomy.landmarks["jugular_notch"][0] + anatomy.landmarks["xiphoid"][0])
+        assert centre[0] > midline, patient  # left of the midline
+
+
+def test_the_rotation_angles_rotate_about_the_named_axes(models, cohort, config):
+    heart, torso = models
+    settings = PlacementSettings(**config["anatomy"])
+    row = dict(next(iter(cohort.values())))
+    row.update(rotation_x_deg=0.0, rotation_y_deg=0.0, rotation_z_deg=0.0)
+    base = assemble_patient("train-0000", heart, torso, row, TORSO_EDGE_MM, settings)
+    turned = assemble_patient("train-0000", heart, torso, dict(row, rotation_z_deg=10.0), TORSO_EDGE_MM, settings)
+    # about the long axis: the long axis stays, the LV-RV axis turns by 10 degrees
+    assert np.dot(base.measures["long_axis"], turned.measures["long_axis"]) == pytest.approx(1, abs=2e-3)
+    angle = np.degrees(np.arccos(np.clip(np.dot(base.measures["lv_rv_axis"], turned.measures["lv_rv_axis"]), -1, 1)))
+    assert angle == pytest.approx(10, abs=1.0)
+    tilted = assemble_patient("train-0000", heart, torso, dict(row, rotation_x_deg=10.0), TORSO_EDGE_MM, settings)
+    tilt = np.degrees(np.arccos(np.dot(base.measures["long_axis"], tilted.measures["long_axis"])))
+    assert tilt == pytest.approx(10, abs=1.0)
+
+
+def test_electrodes_on_every_patient_are_ordered_and_on_the_body(assembled):
+    rng = np.random.default_rng(0)
+    for patient, anatomy in list(assembled.items())[:5]:
+        torso = anatomy.torso
+        table = electrode_table(torso.points, torso.faces, anatomy.landmarks, 16, rng).set_index("name")
+        x = table.x_mm
+        assert x["V1"] < x["V2"] < x["V3"] < x["V4"] < x["V5"] < x["V6"], patient
+        assert x["V6"] == pytest.approx(x.max(), abs=60), patient  # V6 among the most lateral
+        assert x["RA"] < 0 < x["LA"], patient
+        positions = table[["x_mm", "y_mm", "z_mm"]].to_numpy()
+        assert np.abs(signed_distance(torso.points, torso.faces, positions)).max() < 1e-3, patient
+        centre_y = torso.points[:, 1].mean()
+        assert (table.loc[["V1", "V2", "V3", "V4"], "y_mm"] > centre_y).all(), patient
+        assert table.x_norm.between(-1, 1).all() and table.y_norm.between(0, 1).all() and table.z_norm.between(0, 1).all()
+
+
+def test_a_heart_pushed_through_the_chest_wall_fails_naming_patient_and_value(models, cohort, config):
+    heart, torso = models
+    row = dict(next(iter(cohort.values())), translation_y_mm=90.0)
+    with pytest.raises(AnatomyError, match=r"patient train-0000: the heart pokes through the body surface by [0-9.]+ mm"):
+        assemble_patient("train-0000", heart, torso, row, TORSO_EDGE_MM, PlacementSettings(**config["anatomy"]))
+    small = PlacementSettings(**dict(config["anatomy"], myocardial_volume_ml=[10.0, 20.0]))
+    with pytest.raises(AnatomyError, match=r"patient train-0000: myocardial volume [0-9]+ mL is outside \[10, 20\]"):
+        assemble_patient("train-0000", heart, torso, next(iter(cohort.values())), TORSO_EDGE_MM, small)

@@ -1,0 +1,67 @@
+"""The anatomy and meshing stages through Snakemake on a two-patient cohort."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ecgcohort.anatomy.outputs import read_surface
+from ecgcohort.geometry import surface_volume
+from ecgcohort.meshing import VOLUME_TAGS, read_tagged_mesh
+
+pytestmark = pytest.mark.workflow
+
+
+def two_patients(default_config: dict) -> dict:
+    config = copy.deepcopy(default_config)
+    config["cohort"]["train"] = {"count": 1, "lhs_batch": 1}
+    config["cohort"]["test"] = {"count": 1, "lhs_batch": 1}
+    config["electrodes"]["anterior_count"] = 8
+    return config
+
+
+def test_two_patients_get_surfaces_electrodes_previews_and_meshes(workflow_copy, default_config):
+    workflow_copy.write_config(two_patients(default_config))
+    result = workflow_copy.snakemake()
+    assert result.returncode == 0, result.stderr[-5000:]
+    root = workflow_copy.root / "results/patients"
+    for patient in ("train-0000", "test-0000"):
+        anatomy = root / patient / "anatomy"
+        heart, torso = read_surface(anatomy / "heart.vtp"), read_surface(anatomy / "torso.vtp")
+        electrodes = pd.read_csv(anatomy / "electrodes.csv")
+        assert len(electrodes) == 17 and electrodes.name.tolist()[:9] == ["RA", "LA", "LL", "V1", "V2", "V3",
+                                                                          "V4", "V5", "V6"]
+        png = (anatomy / "anatomy.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+        data = read_tagged_mesh(root / patient / "mesh/mesh.msh")
+        import dolfinx.fem
+        import ufl
+
+        dx = ufl.Measure("dx", domain=data.mesh, subdomain_data=data.cell_tags)
+        volumes = {name: dolfinx.fem.assemble_scalar(dolfinx.fem.form(1.0 * dx(tag)))
+                   for name, tag in VOLUME_TAGS.items()}
+        myocardium = surface_volume(heart.points, heart.faces)
+        assert volumes["myocardium"] == pytest.approx(myocardium, rel=0.02)
+        assert volumes["torso"] == pytest.approx(surface_volume(torso.points, torso.faces) - myocardium, rel=0.02)
+        quality = pd.read_json(root / patient / "mesh/quality.json", typ="series")
+        assert quality["sliver_fraction"] <= 1e-3
+        assert np.isfinite(quality["min_dihedral_deg"])
+
+
+def test_an_impossible_patient_fails_clearly_and_keeps_what_was_computed(workflow_copy, default_config):
+    config = two_patients(default_config)
+    config["cohort"]["translation_mm"]["y"] = [90.0, 90.0]  # every heart 90 mm forwards
+    workflow_copy.write_config(config)
+    result = workflow_copy.snakemake("anatomy", "--keep-going")
+    assert result.returncode != 0
+    logs = workflow_copy.root / "results/logs/patients"
+    message = (logs / "train-0000/assemble_anatomy.log").read_text()
+    assert "patient train-0000: the heart pokes through the body surface" in message
+    assert not (workflow_copy.root / "results/patients/train-0000/anatomy/heart.vtp").exists()
+    assert not list((workflow_copy.root / "results/patients/train-0000").glob("anatomy/.*part*"))
+    assert (workflow_copy.root / "results/patients/train-0000/parameters.json").exists()
+    assert (workflow_copy.root / "results/shapes/heart.npz").exists()

@@ -1,0 +1,96 @@
+rule build_shape_model:
+    output:
+        model="results/shapes/{organ}.npz",
+    params:
+        spec=lambda wildcards: config["shapes"][wildcards.organ],
+        edge_length_mm=config["meshing"]["heart_element_size_mm"],
+    log:
+        "results/logs/shapes/{organ}.log",
+    benchmark:
+        "results/benchmarks/shapes/{organ}.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled(4000),
+        runtime=scaled(20),
+    conda:
+        "../../envs/geometry.yaml"
+    script:
+        "../scripts/build_shape_model.py"
+
+
+rule assemble_anatomy:
+    input:
+        heart_model="results/shapes/heart.npz",
+        torso_model="results/shapes/torso.npz",
+        parameters=rules.patient_parameters.output.parameters,
+    output:
+        heart="results/patients/{patient}/anatomy/heart.vtp",
+        torso="results/patients/{patient}/anatomy/torso.vtp",
+        summary="results/patients/{patient}/anatomy/anatomy.json",
+    params:
+        placement=config["anatomy"],
+        torso_edge_mm=config["meshing"]["torso_element_size_mm"],
+    log:
+        "results/logs/patients/{patient}/assemble_anatomy.log",
+    benchmark:
+        "results/benchmarks/patients/{patient}/assemble_anatomy.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(10),
+    conda:
+        "../../envs/geometry.yaml"
+    script:
+        "../scripts/assemble_anatomy.py"
+
+
+rule place_electrodes:
+    input:
+        torso=rules.assemble_anatomy.output.torso,
+        summary=rules.assemble_anatomy.output.summary,
+    output:
+        electrodes="results/patients/{patient}/anatomy/electrodes.csv",
+    params:
+        seed=config["cohort"]["seed"],
+        anterior_count=config["electrodes"]["anterior_count"],
+        rules={key: value for key, value in config["electrodes"].items() if key != "anterior_count"},
+    log:
+        "results/logs/patients/{patient}/place_electrodes.log",
+    benchmark:
+        "results/benchmarks/patients/{patient}/place_electrodes.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled(1000),
+        runtime=scaled(5),
+    conda:
+        "../../envs/geometry.yaml"
+    script:
+        "../scripts/place_electrodes.py"
+
+
+rule preview_anatomy:
+    input:
+        heart=rules.assemble_anatomy.output.heart,
+        torso=rules.assemble_anatomy.output.torso,
+        electrodes=rules.place_electrodes.output.electrodes,
+    output:
+        preview="results/patients/{patient}/anatomy/anatomy.png",
+    log:
+        "results/logs/patients/{patient}/preview_anatomy.log",
+    benchmark:
+        "results/benchmarks/patients/{patient}/preview_anatomy.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(5),
+    conda:
+        "../../envs/geometry.yaml"
+    script:
+        "../scripts/preview_anatomy.py"
+
+
+rule anatomy:
+    """Target: every patient's surfaces, electrodes and preview."""
+    input:
+        expand(rules.place_electrodes.output.electrodes, patient=PATIENTS),
+        expand(rules.preview_anatomy.output.preview, patient=PATIENTS),

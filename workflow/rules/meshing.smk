@@ -1,0 +1,27 @@
+rule mesh_anatomy:
+    input:
+        heart=rules.assemble_anatomy.output.heart,
+        torso=rules.assemble_anatomy.output.torso,
+    output:
+        mesh="results/patients/{patient}/mesh/mesh.msh",
+        quality="results/patients/{patient}/mesh/quality.json",
+    params:
+        settings=config["meshing"],
+    log:
+        "results/logs/patients/{patient}/mesh_anatomy.log",
+    benchmark:
+        "results/benchmarks/patients/{patient}/mesh_anatomy.tsv"
+    threads: 2 if config["meshing"]["algorithm_3d"] == "hxt" else 1
+    resources:
+        mem_mb=scaled(4000),
+        runtime=scaled(30),
+    conda:
+        "../../envs/geometry.yaml"
+    script:
+        "../scripts/mesh_anatomy.py"
+
+
+rule meshes:
+    """Target: every patient's tagged tetrahedral mesh and its quality report."""
+    input:
+        expand(rules.mesh_anatomy.output, patient=PATIENTS),

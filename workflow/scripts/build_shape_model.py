@@ -1,0 +1,8 @@
+"""Snakemake adapter: build or load one organ's shape model (see ecgcohort.shapes)."""
+
+from ecgcohort.logs import logging_to
+from ecgcohort.shapes.catalog import write_shape_model
+
+with logging_to(snakemake.log[0]):
+    write_shape_model(snakemake.wildcards.organ, snakemake.params.spec, snakemake.params.edge_length_mm,
+                      snakemake.output.model)

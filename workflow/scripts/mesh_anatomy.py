@@ -1,0 +1,8 @@
+"""Snakemake adapter: tetrahedral mesh of one patient's anatomy (see ecgcohort.meshing)."""
+
+from ecgcohort.logs import logging_to
+from ecgcohort.meshing.jobs import mesh_patient
+
+with logging_to(snakemake.log[0]):
+    mesh_patient(snakemake.input.heart, snakemake.input.torso, snakemake.params.settings, snakemake.threads,
+                 snakemake.output.mesh, snakemake.output.quality)
