@@ -21,6 +21,7 @@ from ecgcohort.geometry import (
     ray_hits,
     rotation_about,
     signed_distance,
+    surface_area,
     surface_centroid,
     surface_volume,
 )
@@ -155,9 +156,7 @@ def check_anatomy(patient: str, heart: Surface, torso: Surface, settings: Placem
         if report.misplaced_probe_fraction > 0:
             raise AnatomyError(f"patient {patient}: the {name} surface intersects itself "
                                f"({report.misplaced_probe_fraction:.2%} of faces fold over)")
-        measures[f"{name}_area_mm2"] = float(np.sum(np.linalg.norm(np.cross(
-            surface.points[surface.faces[:, 1]] - surface.points[surface.faces[:, 0]],
-            surface.points[surface.faces[:, 2]] - surface.points[surface.faces[:, 0]]), axis=1)) / 2)
+        measures[f"{name}_area_mm2"] = surface_area(surface.points, surface.faces)
     myocardium_ml = surface_volume(heart.points, heart.faces) / 1e3
     torso_l = surface_volume(torso.points, torso.faces) / 1e6
     measures.update(myocardial_volume_ml=myocardium_ml, torso_volume_l=torso_l)
@@ -221,9 +220,7 @@ def remesh(points: np.ndarray, faces: np.ndarray, edge_length_mm: float) -> tupl
     import pyacvd
     import pyvista
 
-    area = 0.5 * np.linalg.norm(np.cross(points[faces[:, 1]] - points[faces[:, 0]],
-                                         points[faces[:, 2]] - points[faces[:, 0]]), axis=1).sum()
-    clusters = max(100, int(round(area / (np.sqrt(3) / 2 * edge_length_mm**2))))
+    clusters = max(100, int(round(surface_area(points, faces) / (np.sqrt(3) / 2 * edge_length_mm**2))))
     mesh = pyvista.PolyData(points, np.column_stack([np.full(len(faces), 3), faces]).ravel())
     clustering = pyacvd.Clustering(mesh)
     while clustering.mesh.n_points < 3 * clusters:

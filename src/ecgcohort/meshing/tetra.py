@@ -77,7 +77,7 @@ def _add_discrete_surface(tag: int, node_tags: np.ndarray, faces: np.ndarray) ->
 def mesh_heart_in_torso(torso_points: np.ndarray, torso_faces: np.ndarray, heart_points: np.ndarray,
                         heart_faces: np.ndarray, heart_regions: np.ndarray, region_names: Mapping[int, str],
                         heart_size_mm: float, torso_size_mm: float, output_path: str | Path,
-                        threads: int = 1, algorithm: str = "delaunay", optimize_netgen: bool = True,
+                        threads: int = 1, algorithm: str = "hxt", optimize_netgen: bool = False,
                         sliver_threshold_deg: float = 5.0,
                         max_sliver_fraction: float = 1e-3) -> MeshReport:
     """Mesh the torso (closed surface) with the myocardium (closed surface whose faces carry
@@ -136,16 +136,23 @@ def mesh_heart_in_torso(torso_points: np.ndarray, torso_faces: np.ndarray, heart
             if name == "body_surface" or tag in heart_surfaces:
                 gmsh.model.addPhysicalGroup(2, [tag], tag, name)
 
-        # grade the torso from the heart's size at the heart to the torso's size away from it
+        # the myocardium at the heart's size throughout; the torso graded from the heart's size
+        # at the heart to the torso's size away from it
         distance = gmsh.model.mesh.field.add("Distance")
         gmsh.model.mesh.field.setNumbers(distance, "SurfacesList", heart_surfaces)
-        threshold = gmsh.model.mesh.field.add("Threshold")
-        gmsh.model.mesh.field.setNumber(threshold, "InField", distance)
-        gmsh.model.mesh.field.setNumber(threshold, "SizeMin", heart_size_mm)
-        gmsh.model.mesh.field.setNumber(threshold, "SizeMax", torso_size_mm)
-        gmsh.model.mesh.field.setNumber(threshold, "DistMin", 0.0)
-        gmsh.model.mesh.field.setNumber(threshold, "DistMax", 4.0 * torso_size_mm)
-        gmsh.model.mesh.field.setAsBackgroundMesh(threshold)
+        graded = gmsh.model.mesh.field.add("Threshold")
+        gmsh.model.mesh.field.setNumber(graded, "InField", distance)
+        gmsh.model.mesh.field.setNumber(graded, "SizeMin", heart_size_mm)
+        gmsh.model.mesh.field.setNumber(graded, "SizeMax", torso_size_mm)
+        gmsh.model.mesh.field.setNumber(graded, "DistMin", 0.0)
+        gmsh.model.mesh.field.setNumber(graded, "DistMax", 4.0 * torso_size_mm)
+        uniform = gmsh.model.mesh.field.add("Constant")
+        gmsh.model.mesh.field.setNumber(uniform, "VIn", heart_size_mm)
+        gmsh.model.mesh.field.setNumber(uniform, "VOut", torso_size_mm)
+        gmsh.model.mesh.field.setNumbers(uniform, "VolumesList", [myocardium])
+        smallest = gmsh.model.mesh.field.add("Min")
+        gmsh.model.mesh.field.setNumbers(smallest, "FieldsList", [graded, uniform])
+        gmsh.model.mesh.field.setAsBackgroundMesh(smallest)
         gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
 
         try:
