@@ -92,3 +92,26 @@ def test_uk_digital_heart_layout(tmp_path):
     with pytest.raises(ShapeModelError, match="do not match"):
         load_uk_digital_heart(tmp_path / "LV_ED_mean.vtk", tmp_path / "short.csv.gz",
                               tmp_path / "LV_ED_var_100_modes.csv.gz")
+
+
+def test_the_config_selects_a_users_npz_model_and_names_what_it_lacks(tmp_path):
+    from ecgcohort.shapes.catalog import shape_model_from_config
+
+    shapes, faces, labels = cup_population()
+    biv_names = {1: "lv_endocardium", 2: "rv_endocardium", 3: "epicardium", 4: "base"}
+    with_rv = labels.copy()
+    with_rv[:10] = 2  # a few faces relabelled so that every heart region exists
+    from_training_shapes("mine", shapes, faces, with_rv, biv_names, n_modes=3).save(tmp_path / "mine.npz")
+    spec = {"source": "npz", "npz": str(tmp_path / "mine.npz"), "n_modes": 3}
+    model = shape_model_from_config("heart", spec, edge_length_mm=4.0)
+    assert model.name == "mine" and model.n_modes == 3
+
+    from_training_shapes("lv_only", shapes, faces, labels, NAMES, n_modes=3).save(tmp_path / "lv.npz")
+    with pytest.raises(ShapeModelError, match=r"shapes.heart: model 'lv_only' lacks regions \['rv_endocardium'\]"):
+        shape_model_from_config("heart", dict(spec, npz=str(tmp_path / "lv.npz")), 4.0)
+    body = np.ones(len(faces), dtype=np.int32)
+    from_training_shapes("body", shapes, faces, body, {1: "body_surface"}, n_modes=3).save(tmp_path / "body.npz")
+    with pytest.raises(ShapeModelError, match=r"lacks landmarks \['jugular_notch', 'left_hip'"):
+        shape_model_from_config("torso", dict(spec, npz=str(tmp_path / "body.npz")), 4.0)
+    with pytest.raises(ShapeModelError, match="'npz' must name a file"):
+        shape_model_from_config("heart", dict(spec, npz=None), 4.0)
