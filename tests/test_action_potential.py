@@ -1,0 +1,163 @@
+"""TP06 epicardial action-potential template and V_m = U(t − τ) (ms, mV)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+
+from ecgcohort.conduction import action_potential as ap
+
+BEATS = 3  # paced beats in tests; APD90 drifts by ~1 ms per 10 further beats (see module report)
+
+
+@pytest.fixture(scope="module")
+def paced_1hz() -> tuple[np.ndarray, np.ndarray]:
+    return ap.simulate_tp06(1000.0, beats=BEATS, dt_ms=0.02)
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> ap.ActionPotential:
+    return ap.action_potential_template(1000.0, tmp_path_factory.mktemp("ap_cache"), beats=BEATS)
+
+
+def test_epicardial_ap_at_1hz(paced_1hz):
+    t, v = paced_1hz
+    m = ap.ap_measures(t, v)
+    assert m["resting_mv"] == pytest.approx(-86.0, abs=3.0)
+    assert 20.0 <= m["peak_mv"] <= 45.0
+    # ten Tusscher & Panfilov 2006 (epicardial cell, 1 Hz): the published single-cell APD
+    # restitution puts APD90 at roughly 300 ms for BCL 1000 ms (number quoted from memory of the
+    # paper's restitution figure, not re-checked against the PDF); window 270-320 ms.
+    assert 270.0 <= m["apd90_ms"] <= 320.0
+    assert m["max_upstroke_mv_per_ms"] > 200.0
+    assert 0.0 < m["upstroke_ms"] < 3.0  # upstroke during / right after the 1 ms stimulus
+    # repolarised back to rest before the next beat
+    assert abs(v[-1] - v[0]) < 1.0
+
+
+def test_upstroke_converged_with_finer_step(paced_1hz):
+    _, v = paced_1hz
+    state = np.array(ap.INITIAL_STATE)
+    coarse = ap.integrate_tp06(state, 20.0, dt_ms=0.02)
+    fine = ap.integrate_tp06(state, 20.0, dt_ms=0.002)
+    dvdt_coarse = ap.ap_measures(coarse[0], coarse[1])["max_upstroke_mv_per_ms"]
+    dvdt_fine = ap.ap_measures(fine[0], fine[1])["max_upstroke_mv_per_ms"]
+    assert dvdt_fine > 200.0
+    assert dvdt_coarse == pytest.approx(dvdt_fine, rel=0.1)
+
+
+def test_rush_larsen_matches_stiff_solver():
+    # start from the state after one paced beat, integrate one more beat both ways
+    _, _, state = ap.integrate_tp06(np.array(ap.INITIAL_STATE), 1000.0, record=False)
+    t_rl, v_rl, _ = ap.integrate_tp06(state, 1000.0, dt_ms=0.02)
+
+    # same RHS (ap.tp06_rhs), variable-order BDF with tight tolerances; the stimulus
+    # discontinuity at t = 1 ms is handled by restarting the solver there
+    kw = dict(method="BDF", rtol=1e-8, atol=1e-10, dense_output=True)
+    stim = solve_ivp(ap.tp06_rhs, (0.0, ap.STIM_DURATION), state, args=("epi", ap.STIM_AMPLITUDE),
+                     max_step=0.01, **kw)
+    rest = solve_ivp(ap.tp06_rhs, (ap.STIM_DURATION, 1000.0), stim.y[:, -1], args=("epi", 0.0),
+                     max_step=1.0, **kw)
+    assert stim.success and rest.success
+    in_stim = t_rl <= ap.STIM_DURATION
+    v_ref = np.concatenate([stim.sol(t_rl[in_stim])[0], rest.sol(t_rl[~in_stim])[0]])
+
+    m_rl = ap.ap_measures(t_rl, v_rl)
+    m_ref = ap.ap_measures(t_rl, v_ref)
+    assert m_rl["apd90_ms"] == pytest.approx(m_ref["apd90_ms"], abs=2.0)
+    # forward Euler on V at 0.02 ms overshoots the peak by ~2 mV (converges as dt -> 0)
+    assert m_rl["peak_mv"] == pytest.approx(m_ref["peak_mv"], abs=3.0)
+    assert m_rl["max_upstroke_mv_per_ms"] == pytest.approx(m_ref["max_upstroke_mv_per_ms"], rel=0.1)
+    dv = np.abs(v_rl - v_ref)[t_rl >= 5.0]  # after the upstroke
+    assert dv.max() < 2.0
+    assert np.median(dv) < 0.1
+
+
+def test_apd_shortens_at_faster_rate(paced_1hz):
+    apd_1000 = ap.ap_measures(*paced_1hz)["apd90_ms"]
+    apd_500 = ap.ap_measures(*ap.simulate_tp06(500.0, beats=BEATS + 1, dt_ms=0.02))["apd90_ms"]
+    assert apd_500 < apd_1000 - 5.0
+
+
+def test_unknown_cell_type():
+    with pytest.raises(ValueError):
+        ap.simulate_tp06(1000.0, beats=1, cell="atrial")
+
+
+def test_template_sampling_and_cache(tmp_path, monkeypatch):
+    first = ap.action_potential_template(1000.0, tmp_path, beats=1)
+    assert np.all(np.diff(first.time_ms) == 1.0)
+    assert first.time_ms[0] < 0.0 <= first.time_ms[-1]
+    assert first.voltage_mv[first.time_ms < 0].max() < first.resting_mv + 1.0
+    files = list(tmp_path.glob("*.npz"))
+    assert len(files) == 1
+
+    def fail(*args, **kwargs):
+        raise AssertionError("template was recomputed instead of read from the cache")
+
+    monkeypatch.setattr(ap, "simulate_tp06", fail)
+    second = ap.action_potential_template(1000.0, tmp_path, beats=1)
+    np.testing.assert_array_equal(first.time_ms, second.time_ms)
+    np.testing.assert_array_equal(first.voltage_mv, second.voltage_mv)
+    assert (first.resting_mv, first.peak_mv, first.apd90_ms, first.max_upstroke_mv_per_ms) == (
+        second.resting_mv, second.peak_mv, second.apd90_ms, second.max_upstroke_mv_per_ms)
+    # a different cycle length is a different cache entry
+    with pytest.raises(AssertionError, match="recomputed"):
+        ap.action_potential_template(800.0, tmp_path, beats=1)
+
+
+def test_template_call_and_measures(template):
+    assert template(-1000.0) == template.resting_mv
+    assert template(1e6) == template.resting_mv
+    on_grid = template(template.time_ms)
+    np.testing.assert_array_equal(on_grid, template.voltage_mv)
+    # APD90 from the 1 ms samples agrees with the fine-step value
+    coarse = ap.ap_measures(template.time_ms[template.time_ms >= 0], template.voltage_mv[template.time_ms >= 0])
+    assert coarse["apd90_ms"] == pytest.approx(template.apd90_ms, abs=1.5)
+
+
+def test_transmembrane_potential_shift(template):
+    tau = np.array([0.0, 17.0, 250.0])
+    times = np.arange(-50.0, 800.0, 1.0)
+    vm = ap.transmembrane_potential(tau, times, template)
+    assert vm.shape == (3, times.size)
+    for i, ti in enumerate(tau):
+        before = times < ti - ap.TEMPLATE_PRE_MS
+        np.testing.assert_allclose(vm[i, before], template.resting_mv)
+        assert np.all(np.abs(vm[i, times < ti] - template.resting_mv) < 1.0)
+        k = int(np.searchsorted(times, ti))
+        assert vm[i, k + 2] > 0.0  # upstroke within 2 ms of activation
+        # exactly U(t − τ) on the template grid
+        idx = np.searchsorted(template.time_ms, times - ti)
+        inside = (times - ti >= template.time_ms[0]) & (times - ti <= template.time_ms[-1])
+        np.testing.assert_array_equal(vm[i, inside], template.voltage_mv[idx[inside]])
+
+
+def test_apd_scaling(template):
+    times = np.arange(-20.0, 600.0, 0.1)
+    tau = np.array([30.0, 30.0])
+    vm = ap.transmembrane_potential(tau, times, template, apd_scale=np.array([1.0, 1.2]))
+    m1 = ap.ap_measures(times, vm[0])
+    m2 = ap.ap_measures(times, vm[1])
+    assert m2["upstroke_ms"] == m1["upstroke_ms"]
+    np.testing.assert_array_equal(vm[0, times <= 30.0 + template.peak_time_ms],
+                                  vm[1, times <= 30.0 + template.peak_time_ms])
+    assert m2["apd90_ms"] / m1["apd90_ms"] == pytest.approx(1.2, abs=0.01)
+    shorter = ap.ap_measures(times, ap.transmembrane_potential(tau[:1], times, template, apd_scale=0.8)[0])
+    assert shorter["apd90_ms"] / m1["apd90_ms"] == pytest.approx(0.8, abs=0.01)
+
+
+def test_transmembrane_potential_is_fast(template):
+    rng = np.random.default_rng(0)
+    tau = rng.uniform(0.0, 120.0, 40_000)
+    scale = rng.uniform(0.9, 1.1, 40_000)
+    times = np.arange(0.0, 500.0, 1.0)
+    start = time.perf_counter()
+    vm = ap.transmembrane_potential(tau, times, template, apd_scale=scale)
+    elapsed = time.perf_counter() - start
+    assert vm.shape == (40_000, 500)
+    assert np.isfinite(vm).all()
+    assert elapsed < 2.0
