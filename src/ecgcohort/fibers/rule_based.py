@@ -1,0 +1,330 @@
+"""Rule-based myocardial fibres (LDRB, Bayer et al. 2012) and ventricular coordinates.
+
+The myocardium is cut out of a heart-in-torso mesh written by
+:func:`ecgcohort.meshing.mesh_heart_in_torso` (lengths in mm); its boundary facets inherit the
+epicardium, LV / RV endocardium and base tags, and ``fenicsx-ldrb`` solves the Laplace problems
+
+* ``apex``: 0 at the apex (the point farthest from the base), 1 on the base;
+* ``epi``: 1 on the epicardium, 0 on the LV and RV endocardium;
+* ``lv``: 1 on the LV endocardium, 0 on the epicardium and the RV endocardium;
+* ``rv``: 1 on the RV endocardium, 0 on the epicardium and the LV endocardium;
+* ``lv_rv``: 1 on the LV endocardium, 0 on the RV endocardium;
+
+(free, i.e. zero-flux, on the other boundaries) and builds the fibre / sheet / sheet-normal
+frame from their gradients. The same solves give the ventricular coordinates.
+
+Angle conventions (ldrb's, degrees): at a point with apex-to-base direction ``l`` (gradient of
+``apex``) and transmural direction ``t`` (endocardium to epicardium, orthogonalised against
+``l``), the circumferential direction is ``c = l x t`` and the fibre is
+``cos(alpha) c + sin(alpha) l``: ``alpha`` is the helix angle, positive when the fibre rises
+towards the base while turning in ``+c``. The transverse direction
+``-sin(alpha) c + cos(alpha) l`` and ``t`` are then rotated by the sheet angle ``beta`` about
+the fibre, giving the ``sheet`` (ldrb's ``s0``; in the wall plane for beta = 0) and the
+``normal`` (ldrb's ``n0``; transmural for beta = 0). Angles interpolate linearly from the
+endocardial to the epicardial value in the transmural coordinate (bislerp of the frames).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ecgcohort.io import atomic_path
+from ecgcohort.meshing.tetra import FACET_TAGS, VOLUME_TAGS, read_tagged_mesh
+
+log = logging.getLogger(__name__)
+
+#: ldrb boundary names -> our facet tag names
+_LDRB_MARKERS: dict[str, str] = {"epi": "epicardium", "lv": "lv_endocardium", "rv": "rv_endocardium",
+                                 "base": "base"}
+COORDINATE_NAMES: tuple[str, ...] = ("apicobasal", "transmural", "rotational", "ventricle")
+_ORTHONORMAL_TOLERANCE = 1e-6
+
+
+class FibreError(RuntimeError):
+    """The myocardium cannot be given a fibre field (missing surfaces, untagged boundary...)."""
+
+
+@dataclass(frozen=True)
+class FibreAngles:
+    """LDRB helix (alpha) and sheet (beta) angles in degrees, on the endocardium and the
+    epicardium; the same values are used in both ventricles and the septum. Zero is not
+    allowed (ldrb treats 0 as "not given"); use a tiny angle instead."""
+
+    alpha_endo: float = 40.0
+    alpha_epi: float = -50.0
+    beta_endo: float = -65.0
+    beta_epi: float = 25.0
+
+    def __post_init__(self) -> None:
+        for name in ("alpha_endo", "alpha_epi", "beta_endo", "beta_epi"):
+            value = float(getattr(self, name))
+            if not np.isfinite(value) or abs(value) > 90:
+                raise ValueError(f"{name} must be an angle in [-90, 90] degrees, got {value}")
+
+
+@dataclass
+class MyocardialFibres:
+    """Fibres and coordinates on the myocardium submesh (lengths in mm).
+
+    ``points_mm`` (n_nodes, 3) and ``tetrahedra`` (n_cells, 4, local node numbers) are the
+    myocardium; ``fibre``, ``sheet``, ``normal`` are unit, mutually orthogonal per-node vectors
+    (n_nodes, 3) and ``*_cell`` the same per cell, computed by LDRB from the (exact, constant)
+    cell gradients and the scalars at the cell centroid. Fibre directions are axial: ``f`` and
+    ``-f`` are the same fibre, and ldrb may flip the sign between neighbours.
+
+    ``coordinates`` (per node, dimensionless):
+
+    * ``"apicobasal"``: the ldrb ``apex`` Laplace solution, 0 at the apex, 1 on the base (not
+      proportional to distance: it rises steeply near the point-like apex condition);
+    * ``"transmural"``: the ldrb ``epi`` solution, 0 on the LV and RV endocardium, 1 on the
+      epicardium (in the septum, which has no epicardium, it stays below about 0.5);
+    * ``"rotational"``: angle in radians in (-pi, pi] around the LV long axis (apex node to the
+      centroid of the LV endocardial rim at the base), 0 towards the centroid of the RV
+      endocardium, positive counter-clockwise seen from the base (right-handed about the
+      apex-to-base axis; towards +y, anterior, in the heart-local frame of
+      :mod:`ecgcohort.shapes.heart`);
+    * ``"ventricle"``: 0 for LV, 1 for RV: 1 where the RV endocardial solution exceeds the LV one
+      (``rv > lv``), so the septum is split at its mid-wall and the RV free wall is RV.
+
+    ``parent_nodes`` / ``parent_cells`` index the geometry nodes (``mesh.geometry.x`` rows) and
+    cells of the full mesh as read by :func:`ecgcohort.meshing.read_tagged_mesh`.
+    """
+
+    points_mm: np.ndarray
+    tetrahedra: np.ndarray
+    fibre: np.ndarray
+    sheet: np.ndarray
+    normal: np.ndarray
+    fibre_cell: np.ndarray
+    sheet_cell: np.ndarray
+    normal_cell: np.ndarray
+    coordinates: dict[str, np.ndarray]
+    parent_nodes: np.ndarray
+    parent_cells: np.ndarray
+    angles: FibreAngles = field(default_factory=FibreAngles)
+    seconds: float = 0.0
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self.points_mm.shape[0])
+
+    @property
+    def n_cells(self) -> int:
+        return int(self.tetrahedra.shape[0])
+
+
+def _myocardium_submesh(data):
+    """(submesh, facet MeshTags on its boundary, parent cells, parent geometry nodes) of the
+    myocardium cells of a tagged heart-in-torso mesh."""
+    import dolfinx.mesh
+
+    mesh = data.mesh
+    tdim = mesh.topology.dim
+    cells = np.sort(data.cell_tags.find(VOLUME_TAGS["myocardium"])).astype(np.int32)
+    if cells.size == 0:
+        raise FibreError("the mesh has no myocardium cells")
+    sub, cell_map, vertex_map, node_map = dolfinx.mesh.create_submesh(mesh, tdim, cells)
+    n_sub_cells = sub.topology.index_map(tdim).size_local
+    parent_cells = np.asarray(cell_map.sub_topology_to_topology(np.arange(n_sub_cells, dtype=np.int32), False))
+    n_sub_vertices = sub.topology.index_map(0).size_local + sub.topology.index_map(0).num_ghosts
+    sub_to_parent_vertex = np.asarray(vertex_map.sub_topology_to_topology(
+        np.arange(n_sub_vertices, dtype=np.int32), False))
+
+    # the parent's tagged facets, keyed by their sorted parent-vertex triples
+    mesh.topology.create_connectivity(tdim - 1, 0)
+    parent_f2v = mesh.topology.connectivity(tdim - 1, 0)
+    tags = data.facet_tags
+    wanted = np.isin(tags.values, [FACET_TAGS[name] for name in _LDRB_MARKERS.values()])
+    tagged = tags.indices[wanted]
+    tagged_values = tags.values[wanted]
+    tagged_vertices = np.sort(np.array([parent_f2v.links(f) for f in tagged]).reshape(-1, 3), axis=1)
+
+    # the submesh's boundary facets, keyed by the parent vertices of their vertices
+    sub.topology.create_entities(tdim - 1)
+    sub.topology.create_connectivity(tdim - 1, tdim)
+    sub.topology.create_connectivity(tdim - 1, 0)
+    boundary = dolfinx.mesh.exterior_facet_indices(sub.topology)
+    sub_f2v = sub.topology.connectivity(tdim - 1, 0)
+    boundary_vertices = np.sort(sub_to_parent_vertex[np.array([sub_f2v.links(f) for f in boundary])
+                                                     .reshape(-1, 3)], axis=1)
+
+    lookup = {tuple(v): int(value) for v, value in zip(tagged_vertices.tolist(), tagged_values.tolist())}
+    values = np.array([lookup.get(tuple(v), -1) for v in boundary_vertices.tolist()], dtype=np.int32)
+    if (values < 0).any():
+        raise FibreError(f"{int((values < 0).sum())} of {len(values)} myocardial boundary facets carry "
+                         f"none of the tags {sorted(_LDRB_MARKERS.values())}")
+    order = np.argsort(boundary)
+    facet_tags = dolfinx.mesh.meshtags(sub, tdim - 1, boundary[order].astype(np.int32), values[order])
+    return sub, facet_tags, parent_cells, np.asarray(node_map)
+
+
+def _frames(ldrb_module, mesh, space: str, scalars: dict, angles: FibreAngles) -> tuple[np.ndarray, ...]:
+    """LDRB (fibre, sheet, normal), each (n_dofs, 3), in the P_1 or DG_0 space ``space``."""
+    data, _ = ldrb_module.project_gradients(mesh=mesh, fiber_space=space, scalar_solutions=scalars)
+    dofs = ldrb_module.dofs_from_function_space(mesh, space)
+    marker = np.zeros_like(data["lv_scalar"])
+    system = ldrb_module.compute_fiber_sheet_system(
+        dofs=dofs, marker_scalar=marker,
+        alpha_endo_lv=float(angles.alpha_endo), alpha_epi_lv=float(angles.alpha_epi),
+        beta_endo_lv=float(angles.beta_endo), beta_epi_lv=float(angles.beta_epi), **data)
+    return tuple(np.asarray(v, dtype=float).reshape(-1, 3) for v in (system.f0, system.s0, system.n0))
+
+
+def _orthonormalise(fibre: np.ndarray, sheet: np.ndarray, normal: np.ndarray,
+                    where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gram-Schmidt the ldrb frames (its bislerp falls back to a linear, non-unit quaternion
+    interpolation for nearly equal frames, leaving errors up to ~1e-4) into right-handed
+    orthonormal ones; raise :class:`FibreError` for degenerate (near zero) vectors."""
+    frame = np.stack([fibre, sheet, normal], axis=1)
+    error = np.abs(np.einsum("nai,nbi->nab", frame, frame) - np.eye(3)).max(axis=(1, 2))
+    bad = ~(error < _ORTHONORMAL_TOLERANCE)
+    if bad.any():
+        log.debug("%d %s frames off orthonormal by up to %.1e; re-orthonormalised", int(bad.sum()), where,
+                  float(error[bad].max()))
+    if not np.all(error < 0.1):
+        raise FibreError(f"{int((~(error < 0.1)).sum())} {where} frames are degenerate (vanishing or "
+                         "parallel Laplace gradients)")
+    f = fibre / np.linalg.norm(fibre, axis=1, keepdims=True)
+    s = sheet - np.einsum("ij,ij->i", sheet, f)[:, None] * f
+    s /= np.linalg.norm(s, axis=1, keepdims=True)
+    n = np.cross(f, s)
+    if np.any(np.einsum("ij,ij->i", n, normal) < 0.9):
+        raise FibreError(f"ldrb returned left-handed {where} frames")
+    return f, s, n
+
+
+def rotational_coordinate(points_mm: np.ndarray, apex_mm: np.ndarray, base_centre_mm: np.ndarray,
+                          rv_centre_mm: np.ndarray) -> np.ndarray:
+    """Angle (radians, (-pi, pi]) of each point around the axis apex -> base centre, 0 towards
+    ``rv_centre_mm``, right-handed about the apex-to-base direction (points in mm)."""
+    axis = np.asarray(base_centre_mm, float) - np.asarray(apex_mm, float)
+    axis /= np.linalg.norm(axis)
+    towards_rv = np.asarray(rv_centre_mm, float) - apex_mm
+    towards_rv = towards_rv - (towards_rv @ axis) * axis
+    norm = np.linalg.norm(towards_rv)
+    if norm < 1e-9:
+        raise FibreError("the RV centre lies on the LV long axis: no rotational reference")
+    e1 = towards_rv / norm
+    e2 = np.cross(axis, e1)
+    relative = np.asarray(points_mm, float) - apex_mm
+    return np.arctan2(relative @ e2, relative @ e1)
+
+
+def myocardial_fibres(mesh_path: str | Path, angles: FibreAngles = FibreAngles()) -> MyocardialFibres:
+    """LDRB fibres and ventricular coordinates of the myocardium of the mesh at ``mesh_path``
+    (gmsh ``.msh`` in mm from :func:`ecgcohort.meshing.mesh_heart_in_torso`); angles in degrees.
+
+    Meshes without an RV endocardium (LV only) are supported: ``ventricle`` is then 0 and
+    ``rotational`` is measured from an arbitrary but fixed direction (the x axis projected).
+    """
+    from mpi4py import MPI  # noqa: F401  (libmpi before dolfinx)
+
+    import dolfinx.fem
+    import ldrb.ldrb as ldrb_module
+
+    start = time.perf_counter()
+    data = read_tagged_mesh(mesh_path)
+    mesh, facet_tags, parent_cells, node_map = _myocardium_submesh(data)
+    present = set(np.unique(facet_tags.values).tolist())
+    markers = {name: [FACET_TAGS[tag]] for name, tag in _LDRB_MARKERS.items() if FACET_TAGS[tag] in present}
+    missing = {"epi", "lv", "base"} - set(markers)
+    if missing:
+        raise FibreError(f"the myocardium lacks the surfaces {sorted(_LDRB_MARKERS[m] for m in missing)}")
+    has_rv = "rv" in markers
+
+    scalars = ldrb_module.scalar_laplacians(mesh=mesh, markers=markers, ffun=facet_tags)
+    fibre, sheet, normal = _frames(ldrb_module, mesh, "P_1", scalars, angles)
+    fibre_cell, sheet_cell, normal_cell = _frames(ldrb_module, mesh, "DG_0", scalars, angles)
+    fibre, sheet, normal = _orthonormalise(fibre, sheet, normal, "nodal")
+    fibre_cell, sheet_cell, normal_cell = _orthonormalise(fibre_cell, sheet_cell, normal_cell, "cell")
+
+    # P1 dofs as the nodes: dof <-> geometry node through the cell-local vertex order
+    V = scalars["apex"].function_space
+    n_dofs = V.dofmap.index_map.size_local + V.dofmap.index_map.num_ghosts
+    cell_dofs = np.asarray(V.dofmap.list)
+    dof_to_node = np.empty(n_dofs, dtype=np.int64)
+    dof_to_node[cell_dofs] = np.asarray(mesh.geometry.dofmaps[0])
+    points = np.asarray(mesh.geometry.x[dof_to_node], dtype=float)
+
+    def nodal(name: str) -> np.ndarray:
+        function = dolfinx.fem.Function(V)
+        function.interpolate(scalars[name])
+        return np.asarray(function.x.array, dtype=float).copy()
+
+    apicobasal, transmural, lv = nodal("apex"), nodal("epi"), nodal("lv")
+    rv = nodal("rv") if has_rv else np.zeros_like(lv)
+    ventricle = (rv > lv).astype(float)
+
+    boundary_nodes = {}
+    mesh.topology.create_connectivity(2, 0)
+    for name, values in markers.items():
+        facets = np.hstack([facet_tags.find(v) for v in values])
+        boundary_nodes[name] = dolfinx.fem.locate_dofs_topological(V, 2, facets)
+    apex_point = points[np.argmin(apicobasal)]
+    lv_rim = np.intersect1d(boundary_nodes["lv"], boundary_nodes["base"])
+    if lv_rim.size == 0:
+        raise FibreError("the LV endocardium does not reach the base: no base centre")
+    base_centre = points[lv_rim].mean(axis=0)
+    if has_rv:
+        rv_centre = points[boundary_nodes["rv"]].mean(axis=0)
+    else:
+        rv_centre = apex_point + np.array([1.0, 0.0, 0.0])
+    rotational = rotational_coordinate(points, apex_point, base_centre, rv_centre)
+
+    seconds = time.perf_counter() - start
+    log.info("LDRB on %d nodes, %d tetrahedra in %.1f s", len(points), len(cell_dofs), seconds)
+    return MyocardialFibres(
+        points_mm=points, tetrahedra=cell_dofs.astype(np.int64),
+        fibre=fibre, sheet=sheet, normal=normal,
+        fibre_cell=fibre_cell, sheet_cell=sheet_cell, normal_cell=normal_cell,
+        coordinates={"apicobasal": apicobasal, "transmural": transmural, "rotational": rotational,
+                     "ventricle": ventricle},
+        parent_nodes=node_map[dof_to_node].astype(np.int64), parent_cells=parent_cells.astype(np.int64),
+        angles=angles, seconds=seconds,
+    )
+
+
+_ARRAYS = ("points_mm", "tetrahedra", "fibre", "sheet", "normal", "fibre_cell", "sheet_cell", "normal_cell",
+           "parent_nodes", "parent_cells")
+
+
+def save_fibres(fibres: MyocardialFibres, path: str | Path, vtu: bool = False) -> Path:
+    """Write ``fibres`` to ``path`` (``.npz``, atomically); with ``vtu`` also ``path`` with the
+    suffix ``.vtu`` (pyvista, for viewing: point and cell vectors, coordinates). Returns the path."""
+    path = Path(path)
+    arrays = {name: np.asarray(getattr(fibres, name)) for name in _ARRAYS}
+    arrays.update({f"coordinate_{name}": np.asarray(value) for name, value in fibres.coordinates.items()})
+    a = fibres.angles
+    arrays["angles_deg"] = np.array([a.alpha_endo, a.alpha_epi, a.beta_endo, a.beta_epi], dtype=float)
+    arrays["seconds"] = np.array(fibres.seconds)
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
+    if vtu:
+        import pyvista
+
+        cells = np.hstack([np.full((fibres.n_cells, 1), 4), fibres.tetrahedra]).ravel()
+        grid = pyvista.UnstructuredGrid(cells, np.full(fibres.n_cells, pyvista.CellType.TETRA), fibres.points_mm)
+        for name in ("fibre", "sheet", "normal"):
+            grid.point_data[name] = getattr(fibres, name)
+            grid.cell_data[name] = getattr(fibres, f"{name}_cell")
+        for name, value in fibres.coordinates.items():
+            grid.point_data[name] = value
+        with atomic_path(path.with_suffix(".vtu")) as temporary:
+            grid.save(temporary)
+    return path
+
+
+def load_fibres(path: str | Path) -> MyocardialFibres:
+    """Read fibres written by :func:`save_fibres` (``.npz``)."""
+    with np.load(Path(path)) as archive:
+        arrays = {name: archive[name] for name in _ARRAYS}
+        coordinates = {key.removeprefix("coordinate_"): archive[key] for key in archive.files
+                       if key.startswith("coordinate_")}
+        angles = FibreAngles(*(float(v) for v in archive["angles_deg"]))
+        seconds = float(archive["seconds"])
+    return MyocardialFibres(**arrays, coordinates=coordinates, angles=angles, seconds=seconds)

@@ -1,0 +1,222 @@
+"""LDRB fibres and ventricular coordinates on a meshed bi-ventricular heart in a torso.
+
+Measurements here are independent of ldrb's internals: surfaces come from the parent mesh's
+facet tags (through ``parent_nodes``), the transmural direction from a volume-weighted nodal
+average of the P1 gradients of the transmural coordinate, the long axis from the heart's
+local frame (+z apex to base, RV on +x, base plane at z = 300 mm after the translation).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from mpi4py import MPI  # noqa: F401  (libmpi before dolfinx)
+
+from ecgcohort.fibers import FibreAngles, load_fibres, myocardial_fibres, rotational_coordinate, save_fibres
+from ecgcohort.meshing import FACET_TAGS, mesh_heart_in_torso, read_tagged_mesh
+from ecgcohort.shapes.heart import build_heart_model
+from synthetic import trunk
+
+EDGE_MM = 4.0
+BASE_Z = 300.0
+DEFAULT = FibreAngles()
+STEEP = FibreAngles(alpha_endo=65.0, alpha_epi=-25.0)
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    model = build_heart_model(n_modes=2, population=10, seed=0, edge_length_mm=EDGE_MM)
+    torso_points, torso_faces, _ = trunk()
+    path = tmp_path_factory.mktemp("fibres") / "heart.msh"
+    mesh_heart_in_torso(torso_points, torso_faces, model.mean + np.array([0.0, 0.0, BASE_Z]), model.faces,
+                        model.face_labels, model.label_names, heart_size_mm=EDGE_MM, torso_size_mm=40.0,
+                        output_path=path)
+    start = time.perf_counter()
+    fibres = myocardial_fibres(path, DEFAULT)
+    print(f"\nLDRB (first call, with imports/JIT) {time.perf_counter() - start:.1f} s; in-function "
+          f"{fibres.seconds:.1f} s for {fibres.n_cells} tetrahedra, {fibres.n_nodes} nodes")
+    steep = myocardial_fibres(path, STEEP)
+    print(f"LDRB (second call) {steep.seconds:.1f} s")
+
+    data = read_tagged_mesh(path)
+    import dolfinx.mesh
+
+    local = {int(parent): i for i, parent in enumerate(fibres.parent_nodes)}
+    surfaces = {}
+    for name in ("epicardium", "lv_endocardium", "rv_endocardium", "base"):
+        geometry = dolfinx.mesh.entities_to_geometry(data.mesh, 2, data.facet_tags.find(FACET_TAGS[name]))
+        surfaces[name] = np.array(sorted(local[int(node)] for node in np.unique(geometry)))
+    return fibres, steep, surfaces, data
+
+
+def _cell_gradients(points: np.ndarray, tets: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(P1 gradient per cell, volume-weighted average of the cell gradients per node), 1/mm."""
+    p = points[tets]
+    edges = np.stack([p[:, 1] - p[:, 0], p[:, 2] - p[:, 0], p[:, 3] - p[:, 0]], axis=1)
+    differences = values[tets[:, 1:]] - values[tets[:, [0]]]
+    per_cell = np.linalg.solve(edges, differences[..., None])[..., 0]
+    volume = np.abs(np.linalg.det(edges)) / 6
+    total, weight = np.zeros((len(points), 3)), np.zeros(len(points))
+    for k in range(4):
+        np.add.at(total, tets[:, k], per_cell * volume[:, None])
+        np.add.at(weight, tets[:, k], volume)
+    return per_cell, total / weight[:, None]
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _helix_deg(fibre: np.ndarray, transmural: np.ndarray) -> np.ndarray:
+    """Helix angle (degrees, (-90, 90]): fibre against the circumferential direction
+    c = l x t in the plane normal to t, l the +z long axis projected on that plane."""
+    l_axis = _unit(np.array([0.0, 0.0, 1.0]) - transmural[:, 2:3] * transmural)
+    circumferential = np.cross(l_axis, transmural)
+    return np.degrees(np.arctan(np.einsum("ij,ij->i", fibre, l_axis) / np.einsum("ij,ij->i", fibre, circumferential)))
+
+
+def _lv_free_wall_mid(fibres, nodes: np.ndarray) -> np.ndarray:
+    """The nodes on the LV free wall (x < -10 mm, away from the RV on +x) between 20% and
+    80% of the apex-to-base height."""
+    x = fibres.points_mm
+    z_apex = x[:, 2].min()
+    height = (x[nodes, 2] - z_apex) / (BASE_Z - z_apex)
+    return nodes[(x[nodes, 0] < -10.0) & (height > 0.2) & (height < 0.8)]
+
+
+@pytest.mark.parametrize("where", ["node", "cell"])
+def test_frames_are_orthonormal(case, where):
+    fibres = case[0]
+    suffix = "" if where == "node" else "_cell"
+    frame = np.stack([getattr(fibres, name + suffix) for name in ("fibre", "sheet", "normal")], axis=1)
+    expected = fibres.n_nodes if where == "node" else fibres.n_cells
+    assert frame.shape == (expected, 3, 3)
+    gram = np.einsum("nai,nbi->nab", frame, frame)
+    assert np.abs(gram - np.eye(3)).max() < 1e-8
+    # right-handed, as ldrb builds them by rotations
+    assert np.allclose(np.cross(frame[:, 0], frame[:, 1]), frame[:, 2], atol=1e-8)
+
+
+def test_submesh_maps_back_to_the_full_mesh(case):
+    fibres, _, surfaces, data = case
+    assert np.array_equal(data.mesh.geometry.x[fibres.parent_nodes], fibres.points_mm)
+    assert set(np.unique(data.cell_tags.values[np.searchsorted(data.cell_tags.indices, fibres.parent_cells)])) == {1}
+    assert len(np.unique(fibres.parent_nodes)) == fibres.n_nodes
+    assert fibres.n_cells == len(data.cell_tags.find(1))
+    assert all(len(nodes) > 20 for nodes in surfaces.values())
+
+
+def test_fibres_are_orthogonal_to_the_transmural_gradient(case):
+    fibres = case[0]
+    per_cell, per_node = _cell_gradients(fibres.points_mm, fibres.tetrahedra, fibres.coordinates["transmural"])
+    node_dot = np.abs(np.einsum("ij,ij->i", fibres.fibre, _unit(per_node)))
+    cell_dot = np.abs(np.einsum("ij,ij->i", fibres.fibre_cell, _unit(per_cell)))
+    print(f"\nmedian |f . grad(transmural)|: nodes {np.median(node_dot):.3f}, cells {np.median(cell_dot):.3f}")
+    assert np.median(node_dot) < 0.05
+    # per cell, ldrb blends the LV/RV endocardial gradients with the epicardial one: looser
+    # (random directions would give a median of 0.5)
+    assert np.median(cell_dot) < 0.1
+
+
+@pytest.mark.parametrize("which", ["default", "steep"])
+def test_helix_angles_on_the_lv_free_wall_match_the_configuration(case, which):
+    fibres = case[0] if which == "default" else case[1]
+    angles = DEFAULT if which == "default" else STEEP
+    surfaces = case[2]
+    _, per_node = _cell_gradients(fibres.points_mm, fibres.tetrahedra, fibres.coordinates["transmural"])
+    transmural = _unit(per_node)
+    endo = _lv_free_wall_mid(fibres, np.setdiff1d(surfaces["lv_endocardium"], surfaces["base"]))
+    epi = _lv_free_wall_mid(fibres, np.setdiff1d(surfaces["epicardium"], surfaces["base"]))
+    assert len(endo) > 30 and len(epi) > 30
+    helix_endo = float(np.median(_helix_deg(fibres.fibre[endo], transmural[endo])))
+    helix_epi = float(np.median(_helix_deg(fibres.fibre[epi], transmural[epi])))
+    print(f"\n{which}: helix endo {helix_endo:.1f} (configured {angles.alpha_endo}), "
+          f"epi {helix_epi:.1f} (configured {angles.alpha_epi}) deg over {len(endo)}/{len(epi)} nodes")
+    assert helix_endo == pytest.approx(angles.alpha_endo, abs=5.0)
+    assert helix_epi == pytest.approx(angles.alpha_epi, abs=5.0)
+
+
+def test_the_angles_change_the_fibres_but_not_the_coordinates(case):
+    fibres, steep = case[0], case[1]
+    assert np.array_equal(fibres.points_mm, steep.points_mm)
+    for name in fibres.coordinates:
+        assert np.allclose(fibres.coordinates[name], steep.coordinates[name])
+    # the frames differ: the helix angles differ by 25 degrees at both surfaces
+    axial = np.abs(np.einsum("ij,ij->i", fibres.fibre, steep.fibre))
+    assert np.median(axial) < np.cos(np.radians(10.0))
+
+
+def test_transmural_and_apicobasal_boundary_values(case):
+    fibres, _, surfaces, _ = case
+    transmural = fibres.coordinates["transmural"]
+    apicobasal = fibres.coordinates["apicobasal"]
+    endo = np.union1d(surfaces["lv_endocardium"], surfaces["rv_endocardium"])
+    epi = np.setdiff1d(surfaces["epicardium"], endo)
+    assert np.abs(transmural[endo]).max() < 1e-6
+    assert np.abs(transmural[epi] - 1).max() < 1e-6
+    assert transmural.min() > -1e-6 and transmural.max() < 1 + 1e-6
+    assert np.abs(apicobasal[surfaces["base"]] - 1).max() < 1e-6
+    # the apex condition is a single node: 0 there, within 5 mm of the lowest point of the heart
+    lowest = fibres.points_mm[np.argmin(fibres.points_mm[:, 2])]
+    near_apex = np.linalg.norm(fibres.points_mm - lowest, axis=1) < 5.0
+    assert apicobasal[near_apex].min() < 1e-6
+    assert np.corrcoef(apicobasal, fibres.points_mm[:, 2])[0, 1] > 0.8
+    assert apicobasal.min() > -1e-6 and apicobasal.max() < 1 + 1e-6
+
+
+def test_ventricle_and_rotational_coordinates(case):
+    fibres, _, surfaces, _ = case
+    ventricle = fibres.coordinates["ventricle"]
+    rotational = fibres.coordinates["rotational"]
+    lv_only = np.setdiff1d(surfaces["lv_endocardium"], surfaces["rv_endocardium"])
+    rv_only = np.setdiff1d(surfaces["rv_endocardium"], surfaces["lv_endocardium"])
+    assert np.all(ventricle[lv_only] == 0) and np.all(ventricle[rv_only] == 1)
+    assert set(np.unique(ventricle)) == {0.0, 1.0}
+    assert np.all(np.abs(rotational) <= np.pi + 1e-12)
+    x = fibres.points_mm
+    # RV on +x: the RV free wall near 0, the LV free wall (-x) near +-pi, +y is +pi/2
+    rv_free = rv_only[x[rv_only, 0] > 20.0]
+    assert np.median(np.abs(rotational[rv_free])) < np.radians(30)
+    lv_free = lv_only[(x[lv_only, 0] < -10.0) & (np.abs(x[lv_only, 1]) < 8.0)]
+    assert len(lv_free) > 10
+    assert np.median(np.abs(rotational[lv_free])) > np.radians(160)
+    anterior = (x[:, 1] > 15.0) & (np.abs(x[:, 0]) < 5.0)
+    assert np.median(rotational[anterior]) == pytest.approx(np.pi / 2, abs=np.radians(20))
+
+
+def test_rotational_coordinate_closed_form():
+    angle = np.linspace(-3.0, 3.0, 13)
+    points = np.column_stack([np.cos(angle) * 7, np.sin(angle) * 7, np.linspace(1, 9, 13)])
+    # axis along +z, reference towards +x: the angle is the azimuth
+    result = rotational_coordinate(points, np.zeros(3), np.array([0, 0, 10.0]), np.array([5.0, 0, 3]))
+    assert np.allclose(result, angle)
+    # reversing the axis reverses the sense of rotation
+    flipped = rotational_coordinate(points, np.array([0, 0, 10.0]), np.zeros(3), np.array([5.0, 0, 3]))
+    assert np.allclose(flipped, -angle)
+
+
+def test_angles_are_validated():
+    with pytest.raises(ValueError, match="alpha_endo"):
+        FibreAngles(alpha_endo=120.0)
+
+
+def test_save_load_round_trip(case, tmp_path):
+    fibres = case[0]
+    path = save_fibres(fibres, tmp_path / "fibres.npz", vtu=True)
+    loaded = load_fibres(path)
+    for name in ("points_mm", "tetrahedra", "fibre", "sheet", "normal", "fibre_cell", "sheet_cell",
+                 "normal_cell", "parent_nodes", "parent_cells"):
+        assert np.array_equal(getattr(loaded, name), getattr(fibres, name)), name
+    assert loaded.coordinates.keys() == fibres.coordinates.keys()
+    for name, values in fibres.coordinates.items():
+        assert np.array_equal(loaded.coordinates[name], values)
+    assert loaded.angles == fibres.angles
+    import pyvista
+
+    grid = pyvista.read(tmp_path / "fibres.vtu")
+    assert grid.n_points == fibres.n_nodes and grid.n_cells == fibres.n_cells
+    assert np.allclose(grid.point_data["fibre"], fibres.fibre)
+    assert np.allclose(grid.cell_data["sheet"], fibres.sheet_cell)
