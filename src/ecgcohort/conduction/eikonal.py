@@ -1,0 +1,183 @@
+"""Anisotropic eikonal activation times on tetrahedral meshes (Fast Iterative Method).
+
+Solves (Dokuchaev et al. 2026, eq. 10)
+
+    sqrt(grad(tau) . D grad(tau)) = 1   in the myocardium,   tau = t_i at the sources,
+
+with the per-element conduction tensor D = v_t^2 I + (v_f^2 - v_t^2) f f^T, using the Fast
+Iterative Method of ``fim-python`` (import name ``fimpy``).  fimpy's ``D`` is the metric
+*as speed squared*: it solves <grad(phi), D grad(phi)> = 1 and internally measures edge
+lengths with D^-1.  Units: positions mm, velocities m/s (= mm/ms), times ms.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from typing import Any
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+#: fimpy marks nodes it never reached with this value (``FIMBase.undef_val`` = 1e10).
+_UNREACHED = 1e9
+
+
+def _fimpy() -> tuple[Any, bool]:
+    """Import fimpy's solver module quietly (it prints a message when cupy is missing)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        from fimpy import solver
+    return solver, bool(getattr(solver, "cupy_available", False))
+
+
+def gpu_available() -> bool:
+    """True when fimpy's cupy backend is importable and a CUDA device is visible."""
+    _, has_cupy = _fimpy()
+    if not has_cupy:
+        return False
+    try:
+        import cupy as cp
+
+        return cp.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # no driver / no device
+        return False
+
+
+def _resolve_device(device: str) -> str:
+    """Map 'auto' | 'cpu' | 'gpu' to fimpy's device name; 'auto' picks the GPU when usable."""
+    if device == "auto":
+        return "gpu" if gpu_available() else "cpu"
+    if device == "cpu":
+        return "cpu"
+    if device == "gpu":
+        if not gpu_available():
+            raise ValueError("device='gpu' requested but cupy or a CUDA device is not available")
+        return "gpu"
+    raise ValueError(f"device must be 'auto', 'cpu' or 'gpu', got {device!r}")
+
+
+def _check_velocity(name: str, v: float | np.ndarray) -> np.ndarray:
+    arr = np.asarray(v, dtype=np.float64)
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0.0):
+        raise ValueError(f"{name} must be finite and > 0 (m/s = mm/ms), got min {np.min(arr)!r}")
+    return arr
+
+
+def conduction_tensors(fibres: np.ndarray, v_fibre: float | np.ndarray, v_cross: float | np.ndarray) -> np.ndarray:
+    """(n_cells, 3, 3) D = v_t² I + (v_f² − v_t²) f fᵀ in (mm/ms)²; fibres normalised here.
+
+    ``fibres`` is (n_cells, 3) (any non-zero length); ``v_fibre``/``v_cross`` in m/s = mm/ms,
+    scalars or (n_cells,) arrays.
+    """
+    f = np.asarray(fibres, dtype=np.float64)
+    if f.ndim != 2 or f.shape[1] != 3:
+        raise ValueError(f"fibres must have shape (n_cells, 3), got {f.shape}")
+    norms = np.linalg.norm(f, axis=1)
+    bad = ~np.isfinite(norms) | (norms <= 1e-12)
+    if np.any(bad):
+        raise ValueError(f"{int(bad.sum())} fibre vectors have zero (or non-finite) length")
+    f = f / norms[:, None]
+    vf = np.broadcast_to(_check_velocity("v_fibre", v_fibre), (f.shape[0],))
+    vt = np.broadcast_to(_check_velocity("v_cross", v_cross), (f.shape[0],))
+    d = (vt**2)[:, None, None] * np.eye(3)[None] + (vf**2 - vt**2)[:, None, None] * f[:, :, None] * f[:, None, :]
+    return d
+
+
+def activation_times(
+    points_mm: np.ndarray,
+    tetrahedra: np.ndarray,
+    fibres: np.ndarray | None,
+    v_fibre: float,
+    v_cross: float,
+    source_nodes: np.ndarray,
+    source_times_ms: np.ndarray,
+    device: str = "auto",
+) -> np.ndarray:
+    """Activation time (ms) of every node; fibres per tetrahedron (None = isotropic at v_fibre).
+
+    ``points_mm`` (n, 3) mm; ``tetrahedra`` (m, 4) node indices; velocities m/s = mm/ms;
+    ``source_nodes`` (k,) node indices stimulated at ``source_times_ms`` (k,) ms (a scalar
+    time is broadcast).  Every node must belong to a tetrahedron and be reachable from a
+    source.  Solved in float64 on ``device`` ('auto': cupy GPU when available, else numpy).
+    """
+    pts = np.asarray(points_mm, dtype=np.float64)
+    tets = np.asarray(tetrahedra)
+    if pts.ndim != 2 or pts.shape[1] != 3 or pts.shape[0] == 0:
+        raise ValueError(f"points_mm must have shape (n_points, 3), got {pts.shape}")
+    if not np.all(np.isfinite(pts)):
+        raise ValueError("points_mm contains non-finite coordinates")
+    if tets.ndim != 2 or tets.shape[1] != 4 or tets.shape[0] == 0 or not np.issubdtype(tets.dtype, np.integer):
+        raise ValueError(f"tetrahedra must be an integer array of shape (n_cells, 4), got {tets.dtype} {tets.shape}")
+    n = pts.shape[0]
+    if tets.min() < 0 or tets.max() >= n:
+        raise ValueError(f"tetrahedra reference nodes outside [0, {n})")
+    used = np.zeros(n, dtype=bool)
+    used[tets.ravel()] = True
+    if not used.all():
+        raise ValueError(f"{int((~used).sum())} of {n} nodes belong to no tetrahedron and cannot be reached")
+
+    vf = float(_check_velocity("v_fibre", v_fibre))
+    vt = float(_check_velocity("v_cross", v_cross))
+    if fibres is None:
+        d = np.broadcast_to(vf**2 * np.eye(3), (tets.shape[0], 3, 3)).copy()
+    else:
+        fib = np.asarray(fibres, dtype=np.float64)
+        if fib.shape != (tets.shape[0], 3):
+            raise ValueError(f"fibres must be given per tetrahedron, shape ({tets.shape[0]}, 3), got {fib.shape}")
+        d = conduction_tensors(fib, vf, vt)
+
+    src = np.atleast_1d(np.asarray(source_nodes))
+    t0 = np.broadcast_to(np.asarray(source_times_ms, dtype=np.float64), src.shape).copy()
+    if src.size == 0:
+        raise ValueError("at least one source node is required")
+    if not np.issubdtype(src.dtype, np.integer):
+        raise ValueError(f"source_nodes must be integer node indices, got dtype {src.dtype}")
+    if src.min() < 0 or src.max() >= n:
+        raise ValueError(f"source node index out of range [0, {n}): {src[(src < 0) | (src >= n)].tolist()}")
+    if not np.all(np.isfinite(t0)):
+        raise ValueError("source_times_ms must be finite")
+    # A node given twice fires at its earliest time (fimpy would keep the last one given).
+    uniq, inv = np.unique(src, return_inverse=True)
+    t_uniq = np.full(uniq.shape, np.inf)
+    np.minimum.at(t_uniq, inv, t0)
+
+    # Conditioning: fimpy asserts eigenvalues of D > 1e-4 and stops on absolute changes
+    # < 1e-9, so solve the scaled problem D' = D / v_max² (tau' = v_max * tau, in mm) on
+    # centred coordinates, then scale back.  Time shift: sources relative to the earliest.
+    v_max = vf if fibres is None else max(vf, vt)
+    d_scaled = d / v_max**2
+    t_ref = float(t_uniq.min())
+    x0_vals = (t_uniq - t_ref) * v_max
+    pts_c = pts - pts.mean(axis=0)
+
+    dev = _resolve_device(device)
+    solver_mod, _ = _fimpy()
+    if dev == "gpu":
+        import cupy as cp
+
+        fim = solver_mod.create_fim_solver(
+            cp.asarray(pts_c), cp.asarray(tets.astype(np.int32)), cp.asarray(d_scaled), precision=np.float64, device="gpu"
+        )
+        phi = cp.asnumpy(fim.comp_fim(cp.asarray(uniq.astype(np.int32)), cp.asarray(x0_vals)))
+    else:
+        fim = solver_mod.create_fim_solver(pts_c, tets.astype(np.int32), d_scaled, precision=np.float64, device="cpu")
+        phi = np.asarray(fim.comp_fim(uniq.astype(np.int32), x0_vals))
+
+    phi = np.asarray(phi, dtype=np.float64)
+    unreached = ~np.isfinite(phi) | (phi >= _UNREACHED)
+    if np.any(unreached):
+        raise ValueError(
+            f"{int(unreached.sum())} of {n} nodes were not reached by the activation "
+            "(mesh not connected to any source?)"
+        )
+    return phi / v_max + t_ref
+
+
+def nearest_nodes(points_mm: np.ndarray, targets_mm: np.ndarray) -> np.ndarray:
+    """Index of the mesh node nearest (Euclidean, mm) to each target point; shape (k,)."""
+    pts = np.asarray(points_mm, dtype=np.float64)
+    tg = np.atleast_2d(np.asarray(targets_mm, dtype=np.float64))
+    if pts.ndim != 2 or pts.shape[0] == 0 or tg.ndim != 2 or tg.shape[1] != pts.shape[1]:
+        raise ValueError(f"points {pts.shape} and targets {tg.shape} must be (n, d) and (k, d)")
+    _, idx = cKDTree(pts).query(tg)
+    return np.asarray(idx, dtype=np.int64)
