@@ -28,6 +28,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/cohort.smk"
 include: "workflow/rules/anatomy.smk"
 include: "workflow/rules/meshing.smk"
+include: "workflow/rules/fibers.smk"
 
 
 rule all:
@@ -35,4 +36,5 @@ rule all:
         rules.cohort.input,
         rules.anatomy.input,
         rules.meshes.input,
+        rules.fibres.input,
     default_target: True

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from ecgcohort.anatomy.outputs import read_surface
+from ecgcohort.fibers import load_fibres
 from ecgcohort.geometry import surface_volume
 from ecgcohort.meshing import VOLUME_TAGS, read_tagged_mesh
 
@@ -50,6 +51,14 @@ def test_two_patients_get_surfaces_electrodes_previews_and_meshes(workflow_copy,
         quality = pd.read_json(root / patient / "mesh/quality.json", typ="series")
         assert quality["sliver_fraction"] <= 1e-3
         assert np.isfinite(quality["min_dihedral_deg"])
+
+        fibres = load_fibres(root / patient / "fibres/fibres.npz")
+        assert len(fibres.tetrahedra) == np.count_nonzero(data.cell_tags.values == VOLUME_TAGS["myocardium"])
+        assert np.linalg.norm(fibres.fibre, axis=1) == pytest.approx(1.0, abs=1e-9)
+        # a P1 Laplace solution may over/undershoot slightly on non-Delaunay tetrahedra
+        transmural = fibres.coordinates["transmural"]
+        assert transmural.min() > -0.05 and transmural.max() < 1.05
+        assert (root / patient / "fibres/fibres.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_an_impossible_patient_fails_clearly_and_keeps_what_was_computed(workflow_copy, default_config):

@@ -1,0 +1,281 @@
+"""Purkinje trees grown on the endocardial surfaces, and activation times of their junctions.
+
+A fractal tree (package ``fractal-tree``, import ``fractal_tree``; Sahli Costabal et al. 2016)
+is grown on one endocardial sub-surface (LV or RV endocardium, extracted by face label) from a
+root point and an initial direction.  Activation along the tree is the shortest path length
+from the root (Dijkstra on edge lengths, ``networkx``) divided by the Purkinje conduction
+velocity, plus the root time; the terminal nodes (Purkinje-muscle junctions) are then mapped
+to the nearest myocardial node to serve as eikonal sources.
+
+fractal-tree quirks guarded here: it calls ``sys.exit(0)`` when the start point cannot be
+projected on the surface (turned into :class:`PurkinjeError`), it draws from numpy's *global*
+RNG (seeded and restored around the call by :func:`seeded_global_rng`), and it writes files
+and a tqdm bar by default (disabled / silenced).
+
+Units: positions and lengths mm, angles degrees (radians only inside fractal-tree), times ms,
+velocities m/s (= mm/ms).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import networkx as nx
+import numpy as np
+from scipy.spatial import cKDTree
+
+from ecgcohort.io import atomic_path
+
+#: face labels of the closed myocardial surface
+LV_ENDOCARDIUM = 1
+RV_ENDOCARDIUM = 2
+
+
+class PurkinjeError(RuntimeError):
+    """A Purkinje tree could not be grown (root off the surface, degenerate direction, ...)."""
+
+
+@dataclass(frozen=True)
+class TreeSettings:
+    """Fractal-tree parameters in physical units (mm, degrees), defaults for an adult ventricle.
+
+    ``initial_length_mm``: the first (His-bundle branch) segment from the root;
+    ``branch_length_mm``: mean branch length (sd = sqrt(0.2) * mean, as fractal-tree);
+    ``branch_angle_deg``: angle of each child to its parent's direction;
+    ``generations``: number of bifurcating generations;
+    ``segment_length_mm``: length of the straight segments a branch is made of;
+    ``repulsivity``: how strongly branches are pushed away from the existing tree;
+    ``fascicles_angles_deg`` / ``fascicles_lengths_mm``: straight fascicles leaving the end of the
+    first branch (empty: none);
+    ``max_root_distance_mm``: a root farther than this from the surface is an error.
+    """
+
+    initial_length_mm: float = 30.0
+    branch_length_mm: float = 8.0
+    branch_angle_deg: float = 15.0
+    generations: int = 10
+    segment_length_mm: float = 1.0
+    repulsivity: float = 0.1
+    fascicles_angles_deg: tuple[float, ...] = (-70.0, 20.0)
+    fascicles_lengths_mm: tuple[float, ...] = (20.0, 20.0)
+    max_root_distance_mm: float = 5.0
+
+    def __post_init__(self) -> None:
+        positive = ("initial_length_mm", "branch_length_mm", "segment_length_mm", "max_root_distance_mm")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.generations < 0:
+            raise ValueError(f"generations must be >= 0, got {self.generations}")
+        if self.segment_length_mm > min(self.initial_length_mm, self.branch_length_mm):
+            raise ValueError("segment_length_mm must not exceed initial_length_mm or branch_length_mm")
+        if len(self.fascicles_angles_deg) != len(self.fascicles_lengths_mm):
+            raise ValueError("fascicles_angles_deg and fascicles_lengths_mm must have the same length")
+        if any(length < self.segment_length_mm for length in self.fascicles_lengths_mm):
+            raise ValueError("every fascicle must be at least one segment long")
+
+
+@dataclass
+class PurkinjeTree:
+    """A tree of ``nodes_mm`` (n, 3) mm joined by ``edges`` (n - 1, 2); ``root`` node index,
+    ``junctions`` indices of the terminal nodes (degree 1, root excluded) and ``activation_ms``
+    (n,) ms = root time + path length from the root / conduction velocity (NaN until timed)."""
+
+    nodes_mm: np.ndarray
+    edges: np.ndarray
+    root: int
+    junctions: np.ndarray
+    activation_ms: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+    @property
+    def n_nodes(self) -> int:
+        return int(len(self.nodes_mm))
+
+    def edge_lengths_mm(self) -> np.ndarray:
+        """Length (mm) of every edge."""
+        a, b = self.nodes_mm[self.edges[:, 0]], self.nodes_mm[self.edges[:, 1]]
+        return np.linalg.norm(a - b, axis=1)
+
+
+@contextlib.contextmanager
+def seeded_global_rng(seed: int) -> Iterator[None]:
+    """Seed numpy's global (legacy) RNG with ``seed`` for the block, then restore its state."""
+    state = np.random.get_state()
+    np.random.seed(int(seed))
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+def extract_surface(points_mm: np.ndarray, faces: np.ndarray, face_labels: np.ndarray,
+                    label: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sub-surface of the faces labelled ``label``: (points mm (k, 3), faces reindexed (f, 3),
+    original point index of each sub-surface point (k,))."""
+    faces = np.asarray(faces)
+    selected = faces[np.asarray(face_labels) == label]
+    if len(selected) == 0:
+        raise PurkinjeError(f"no faces with label {label}")
+    used, inverse = np.unique(selected, return_inverse=True)
+    return np.asarray(points_mm, dtype=np.float64)[used], inverse.reshape(-1, 3), used
+
+
+def _closest_point_on_surface(points_mm: np.ndarray, faces: np.ndarray,
+                              query_mm: np.ndarray) -> tuple[np.ndarray, int, float]:
+    """Closest point (mm) of the triangle surface to ``query_mm``, its face, and the distance (mm)."""
+    import pyvista as pv
+
+    surface = pv.PolyData(points_mm, np.hstack([np.full((len(faces), 1), 3), faces]).ravel())
+    cell, closest = surface.find_closest_cell(np.asarray(query_mm, dtype=np.float64),
+                                              return_closest_point=True)
+    closest = np.asarray(closest, dtype=np.float64).reshape(3)
+    return closest, int(cell), float(np.linalg.norm(closest - query_mm))
+
+
+def _run_fractal_tree(points_mm: np.ndarray, faces: np.ndarray, init_node_mm: np.ndarray,
+                      direction: np.ndarray, settings: TreeSettings, seed: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Call ``fractal_tree.generate_fractal_tree`` with the global RNG seeded (and restored),
+    no files written and its progress bar silenced; returns (nodes mm, lines).  A start point
+    it cannot project (its ``sys.exit``) or an invalid mesh node raise :class:`PurkinjeError`."""
+    from fractal_tree import FractalTreeParameters, Mesh, generate_fractal_tree
+    from fractal_tree.mesh import InvalidNodeError
+
+    parameters = FractalTreeParameters(
+        filename="unused",
+        initial_direction=np.asarray(direction, dtype=np.float64),
+        init_length=settings.initial_length_mm,
+        N_it=settings.generations,
+        length=settings.branch_length_mm,
+        branch_angle=np.deg2rad(settings.branch_angle_deg),
+        repulsitivity=settings.repulsivity,
+        l_segment=settings.segment_length_mm,
+        generate_fascicles=len(settings.fascicles_angles_deg) > 0,
+        fascicles_angles=tuple(float(a) for a in np.deg2rad(settings.fascicles_angles_deg)),
+        fascicles_length=tuple(float(x) for x in settings.fascicles_lengths_mm),
+        save=False,
+        save_paraview=False,
+    )
+    mesh = Mesh(verts=np.asarray(points_mm, dtype=np.float64), connectivity=np.asarray(faces),
+                init_node=np.asarray(init_node_mm, dtype=np.float64))
+    ft_logger = logging.getLogger("fractal_tree")
+    previous_level = ft_logger.level
+    ft_logger.setLevel(logging.CRITICAL)  # its "initial point not in mesh" is re-raised below
+    try:
+        with seeded_global_rng(seed), contextlib.redirect_stderr(io.StringIO()):
+            result = generate_fractal_tree(mesh, parameters)
+    except SystemExit as exc:
+        raise PurkinjeError(
+            f"fractal-tree could not project the start point {np.round(init_node_mm, 3).tolist()} mm "
+            "onto the surface (it called sys.exit)") from exc
+    except InvalidNodeError as exc:
+        raise PurkinjeError(f"fractal-tree rejected the surface: {exc}") from exc
+    finally:
+        ft_logger.setLevel(previous_level)
+    nodes = np.asarray(result.nodes, dtype=np.float64).reshape(-1, 3)
+    lines = np.asarray(result.lines, dtype=np.int64).reshape(-1, 2)
+    return nodes, lines
+
+
+def _terminal_nodes(n_nodes: int, edges: np.ndarray, root: int) -> np.ndarray:
+    """Indices of the nodes of degree 1 other than ``root``."""
+    degree = np.bincount(edges.ravel(), minlength=n_nodes)
+    leaves = np.flatnonzero(degree == 1)
+    return leaves[leaves != root]
+
+
+def grow_tree(points_mm: np.ndarray, faces: np.ndarray, root_mm: np.ndarray, direction: np.ndarray,
+              settings: TreeSettings | None = None, seed: int = 0) -> PurkinjeTree:
+    """Grow a fractal Purkinje tree on the triangle surface (``points_mm`` (k, 3) mm, ``faces``
+    (f, 3)) from ``root_mm`` (projected onto the surface; farther than
+    ``settings.max_root_distance_mm`` is an error) along ``direction`` (projected on the tangent
+    plane there).  Same ``seed``, same tree.  ``activation_ms`` is left empty (see
+    :func:`purkinje_tree`)."""
+    settings = settings or TreeSettings()
+    points_mm = np.asarray(points_mm, dtype=np.float64)
+    faces = np.asarray(faces, dtype=np.int64)
+    root_mm = np.asarray(root_mm, dtype=np.float64).reshape(3)
+    if not np.all(np.isfinite(root_mm)):
+        raise PurkinjeError(f"root is not finite: {root_mm}")
+    root_on_surface, face, distance = _closest_point_on_surface(points_mm, faces, root_mm)
+    if distance > settings.max_root_distance_mm:
+        raise PurkinjeError(f"root {np.round(root_mm, 3).tolist()} mm is {distance:.1f} mm from the "
+                            f"surface (> {settings.max_root_distance_mm} mm)")
+    a, b, c = points_mm[faces[face]]
+    normal = np.cross(b - a, c - a)
+    normal /= np.linalg.norm(normal)
+    direction = np.asarray(direction, dtype=np.float64).reshape(3)
+    tangent = direction - np.dot(direction, normal) * normal
+    if np.linalg.norm(tangent) < 1e-6 * max(np.linalg.norm(direction), 1e-300):
+        raise PurkinjeError("initial direction is (nearly) normal to the surface at the root")
+    tangent /= np.linalg.norm(tangent)
+
+    nodes, edges = _run_fractal_tree(points_mm, faces, root_on_surface, tangent, settings, seed)
+    if not np.all(np.isfinite(nodes)):
+        raise PurkinjeError("fractal-tree produced non-finite node coordinates")
+    # fractal-tree keeps node 0 at the given start point (already on the surface here)
+    root = 0
+    return PurkinjeTree(nodes_mm=nodes, edges=edges, root=root,
+                        junctions=_terminal_nodes(len(nodes), edges, root),
+                        activation_ms=np.full(len(nodes), np.nan))
+
+
+def tree_activation(tree: PurkinjeTree, conduction_velocity_m_per_s: float = 2.5,
+                    root_time_ms: float = 0.0) -> np.ndarray:
+    """Activation time (ms) of every tree node: ``root_time_ms`` + shortest path length (mm)
+    from the root along the tree / ``conduction_velocity_m_per_s`` (m/s = mm/ms)."""
+    if not conduction_velocity_m_per_s > 0:
+        raise ValueError(f"conduction velocity must be > 0 m/s, got {conduction_velocity_m_per_s}")
+    graph = nx.Graph()
+    graph.add_nodes_from(range(tree.n_nodes))
+    graph.add_weighted_edges_from(
+        (int(i), int(j), float(w)) for (i, j), w in zip(tree.edges, tree.edge_lengths_mm()))
+    distance = nx.single_source_dijkstra_path_length(graph, tree.root, weight="weight")
+    if len(distance) != tree.n_nodes:
+        raise PurkinjeError(f"{tree.n_nodes - len(distance)} tree nodes are not connected to the root")
+    path_mm = np.array([distance[i] for i in range(tree.n_nodes)], dtype=np.float64)
+    return float(root_time_ms) + path_mm / float(conduction_velocity_m_per_s)
+
+
+def purkinje_tree(points_mm: np.ndarray, faces: np.ndarray, root_mm: np.ndarray, direction: np.ndarray,
+                  settings: TreeSettings | None = None, seed: int = 0,
+                  conduction_velocity_m_per_s: float = 2.5, root_time_ms: float = 0.0) -> PurkinjeTree:
+    """:func:`grow_tree` then :func:`tree_activation`: a tree with ``activation_ms`` (ms) set."""
+    tree = grow_tree(points_mm, faces, root_mm, direction, settings, seed)
+    tree.activation_ms = tree_activation(tree, conduction_velocity_m_per_s, root_time_ms)
+    return tree
+
+
+def junction_activation(tree: PurkinjeTree, surface_points_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(nearest surface/myocardial node index per junction, its activation time ms) — for eikonal
+    sources.  One entry per junction, in ``tree.junctions`` order; several junctions may map to
+    the same node (an eikonal solver should keep the earliest time)."""
+    if tree.activation_ms.shape != (tree.n_nodes,) or not np.all(np.isfinite(tree.activation_ms)):
+        raise PurkinjeError("tree has no activation times; use purkinje_tree or tree_activation")
+    surface = np.asarray(surface_points_mm, dtype=np.float64)
+    _, nearest = cKDTree(surface).query(tree.nodes_mm[tree.junctions])
+    return np.asarray(nearest, dtype=np.int64), tree.activation_ms[tree.junctions].copy()
+
+
+def write_tree_vtk(tree: PurkinjeTree, path: str | Path) -> Path:
+    """Write the tree as line cells of a .vtp (points mm, point data ``activation_ms`` ms when
+    set), atomically; returns the path."""
+    import pyvista as pv
+
+    target = Path(path)
+    if target.suffix != ".vtp":
+        raise ValueError(f"expected a .vtp path, got {target}")
+    lines = np.hstack([np.full((len(tree.edges), 1), 2), tree.edges]).ravel()
+    poly = pv.PolyData(np.asarray(tree.nodes_mm, dtype=np.float64), lines=lines)
+    if tree.activation_ms.shape == (tree.n_nodes,):
+        poly.point_data["activation_ms"] = np.asarray(tree.activation_ms, dtype=np.float64)
+    poly.field_data["root"] = np.array([tree.root], dtype=np.int64)
+    poly.field_data["junctions"] = np.asarray(tree.junctions, dtype=np.int64)
+    with atomic_path(target) as temporary:
+        poly.save(str(temporary))
+    return target

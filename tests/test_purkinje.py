@@ -1,0 +1,220 @@
+"""Purkinje trees on the LV/RV endocardium (fractal-tree) and their junction activation times."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import pyvista as pv
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components, dijkstra
+
+from ecgcohort.conduction.purkinje import (
+    LV_ENDOCARDIUM,
+    RV_ENDOCARDIUM,
+    PurkinjeError,
+    PurkinjeTree,
+    TreeSettings,
+    _run_fractal_tree,
+    extract_surface,
+    grow_tree,
+    junction_activation,
+    purkinje_tree,
+    seeded_global_rng,
+    tree_activation,
+    write_tree_vtk,
+)
+from ecgcohort.shapes.heart import build_heart_model
+
+CV = 2.5  # m/s
+ROOT_TIME = 3.0  # ms
+DOWN = np.array([0.0, 0.0, -1.0])  # base -> apex
+LV_ROOT = np.array([25.0, 0.0, -10.0])  # LV septal endocardium below the base (septum on +x)
+RV_ROOT = np.array([35.0, 0.0, -10.0])  # RV septal endocardium below the base
+
+
+@pytest.fixture(scope="module")
+def heart():
+    return build_heart_model(edge_length_mm=3.0, population=20)
+
+
+@pytest.fixture(scope="module")
+def lv_surface(heart):
+    return extract_surface(heart.mean, heart.faces, heart.face_labels, LV_ENDOCARDIUM)
+
+
+@pytest.fixture(scope="module")
+def rv_surface(heart):
+    return extract_surface(heart.mean, heart.faces, heart.face_labels, RV_ENDOCARDIUM)
+
+
+@pytest.fixture(scope="module")
+def lv_tree(lv_surface) -> PurkinjeTree:
+    points, faces, _ = lv_surface
+    return purkinje_tree(points, faces, LV_ROOT, DOWN, TreeSettings(), seed=1,
+                         conduction_velocity_m_per_s=CV, root_time_ms=ROOT_TIME)
+
+
+@pytest.fixture(scope="module")
+def rv_tree(rv_surface) -> PurkinjeTree:
+    points, faces, _ = rv_surface
+    return purkinje_tree(points, faces, RV_ROOT, DOWN, TreeSettings(), seed=1,
+                         conduction_velocity_m_per_s=CV, root_time_ms=ROOT_TIME)
+
+
+def _polydata(points: np.ndarray, faces: np.ndarray) -> pv.PolyData:
+    return pv.PolyData(points, np.hstack([np.full((len(faces), 1), 3), faces]).ravel())
+
+
+def _independent_path_lengths(tree: PurkinjeTree) -> np.ndarray:
+    """Shortest path (mm) from the root via scipy's csgraph, not networkx."""
+    i, j = tree.edges.T
+    w = np.linalg.norm(tree.nodes_mm[i] - tree.nodes_mm[j], axis=1)
+    assert np.all(w > 0)  # csgraph would drop explicit zeros
+    n = tree.n_nodes
+    graph = coo_matrix((w, (i, j)), shape=(n, n)).tocsr()
+    return dijkstra(graph, directed=False, indices=tree.root)
+
+
+def test_extract_surface_reindexes(heart, lv_surface):
+    points, faces, used = lv_surface
+    assert faces.min() == 0 and faces.max() == len(points) - 1
+    assert len(np.unique(faces)) == len(points)
+    np.testing.assert_array_equal(points, heart.mean[used])
+    np.testing.assert_array_equal(used[faces], heart.faces[heart.face_labels == LV_ENDOCARDIUM])
+
+
+@pytest.mark.parametrize("which", ["lv", "rv"])
+def test_tree_on_surface_and_is_a_tree(which, lv_surface, rv_surface, lv_tree, rv_tree):
+    (points, faces, _), tree = (lv_surface, lv_tree) if which == "lv" else (rv_surface, rv_tree)
+    n = tree.n_nodes
+    # sensible size: a few thousand nodes at most, and more than a bare trunk
+    assert 300 < n < 6000
+    # every node on (within 1 mm of) its endocardial surface: VTK's implicit distance
+    distance = pv.PolyData(tree.nodes_mm).compute_implicit_distance(_polydata(points, faces))
+    assert np.max(np.abs(distance["implicit_distance"])) < 1.0
+    # fractal-tree adds each new node once, joined to its predecessor: a tree
+    assert tree.edges.shape == (n - 1, 2)
+    assert np.all(tree.edges[:, 0] != tree.edges[:, 1])
+    adjacency = coo_matrix((np.ones(n - 1), tuple(tree.edges.T)), shape=(n, n))
+    n_components, _ = connected_components(adjacency, directed=False)
+    assert n_components == 1
+    # junctions: exactly the degree-1 nodes except the root
+    degree = np.bincount(tree.edges.ravel(), minlength=n)
+    expected = set(np.flatnonzero(degree == 1)) - {tree.root}
+    assert set(tree.junctions.tolist()) == expected and len(expected) > 20
+
+
+def test_junction_times_match_independent_dijkstra(lv_tree):
+    path = _independent_path_lengths(lv_tree)
+    np.testing.assert_allclose(lv_tree.activation_ms, ROOT_TIME + path / CV, rtol=1e-12, atol=1e-9)
+    assert lv_tree.activation_ms[lv_tree.root] == ROOT_TIME
+    # the farthest junction is well beyond the initial 30 mm trunk
+    assert lv_tree.activation_ms[lv_tree.junctions].max() > ROOT_TIME + 40.0 / CV
+
+
+def test_doubling_cv_halves_times(lv_tree):
+    fast = tree_activation(lv_tree, conduction_velocity_m_per_s=2 * CV, root_time_ms=ROOT_TIME)
+    np.testing.assert_allclose(fast - ROOT_TIME, (lv_tree.activation_ms - ROOT_TIME) / 2, rtol=1e-12)
+    with pytest.raises(ValueError):
+        tree_activation(lv_tree, conduction_velocity_m_per_s=0.0)
+
+
+def test_junction_activation_maps_to_nearest_myocardial_node(heart, lv_tree):
+    nodes, times = junction_activation(lv_tree, heart.mean)
+    assert nodes.shape == times.shape == lv_tree.junctions.shape
+    brute = np.argmin(np.linalg.norm(heart.mean[None] - lv_tree.nodes_mm[lv_tree.junctions][:, None],
+                                     axis=2), axis=1)
+    np.testing.assert_array_equal(nodes, brute)
+    np.testing.assert_array_equal(times, lv_tree.activation_ms[lv_tree.junctions])
+    # junctions lie on the LV endocardium: their nearest nodes are LV endocardial nodes
+    lv_nodes = np.unique(heart.faces[heart.face_labels == LV_ENDOCARDIUM])
+    assert np.isin(nodes, lv_nodes).mean() > 0.95
+    untimed = PurkinjeTree(lv_tree.nodes_mm, lv_tree.edges, lv_tree.root, lv_tree.junctions)
+    with pytest.raises(PurkinjeError):
+        junction_activation(untimed, heart.mean)
+
+
+def test_seed_reproducible_and_global_rng_untouched(rv_surface, rv_tree):
+    points, faces, _ = rv_surface
+    np.random.seed(12345)
+    state_before = np.random.get_state()
+    same = grow_tree(points, faces, RV_ROOT, DOWN, TreeSettings(), seed=1)
+    state_after = np.random.get_state()
+    assert state_before[0] == state_after[0]
+    np.testing.assert_array_equal(state_before[1], state_after[1])
+    assert state_before[2:] == state_after[2:]
+    assert np.random.rand() == np.random.RandomState(12345).rand()
+
+    np.testing.assert_array_equal(same.nodes_mm, rv_tree.nodes_mm)
+    np.testing.assert_array_equal(same.edges, rv_tree.edges)
+    other = grow_tree(points, faces, RV_ROOT, DOWN, TreeSettings(), seed=2)
+    assert other.nodes_mm.shape != same.nodes_mm.shape or not np.allclose(other.nodes_mm, same.nodes_mm)
+
+
+def test_seeded_global_rng_restores_on_error():
+    np.random.seed(7)
+    expected = np.random.RandomState(7).rand()
+    with pytest.raises(RuntimeError):
+        with seeded_global_rng(99):
+            np.random.rand(10)
+            raise RuntimeError("boom")
+    assert np.random.rand() == expected
+
+
+def test_root_far_from_surface_raises(lv_surface):
+    points, faces, _ = lv_surface
+    with pytest.raises(PurkinjeError, match="from the surface"):
+        grow_tree(points, faces, np.array([300.0, 0.0, -40.0]), DOWN, TreeSettings(), seed=0)
+
+
+def test_fractal_tree_sys_exit_becomes_purkinje_error(lv_surface):
+    """The raw fractal-tree call (no root pre-check) exits on an unprojectable start point."""
+    points, faces, _ = lv_surface
+    state = np.random.get_state()
+    with pytest.raises(PurkinjeError, match="sys.exit"):
+        _run_fractal_tree(points, faces, np.array([300.0, 0.0, -40.0]), DOWN, TreeSettings(), seed=0)
+    np.testing.assert_array_equal(np.random.get_state()[1], state[1])
+
+
+def test_direction_normal_to_surface_raises(lv_surface):
+    points, faces, _ = lv_surface
+    a, b, c = points[faces[100]]
+    normal = np.cross(b - a, c - a)
+    with pytest.raises(PurkinjeError, match="normal"):
+        grow_tree(points, faces, (a + b + c) / 3, normal, TreeSettings(), seed=0)
+
+
+def test_trees_cover_apico_basal_height(lv_surface, rv_surface, lv_tree, rv_tree):
+    for (points, _, _), tree in ((lv_surface, lv_tree), (rv_surface, rv_tree)):
+        z = tree.nodes_mm[tree.junctions, 2]
+        height = np.ptp(points[:, 2])
+        assert np.ptp(z) > 0.5 * height
+        # reaches the apical third
+        assert z.min() < points[:, 2].min() + height / 3
+    # LV junctions spread around the cavity (not only on the septal side, x > 0)
+    x = lv_tree.nodes_mm[lv_tree.junctions, 0]
+    assert (x < -5.0).sum() > 10 and (x > 5.0).sum() > 10
+
+
+def test_vtk_round_trip(tmp_path, lv_tree):
+    path = write_tree_vtk(lv_tree, tmp_path / "sub" / "lv_purkinje.vtp")
+    assert path.exists() and not list(path.parent.glob("*.part*"))
+    poly = pv.read(path)
+    assert poly.n_points == lv_tree.n_nodes
+    assert poly.n_lines == len(lv_tree.edges)
+    np.testing.assert_allclose(poly.points, lv_tree.nodes_mm, atol=1e-4)
+    np.testing.assert_allclose(poly.point_data["activation_ms"], lv_tree.activation_ms)
+    lines = poly.lines.reshape(-1, 3)
+    assert np.all(lines[:, 0] == 2)
+    np.testing.assert_array_equal(lines[:, 1:], lv_tree.edges)
+    with pytest.raises(ValueError):
+        write_tree_vtk(lv_tree, tmp_path / "tree.vtu")
+
+
+def test_settings_validation():
+    with pytest.raises(ValueError):
+        TreeSettings(branch_length_mm=0.0)
+    with pytest.raises(ValueError):
+        TreeSettings(fascicles_angles_deg=(10.0,), fascicles_lengths_mm=())
+    with pytest.raises(ValueError):
+        TreeSettings(generations=-1)

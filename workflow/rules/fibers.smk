@@ -1,0 +1,27 @@
+rule compute_fibres:
+    input:
+        mesh=rules.mesh_anatomy.output.mesh,
+    output:
+        fibres="results/patients/{patient}/fibres/fibres.npz",
+        grid="results/patients/{patient}/fibres/fibres.vtu",
+        preview="results/patients/{patient}/fibres/fibres.png",
+    params:
+        angles=config["fibers"],
+    log:
+        "results/logs/patients/{patient}/compute_fibres.log",
+    benchmark:
+        "results/benchmarks/patients/{patient}/compute_fibres.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled(4000),
+        runtime=scaled(20),
+    conda:
+        "../../envs/fem.yaml"
+    script:
+        "../scripts/compute_fibres.py"
+
+
+rule fibres:
+    """Target: every patient's fibres, ventricular coordinates and fibre preview."""
+    input:
+        expand(rules.compute_fibres.output, patient=PATIENTS),
