@@ -562,7 +562,6 @@ def _template(edge_length_mm: float) -> _Template:
     offset += len(free_edge) - 2
 
     faces, labels = [], []
-    reference_points: dict[int, np.ndarray] = {}
     endo_points = heart.lv_endocardium(endo.cos_psi, endo.sin_psi, endo.alpha)
     epi_points = heart.epicardium(epi.cos_psi, epi.sin_psi, epi.alpha)
 
