@@ -100,14 +100,14 @@ def test_isotropic_point_source_converges(source):
         far = np.linalg.norm(pts - pts[s[0]], axis=1) >= 2.0  # away from the source's neighbourhood
         rel = _rel_err(tau[far], exact[far])
         # the upwind scheme never arrives before the exact straight-line time
-        assert rel.min() > -1e-9
+        assert rel.min() > -1e-6
         errors.append((n, len(tets), rel.max(), np.abs(rel).mean()))
     print(f"\nisotropic {source}: " + "; ".join(f"n={n} ({m} tets) max {e:.4f} mean {a:.4f}" for n, m, e, a in errors))
     maxes = [e[2] for e in errors]
     means = [e[3] for e in errors]
     # the worst node sits a few cells from the source (the error is a function of r/h), so
     # the max over r >= 2 mm only drops once the band excludes it; the mean drops every time
-    assert maxes[0] + 1e-12 >= maxes[1] >= maxes[2] - 1e-12 and maxes[0] > maxes[2] + 0.005
+    assert maxes[0] + 1e-6 >= maxes[1] >= maxes[2] - 1e-6 and maxes[0] > maxes[2] + 0.005
     assert means[0] > means[1] > means[2]
     assert maxes[-1] < 0.07
     assert means[-1] < 0.03
@@ -130,7 +130,7 @@ def test_anisotropic_point_source(fibre):
         along, across = far & (cos > 0.999), far & (cos < 1e-9)
         assert along.sum() >= 2 and across.sum() >= 20
         rel = _rel_err(tau, exact)
-        assert rel[far].min() > -1e-9
+        assert rel[far].min() > -1e-6
         results.append((n, rel[far].max(), np.abs(rel[far]).mean(), np.abs(rel[along]).max(), np.abs(rel[across]).max()))
         # anisotropy is really there: along-fibre nodes are reached about v_f/v_t times faster
         ratio = np.median((tau[across] / r[across])) / np.median(tau[along] / r[along])
@@ -155,10 +155,10 @@ def test_rotating_fibres_by_90_degrees_swaps_along_and_across():
     tau_y = activation_times(pts, tets, np.tile([0.0, 1.0, 0.0], (len(tets), 1)), V_F, V_T, s, [0.0], device="cpu")
     px, py = nearest_nodes(pts, np.array([x0 + [4.0, 0, 0], x0 + [0, 4.0, 0]]))
     np.testing.assert_allclose([tau_x[px], tau_x[py]], [4.0 / V_F, 4.0 / V_T], rtol=0.05)
-    np.testing.assert_allclose([tau_y[px], tau_y[py]], [tau_x[py], tau_x[px]], rtol=1e-9)
+    np.testing.assert_allclose([tau_y[px], tau_y[py]], [tau_x[py], tau_x[px]], rtol=1e-6)
     # whole field: the mesh is symmetric under x <-> y, so tau_y(x, y, z) = tau_x(y, x, z)
     swapped = nearest_nodes(pts, pts[:, [1, 0, 2]])
-    np.testing.assert_allclose(tau_y, tau_x[swapped], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(tau_y, tau_x[swapped], rtol=1e-6, atol=1e-6)
     assert not np.allclose(tau_x, tau_y, rtol=0.05)
 
 
@@ -179,13 +179,13 @@ def test_two_sources_give_pointwise_minimum():
     )
     print(
         f"\ntwo sources: tau vs min(tau1, tau2): max rel {np.abs(rel).max():.4f}, mean {np.abs(rel).mean():.5f}, "
-        f"{(np.abs(rel) > 1e-9).sum()} of {len(pts)} nodes differ; "
+        f"{(np.abs(rel) > 1e-6).sum()} of {len(pts)} nodes differ; "
         f"vs exact min (>= 4 mm from both sources): max rel {_rel_err(both, exact)[far].max():.4f}"
     )
     # away from the collision surface identical; where the fronts meet, one tet update may mix
     # values of both fronts, which can only lower the (upwind, overestimating) time a little
-    assert np.median(np.abs(rel)) < 1e-12
-    assert rel.max() < 1e-9 and rel.min() > -0.05
+    assert np.median(np.abs(rel)) < 1e-6
+    assert rel.max() < 1e-5 and rel.min() > -0.05
     assert np.abs(rel).mean() < 2e-3
     # and the two-source field is no worse than the single-source ones against the closed form
     assert np.all(both >= exact * (1 - 0.05))
@@ -193,10 +193,10 @@ def test_two_sources_give_pointwise_minimum():
     assert (t1 < t2).any() and (t2 < t1).any()  # both sources matter
     # a late source already overtaken by the other wave is not a source any more
     late = activation_times(pts, tets, fibres, V_F, V_T, s, np.array([0.0, 1000.0]), device="cpu")
-    np.testing.assert_allclose(late, t1, rtol=1e-9)
+    np.testing.assert_allclose(late, t1, rtol=1e-6)
     # start times shift the whole field
     shifted = activation_times(pts, tets, fibres, V_F, V_T, s[:1], [7.5], device="cpu")
-    np.testing.assert_allclose(shifted, t1 + 7.5, rtol=1e-9)
+    np.testing.assert_allclose(shifted, t1 + 7.5, rtol=1e-6)
 
 
 def test_rigid_motion_invariance():
@@ -210,7 +210,7 @@ def test_rigid_motion_invariance():
     rot = q * np.sign(np.linalg.det(q))  # proper rotation
     moved = pts @ rot.T + np.array([-120.0, 45.0, 300.0])
     tau_moved = activation_times(moved, tets, fibres @ rot.T, V_F, V_T, s, t, device="cpu")
-    np.testing.assert_allclose(tau_moved, tau, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(tau_moved, tau, rtol=1e-5, atol=1e-5)
     # fibres not rotated with the mesh give a different field
     wrong = activation_times(moved, tets, fibres, V_F, V_T, s, t, device="cpu")
     assert np.abs(wrong - tau).max() > 0.1

@@ -22,6 +22,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ecgcohort.io import atomic_path
+
 # ---------------------------------------------------------------- physical constants
 R_GAS = 8314.472  # mJ/(mol K)
 T_KELVIN = 310.0  # K
@@ -363,12 +365,10 @@ def action_potential_template(cycle_length_ms: float = 1000.0, cache_dir: str | 
     template = ActionPotential(grid, on_beat, fine["resting_mv"], fine["peak_mv"], fine["apd90_ms"],
                                fine["max_upstroke_mv_per_ms"])
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, time_ms=template.time_ms, voltage_mv=template.voltage_mv, resting_mv=template.resting_mv,
-                 peak_mv=template.peak_mv, apd90_ms=template.apd90_ms,
-                 max_upstroke_mv_per_ms=template.max_upstroke_mv_per_ms)
-        tmp.replace(path)
+        with atomic_path(path) as temporary:  # a unique temporary: parallel jobs may share the cache
+            np.savez(temporary, time_ms=template.time_ms, voltage_mv=template.voltage_mv,
+                     resting_mv=template.resting_mv, peak_mv=template.peak_mv, apd90_ms=template.apd90_ms,
+                     max_upstroke_mv_per_ms=template.max_upstroke_mv_per_ms)
     return template
 
 

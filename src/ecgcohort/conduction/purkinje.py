@@ -279,3 +279,15 @@ def write_tree_vtk(tree: PurkinjeTree, path: str | Path) -> Path:
     with atomic_path(target) as temporary:
         poly.save(str(temporary))
     return target
+
+
+def join_trees(first: PurkinjeTree, second: PurkinjeTree) -> PurkinjeTree:
+    """One tree rooted at ``first``'s root, with ``second`` hung from it by a straight edge
+    between the two roots (e.g. the moderator band carrying the right bundle branch from the
+    septum to the RV free wall). Activation times are left unset."""
+    offset = first.n_nodes
+    nodes = np.vstack([first.nodes_mm, second.nodes_mm])
+    edges = np.vstack([first.edges, second.edges + offset, [[first.root, second.root + offset]]])
+    return PurkinjeTree(nodes_mm=nodes, edges=edges, root=first.root,
+                        junctions=_terminal_nodes(len(nodes), edges, first.root),
+                        activation_ms=np.full(len(nodes), np.nan))

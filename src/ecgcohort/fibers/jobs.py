@@ -30,7 +30,7 @@ def plot_fibres(fibres: MyocardialFibres, path: str | Path, title: str = "", gly
     arrows.point_data["fibre_z"] = np.abs(fibres.fibre[chosen, 2])
     scale = 0.04 * float(np.ptp(fibres.points_mm, axis=0).max())
     plotter = pyvista.Plotter(off_screen=True, window_size=(900, 800))
-    plotter.add_mesh(grid.extract_surface(), scalars="transmural", cmap="coolwarm", opacity=0.35,
+    plotter.add_mesh(grid.extract_surface(algorithm="dataset_surface"), scalars="transmural", cmap="coolwarm", opacity=0.35,
                      scalar_bar_args={"title": "transmural"})
     plotter.add_mesh(arrows.glyph(orient="fibre", scale=False, factor=scale), scalars="fibre_z", cmap="viridis",
                      scalar_bar_args={"title": "|fibre . z|"})

@@ -1,0 +1,211 @@
+"""The electrophysiology stage's jobs: Purkinje trees per patient, activation maps per
+(patient, scenario), with their previews."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from ecgcohort.anatomy.outputs import read_surface
+from ecgcohort.cohort.sampling import patient_rng
+from ecgcohort.conduction.eikonal import activation_times
+from ecgcohort.conduction.maps import ActivationMap, save_activation
+from ecgcohort.conduction.purkinje import (
+    LV_ENDOCARDIUM,
+    RV_ENDOCARDIUM,
+    PurkinjeError,
+    PurkinjeTree,
+    TreeSettings,
+    extract_surface,
+    grow_tree,
+    join_trees,
+    junction_activation,
+    tree_activation,
+    write_tree_vtk,
+)
+from ecgcohort.conduction.scenarios import Scenario, ScenarioError, apd_scale, his_roots, pacing_sites
+from ecgcohort.fibers.rule_based import MyocardialFibres, load_fibres
+from ecgcohort.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+FRONT_VIEW = [(0, 1, 0), (0, 0, 0), (0, 0, -1)]  # from anterior (+y), superior (-z) up
+BACK_VIEW = [(0, -1, 0), (0, 0, 0), (0, 0, -1)]
+
+
+def tree_settings(section: Mapping[str, Any]) -> TreeSettings:
+    """TreeSettings from an ``electrophysiology.purkinje.lv_tree`` / ``rv_tree`` config mapping."""
+    values = dict(section)
+    for key in ("fascicles_angles_deg", "fascicles_lengths_mm"):
+        values[key] = tuple(float(v) for v in values.get(key, ()))
+    return TreeSettings(**values)
+
+
+def _myocardium_grid(fibres: MyocardialFibres):
+    import pyvista
+
+    cells = np.hstack([np.full((fibres.n_cells, 1), 4), fibres.tetrahedra]).ravel()
+    return pyvista.UnstructuredGrid(cells, np.full(fibres.n_cells, pyvista.CellType.TETRA), fibres.points_mm)
+
+
+def _tree_polydata(tree: PurkinjeTree):
+    import pyvista
+
+    poly = pyvista.PolyData(tree.nodes_mm, lines=np.hstack([np.full((len(tree.edges), 1), 2), tree.edges]).ravel())
+    poly.point_data["activation_ms"] = tree.activation_ms
+    return poly
+
+
+def plot_purkinje(fibres: MyocardialFibres, trees: Mapping[str, PurkinjeTree], path: str | Path,
+                  title: str = "", glyphs: int = 800) -> None:
+    """Front and back views: epicardial fibres (arrows) over the translucent myocardium and
+    the Purkinje trees coloured by activation time (PNG)."""
+    import pyvista
+
+    pyvista.OFF_SCREEN = True
+    surface = _myocardium_grid(fibres).extract_surface(algorithm="dataset_surface")
+    epicardial = np.flatnonzero(fibres.coordinates["transmural"] > 0.99)
+    chosen = epicardial[np.linspace(0, len(epicardial) - 1, min(glyphs, len(epicardial))).astype(int)]
+    arrows = pyvista.PolyData(fibres.points_mm[chosen])
+    arrows.point_data["fibre"] = fibres.fibre[chosen]
+    scale = 0.03 * float(np.ptp(fibres.points_mm, axis=0).max())
+    arrows = arrows.glyph(orient="fibre", scale=False, factor=scale)
+    times = np.concatenate([t.activation_ms for t in trees.values()])
+    plotter = pyvista.Plotter(off_screen=True, shape=(1, 2), window_size=(1400, 700))
+    for column, (view, label) in enumerate(((FRONT_VIEW, "anterior"), (BACK_VIEW, "posterior"))):
+        plotter.subplot(0, column)
+        plotter.add_mesh(surface, color="lightgrey", opacity=0.25)
+        plotter.add_mesh(arrows, color="sienna")
+        for name, tree in trees.items():
+            plotter.add_mesh(_tree_polydata(tree), scalars="activation_ms", cmap="plasma", line_width=2,
+                             clim=(float(times.min()), float(times.max())), show_scalar_bar=column == 1,
+                             scalar_bar_args={"title": "Purkinje activation (ms)"})
+        plotter.camera_position = view
+        plotter.reset_camera()
+        plotter.add_text(f"{title} fibres and Purkinje trees ({label})", font_size=9)
+    with atomic_path(path) as temporary:
+        plotter.screenshot(str(temporary))
+    plotter.close()
+
+
+def grow_purkinje(patient: str, heart_surface: str | Path, fibres_path: str | Path, settings: Mapping[str, Any],
+                  seed: int, lv_out: str | Path, rv_out: str | Path, junctions_out: str | Path,
+                  preview_out: str | Path) -> None:
+    """Grow the LV and RV Purkinje trees of one patient from its bundle-branch roots (the RV
+    tree in two parts joined by the moderator band) and store
+    the trees (.vtp), the junction nodes (myocardial node indices) with their times (ms) and a
+    preview."""
+    started = time.perf_counter()
+    fibres = load_fibres(fibres_path)
+    heart = read_surface(heart_surface)
+    roots = his_roots(fibres, float(settings["his_long_axis_position"]), float(settings["moderator_band_position"]))
+    velocity = float(settings["conduction_velocity_m_per_s"])
+    trees: dict[str, PurkinjeTree] = {}
+    junctions: dict[str, np.ndarray] = {}
+    for name, label in (("lv", LV_ENDOCARDIUM), ("rv", RV_ENDOCARDIUM)):
+        points, faces, _ = extract_surface(heart.points, heart.faces, heart.labels, label)
+        rng = patient_rng(seed, patient, f"purkinje-{name}")
+        settings_of_tree = tree_settings(settings[f"{name}_tree"])
+        try:
+            if name == "lv":
+                tree = grow_tree(points, faces, roots.lv_mm, roots.direction, settings_of_tree,
+                                 seed=int(rng.integers(2**31 - 1)))
+            else:  # septal tree plus the moderator band's free-wall tree, grown towards the base
+                septal = grow_tree(points, faces, roots.rv_mm, roots.direction, settings_of_tree,
+                                   seed=int(rng.integers(2**31 - 1)))
+                free_wall = grow_tree(points, faces, roots.rv_free_wall_mm, -roots.direction, settings_of_tree,
+                                      seed=int(rng.integers(2**31 - 1)))
+                tree = join_trees(septal, free_wall)
+        except PurkinjeError as error:
+            raise PurkinjeError(f"patient {patient}, {name.upper()} tree: {error}") from error
+        tree.activation_ms = tree_activation(tree, velocity)
+        nodes, times = junction_activation(tree, fibres.points_mm)
+        trees[name], junctions[f"{name}_nodes"], junctions[f"{name}_times_ms"] = tree, nodes, times
+        log.info("patient %s: %s tree %d nodes, %d junctions, latest junction %.1f ms", patient, name.upper(),
+                 tree.n_nodes, len(nodes), float(times.max()))
+    write_tree_vtk(trees["lv"], lv_out)
+    write_tree_vtk(trees["rv"], rv_out)
+    with atomic_path(junctions_out) as temporary:
+        with open(temporary, "wb") as stream:
+            np.savez(stream, lv_root_mm=roots.lv_mm, rv_root_mm=roots.rv_mm, **junctions)
+    plot_purkinje(fibres, trees, preview_out, title=patient)
+    log.info("patient %s: Purkinje stage %.1f s", patient, time.perf_counter() - started)
+
+
+def scenario_sources(scenario: Scenario, fibres: MyocardialFibres, junctions: Mapping[str, np.ndarray],
+                     rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
+    """(source nodes, times ms) of a scenario: Purkinje junctions for sinus (both trees) and
+    LBBB (RV tree only), pacing sites otherwise."""
+    if scenario.kind == "sinus":
+        return (np.concatenate([junctions["lv_nodes"], junctions["rv_nodes"]]),
+                np.concatenate([junctions["lv_times_ms"], junctions["rv_times_ms"]]))
+    if scenario.kind == "lbbb":
+        return np.asarray(junctions["rv_nodes"]), np.asarray(junctions["rv_times_ms"])
+    return pacing_sites(scenario, fibres, rng)
+
+
+def plot_isochrones(fibres: MyocardialFibres, activation_ms: np.ndarray, path: str | Path, title: str = "",
+                    step_ms: float = 10.0, sites_mm: np.ndarray | None = None) -> None:
+    """Front and back views of the activation map on the myocardial surface with isochrones
+    every ``step_ms`` ms (PNG)."""
+    import pyvista
+
+    pyvista.OFF_SCREEN = True
+    grid = _myocardium_grid(fibres)
+    grid.point_data["activation_ms"] = activation_ms
+    surface = grid.extract_surface(algorithm="dataset_surface")
+    low, high = float(activation_ms.min()), float(activation_ms.max())
+    levels = np.arange(np.ceil(low / step_ms) * step_ms, high, step_ms)
+    lines = surface.contour(isosurfaces=levels, scalars="activation_ms") if len(levels) else None
+    plotter = pyvista.Plotter(off_screen=True, shape=(1, 2), window_size=(1400, 700))
+    for column, (view, label) in enumerate(((FRONT_VIEW, "anterior"), (BACK_VIEW, "posterior"))):
+        plotter.subplot(0, column)
+        plotter.add_mesh(surface, scalars="activation_ms", cmap="jet_r", clim=(low, high), show_scalar_bar=column == 1,
+                         scalar_bar_args={"title": "activation (ms)"})
+        if lines is not None and lines.n_points:
+            plotter.add_mesh(lines, color="black", line_width=1.5)
+        if sites_mm is not None and len(sites_mm) <= 10:
+            plotter.add_points(np.asarray(sites_mm), color="white", point_size=14, render_points_as_spheres=True)
+        plotter.camera_position = view
+        plotter.reset_camera()
+        plotter.add_text(f"{title} ({label}), isochrones every {step_ms:g} ms, total {high - low:.0f} ms",
+                         font_size=9)
+    with atomic_path(path) as temporary:
+        plotter.screenshot(str(temporary))
+    plotter.close()
+
+
+def compute_activation(patient: str, map_name: str, scenario: Mapping[str, Any],
+                       fibres_path: str | Path, junctions_path: str | Path, velocities: Mapping[str, float],
+                       action_potential: Mapping[str, float], seed: int, device: str,
+                       activation_out: str | Path, preview_out: str | Path) -> ActivationMap:
+    """Eikonal activation of one (patient, scenario) on the myocardium, with its APD scales;
+    writes the map (.npz, node order of fibres.npz) and an isochrone preview."""
+    started = time.perf_counter()
+    spec = Scenario.from_config(scenario)
+    fibres = load_fibres(fibres_path)
+    with np.load(junctions_path) as data:
+        junctions = {key: data[key] for key in data.files}
+    rng = patient_rng(seed, patient, f"pacing:{map_name}") if spec.kind == "random_pacing" else None
+    try:
+        nodes, times = scenario_sources(spec, fibres, junctions, rng)
+    except ScenarioError as error:
+        raise ScenarioError(f"patient {patient}, scenario {map_name}: {error}") from error
+    tau = activation_times(fibres.points_mm, fibres.tetrahedra, fibres.fibre_cell, float(velocities["fibre"]),
+                           float(velocities["cross"]), nodes, times, device=device)
+    activation = ActivationMap(
+        scenario=map_name, kind=spec.kind, activation_ms=tau,
+        apd_scale=apd_scale(fibres, float(action_potential["apd_apex_to_base"]),
+                            float(action_potential["apd_endo_to_epi"])),
+        sites_mm=fibres.points_mm[nodes], site_times_ms=times)
+    save_activation(activation, activation_out)
+    log.info("patient %s, %s: %d sources, activation %.1f-%.1f ms (total %.1f ms) on %d nodes in %.1f s",
+             patient, map_name, len(nodes), tau.min(), tau.max(), activation.total_activation_ms, fibres.n_nodes,
+             time.perf_counter() - started)
+    plot_isochrones(fibres, tau, preview_out, title=f"{patient} {map_name}",
+                    sites_mm=activation.sites_mm if spec.kind != "sinus" and spec.kind != "lbbb" else None)
+    return activation

@@ -1,0 +1,53 @@
+"""Activation maps on disk: one ``.npz`` per (patient, scenario), nodes in the order of the
+patient's ``fibres.npz`` (the myocardium submesh)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ecgcohort.conduction.action_potential import ActionPotential, transmembrane_potential
+from ecgcohort.io import atomic_path
+
+
+@dataclass
+class ActivationMap:
+    """Activation times τ (ms, per myocardial node) of one scenario, with the per-node APD
+    scale of the transmembrane-potential model and the stimulus sites (mm) and times (ms)."""
+
+    scenario: str
+    kind: str
+    activation_ms: np.ndarray
+    apd_scale: np.ndarray
+    sites_mm: np.ndarray
+    site_times_ms: np.ndarray
+
+    @property
+    def total_activation_ms(self) -> float:
+        """Time from the first to the last activated node, ms."""
+        return float(np.ptp(self.activation_ms))
+
+    def transmembrane_potential_mv(self, times_ms: np.ndarray, template: ActionPotential) -> np.ndarray:
+        """V_m (n_nodes, n_times) in mV on this map's nodes at ``times_ms``."""
+        return transmembrane_potential(self.activation_ms, times_ms, template, self.apd_scale)
+
+
+def save_activation(activation: ActivationMap, path: str | Path) -> Path:
+    """Write atomically (a killed job leaves no complete-looking file)."""
+    with atomic_path(path) as temporary:
+        with open(temporary, "wb") as stream:
+            np.savez_compressed(stream, scenario=np.array(activation.scenario), kind=np.array(activation.kind),
+                                activation_ms=activation.activation_ms, apd_scale=activation.apd_scale,
+                                sites_mm=np.asarray(activation.sites_mm, dtype=float).reshape(-1, 3),
+                                site_times_ms=np.asarray(activation.site_times_ms, dtype=float).reshape(-1))
+    return Path(path)
+
+
+def load_activation(path: str | Path) -> ActivationMap:
+    """Read a map written by :func:`save_activation`."""
+    with np.load(path) as data:
+        return ActivationMap(scenario=str(data["scenario"]), kind=str(data["kind"]),
+                             activation_ms=data["activation_ms"], apd_scale=data["apd_scale"],
+                             sites_mm=data["sites_mm"], site_times_ms=data["site_times_ms"])

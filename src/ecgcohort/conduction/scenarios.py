@@ -1,0 +1,206 @@
+"""Activation scenarios: where and when the ventricles are stimulated, in ventricular
+coordinates so that the same rule lands on the same anatomical site in every patient.
+
+Sites are chosen among the myocardial nodes from four coordinates:
+
+* ``ventricle`` (0 LV, 1 RV) and ``transmural`` (0 endocardium, 1 epicardium) from the LDRB
+  Laplace solves;
+* ``rotational`` angle (radians, 0 towards the RV, i.e. the septum as seen from the LV axis);
+* ``longitudinal``: the distance along the LV long axis from the apex (0) to the base plane
+  (1). The LDRB apico-basal solution crowds towards 1 (median about 0.93 on our meshes) and
+  depends on the mesh, so it is only used to find the apex and the base.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ecgcohort.fibers.rule_based import MyocardialFibres
+
+SCENARIO_KINDS = ("sinus", "lbbb", "biv_pacing", "random_pacing")
+LV, RV = 0, 1
+ENDOCARDIAL_BAND = 0.02  # transmural coordinate below this counts as endocardium
+EPICARDIAL_BAND = 0.98
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be set up on this patient (no matching site, bad settings)."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One named activation scenario (see ``electrophysiology.scenarios`` in docs/config.md).
+
+    ``kind``: ``sinus`` (both Purkinje trees), ``lbbb`` (RV tree only), ``biv_pacing`` (RV apical
+    endocardium at ``rv_time_ms`` plus LV lateral free-wall epicardium at ``lv_time_ms``) or
+    ``random_pacing`` (``count`` separate single-site maps, named ``{name}-00``, ...).
+    Positions: ``rv_long_axis_position`` / ``lv_long_axis_position`` on the long axis (0 apex,
+    1 base); the LV site is opposite the septum (rotational angle pi).
+    """
+
+    name: str
+    kind: str
+    rv_time_ms: float = 0.0
+    lv_time_ms: float = 0.0
+    rv_long_axis_position: float = 0.15
+    lv_long_axis_position: float = 0.5
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.kind not in SCENARIO_KINDS:
+            raise ScenarioError(f"scenario '{self.name}': kind '{self.kind}' is not one of {', '.join(SCENARIO_KINDS)}")
+        for key in ("rv_long_axis_position", "lv_long_axis_position"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ScenarioError(f"scenario '{self.name}': {key} must be in [0, 1], got {getattr(self, key)}")
+        if self.count < 1:
+            raise ScenarioError(f"scenario '{self.name}': count must be >= 1, got {self.count}")
+
+    @classmethod
+    def from_config(cls, entry: Mapping[str, Any]) -> "Scenario":
+        """From one ``electrophysiology.scenarios`` entry."""
+        return cls(**dict(entry))
+
+    def instance_names(self) -> list[str]:
+        """The activation maps this scenario makes: its name, or ``name-NN`` per random site."""
+        if self.kind == "random_pacing":
+            return [f"{self.name}-{i:02d}" for i in range(self.count)]
+        return [self.name]
+
+
+def scenarios_from_config(entries: Sequence[Mapping[str, Any]]) -> dict[str, Scenario]:
+    """Map every activation-map name to its scenario; names must be unique across all
+    scenarios."""
+    maps: dict[str, Scenario] = {}
+    for entry in entries:
+        scenario = Scenario.from_config(entry)
+        for name in scenario.instance_names():
+            if name in maps:
+                raise ScenarioError(f"activation map name '{name}' is used twice in electrophysiology.scenarios")
+            maps[name] = scenario
+    return maps
+
+
+@dataclass(frozen=True)
+class VentricularFrame:
+    """The LV long axis of a patient: apex and base-plane centre (mm) and per-node
+    ``longitudinal`` position (0 apex, 1 base plane)."""
+
+    apex_mm: np.ndarray
+    base_centre_mm: np.ndarray
+    longitudinal: np.ndarray
+
+    @property
+    def long_axis_mm(self) -> float:
+        return float(np.linalg.norm(self.base_centre_mm - self.apex_mm))
+
+
+def ventricular_frame(fibres: MyocardialFibres) -> VentricularFrame:
+    """Apex (node of least apico-basal coordinate), base centre (mean of the LV basal nodes)
+    and the normalised distance of every node along the apex-to-base axis."""
+    apicobasal = fibres.coordinates["apicobasal"]
+    apex = fibres.points_mm[int(np.argmin(apicobasal))]
+    basal = (apicobasal > 0.999) & (fibres.coordinates["ventricle"] < 0.5)
+    if not np.any(basal):
+        raise ScenarioError("no basal LV nodes (apico-basal coordinate never reaches 1)")
+    base_centre = fibres.points_mm[basal].mean(axis=0)
+    axis = base_centre - apex
+    length_sq = float(axis @ axis)
+    if length_sq < 1e-6:
+        raise ScenarioError("apex and base centre coincide")
+    longitudinal = np.clip((fibres.points_mm - apex) @ axis / length_sq, 0.0, 1.0)
+    return VentricularFrame(apex, base_centre, longitudinal)
+
+
+def _angle_difference(a: np.ndarray, b: float) -> np.ndarray:
+    return np.abs(np.angle(np.exp(1j * (a - b))))
+
+
+def find_site(fibres: MyocardialFibres, frame: VentricularFrame, ventricle: int, surface: str,
+              long_axis_position: float, rotation_rad: float | None) -> int:
+    """Node index on the ``surface`` ('endo' or 'epi') of ``ventricle`` (LV 0, RV 1) closest to
+    the long-axis position (0 apex, 1 base) and rotational angle (radians; None: any angle).
+
+    Closeness is measured in mm: long-axis offset times the axis length, angular offset times
+    the node's distance from the axis."""
+    transmural = fibres.coordinates["transmural"]
+    on_surface = transmural < ENDOCARDIAL_BAND if surface == "endo" else transmural > EPICARDIAL_BAND
+    in_ventricle = (fibres.coordinates["ventricle"] >= 0.5) == bool(ventricle)
+    candidates = np.flatnonzero(on_surface & in_ventricle)
+    if candidates.size == 0:
+        raise ScenarioError(f"no {'RV' if ventricle else 'LV'} {surface}cardial nodes to place a site on")
+    axis = (frame.base_centre_mm - frame.apex_mm) / frame.long_axis_mm
+    offset = fibres.points_mm[candidates] - frame.apex_mm
+    radius = np.linalg.norm(offset - np.outer(offset @ axis, axis), axis=1)
+    cost = ((frame.longitudinal[candidates] - long_axis_position) * frame.long_axis_mm) ** 2
+    if rotation_rad is not None:
+        cost = cost + (_angle_difference(fibres.coordinates["rotational"][candidates], rotation_rad) * radius) ** 2
+    return int(candidates[np.argmin(cost)])
+
+
+@dataclass(frozen=True)
+class HisRoots:
+    """Where the left and right bundle branches reach the endocardium (mm), where the
+    moderator band meets the RV free wall (mm), and the direction (unit, towards the apex) the
+    Purkinje trees grow from there."""
+
+    lv_mm: np.ndarray
+    rv_mm: np.ndarray
+    rv_free_wall_mm: np.ndarray
+    direction: np.ndarray
+
+
+def his_roots(fibres: MyocardialFibres, long_axis_position: float,
+              moderator_band_position: float = 0.4) -> HisRoots:
+    """Bundle-branch roots on the septum at ``long_axis_position`` (0 apex, 1 base): the LV
+    septal endocardial node (rotational angle 0) and the RV endocardial node nearest to it
+    (across the septum); and the moderator band's free-wall end: the RV endocardial node
+    farthest from the LV long axis near ``moderator_band_position``."""
+    if not 0.0 < long_axis_position < 1.0:
+        raise ScenarioError(f"His position must be inside (0, 1) on the long axis, got {long_axis_position}")
+    frame = ventricular_frame(fibres)
+    lv_node = find_site(fibres, frame, LV, "endo", long_axis_position, 0.0)
+    transmural, ventricle = fibres.coordinates["transmural"], fibres.coordinates["ventricle"]
+    rv_endocardium = np.flatnonzero((transmural < ENDOCARDIAL_BAND) & (ventricle >= 0.5))
+    if rv_endocardium.size == 0:
+        raise ScenarioError("no RV endocardial nodes for the right bundle branch")
+    lv_mm = fibres.points_mm[lv_node]
+    rv_node = rv_endocardium[np.argmin(np.linalg.norm(fibres.points_mm[rv_endocardium] - lv_mm, axis=1))]
+    axis = (frame.base_centre_mm - frame.apex_mm) / frame.long_axis_mm
+    band = rv_endocardium[np.abs(frame.longitudinal[rv_endocardium] - moderator_band_position) < 0.05]
+    if band.size == 0:
+        raise ScenarioError(f"no RV endocardium at long-axis position {moderator_band_position} for the moderator band")
+    offset = fibres.points_mm[band] - frame.apex_mm
+    radius = np.linalg.norm(offset - np.outer(offset @ axis, axis), axis=1)
+    free_wall_node = band[np.argmax(radius)]
+    return HisRoots(lv_mm.copy(), fibres.points_mm[rv_node].copy(), fibres.points_mm[free_wall_node].copy(), -axis)
+
+
+def pacing_sites(scenario: Scenario, fibres: MyocardialFibres, rng: np.random.Generator | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(node indices, stimulus times ms) of a pacing scenario: ``biv_pacing`` gives the RV
+    apical endocardium and the LV lateral free-wall epicardium; ``random_pacing`` one node drawn
+    uniformly from all myocardial nodes with ``rng``."""
+    if scenario.kind == "biv_pacing":
+        frame = ventricular_frame(fibres)
+        rv = find_site(fibres, frame, RV, "endo", scenario.rv_long_axis_position, None)
+        lv = find_site(fibres, frame, LV, "epi", scenario.lv_long_axis_position, np.pi)
+        return np.array([rv, lv]), np.array([scenario.rv_time_ms, scenario.lv_time_ms])
+    if scenario.kind == "random_pacing":
+        if rng is None:
+            raise ScenarioError(f"scenario '{scenario.name}': random pacing needs the patient's generator")
+        return np.array([int(rng.integers(fibres.n_nodes))]), np.array([0.0])
+    raise ScenarioError(f"scenario '{scenario.name}' ({scenario.kind}) is not a pacing scenario")
+
+
+def apd_scale(fibres: MyocardialFibres, apex_to_base: float, endo_to_epi: float) -> np.ndarray:
+    """Per-node APD scale 1 + apex_to_base·(l − ½) + endo_to_epi·(t − ½) (l long-axis position,
+    t transmural coordinate): the fractional APD change from apex to base and from
+    endocardium to epicardium, centred so the mean APD stays about the template's."""
+    scale = (1.0 + apex_to_base * (ventricular_frame(fibres).longitudinal - 0.5)
+             + endo_to_epi * (np.clip(fibres.coordinates["transmural"], 0.0, 1.0) - 0.5))
+    if np.any(scale <= 0.1):
+        raise ScenarioError(f"APD heterogeneity ({apex_to_base}, {endo_to_epi}) makes APD scales <= 0.1")
+    return scale

@@ -1,0 +1,199 @@
+"""Forward ECGs: electrode potentials φ(e_j, t) = L[j] @ V_m(t) (paper eq. 3 with P1 V_m) from a
+patient's lead matrix and an activation map, the 12 leads, and the same with the pseudo lead
+field (eq. 11) for comparison. Stored data in SI units (s, V); activation maps and the
+action-potential template use ms and mV.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ecgcohort.conduction.action_potential import ActionPotential, action_potential_template
+from ecgcohort.conduction.maps import ActivationMap, load_activation
+from ecgcohort.ecg.leads import LEAD_NAMES, standard_leads
+from ecgcohort.ecg.pseudo import pseudo_lead_matrix
+from ecgcohort.fibers.rule_based import load_fibres
+from ecgcohort.io import atomic_path
+from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
+
+log = logging.getLogger(__name__)
+
+#: V_m values (nodes × time steps) held at once by :func:`electrode_potentials` (64 MB).
+_VM_BLOCK_VALUES = 8_000_000
+
+
+@dataclass(frozen=True)
+class ElectrodeTable:
+    """A patient's electrodes (``electrodes.csv``): names, kinds, positions (mm) and normalised
+    torso coordinates (x ∈ [−1, 1], y, z ∈ [0, 1])."""
+
+    names: tuple[str, ...]
+    kinds: tuple[str, ...]
+    positions_mm: np.ndarray
+    normalised: np.ndarray
+
+
+def read_electrode_table(path: str | Path) -> ElectrodeTable:
+    """Read ``electrodes.csv`` (columns name, kind, x_mm, y_mm, z_mm, x_norm, y_norm, z_norm)."""
+    with open(path, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    columns = ("name", "kind", "x_mm", "y_mm", "z_mm", "x_norm", "y_norm", "z_norm")
+    if not rows or any(column not in rows[0] for column in columns):
+        raise ValueError(f"{path}: expected the columns {', '.join(columns)} and at least one electrode")
+    return ElectrodeTable(
+        names=tuple(row["name"] for row in rows), kinds=tuple(row["kind"] for row in rows),
+        positions_mm=np.array([[float(row[c]) for c in ("x_mm", "y_mm", "z_mm")] for row in rows]),
+        normalised=np.array([[float(row[c]) for c in ("x_norm", "y_norm", "z_norm")] for row in rows]))
+
+
+def read_lead_field_chunks(paths: Sequence[str | Path], keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """The lead-field chunks of one patient, electrodes concatenated in chunk order.
+
+    Returns ``electrode_names`` (E,) and each of ``keys`` (arrays stacked along the electrode
+    axis; ``stats_json`` as an array of one string per chunk). Only the requested arrays are read.
+    """
+    if not paths:
+        raise ValueError("no lead-field chunks given")
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in ("electrode_names", *keys)}
+    for path in paths:
+        with np.load(path) as chunk:
+            for name in parts:
+                if name not in chunk.files:
+                    raise ValueError(f"lead-field chunk {path} has no array '{name}'")
+                parts[name].append(np.atleast_1d(chunk[name]))
+    out = {name: np.concatenate(values) for name, values in parts.items()}
+    out["electrode_names"] = out["electrode_names"].astype(str)
+    return out
+
+
+def time_grid_ms(duration_ms: float, dt_ms: float) -> np.ndarray:
+    """Sampling times 0, dt, …, duration (inclusive when duration is a multiple of dt), ms."""
+    if not (np.isfinite(duration_ms) and np.isfinite(dt_ms)) or duration_ms <= 0 or dt_ms <= 0:
+        raise ValueError(f"ECG duration and dt must be > 0 ms, got {duration_ms!r} and {dt_ms!r}")
+    # the tolerance keeps the end point that rounding of duration/dt would drop
+    return np.arange(int(np.floor(duration_ms / dt_ms + 1e-9)) + 1) * float(dt_ms)
+
+
+def electrode_potentials(lead_matrix: np.ndarray, activation: ActivationMap, times_ms: np.ndarray,
+                         template: ActionPotential) -> np.ndarray:
+    """Electrode potentials (E, T) in V from a lead matrix (E, N) on the activation map's N nodes.
+
+    V_m = U(t − τ) (mV) is built for blocks of time steps at a time, so memory stays at
+    N × block rather than N × T (and never E × N × T).
+    """
+    matrix = np.asarray(lead_matrix, dtype=np.float64)
+    n_nodes = int(np.asarray(activation.activation_ms).size)
+    if matrix.ndim != 2 or matrix.shape[1] != n_nodes:
+        raise ValueError(f"lead matrix must be (n_electrodes, {n_nodes}) for this activation map, got {matrix.shape}")
+    times = np.asarray(times_ms, dtype=np.float64).reshape(-1)
+    out = np.empty((matrix.shape[0], times.size))
+    block = max(1, _VM_BLOCK_VALUES // max(n_nodes, 1))
+    for a in range(0, times.size, block):
+        vm_mv = activation.transmembrane_potential_mv(times[a:a + block], template)
+        out[:, a:a + block] = matrix @ vm_mv
+    return out * 1e-3  # mV -> V: the lead matrix is dimensionless
+
+
+def relative_difference(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Per row ‖other − reference‖₂ / ‖reference‖₂ over time (NaN where the reference is 0)."""
+    ref = np.asarray(reference, dtype=np.float64)
+    norm = np.linalg.norm(ref, axis=-1)
+    diff = np.linalg.norm(np.asarray(other, dtype=np.float64) - ref, axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(norm > 0, diff / np.where(norm > 0, norm, 1.0), np.nan)
+
+
+def plot_ecg(time_s: np.ndarray, leads_v: np.ndarray, pseudo_leads_v: np.ndarray, path: str | Path,
+             title: str = "") -> None:
+    """12-lead ECG (6 × 2 grid, mV vs ms): FEM lead field solid, pseudo lead field dashed, the
+    relative difference per lead in its title (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    difference = relative_difference(leads_v, pseudo_leads_v)
+    t_ms = np.asarray(time_s) * 1e3
+    figure, axes = plt.subplots(6, 2, figsize=(11, 13), sharex=True)
+    for k, name in enumerate(LEAD_NAMES):
+        axis = axes[k % 6, k // 6]  # limb leads left, precordial leads right
+        axis.plot(t_ms, leads_v[k] * 1e3, color="C0", lw=1.2, label="FEM lead field")
+        axis.plot(t_ms, pseudo_leads_v[k] * 1e3, color="C3", lw=1.0, ls="--", label="pseudo lead field")
+        axis.set_title(f"{name}  (relative difference {difference[k]:.2f})", fontsize=9)
+        axis.axhline(0.0, color="0.7", lw=0.5)
+        axis.set_ylabel("mV")
+        axis.grid(alpha=0.3)
+    for axis in axes[-1]:
+        axis.set_xlabel("time (ms)")
+    axes[0, 0].legend(fontsize=8, loc="upper right")
+    figure.suptitle(title)
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=110, format="png")
+    plt.close(figure)
+
+
+def compute_ecg(patient: str, scenario: str, chunk_paths: Sequence[str | Path], activation_npz: str | Path,
+                fibres_npz: str | Path, electrodes_csv: str | Path, conductivities: Mapping[str, float],
+                duration_ms: float, dt_ms: float, template_cache_dir: str | Path, out_npz: str | Path,
+                out_png: str | Path, cycle_length_ms: float = 1000.0) -> None:
+    """One patient's ECG for one activation scenario, with the FEM and the pseudo lead field.
+
+    Writes ``out_npz`` (time_s, electrode_names, unipolar_v (E, T), leads_v (12, T), lead_names,
+    pseudo_unipolar_v, pseudo_leads_v, pseudo_relative_difference (12,), evaluation_s; SI units)
+    and the 12-lead preview ``out_png``.
+    """
+    chunks = read_lead_field_chunks(chunk_paths, ("electrode_positions_m", "lead_matrix"))
+    names = [str(n) for n in chunks["electrode_names"]]
+    table = read_electrode_table(electrodes_csv)
+    if names != list(table.names):
+        mismatch = next((i for i, (a, b) in enumerate(zip(names, table.names)) if a != b),
+                        min(len(names), len(table.names)))
+        raise ValueError(f"patient {patient}: the lead-field chunks' electrodes ({len(names)}) differ from "
+                         f"{electrodes_csv} ({len(table.names)}) at position {mismatch}")
+    activation = load_activation(activation_npz)
+    if activation.scenario != scenario:
+        raise ValueError(f"patient {patient}: {activation_npz} holds scenario '{activation.scenario}', "
+                         f"not '{scenario}'")
+    fibres = load_fibres(fibres_npz)
+    lead = chunks["lead_matrix"]
+    for what, count in (("fibres", fibres.n_nodes), ("activation map", activation.activation_ms.size)):
+        if lead.shape[1] != count:
+            raise ValueError(f"patient {patient}: the lead matrix has {lead.shape[1]} nodes, the {what} {count}")
+
+    sigma = Conductivities.from_config(conductivities)
+    points_m = fibres.points_mm * 1e-3
+    pseudo = pseudo_lead_matrix(chunks["electrode_positions_m"], points_m, fibres.tetrahedra,
+                                intracellular_tensors(fibres.fibre_cell, sigma), sigma.torso)
+    template = action_potential_template(cycle_length_ms, cache_dir=template_cache_dir)
+    times_ms = time_grid_ms(duration_ms, dt_ms)
+
+    started = time.perf_counter()
+    # one V_m evaluation serves both lead matrices
+    both = electrode_potentials(np.vstack([lead, pseudo]), activation, times_ms, template)
+    evaluation_s = time.perf_counter() - started
+    unipolar, pseudo_unipolar = both[:len(names)], both[len(names):]
+    log.info("patient %s, %s: ECG evaluation of %d electrodes x %d steps (FEM + pseudo, %d nodes) in %.3f s",
+             patient, scenario, len(names), times_ms.size, lead.shape[1], evaluation_s)
+    leads = standard_leads(unipolar, names)
+    pseudo_leads = standard_leads(pseudo_unipolar, names)
+    difference = relative_difference(leads, pseudo_leads)
+    log.info("patient %s, %s: relative difference pseudo vs FEM lead field per lead: %s", patient, scenario,
+             json.dumps({name: round(float(d), 4) for name, d in zip(LEAD_NAMES, difference)}))
+
+    time_s = times_ms * 1e-3
+    with atomic_path(out_npz) as temporary, open(temporary, "wb") as stream:
+        np.savez_compressed(stream, patient=np.array(patient), scenario=np.array(scenario), time_s=time_s,
+                            electrode_names=np.array(names), unipolar_v=unipolar, leads_v=leads,
+                            lead_names=np.array(LEAD_NAMES), pseudo_unipolar_v=pseudo_unipolar,
+                            pseudo_leads_v=pseudo_leads, pseudo_relative_difference=difference,
+                            evaluation_s=np.array(evaluation_s))
+    plot_ecg(time_s, leads, pseudo_leads, out_png, title=f"{patient}, {scenario}: 12-lead ECG")

@@ -1,0 +1,44 @@
+"""The lead matrix (paper eq. 3 with P1 V_m): φ(e_j, t) = L[j] @ V_m(t)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def p1_gradients(points: np.ndarray, tetrahedra: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients of the four P1 basis functions per tetrahedron (n_cells, 4, 3), in 1/(unit of
+    ``points``), and the cell volumes (n_cells,) in unit³."""
+    p = np.asarray(points, dtype=np.float64)[np.asarray(tetrahedra)]
+    edges = p[:, 1:] - p[:, :1]  # (n, 3, 3): rows are x1-x0, x2-x0, x3-x0
+    det = np.linalg.det(edges)
+    if np.any(np.abs(det) <= 1e-300):
+        raise ValueError(f"{int(np.sum(np.abs(det) <= 1e-300))} degenerate tetrahedra")
+    inverse = np.linalg.inv(edges)  # columns are the gradients of the barycentric coordinates 1..3
+    grads = np.empty((p.shape[0], 4, 3))
+    grads[:, 1:] = np.transpose(inverse, (0, 2, 1))
+    grads[:, 0] = -grads[:, 1:].sum(axis=1)
+    return grads, np.abs(det) / 6.0
+
+
+def lead_matrix(points_m: np.ndarray, tetrahedra: np.ndarray, intracellular: np.ndarray,
+                grad_lead_field: np.ndarray) -> np.ndarray:
+    """(n_electrodes, n_nodes) L with L[j, a] = −∫ G_i ∇φ_a · ∇Z_j over the myocardium.
+
+    ``points_m`` (n_nodes, 3) in m, ``tetrahedra`` (n_cells, 4), ``intracellular`` G_i per cell
+    (n_cells, 3, 3) in S/m, ``grad_lead_field`` ∇Z_j per cell (n_electrodes, n_cells, 3) in Ω/m
+    (constant per cell for P1 Z). Dimensionless: electrode potentials = L @ V_m in V's units.
+    """
+    tets = np.asarray(tetrahedra)
+    grads, volumes = p1_gradients(points_m, tets)
+    gz = np.asarray(grad_lead_field, dtype=np.float64)
+    if gz.ndim == 2:
+        gz = gz[None]
+    if gz.shape[1:] != (tets.shape[0], 3):
+        raise ValueError(f"grad_lead_field must be (n_electrodes, {tets.shape[0]}, 3), got {gz.shape}")
+    flux = np.einsum("cij,ecj->eci", np.asarray(intracellular, dtype=np.float64), gz)  # G_i ∇Z_j
+    local = -np.einsum("eci,cai,c->eca", flux, grads, volumes)  # (E, cells, 4)
+    out = np.zeros((gz.shape[0], int(np.asarray(points_m).shape[0])))
+    for corner in range(4):
+        for e in range(gz.shape[0]):
+            out[e] += np.bincount(tets[:, corner], weights=local[e, :, corner], minlength=out.shape[1])
+    return out

@@ -1,0 +1,246 @@
+"""Dataset stage: fan-in of synthetic patients into cohort.zarr, lazy reading, provenance, card."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import dask.array
+import numpy as np
+import pytest
+import yaml
+
+from ecgcohort.cohort import design_from_config, patient_record, write_patient_parameters
+from ecgcohort.conduction.maps import ActivationMap, save_activation
+from ecgcohort.config import load_schema, validate_config
+from ecgcohort.dataset import assemble
+from ecgcohort.dataset import assemble_cohort, group_patient_files, open_cohort, open_patient_mesh
+from ecgcohort.ecg.leads import LEAD_ELECTRODES, LEAD_NAMES, standard_leads
+from ecgcohort.fibers.rule_based import FibreAngles, MyocardialFibres, save_fibres
+from test_ecg import box_mesh
+
+PATIENTS = ["train-0000", "train-0001", "test-0000"]
+SCENARIOS = ["sinus", "lbbb"]
+NAMES = list(LEAD_ELECTRODES) + ["A000", "A001"]
+N_POINTS, N_TIMES = 40, 21
+
+
+@pytest.fixture(scope="module")
+def config(repo) -> dict:
+    raw = yaml.safe_load((repo / "config/config.yaml").read_text())
+    return validate_config(raw, load_schema(repo / "workflow/schemas/config.schema.yaml"))
+
+
+def write_patient(root: Path, patient: str, config: dict, mesh_cubes: int, seed: int) -> dict:
+    """Every input file of one patient under ``root/results/patients/<patient>``; returns the arrays."""
+    rng = np.random.default_rng(seed)
+    base = root / "results" / "patients" / patient
+    write_patient_parameters(patient_record(design_from_config(config["cohort"]), patient), base / "parameters.json")
+    positions = rng.normal(size=(len(NAMES), 3)) * 0.2
+    (base / "anatomy").mkdir(parents=True)
+    with open(base / "anatomy" / "electrodes.csv", "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["name", "kind", "x_mm", "y_mm", "z_mm", "x_norm", "y_norm", "z_norm"])
+        for name, e in zip(NAMES, positions):
+            writer.writerow([name, "standard" if name in LEAD_ELECTRODES else "anterior", *(e * 1e3), -0.5, 0.9, 0.4])
+    points = {"points_m": rng.normal(size=(N_POINTS, 3)) * 0.1, "region": rng.integers(1, 3, N_POINTS),
+              "distance_to_heart_m": rng.uniform(0, 0.1, N_POINTS)}
+    (base / "leadfield").mkdir()
+    np.savez(base / "leadfield" / "points.npz", **points)
+    nodes_m, tets = box_mesh(mesh_cubes, 0.03)
+    n_nodes, n_cells = len(nodes_m), len(tets)
+    fibre_cell = rng.normal(size=(n_cells, 3))
+    unit = np.tile([1.0, 0, 0], (n_nodes, 1))
+    save_fibres(MyocardialFibres(nodes_m * 1e3, tets, unit, unit, unit, fibre_cell, fibre_cell, fibre_cell,
+                                 {"transmural": np.zeros(n_nodes)}, np.arange(n_nodes), np.arange(n_cells),
+                                 FibreAngles()), base / "fibres" / "fibres.npz")
+    grad_points = rng.normal(size=(len(NAMES), N_POINTS, 3)).astype(np.float32)
+    grad_cells = rng.normal(size=(len(NAMES), n_cells, 3)).astype(np.float32)
+    lead = rng.normal(size=(len(NAMES), n_nodes))
+    for k, part in enumerate((slice(0, 7), slice(7, None))):
+        np.savez(base / "leadfield" / f"chunk-{k}.npz", electrode_names=np.array(NAMES[part]),
+                 electrode_positions_m=positions[part], grad_points=grad_points[part], grad_cells=grad_cells[part],
+                 lead_matrix=lead[part], stats_json=np.array(json.dumps({"chunk": k, "seconds": 1.5})))
+    activation, ecgs = {}, {}
+    for scenario in SCENARIOS:
+        activation[scenario] = rng.uniform(0, 80, n_nodes)
+        save_activation(ActivationMap(scenario, "test", activation[scenario], np.ones(n_nodes), np.zeros((1, 3)),
+                                      np.zeros(1)), base / "activation" / f"{scenario}.npz")
+        unipolar, pseudo = rng.normal(size=(2, len(NAMES), N_TIMES)) * 1e-3
+        ecgs[scenario] = {"unipolar_v": unipolar, "pseudo_unipolar_v": pseudo,
+                          "leads_v": standard_leads(unipolar, NAMES), "pseudo_leads_v": standard_leads(pseudo, NAMES)}
+        (base / "ecg").mkdir(exist_ok=True)
+        np.savez(base / "ecg" / f"{scenario}.npz", time_s=np.arange(N_TIMES) * 2e-3, electrode_names=np.array(NAMES),
+                 lead_names=np.array(LEAD_NAMES), **ecgs[scenario])
+    return {"points": points, "positions": positions, "grad_points": grad_points, "grad_cells": grad_cells,
+            "lead": lead, "tets": tets, "nodes_m": nodes_m, "activation": activation, "ecg": ecgs}
+
+
+def files_of(root: Path) -> dict:
+    """Flat lists of input paths as the Snakemake rule lists them, grouped per patient."""
+    base = root / "results" / "patients"
+    return group_patient_files(
+        PATIENTS, SCENARIOS,
+        parameters=[base / p / "parameters.json" for p in PATIENTS],
+        electrodes=[base / p / "anatomy" / "electrodes.csv" for p in PATIENTS],
+        points=[base / p / "leadfield" / "points.npz" for p in PATIENTS],
+        fibres=[base / p / "fibres" / "fibres.npz" for p in PATIENTS],
+        leadfield_chunks=[base / p / "leadfield" / f"chunk-{k}.npz" for p in PATIENTS for k in (0, 1)],
+        activation=[base / p / "activation" / f"{s}.npz" for p in PATIENTS for s in SCENARIOS],
+        ecg=[base / p / "ecg" / f"{s}.npz" for p in PATIENTS for s in SCENARIOS])
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory, config):
+    root = tmp_path_factory.mktemp("cohort")
+    inputs = {p: write_patient(root, p, config, mesh_cubes=2 + i, seed=i) for i, p in enumerate(PATIENTS)}
+    out = root / "results" / "dataset"
+    with pytest.MonkeyPatch.context() as patch:  # no git in tests
+        patch.setattr(assemble, "git_revision", lambda: "0123abc")
+        assemble_cohort(PATIENTS, files_of(root), SCENARIOS, config, out / "cohort.zarr", out / "README.md")
+    return root, inputs, out
+
+
+def test_cohort_is_lazy_one_patient_per_chunk_and_round_trips(cohort):
+    _, inputs, out = cohort
+    ds = open_cohort(out / "cohort.zarr")
+    assert list(ds.patient.values) == PATIENTS and list(ds.split.values) == ["train", "train", "test"]
+    assert list(ds.electrode.values) == NAMES and list(ds.lead.values) == list(LEAD_NAMES)
+    assert ds.sizes["point"] == N_POINTS and ds.sizes["time"] == N_TIMES
+    grad = ds.grad_lead_field
+    assert isinstance(grad.data, dask.array.Array) and grad.dtype == np.float32
+    assert grad.chunks[0] == (1, 1, 1)
+    for name, variable in ds.data_vars.items():
+        if "patient" in variable.dims:
+            assert variable.chunks[variable.dims.index("patient")] == (1, 1, 1), name
+    for i, patient in enumerate(PATIENTS):
+        mine = inputs[patient]
+        row = ds.isel(patient=i)
+        assert np.array_equal(row.grad_lead_field.values, mine["grad_points"])
+        assert np.array_equal(row.sample_points.values, mine["points"]["points_m"])
+        assert np.array_equal(row.sample_region.values, mine["points"]["region"])
+        assert np.allclose(row.electrode_position.values, mine["positions"])
+        assert np.array_equal(row.lead_ecg.sel(scenario="lbbb").values, mine["ecg"]["lbbb"]["leads_v"])
+        assert np.array_equal(row.pseudo_unipolar_ecg.sel(scenario="sinus").values,
+                              mine["ecg"]["sinus"]["pseudo_unipolar_v"])
+        assert float(row.activation_duration.sel(scenario="sinus")) == pytest.approx(
+            np.ptp(mine["activation"]["sinus"]) * 1e-3)
+        assert int(row.node_count) == len(mine["nodes_m"]) and int(row.cell_count) == len(mine["tets"])
+    record = json.loads((cohort[0] / "results/patients/test-0000/parameters.json").read_text())
+    assert ds.parameters.sel(patient="test-0000").values == pytest.approx(list(record["parameters"].values()))
+    assert list(ds.parameter_units.values) == list(record["units"].values())
+
+
+def test_per_patient_groups_hold_the_ragged_mesh_data(cohort):
+    _, inputs, out = cohort
+    sizes = set()
+    for patient in PATIENTS:
+        mine = inputs[patient]
+        mesh = open_patient_mesh(out / "cohort.zarr", patient)
+        assert isinstance(mesh.lead_matrix.data, dask.array.Array)
+        assert np.array_equal(mesh.tetrahedra.values, mine["tets"])
+        assert np.allclose(mesh.node_position.values, mine["nodes_m"], rtol=0, atol=1e-15)
+        assert np.array_equal(mesh.lead_matrix.values, mine["lead"])
+        assert np.array_equal(mesh.grad_lead_field_cell.values, mine["grad_cells"])
+        assert np.allclose(mesh.activation_time.sel(scenario="lbbb").values, mine["activation"]["lbbb"] * 1e-3)
+        assert mesh.attrs["patient"] == patient
+        assert [s["chunk"] for s in json.loads(mesh.attrs["leadfield_stats"])] == [0, 1]
+        sizes.add(mesh.sizes["node"])
+    assert len(sizes) == 3  # the meshes really differ
+    with pytest.raises(KeyError, match="train-0042"):
+        open_patient_mesh(out / "cohort.zarr", "train-0042")
+
+
+def test_reading_one_patient_touches_only_its_chunks(cohort, tmp_path):
+    import shutil
+
+    _, inputs, out = cohort
+    store = tmp_path / "cohort.zarr"
+    shutil.copytree(out / "cohort.zarr", store)
+    # corrupt every chunk of the second patient's grad Z: reading the first must not notice
+    corrupted = list((store / "grad_lead_field" / "c" / "1").rglob("*"))
+    assert [f for f in corrupted if f.is_file()]
+    for f in corrupted:
+        if f.is_file():
+            f.write_bytes(b"not a zstd frame")
+    ds = open_cohort(store)
+    assert np.array_equal(ds.grad_lead_field.sel(patient="train-0000").values, inputs["train-0000"]["grad_points"])
+    assert np.array_equal(ds.grad_lead_field.sel(patient="test-0000").values, inputs["test-0000"]["grad_points"])
+    with pytest.raises(Exception):
+        ds.grad_lead_field.sel(patient="train-0001").values
+
+
+def test_every_array_has_units_and_long_name_and_metadata_is_consolidated(cohort, config):
+    _, _, out = cohort
+    ds = open_cohort(out / "cohort.zarr")
+    for dataset in (ds, open_patient_mesh(out / "cohort.zarr", "train-0001")):
+        for name, variable in dataset.variables.items():
+            assert variable.attrs.get("units"), name
+            assert variable.attrs.get("long_name"), name
+    assert ds.grad_lead_field.attrs["units"] == "ohm/m" and ds.unipolar_ecg.attrs["units"] == "V"
+    root = json.loads((out / "cohort.zarr" / "zarr.json").read_text())
+    listed = root["consolidated_metadata"]["metadata"]
+    assert "grad_lead_field" in listed and "patients/train-0001/lead_matrix" in listed
+    assert json.loads(ds.attrs["config"]) == json.loads(json.dumps(config))
+    software = json.loads(ds.attrs["software"])
+    assert software["numpy"]["version"] == np.__version__ and "zarr" in software and "xarray" in software
+    hardware = json.loads(ds.attrs["hardware"])
+    assert hardware["logical_cores"] >= 1 and hardware["cpu_model"]
+    assert ds.attrs["git_revision"] == "0123abc" and ds.attrs["created"].startswith("20")
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_dataset_card_lists_variables_sizes_ranges_and_licences(cohort):
+    _, _, out = cohort
+    card = (out / "README.md").read_text()
+    for text in ("| `grad_lead_field` | (patient, electrode, point, component) | float32 | ohm/m |",
+                 "| `lead_matrix` | (electrode, node) |", "| `heart_mode_01` | standard deviations | [-1, 1] |",
+                 "| `rotation_x_deg` | degree | [-10, 10] |", "patients | 3 (test: 1, train: 2)",
+                 "electrodes | 11 (anterior: 2, standard: 9)", "bytes on disk", "AGPL", "LGPL", "CC0",
+                 "0123abc", "logical cores"):
+        assert text in card, text
+
+
+def test_a_failing_assembly_leaves_no_store_and_keeps_the_previous_one(cohort, config, monkeypatch, tmp_path):
+    root, _, _ = cohort
+    out = tmp_path / "dataset"
+    monkeypatch.setattr(assemble, "git_revision", lambda: "0123abc")
+    real = assemble._patient_group
+    calls = []
+
+    def dies_on_the_second_patient(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 2:
+            raise RuntimeError("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(assemble, "_patient_group", dies_on_the_second_patient)
+    with pytest.raises(RuntimeError, match="killed"):
+        assemble_cohort(PATIENTS, files_of(root), SCENARIOS, config, out / "cohort.zarr", out / "README.md")
+    assert calls == PATIENTS[:2]
+    assert list(out.iterdir()) == []  # neither a store, nor a temporary, nor a card
+
+    monkeypatch.setattr(assemble, "_patient_group", real)
+    assemble_cohort(PATIENTS[:1], files_of(root), SCENARIOS, config, out / "cohort.zarr", out / "README.md")
+    calls.clear()
+    monkeypatch.setattr(assemble, "_patient_group", dies_on_the_second_patient)
+    with pytest.raises(RuntimeError):
+        assemble_cohort(PATIENTS, files_of(root), SCENARIOS, config, out / "cohort.zarr", out / "README.md")
+    assert list(open_cohort(out / "cohort.zarr").patient.values) == PATIENTS[:1]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "cohort.zarr"]
+
+
+def test_inconsistent_patients_are_named(cohort, config, tmp_path):
+    root, _, _ = cohort
+    files = files_of(root)
+    bad = tmp_path / "electrodes.csv"
+    bad.write_text((root / "results/patients/train-0001/anatomy/electrodes.csv").read_text().replace("A001", "A009"))
+    files["train-0001"] = assemble.PatientFiles(**{**files["train-0001"].__dict__, "electrodes": bad})
+    with pytest.raises(ValueError, match="train-0001.*electrode names"):
+        assemble_cohort(PATIENTS, files, SCENARIOS, config, tmp_path / "cohort.zarr", tmp_path / "README.md")
+    assert not (tmp_path / "cohort.zarr").exists()
+    with pytest.raises(ValueError, match="test-0000.*scenario.*lbbb"):
+        group_patient_files(["test-0000"], SCENARIOS, parameters=["a/test-0000/p.json"], electrodes=["a/test-0000/e"],
+                            points=["a/test-0000/x"], fibres=["a/test-0000/f"], leadfield_chunks=["a/test-0000/c"],
+                            activation=["a/test-0000/sinus.npz"], ecg=["a/test-0000/sinus.npz"])

@@ -1,0 +1,181 @@
+"""Activation scenarios on a meshed bi-ventricular heart: sites from ventricular coordinates,
+Purkinje trees, sinus rhythm / LBBB / BiV pacing / random pacing maps and their V_m."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mpi4py import MPI  # noqa: F401  (libmpi before dolfinx)
+
+from ecgcohort.anatomy.assembly import Surface
+from ecgcohort.anatomy.outputs import write_surface
+from ecgcohort.conduction.action_potential import action_potential_template
+from ecgcohort.conduction.jobs import compute_activation, grow_purkinje
+from ecgcohort.conduction.maps import load_activation
+from ecgcohort.conduction.scenarios import (
+    LV,
+    RV,
+    Scenario,
+    ScenarioError,
+    apd_scale,
+    find_site,
+    his_roots,
+    scenarios_from_config,
+    ventricular_frame,
+)
+from ecgcohort.fibers import load_fibres, myocardial_fibres
+from ecgcohort.meshing import mesh_heart_in_torso
+from ecgcohort.shapes.heart import build_heart_model
+from synthetic import trunk
+
+EDGE_MM = 4.0
+BASE_Z = 300.0
+SEED = 7
+PURKINJE = {
+    "his_long_axis_position": 0.85, "moderator_band_position": 0.4, "conduction_velocity_m_per_s": 2.5,
+    "lv_tree": {"initial_length_mm": 30.0, "branch_length_mm": 8.0, "branch_angle_deg": 15.0, "generations": 10,
+                "segment_length_mm": 1.0, "repulsivity": 0.1, "fascicles_angles_deg": [-70.0, 20.0],
+                "fascicles_lengths_mm": [20.0, 20.0]},
+    "rv_tree": {"initial_length_mm": 15.0, "branch_length_mm": 8.0, "branch_angle_deg": 15.0, "generations": 10,
+                "segment_length_mm": 1.0, "repulsivity": 0.1, "fascicles_angles_deg": [], "fascicles_lengths_mm": []},
+}
+VELOCITIES = {"fibre": 0.6, "cross": 0.4}
+HOMOGENEOUS = {"cycle_length_ms": 1000.0, "apd_apex_to_base": 0.0, "apd_endo_to_epi": 0.0}
+
+
+@pytest.fixture(scope="module")
+def patient(tmp_path_factory):
+    """A meshed heart with fibres, its Purkinje trees, and four activation maps."""
+    root = tmp_path_factory.mktemp("scenarios")
+    model = build_heart_model(n_modes=2, population=10, seed=0, edge_length_mm=EDGE_MM)
+    heart_points = model.mean + np.array([0.0, 0.0, BASE_Z])
+    torso_points, torso_faces, _ = trunk()
+    mesh_heart_in_torso(torso_points, torso_faces, heart_points, model.faces, model.face_labels, model.label_names,
+                        heart_size_mm=EDGE_MM, torso_size_mm=40.0, output_path=root / "mesh.msh")
+    from ecgcohort.fibers import save_fibres
+
+    save_fibres(myocardial_fibres(root / "mesh.msh"), root / "fibres.npz")
+    write_surface(Surface(heart_points, model.faces, model.face_labels, model.label_names), root / "heart.vtp")
+    grow_purkinje("train-0003", root / "heart.vtp", root / "fibres.npz", PURKINJE, SEED, root / "lv.vtp",
+                  root / "rv.vtp", root / "junctions.npz", root / "purkinje.png")
+    maps = {}
+    for entry in ({"name": "sinus", "kind": "sinus"}, {"name": "lbbb", "kind": "lbbb"},
+                  {"name": "crt", "kind": "biv_pacing", "rv_time_ms": 0.0, "lv_time_ms": 20.0},
+                  {"name": "pacing", "kind": "random_pacing", "count": 2}):
+        for name in Scenario.from_config(entry).instance_names():
+            compute_activation("train-0003", name, entry, root / "fibres.npz", root / "junctions.npz", VELOCITIES,
+                               HOMOGENEOUS, SEED, "cpu", root / f"{name}.npz", root / f"{name}.png")
+            maps[name] = load_activation(root / f"{name}.npz")
+    return root, load_fibres(root / "fibres.npz"), maps
+
+
+def test_long_axis_coordinate_runs_from_apex_to_base(patient):
+    _, fibres, _ = patient
+    frame = ventricular_frame(fibres)
+    # the builtin heart's long axis is its local z (apex below, base plane at BASE_Z)
+    axis = (frame.base_centre_mm - frame.apex_mm) / frame.long_axis_mm
+    assert abs(axis[2]) > 0.95
+    z = fibres.points_mm[:, 2]
+    assert np.corrcoef(frame.longitudinal, z * np.sign(axis[2]))[0, 1] > 0.99
+    assert frame.longitudinal.min() == 0.0 and frame.longitudinal.max() == pytest.approx(1.0, abs=0.02)
+    # unlike the LDRB apico-basal solution, it is not crowded towards the base
+    assert 0.4 < np.median(frame.longitudinal) < 0.75
+
+
+def test_sites_land_where_their_coordinates_say(patient):
+    _, fibres, _ = patient
+    frame = ventricular_frame(fibres)
+    c = fibres.coordinates
+    roots = his_roots(fibres, 0.85)
+    lv_root = int(np.argmin(np.linalg.norm(fibres.points_mm - roots.lv_mm, axis=1)))
+    assert c["transmural"][lv_root] < 0.02 and c["ventricle"][lv_root] < 0.5
+    assert frame.longitudinal[lv_root] == pytest.approx(0.85, abs=0.05)
+    assert abs(np.angle(np.exp(1j * c["rotational"][lv_root]))) < 0.5  # septal
+    # the right bundle branch is across the septum, the moderator band reaches the free wall
+    assert np.linalg.norm(roots.rv_mm - roots.lv_mm) < 20.0
+    assert np.linalg.norm(roots.rv_free_wall_mm - roots.rv_mm) > 25.0
+    assert roots.direction @ (frame.apex_mm - frame.base_centre_mm) > 0
+    lv_epi = find_site(fibres, frame, LV, "epi", 0.5, np.pi)
+    assert c["transmural"][lv_epi] > 0.98 and c["ventricle"][lv_epi] < 0.5
+    assert abs(np.angle(np.exp(1j * (c["rotational"][lv_epi] - np.pi)))) < 0.5  # lateral free wall
+    rv_apex = find_site(fibres, frame, RV, "endo", 0.15, None)
+    # the RV cavity stops short of the LV apex: the site is as apical as the RV endocardium goes
+    rv_endocardium = (c["ventricle"] >= 0.5) & (c["transmural"] < 0.02)
+    assert c["ventricle"][rv_apex] >= 0.5 and c["transmural"][rv_apex] < 0.02
+    assert frame.longitudinal[rv_apex] <= frame.longitudinal[rv_endocardium].min() + 0.05
+
+
+def test_sinus_rhythm_is_physiological_and_lbbb_is_longer(patient):
+    _, fibres, maps = patient
+    sinus, lbbb = maps["sinus"], maps["lbbb"]
+    print(f"\ntotal activation: sinus {sinus.total_activation_ms:.1f} ms, LBBB {lbbb.total_activation_ms:.1f} ms, "
+          f"CRT {maps['crt'].total_activation_ms:.1f} ms")
+    assert 60.0 <= sinus.total_activation_ms <= 120.0
+    assert lbbb.total_activation_ms > sinus.total_activation_ms + 20.0
+    # LBBB delays the LV: its lateral wall activates later than in sinus rhythm, the RV does not
+    lv_lateral = (fibres.coordinates["ventricle"] < 0.5) & (np.abs(np.angle(-np.exp(1j * fibres.coordinates["rotational"]))) < 0.5)
+    assert np.median(lbbb.activation_ms[lv_lateral] - sinus.activation_ms[lv_lateral]) > 20.0
+    rv = fibres.coordinates["ventricle"] >= 0.5
+    assert np.median(np.abs(lbbb.activation_ms[rv] - sinus.activation_ms[rv])) < 5.0
+
+
+def test_pacing_sites_fire_at_their_times(patient):
+    _, fibres, maps = patient
+    crt = maps["crt"]
+    np.testing.assert_allclose(crt.site_times_ms, [0.0, 20.0])
+    nodes = [int(np.argmin(np.linalg.norm(fibres.points_mm - site, axis=1))) for site in crt.sites_mm]
+    np.testing.assert_allclose(crt.activation_ms[nodes], [0.0, 20.0], atol=1e-3)
+    assert crt.activation_ms.min() == pytest.approx(0.0, abs=1e-6)
+    first, second = maps["pacing-00"], maps["pacing-01"]
+    assert len(first.sites_mm) == len(second.sites_mm) == 1
+    assert not np.allclose(first.sites_mm, second.sites_mm)
+    # a single site: activation grows with distance from it, never faster than the fibre velocity
+    distance = np.linalg.norm(fibres.points_mm - first.sites_mm[0], axis=1)
+    assert np.all(first.activation_ms >= distance / VELOCITIES["fibre"] * (1 - 1e-5))
+
+
+def test_random_sites_are_reproducible_per_patient(patient, tmp_path):
+    root, _, maps = patient
+    entry = {"name": "pacing", "kind": "random_pacing", "count": 2}
+    again = compute_activation("train-0003", "pacing-01", entry, root / "fibres.npz", root / "junctions.npz",
+                               VELOCITIES, HOMOGENEOUS, SEED, "cpu", tmp_path / "a.npz", tmp_path / "a.png")
+    np.testing.assert_array_equal(again.sites_mm, maps["pacing-01"].sites_mm)
+    other = compute_activation("train-0004", "pacing-01", entry, root / "fibres.npz", root / "junctions.npz",
+                               VELOCITIES, HOMOGENEOUS, SEED, "cpu", tmp_path / "b.npz", tmp_path / "b.png")
+    assert not np.allclose(other.sites_mm, maps["pacing-01"].sites_mm)
+
+
+def test_transmembrane_potential_follows_the_activation(patient, tmp_path):
+    _, fibres, maps = patient
+    template = action_potential_template(cache_dir=tmp_path)
+    sinus = maps["sinus"]
+    nodes = np.array([int(np.argmin(sinus.activation_ms)), int(np.argmax(sinus.activation_ms))])
+    times = np.arange(0.0, 500.0)
+    vm = sinus.transmembrane_potential_mv(times, template)
+    assert vm.shape == (fibres.n_nodes, times.size)
+    for node in nodes:
+        upstroke = times[np.argmax(np.diff(vm[node]))]
+        assert upstroke == pytest.approx(sinus.activation_ms[node], abs=2.0)
+    assert vm.min() == pytest.approx(template.resting_mv, abs=1.0) and vm.max() > 30.0
+    scale = apd_scale(fibres, 0.0, -0.2)
+    endo, epi = fibres.coordinates["transmural"] < 0.02, fibres.coordinates["transmural"] > 0.98
+    assert scale[endo] == pytest.approx(1.1, abs=0.01) and scale[epi] == pytest.approx(0.9, abs=0.01)
+
+
+def test_previews_are_pictures(patient):
+    root, _, _ = patient
+    for name in ("purkinje", "sinus", "crt"):
+        png = (root / f"{name}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+
+def test_bad_scenarios_are_named():
+    with pytest.raises(ScenarioError, match="'wrong'.*kind 'sinsu'"):
+        Scenario(name="wrong", kind="sinsu")
+    with pytest.raises(ScenarioError, match="'pacing-00' is used twice"):
+        scenarios_from_config([{"name": "pacing", "kind": "random_pacing", "count": 2},
+                               {"name": "pacing-00", "kind": "sinus"}])
+    names = list(scenarios_from_config([{"name": "sinus", "kind": "sinus"},
+                                        {"name": "pace", "kind": "random_pacing", "count": 3}]))
+    assert names == ["sinus", "pace-00", "pace-01", "pace-02"]
