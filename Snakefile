@@ -29,6 +29,10 @@ include: "workflow/rules/cohort.smk"
 include: "workflow/rules/anatomy.smk"
 include: "workflow/rules/meshing.smk"
 include: "workflow/rules/fibers.smk"
+include: "workflow/rules/electrophysiology.smk"
+include: "workflow/rules/leadfield.smk"
+include: "workflow/rules/ecg.smk"
+include: "workflow/rules/dataset.smk"
 
 
 rule all:
@@ -37,4 +41,8 @@ rule all:
         rules.anatomy.input,
         rules.meshes.input,
         rules.fibres.input,
+        rules.activations.input,
+        rules.leadfields.input,
+        rules.ecgs.input,
+        rules.dataset.input,
     default_target: True

@@ -230,7 +230,7 @@ def write_patient_inputs(root: Path) -> dict:
 
 
 def test_compute_ecg_job_writes_ecgs_and_preview(tmp_path, monkeypatch):
-    monkeypatch.setattr(forward, "action_potential_template", lambda **_: square_wave_template())
+    monkeypatch.setattr(forward, "action_potential_template", lambda *_, **__: square_wave_template())
     inputs = write_patient_inputs(tmp_path)
     out = tmp_path / "ecg" / "lbbb.npz"
     compute_ecg("train-0000", "lbbb", duration_ms=400.0, dt_ms=2.0, template_cache_dir=tmp_path / "cache",
@@ -249,7 +249,7 @@ def test_compute_ecg_job_writes_ecgs_and_preview(tmp_path, monkeypatch):
 
 
 def test_compute_ecg_rejects_electrodes_that_do_not_match(tmp_path, monkeypatch):
-    monkeypatch.setattr(forward, "action_potential_template", lambda **_: square_wave_template())
+    monkeypatch.setattr(forward, "action_potential_template", lambda *_, **__: square_wave_template())
     inputs = write_patient_inputs(tmp_path)
     lines = (tmp_path / "electrodes.csv").read_text().splitlines()
     (tmp_path / "electrodes.csv").write_text("\n".join(lines[:-1]) + "\n")  # drop A001

@@ -1,4 +1,5 @@
-"""The anatomy and meshing stages through Snakemake on a two-patient cohort."""
+"""The whole workflow through Snakemake on a two-patient cohort: anatomy, meshes, fibres,
+Purkinje trees and activation, lead fields, ECGs and the dataset."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import pandas as pd
 import pytest
 
 from ecgcohort.anatomy.outputs import read_surface
+from ecgcohort.conduction.maps import load_activation
+from ecgcohort.dataset import open_cohort
 from ecgcohort.fibers import load_fibres
 from ecgcohort.geometry import surface_volume
 from ecgcohort.meshing import VOLUME_TAGS, read_tagged_mesh
@@ -24,7 +27,7 @@ def two_patients(default_config: dict) -> dict:
     return config
 
 
-def test_two_patients_get_surfaces_electrodes_previews_and_meshes(workflow_copy, default_config):
+def test_two_patients_go_through_every_stage(workflow_copy, default_config):
     workflow_copy.write_config(two_patients(default_config))
     result = workflow_copy.snakemake()
     assert result.returncode == 0, result.stderr[-5000:]
@@ -59,6 +62,25 @@ def test_two_patients_get_surfaces_electrodes_previews_and_meshes(workflow_copy,
         transmural = fibres.coordinates["transmural"]
         assert transmural.min() > -0.05 and transmural.max() < 1.05
         assert (root / patient / "fibres/fibres.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+        maps = {name: load_activation(root / patient / f"activation/{name}.npz")
+                for name in ("sinus", "lbbb", "crt", "pacing-00", "pacing-01")}
+        assert all(m.activation_ms.shape == (fibres.n_nodes,) for m in maps.values())
+        assert maps["lbbb"].total_activation_ms > maps["sinus"].total_activation_ms
+        for name in ("purkinje/purkinje.png", "activation/sinus.png", "ecg/sinus.png"):
+            assert (root / patient / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+        with np.load(root / patient / "ecg/sinus.npz") as ecg:
+            leads = dict(zip(ecg["lead_names"].tolist(), ecg["leads_v"]))
+            np.testing.assert_allclose(leads["I"] + leads["III"], leads["II"], atol=1e-12)
+            assert ecg["unipolar_v"].shape == (17, 501)
+            qrs = np.abs(leads["II"][: int(maps["sinus"].activation_ms.max()) + 10]).max()
+            assert 1e-4 < qrs < 1e-2  # 0.1-10 mV
+
+    cohort = open_cohort(workflow_copy.root / "results/dataset/cohort.zarr")
+    assert cohort.sizes["patient"] == 2 and cohort.sizes["electrode"] == 17
+    assert cohort.grad_lead_field.chunks[0] == (1, 1)
+    assert (workflow_copy.root / "results/dataset/README.md").read_text().count("ohm/m") >= 1
 
 
 def test_an_impossible_patient_fails_clearly_and_keeps_what_was_computed(workflow_copy, default_config):

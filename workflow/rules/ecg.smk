@@ -24,7 +24,7 @@ rule compute_ecg:
         mem_mb=scaled(4000),
         runtime=scaled(20),
     conda:
-        "../../envs/workflow.yaml"
+        "../../envs/fem.yaml"
     script:
         "../scripts/compute_ecg.py"
 

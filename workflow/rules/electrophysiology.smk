@@ -34,7 +34,7 @@ rule grow_purkinje:
         mem_mb=scaled(2000),
         runtime=scaled(10),
     conda:
-        "../../envs/geometry.yaml"
+        "../../envs/fem.yaml"
     script:
         "../scripts/grow_purkinje.py"
 
@@ -61,7 +61,7 @@ rule compute_activation:
         mem_mb=scaled(4000),
         runtime=scaled(20),
     conda:
-        "../../envs/geometry.yaml"
+        "../../envs/fem.yaml"
     script:
         "../scripts/compute_activation.py"
 

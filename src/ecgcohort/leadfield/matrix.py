@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse
 
 
 def p1_gradients(points: np.ndarray, tetrahedra: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -36,9 +37,10 @@ def lead_matrix(points_m: np.ndarray, tetrahedra: np.ndarray, intracellular: np.
     if gz.shape[1:] != (tets.shape[0], 3):
         raise ValueError(f"grad_lead_field must be (n_electrodes, {tets.shape[0]}, 3), got {gz.shape}")
     flux = np.einsum("cij,ecj->eci", np.asarray(intracellular, dtype=np.float64), gz)  # G_i ∇Z_j
-    local = -np.einsum("eci,cai,c->eca", flux, grads, volumes)  # (E, cells, 4)
-    out = np.zeros((gz.shape[0], int(np.asarray(points_m).shape[0])))
-    for corner in range(4):
-        for e in range(gz.shape[0]):
-            out[e] += np.bincount(tets[:, corner], weights=local[e, :, corner], minlength=out.shape[1])
-    return out
+    # B[(c, i), a] = vol_c ∂_i φ_a on cell c, so that L = −flux · B: one sparse product
+    n_cells, n_nodes = tets.shape[0], int(np.asarray(points_m).shape[0])
+    rows = (3 * np.arange(n_cells)[:, None, None] + np.arange(3)[None, None, :]).repeat(4, axis=1)
+    columns = np.broadcast_to(tets[:, :, None], (n_cells, 4, 3))
+    values = grads * volumes[:, None, None]
+    weights = scipy.sparse.csr_matrix((values.ravel(), (rows.ravel(), columns.ravel())), shape=(3 * n_cells, n_nodes))
+    return -np.asarray((weights.T @ flux.reshape(gz.shape[0], 3 * n_cells).T).T)

@@ -1,0 +1,116 @@
+"""The lead-field stage's jobs, free of Snakemake: sample points per patient, then lead
+fields, their gradients and the lead matrix per (patient, chunk of electrodes)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from ecgcohort.io import atomic_path
+from ecgcohort.leadfield.sampling import sample_points
+from ecgcohort.leadfield.solver import MM, LeadFieldError, LeadFieldSolver, lead_matrix_from_potentials
+from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
+
+log = logging.getLogger(__name__)
+
+POINT_UNITS = {"points_m": "m", "region": "1 myocardium, 2 torso", "distance_to_heart_m": "m"}
+CHUNK_UNITS = {"electrode_positions_m": "m", "grad_points": "ohm/m", "grad_cells": "ohm/m",
+               "lead_matrix": "1 (electrode potential = lead_matrix @ V_m, in V_m's units)"}
+
+
+def electrode_chunks(n_electrodes: int, electrodes_per_job: int) -> list[range]:
+    """The electrode index ranges of the chunks: ``electrodes_per_job`` each (0: one chunk)."""
+    if n_electrodes < 1 or electrodes_per_job < 0:
+        raise ValueError(f"need n_electrodes >= 1 and electrodes_per_job >= 0, got {n_electrodes}, "
+                         f"{electrodes_per_job}")
+    size = electrodes_per_job or n_electrodes
+    return [range(start, min(start + size, n_electrodes)) for start in range(0, n_electrodes, size)]
+
+
+def _save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def write_sample_points(patient: str, mesh: str | Path, count: int, near_fraction: float, near_mm: float,
+                        seed: int, out_npz: str | Path) -> None:
+    """The patient's lead-field sample points (:func:`sample_points`; randomness from
+    (seed, patient)) as ``.npz``: ``points_m``, ``region``, ``distance_to_heart_m``, ``units_json``."""
+    from ecgcohort.cohort.sampling import patient_rng
+
+    start = time.perf_counter()
+    samples = sample_points(mesh, count, near_fraction, near_mm, patient_rng(seed, patient, "leadfield-points"))
+    _save_npz(out_npz, {"points_m": samples.points_m, "region": samples.region,
+                        "distance_to_heart_m": samples.distance_to_heart_m,
+                        "units_json": np.array(json.dumps(POINT_UNITS))})
+    log.info("patient %s: %d lead-field sample points (%d in the myocardium, %.0f%% within %g mm of the heart) "
+             "in %.1f s", patient, count, int((samples.region == 1).sum()),
+             100 * float((samples.distance_to_heart_m <= near_mm * MM).mean()), near_mm, time.perf_counter() - start)
+
+
+def compute_lead_field_chunk(patient: str, mesh: str | Path, fibres_npz: str | Path, electrodes_csv: str | Path,
+                             points_npz: str | Path, chunk: int, electrodes_per_job: int,
+                             conductivities: Mapping[str, Any], out_npz: str | Path, threads: int = 1) -> None:
+    """Lead fields of one chunk of a patient's electrodes (one factorisation, one block
+    solve), written atomically as ``.npz``: ``electrode_names`` (E,), ``electrode_positions_m``
+    (E, 3), ``grad_points`` (E, P, 3) float32 Ω/m at the sample points, ``grad_cells``
+    (E, C, 3) float32 Ω/m per myocardial cell in the fibres' cell order, ``lead_matrix``
+    (E, N) float64 on the fibres' nodes (eq. 3: potentials = lead_matrix @ V_m; the same as
+    :func:`ecgcohort.leadfield.matrix.lead_matrix` of the float64 gradients, computed as a
+    sparse product), ``stats_json`` (timings in s, MUMPS flops, sizes, units). ``threads``
+    serve point location and gradients (the factorisation is sequential).
+
+    Raises :class:`LeadFieldError` naming the patient for a chunk index out of range or an
+    electrode more than 1 mm off the body surface."""
+    import pandas as pd
+
+    from ecgcohort.fibers import load_fibres
+
+    start = time.perf_counter()
+    sigma = Conductivities.from_config(conductivities)
+    table = pd.read_csv(electrodes_csv)
+    chunks = electrode_chunks(len(table), electrodes_per_job)
+    if not 0 <= chunk < len(chunks):
+        raise LeadFieldError(f"patient {patient}: chunk {chunk} out of range: {len(table)} electrodes in "
+                             f"{len(chunks)} chunk(s) of {electrodes_per_job or len(table)}")
+    selected = table.iloc[list(chunks[chunk])]
+    names = selected["name"].astype(str).tolist()
+    electrodes_m = selected[["x_mm", "y_mm", "z_mm"]].to_numpy(dtype=np.float64) * MM
+    fibres = load_fibres(fibres_npz)
+    with np.load(points_npz) as archive:
+        points_m = archive["points_m"]
+
+    solver = LeadFieldSolver(mesh, sigma, fibres.fibre_cell, fibres.parent_cells, threads=threads)
+    offset = np.abs(solver.mesh.points_m[fibres.parent_nodes] - fibres.points_mm * MM).max()
+    if offset > 1e-9:
+        raise LeadFieldError(f"patient {patient}: {fibres_npz} does not belong to {mesh} (its nodes are "
+                             f"{offset / MM:.3g} mm off the mesh's)")
+    try:
+        point_cells = solver.locate(points_m)
+    except LeadFieldError as error:
+        raise LeadFieldError(f"patient {patient}: {points_npz}: {error}") from error
+    try:
+        z = solver.solve(electrodes_m, names)
+    except LeadFieldError as error:
+        raise LeadFieldError(f"patient {patient}: {error}") from error
+    log.info("patient %s, chunk %d: %d lead fields solved as one block in %.2f s", patient, chunk, len(names),
+             solver.stats.solve_s)
+    grad_points = solver.cell_gradients(z, point_cells, dtype=np.float32)
+    grad_cells = solver.cell_gradients(z, fibres.parent_cells, dtype=np.float32)
+    matrix_start = time.perf_counter()
+    matrix = lead_matrix_from_potentials(fibres.points_mm * MM, fibres.tetrahedra,
+                                         intracellular_tensors(fibres.fibre_cell, sigma), z[:, fibres.parent_nodes])
+    lead_matrix_s = time.perf_counter() - matrix_start
+    stats = {**solver.stats.as_dict(), "lead_matrix_s": lead_matrix_s, "patient": patient, "chunk": chunk,
+             "sample_points": len(points_m), "total_s": time.perf_counter() - start, "units": CHUNK_UNITS}
+    _save_npz(out_npz, {"electrode_names": np.array(names), "electrode_positions_m": electrodes_m,
+                        "grad_points": grad_points, "grad_cells": grad_cells,
+                        "lead_matrix": matrix, "stats_json": np.array(json.dumps(stats))})
+    log.info("patient %s, chunk %d: gradients at %d points and %d myocardial cells in %.2f s, lead matrix in "
+             "%.2f s; %.1f s in all", patient, chunk, len(points_m), len(fibres.parent_cells),
+             solver.stats.gradients_s, lead_matrix_s, time.perf_counter() - start)

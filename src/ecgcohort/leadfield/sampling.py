@@ -1,0 +1,95 @@
+"""Points at which the lead-field gradients are stored for the surrogate (paper sec. 2.4:
+2^16 points per patient, about 80% within 10 mm of the body surface or the heart-torso
+interface, where ∇Z varies fastest).
+
+The near points are split evenly between the band around the body surface (facet tag 1)
+and the band around the heart's outer surface (epicardium and base, tags 2 and 5; both
+sides of it); each half is uniform in its band. The rest are uniform in the whole body
+(torso and myocardium). Every point is drawn inside a tetrahedron of the mesh, so all lie
+inside it. Distances are exact point-triangle distances.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ecgcohort.leadfield.matrix import p1_gradients
+from ecgcohort.leadfield.solver import (HEART_SURFACE_TAGS, MM, LeadFieldError, TaggedMesh, project_on_surface,
+                                        tagged_mesh_arrays)
+from ecgcohort.meshing.tetra import FACET_TAGS, read_tagged_mesh
+
+
+@dataclass(frozen=True)
+class SamplePoints:
+    """``points_m`` (P, 3) in m, ``region`` (P,) volume tag of the containing cell
+    (1 myocardium, 2 torso), ``distance_to_heart_m`` (P,) unsigned distance to the heart's
+    outer surface in m."""
+
+    points_m: np.ndarray
+    region: np.ndarray
+    distance_to_heart_m: np.ndarray
+
+
+def _uniform_in_cells(points: np.ndarray, tetrahedra: np.ndarray, volumes: np.ndarray, count: int,
+                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` points uniform in the union of the given tetrahedra: (points, cell index)."""
+    cells = rng.choice(len(tetrahedra), size=count, p=volumes / volumes.sum())
+    barycentric = rng.dirichlet(np.ones(4), size=count)  # uniform in a simplex
+    return np.einsum("pk,pki->pi", barycentric, points[tetrahedra[cells]]), cells
+
+
+def _in_band(mesh: TaggedMesh, volumes: np.ndarray, triangles: np.ndarray, width: float, count: int,
+             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` points uniform within ``width`` of a triangle surface: (points, cell index)."""
+    if count == 0:
+        return np.empty((0, 3)), np.empty(0, dtype=np.int64)
+    tets = mesh.tetrahedra
+    vertex_distance = np.full(len(mesh.points_m), np.inf)
+    used = np.unique(tets)
+    vertex_distance[used] = project_on_surface(mesh.points_m, triangles, mesh.points_m[used])[0]
+    corners = mesh.points_m[tets]
+    diameter = np.max([np.linalg.norm(corners[:, i] - corners[:, j], axis=1)
+                       for i in range(4) for j in range(i + 1, 4)], axis=0)
+    # the distance is 1-Lipschitz: a cell whose nearest vertex is farther than width plus the
+    # cell's diameter holds no point of the band
+    candidates = np.flatnonzero(vertex_distance[tets].min(axis=1) <= width + diameter)
+    kept_points, kept_cells, acceptance = [], [], 0.5
+    while sum(len(p) for p in kept_points) < count:
+        missing = count - sum(len(p) for p in kept_points)
+        batch = int(np.ceil(1.2 * missing / max(acceptance, 0.02))) + 16
+        drawn, local = _uniform_in_cells(mesh.points_m, tets[candidates], volumes[candidates], batch, rng)
+        inside = project_on_surface(mesh.points_m, triangles, drawn)[0] <= width
+        acceptance = max(float(inside.mean()), 1e-3)
+        kept_points.append(drawn[inside])
+        kept_cells.append(candidates[local[inside]])
+    return np.concatenate(kept_points)[:count], np.concatenate(kept_cells)[:count]
+
+
+def sample_points(mesh: str | Path | TaggedMesh, count: int, near_fraction: float = 0.8, near_mm: float = 10.0,
+                  rng: np.random.Generator | None = None) -> SamplePoints:
+    """``count`` points in a tagged heart-in-torso mesh (a ``.msh`` path, lengths in mm, or
+    its :class:`TaggedMesh`): ``near_fraction`` of them within ``near_mm`` of the body
+    surface or of the heart's outer surface (half each), the rest uniform in the body."""
+    if count < 1 or not 0.0 <= near_fraction <= 1.0 or near_mm <= 0:
+        raise ValueError(f"need count >= 1, near_fraction in [0, 1], near_mm > 0; got {count}, "
+                         f"{near_fraction}, {near_mm}")
+    rng = np.random.default_rng() if rng is None else rng
+    arrays = mesh if isinstance(mesh, TaggedMesh) else tagged_mesh_arrays(read_tagged_mesh(mesh))
+    missing = [tag for tag in (FACET_TAGS["body_surface"], FACET_TAGS["epicardium"]) if tag not in arrays.facets]
+    if missing:
+        raise LeadFieldError(f"the mesh lacks facet tags {missing} (body surface / epicardium)")
+    heart = np.vstack([arrays.facets[tag] for tag in HEART_SURFACE_TAGS if tag in arrays.facets])
+    volumes = p1_gradients(arrays.points_m, arrays.tetrahedra)[1]
+    near = int(round(count * near_fraction))
+    body_points, body_cells = _in_band(arrays, volumes, arrays.facets[FACET_TAGS["body_surface"]], near_mm * MM,
+                                       near // 2, rng)
+    heart_points, heart_cells = _in_band(arrays, volumes, heart, near_mm * MM, near - near // 2, rng)
+    uniform_points, uniform_cells = _uniform_in_cells(arrays.points_m, arrays.tetrahedra, volumes, count - near, rng)
+    order = rng.permutation(count)
+    points = np.concatenate([body_points, heart_points, uniform_points])[order]
+    cells = np.concatenate([body_cells, heart_cells, uniform_cells])[order]
+    return SamplePoints(points_m=points, region=arrays.cell_tags[cells].astype(np.int32),
+                        distance_to_heart_m=project_on_surface(arrays.points_m, heart, points)[0])

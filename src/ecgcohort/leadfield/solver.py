@@ -1,0 +1,501 @@
+"""The lead-field problem (paper eq. 4) by P1 finite elements, one factorisation per patient.
+
+−div(G∇Z) = 0 in the body, G = G_i + G_e in the myocardium (cell tag 1, anisotropic from
+per-cell fibres) and σ0·I in the torso (cell tag 2); G∇Z·n = δ_e − 1/|Σ| on the body
+surface Σ (facet tag 1); ∫_Σ Z = 0. SI units throughout: the mesh's mm become m, Z is in
+V/A = Ω and ∇Z in Ω/m.
+
+The stiffness matrix does not depend on the electrode: it is assembled (numpy, from the
+exact P1 gradients) and Cholesky-factored (MUMPS through PETSc) once, and every electrode
+is a column of one dense right-hand-side block. The pure Neumann matrix is singular
+(constants); one node is pinned to zero, which leaves the matrix SPD. With the compatible
+right-hand side (the delta and the uniform sink both carry a unit current) the pinned
+solution is the Neumann solution plus a constant, removed by subtracting the body-surface
+mean.
+
+The delta is discrete: its load vector is the P1 basis functions of the body-surface
+triangle nearest the electrode evaluated at the electrode's projection, so reading Z or
+any other P1 field "at the electrode" with the same weights is exactly reciprocal
+(eq. 3 equals a direct solve of eq. 1).
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ecgcohort.leadfield.tensors import Conductivities, bulk_tensors
+from ecgcohort.meshing.tetra import FACET_TAGS, VOLUME_TAGS, read_tagged_mesh
+
+log = logging.getLogger(__name__)
+
+MM = 1e-3
+#: MUMPS ICNTL(7) values by name
+ORDERINGS: dict[str, int] = {"amd": 0, "amf": 2, "scotch": 3, "pord": 4, "metis": 5, "qamd": 6, "auto": 7}
+HEART_SURFACE_TAGS: tuple[int, ...] = (FACET_TAGS["epicardium"], FACET_TAGS["base"])
+
+
+class LeadFieldError(ValueError):
+    """Input the lead-field solver cannot use (an electrode off the body surface, a query
+    point outside the mesh, fibres that do not match the myocardium...)."""
+
+
+@dataclass
+class SolverStats:
+    """Sizes, timings (s) and MUMPS's own figures of one solver."""
+
+    nodes: int
+    cells: int
+    myocardial_cells: int
+    body_surface_facets: int
+    ordering: str
+    read_s: float = 0.0
+    assembly_s: float = 0.0
+    factorisation_s: float = 0.0
+    analysis_s: float = 0.0
+    numeric_factorisation_s: float = 0.0
+    solve_s: float = 0.0
+    gradients_s: float = 0.0
+    locate_s: float = 0.0
+    electrodes_solved: int = 0
+    factor_flops: float = 0.0
+    factor_gflops_per_s: float = 0.0
+    factor_entries: int = 0
+    factor_memory_mb: int = 0
+    peak_rss_mb: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TaggedMesh:
+    """A heart-in-torso mesh as arrays: ``points_m`` (N, 3) geometry nodes in m,
+    ``tetrahedra`` (C, 4) node indices, ``cell_tags`` (C,) volume tag per cell and
+    ``facets`` {facet tag: (F, 3) node indices}."""
+
+    points_m: np.ndarray
+    tetrahedra: np.ndarray
+    cell_tags: np.ndarray
+    facets: dict[int, np.ndarray]
+
+
+def tagged_mesh_arrays(data) -> TaggedMesh:
+    """The arrays of a dolfinx ``MeshData`` read by :func:`ecgcohort.meshing.read_tagged_mesh`
+    (cell order = dolfinx's, node indices = ``mesh.geometry.x`` rows)."""
+    import dolfinx.mesh
+
+    mesh = data.mesh
+    n_cells = mesh.topology.index_map(3).size_local
+    tags = np.zeros(n_cells, dtype=np.int32)
+    tags[data.cell_tags.indices] = data.cell_tags.values
+    if (tags == 0).any():
+        raise LeadFieldError(f"{int((tags == 0).sum())} cells carry no volume tag")
+    facets = {}
+    for tag in np.unique(data.facet_tags.values):
+        indices = data.facet_tags.find(int(tag))
+        facets[int(tag)] = np.asarray(dolfinx.mesh.entities_to_geometry(mesh, 2, indices)).reshape(-1, 3)
+    return TaggedMesh(points_m=np.asarray(mesh.geometry.x, dtype=np.float64) * MM,
+                      tetrahedra=np.asarray(mesh.geometry.dofmaps[0], dtype=np.int64).reshape(-1, 4),
+                      cell_tags=tags, facets=facets)
+
+
+def cell_conductivities(cell_tags: np.ndarray, sigma: Conductivities, fibres_per_cell: np.ndarray | None = None,
+                        myocardial_cells: np.ndarray | None = None) -> np.ndarray:
+    """(C, 3, 3) bulk conductivity per cell, S/m: σ0·I in the torso; in the myocardium
+    G_i + G_e from ``fibres_per_cell`` (rows for the cells ``myocardial_cells``, which must
+    be exactly the myocardium), or without fibres the orientation average of G_i + G_e,
+    ((σ_i,f + σ_e,f) + 2 (σ_i,t + σ_e,t)) / 3 · I (isotropic)."""
+    tensors = np.broadcast_to(sigma.torso * np.eye(3), (len(cell_tags), 3, 3)).copy()
+    myocardium = np.flatnonzero(cell_tags == VOLUME_TAGS["myocardium"])
+    if fibres_per_cell is None:
+        along, across = sigma.intra_fibre + sigma.extra_fibre, sigma.intra_cross + sigma.extra_cross
+        tensors[myocardium] = (along + 2 * across) / 3 * np.eye(3)
+        return tensors
+    if myocardial_cells is None:
+        raise LeadFieldError("fibres_per_cell needs myocardial_cells (their full-mesh cell indices)")
+    cells = np.asarray(myocardial_cells, dtype=np.int64)
+    if len(cells) != len(fibres_per_cell):
+        raise LeadFieldError(f"{len(fibres_per_cell)} fibres for {len(cells)} myocardial cells")
+    if not np.array_equal(np.sort(cells), myocardium):
+        raise LeadFieldError(f"the fibres' {len(cells)} cells are not the mesh's {len(myocardium)} myocardial cells")
+    tensors[cells] = bulk_tensors(fibres_per_cell, sigma)
+    return tensors
+
+
+def p1_gradients_fast(points: np.ndarray, tetrahedra: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`ecgcohort.leadfield.matrix.p1_gradients` by the closed-form inverse (the
+    gradients of the barycentric coordinates are the faces' cross products over the
+    determinant): the same (C, 4, 3) gradients and (C,) volumes, a few times faster than
+    batched LAPACK on large meshes."""
+    p = np.asarray(points, dtype=np.float64)[np.asarray(tetrahedra)]
+    e1, e2, e3 = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0], p[:, 3] - p[:, 0]
+    grads = np.empty((len(p), 4, 3))
+    grads[:, 1], grads[:, 2], grads[:, 3] = np.cross(e2, e3), np.cross(e3, e1), np.cross(e1, e2)
+    det = np.einsum("ij,ij->i", e1, grads[:, 1])
+    if np.any(np.abs(det) <= 1e-300):
+        raise LeadFieldError(f"{int(np.sum(np.abs(det) <= 1e-300))} degenerate tetrahedra")
+    grads[:, 1:] /= det[:, None, None]
+    grads[:, 0] = -grads[:, 1:].sum(axis=1)
+    return grads, np.abs(det) / 6.0
+
+
+#: the node pairs (a <= b) of a tetrahedron: the upper triangle of its element matrix
+_PAIRS = np.array([(a, b) for a in range(4) for b in range(a, 4)])
+
+
+def stiffness_upper_triplets(tetrahedra: np.ndarray, grads: np.ndarray, volumes: np.ndarray,
+                             tensors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, columns, values) of ∫ G∇φ_a·∇φ_b per cell for its 10 node pairs, oriented so
+    that row <= column (the upper triangle of the symmetric matrix), S, unsummed."""
+    # explicit sums over the 3 components: einsum with tiny inner dimensions is far slower
+    flux = sum(tensors[:, None, :, j] * grads[:, :, None, j] for j in range(3))  # G∇φ_b, (C, 4, 3)
+    values = sum(grads[:, _PAIRS[:, 0], i] * flux[:, _PAIRS[:, 1], i] for i in range(3)) * volumes[:, None]
+    first, second = tetrahedra[:, _PAIRS[:, 0]], tetrahedra[:, _PAIRS[:, 1]]
+    return np.minimum(first, second).ravel(), np.maximum(first, second).ravel(), values.ravel()
+
+
+def stiffness_matrix(tetrahedra: np.ndarray, grads: np.ndarray, volumes: np.ndarray, tensors: np.ndarray,
+                     n_nodes: int):
+    """The symmetric P1 matrix ∫ G∇φ_a·∇φ_b (scipy CSR, (n_nodes, n_nodes)), S."""
+    import scipy.sparse
+
+    rows, columns, values = stiffness_upper_triplets(tetrahedra, grads, volumes, tensors)
+    upper = scipy.sparse.csr_matrix((values, (rows, columns)), shape=(n_nodes, n_nodes))
+    return (upper + upper.T - scipy.sparse.diags(upper.diagonal())).tocsr()
+
+
+def lead_matrix_from_potentials(points_m: np.ndarray, tetrahedra: np.ndarray, intracellular: np.ndarray,
+                                potentials: np.ndarray) -> np.ndarray:
+    """:func:`ecgcohort.leadfield.matrix.lead_matrix` from nodal Z instead of ∇Z per cell:
+    L[j, a] = −∫ G_i ∇φ_a·∇Z_j = −(B Z_j)[a] with B the G_i stiffness matrix of the cells.
+
+    ``points_m`` (N, 3) in m, ``tetrahedra`` (C, 4), ``intracellular`` (C, 3, 3) S/m,
+    ``potentials`` nodal Z (E, N) in Ω on the same nodes. One sparse product instead of
+    per-electrode scatters: some 50 times faster for a paper-size heart and 109 electrodes.
+    """
+    grads, volumes = p1_gradients_fast(points_m, tetrahedra)
+    matrix = stiffness_matrix(np.asarray(tetrahedra), grads, volumes, np.asarray(intracellular, dtype=np.float64),
+                              len(points_m))
+    return -np.ascontiguousarray((matrix @ np.atleast_2d(potentials).T).T)
+
+
+def surface_weights(points: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, float]:
+    """(∫_Σ φ_a per node (N,), |Σ|) of a triangle surface, in the points' units squared."""
+    a, b, c = (points[triangles[:, i]] for i in range(3))
+    areas = 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
+    weights = np.zeros(len(points))
+    for corner in range(3):
+        weights += np.bincount(triangles[:, corner], weights=areas / 3, minlength=len(points))
+    return weights, float(areas.sum())
+
+
+def project_on_surface(points: np.ndarray, triangles: np.ndarray,
+                       queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distance (Q,), triangle nodes (Q, 3), barycentric weights (Q, 3)) of the nearest
+    point of the surface (exact point-triangle distance), in the points' units."""
+    import igl
+
+    used, local = np.unique(triangles, return_inverse=True)
+    vertices = np.ascontiguousarray(points[used])
+    faces = np.ascontiguousarray(local.reshape(-1, 3), dtype=np.int64)
+    squared, face, closest = igl.point_mesh_squared_distance(np.ascontiguousarray(queries, dtype=np.float64),
+                                                             vertices, faces)[:3]
+    corners = vertices[faces[face]]
+    weights = np.asarray(igl.barycentric_coordinates(np.ascontiguousarray(closest), *(
+        np.ascontiguousarray(corners[:, i]) for i in range(3))))
+    weights = np.clip(weights, 0.0, None)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return np.sqrt(squared), used[faces[face]], weights
+
+
+class LeadFieldSolver:
+    """Lead fields Z_j of one patient's mesh: assemble and factor once, then solve any
+    number of electrodes as one block.
+
+    ``mesh_path``: a tagged ``.msh`` (mm) from :func:`ecgcohort.meshing.mesh_heart_in_torso`.
+    ``fibres_per_cell`` (M, 3) with ``myocardial_cells`` (M,) their cell indices in the mesh as
+    read by :func:`ecgcohort.meshing.read_tagged_mesh` (``MyocardialFibres.fibre_cell`` and
+    ``.parent_cells``); without fibres the myocardium is isotropic (see
+    :func:`cell_conductivities`). A homogeneous body: ``Conductivities`` with
+    σ_i,f + σ_e,f = σ_i,t + σ_e,t = σ0 (and no fibres). ``ordering``: MUMPS's fill-reducing
+    ordering (:data:`ORDERINGS`). ``max_electrode_offset_mm``: electrodes farther than this
+    from the body surface are refused.
+
+    ``threads``: for point location and gradients (the PETSc wheel's MUMPS and OpenBLAS are
+    sequential: the factorisation and the solves use one core whatever this says).
+    """
+
+    def __init__(self, mesh_path: str | Path, conductivities: Conductivities,
+                 fibres_per_cell: np.ndarray | None = None, myocardial_cells: np.ndarray | None = None,
+                 ordering: str = "metis", max_electrode_offset_mm: float = 1.0, threads: int = 1):
+        if ordering not in ORDERINGS:
+            raise LeadFieldError(f"unknown MUMPS ordering {ordering!r}; choose from {sorted(ORDERINGS)}")
+        start = time.perf_counter()
+        self.data = read_tagged_mesh(mesh_path)
+        self.mesh = tagged_mesh_arrays(self.data)
+        read_s = time.perf_counter() - start
+        body = self.mesh.facets.get(FACET_TAGS["body_surface"])
+        if body is None or len(body) == 0:
+            raise LeadFieldError(f"{mesh_path}: no body-surface facets (tag {FACET_TAGS['body_surface']})")
+        self.body_triangles = body
+        self.max_electrode_offset_m = max_electrode_offset_mm * MM
+        self.threads = max(1, int(threads))
+        self.stats = SolverStats(nodes=len(self.mesh.points_m), cells=len(self.mesh.tetrahedra),
+                                 myocardial_cells=int((self.mesh.cell_tags == VOLUME_TAGS["myocardium"]).sum()),
+                                 body_surface_facets=len(body), ordering=ordering, read_s=read_s)
+
+        start = time.perf_counter()
+        self.tensors = cell_conductivities(self.mesh.cell_tags, conductivities, fibres_per_cell, myocardial_cells)
+        self.grads, self.volumes = p1_gradients_fast(self.mesh.points_m, self.mesh.tetrahedra)
+        self.surface_mass, self.surface_area = surface_weights(self.mesh.points_m, body)
+        self.pinned = int(body[0, 0])
+        self.matrix = self._pinned_matrix()
+        self.stats.assembly_s = time.perf_counter() - start
+        self._factor(ordering)
+        self._centroid_tree = None
+        self._bb_tree = None
+        log.info("lead-field matrix: %d nodes, %d cells; assembled in %.2f s, factored (MUMPS Cholesky, %s) in "
+                 "%.2f s: %.2f GFLOP at %.1f GFLOP/s, %d MB", self.stats.nodes, self.stats.cells,
+                 self.stats.assembly_s, ordering, self.stats.factorisation_s, self.stats.factor_flops / 1e9,
+                 self.stats.factor_gflops_per_s, self.stats.factor_memory_mb)
+
+    def _pinned_matrix(self):
+        import scipy.sparse
+        from petsc4py import PETSc
+
+        rows, columns, values = stiffness_upper_triplets(self.mesh.tetrahedra, self.grads, self.volumes,
+                                                         self.tensors)
+        n = len(self.mesh.points_m)
+        # pinning: the pinned row and column become the identity row/column scaled like the
+        # diagonal, so the factor's pivots stay of one magnitude
+        keep = (rows != self.pinned) & (columns != self.pinned)
+        diagonal = values[(rows == self.pinned) & (columns == self.pinned)].sum()
+        upper = scipy.sparse.csr_matrix(
+            (np.r_[values[keep], diagonal], (np.r_[rows[keep], self.pinned], np.r_[columns[keep], self.pinned])),
+            shape=(n, n))
+        upper.sum_duplicates()
+        # SBAIJ stores the upper triangle, which is what MUMPS's symmetric factorisation reads
+        matrix = PETSc.Mat().createSBAIJ(size=(n, n), bsize=1, csr=(upper.indptr.astype(PETSc.IntType),
+                                                                     upper.indices.astype(PETSc.IntType), upper.data),
+                                         comm=PETSc.COMM_SELF)
+        matrix.setOption(PETSc.Mat.Option.SPD, True)
+        matrix.assemble()
+        return matrix
+
+    def _factor(self, ordering: str) -> None:
+        from petsc4py import PETSc
+
+        PETSc.Log.begin()  # for the symbolic (ordering, analysis) / numeric split
+        events = [PETSc.Log.Event(name) for name in ("MatCholFctrSym", "MatCholFctrNum")]
+        before = [event.getPerfInfo()["time"] for event in events]
+        start = time.perf_counter()
+        ksp = PETSc.KSP().create(PETSc.COMM_SELF)
+        ksp.setOperators(self.matrix)
+        ksp.setType("preonly")
+        pc = ksp.getPC()
+        pc.setType("cholesky")
+        pc.setFactorSolverType("mumps")
+        pc.setFactorSetUpSolverType()
+        factor = pc.getFactorMatrix()
+        factor.setMumpsIcntl(7, ORDERINGS[ordering])
+        factor.setMumpsIcntl(28, 1)  # sequential analysis: one process
+        pc.setUp()
+        if factor.getMumpsInfog(1) < 0:
+            raise LeadFieldError(f"MUMPS failed: INFOG(1) = {factor.getMumpsInfog(1)}, "
+                                 f"INFOG(2) = {factor.getMumpsInfog(2)}")
+        self.ksp, self.factor = ksp, factor
+        self.stats.factorisation_s = time.perf_counter() - start
+        self.stats.analysis_s, self.stats.numeric_factorisation_s = (
+            event.getPerfInfo()["time"] - t for event, t in zip(events, before))
+        self.stats.factor_flops = float(factor.getMumpsRinfog(3))
+        self.stats.factor_gflops_per_s = self.stats.factor_flops / 1e9 / max(self.stats.numeric_factorisation_s, 1e-9)
+        self.stats.factor_entries = int(factor.getMumpsInfog(29))
+        self.stats.factor_memory_mb = int(factor.getMumpsInfog(22))
+        self.stats.peak_rss_mb = _peak_rss_mb()
+
+    def electrode_loads(self, electrodes_m: np.ndarray,
+                        names: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(body-surface nodes (E, 3), P1 weights (E, 3)) of each electrode's discrete delta:
+        the basis functions of the nearest body-surface triangle at the electrode's
+        projection. Raises :class:`LeadFieldError` for an electrode farther than the allowed
+        offset from the body surface."""
+        electrodes = np.atleast_2d(np.asarray(electrodes_m, dtype=np.float64))
+        if electrodes.ndim != 2 or electrodes.shape[1] != 3 or not np.isfinite(electrodes).all():
+            raise LeadFieldError(f"electrodes must be finite (E, 3) positions in m, got shape {electrodes.shape}")
+        distance, nodes, weights = project_on_surface(self.mesh.points_m, self.body_triangles, electrodes)
+        far = np.flatnonzero(distance > self.max_electrode_offset_m)
+        if far.size:
+            labels = [f"#{i}" for i in range(len(electrodes))] if names is None else list(names)
+            raise LeadFieldError("electrode(s) " + ", ".join(
+                f"{labels[i]} at {np.round(electrodes[i] / MM, 1).tolist()} mm ({distance[i] / MM:.2f} mm off)" for i in far)
+                + f" lie more than {self.max_electrode_offset_m / MM:g} mm from the body surface")
+        return nodes, weights
+
+    def solve(self, electrodes_m: np.ndarray, names: Sequence[str] | None = None) -> np.ndarray:
+        """Nodal Z (E, N) in Ω, zero mean over the body surface, for electrodes (E, 3) in m
+        (``names`` label them in errors)."""
+        from petsc4py import PETSc
+
+        nodes, weights = self.electrode_loads(electrodes_m, names)
+        start = time.perf_counter()
+        n, count = len(self.mesh.points_m), len(nodes)
+        loads = np.tile(-self.surface_mass / self.surface_area, (count, 1))
+        np.add.at(loads, (np.repeat(np.arange(count), 3), nodes.ravel()), weights.ravel())
+        loads[:, self.pinned] = 0.0
+        # PETSc's dense matrices are column-major: the (N, E) Fortran view of the (E, N) loads
+        rhs = PETSc.Mat().createDense((n, count), array=np.asfortranarray(loads.T), comm=PETSc.COMM_SELF)
+        solution = PETSc.Mat().createDense((n, count), comm=PETSc.COMM_SELF)
+        solution.setUp()
+        self.factor.matSolve(rhs, solution)
+        z = solution.getDenseArray().T.copy()
+        rhs.destroy()
+        solution.destroy()
+        z -= (z @ self.surface_mass)[:, None] / self.surface_area
+        self.stats.solve_s += time.perf_counter() - start
+        self.stats.electrodes_solved += count
+        self.stats.peak_rss_mb = _peak_rss_mb()
+        return z
+
+    def cell_gradients(self, z: np.ndarray, cells: np.ndarray | None = None, dtype=np.float64,
+                       block: int = 16) -> np.ndarray:
+        """∇Z per cell (E, C, 3) in Ω/m (constant on each P1 cell) for nodal ``z`` (E, N);
+        ``cells``: full-mesh cell indices (default all); ``dtype`` of the result, computed in
+        float64 ``block`` electrodes at a time."""
+        import scipy.sparse
+
+        start = time.perf_counter()
+        selected = np.arange(len(self.mesh.tetrahedra)) if cells is None else np.asarray(cells, dtype=np.int64)
+        count = len(selected)
+        # the (3C, N) operator nodal values -> cell gradients: one sparse product per block
+        rows = np.broadcast_to(3 * np.arange(count)[:, None, None] + np.arange(3), (count, 4, 3))
+        columns = np.broadcast_to(self.mesh.tetrahedra[selected][:, :, None], (count, 4, 3))
+        operator = scipy.sparse.csr_matrix((self.grads[selected].ravel(), (rows.ravel(), columns.ravel())),
+                                           shape=(3 * count, len(self.mesh.points_m)))
+        values = np.ascontiguousarray(np.atleast_2d(z).T)
+        out = np.empty((values.shape[1], count, 3), dtype=dtype)
+
+        def fill(first: int) -> None:  # scipy's sparse products release the GIL
+            part = operator @ values[:, first:first + block]
+            out[first:first + block] = part.reshape(count, 3, -1).transpose(2, 0, 1)
+
+        with ThreadPoolExecutor(self.threads) as pool:
+            list(pool.map(fill, range(0, values.shape[1], block)))
+        self.stats.gradients_s += time.perf_counter() - start
+        return out
+
+    def locate(self, points_m: np.ndarray, candidates: int = 16, batch: int = 16384) -> np.ndarray:
+        """Index of a cell containing each point (P,) in m; :class:`LeadFieldError` if one lies
+        outside the mesh. The cells with the ``candidates`` nearest centroids are tested by
+        their barycentric coordinates; points none of them contains (rare: beside large or
+        flat cells) go to dolfinx's bounding-box tree."""
+        from scipy.spatial import cKDTree
+
+        start = time.perf_counter()
+        points = np.asarray(points_m, dtype=np.float64).reshape(-1, 3)
+        tets = self.mesh.tetrahedra
+        if self._centroid_tree is None:
+            self._centroid_tree = cKDTree(self.mesh.points_m[tets].mean(axis=1))
+        k = min(candidates, len(tets))
+        cells = np.full(len(points), -1, dtype=np.int64)
+        for first in range(0, len(points), batch):
+            part = points[first:first + batch]
+            near = self._centroid_tree.query(part, k=k, workers=self.threads)[1].reshape(len(part), k)
+            # barycentric coordinates λ_a = δ_a0 + ∇λ_a·(x − x_0) in each candidate
+            offsets = part[:, None, :] - self.mesh.points_m[tets[near, 0]]
+            barycentric = np.einsum("pkai,pki->pka", self.grads[near], offsets)
+            barycentric[..., 0] += 1.0
+            inside = barycentric.min(axis=2) >= -1e-12
+            found = inside.any(axis=1)
+            cells[first:first + batch][found] = near[found, inside[found].argmax(axis=1)]
+        missing = np.flatnonzero(cells < 0)
+        if missing.size:
+            cells[missing] = self._locate_by_bounding_boxes(points[missing])
+        self.stats.locate_s += time.perf_counter() - start
+        return cells
+
+    def _locate_by_bounding_boxes(self, points_m: np.ndarray) -> np.ndarray:
+        import dolfinx.geometry
+
+        mesh = self.data.mesh
+        if self._bb_tree is None:
+            self._bb_tree = dolfinx.geometry.bb_tree(mesh, 3)
+        points_mm = np.ascontiguousarray(points_m / MM)
+        colliding = dolfinx.geometry.compute_colliding_cells(
+            mesh, dolfinx.geometry.compute_collisions_points(self._bb_tree, points_mm), points_mm)
+        offsets = np.asarray(colliding.offsets)
+        outside = np.flatnonzero(np.diff(offsets) == 0)
+        if outside.size:
+            raise LeadFieldError(f"{outside.size} query point(s) lie outside the mesh, e.g. "
+                                 f"{np.round(points_mm[outside[0]], 2).tolist()} mm")
+        return np.asarray(colliding.array)[offsets[:-1]].astype(np.int64)
+
+    def point_gradients(self, z: np.ndarray, points_m: np.ndarray) -> np.ndarray:
+        """∇Z (E, P, 3) in Ω/m at points (P, 3) in m: the P1 gradient of a containing cell."""
+        return self.cell_gradients(z, self.locate(points_m))
+
+    def surface_integral(self, z: np.ndarray) -> np.ndarray:
+        """∫_Σ Z (E,) over the body surface, Ω·m², for nodal ``z`` (E, N)."""
+        return np.atleast_2d(z) @ self.surface_mass
+
+    def evaluate_at_electrodes(self, values: np.ndarray, electrodes_m: np.ndarray) -> np.ndarray:
+        """A nodal P1 field (N,) or (K, N) read at electrodes (E, 3) in m, with the weights of
+        the discrete delta (result (E,) or (K, E))."""
+        nodes, weights = self.electrode_loads(electrodes_m)
+        v = np.asarray(values)
+        return np.einsum("...ek,ek->...e", v[..., nodes], weights)
+
+
+@dataclass
+class LeadFieldResult:
+    """Lead fields of a set of electrodes: ``potentials`` nodal Z (E, N) in Ω, ``points_m``
+    mesh nodes (N, 3), ``grad_points`` ∇Z (E, P, 3) in Ω/m at the query points, ``grad_cells``
+    ∇Z (E, C, 3) in Ω/m per myocardial cell (the ``myocardial_cells`` order), ``stats``."""
+
+    electrodes_m: np.ndarray
+    points_m: np.ndarray
+    potentials: np.ndarray
+    myocardial_cells: np.ndarray
+    grad_cells: np.ndarray
+    grad_points: np.ndarray | None
+    stats: SolverStats
+
+
+def lead_field_gradients(mesh_path: str | Path, electrodes_mm: np.ndarray,
+                         conductivities: Conductivities = Conductivities(), fibres=None,
+                         query_points_mm: np.ndarray | None = None, ordering: str = "metis",
+                         threads: int = 1) -> LeadFieldResult:
+    """All lead fields of one mesh in one call.
+
+    ``mesh_path``: tagged ``.msh`` (mm). ``electrodes_mm`` (E, 3) in mm, on the body surface
+    (within 1 mm). ``fibres``: a :class:`ecgcohort.fibers.MyocardialFibres` (or its ``.npz``
+    path) of the same mesh, or None for an isotropic myocardium. ``query_points_mm`` (P, 3)
+    in mm inside the mesh, optional. ``threads`` for point location and gradients. Returns Z
+    in Ω and ∇Z in Ω/m (SI, positions in m).
+    """
+    if isinstance(fibres, (str, Path)):
+        from ecgcohort.fibers import load_fibres
+
+        fibres = load_fibres(fibres)
+    solver = LeadFieldSolver(mesh_path, conductivities, None if fibres is None else fibres.fibre_cell,
+                             None if fibres is None else fibres.parent_cells, ordering=ordering, threads=threads)
+    electrodes_m = np.asarray(electrodes_mm, dtype=np.float64).reshape(-1, 3) * MM
+    query_cells = None if query_points_mm is None else solver.locate(np.asarray(query_points_mm, dtype=np.float64) * MM)
+    z = solver.solve(electrodes_m)
+    cells = (np.flatnonzero(solver.mesh.cell_tags == VOLUME_TAGS["myocardium"]) if fibres is None
+             else np.asarray(fibres.parent_cells, dtype=np.int64))
+    grad_points = None if query_cells is None else solver.cell_gradients(z, query_cells)
+    return LeadFieldResult(electrodes_m=electrodes_m, points_m=solver.mesh.points_m, potentials=z,
+                           myocardial_cells=cells, grad_cells=solver.cell_gradients(z, cells),
+                           grad_points=grad_points, stats=solver.stats)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

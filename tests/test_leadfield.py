@@ -1,0 +1,355 @@
+"""The FEM lead-field solver: closed form in a homogeneous ball (with convergence), zero mean
+on the body surface, reciprocity with a direct solve of the pseudo-bidomain problem (eq. 1,
+assembled independently with dolfinx/UFL), the lead matrix, the sample points, the jobs
+and their errors.
+
+Geometry: a ball of radius A_MM (body surface, facet tag 1) around a concentric inner ball
+of radius CORE_MM (myocardium, tag 1; its surface is the epicardium, facet tag 2).
+"""
+
+from __future__ import annotations
+
+import json
+
+import gmsh
+import numpy as np
+import pandas as pd
+import pytest
+
+from ecgcohort.fibers import FibreAngles, MyocardialFibres, load_fibres, save_fibres
+from ecgcohort.leadfield import (Conductivities, LeadFieldError, LeadFieldSolver, intracellular_tensors,
+                                 lead_field_gradients, lead_matrix, sample_points)
+from ecgcohort.leadfield.jobs import compute_lead_field_chunk, electrode_chunks, write_sample_points
+from ecgcohort.leadfield.solver import lead_matrix_from_potentials, tagged_mesh_arrays
+from ecgcohort.meshing import VOLUME_TAGS, read_tagged_mesh
+
+A_MM, CORE_MM = 100.0, 40.0
+A = A_MM * 1e-3
+SIGMA = 0.06
+#: every tensor reduces to SIGMA * I: G_i + G_e = 0.06 along and across the fibres
+UNIFORM = Conductivities(intra_fibre=0.03, intra_cross=0.03, extra_fibre=0.03, extra_cross=0.03, torso=SIGMA)
+ELECTRODE = A * np.array([0.3, -0.5, 0.81]) / np.linalg.norm([0.3, -0.5, 0.81])
+
+
+def ball_mesh(path, size_mm: float) -> None:
+    """Two concentric balls meshed with gmsh at ``size_mm``, tagged like a patient mesh."""
+    gmsh.initialize()
+    try:
+        gmsh.option.setNumber("General.Terminal", 0)
+        gmsh.model.add("ball")
+        outer = gmsh.model.occ.addSphere(0, 0, 0, A_MM)
+        core = gmsh.model.occ.addSphere(0, 0, 0, CORE_MM)
+        gmsh.model.occ.fragment([(3, outer)], [(3, core)])
+        gmsh.model.occ.synchronize()
+        volumes = sorted(gmsh.model.getEntities(3), key=lambda entity: gmsh.model.occ.getMass(*entity))
+        surfaces = sorted(gmsh.model.getEntities(2), key=lambda entity: gmsh.model.occ.getMass(*entity))
+        gmsh.model.addPhysicalGroup(3, [volumes[0][1]], VOLUME_TAGS["myocardium"], "myocardium")
+        gmsh.model.addPhysicalGroup(3, [volumes[1][1]], VOLUME_TAGS["torso"], "torso")
+        gmsh.model.addPhysicalGroup(2, [surfaces[1][1]], 1, "body_surface")
+        gmsh.model.addPhysicalGroup(2, [surfaces[0][1]], 2, "epicardium")
+        gmsh.option.setNumber("Mesh.MeshSizeMax", size_mm)
+        gmsh.option.setNumber("Mesh.MeshSizeMin", size_mm)
+        gmsh.model.mesh.generate(3)
+        gmsh.write(str(path))
+    finally:
+        gmsh.finalize()
+
+
+def exact_z(x: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """DESIGN.md's closed form, Ω (x, e in m)."""
+    r = np.linalg.norm(x - e, axis=1)
+    return (2 / r + np.log(2 * A / (A - x @ e / A + r)) / A) / (4 * np.pi * SIGMA)
+
+
+def exact_gradient(x: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """Its gradient, Ω/m."""
+    d = x - e
+    r = np.linalg.norm(d, axis=1)[:, None]
+    u = A - (x @ e)[:, None] / A + r
+    return (-2 * d / r**3 - (-e / A + d / r) / (A * u)) / (4 * np.pi * SIGMA)
+
+
+def interpolate(solver: LeadFieldSolver, z: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The P1 field z (N,) at points x (P, 3) in m."""
+    tets = solver.mesh.tetrahedra[solver.locate(x)]
+    corners = solver.mesh.points_m[tets]
+    edges = np.stack([corners[:, k] - corners[:, 0] for k in (1, 2, 3)], axis=2)
+    local = np.linalg.solve(edges, (x - corners[:, 0])[..., None])[..., 0]
+    return z[tets[:, 0]] * (1 - local.sum(axis=1)) + np.einsum("pk,pk->p", z[tets[:, 1:]], local)
+
+
+@pytest.fixture(scope="module")
+def far_points() -> np.ndarray:
+    """Points inside the ball, farther than 0.3 a from the electrode (m)."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4000, 3))
+    x *= 0.97 * A * rng.random((4000, 1)) ** (1 / 3) / np.linalg.norm(x, axis=1, keepdims=True)
+    return x[np.linalg.norm(x - ELECTRODE, axis=1) > 0.3 * A][:1500]
+
+
+@pytest.fixture(scope="module")
+def balls(tmp_path_factory) -> dict[float, object]:
+    folder = tmp_path_factory.mktemp("balls")
+    paths = {}
+    for size in (24.0, 16.0, 11.0, 7.5):
+        paths[size] = folder / f"ball-{size:g}.msh"
+        ball_mesh(paths[size], size)
+    return paths
+
+
+def test_exact_gradient_is_the_gradient_of_the_closed_form(far_points):
+    step = 1e-7
+    numeric = np.stack([(exact_z(far_points + step * unit, ELECTRODE) - exact_z(far_points - step * unit, ELECTRODE))
+                        / (2 * step) for unit in np.eye(3)], axis=1)
+    assert np.abs(numeric - exact_gradient(far_points, ELECTRODE)).max() < 1e-6 * np.abs(numeric).max()
+
+
+def test_homogeneous_ball_converges_to_the_closed_form(balls, far_points):
+    exact = exact_gradient(far_points, ELECTRODE)
+    exact_values = exact_z(far_points, ELECTRODE)
+    rows = []
+    for size, path in balls.items():
+        solver = LeadFieldSolver(path, UNIFORM, max_electrode_offset_mm=2.0)  # the polyhedral sphere's sag
+        z = solver.solve(ELECTRODE[None])
+        gradient = solver.point_gradients(z, far_points)[0]
+        cosine = np.einsum("pi,pi->p", gradient, exact) / np.linalg.norm(gradient, axis=1) / np.linalg.norm(exact, axis=1)
+        angle = np.degrees(np.arccos(np.clip(cosine, -1, 1))).mean()
+        magnitude = np.abs(np.linalg.norm(gradient, axis=1) / np.linalg.norm(exact, axis=1) - 1).mean()
+        values = interpolate(solver, z[0], far_points)
+        value_error = (np.linalg.norm((values - values.mean()) - (exact_values - exact_values.mean()))
+                       / np.linalg.norm(exact_values - exact_values.mean()))
+        h = (4 / 3 * np.pi * A**3 / solver.stats.cells) ** (1 / 3)  # mean cell size, m
+        rows.append((h, angle, magnitude, value_error))
+        print(f"\nh {h * 1e3:5.2f} mm ({solver.stats.cells} cells): mean angular error {angle:.3f} deg, "
+              f"relative magnitude error {magnitude:.4f}, relative Z error {value_error:.5f}")
+    h, angle, magnitude, value_error = map(np.array, zip(*rows))
+    order_angle = np.polyfit(np.log(h), np.log(angle), 1)[0]
+    order_magnitude = np.polyfit(np.log(h), np.log(magnitude), 1)[0]
+    order_value = np.polyfit(np.log(h), np.log(value_error), 1)[0]
+    print(f"observed orders: angle {order_angle:.2f}, magnitude {order_magnitude:.2f}, Z {order_value:.2f}")
+    assert np.all(np.diff(angle) < 0) and np.all(np.diff(magnitude) < 0)
+    assert order_angle > 0.8 and order_magnitude > 0.8 and order_value > 0.8
+    assert angle[-1] < 2.5 and magnitude[-1] < 0.04 and value_error[-1] < 0.01
+
+
+def test_lead_fields_have_zero_mean_on_the_body_surface(balls):
+    solver = LeadFieldSolver(balls[16.0], UNIFORM, max_electrode_offset_mm=2.0)
+    electrodes = np.array([ELECTRODE, -ELECTRODE, A * np.array([0.0, 0.0, 1.0])])
+    z = solver.solve(electrodes)
+    assert z.shape == (3, solver.stats.nodes)
+    assert np.all(np.abs(solver.surface_integral(z)) < 1e-10 * np.abs(z).max(axis=1) * solver.surface_area)
+    # one block of right-hand sides gives what one solve per electrode gives
+    single = np.vstack([solver.solve(electrode[None]) for electrode in electrodes])
+    assert np.abs(z - single).max() < 1e-12 * np.abs(z).max()
+    assert solver.stats.electrodes_solved == 6 and solver.stats.factor_flops > 0
+
+
+def _fibres(centres_m: np.ndarray) -> np.ndarray:
+    """A helical, smoothly varying fibre field (unit, per cell)."""
+    x, y, z = (centres_m / A).T
+    fibres = np.column_stack([-y + 0.3 * z, x, 0.6 + 0.5 * x * y])
+    return fibres / np.linalg.norm(fibres, axis=1, keepdims=True)
+
+
+def _transmembrane(points_m: np.ndarray) -> np.ndarray:
+    """A smooth V_m in V."""
+    centre = np.array([0.01, -0.015, 0.02])
+    return 0.1 * np.exp(-np.sum((points_m - centre) ** 2, axis=1) / (2 * 0.02**2)) - 0.085
+
+
+@pytest.fixture(scope="module")
+def anisotropic(balls):
+    """(solver with anisotropic fibres in the core, myocardial cells, their fibres)."""
+    probe = LeadFieldSolver(balls[11.0], UNIFORM, max_electrode_offset_mm=2.0)
+    cells = np.flatnonzero(probe.mesh.cell_tags == VOLUME_TAGS["myocardium"])
+    fibres = _fibres(probe.mesh.points_m[probe.mesh.tetrahedra[cells]].mean(axis=1))
+    return LeadFieldSolver(balls[11.0], Conductivities(), fibres, cells, max_electrode_offset_mm=2.0), cells, fibres
+
+
+def test_lead_matrix_equals_a_direct_pseudo_bidomain_solve(anisotropic):
+    """Reciprocity: eq. 3 with the lead fields equals eq. 1 solved directly for φ (assembled
+    with UFL, pinned at another node, zero mean on Σ) and read at the electrodes."""
+    import dolfinx.fem
+    import dolfinx.fem.petsc
+    import dolfinx.geometry
+    import scipy.sparse
+    import scipy.sparse.linalg
+    import ufl
+
+    solver, cells, fibres = anisotropic
+    sigma = Conductivities()
+    electrodes = np.array([ELECTRODE, A * np.array([-0.6, 0.0, -0.8]), A * np.array([0.0, 1.0, 0.0])])
+    z = solver.solve(electrodes)
+    tets = solver.mesh.tetrahedra[cells]
+    nodes, local = np.unique(tets, return_inverse=True)
+    vm = _transmembrane(solver.mesh.points_m[nodes])
+    matrix = lead_matrix(solver.mesh.points_m[nodes], local.reshape(-1, 4), intracellular_tensors(fibres, sigma),
+                         solver.cell_gradients(z, cells))
+    lead_potentials = matrix @ vm
+    fast = lead_matrix_from_potentials(solver.mesh.points_m[nodes], local.reshape(-1, 4),
+                                       intracellular_tensors(fibres, sigma), z[:, nodes])
+    assert np.abs(fast - matrix).max() < 1e-10 * np.abs(matrix).max()
+
+    data = solver.data
+    mesh = data.mesh
+    space = dolfinx.fem.functionspace(mesh, ("Lagrange", 1))
+    tensors = dolfinx.fem.functionspace(mesh, ("DG", 0, (3, 3)))
+    bulk, intra = dolfinx.fem.Function(tensors), dolfinx.fem.Function(tensors)
+    cell_dofs = np.asarray(tensors.dofmap.list)[:, 0]  # one (3, 3) block per cell
+    bulk.x.array.reshape(-1, 9)[cell_dofs] = solver.tensors.reshape(-1, 9)
+    g_i = np.zeros_like(solver.tensors)
+    g_i[cells] = intracellular_tensors(fibres, sigma)
+    intra.x.array.reshape(-1, 9)[cell_dofs] = g_i.reshape(-1, 9)
+    transmembrane = dolfinx.fem.Function(space)
+    transmembrane.interpolate(lambda x: _transmembrane(x.T * 1e-3))
+    u, v = ufl.TrialFunction(space), ufl.TestFunction(space)
+    dx = ufl.Measure("dx", domain=mesh, subdomain_data=data.cell_tags)
+    ds = ufl.Measure("ds", domain=mesh, subdomain_data=data.facet_tags)
+    metre = 1e-3  # UFL integrates in mm: ∫ over volumes scale by m/mm, gradients by mm/m
+    stiffness = dolfinx.fem.petsc.assemble_matrix(dolfinx.fem.form(ufl.inner(bulk * ufl.grad(u), ufl.grad(v)) * dx))
+    stiffness.assemble()
+    load = dolfinx.fem.petsc.assemble_vector(dolfinx.fem.form(
+        -ufl.inner(intra * ufl.grad(transmembrane), ufl.grad(v)) * dx(VOLUME_TAGS["myocardium"])))
+    indptr, indices, values = stiffness.getValuesCSR()
+    k = scipy.sparse.csr_matrix((values * metre, indices, indptr)).tolil()
+    b = load.array.copy() * metre
+    pin = k.shape[0] - 1
+    k[pin, :] = 0
+    k[:, pin] = 0
+    k[pin, pin] = 1.0
+    b[pin] = 0.0
+    phi = dolfinx.fem.Function(space)
+    phi.x.array[:] = scipy.sparse.linalg.spsolve(k.tocsr(), b)
+    surface = dolfinx.fem.assemble_scalar(dolfinx.fem.form(1.0 * ds(1)))
+    phi.x.array[:] -= dolfinx.fem.assemble_scalar(dolfinx.fem.form(phi * ds(1))) / surface
+
+    at_nodes, weights = solver.electrode_loads(electrodes)
+    projected = np.einsum("ek,eki->ei", weights, solver.mesh.points_m[at_nodes]) / metre
+    tree = dolfinx.geometry.bb_tree(mesh, 3)
+    colliding = dolfinx.geometry.compute_colliding_cells(
+        mesh, dolfinx.geometry.compute_collisions_points(tree, projected), projected)
+    direct = np.array([phi.eval(projected[i], colliding.links(i)[:1])[0] for i in range(len(projected))])
+    print(f"\nelectrode potentials (mV): lead matrix {np.round(lead_potentials * 1e3, 4)}, "
+          f"direct {np.round(direct * 1e3, 4)}")
+    assert np.abs(direct).max() > 1e-5
+    assert np.abs(lead_potentials - direct).max() < 1e-6 * np.abs(direct).max()
+
+
+def test_uniform_transmembrane_potential_gives_no_signal(anisotropic):
+    solver, cells, fibres = anisotropic
+    z = solver.solve(np.array([ELECTRODE, -ELECTRODE]))
+    tets = solver.mesh.tetrahedra[cells]
+    nodes, local = np.unique(tets, return_inverse=True)
+    matrix = lead_matrix(solver.mesh.points_m[nodes], local.reshape(-1, 4),
+                         intracellular_tensors(fibres, Conductivities()), solver.cell_gradients(z, cells))
+    assert np.abs(matrix).max() > 0
+    assert np.abs(matrix @ np.ones(len(nodes))).max() < 1e-10 * np.abs(matrix).sum(axis=1).max()
+
+
+def test_anisotropy_changes_the_lead_field_inside_the_heart(anisotropic, balls):
+    solver, cells, _ = anisotropic
+    isotropic = LeadFieldSolver(balls[11.0], Conductivities(), max_electrode_offset_mm=2.0)
+    g = solver.cell_gradients(solver.solve(ELECTRODE[None]), cells)[0]
+    g0 = isotropic.cell_gradients(isotropic.solve(ELECTRODE[None]), cells)[0]
+    assert np.linalg.norm(g - g0) > 0.05 * np.linalg.norm(g0)
+
+
+def test_sample_points_lie_in_the_mesh_near_the_interfaces(balls):
+    count, near_mm = 3000, 10.0
+    samples = sample_points(balls[11.0], count, 0.8, near_mm, np.random.default_rng(3))
+    radius = np.linalg.norm(samples.points_m, axis=1)
+    assert samples.points_m.shape == (count, 3)
+    assert radius.max() <= A * (1 + 1e-9)
+    # the polyhedral spheres lie between their radius less the sag and their radius
+    arrays = tagged_mesh_arrays(read_tagged_mesh(balls[11.0]))
+    sag = max(radius_mm * 1e-3 - np.linalg.norm(arrays.points_m[arrays.facets[tag]].mean(axis=1), axis=1).min()
+              for tag, radius_mm in ((1, A_MM), (2, CORE_MM)))
+    assert 0 < sag < 1e-3
+    assert np.allclose(samples.distance_to_heart_m, np.abs(radius - CORE_MM * 1e-3), atol=sag)
+    near_body = A - radius <= near_mm * 1e-3 + sag
+    near_heart = samples.distance_to_heart_m <= near_mm * 1e-3
+    assert 0.8 <= np.mean(near_body | near_heart) <= 0.9  # 80% drawn near, some of the uniform rest too
+    band = ((CORE_MM + near_mm) ** 3 - (CORE_MM - near_mm) ** 3) / A_MM**3  # its share of the body's volume
+    assert np.mean(near_heart) == pytest.approx(0.4 + 0.2 * band, abs=0.03)  # half the near points + uniform ones
+    inside_core = radius < CORE_MM * 1e-3 - sag
+    assert np.all(samples.region[inside_core] == VOLUME_TAGS["myocardium"])
+    assert set(np.unique(samples.region)) == {1, 2}
+
+
+@pytest.fixture(scope="module")
+def patient_files(balls, anisotropic, tmp_path_factory):
+    """A fake patient on the 11 mm ball: fibres.npz, electrodes.csv, points.npz."""
+    solver, cells, fibres = anisotropic
+    folder = tmp_path_factory.mktemp("patient")
+    tets = solver.mesh.tetrahedra[cells]
+    nodes, local = np.unique(tets, return_inverse=True)
+    normal = np.cross(fibres, [0.0, 0.0, 1.0])
+    normal /= np.linalg.norm(normal, axis=1, keepdims=True)
+    nodal = np.tile([1.0, 0.0, 0.0], (len(nodes), 1))
+    save_fibres(MyocardialFibres(
+        points_mm=solver.mesh.points_m[nodes] * 1e3, tetrahedra=local.reshape(-1, 4), fibre=nodal,
+        sheet=np.tile([0.0, 1.0, 0.0], (len(nodes), 1)), normal=np.tile([0.0, 0.0, 1.0], (len(nodes), 1)),
+        fibre_cell=fibres, sheet_cell=np.cross(normal, fibres), normal_cell=normal, coordinates={},
+        parent_nodes=nodes, parent_cells=cells, angles=FibreAngles()), folder / "fibres.npz")
+    directions = np.array([[0.3, -0.5, 0.81], [-0.6, 0.0, -0.8], [0.0, 1.0, 0.0], [0.7, 0.7, 0.1], [-0.2, 0.3, 0.9]])
+    at_surface, weights = solver.electrode_loads(A * directions / np.linalg.norm(directions, axis=1, keepdims=True))
+    positions = np.einsum("ek,eki->ei", weights, solver.mesh.points_m[at_surface]) * 1e3
+    table = pd.DataFrame({"name": ["RA", "LA", "LL", "V1", "V2"], "kind": "standard", "x_mm": positions[:, 0],
+                          "y_mm": positions[:, 1], "z_mm": positions[:, 2]})
+    table.to_csv(folder / "electrodes.csv", index=False)
+    write_sample_points("train-0003", balls[11.0], 500, 0.8, 10.0, 7, folder / "points.npz")
+    return folder, solver, table
+
+
+def test_chunk_job_writes_gradients_and_the_lead_matrix(balls, patient_files):
+    folder, solver, table = patient_files
+    conductivities = {"intra_fibre": 0.3, "intra_cross": 0.03, "extra_fibre": 0.3, "extra_cross": 0.12, "torso": 0.06}
+    assert [list(r) for r in electrode_chunks(5, 2)] == [[0, 1], [2, 3], [4]]
+    compute_lead_field_chunk("train-0003", balls[11.0], folder / "fibres.npz", folder / "electrodes.csv",
+                             folder / "points.npz", 1, 2, conductivities, folder / "chunk-1.npz")
+    with np.load(folder / "chunk-1.npz") as out, np.load(folder / "points.npz") as points:
+        assert list(out["electrode_names"]) == ["LL", "V1"]
+        assert out["grad_points"].shape == (2, 500, 3) and out["grad_points"].dtype == np.float32
+        cells = np.flatnonzero(solver.mesh.cell_tags == VOLUME_TAGS["myocardium"])
+        assert out["grad_cells"].shape == (2, len(cells), 3)
+        reference = solver.solve(out["electrode_positions_m"])
+        np.testing.assert_allclose(out["grad_points"], solver.point_gradients(reference, points["points_m"]),
+                                   rtol=1e-4, atol=1e-4 * np.abs(out["grad_points"]).max())
+        fibres = load_fibres(folder / "fibres.npz")
+        reference_matrix = lead_matrix(fibres.points_mm * 1e-3, fibres.tetrahedra,
+                                       intracellular_tensors(fibres.fibre_cell, Conductivities(**conductivities)),
+                                       solver.cell_gradients(reference, fibres.parent_cells))
+        assert np.abs(out["lead_matrix"] - reference_matrix).max() < 1e-8 * np.abs(reference_matrix).max()
+        stats = json.loads(str(out["stats_json"]))
+        assert stats["patient"] == "train-0003" and stats["factorisation_s"] > 0 and stats["factor_flops"] > 0
+
+
+def test_chunk_job_refuses_a_chunk_out_of_range(balls, patient_files):
+    folder, _, _ = patient_files
+    with pytest.raises(LeadFieldError, match=r"train-0003.*chunk 3"):
+        compute_lead_field_chunk("train-0003", balls[11.0], folder / "fibres.npz", folder / "electrodes.csv",
+                                 folder / "points.npz", 3, 2, Conductivities().__dict__, folder / "chunk-3.npz")
+    assert not (folder / "chunk-3.npz").exists()
+
+
+def test_an_electrode_off_the_body_surface_is_refused_by_name(balls, patient_files, tmp_path):
+    folder, _, table = patient_files
+    moved = table.copy()
+    moved.loc[3, ["x_mm", "y_mm", "z_mm"]] *= 0.9  # 10 mm inside the body
+    moved.to_csv(tmp_path / "electrodes.csv", index=False)
+    with pytest.raises(LeadFieldError, match=r"train-0003.*V1.*off"):
+        compute_lead_field_chunk("train-0003", balls[11.0], folder / "fibres.npz", tmp_path / "electrodes.csv",
+                                 folder / "points.npz", 0, 0, Conductivities().__dict__, tmp_path / "chunk-0.npz")
+    assert not (tmp_path / "chunk-0.npz").exists()
+
+
+def test_one_call_api_in_mm(balls, patient_files):
+    folder, solver, table = patient_files
+    result = lead_field_gradients(balls[11.0], table[["x_mm", "y_mm", "z_mm"]].to_numpy(), Conductivities(),
+                                  folder / "fibres.npz", query_points_mm=np.array([[0.0, 0.0, 0.0], [50.0, 0, 0]]))
+    assert result.potentials.shape == (5, solver.stats.nodes)
+    assert result.grad_points.shape == (5, 2, 3) and result.grad_cells.shape[0] == 5
+    points = np.random.default_rng(5).uniform(-0.05, 0.05, (400, 3))  # inside the 0.1 m ball
+    assert np.array_equal(solver.locate(points), solver._locate_by_bounding_boxes(points))
+    with pytest.raises(LeadFieldError, match="outside the mesh"):
+        solver.point_gradients(result.potentials, np.array([[0.0, 0.0, 2 * A]]))

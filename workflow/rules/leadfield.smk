@@ -1,0 +1,67 @@
+# Lead fields (paper eq. 4) per patient: sample points once, then one job per chunk of
+# electrodes, each factoring the patient's matrix once and solving its electrodes as a block.
+
+LEADFIELD_ELECTRODES = 9 + config["electrodes"]["anterior_count"]
+# the chunks of ecgcohort.leadfield.jobs.electrode_chunks: electrodes_per_job each, 0 = all
+LEADFIELD_CHUNKS = list(
+    range(-(-LEADFIELD_ELECTRODES // (config["leadfield"]["electrodes_per_job"] or LEADFIELD_ELECTRODES)))
+)
+
+
+rule sample_leadfield_points:
+    input:
+        mesh=rules.mesh_anatomy.output.mesh,
+    output:
+        points="results/patients/{patient}/leadfield/points.npz",
+    params:
+        sample_points=config["leadfield"]["sample_points"],
+        near_fraction=config["leadfield"]["near_interface_fraction"],
+        near_mm=config["leadfield"]["near_interface_mm"],
+        seed=config["cohort"]["seed"],
+    log:
+        "results/logs/patients/{patient}/sample_leadfield_points.log",
+    benchmark:
+        "results/benchmarks/patients/{patient}/sample_leadfield_points.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(10),
+    conda:
+        "../../envs/fem.yaml"
+    script:
+        "../scripts/sample_leadfield_points.py"
+
+
+rule compute_lead_fields:
+    input:
+        mesh=rules.mesh_anatomy.output.mesh,
+        fibres=rules.compute_fibres.output.fibres,
+        electrodes=rules.place_electrodes.output.electrodes,
+        points=rules.sample_leadfield_points.output.points,
+    output:
+        chunk="results/patients/{patient}/leadfield/chunk-{chunk}.npz",
+    params:
+        electrodes_per_job=config["leadfield"]["electrodes_per_job"],
+        conductivities=config["leadfield"]["conductivity_s_per_m"],
+    wildcard_constraints:
+        chunk=r"\d+",
+    log:
+        "results/logs/patients/{patient}/compute_lead_fields-{chunk}.log",
+    benchmark:
+        "results/benchmarks/patients/{patient}/compute_lead_fields-{chunk}.tsv"
+    # point location and gradients use both; the PETSc wheel's MUMPS and BLAS are sequential
+    threads: 2
+    resources:
+        mem_mb=scaled(6000),
+        runtime=scaled(20),
+    conda:
+        "../../envs/fem.yaml"
+    script:
+        "../scripts/compute_lead_fields.py"
+
+
+rule leadfields:
+    """Target: every patient's lead-field sample points and lead-field chunks."""
+    input:
+        expand(rules.sample_leadfield_points.output.points, patient=PATIENTS),
+        expand(rules.compute_lead_fields.output.chunk, patient=PATIENTS, chunk=LEADFIELD_CHUNKS),
