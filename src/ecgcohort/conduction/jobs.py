@@ -110,14 +110,20 @@ def grow_purkinje(patient: str, heart_surface: str | Path, fibres_path: str | Pa
         points, faces, _ = extract_surface(heart.points, heart.faces, heart.labels, label)
         rng = patient_rng(seed, patient, f"purkinje-{name}")
         settings_of_tree = tree_settings(settings[f"{name}_tree"])
+
+        def on_surface(site_mm: np.ndarray) -> np.ndarray:
+            # the sites come from myocardial nodes; near the base a node with endocardial
+            # coordinates can sit a few mm from this ventricle's endocardial triangles
+            return points[int(np.argmin(np.linalg.norm(points - site_mm, axis=1)))]
+
         try:
             if name == "lv":
-                tree = grow_tree(points, faces, roots.lv_mm, roots.direction, settings_of_tree,
+                tree = grow_tree(points, faces, on_surface(roots.lv_mm), roots.direction, settings_of_tree,
                                  seed=int(rng.integers(2**31 - 1)))
             else:  # septal tree plus the moderator band's free-wall tree, grown towards the base
-                septal = grow_tree(points, faces, roots.rv_mm, roots.direction, settings_of_tree,
+                septal = grow_tree(points, faces, on_surface(roots.rv_mm), roots.direction, settings_of_tree,
                                    seed=int(rng.integers(2**31 - 1)))
-                free_wall = grow_tree(points, faces, roots.rv_free_wall_mm, -roots.direction, settings_of_tree,
+                free_wall = grow_tree(points, faces, on_surface(roots.rv_free_wall_mm), -roots.direction, settings_of_tree,
                                       seed=int(rng.integers(2**31 - 1)))
                 tree = join_trees(septal, free_wall)
         except PurkinjeError as error:
