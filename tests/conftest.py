@@ -9,7 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch._dynamo  # noqa: F401  (see below)
 import yaml
+
+# Importing triton (torch._dynamo does; anny -> roma -> torch does) segfaults once VTK's
+# off-screen rendering has loaded Mesa's llvmpipe LLVM into the process. Workflow jobs are
+# separate processes; the test session is one, so triton is loaded first.
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))

@@ -42,7 +42,12 @@ rule grow_purkinje:
 rule compute_activation:
     input:
         fibres=rules.compute_fibres.output.fibres,
-        junctions=rules.grow_purkinje.output.junctions,
+        # only sinus and LBBB start from the Purkinje junctions; paced maps run beside the trees
+        junctions=lambda wildcards: (
+            rules.grow_purkinje.output.junctions.format(patient=wildcards.patient)
+            if ACTIVATION_MAPS[wildcards.scenario].uses_purkinje
+            else []
+        ),
     output:
         activation="results/patients/{patient}/activation/{scenario}.npz",
         preview="results/patients/{patient}/activation/{scenario}.png",

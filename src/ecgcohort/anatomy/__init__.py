@@ -1,30 +1,36 @@
 """Patient anatomy: heart placed in the torso, checks, and ECG electrodes."""
 
-from ecgcohort.anatomy.assembly import (
-    Anatomy,
-    AnatomyError,
-    HeartFrame,
-    PlacementSettings,
-    Surface,
-    assemble_patient,
-    check_anatomy,
-    heart_frame,
-    place_heart,
-    remesh,
-)
-from ecgcohort.anatomy.electrodes import (
-    STANDARD_ELECTRODES,
-    ElectrodeError,
-    ElectrodeRules,
-    anterior_electrodes,
-    electrode_table,
-    normalised_coordinates,
-    standard_electrodes,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "STANDARD_ELECTRODES", "Anatomy", "AnatomyError", "ElectrodeError", "ElectrodeRules", "HeartFrame",
-    "PlacementSettings", "Surface", "anterior_electrodes", "assemble_patient", "check_anatomy",
-    "electrode_table", "heart_frame", "normalised_coordinates", "place_heart", "remesh",
-    "standard_electrodes",
-]
+# Imported on first use: a job that needs one function should not pay for the package's
+# pandas / matplotlib / igl imports.
+_EXPORTS = {
+    "Anatomy": "ecgcohort.anatomy.assembly",
+    "AnatomyError": "ecgcohort.anatomy.assembly",
+    "HeartFrame": "ecgcohort.anatomy.assembly",
+    "PlacementSettings": "ecgcohort.anatomy.assembly",
+    "Surface": "ecgcohort.anatomy.assembly",
+    "assemble_patient": "ecgcohort.anatomy.assembly",
+    "check_anatomy": "ecgcohort.anatomy.assembly",
+    "heart_frame": "ecgcohort.anatomy.assembly",
+    "place_heart": "ecgcohort.anatomy.assembly",
+    "remesh": "ecgcohort.anatomy.assembly",
+    "STANDARD_ELECTRODES": "ecgcohort.anatomy.electrodes",
+    "ElectrodeError": "ecgcohort.anatomy.electrodes",
+    "ElectrodeRules": "ecgcohort.anatomy.electrodes",
+    "anterior_electrodes": "ecgcohort.anatomy.electrodes",
+    "electrode_table": "ecgcohort.anatomy.electrodes",
+    "normalised_coordinates": "ecgcohort.anatomy.electrodes",
+    "standard_electrodes": "ecgcohort.anatomy.electrodes",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value

@@ -1,35 +1,34 @@
 """Cohort sampling: Latin-hypercube designs of heart/torso shape modes and heart pose."""
 
-from ecgcohort.cohort.sampling import (
-    CohortDesign,
-    Dimension,
-    SplitDesign,
-    column_descriptions,
-    design_from_config,
-    patient_ids,
-    patient_parameters,
-    patient_rng,
-    sample_cohort,
-    sample_split,
-    write_cohort,
-)
-from ecgcohort.cohort.outputs import patient_record, write_design, write_patient_parameters
-from ecgcohort.cohort.plot import plot_design
+import importlib
+from typing import Any
 
-__all__ = [
-    "CohortDesign",
-    "Dimension",
-    "SplitDesign",
-    "column_descriptions",
-    "design_from_config",
-    "patient_ids",
-    "patient_parameters",
-    "patient_record",
-    "patient_rng",
-    "plot_design",
-    "sample_cohort",
-    "sample_split",
-    "write_cohort",
-    "write_design",
-    "write_patient_parameters",
-]
+# Imported on first use: a job that needs one function should not pay for the package's
+# pandas / matplotlib / igl imports.
+_EXPORTS = {
+    "CohortDesign": "ecgcohort.cohort.sampling",
+    "Dimension": "ecgcohort.cohort.sampling",
+    "SplitDesign": "ecgcohort.cohort.sampling",
+    "column_descriptions": "ecgcohort.cohort.sampling",
+    "design_from_config": "ecgcohort.cohort.sampling",
+    "patient_ids": "ecgcohort.cohort.sampling",
+    "patient_parameters": "ecgcohort.cohort.sampling",
+    "patient_rng": "ecgcohort.cohort.sampling",
+    "sample_cohort": "ecgcohort.cohort.sampling",
+    "sample_split": "ecgcohort.cohort.sampling",
+    "write_cohort": "ecgcohort.cohort.sampling",
+    "patient_record": "ecgcohort.cohort.outputs",
+    "write_design": "ecgcohort.cohort.outputs",
+    "write_patient_parameters": "ecgcohort.cohort.outputs",
+    "plot_design": "ecgcohort.cohort.plot",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value

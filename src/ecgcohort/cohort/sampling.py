@@ -18,13 +18,14 @@ import json
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
-import pandas as pd
-from scipy.stats import qmc
 
 from ecgcohort.io import atomic_path
+
+if TYPE_CHECKING:  # pandas and scipy.stats are imported where used: patient_rng is needed by
+    import pandas as pd  # every stage, the Latin hypercube by one
 
 SPLITS: tuple[str, ...] = ("train", "test")
 PATIENT_ID_PATTERN = r"(train|test)-[0-9]+"
@@ -105,6 +106,8 @@ def patient_ids(design: CohortDesign, split: str | None = None) -> list[str]:
 def _unit_batch(design: CohortDesign, split: str, batch: int) -> np.ndarray:
     """Batch ``batch`` of ``split``: an exact Latin hypercube on [0, 1)^d, shape (lhs_batch, d)."""
     stream = np.random.default_rng([design.seed, SPLITS.index(split), batch])
+    from scipy.stats import qmc
+
     sampler = qmc.LatinHypercube(d=len(design.dimensions), rng=stream)
     return sampler.random(design.splits[split].lhs_batch)
 
@@ -127,6 +130,8 @@ def sample_split(design: CohortDesign, split: str) -> np.ndarray:
 
 def sample_cohort(design: CohortDesign) -> pd.DataFrame:
     """The cohort table: one row per patient (``patient``, ``split``, then every dimension)."""
+    import pandas as pd
+
     frames = []
     for split in SPLITS:
         values = sample_split(design, split)

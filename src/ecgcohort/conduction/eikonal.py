@@ -21,6 +21,9 @@ from scipy.spatial import cKDTree
 
 #: fimpy marks nodes it never reached with this value (``FIMBase.undef_val`` = 1e10).
 _UNREACHED = 1e9
+#: the compiled FIM settles a node once an update changes it by at most this (ms): far
+#: below the discretisation error, far above float64 rounding at cardiac times
+_TOLERANCE_MS = 1e-9
 
 
 def _fimpy() -> tuple[Any, bool]:
@@ -92,13 +95,17 @@ def activation_times(
     source_nodes: np.ndarray,
     source_times_ms: np.ndarray,
     device: str = "auto",
+    method: str = "compiled",
 ) -> np.ndarray:
     """Activation time (ms) of every node; fibres per tetrahedron (None = isotropic at v_fibre).
 
     ``points_mm`` (n, 3) mm; ``tetrahedra`` (m, 4) node indices; velocities m/s = mm/ms;
     ``source_nodes`` (k,) node indices stimulated at ``source_times_ms`` (k,) ms (a scalar
     time is broadcast).  Every node must belong to a tetrahedron and be reachable from a
-    source.  Solved in float32 (fim-python's compiled kernel is single precision; float64 is about 4x slower) on ``device`` ('auto': cupy GPU when available, else numpy).
+    source.  On the CPU (``device`` 'cpu', or 'auto' without a GPU) the compiled Fast
+    Iterative Method of :mod:`ecgcohort.conduction.fim_compiled` solves in float64;
+    ``method='fim-python'`` uses fim-python's numpy backend instead (float32, 20-40x slower).
+    On a GPU ('gpu', or 'auto' with cupy and a CUDA device) fim-python's cupy backend solves.
     """
     pts = np.asarray(points_mm, dtype=np.float64)
     tets = np.asarray(tetrahedra)
@@ -141,35 +148,57 @@ def activation_times(
     t_uniq = np.full(uniq.shape, np.inf)
     np.minimum.at(t_uniq, inv, t0)
 
-    # Conditioning: fimpy asserts eigenvalues of D > 1e-4 and stops on absolute changes
-    # < 1e-9, so solve the scaled problem D' = D / v_max² (tau' = v_max * tau, in mm) on
-    # centred coordinates, then scale back.  Time shift: sources relative to the earliest.
-    v_max = vf if fibres is None else max(vf, vt)
-    d_scaled = d / v_max**2
-    t_ref = float(t_uniq.min())
-    x0_vals = (t_uniq - t_ref) * v_max
-    pts_c = pts - pts.mean(axis=0)
-
+    if method not in ("compiled", "fim-python"):
+        raise ValueError(f"method must be 'compiled' or 'fim-python', got {method!r}")
     dev = _resolve_device(device)
-    solver_mod, _ = _fimpy()
-    if dev == "gpu":
-        import cupy as cp
-
-        fim = solver_mod.create_fim_solver(
-            cp.asarray(pts_c), cp.asarray(tets.astype(np.int32)), cp.asarray(d_scaled), precision=np.float32, device="gpu"
-        )
-        phi = cp.asnumpy(fim.comp_fim(cp.asarray(uniq.astype(np.int32)), cp.asarray(x0_vals)))
+    if dev == "cpu" and method == "compiled":
+        phi = _compiled_activation(pts, tets, d, uniq, t_uniq)
     else:
-        fim = solver_mod.create_fim_solver(pts_c, tets.astype(np.int32), d_scaled, precision=np.float32, device="cpu")
-        phi = np.asarray(fim.comp_fim(uniq.astype(np.int32), x0_vals))
-
-    phi = np.asarray(phi, dtype=np.float64)
+        phi = _fim_python_activation(pts, tets, d, uniq, t_uniq, dev)
     unreached = ~np.isfinite(phi) | (phi >= _UNREACHED)
     if np.any(unreached):
         raise ValueError(
             f"{int(unreached.sum())} of {n} nodes were not reached by the activation "
             "(mesh not connected to any source?)"
         )
+    return phi
+
+
+def _compiled_activation(pts: np.ndarray, tets: np.ndarray, tensors: np.ndarray, sources: np.ndarray,
+                         times: np.ndarray) -> np.ndarray:
+    """Activation times (ms, inf where unreached) by the compiled FIM, in float64."""
+    from ecgcohort.conduction import fim_compiled
+
+    offsets, others, forms = fim_compiled.local_update_geometry(pts, tets.astype(np.int64), np.linalg.inv(tensors))
+    neighbour_offsets, neighbours = fim_compiled.node_neighbours(pts.shape[0], tets.astype(np.int64))
+    return fim_compiled.fast_iterative_method(pts.shape[0], offsets, others, forms, neighbour_offsets, neighbours,
+                                              sources.astype(np.int64), times.astype(np.float64), _TOLERANCE_MS)
+
+
+def _fim_python_activation(pts: np.ndarray, tets: np.ndarray, tensors: np.ndarray, sources: np.ndarray,
+                           times: np.ndarray, device: str) -> np.ndarray:
+    """Activation times (ms) by fim-python (numpy or cupy backend), in float32."""
+    # Conditioning: fimpy asserts eigenvalues of D > 1e-4 and stops on absolute changes
+    # < 1e-9, so solve the scaled problem D' = D / v_max² (tau' = v_max * tau, in mm) on
+    # centred coordinates, then scale back.  Time shift: sources relative to the earliest.
+    v_max = float(np.sqrt(np.linalg.eigvalsh(tensors).max()))
+    d_scaled = tensors / v_max**2
+    t_ref = float(times.min())
+    x0_vals = (times - t_ref) * v_max
+    pts_c = pts - pts.mean(axis=0)
+    solver_mod, _ = _fimpy()
+    if device == "gpu":
+        import cupy as cp
+
+        fim = solver_mod.create_fim_solver(
+            cp.asarray(pts_c), cp.asarray(tets.astype(np.int32)), cp.asarray(d_scaled), precision=np.float32, device="gpu"
+        )
+        phi = cp.asnumpy(fim.comp_fim(cp.asarray(sources.astype(np.int32)), cp.asarray(x0_vals)))
+    else:
+        fim = solver_mod.create_fim_solver(pts_c, tets.astype(np.int32), d_scaled, precision=np.float32, device="cpu")
+        phi = np.asarray(fim.comp_fim(sources.astype(np.int32), x0_vals))
+    phi = np.asarray(phi, dtype=np.float64)
+    phi[phi >= _UNREACHED] = np.inf
     return phi / v_max + t_ref
 
 

@@ -10,7 +10,6 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ecgcohort.anatomy.outputs import read_surface
 from ecgcohort.cohort.sampling import patient_rng
 from ecgcohort.conduction.eikonal import activation_times
 from ecgcohort.conduction.maps import ActivationMap, save_activation
@@ -101,6 +100,8 @@ def grow_purkinje(patient: str, heart_surface: str | Path, fibres_path: str | Pa
     preview."""
     started = time.perf_counter()
     fibres = load_fibres(fibres_path)
+    from ecgcohort.anatomy.outputs import read_surface
+
     heart = read_surface(heart_surface)
     roots = his_roots(fibres, float(settings["his_long_axis_position"]), float(settings["moderator_band_position"]))
     velocity = float(settings["conduction_velocity_m_per_s"])
@@ -142,10 +143,12 @@ def grow_purkinje(patient: str, heart_surface: str | Path, fibres_path: str | Pa
     log.info("patient %s: Purkinje stage %.1f s", patient, time.perf_counter() - started)
 
 
-def scenario_sources(scenario: Scenario, fibres: MyocardialFibres, junctions: Mapping[str, np.ndarray],
+def scenario_sources(scenario: Scenario, fibres: MyocardialFibres, junctions: Mapping[str, np.ndarray] | None,
                      rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
     """(source nodes, times ms) of a scenario: Purkinje junctions for sinus (both trees) and
-    LBBB (RV tree only), pacing sites otherwise."""
+    LBBB (RV tree only), pacing sites otherwise (``junctions`` may then be None)."""
+    if scenario.uses_purkinje and junctions is None:
+        raise ScenarioError(f"scenario '{scenario.name}' ({scenario.kind}) needs the Purkinje junctions")
     if scenario.kind == "sinus":
         return (np.concatenate([junctions["lv_nodes"], junctions["rv_nodes"]]),
                 np.concatenate([junctions["lv_times_ms"], junctions["rv_times_ms"]]))
@@ -186,16 +189,19 @@ def plot_isochrones(fibres: MyocardialFibres, activation_ms: np.ndarray, path: s
 
 
 def compute_activation(patient: str, map_name: str, scenario: Mapping[str, Any],
-                       fibres_path: str | Path, junctions_path: str | Path, velocities: Mapping[str, float],
+                       fibres_path: str | Path, junctions_path: str | Path | None, velocities: Mapping[str, float],
                        action_potential: Mapping[str, float], seed: int, device: str,
                        activation_out: str | Path, preview_out: str | Path) -> ActivationMap:
     """Eikonal activation of one (patient, scenario) on the myocardium, with its APD scales;
-    writes the map (.npz, node order of fibres.npz) and an isochrone preview."""
+    writes the map (.npz, node order of fibres.npz) and an isochrone preview.  The Purkinje
+    ``junctions_path`` is needed by sinus and LBBB only."""
     started = time.perf_counter()
     spec = Scenario.from_config(scenario)
     fibres = load_fibres(fibres_path)
-    with np.load(junctions_path) as data:
-        junctions = {key: data[key] for key in data.files}
+    junctions = None
+    if junctions_path is not None:
+        with np.load(junctions_path) as data:
+            junctions = {key: data[key] for key in data.files}
     rng = patient_rng(seed, patient, f"pacing:{map_name}") if spec.kind == "random_pacing" else None
     try:
         nodes, times = scenario_sources(spec, fibres, junctions, rng)

@@ -21,6 +21,8 @@ import numpy as np
 from ecgcohort.fibers.rule_based import MyocardialFibres
 
 SCENARIO_KINDS = ("sinus", "lbbb", "biv_pacing", "random_pacing")
+#: the kinds activated through the Purkinje trees (the others are paced on the myocardium)
+PURKINJE_KINDS = ("sinus", "lbbb")
 LV, RV = 0, 1
 ENDOCARDIAL_BAND = 0.02  # transmural coordinate below this counts as endocardium
 EPICARDIAL_BAND = 0.98
@@ -62,6 +64,11 @@ class Scenario:
     def from_config(cls, entry: Mapping[str, Any]) -> "Scenario":
         """From one ``electrophysiology.scenarios`` entry."""
         return cls(**dict(entry))
+
+    @property
+    def uses_purkinje(self) -> bool:
+        """Whether this scenario starts from the Purkinje junctions (sinus, LBBB)."""
+        return self.kind in PURKINJE_KINDS
 
     def instance_names(self) -> list[str]:
         """The activation maps this scenario makes: its name, or ``name-NN`` per random site."""

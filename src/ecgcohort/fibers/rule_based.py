@@ -43,6 +43,31 @@ _LDRB_MARKERS: dict[str, str] = {"epi": "epicardium", "lv": "lv_endocardium", "r
                                  "base": "base"}
 COORDINATE_NAMES: tuple[str, ...] = ("apicobasal", "transmural", "rotational", "ventricle")
 _ORTHONORMAL_TOLERANCE = 1e-6
+#: The Laplace problems by CG + algebraic multigrid: ldrb's default (PETSc's own LU) takes
+#: 3.3 s per problem on a 35k-node heart, this 0.3 s, and agrees with it to 1e-9.
+_LAPLACE_SOLVER = {"ksp_type": "cg", "pc_type": "gamg", "ksp_rtol": 1e-10}
+
+
+def _import_ldrb():
+    """``ldrb.ldrb``, with its numba functions cached on disk.
+
+    ldrb compiles its quaternion helpers eagerly at import without numba's cache (5-7 s in
+    every job); compiled with ``cache=True`` the second import takes under a second.
+    """
+    import numba
+
+    plain = numba.njit
+
+    def cached(*args, **kwargs):
+        kwargs.setdefault("cache", True)
+        return plain(*args, **kwargs)
+
+    numba.njit = cached
+    try:
+        import ldrb.ldrb as ldrb_module
+    finally:
+        numba.njit = plain
+    return ldrb_module
 
 
 class FibreError(RuntimeError):
@@ -225,7 +250,8 @@ def myocardial_fibres(mesh_path: str | Path, angles: FibreAngles = FibreAngles()
     from mpi4py import MPI  # noqa: F401  (libmpi before dolfinx)
 
     import dolfinx.fem
-    import ldrb.ldrb as ldrb_module
+
+    ldrb_module = _import_ldrb()
 
     start = time.perf_counter()
     data = read_tagged_mesh(mesh_path)
@@ -237,7 +263,8 @@ def myocardial_fibres(mesh_path: str | Path, angles: FibreAngles = FibreAngles()
         raise FibreError(f"the myocardium lacks the surfaces {sorted(_LDRB_MARKERS[m] for m in missing)}")
     has_rv = "rv" in markers
 
-    scalars = ldrb_module.scalar_laplacians(mesh=mesh, markers=markers, ffun=facet_tags)
+    scalars = ldrb_module.scalar_laplacians(mesh=mesh, markers=markers, ffun=facet_tags,
+                                           petsc_options=_LAPLACE_SOLVER)
     fibre, sheet, normal = _frames(ldrb_module, mesh, "P_1", scalars, angles)
     fibre_cell, sheet_cell, normal_cell = _frames(ldrb_module, mesh, "DG_0", scalars, angles)
     fibre, sheet, normal = _orthonormalise(fibre, sheet, normal, "nodal")
@@ -302,8 +329,9 @@ def save_fibres(fibres: MyocardialFibres, path: str | Path, vtu: bool = False) -
     a = fibres.angles
     arrays["angles_deg"] = np.array([a.alpha_endo, a.alpha_epi, a.beta_endo, a.beta_epi], dtype=float)
     arrays["seconds"] = np.array(fibres.seconds)
+    # uncompressed: zlib saves a quarter of the size (directions are incompressible) at 0.6 s
     with atomic_path(path) as temporary, open(temporary, "wb") as handle:
-        np.savez_compressed(handle, **arrays)
+        np.savez(handle, **arrays)
     if vtu:
         import pyvista
 
@@ -315,7 +343,7 @@ def save_fibres(fibres: MyocardialFibres, path: str | Path, vtu: bool = False) -
         for name, value in fibres.coordinates.items():
             grid.point_data[name] = value
         with atomic_path(path.with_suffix(".vtu")) as temporary:
-            grid.save(temporary)
+            grid.save(temporary, compression=None)
     return path
 
 
