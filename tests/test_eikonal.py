@@ -3,7 +3,6 @@ compiled Fast Iterative Method against fim-python and against its own fixed-poin
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 

@@ -20,8 +20,8 @@ from ecgcohort.fibers import FibreAngles, MyocardialFibres, load_fibres, save_fi
 from ecgcohort.leadfield import (Conductivities, LeadFieldError, LeadFieldSolver, intracellular_tensors,
                                  lead_field_gradients, lead_matrix, sample_points)
 from ecgcohort.leadfield.jobs import compute_lead_field_chunk, electrode_chunks, write_sample_points
-from ecgcohort.leadfield.solver import lead_matrix_from_potentials, tagged_mesh_arrays
-from ecgcohort.meshing import VOLUME_TAGS, read_tagged_mesh
+from ecgcohort.leadfield.solver import body_mesh, lead_matrix_from_potentials
+from ecgcohort.meshing import VOLUME_TAGS
 
 A_MM, CORE_MM = 100.0, 40.0
 A = A_MM * 1e-3
@@ -144,6 +144,17 @@ def test_lead_fields_have_zero_mean_on_the_body_surface(balls):
     assert solver.stats.electrodes_solved == 6 and solver.stats.factor_flops > 0
 
 
+def test_low_rank_factors_agree_with_exact_ones(balls):
+    electrodes = np.array([ELECTRODE, -ELECTRODE])
+    exact = LeadFieldSolver(balls[11.0], Conductivities(), low_rank_tolerance=0.0, max_electrode_offset_mm=2.0)
+    compressed = LeadFieldSolver(balls[11.0], Conductivities(), low_rank_tolerance=1e-8, max_electrode_offset_mm=2.0)
+    assert exact.stats.factor_entries_low_rank == exact.stats.factor_entries and compressed.stats.low_rank_tolerance == 1e-8
+    z_exact, z_compressed = exact.solve(electrodes), compressed.solve(electrodes)
+    assert np.abs(z_compressed - z_exact).max() < 1e-6 * np.abs(z_exact).max()
+    with pytest.raises(LeadFieldError, match="low_rank_tolerance"):
+        LeadFieldSolver(balls[11.0], Conductivities(), low_rank_tolerance=-1.0)
+
+
 def _fibres(centres_m: np.ndarray) -> np.ndarray:
     """A helical, smoothly varying fibre field (unit, per cell)."""
     x, y, z = (centres_m / A).T
@@ -166,7 +177,7 @@ def anisotropic(balls):
     return LeadFieldSolver(balls[11.0], Conductivities(), fibres, cells, max_electrode_offset_mm=2.0), cells, fibres
 
 
-def test_lead_matrix_equals_a_direct_pseudo_bidomain_solve(anisotropic):
+def test_lead_matrix_equals_a_direct_pseudo_bidomain_solve(anisotropic, balls):
     """Reciprocity: eq. 3 with the lead fields equals eq. 1 solved directly for φ (assembled
     with UFL, pinned at another node, zero mean on Σ) and read at the electrodes."""
     import dolfinx.fem
@@ -177,6 +188,7 @@ def test_lead_matrix_equals_a_direct_pseudo_bidomain_solve(anisotropic):
     import ufl
 
     solver, cells, fibres = anisotropic
+    metre = 1e-3  # UFL integrates in mm: ∫ over volumes scale by m/mm, gradients by mm/m
     sigma = Conductivities()
     electrodes = np.array([ELECTRODE, A * np.array([-0.6, 0.0, -0.8]), A * np.array([0.0, 1.0, 0.0])])
     z = solver.solve(electrodes)
@@ -190,22 +202,30 @@ def test_lead_matrix_equals_a_direct_pseudo_bidomain_solve(anisotropic):
                                        intracellular_tensors(fibres, sigma), z[:, nodes])
     assert np.abs(fast - matrix).max() < 1e-10 * np.abs(matrix).max()
 
-    data = solver.data
+    # dolfinx reads the same file on its own and orders cells its own way: match by centroid
+    from mpi4py import MPI
+    from scipy.spatial import cKDTree
+
+    import dolfinx.io.gmsh
+
+    data = dolfinx.io.gmsh.read_from_msh(str(balls[11.0]), MPI.COMM_SELF, 0, gdim=3)
     mesh = data.mesh
+    centres = mesh.geometry.x[np.asarray(mesh.geometry.dofmaps[0])].mean(axis=1) * metre
+    distance, ours = cKDTree(solver.mesh.points_m[solver.mesh.tetrahedra].mean(axis=1)).query(centres)
+    assert distance.max() < 1e-12 and np.unique(ours).size == len(ours)
     space = dolfinx.fem.functionspace(mesh, ("Lagrange", 1))
     tensors = dolfinx.fem.functionspace(mesh, ("DG", 0, (3, 3)))
     bulk, intra = dolfinx.fem.Function(tensors), dolfinx.fem.Function(tensors)
     cell_dofs = np.asarray(tensors.dofmap.list)[:, 0]  # one (3, 3) block per cell
-    bulk.x.array.reshape(-1, 9)[cell_dofs] = solver.tensors.reshape(-1, 9)
+    bulk.x.array.reshape(-1, 9)[cell_dofs] = solver.tensors[ours].reshape(-1, 9)
     g_i = np.zeros_like(solver.tensors)
     g_i[cells] = intracellular_tensors(fibres, sigma)
-    intra.x.array.reshape(-1, 9)[cell_dofs] = g_i.reshape(-1, 9)
+    intra.x.array.reshape(-1, 9)[cell_dofs] = g_i[ours].reshape(-1, 9)
     transmembrane = dolfinx.fem.Function(space)
     transmembrane.interpolate(lambda x: _transmembrane(x.T * 1e-3))
     u, v = ufl.TrialFunction(space), ufl.TestFunction(space)
     dx = ufl.Measure("dx", domain=mesh, subdomain_data=data.cell_tags)
     ds = ufl.Measure("ds", domain=mesh, subdomain_data=data.facet_tags)
-    metre = 1e-3  # UFL integrates in mm: ∫ over volumes scale by m/mm, gradients by mm/m
     stiffness = dolfinx.fem.petsc.assemble_matrix(dolfinx.fem.form(ufl.inner(bulk * ufl.grad(u), ufl.grad(v)) * dx))
     stiffness.assemble()
     load = dolfinx.fem.petsc.assemble_vector(dolfinx.fem.form(
@@ -261,7 +281,7 @@ def test_sample_points_lie_in_the_mesh_near_the_interfaces(balls):
     assert samples.points_m.shape == (count, 3)
     assert radius.max() <= A * (1 + 1e-9)
     # the polyhedral spheres lie between their radius less the sag and their radius
-    arrays = tagged_mesh_arrays(read_tagged_mesh(balls[11.0]))
+    arrays = body_mesh(balls[11.0])
     sag = max(radius_mm * 1e-3 - np.linalg.norm(arrays.points_m[arrays.facets[tag]].mean(axis=1), axis=1).min()
               for tag, radius_mm in ((1, A_MM), (2, CORE_MM)))
     assert 0 < sag < 1e-3

@@ -43,9 +43,31 @@ def test_tagged_volumes_equal_the_surface_enclosed_volumes(meshed):
     assert report.sliver_fraction <= 1e-3 and report.min_dihedral_deg > 1.0
 
 
+def test_the_mesh_reads_back_as_tagged_arrays(meshed):
+    path, report, heart_volume, torso_volume = meshed
+    mesh = read_tagged_mesh(path)
+    assert len(mesh.tetrahedra) == report.tetrahedra and len(mesh.points_mm) == report.nodes
+    assert np.unique(mesh.tetrahedra).size == len(mesh.points_mm)  # every node in a cell
+    corners = mesh.points_mm[mesh.tetrahedra]
+    volumes = np.abs(np.linalg.det(corners[:, 1:] - corners[:, :1])) / 6.0
+    assert volumes[mesh.cell_tags == VOLUME_TAGS["myocardium"]].sum() == pytest.approx(heart_volume, rel=1e-9)
+    assert volumes.sum() == pytest.approx(torso_volume, rel=1e-9)
+    assert set(mesh.facets) == {FACET_TAGS[n] for n in ("body_surface", "epicardium", "lv_endocardium", "base")}
+    # every tagged triangle is a face of a tetrahedron
+    faces = {tuple(f) for k in range(4) for f in np.sort(np.delete(mesh.tetrahedra, k, axis=1), axis=1).tolist()}
+    for triangles in mesh.facets.values():
+        assert all(tuple(t) in faces for t in np.sort(triangles, axis=1).tolist())
+    with pytest.raises(MeshingError, match="no mesh file"):
+        read_tagged_mesh(path.with_name("missing.msh"))
+
+
 def test_dolfinx_reads_the_mesh_with_its_tags(meshed):
+    from mpi4py import MPI
+
+    import dolfinx.io.gmsh
+
     path, report, heart_volume, _ = meshed
-    data = read_tagged_mesh(path)
+    data = dolfinx.io.gmsh.read_from_msh(str(path), MPI.COMM_SELF, 0, gdim=3)
     assert data.mesh.topology.index_map(3).size_local == report.tetrahedra
     assert set(np.unique(data.cell_tags.values)) == set(VOLUME_TAGS.values())
     assert set(np.unique(data.facet_tags.values)) == {FACET_TAGS[n] for n in ("body_surface", "epicardium",

@@ -43,6 +43,7 @@ rule compute_lead_fields:
     params:
         electrodes_per_job=config["leadfield"]["electrodes_per_job"],
         conductivities=config["leadfield"]["conductivity_s_per_m"],
+        low_rank_tolerance=config["leadfield"]["low_rank_tolerance"],
     wildcard_constraints:
         chunk=r"\d+",
     log:

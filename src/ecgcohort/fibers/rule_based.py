@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgcohort.io import atomic_path
-from ecgcohort.meshing.tetra import FACET_TAGS, VOLUME_TAGS, read_tagged_mesh
+from ecgcohort.meshing.tetra import FACET_TAGS, VOLUME_TAGS, TaggedMesh, read_tagged_mesh
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,8 @@ class MyocardialFibres:
 
     ``points_mm`` (n_nodes, 3) and ``tetrahedra`` (n_cells, 4, local node numbers) are the
     myocardium; ``fibre``, ``sheet``, ``normal`` are unit, mutually orthogonal per-node vectors
-    (n_nodes, 3) and ``*_cell`` the same per cell, computed by LDRB from the (exact, constant)
+    (n_nodes, 3), computed by LDRB from the nodal scalars and the volume-weighted average of
+    the adjacent cells' gradients, and ``*_cell`` the same per cell, from the (exact, constant)
     cell gradients and the scalars at the cell centroid. Fibre directions are axial: ``f`` and
     ``-f`` are the same fibre, and ldrb may flip the sign between neighbours.
 
@@ -116,8 +117,8 @@ class MyocardialFibres:
     * ``"ventricle"``: 0 for LV, 1 for RV: 1 where the RV endocardial solution exceeds the LV one
       (``rv > lv``), so the septum is split at its mid-wall and the RV free wall is RV.
 
-    ``parent_nodes`` / ``parent_cells`` index the geometry nodes (``mesh.geometry.x`` rows) and
-    cells of the full mesh as read by :func:`ecgcohort.meshing.read_tagged_mesh`.
+    ``parent_nodes`` / ``parent_cells`` index the nodes and cells of the full mesh as read by
+    :func:`ecgcohort.meshing.read_tagged_mesh` (the order of the ``.msh`` file).
     """
 
     points_mm: np.ndarray
@@ -143,54 +144,50 @@ class MyocardialFibres:
         return int(self.tetrahedra.shape[0])
 
 
-def _myocardium_submesh(data):
-    """(submesh, facet MeshTags on its boundary, parent cells, parent geometry nodes) of the
-    myocardium cells of a tagged heart-in-torso mesh."""
-    import dolfinx.mesh
+def _myocardium_mesh(tagged: TaggedMesh):
+    """(dolfinx mesh of the myocardium cells, facet MeshTags of its LDRB surfaces, parent
+    cells, parent nodes): parents index the cells and nodes of the full ``tagged`` mesh."""
+    from mpi4py import MPI
 
-    mesh = data.mesh
-    tdim = mesh.topology.dim
-    cells = np.sort(data.cell_tags.find(VOLUME_TAGS["myocardium"])).astype(np.int32)
+    import basix.ufl
+    import dolfinx.graph
+    import dolfinx.io.utils
+    import dolfinx.mesh
+    import ufl
+
+    cells = np.flatnonzero(tagged.cell_tags == VOLUME_TAGS["myocardium"])
     if cells.size == 0:
         raise FibreError("the mesh has no myocardium cells")
-    sub, cell_map, vertex_map, node_map = dolfinx.mesh.create_submesh(mesh, tdim, cells)
-    n_sub_cells = sub.topology.index_map(tdim).size_local
-    parent_cells = np.asarray(cell_map.sub_topology_to_topology(np.arange(n_sub_cells, dtype=np.int32), False))
-    n_sub_vertices = sub.topology.index_map(0).size_local + sub.topology.index_map(0).num_ghosts
-    sub_to_parent_vertex = np.asarray(vertex_map.sub_topology_to_topology(
-        np.arange(n_sub_vertices, dtype=np.int32), False))
+    nodes, local = np.unique(tagged.tetrahedra[cells], return_inverse=True)
+    local_of = np.full(len(tagged.points_mm), -1, dtype=np.int64)
+    local_of[nodes] = np.arange(len(nodes))
+    domain = ufl.Mesh(basix.ufl.element("Lagrange", "tetrahedron", 1, shape=(3,)))
+    mesh = dolfinx.mesh.create_mesh(MPI.COMM_SELF, local.reshape(-1, 4), domain, tagged.points_mm[nodes])
+    tdim = mesh.topology.dim
+    # dolfinx reorders cells and nodes; map both back to the input (then to the full mesh)
+    parent_cells = cells[np.asarray(mesh.topology.original_cell_index, dtype=np.int64)]
+    parent_nodes = nodes[np.asarray(mesh.geometry.input_global_indices, dtype=np.int64)]
 
-    # the parent's tagged facets, keyed by their sorted parent-vertex triples
-    mesh.topology.create_connectivity(tdim - 1, 0)
-    parent_f2v = mesh.topology.connectivity(tdim - 1, 0)
-    tags = data.facet_tags
-    wanted = np.isin(tags.values, [FACET_TAGS[name] for name in _LDRB_MARKERS.values()])
-    tagged = tags.indices[wanted]
-    tagged_values = tags.values[wanted]
-    tagged_vertices = np.sort(np.array([parent_f2v.links(f) for f in tagged]).reshape(-1, 3), axis=1)
-
-    # the submesh's boundary facets, keyed by the parent vertices of their vertices
-    sub.topology.create_entities(tdim - 1)
-    sub.topology.create_connectivity(tdim - 1, tdim)
-    sub.topology.create_connectivity(tdim - 1, 0)
-    boundary = dolfinx.mesh.exterior_facet_indices(sub.topology)
-    sub_f2v = sub.topology.connectivity(tdim - 1, 0)
-    boundary_vertices = np.sort(sub_to_parent_vertex[np.array([sub_f2v.links(f) for f in boundary])
-                                                     .reshape(-1, 3)], axis=1)
-
-    lookup = {tuple(v): int(value) for v, value in zip(tagged_vertices.tolist(), tagged_values.tolist())}
-    values = np.array([lookup.get(tuple(v), -1) for v in boundary_vertices.tolist()], dtype=np.int32)
-    if (values < 0).any():
-        raise FibreError(f"{int((values < 0).sum())} of {len(values)} myocardial boundary facets carry "
-                         f"none of the tags {sorted(_LDRB_MARKERS.values())}")
-    order = np.argsort(boundary)
-    facet_tags = dolfinx.mesh.meshtags(sub, tdim - 1, boundary[order].astype(np.int32), values[order])
-    return sub, facet_tags, parent_cells, np.asarray(node_map)
+    wanted = [FACET_TAGS[name] for name in _LDRB_MARKERS.values() if FACET_TAGS[name] in tagged.facets]
+    triangles = np.vstack([tagged.facets[tag] for tag in wanted])
+    values = np.concatenate([np.full(len(tagged.facets[tag]), tag, dtype=np.int32) for tag in wanted])
+    on_myocardium = np.all(local_of[triangles] >= 0, axis=1)
+    entities, entity_values = dolfinx.io.utils.distribute_entity_data(
+        mesh, tdim - 1, local_of[triangles[on_myocardium]], values[on_myocardium])
+    mesh.topology.create_connectivity(tdim - 1, tdim)
+    facet_tags = dolfinx.mesh.meshtags_from_entities(mesh, tdim - 1, dolfinx.graph.adjacencylist(entities),
+                                                     entity_values.astype(np.int32))
+    boundary = dolfinx.mesh.exterior_facet_indices(mesh.topology)
+    untagged = np.setdiff1d(boundary, facet_tags.indices)
+    if untagged.size:
+        raise FibreError(f"{untagged.size} of {boundary.size} myocardial boundary facets carry none of the tags "
+                         f"{sorted(_LDRB_MARKERS.values())}")
+    return mesh, facet_tags, parent_cells, parent_nodes
 
 
-def _frames(ldrb_module, mesh, space: str, scalars: dict, angles: FibreAngles) -> tuple[np.ndarray, ...]:
-    """LDRB (fibre, sheet, normal), each (n_dofs, 3), in the P_1 or DG_0 space ``space``."""
-    data, _ = ldrb_module.project_gradients(mesh=mesh, fiber_space=space, scalar_solutions=scalars)
+def _frames(ldrb_module, mesh, space: str, data: dict, angles: FibreAngles) -> tuple[np.ndarray, ...]:
+    """LDRB (fibre, sheet, normal), each (n_dofs, 3), in the P_1 or DG_0 space ``space`` from
+    ldrb's scalar and gradient ``data`` in that space."""
     dofs = ldrb_module.dofs_from_function_space(mesh, space)
     marker = np.zeros_like(data["lv_scalar"])
     system = ldrb_module.compute_fiber_sheet_system(
@@ -198,6 +195,34 @@ def _frames(ldrb_module, mesh, space: str, scalars: dict, angles: FibreAngles) -
         alpha_endo_lv=float(angles.alpha_endo), alpha_epi_lv=float(angles.alpha_epi),
         beta_endo_lv=float(angles.beta_endo), beta_epi_lv=float(angles.beta_epi), **data)
     return tuple(np.asarray(v, dtype=float).reshape(-1, 3) for v in (system.f0, system.s0, system.n0))
+
+
+def _nodal_gradients(mesh, nodal_space, cell_data: dict) -> dict[str, np.ndarray]:
+    """The cell (DG_0) gradients of ldrb's ``cell_data`` averaged onto the P1 dofs of
+    ``nodal_space``, weighted by cell volume. ldrb interpolates the piecewise-constant
+    gradient into P1 by keeping one adjacent cell's value per node (whichever dolfinx visits
+    last), which makes nodal fibres depend on the cell order."""
+    import ldrb.utils
+
+    cell_dofs = np.asarray(ldrb.utils.space_from_string("DG_0", mesh, dim=3).dofmap.list)[:, 0]
+    nodal_dofs = np.asarray(nodal_space.dofmap.list)
+    corners = mesh.geometry.x[np.asarray(mesh.geometry.dofmaps[0])]
+    volumes = np.abs(np.linalg.det(corners[:, 1:] - corners[:, :1])) / 6.0
+    n_dofs = nodal_space.dofmap.index_map.size_local + nodal_space.dofmap.index_map.num_ghosts
+    weight = np.zeros(n_dofs)
+    for k in range(4):
+        weight += np.bincount(nodal_dofs[:, k], weights=volumes, minlength=n_dofs)
+    averaged = {}
+    for key, values in cell_data.items():
+        if not key.endswith("_gradient"):
+            continue
+        per_cell = np.asarray(values).reshape(-1, 3)[cell_dofs] * volumes[:, None]
+        total = np.zeros((n_dofs, 3))
+        for k in range(4):
+            for axis in range(3):
+                total[:, axis] += np.bincount(nodal_dofs[:, k], weights=per_cell[:, axis], minlength=n_dofs)
+        averaged[key] = (total / weight[:, None]).reshape(-1)
+    return averaged
 
 
 def _orthonormalise(fibre: np.ndarray, sheet: np.ndarray, normal: np.ndarray,
@@ -254,8 +279,7 @@ def myocardial_fibres(mesh_path: str | Path, angles: FibreAngles = FibreAngles()
     ldrb_module = _import_ldrb()
 
     start = time.perf_counter()
-    data = read_tagged_mesh(mesh_path)
-    mesh, facet_tags, parent_cells, node_map = _myocardium_submesh(data)
+    mesh, facet_tags, parent_cells, node_map = _myocardium_mesh(read_tagged_mesh(mesh_path))
     present = set(np.unique(facet_tags.values).tolist())
     markers = {name: [FACET_TAGS[tag]] for name, tag in _LDRB_MARKERS.items() if FACET_TAGS[tag] in present}
     missing = {"epi", "lv", "base"} - set(markers)
@@ -265,8 +289,11 @@ def myocardial_fibres(mesh_path: str | Path, angles: FibreAngles = FibreAngles()
 
     scalars = ldrb_module.scalar_laplacians(mesh=mesh, markers=markers, ffun=facet_tags,
                                            petsc_options=_LAPLACE_SOLVER)
-    fibre, sheet, normal = _frames(ldrb_module, mesh, "P_1", scalars, angles)
-    fibre_cell, sheet_cell, normal_cell = _frames(ldrb_module, mesh, "DG_0", scalars, angles)
+    cell_data, _ = ldrb_module.project_gradients(mesh=mesh, fiber_space="DG_0", scalar_solutions=scalars)
+    node_data, _ = ldrb_module.project_gradients(mesh=mesh, fiber_space="P_1", scalar_solutions=scalars)
+    node_data.update(_nodal_gradients(mesh, scalars["apex"].function_space, cell_data))
+    fibre, sheet, normal = _frames(ldrb_module, mesh, "P_1", node_data, angles)
+    fibre_cell, sheet_cell, normal_cell = _frames(ldrb_module, mesh, "DG_0", cell_data, angles)
     fibre, sheet, normal = _orthonormalise(fibre, sheet, normal, "nodal")
     fibre_cell, sheet_cell, normal_cell = _orthonormalise(fibre_cell, sheet_cell, normal_cell, "cell")
 

@@ -18,7 +18,8 @@ from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
 
 log = logging.getLogger(__name__)
 
-POINT_UNITS = {"points_m": "m", "region": "1 myocardium, 2 torso", "distance_to_heart_m": "m"}
+POINT_UNITS = {"points_m": "m", "region": "1 myocardium, 2 torso", "distance_to_heart_m": "m",
+               "cell": "index of the containing mesh cell (.msh order)"}
 CHUNK_UNITS = {"electrode_positions_m": "m", "grad_points": "ohm/m", "grad_cells": "ohm/m",
                "lead_matrix": "1 (electrode potential = lead_matrix @ V_m, in V_m's units)"}
 
@@ -40,13 +41,14 @@ def _save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
 def write_sample_points(patient: str, mesh: str | Path, count: int, near_fraction: float, near_mm: float,
                         seed: int, out_npz: str | Path) -> None:
     """The patient's lead-field sample points (:func:`sample_points`; randomness from
-    (seed, patient)) as ``.npz``: ``points_m``, ``region``, ``distance_to_heart_m``, ``units_json``."""
+    (seed, patient)) as ``.npz``: ``points_m``, ``region``, ``distance_to_heart_m``, ``cell``,
+    ``units_json``."""
     from ecgcohort.cohort.sampling import patient_rng
 
     start = time.perf_counter()
     samples = sample_points(mesh, count, near_fraction, near_mm, patient_rng(seed, patient, "leadfield-points"))
     _save_npz(out_npz, {"points_m": samples.points_m, "region": samples.region,
-                        "distance_to_heart_m": samples.distance_to_heart_m,
+                        "distance_to_heart_m": samples.distance_to_heart_m, "cell": samples.cell,
                         "units_json": np.array(json.dumps(POINT_UNITS))})
     log.info("patient %s: %d lead-field sample points (%d in the myocardium, %.0f%% within %g mm of the heart) "
              "in %.1f s", patient, count, int((samples.region == 1).sum()),
@@ -55,7 +57,8 @@ def write_sample_points(patient: str, mesh: str | Path, count: int, near_fractio
 
 def compute_lead_field_chunk(patient: str, mesh: str | Path, fibres_npz: str | Path, electrodes_csv: str | Path,
                              points_npz: str | Path, chunk: int, electrodes_per_job: int,
-                             conductivities: Mapping[str, Any], out_npz: str | Path, threads: int = 1) -> None:
+                             conductivities: Mapping[str, Any], out_npz: str | Path, threads: int = 1,
+                             low_rank_tolerance: float = 1e-10) -> None:
     """Lead fields of one chunk of a patient's electrodes (one factorisation, one block
     solve), written atomically as ``.npz``: ``electrode_names`` (E,), ``electrode_positions_m``
     (E, 3), ``grad_points`` (E, P, 3) float32 Ω/m at the sample points, ``grad_cells``
@@ -63,7 +66,8 @@ def compute_lead_field_chunk(patient: str, mesh: str | Path, fibres_npz: str | P
     (E, N) float64 on the fibres' nodes (eq. 3: potentials = lead_matrix @ V_m; the same as
     :func:`ecgcohort.leadfield.matrix.lead_matrix` of the float64 gradients, computed as a
     sparse product), ``stats_json`` (timings in s, MUMPS flops, sizes, units). ``threads``
-    serve point location and gradients (the factorisation is sequential).
+    serve point location and gradients (the factorisation is sequential);
+    ``low_rank_tolerance`` is MUMPS's block low-rank threshold (0: exact factors).
 
     Raises :class:`LeadFieldError` naming the patient for a chunk index out of range or an
     electrode more than 1 mm off the body surface."""
@@ -84,14 +88,16 @@ def compute_lead_field_chunk(patient: str, mesh: str | Path, fibres_npz: str | P
     fibres = load_fibres(fibres_npz)
     with np.load(points_npz) as archive:
         points_m = archive["points_m"]
+        drawn_in = archive["cell"] if "cell" in archive.files else None
 
-    solver = LeadFieldSolver(mesh, sigma, fibres.fibre_cell, fibres.parent_cells, threads=threads)
+    solver = LeadFieldSolver(mesh, sigma, fibres.fibre_cell, fibres.parent_cells, threads=threads,
+                             low_rank_tolerance=low_rank_tolerance)
     offset = np.abs(solver.mesh.points_m[fibres.parent_nodes] - fibres.points_mm * MM).max()
     if offset > 1e-9:
         raise LeadFieldError(f"patient {patient}: {fibres_npz} does not belong to {mesh} (its nodes are "
                              f"{offset / MM:.3g} mm off the mesh's)")
     try:
-        point_cells = solver.locate(points_m)
+        point_cells = solver.locate(points_m, known_cells=drawn_in)
     except LeadFieldError as error:
         raise LeadFieldError(f"patient {patient}: {points_npz}: {error}") from error
     try:

@@ -17,20 +17,21 @@ from pathlib import Path
 import numpy as np
 
 from ecgcohort.leadfield.matrix import p1_gradients
-from ecgcohort.leadfield.solver import (HEART_SURFACE_TAGS, MM, LeadFieldError, TaggedMesh, project_on_surface,
-                                        tagged_mesh_arrays)
-from ecgcohort.meshing.tetra import FACET_TAGS, read_tagged_mesh
+from ecgcohort.leadfield.solver import (HEART_SURFACE_TAGS, MM, BodyMesh, LeadFieldError, body_mesh,
+                                        project_on_surface)
+from ecgcohort.meshing.tetra import FACET_TAGS
 
 
 @dataclass(frozen=True)
 class SamplePoints:
     """``points_m`` (P, 3) in m, ``region`` (P,) volume tag of the containing cell
     (1 myocardium, 2 torso), ``distance_to_heart_m`` (P,) unsigned distance to the heart's
-    outer surface in m."""
+    outer surface in m, ``cell`` (P,) the mesh cell each point was drawn in (file order)."""
 
     points_m: np.ndarray
     region: np.ndarray
     distance_to_heart_m: np.ndarray
+    cell: np.ndarray
 
 
 def _uniform_in_cells(points: np.ndarray, tetrahedra: np.ndarray, volumes: np.ndarray, count: int,
@@ -41,7 +42,7 @@ def _uniform_in_cells(points: np.ndarray, tetrahedra: np.ndarray, volumes: np.nd
     return np.einsum("pk,pki->pi", barycentric, points[tetrahedra[cells]]), cells
 
 
-def _in_band(mesh: TaggedMesh, volumes: np.ndarray, triangles: np.ndarray, width: float, count: int,
+def _in_band(mesh: BodyMesh, volumes: np.ndarray, triangles: np.ndarray, width: float, count: int,
              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """``count`` points uniform within ``width`` of a triangle surface: (points, cell index)."""
     if count == 0:
@@ -68,16 +69,16 @@ def _in_band(mesh: TaggedMesh, volumes: np.ndarray, triangles: np.ndarray, width
     return np.concatenate(kept_points)[:count], np.concatenate(kept_cells)[:count]
 
 
-def sample_points(mesh: str | Path | TaggedMesh, count: int, near_fraction: float = 0.8, near_mm: float = 10.0,
+def sample_points(mesh: str | Path | BodyMesh, count: int, near_fraction: float = 0.8, near_mm: float = 10.0,
                   rng: np.random.Generator | None = None) -> SamplePoints:
     """``count`` points in a tagged heart-in-torso mesh (a ``.msh`` path, lengths in mm, or
-    its :class:`TaggedMesh`): ``near_fraction`` of them within ``near_mm`` of the body
+    its :class:`BodyMesh`): ``near_fraction`` of them within ``near_mm`` of the body
     surface or of the heart's outer surface (half each), the rest uniform in the body."""
     if count < 1 or not 0.0 <= near_fraction <= 1.0 or near_mm <= 0:
         raise ValueError(f"need count >= 1, near_fraction in [0, 1], near_mm > 0; got {count}, "
                          f"{near_fraction}, {near_mm}")
     rng = np.random.default_rng() if rng is None else rng
-    arrays = mesh if isinstance(mesh, TaggedMesh) else tagged_mesh_arrays(read_tagged_mesh(mesh))
+    arrays = mesh if isinstance(mesh, BodyMesh) else body_mesh(mesh)
     missing = [tag for tag in (FACET_TAGS["body_surface"], FACET_TAGS["epicardium"]) if tag not in arrays.facets]
     if missing:
         raise LeadFieldError(f"the mesh lacks facet tags {missing} (body surface / epicardium)")
@@ -92,4 +93,5 @@ def sample_points(mesh: str | Path | TaggedMesh, count: int, near_fraction: floa
     points = np.concatenate([body_points, heart_points, uniform_points])[order]
     cells = np.concatenate([body_cells, heart_cells, uniform_cells])[order]
     return SamplePoints(points_m=points, region=arrays.cell_tags[cells].astype(np.int32),
-                        distance_to_heart_m=project_on_surface(arrays.points_m, heart, points)[0])
+                        distance_to_heart_m=project_on_surface(arrays.points_m, heart, points)[0],
+                        cell=cells.astype(np.int64))

@@ -5,10 +5,11 @@ from ecgcohort.meshing.tetra import (
     VOLUME_TAGS,
     MeshingError,
     MeshReport,
+    TaggedMesh,
     mesh_heart_in_torso,
     read_tagged_mesh,
     tetrahedron_quality,
 )
 
-__all__ = ["FACET_TAGS", "VOLUME_TAGS", "MeshReport", "MeshingError", "mesh_heart_in_torso",
+__all__ = ["FACET_TAGS", "VOLUME_TAGS", "MeshReport", "MeshingError", "TaggedMesh", "mesh_heart_in_torso",
            "read_tagged_mesh", "tetrahedron_quality"]

@@ -196,10 +196,57 @@ def mesh_heart_in_torso(torso_points: np.ndarray, torso_faces: np.ndarray, heart
     return report
 
 
-def read_tagged_mesh(path: str | Path):
-    """Read a mesh written by :func:`mesh_heart_in_torso` with dolfinx (``MeshData``)."""
-    from mpi4py import MPI  # dolfinx's extension needs libmpi from the mpich wheel first
+@dataclass(frozen=True)
+class TaggedMesh:
+    """A heart-in-torso mesh as arrays, in the order of the ``.msh`` file: ``points_mm``
+    (N, 3) nodes in mm, ``tetrahedra`` (C, 4) node indices, ``cell_tags`` (C,) the volume tag
+    of each cell (:data:`VOLUME_TAGS`) and ``facets`` {facet tag: (F, 3) node indices}
+    (:data:`FACET_TAGS`). Cell and node indices of every later stage refer to this order."""
 
-    import dolfinx.io.gmsh
+    points_mm: np.ndarray
+    tetrahedra: np.ndarray
+    cell_tags: np.ndarray
+    facets: dict[int, np.ndarray]
 
-    return dolfinx.io.gmsh.read_from_msh(str(path), MPI.COMM_SELF, 0, gdim=3)
+
+def read_tagged_mesh(path: str | Path) -> TaggedMesh:
+    """Read a mesh written by :func:`mesh_heart_in_torso` with gmsh's API (0.2 s for 540k
+    tetrahedra, where dolfinx's reader, which also reorders and builds the topology, takes
+    4.5 s). Raises :class:`MeshingError` for a file without tagged tetrahedra."""
+    path = Path(path)
+    if not path.is_file():
+        raise MeshingError(f"no mesh file {path}")
+    gmsh.initialize(interruptible=threading.current_thread() is threading.main_thread())
+    try:
+        gmsh.option.setNumber("General.Terminal", 0)
+        gmsh.open(str(path))
+        node_tags, coordinates, _ = gmsh.model.mesh.getNodes()
+        index = np.full(int(node_tags.max()) + 1, -1, dtype=np.int64)
+        index[node_tags.astype(np.int64)] = np.arange(len(node_tags))
+        points = np.asarray(coordinates, dtype=np.float64).reshape(-1, 3)
+
+        def connectivity(dim: int, entity: int, corners: int) -> np.ndarray:
+            kinds, _, nodes = gmsh.model.mesh.getElements(dim, entity)
+            blocks = [np.asarray(n, dtype=np.int64).reshape(-1, corners) for n in nodes]
+            return index[np.vstack(blocks)] if blocks else np.empty((0, corners), dtype=np.int64)
+
+        tetrahedra, cell_tags = [], []
+        facets: dict[int, list[np.ndarray]] = {}
+        for dim, entity in gmsh.model.getEntities():
+            if dim not in (2, 3):
+                continue
+            groups = gmsh.model.getPhysicalGroupsForEntity(dim, entity)
+            if len(groups) == 0:
+                continue
+            elements = connectivity(dim, entity, 4 if dim == 3 else 3)
+            if dim == 3:
+                tetrahedra.append(elements)
+                cell_tags.append(np.full(len(elements), int(groups[0]), dtype=np.int32))
+            else:
+                facets.setdefault(int(groups[0]), []).append(elements)
+    finally:
+        gmsh.finalize()
+    if not tetrahedra:
+        raise MeshingError(f"{path}: no tagged tetrahedra")
+    return TaggedMesh(points_mm=points, tetrahedra=np.vstack(tetrahedra), cell_tags=np.concatenate(cell_tags),
+                      facets={tag: np.vstack(parts) for tag, parts in sorted(facets.items())})
