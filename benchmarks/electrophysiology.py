@@ -1,0 +1,124 @@
+"""Benchmark of the electrophysiology stage on one patient (prints figures; not a test).
+
+    .venv/bin/python benchmarks/electrophysiology.py                      # results/patients/train-0000
+    .venv/bin/python benchmarks/electrophysiology.py --patient DIR --configfile config/paper.yaml \
+        --fim-python                                                      # also time fim-python's numpy FIM
+
+Runs the stage's job functions in this process, in the workflow's order, on the patient's
+mesh and heart surface (``DIR/mesh/mesh.msh``, ``DIR/anatomy/heart.vtp``), writing into a
+temporary folder: LDRB fibres and coordinates (with the .vtu and the PNG), the Purkinje trees
+(with the PNG), then every activation map of the config's scenarios (with its PNG). Prints the
+time of each and the eikonal solve alone, compiled FIM against fim-python when asked. Import
+and interpreter start-up, which every Snakemake job pays on top (about 1 s), are not included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from ecgcohort.conduction.eikonal import activation_times
+from ecgcohort.conduction.jobs import compute_activation, grow_purkinje, scenario_sources
+from ecgcohort.conduction.scenarios import scenarios_from_config
+from ecgcohort.config import load_schema, validate_config
+from ecgcohort.fibers import load_fibres
+from ecgcohort.fibers.jobs import compute_fibres
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _config(paths: list[Path]) -> dict:
+    merged: dict = {}
+    for path in paths:
+        for key, value in (yaml.safe_load(path.read_text()) or {}).items():
+            merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
+    return validate_config(merged, load_schema(REPO / "workflow/schemas/config.schema.yaml"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--patient", type=Path, default=REPO / "results/patients/train-0000")
+    parser.add_argument("--configfile", type=Path, nargs="*", default=[],
+                        help="config files over config/config.yaml (e.g. config/paper.yaml)")
+    parser.add_argument("--fim-python", action="store_true", help="also time fim-python's numpy solver per map")
+    args = parser.parse_args()
+    config = _config([REPO / "config/config.yaml", *args.configfile])
+    ep = config["electrophysiology"]
+    patient = args.patient.name
+    maps = scenarios_from_config(ep["scenarios"])
+    rows: list[tuple[str, float]] = []
+
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder)
+        start = time.perf_counter()
+        compute_fibres(patient, args.patient / "mesh/mesh.msh", config["fibers"], out / "fibres.npz",
+                       out / "fibres.png")
+        rows.append(("fibres (LDRB, coordinates, .npz/.vtu/.png)", time.perf_counter() - start))
+        fibres = load_fibres(out / "fibres.npz")
+        print(f"patient {patient}: myocardium {fibres.n_nodes} nodes, {fibres.n_cells} tetrahedra; "
+              f"LDRB itself {fibres.seconds:.2f} s", flush=True)
+
+        start = time.perf_counter()
+        grow_purkinje(patient, args.patient / "anatomy/heart.vtp", out / "fibres.npz", ep["purkinje"],
+                      config["cohort"]["seed"], out / "lv.vtp", out / "rv.vtp", out / "junctions.npz",
+                      out / "purkinje.png")
+        rows.append(("Purkinje trees (.vtp, junctions, .png)", time.perf_counter() - start))
+        with np.load(out / "junctions.npz") as data:
+            junctions = {key: data[key] for key in data.files}
+
+        eikonal: list[tuple[str, int, float, float, float | None]] = []
+        for name, scenario in maps.items():
+            start = time.perf_counter()
+            activation = compute_activation(patient, name, dataclasses.asdict(scenario), out / "fibres.npz",
+                                            out / "junctions.npz" if scenario.uses_purkinje else None,
+                                            ep["velocity_m_per_s"], ep["action_potential"], config["cohort"]["seed"],
+                                            "cpu", out / f"{name}.npz", out / f"{name}.png")
+            rows.append((f"activation map {name} (.npz, .png)", time.perf_counter() - start))
+            if scenario.uses_purkinje:
+                nodes, times = scenario_sources(scenario, fibres, junctions, None)
+            else:
+                nodes, times = activation_sources(fibres.points_mm, activation)
+            solve = {}
+            for method in ("compiled", "fim-python") if args.fim_python else ("compiled",):
+                start = time.perf_counter()
+                tau = activation_times(fibres.points_mm, fibres.tetrahedra, fibres.fibre_cell,
+                                       ep["velocity_m_per_s"]["fibre"], ep["velocity_m_per_s"]["cross"], nodes, times,
+                                       device="cpu", method=method)
+                solve[method] = (time.perf_counter() - start, tau)
+            reference = solve.get("fim-python")
+            difference = (None if reference is None else
+                          float(np.abs(reference[1] - solve["compiled"][1]).max()))
+            eikonal.append((name, len(nodes), activation.total_activation_ms, solve["compiled"][0],
+                            None if reference is None else reference[0]))
+            if difference is not None:
+                print(f"  {name}: compiled and fim-python differ by at most {difference:.2e} ms", flush=True)
+
+    total = sum(seconds for _, seconds in rows)
+    print(f"\n{'step':46} {'s':>7}")
+    for label, seconds in rows:
+        print(f"{label:46} {seconds:7.2f}")
+    print(f"{'all steps, one after the other':46} {total:7.2f}")
+    print(f"\n{'map':12} {'sources':>7} {'total ms':>8} {'compiled FIM s':>14} {'fim-python s':>12}")
+    for name, sources, duration, compiled, reference in eikonal:
+        ref = f"{reference:12.2f}" if reference is not None else f"{'-':>12}"
+        print(f"{name:12} {sources:7d} {duration:8.1f} {compiled:14.2f} {ref}")
+    print(f"peak resident memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+def activation_sources(points_mm: np.ndarray, activation) -> tuple[np.ndarray, np.ndarray]:
+    """The node indices and times of a map's stimulus sites (which lie on nodes)."""
+    from scipy.spatial import cKDTree
+
+    nodes = cKDTree(points_mm).query(np.asarray(activation.sites_mm))[1]
+    return np.asarray(nodes, dtype=np.int64), np.asarray(activation.site_times_ms, dtype=np.float64)
+
+
+if __name__ == "__main__":
+    main()
