@@ -309,3 +309,14 @@ def test_compiled_solution_is_a_fixed_point_of_the_local_update():
     assert np.all(updates >= tau - 1e-8)
     np.testing.assert_allclose(tau[free], updates[free], rtol=0, atol=1e-8)
     assert tau[s[0]] == 0.0 and tau[s[1]] == pytest.approx(2.0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not gpu_available(), reason="needs cupy and a CUDA device")
+def test_gpu_backend_matches_the_compiled_solver():
+    pts, tets = jittered_box(9, seed=11)
+    fibres = np.random.default_rng(12).normal(size=(len(tets), 3))
+    s, t = np.array([0, 500]), np.array([0.0, 3.0])
+    gpu = activation_times(pts, tets, fibres, V_F, V_T, s, t, device="gpu")
+    cpu = activation_times(pts, tets, fibres, V_F, V_T, s, t, device="cpu")
+    assert np.abs(gpu - cpu).max() < 1e-4 * cpu.max()
