@@ -4,10 +4,11 @@ Solves (Dokuchaev et al. 2026, eq. 10)
 
     sqrt(grad(tau) . D grad(tau)) = 1   in the myocardium,   tau = t_i at the sources,
 
-with the per-element conduction tensor D = v_t^2 I + (v_f^2 - v_t^2) f f^T, using the Fast
-Iterative Method of ``fim-python`` (import name ``fimpy``).  fimpy's ``D`` is the metric
-*as speed squared*: it solves <grad(phi), D grad(phi)> = 1 and internally measures edge
-lengths with D^-1.  Units: positions mm, velocities m/s (= mm/ms), times ms.
+with the per-element conduction tensor D = v_t^2 I + (v_f^2 - v_t^2) f f^T, by the Fast
+Iterative Method: compiled on the CPU (:mod:`ecgcohort.conduction.fim_compiled`), or
+``fim-python`` (import name ``fimpy``) on a GPU and as the reference.  D is the metric *as
+speed squared* (fimpy's convention): <grad(phi), D grad(phi)> = 1, edge lengths measured with
+D^-1.  Units: positions mm, velocities m/s (= mm/ms), times ms.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def activation_times(
     time is broadcast).  Every node must belong to a tetrahedron and be reachable from a
     source.  On the CPU (``device`` 'cpu', or 'auto' without a GPU) the compiled Fast
     Iterative Method of :mod:`ecgcohort.conduction.fim_compiled` solves in float64;
-    ``method='fim-python'`` uses fim-python's numpy backend instead (float32, 20-40x slower).
+    ``method='fim-python'`` uses fim-python's numpy backend instead (float32, 10-25x slower).
     On a GPU ('gpu', or 'auto' with cupy and a CUDA device) fim-python's cupy backend solves.
     """
     pts = np.asarray(points_mm, dtype=np.float64)

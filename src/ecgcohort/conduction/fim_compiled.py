@@ -8,7 +8,7 @@ value is the minimum over its tetrahedra of the local update
 with M = D^-1 the tetrahedron's inverse conduction tensor, over the opposite face (interior
 stationary point), its three edges and its three vertices; nodes whose value stops changing
 leave the active list and wake their neighbours.  fim-python evaluates this with numpy array
-operations per iteration, which costs 20 s per activation map on a 150k-tetrahedron heart;
+operations per iteration, which costs 7-15 s per activation map on a 150k-tetrahedron heart;
 compiled, the same update runs node by node in float64.  Units: whatever the caller uses
 consistently (here mm, mm/ms, ms).
 """
