@@ -13,8 +13,9 @@ import torch._dynamo  # noqa: F401  (see below)
 import yaml
 
 # Importing triton (torch._dynamo does; anny -> roma -> torch does) segfaults once VTK's
-# off-screen rendering has loaded Mesa's llvmpipe LLVM into the process. Workflow jobs are
-# separate processes; the test session is one, so triton is loaded first.
+# off-screen rendering has loaded Mesa's llvmpipe LLVM into the process (the torso model
+# refuses with a message then, see ecgcohort.shapes.torso). Workflow jobs are separate
+# processes; the test session is one, so triton is loaded first.
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))

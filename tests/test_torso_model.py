@@ -135,3 +135,29 @@ def test_instances_share_the_template(model):
     np.testing.assert_allclose(template.directions[template.mirror] * [-1, 1, 1], template.directions, atol=1e-12)
     assert template.mirror[model.landmarks["left_shoulder"]] == model.landmarks["right_shoulder"]
     assert template.mirror[model.landmarks["left_hip"]] == model.landmarks["right_hip"]
+
+
+def test_loading_anny_after_off_screen_rendering_fails_clearly():
+    """In one process, VTK's software rendering maps a system LLVM; importing anny (and
+    through torch._dynamo, triton) would then segfault, so the torso model refuses with a
+    message instead. A fresh interpreter: the test session has imported triton first."""
+    import subprocess
+    import sys
+
+    script = (
+        "import pyvista\n"
+        "pyvista.OFF_SCREEN = True\n"
+        "p = pyvista.Plotter(off_screen=True); p.add_mesh(pyvista.Sphere()); p.screenshot(None)\n"
+        "from ecgcohort.shapes import torso\n"
+        "if not torso._system_llvm_loaded():\n"
+        "    print('NO-SYSTEM-LLVM'); raise SystemExit(0)\n"
+        "try:\n"
+        "    torso._import_anny()\n"
+        "except RuntimeError as error:\n"
+        "    print('REFUSED', error)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    if "NO-SYSTEM-LLVM" in result.stdout:
+        pytest.skip("this renderer does not load a system LLVM")
+    assert "REFUSED" in result.stdout and "Build the torso model before rendering" in result.stdout

@@ -222,12 +222,39 @@ def trunk_template(n_azimuth: int = 120, n_polar: int = 30, ring_spacing: float 
 # ----------------------------------------------------------------------------------- Anny bodies
 
 
+def _system_llvm_loaded() -> bool:
+    """Whether a shared libLLVM is mapped into this process (Linux; False where unknown)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            return any("/libLLVM" in line for line in maps)
+    except OSError:
+        return False
+
+
+def _import_anny():
+    """``anny``, or a clear error where importing it would crash the process.
+
+    anny imports torch._dynamo, which imports triton; triton's own LLVM segfaults once a
+    system libLLVM is loaded, as VTK's off-screen rendering does through Mesa's software
+    renderer. Workflow jobs are separate processes; in one process, build the torso model
+    before plotting (or import torch._dynamo first).
+    """
+    import sys
+
+    if "triton" not in sys.modules and "anny" not in sys.modules and _system_llvm_loaded():
+        raise RuntimeError("the anny body model cannot be loaded in this process: a system LLVM (Mesa's "
+                           "software renderer, loaded by VTK's off-screen rendering) is already mapped, and "
+                           "importing anny's triton dependency would then crash. Build the torso model "
+                           "before rendering, in another process, or import torch._dynamo first.")
+    import anny
+
+    return anny
+
+
 @functools.lru_cache(maxsize=1)
 def _anny_model() -> anny.Anny:
     """Anny full-body model with the population's local changes (CPU, float64)."""
-    import anny
-
-    return anny.Anny(local_changes=list(ANNY_LOCAL_CHANGES))
+    return _import_anny().Anny(local_changes=list(ANNY_LOCAL_CHANGES))
 
 
 @functools.lru_cache(maxsize=1)
@@ -235,7 +262,8 @@ def _anny_calibration() -> dict[str, dict[str, np.ndarray]]:
     """Anny's shipped phenotype calibration (WHO-fitted): the morphological age mapping and the
     adult stature distributions, per sex ("male", "female")."""
     import torch
-    from anny.paths import get_anny_root_dir
+
+    get_anny_root_dir = _import_anny().paths.get_anny_root_dir
 
     calibration = {}
     for sex, name in (("male", "boys.pth"), ("female", "girls.pth")):
