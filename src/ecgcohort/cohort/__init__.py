@@ -1,10 +1,7 @@
 """Cohort sampling: Latin-hypercube designs of heart/torso shape modes and heart pose."""
 
-import importlib
-from typing import Any
+from ecgcohort.lazy import lazy_exports
 
-# Imported on first use: a job that needs one function should not pay for the package's
-# pandas / matplotlib / igl imports.
 _EXPORTS = {
     "CohortDesign": "ecgcohort.cohort.sampling",
     "Dimension": "ecgcohort.cohort.sampling",
@@ -25,10 +22,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -21,12 +21,9 @@ import numba
 import numpy as np
 
 @numba.njit(cache=True)
-def local_update_geometry(points: np.ndarray, tetrahedra: np.ndarray, inverse_tensors: np.ndarray
-                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per (node, tetrahedron) incidence, grouped by node: CSR offsets (n+1,), the three other
-    nodes (k, 3) and the six M-inner products of e1 = x_a - x_c, e2 = x_b - x_c, y = x_v - x_c
-    (k, 6: e1e1, e1e2, e2e2, e1y, e2y, yy), which are all the local update needs."""
-    n_nodes = points.shape[0]
+def _node_cells(n_nodes: int, tetrahedra: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The cells around every node as CSR: offsets (n+1,), cells (4m,) and the node's local
+    vertex number (0-3) in each."""
     offsets = np.zeros(n_nodes + 1, dtype=np.int64)
     for cell in range(tetrahedra.shape[0]):
         for local in range(4):
@@ -34,53 +31,58 @@ def local_update_geometry(points: np.ndarray, tetrahedra: np.ndarray, inverse_te
     for node in range(n_nodes):
         offsets[node + 1] += offsets[node]
     filled = offsets[:-1].copy()
-    others = np.empty((offsets[n_nodes], 3), dtype=np.int64)
-    forms = np.empty((offsets[n_nodes], 6))
-    vectors = np.empty((3, 3))
+    cells = np.empty(offsets[n_nodes], dtype=np.int64)
+    locals_ = np.empty(offsets[n_nodes], dtype=np.int64)
     for cell in range(tetrahedra.shape[0]):
-        m = inverse_tensors[cell]
         for local in range(4):
             v = tetrahedra[cell, local]
-            k = filled[v]
+            cells[filled[v]] = cell
+            locals_[filled[v]] = local
             filled[v] += 1
-            slot = 0
-            for j in range(4):
-                if j != local:
-                    others[k, slot] = tetrahedra[cell, j]
-                    slot += 1
-            c = others[k, 2]
-            for axis in range(3):
-                vectors[0, axis] = points[others[k, 0], axis] - points[c, axis]  # e1
-                vectors[1, axis] = points[others[k, 1], axis] - points[c, axis]  # e2
-                vectors[2, axis] = points[v, axis] - points[c, axis]  # y
-            for slot, (first, second) in enumerate(((0, 0), (0, 1), (1, 1), (0, 2), (1, 2), (2, 2))):
-                total = 0.0
-                for a in range(3):
-                    for b in range(3):
-                        total += vectors[first, a] * m[a, b] * vectors[second, b]
-                forms[k, slot] = total
+    return offsets, cells, locals_
+
+
+@numba.njit(cache=True)
+def local_update_geometry(points: np.ndarray, tetrahedra: np.ndarray, inverse_tensors: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per (node, tetrahedron) incidence, grouped by node: CSR offsets (n+1,), the three other
+    nodes (k, 3) and the six M-inner products of e1 = x_a - x_c, e2 = x_b - x_c, y = x_v - x_c
+    (k, 6: e1e1, e1e2, e2e2, e1y, e2y, yy), which are all the local update needs; with points
+    in mm and M = D^-1 in (ms/mm)^2 the products are in ms^2."""
+    offsets, cells, locals_ = _node_cells(points.shape[0], tetrahedra)
+    others = np.empty((cells.shape[0], 3), dtype=np.int64)
+    forms = np.empty((cells.shape[0], 6))
+    vectors = np.empty((3, 3))
+    for k in range(cells.shape[0]):
+        cell, local = cells[k], locals_[k]
+        m = inverse_tensors[cell]
+        v = tetrahedra[cell, local]
+        slot = 0
+        for j in range(4):
+            if j != local:
+                others[k, slot] = tetrahedra[cell, j]
+                slot += 1
+        c = others[k, 2]
+        for axis in range(3):
+            vectors[0, axis] = points[others[k, 0], axis] - points[c, axis]  # e1
+            vectors[1, axis] = points[others[k, 1], axis] - points[c, axis]  # e2
+            vectors[2, axis] = points[v, axis] - points[c, axis]  # y
+        for slot, (first, second) in enumerate(((0, 0), (0, 1), (1, 1), (0, 2), (1, 2), (2, 2))):
+            total = 0.0
+            for a in range(3):
+                for b in range(3):
+                    total += vectors[first, a] * m[a, b] * vectors[second, b]
+            forms[k, slot] = total
     return offsets, others, forms
 
 
 @numba.njit(cache=True)
 def node_neighbours(n_nodes: int, tetrahedra: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """CSR (offsets (n+1,), indices) of the distinct edge neighbours of every node."""
-    cell_offsets = np.zeros(n_nodes + 1, dtype=np.int64)
-    for cell in range(tetrahedra.shape[0]):
-        for local in range(4):
-            cell_offsets[tetrahedra[cell, local] + 1] += 1
-    for node in range(n_nodes):
-        cell_offsets[node + 1] += cell_offsets[node]
-    filled = cell_offsets[:-1].copy()
-    cells = np.empty(cell_offsets[n_nodes], dtype=np.int64)
-    for cell in range(tetrahedra.shape[0]):
-        for local in range(4):
-            v = tetrahedra[cell, local]
-            cells[filled[v]] = cell
-            filled[v] += 1
+    cell_offsets, cells, _ = _node_cells(n_nodes, tetrahedra)
     seen = np.full(n_nodes, -1, dtype=np.int64)
     offsets = np.zeros(n_nodes + 1, dtype=np.int64)
-    neighbours = np.empty(3 * cell_offsets[n_nodes], dtype=np.int64)
+    neighbours = np.empty(3 * cells.shape[0], dtype=np.int64)
     count = 0
     for node in range(n_nodes):
         seen[node] = node
@@ -181,7 +183,8 @@ def _solve_node(v: int, phi: np.ndarray, offsets: np.ndarray, others: np.ndarray
 def fast_iterative_method(n_nodes: int, offsets: np.ndarray, others: np.ndarray, forms: np.ndarray,
                           neighbour_offsets: np.ndarray, neighbours: np.ndarray,
                           sources: np.ndarray, source_values: np.ndarray, tolerance: float) -> np.ndarray:
-    """Eikonal values of every node (inf where unreached) from ``sources`` at ``source_values``.
+    """Eikonal values of every node (inf where unreached; the units of ``source_values``, ms
+    here) from ``sources`` at ``source_values``.
 
     A source keeps its value unless the front reaches it earlier.  A node leaves the active
     list once an update changes it by at most ``tolerance``; its neighbours that then improve

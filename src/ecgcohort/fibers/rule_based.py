@@ -198,7 +198,7 @@ def _frames(ldrb_module, mesh, space: str, data: dict, angles: FibreAngles) -> t
 
 
 def _nodal_gradients(mesh, nodal_space, cell_data: dict) -> dict[str, np.ndarray]:
-    """The cell (DG_0) gradients of ldrb's ``cell_data`` averaged onto the P1 dofs of
+    """The cell (DG_0) gradients (1/mm) of ldrb's ``cell_data`` averaged onto the P1 dofs of
     ``nodal_space``, weighted by cell volume. ldrb interpolates the piecewise-constant
     gradient into P1 by keeping one adjacent cell's value per node (whichever dolfinx visits
     last), which makes nodal fibres depend on the cell order."""
