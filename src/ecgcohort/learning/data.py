@@ -1,0 +1,109 @@
+"""Training rows: resident on the training device (:class:`TensorTable`) or streamed block by
+block from storage (:class:`StreamedTable`). Both hand the backbone a list of batch keys per
+epoch, drawn from (seed, epoch) alone, so an epoch's batches are the same in a resumed run."""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """A CPU generator that depends only on (seed, epoch)."""
+    state = np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+class TensorTable:
+    """Named tensors with a common first dimension (the rows). ``to(device)`` moves them once;
+    :meth:`gather` then indexes on the device, so a training step copies no data."""
+
+    resident = True
+
+    def __init__(self, columns: Mapping[str, torch.Tensor]):
+        lengths = {name: int(t.shape[0]) for name, t in columns.items()}
+        if not lengths or len(set(lengths.values())) != 1:
+            raise ValueError(f"a table needs columns of one length, got {lengths}")
+        self.columns = dict(columns)
+        self._length = next(iter(lengths.values()))
+
+    def __len__(self) -> int:
+        return self._length
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.element_size() * t.numel() for t in self.columns.values())
+
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self.columns.values())).device
+
+    def to(self, device: torch.device | str) -> "TensorTable":
+        return TensorTable({name: t.to(device) for name, t in self.columns.items()})
+
+    def batch_keys(self, epoch: int, batch_size: int, seed: int, rank: int = 0, world: int = 1) -> list[torch.Tensor]:
+        """Row indices of every batch of ``epoch``: a permutation of all rows from (seed, epoch)
+        cut into ``batch_size`` pieces (the last may be shorter), ``rank``'s share under DDP."""
+        order = torch.randperm(len(self), generator=epoch_generator(seed, epoch))[rank::world]
+        return list(order.split(batch_size))
+
+    def gather(self, key: torch.Tensor) -> dict[str, torch.Tensor]:
+        key = key.to(self.device, non_blocking=True)
+        return {name: t.index_select(0, key) for name, t in self.columns.items()}
+
+
+class StreamedTable:
+    """Rows in blocks that are read on demand (e.g. one patient of a Zarr store per block,
+    computed with dask): each epoch visits groups of ``blocks_in_memory`` blocks in an order
+    drawn from (seed, epoch) and shuffles rows within a group. Batches are gathered on the
+    host and copied to the device by the trainer — the path for data that do not fit."""
+
+    resident = False
+
+    def __init__(self, load_block: Callable[[int], Mapping[str, np.ndarray]], block_rows: Sequence[int],
+                 blocks_in_memory: int = 4):
+        if not block_rows or min(block_rows) <= 0:
+            raise ValueError("a streamed table needs at least one non-empty block")
+        self.load_block = load_block
+        self.block_rows = [int(n) for n in block_rows]
+        self.blocks_in_memory = max(1, int(blocks_in_memory))
+        self._cached: tuple[tuple[int, ...], dict[str, torch.Tensor]] | None = None
+
+    def __len__(self) -> int:
+        return sum(self.block_rows)
+
+    def batch_keys(self, epoch: int, batch_size: int, seed: int, rank: int = 0,
+                   world: int = 1) -> list[tuple[tuple[int, ...], torch.Tensor]]:
+        generator = epoch_generator(seed, epoch)
+        blocks = torch.randperm(len(self.block_rows), generator=generator).tolist()
+        keys = []
+        for start in range(0, len(blocks), self.blocks_in_memory):
+            group = tuple(blocks[start:start + self.blocks_in_memory])
+            rows = sum(self.block_rows[b] for b in group)
+            order = torch.randperm(rows, generator=generator)[rank::world]
+            keys += [(group, piece) for piece in order.split(batch_size)]
+        return keys
+
+    def gather(self, key: tuple[tuple[int, ...], torch.Tensor]) -> dict[str, torch.Tensor]:
+        group, rows = key
+        if self._cached is None or self._cached[0] != group:
+            parts = [self.load_block(b) for b in group]
+            self._cached = (group, {name: torch.from_numpy(np.concatenate([np.asarray(p[name]) for p in parts]))
+                                    for name in parts[0]})
+        return {name: t.index_select(0, rows) for name, t in self._cached[1].items()}
+
+
+def validation_split(ids: Sequence[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """(training, validation) ids: ``round(fraction · n)`` ids (at least one when ``fraction`` > 0
+    and n ≥ 2) drawn from ``seed``, held out for validation; both lists keep the input order."""
+    ids = list(ids)
+    count = int(round(fraction * len(ids)))
+    if fraction > 0 and len(ids) >= 2:
+        count = min(max(count, 1), len(ids) - 1)
+    else:
+        count = 0
+    chosen = set(np.random.default_rng(np.random.SeedSequence([seed, 7919])).choice(len(ids), count, replace=False)
+                 .tolist())
+    return [p for i, p in enumerate(ids) if i not in chosen], [p for i, p in enumerate(ids) if i in chosen]

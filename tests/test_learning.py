@@ -1,0 +1,242 @@
+"""The training backbone: it learns, it is deterministic, it resumes after a kill to the same
+weights, tables hand out every row once per epoch, model files refuse what does not fit."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ecgcohort.learning import (
+    ModelFileError,
+    StreamedTable,
+    TensorTable,
+    TrainingSpec,
+    check_compatible,
+    fit,
+    load_model,
+    save_model,
+)
+from ecgcohort.learning.backbone import write_history
+from ecgcohort.learning.data import validation_split
+from ecgcohort.learning.spec import TrainableModel
+
+TRUE_WEIGHTS = torch.tensor([[1.0], [-2.0], [0.5]])
+TRUE_BIAS = 0.3
+
+
+class LinearRegression(TrainableModel):
+    """y = x w + b: the least-squares optimum is known exactly."""
+
+    def __init__(self, hidden: int = 0):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = (torch.nn.Sequential(torch.nn.Linear(3, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1))
+                    if hidden else torch.nn.Linear(3, 1))
+
+    def training_loss(self, batch):
+        mse = ((self.net(batch["x"]) - batch["y"]) ** 2).mean()
+        return mse, {"mse": mse}
+
+
+def regression_table(rows: int = 4096, noise: float = 0.0) -> TensorTable:
+    generator = torch.Generator().manual_seed(1)
+    x = torch.rand(rows, 3, generator=generator) * 2 - 1
+    y = x @ TRUE_WEIGHTS + TRUE_BIAS + noise * torch.randn(rows, 1, generator=generator)
+    return TensorTable({"x": x, "y": y})
+
+
+def test_training_recovers_the_least_squares_solution(tmp_path):
+    model = LinearRegression()
+    spec = TrainingSpec(epochs=40, batch_size=128, learning_rate=2e-2, lr_milestones=(0.5, 0.75), seed=3)
+    result = fit(model, regression_table(), spec, tmp_path)
+    assert torch.allclose(model.net.weight.detach().T, TRUE_WEIGHTS, atol=2e-3)
+    assert abs(float(model.net.bias.detach()) - TRUE_BIAS) < 2e-3
+    losses = [row["loss"] for row in result.history]
+    assert len(losses) == 40 and losses[-1] < 1e-5 < losses[0]
+    assert [row["learning_rate"] for row in result.history][19:21] == [2e-2, 1e-2]
+    assert result.history[-1]["learning_rate"] == pytest.approx(5e-3)
+    assert result.samples_per_second > 0 and result.device == "cpu" and result.precision == "32-true"
+
+
+def test_learning_rate_schedule_halves_at_the_milestones():
+    spec = TrainingSpec(epochs=800, batch_size=1, learning_rate=1e-3, lr_milestones=(0.5,), lr_decay=0.5)
+    assert spec.learning_rate_at(399) == 1e-3 and spec.learning_rate_at(400) == 5e-4
+    assert spec.learning_rate_at(799) == 5e-4
+    with pytest.raises(ValueError, match="training.epochs"):
+        TrainingSpec(epochs=0, batch_size=1)
+
+
+def test_two_runs_with_one_seed_give_identical_weights(tmp_path):
+    spec = TrainingSpec(epochs=3, batch_size=256, seed=11)
+    first, second = LinearRegression(16), LinearRegression(16)
+    fit(first, regression_table(noise=0.1), spec, tmp_path / "a")
+    fit(second, regression_table(noise=0.1), spec, tmp_path / "b")
+    for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
+        assert torch.equal(a, b), name
+    other = LinearRegression(16)
+    fit(other, regression_table(noise=0.1), TrainingSpec(epochs=3, batch_size=256, seed=12), tmp_path / "c")
+    assert not torch.equal(other.net[0].weight, first.net[0].weight)  # the seed matters: the test can fail
+
+
+KILL_SCRIPT = """
+import sys, torch
+sys.path.insert(0, {tests!r})
+from test_learning import LinearRegression, regression_table
+from ecgcohort.learning import TrainingSpec, fit
+torch.set_num_threads(1)
+spec = TrainingSpec(epochs=12, batch_size=64, lr_milestones=(0.5,), checkpoint_every=3, seed=5)
+result = fit(LinearRegression(32), regression_table(noise=0.1), spec, sys.argv[1])
+torch.save(result.state_dict, sys.argv[2])
+print("resumed from", result.resumed_from_epoch)
+"""
+
+
+def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path):
+    """SIGKILL after the epoch-6 checkpoint, run again: the final weights equal the uninterrupted
+    run's exactly (CPU, one thread, fixed seed; the tolerance is 0)."""
+    script = tmp_path / "train.py"
+    script.write_text(KILL_SCRIPT.format(tests=str(Path(__file__).parent)))
+    python = [sys.executable, str(script)]
+    clean = subprocess.run([*python, str(tmp_path / "clean"), str(tmp_path / "clean.pt")], capture_output=True,
+                           text=True, timeout=300)
+    assert clean.returncode == 0, clean.stderr[-3000:]
+    assert "resumed from 0" in clean.stdout
+
+    workdir = tmp_path / "killed"
+    job = subprocess.Popen([*python, str(workdir), str(tmp_path / "killed.pt")], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    sidecar, deadline = workdir / "last.json", time.monotonic() + 240
+    while time.monotonic() < deadline and job.poll() is None:
+        if sidecar.exists() and json.loads(sidecar.read_text() or "{}").get("epoch", 0) >= 6:
+            break
+        time.sleep(0.005)
+    job.send_signal(signal.SIGKILL)
+    job.communicate()
+    assert job.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (tmp_path / "killed.pt").exists()
+    killed_at = json.loads(sidecar.read_text())["epoch"]
+    assert 6 <= killed_at < 12
+
+    resumed = subprocess.run([*python, str(workdir), str(tmp_path / "killed.pt")], capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resumed from {killed_at}" in resumed.stdout
+    a, b = torch.load(tmp_path / "clean.pt"), torch.load(tmp_path / "killed.pt")
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_a_checkpoint_of_other_settings_is_not_resumed(tmp_path, caplog):
+    fit(LinearRegression(), regression_table(), TrainingSpec(epochs=2, batch_size=512), tmp_path)
+    assert (tmp_path / "last.ckpt").exists()
+    result = fit(LinearRegression(), regression_table(), TrainingSpec(epochs=3, batch_size=512), tmp_path)
+    assert result.resumed_from_epoch == 0 and len(result.history) == 3
+    assert "belongs to other settings" in caplog.text
+
+
+def test_validation_keeps_the_best_epoch(tmp_path):
+    table = regression_table(noise=0.2)
+    # validation rows with another target: training makes them worse after the first epochs
+    generator = torch.Generator().manual_seed(9)
+    x = torch.rand(512, 3, generator=generator) * 2 - 1
+    validation = TensorTable({"x": x, "y": torch.zeros(512, 1)})
+    model = LinearRegression()
+    result = fit(model, table, TrainingSpec(epochs=6, batch_size=256, learning_rate=5e-2), tmp_path,
+                 validation=validation)
+    scores = [row["validation_loss"] for row in result.history]
+    assert result.best_epoch == int(np.argmin(scores)) + 1
+    best = LinearRegression()
+    best.load_state_dict(result.best_state_dict)
+    with torch.no_grad():
+        assert float(((best.net(x)) ** 2).mean()) == pytest.approx(min(scores), rel=1e-5)
+
+
+def _visits(table, epochs=2, batch=100, seed=4):
+    seen = []
+    for epoch in range(epochs):
+        rows = torch.cat([table.gather(key)["row"] for key in table.batch_keys(epoch, batch, seed)])
+        seen.append(rows)
+    return seen
+
+
+def test_every_row_is_visited_once_per_epoch_resident_and_streamed():
+    rows = torch.arange(1000)
+    resident = TensorTable({"row": rows, "x": rows.float()[:, None]})
+    blocks = [np.arange(start, start + 250) for start in range(0, 1000, 250)]
+    streamed = StreamedTable(lambda b: {"row": blocks[b], "x": blocks[b].astype(np.float32)[:, None]},
+                             [250] * 4, blocks_in_memory=2)
+    for table in (resident, streamed):
+        first, second = _visits(table)
+        assert torch.equal(first.sort().values, rows) and torch.equal(second.sort().values, rows)
+        assert not torch.equal(first, second)            # shuffled anew each epoch
+        assert torch.equal(_visits(table)[0], first)     # from (seed, epoch) alone
+    shares = [torch.cat(resident.batch_keys(0, 64, 4, rank, 2)) for rank in (0, 1)]
+    assert len(set(shares[0].tolist()) & set(shares[1].tolist())) == 0 and sum(map(len, shares)) == 1000
+
+
+def test_streamed_and_resident_training_agree_on_the_solution(tmp_path):
+    table = regression_table()
+    x, y = table.columns["x"].numpy(), table.columns["y"].numpy()
+    streamed = StreamedTable(lambda b: {"x": x[b * 1024:(b + 1) * 1024], "y": y[b * 1024:(b + 1) * 1024]},
+                             [1024] * 4)
+    model = LinearRegression()
+    fit(model, streamed, TrainingSpec(epochs=40, batch_size=128, learning_rate=2e-2, lr_milestones=(0.5, 0.75)),
+        tmp_path)
+    assert torch.allclose(model.net.weight.detach().T, TRUE_WEIGHTS, atol=2e-3)
+
+
+def test_validation_split_is_seeded_and_disjoint():
+    ids = [f"train-{i:04d}" for i in range(10)]
+    train, validation = validation_split(ids, 0.2, seed=1)
+    assert len(validation) == 2 and not set(train) & set(validation) and sorted(train + validation) == ids
+    assert validation_split(ids, 0.2, seed=1) == (train, validation)
+    assert validation_split(ids, 0.2, seed=2) != (train, validation)
+    assert validation_split(ids[:1], 0.2, seed=1) == (ids[:1], [])
+
+
+def test_model_files_round_trip_and_refuse_what_does_not_fit(tmp_path):
+    model = LinearRegression(8)
+    path = tmp_path / "model.pt"
+    save_model(path, model.state_dict(), {"kind": "toy", "config": {"hidden": 8, "surfaces": ["a", "b"]},
+                                          "normalisation": {"scale_mm": 300.0}})
+    state, meta = load_model(path, kind="toy")
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    assert meta["config"]["hidden"] == 8 and meta["code_version"]["torch"] == torch.__version__
+    torch.load(path, weights_only=True)  # no arbitrary objects
+    with pytest.raises(ModelFileError, match="holds a 'toy' model, expected 'deepsdf'"):
+        load_model(path, kind="deepsdf")
+    check_compatible(path, meta, {"config": {"hidden": 8}})
+    with pytest.raises(ModelFileError, match=r"config.hidden: model has 8, this config asks for 16"):
+        check_compatible(path, meta, {"config": {"hidden": 16}})
+    with pytest.raises(ModelFileError, match="normalisation.scale_mm"):
+        check_compatible(path, meta, {"normalisation": {"scale_mm": 310.0}})
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    with pytest.raises(ModelFileError, match="not an ecgcohort model file"):
+        load_model(tmp_path / "junk.pt")
+
+
+def test_history_is_written_as_csv_and_png(tmp_path):
+    history = [{"epoch": e, "learning_rate": 1e-3, "loss": 1.0 / e, "seconds": 0.1, "samples_per_second": 10.0}
+               for e in range(1, 5)]
+    write_history(history, tmp_path / "losses.csv", tmp_path / "losses.png", title="toy")
+    text = (tmp_path / "losses.csv").read_text().splitlines()
+    assert text[0].startswith("epoch,learning_rate,loss") and len(text) == 5
+    assert (tmp_path / "losses.png").stat().st_size > 5000
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_training_on_cuda_in_bf16_reaches_the_solution(tmp_path):
+    model = LinearRegression()
+    result = fit(model, regression_table(), TrainingSpec(epochs=40, batch_size=128, learning_rate=2e-2,
+                                                          lr_milestones=(0.5, 0.75), device="cuda"), tmp_path)
+    assert result.device.startswith("cuda") and result.precision == "bf16-mixed"
+    assert torch.allclose(model.net.weight.detach().cpu().T, TRUE_WEIGHTS, atol=2e-2)
