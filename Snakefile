@@ -33,6 +33,7 @@ include: "workflow/rules/electrophysiology.smk"
 include: "workflow/rules/leadfield.smk"
 include: "workflow/rules/ecg.smk"
 include: "workflow/rules/dataset.smk"
+include: "workflow/rules/encoding.smk"
 
 
 rule all:
@@ -45,4 +46,5 @@ rule all:
         rules.leadfields.input,
         rules.ecgs.input,
         rules.dataset.input,
+        rules.encodings.input,
     default_target: True

@@ -25,7 +25,7 @@ from ecgcohort.learning import (
     save_model,
 )
 from ecgcohort.learning.backbone import write_history
-from ecgcohort.learning.data import validation_split
+from ecgcohort.learning.splits import validation_split
 from ecgcohort.learning.spec import TrainableModel
 
 TRUE_WEIGHTS = torch.tensor([[1.0], [-2.0], [0.5]])

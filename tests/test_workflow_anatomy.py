@@ -1,13 +1,20 @@
 """The whole workflow through Snakemake on a two-patient cohort: anatomy, meshes, fibres,
-Purkinje trees and activation, lead fields, ECGs and the dataset."""
+Purkinje trees and activation, lead fields, ECGs, the dataset, the encodings (SDF samples,
+PCA codes, DeepSDF training, MAP inference, Chamfer evaluation) — and the README's Python
+examples, run against those results."""
 
 from __future__ import annotations
 
 import copy
+import json
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from ecgcohort.anatomy.outputs import read_surface
 from ecgcohort.conduction.maps import load_activation
@@ -24,10 +31,17 @@ def two_patients(default_config: dict) -> dict:
     config["cohort"]["train"] = {"count": 1, "lhs_batch": 1}
     config["cohort"]["test"] = {"count": 1, "lhs_batch": 1}
     config["electrodes"]["anterior_count"] = 8
+    config["encoding"] = {
+        "sdf": {"near_surface_count": 2048, "uniform_count": 512},
+        "deepsdf": {"hidden": 32, "layers": 4, "skip_at": 2, "fourier_features": 8,
+                    "training": {"epochs": 4, "batch_size": 2048, "checkpoint_every": 2},
+                    "inference": {"iterations": 30, "points_per_iteration": 1024},
+                    "evaluation": {"grid_resolution": 24}},
+    }
     return config
 
 
-def test_two_patients_go_through_every_stage(workflow_copy, default_config):
+def test_two_patients_go_through_every_stage(workflow_copy, default_config, repo):
     workflow_copy.write_config(two_patients(default_config))
     result = workflow_copy.snakemake()
     assert result.returncode == 0, result.stderr[-5000:]
@@ -86,6 +100,52 @@ def test_two_patients_go_through_every_stage(workflow_copy, default_config):
     assert cohort.sizes["patient"] == 2 and cohort.sizes["electrode"] == 17
     assert cohort.grad_lead_field.chunks[0] == (1, 1)
     assert (workflow_copy.root / "results/dataset/README.md").read_text().count("ohm/m") >= 1
+
+    # encodings: SDF samples in the dataset, PCA codes, a DeepSDF model, the test code inferred
+    assert cohort.sdf.dims == ("patient", "surface", "sdf_point") and cohort.sizes["sdf_point"] == 2560
+    assert list(cohort.surface.values) == ["torso", "lv_endocardium", "rv_endocardium", "epicardium"]
+    kind = cohort.sdf_point_kind.values[0]
+    uniform_torso = cohort.sdf.sel(patient="train-0000", surface="torso").values[kind == 0]
+    assert 0.2 < (uniform_torso < 0).mean() < 0.9  # the box around the torso is partly inside it
+    encoding = workflow_copy.root / "results/encoding"
+    pca = pd.read_csv(encoding / "pca/codes.csv", index_col="patient")
+    assert list(pca.index) == ["train-0000", "test-0000"] and pca.shape[1] == 1 + 23
+    codes = pd.read_csv(encoding / "deepsdf/codes.csv", index_col="patient")
+    assert codes.loc["train-0000", "source"] == "training" and codes.loc["test-0000", "source"] == "map_inference"
+    assert codes.filter(like="z_").shape == (2, 16) and np.isfinite(codes.loc["test-0000", "mahalanobis"])
+    model_meta = json.loads(torch.load(encoding / "deepsdf/model.pt", weights_only=True)["metadata_json"])
+    assert model_meta["training_patients"] == ["train-0000"]  # the test patient never trains the model
+    chamfer = pd.read_csv(encoding / "deepsdf/chamfer.csv")
+    assert set(chamfer.patient) == {"train-0000", "test-0000"} and len(chamfer) == 8
+    assert (chamfer.chamfer_mm > 0).all()
+    losses = pd.read_csv(encoding / "deepsdf/losses.csv")
+    assert len(losses) == 4 and {"loss", "sdf", "prior", "lipschitz", "samples_per_second"} <= set(losses.columns)
+    log = (workflow_copy.root / "results/logs/encoding/train_shape_model.log").read_text()
+    assert re.search(r"DeepSDF: epoch 4/4 loss [\d.e+-]+, \d+ samples/s", log)
+    for png in ("deepsdf/losses.png", "deepsdf/chamfer.png", "deepsdf/chamfer/test-0000.png"):
+        assert (encoding / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+    assert (root / "train-0000/encoding/sdf.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # a change to the DeepSDF training re-runs training and what follows, not the dataset
+    config = two_patients(default_config)
+    config["encoding"]["deepsdf"]["training"]["epochs"] = 5
+    workflow_copy.write_config(config)
+    plan = workflow_copy.snakemake("--dry-run")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    jobs = set(re.findall(r"^rule (\w+):", plan.stdout, re.M))
+    assert "train_shape_model" in jobs and "evaluate_shape_model" in jobs
+    assert not jobs & {"assemble_dataset", "sample_sdf", "pca_codes", "compute_lead_fields"}, jobs
+    workflow_copy.write_config(two_patients(default_config))
+
+    # every Python example of the README runs against these results
+    examples = re.findall(r"```python\n(.*?)```", (repo / "README.md").read_text(), re.S)
+    assert len(examples) >= 3
+    for number, example in enumerate(examples):
+        script = workflow_copy.root / f"readme_example_{number}.py"
+        script.write_text(example)
+        ran = subprocess.run([sys.executable, script.name], cwd=workflow_copy.root, capture_output=True, text=True,
+                             timeout=600)
+        assert ran.returncode == 0, f"README example {number} failed:\n{example}\n{ran.stderr[-3000:]}"
 
 
 def test_an_impossible_patient_fails_clearly_and_keeps_what_was_computed(workflow_copy, default_config):

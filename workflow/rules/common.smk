@@ -1,5 +1,6 @@
 from ecgcohort.cohort import design_from_config, patient_ids, patient_record
 from ecgcohort.cohort.sampling import PATIENT_ID_PATTERN
+from ecgcohort.learning.splits import validation_split
 
 COHORT = design_from_config(config["cohort"])
 PATIENTS = patient_ids(COHORT)
@@ -18,3 +19,23 @@ def patient_record_params(wildcards):
 def scaled(base):
     """A resource that grows with every retry: ``base * attempt``."""
     return lambda wildcards, attempt: base * attempt
+
+
+def data_config(config):
+    """The config without the learning sections: what the cohort dataset depends on."""
+    data = {key: value for key, value in config.items() if key != "encoding"}
+    data["encoding"] = {"sdf": config["encoding"]["sdf"]}
+    return data
+
+
+def shape_role(wildcards):
+    """A patient's role for the shape model (encoding.smk): train (code trained with the
+    decoder), validation (held out of training) or test."""
+    if wildcards.patient in SHAPE_VALIDATION_PATIENTS:
+        return "validation"
+    return "test" if wildcards.patient in TEST_PATIENTS else "train"
+
+
+def gpu_resources(section):
+    """``gpu=1`` for the scheduler when a training section asks for CUDA."""
+    return 1 if section["training"]["device"] == "cuda" else 0

@@ -10,12 +10,14 @@ rule assemble_dataset:
         activation=expand("results/patients/{patient}/activation/{scenario}.npz", patient=PATIENTS,
                           scenario=SCENARIOS),
         ecg=expand(rules.compute_ecg.output.ecg, patient=PATIENTS, scenario=SCENARIOS),
+        sdf=expand("results/patients/{patient}/encoding/sdf.npz", patient=PATIENTS),
     output:
         store=directory("results/dataset/cohort.zarr"),
         card="results/dataset/README.md",
     params:
-        # the whole validated config is the dataset's provenance: any change re-assembles it
-        config=config,
+        # the data half of the validated config is the dataset's provenance: a change there
+        # re-assembles it; the learning sections (models trained from the dataset) do not
+        config=data_config(config),
         patients=PATIENTS,
         scenarios=SCENARIOS,
     log:

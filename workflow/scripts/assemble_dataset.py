@@ -8,6 +8,7 @@ with logging_to(snakemake.log[0]):
     files = group_patient_files(patients, scenarios, parameters=snakemake.input.parameters,
                                 electrodes=snakemake.input.electrodes, points=snakemake.input.points,
                                 fibres=snakemake.input.fibres, leadfield_chunks=snakemake.input.chunks,
-                                activation=snakemake.input.activation, ecg=snakemake.input.ecg)
+                                activation=snakemake.input.activation, ecg=snakemake.input.ecg,
+                                sdf=snakemake.input.sdf)
     assemble_cohort(patients, files, scenarios, dict(snakemake.params.config), snakemake.output.store,
                     snakemake.output.card)

@@ -72,6 +72,7 @@ class PatientFiles:
     leadfield_chunks: tuple[Path, ...]
     activation: Mapping[str, Path]
     ecg: Mapping[str, Path]
+    sdf: Path | None = None
 
 
 def _of_patient(paths: Sequence[str | Path], patient: str) -> list[Path]:
@@ -81,15 +82,17 @@ def _of_patient(paths: Sequence[str | Path], patient: str) -> list[Path]:
 def group_patient_files(patients: Sequence[str], scenarios: Sequence[str], *, parameters: Sequence[str | Path],
                         electrodes: Sequence[str | Path], points: Sequence[str | Path],
                         fibres: Sequence[str | Path], leadfield_chunks: Sequence[str | Path],
-                        activation: Sequence[str | Path], ecg: Sequence[str | Path]) -> dict[str, PatientFiles]:
+                        activation: Sequence[str | Path], ecg: Sequence[str | Path],
+                        sdf: Sequence[str | Path] = ()) -> dict[str, PatientFiles]:
     """Sort flat per-kind file lists into :class:`PatientFiles` by the patient directory in each
     path (``.../{patient}/...``); chunks keep their given order, activation and ECG files are
-    keyed by their stem (the scenario)."""
+    keyed by their stem (the scenario). ``sdf`` (signed-distance samples) is optional: given,
+    every patient needs one."""
     grouped = {}
     for patient in patients:
         single = {}
-        for kind, paths in (("parameters", parameters), ("electrodes", electrodes), ("points", points),
-                            ("fibres", fibres)):
+        kinds = [("parameters", parameters), ("electrodes", electrodes), ("points", points), ("fibres", fibres)]
+        for kind, paths in kinds + ([("sdf", sdf)] if sdf else []):
             found = _of_patient(paths, patient)
             if len(found) != 1:
                 raise ValueError(f"patient {patient}: expected one {kind} file, got {len(found)}")
@@ -190,6 +193,19 @@ def _read_ecg(path: Path, patient: str, electrodes: Sequence[str]) -> dict[str, 
     return ecg
 
 
+def _read_sdf(path: Path, patient: str) -> dict[str, np.ndarray]:
+    """Signed-distance samples (``ecgcohort.encoding`` writes them): points (P, 3) and distances
+    (S, P) in mm, the kind of each point, the surface names."""
+    with np.load(path) as data:
+        sdf = {name: data[name] for name in ("points_mm", "sdf_mm", "kind", "surfaces")}
+    n = sdf["points_mm"].shape[0]
+    if sdf["points_mm"].shape != (n, 3) or sdf["sdf_mm"].shape != (len(sdf["surfaces"]), n) or sdf["kind"].shape != (n,):
+        raise ValueError(f"patient {patient}: {path} must hold points_mm (P, 3), sdf_mm (S, P) and kind (P,)")
+    if not (np.isfinite(sdf["points_mm"]).all() and np.isfinite(sdf["sdf_mm"]).all()):
+        raise ValueError(f"patient {patient}: {path} has non-finite signed distances or points")
+    return sdf
+
+
 def _electrode_block(n_electrodes: int, bytes_per_electrode: int) -> int:
     return int(np.clip(_CHUNK_BYTES // max(bytes_per_electrode, 1), 1, max(n_electrodes, 1)))
 
@@ -233,7 +249,8 @@ def _quiet_consolidated() -> Iterator[None]:
 
 def _template(patients: Sequence[str], splits: Sequence[str], electrodes, n_points: int, scenarios: Sequence[str],
               time_s: np.ndarray, lead_names: Sequence[str], parameter_names: Sequence[str],
-              parameter_units: Sequence[str], parameter_descriptions: Sequence[str], attrs: Mapping[str, Any]):
+              parameter_units: Sequence[str], parameter_descriptions: Sequence[str], attrs: Mapping[str, Any],
+              sdf_layout: tuple[int, Sequence[str]] | None = None):
     """The root Dataset with lazy (never computed) patient-dimension arrays: writing it with
     ``compute=False`` lays out every array and writes only the coordinates."""
     import dask.array
@@ -296,6 +313,22 @@ def _template(patients: Sequence[str], splits: Sequence[str], electrodes, n_poin
         "parameter_description": ("parameter", np.array(parameter_descriptions, dtype=str),
                                   _attrs("1", "meaning of the parameter")),
     }
+    if sdf_layout is not None:
+        n_sdf, surfaces = sdf_layout
+        data_vars |= {
+            "sdf_points": (("patient", "sdf_point", "component"), lazy((n_p, n_sdf, 3), np.float32),
+                           _attrs("m", "signed-distance sample points (near the four surfaces and uniform in the "
+                                       "torso's bounding box)")),
+            "sdf": (("patient", "surface", "sdf_point"), lazy((n_p, len(surfaces), n_sdf), np.float32),
+                    _attrs("m", "signed distance to the closed surface at the sample point, negative inside")),
+            "sdf_point_kind": (("patient", "sdf_point"), lazy((n_p, n_sdf), np.int8),
+                               _attrs("1", "how the point was drawn: 0 uniform in the box, k near surface k - 1",
+                                      flag_values=list(range(len(surfaces) + 1)),
+                                      flag_meanings=" ".join(["uniform", *(f"near_{s}" for s in surfaces)]))),
+        }
+        coords["surface"] = ("surface", np.array(surfaces, dtype=str),
+                             _attrs("1", "closed surface: the body surface, the LV and RV cavities (endocardium "
+                                         "closed by the base plane) and the epicardial envelope"))
     return xr.Dataset(data_vars, coords=coords, attrs=dict(attrs))
 
 
@@ -375,6 +408,11 @@ def assemble_cohort(patients: Sequence[str], files: Mapping[str, PatientFiles], 
     electrodes = read_electrode_table(files[first].electrodes)
     n_points = _read_points(files[first].points, first)["points_m"].shape[0]
     ecg0 = _read_ecg(files[first].ecg[scenarios[0]], first, electrodes.names)
+    with_sdf = files[first].sdf is not None
+    if any((files[p].sdf is not None) != with_sdf for p in patients):
+        raise ValueError("either every patient has signed-distance samples or none has")
+    sdf0 = _read_sdf(files[first].sdf, first) if with_sdf else None
+    sdf_layout = (sdf0["points_mm"].shape[0], [str(s) for s in sdf0["surfaces"]]) if with_sdf else None
     time_s, lead_names = ecg0["time_s"], [str(n) for n in ecg0["lead_names"]]
     descriptions = _parameter_descriptions(config)
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -395,7 +433,8 @@ def assemble_cohort(patients: Sequence[str], files: Mapping[str, PatientFiles], 
     }
     template = _template(patients, [records[p]["split"] for p in patients], electrodes, n_points, scenarios, time_s,
                          lead_names, parameter_names, [records[first]["units"].get(n, "") for n in parameter_names],
-                         [descriptions.get(n, {}).get("description", "") for n in parameter_names], attrs)
+                         [descriptions.get(n, {}).get("description", "") for n in parameter_names], attrs,
+                         sdf_layout)
     meshes: dict[str, tuple[int, int]] = {}
     out_zarr = Path(out_zarr)
     with atomic_directory(out_zarr) as store, _quiet_consolidated():
@@ -444,6 +483,15 @@ def assemble_cohort(patients: Sequence[str], files: Mapping[str, PatientFiles], 
                 "node_count": (("patient",), np.array([n_nodes], dtype=np.int64)),
                 "cell_count": (("patient",), np.array([n_cells], dtype=np.int64)),
             })
+            if with_sdf:
+                sdf = _read_sdf(patient_files.sdf, patient)
+                _same("the signed-distance surfaces", patient, sdf_layout[1], sdf["surfaces"].astype(str))
+                _same("the number of signed-distance points", patient, sdf_layout[0], sdf["points_mm"].shape[0])
+                row["sdf_points"] = (("patient", "sdf_point", "component"),
+                                     (sdf["points_mm"].astype(np.float64) * 1e-3).astype(np.float32)[None])
+                row["sdf"] = (("patient", "surface", "sdf_point"),
+                              (sdf["sdf_mm"].astype(np.float64) * 1e-3).astype(np.float32)[None])
+                row["sdf_point_kind"] = (("patient", "sdf_point"), sdf["kind"].astype(np.int8)[None])
             row.to_zarr(store, region={"patient": slice(index, index + 1)}, consolidated=False)
             meshes[patient] = (n_nodes, n_cells)
             log.info("patient %s (%d/%d): %d electrodes, %d points, %d nodes, %d cells, %d scenarios",

@@ -131,11 +131,17 @@ def fit(model: TrainableModel, table: TensorTable | StreamedTable, spec: Trainin
              f", validation {len(validation)} rows" if validation is not None else "", spec.batch_size, spec.epochs,
              device, precision, f", resuming from {checkpoint}" if resume else "")
     start = time.perf_counter()
+    lightning_log = logging.getLogger("lightning.pytorch")
+    level = lightning_log.level
+    lightning_log.setLevel(logging.WARNING)  # its start-up banner and tips say nothing about the run
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*is a bit low.*")
         warnings.filterwarnings("ignore", message=".*LightningModule.*`training_step`.*")
-        trainer.fit(task, train_dataloaders=loader, ckpt_path=str(checkpoint) if resume else None)
+        try:
+            trainer.fit(task, train_dataloaders=loader, ckpt_path=str(checkpoint) if resume else None)
+        finally:
+            lightning_log.setLevel(level)
     seconds = time.perf_counter() - start
     final = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     best_epoch, best = progress.best_epoch, progress.best_state

@@ -94,16 +94,3 @@ class StreamedTable:
                                     for name in parts[0]})
         return {name: t.index_select(0, rows) for name, t in self._cached[1].items()}
 
-
-def validation_split(ids: Sequence[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
-    """(training, validation) ids: ``round(fraction · n)`` ids (at least one when ``fraction`` > 0
-    and n ≥ 2) drawn from ``seed``, held out for validation; both lists keep the input order."""
-    ids = list(ids)
-    count = int(round(fraction * len(ids)))
-    if fraction > 0 and len(ids) >= 2:
-        count = min(max(count, 1), len(ids) - 1)
-    else:
-        count = 0
-    chosen = set(np.random.default_rng(np.random.SeedSequence([seed, 7919])).choice(len(ids), count, replace=False)
-                 .tolist())
-    return [p for i, p in enumerate(ids) if i not in chosen], [p for i, p in enumerate(ids) if i in chosen]

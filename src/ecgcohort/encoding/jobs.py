@@ -1,0 +1,367 @@
+"""The encoding stage's jobs, free of Snakemake: SDF samples per patient, PCA codes, DeepSDF
+training from the cohort dataset, MAP inference per held-out patient, Chamfer evaluation."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ecgcohort.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+#: Keys of ``encoding.deepsdf`` that are the decoder's spec (the rest: training, inference, ...).
+SPEC_KEYS = ("latent_dim", "hidden", "layers", "skip_at", "fourier_features", "fourier_scale", "lipschitz",
+             "lambda_lipschitz", "lambda_prior", "code_std", "seed")
+#: Points drawn on each true surface for the surface error.
+SURFACE_ERROR_POINTS = 20_000
+#: Bytes of one training row: shape index (int64), x (3 float32), 4 SDFs (float32).
+_ROW_BYTES = 8 + 4 * 3 + 4 * 4
+
+
+def _write_json(path: str | Path, payload: Mapping[str, Any]) -> None:
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+# ---------------------------------------------------------------- SDF samples
+def sample_sdf_job(patient: str, heart_path: str | Path, torso_path: str | Path, section: Mapping[str, Any],
+                   seed: int, out_npz: str | Path, out_png: str | Path) -> None:
+    """Signed-distance samples of the patient's four closed surfaces (randomness from (seed,
+    patient)) as ``sdf.npz`` and a preview PNG."""
+    from ecgcohort.anatomy.outputs import read_surface
+    from ecgcohort.cohort.sampling import patient_rng
+    from ecgcohort.encoding.model import sampling_spec
+    from ecgcohort.encoding.sdf import sample_sdf, sdf_preview, write_sdf_samples
+    from ecgcohort.encoding.surfaces import closed_surfaces
+
+    start = time.perf_counter()
+    surfaces = closed_surfaces(read_surface(heart_path), read_surface(torso_path), patient=patient)
+    samples = sample_sdf(surfaces, sampling_spec(section), patient_rng(seed, patient, "sdf"), patient=patient)
+    write_sdf_samples(samples, out_npz)
+    sdf_preview(samples, out_png, title=f"{patient}: signed distances (mm)")
+    inside = {s: float((samples.sdf_mm[i] < 0).mean()) for i, s in enumerate(samples.surfaces)}
+    log.info("patient %s: %d SDF samples of %s in %.1f s (fraction inside: %s)", patient, len(samples.points_mm),
+             ", ".join(samples.surfaces), time.perf_counter() - start,
+             ", ".join(f"{k} {v:.2f}" for k, v in inside.items()))
+
+
+# ---------------------------------------------------------------- PCA codes
+def pca_codes_job(store: str | Path, include_translation: bool, out_csv: str | Path, out_json: str | Path) -> None:
+    """The cohort's PCA codes from the dataset's ``parameters`` (standardised on ``train``)."""
+    from ecgcohort.dataset import open_cohort
+    from ecgcohort.encoding.pca import pca_codes, write_pca_codes
+
+    cohort = open_cohort(store)
+    codes = pca_codes(cohort.parameters.values, [str(p) for p in cohort.parameter.values],
+                      [str(u) for u in cohort.parameter_units.values], [str(p) for p in cohort.patient.values],
+                      [str(s) for s in cohort.split.values], include_translation)
+    write_pca_codes(codes, out_csv, out_json, source=str(store))
+    log.info("PCA codes: %d patients x %d columns (%s)", len(codes.table), len(codes.columns), ", ".join(codes.columns))
+
+
+# ---------------------------------------------------------------- DeepSDF training
+def _sdf_rows(cohort, patients: Sequence[str], surfaces: Sequence[str]):
+    """(points mm (N, P, 3), sdf mm (N, P, S)) of ``patients`` from the dataset, read with dask."""
+    selection = cohort.sel(patient=list(patients), surface=list(surfaces))
+    points = selection.sdf_points.values.astype(np.float64) * 1e3
+    sdf = selection.sdf.transpose("patient", "sdf_point", "surface").values.astype(np.float64) * 1e3
+    return points, sdf
+
+
+def deepsdf_spec_section(section: Mapping[str, Any], surfaces: Sequence[str], clamp: float) -> dict[str, Any]:
+    """The decoder's spec from an ``encoding.deepsdf`` section (clamp already normalised)."""
+    return {**{k: section[k] for k in SPEC_KEYS}, "surfaces": list(surfaces), "clamp": clamp}
+
+
+def train_shape_model_job(store: str | Path, section: Mapping[str, Any], out_model: str | Path,
+                          out_losses: str | Path, out_plot: str | Path, workdir: str | Path) -> None:
+    """Train the DeepSDF auto-decoder on the training patients' SDF samples in ``store``, minus
+    the validation patients (``validation_fraction``, seeded). Test patients are never read."""
+    import torch
+
+    from ecgcohort.dataset import open_cohort
+    from ecgcohort.encoding.deepsdf import AutoDecoder, DeepSdfSpec, NormalisationBox
+    from ecgcohort.learning import StreamedTable, TensorTable, TrainingSpec, fit, save_model
+    from ecgcohort.learning.backbone import write_history
+    from ecgcohort.learning.splits import validation_split
+    from ecgcohort.learning.device import memory_budget_bytes, resolve_device
+
+    cohort = open_cohort(store)
+    if "sdf" not in cohort:
+        raise ValueError(f"{store} holds no signed-distance samples (variables sdf, sdf_points); rebuild the "
+                         "dataset with the encoding stage's sample_sdf outputs")
+    surfaces = [str(s) for s in cohort.surface.values]
+    train_ids = [str(p) for p, s in zip(cohort.patient.values, cohort.split.values) if s == "train"]
+    fit_ids, validation_ids = validation_split(train_ids, section["validation_fraction"], section["seed"])
+    if not fit_ids:
+        raise ValueError("the cohort has no training patients to train the shape model on")
+    log.info("DeepSDF: training on %d patients (%s), %d held out for validation (%s)", len(fit_ids),
+             ", ".join(fit_ids), len(validation_ids), ", ".join(validation_ids) or "none")
+    train_cohort = cohort.sel(patient=fit_ids)
+    points_m = train_cohort.sdf_points
+    box = NormalisationBox.from_bounds(points_m.min(("patient", "sdf_point")).values * 1e3,
+                                       points_m.max(("patient", "sdf_point")).values * 1e3, section["box_padding"])
+    spec = DeepSdfSpec.from_config(deepsdf_spec_section(section, surfaces, section["clamp_mm"] / box.scale_mm))
+    training = TrainingSpec.from_config(section["training"], seed=section["seed"])
+    n_points = cohort.sizes["sdf_point"]
+    rows = len(fit_ids) * n_points
+    device = resolve_device(training.device)
+    resident = rows * _ROW_BYTES <= memory_budget_bytes(device)
+
+    def patient_block(index: int) -> dict[str, np.ndarray]:
+        points, sdf = _sdf_rows(cohort, [fit_ids[index]], surfaces)
+        return {"shape": np.full(n_points, index, dtype=np.int64),
+                "x": box.normalise(points[0]).astype(np.float32), "sdf": box.normalise_sdf(sdf[0]).astype(np.float32)}
+
+    if resident:
+        blocks = [patient_block(i) for i in range(len(fit_ids))]
+        table = TensorTable({k: torch.from_numpy(np.concatenate([b[k] for b in blocks])) for k in blocks[0]})
+    else:
+        table = StreamedTable(patient_block, [n_points] * len(fit_ids))
+    model = AutoDecoder(spec, len(fit_ids))
+    settings = {"spec": spec.to_config(), "normalisation": box.to_dict(), "patients": fit_ids, "points": n_points,
+                "store": str(Path(store).resolve())}
+    result = fit(model, table, training, workdir, settings=settings, name="DeepSDF")
+    write_history(result.history, out_losses, out_plot, title=f"DeepSDF, {len(fit_ids)} patients")
+    config = {k: v for k, v in section.items()}
+    save_model(out_model, result.state_dict, {
+        "kind": "deepsdf", "config": config, "spec": spec.to_config(), "normalisation": box.to_dict(),
+        "training_patients": fit_ids, "validation_patients": validation_ids,
+        "sdf_sampling": json.loads(cohort.attrs.get("config", "{}")).get("encoding", {}).get("sdf", {}),
+        "training": {"epochs": training.epochs, "final_loss": result.history[-1]["loss"],
+                     "samples_per_second": result.samples_per_second, "seconds": result.seconds,
+                     "device": result.device, "precision": result.precision,
+                     "resumed_from_epoch": result.resumed_from_epoch, "resident": resident},
+    })
+    log.info("DeepSDF: %d epochs in %.1f s on %s (%s), %.0f samples/s, final loss %.3g (SDF %.3g = %.2f mm RMS)",
+             training.epochs, result.seconds, result.device, "resident" if resident else "streamed",
+             result.samples_per_second, result.history[-1]["loss"], result.history[-1]["sdf"],
+             np.sqrt(result.history[-1]["sdf"]) * box.scale_mm)
+
+
+# ---------------------------------------------------------------- MAP inference
+def map_spec(section: Mapping[str, Any], patient_seed: int):
+    """The MAP settings of an ``encoding.deepsdf.inference`` section."""
+    from ecgcohort.encoding.deepsdf import MapSpec
+
+    keys = ("iterations", "learning_rate", "lr_decay", "decay_at", "gamma", "points_per_iteration")
+    return MapSpec(**{k: section[k] for k in keys}, seed=patient_seed)
+
+
+def infer_shape_code_job(patient: str, store: str | Path, model_path: str | Path, section: Mapping[str, Any],
+                         seed: int, out_json: str | Path) -> None:
+    """The patient's code by MAP inference (eq. 7) from its SDF samples in ``store``."""
+    from ecgcohort.cohort.sampling import patient_rng
+    from ecgcohort.dataset import open_cohort
+    from ecgcohort.encoding.model import infer_code_from_samples, load_shape_model
+
+    inference = section["inference"]
+    model = load_shape_model(model_path, expected=section, prior_shrinkage=inference["prior_shrinkage"])
+    if patient in model.training_patients:
+        raise ValueError(f"patient {patient} trained the shape model: its code is in the model, not inferred")
+    cohort = open_cohort(store)
+    if patient not in cohort.patient.values:
+        raise KeyError(f"patient {patient} is not in {store}")
+    points, sdf = _sdf_rows(cohort, [patient], model.surfaces)
+    patient_seed = int(patient_rng(seed, patient, "map-inference").integers(2 ** 31))
+    inferred = infer_code_from_samples(model, points[0], sdf[0], map_spec(inference, patient_seed),
+                                       inference["outlier_mahalanobis"], name=f"patient {patient}")
+    split = str(cohort.split.sel(patient=patient).values)
+    role = "validation" if patient in model.metadata.get("validation_patients", []) else split
+    _write_json(out_json, {"patient": patient, "role": role, **inferred.to_dict(),
+                           "outlier_threshold": inference["outlier_mahalanobis"]})
+
+
+def shape_codes_job(model_path: str | Path, inferred: Sequence[str | Path], out_csv: str | Path,
+                    out_json: str | Path) -> None:
+    """One table of DeepSDF codes for the cohort: training codes from the model, validation and
+    test codes from MAP inference, with their Mahalanobis distances and outlier flags."""
+    import pandas as pd
+
+    from ecgcohort.learning.modelfile import load_model
+
+    state, meta = load_model(model_path, kind="deepsdf")
+    codes = state["codes.weight"].double().numpy()
+    rows = [{"patient": p, "role": "train", "source": "training", "mahalanobis": np.nan, "outlier": False,
+             **{f"z_{i:02d}": v for i, v in enumerate(code)}} for p, code in zip(meta["training_patients"], codes)]
+    for path in inferred:
+        record = json.loads(Path(path).read_text())
+        rows.append({"patient": record["patient"], "role": record["role"], "source": "map_inference",
+                     "mahalanobis": record["mahalanobis"], "outlier": record["outlier"],
+                     **{f"z_{i:02d}": v for i, v in enumerate(record["code"])}})
+    table = pd.DataFrame(rows).set_index("patient")
+    with atomic_path(out_csv) as temporary:
+        table.to_csv(temporary, float_format="%.8g")
+    _write_json(out_json, {
+        "description": "DeepSDF shape codes (paper 1, section 2.5): training patients' codes are the auto-decoder's "
+                       "trained codes; validation and test patients' codes come from MAP inference (eq. 7) with the "
+                       "decoder frozen. mahalanobis: distance to the training codes' distribution.",
+        "model": str(model_path), "latent_dim": int(codes.shape[1]),
+        "roles": {role: int((table.role == role).sum()) for role in ("train", "validation", "test")},
+        "outliers": [str(p) for p in table.index[table.outlier.astype(bool)]],
+    })
+
+
+# ---------------------------------------------------------------- evaluation
+def _grids(surfaces: Mapping[str, Any], resolution: int, padding_mm: float) -> dict[str, np.ndarray]:
+    """Two regular grids (mm): over the torso's bounding box and over the heart's."""
+    from ecgcohort.encoding.chamfer import regular_grid
+
+    def grid(points):
+        return regular_grid(points.min(axis=0) - padding_mm, points.max(axis=0) + padding_mm, resolution)
+
+    return {"torso": grid(surfaces["torso"][0]), "heart": grid(surfaces["epicardium"][0])}
+
+
+def evaluate_shape_code_job(patient: str, role: str, model_path: str | Path, codes_csv: str | Path,
+                            heart_path: str | Path, torso_path: str | Path, section: Mapping[str, Any],
+                            out_json: str | Path, out_png: str | Path | None = None) -> None:
+    """Chamfer distance (eq. 8, mm) per surface between the decoded and the true interiors on a
+    regular grid (section 3.1): the torso on a grid over the torso, the three heart surfaces on
+    a grid over the heart. The true interior is the exact one (winding number of the closed
+    surface). Eq. 8 on interior clouds counts every interior grid point, most of which both
+    clouds share, so it is much smaller than the distance between the surfaces; the surface
+    error — the mean |decoded SDF| (mm) at points drawn uniformly on the true surface — is
+    reported beside it. Optionally a PNG of both zero level sets on three slices."""
+    import pandas as pd
+
+    from ecgcohort.anatomy.outputs import read_surface
+    from ecgcohort.encoding.chamfer import interior_chamfer
+    from ecgcohort.encoding.model import load_shape_model
+    from ecgcohort.encoding.sdf import sample_on_surface
+    from ecgcohort.encoding.surfaces import closed_surfaces
+    from ecgcohort.geometry import winding_numbers
+
+    evaluation = section["evaluation"]
+    start = time.perf_counter()
+    model = load_shape_model(model_path, expected=section)
+    codes = pd.read_csv(codes_csv, index_col="patient")
+    if patient not in codes.index:
+        raise KeyError(f"patient {patient} has no code in {codes_csv}")
+    code = codes.loc[patient, [c for c in codes.columns if c.startswith("z_")]].to_numpy(dtype=float)
+    surfaces = closed_surfaces(read_surface(heart_path), read_surface(torso_path), patient=patient)
+    grids = _grids(surfaces, evaluation["grid_resolution"], evaluation["grid_padding_mm"])
+    rng = np.random.default_rng(0)
+    surface_error = {}
+    for index, surface in enumerate(model.surfaces):
+        on_surface, _ = sample_on_surface(*surfaces[surface], SURFACE_ERROR_POINTS, rng)
+        surface_error[surface] = float(np.abs(model.predict_sdf_mm(code, on_surface)[:, index]).mean())
+    chamfer, fields = {}, {}
+    for grid_name, grid in grids.items():
+        predicted = model.predict_sdf_mm(code, grid)
+        for index, surface in enumerate(model.surfaces):
+            if (surface == "torso") != (grid_name == "torso"):
+                continue
+            points, faces = surfaces[surface]
+            inside = winding_numbers(points, faces, grid) > 0.5
+            true_sdf = np.where(inside, -1.0, 1.0)  # only the sign enters eq. 8's interior clouds
+            chamfer[surface] = interior_chamfer(predicted[:, index], true_sdf, grid)
+            fields[surface] = (grid_name, predicted[:, index], inside)
+    seconds = time.perf_counter() - start
+    _write_json(out_json, {"patient": patient, "role": role, "chamfer_mm": chamfer, "surface_error_mm": surface_error,
+                           "grid_resolution": evaluation["grid_resolution"], "seconds": seconds,
+                           "outlier": bool(codes.loc[patient].get("outlier", False))})
+    log.info("patient %s (%s): Chamfer %s mm; surface error %s mm; %.1f s", patient, role,
+             ", ".join(f"{k} {v:.2f}" for k, v in chamfer.items()),
+             ", ".join(f"{k} {v:.2f}" for k, v in surface_error.items()), seconds)
+    if out_png is not None:
+        level_set_slices(patient, grids, fields, evaluation["grid_resolution"], out_png)
+
+
+def level_set_slices(patient: str, grids: Mapping[str, np.ndarray], fields: Mapping[str, tuple], resolution: int,
+                     out_png: str | Path) -> None:
+    """Predicted (solid) and true (dashed) zero level sets on the middle coronal, sagittal and
+    axial slices: the torso on its grid (top row), the heart surfaces on theirs (bottom row)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {"torso": "0.3", "lv_endocardium": "tab:red", "rv_endocardium": "tab:blue", "epicardium": "tab:green"}
+    axes_names = ("x (mm, right to left)", "y (mm, posterior to anterior)", "z (mm, superior to inferior)")
+    planes = ((0, 2, 1, "coronal"), (1, 2, 0, "sagittal"), (0, 1, 2, "axial"))
+    fig, axes = plt.subplots(2, 3, figsize=(12, 8))
+    for row, grid_name in enumerate(("torso", "heart")):
+        cube = grids[grid_name].reshape(resolution, resolution, resolution, 3)
+        for column, (u, v, normal, title) in enumerate(planes):
+            ax = axes[row, column]
+            index = [slice(None)] * 3
+            index[normal] = resolution // 2
+            section = cube[tuple(index)]
+            for surface, (name, predicted, inside) in fields.items():
+                if name != grid_name:
+                    continue
+                shape = (resolution,) * 3
+                p = predicted.reshape(shape)[tuple(index)]
+                t = np.where(inside.reshape(shape)[tuple(index)], -1.0, 1.0)
+                ax.contour(section[..., u], section[..., v], p, levels=[0], colors=colours[surface], linewidths=1.5)
+                ax.contour(section[..., u], section[..., v], t, levels=[0], colors=colours[surface], linewidths=1,
+                           linestyles="dashed")
+                ax.plot([], [], color=colours[surface], label=surface)
+            ax.set_title(f"{grid_name} grid, {title} slice")
+            ax.set_xlabel(axes_names[u])
+            ax.set_ylabel(axes_names[v])
+            ax.set_aspect("equal")
+            if title != "axial":
+                ax.invert_yaxis()
+            if column == 0:
+                ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"{patient}: DeepSDF zero level sets (solid) against the true surfaces (dashed)")
+    fig.tight_layout()
+    with atomic_path(out_png) as temporary:
+        fig.savefig(temporary, dpi=100)
+    plt.close(fig)
+
+
+def summarize_shape_model_job(evaluations: Sequence[str | Path], out_csv: str | Path, out_png: str | Path) -> None:
+    """``chamfer.csv`` (patient, role, surface, chamfer_mm) and a Fig. 4-style heat map: surfaces
+    × patients, train + validation on the left, test on the right, sorted by error."""
+    import pandas as pd
+
+    records = [json.loads(Path(p).read_text()) for p in evaluations]
+    table = pd.DataFrame([{"patient": r["patient"], "role": r["role"], "surface": s, "chamfer_mm": v,
+                           "surface_error_mm": r["surface_error_mm"][s], "outlier": r.get("outlier", False)}
+                          for r in records for s, v in r["chamfer_mm"].items()])
+    with atomic_path(out_csv) as temporary:
+        table.to_csv(temporary, index=False, float_format="%.4f")
+    summary = table.groupby(["role", "surface"])[["chamfer_mm", "surface_error_mm"]].agg(["mean", "max"])
+    log.info("Chamfer distance and surface error (mm) by role and surface:\n%s", summary.to_string())
+    chamfer_heatmap(table, out_png)
+
+
+def chamfer_heatmap(table, out_png: str | Path) -> None:
+    """Fig. 4 of paper 1: Chamfer distance (mm) per surface and patient, training/validation
+    patients (left) and test patients (right), surfaces and patients sorted by mean error."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("training / validation", table[table.role != "test"]), ("test", table[table.role == "test"])]
+    panels = [(title, part) for title, part in panels if len(part)]
+    finite = table.chamfer_mm[np.isfinite(table.chamfer_mm)]
+    vmax = float(finite.max()) if len(finite) else 1.0
+    widths = [max(len(part.patient.unique()), 2) for _, part in panels]
+    fig, axes = plt.subplots(1, len(panels), figsize=(2 + 0.5 * sum(widths), 3.6), squeeze=False,
+                             gridspec_kw={"width_ratios": widths})
+    image = None
+    for ax, (title, part) in zip(axes[0], panels):
+        grid = part.pivot_table(index="surface", columns="patient", values="chamfer_mm")
+        grid = grid.loc[grid.mean(axis=1).sort_values().index, grid.mean(axis=0).sort_values().index]
+        image = ax.imshow(grid.to_numpy(), cmap="viridis", vmin=0, vmax=vmax, aspect="auto")
+        labels = [f"{p} (val)" if (part[(part.patient == p)].role == "validation").any() else p for p in grid.columns]
+        ax.set_xticks(range(len(grid.columns)), labels, rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(range(len(grid.index)), grid.index, fontsize=8)
+        for (i, j), value in np.ndenumerate(grid.to_numpy()):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6, color="w" if value < vmax / 2 else "k")
+        ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=axes[0].tolist(), label="Chamfer distance (mm)")
+    with atomic_path(out_png) as temporary:
+        fig.savefig(temporary, dpi=110, bbox_inches="tight")
+    plt.close(fig)

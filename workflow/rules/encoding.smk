@@ -1,0 +1,184 @@
+# Geometry encodings (paper 1, sections 2.4-2.6): SDF samples per patient (into the dataset),
+# PCA codes, the DeepSDF auto-decoder trained on the training patients of cohort.zarr, codes
+# of held-out patients by MAP inference, and Chamfer distances per patient.
+
+DEEPSDF = config["encoding"]["deepsdf"]
+TRAIN_PATIENTS = [p for p in PATIENTS if p.startswith("train-")]
+TEST_PATIENTS = [p for p in PATIENTS if p.startswith("test-")]
+SHAPE_FIT_PATIENTS, SHAPE_VALIDATION_PATIENTS = validation_split(TRAIN_PATIENTS, DEEPSDF["validation_fraction"],
+                                                                 DEEPSDF["seed"])
+INFERRED_PATIENTS = SHAPE_VALIDATION_PATIENTS + TEST_PATIENTS
+
+
+rule sample_sdf:
+    input:
+        heart=rules.assemble_anatomy.output.heart,
+        torso=rules.assemble_anatomy.output.torso,
+    output:
+        sdf="results/patients/{patient}/encoding/sdf.npz",
+        preview="results/patients/{patient}/encoding/sdf.png",
+    params:
+        sampling=config["encoding"]["sdf"],
+        seed=config["cohort"]["seed"],
+    log:
+        "results/logs/patients/{patient}/sample_sdf.log",
+    benchmark:
+        "results/benchmarks/patients/{patient}/sample_sdf.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled(3000),
+        runtime=scaled(15),
+    conda:
+        "../../envs/geometry.yaml"
+    script:
+        "../scripts/sample_sdf.py"
+
+
+rule pca_codes:
+    input:
+        store=rules.assemble_dataset.output.store,
+    output:
+        codes="results/encoding/pca/codes.csv",
+        sidecar="results/encoding/pca/codes.json",
+    params:
+        include_translation=config["encoding"]["pca"]["include_translation"],
+    log:
+        "results/logs/encoding/pca_codes.log",
+    benchmark:
+        "results/benchmarks/encoding/pca_codes.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(10),
+    conda:
+        "../../envs/learning.yaml"
+    script:
+        "../scripts/pca_codes.py"
+
+
+rule train_shape_model:
+    input:
+        store=rules.assemble_dataset.output.store,
+    output:
+        model="results/encoding/deepsdf/model.pt",
+        losses="results/encoding/deepsdf/losses.csv",
+        plot="results/encoding/deepsdf/losses.png",
+    params:
+        deepsdf={key: value for key, value in DEEPSDF.items() if key not in ("inference", "evaluation")},
+        # checkpoints for resuming a killed job; not an output, so a rerun finds them
+        workdir="results/encoding/deepsdf/checkpoints",
+    log:
+        "results/logs/encoding/train_shape_model.log",
+    benchmark:
+        "results/benchmarks/encoding/train_shape_model.tsv"
+    threads: 2
+    resources:
+        mem_mb=scaled(6000),
+        runtime=scaled(120),
+        gpu=gpu_resources(DEEPSDF),
+    conda:
+        "../../envs/learning.yaml"
+    script:
+        "../scripts/train_shape_model.py"
+
+
+rule infer_shape_code:
+    input:
+        store=rules.assemble_dataset.output.store,
+        model=rules.train_shape_model.output.model,
+    output:
+        code="results/encoding/deepsdf/codes/{patient}.json",
+    params:
+        deepsdf={key: value for key, value in DEEPSDF.items() if key != "evaluation"},
+        seed=config["cohort"]["seed"],
+    wildcard_constraints:
+        patient="|".join(INFERRED_PATIENTS) or "no-patient",
+    log:
+        "results/logs/encoding/infer_shape_code-{patient}.log",
+    benchmark:
+        "results/benchmarks/encoding/infer_shape_code-{patient}.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled(3000),
+        runtime=scaled(20),
+    conda:
+        "../../envs/learning.yaml"
+    script:
+        "../scripts/infer_shape_code.py"
+
+
+rule shape_codes:
+    input:
+        model=rules.train_shape_model.output.model,
+        inferred=expand(rules.infer_shape_code.output.code, patient=INFERRED_PATIENTS),
+    output:
+        codes="results/encoding/deepsdf/codes.csv",
+        sidecar="results/encoding/deepsdf/codes.json",
+    log:
+        "results/logs/encoding/shape_codes.log",
+    benchmark:
+        "results/benchmarks/encoding/shape_codes.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(10),
+    conda:
+        "../../envs/learning.yaml"
+    script:
+        "../scripts/shape_codes.py"
+
+
+rule evaluate_shape_code:
+    input:
+        model=rules.train_shape_model.output.model,
+        codes=rules.shape_codes.output.codes,
+        heart=rules.assemble_anatomy.output.heart,
+        torso=rules.assemble_anatomy.output.torso,
+    output:
+        chamfer="results/encoding/deepsdf/chamfer/{patient}.json",
+        slices="results/encoding/deepsdf/chamfer/{patient}.png",
+    params:
+        deepsdf=DEEPSDF,
+        role=shape_role,
+    log:
+        "results/logs/encoding/evaluate_shape_code-{patient}.log",
+    benchmark:
+        "results/benchmarks/encoding/evaluate_shape_code-{patient}.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled(4000),
+        runtime=scaled(20),
+    conda:
+        "../../envs/learning.yaml"
+    script:
+        "../scripts/evaluate_shape_code.py"
+
+
+rule evaluate_shape_model:
+    input:
+        chamfer=expand(rules.evaluate_shape_code.output.chamfer, patient=PATIENTS),
+    output:
+        table="results/encoding/deepsdf/chamfer.csv",
+        heatmap="results/encoding/deepsdf/chamfer.png",
+    log:
+        "results/logs/encoding/evaluate_shape_model.log",
+    benchmark:
+        "results/benchmarks/encoding/evaluate_shape_model.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(10),
+    conda:
+        "../../envs/learning.yaml"
+    script:
+        "../scripts/evaluate_shape_model.py"
+
+
+rule encodings:
+    """Target: SDF samples, PCA codes, the DeepSDF model, every patient's code and the Chamfer table."""
+    input:
+        expand(rules.sample_sdf.output, patient=PATIENTS),
+        rules.pca_codes.output,
+        rules.train_shape_model.output,
+        rules.shape_codes.output,
+        rules.evaluate_shape_model.output,
