@@ -159,6 +159,8 @@ def test_a_model_file_of_another_configuration_is_refused(trained_family):
     with pytest.raises(ModelFileError, match="hidden"):
         load_shape_model(path, expected={"latent_dim": 4, "hidden": 256})
     assert load_shape_model(path, expected={"latent_dim": 4, "hidden": 64}).surfaces == ("shape",)
+    with pytest.raises(ModelFileError, match=r"decodes the surfaces \['shape'\], the data have \['torso'"):
+        load_shape_model(path, surfaces=["torso", "lv_endocardium"])
 
 
 def test_the_latent_prior_is_invertible_with_fewer_codes_than_dimensions():

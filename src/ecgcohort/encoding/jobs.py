@@ -162,10 +162,11 @@ def infer_shape_code_job(patient: str, store: str | Path, model_path: str | Path
     from ecgcohort.encoding.model import infer_code_from_samples, load_shape_model
 
     inference = section["inference"]
-    model = load_shape_model(model_path, expected=section, prior_shrinkage=inference["prior_shrinkage"])
+    cohort = open_cohort(store)
+    model = load_shape_model(model_path, expected=section, prior_shrinkage=inference["prior_shrinkage"],
+                             surfaces=[str(s) for s in cohort.surface.values])
     if patient in model.training_patients:
         raise ValueError(f"patient {patient} trained the shape model: its code is in the model, not inferred")
-    cohort = open_cohort(store)
     if patient not in cohort.patient.values:
         raise KeyError(f"patient {patient} is not in {store}")
     points, sdf = _sdf_rows(cohort, [patient], model.surfaces)

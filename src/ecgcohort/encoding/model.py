@@ -8,7 +8,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -22,13 +22,15 @@ from ecgcohort.encoding.deepsdf import (
     map_code,
     mahalanobis,
 )
-from ecgcohort.learning.modelfile import check_compatible, load_model
+from ecgcohort.learning.modelfile import ModelFileError, check_compatible, load_model
 
 log = logging.getLogger(__name__)
 
 KIND = "deepsdf"
-#: Architecture keys of the ``encoding.deepsdf`` config section that a model file must match.
-ARCHITECTURE_KEYS = ("latent_dim", "hidden", "layers", "skip_at", "fourier_features", "fourier_scale", "lipschitz")
+#: Keys of the ``encoding.deepsdf`` config section that a model file must match: the
+#: architecture and the normalisation box's padding.
+ARCHITECTURE_KEYS = ("latent_dim", "hidden", "layers", "skip_at", "fourier_features", "fourier_scale", "lipschitz",
+                     "box_padding")
 
 
 @dataclass
@@ -60,13 +62,16 @@ class ShapeModel:
 
 
 def load_shape_model(path: str | Path, *, expected: Mapping[str, Any] | None = None, prior_shrinkage: float = 0.1,
-                     device: str | torch.device = "cpu") -> ShapeModel:
+                     device: str | torch.device = "cpu", surfaces: Sequence[str] | None = None) -> ShapeModel:
     """Read a model file written by the ``train_shape_model`` rule. ``expected`` (an
-    ``encoding.deepsdf`` config section) given: a model of another architecture or surfaces is
-    refused with the differing keys named."""
+    ``encoding.deepsdf`` config section) given: a model of another architecture or box padding
+    is refused with the differing keys named; ``surfaces`` given: a model of other surfaces is."""
     state, meta = load_model(path, kind=KIND, map_location=device)
     if expected is not None:
         check_compatible(path, meta["config"], {k: expected[k] for k in ARCHITECTURE_KEYS if k in expected})
+    if surfaces is not None and list(meta["spec"]["surfaces"]) != list(surfaces):
+        raise ModelFileError(f"{path} decodes the surfaces {list(meta['spec']['surfaces'])}, the data have "
+                             f"{list(surfaces)}")
     spec = DeepSdfSpec.from_config(meta["spec"])
     decoder = ShapeDecoder(spec)
     decoder.load_state_dict({k.removeprefix("decoder."): v for k, v in state.items() if k.startswith("decoder.")})

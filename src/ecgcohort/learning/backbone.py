@@ -121,27 +121,23 @@ def fit(model: TrainableModel, table: TensorTable | StreamedTable, spec: Trainin
     task = _Task(model, table, spec)
     loader = torch.utils.data.DataLoader(_Rows(table), batch_size=None,
                                          sampler=_EpochBatches(table, spec.batch_size, spec.seed))
-    trainer = pl.Trainer(
-        max_epochs=spec.epochs, accelerator="gpu" if device.type == "cuda" else "cpu", devices=1,
-        precision=precision, deterministic=device.type == "cpu", logger=False, enable_progress_bar=False,
-        enable_model_summary=False, enable_checkpointing=False, num_sanity_val_steps=0, limit_val_batches=0,
-        callbacks=[progress], default_root_dir=str(workdir), use_distributed_sampler=False)
+    with _quiet_lightning():
+        trainer = pl.Trainer(
+            max_epochs=spec.epochs, accelerator="gpu" if device.type == "cuda" else "cpu", devices=1,
+            precision=precision, deterministic=device.type == "cpu", logger=False, enable_progress_bar=False,
+            enable_model_summary=False, enable_checkpointing=False, num_sanity_val_steps=0, limit_val_batches=0,
+            callbacks=[progress], default_root_dir=str(workdir), use_distributed_sampler=False)
     log.info("%s: %d rows (%s, %.1f MB%s), batch %d, %d epochs, device %s, precision %s%s", name, len(table),
              "resident" if table.resident else "streamed", getattr(table, "nbytes", 0) / 1e6,
              f", validation {len(validation)} rows" if validation is not None else "", spec.batch_size, spec.epochs,
              device, precision, f", resuming from {checkpoint}" if resume else "")
     start = time.perf_counter()
-    lightning_log = logging.getLogger("lightning.pytorch")
-    level = lightning_log.level
-    lightning_log.setLevel(logging.WARNING)  # its start-up banner and tips say nothing about the run
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet_lightning():
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*is a bit low.*")
         warnings.filterwarnings("ignore", message=".*LightningModule.*`training_step`.*")
-        try:
-            trainer.fit(task, train_dataloaders=loader, ckpt_path=str(checkpoint) if resume else None)
-        finally:
-            lightning_log.setLevel(level)
+        trainer.fit(task, train_dataloaders=loader, ckpt_path=str(checkpoint) if resume else None)
     seconds = time.perf_counter() - start
     final = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     best_epoch, best = progress.best_epoch, progress.best_state
@@ -152,6 +148,18 @@ def fit(model: TrainableModel, table: TensorTable | StreamedTable, spec: Trainin
                                                                                       1e-12)) if trained else 0.0
     return FitResult(final, best, best_epoch, list(progress.history), str(device), precision,
                      progress.resumed_at, seconds, rate)
+
+
+@contextlib.contextmanager
+def _quiet_lightning():
+    """Lightning's start-up banner and tips say nothing about the run: warnings only."""
+    logger = logging.getLogger("lightning.pytorch")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _resumable(checkpoint: Path, fingerprint: str) -> bool:
