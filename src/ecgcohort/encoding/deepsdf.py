@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ecgcohort.learning.spec import TrainableModel
-from ecgcohort.learning.layers import FourierFeatures, SkipMLP
+from ecgcohort.learning.layers import FourierFeatures, SkipMLP, derived_seed
 
 SURFACES: tuple[str, ...] = ("torso", "lv_endocardium", "rv_endocardium", "epicardium")
 
@@ -33,11 +33,6 @@ def _from_section(cls: type, section: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"unknown {cls.__name__} key(s) {unknown}; known: {sorted(known)}")
     return dict(section)
-
-
-def _seed(seed: int, stream: int) -> int:
-    """An independent seed per use (Fourier matrix, weights, codes) of one model seed."""
-    return int(np.random.SeedSequence([seed, stream]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
 @dataclass(frozen=True)
@@ -161,10 +156,10 @@ class ShapeDecoder(torch.nn.Module):
     def __init__(self, spec: DeepSdfSpec):
         super().__init__()
         self.spec = spec
-        self.fourier = FourierFeatures(3, spec.fourier_features, spec.fourier_scale, _seed(spec.seed, 0))
+        self.fourier = FourierFeatures(3, spec.fourier_features, spec.fourier_scale, derived_seed(spec.seed, 0))
         self.mlp = SkipMLP(spec.latent_dim + self.fourier.out_dim, spec.hidden, spec.layers, len(spec.surfaces),
                            skip_at=spec.skip_at, skip_dim=3, lipschitz=spec.lipschitz,
-                           generator=torch.Generator().manual_seed(_seed(spec.seed, 1)))
+                           generator=torch.Generator().manual_seed(derived_seed(spec.seed, 1)))
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return self.mlp(torch.cat([z, self.fourier(x)], dim=-1), skip=x)
@@ -193,7 +188,7 @@ class AutoDecoder(TrainableModel):
         self.spec = spec
         self.decoder = ShapeDecoder(spec)
         self.codes = torch.nn.Embedding(n_shapes, spec.latent_dim)
-        generator = torch.Generator().manual_seed(_seed(spec.seed, 2))
+        generator = torch.Generator().manual_seed(derived_seed(spec.seed, 2))
         with torch.no_grad():
             self.codes.weight.normal_(0.0, spec.code_std, generator=generator)
 

@@ -13,9 +13,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+
+def derived_seed(seed: int, stream: int) -> int:
+    """An independent seed for each use (Fourier matrix, weights, codes) of one model seed."""
+    return int(np.random.SeedSequence([seed, stream]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 class FourierFeatures(torch.nn.Module):
     """x ↦ [sin(2π x Bᵀ), cos(2π x Bᵀ), x]: ``2·count + in_dim`` features, x itself last so

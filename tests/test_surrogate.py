@@ -1,0 +1,380 @@
+"""The lead-field surrogate (paper 1, sec. 2.3, 2.6): error measures, the network's shape and
+injection point, the target normalisation in units of the pseudo lead field, the loss (eq. 5),
+refusal of bad input, and training on an analytic family — the closed-form lead field of a
+homogeneous ball at several radii, the radius as the code."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ecgcohort.ecg.pseudo import pseudo_lead_field_gradient
+from ecgcohort.encoding.deepsdf import NormalisationBox
+from ecgcohort.learning import TensorTable, TrainingSpec, fit
+from ecgcohort.surrogate import (LeadFieldNetwork, SurrogateModel, SurrogateSpec, angular_error_deg,
+                                 denormalise_target, normalise_target, predict_gradient, pseudo_direction,
+                                 reference_magnitude, relative_l2, relative_magnitude_error, training_rows)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny networks: a second intra-op thread only adds synchronisation on shared cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def _rotate(v: np.ndarray, axis: np.ndarray, angle: float) -> np.ndarray:
+    """Rodrigues' rotation of rows v about unit rows ``axis`` by ``angle`` (rad)."""
+    cross = np.cross(axis, v)
+    dot = np.sum(axis * v, axis=-1, keepdims=True)
+    return v * math.cos(angle) + cross * math.sin(angle) + axis * dot * (1 - math.cos(angle))
+
+
+# ---- metrics ----------------------------------------------------------------------------------
+
+def test_angular_error_of_a_field_against_itself_is_zero():
+    rng = np.random.default_rng(0)
+    field = rng.normal(size=(50, 40, 3)) * 10.0 ** rng.uniform(-6, 6, (50, 40, 1))  # any length
+    assert np.all(angular_error_deg(field, field) <= 1e-12)
+    assert np.allclose(angular_error_deg(field, -field), 180.0)
+    # a zero vector has no direction: the paper's ε makes its cosine 0
+    assert angular_error_deg(np.zeros(3), np.array([1.0, 2.0, 3.0])) == 90.0
+
+
+@pytest.mark.parametrize("degrees", [0.01, 0.5, 5.0, 45.0, 90.0, 135.0, 179.5])
+def test_angular_error_of_a_rotated_copy_is_the_rotation_angle(degrees: float):
+    rng = np.random.default_rng(2)
+    v = rng.normal(size=(1000, 3)) * rng.uniform(0.1, 100.0, (1000, 1))
+    axis = _unit(np.cross(v, rng.normal(size=(1000, 3))))  # perpendicular to each vector
+    rotated = _rotate(v, axis, math.radians(degrees)) * rng.uniform(0.5, 2.0, (1000, 1))  # any length
+    assert np.allclose(angular_error_deg(rotated, v), degrees, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.5, 0.98, 1.0, 1.3, -1.0])
+def test_relative_l2_of_a_scaled_signal_is_the_scale_minus_one(scale: float):
+    reference = np.random.default_rng(3).normal(size=(12, 600))  # leads × time
+    assert np.allclose(relative_l2(scale * reference, reference), abs(scale - 1.0), rtol=1e-12, atol=1e-15)
+    assert np.allclose(relative_l2((scale * reference).T, reference.T, axis=0), abs(scale - 1.0),
+                       rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("scale", [0.2, 1.0, 1.7, -2.0])
+def test_relative_magnitude_error_of_a_scaled_field(scale: float):
+    field = np.random.default_rng(4).normal(size=(30, 3))
+    rotated = _rotate(field, _unit(np.cross(field, [0.0, 0.0, 1.0])), 0.7)  # a rotation leaves |v|
+    assert np.allclose(relative_magnitude_error(scale * rotated, field), abs(abs(scale) - 1.0), atol=1e-12)
+
+
+# ---- spec and network -------------------------------------------------------------------------
+
+def test_spec_round_trips_and_refuses_unknown_keys_and_targets():
+    spec = SurrogateSpec(code_dim=16, fourier_scale=2.0, target="full", seed=3)
+    assert SurrogateSpec.from_config(spec.to_config()) == spec
+    with pytest.raises(ValueError, match="unknown SurrogateSpec key"):
+        SurrogateSpec.from_config({"code_dim": 16, "lambda_cosine": 1.0})
+    with pytest.raises(ValueError, match="target 'residual'"):
+        SurrogateSpec(code_dim=16, target="residual")
+    with pytest.raises(ValueError, match="inject_at"):
+        SurrogateSpec(code_dim=16, layers=5, inject_at=6)
+
+
+def _paper_parameter_count(code_dim: int, fourier_features: int, hidden: int = 256, layers: int = 5) -> int:
+    """Weights + biases of sec. 2.3's network, counted by hand: first layer (3 + 2F) → h, layers
+    2..5 h → h with 3 + d extra inputs on the one after the injection, last layer h → 3."""
+    first = (3 + 2 * fourier_features + 1) * hidden
+    middle = (layers - 1) * (hidden + 1) * hidden + (3 + code_dim) * hidden
+    return first + middle + (hidden + 1) * 3
+
+
+@pytest.mark.parametrize("code_dim", [23, 16])  # PCA (sec. 2.4) and DeepSDF (sec. 2.5) codes
+@pytest.mark.parametrize("fourier_features", [32, 0])
+def test_parameter_count_of_the_paper_network(code_dim: int, fourier_features: int):
+    network = LeadFieldNetwork(SurrogateSpec(code_dim=code_dim, fourier_features=fourier_features))
+    count = sum(p.numel() for p in network.parameters())
+    print(f"paper NN_LF, code {code_dim}, {fourier_features} Fourier features: {count} parameters")
+    assert count == _paper_parameter_count(code_dim, fourier_features)
+    # the Fourier matrix is a buffer (saved, not trained)
+    assert sum(b.numel() for b in network.buffers()) == 3 * fourier_features
+
+
+def test_code_and_electrode_enter_after_the_injection_layer_only():
+    spec = SurrogateSpec(code_dim=4, hidden=32, layers=5, inject_at=3, fourier_features=8)
+    network = LeadFieldNetwork(spec)
+    again = LeadFieldNetwork(spec)
+    generator = torch.Generator().manual_seed(5)
+    x, e, z = (torch.rand(64, n, generator=generator) for n in (3, 3, 4))
+    with torch.no_grad():
+        out = network(x, e, z)
+        assert out.shape == (64, 3)
+        assert torch.equal(out, again(x, e, z))  # the initial weights follow the seed
+        assert not torch.allclose(out, LeadFieldNetwork(SurrogateSpec(**{**spec.to_config(), "seed": 1}))(x, e, z))
+        assert (network(x, e, z + 0.3) - out).abs().max() > 1e-4
+        assert (network(x, e + 0.3, z) - out).abs().max() > 1e-4
+        # layer inject_at + 1 reads [h, ẽ, z]: without its ẽ, z columns nothing depends on them
+        network.mlp.linears[spec.inject_at].weight[:, spec.hidden:] = 0
+        assert torch.equal(network(x, e + 0.3, z - 0.7), network(x, e, z))
+        assert network.mlp.linears[spec.inject_at].weight.shape == (spec.hidden, spec.hidden + 3 + spec.code_dim)
+
+
+# ---- target normalisation and the loss ----------------------------------------------------------
+
+SIGMA = 0.2  # S/m, the homogeneous ball's conductivity
+
+
+def _ball_z(x: np.ndarray, e: np.ndarray, a: float) -> np.ndarray:
+    """Z (E, P) in Ω of electrodes e (E, 3) on the surface of a ball of radius a at points x
+    (P, 3), m (DESIGN.md's closed form; harmonic inside, uniform sink on the surface)."""
+    r = np.linalg.norm(x[None] - e[:, None], axis=-1)
+    return (2 / r + np.log(2 * a / (a - (e @ x.T) / a + r)) / a) / (4 * np.pi * SIGMA)
+
+
+def _ball_gradient(x: np.ndarray, e: np.ndarray, a: float) -> np.ndarray:
+    """∇Z (E, P, 3) in Ω/m, differentiated by hand: with d = x − e, R = |d| and
+    u = a − x·e/a + R, ∇(2/R) = −2d/R³ and ∇ln(2a/u) = −(−e/a + d/R)/u."""
+    d = x[None] - e[:, None]
+    r = np.linalg.norm(d, axis=-1, keepdims=True)
+    u = a - (e @ x.T)[..., None] / a + r
+    return (-2 * d / r**3 - (d / r - e[:, None] / a) / (a * u)) / (4 * np.pi * SIGMA)
+
+
+def _ball_samples(a: float, electrodes: int, points: int, rng: np.random.Generator, clearance: float = 0.2):
+    """Electrodes uniformly on the sphere (m), their normalised coordinates in the ball's bounding
+    box (x ∈ [−1, 1], y, z ∈ [0, 1]), and points uniformly in 0.97 a at least ``clearance``·a
+    from every electrode. 0.2 a for training: next to a point electrode the direction of ∇Z
+    turns by 180° within any distance, which no finite network resolves, and a heart lies
+    several cm from the skin's electrodes."""
+    direction = _unit(rng.normal(size=(electrodes, 3)))
+    x = _unit(rng.normal(size=(40 * points, 3))) * 0.97 * a * rng.random((40 * points, 1)) ** (1 / 3)
+    x = x[np.linalg.norm(x[None] - a * direction[:, None], axis=-1).min(axis=0) > clearance * a][:points]
+    assert len(x) == points
+    normalised = np.column_stack([direction[:, 0], (direction[:, 1] + 1) / 2, (direction[:, 2] + 1) / 2])
+    return x, a * direction, normalised
+
+
+def test_closed_form_ball_gradient_matches_central_differences():
+    rng = np.random.default_rng(6)
+    for a in (0.08, 0.14):
+        x, e, _ = _ball_samples(a, 3, 200, rng)
+        h = 1e-6 * a
+        numeric = np.stack([(_ball_z(x + h * step, e, a) - _ball_z(x - h * step, e, a)) / (2 * h)
+                            for step in np.eye(3)], axis=-1)
+        assert np.allclose(_ball_gradient(x, e, a), numeric, rtol=1e-6, atol=0)
+
+
+def test_normalisation_round_trips_and_a_zero_residual_is_the_pseudo_lead_field():
+    rng = np.random.default_rng(7)
+    points, electrodes = rng.normal(size=(300, 3)) * 0.1, rng.normal(size=(5, 3)) * 0.2
+    grad_z = rng.normal(size=(5, 300, 3)) * 10.0 ** rng.uniform(-1, 4, (5, 300, 1))
+    pseudo = pseudo_lead_field_gradient(electrodes, points, 0.06)
+    for target, factor in (("full", 2.0), ("pseudo_residual", 1.0), ("pseudo_residual", 2.0)):
+        spec = SurrogateSpec(code_dim=1, target=target, pseudo_factor=factor, sigma0=0.06)
+        back = denormalise_target(spec, normalise_target(spec, grad_z, points, electrodes), points, electrodes)
+        # the residual form subtracts and adds κ∇Z*: round-off of order ε·|∇Z*|
+        scale = np.linalg.norm(grad_z, axis=-1) + np.linalg.norm(pseudo, axis=-1)
+        assert np.all(np.linalg.norm(back - grad_z, axis=-1) <= 1e-14 * scale)
+        if spec.residual:
+            zero = denormalise_target(spec, np.zeros_like(grad_z), points, electrodes)
+            assert np.array_equal(zero, factor * pseudo)  # κ = 1: exactly the pseudo lead field
+        else:
+            unit = denormalise_target(spec, pseudo_direction(points, electrodes), points, electrodes)
+            assert np.allclose(unit, pseudo, rtol=1e-12, atol=0)
+    distance = np.linalg.norm(electrodes[:, None] - points[None], axis=-1)
+    assert np.allclose(reference_magnitude(points, electrodes, 0.06), 1 / (4 * np.pi * 0.06 * distance**2),
+                       rtol=1e-12)
+
+
+def test_normalised_ball_targets_are_of_order_one_and_the_residual_vanishes_at_the_electrode():
+    a, rng = 0.1, np.random.default_rng(8)
+    x, e, _ = _ball_samples(a, 8, 2000, rng, clearance=0.002)
+    # and 300 points within 1e-4 a .. 0.05 a of electrode 0, inward (v·ê < −0.3 keeps them inside)
+    v = _unit(rng.normal(size=(3000, 3)))
+    v = v[v @ e[0] < -0.3 * a][:300]
+    x = np.vstack([x, e[0] + a * 10 ** rng.uniform(-4, np.log10(0.05), (300, 1)) * v])
+    grad_z = _ball_gradient(x, e, a)
+    distance = np.linalg.norm(x[None] - e[:, None], axis=-1)
+    assert np.linalg.norm(x, axis=1).max() < a and (distance < 0.05 * a).sum() >= 300
+    magnitude = np.linalg.norm(grad_z, axis=-1)
+    full, image, paper = (np.linalg.norm(normalise_target(SurrogateSpec(code_dim=1, target=target, pseudo_factor=k,
+                                                                        sigma0=SIGMA), grad_z, x, e), axis=-1)
+                          for target, k in (("full", 2.0), ("pseudo_residual", 2.0), ("pseudo_residual", 1.0)))
+    assert magnitude.max() / magnitude.min() > 1e4
+    # |∇Z|/|∇Z*| is 2 at the electrode (the image), 3 at the centre, 4 at the opposite pole
+    assert 2.0 - 1e-9 < full.min() and full.max() < 4.0
+    # κ = 2: ∇Z/|∇Z*| − 2u* = −R(d − R e/a)/(a u) with u ≥ R inside, so its norm is ≤ 2R/a → 0;
+    # κ = 1 leaves u* (norm 1) at the electrode
+    assert np.all(image <= 2 * distance / a + 1e-12)
+    assert np.all(paper[distance < 0.05 * a] > 0.9)
+    assert image.max() < paper.max()
+
+
+def test_loss_is_eq5_with_the_cosine_of_the_reconstructed_field():
+    rng = np.random.default_rng(9)
+    batch = {name: torch.as_tensor(rng.normal(size=(40, n)), dtype=torch.float32)
+             for name, n in (("x", 3), ("electrode", 3), ("code", 2), ("target", 3))}
+    batch["reference"] = torch.as_tensor(_unit(rng.normal(size=(40, 3))), dtype=torch.float32)
+    for target in ("full", "pseudo_residual"):
+        model = SurrogateModel(SurrogateSpec(code_dim=2, hidden=16, layers=2, inject_at=1, fourier_features=4,
+                                             lambda_cos=0.7, target=target))
+        with torch.no_grad():
+            p = model(batch["x"], batch["electrode"], batch["code"]).numpy().astype(np.float64)
+            loss, parts = model.training_loss(batch)
+        t = batch["target"].numpy().astype(np.float64)
+        mse = np.mean(np.sum((p - t) ** 2, axis=-1))
+        if target == "pseudo_residual":
+            p, t = p + batch["reference"].numpy(), t + batch["reference"].numpy()
+        cos = np.mean(1 - np.sum(p * t, axis=-1) / (np.linalg.norm(p, axis=-1) * np.linalg.norm(t, axis=-1)))
+        assert float(parts["mse"]) == pytest.approx(mse, rel=1e-5)
+        assert float(parts["cos"]) == pytest.approx(cos, rel=1e-4)
+        assert float(loss) == pytest.approx(mse + 0.7 * cos, rel=1e-5)
+        # a perfect prediction costs nothing
+        with torch.no_grad():
+            exact = {**batch, "target": model(batch["x"], batch["electrode"], batch["code"])}
+            assert float(model.training_loss(exact)[0]) < 1e-5
+
+
+# ---- rows, prediction and bad input -------------------------------------------------------------
+
+BOX = NormalisationBox((0.0, 0.0, 0.0), 150.0)  # mm: the largest ball (0.14 m) within 0.93
+
+
+def test_prediction_matches_the_training_rows_and_not_the_batch_size():
+    x, e, normalised = _ball_samples(0.1, 4, 50, np.random.default_rng(10))
+    grad_z = _ball_gradient(x, e, 0.1)
+    for target in ("full", "pseudo_residual"):
+        spec = SurrogateSpec(code_dim=1, hidden=16, layers=2, inject_at=1, fourier_features=4, target=target,
+                             sigma0=SIGMA)
+        network = LeadFieldNetwork(spec)
+        rows = training_rows(spec, BOX, x, e, normalised, np.array([0.3]), grad_z)
+        assert {name: tuple(t.shape) for name, t in rows.items()} == {
+            "x": (200, 3), "electrode": (200, 3), "code": (200, 1), "target": (200, 3),
+            **({"reference": (200, 3)} if target == "pseudo_residual" else {})}
+        with torch.no_grad():
+            output = network(rows["x"], rows["electrode"], rows["code"]).numpy().reshape(4, 50, 3)
+        expected = denormalise_target(spec, output, x, e)
+        whole = predict_gradient(network, x, e, normalised, np.array([0.3]), BOX)
+        assert np.allclose(whole, expected, rtol=1e-6, atol=0)
+        assert np.array_equal(predict_gradient(network, x, e, normalised, np.array([[0.3]]), BOX, batch_size=7), whole)
+
+
+@pytest.mark.parametrize("coordinates, message", [
+    ([1.05, 0.5, 0.5], "outside x in"),
+    ([0.0, -0.1, 0.5], "outside x in"),
+    ([0.0, 0.5, 1.2], "outside x in"),
+    ([120.0, 80.0, 300.0], "not mm"),
+])
+def test_electrodes_outside_the_normalised_range_are_refused(coordinates, message):
+    x, e, normalised = _ball_samples(0.1, 3, 20, np.random.default_rng(11))
+    network = LeadFieldNetwork(SurrogateSpec(code_dim=1, hidden=8, layers=2, inject_at=1, fourier_features=0))
+    normalised[1] = coordinates
+    with pytest.raises(ValueError, match=f"electrode 1 .*{message}"):
+        predict_gradient(network, x, e, normalised, np.zeros(1), BOX)
+    with pytest.raises(ValueError, match="electrode 1"):
+        training_rows(network.spec, BOX, x, e, normalised, np.zeros(1), _ball_gradient(x, e, 0.1))
+    normalised[1] = [1.01, 1.01, -0.01]  # within the tolerance
+    assert predict_gradient(network, x, e, normalised, np.zeros(1), BOX).shape == (3, 20, 3)
+
+
+def test_codes_of_another_dimension_and_mismatched_electrodes_are_refused():
+    x, e, normalised = _ball_samples(0.1, 3, 20, np.random.default_rng(12))
+    network = LeadFieldNetwork(SurrogateSpec(code_dim=16, hidden=8, layers=2, inject_at=1, fourier_features=0))
+    with pytest.raises(ValueError, match="codes of 16 entries"):
+        predict_gradient(network, x, e, normalised, np.zeros(23), BOX)
+    with pytest.raises(ValueError, match="codes of 16 entries"):
+        predict_gradient(network, x, e, normalised, np.zeros((2, 16)), BOX)
+    with pytest.raises(ValueError, match="3 normalised electrode coordinates"):
+        predict_gradient(network, x, e[:2], normalised, np.zeros(16), BOX)
+
+
+# ---- the analytic family: the homogeneous ball, radius as the code ------------------------------
+
+TRAIN_RADII = (0.08, 0.10, 0.12, 0.14)  # m
+HELD_OUT_RADII = (0.09, 0.13)
+#: The paper's mean angular error over the whole torso is below 5°; a smooth one-parameter family
+#: must be learned at least that well by a small network. Measured on the held-out radii after the
+#: budget below (CPU, 1 thread, seed 0): full 3.82°, residual κ=1 1.94°, residual κ=2 1.73°.
+TARGET_DEG = 5.0
+#: Same rows, budget and seeds for all: 16 epochs × 64 steps of 256 rows, Adam 3e-3 halved at
+#: half. Steps to TARGET_DEG on the held-out radii, measured: full 384 (epoch 6), residual κ=1
+#: 128 (epoch 2), residual κ=2 64 (epoch 1); errors after the first epoch 28.5°, 11.7°, 3.5°.
+BALL_TRAINING = TrainingSpec(epochs=16, batch_size=256, learning_rate=3e-3, lr_milestones=(0.5,), device="cpu",
+                             seed=0, checkpoint_every=16)
+
+
+#: (name, target, pseudo_factor): the paper's form, the residual to the paper's pseudo lead field,
+#: and the residual to its image-doubled form (the default)
+VARIANTS = (("full", "full", 2.0), ("residual κ=1", "pseudo_residual", 1.0), ("residual κ=2", "pseudo_residual", 2.0))
+
+
+def _code(a: float) -> np.ndarray:
+    return np.array([(a - 0.11) / 0.03])  # the radius, normalised to [−1, 1] over the training radii
+
+
+class HeldOutAngle(SurrogateModel):
+    """Validation loss = mean angular error (degrees) of ∇Z, taken on ∇Z/|∇Z*| (same direction)."""
+
+    def validation_loss(self, batch):
+        predicted, target = self(batch["x"], batch["electrode"], batch["code"]), batch["target"]
+        if self.spec.residual:
+            predicted, target = predicted + batch["reference"], target + batch["reference"]
+        angle = torch.atan2(torch.linalg.cross(predicted, target).norm(dim=-1), (predicted * target).sum(dim=-1))
+        return torch.rad2deg(angle).mean(), {}
+
+
+@pytest.fixture(scope="module")
+def ball_runs(tmp_path_factory) -> dict[str, dict]:
+    """The VARIANTS trained through the backbone on the same rows, with the held-out radii as
+    validation rows: final held-out error (from predict_gradient) and per-epoch errors.
+
+    A tiny network: 3 layers of 64, the code and electrode injected after the second (after the
+    last, the output would be affine in them: 22° instead of 4.5° for the full form, measured),
+    8 Fourier features of scale 0.5 per normalised unit (the ball is ≤ 0.93 units across its
+    radius and its field is smooth on that scale)."""
+    rng = np.random.default_rng(13)
+    train = {a: _ball_samples(a, 16, 256, rng) for a in TRAIN_RADII}
+    held = {a: _ball_samples(a, 8, 512, rng) for a in HELD_OUT_RADII}
+    runs = {}
+    for name, target, factor in VARIANTS:
+        spec = SurrogateSpec(code_dim=1, hidden=64, layers=3, inject_at=2, fourier_features=8, fourier_scale=0.5,
+                             target=target, pseudo_factor=factor, sigma0=SIGMA, seed=0)
+
+        def table(samples: dict) -> TensorTable:
+            rows = [training_rows(spec, BOX, x, e, n, _code(a), _ball_gradient(x, e, a))
+                    for a, (x, e, n) in samples.items()]
+            return TensorTable({column: torch.cat([r[column] for r in rows]) for column in rows[0]})
+
+        model = HeldOutAngle(spec)
+        result = fit(model, table(train), BALL_TRAINING, tmp_path_factory.mktemp("ball"), validation=table(held))
+        errors = [angular_error_deg(predict_gradient(model.network, x, e, n, _code(a), BOX), _ball_gradient(x, e, a))
+                  for a, (x, e, n) in held.items()]
+        runs[name] = {"final": float(np.mean(errors)), "history": [row["validation_loss"] for row in result.history],
+                      "steps_per_epoch": math.ceil(16 * 256 * len(TRAIN_RADII) / BALL_TRAINING.batch_size)}
+        print(f"{name}: held-out mean angular error {runs[name]['final']:.2f}°, per epoch "
+              + " ".join(f"{v:.1f}" for v in runs[name]["history"]))
+    return runs
+
+
+def test_surrogate_learns_the_ball_family_on_held_out_radii(ball_runs):
+    for name, run in ball_runs.items():
+        assert run["final"] < TARGET_DEG, name
+        # the validation hook measures what predict_gradient + angular_error_deg measure
+        assert run["history"][-1] == pytest.approx(run["final"], rel=1e-3)
+    assert ball_runs["residual κ=2"]["final"] < ball_runs["full"]["final"]
+
+
+def test_pseudo_residual_reaches_the_target_error_in_fewer_steps(ball_runs):
+    steps = {}
+    for name, run in ball_runs.items():
+        reached = [epoch for epoch, error in enumerate(run["history"], start=1) if error < TARGET_DEG]
+        steps[name] = reached[0] * run["steps_per_epoch"] if reached else math.inf
+    print(f"steps to {TARGET_DEG}° on held-out radii: {steps}")
+    assert 2 * steps["residual κ=1"] <= steps["full"]
+    assert steps["residual κ=2"] <= steps["residual κ=1"]
