@@ -129,9 +129,8 @@ def train_shape_model_job(store: str | Path, section: Mapping[str, Any], out_mod
                 "store": str(Path(store).resolve())}
     result = fit(model, table, training, workdir, settings=settings, name="DeepSDF")
     write_history(result.history, out_losses, out_plot, title=f"DeepSDF, {len(fit_ids)} patients")
-    config = {k: v for k, v in section.items()}
     save_model(out_model, result.state_dict, {
-        "kind": "deepsdf", "config": config, "spec": spec.to_config(), "normalisation": box.to_dict(),
+        "kind": "deepsdf", "config": dict(section), "spec": spec.to_config(), "normalisation": box.to_dict(),
         "training_patients": fit_ids, "validation_patients": validation_ids,
         "sdf_sampling": json.loads(cohort.attrs.get("config", "{}")).get("encoding", {}).get("sdf", {}),
         "training": {"epochs": training.epochs, "final_loss": result.history[-1]["loss"],

@@ -121,12 +121,6 @@ def fit(model: TrainableModel, table: TensorTable | StreamedTable, spec: Trainin
     task = _Task(model, table, spec)
     loader = torch.utils.data.DataLoader(_Rows(table), batch_size=None,
                                          sampler=_EpochBatches(table, spec.batch_size, spec.seed))
-    with _quiet_lightning():
-        trainer = pl.Trainer(
-            max_epochs=spec.epochs, accelerator="gpu" if device.type == "cuda" else "cpu", devices=1,
-            precision=precision, deterministic=device.type == "cpu", logger=False, enable_progress_bar=False,
-            enable_model_summary=False, enable_checkpointing=False, num_sanity_val_steps=0, limit_val_batches=0,
-            callbacks=[progress], default_root_dir=str(workdir), use_distributed_sampler=False)
     log.info("%s: %d rows (%s, %.1f MB%s), batch %d, %d epochs, device %s, precision %s%s", name, len(table),
              "resident" if table.resident else "streamed", getattr(table, "nbytes", 0) / 1e6,
              f", validation {len(validation)} rows" if validation is not None else "", spec.batch_size, spec.epochs,
@@ -135,8 +129,16 @@ def fit(model: TrainableModel, table: TensorTable | StreamedTable, spec: Trainin
     with warnings.catch_warnings(), _quiet_lightning():
         warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        # Lightning's SLURM detection suggests srun whenever the command exists; Snakemake's
+        # SLURM executor already runs each job in its own allocation
+        warnings.filterwarnings("ignore", message="The `srun` command is available")
         warnings.filterwarnings("ignore", message=".*is a bit low.*")
         warnings.filterwarnings("ignore", message=".*LightningModule.*`training_step`.*")
+        trainer = pl.Trainer(
+            max_epochs=spec.epochs, accelerator="gpu" if device.type == "cuda" else "cpu", devices=1,
+            precision=precision, deterministic=device.type == "cpu", logger=False, enable_progress_bar=False,
+            enable_model_summary=False, enable_checkpointing=False, num_sanity_val_steps=0, limit_val_batches=0,
+            callbacks=[progress], default_root_dir=str(workdir), use_distributed_sampler=False)
         trainer.fit(task, train_dataloaders=loader, ckpt_path=str(checkpoint) if resume else None)
     seconds = time.perf_counter() - start
     final = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
