@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
@@ -51,7 +51,7 @@ class TrainingSpec:
     def from_config(cls, section: Mapping[str, Any], **overrides: Any) -> "TrainingSpec":
         """From a config section's keys (unknown keys are ignored, so a model's whole section
         can be passed); ``overrides`` win."""
-        names = {f for f in cls.__dataclass_fields__}
+        names = set(cls.__dataclass_fields__)
         values = {k: v for k, v in section.items() if k in names}
         values.update(overrides)
         if "lr_milestones" in values:
@@ -78,4 +78,3 @@ class FitResult:
     resumed_from_epoch: int = 0
     seconds: float = 0.0
     samples_per_second: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
