@@ -1,18 +1,22 @@
 # ecgcohort — the two commands a user needs:
 #   make run    set up .venv if missing, then run the workflow on config/config.yaml
 #   make test   set up .venv if missing, then run the whole test suite
+#   make report the HTML report of the last run (results/report.html)
 CORES ?= $(shell nproc)
 SNAKEMAKE_ARGS ?=
 PYTEST_ARGS ?=
 VENV := .venv
 
-.PHONY: run test env lock lint docs clean-results
+.PHONY: run test report env lock lint docs clean-results
 
 run: env
 	$(VENV)/bin/snakemake --profile profiles/local --cores $(CORES) $(SNAKEMAKE_ARGS)
 
 test: env
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+report: env
+	$(VENV)/bin/snakemake --profile profiles/local --cores 1 $(SNAKEMAKE_ARGS) --report results/report.html
 
 env:
 	@tools/setup-env.sh

@@ -2,6 +2,7 @@
 
     snakemake --cores N                      # workstation (or: make run)
     snakemake --profile profiles/slurm       # SLURM cluster
+    snakemake --report results/report.html   # the HTML report of a finished run (or: make report)
 """
 
 import sys
@@ -34,6 +35,8 @@ include: "workflow/rules/leadfield.smk"
 include: "workflow/rules/ecg.smk"
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/encoding.smk"
+include: "workflow/rules/surrogate.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
@@ -47,4 +50,6 @@ rule all:
         rules.ecgs.input,
         rules.dataset.input,
         rules.encodings.input,
+        rules.surrogates.input,
+        rules.stage_timings.output,
     default_target: True

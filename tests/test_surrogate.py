@@ -221,16 +221,19 @@ def test_loss_is_eq5_with_the_cosine_of_the_reconstructed_field():
     batch = {name: torch.as_tensor(rng.normal(size=(40, n)), dtype=torch.float32)
              for name, n in (("x", 3), ("electrode", 3), ("code", 2), ("target", 3))}
     batch["reference"] = torch.as_tensor(_unit(rng.normal(size=(40, 3))), dtype=torch.float32)
-    for target in ("full", "pseudo_residual"):
+    for target, weighting in (("full", "uniform"), ("pseudo_residual", "uniform"), ("pseudo_residual", "relative")):
         model = SurrogateModel(SurrogateSpec(code_dim=2, hidden=16, layers=2, inject_at=1, fourier_features=4,
-                                             lambda_cos=0.7, target=target))
+                                             lambda_cos=0.7, target=target, weighting=weighting))
         with torch.no_grad():
             p = model(batch["x"], batch["electrode"], batch["code"]).numpy().astype(np.float64)
             loss, parts = model.training_loss(batch)
         t = batch["target"].numpy().astype(np.float64)
-        mse = np.mean(np.sum((p - t) ** 2, axis=-1))
+        squared = np.sum((p - t) ** 2, axis=-1)
         if target == "pseudo_residual":
             p, t = p + batch["reference"].numpy(), t + batch["reference"].numpy()
+        # relative: the squared error of ∇Z over |∇Z|², both in units of |∇Z*|
+        weights = 1 / (np.sum(t ** 2, axis=-1) + 0.01) if weighting == "relative" else 1.0
+        mse = np.mean(weights * squared)
         cos = np.mean(1 - np.sum(p * t, axis=-1) / (np.linalg.norm(p, axis=-1) * np.linalg.norm(t, axis=-1)))
         assert float(parts["mse"]) == pytest.approx(mse, rel=1e-5)
         assert float(parts["cos"]) == pytest.approx(cos, rel=1e-4)
@@ -300,7 +303,8 @@ TRAIN_RADII = (0.08, 0.10, 0.12, 0.14)  # m
 HELD_OUT_RADII = (0.09, 0.13)
 #: The paper's mean angular error over the whole torso is below 5°; a smooth one-parameter family
 #: must be learned at least that well by a small network. Measured on the held-out radii after the
-#: budget below (CPU, 1 thread, seed 0): full 3.82°, residual κ=1 1.94°, residual κ=2 1.73°.
+#: budget below (CPU, 1 thread, seed 0): full 3.82°, residual κ=1 1.94°, residual κ=2 1.73°
+#: (1.62° with the relative weighting).
 TARGET_DEG = 5.0
 #: Same rows, budget and seeds for all: 16 epochs × 64 steps of 256 rows, Adam 3e-3 halved at
 #: half. Steps to TARGET_DEG on the held-out radii, measured: full 384 (epoch 6), residual κ=1
@@ -311,7 +315,9 @@ BALL_TRAINING = TrainingSpec(epochs=16, batch_size=256, learning_rate=3e-3, lr_m
 
 #: (name, target, pseudo_factor): the paper's form, the residual to the paper's pseudo lead field,
 #: and the residual to its image-doubled form (the default)
-VARIANTS = (("full", "full", 2.0), ("residual κ=1", "pseudo_residual", 1.0), ("residual κ=2", "pseudo_residual", 2.0))
+#: and the default with the relative weighting of the workflow's config
+VARIANTS = (("full", "full", 2.0, "uniform"), ("residual κ=1", "pseudo_residual", 1.0, "uniform"),
+            ("residual κ=2", "pseudo_residual", 2.0, "uniform"), ("residual κ=2, relative", "pseudo_residual", 2.0, "relative"))
 
 
 def _code(a: float) -> np.ndarray:
@@ -342,9 +348,9 @@ def ball_runs(tmp_path_factory) -> dict[str, dict]:
     train = {a: _ball_samples(a, 16, 256, rng) for a in TRAIN_RADII}
     held = {a: _ball_samples(a, 8, 512, rng) for a in HELD_OUT_RADII}
     runs = {}
-    for name, target, factor in VARIANTS:
+    for name, target, factor, weighting in VARIANTS:
         spec = SurrogateSpec(code_dim=1, hidden=64, layers=3, inject_at=2, fourier_features=8, fourier_scale=0.5,
-                             target=target, pseudo_factor=factor, sigma0=SIGMA, seed=0)
+                             target=target, pseudo_factor=factor, weighting=weighting, sigma0=SIGMA, seed=0)
 
         def table(samples: dict) -> TensorTable:
             rows = [training_rows(spec, BOX, x, e, n, _code(a), _ball_gradient(x, e, a))

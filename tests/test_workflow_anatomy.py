@@ -1,10 +1,12 @@
 """The whole workflow through Snakemake on a two-patient cohort: anatomy, meshes, fibres,
 Purkinje trees and activation, lead fields, ECGs, the dataset, the encodings (SDF samples,
-PCA codes, DeepSDF training, MAP inference, Chamfer evaluation) — and the README's Python
-examples, run against those results."""
+PCA codes, DeepSDF training, MAP inference, Chamfer evaluation), the lead-field surrogates
+(training, evaluation, Table 1), the HTML report — and the README's Python examples, run
+against those results."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
@@ -38,6 +40,9 @@ def two_patients(default_config: dict) -> dict:
                     "inference": {"iterations": 30, "points_per_iteration": 1024},
                     "evaluation": {"grid_resolution": 24}},
     }
+    config["surrogate"] = {"hidden": 32, "layers": 3, "inject_at": 2, "fourier_features": 8,
+                           "training": {"epochs": 2, "batch_size": 4096},
+                           "evaluation": {"timing_points": 4096}}
     return config
 
 
@@ -126,6 +131,8 @@ def test_two_patients_go_through_every_stage(workflow_copy, default_config, repo
         assert (encoding / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
     assert (root / "train-0000/encoding/sdf.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+    check_surrogate_stage(workflow_copy.root)
+
     # a change to the DeepSDF training re-runs training and what follows, not the dataset
     config = two_patients(default_config)
     config["encoding"]["deepsdf"]["training"]["epochs"] = 5
@@ -133,9 +140,35 @@ def test_two_patients_go_through_every_stage(workflow_copy, default_config, repo
     plan = workflow_copy.snakemake("--dry-run")
     assert plan.returncode == 0, plan.stderr[-3000:]
     jobs = set(re.findall(r"^rule (\w+):", plan.stdout, re.M))
-    assert "train_shape_model" in jobs and "evaluate_shape_model" in jobs
+    assert {"train_shape_model", "evaluate_shape_model", "train_surrogate"} <= jobs
     assert not jobs & {"assemble_dataset", "sample_sdf", "pca_codes", "compute_lead_fields"}, jobs
+    # a change to the surrogate's evaluation re-evaluates; its training and the encodings stay
+    config = two_patients(default_config)
+    config["surrogate"]["evaluation"]["heart_margin_mm"] = 5.0
+    workflow_copy.write_config(config)
+    plan = workflow_copy.snakemake("--dry-run")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    jobs = set(re.findall(r"^rule (\w+):", plan.stdout, re.M))
+    assert {"evaluate_surrogate", "summarize_surrogate"} <= jobs
+    assert not jobs & {"train_surrogate", "train_shape_model", "assemble_dataset"}, jobs
     workflow_copy.write_config(two_patients(default_config))
+
+    # the HTML report holds Table 1 and the figures
+    report = workflow_copy.snakemake("--report", "results/report.html")
+    assert report.returncode == 0, report.stderr[-3000:]
+    html = (workflow_copy.root / "results/report.html").read_text()
+
+    def embedded(name: str) -> bytes:
+        found = re.search(rf"filename={re.escape(name)};base64,([A-Za-z0-9+/=]+)", html)
+        assert found, f"{name} is not in the report"
+        return base64.b64decode(found.group(1))
+
+    table1 = embedded("table1.csv").decode()
+    assert "DeepSDF-based (paper)" in table1 and "pseudo lead field" in table1 and "PCA, pseudo_residual" in table1
+    for png in ("fig6_error_cdf.png", "fig7_electrode_errors.png", "fig8_torso_maps.png", "fig9_ecg.png",
+                "chamfer.png", "stage_timings.png", "anatomy.png"):
+        assert embedded(png)[:8] == b"\x89PNG\r\n\x1a\n", png
+    assert "Table 1 (paper 1)" in html
 
     # every Python example of the README runs against these results
     examples = re.findall(r"```python\n(.*?)```", (repo / "README.md").read_text(), re.S)
@@ -161,3 +194,55 @@ def test_an_impossible_patient_fails_clearly_and_keeps_what_was_computed(workflo
     assert not list((workflow_copy.root / "results/patients/train-0000").glob("anatomy/.*part*"))
     assert (workflow_copy.root / "results/patients/train-0000/parameters.json").exists()
     assert (workflow_copy.root / "results/shapes/heart.npz").exists()
+
+
+def check_surrogate_stage(root):
+    """The surrogates of the two-patient run: models trained on the training patient only, the
+    test patient evaluated with both encodings, Table 1, and the lead-matrix path recomputing the
+    FEM lead matrix and ECG from the FEM ∇Z per cell (the code the surrogate's ECG goes through)."""
+    from ecgcohort.dataset import open_patient_mesh
+    from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
+    from ecgcohort.surrogate.jobs import evaluate_surrogate_job
+    from ecgcohort.surrogate.model import ecg_from_lead_matrix, load_surrogate, read_code_table
+    from ecgcohort.conduction.action_potential import action_potential_template
+    from ecgcohort.ecg.forward import time_grid_ms
+
+    surrogate = root / "results/surrogate"
+    for encoding in ("pca", "deepsdf"):
+        model = load_surrogate(surrogate / encoding / "pseudo_residual/model.pt")
+        assert model.metadata["training_patients"] == ["train-0000"] and model.encoding == encoding
+        summary = json.loads((surrogate / encoding / "pseudo_residual/evaluation/test-0000.json").read_text())
+        for kind in ("surrogate", "pseudo"):
+            assert 0 < summary[kind]["angular_error_heart_deg"] < 90
+            assert set(summary[kind]["ecg"]) == {"sinus", "lbbb", "crt", "pacing-00", "pacing-01"}
+        assert summary["timing"]["fem_total_s_per_lead"] > 0
+    table = pd.read_csv(surrogate / "table1.csv")
+    assert list(table.model) == ["PCA, pseudo_residual", "pseudo lead field", "DeepSDF, pseudo_residual",
+                                 "PCA-based (paper)", "DeepSDF-based (paper)"]
+    assert "3.89° ± 0.51°" in (surrogate / "table1.md").read_text()
+
+    store = root / "results/dataset/cohort.zarr"
+    mesh = open_patient_mesh(store, "test-0000").compute()
+    cohort = open_cohort(store).sel(patient="test-0000").compute()
+    model = load_surrogate(surrogate / "deepsdf/pseudo_residual/model.pt")
+    code = read_code_table(root / "results/encoding/deepsdf/codes.csv", "deepsdf").code("test-0000")
+    model.cell_gradient = lambda *args, **kwargs: mesh.grad_lead_field_cell.values  # the FEM ∇Z per cell
+    intracellular = intracellular_tensors(mesh.fibre_direction.values, Conductivities.from_config({}))
+    lead = model.lead_matrix(mesh.node_position.values, mesh.tetrahedra.values, intracellular,
+                             cohort.electrode_position.values, cohort.electrode_normalised_position.values, code)
+    np.testing.assert_allclose(lead, mesh.lead_matrix.values, rtol=1e-5, atol=1e-6 * np.abs(lead).max())
+    template = action_potential_template(1000.0, cache_dir=root / "results/cache/action_potential")
+    _, leads = ecg_from_lead_matrix(lead, [str(e) for e in cohort.electrode.values],
+                                    mesh.activation_time.sel(scenario="lbbb").values * 1e3,
+                                    mesh.apd_scale.sel(scenario="lbbb").values, time_grid_ms(500.0, 1.0), template)
+    stored = cohort.lead_ecg.sel(scenario="lbbb").values
+    assert np.linalg.norm(leads - stored) / np.linalg.norm(stored) < 1e-5
+
+    # a training patient is refused by the evaluation, before anything is written
+    with pytest.raises(ValueError, match="train-0000 trained the surrogate"):
+        evaluate_surrogate_job(patient="train-0000", store=store, model_path=surrogate / "pca/pseudo_residual/model.pt",
+                               codes_csv=root / "results/encoding/pca/codes.csv", evaluation={"device": "cpu"},
+                               conductivities={}, duration_ms=500.0, dt_ms=1.0, cycle_length_ms=1000.0,
+                               template_cache_dir=root / "results/cache/action_potential",
+                               out_json=root / "refused.json", out_npz=root / "refused.npz")
+    assert not (root / "refused.json").exists()

@@ -74,7 +74,8 @@ rule preview_anatomy:
         torso=rules.assemble_anatomy.output.torso,
         electrodes=rules.place_electrodes.output.electrodes,
     output:
-        preview="results/patients/{patient}/anatomy/anatomy.png",
+        preview=report("results/patients/{patient}/anatomy/anatomy.png", caption=caption("anatomy"),
+                       category="Cohort", subcategory="Anatomies", labels={"patient": "{patient}"}),
     log:
         "results/logs/patients/{patient}/preview_anatomy.log",
     benchmark:

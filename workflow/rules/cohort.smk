@@ -1,8 +1,10 @@
 rule sample_cohort:
     output:
-        table="results/cohort/cohort.csv",
+        table=report("results/cohort/cohort.csv", caption=caption("cohort_table"), category="Cohort",
+                     subcategory="Sampling", labels={"table": "parameters"}),
         columns="results/cohort/cohort.json",
-        preview="results/cohort/cohort.png",
+        preview=report("results/cohort/cohort.png", caption=caption("cohort"), category="Cohort",
+                       subcategory="Sampling", labels={"figure": "parameters"}),
     params:
         cohort=config["cohort"],
     log:

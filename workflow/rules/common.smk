@@ -21,9 +21,12 @@ def scaled(base):
     return lambda wildcards, attempt: base * attempt
 
 
+LEARNING_SECTIONS = ("encoding", "surrogate")
+
+
 def data_config(config):
     """The config without the learning sections: what the cohort dataset depends on."""
-    data = {key: value for key, value in config.items() if key != "encoding"}
+    data = {key: value for key, value in config.items() if key not in LEARNING_SECTIONS}
     data["encoding"] = {"sdf": config["encoding"]["sdf"]}
     return data
 
@@ -39,3 +42,14 @@ def shape_role(wildcards):
 def gpu_resources(section):
     """``gpu=1`` for the scheduler when a training section asks for CUDA."""
     return 1 if section["training"]["device"] == "cuda" else 0
+
+
+def surrogate_network_section(section):
+    """What a trained network depends on: the section without the evaluation settings and the
+    lists of models to train."""
+    return {key: value for key, value in section.items() if key not in ("evaluation", "encodings", "targets")}
+
+
+def caption(name):
+    """A report caption file of workflow/report/ (path relative to the rules folder)."""
+    return f"../report/{name}.rst"

@@ -7,7 +7,8 @@ rule compute_ecg:
         electrodes=rules.place_electrodes.output.electrodes,
     output:
         ecg="results/patients/{patient}/ecg/{scenario}.npz",
-        preview="results/patients/{patient}/ecg/{scenario}.png",
+        preview=report("results/patients/{patient}/ecg/{scenario}.png", caption=caption("ecg"), category="Cohort",
+                       subcategory="ECGs", labels={"patient": "{patient}", "scenario": "{scenario}"}),
     params:
         conductivities=config["leadfield"]["conductivity_s_per_m"],
         duration_ms=config["ecg"]["duration_ms"],

@@ -62,7 +62,8 @@ rule train_shape_model:
     output:
         model="results/encoding/deepsdf/model.pt",
         losses="results/encoding/deepsdf/losses.csv",
-        plot="results/encoding/deepsdf/losses.png",
+        plot=report("results/encoding/deepsdf/losses.png", caption=caption("deepsdf_losses"),
+                    category="Geometry encodings", subcategory="DeepSDF training", labels={"figure": "losses"}),
     params:
         deepsdf={key: value for key, value in DEEPSDF.items() if key not in ("inference", "evaluation")},
         # checkpoints for resuming a killed job; not an output, so a rerun finds them
@@ -158,8 +159,10 @@ rule evaluate_shape_model:
     input:
         chamfer=expand(rules.evaluate_shape_code.output.chamfer, patient=PATIENTS),
     output:
-        table="results/encoding/deepsdf/chamfer.csv",
-        heatmap="results/encoding/deepsdf/chamfer.png",
+        table=report("results/encoding/deepsdf/chamfer.csv", caption=caption("chamfer_table"),
+                     category="Geometry encodings", subcategory="Chamfer distances", labels={"table": "per patient"}),
+        heatmap=report("results/encoding/deepsdf/chamfer.png", caption=caption("chamfer"),
+                       category="Geometry encodings", subcategory="Chamfer distances", labels={"figure": "heat map"}),
     log:
         "results/logs/encoding/evaluate_shape_model.log",
     benchmark:

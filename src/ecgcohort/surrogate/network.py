@@ -53,6 +53,10 @@ from ecgcohort.learning.layers import FourierFeatures, SkipMLP, derived_seed
 from ecgcohort.learning.spec import TrainableModel
 
 TARGETS: tuple[str, ...] = ("full", "pseudo_residual")
+WEIGHTINGS: tuple[str, ...] = ("uniform", "relative")
+#: Floor of |∇Z/|∇Z*|| in the relative weighting: rows where ∇Z nearly vanishes against ∇Z*
+#: (saddles of Z) are weighted as if |∇Z| were 0.1 |∇Z*| rather than without bound.
+RELATIVE_FLOOR = 0.1
 
 #: Slack on the normalised electrode range. The coordinates come from the torso's own bounding
 #: box, so an electrode on the skin is inside by construction; 0.02 (6–12 mm of a 300–600 mm
@@ -90,6 +94,15 @@ class SurrogateSpec:
       exactly (module docstring). At equal budgets the residual form beat ``full`` in the ball
       of the tests and in issue 12's cohort reference (12.7° against 19.6°), and κ = 2 beat
       κ = 1 in the ball. ``full`` is the paper's form.
+    * ``weighting="uniform"``: eq. 5's MSE on the normalised target. ``relative`` divides each
+      row's squared error by |t|² (t = ∇Z/|∇Z*|, floored at :data:`RELATIVE_FLOOR`): the squared
+      relative error of ∇Z. In a torso t is not O(1) everywhere as in the ball: far from an
+      electrode the insulated body confines the current, ∇Z decays more slowly than 1/R², and t
+      reaches 25 (median 2.2 in the myocardium, 4.5 in the torso, 99th percentile 6–23 per
+      electrode on train-0000 of the default cohort), so the uniform MSE is dominated by the far
+      torso. On the default cohort (4 epochs, DeepSDF codes, residual form) the relative
+      weighting lowered the test patients' heart angular error from 16.3° to 14.9° and their
+      ECG error from 0.86 to 0.58; the workflow's config default is ``relative``.
     * ``sigma0=0.06`` S/m: the torso conductivity of the lead fields (paper, Potse 2006); the
       normalisation scales targets by 4πσ0R², so a model is tied to the σ0 it was trained with.
     """
@@ -103,6 +116,7 @@ class SurrogateSpec:
     lambda_cos: float = 1.0
     target: str = "pseudo_residual"
     pseudo_factor: float = 2.0
+    weighting: str = "uniform"
     sigma0: float = 0.06
     seed: int = 0
 
@@ -116,6 +130,8 @@ class SurrogateSpec:
             raise ValueError("fourier_scale and sigma0 must be > 0, lambda_cos and pseudo_factor >= 0")
         if self.target not in TARGETS:
             raise ValueError(f"target '{self.target}' is not one of {', '.join(TARGETS)}")
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting '{self.weighting}' is not one of {', '.join(WEIGHTINGS)}")
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> "SurrogateSpec":
@@ -162,7 +178,8 @@ class SurrogateModel(TrainableModel):
     ``pseudo_residual``, ``reference`` (B, 3) = κu*, the pseudo part of ∇Z/|∇Z*| (see
     :func:`training_rows`).
 
-    Loss = mean over rows of ‖NN − target‖² + λ_cos (1 − cos(t̂, t)), cos with the paper's ε,
+    Loss = mean over rows of w‖NN − target‖² + λ_cos (1 − cos(t̂, t)), cos with the paper's ε,
+    w = 1 (``weighting="uniform"``, eq. 5) or 1/(|t|² + 0.1²) (``relative``),
     where t̂, t are the prediction and target of ∇Z/|∇Z*| (NN and target themselves for
     ``full``; κu* + NN and κu* + target for ``pseudo_residual``). The cosine must be taken there:
     that is the direction of ∇Z, the one evaluated, whereas the residual's direction is not —
@@ -180,10 +197,13 @@ class SurrogateModel(TrainableModel):
     def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         predicted = self.network(batch["x"], batch["electrode"], batch["code"]).float()
         target = batch["target"].float()
-        mse = (predicted - target).square().sum(dim=-1).mean()
+        squared = (predicted - target).square().sum(dim=-1)
         if self.spec.residual:
             reference = batch["reference"].float()
             predicted, target = predicted + reference, target + reference
+        if self.spec.weighting == "relative":
+            squared = squared / (target.square().sum(dim=-1) + RELATIVE_FLOOR ** 2)
+        mse = squared.mean()
         cosine = (predicted * target).sum(dim=-1) / (predicted.norm(dim=-1) * target.norm(dim=-1) + COSINE_EPS)
         cos = (1.0 - cosine).mean()
         return mse + self.spec.lambda_cos * cos, {"mse": mse.detach(), "cos": cos.detach()}

@@ -1,0 +1,179 @@
+"""Figures of the surrogate evaluation (paper 1, Figs. 6–9), from the per-patient arrays of
+``evaluate_surrogate`` keyed by (encoding, target, patient). Every figure shows the pseudo lead
+field beside the surrogates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ecgcohort.io import atomic_path
+
+Arrays = Mapping[tuple[str, str, str], Mapping[str, np.ndarray]]
+PSEUDO_COLOUR = "0.45"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(figure, path: str | Path) -> None:
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=110, format="png")
+    _pyplot().close(figure)
+
+
+def _curves(arrays: Arrays, models: Sequence[tuple[str, str]], patients: Sequence[str]):
+    """(label, colour, style, per-patient arrays of the kind) for each model, then the pseudo lead field."""
+    from ecgcohort.surrogate.report import PSEUDO, model_label
+
+    for k, (encoding, target) in enumerate(models):
+        yield (model_label(encoding, target), f"C{k}", "-", "surrogate",
+               [arrays[(encoding, target, p)] for p in patients])
+    yield PSEUDO, PSEUDO_COLOUR, "--", "pseudo", [arrays[(*models[0], p)] for p in patients]
+
+
+def error_cdfs(arrays: Arrays, models: Sequence[tuple[str, str]], patients: Sequence[str], path: str | Path) -> None:
+    """Fig. 6: CDFs of the angular and relative magnitude errors over the torso and over the
+    heart + margin; per curve the mean CDF over test patients, the min–max band, and dashed
+    marks at the pooled median and 95th percentile."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(2, 2, figsize=(11, 8))
+    grids = {"angle": np.linspace(0, 90, 361), "magnitude": np.linspace(0, 2, 401)}
+    for row, (quantity, unit) in enumerate((("angle", "angular error (°)"), ("magnitude", "relative magnitude error"))):
+        for column, region in enumerate(("torso", "heart")):
+            axis = axes[row, column]
+            for label, colour, style, kind, per_patient in _curves(arrays, models, patients):
+                samples = [a[f"{quantity}_{kind}"][:, a["heart"]] if region == "heart" else a[f"{quantity}_{kind}"]
+                           for a in per_patient]
+                samples = [np.asarray(s, dtype=np.float64).ravel() for s in samples]
+                cdfs = np.array([np.searchsorted(np.sort(s), grids[quantity], side="right") / s.size for s in samples])
+                axis.plot(grids[quantity], cdfs.mean(axis=0), color=colour, ls=style, label=label)
+                axis.fill_between(grids[quantity], cdfs.min(axis=0), cdfs.max(axis=0), color=colour, alpha=0.15)
+                pooled = np.concatenate(samples)
+                for q in np.percentile(pooled, [50, 95]):
+                    axis.axvline(q, color=colour, ls=":", lw=0.8)
+            axis.set_xlabel(unit)
+            axis.set_ylabel("fraction of (electrode, point) pairs")
+            axis.set_title(f"{'whole torso' if region == 'torso' else 'heart + margin'}")
+            axis.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8, loc="lower right")
+    figure.suptitle(f"Errors of ∇Z against FEM over {len(patients)} test patients "
+                    "(mean CDF, min–max band; dotted: median and 95th percentile)")
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def _per_electrode(per_patient, kind: str) -> tuple[list[str], np.ndarray]:
+    """Electrode names of the first patient and each one's angular error in the heart region,
+    averaged over patients (electrodes matched by name)."""
+    names = [str(n) for n in per_patient[0]["electrode_names"]]
+    values = np.array([[a[f"angle_{kind}"][list(a["electrode_names"]).index(n)][a["heart"]].mean() for n in names]
+                       for a in per_patient])
+    return names, values.mean(axis=0)
+
+
+def electrode_errors(arrays: Arrays, models: Sequence[tuple[str, str]], patients: Sequence[str],
+                     path: str | Path) -> None:
+    """Fig. 7: mean angular error in the heart region per electrode (standard electrodes and the
+    anterior array), averaged over test patients."""
+    plt = _pyplot()
+    curves = list(_curves(arrays, models, patients))
+    kinds = [str(k) for k in curves[0][4][0]["electrode_kinds"]]
+    figure, axes = plt.subplots(2, 1, figsize=(12, 7))
+    for axis, wanted in zip(axes, ("standard", "anterior")):
+        width = 0.8 / len(curves)
+        for k, (label, colour, _, kind, per_patient) in enumerate(curves):
+            names, values = _per_electrode(per_patient, kind)
+            chosen = [j for j, c in enumerate(kinds) if c == wanted]
+            axis.bar(np.arange(len(chosen)) + (k - (len(curves) - 1) / 2) * width, values[chosen], width,
+                     color=colour, label=label, hatch="//" if kind == "pseudo" else None)
+        axis.set_xticks(np.arange(len(chosen)), [names[j] for j in chosen], rotation=0 if wanted == "standard" else 60)
+        axis.set_ylabel("angular error (°)")
+        axis.set_title(f"{wanted} electrodes")
+        axis.grid(alpha=0.3, axis="y")
+    axes[0].legend(fontsize=8)
+    figure.suptitle(f"Mean angular error of ∇Z in the heart region per electrode ({len(patients)} test patients)")
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def torso_maps(arrays: Arrays, models: Sequence[tuple[str, str]], patients: Sequence[str],
+               scenarios: Sequence[str], path: str | Path) -> None:
+    """Fig. 8: on the anterior torso (normalised coordinates x, z; every test patient's
+    electrodes), (A) the mean angular error in the heart region per electrode and (B, C …) the
+    RMSE of the unipolar ECG against FEM per electrode for the given scenarios; one row per
+    model and one for the pseudo lead field."""
+    plt = _pyplot()
+    curves = list(_curves(arrays, models, patients))
+    available = [str(s) for s in curves[0][4][0]["scenarios"]]
+    shown = [s for s in scenarios if s in available] or available[:1]
+    figure, axes = plt.subplots(len(curves), 1 + len(shown), figsize=(4 * (1 + len(shown)), 3.6 * len(curves)),
+                                squeeze=False)
+    angle_max = max(np.percentile(np.concatenate([a[f"angle_{kind}"][:, a["heart"]].mean(axis=1) for a in pp]), 95)
+                    for _, _, _, kind, pp in curves)
+    for row, (label, _, _, kind, per_patient) in enumerate(curves):
+        x = np.concatenate([a["electrode_normalised"][:, 0] for a in per_patient])
+        z = np.concatenate([a["electrode_normalised"][:, 2] for a in per_patient])
+        panels = [("angular error in the heart (°)",
+                   np.concatenate([a[f"angle_{kind}"][:, a["heart"]].mean(axis=1) for a in per_patient]), angle_max)]
+        for scenario in shown:
+            rmse = np.concatenate([np.sqrt(np.mean(np.square(
+                a[f"unipolar_{kind}"][available.index(scenario)] - a["unipolar_fem"][available.index(scenario)]),
+                axis=1)) * 1e3 for a in per_patient])
+            panels.append((f"ECG RMSE, {scenario} (mV)", rmse, None))
+        for column, (title, values, vmax) in enumerate(panels):
+            axis = axes[row, column]
+            points = axis.scatter(x, z, c=values, cmap="inferno_r", s=40, vmin=0,
+                                  vmax=vmax if vmax else max(float(np.max(values)), 1e-12), edgecolors="0.3",
+                                  linewidths=0.3)
+            figure.colorbar(points, ax=axis, shrink=0.85)
+            axis.set_title(f"{label}\n{title}", fontsize=9)
+            axis.set_xlabel("x (normalised, right → left)")
+            axis.set_ylabel("z (normalised)")
+            axis.set_xlim(-1.05, 1.05)
+            axis.set_ylim(-0.05, 1.05)
+    figure.suptitle(f"Errors on the torso surface at the electrodes of {len(patients)} test patients")
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def ecg_overlays(arrays: Arrays, models: Sequence[tuple[str, str]], patient: str, scenarios: Sequence[str],
+                 path: str | Path) -> None:
+    """Fig. 9: the 12-lead ECG of one test patient per scenario: FEM, every surrogate and the
+    pseudo lead field."""
+    from ecgcohort.ecg.leads import LEAD_NAMES
+    from ecgcohort.surrogate.report import PSEUDO, model_label
+
+    plt = _pyplot()
+    first = arrays[(*models[0], patient)]
+    available = [str(s) for s in first["scenarios"]]
+    shown = [s for s in scenarios if s in available] or available[:1]
+    t_ms = first["time_s"] * 1e3
+    figure, axes = plt.subplots(6, 2 * len(shown), figsize=(6 * len(shown), 12), sharex=True, squeeze=False)
+    for c, scenario in enumerate(shown):
+        index = available.index(scenario)
+        for k, name in enumerate(LEAD_NAMES):
+            axis = axes[k % 6, 2 * c + k // 6]
+            axis.plot(t_ms, first["leads_fem"][index, k] * 1e3, color="k", lw=1.4, label="FEM")
+            for m, (encoding, target) in enumerate(models):
+                axis.plot(t_ms, arrays[(encoding, target, patient)]["leads_surrogate"][index, k] * 1e3, color=f"C{m}",
+                          lw=1.0, label=model_label(encoding, target))
+            axis.plot(t_ms, first["leads_pseudo"][index, k] * 1e3, color=PSEUDO_COLOUR, lw=1.0, ls="--", label=PSEUDO)
+            axis.set_title(f"{scenario}: {name}", fontsize=9)
+            axis.grid(alpha=0.3)
+            if (2 * c + k // 6) == 0:
+                axis.set_ylabel("mV")
+    for axis in axes[-1]:
+        axis.set_xlabel("time (ms)")
+    axes[0, 0].legend(fontsize=7, loc="upper right")
+    figure.suptitle(f"{patient}: 12-lead ECGs from FEM, surrogate and pseudo lead fields")
+    figure.tight_layout()
+    _save(figure, path)

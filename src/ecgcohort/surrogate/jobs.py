@@ -1,0 +1,341 @@
+"""Job-level functions of the surrogate stage (``workflow/rules/surrogate.smk``): training on
+the training patients of ``cohort.zarr``, evaluation of one test patient against FEM and the
+pseudo lead field, and the fan-in to Table 1, the figures and the timing table."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ecgcohort.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+#: Network keys of a ``surrogate`` config section (the rest: training, evaluation, splits).
+NETWORK_KEYS: tuple[str, ...] = ("hidden", "layers", "inject_at", "fourier_features", "fourier_scale",
+                                 "lambda_cos", "pseudo_factor", "weighting", "seed")
+#: float32 values per training row: x, electrode, target, reference (3 each) plus the code.
+_ROW_FLOATS = 12
+PRECORDIAL: tuple[str, ...] = ("V1", "V2", "V3", "V4", "V5", "V6")
+STANDARD: tuple[str, ...] = ("RA", "LA", "LL") + PRECORDIAL
+
+
+def _write_json(path: str | Path, payload: Mapping[str, Any]) -> None:
+    with atomic_path(path) as temporary:
+        Path(temporary).write_text(json.dumps(payload, indent=2, default=float) + "\n")
+
+
+def surrogate_spec(section: Mapping[str, Any], code_dim: int, target: str, sigma0: float):
+    """The :class:`~ecgcohort.surrogate.network.SurrogateSpec` of a ``surrogate`` config section
+    for codes of ``code_dim`` entries, target form ``target`` and torso conductivity σ0 (S/m)."""
+    from ecgcohort.surrogate.network import SurrogateSpec
+
+    return SurrogateSpec(code_dim=code_dim, target=target, sigma0=float(sigma0),
+                         **{key: section[key] for key in NETWORK_KEYS})
+
+
+def _patient_rows(cohort, patient: str, spec, box, codes) -> dict[str, np.ndarray]:
+    """Training rows of one patient from the cohort (numpy float32, electrode-major)."""
+    from ecgcohort.surrogate.network import training_rows
+
+    one = cohort.sel(patient=patient)
+    rows = training_rows(spec, box, one.sample_points.values, one.electrode_position.values,
+                         one.electrode_normalised_position.values, codes.code(patient),
+                         one.grad_lead_field.values.astype(np.float64))
+    return {name: value.numpy() for name, value in rows.items()}
+
+
+def _angular_error_of(model, table) -> float:
+    """Mean angular error (degrees) of ∇Z over the rows of a validation table."""
+    import torch
+
+    from ecgcohort.surrogate.metrics import angular_error_deg
+
+    device = next(model.parameters()).device
+    errors = []
+    with torch.no_grad():
+        for start in range(0, len(table), 65536):
+            batch = {k: v[start:start + 65536].to(device) for k, v in table.columns.items()}
+            predicted = model(batch["x"], batch["electrode"], batch["code"]).float()
+            target = batch["target"]
+            if "reference" in batch:
+                predicted, target = predicted + batch["reference"], target + batch["reference"]
+            errors.append(angular_error_deg(predicted.cpu().numpy(), target.cpu().numpy()))
+    return float(np.mean(np.concatenate(errors)))
+
+
+def train_surrogate_job(store: str | Path, codes_csv: str | Path, encoding: str, target: str,
+                        section: Mapping[str, Any], sigma0: float, out_model: str | Path, out_losses: str | Path,
+                        out_plot: str | Path, workdir: str | Path) -> None:
+    """Train NN_LF (paper 1, sec. 2.3) for one encoding and target form on the training patients
+    of ``store`` minus a validation share (``validation_fraction``, seeded; the best validation
+    epoch's weights are kept). Test patients are never read. σ0 in S/m."""
+    import torch
+
+    from ecgcohort.dataset import open_cohort
+    from ecgcohort.encoding.deepsdf import NormalisationBox
+    from ecgcohort.learning import StreamedTable, TensorTable, TrainingSpec, fit, save_model
+    from ecgcohort.learning.backbone import write_history
+    from ecgcohort.learning.device import memory_budget_bytes, resolve_device
+    from ecgcohort.learning.splits import validation_split
+    from ecgcohort.surrogate.model import read_code_table
+    from ecgcohort.surrogate.network import SurrogateModel
+
+    cohort = open_cohort(store)
+    codes = read_code_table(codes_csv, encoding)
+    train_ids = [str(p) for p, s in zip(cohort.patient.values, cohort.split.values) if s == "train"]
+    fit_ids, validation_ids = validation_split(train_ids, section["validation_fraction"], section["seed"])
+    if not fit_ids:
+        raise ValueError(f"{store} has no training patients to train the lead-field surrogate on")
+    for patient in fit_ids + validation_ids:
+        codes.code(patient)  # a KeyError naming the patient before any work
+    log.info("surrogate (%s, %s): training on %d patients (%s), %d held out for validation (%s)", encoding, target,
+             len(fit_ids), ", ".join(fit_ids), len(validation_ids), ", ".join(validation_ids) or "none")
+    points_mm = cohort.sample_points.sel(patient=fit_ids) * 1e3
+    box = NormalisationBox.from_bounds(points_mm.min(("patient", "point")).values,
+                                       points_mm.max(("patient", "point")).values, section["box_padding"])
+    spec = surrogate_spec(section, len(codes.columns), target, sigma0)
+    training = TrainingSpec.from_config(section["training"], seed=section["seed"])
+    per_patient = cohort.sizes["electrode"] * cohort.sizes["point"]
+    device = resolve_device(training.device)
+    row_bytes = 4 * (_ROW_FLOATS + spec.code_dim)
+    resident = len(fit_ids) * per_patient * row_bytes <= memory_budget_bytes(device)
+
+    def block(index: int) -> dict[str, np.ndarray]:
+        return _patient_rows(cohort, fit_ids[index], spec, box, codes)
+
+    def stacked(patients: Sequence[str]) -> TensorTable:
+        blocks = [_patient_rows(cohort, p, spec, box, codes) for p in patients]
+        return TensorTable({k: torch.from_numpy(np.concatenate([b[k] for b in blocks])) for k in blocks[0]})
+
+    table = stacked(fit_ids) if resident else StreamedTable(block, [per_patient] * len(fit_ids))
+    validation = stacked(validation_ids) if validation_ids else None
+    model = SurrogateModel(spec)
+    settings = {"spec": spec.to_config(), "normalisation": box.to_dict(), "patients": fit_ids,
+                "encoding": encoding, "codes": codes.values[[codes.patients.index(p) for p in fit_ids]].tolist(),
+                "store": str(Path(store).resolve())}
+    result = fit(model, table, training, workdir, validation=validation, settings=settings,
+                 name=f"surrogate {encoding}/{target}")
+    model.load_state_dict(result.best_state_dict)
+    validation_angle = _angular_error_of(model, validation) if validation is not None else float("nan")
+    write_history(result.history, out_losses, out_plot, title=f"lead-field surrogate, {encoding} codes, {target}")
+    save_model(out_model, result.best_state_dict, {
+        "kind": "leadfield-surrogate", "config": dict(section), "encoding": encoding, "target": target,
+        "code_columns": list(codes.columns), "spec": spec.to_config(), "normalisation": box.to_dict(),
+        "training_patients": fit_ids, "validation_patients": validation_ids,
+        "training": {"epochs": training.epochs, "best_epoch": result.best_epoch,
+                     "final_loss": result.history[-1]["loss"], "samples_per_second": result.samples_per_second,
+                     "seconds": result.seconds, "device": result.device, "precision": result.precision,
+                     "resumed_from_epoch": result.resumed_from_epoch, "resident": resident,
+                     "rows_per_epoch": len(table), "validation_angular_error_deg": validation_angle},
+    })
+    log.info("surrogate (%s, %s): %d epochs in %.1f s on %s, %.0f samples/s, final loss %.4g, best epoch %d, "
+             "validation angular error %.2f deg", encoding, target, training.epochs, result.seconds, result.device,
+             result.samples_per_second, result.history[-1]["loss"], result.best_epoch, validation_angle)
+
+
+# ---------------------------------------------------------------- evaluation of one test patient
+def qrs_window(leads_v: np.ndarray, times_ms: np.ndarray, last_activation_ms: float, margin_ms: float,
+               threshold: float) -> tuple[float, float]:
+    """QRS onset and offset (ms) of a 12-lead ECG (12, T): the first and last time in
+    [0, last activation + ``margin_ms``] at which the RMS over the leads reaches ``threshold``
+    times its maximum there (the spatial-magnitude definition of QRS duration)."""
+    inside = times_ms <= last_activation_ms + margin_ms
+    rms = np.sqrt(np.mean(np.square(leads_v[:, inside]), axis=0))
+    above = np.flatnonzero(rms >= threshold * rms.max())
+    return float(times_ms[inside][above[0]]), float(times_ms[inside][above[-1]])
+
+
+def qrs_differences(reference: np.ndarray, other: np.ndarray, times_ms: np.ndarray, last_activation_ms: float,
+                    margin_ms: float, threshold: float) -> dict[str, float]:
+    """QRS amplitude (peak to peak over the QRS window, per lead, mV) and duration (ms)
+    differences of a 12-lead ECG ``other`` against ``reference`` (12, T, V): mean over leads of
+    |Δ amplitude| in mV and relative to the reference amplitude, and |Δ duration|."""
+    window = times_ms <= last_activation_ms + margin_ms
+    amplitude_ref = np.ptp(reference[:, window], axis=1) * 1e3
+    amplitude = np.ptp(other[:, window], axis=1) * 1e3
+    onset_r, offset_r = qrs_window(reference, times_ms, last_activation_ms, margin_ms, threshold)
+    onset, offset = qrs_window(other, times_ms, last_activation_ms, margin_ms, threshold)
+    return {"qrs_amplitude_difference_mv": float(np.mean(np.abs(amplitude - amplitude_ref))),
+            "qrs_amplitude_relative_difference": float(np.mean(np.abs(amplitude - amplitude_ref) / amplitude_ref)),
+            "qrs_duration_ms": offset - onset, "qrs_duration_reference_ms": offset_r - onset_r,
+            "qrs_duration_difference_ms": abs((offset - onset) - (offset_r - onset_r))}
+
+
+def _field_errors(predicted: np.ndarray, fem: np.ndarray, heart: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
+    """Angular (degrees) and relative magnitude errors of ∇Z (E, P, 3) against FEM: means over
+    the torso and over the heart + margin, for all electrodes, per electrode and for V1–V6."""
+    from ecgcohort.surrogate.metrics import angular_error_deg, relative_magnitude_error
+
+    angle = angular_error_deg(predicted, fem)
+    magnitude = relative_magnitude_error(predicted, fem)
+    precordial = [names.index(n) for n in PRECORDIAL if n in names]
+    return {
+        "angle": angle, "magnitude": magnitude,
+        "summary": {
+            "angular_error_torso_deg": float(angle.mean()),
+            "angular_error_heart_deg": float(angle[:, heart].mean()),
+            "angular_error_precordial_heart_deg": float(angle[precordial][:, heart].mean()) if precordial else np.nan,
+            "magnitude_error_torso": float(magnitude.mean()),
+            "magnitude_error_heart": float(magnitude[:, heart].mean()),
+            "per_electrode": {name: {"angular_error_heart_deg": float(angle[j, heart].mean()),
+                                     "angular_error_torso_deg": float(angle[j].mean()),
+                                     "magnitude_error_heart": float(magnitude[j, heart].mean())}
+                              for j, name in enumerate(names)},
+        },
+    }
+
+
+def _best_time(call, repeats: int = 3) -> float:
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - start)
+    return float(best)
+
+
+def evaluate_surrogate_job(*, patient: str, store: str | Path, model_path: str | Path, codes_csv: str | Path,
+                           evaluation: Mapping[str, Any], conductivities: Mapping[str, float],
+                           duration_ms: float, dt_ms: float, cycle_length_ms: float, template_cache_dir: str | Path,
+                           out_json: str | Path, out_npz: str | Path) -> None:
+    """Evaluate a trained surrogate on one held-out patient of ``store`` against its FEM lead
+    field, with the pseudo lead field (eq. 11, σ0 of ``conductivities``) on the same points:
+
+    * ∇Z at every sample point: angular and relative magnitude errors over the torso and over
+      the heart + ``evaluation.heart_margin_mm`` (myocardial points and points that close to the
+      heart surface), per electrode and for V1–V6;
+    * ECGs of every activation scenario from the surrogate's ∇Z per myocardial cell through the
+      FEM path's lead matrix and φ = L V_m: relative ℓ2 per lead against the FEM ECG, QRS
+      amplitude and duration differences. The FEM ECG is recomputed from the stored lead matrix
+      and must equal the stored one (a check that template and settings match the dataset);
+    * timings: one lead at ``evaluation.timing_points`` points, all leads at the sample points,
+      the lead matrix; the FEM time per lead from the patient's lead-field statistics.
+
+    Writes a JSON summary and an npz of the per-point errors and ECGs for the figures."""
+    import torch
+
+    from ecgcohort.conduction.action_potential import action_potential_template
+    from ecgcohort.dataset import open_cohort, open_patient_mesh
+    from ecgcohort.ecg.forward import time_grid_ms
+    from ecgcohort.ecg.pseudo import pseudo_lead_field_gradient, pseudo_lead_matrix
+    from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
+    from ecgcohort.surrogate.metrics import relative_l2
+    from ecgcohort.surrogate.model import ecg_from_lead_matrix, load_surrogate, read_code_table
+
+    cohort = open_cohort(store)
+    if patient not in cohort.patient.values:
+        raise KeyError(f"patient {patient} is not in {store}")
+    surrogate = load_surrogate(model_path, device=evaluation["device"])
+    if patient in surrogate.metadata["training_patients"]:
+        raise ValueError(f"patient {patient} trained the surrogate {model_path}: evaluate held-out patients only")
+    codes = read_code_table(codes_csv, surrogate.encoding)
+    surrogate.check_code_table(codes)
+    code = codes.code(patient)
+    sigma = Conductivities.from_config(conductivities)
+    if not np.isclose(sigma.torso, surrogate.spec.sigma0):
+        raise ValueError(f"the surrogate was trained with sigma0 = {surrogate.spec.sigma0} S/m, the config's torso "
+                         f"conductivity is {sigma.torso} S/m")
+    one = cohort.sel(patient=patient).compute()
+    names = [str(n) for n in cohort.electrode.values]
+    points = one.sample_points.values
+    electrodes_m = one.electrode_position.values
+    normalised = one.electrode_normalised_position.values
+    fem = one.grad_lead_field.values.astype(np.float64)
+    heart = (one.sample_region.values == 1) | (one.distance_to_heart.values <= evaluation["heart_margin_mm"] * 1e-3)
+
+    start = time.perf_counter()
+    predicted = surrogate.gradient(points, electrodes_m, normalised, code, batch_size=evaluation["batch_size"])
+    all_leads_s = time.perf_counter() - start
+    pseudo = pseudo_lead_field_gradient(electrodes_m, points, sigma.torso)
+    errors = {"surrogate": _field_errors(predicted, fem, heart, names), "pseudo": _field_errors(pseudo, fem, heart, names)}
+
+    mesh = open_patient_mesh(store, patient).compute()
+    nodes_m, tetrahedra = mesh.node_position.values, mesh.tetrahedra.values
+    intracellular = intracellular_tensors(mesh.fibre_direction.values, sigma)
+    start = time.perf_counter()
+    matrices = {"fem": mesh.lead_matrix.values,
+                "surrogate": surrogate.lead_matrix(nodes_m, tetrahedra, intracellular, electrodes_m, normalised, code)}
+    lead_matrix_s = time.perf_counter() - start
+    matrices["pseudo"] = pseudo_lead_matrix(electrodes_m, nodes_m, tetrahedra, intracellular, sigma.torso)
+    template = action_potential_template(cycle_length_ms, cache_dir=template_cache_dir)
+    times_ms = time_grid_ms(duration_ms, dt_ms)
+    scenarios = [str(s) for s in cohort.scenario.values]
+    ecgs = {kind: {"unipolar": [], "leads": []} for kind in matrices}
+    ecg_summary = {"surrogate": {}, "pseudo": {}}
+    for scenario in scenarios:
+        activation_ms = mesh.activation_time.sel(scenario=scenario).values * 1e3
+        apd = mesh.apd_scale.sel(scenario=scenario).values
+        for kind, matrix in matrices.items():
+            unipolar, leads = ecg_from_lead_matrix(matrix, names, activation_ms, apd, times_ms, template)
+            ecgs[kind]["unipolar"].append(unipolar)
+            ecgs[kind]["leads"].append(leads)
+        stored = one.lead_ecg.sel(scenario=scenario).values
+        mismatch = float(np.max(relative_l2(ecgs["fem"]["leads"][-1], stored)))
+        if mismatch > 1e-6:
+            raise ValueError(f"patient {patient}, {scenario}: the FEM ECG recomputed from the stored lead matrix "
+                             f"differs from the dataset's by {mismatch:.2e} (relative l2); the ECG settings differ "
+                             "from the dataset's")
+        for kind in ("surrogate", "pseudo"):
+            leads, reference = ecgs[kind]["leads"][-1], ecgs["fem"]["leads"][-1]
+            per_lead = relative_l2(leads, reference)
+            ecg_summary[kind][scenario] = {
+                "relative_l2_per_lead": dict(zip(_lead_names(), per_lead.tolist())),
+                "relative_l2_mean": float(per_lead.mean()),
+                "unipolar_rmse_mv": (np.sqrt(np.mean(np.square(ecgs[kind]["unipolar"][-1]
+                                                               - ecgs["fem"]["unipolar"][-1]), axis=1)) * 1e3).tolist(),
+                **qrs_differences(reference, leads, times_ms, float(activation_ms.max()), evaluation["qrs_margin_ms"],
+                                  evaluation["qrs_threshold"]),
+            }
+
+    one_lead_points = np.resize(points, (evaluation["timing_points"], 3))
+    per_lead_s = _best_time(lambda: surrogate.gradient(one_lead_points, electrodes_m[:1], normalised[:1], code,
+                                                       batch_size=evaluation["timing_points"]))
+    stats = json.loads(mesh.attrs.get("leadfield_stats", "[]"))
+    solved = sum(s["electrodes_solved"] for s in stats) or 1
+    timing = {
+        "device": str(next(surrogate.network.parameters()).device), "threads": torch.get_num_threads(),
+        "surrogate_one_lead_s": per_lead_s, "timing_points": evaluation["timing_points"],
+        "surrogate_all_leads_sample_points_s": all_leads_s, "sample_points": len(points), "electrodes": len(names),
+        "surrogate_lead_matrix_s": lead_matrix_s, "myocardial_cells": len(tetrahedra),
+        "fem_total_s_per_lead": sum(s["total_s"] for s in stats) / solved,
+        "fem_marginal_s_per_lead": sum(s["solve_s"] + s["gradients_s"] for s in stats) / solved,
+    }
+    summary = {
+        "patient": patient, "split": str(one.split.values), "encoding": surrogate.encoding,
+        "target": surrogate.metadata["target"], "model": str(model_path),
+        "outlier": codes.is_outlier(patient), "mahalanobis": float(codes.mahalanobis[codes.patients.index(patient)]),
+        "heart_margin_mm": evaluation["heart_margin_mm"], "heart_points": int(heart.sum()),
+        "timing": timing,
+    }
+    for kind in ("surrogate", "pseudo"):
+        summary[kind] = {**errors[kind]["summary"], "ecg": ecg_summary[kind],
+                         "ecg_relative_l2_mean": float(np.mean([s["relative_l2_mean"] for s in ecg_summary[kind].values()]))}
+    _write_json(out_json, summary)
+    with atomic_path(out_npz) as temporary, open(temporary, "wb") as stream:
+        np.savez_compressed(
+            stream, patient=np.array(patient), electrode_names=np.array(names),
+            electrode_kinds=np.array([str(k) for k in cohort.electrode_kind.values]),
+            electrode_normalised=normalised, heart=heart, scenarios=np.array(scenarios), time_s=times_ms * 1e-3,
+            **{f"angle_{kind}": errors[kind]["angle"].astype(np.float32) for kind in errors},
+            **{f"magnitude_{kind}": errors[kind]["magnitude"].astype(np.float32) for kind in errors},
+            **{f"leads_{kind}": np.array(ecgs[kind]["leads"]) for kind in ecgs},
+            **{f"unipolar_{kind}": np.array(ecgs[kind]["unipolar"]) for kind in ecgs})
+    log.info("patient %s (%s, %s): angular error heart %.2f deg (pseudo %.2f), precordial %.2f (pseudo %.2f), ECG "
+             "relative l2 %.3f (pseudo %.3f); one lead at %d points in %.3f s, FEM %.3f s per lead",
+             patient, surrogate.encoding, summary["target"], summary["surrogate"]["angular_error_heart_deg"],
+             summary["pseudo"]["angular_error_heart_deg"], summary["surrogate"]["angular_error_precordial_heart_deg"],
+             summary["pseudo"]["angular_error_precordial_heart_deg"], summary["surrogate"]["ecg_relative_l2_mean"],
+             summary["pseudo"]["ecg_relative_l2_mean"], evaluation["timing_points"], per_lead_s,
+             timing["fem_total_s_per_lead"])
+
+
+def _lead_names() -> list[str]:
+    from ecgcohort.ecg.leads import LEAD_NAMES
+
+    return list(LEAD_NAMES)

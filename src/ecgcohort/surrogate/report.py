@@ -1,0 +1,170 @@
+"""Fan-in of the surrogate evaluations: Table 1 (CSV and Markdown, the paper's values beside
+ours), a per-patient error table, the timing table and the figures of paper 1's Figs. 6–9."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ecgcohort.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+#: Paper 1, Table 1 (mean ± sd over 10 test geometries): angular error in the heart (degrees),
+#: angular error for the precordial electrodes (degrees), ECG relative ℓ2 error.
+PAPER_TABLE1: dict[str, tuple[tuple[float, float], tuple[float, float], tuple[float, float]]] = {
+    "pca": ((5.22, 0.61), (5.93, 1.26), (0.024, 0.013)),
+    "deepsdf": ((3.89, 0.51), (4.64, 0.99), (0.018, 0.010)),
+}
+TABLE1_METRICS: tuple[str, ...] = ("angular_error_heart_deg", "angular_error_precordial_heart_deg",
+                                   "ecg_relative_l2_mean")
+ENCODING_LABELS = {"pca": "PCA", "deepsdf": "DeepSDF"}
+PSEUDO = "pseudo lead field"
+
+
+def model_label(encoding: str, target: str) -> str:
+    """A model's row label, e.g. ``DeepSDF, pseudo_residual``."""
+    return f"{ENCODING_LABELS.get(encoding, encoding)}, {target}"
+
+
+def _models(summaries: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    models = []
+    for s in summaries:
+        if (s["encoding"], s["target"]) not in models:
+            models.append((s["encoding"], s["target"]))
+    return models
+
+
+def error_table(summaries: Sequence[Mapping[str, Any]]):
+    """One row per (model, test patient), plus the pseudo lead field's rows (model
+    ``pseudo lead field``, once per patient): every scalar metric of the evaluations."""
+    import pandas as pd
+
+    rows, pseudo_seen = [], set()
+    for s in summaries:
+        for kind in ("surrogate", "pseudo"):
+            if kind == "pseudo" and s["patient"] in pseudo_seen:
+                continue
+            metrics = s[kind]
+            ecg = metrics["ecg"].values()
+            rows.append({
+                "model": model_label(s["encoding"], s["target"]) if kind == "surrogate" else PSEUDO,
+                "encoding": s["encoding"] if kind == "surrogate" else "", "target": s["target"] if kind == "surrogate" else "",
+                "patient": s["patient"], "outlier": bool(s["outlier"]) if kind == "surrogate" else False,
+                **{k: v for k, v in metrics.items() if isinstance(v, (int, float))},
+                "qrs_amplitude_relative_difference": float(np.mean([e["qrs_amplitude_relative_difference"] for e in ecg])),
+                "qrs_amplitude_difference_mv": float(np.mean([e["qrs_amplitude_difference_mv"] for e in ecg])),
+                "qrs_duration_difference_ms": float(np.mean([e["qrs_duration_difference_ms"] for e in ecg])),
+            })
+            if kind == "pseudo":
+                pseudo_seen.add(s["patient"])
+    return pd.DataFrame(rows)
+
+
+def table1(errors) -> Any:
+    """Table 1: per model (and the pseudo lead field) mean and sd over test patients of the
+    angular error in the heart, for V1–V6, and the ECG relative ℓ2 error, with the paper's
+    values as rows of their own (``source`` = paper) for the encodings we trained."""
+    import pandas as pd
+
+    rows = []
+    for model, group in errors.groupby("model", sort=False):
+        first = group.iloc[0]
+        row = {"model": model, "source": "ours", "encoding": first["encoding"], "target": first["target"],
+               "test_patients": len(group),
+               "outliers": " ".join(group.loc[group["outlier"], "patient"])}
+        for metric in TABLE1_METRICS:
+            row[f"{metric}_mean"] = float(group[metric].mean())
+            row[f"{metric}_sd"] = float(group[metric].std(ddof=1)) if len(group) > 1 else float("nan")
+        rows.append(row)
+    for encoding in dict.fromkeys(e for e in errors["encoding"] if e):
+        paper = PAPER_TABLE1[encoding]
+        row = {"model": f"{ENCODING_LABELS[encoding]}-based (paper)", "source": "paper", "encoding": encoding,
+               "target": "full", "test_patients": 10, "outliers": ""}
+        for metric, (mean, sd) in zip(TABLE1_METRICS, paper):
+            row[f"{metric}_mean"], row[f"{metric}_sd"] = mean, sd
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def table1_markdown(table) -> str:
+    """Table 1 as Markdown: mean ± sd per cell; outlier test patients footnoted."""
+    lines = ["| model | source | test patients | angular error, heart (°) | angular error, V1–V6 (°) | "
+             "ECG relative ℓ2 |", "|---|---|---|---|---|---|"]
+    for _, row in table.iterrows():
+        def cell(metric: str, digits: int, unit: str = "") -> str:
+            mean, sd = row[f"{metric}_mean"], row[f"{metric}_sd"]
+            return f"{mean:.{digits}f}{unit}" + ("" if np.isnan(sd) else f" ± {sd:.{digits}f}{unit}")
+
+        flagged = f" (outliers: {row['outliers']})" if row["outliers"] else ""
+        lines.append(f"| {row['model']}{flagged} | {row['source']} | {row['test_patients']} | "
+                     f"{cell(TABLE1_METRICS[0], 2, '°')} | {cell(TABLE1_METRICS[1], 2, '°')} | "
+                     f"{cell(TABLE1_METRICS[2], 3)} |")
+    return "\n".join(lines) + "\n"
+
+
+def timing_table(summaries: Sequence[Mapping[str, Any]]):
+    """Per model, means over test patients: surrogate seconds per lead (one lead at the timing
+    points; all leads at the sample points, per lead; the lead matrix of all leads) and FEM
+    seconds per lead (amortised total of the lead-field job; marginal solve + gradient)."""
+    import pandas as pd
+
+    rows = []
+    for encoding, target in _models(summaries):
+        timings = [s["timing"] for s in summaries if (s["encoding"], s["target"]) == (encoding, target)]
+
+        def mean(key: str) -> float:
+            return float(np.mean([t[key] for t in timings]))
+
+        one_lead = mean("surrogate_one_lead_s")
+        rows.append({
+            "model": model_label(encoding, target), "device": timings[0]["device"], "threads": timings[0]["threads"],
+            "timing_points": timings[0]["timing_points"], "surrogate_one_lead_s": one_lead,
+            "surrogate_per_lead_batched_s": float(np.mean([t["surrogate_all_leads_sample_points_s"] / t["electrodes"]
+                                                           * t["timing_points"] / t["sample_points"] for t in timings])),
+            "surrogate_lead_matrix_all_leads_s": mean("surrogate_lead_matrix_s"),
+            "myocardial_cells": mean("myocardial_cells"),
+            "fem_total_s_per_lead": mean("fem_total_s_per_lead"), "fem_marginal_s_per_lead": mean("fem_marginal_s_per_lead"),
+            "fem_over_surrogate": mean("fem_total_s_per_lead") / one_lead,
+            "paper_surrogate_one_lead_s": 0.25, "paper_fem_s_per_lead": 6.0,
+        })
+    return pd.DataFrame(rows)
+
+
+def _write_csv(frame, path: str | Path) -> None:
+    with atomic_path(path) as temporary:
+        frame.to_csv(temporary, index=False, float_format="%.6g")
+
+
+def summarize_surrogate_job(summaries: Sequence[str | Path], errors: Sequence[str | Path],
+                            evaluation: Mapping[str, Any], outputs: Mapping[str, str | Path]) -> None:
+    """Read every (model, test patient) evaluation and write ``outputs``: ``table``,
+    ``markdown``, ``errors``, ``timing`` and the figures ``cdf``, ``electrodes``, ``torso_map``
+    and ``ecg``."""
+    if not summaries:
+        raise ValueError("no surrogate evaluations: the cohort has no test patients (cohort.test.count)")
+    loaded = [json.loads(Path(p).read_text()) for p in summaries]
+    frame = error_table(loaded)
+    table = table1(frame)
+    _write_csv(table, outputs["table"])
+    with atomic_path(outputs["markdown"]) as temporary:
+        Path(temporary).write_text(table1_markdown(table))
+    _write_csv(frame, outputs["errors"])
+    _write_csv(timing_table(loaded), outputs["timing"])
+    arrays = {}
+    for summary, path in zip(loaded, errors):
+        with np.load(path) as data:
+            arrays[(summary["encoding"], summary["target"], summary["patient"])] = dict(data)
+    models = _models(loaded)
+    patients = list(dict.fromkeys(s["patient"] for s in loaded))
+    from ecgcohort.surrogate import figures
+
+    figures.error_cdfs(arrays, models, patients, outputs["cdf"])
+    figures.electrode_errors(arrays, models, patients, outputs["electrodes"])
+    figures.torso_maps(arrays, models, patients, evaluation["ecg_scenarios"], outputs["torso_map"])
+    figures.ecg_overlays(arrays, models, patients[0], evaluation["ecg_scenarios"], outputs["ecg"])
+    log.info("Table 1 (%d models, %d test patients):\n%s", len(models), len(patients), table1_markdown(table))

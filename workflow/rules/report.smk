@@ -1,0 +1,32 @@
+# The report's own outputs: per-rule timings from the benchmark files of every job that ran.
+# `snakemake --report results/report.html` (make report) collects these and every output marked
+# with report() in the other rule files, with the captions of workflow/report/.
+
+report: "../report/workflow.rst"
+
+
+rule stage_timings:
+    input:
+        # the last outputs of each stage, so the timings are read after every job has run
+        dataset=rules.assemble_dataset.output.store,
+        encodings=rules.evaluate_shape_model.output.table,
+        surrogate=rules.summarize_surrogate.output.table,
+    output:
+        table=report("results/report/stage_timings.csv", caption=caption("stage_timings"), category="Run statistics",
+                     subcategory="Timings", labels={"table": "time per rule"}),
+        plot=report("results/report/stage_timings.png", caption=caption("stage_timings"), category="Run statistics",
+                    subcategory="Timings", labels={"figure": "time per rule"}),
+    params:
+        benchmarks="results/benchmarks",
+    log:
+        "results/logs/report/stage_timings.log",
+    benchmark:
+        "results/benchmarks/report/stage_timings.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled(1000),
+        runtime=scaled(5),
+    conda:
+        "../../envs/learning.yaml"
+    script:
+        "../scripts/stage_timings.py"

@@ -1,0 +1,118 @@
+# The lead-field surrogate (paper 1, sections 2.3 and 2.6): one network per encoding and target
+# form trained on the training patients of cohort.zarr, evaluated per test patient against FEM
+# and the pseudo lead field, and the fan-in to Table 1, the figures and the timing table.
+
+SURROGATE = config["surrogate"]
+SURROGATE_MODELS = [(e, t) for e in SURROGATE["encodings"] for t in SURROGATE["targets"]]
+CODES = {"pca": rules.pca_codes.output.codes, "deepsdf": rules.shape_codes.output.codes}
+
+
+wildcard_constraints:
+    encoding="pca|deepsdf",
+    target="full|pseudo_residual",
+
+
+rule train_surrogate:
+    input:
+        store=rules.assemble_dataset.output.store,
+        codes=lambda wildcards: CODES[wildcards.encoding],
+    output:
+        model="results/surrogate/{encoding}/{target}/model.pt",
+        losses="results/surrogate/{encoding}/{target}/losses.csv",
+        plot=report("results/surrogate/{encoding}/{target}/losses.png", caption=caption("surrogate_losses"),
+                    category="Lead-field surrogate", subcategory="Training",
+                    labels={"encoding": "{encoding}", "target": "{target}", "figure": "losses"}),
+    params:
+        section=surrogate_network_section(SURROGATE),
+        sigma0=config["leadfield"]["conductivity_s_per_m"]["torso"],
+        # checkpoints for resuming a killed job; not an output, so a rerun finds them
+        workdir="results/surrogate/{encoding}/{target}/checkpoints",
+    log:
+        "results/logs/surrogate/train_surrogate-{encoding}-{target}.log",
+    benchmark:
+        "results/benchmarks/surrogate/train_surrogate-{encoding}-{target}.tsv"
+    threads: 2
+    resources:
+        mem_mb=scaled(6000),
+        runtime=scaled(240),
+        gpu=gpu_resources(SURROGATE),
+    conda:
+        "../../envs/learning.yaml"
+    script:
+        "../scripts/train_surrogate.py"
+
+
+rule evaluate_surrogate:
+    input:
+        store=rules.assemble_dataset.output.store,
+        model=rules.train_surrogate.output.model,
+        codes=lambda wildcards: CODES[wildcards.encoding],
+    output:
+        summary="results/surrogate/{encoding}/{target}/evaluation/{patient}.json",
+        errors="results/surrogate/{encoding}/{target}/evaluation/{patient}.npz",
+    params:
+        evaluation=SURROGATE["evaluation"],
+        conductivities=config["leadfield"]["conductivity_s_per_m"],
+        duration_ms=config["ecg"]["duration_ms"],
+        dt_ms=config["ecg"]["dt_ms"],
+        cycle_length_ms=config["electrophysiology"]["action_potential"]["cycle_length_ms"],
+        template_cache_dir="results/cache/action_potential",
+    wildcard_constraints:
+        patient="|".join(TEST_PATIENTS) or "no-patient",
+    log:
+        "results/logs/surrogate/evaluate_surrogate-{encoding}-{target}-{patient}.log",
+    benchmark:
+        "results/benchmarks/surrogate/evaluate_surrogate-{encoding}-{target}-{patient}.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled(4000),
+        runtime=scaled(30),
+    conda:
+        "../../envs/learning.yaml"
+    script:
+        "../scripts/evaluate_surrogate.py"
+
+
+rule summarize_surrogate:
+    input:
+        summaries=[f"results/surrogate/{e}/{t}/evaluation/{p}.json" for e, t in SURROGATE_MODELS for p in TEST_PATIENTS],
+        errors=[f"results/surrogate/{e}/{t}/evaluation/{p}.npz" for e, t in SURROGATE_MODELS for p in TEST_PATIENTS],
+        models=[f"results/surrogate/{e}/{t}/model.pt" for e, t in SURROGATE_MODELS],
+    output:
+        table=report("results/surrogate/table1.csv", caption=caption("table1"), category="Lead-field surrogate",
+                     subcategory="Table 1", labels={"table": "Table 1"}),
+        markdown="results/surrogate/table1.md",
+        errors=report("results/surrogate/errors.csv", caption=caption("surrogate_errors"),
+                      category="Lead-field surrogate", subcategory="Table 1", labels={"table": "per patient"}),
+        timing=report("results/surrogate/timing.csv", caption=caption("surrogate_timing"),
+                      category="Lead-field surrogate", subcategory="Timing", labels={"table": "timing"}),
+        cdf=report("results/surrogate/fig6_error_cdf.png", caption=caption("fig6"), category="Lead-field surrogate",
+                   subcategory="Lead-field errors", labels={"figure": "Fig. 6 error CDFs"}),
+        electrodes=report("results/surrogate/fig7_electrode_errors.png", caption=caption("fig7"),
+                          category="Lead-field surrogate", subcategory="Lead-field errors",
+                          labels={"figure": "Fig. 7 per electrode"}),
+        torso_map=report("results/surrogate/fig8_torso_maps.png", caption=caption("fig8"),
+                         category="Lead-field surrogate", subcategory="ECG errors",
+                         labels={"figure": "Fig. 8 torso maps"}),
+        ecg=report("results/surrogate/fig9_ecg.png", caption=caption("fig9"), category="Lead-field surrogate",
+                   subcategory="ECG errors", labels={"figure": "Fig. 9 ECG overlays"}),
+    params:
+        evaluation=SURROGATE["evaluation"],
+    log:
+        "results/logs/surrogate/summarize_surrogate.log",
+    benchmark:
+        "results/benchmarks/surrogate/summarize_surrogate.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled(3000),
+        runtime=scaled(15),
+    conda:
+        "../../envs/learning.yaml"
+    script:
+        "../scripts/summarize_surrogate.py"
+
+
+rule surrogates:
+    """Target: the trained surrogates, their evaluation on the test patients, Table 1 and figures."""
+    input:
+        rules.summarize_surrogate.output,

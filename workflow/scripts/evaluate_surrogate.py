@@ -1,0 +1,16 @@
+"""Snakemake adapter: evaluate a lead-field surrogate on one test patient (see ecgcohort.surrogate)."""
+
+import torch
+
+from ecgcohort.logs import logging_to
+from ecgcohort.surrogate.jobs import evaluate_surrogate_job
+
+with logging_to(snakemake.log[0]):
+    torch.set_num_threads(snakemake.threads)
+    evaluate_surrogate_job(
+        patient=snakemake.wildcards.patient, store=snakemake.input.store, model_path=snakemake.input.model,
+        codes_csv=snakemake.input.codes, evaluation=dict(snakemake.params.evaluation),
+        conductivities=dict(snakemake.params.conductivities), duration_ms=snakemake.params.duration_ms,
+        dt_ms=snakemake.params.dt_ms, cycle_length_ms=snakemake.params.cycle_length_ms,
+        template_cache_dir=snakemake.params.template_cache_dir, out_json=snakemake.output.summary,
+        out_npz=snakemake.output.errors)
