@@ -1,21 +1,20 @@
 """ECGs: electrode potentials from a lead matrix and an activation map, the standard 12 leads,
 and the pseudo lead field (infinite homogeneous torso) they are compared with."""
 
-from ecgcohort.ecg.forward import (
-    ElectrodeTable,
-    compute_ecg,
-    electrode_potentials,
-    plot_ecg,
-    read_electrode_table,
-    read_lead_field_chunks,
-    relative_difference,
-    time_grid_ms,
-)
-from ecgcohort.ecg.leads import LEAD_ELECTRODES, LEAD_NAMES, LEAD_WEIGHTS, lead_electrode_indices, standard_leads
-from ecgcohort.ecg.pseudo import pseudo_lead_field, pseudo_lead_field_gradient, pseudo_lead_matrix
+from ecgcohort.lazy import lazy_exports
 
-__all__ = [
-    "LEAD_ELECTRODES", "LEAD_NAMES", "LEAD_WEIGHTS", "ElectrodeTable", "compute_ecg", "electrode_potentials",
-    "lead_electrode_indices", "plot_ecg", "pseudo_lead_field", "pseudo_lead_field_gradient", "pseudo_lead_matrix",
-    "read_electrode_table", "read_lead_field_chunks", "relative_difference", "standard_leads", "time_grid_ms",
-]
+_FORWARD = "ecgcohort.ecg.forward"
+_LEADS = "ecgcohort.ecg.leads"
+_PSEUDO = "ecgcohort.ecg.pseudo"
+_EXPORTS = {
+    "ElectrodeTable": _FORWARD, "compute_ecg": _FORWARD, "electrode_potentials": _FORWARD, "plot_ecg": _FORWARD,
+    "read_electrode_table": _FORWARD, "read_lead_field_chunks": _FORWARD, "relative_difference": _FORWARD,
+    "time_grid_ms": _FORWARD,
+    "LEAD_ELECTRODES": _LEADS, "LEAD_NAMES": _LEADS, "LEAD_WEIGHTS": _LEADS, "lead_electrode_indices": _LEADS,
+    "standard_leads": _LEADS,
+    "pseudo_lead_field": _PSEUDO, "pseudo_lead_field_gradient": _PSEUDO, "pseudo_lead_matrix": _PSEUDO,
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)

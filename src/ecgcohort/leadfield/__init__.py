@@ -1,19 +1,18 @@
 """Lead fields: the FEM lead-field problem per electrode (paper eq. 4), its gradients and the
 lead matrix that turns nodal transmembrane potentials into electrode potentials (eq. 3)."""
 
-from ecgcohort.leadfield.matrix import lead_matrix, p1_gradients
-from ecgcohort.leadfield.sampling import SamplePoints, sample_points
-from ecgcohort.leadfield.solver import (
-    ORDERINGS,
-    LeadFieldError,
-    LeadFieldResult,
-    LeadFieldSolver,
-    SolverStats,
-    lead_field_gradients,
-    lead_matrix_from_potentials,
-)
-from ecgcohort.leadfield.tensors import Conductivities, bulk_tensors, intracellular_tensors
+from ecgcohort.lazy import lazy_exports
 
-__all__ = ["ORDERINGS", "Conductivities", "LeadFieldError", "LeadFieldResult", "LeadFieldSolver", "SamplePoints",
-           "SolverStats", "bulk_tensors", "intracellular_tensors", "lead_field_gradients", "lead_matrix",
-           "lead_matrix_from_potentials", "p1_gradients", "sample_points"]
+_SOLVER = "ecgcohort.leadfield.solver"
+_EXPORTS = {
+    "lead_matrix": "ecgcohort.leadfield.matrix", "p1_gradients": "ecgcohort.leadfield.matrix",
+    "SamplePoints": "ecgcohort.leadfield.sampling", "sample_points": "ecgcohort.leadfield.sampling",
+    "ORDERINGS": _SOLVER, "LeadFieldError": _SOLVER, "LeadFieldResult": _SOLVER, "LeadFieldSolver": _SOLVER,
+    "SolverStats": _SOLVER, "lead_field_gradients": _SOLVER, "lead_matrix_from_potentials": _SOLVER,
+    "Conductivities": "ecgcohort.leadfield.tensors", "bulk_tensors": "ecgcohort.leadfield.tensors",
+    "intracellular_tensors": "ecgcohort.leadfield.tensors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)

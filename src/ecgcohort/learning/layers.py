@@ -133,6 +133,30 @@ class SkipMLP(torch.nn.Module):
                 h = torch.cat([h, skip], dim=-1)
         return self.linears[-1](h)
 
+    def trunk(self, h: torch.Tensor) -> torch.Tensor:
+        """The output of hidden layer ``skip_at``: the part that does not see the skip input."""
+        if self.skip_at is None:
+            raise ValueError("trunk() needs an MLP built with skip_at")
+        for linear in self.linears[:self.skip_at]:
+            h = torch.relu(linear(h))
+        return h
+
+    def split_skip_layer(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(W_h, W_s, b) of the layer after the skip, so that its pre-activation is
+        W_h h + W_s s + b: with many skip vectors per h (electrodes per point), W_h h + b is
+        computed once. Plain linear layers only."""
+        layer = self.linears[self.skip_at]
+        if not isinstance(layer, torch.nn.Linear):
+            raise ValueError("split_skip_layer() needs plain linear layers (lipschitz=False)")
+        width = layer.in_features - self.skip_dim
+        return layer.weight[:, :width], layer.weight[:, width:], layer.bias
+
+    def tail(self, h: torch.Tensor) -> torch.Tensor:
+        """The layers after the one following the skip, from its (ReLU'd) output to the output."""
+        for linear in self.linears[self.skip_at + 1:-1]:
+            h = torch.relu(linear(h))
+        return self.linears[-1](h)
+
     def layer_bounds(self) -> torch.Tensor:
         """Per linear layer, an ∞-norm Lipschitz bound: softplus(c) of a Lipschitz layer, the
         largest absolute row sum (the exact ∞-operator norm) of a plain one."""
