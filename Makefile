@@ -1,7 +1,7 @@
 # ecgcohort — the two commands a user needs:
-#   make run    set up .venv if missing, then run the workflow on config/config.yaml
+#   make run    set up .venv if missing, run the workflow on config/config.yaml, write results/report.html
 #   make test   set up .venv if missing, then run the whole test suite
-#   make report the HTML report of the last run (results/report.html)
+#   make report only the HTML report of the last run (results/report.html)
 CORES ?= $(shell nproc)
 SNAKEMAKE_ARGS ?=
 PYTEST_ARGS ?=
@@ -11,6 +11,7 @@ VENV := .venv
 
 run: env
 	$(VENV)/bin/snakemake --profile profiles/local --cores $(CORES) $(SNAKEMAKE_ARGS)
+	$(VENV)/bin/snakemake --profile profiles/local --cores 1 $(SNAKEMAKE_ARGS) --report results/report.html
 
 test: env
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

@@ -7,7 +7,8 @@ Measures, for the paper-size NN_LF (5 x 256, Fourier features 32, code 16, elect
 
 * training samples/s through the backbone (resident rows, Adam, eq. 5 loss) on the CPU, and on
   a CUDA device when visible in fp32 and bf16 autocast, at batch 16,384 and at the paper's
-  batch (10 lead fields x 65,536 points);
+  batch (10 lead fields x 65,536 points), in flat rows and in patient blocks (the workflow's
+  layout: one patient's points x all 109 electrodes per step, the early layers shared);
 * inference of one lead at 65,536 points: a batch of one lead on the CPU (the paper's 250 ms),
   all 25 leads of a default patient in one call (per lead), and on the GPU; the FLOPs of the
   architecture per lead and the GFLOP/s achieved, against a dense matmul of the same width on
@@ -54,6 +55,26 @@ def training_rate(spec: SurrogateSpec, rows: int, batch: int, device: str, preci
                             checkpoint_every=100, log_every_seconds=1e9)
     with tempfile.TemporaryDirectory() as workdir:
         result = fit(SurrogateModel(spec), synthetic_rows(rows, spec.code_dim), training, workdir, name="bench")
+    return float(np.mean([row["samples_per_second"] for row in result.history[1:]]))
+
+
+def block_training_rate(spec: SurrogateSpec, patients: int, electrodes: int, points: int, batch: int, device: str,
+                        precision: str) -> float:
+    """Samples/s of the backbone on patient blocks (surrogate.blocks): each step one patient's
+    batch // electrodes points × all its electrodes, the layers before the injection shared."""
+    from ecgcohort.surrogate.blocks import PatientBlockTable
+
+    generator = torch.Generator().manual_seed(0)
+    blocks = [{"x": torch.rand(points, 3, generator=generator) * 2 - 1,
+               "electrode": torch.rand(electrodes, 3, generator=generator),
+               "code": torch.randn(spec.code_dim, generator=generator),
+               "target": torch.randn(electrodes, points, 3, generator=generator) * 0.3,
+               "reference": torch.nn.functional.normalize(torch.randn(electrodes, points, 3, generator=generator),
+                                                          dim=-1) * 2} for _ in range(patients)]
+    training = TrainingSpec(epochs=3, batch_size=batch, lr_milestones=(0.5,), device=device, precision=precision,
+                            checkpoint_every=100, log_every_seconds=1e9)
+    with tempfile.TemporaryDirectory() as workdir:
+        result = fit(SurrogateModel(spec), PatientBlockTable(blocks), training, workdir, name="bench")
     return float(np.mean([row["samples_per_second"] for row in result.history[1:]]))
 
 
@@ -177,6 +198,16 @@ def main() -> None:
                 print(f"  {device.type:4s} {precision:>4s} batch {batch:>7,}: {rate:12,.0f} samples/s "
                       f"({rate * flops * 3 / 1e12:.2f} TFLOP/s at 3x forward FLOPs)")
 
+    print("\ntraining on patient blocks (the workflow's layout; 109 electrodes x 65,536 points per patient):")
+    for device in devices:
+        for precision in (["32"] if device.type == "cpu" else ["32", "bf16"]):
+            for batch in ([16_384] if device.type == "cpu" else [16_384, PAPER_BATCH]):
+                patients = 1 if device.type == "cpu" or args.quick else 4
+                points = 8_192 if device.type == "cpu" else POINTS_PER_LEAD
+                rate = block_training_rate(spec, patients, 109, points, batch, device.type, precision)
+                rates[(device.type, precision, batch, "blocks")] = rate
+                print(f"  {device.type:4s} {precision:>4s} batch {batch:>7,}: {rate:12,.0f} samples/s")
+
     print("\ninference, seconds per lead at 65,536 points:")
     for device in devices:
         bound = matmul_gflops(device, spec.hidden, POINTS_PER_LEAD)
@@ -201,8 +232,9 @@ def main() -> None:
         network = network.to("cpu")
 
     print(f"\npaper-scale training: {PAPER_SAMPLES:.2e} samples (800 epochs x 80 patients x 109 electrodes x 65,536 points)")
-    for (device, precision, batch), rate in rates.items():
-        print(f"  {device:4s} {precision:>4s} batch {batch:>7,}: {PAPER_SAMPLES / rate / 3600:10.1f} h")
+    for (device, precision, batch, *layout), rate in rates.items():
+        print(f"  {device:4s} {precision:>4s} batch {batch:>7,} {layout[0] if layout else 'rows':6s}: "
+              f"{PAPER_SAMPLES / rate / 3600:10.1f} h")
 
 
 if __name__ == "__main__":

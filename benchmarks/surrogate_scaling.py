@@ -66,7 +66,7 @@ def sweep() -> list[dict]:
     return runs
 
 
-def run(rows_path: Path, out: Path, device: str, only: str | None) -> None:
+def run(rows_path: Path, out: Path, device: str, only: str | None, layout: str) -> None:
     import pandas as pd
     import torch
 
@@ -74,7 +74,9 @@ def run(rows_path: Path, out: Path, device: str, only: str | None) -> None:
     from ecgcohort.learning import TensorTable, TrainingSpec, fit
     from ecgcohort.learning.splits import validation_split
     from ecgcohort.surrogate.metrics import angular_error_deg
-    from ecgcohort.surrogate.network import SurrogateModel, SurrogateSpec, predict_gradient, training_rows
+    from ecgcohort.surrogate.blocks import PatientBlockTable
+    from ecgcohort.surrogate.network import (SurrogateModel, SurrogateSpec, patient_block, predict_gradient,
+                                             training_rows)
 
     data = dict(np.load(rows_path))
     train = [i for i, s in enumerate(data["split"]) if s == "train"]
@@ -86,17 +88,21 @@ def run(rows_path: Path, out: Path, device: str, only: str | None) -> None:
     pseudo_error = None
     results = []
     for settings in sweep():
-        if only and settings["axis"] != only:
+        if only and settings["axis"] not in only.split(","):
             continue
         spec = SurrogateSpec(code_dim=data["codes"].shape[1], target=settings["target"],
                              weighting=settings["weighting"], seed=0)
         patients = fit_ids[: settings["patients"] or None]
         electrodes = slice(0, settings["electrodes"] or None)
         points = slice(0, settings["points"] or None)
-        pieces = [training_rows(spec, box, data["points"][i][points], data["electrodes"][i][electrodes],
-                                data["normalised"][i][electrodes], data["codes"][i],
-                                data["grad"][i][electrodes, points].astype(np.float64)) for i in patients]
-        table = TensorTable({k: torch.cat([p[k] for p in pieces]) for k in pieces[0]})
+        arguments = [(spec, box, data["points"][i][points], data["electrodes"][i][electrodes],
+                      data["normalised"][i][electrodes], data["codes"][i],
+                      data["grad"][i][electrodes, points].astype(np.float64)) for i in patients]
+        if layout == "blocks":
+            table = PatientBlockTable([patient_block(*a) for a in arguments])
+        else:
+            pieces = [training_rows(*a) for a in arguments]
+            table = TensorTable({k: torch.cat([p[k] for p in pieces]) for k in pieces[0]})
         epochs = max(1, round(settings["samples"] / len(table)))
         training = TrainingSpec(epochs=epochs, batch_size=BATCH, lr_milestones=(0.5,), device=device,
                                 checkpoint_every=10_000, log_every_seconds=1e9, seed=0)
@@ -118,7 +124,7 @@ def run(rows_path: Path, out: Path, device: str, only: str | None) -> None:
                 pseudo.append(float(angular_error_deg(offset[:, heart], data["grad"][i][:, heart]).mean()))
         if pseudo_error is None:
             pseudo_error = float(np.mean(pseudo))
-        row = {**settings, "patients": len(patients), "electrodes": len(data["electrode_names"][electrodes]),
+        row = {**settings, "layout": layout, "patients": len(patients), "electrodes": len(data["electrode_names"][electrodes]),
                "points": data["points"].shape[1] if not settings["points"] else settings["points"],
                "rows": len(table), "epochs": epochs, "samples_trained": epochs * len(table),
                "train_seconds": seconds, "samples_per_second": result.samples_per_second, "device": result.device,
@@ -126,7 +132,7 @@ def run(rows_path: Path, out: Path, device: str, only: str | None) -> None:
                "heart_angular_error_sd": float(np.std(errors, ddof=1)) if len(errors) > 1 else float("nan"),
                "pseudo_heart_angular_error_deg": pseudo_error}
         results.append(row)
-        print(f"{row['axis']:10s} {row['target']:16s} {row['weighting']:8s} patients {row['patients']:2d} "
+        print(f"{row['layout']:6s} {row['axis']:10s} {row['target']:16s} {row['weighting']:8s} patients {row['patients']:2d} "
               f"electrodes {row['electrodes']:2d} points {row['points']:4d} samples {row['samples_trained'] / 1e6:6.1f}M "
               f"({row['train_seconds']:6.1f} s): heart {row['heart_angular_error_deg']:5.2f}° "
               f"(pseudo lead field {pseudo_error:.2f}°)", flush=True)
@@ -179,7 +185,9 @@ def main() -> None:
     p.add_argument("--rows", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--device", default="auto")
-    p.add_argument("--only", default=None, help="one axis of the sweep")
+    p.add_argument("--only", default=None, help="axes of the sweep, comma-separated")
+    p.add_argument("--layout", default="blocks", choices=("blocks", "rows"),
+                   help="patient blocks (the workflow's) or flat rows")
     p = sub.add_parser("plot")
     p.add_argument("--table", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
@@ -187,7 +195,7 @@ def main() -> None:
     if args.command == "export":
         export(args.results, args.out)
     elif args.command == "run":
-        run(args.rows, args.out, args.device, args.only)
+        run(args.rows, args.out, args.device, args.only, args.layout)
     else:
         plot(args.table, args.out)
 

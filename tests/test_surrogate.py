@@ -415,3 +415,30 @@ def test_the_ball_family_trains_on_cuda_in_bf16_and_predicts_as_on_the_cpu(tmp_p
         np.testing.assert_allclose(on_gpu, on_cpu, rtol=1e-3, atol=1e-3 * np.abs(on_cpu).max())
         errors.append(angular_error_deg(on_gpu, _ball_gradient(x, e, a)))
     assert float(np.mean(errors)) < TARGET_DEG
+
+
+def test_patient_blocks_give_the_loss_of_the_same_flat_rows_and_every_pair_once_per_epoch():
+    from ecgcohort.surrogate.blocks import PatientBlockTable
+    from ecgcohort.surrogate.network import patient_block
+
+    rng = np.random.default_rng(21)
+    spec = SurrogateSpec(code_dim=1, hidden=16, layers=3, inject_at=2, fourier_features=4, sigma0=SIGMA,
+                         weighting="relative")
+    samples = [(a, *_ball_samples(a, 5, 40, rng)) for a in (0.09, 0.12)]
+    blocks = [patient_block(spec, BOX, x, e, n, _code(a), _ball_gradient(x, e, a)) for a, x, e, n in samples]
+    table = PatientBlockTable(blocks)
+    assert len(table) == 2 * 5 * 40 and table.nbytes < 2 * 5 * 40 * 4 * 12  # no point or code repeated per pair
+    keys = table.batch_keys(epoch=3, batch_size=50, seed=0)
+    assert all(len(points) == 10 for _, points in keys)  # 50 rows: 10 points x 5 electrodes
+    seen = sorted((patient, int(p)) for patient, points in keys for p in points)
+    assert seen == [(patient, p) for patient in range(2) for p in range(40)]
+    model = SurrogateModel(spec)
+    patient, points = keys[0]
+    rows = training_rows(spec, BOX, samples[patient][1], samples[patient][2], samples[patient][3],
+                         _code(samples[patient][0]), _ball_gradient(*samples[patient][1:3], samples[patient][0]))
+    pairs = (torch.arange(5)[:, None] * 40 + points[None, :]).reshape(-1)  # electrode-major, as the block
+    with torch.no_grad():
+        block_loss, block_parts = model.training_loss(table.gather(keys[0]))
+        flat_loss, flat_parts = model.training_loss({k: v[pairs] for k, v in rows.items()})
+    assert float(block_loss) == pytest.approx(float(flat_loss), rel=1e-5)
+    assert float(block_parts["cos"]) == pytest.approx(float(flat_parts["cos"]), rel=1e-5)

@@ -56,7 +56,7 @@ class _EpochBatches(torch.utils.data.Sampler):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        if isinstance(self.table, StreamedTable):
+        if not isinstance(self.table, TensorTable):  # streamed and model-specific layouts
             return len(self.table.batch_keys(0, self.batch_size, self.seed, self.rank, self.world))
         return math.ceil(len(range(self.rank, len(self.table), self.world)) / self.batch_size)
 
@@ -208,6 +208,7 @@ class _Task(pl.LightningModule):
             value = value.detach().float() * rows
             self.sums[key] = self.sums[key] + value if key in self.sums else value
         self.rows += rows
+        self.last_rows = rows
         return loss
 
     def epoch_means(self) -> dict[str, float]:
@@ -244,7 +245,7 @@ class _Progress(pl.Callback):
         self.samples = 0
 
     def on_train_batch_end(self, trainer, task, outputs, batch, batch_index) -> None:
-        self.samples += _rows(batch)
+        self.samples += task.last_rows  # the gathered batch's rows (a key need not say how many)
         now = time.perf_counter()
         if now - self.last_line >= self.spec.log_every_seconds:
             self.last_line = now

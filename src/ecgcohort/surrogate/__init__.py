@@ -1,7 +1,8 @@
 """The lead-field surrogate (paper 1, sec. 2.3 and 2.6): a network NN_LF(x, ẽ, z) → ∇Z
 conditioned on a geometry code, trained on FEM lead fields in units of the pseudo lead field
-(``target: full | pseudo_residual``), batched prediction of ∇Z in Ω/m, and the error measures
-of lead fields and ECGs."""
+(``target: full | pseudo_residual``), batched prediction of ∇Z in Ω/m, trained models as a
+library (``load_surrogate``: ∇Z, lead matrices and ECGs of any patient from its code), and the
+error measures of lead fields and ECGs."""
 
 from ecgcohort.lazy import lazy_exports
 
@@ -18,6 +19,13 @@ _EXPORTS = {
     "check_code": "ecgcohort.surrogate.network",
     "training_rows": "ecgcohort.surrogate.network",
     "predict_gradient": "ecgcohort.surrogate.network",
+    "predict_gradient_tensor": "ecgcohort.surrogate.network",
+    "CodeTable": "ecgcohort.surrogate.model",
+    "TrainedSurrogate": "ecgcohort.surrogate.model",
+    "read_code_table": "ecgcohort.surrogate.model",
+    "load_surrogate": "ecgcohort.surrogate.model",
+    "normalised_electrodes": "ecgcohort.surrogate.model",
+    "ecg_from_lead_matrix": "ecgcohort.surrogate.model",
     "angular_error_deg": "ecgcohort.surrogate.metrics",
     "relative_magnitude_error": "ecgcohort.surrogate.metrics",
     "relative_l2": "ecgcohort.surrogate.metrics",

@@ -19,8 +19,8 @@ log = logging.getLogger(__name__)
 #: Network keys of a ``surrogate`` config section (the rest: training, evaluation, splits).
 NETWORK_KEYS: tuple[str, ...] = ("hidden", "layers", "inject_at", "fourier_features", "fourier_scale",
                                  "lambda_cos", "pseudo_factor", "weighting", "seed")
-#: float32 values per training row: x, electrode, target, reference (3 each) plus the code.
-_ROW_FLOATS = 12
+#: float32 values per (electrode, point) pair resident in patient blocks: target, reference.
+_PAIR_FLOATS = 6
 PRECORDIAL: tuple[str, ...] = ("V1", "V2", "V3", "V4", "V5", "V6")
 STANDARD: tuple[str, ...] = ("RA", "LA", "LL") + PRECORDIAL
 
@@ -39,19 +39,28 @@ def surrogate_spec(section: Mapping[str, Any], code_dim: int, target: str, sigma
                          **{key: section[key] for key in NETWORK_KEYS})
 
 
-def _patient_rows(cohort, patient: str, spec, box, codes) -> dict[str, np.ndarray]:
-    """Training rows of one patient from the cohort (numpy float32, electrode-major)."""
-    from ecgcohort.surrogate.network import training_rows
+def _patient_block(cohort, patient: str, spec, box, codes) -> dict[str, np.ndarray]:
+    """One patient's training block from the cohort (:func:`~ecgcohort.surrogate.network.patient_block`)."""
+    from ecgcohort.surrogate.network import patient_block
 
     one = cohort.sel(patient=patient)
-    rows = training_rows(spec, box, one.sample_points.values, one.electrode_position.values,
+    return patient_block(spec, box, one.sample_points.values, one.electrode_position.values,
                          one.electrode_normalised_position.values, codes.code(patient),
                          one.grad_lead_field.values.astype(np.float64))
-    return {name: value.numpy() for name, value in rows.items()}
+
+
+def _flat_rows(block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A patient block as flat (electrode, point) rows, electrode-major (the streamed layout)."""
+    n_e, n_p = block["target"].shape[:2]
+    rows = {"x": np.tile(block["x"], (n_e, 1)), "electrode": np.repeat(block["electrode"], n_p, axis=0),
+            "code": np.repeat(block["code"][None], n_e * n_p, axis=0), "target": block["target"].reshape(-1, 3)}
+    if "reference" in block:
+        rows["reference"] = block["reference"].reshape(-1, 3)
+    return rows
 
 
 def _angular_error_of(model, table) -> float:
-    """Mean angular error (degrees) of ∇Z over the rows of a validation table."""
+    """Mean angular error (degrees) of ∇Z over a validation block table."""
     import torch
 
     from ecgcohort.surrogate.metrics import angular_error_deg
@@ -59,10 +68,10 @@ def _angular_error_of(model, table) -> float:
     device = next(model.parameters()).device
     errors = []
     with torch.no_grad():
-        for start in range(0, len(table), 65536):
-            batch = {k: v[start:start + 65536].to(device) for k, v in table.columns.items()}
-            predicted = model(batch["x"], batch["electrode"], batch["code"]).float()
-            target = batch["target"]
+        for patient in range(table.patients):
+            batch = {k: v.to(device) for k, v in table.gather((patient, torch.arange(table.points))).items()}
+            predicted = model.network.forward_leads(batch["x"], batch["electrodes"], batch["code"]).reshape(-1, 3)
+            predicted, target = predicted.float(), batch["target"]
             if "reference" in batch:
                 predicted, target = predicted + batch["reference"], target + batch["reference"]
             errors.append(angular_error_deg(predicted.cpu().numpy(), target.cpu().numpy()))
@@ -79,10 +88,11 @@ def train_surrogate_job(store: str | Path, codes_csv: str | Path, encoding: str,
 
     from ecgcohort.dataset import open_cohort
     from ecgcohort.encoding.deepsdf import NormalisationBox
-    from ecgcohort.learning import StreamedTable, TensorTable, TrainingSpec, fit, save_model
+    from ecgcohort.learning import StreamedTable, TrainingSpec, fit, save_model
     from ecgcohort.learning.backbone import write_history
     from ecgcohort.learning.device import memory_budget_bytes, resolve_device
     from ecgcohort.learning.splits import validation_split
+    from ecgcohort.surrogate.blocks import PatientBlockTable
     from ecgcohort.surrogate.model import read_code_table
     from ecgcohort.surrogate.network import SurrogateModel
 
@@ -103,18 +113,16 @@ def train_surrogate_job(store: str | Path, codes_csv: str | Path, encoding: str,
     training = TrainingSpec.from_config(section["training"], seed=section["seed"])
     per_patient = cohort.sizes["electrode"] * cohort.sizes["point"]
     device = resolve_device(training.device)
-    row_bytes = 4 * (_ROW_FLOATS + spec.code_dim)
-    resident = len(fit_ids) * per_patient * row_bytes <= memory_budget_bytes(device)
+    resident = len(fit_ids) * per_patient * 4 * _PAIR_FLOATS <= memory_budget_bytes(device)
 
-    def block(index: int) -> dict[str, np.ndarray]:
-        return _patient_rows(cohort, fit_ids[index], spec, box, codes)
+    def rows_of(index: int) -> dict[str, np.ndarray]:
+        return _flat_rows(_patient_block(cohort, fit_ids[index], spec, box, codes))
 
-    def stacked(patients: Sequence[str]) -> TensorTable:
-        blocks = [_patient_rows(cohort, p, spec, box, codes) for p in patients]
-        return TensorTable({k: torch.from_numpy(np.concatenate([b[k] for b in blocks])) for k in blocks[0]})
+    def blocks(patients: Sequence[str]) -> PatientBlockTable:
+        return PatientBlockTable([_patient_block(cohort, p, spec, box, codes) for p in patients])
 
-    table = stacked(fit_ids) if resident else StreamedTable(block, [per_patient] * len(fit_ids))
-    validation = stacked(validation_ids) if validation_ids else None
+    table = blocks(fit_ids) if resident else StreamedTable(rows_of, [per_patient] * len(fit_ids))
+    validation = blocks(validation_ids) if validation_ids else None
     model = SurrogateModel(spec)
     settings = {"spec": spec.to_config(), "normalisation": box.to_dict(), "patients": fit_ids,
                 "encoding": encoding, "codes": codes.values[[codes.patients.index(p) for p in fit_ids]].tolist(),

@@ -193,7 +193,8 @@ class SurrogateModel(TrainableModel):
     Batch rows (float32): ``x`` (B, 3) box-normalised points, ``electrode`` (B, 3) normalised
     torso coordinates, ``code`` (B, d), ``target`` (B, 3) the normalised target and, for
     ``pseudo_residual``, ``reference`` (B, 3) = κu*, the pseudo part of ∇Z/|∇Z*| (see
-    :func:`training_rows`).
+    :func:`training_rows`); or a patient block (:mod:`ecgcohort.surrogate.blocks`): ``x``
+    (P_b, 3), ``electrodes`` (E, 3), ``code`` (d,) and ``target``/``reference`` (E·P_b, 3).
 
     Loss = mean over rows of w‖NN − target‖² + λ_cos (1 − cos(t̂, t)), cos with the paper's ε,
     w = 1 (``weighting="uniform"``, eq. 5) or 1/(|t|² + 0.1²) (``relative``),
@@ -212,7 +213,11 @@ class SurrogateModel(TrainableModel):
         return self.network(x, electrode, code)
 
     def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        predicted = self.network(batch["x"], batch["electrode"], batch["code"]).float()
+        if "electrodes" in batch:  # a patient block (surrogate.blocks): all electrodes at the block's points
+            predicted = self.network.forward_leads(batch["x"], batch["electrodes"], batch["code"]).reshape(-1, 3)
+            predicted = predicted.float()
+        else:
+            predicted = self.network(batch["x"], batch["electrode"], batch["code"]).float()
         target = batch["target"].float()
         squared = (predicted - target).square().sum(dim=-1)
         if self.spec.residual:
@@ -313,25 +318,41 @@ def _check_points(points_m: np.ndarray) -> np.ndarray:
 
 # ---- rows and prediction ---------------------------------------------------------------------
 
+def patient_block(spec: SurrogateSpec, box: NormalisationBox, points_m: np.ndarray, electrodes_m: np.ndarray,
+                  electrodes_normalised: np.ndarray, code: np.ndarray, grad_z: np.ndarray) -> dict[str, np.ndarray]:
+    """One patient's training data for a :class:`SurrogateModel`, float32: ``x`` (P, 3)
+    box-normalised, ``electrode`` (E, 3), ``code`` (d,), ``target`` (E, P, 3) and, for
+    ``pseudo_residual``, ``reference`` (E, P, 3) = κu*. Points (P, 3) and electrodes (E, 3) in
+    m, ∇Z (E, P, 3) in Ω/m, the code (d,)."""
+    points = _check_points(points_m)
+    block = {
+        "x": box.normalise(points * 1e3),
+        "electrode": check_electrodes(electrodes_normalised, electrodes_m),
+        "code": check_code(code, spec.code_dim),
+        "target": normalise_target(spec, grad_z, points, electrodes_m),
+    }
+    if spec.residual:
+        block["reference"] = spec.pseudo_factor * pseudo_direction(points, electrodes_m)
+    return {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in block.items()}
+
+
 def training_rows(spec: SurrogateSpec, box: NormalisationBox, points_m: np.ndarray, electrodes_m: np.ndarray,
                   electrodes_normalised: np.ndarray, code: np.ndarray, grad_z: np.ndarray) -> dict[str, torch.Tensor]:
     """The rows of one patient for a :class:`SurrogateModel`: every (electrode, point) pair,
-    electrode-major (row j·P + p), float32. Points (P, 3) and electrodes (E, 3) in m, ∇Z
-    (E, P, 3) in Ω/m, the code (d,)."""
-    points = _check_points(points_m)
-    electrodes = check_electrodes(electrodes_normalised, electrodes_m)
-    values = check_code(code, spec.code_dim)
-    n_e, n_p = len(electrodes), len(points)
-    target = normalise_target(spec, grad_z, points, electrodes_m)
+    electrode-major (row j·P + p), float32 — :func:`patient_block` with the point repeated per
+    electrode and the code per pair. Points (P, 3) and electrodes (E, 3) in m, ∇Z (E, P, 3) in
+    Ω/m, the code (d,)."""
+    block = patient_block(spec, box, points_m, electrodes_m, electrodes_normalised, code, grad_z)
+    n_e, n_p = block["target"].shape[:2]
     rows = {
-        "x": np.tile(box.normalise(points * 1e3), (n_e, 1)),
-        "electrode": np.repeat(electrodes, n_p, axis=0),
-        "code": np.broadcast_to(values, (n_e * n_p, spec.code_dim)),
-        "target": target.reshape(-1, 3),
+        "x": np.tile(block["x"], (n_e, 1)),
+        "electrode": np.repeat(block["electrode"], n_p, axis=0),
+        "code": np.broadcast_to(block["code"], (n_e * n_p, spec.code_dim)),
+        "target": block["target"].reshape(-1, 3),
     }
     if spec.residual:
-        rows["reference"] = spec.pseudo_factor * pseudo_direction(points, electrodes_m).reshape(-1, 3)
-    return {name: torch.as_tensor(np.ascontiguousarray(value, dtype=np.float32)) for name, value in rows.items()}
+        rows["reference"] = block["reference"].reshape(-1, 3)
+    return {name: torch.as_tensor(np.ascontiguousarray(value)) for name, value in rows.items()}
 
 
 def predict_gradient_tensor(network: LeadFieldNetwork, points_m: torch.Tensor, electrodes_m: torch.Tensor,

@@ -1,0 +1,78 @@
+"""Training rows of the surrogate in patient blocks: every (electrode, point) pair of a patient
+without repeating the point per electrode or the code per pair, and batches of one patient's
+points × all its electrodes, which :meth:`~ecgcohort.surrogate.network.LeadFieldNetwork.forward_leads`
+evaluates sharing the layers before the injection across electrodes.
+
+Memory per pair: 6 float32 (target and reference) against 12 + d in flat rows (x, electrode,
+code, target, reference), so 2.3–4.8× less; at the paper's scale (80 patients × 109 electrodes
+× 65,536 points = 571M pairs) 14 GB, which stays resident on one GPU.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ecgcohort.learning.data import epoch_generator
+
+
+class PatientBlockTable:
+    """Per patient: points ``x`` (P, 3) box-normalised, ``electrode`` (E, 3) normalised, ``code``
+    (d,), ``target`` and, for ``pseudo_residual``, ``reference`` (E, P, 3); the same P and E for
+    every patient. A batch is one patient's ``max(1, batch_size // E)`` points × all its
+    electrodes: keys are (patient, point indices), drawn from (seed, epoch) — points permuted
+    within each patient, the pieces of all patients shuffled together."""
+
+    resident = True
+
+    def __init__(self, patients: Sequence[Mapping[str, np.ndarray | torch.Tensor]]):
+        if not patients:
+            raise ValueError("a block table needs at least one patient")
+        names = ("x", "electrode", "code", "target") + (("reference",) if "reference" in patients[0] else ())
+        self.columns = {name: torch.stack([torch.as_tensor(p[name], dtype=torch.float32) for p in patients])
+                        for name in names}
+        n, e, p = self.columns["target"].shape[:3]
+        if self.columns["x"].shape != (n, p, 3) or self.columns["electrode"].shape != (n, e, 3):
+            raise ValueError("every patient needs x (P, 3), electrode (E, 3) and target (E, P, 3) of one P and E")
+        self.patients, self.electrodes, self.points = n, e, p
+
+    def __len__(self) -> int:
+        return self.patients * self.electrodes * self.points
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.element_size() * t.numel() for t in self.columns.values())
+
+    @property
+    def device(self) -> torch.device:
+        return self.columns["x"].device
+
+    def to(self, device: torch.device | str) -> "PatientBlockTable":
+        moved = PatientBlockTable.__new__(PatientBlockTable)
+        moved.columns = {name: t.to(device) for name, t in self.columns.items()}
+        moved.patients, moved.electrodes, moved.points = self.patients, self.electrodes, self.points
+        return moved
+
+    def batch_keys(self, epoch: int, batch_size: int, seed: int, rank: int = 0,
+                   world: int = 1) -> list[tuple[int, torch.Tensor]]:
+        generator = epoch_generator(seed, epoch)
+        per_batch = max(1, batch_size // self.electrodes)
+        pieces = [(patient, piece) for patient in range(self.patients)
+                  for piece in torch.randperm(self.points, generator=generator).split(per_batch)]
+        order = torch.randperm(len(pieces), generator=generator)[rank::world].tolist()
+        return [pieces[i] for i in order]
+
+    def gather(self, key: tuple[int, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The block as a batch: ``target`` (and ``reference``) flattened electrode-major to
+        (E·P_b, 3) first (the backbone counts a batch's rows by its first entry), ``x``
+        (P_b, 3), ``electrodes`` (E, 3), ``code`` (d,)."""
+        patient, points = key
+        points = points.to(self.device, non_blocking=True)
+        batch = {"target": self.columns["target"][patient][:, points].reshape(-1, 3)}
+        if "reference" in self.columns:
+            batch["reference"] = self.columns["reference"][patient][:, points].reshape(-1, 3)
+        batch.update(x=self.columns["x"][patient][points], electrodes=self.columns["electrode"][patient],
+                     code=self.columns["code"][patient])
+        return batch
