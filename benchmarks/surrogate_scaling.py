@@ -147,6 +147,10 @@ def plot(table_path: Path, out: Path) -> None:
     import pandas as pd
 
     table = pd.read_csv(table_path)
+    if "layout" not in table:
+        table["layout"] = "rows"
+    blocks = table[table.layout == "blocks"]
+    table = table[table.layout == "rows"] if (table.layout == "rows").any() else blocks
     axes_spec = (("patients", "training patients"), ("electrodes", "electrodes per patient"),
                  ("points", "sample points per patient"), ("samples", "training samples (millions)"))
     figure, axes = plt.subplots(1, 4, figsize=(17, 4.2), sharey=True)
@@ -158,6 +162,11 @@ def plot(table_path: Path, out: Path) -> None:
             x = rows[column] / (1e6 if name == "samples" else 1)
             axis.errorbar(x, rows.heart_angular_error_deg, yerr=rows.heart_angular_error_sd, marker="o", capsize=3,
                           color=f"C{k}", label=target)
+            if name == "samples" and len(blocks) and (table.layout == "rows").all():
+                along = blocks[(blocks.target == target) & blocks.axis.isin(["samples", "all"])]
+                along = along.sort_values("samples_trained")
+                axis.plot(along.samples_trained / 1e6, along.heart_angular_error_deg, marker="s", ls="--",
+                          color=f"C{k}", label=f"{target}, patient blocks")
             uniform = table[(table.target == target) & (table.axis == "uniform")]
             if name == "samples" and len(uniform):
                 axis.scatter(uniform.samples_trained / 1e6, uniform.heart_angular_error_deg, marker="x", s=60,
@@ -168,8 +177,8 @@ def plot(table_path: Path, out: Path) -> None:
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("angular error in the heart, test patients (°)")
     axes[-1].legend(fontsize=8)
-    figure.suptitle("Lead-field surrogate: error against data and training budget (the others at their full value, "
-                    "21M samples)")
+    figure.suptitle("Lead-field surrogate on the study cohort: error against data and training budget (the others at "
+                    "their full value, 21M samples; flat rows, and patient blocks dashed)")
     figure.tight_layout()
     figure.savefig(out, dpi=110)
     print(f"wrote {out}")
