@@ -216,6 +216,10 @@ def check_surrogate_stage(root):
             assert 0 < summary[kind]["angular_error_heart_deg"] < 90
             assert set(summary[kind]["ecg"]) == {"sinus", "lbbb", "crt", "pacing-00", "pacing-01"}
         assert summary["timing"]["fem_total_s_per_lead"] > 0
+    from ecgcohort.learning.modelfile import ModelFileError
+
+    with pytest.raises(ModelFileError, match="expected 'leadfield-surrogate'"):
+        load_surrogate(root / "results/encoding/deepsdf/model.pt")  # a DeepSDF model is not a surrogate
     table = pd.read_csv(surrogate / "table1.csv")
     assert list(table.model) == ["PCA, pseudo_residual", "pseudo lead field", "DeepSDF, pseudo_residual",
                                  "PCA-based (paper)", "DeepSDF-based (paper)"]

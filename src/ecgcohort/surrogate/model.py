@@ -121,20 +121,15 @@ class TrainedSurrogate:
         return lead_matrix(nodes_m, tetrahedra, intracellular, gradient)
 
 
-def load_surrogate(path: str | Path, device: str = "cpu", expected: Mapping[str, Any] | None = None) -> TrainedSurrogate:
-    """Load a model file written by the ``train_surrogate`` rule on ``device`` (cpu|cuda|auto).
-    ``expected`` (a ``surrogate`` config section) given: a model trained with other settings is
-    refused naming the keys (:func:`~ecgcohort.learning.modelfile.check_compatible`)."""
-    import torch
-
+def load_surrogate(path: str | Path, device: str = "cpu") -> TrainedSurrogate:
+    """Load a model file written by the ``train_surrogate`` rule on ``device`` (cpu|cuda|auto);
+    a file of another kind is refused (:class:`~ecgcohort.learning.modelfile.ModelFileError`)."""
     from ecgcohort.encoding.deepsdf import NormalisationBox
     from ecgcohort.learning.device import resolve_device
-    from ecgcohort.learning.modelfile import check_compatible, load_model
+    from ecgcohort.learning.modelfile import load_model
     from ecgcohort.surrogate.network import LeadFieldNetwork, SurrogateSpec
 
     state, metadata = load_model(path, kind="leadfield-surrogate")
-    if expected is not None:
-        check_compatible(path, metadata["config"], expected)
     network = LeadFieldNetwork(SurrogateSpec.from_config(metadata["spec"]))
     network.load_state_dict({k.removeprefix("network."): v for k, v in state.items()})
     network.eval().to(resolve_device(device))
