@@ -1,6 +1,8 @@
 """The inverse-ECG benchmark (paper 2, issue 13). So far: the heart-surface dynamics (the
 Aliev–Panfilov model on a triangle mesh with the cotangent Laplacian) and the reconstruction
-metrics RE, CC and MSE; transfer matrices and the reconstruction methods are to come."""
+metrics RE, CC and MSE, and Tikhonov reconstruction (zeroth and second order, λ by GCV or the
+L-curve from one generalised eigendecomposition); transfer matrices, STRE and the neural methods
+are to come."""
 
 from ecgcohort.lazy import lazy_exports
 
@@ -12,6 +14,10 @@ _EXPORTS = {
     "relative_error": "ecgcohort.inverse.metrics",
     "correlation_coefficient": "ecgcohort.inverse.metrics",
     "mean_squared_error": "ecgcohort.inverse.metrics",
+    "Tikhonov": "ecgcohort.inverse.tikhonov",
+    "TikhonovResult": "ecgcohort.inverse.tikhonov",
+    "tikhonov": "ecgcohort.inverse.tikhonov",
+    "lcurve_corner": "ecgcohort.inverse.tikhonov",
 }
 
 __all__ = sorted(_EXPORTS)
