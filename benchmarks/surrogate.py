@@ -137,6 +137,26 @@ def inference(network: LeadFieldNetwork, device: torch.device, leads: int, repea
     return best_of(run, repeats, device) / leads
 
 
+def resident_inference(network: LeadFieldNetwork, device: torch.device, repeats: int, autocast: bool) -> float:
+    """Seconds for one lead at 65,536 points with inputs and output on the device
+    (predict_gradient_tensor: no host transfers, no checks)."""
+    from ecgcohort.surrogate.network import predict_gradient_tensor
+
+    generator = torch.Generator().manual_seed(0)
+    points = ((torch.rand(POINTS_PER_LEAD, 3, generator=generator) - 0.5) * 0.3).to(device)
+    electrode = torch.tensor([[0.0, 0.0, 0.5]], device=device)
+    normalised = torch.tensor([[0.2, 0.8, 0.4]], device=device)
+    code = torch.zeros(network.spec.code_dim, device=device)
+    network = network.to(device)
+
+    def run():
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            predict_gradient_tensor(network, points, electrode, normalised, code, BOX)
+
+    run()
+    return best_of(run, repeats, device)
+
+
 def paper_size_myocardium(cells_target: int = 150_000) -> tuple[np.ndarray, np.ndarray]:
     """A structured tetrahedral block (6 tetrahedra per cube) of about ``cells_target`` cells, m."""
     n = int(round((cells_target / 6) ** (1 / 3)))
@@ -171,6 +191,7 @@ def ecg_path(network: LeadFieldNetwork, device: torch.device, electrodes: int, r
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer rows and repeats")
+    parser.add_argument("--inference-only", action="store_true", help="only the inference section")
     parser.add_argument("--fem-seconds-per-lead", type=float, default=None,
                         help="FEM lead-field seconds per lead at paper size (benchmarks/leadfield.py)")
     args = parser.parse_args()
@@ -185,14 +206,27 @@ def main() -> None:
 
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     rows = 200_000 if args.quick else 800_000
-    print("\ntraining (backbone, resident rows, samples/s):")
     rates = {}
+    if not args.inference_only:
+        training_section(spec, devices, rows, args.quick, flops, rates)
+    inference_section(network, spec, devices, repeats, flops)
+    if args.inference_only:
+        return
+    ecg_section(network, devices, repeats, args.fem_seconds_per_lead)
+    print(f"\npaper-scale training: {PAPER_SAMPLES:.2e} samples (800 epochs x 80 patients x 109 electrodes x 65,536 points)")
+    for (device, precision, batch, *layout), rate in rates.items():
+        print(f"  {device:4s} {precision:>4s} batch {batch:>7,} {layout[0] if layout else 'rows':6s}: "
+              f"{PAPER_SAMPLES / rate / 3600:10.1f} h")
+
+
+def training_section(spec, devices, rows, quick, flops, rates) -> None:
+    print("\ntraining (backbone, resident rows, samples/s):")
     for device in devices:
         precisions = ["32"] if device.type == "cpu" else ["32", "bf16"]
         batches = [16_384] if device.type == "cpu" else [16_384, PAPER_BATCH]
         for precision in precisions:
             for batch in batches:
-                n = rows if device.type == "cpu" else max(4 * batch, 4_000_000 if not args.quick else 2 * batch)
+                n = rows if device.type == "cpu" else max(4 * batch, 4_000_000 if not quick else 2 * batch)
                 rate = training_rate(spec, n, batch, device.type, precision)
                 rates[(device.type, precision, batch)] = rate
                 print(f"  {device.type:4s} {precision:>4s} batch {batch:>7,}: {rate:12,.0f} samples/s "
@@ -202,18 +236,24 @@ def main() -> None:
     for device in devices:
         for precision in (["32"] if device.type == "cpu" else ["32", "bf16"]):
             for batch in ([16_384] if device.type == "cpu" else [16_384, PAPER_BATCH]):
-                patients = 1 if device.type == "cpu" or args.quick else 4
+                patients = 1 if device.type == "cpu" or quick else 4
                 points = 8_192 if device.type == "cpu" else POINTS_PER_LEAD
                 rate = block_training_rate(spec, patients, 109, points, batch, device.type, precision)
                 rates[(device.type, precision, batch, "blocks")] = rate
                 print(f"  {device.type:4s} {precision:>4s} batch {batch:>7,}: {rate:12,.0f} samples/s")
 
+
+def inference_section(network, spec, devices, repeats, flops) -> None:
     print("\ninference, seconds per lead at 65,536 points:")
     for device in devices:
         bound = matmul_gflops(device, spec.hidden, POINTS_PER_LEAD)
         for leads, label in ((1, "batch of one lead"), (25, "25 leads in one call")):
             for autocast in ([False] if device.type == "cpu" else [False, True]):
                 seconds = inference(network, device, leads, repeats, autocast)
+                if leads == 1 and device.type == "cuda":
+                    resident = resident_inference(network, device, repeats, autocast)
+                    print(f"  cuda one lead, tensors on the device{' bf16' if autocast else '     '}: "
+                          f"{resident * 1e3:9.2f} ms")
                 achieved = flops * POINTS_PER_LEAD / seconds / 1e9
                 print(f"  {device.type:4s} {label:22s}{' bf16' if autocast else '     '}: {seconds * 1e3:9.2f} ms "
                       f"({achieved:8.1f} GFLOP/s; dense {spec.hidden}-wide fp32 matmul here {bound:8.1f} GFLOP/s, "
@@ -221,20 +261,17 @@ def main() -> None:
                       f"ratio {seconds / (flops * POINTS_PER_LEAD / bound / 1e9):.2f})")
         network = network.to("cpu")
 
+
+def ecg_section(network, devices, repeats, fem_seconds_per_lead) -> None:
     print("\nECG path of a paper-size myocardium (∇Z at every cell + lead matrix):")
     for device in devices:
         for electrodes in (9, 109):
             seconds, cells = ecg_path(network, device, electrodes, max(1, repeats // 2))
-            fem = (f", FEM at {args.fem_seconds_per_lead:.3f} s per lead: {electrodes * args.fem_seconds_per_lead:.2f} s"
-                   if args.fem_seconds_per_lead else "")
+            fem = (f", FEM at {fem_seconds_per_lead:.3f} s per lead: {electrodes * fem_seconds_per_lead:.2f} s"
+                   if fem_seconds_per_lead else "")
             print(f"  {device.type:4s} {electrodes:3d} electrodes, {cells:,} cells: {seconds:.2f} s "
                   f"({seconds / electrodes * 1e3:.1f} ms per lead){fem}")
         network = network.to("cpu")
-
-    print(f"\npaper-scale training: {PAPER_SAMPLES:.2e} samples (800 epochs x 80 patients x 109 electrodes x 65,536 points)")
-    for (device, precision, batch, *layout), rate in rates.items():
-        print(f"  {device:4s} {precision:>4s} batch {batch:>7,} {layout[0] if layout else 'rows':6s}: "
-              f"{PAPER_SAMPLES / rate / 3600:10.1f} h")
 
 
 if __name__ == "__main__":
