@@ -57,6 +57,15 @@ class Tikhonov:
         self.x = x
         self.rx = self.transfer @ x  # R X, (m, n)
 
+    def smallest_generalised_singular_value(self) -> float:
+        """The smallest γ = √((1 − μ)·scale/μ) over R's range with μ > 0: below it every filter
+        factor γ²/(γ² + λ²) is ≈ 1, and for m ≤ n GCV's limit as λ → 0 is a spurious minimum
+        (residual and m − trace H vanish together), so λ grids start here."""
+        usable = self.range & (self.mu > 1e-12)
+        if not usable.any():
+            return 0.0
+        return float(np.sqrt(np.min((1.0 - self.mu[usable]) * self.scale / self.mu[usable])))
+
     def _denominator(self, lam: float) -> np.ndarray:
         return 1.0 - self.mu + (lam ** 2 / self.scale) * self.mu
 
@@ -115,6 +124,9 @@ def tikhonov(transfer: np.ndarray, data: np.ndarray, regulariser: np.ndarray, ch
         top = np.linalg.norm(solver.transfer, 2)
         grid = top * np.logspace(-8, 2, 60)
     grid = np.asarray(grid, dtype=np.float64)
+    floor = solver.smallest_generalised_singular_value()
+    if np.count_nonzero(grid >= floor) >= 2:
+        grid = grid[grid >= floor]
     curves = solver.curves(y, grid)
     if not per_time:
         curves = {"residual": np.sqrt(np.sum(curves["residual"] ** 2, axis=1, keepdims=True)),

@@ -213,6 +213,80 @@ def project_on_surface(points: np.ndarray, triangles: np.ndarray,
     return np.sqrt(squared), used[faces[face]], weights
 
 
+class CholeskyFactor:
+    """A sparse symmetric positive-definite matrix factored once by MUMPS (Cholesky, through
+    PETSc) for any number of dense right-hand-side blocks. ``upper``: the matrix or its upper
+    triangle (scipy sparse; only the upper triangle is read). ``ordering``: MUMPS's
+    fill-reducing ordering (:data:`ORDERINGS`); ``low_rank_tolerance``: block low-rank
+    compression threshold (0: exact factors). ``figures``: timings (s), flops, factor sizes."""
+
+    def __init__(self, upper, ordering: str = "metis", low_rank_tolerance: float = DEFAULT_LOW_RANK_TOLERANCE):
+        import scipy.sparse
+
+        PETSc = _petsc()
+        if ordering not in ORDERINGS:
+            raise LeadFieldError(f"unknown MUMPS ordering {ordering!r}; choose from {sorted(ORDERINGS)}")
+        upper = scipy.sparse.triu(upper, format="csr")
+        upper.sum_duplicates()
+        self.size = upper.shape[0]
+        # SBAIJ stores the upper triangle, which is what MUMPS's symmetric factorisation reads
+        matrix = PETSc.Mat().createSBAIJ(size=upper.shape, bsize=1, csr=(upper.indptr.astype(PETSc.IntType),
+                                                                         upper.indices.astype(PETSc.IntType),
+                                                                         upper.data), comm=PETSc.COMM_SELF)
+        matrix.setOption(PETSc.Mat.Option.SPD, True)
+        matrix.assemble()
+        PETSc.Log.begin()  # for the symbolic (ordering, analysis) / numeric split
+        events = [PETSc.Log.Event(name) for name in ("MatCholFctrSym", "MatCholFctrNum")]
+        before = [event.getPerfInfo()["time"] for event in events]
+        start = time.perf_counter()
+        ksp = PETSc.KSP().create(PETSc.COMM_SELF)
+        ksp.setOperators(matrix)
+        ksp.setType("preonly")
+        pc = ksp.getPC()
+        pc.setType("cholesky")
+        pc.setFactorSolverType("mumps")
+        pc.setFactorSetUpSolverType()
+        factor = pc.getFactorMatrix()
+        factor.setMumpsIcntl(7, ORDERINGS[ordering])
+        factor.setMumpsIcntl(28, 1)  # sequential analysis: one process
+        factor.setMumpsIcntl(27, 128)  # right-hand sides per block in the solve phase
+        if low_rank_tolerance > 0:
+            # block low-rank factors (MUMPS BLR, compressed after each front's factorisation):
+            # 30% less time on a paper-size mesh, Z changed by 3e-9 relative at 1e-10
+            factor.setMumpsIcntl(35, 2)
+            factor.setMumpsCntl(7, low_rank_tolerance)
+        pc.setUp()
+        if factor.getMumpsInfog(1) < 0:
+            raise LeadFieldError(f"MUMPS failed: INFOG(1) = {factor.getMumpsInfog(1)}, "
+                                 f"INFOG(2) = {factor.getMumpsInfog(2)}")
+        self.matrix, self.ksp, self.factor = matrix, ksp, factor
+        analysis, numeric = (event.getPerfInfo()["time"] - t for event, t in zip(events, before))
+        flops = float(factor.getMumpsRinfog(3))  # full-rank estimate
+        self.figures = {"factorisation_s": time.perf_counter() - start, "analysis_s": analysis,
+                        "numeric_factorisation_s": numeric, "factor_flops": flops,
+                        "factor_entries_low_rank": int(factor.getMumpsInfog(35)),  # after compression
+                        "factor_gflops_per_s": flops / 1e9 / max(numeric, 1e-9),
+                        "factor_entries": int(factor.getMumpsInfog(29)),
+                        "factor_memory_mb": int(factor.getMumpsInfog(22))}
+
+    def solve(self, rhs: np.ndarray) -> np.ndarray:
+        """X (N, K) with A X = ``rhs`` (N, K), all columns in one MUMPS solve."""
+        PETSc = _petsc()
+
+        rhs = np.asarray(rhs, dtype=np.float64)
+        if rhs.ndim != 2 or rhs.shape[0] != self.size:
+            raise LeadFieldError(f"right-hand sides must be ({self.size}, K), got {rhs.shape}")
+        # PETSc's dense matrices are column-major: pass a Fortran-ordered block
+        dense = PETSc.Mat().createDense(rhs.shape, array=np.asfortranarray(rhs), comm=PETSc.COMM_SELF)
+        solution = PETSc.Mat().createDense(rhs.shape, comm=PETSc.COMM_SELF)
+        solution.setUp()
+        self.factor.matSolve(dense, solution)
+        result = solution.getDenseArray().copy()
+        dense.destroy()
+        solution.destroy()
+        return result
+
+
 class LeadFieldSolver:
     """Lead fields Z_j of one patient's mesh: assemble and factor once, then solve any
     number of electrodes as one block.
@@ -272,7 +346,6 @@ class LeadFieldSolver:
 
     def _pinned_matrix(self):
         import scipy.sparse
-        PETSc = _petsc()
 
         rows, columns, values = stiffness_upper_triplets(self.mesh.tetrahedra, self.grads, self.volumes,
                                                          self.tensors)
@@ -285,50 +358,19 @@ class LeadFieldSolver:
             (np.r_[values[keep], diagonal], (np.r_[rows[keep], self.pinned], np.r_[columns[keep], self.pinned])),
             shape=(n, n))
         upper.sum_duplicates()
-        # SBAIJ stores the upper triangle, which is what MUMPS's symmetric factorisation reads
-        matrix = PETSc.Mat().createSBAIJ(size=(n, n), bsize=1, csr=(upper.indptr.astype(PETSc.IntType),
-                                                                     upper.indices.astype(PETSc.IntType), upper.data),
-                                         comm=PETSc.COMM_SELF)
-        matrix.setOption(PETSc.Mat.Option.SPD, True)
-        matrix.assemble()
-        return matrix
+        return upper
 
     def _factor(self, ordering: str) -> None:
-        PETSc = _petsc()
-
-        PETSc.Log.begin()  # for the symbolic (ordering, analysis) / numeric split
-        events = [PETSc.Log.Event(name) for name in ("MatCholFctrSym", "MatCholFctrNum")]
-        before = [event.getPerfInfo()["time"] for event in events]
-        start = time.perf_counter()
-        ksp = PETSc.KSP().create(PETSc.COMM_SELF)
-        ksp.setOperators(self.matrix)
-        ksp.setType("preonly")
-        pc = ksp.getPC()
-        pc.setType("cholesky")
-        pc.setFactorSolverType("mumps")
-        pc.setFactorSetUpSolverType()
-        factor = pc.getFactorMatrix()
-        factor.setMumpsIcntl(7, ORDERINGS[ordering])
-        factor.setMumpsIcntl(28, 1)  # sequential analysis: one process
-        factor.setMumpsIcntl(27, 128)  # right-hand sides per block in the solve phase
-        if self.low_rank_tolerance > 0:
-            # block low-rank factors (MUMPS BLR, compressed after each front's factorisation):
-            # 30% less time on a paper-size mesh, Z changed by 3e-9 relative at 1e-10
-            factor.setMumpsIcntl(35, 2)
-            factor.setMumpsCntl(7, self.low_rank_tolerance)
-        pc.setUp()
-        if factor.getMumpsInfog(1) < 0:
-            raise LeadFieldError(f"MUMPS failed: INFOG(1) = {factor.getMumpsInfog(1)}, "
-                                 f"INFOG(2) = {factor.getMumpsInfog(2)}")
-        self.ksp, self.factor = ksp, factor
-        self.stats.factorisation_s = time.perf_counter() - start
-        self.stats.analysis_s, self.stats.numeric_factorisation_s = (
-            event.getPerfInfo()["time"] - t for event, t in zip(events, before))
-        self.stats.factor_flops = float(factor.getMumpsRinfog(3))  # full-rank estimate
-        self.stats.factor_entries_low_rank = int(factor.getMumpsInfog(35))  # after compression
-        self.stats.factor_gflops_per_s = self.stats.factor_flops / 1e9 / max(self.stats.numeric_factorisation_s, 1e-9)
-        self.stats.factor_entries = int(factor.getMumpsInfog(29))
-        self.stats.factor_memory_mb = int(factor.getMumpsInfog(22))
+        self.cholesky = CholeskyFactor(self.matrix, ordering, self.low_rank_tolerance)
+        figures = self.cholesky.figures
+        self.stats.factorisation_s = figures["factorisation_s"]
+        self.stats.analysis_s = figures["analysis_s"]
+        self.stats.numeric_factorisation_s = figures["numeric_factorisation_s"]
+        self.stats.factor_flops = figures["factor_flops"]
+        self.stats.factor_entries_low_rank = figures["factor_entries_low_rank"]
+        self.stats.factor_gflops_per_s = figures["factor_gflops_per_s"]
+        self.stats.factor_entries = figures["factor_entries"]
+        self.stats.factor_memory_mb = figures["factor_memory_mb"]
         self.stats.peak_rss_mb = _peak_rss_mb()
 
     def electrode_loads(self, electrodes_m: np.ndarray,
@@ -352,22 +394,13 @@ class LeadFieldSolver:
     def solve(self, electrodes_m: np.ndarray, names: Sequence[str] | None = None) -> np.ndarray:
         """Nodal Z (E, N) in Ω, zero mean over the body surface, for electrodes (E, 3) in m
         (``names`` label them in errors)."""
-        PETSc = _petsc()
-
         nodes, weights = self.electrode_loads(electrodes_m, names)
         start = time.perf_counter()
-        n, count = len(self.mesh.points_m), len(nodes)
+        count = len(nodes)
         loads = np.tile(-self.surface_mass / self.surface_area, (count, 1))
         np.add.at(loads, (np.repeat(np.arange(count), 3), nodes.ravel()), weights.ravel())
         loads[:, self.pinned] = 0.0
-        # PETSc's dense matrices are column-major: the (N, E) Fortran view of the (E, N) loads
-        rhs = PETSc.Mat().createDense((n, count), array=np.asfortranarray(loads.T), comm=PETSc.COMM_SELF)
-        solution = PETSc.Mat().createDense((n, count), comm=PETSc.COMM_SELF)
-        solution.setUp()
-        self.factor.matSolve(rhs, solution)
-        z = solution.getDenseArray().T.copy()
-        rhs.destroy()
-        solution.destroy()
+        z = self.cholesky.solve(loads.T).T.copy()
         z -= (z @ self.surface_mass)[:, None] / self.surface_area
         self.stats.solve_s += time.perf_counter() - start
         self.stats.electrodes_solved += count

@@ -1,0 +1,151 @@
+"""Ground-truth heart-surface potentials (HSP) of the inverse benchmark and their body-surface
+potential maps (BSPM).
+
+Two sources, both giving u ∈ [0, 1] on the n heart-surface nodes at T instants:
+
+* ``aliev_panfilov`` — paper 2's model (eqs. 1–3) on the heart-surface mesh
+  (:func:`ecgcohort.inverse.surface.simulate`), paced from a site of the heart. u, v and t are
+  dimensionless; lengths enter through ``length_unit_mm``: D = 10 applies to coordinates in
+  that unit. With the default 5 mm the planar front speed √(Dk/2)(1 − 2a) = 5.06 units per time
+  unit is 25.3 mm per time unit, a paced heart activates in about 6 time units and the action
+  potential lasts about 24 (test-0000 of the default cohort, 1094 nodes) — with Aliev and
+  Panfilov's 12.9 ms per time unit, 77 ms and 310 ms. A 10 mm unit leaves a 12 mm pacing disc
+  below the critical nucleus (no propagation) and the edge of a 1094-node heart (6 mm) must
+  resolve a front √(D/k) = 1.1 units wide.
+* a cohort scenario (``sinus``, ``lbbb``, …) — the patient's own activation map and TP06
+  action potentials, V_m = U(t − τ) with the node's APD scale, sampled on the heart surface by
+  P1 interpolation on the myocardium's boundary (the valve caps take their nearest boundary
+  triangle), normalised (V_m − V_rest)/(V_peak − V_rest). Times are converted to the model's
+  time unit with ``time_unit_ms`` so the EP-informed methods see the same time axis.
+
+BSPM: y = R u + ε, ε ~ N(0, σ²) per body node and instant, σ absolute in the units of u (as
+paper 2: σ ∈ {0.01, 0.05, 0.1}); each repeat draws its own noise from the patient's seed stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from ecgcohort.inverse.problem import InverseError, SurfaceMesh
+from ecgcohort.inverse.surface import AlievPanfilov, simulate
+
+MODEL_SOURCE = "aliev_panfilov"
+PACING_SITES: tuple[str, ...] = ("apex", "lv_lateral", "rv_lateral", "base")
+
+
+@dataclass(frozen=True)
+class DynamicsSpec:
+    """The ``inverse.dynamics`` config section: model parameters, units and time grid.
+    ``duration`` and ``dt`` in model time units; ``pacing_radius_mm`` the stimulated disc."""
+
+    model: AlievPanfilov = field(default_factory=AlievPanfilov)
+    length_unit_mm: float = 5.0
+    time_unit_ms: float = 12.9
+    duration: float = 40.0
+    dt: float = 0.02
+    samples: int = 661
+    pacing_site: str = "apex"
+    pacing_radius_mm: float = 12.0
+
+    def __post_init__(self) -> None:
+        if self.samples < 5:
+            raise InverseError(f"inverse.dynamics.samples must be at least 5 (the fourth-order time stencil), "
+                               f"got {self.samples}")
+        if self.pacing_site not in PACING_SITES:
+            raise InverseError(f"inverse.dynamics.pacing_site must be one of {', '.join(PACING_SITES)}, "
+                               f"got {self.pacing_site!r}")
+        for name in ("length_unit_mm", "time_unit_ms", "duration", "dt", "pacing_radius_mm"):
+            if not getattr(self, name) > 0:
+                raise InverseError(f"inverse.dynamics.{name} must be positive, got {getattr(self, name)}")
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> "DynamicsSpec":
+        model = AlievPanfilov(**section.get("model", {}))
+        names = set(cls.__dataclass_fields__) - {"model"}
+        return cls(model=model, **{k: v for k, v in section.items() if k in names})
+
+    @property
+    def times(self) -> np.ndarray:
+        """The T sample instants in model time units."""
+        return np.linspace(0.0, self.duration, self.samples)
+
+
+@dataclass(frozen=True)
+class HeartDynamics:
+    """u (n, T) in [0, 1] at ``times`` (T,) in model time units; ``activation`` (n,) in model
+    time units (first crossing of u = 0.5); ``v`` (n, T) for the model source, else None."""
+
+    source: str
+    times: np.ndarray
+    u: np.ndarray
+    activation: np.ndarray
+    v: np.ndarray | None = None
+
+
+def pacing_site(heart_mm: SurfaceMesh, site: str, frame: Mapping[str, Any]) -> np.ndarray:
+    """The heart-surface point (mm) nearest to ``site`` of the heart frame (``apex_mm``,
+    ``base_centre_mm``, ``lv_rv_axis`` of the anatomy's measures)."""
+    apex, base = np.asarray(frame["apex_mm"], float), np.asarray(frame["base_centre_mm"], float)
+    lv_rv = np.asarray(frame["lv_rv_axis"], float)
+    middle = 0.5 * (apex + base)
+    # lv_rv_axis points from the LV to the RV
+    target = {"apex": apex, "base": base, "lv_lateral": middle - 200.0 * lv_rv,
+              "rv_lateral": middle + 200.0 * lv_rv}[site]
+    return heart_mm.points[int(np.argmin(np.linalg.norm(heart_mm.points - target, axis=1)))]
+
+
+def aliev_panfilov_dynamics(heart_mm: SurfaceMesh, spec: DynamicsSpec, frame: Mapping[str, Any]) -> HeartDynamics:
+    """Paper 2's ground truth: the model on the heart surface (mm, scaled to the model's
+    length unit) paced at ``spec.pacing_site`` over a disc of ``pacing_radius_mm``."""
+    centre = pacing_site(heart_mm, spec.pacing_site, frame)
+    stimulated = np.linalg.norm(heart_mm.points - centre, axis=1) <= spec.pacing_radius_mm
+    simulation = simulate(heart_mm.points / spec.length_unit_mm, heart_mm.faces, spec.model, stimulated,
+                          duration=spec.duration, dt=spec.dt, samples=spec.samples)
+    if np.isnan(simulation.activation).any():
+        missing = int(np.isnan(simulation.activation).sum())
+        raise InverseError(f"the Aliev–Panfilov front did not reach {missing} of {len(heart_mm.points)} heart nodes "
+                           f"within {spec.duration} time units (pacing disc {spec.pacing_radius_mm} mm, length unit "
+                           f"{spec.length_unit_mm} mm): raise inverse.dynamics.duration or pacing_radius_mm")
+    return HeartDynamics(MODEL_SOURCE, simulation.times, simulation.u.T.copy(), simulation.activation,
+                         simulation.v.T.copy())
+
+
+def myocardial_boundary(tetrahedra: np.ndarray) -> np.ndarray:
+    """The boundary triangles (F, 3) of a tetrahedral myocardium."""
+    faces = np.sort(np.asarray(tetrahedra)[:, [[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]]].reshape(-1, 3), axis=1)
+    unique, counts = np.unique(faces, axis=0, return_counts=True)
+    return unique[counts == 1]
+
+
+def physiological_dynamics(heart_mm: SurfaceMesh, *, scenario: str, node_positions_mm: np.ndarray,
+                           tetrahedra: np.ndarray, activation_ms: np.ndarray, apd_scale: np.ndarray, template,
+                           spec: DynamicsSpec) -> HeartDynamics:
+    """A cohort scenario as ground truth: V_m = U(t − τ) (TP06 ``template``, per-node APD scale)
+    of the myocardial nodes, P1-interpolated onto the heart-surface nodes and normalised to
+    [0, 1], at ``spec.times`` × ``time_unit_ms``."""
+    from ecgcohort.conduction.action_potential import transmembrane_potential
+    from ecgcohort.leadfield.solver import project_on_surface
+
+    if not np.isfinite(activation_ms).all():
+        raise InverseError(f"scenario {scenario}: the activation map has non-finite times")
+    _, nodes, weights = project_on_surface(np.asarray(node_positions_mm, float), myocardial_boundary(tetrahedra),
+                                           heart_mm.points)
+    times_ms = spec.times * spec.time_unit_ms
+    needed = np.unique(nodes)
+    vm = np.zeros((len(node_positions_mm), len(times_ms)))
+    vm[needed] = transmembrane_potential(activation_ms[needed], times_ms, template, apd_scale[needed])
+    surface_vm = np.einsum("nk,nkt->nt", weights, vm[nodes])
+    u = (surface_vm - template.resting_mv) / (template.peak_mv - template.resting_mv)
+    tau = np.einsum("nk,nk->n", weights, activation_ms[nodes]) / spec.time_unit_ms
+    return HeartDynamics(scenario, spec.times, u, tau)
+
+
+def noisy_bspm(transfer: np.ndarray, u: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """y = R u + N(0, σ²) (m, T) for u (n, T); σ > 0 absolute, in the units of u."""
+    if not sigma > 0:
+        raise InverseError(f"inverse.noise_levels must be positive, got {sigma}")
+    clean = np.asarray(transfer) @ np.asarray(u)
+    return clean + rng.normal(0.0, sigma, size=clean.shape)

@@ -1,0 +1,188 @@
+"""The heart and body surfaces of the inverse problem, taken from a patient's tagged mesh.
+
+Heart surface. Paper 2 reconstructs on the closed surface that encloses the heart. In our
+meshes the epicardium and the base facets (the basal ring of the myocardium) leave the valve
+openings open — the blood pools reach the torso through them — so the closed heart surface is
+epicardium + base + one cap per opening: each boundary loop is closed by a fan of triangles
+from the loop's centroid. That surface is remeshed with pyacvd (Voronoi clustering) to the
+configured node count (paper: 1094 nodes, 2184 triangles).
+
+Body surface. Either the body-surface facets remeshed with pyacvd to the configured count
+(paper: 352 nodes) or the patient's electrodes (12-lead + anterior array) as the measurement
+points. Lengths in mm.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ecgcohort.inverse.problem import InverseError, SurfaceMesh
+from ecgcohort.io import atomic_path
+from ecgcohort.meshing.tetra import FACET_TAGS, TaggedMesh
+
+log = logging.getLogger(__name__)
+
+HEART_FACETS: tuple[str, ...] = ("epicardium", "base")
+BODY_CHOICES: tuple[str, ...] = ("remesh", "electrodes")
+
+
+def edge_counts(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(unique undirected edges (E, 2), number of triangles at each)."""
+    faces = np.asarray(faces, dtype=np.int64)
+    edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
+    return np.unique(edges, axis=0, return_counts=True)
+
+
+def check_closed(surface: SurfaceMesh, what: str) -> None:
+    """Raise :class:`InverseError` unless every edge of ``surface`` has exactly two triangles."""
+    edges, counts = edge_counts(surface.faces)
+    open_edges, crowded = int(np.sum(counts == 1)), int(np.sum(counts > 2))
+    if open_edges or crowded:
+        raise InverseError(f"{what} is not a closed surface: {open_edges} edges with one triangle, "
+                           f"{crowded} with more than two ({len(edges)} edges)")
+
+
+def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
+    """The boundary loops of a triangle mesh as node sequences, each ordered along the
+    direction its edges have in their triangles."""
+    faces = np.asarray(faces, dtype=np.int64)
+    directed = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    edges, counts = edge_counts(faces)
+    boundary = {tuple(e) for e in edges[counts == 1]}
+    following: dict[int, int] = {}
+    for a, b in directed:
+        if (min(a, b), max(a, b)) in boundary:
+            if a in following:
+                raise InverseError(f"the boundary passes node {a} twice: the holes are not simple loops")
+            following[int(a)] = int(b)
+    loops = []
+    while following:
+        start = next(iter(following))
+        loop = [start]
+        node = following.pop(start)
+        while node != start:
+            if node not in following:
+                raise InverseError(f"the boundary loop through node {start} does not close")
+            loop.append(node)
+            node = following.pop(node)
+        loops.append(np.array(loop))
+    return loops
+
+
+def cap_holes(surface: SurfaceMesh) -> tuple[SurfaceMesh, int]:
+    """``surface`` with each boundary loop closed by a fan of triangles from the loop's
+    centroid (oriented like the triangles next to it), and the number of caps."""
+    points, faces = surface.points, surface.faces
+    loops = boundary_loops(faces)
+    new_points, new_faces = [points], [faces]
+    for loop in loops:
+        centre = len(points) + len(new_points) - 1
+        new_points.append(points[loop].mean(axis=0, keepdims=True))
+        # the loop runs a→b as in its triangles; the cap must run b→a to be consistent
+        new_faces.append(np.column_stack([np.roll(loop, -1), loop, np.full(len(loop), centre)]))
+    return SurfaceMesh(np.vstack(new_points), np.vstack(new_faces)), len(loops)
+
+
+def compact(points: np.ndarray, faces: np.ndarray) -> SurfaceMesh:
+    """The triangles ``faces`` of the node set ``points`` with unused nodes dropped."""
+    used, local = np.unique(faces, return_inverse=True)
+    return SurfaceMesh(points[used], local.reshape(-1, 3))
+
+
+def heart_surface(mesh: TaggedMesh) -> tuple[SurfaceMesh, int]:
+    """The closed heart surface (mm) of a tagged mesh: epicardium + base + a cap per valve
+    opening, and the number of caps."""
+    missing = [name for name in HEART_FACETS if len(mesh.facets.get(FACET_TAGS[name], ())) == 0]
+    if missing:
+        raise InverseError(f"the mesh has no {', '.join(missing)} facets")
+    faces = np.vstack([mesh.facets[FACET_TAGS[name]] for name in HEART_FACETS])
+    capped, caps = cap_holes(compact(mesh.points_mm, faces))
+    check_closed(capped, "the heart surface (epicardium + base + valve caps)")
+    return capped, caps
+
+
+def body_surface(mesh: TaggedMesh) -> SurfaceMesh:
+    """The body surface (mm) of a tagged mesh."""
+    faces = mesh.facets.get(FACET_TAGS["body_surface"])
+    if faces is None or len(faces) == 0:
+        raise InverseError("the mesh has no body-surface facets")
+    return compact(mesh.points_mm, faces)
+
+
+def remesh_to_nodes(surface: SurfaceMesh, nodes: int, what: str) -> SurfaceMesh:
+    """``surface`` remeshed by pyacvd Voronoi clustering to about ``nodes`` nodes; the result
+    must be closed (checked)."""
+    import pyacvd
+    import pyvista
+
+    if nodes < 20:
+        raise InverseError(f"{what}: {nodes} nodes are too few to remesh to (need at least 20)")
+    surface = compact(surface.points, surface.faces)  # pyacvd cannot cluster isolated nodes
+    mesh = pyvista.PolyData(surface.points, np.column_stack([np.full(len(surface.faces), 3),
+                                                             surface.faces]).ravel())
+    clustering = pyacvd.Clustering(mesh)
+    while clustering.mesh.n_points < 3 * nodes:
+        clustering.subdivide(2)
+    clustering.cluster(nodes)
+    remeshed = clustering.create_mesh()
+    result = SurfaceMesh(np.asarray(remeshed.points, dtype=np.float64),
+                         np.asarray(remeshed.faces).reshape(-1, 4)[:, 1:].astype(np.int64))
+    check_closed(result, f"{what} remeshed to {nodes} nodes")
+    return result
+
+
+@dataclass(frozen=True)
+class InverseSurfaces:
+    """One patient's surfaces of the inverse problem, in mm: the heart surface (n nodes, the
+    unknowns), the measurement points (m, 3) with their names, and the body surface they lie on
+    (remeshed triangles when ``body == "remesh"``; empty faces for electrodes)."""
+
+    heart: SurfaceMesh
+    measurement_points: np.ndarray
+    measurement_names: np.ndarray
+    body_faces: np.ndarray
+    body: str
+    valve_caps: int
+
+    def save(self, path: str | Path) -> None:
+        with atomic_path(path) as temporary, open(temporary, "wb") as stream:
+            np.savez(stream, heart_points_mm=self.heart.points, heart_faces=self.heart.faces,
+                     measurement_points_mm=self.measurement_points, measurement_names=self.measurement_names,
+                     body_faces=self.body_faces, body=self.body, valve_caps=self.valve_caps)
+
+
+def load_surfaces(path: str | Path) -> InverseSurfaces:
+    with np.load(path) as data:
+        return InverseSurfaces(heart=SurfaceMesh(data["heart_points_mm"], data["heart_faces"]),
+                               measurement_points=data["measurement_points_mm"],
+                               measurement_names=data["measurement_names"], body_faces=data["body_faces"],
+                               body=str(data["body"]), valve_caps=int(data["valve_caps"]))
+
+
+def inverse_surfaces(mesh: TaggedMesh, heart_nodes: int, body: str, body_nodes: int,
+                     electrode_names: np.ndarray | None = None,
+                     electrode_positions_mm: np.ndarray | None = None) -> InverseSurfaces:
+    """The heart surface remeshed to ``heart_nodes`` and the measurement points: the body
+    surface remeshed to ``body_nodes`` (``body="remesh"``) or the electrodes (``"electrodes"``,
+    names and positions in mm required)."""
+    if body not in BODY_CHOICES:
+        raise InverseError(f"inverse.body.source must be one of {', '.join(BODY_CHOICES)}, got {body!r}")
+    capped, caps = heart_surface(mesh)
+    heart = remesh_to_nodes(capped, heart_nodes, "the heart surface")
+    if body == "remesh":
+        remeshed = remesh_to_nodes(body_surface(mesh), body_nodes, "the body surface")
+        points, faces = remeshed.points, remeshed.faces
+        names = np.array([f"B{i:04d}" for i in range(len(points))])
+    else:
+        if electrode_positions_mm is None or electrode_names is None:
+            raise InverseError("inverse.body.source 'electrodes' needs the patient's electrodes")
+        points = np.asarray(electrode_positions_mm, dtype=np.float64).reshape(-1, 3)
+        names, faces = np.asarray(electrode_names).astype(str), np.zeros((0, 3), dtype=np.int64)
+    log.info("inverse surfaces: heart %d nodes / %d triangles (%d valve caps), %d measurement points (%s)",
+             len(heart.points), len(heart.faces), caps, len(points), body)
+    return InverseSurfaces(heart=heart, measurement_points=points, measurement_names=names, body_faces=faces,
+                           body=body, valve_caps=caps)
