@@ -1,0 +1,333 @@
+"""Paper 3 (issue 14), the library foundation: the LLNL dataset layout both ways (12 leads
+from the files' unipolar columns, activation times, pairing by name, refusal of bad files,
+the exporter) and Networks I and II (parameter counts against the paper's, shapes,
+normalisation, receptive field, model files, and Network I learning a synthetic bank)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from ecgcohort.ecg.leads import LEAD_ELECTRODES, LEAD_NAMES
+from ecgcohort.ecg2act import (LLNL_COLUMNS, Ecg2ActNetwork, NetworkSpec, PAPER_PARAMETERS,
+                               activation_normalisation, activation_times, count_parameters, llnl_name, load_network,
+                               load_pair,
+                               normalise_ecg, normalise_vm, pair_files, predict, read_llnl, save_network,
+                               twelve_leads_from_llnl, write_llnl)
+from ecgcohort.learning import TensorTable, TrainingSpec, fit
+
+#: parameter counts of this implementation (the paper's, exactly: see ecg2act.networks)
+PARAMETERS = {"I": 486_657, "II": 392_907}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small batches on shared cores: a second intra-op thread only adds synchronisation."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _lead(leads: np.ndarray, name: str) -> np.ndarray:
+    return leads[..., LEAD_NAMES.index(name), :]
+
+
+def _column(potentials: np.ndarray, name: str) -> np.ndarray:
+    return potentials[..., LLNL_COLUMNS.index(name)]
+
+
+# ---- 12 leads from the LLNL columns -----------------------------------------------------------
+
+def test_twelve_leads_from_llnl_columns_are_einthoven_goldberger_and_wilson():
+    rng = np.random.default_rng(1)
+    potentials = rng.normal(size=(3, 40, 10))  # (S, T, RA LA LL RL V1..V6)
+    leads = twelve_leads_from_llnl(potentials)
+    assert leads.shape == (3, 12, 40)
+    ra, la, ll = (_column(potentials, e) for e in ("RA", "LA", "LL"))
+    np.testing.assert_allclose(_lead(leads, "I"), la - ra, atol=1e-12)
+    np.testing.assert_allclose(_lead(leads, "II"), ll - ra, atol=1e-12)
+    np.testing.assert_allclose(_lead(leads, "I") + _lead(leads, "III"), _lead(leads, "II"), atol=1e-12)
+    np.testing.assert_allclose(_lead(leads, "aVR") + _lead(leads, "aVL") + _lead(leads, "aVF"), 0.0, atol=1e-12)
+    np.testing.assert_allclose(_lead(leads, "aVR"), ra - (la + ll) / 2, atol=1e-12)
+    np.testing.assert_allclose(_lead(leads, "aVF"), ll - (ra + la) / 2, atol=1e-12)
+    wilson = (ra + la + ll) / 3
+    for k in range(1, 7):
+        np.testing.assert_allclose(_lead(leads, f"V{k}"), _column(potentials, f"V{k}") - wilson, atol=1e-12)
+    # RL, the ground electrode, enters no lead; one simulation (T, 10) gives (12, T)
+    shifted = potentials.copy()
+    shifted[..., LLNL_COLUMNS.index("RL")] += 5.0
+    np.testing.assert_array_equal(twelve_leads_from_llnl(shifted), leads)
+    np.testing.assert_allclose(twelve_leads_from_llnl(potentials[1]), leads[1], atol=1e-12)
+    with pytest.raises(ValueError, match="RA LA LL RL V1"):
+        twelve_leads_from_llnl(potentials[..., :9])
+
+
+# ---- activation times ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("t0, dt_ms", [(0, 1.0), (37, 1.0), (499, 1.0), (120, 0.5)])
+def test_activation_time_of_a_step_is_the_step_time(t0: int, dt_ms: float):
+    vm = np.full((2, 75, 500), -85.0)
+    vm[..., t0:] = 20.0
+    np.testing.assert_array_equal(activation_times(vm, dt_ms), t0 * dt_ms)
+    # the interpolated crossing lies between the last sample at -85 and the first at +20
+    expected = 0.0 if t0 == 0 else (t0 - 1 + 85 / 105) * dt_ms
+    np.testing.assert_allclose(activation_times(vm, dt_ms, interpolate=True), expected, atol=1e-12)
+
+
+def test_activation_time_of_a_ramp_crossing_between_samples():
+    t = np.arange(500.0)
+    crossing = np.linspace(10.25, 300.75, 75)                  # ms, between samples
+    vm = 3.0 * (t[None, :] - crossing[:, None])                 # mV, (75, T)
+    np.testing.assert_array_equal(activation_times(vm), np.ceil(crossing))  # the first sample above 0
+    np.testing.assert_allclose(activation_times(vm, interpolate=True), crossing, atol=1e-9)
+    # 0 mV is not "above 0"; a site that never exceeds 0 mV has no activation time
+    vm[3] = np.minimum(vm[3], 0.0)
+    vm[4] = np.where(t == 200, 0.0, -80.0)
+    times = activation_times(vm)
+    assert np.isnan(times[3]) and np.isnan(times[4]) and np.isfinite(np.delete(times, [3, 4])).all()
+    with pytest.raises(ValueError, match="transposed"):
+        activation_times(vm.T)
+
+
+# ---- pairing, reading, writing ---------------------------------------------------------------
+
+NAMES = ["hearts_dd_0p2_volunteer.v1_pattern.0", "a", "a_b", "10", "2", "x_pECGData_y", "x_VmData_y"]
+
+
+def test_pair_files_pairs_shuffled_lists_by_name_and_names_every_unpaired_file(tmp_path):
+    rng = np.random.default_rng(2)
+    ecg = [tmp_path / f"pECGData_{name}.npy" for name in NAMES]
+    vm = [tmp_path / f"VmData_{name}.npy" for name in NAMES]
+    shuffled_ecg, shuffled_vm = ([paths[i] for i in rng.permutation(len(paths))] for paths in (ecg, vm))
+    assert shuffled_ecg != ecg and shuffled_vm != vm
+    pairs = pair_files(shuffled_ecg, map(str, shuffled_vm))
+    assert [(e.name, v.name) for e, v in pairs] == [(f"pECGData_{n}.npy", f"VmData_{n}.npy") for n in sorted(NAMES)]
+    assert [llnl_name(e) for e, _ in pairs] == [("ecg", n) for n in sorted(NAMES)]
+
+    lonely, orphan = tmp_path / "pECGData_lonely.npy", tmp_path / "VmData_orphan.npy"
+    with pytest.raises(ValueError) as error:
+        pair_files(ecg + [lonely], [orphan] + vm)
+    assert str(lonely) in str(error.value) and str(orphan) in str(error.value)
+    assert "2 LLNL file(s)" in str(error.value)
+    with pytest.raises(ValueError, match="two pECGData_ files of the name 'a'"):
+        pair_files(ecg + [tmp_path / "other" / "pECGData_a.npy"], vm)
+    with pytest.raises(ValueError, match="readme.txt is not an LLNL data file"):
+        pair_files(ecg + [tmp_path / "readme.txt"], vm)
+    with pytest.raises(ValueError, match="is not a pECGData_"):
+        pair_files(ecg + vm[:1], vm)
+
+
+def _simulations(rng, count: int, times: int = 500, electrodes: int = 10):
+    unipolar = rng.normal(scale=0.5, size=(count, electrodes, times))
+    onset = rng.integers(5, 200, size=(count, 75, 1))
+    vm = np.where(np.arange(times) >= onset, 25.0, -85.0) + rng.normal(scale=0.1, size=(count, 75, times))
+    return unipolar, vm
+
+
+@pytest.mark.parametrize("electrodes", [10, 9])
+def test_write_then_read_gives_back_the_data(tmp_path, electrodes: int):
+    rng = np.random.default_rng(3)
+    names = ["c_run", "a_run", "b.v1_pattern.0"]
+    unipolar, vm = _simulations(rng, 3, electrodes=electrodes)
+    written = write_llnl(tmp_path, names, unipolar, vm)
+    assert [(e.name, v.name) for e, v in written] == [(f"pECGData_{n}.npy", f"VmData_{n}.npy") for n in names]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for pair in written for p in pair)
+
+    if electrodes == 9:  # RA LA LL V1..V6, RL written as the ground
+        full = np.zeros((3, 10, 500))
+        full[:, [LLNL_COLUMNS.index(e) for e in LEAD_ELECTRODES]] = unipolar
+    else:
+        full = unipolar
+    for (ecg_path, vm_path), potentials, voltage in zip(written, full, vm):
+        raw_ecg, raw_vm = load_pair(ecg_path, vm_path)
+        assert raw_ecg.shape == (500, 10) and raw_vm.shape == (500, 75)
+        np.testing.assert_array_equal(raw_ecg, potentials.T)
+        np.testing.assert_array_equal(raw_vm, voltage.T)
+
+    samples = read_llnl(tmp_path, dtype=np.float64)
+    order = np.argsort(names)
+    assert samples.names == tuple(sorted(names)) and len(samples) == 3 and samples.n_times == 500
+    np.testing.assert_allclose(samples.ecg, twelve_leads_from_llnl(np.swapaxes(full, 1, 2))[order], atol=1e-12)
+    np.testing.assert_array_equal(samples.vm, vm[order])
+    np.testing.assert_array_equal(samples.activation_ms, activation_times(vm[order]))
+    onsets = np.argmax(vm[order] > 0, axis=-1)
+    np.testing.assert_array_equal(samples.activation_ms, onsets)
+
+    single = read_llnl(tmp_path)  # float32 by default
+    assert single.ecg.dtype == np.float32 and single.vm.shape == (3, 75, 500)
+    np.testing.assert_allclose(single.vm, samples.vm, rtol=1e-6)
+
+
+def test_write_llnl_refuses_bad_names_and_shapes(tmp_path):
+    unipolar, vm = _simulations(np.random.default_rng(4), 2, times=20)
+    with pytest.raises(ValueError, match="repeated simulation name"):
+        write_llnl(tmp_path, ["a", "a"], unipolar, vm)
+    with pytest.raises(ValueError, match="path separator"):
+        write_llnl(tmp_path, ["a", "sub/b"], unipolar, vm)
+    with pytest.raises(ValueError, match="unipolar_ecg must be"):
+        write_llnl(tmp_path, ["a", "b"], unipolar[:, :8], vm)
+    with pytest.raises(ValueError, match="vm must be"):
+        write_llnl(tmp_path, ["a", "b"], unipolar, vm[:, :, :10])
+    vm[1, 3, 4] = np.nan
+    with pytest.raises(ValueError, match="vm of simulation 'b'"):
+        write_llnl(tmp_path, ["a", "b"], unipolar, vm)
+    assert not any(tmp_path.iterdir())
+
+
+def test_read_llnl_refuses_bad_files_naming_them(tmp_path):
+    rng = np.random.default_rng(5)
+    unipolar, vm = _simulations(rng, 3)
+    written = write_llnl(tmp_path, ["a", "b", "c"], unipolar, vm)
+    read_llnl(tmp_path)
+
+    np.save(written[1][0], rng.normal(size=(500, 9)))              # nine columns
+    with pytest.raises(ValueError, match=rf"{re.escape(str(written[1][0]))}: shape \(500, 9\), expected \(T, 10\)"):
+        read_llnl(tmp_path)
+    write_llnl(tmp_path, ["b"], unipolar[1:2], vm[1:2])
+
+    broken = vm[2].T.copy()
+    broken[17, 40] = np.nan
+    np.save(written[2][1], broken)                                  # a NaN in V_m
+    message = rf"{re.escape(str(written[2][1]))}: 1 non-finite value\(s\), the first at sample 17, column 40"
+    with pytest.raises(ValueError, match=message):
+        read_llnl(tmp_path)
+    write_llnl(tmp_path, ["c"], unipolar[2:3], vm[2:3])
+
+    broken = unipolar[1].T.copy()
+    broken[250, LLNL_COLUMNS.index("V3")] = np.inf
+    np.save(written[1][0], broken)                                  # an infinite ECG value
+    message = rf"{re.escape(str(written[1][0]))}: 1 non-finite value\(s\), the first at sample 250, column 6"
+    with pytest.raises(ValueError, match=message):
+        read_llnl(tmp_path)
+    write_llnl(tmp_path, ["b"], unipolar[1:2], vm[1:2])
+
+    np.save(written[0][1], vm[0].T[:400])                           # V_m shorter than its ECG
+    with pytest.raises(ValueError, match=rf"{re.escape(str(written[0][1]))}: 400 samples"):
+        read_llnl(tmp_path)
+    written[0][1].unlink()                                          # an ECG without V_m
+    with pytest.raises(ValueError, match=re.escape(str(written[0][0]))):
+        read_llnl(tmp_path)
+    with pytest.raises(FileNotFoundError, match="missing"):
+        read_llnl(tmp_path / "missing")
+
+
+# ---- networks --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("network", ["I", "II"])
+def test_parameter_counts_and_output_shapes(network: str):
+    model = Ecg2ActNetwork(NetworkSpec(network))
+    count = count_parameters(model)
+    assert count == PARAMETERS[network]
+    assert abs(count - PAPER_PARAMETERS[network]) <= 0.15 * PAPER_PARAMETERS[network]
+    assert count_parameters(Ecg2ActNetwork(NetworkSpec(network, dilations=(1,) * 8))) == count
+    batch = torch.randn(3, 12, 500)
+    with torch.no_grad():
+        out = model(batch)
+    assert tuple(out.shape) == ((3, 75) if network == "I" else (3, 75, 500)) == (3, *model.output_shape)
+    with pytest.raises(ValueError, match=r"\(B, 12, 500\)"):
+        model(torch.randn(3, 12, 400))
+    with pytest.raises(ValueError, match="targets of shape"):
+        model.training_loss({"ecg": batch, "target": torch.zeros(3, 75, 7)})
+
+
+def test_network_ii_sees_the_whole_beat_and_the_plain_trunk_does_not():
+    """A change of the ECG's first 3 ms reaches V_m at every time through the dilated fires
+    (and one of the last 3 ms reaches t = 0); through the plain trunk, only the first 12 ms."""
+    x = torch.randn(1, 12, 500)
+    early, late = x.clone(), x.clone()
+    early[..., :3] += 1.0
+    late[..., -3:] += 1.0
+    with torch.no_grad():
+        dilated = Ecg2ActNetwork(NetworkSpec("II"))
+        assert dilated.spec.fire_dilations == (2, 4, 8, 16, 32, 64, 128, 256)
+        reached = ((dilated(early) - dilated(x)).abs() > 0).any(dim=1)[0]
+        assert bool(reached.all())
+        assert bool(((dilated(late) - dilated(x)).abs()[..., 0] > 0).any())
+        plain = Ecg2ActNetwork(NetworkSpec("II", dilations=(1,) * 8))
+        reached = ((plain(early) - plain(x)).abs() > 0).any(dim=1)[0]
+        assert bool(reached[:3].all()) and not bool(reached[12:].any())
+
+
+def test_normalisation_and_refusal_of_bad_ecgs():
+    rng = np.random.default_rng(6)
+    ecg = rng.normal(size=(4, 12, 500)) * rng.uniform(0.1, 3, size=(4, 12, 1))
+    x = normalise_ecg(ecg)
+    np.testing.assert_allclose(np.ptp(x, axis=-1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(x * np.ptp(ecg, axis=-1, keepdims=True), ecg, atol=1e-12)
+    with pytest.raises(ValueError, match=r"\(\.\.\., 12, 500\).*got \(4, 9, 500\)"):
+        normalise_ecg(ecg[:, :9], n_times=500)
+    bad = ecg.copy()
+    bad[2, 5, 30] = np.nan
+    with pytest.raises(ValueError, match=r"non-finite value\(s\), the first at index \(2, 5, 30\)"):
+        normalise_ecg(bad)
+    flat = ecg.copy()
+    flat[1, 7] = 0.3
+    with pytest.raises(ValueError, match="lead V2 of ECG \\(1,\\) is flat"):
+        normalise_ecg(flat)
+    with pytest.raises(ValueError, match="non-finite"):
+        predict(Ecg2ActNetwork(NetworkSpec("I")), bad)
+
+    vm = rng.uniform(-90, 40, size=(3, 75, 50))
+    for per_sample in (False, True):
+        scaled, scale = normalise_vm(vm, per_sample=per_sample)
+        assert scaled.min() == 0.0 and scaled.max() == 1.0
+        assert np.allclose(scaled.min(axis=(1, 2)), 0.0) == per_sample
+        np.testing.assert_allclose(scale.undo(scaled), vm, atol=1e-10)
+    with pytest.raises(ValueError, match="75 sites"):
+        normalise_vm(vm[:, :70])
+
+
+def test_untrained_network_i_predicts_the_offset_and_model_files_round_trip(tmp_path):
+    rng = np.random.default_rng(7)
+    times = rng.uniform(0, 150, size=(20, 75))
+    offset, scale = activation_normalisation(times)
+    model = Ecg2ActNetwork(NetworkSpec("I", seed=3))
+    model.set_target_normalisation(offset, scale)
+    ecg = rng.normal(size=(5, 12, 500))
+    predicted = predict(model, ecg, batch_size=2)
+    assert predicted.shape == (5, 75)
+    assert np.abs(predicted - offset).max() < 0.2 * scale
+    save_network(tmp_path / "network.pt", model, {"bank": "synthetic"})
+    loaded, metadata = load_network(tmp_path / "network.pt", "I")
+    assert metadata["bank"] == "synthetic" and loaded.spec == model.spec
+    np.testing.assert_array_equal(predict(loaded, ecg, batch_size=2), predicted)
+    with pytest.raises(ValueError, match="expected 'ecg2act-network-II'"):
+        load_network(tmp_path / "network.pt", "II")
+
+
+def _linear_bank(count: int, rng: np.random.Generator, weights: tuple[np.ndarray, np.ndarray]):
+    """ECGs of a QRS bump at τ ∈ [40, 90] ms (lead delays −6…6 ms) and a T wave at 300 ms of
+    relative amplitude r ∈ [0.2, 0.8], random lead gains and signs; activation times (ms)
+    linear in (τ, r): A_i = 20 + α_i (τ − 40) + 40 β_i (r − 0.5)."""
+    t = np.arange(500.0)
+    tau, r = rng.uniform(40, 90, count), rng.uniform(0.2, 0.8, count)
+    gain = rng.uniform(0.5, 2, (count, 12, 1)) * rng.choice([-1.0, 1.0], (count, 12, 1))
+    qrs = np.exp(-0.5 * ((t - tau[:, None, None] - np.linspace(-6, 6, 12)[None, :, None]) / 8) ** 2)
+    ecg = gain * (qrs + r[:, None, None] * np.exp(-0.5 * ((t - 300) / 40) ** 2))
+    alpha, beta = weights
+    return ecg, 20 + alpha * (tau[:, None] - 40) + 40 * beta * (r[:, None] - 0.5)
+
+
+def test_network_i_learns_activation_times_linear_in_ecg_features(tmp_path):
+    """256 training ECGs, 16 epochs of the paper's Adam (lr 1e-3, batch 32), ~12 s on one
+    core: the held-out MAE was 0.20 × that of predicting the training mean (11.6 ms)."""
+    rng = np.random.default_rng(0)
+    weights = (rng.uniform(0.5, 1.5, 75), rng.uniform(-1, 1, 75))
+    ecg, times = _linear_bank(320, rng, weights)
+    train, held = slice(0, 256), slice(256, None)
+    model = Ecg2ActNetwork(NetworkSpec("I"))
+    offset, scale = activation_normalisation(times[train])
+    model.set_target_normalisation(offset, scale)
+    table = TensorTable({"ecg": torch.from_numpy(normalise_ecg(ecg[train]).astype(np.float32)),
+                         "target": torch.from_numpy(times[train].astype(np.float32))})
+    spec = TrainingSpec(epochs=16, batch_size=32, learning_rate=1e-3, device="cpu", seed=0, checkpoint_every=100)
+    result = fit(model, table, spec, tmp_path / "fit")
+    assert result.history[-1]["loss"] < 0.1 * result.history[0]["loss"]
+    mae = np.abs(predict(model, ecg[held]) - times[held]).mean()
+    baseline = np.abs(offset - times[held]).mean()
+    assert baseline > 8.0
+    assert mae < 0.35 * baseline, (mae, baseline)
