@@ -36,6 +36,7 @@ include: "workflow/rules/ecg.smk"
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/encoding.smk"
 include: "workflow/rules/surrogate.smk"
+include: "workflow/rules/inverse.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -51,5 +52,6 @@ rule all:
         rules.dataset.input,
         rules.encodings.input,
         rules.surrogates.input,
+        rules.inverse.input,
         rules.stage_timings.output,
     default_target: True

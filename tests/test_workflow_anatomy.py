@@ -43,6 +43,12 @@ def two_patients(default_config: dict) -> dict:
     config["surrogate"] = {"hidden": 32, "layers": 3, "inject_at": 2, "fourier_features": 8,
                            "training": {"epochs": 2, "batch_size": 4096},
                            "evaluation": {"timing_points": 4096}}
+    tiny_network = {"collocation_fraction": 0.5, "training": {"epochs": 3}}
+    config["inverse"] = {"heart_nodes": 120, "body": {"nodes": 60},
+                         "dynamics": {"sources": ["aliev_panfilov", "sinus"], "samples": 41},
+                         "noise_levels": [0.05], "repeats": 1,
+                         "ep_dl": {"layers": 4, "neurons": 8, **tiny_network},
+                         "eand_arn": {"layers": 4, "neurons": 8, "residual_blocks": 1, **tiny_network}}
     return config
 
 
@@ -132,6 +138,7 @@ def test_two_patients_go_through_every_stage(workflow_copy, default_config, repo
     assert (root / "train-0000/encoding/sdf.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     check_surrogate_stage(workflow_copy.root)
+    check_inverse_stage(workflow_copy.root)
 
     # a change to the DeepSDF training re-runs training and what follows, not the dataset
     config = two_patients(default_config)
@@ -151,6 +158,15 @@ def test_two_patients_go_through_every_stage(workflow_copy, default_config, repo
     jobs = set(re.findall(r"^rule (\w+):", plan.stdout, re.M))
     assert {"evaluate_surrogate", "summarize_surrogate"} <= jobs
     assert not jobs & {"train_surrogate", "train_shape_model", "assemble_dataset"}, jobs
+    # a new noise level re-runs the reconstructions, not the transfer matrices or ground truths
+    config = two_patients(default_config)
+    config["inverse"]["noise_levels"] = [0.05, 0.1]
+    workflow_copy.write_config(config)
+    plan = workflow_copy.snakemake("--dry-run")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    jobs = set(re.findall(r"^rule (\w+):", plan.stdout, re.M))
+    assert {"reconstruct_inverse", "inverse_benchmark"} <= jobs
+    assert not jobs & {"transfer_matrix", "heart_surface_dynamics", "assemble_dataset", "train_surrogate"}, jobs
     workflow_copy.write_config(two_patients(default_config))
 
     # the HTML report holds Table 1 and the figures
@@ -166,7 +182,8 @@ def test_two_patients_go_through_every_stage(workflow_copy, default_config, repo
     table1 = embedded("table1.csv").decode()
     assert "DeepSDF-based (paper)" in table1 and "pseudo lead field" in table1 and "PCA, pseudo_residual" in table1
     for png in ("fig6_error_cdf.png", "fig7_electrode_errors.png", "fig8_torso_maps.png", "fig9_ecg.png",
-                "chamfer.png", "stage_timings.png", "anatomy.png"):
+                "chamfer.png", "stage_timings.png", "anatomy.png", "fig9_metrics.png", "fig10_maps.png",
+                "fig11_series.png", "transfer.png"):
         assert embedded(png)[:8] == b"\x89PNG\r\n\x1a\n", png
     assert "Table 1 (paper 1)" in html
 
@@ -250,3 +267,38 @@ def check_surrogate_stage(root):
                                template_cache_dir=root / "results/cache/action_potential",
                                out_json=root / "refused.json", out_npz=root / "refused.npz")
     assert not (root / "refused.json").exists()
+
+
+def check_inverse_stage(root):
+    """The inverse benchmark of the two-patient run: on the test patient only, R·1 = 1 and the
+    ground truths read back from the files, every method and source in the metrics."""
+    from ecgcohort.inverse import load_dynamics, load_surfaces, load_transfer
+    from ecgcohort.inverse.surfaces import check_closed
+
+    inverse = root / "results/inverse"
+    assert sorted(p.name for p in inverse.iterdir() if p.is_dir()) == ["test-0000"]
+    surfaces = load_surfaces(inverse / "test-0000/surfaces.npz")
+    check_closed(surfaces.heart, "the stored heart surface")
+    assert abs(len(surfaces.heart.points) - 120) <= 6 and surfaces.valve_caps >= 1
+    transfer, stats = load_transfer(inverse / "test-0000/transfer.npz")
+    assert transfer.shape == (len(surfaces.measurement_points), len(surfaces.heart.points))
+    np.testing.assert_allclose(transfer.sum(axis=1), 1.0, atol=1e-9)
+    assert stats["max_measurement_projection"] < 1e-6  # the remeshed body nodes lie on the body surface
+    for source in ("aliev_panfilov", "sinus"):
+        truth, clean = load_dynamics(inverse / f"test-0000/{source}/dynamics.npz")
+        assert truth.u.shape == (len(surfaces.heart.points), 41) and np.isfinite(truth.activation).all()
+        assert -0.05 < truth.u.min() and 0.9 < truth.u.max() < 1.05
+        np.testing.assert_allclose(clean, transfer @ truth.u, atol=1e-12)
+    # the sinus scenario's surface activation within the myocardium's activation range
+    sinus, _ = load_dynamics(inverse / "test-0000/sinus/dynamics.npz")
+    assert 1.0 < np.ptp(sinus.activation) * 12.9 < 150.0  # ms
+    metrics = pd.read_csv(inverse / "metrics.csv")
+    assert len(metrics) == 2 * 5 and set(metrics.method) == {"tikhonov_0th", "tikhonov_2nd", "stre", "ep_dl",
+                                                             "eand_arn"}
+    assert metrics[["re", "mse", "cc"]].notna().all().all() and (metrics.re > 0).all()
+    tikhonov = metrics[(metrics.method == "tikhonov_2nd") & (metrics.source == "aliev_panfilov")].re.iloc[0]
+    assert tikhonov < 0.5
+    summary = (inverse / "summary.md").read_text()
+    assert "paper 2 (its geometry) | eand_arn | 0.01 | 0.0992" in summary
+    log = (root / "results/logs/inverse/test-0000/reconstruct-aliev_panfilov-eand_arn.log").read_text()
+    assert re.search(r"epoch 3/3 loss", log)

@@ -21,7 +21,7 @@ def scaled(base):
     return lambda wildcards, attempt: base * attempt
 
 
-LEARNING_SECTIONS = ("encoding", "surrogate")
+LEARNING_SECTIONS = ("encoding", "surrogate", "inverse")
 
 
 def data_config(config):
@@ -53,3 +53,10 @@ def surrogate_network_section(section):
 def caption(name):
     """A report caption file of workflow/report/ (path relative to the rules folder)."""
     return f"../report/{name}.rst"
+
+
+def inverse_method_section(wildcards):
+    """The config section of an inverse method (inverse.smk; both Tikhonov orders share
+    ``inverse.tikhonov``)."""
+    section = config["inverse"]
+    return section["tikhonov" if wildcards.method.startswith("tikhonov") else wildcards.method]

@@ -106,8 +106,9 @@ def simulate(points: np.ndarray, faces: np.ndarray, model: AlievPanfilov, stimul
              duration: float, dt: float, samples: int) -> SurfaceSimulation:
     """Integrate the model on a triangle mesh from rest (u = v = 0) with u = 1 at the
     ``stimulated`` nodes (boolean (N,) or indices) at t = 0, up to ``duration`` (time units) in
-    steps of ``dt``; u and v are returned at ``samples`` equally spaced times from 0 to
-    ``duration`` (sampled at the nearest step)."""
+    steps of at most ``dt``; u and v are returned at ``samples`` equally spaced times from 0 to
+    ``duration`` (the step is shortened so that every sample interval holds a whole number of
+    steps: the sample times are exactly uniform, as the fourth-order time stencils need)."""
     if not (duration > 0 and 0 < dt <= duration) or samples < 2:
         raise ValueError(f"need 0 < dt <= duration and samples >= 2, got dt={dt}, duration={duration}, "
                          f"samples={samples}")
@@ -117,9 +118,11 @@ def simulate(points: np.ndarray, faces: np.ndarray, model: AlievPanfilov, stimul
     u[np.asarray(stimulated)] = 1.0
     if not np.any(u):
         raise ValueError("no node is stimulated")
-    steps = int(round(duration / dt))
+    per_sample = int(np.ceil(duration / (samples - 1) / dt - 1e-9))
+    steps = per_sample * (samples - 1)
+    dt = duration / steps
     solve = scipy.sparse.linalg.factorized((scipy.sparse.diags(mass) + dt * model.diffusion * stiffness).tocsc())
-    wanted = np.rint(np.linspace(0, steps, samples)).astype(int)
+    wanted = np.arange(samples) * per_sample
     out_u, out_v = np.empty((samples, n)), np.empty((samples, n))
     activation = np.where(u >= 0.5, 0.0, np.nan)
     sample = 0
@@ -135,4 +138,4 @@ def simulate(points: np.ndarray, faces: np.ndarray, model: AlievPanfilov, stimul
         crossed = np.isnan(activation) & (new_u >= 0.5)
         activation[crossed] = (step + (0.5 - u[crossed]) / (new_u[crossed] - u[crossed])) * dt
         u = new_u
-    return SurfaceSimulation(times=wanted * dt, u=out_u, v=out_v, activation=activation)
+    return SurfaceSimulation(times=np.linspace(0.0, duration, samples), u=out_u, v=out_v, activation=activation)

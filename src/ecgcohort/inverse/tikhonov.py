@@ -138,5 +138,8 @@ def tikhonov(transfer: np.ndarray, data: np.ndarray, regulariser: np.ndarray, ch
         best = np.array([lcurve_corner(curves["residual"][:, t], curves["seminorm"][:, t])
                          for t in range(curves["residual"].shape[1])])
     lambdas = grid[np.broadcast_to(best, (y.shape[1],))]
-    estimate = np.column_stack([solver.solve(y[:, t], lam) for t, lam in enumerate(lambdas)])
+    estimate = np.empty((solver.transfer.shape[1], y.shape[1]))
+    for lam in np.unique(lambdas):  # all instants of one λ in one product
+        instants = lambdas == lam
+        estimate[:, instants] = solver.solve(y[:, instants], lam)
     return TikhonovResult(estimate=estimate, lambdas=lambdas, grid=grid)

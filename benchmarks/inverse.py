@@ -1,0 +1,99 @@
+"""Benchmark of the inverse-ECG stage (prints figures; not a test).
+
+    .venv/bin/python benchmarks/inverse.py --mesh results/patients/test-0000/mesh/mesh.msh \
+        --anatomy results/patients/test-0000/anatomy/anatomy.json [--heart-nodes 1094] [--samples 661]
+
+Measures on one patient's mesh:
+
+* the transfer matrix: remeshing, assembly, MUMPS factorisation and the block solve with m
+  (body) and n (heart) right-hand sides, max |R·1 − 1|;
+* the Aliev–Panfilov ground truth (integration time, activation range);
+* each method's wall time per run (one noise level, one repeat) with its RE, MSE and CC at
+  σ = 0.01 — the neural methods for ``--epochs`` epochs on the CPU, and on CUDA when visible
+  (``--device cuda``), with their collocation samples/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ecgcohort.inverse.dynamics import DynamicsSpec, aliev_panfilov_dynamics, noisy_bspm
+from ecgcohort.inverse.methods import METHODS, NEURAL_METHODS, reconstruct
+from ecgcohort.inverse.metrics import correlation_coefficient, mean_squared_error, relative_error
+from ecgcohort.inverse.surfaces import heart_surface, inverse_surfaces
+from ecgcohort.inverse.transfer import patient_transfer_matrix
+from ecgcohort.meshing.tetra import read_tagged_mesh
+
+
+def neural_section(epochs: int, device: str, layers: int, neurons: int, blocks: int) -> dict:
+    return {"layers": layers, "neurons": neurons, "residual_blocks": blocks, "ep_weight": 0.1,
+            "collocation_fraction": 0.25,
+            "training": {"epochs": epochs, "learning_rate": 3e-3, "lr_milestones": [0.5, 0.75], "lr_decay": 0.3,
+                         "checkpoint_every": 10 ** 6, "device": device, "precision": "32"}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mesh", required=True)
+    parser.add_argument("--anatomy", required=True)
+    parser.add_argument("--heart-nodes", type=int, default=1094)
+    parser.add_argument("--body-nodes", type=int, default=352)
+    parser.add_argument("--samples", type=int, default=661)
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--methods", nargs="*", default=list(METHODS))
+    args = parser.parse_args()
+    print(f"torch threads {torch.get_num_threads()}, CUDA {torch.cuda.is_available()}")
+
+    mesh = read_tagged_mesh(args.mesh)
+    start = time.perf_counter()
+    surfaces = inverse_surfaces(mesh, args.heart_nodes, "remesh", args.body_nodes)
+    capped, caps = heart_surface(mesh)
+    print(f"surfaces: heart {len(surfaces.heart.points)} nodes ({caps} valve caps), body "
+          f"{len(surfaces.measurement_points)} nodes, remeshing {time.perf_counter() - start:.2f} s")
+    print("| block | volume nodes | Dirichlet nodes | assembly s | factorisation s | solve s | max abs(R·1 − 1) |")
+    print("|---|---|---|---|---|---|---|")
+    for block in ("body", "heart"):
+        transfer, stats = patient_transfer_matrix(mesh, surfaces.heart, capped, surfaces.measurement_points,
+                                                  block=block)
+        print(f"| {block} ({transfer.shape[0] if block == 'body' else transfer.shape[1]} columns) | "
+              f"{stats.volume_nodes} | {stats.dirichlet_nodes} | {stats.assembly_s:.3f} | {stats.factorisation_s:.3f} "
+              f"| {stats.solve_s:.3f} | {stats.row_sum_error:.1e} |")
+
+    spec = DynamicsSpec(samples=args.samples)
+    start = time.perf_counter()
+    frame = json.loads(Path(args.anatomy).read_text())["measures"]
+    truth = aliev_panfilov_dynamics(surfaces.heart, spec, frame)
+    print(f"Aliev–Panfilov ground truth: {time.perf_counter() - start:.2f} s, activation "
+          f"{np.nanmin(truth.activation):.2f}–{np.nanmax(truth.activation):.2f} time units")
+    surface = surfaces.heart.scaled(1.0 / spec.length_unit_mm)
+    bspm = noisy_bspm(transfer, truth.u, 0.01, np.random.default_rng(0))
+    print(f"\n| method | device | s per run | RE | MSE | CC | collocation samples/s |")
+    print("|---|---|---|---|---|---|---|")
+    sections = {"tikhonov_0th": {}, "tikhonov_2nd": {}, "stre": {"half_width": 5},
+                "ep_dl": neural_section(args.epochs, args.device, 10, 10, 0),
+                "eand_arn": neural_section(args.epochs, args.device, 10, 15, 3)}
+    for method in args.methods:
+        config = dict(sections[method])
+        with tempfile.TemporaryDirectory() as workdir:
+            if method in NEURAL_METHODS:
+                config.update(seed=0, workdir=workdir, model=asdict(spec.model))
+            start = time.perf_counter()
+            result = reconstruct(method, transfer, bspm, surface, truth.times, config)
+            seconds = time.perf_counter() - start
+        rate = result.info.get("samples_per_second", float("nan"))
+        print(f"| {method} | {args.device if method in NEURAL_METHODS else 'cpu'} | {seconds:.2f} | "
+              f"{relative_error(result.estimate, truth.u):.4f} | {mean_squared_error(result.estimate, truth.u):.4g} | "
+              f"{correlation_coefficient(result.estimate, truth.u):.4f} | {rate:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

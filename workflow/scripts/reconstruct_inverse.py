@@ -1,0 +1,16 @@
+"""Snakemake adapter: one inverse method at every noise level and repeat (see ecgcohort.inverse)."""
+
+import torch
+
+from ecgcohort.inverse.jobs import reconstruct_job
+from ecgcohort.logs import logging_to
+
+with logging_to(snakemake.log[0]):
+    torch.set_num_threads(snakemake.threads)
+    reconstruct_job(
+        patient=snakemake.wildcards.patient, source=snakemake.wildcards.source, method=snakemake.wildcards.method,
+        seed=snakemake.params.seed, surfaces_npz=snakemake.input.surfaces, dynamics_npz=snakemake.input.dynamics,
+        transfer_npz=snakemake.input.transfer, noise_levels=list(snakemake.params.noise_levels),
+        repeats=snakemake.params.repeats, method_config=dict(snakemake.params.method_config),
+        dynamics=dict(snakemake.params.dynamics), workdir=snakemake.params.workdir,
+        out_csv=snakemake.output.metrics, out_npz=snakemake.output.estimates)
