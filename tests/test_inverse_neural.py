@@ -304,6 +304,7 @@ def test_bad_inputs_are_refused_with_the_reason(tmp_path):
         ((transfer, bspm, surface, times, {"seed": 0}), "needs 'workdir'"),
         ((transfer, bspm, surface, times, {**config, "layers": 7, "residual_blocks": 3}), "residual_blocks=3"),
         ((transfer, bspm, surface, times, {**config, "collocation_fraction": 0.0}), "collocation_fraction"),
+        ((transfer, bspm, surface, times, {**config, "model": {"kappa": 1.0}}), "config 'model'"),
     ]
     for arguments, message in cases:
         with pytest.raises(InverseError, match=message):

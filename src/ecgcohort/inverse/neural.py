@@ -452,7 +452,10 @@ def _reconstruct(method: str, objective_class: type[_GridObjective], defaults: M
         check_architecture(int(settings["layers"]), int(settings["neurons"]), int(settings["residual_blocks"]))
     except ValueError as error:
         raise InverseError(f"{method}: {error}") from None
-    model = AlievPanfilov(**dict(settings.get("model") or {}))
+    try:
+        model = AlievPanfilov(**dict(settings.get("model") or {}))
+    except (TypeError, ValueError) as error:
+        raise InverseError(f"{method}: config 'model' is no set of Aliev-Panfilov parameters: {error}") from None
     seed = int(settings["seed"])
     lower = np.append(surface.points.min(axis=0), times[0])
     upper = np.append(surface.points.max(axis=0), times[-1])
