@@ -113,9 +113,16 @@ def body_surface(mesh: TaggedMesh) -> SurfaceMesh:
     return compact(mesh.points_mm, faces)
 
 
+REMESH_ATTEMPTS = 9
+
+
 def remesh_to_nodes(surface: SurfaceMesh, nodes: int, what: str) -> SurfaceMesh:
     """``surface`` remeshed by pyacvd Voronoi clustering to about ``nodes`` nodes; the result
-    must be closed (checked)."""
+    must be closed and manifold (checked).
+
+    pyacvd now and then joins clusters into a non-manifold edge or leaves a hole; the
+    clustering is then repeated with ``nodes`` ± 1, ± 2, … clusters (at most
+    ``REMESH_ATTEMPTS`` tries), so the node count may differ from ``nodes`` by a few."""
     import pyacvd
     import pyvista
 
@@ -125,14 +132,26 @@ def remesh_to_nodes(surface: SurfaceMesh, nodes: int, what: str) -> SurfaceMesh:
     mesh = pyvista.PolyData(surface.points, np.column_stack([np.full(len(surface.faces), 3),
                                                              surface.faces]).ravel())
     clustering = pyacvd.Clustering(mesh)
-    while clustering.mesh.n_points < 3 * nodes:
+    while clustering.mesh.n_points < 3 * (nodes + REMESH_ATTEMPTS):
         clustering.subdivide(2)
-    clustering.cluster(nodes)
-    remeshed = clustering.create_mesh()
-    result = SurfaceMesh(np.asarray(remeshed.points, dtype=np.float64),
-                         np.asarray(remeshed.faces).reshape(-1, 4)[:, 1:].astype(np.int64))
-    check_closed(result, f"{what} remeshed to {nodes} nodes")
-    return result
+    failures = []
+    for attempt in range(REMESH_ATTEMPTS):
+        clusters = nodes + (attempt + 1) // 2 * (1 if attempt % 2 else -1)
+        clustering.cluster(clusters)
+        remeshed = clustering.create_mesh()
+        result = SurfaceMesh(np.asarray(remeshed.points, dtype=np.float64),
+                             np.asarray(remeshed.faces).reshape(-1, 4)[:, 1:].astype(np.int64))
+        try:
+            check_closed(result, f"{what} remeshed to {clusters} nodes")
+        except InverseError as error:
+            failures.append(str(error))
+            continue
+        if failures:
+            log.info("%s: pyacvd gave a closed surface at the %d. try (%d clusters); before: %s", what,
+                        attempt + 1, clusters, "; ".join(failures))
+        return result
+    raise InverseError(f"{what}: no closed remeshing in {REMESH_ATTEMPTS} tries around {nodes} nodes "
+                       f"({failures[-1]}); try another node count")
 
 
 @dataclass(frozen=True)
