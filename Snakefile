@@ -37,6 +37,7 @@ include: "workflow/rules/dataset.smk"
 include: "workflow/rules/encoding.smk"
 include: "workflow/rules/surrogate.smk"
 include: "workflow/rules/inverse.smk"
+include: "workflow/rules/ecg2act.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -53,5 +54,6 @@ rule all:
         rules.encodings.input,
         rules.surrogates.input,
         rules.inverse.input,
+        rules.ecg2act.input,
         rules.stage_timings.output,
     default_target: True

@@ -81,3 +81,38 @@ def trunk(half_width_mm: float = 170.0, half_depth_mm: float = 115.0, height_mm:
         "left_hip": np.array([half_width_mm, 0.0, 560.0]),
     }
     return points.astype(float), faces, landmarks
+
+
+#: Purkinje settings of the meshed test ventricles (small trees: a few hundred junctions).
+PURKINJE = {
+    "his_long_axis_position": 0.85, "moderator_band_position": 0.4, "conduction_velocity_m_per_s": 2.5,
+    "lv_tree": {"initial_length_mm": 30.0, "branch_length_mm": 8.0, "branch_angle_deg": 15.0, "generations": 10,
+                "segment_length_mm": 1.0, "repulsivity": 0.1, "fascicles_angles_deg": [-70.0, 20.0],
+                "fascicles_lengths_mm": [20.0, 20.0]},
+    "rv_tree": {"initial_length_mm": 15.0, "branch_length_mm": 8.0, "branch_angle_deg": 15.0, "generations": 10,
+                "segment_length_mm": 1.0, "repulsivity": 0.1, "fascicles_angles_deg": [], "fascicles_lengths_mm": []},
+}
+
+
+def meshed_ventricles(root, edge_mm: float = 4.0, base_z_mm: float = 300.0, seed: int = 7) -> None:
+    """The mean bi-ventricular heart of a small shape model meshed inside :func:`trunk`, with
+    LDRB fibres and Purkinje trees: writes ``mesh.msh``, ``fibres.npz``, ``heart.vtp`` and
+    ``junctions.npz`` (with tree previews) into ``root``."""
+    from mpi4py import MPI  # noqa: F401  (libmpi before dolfinx)
+
+    from ecgcohort.anatomy.assembly import Surface
+    from ecgcohort.anatomy.outputs import write_surface
+    from ecgcohort.conduction.jobs import grow_purkinje
+    from ecgcohort.fibers import myocardial_fibres, save_fibres
+    from ecgcohort.meshing import mesh_heart_in_torso
+    from ecgcohort.shapes.heart import build_heart_model
+
+    model = build_heart_model(n_modes=2, population=10, seed=0, edge_length_mm=edge_mm)
+    heart_points = model.mean + np.array([0.0, 0.0, base_z_mm])
+    torso_points, torso_faces, _ = trunk()
+    mesh_heart_in_torso(torso_points, torso_faces, heart_points, model.faces, model.face_labels, model.label_names,
+                        heart_size_mm=edge_mm, torso_size_mm=40.0, output_path=root / "mesh.msh")
+    save_fibres(myocardial_fibres(root / "mesh.msh"), root / "fibres.npz")
+    write_surface(Surface(heart_points, model.faces, model.face_labels, model.label_names), root / "heart.vtp")
+    grow_purkinje("train-0003", root / "heart.vtp", root / "fibres.npz", PURKINJE, seed, root / "lv.vtp",
+                  root / "rv.vtp", root / "junctions.npz", root / "purkinje.png")

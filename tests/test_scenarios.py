@@ -8,10 +8,8 @@ import pytest
 
 from mpi4py import MPI  # noqa: F401  (libmpi before dolfinx)
 
-from ecgcohort.anatomy.assembly import Surface
-from ecgcohort.anatomy.outputs import write_surface
 from ecgcohort.conduction.action_potential import action_potential_template
-from ecgcohort.conduction.jobs import compute_activation, grow_purkinje
+from ecgcohort.conduction.jobs import compute_activation
 from ecgcohort.conduction.maps import load_activation
 from ecgcohort.conduction.scenarios import (
     LV,
@@ -24,22 +22,10 @@ from ecgcohort.conduction.scenarios import (
     scenarios_from_config,
     ventricular_frame,
 )
-from ecgcohort.fibers import load_fibres, myocardial_fibres
-from ecgcohort.meshing import mesh_heart_in_torso
-from ecgcohort.shapes.heart import build_heart_model
-from synthetic import trunk
+from ecgcohort.fibers import load_fibres
+from synthetic import meshed_ventricles
 
-EDGE_MM = 4.0
-BASE_Z = 300.0
 SEED = 7
-PURKINJE = {
-    "his_long_axis_position": 0.85, "moderator_band_position": 0.4, "conduction_velocity_m_per_s": 2.5,
-    "lv_tree": {"initial_length_mm": 30.0, "branch_length_mm": 8.0, "branch_angle_deg": 15.0, "generations": 10,
-                "segment_length_mm": 1.0, "repulsivity": 0.1, "fascicles_angles_deg": [-70.0, 20.0],
-                "fascicles_lengths_mm": [20.0, 20.0]},
-    "rv_tree": {"initial_length_mm": 15.0, "branch_length_mm": 8.0, "branch_angle_deg": 15.0, "generations": 10,
-                "segment_length_mm": 1.0, "repulsivity": 0.1, "fascicles_angles_deg": [], "fascicles_lengths_mm": []},
-}
 VELOCITIES = {"fibre": 0.6, "cross": 0.4}
 HOMOGENEOUS = {"cycle_length_ms": 1000.0, "apd_apex_to_base": 0.0, "apd_endo_to_epi": 0.0}
 
@@ -48,17 +34,7 @@ HOMOGENEOUS = {"cycle_length_ms": 1000.0, "apd_apex_to_base": 0.0, "apd_endo_to_
 def patient(tmp_path_factory):
     """A meshed heart with fibres, its Purkinje trees, and four activation maps."""
     root = tmp_path_factory.mktemp("scenarios")
-    model = build_heart_model(n_modes=2, population=10, seed=0, edge_length_mm=EDGE_MM)
-    heart_points = model.mean + np.array([0.0, 0.0, BASE_Z])
-    torso_points, torso_faces, _ = trunk()
-    mesh_heart_in_torso(torso_points, torso_faces, heart_points, model.faces, model.face_labels, model.label_names,
-                        heart_size_mm=EDGE_MM, torso_size_mm=40.0, output_path=root / "mesh.msh")
-    from ecgcohort.fibers import save_fibres
-
-    save_fibres(myocardial_fibres(root / "mesh.msh"), root / "fibres.npz")
-    write_surface(Surface(heart_points, model.faces, model.face_labels, model.label_names), root / "heart.vtp")
-    grow_purkinje("train-0003", root / "heart.vtp", root / "fibres.npz", PURKINJE, SEED, root / "lv.vtp",
-                  root / "rv.vtp", root / "junctions.npz", root / "purkinje.png")
+    meshed_ventricles(root, seed=SEED)
     maps = {}
     for entry in ({"name": "sinus", "kind": "sinus"}, {"name": "lbbb", "kind": "lbbb"},
                   {"name": "crt", "kind": "biv_pacing", "rv_time_ms": 0.0, "lv_time_ms": 20.0},

@@ -21,6 +21,7 @@ import torch
 from ecgcohort.anatomy.outputs import read_surface
 from ecgcohort.conduction.maps import load_activation
 from ecgcohort.dataset import open_cohort
+from ecgcohort.ecg.waves import wave_polarity
 from ecgcohort.fibers import load_fibres
 from ecgcohort.geometry import surface_volume
 from ecgcohort.meshing import VOLUME_TAGS
@@ -49,6 +50,9 @@ def two_patients(default_config: dict) -> dict:
                          "noise_levels": [0.05], "repeats": 1,
                          "ep_dl": {"layers": 4, "neurons": 8, **tiny_network},
                          "eand_arn": {"layers": 4, "neurons": 8, "residual_blocks": 1, **tiny_network}}
+    config["ecg2act"] = {"validation_fraction": 0.2, "bank": {"count": 10},
+                         "networks": {network: {"training": {"epochs": 2, "batch_size": 8, "device": "cpu"}}
+                                      for network in ("I", "II")}}
     return config
 
 
@@ -106,6 +110,14 @@ def test_two_patients_go_through_every_stage(workflow_copy, default_config, repo
             assert ecg["unipolar_v"].shape == (17, 501)
             qrs = np.abs(leads["II"][: int(maps["sinus"].activation_ms.max()) + 10]).max()
             assert 1e-4 < qrs < 1e-2  # 0.1-10 mV
+            # the default config's APD gradients: upright T waves in I, II, V5 and V6, concordant
+            # with the QRS wherever its dominant deflection is positive (train-0000's QRS is
+            # negative in II and V5 here: an axis from the anatomy, not from repolarisation)
+            polarity = wave_polarity(np.stack([leads[name] for name in ("I", "II", "V5", "V6")]),
+                                     ecg["time_s"] * 1e3, maps["sinus"].activation_ms.min(),
+                                     maps["sinus"].activation_ms.max())
+            assert (polarity.t_area > 0).all() and polarity.concordant[polarity.qrs_peak > 0].all(), \
+                (patient, polarity)
 
     cohort = open_cohort(workflow_copy.root / "results/dataset/cohort.zarr")
     assert cohort.sizes["patient"] == 2 and cohort.sizes["electrode"] == 17
@@ -139,6 +151,7 @@ def test_two_patients_go_through_every_stage(workflow_copy, default_config, repo
 
     check_surrogate_stage(workflow_copy.root)
     check_inverse_stage(workflow_copy.root)
+    check_ecg2act_stage(workflow_copy.root)
 
     # a change to the DeepSDF training re-runs training and what follows, not the dataset
     config = two_patients(default_config)
@@ -167,6 +180,16 @@ def test_two_patients_go_through_every_stage(workflow_copy, default_config, repo
     jobs = set(re.findall(r"^rule (\w+):", plan.stdout, re.M))
     assert {"reconstruct_inverse", "inverse_benchmark"} <= jobs
     assert not jobs & {"transfer_matrix", "heart_surface_dynamics", "assemble_dataset", "train_surrogate"}, jobs
+    # Network II's epochs retrain Network II and re-evaluate; the banks and Network I stay
+    config = two_patients(default_config)
+    config["ecg2act"]["networks"]["II"]["training"]["epochs"] = 3
+    workflow_copy.write_config(config)
+    plan = workflow_copy.snakemake("--dry-run")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert re.search(r"^rule train_ecg2act:\n(?:.*\n)*?\s+wildcards: network=II", plan.stdout, re.M)
+    assert not re.search(r"wildcards: network=I$", plan.stdout, re.M)
+    jobs = set(re.findall(r"^rule (\w+):", plan.stdout, re.M))
+    assert {"train_ecg2act", "evaluate_ecg2act"} <= jobs and not jobs & {"simulation_bank", "assemble_dataset"}, jobs
     workflow_copy.write_config(two_patients(default_config))
 
     # the HTML report holds Table 1 and the figures
@@ -183,7 +206,7 @@ def test_two_patients_go_through_every_stage(workflow_copy, default_config, repo
     assert "DeepSDF-based (paper)" in table1 and "pseudo lead field" in table1 and "PCA, pseudo_residual" in table1
     for png in ("fig6_error_cdf.png", "fig7_electrode_errors.png", "fig8_torso_maps.png", "fig9_ecg.png",
                 "chamfer.png", "stage_timings.png", "anatomy.png", "fig9_metrics.png", "fig10_maps.png",
-                "fig11_series.png", "transfer.png"):
+                "fig11_series.png", "transfer.png", "site_errors.png", "activation_map.png", "vm_overlays.png"):
         assert embedded(png)[:8] == b"\x89PNG\r\n\x1a\n", png
     assert "Table 1 (paper 1)" in html
 
@@ -302,3 +325,40 @@ def check_inverse_stage(root):
     assert "paper 2 (its geometry) | eand_arn | 0.01 | 0.0992" in summary
     log = (root / "results/logs/inverse/test-0000/reconstruct-aliev_panfilov-eand_arn.log").read_text()
     assert re.search(r"epoch 3/3 loss", log)
+
+
+def check_ecg2act_stage(root):
+    """The ECG -> activation stage of the two-patient run: a bank per patient that matches its
+    sites, networks trained on the training patient's bank only, both splits evaluated."""
+    import xarray as xr
+
+    from ecgcohort.ecg2act import load_network
+    from ecgcohort.ecg2act.sites import load_sites
+
+    stage = root / "results/ecg2act"
+    for patient, split in (("train-0000", "train"), ("test-0000", "test")):
+        bank = xr.open_zarr(stage / f"bank/{patient}.zarr", consolidated=True)
+        assert bank.attrs["patient"] == patient and bank.attrs["split"] == split
+        assert bank.ecg.shape == (10, 12, 500) and bank.vm.shape == (10, 75, 500)
+        sites = load_sites(stage / f"sites/{patient}.npz")
+        np.testing.assert_array_equal(bank.site_node.values, sites.nodes)
+        activation = bank.activation_time.values
+        assert np.isfinite(activation).all() and 0 < activation.min() and activation.max() < 500
+        # the bank's activation times are the first V_m > 0 of its own V_m
+        vm = bank.vm.values
+        first = np.argmax(vm > 0, axis=-1).astype(float)
+        np.testing.assert_array_equal(first, activation)
+        leads = bank.ecg.values
+        np.testing.assert_allclose(leads[:, 0] + leads[:, 2], leads[:, 1], atol=1e-4 * np.abs(leads).max())
+    for network in ("I", "II"):
+        _, metadata = load_network(stage / f"network-{network}/model.pt", network)
+        assert metadata["patients"] == ["train-0000"]  # the test patient never trains a network
+        assert len(metadata["validation_samples"]) == 2 and metadata["training"]["parameters"] == \
+            {"I": 486_657, "II": 392_907}[network]
+    metrics = pd.read_csv(stage / "metrics.csv")
+    assert len(metrics) == 4 and set(metrics.split) == {"random_samples", "held_out_patients"}
+    held = metrics[metrics.split == "held_out_patients"]
+    assert (held.samples == 10).all() and (held.patients == 1).all()
+    assert (metrics[metrics.network == "I"].activation_mae_ms > 0).all()
+    assert metrics[metrics.network == "II"].vm_pearson.between(-1, 1).all()
+    assert "1.66" in (stage / "summary.md").read_text()

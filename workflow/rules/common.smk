@@ -21,7 +21,7 @@ def scaled(base):
     return lambda wildcards, attempt: base * attempt
 
 
-LEARNING_SECTIONS = ("encoding", "surrogate", "inverse")
+LEARNING_SECTIONS = ("encoding", "surrogate", "inverse", "ecg2act")
 
 
 def data_config(config):
@@ -60,3 +60,10 @@ def inverse_method_section(wildcards):
     ``inverse.tikhonov``)."""
     section = config["inverse"]
     return section["tikhonov" if wildcards.method.startswith("tikhonov") else wildcards.method]
+
+
+def ecg2act_network_section(section, network):
+    """What one trained ECG -> activation network depends on besides the banks: the split's
+    seed and fraction and its own network section."""
+    return {"seed": section["seed"], "validation_fraction": section["validation_fraction"],
+            "networks": {network: section["networks"][network]}}

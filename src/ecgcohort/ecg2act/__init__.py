@@ -6,13 +6,20 @@
   the exporter of our bank into that layout;
 * :mod:`~ecgcohort.ecg2act.networks` — Networks I (X → 75 activation times) and II
   (X → 75 × 500 V_m), 1-D SqueezeNets of fire modules with the paper's parameter counts, as
-  :class:`~ecgcohort.learning.TrainableModel`\\ s; the paper's ECG and V_m normalisation.
+  :class:`~ecgcohort.learning.TrainableModel`\\ s; the paper's ECG and V_m normalisation;
+* :mod:`~ecgcohort.ecg2act.sites` — the 75 recording sites from the ventricular coordinates;
+* :mod:`~ecgcohort.ecg2act.bank` — a patient's simulation bank (eikonal, V_m, FEM lead matrix);
+* :mod:`~ecgcohort.ecg2act.training` — training on the training patients' banks, both splits'
+  metrics; :mod:`~ecgcohort.ecg2act.jobs` the bank's Zarr store.
 """
 
 from ecgcohort.lazy import lazy_exports
 
 _LLNL = "ecgcohort.ecg2act.llnl"
 _NETWORKS = "ecgcohort.ecg2act.networks"
+_SITES = "ecgcohort.ecg2act.sites"
+_BANK = "ecgcohort.ecg2act.bank"
+_TRAINING = "ecgcohort.ecg2act.training"
 _EXPORTS = {
     "LLNLSamples": _LLNL, "LLNL_COLUMNS": _LLNL, "LLNL_DT_MS": _LLNL, "N_SITES": _LLNL,
     "activation_times": _LLNL, "llnl_name": _LLNL, "load_pair": _LLNL, "pair_files": _LLNL, "read_llnl": _LLNL,
@@ -21,6 +28,10 @@ _EXPORTS = {
     "VmScale": _NETWORKS, "activation_normalisation": _NETWORKS, "check_ecg": _NETWORKS,
     "count_parameters": _NETWORKS, "load_network": _NETWORKS, "normalise_ecg": _NETWORKS,
     "normalise_vm": _NETWORKS, "predict": _NETWORKS, "save_network": _NETWORKS,
+    "AHA_SEGMENTS": _SITES, "RecordingSites": _SITES, "load_sites": _SITES, "recording_sites": _SITES,
+    "BankError": _BANK, "BankSpec": _BANK, "PatientElectrophysiology": _BANK, "draw_sample": _BANK,
+    "simulate_bank": _BANK,
+    "open_banks": _TRAINING, "vm_metrics": _TRAINING, "activation_metrics": _TRAINING,
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,135 @@
+"""Benchmark of the ECG → activation stage (prints figures; not a test).
+
+    .venv/bin/python benchmarks/ecg2act.py --results results --patient train-0000 --count 1000
+    .venv/bin/python benchmarks/ecg2act.py --results results --t-waves
+    python benchmarks/ecg2act.py --train-only --samples 2048 --device cuda     # a GPU machine
+
+Measures:
+
+* bank generation on one patient of a finished run (``--count`` samples): samples/s of the
+  simulation and of the whole job (sites, figure, Zarr), the store's size;
+* training throughput of Networks I and II (samples/s, ``--epochs`` over ``--samples``
+  synthetic ECGs, batch 32) on the CPU threads torch has, or on CUDA;
+* inference time per ECG (batch 1 and batch 64);
+* ``--t-waves``: per patient of a finished run, which of I, II, V5, V6 have T waves concordant
+  with the QRS in its sinus ECG, for several APD gradient pairs (apex-to-base, endo-to-epi).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ecgcohort.ecg.leads import LEAD_NAMES
+
+
+def bank_figures(results: Path, patient: str, count: int) -> None:
+    import xarray as xr
+
+    from ecgcohort.ecg2act.jobs import simulation_bank_job
+
+    root = results / "patients" / patient
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder)
+        start = time.perf_counter()
+        simulation_bank_job(patient=patient, split=patient.split("-")[0], fibres_npz=root / "fibres/fibres.npz",
+                            junctions_npz=root / "purkinje/junctions.npz",
+                            chunk_paths=sorted(glob.glob(str(root / "leadfield/chunk-*.npz"))), bank={"count": count},
+                            seed=0, cycle_length_ms=1000.0, template_cache_dir=results / "cache/action_potential",
+                            out_zarr=out / "bank.zarr", out_sites=out / "sites.npz", out_sites_preview=out / "sites.png")
+        job = time.perf_counter() - start
+        bank = xr.open_zarr(out / "bank.zarr")
+        simulation = float(bank.attrs["seconds"])
+        size = sum(f.stat().st_size for f in (out / "bank.zarr").rglob("*") if f.is_file())
+        nodes = np.load(root / "fibres/fibres.npz")["points_mm"].shape[0]
+    print(f"| bank, {patient} ({nodes} myocardial nodes) | {count} samples | simulation {simulation:.1f} s "
+          f"({count / simulation:.1f} samples/s) | job {job:.1f} s | store {size / 1e6:.1f} MB "
+          f"({size / count / 1e3:.0f} kB per sample) | 10,000 samples: {10000 / (count / simulation) / 60:.1f} min |")
+
+
+def training_figures(samples: int, epochs: int, device: str) -> None:
+    from ecgcohort.ecg2act.networks import Ecg2ActNetwork, NetworkSpec, count_parameters, predict
+    from ecgcohort.learning import TensorTable, TrainingSpec, fit
+
+    rng = np.random.default_rng(0)
+    ecg = rng.standard_normal((samples, 12, 500)).astype(np.float32)
+    for network, target in (("I", rng.uniform(0, 150, (samples, 75))), ("II", rng.uniform(0, 1, (samples, 75, 500)))):
+        model = Ecg2ActNetwork(NetworkSpec(network))
+        table = TensorTable({"ecg": torch.from_numpy(ecg), "target": torch.from_numpy(target.astype(np.float32))})
+        spec = TrainingSpec(epochs=epochs, batch_size=32, learning_rate=1e-3, device=device, precision="auto",
+                            checkpoint_every=10 ** 6)
+        with tempfile.TemporaryDirectory() as workdir:
+            result = fit(model, table, spec, workdir, name=f"Network {network}")
+        model = model.to(result.device)
+        timings = {}
+        for batch in (1, 64):
+            predict(model, ecg[:batch])
+            start = time.perf_counter()
+            repeats = 5
+            for _ in range(repeats):
+                predict(model, ecg[:batch])
+            timings[batch] = (time.perf_counter() - start) / repeats / batch * 1e3
+        print(f"| Network {network} ({count_parameters(model):,} parameters) | {result.device}, {result.precision}, "
+              f"{torch.get_num_threads()} threads | training {result.samples_per_second:.0f} samples/s | "
+              f"inference {timings[1]:.2f} ms per ECG alone, {timings[64]:.3f} ms per ECG in batches of 64 |")
+
+
+def t_wave_figures(results: Path) -> None:
+    from ecgcohort.conduction.action_potential import action_potential_template, transmembrane_potential
+    from ecgcohort.conduction.maps import load_activation
+    from ecgcohort.conduction.scenarios import apd_scale
+    from ecgcohort.ecg.forward import read_lead_field_chunks
+    from ecgcohort.ecg.leads import standard_leads
+    from ecgcohort.ecg.waves import wave_polarity
+    from ecgcohort.fibers.rule_based import load_fibres
+
+    template = action_potential_template(1000.0, cache_dir=results / "cache/action_potential")
+    times = np.arange(500.0)
+    checked = [LEAD_NAMES.index(name) for name in ("I", "II", "V5", "V6")]
+    pairs = [(0.0, 0.0), (0.1, -0.2), (0.1, -0.25), (0.15, -0.25)]
+    print("Sinus T waves in I II V5 V6 per (apex-to-base, endo-to-epi) APD gradients: the sign of the T-wave "
+          "area / concordant with the dominant QRS deflection (+) or not (−)")
+    print("| patient | " + " | ".join(f"({a}, {e})" for a, e in pairs) + " |")
+    print("|---|" + "---|" * len(pairs))
+    for root in sorted((results / "patients").iterdir()):
+        chunks = read_lead_field_chunks(sorted(glob.glob(str(root / "leadfield/chunk-*.npz"))), ("lead_matrix",))
+        fibres = load_fibres(root / "fibres/fibres.npz")
+        sinus = load_activation(root / "activation/sinus.npz")
+        cells = []
+        for apex_to_base, endo_to_epi in pairs:
+            vm = transmembrane_potential(sinus.activation_ms, times, template,
+                                         apd_scale(fibres, apex_to_base, endo_to_epi))
+            leads = standard_leads(chunks["lead_matrix"] @ vm, [str(n) for n in chunks["electrode_names"]])
+            polarity = wave_polarity(leads, times, sinus.activation_ms.min(), sinus.activation_ms.max())
+            cells.append("".join("+" if a > 0 else "−" for a in polarity.t_area[checked]) + " / "
+                         + "".join("+" if c else "−" for c in polarity.concordant[checked]))
+        print(f"| {root.name} | " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--patient", default="train-0000")
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--samples", type=int, default=512)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--train-only", action="store_true", help="only the training and inference figures")
+    parser.add_argument("--t-waves", action="store_true", help="only the T-wave polarity table")
+    args = parser.parse_args()
+    if args.t_waves:
+        t_wave_figures(args.results)
+        return
+    if not args.train_only:
+        bank_figures(args.results, args.patient, args.count)
+    training_figures(args.samples, args.epochs, args.device)
+
+
+if __name__ == "__main__":
+    main()

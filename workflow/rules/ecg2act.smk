@@ -1,0 +1,106 @@
+# From the 12-lead ECG to intracardiac activation (paper 3): per patient the 75 recording sites
+# and a simulation bank (eikonal activation, V_m, the 12-lead ECG from the patient's FEM lead
+# matrix); Networks I and II trained on the training patients' banks only; evaluation on a
+# random 5 % of the training patients' samples (the paper's split) and on the test patients.
+
+ECG2ACT = config["ecg2act"]
+ECG2ACT_NETWORKS = ECG2ACT["networks_to_train"]
+
+
+wildcard_constraints:
+    network="I|II",
+
+
+rule simulation_bank:
+    input:
+        fibres=rules.compute_fibres.output.fibres,
+        junctions=rules.grow_purkinje.output.junctions,
+        chunks=expand("results/patients/{{patient}}/leadfield/chunk-{chunk}.npz", chunk=LEADFIELD_CHUNKS),
+    output:
+        bank=directory("results/ecg2act/bank/{patient}.zarr"),
+        sites="results/ecg2act/sites/{patient}.npz",
+        preview=report("results/ecg2act/sites/{patient}.png", caption=caption("ecg2act_sites"),
+                       category="ECG to activation", subcategory="Recording sites", labels={"patient": "{patient}"}),
+    params:
+        split=lambda wildcards: "test" if wildcards.patient in TEST_PATIENTS else "train",
+        bank=ECG2ACT["bank"],
+        seed=config["cohort"]["seed"],
+        cycle_length_ms=config["electrophysiology"]["action_potential"]["cycle_length_ms"],
+        template_cache_dir="results/cache/action_potential",
+    log:
+        "results/logs/ecg2act/simulation_bank-{patient}.log",
+    benchmark:
+        "results/benchmarks/ecg2act/simulation_bank-{patient}.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled(4000),
+        runtime=scaled(60),
+    conda:
+        "../../envs/learning.yaml"
+    script:
+        "../scripts/simulation_bank.py"
+
+
+rule train_ecg2act:
+    input:
+        # the training patients' banks only: the test patients are the held-out split
+        banks=expand(rules.simulation_bank.output.bank, patient=TRAIN_PATIENTS),
+    output:
+        model="results/ecg2act/network-{network}/model.pt",
+        losses="results/ecg2act/network-{network}/losses.csv",
+        plot=report("results/ecg2act/network-{network}/losses.png", caption=caption("ecg2act_losses"),
+                    category="ECG to activation", subcategory="Training", labels={"network": "{network}"}),
+    params:
+        section=lambda wildcards: ecg2act_network_section(ECG2ACT, wildcards.network),
+        # checkpoints for resuming a killed job; not an output, so a rerun finds them
+        workdir="results/ecg2act/network-{network}/checkpoints",
+    log:
+        "results/logs/ecg2act/train-{network}.log",
+    benchmark:
+        "results/benchmarks/ecg2act/train-{network}.tsv"
+    threads: 2
+    resources:
+        mem_mb=scaled(6000),
+        runtime=scaled(240),
+        gpu=lambda wildcards: gpu_resources(ECG2ACT["networks"][wildcards.network]),
+    conda:
+        "../../envs/learning.yaml"
+    script:
+        "../scripts/train_ecg2act.py"
+
+
+rule evaluate_ecg2act:
+    input:
+        models=expand(rules.train_ecg2act.output.model, network=ECG2ACT_NETWORKS),
+        train_banks=expand(rules.simulation_bank.output.bank, patient=TRAIN_PATIENTS),
+        test_banks=expand(rules.simulation_bank.output.bank, patient=TEST_PATIENTS),
+    output:
+        metrics=report("results/ecg2act/metrics.csv", caption=caption("ecg2act_metrics"),
+                       category="ECG to activation", subcategory="Evaluation", labels={"table": "metrics"}),
+        summary="results/ecg2act/summary.md",
+        boxes=report("results/ecg2act/site_errors.png", caption=caption("ecg2act_boxes"),
+                     category="ECG to activation", subcategory="Evaluation", labels={"figure": "Fig. 3c"}),
+        activation_map=report("results/ecg2act/activation_map.png", caption=caption("ecg2act_map"),
+                              category="ECG to activation", subcategory="Evaluation", labels={"figure": "Fig. 3b/d"}),
+        overlays=report("results/ecg2act/vm_overlays.png", caption=caption("ecg2act_overlays"),
+                        category="ECG to activation", subcategory="Evaluation", labels={"figure": "Fig. 4a-c"}),
+    params:
+        networks=ECG2ACT_NETWORKS,
+    log:
+        "results/logs/ecg2act/evaluate_ecg2act.log",
+    benchmark:
+        "results/benchmarks/ecg2act/evaluate_ecg2act.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled(6000),
+        runtime=scaled(30),
+    conda:
+        "../../envs/learning.yaml"
+    script:
+        "../scripts/evaluate_ecg2act.py"
+
+
+rule ecg2act:
+    """Target: the ECG -> activation stage (banks, both networks, both splits)."""
+    input:
+        rules.evaluate_ecg2act.output,

@@ -1,0 +1,12 @@
+"""Snakemake adapter: one patient's recording sites and simulation bank (see ecgcohort.ecg2act.jobs)."""
+
+from ecgcohort.ecg2act.jobs import simulation_bank_job
+from ecgcohort.logs import logging_to
+
+with logging_to(snakemake.log[0]):
+    simulation_bank_job(
+        patient=snakemake.wildcards.patient, split=snakemake.params.split, fibres_npz=snakemake.input.fibres,
+        junctions_npz=snakemake.input.junctions, chunk_paths=list(snakemake.input.chunks), bank=snakemake.params.bank,
+        seed=snakemake.params.seed, cycle_length_ms=snakemake.params.cycle_length_ms,
+        template_cache_dir=snakemake.params.template_cache_dir, out_zarr=snakemake.output.bank,
+        out_sites=snakemake.output.sites, out_sites_preview=snakemake.output.preview)
