@@ -189,3 +189,25 @@ def test_metrics_on_known_signals():
     assert len(held) == 5 and len(np.intersect1d(fit, held)) == 0 and len(fit) + len(held) == 100
     with pytest.raises(ValueError, match="validation_fraction"):
         random_split(100, 1.5, 0)
+
+
+def test_sites_that_do_not_resolve_are_refused(ventricles, tmp_path):
+    import dataclasses
+
+    from ecgcohort.conduction.scenarios import ScenarioError
+    from ecgcohort.ecg2act.jobs import simulation_bank_job
+    from ecgcohort.fibers.rule_based import save_fibres
+
+    fibres, _, root = ventricles
+    all_lv = dataclasses.replace(fibres, coordinates={**fibres.coordinates,
+                                                      "ventricle": np.zeros(fibres.n_nodes)})
+    with pytest.raises(ScenarioError, match="RV endocardium has 0 nodes"):
+        recording_sites(all_lv)
+    save_fibres(all_lv, tmp_path / "fibres.npz")
+    out = tmp_path / "bank.zarr"
+    with pytest.raises(BankError, match="patient train-0003: the RV endocardium"):
+        simulation_bank_job(patient="train-0003", split="train", fibres_npz=tmp_path / "fibres.npz",
+                            junctions_npz=root / "junctions.npz", chunk_paths=[], bank={"count": 2}, seed=0,
+                            cycle_length_ms=1000.0, template_cache_dir=root, out_zarr=out,
+                            out_sites=tmp_path / "sites.npz", out_sites_preview=tmp_path / "sites.png")
+    assert not out.exists() and not (tmp_path / "sites.npz").exists()

@@ -85,11 +85,11 @@ def simulation_bank_job(*, patient: str, split: str, fibres_npz: str | Path, jun
     try:
         spec = BankSpec.from_config(bank)
         fibres = load_fibres(fibres_npz)
+        sites = recording_sites(fibres)
         with np.load(junctions_npz) as data:
             junctions = {key: data[key] for key in ("lv_nodes", "lv_times_ms", "rv_nodes", "rv_times_ms")}
         chunks = read_lead_field_chunks(chunk_paths, ("lead_matrix",))
         rows = lead_rows(chunks["lead_matrix"], [str(n) for n in chunks["electrode_names"]])
-        sites = recording_sites(fibres)
         patient_ep = PatientElectrophysiology(fibres, junctions, rows, sites,
                                               action_potential_template(cycle_length_ms, cache_dir=template_cache_dir))
     except (BankError, ScenarioError, ValueError) as error:
