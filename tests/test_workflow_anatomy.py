@@ -310,7 +310,10 @@ def check_inverse_stage(root):
     for source in ("aliev_panfilov", "sinus"):
         truth, clean = load_dynamics(inverse / f"test-0000/{source}/dynamics.npz")
         assert truth.u.shape == (len(surfaces.heart.points), 41) and np.isfinite(truth.activation).all()
-        assert -0.05 < truth.u.min() and 0.9 < truth.u.max() < 1.05
+        assert -0.05 < truth.u.min() and truth.u.max() < 1.05
+        # the model's u peaks at 1; the TP06 spike (u = 1) lasts ~2 ms and 41 instants 12.9 ms apart
+        # can miss it, but not the dome (0.88 of the upstroke, 10-150 ms after activation)
+        assert truth.u.max() > (0.9 if source == "aliev_panfilov" else 0.8), (source, truth.u.max())
         np.testing.assert_allclose(clean, transfer @ truth.u, atol=1e-12)
     # the sinus scenario's surface activation within the myocardium's activation range
     sinus, _ = load_dynamics(inverse / "test-0000/sinus/dynamics.npz")
