@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from ecgcohort.ecg.leads import LEAD_ELECTRODES, LEAD_NAMES
+from ecgcohort.ecg.leads import LEAD_ELECTRODES, LEAD_NAMES, LEAD_WEIGHTS
 from ecgcohort.ecg2act import (LLNL_COLUMNS, Ecg2ActNetwork, NetworkSpec, PAPER_PARAMETERS,
                                activation_normalisation, activation_times, count_parameters, llnl_name, load_network,
                                load_pair,
                                normalise_ecg, normalise_vm, pair_files, predict, read_llnl, save_network,
                                twelve_leads_from_llnl, write_llnl)
+from ecgcohort.llnl import export_bank, main as llnl_main
 from ecgcohort.learning import TensorTable, TrainingSpec, fit
 
 #: parameter counts of this implementation (the paper's, exactly: see ecg2act.networks)
@@ -176,6 +177,51 @@ def test_write_llnl_refuses_bad_names_and_shapes(tmp_path):
     with pytest.raises(ValueError, match="vm of simulation 'b'"):
         write_llnl(tmp_path, ["a", "b"], unipolar, vm)
     assert not any(tmp_path.iterdir())
+
+
+def _bank_store(path, rng, count: int, dt_ms: float = 1.0):
+    """A bank store as the simulation_bank rule writes it, its electrodes in another order than
+    LEAD_ELECTRODES, the 12 leads by the weight matrix (not the LLNL conversion)."""
+    import xarray as xr
+
+    unipolar, vm = _simulations(rng, count, times=40, electrodes=9)
+    order = [5, 0, 8, 2, 1, 7, 3, 6, 4]
+    xr.Dataset({"ecg": (("sample", "lead", "time"), np.einsum("le,set->slt", LEAD_WEIGHTS, unipolar)),
+                "unipolar_ecg": (("sample", "electrode", "time"), unipolar[:, order]),
+                "vm": (("sample", "site", "time"), vm)},
+               coords={"sample": [f"train-0003/{i:05d}" for i in range(count)], "lead": list(LEAD_NAMES),
+                       "electrode": [LEAD_ELECTRODES[k] for k in order], "time": np.arange(40) * dt_ms}
+               ).to_zarr(path, mode="w")
+    return unipolar, vm
+
+
+def test_export_bank_reads_back_as_the_banks_leads_and_vm(tmp_path, capsys):
+    import xarray as xr
+
+    _bank_store(tmp_path / "bank.zarr", np.random.default_rng(8), 5)
+    written = export_bank(tmp_path / "bank.zarr", tmp_path / "llnl", limit=3)
+    assert [e.name for e, _ in written] == [f"pECGData_train-0003_{i:05d}.npy" for i in range(3)]
+    samples = read_llnl(tmp_path / "llnl", dtype=np.float64)
+    bank = xr.open_zarr(tmp_path / "bank.zarr")
+    # the LLNL conversion (Einthoven, Goldberger, Wilson) of the exported electrodes = the bank's leads
+    np.testing.assert_allclose(samples.ecg, bank.ecg.values[:3], atol=1e-12)
+    np.testing.assert_array_equal(samples.vm, bank.vm.values[:3])
+
+    llnl_main([str(tmp_path / "bank.zarr"), str(tmp_path / "all")])
+    assert "5 simulation(s) written" in capsys.readouterr().out
+    assert len(read_llnl(tmp_path / "all")) == 5
+
+
+def test_export_bank_refuses_other_sampling_and_other_stores(tmp_path):
+    _bank_store(tmp_path / "bank.zarr", np.random.default_rng(9), 2, dt_ms=2.0)
+    with pytest.raises(ValueError, match=r"bank.zarr is sampled every 2 ms; the LLNL layout is 1 ms"):
+        export_bank(tmp_path / "bank.zarr", tmp_path / "llnl")
+    with pytest.raises(ValueError, match="elsewhere.zarr is not a simulation bank store"):
+        export_bank(tmp_path / "elsewhere.zarr", tmp_path / "llnl")
+    assert not (tmp_path / "llnl").exists()
+    with pytest.raises(SystemExit) as exit_info:
+        llnl_main([str(tmp_path / "bank.zarr"), str(tmp_path / "llnl")])
+    assert exit_info.value.code == 2
 
 
 def test_read_llnl_refuses_bad_files_naming_them(tmp_path):

@@ -1,6 +1,6 @@
 """From the 12-lead ECG to intracardiac activation (paper 3, Landajuela et al., issue 14).
 
-* :mod:`~ecgcohort.ecg2act.llnl` — the public LLNL dataset layout both ways: ``pECGData_<name>.npy``
+* :mod:`ecgcohort.llnl` — the public LLNL dataset layout both ways: ``pECGData_<name>.npy``
   (T × 10 unipolar potentials RA LA LL RL V1…V6) and ``VmData_<name>.npy`` (T × 75 V_m, mV),
   paired by name; the 12 leads by :mod:`ecgcohort.ecg.leads`; activation times (first V_m > 0);
   the exporter of our bank into that layout;
@@ -15,15 +15,15 @@
 
 from ecgcohort.lazy import lazy_exports
 
-_LLNL = "ecgcohort.ecg2act.llnl"
+_LLNL = "ecgcohort.llnl"
 _NETWORKS = "ecgcohort.ecg2act.networks"
 _SITES = "ecgcohort.ecg2act.sites"
 _BANK = "ecgcohort.ecg2act.bank"
 _TRAINING = "ecgcohort.ecg2act.training"
 _EXPORTS = {
     "LLNLSamples": _LLNL, "LLNL_COLUMNS": _LLNL, "LLNL_DT_MS": _LLNL, "N_SITES": _LLNL,
-    "activation_times": _LLNL, "llnl_name": _LLNL, "load_pair": _LLNL, "pair_files": _LLNL, "read_llnl": _LLNL,
-    "twelve_leads_from_llnl": _LLNL, "write_llnl": _LLNL,
+    "activation_times": _LLNL, "export_bank": _LLNL, "llnl_name": _LLNL, "load_pair": _LLNL, "pair_files": _LLNL,
+    "read_llnl": _LLNL, "twelve_leads_from_llnl": _LLNL, "write_llnl": _LLNL,
     "Ecg2ActNetwork": _NETWORKS, "Fire1d": _NETWORKS, "NetworkSpec": _NETWORKS, "PAPER_PARAMETERS": _NETWORKS,
     "VmScale": _NETWORKS, "activation_normalisation": _NETWORKS, "check_ecg": _NETWORKS,
     "count_parameters": _NETWORKS, "load_network": _NETWORKS, "normalise_ecg": _NETWORKS,

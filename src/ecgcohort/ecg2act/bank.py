@@ -31,9 +31,9 @@ from ecgcohort.conduction.action_potential import ActionPotential, transmembrane
 from ecgcohort.conduction.eikonal import activation_times as eikonal_activation
 from ecgcohort.conduction.scenarios import apd_scale
 from ecgcohort.ecg.leads import LEAD_ELECTRODES, LEAD_WEIGHTS, lead_electrode_indices
-from ecgcohort.ecg2act.llnl import activation_times as first_positive_times
 from ecgcohort.ecg2act.sites import RecordingSites
 from ecgcohort.fibers.rule_based import MyocardialFibres
+from ecgcohort.llnl import activation_times as first_positive_times
 
 KINDS = ("sinus", "lbbb", "rbbb", "pacing")
 #: Per-sample scenario parameters stored with the bank (name → unit).

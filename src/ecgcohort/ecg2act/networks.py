@@ -39,9 +39,9 @@ import numpy as np
 import torch
 
 from ecgcohort.ecg.leads import LEAD_NAMES
-from ecgcohort.ecg2act.llnl import N_SITES
 from ecgcohort.learning.layers import derived_seed
 from ecgcohort.learning.spec import TrainableModel
+from ecgcohort.llnl import N_SITES
 
 NETWORKS: tuple[str, ...] = ("I", "II")
 #: Parameter counts of paper 3, sec. 2.2.

@@ -26,8 +26,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ecgcohort.ecg2act.llnl import activation_times
 from ecgcohort.io import atomic_path
+from ecgcohort.llnl import activation_times
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,9 @@ prefix: ``pECGData_<name>.npy`` and ``VmData_<name>.npy``.
 In memory (:class:`LLNLSamples`) the layout is the paper's: the 12-lead ECG X (S, 12, T) and
 V_m as V (S, 75, T), sites before time — the layout Network II predicts — and activation times
 A (S, 75) in ms by :func:`activation_times`.
+
+:func:`write_llnl` writes arrays in this layout and :func:`export_bank` a whole simulation
+bank store of the ``ecg2act`` stage (also ``python -m ecgcohort.llnl BANK.zarr FOLDER``).
 """
 
 from __future__ import annotations
@@ -244,5 +247,54 @@ def write_llnl(folder: str | Path, names: Sequence[str], unipolar_ecg: np.ndarra
     return written
 
 
-__all__ = ["LLNLSamples", "LLNL_COLUMNS", "LLNL_DT_MS", "N_SITES", "activation_times", "llnl_name",
+def export_bank(bank_zarr: str | Path, folder: str | Path, *, limit: int | None = None,
+                dtype: np.dtype | type = np.float64) -> list[tuple[Path, Path]]:
+    """Write a simulation bank (``results/ecg2act/bank/<patient>.zarr``) in the LLNL layout:
+    one pair per sample, named after its ``sample`` label with ``/`` as ``_``
+    (``test-0000_00012``), electrode potentials and V_m in mV every 1 ms. ``limit`` keeps the
+    first samples only. A bank sampled at another interval, or lacking a variable, is refused
+    with the store named; nothing is written then."""
+    import xarray as xr
+
+    bank_path = Path(bank_zarr)
+    try:
+        bank = xr.open_zarr(bank_path)
+    except (FileNotFoundError, ValueError, KeyError) as error:
+        raise ValueError(f"{bank_path} is not a simulation bank store: {error}") from None
+    missing = sorted({"unipolar_ecg", "vm"} - set(bank.data_vars) | {"electrode", "time"} - set(bank.coords))
+    if missing:
+        raise ValueError(f"{bank_path} lacks {', '.join(missing)}: not a simulation bank store")
+    steps = np.diff(bank.time.values)
+    if len(steps) and not np.allclose(steps, LLNL_DT_MS):
+        raise ValueError(f"{bank_path} is sampled every {steps[0]:g} ms; the LLNL layout is {LLNL_DT_MS:g} ms")
+    if limit is not None:
+        bank = bank.isel(sample=slice(0, limit))
+    names = [str(label).replace("/", "_") for label in bank.sample.values]
+    unipolar = bank.unipolar_ecg.sel(electrode=list(LEAD_ELECTRODES)).transpose("sample", "electrode", "time")
+    vm = bank.vm.transpose("sample", "site", "time")
+    return write_llnl(folder, names, unipolar.values, vm.values, dtype=dtype)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m ecgcohort.llnl BANK.zarr FOLDER [--limit N]``: :func:`export_bank`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m ecgcohort.llnl",
+                                     description="Write a simulation bank in the LLNL dataset layout.")
+    parser.add_argument("bank", help="a results/ecg2act/bank/<patient>.zarr store")
+    parser.add_argument("folder", help="where the pECGData_/VmData_ files go (created)")
+    parser.add_argument("--limit", type=int, help="the first N samples only")
+    args = parser.parse_args(argv)
+    try:
+        written = export_bank(args.bank, args.folder, limit=args.limit)
+    except ValueError as error:
+        parser.exit(2, f"error: {error}\n")
+    print(f"{len(written)} simulation(s) written to {args.folder} ({ECG_PREFIX}<name>{SUFFIX}, "
+          f"{VM_PREFIX}<name>{SUFFIX})")
+
+
+__all__ = ["LLNLSamples", "LLNL_COLUMNS", "LLNL_DT_MS", "N_SITES", "activation_times", "export_bank", "llnl_name",
            "load_pair", "pair_files", "read_llnl", "twelve_leads_from_llnl", "write_llnl"]
+
+if __name__ == "__main__":
+    main()
