@@ -82,3 +82,27 @@ def test_every_rule_environment_exists(repo):
     assert referenced, "rules name no conda environment"
     for name in referenced:
         assert (repo / "envs" / name).is_file(), name
+
+
+def test_a_process_that_renders_a_figure_can_then_train(tmp_path):
+    """A patient's figure, then the training backbone's imports (Lightning loads torch._dynamo
+    and with it libtriton) in one process: libtriton loaded after Mesa's LLVM segfaults, so
+    every figure goes through ``offscreen_plotter``, which loads it first."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("triton")
+    script = tmp_path / "render_then_train.py"
+    script.write_text(
+        "import pyvista\n"
+        "from ecgcohort.rendering import offscreen_plotter\n"
+        "plotter = offscreen_plotter(window_size=(200, 200))\n"
+        "plotter.add_mesh(pyvista.Sphere())\n"
+        f"plotter.screenshot({str(tmp_path / 'sphere.png')!r})\n"
+        "plotter.close()\n"
+        "import torch._dynamo\n"
+        "from ecgcohort.learning import fit\n"
+        "print('trained after rendering')\n")
+    ran = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0 and "trained after rendering" in ran.stdout, (ran.returncode, ran.stderr[-2000:])
+    assert (tmp_path / "sphere.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

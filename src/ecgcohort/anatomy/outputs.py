@@ -12,6 +12,7 @@ import pandas as pd
 
 from ecgcohort.anatomy.assembly import Anatomy, Surface
 from ecgcohort.io import atomic_path
+from ecgcohort.rendering import offscreen_plotter
 
 
 def write_surface(surface: Surface, path: str | Path) -> None:
@@ -73,11 +74,10 @@ def plot_anatomy(heart: Surface, torso: Surface, electrodes: pd.DataFrame, path:
     """Front and left views: translucent torso, heart coloured by region, labelled electrodes."""
     import pyvista
 
-    pyvista.OFF_SCREEN = True
     torso_mesh = pyvista.PolyData(torso.points, np.column_stack([np.full(len(torso.faces), 3), torso.faces]).ravel())
     heart_mesh = pyvista.PolyData(heart.points, np.column_stack([np.full(len(heart.faces), 3), heart.faces]).ravel())
     heart_mesh.cell_data["region"] = heart.labels
-    plotter = pyvista.Plotter(off_screen=True, shape=(1, 2), window_size=(1400, 800))
+    plotter = offscreen_plotter(shape=(1, 2), window_size=(1400, 800))
     standard = electrodes[electrodes.kind == "standard"]
     anterior = electrodes[electrodes.kind != "standard"]
     for column, view in enumerate(("front", "left")):

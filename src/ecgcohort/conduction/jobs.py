@@ -29,6 +29,7 @@ from ecgcohort.conduction.purkinje import (
 from ecgcohort.conduction.scenarios import Scenario, ScenarioError, apd_scale, his_roots, pacing_sites
 from ecgcohort.fibers.rule_based import MyocardialFibres, load_fibres
 from ecgcohort.io import atomic_path
+from ecgcohort.rendering import offscreen_plotter
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,6 @@ def plot_purkinje(fibres: MyocardialFibres, trees: Mapping[str, PurkinjeTree], p
     the Purkinje trees coloured by activation time (PNG)."""
     import pyvista
 
-    pyvista.OFF_SCREEN = True
     surface = _myocardium_grid(fibres).extract_surface(algorithm="dataset_surface")
     epicardial = np.flatnonzero(fibres.coordinates["transmural"] > 0.99)
     chosen = epicardial[np.linspace(0, len(epicardial) - 1, min(glyphs, len(epicardial))).astype(int)]
@@ -74,7 +74,7 @@ def plot_purkinje(fibres: MyocardialFibres, trees: Mapping[str, PurkinjeTree], p
     scale = 0.03 * float(np.ptp(fibres.points_mm, axis=0).max())
     arrows = arrows.glyph(orient="fibre", scale=False, factor=scale)
     times = np.concatenate([t.activation_ms for t in trees.values()])
-    plotter = pyvista.Plotter(off_screen=True, shape=(1, 2), window_size=(1400, 700))
+    plotter = offscreen_plotter(shape=(1, 2), window_size=(1400, 700))
     for column, (view, label) in enumerate(((FRONT_VIEW, "anterior"), (BACK_VIEW, "posterior"))):
         plotter.subplot(0, column)
         plotter.add_mesh(surface, color="lightgrey", opacity=0.25)
@@ -163,14 +163,13 @@ def plot_isochrones(fibres: MyocardialFibres, activation_ms: np.ndarray, path: s
     every ``step_ms`` ms (PNG)."""
     import pyvista
 
-    pyvista.OFF_SCREEN = True
     grid = _myocardium_grid(fibres)
     grid.point_data["activation_ms"] = activation_ms
     surface = grid.extract_surface(algorithm="dataset_surface")
     low, high = float(activation_ms.min()), float(activation_ms.max())
     levels = np.arange(np.ceil(low / step_ms) * step_ms, high, step_ms)
     lines = surface.contour(isosurfaces=levels, scalars="activation_ms") if len(levels) else None
-    plotter = pyvista.Plotter(off_screen=True, shape=(1, 2), window_size=(1400, 700))
+    plotter = offscreen_plotter(shape=(1, 2), window_size=(1400, 700))
     for column, (view, label) in enumerate(((FRONT_VIEW, "anterior"), (BACK_VIEW, "posterior"))):
         plotter.subplot(0, column)
         plotter.add_mesh(surface, scalars="activation_ms", cmap="jet_r", clim=(low, high), show_scalar_bar=column == 1,

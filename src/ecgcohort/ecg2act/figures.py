@@ -13,6 +13,7 @@ from ecgcohort.conduction.jobs import BACK_VIEW, FRONT_VIEW, _myocardium_grid
 from ecgcohort.ecg2act.sites import RecordingSites
 from ecgcohort.fibers.rule_based import MyocardialFibres
 from ecgcohort.io import atomic_path
+from ecgcohort.rendering import offscreen_plotter
 
 LAYER_COLOURS = {"endo": "red", "epi": "royalblue", "mid": "gold"}
 
@@ -22,10 +23,9 @@ def plot_sites(fibres: MyocardialFibres, sites: RecordingSites, path: str | Path
     layer (endocardial red, epicardial blue, mid-wall yellow)."""
     import pyvista
 
-    pyvista.OFF_SCREEN = True
     surface = _myocardium_grid(fibres).extract_surface(algorithm="dataset_surface")
     layers = np.array(sites.layer)
-    plotter = pyvista.Plotter(off_screen=True, shape=(1, 2), window_size=(1400, 700))
+    plotter = offscreen_plotter(shape=(1, 2), window_size=(1400, 700))
     for column, (view, label) in enumerate(((FRONT_VIEW, "anterior"), (BACK_VIEW, "posterior"))):
         plotter.subplot(0, column)
         plotter.add_mesh(surface, color="lightgrey", opacity=0.35)

@@ -10,6 +10,7 @@ import numpy as np
 
 from ecgcohort.fibers.rule_based import FibreAngles, MyocardialFibres, myocardial_fibres, save_fibres
 from ecgcohort.io import atomic_path
+from ecgcohort.rendering import offscreen_plotter
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,6 @@ def plot_fibres(fibres: MyocardialFibres, path: str | Path, title: str = "", gly
     coloured by the transmural coordinate; front view of the patient (PNG)."""
     import pyvista
 
-    pyvista.OFF_SCREEN = True
     cells = np.hstack([np.full((len(fibres.tetrahedra), 1), 4), fibres.tetrahedra]).ravel()
     grid = pyvista.UnstructuredGrid(cells, np.full(len(fibres.tetrahedra), pyvista.CellType.TETRA), fibres.points_mm)
     grid.point_data["transmural"] = fibres.coordinates["transmural"]
@@ -29,7 +29,7 @@ def plot_fibres(fibres: MyocardialFibres, path: str | Path, title: str = "", gly
     arrows.point_data["fibre"] = fibres.fibre[chosen]
     arrows.point_data["fibre_z"] = np.abs(fibres.fibre[chosen, 2])
     scale = 0.04 * float(np.ptp(fibres.points_mm, axis=0).max())
-    plotter = pyvista.Plotter(off_screen=True, window_size=(900, 800))
+    plotter = offscreen_plotter(window_size=(900, 800))
     plotter.add_mesh(grid.extract_surface(algorithm="dataset_surface"), scalars="transmural", cmap="coolwarm", opacity=0.35,
                      scalar_bar_args={"title": "transmural"})
     plotter.add_mesh(arrows.glyph(orient="fibre", scale=False, factor=scale), scalars="fibre_z", cmap="viridis",
