@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/ecg2act.py --results results --patient train-0000 --count 1000
     .venv/bin/python benchmarks/ecg2act.py --results results --t-waves
+    .venv/bin/python benchmarks/ecg2act.py --results results --parallel-banks 2 --count 150
     python benchmarks/ecg2act.py --train-only --samples 2048 --device cuda     # a GPU machine
     .venv/bin/python benchmarks/ecg2act.py --results results --one-heart one-heart --count 10000 \
         --network-epochs 40 8
@@ -10,6 +11,7 @@ Measures:
 
 * bank generation on one patient of a finished run (``--count`` samples): samples/s of the
   simulation and of the whole job (sites, figure, Zarr), the store's size;
+* ``--parallel-banks JOBS``: JOBS bank jobs at once, their BLAS threads uncapped and capped at 1;
 * training throughput of Networks I and II (samples/s, ``--epochs`` over ``--samples``
   synthetic ECGs, batch 32) on the CPU threads torch has, or on CUDA;
 * inference time per ECG (batch 1 and batch 64);
@@ -36,7 +38,8 @@ import torch
 from ecgcohort.ecg.leads import LEAD_NAMES
 
 
-def bank_figures(results: Path, patient: str, count: int) -> None:
+def timed_bank(results: Path, patient: str, count: int, threads: int | None = None) -> tuple[float, float, int]:
+    """(simulation s, whole job s, store bytes) of one bank job on a patient of a finished run."""
     import xarray as xr
 
     from ecgcohort.ecg2act.jobs import simulation_bank_job
@@ -49,15 +52,35 @@ def bank_figures(results: Path, patient: str, count: int) -> None:
                             junctions_npz=root / "purkinje/junctions.npz",
                             chunk_paths=sorted(glob.glob(str(root / "leadfield/chunk-*.npz"))), bank={"count": count},
                             seed=0, cycle_length_ms=1000.0, template_cache_dir=results / "cache/action_potential",
-                            out_zarr=out / "bank.zarr", out_sites=out / "sites.npz", out_sites_preview=out / "sites.png")
+                            out_zarr=out / "bank.zarr", out_sites=out / "sites.npz", out_sites_preview=out / "sites.png",
+                            threads=threads)
         job = time.perf_counter() - start
-        bank = xr.open_zarr(out / "bank.zarr")
-        simulation = float(bank.attrs["seconds"])
+        simulation = float(xr.open_zarr(out / "bank.zarr").attrs["seconds"])
         size = sum(f.stat().st_size for f in (out / "bank.zarr").rglob("*") if f.is_file())
-        nodes = np.load(root / "fibres/fibres.npz")["points_mm"].shape[0]
+    return simulation, job, size
+
+
+def bank_figures(results: Path, patient: str, count: int) -> None:
+    simulation, job, size = timed_bank(results, patient, count)
+    nodes = np.load(results / "patients" / patient / "fibres/fibres.npz")["points_mm"].shape[0]
     print(f"| bank, {patient} ({nodes} myocardial nodes) | {count} samples | simulation {simulation:.1f} s "
           f"({count / simulation:.1f} samples/s) | job {job:.1f} s | store {size / 1e6:.1f} MB "
           f"({size / count / 1e3:.0f} kB per sample) | 10,000 samples: {10000 / (count / simulation) / 60:.1f} min |")
+
+
+def parallel_bank_figures(results: Path, count: int, jobs: int) -> None:
+    """``jobs`` bank jobs at once (as Snakemake runs them on ``jobs`` cores), their BLAS threads
+    left alone and capped at 1 (the rule's ``threads: 1``)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    patients = sorted(p.name for p in (results / "patients").iterdir())[:jobs]
+    for threads in (None, 1):
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            timings = list(pool.map(timed_bank, [results] * jobs, patients, [count] * jobs, [threads] * jobs))
+        rates = [count / simulation for simulation, _, _ in timings]
+        print(f"| {jobs} bank jobs at once, BLAS threads {threads or 'uncapped'} | "
+              + ", ".join(f"{rate:.1f}" for rate in rates) + f" samples/s each | {sum(rates):.1f} in all |")
 
 
 def training_figures(samples: int, epochs: int, device: str) -> None:
@@ -161,6 +184,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--train-only", action="store_true", help="only the training and inference figures")
     parser.add_argument("--t-waves", action="store_true", help="only the T-wave polarity table")
+    parser.add_argument("--parallel-banks", type=int, metavar="JOBS",
+                        help="only JOBS bank jobs at once, BLAS threads uncapped and capped at 1")
     parser.add_argument("--one-heart", type=Path, metavar="OUT", help="only the one-heart bank, training and metrics")
     parser.add_argument("--network-epochs", type=int, nargs=2, default=(40, 8), metavar=("I", "II"),
                         help="--one-heart: epochs of Networks I and II")
@@ -168,6 +193,9 @@ def main() -> None:
     if args.one_heart:
         one_heart_figures(args.results, args.patient, args.count, dict(zip(("I", "II"), args.network_epochs)),
                           args.one_heart)
+        return
+    if args.parallel_banks:
+        parallel_bank_figures(args.results, args.count, args.parallel_banks)
         return
     if args.t_waves:
         t_wave_figures(args.results)

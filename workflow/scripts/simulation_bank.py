@@ -9,4 +9,4 @@ with logging_to(snakemake.log[0]):
         junctions_npz=snakemake.input.junctions, chunk_paths=list(snakemake.input.chunks), bank=snakemake.params.bank,
         seed=snakemake.params.seed, cycle_length_ms=snakemake.params.cycle_length_ms,
         template_cache_dir=snakemake.params.template_cache_dir, out_zarr=snakemake.output.bank,
-        out_sites=snakemake.output.sites, out_sites_preview=snakemake.output.preview)
+        out_sites=snakemake.output.sites, out_sites_preview=snakemake.output.preview, threads=snakemake.threads)
