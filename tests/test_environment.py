@@ -65,6 +65,26 @@ def test_the_installed_environment_is_the_lock(dependencies, lock):
     assert not wrong, f"installed != locked (run make env): {wrong}"
 
 
+def test_gpu_only_packages_are_an_extra_with_a_bounded_range_and_installed_within_it(repo, lock):
+    """cupy (fim-python's GPU backend) is the `gpu` extra: bounded on both sides, never in the
+    lock, and an installed cupy must lie inside the range (a cupy outside it is what broke the
+    activation jobs of a GPU machine)."""
+    from packaging.requirements import Requirement
+
+    extras = tomllib.loads((repo / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    gpu = [Requirement(spec) for spec in extras["gpu"]]
+    assert any(canonical(req.name).startswith("cupy") for req in gpu)
+    for req in gpu:
+        operators = {spec.operator for spec in req.specifier}
+        assert operators & {">=", ">", "=="} and operators & {"<", "<=", "=="}, f"{req} is not bounded"
+        assert canonical(req.name) not in lock, f"{req.name} is GPU-only and must not be in requirements.lock"
+        try:
+            installed = importlib.metadata.version(req.name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        assert req.specifier.contains(installed, prereleases=True), f"{req.name} {installed} is outside {req}"
+
+
 def test_conda_envs_list_every_dependency_with_the_locked_minor_version(repo, dependencies, lock):
     conda = conda_packages(repo)
     for name in dependencies:

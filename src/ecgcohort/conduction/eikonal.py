@@ -14,11 +14,15 @@ D^-1.  Units: positions mm, velocities m/s (= mm/ms), times ms.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
+import logging
 from typing import Any
 
 import numpy as np
 from scipy.spatial import cKDTree
+
+log = logging.getLogger(__name__)
 
 #: fimpy marks nodes it never reached with this value (``FIMBase.undef_val`` = 1e10).
 _UNREACHED = 1e9
@@ -34,30 +38,103 @@ def _fimpy() -> tuple[Any, bool]:
     return solver, bool(getattr(solver, "cupy_available", False))
 
 
-def gpu_available() -> bool:
-    """True when fimpy's cupy backend is importable and a CUDA device is visible."""
-    _, has_cupy = _fimpy()
-    if not has_cupy:
-        return False
+def _cuda_device_count() -> int:
+    """CUDA devices cupy sees (0 without cupy, a driver or a device)."""
     try:
         import cupy as cp
 
-        return cp.cuda.runtime.getDeviceCount() > 0
-    except Exception:  # no driver / no device
-        return False
+        return int(cp.cuda.runtime.getDeviceCount())
+    except Exception:  # no cupy, no driver, no device: all mean "no GPU here"
+        return 0
+
+
+def gpu_versions() -> str:
+    """The versions that decide whether fim-python's cupy backend runs: cupy, fim-python and
+    the CUDA runtime (``'absent'`` where one is missing)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def package(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "absent"
+
+    try:
+        import cupy as cp
+
+        cupy_version = cp.__version__
+        runtime = cp.cuda.runtime.runtimeGetVersion()
+        cuda = f"{runtime // 1000}.{runtime % 1000 // 10}"
+    except Exception:
+        cupy_version, cuda = "absent", "absent"
+    return f"cupy {cupy_version}, fim-python {package('fim-python')}, CUDA runtime {cuda}"
+
+
+@functools.lru_cache(maxsize=1)
+def gpu_backend_status() -> tuple[bool, str]:
+    """(usable, reason): whether fim-python's cupy backend solves correctly here.
+
+    Importable cupy and a visible device are not enough (cupy 14 refuses the numpy-cupy
+    comparisons of fim-python 1.2.2 when it is handed cupy arrays), so the backend must also
+    reproduce the compiled solver on a small anisotropic mesh; the result is cached per
+    process."""
+    solver_module, has_cupy = _fimpy()
+    if not has_cupy:
+        return False, "fim-python cannot import cupy"
+    if _cuda_device_count() < 1:
+        return False, "cupy sees no CUDA device"
+    points, tetrahedra = _self_test_mesh()
+    tensors = conduction_tensors(np.tile([1.0, 0.5, 0.0], (len(tetrahedra), 1)), 0.6, 0.4)
+    sources, times = np.array([0]), np.array([0.0])
+    try:
+        gpu = _fim_python_activation(points, tetrahedra, tensors, sources, times, "gpu", solver_module)
+    except Exception as error:  # any failure of the third-party backend means "not usable"
+        return False, f"fim-python's cupy backend failed its self-test: {type(error).__name__}: {error}"
+    cpu = _compiled_activation(points, tetrahedra, tensors, sources, times)
+    deviation = float(np.max(np.abs(gpu - cpu)))
+    if not deviation <= 1e-4 * float(cpu.max()):
+        return False, f"fim-python's cupy backend differs from the compiled solver by {deviation:.3g} ms"
+    return True, "fim-python's cupy backend passed its self-test"
+
+
+def gpu_available() -> bool:
+    """True when fim-python's cupy backend runs here and passes its self-test."""
+    return gpu_backend_status()[0]
+
+
+def _self_test_mesh(n: int = 4, spacing_mm: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """A cube of n³ cells, each split into six tetrahedra (points mm, tetrahedra)."""
+    axis = np.arange(n + 1) * spacing_mm
+    points = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3)
+
+    def node(i: int, j: int, k: int) -> int:
+        return (i * (n + 1) + j) * (n + 1) + k
+
+    tetrahedra = []
+    for i, j, k in np.ndindex(n, n, n):
+        c = [node(i + a, j + b, k + d) for a in (0, 1) for b in (0, 1) for d in (0, 1)]
+        for first, second in ((1, 2), (1, 4), (2, 1), (2, 4), (4, 1), (4, 2)):  # Kuhn's six paths to c[7]
+            tetrahedra.append([c[0], c[first], c[first | second], c[7]])
+    return points, np.asarray(tetrahedra, dtype=np.int64)
 
 
 def _resolve_device(device: str) -> str:
-    """Map 'auto' | 'cpu' | 'gpu' to fimpy's device name; 'auto' picks the GPU when usable."""
-    if device == "auto":
-        return "gpu" if gpu_available() else "cpu"
+    """Map the ``electrophysiology.device`` setting to the solver that runs: 'cpu' is the
+    compiled solver; 'gpu' is fim-python's cupy backend, refused with the reason and the
+    versions where it cannot run; 'auto' takes the GPU only when the backend passes its
+    self-test, and otherwise the CPU, logging why."""
     if device == "cpu":
         return "cpu"
-    if device == "gpu":
-        if not gpu_available():
-            raise ValueError("device='gpu' requested but cupy or a CUDA device is not available")
+    if device not in ("auto", "gpu"):
+        raise ValueError(f"electrophysiology.device must be 'auto', 'cpu' or 'gpu', got {device!r}")
+    usable, reason = gpu_backend_status()
+    if usable:
         return "gpu"
-    raise ValueError(f"device must be 'auto', 'cpu' or 'gpu', got {device!r}")
+    if device == "gpu":
+        raise ValueError(f"electrophysiology.device: gpu cannot run here: {reason} ({gpu_versions()}); "
+                         "use device: cpu (the compiled solver)")
+    log.info("electrophysiology.device: auto -> the compiled CPU solver (%s; %s)", reason, gpu_versions())
+    return "cpu"
 
 
 def _check_velocity(name: str, v: float | np.ndarray) -> np.ndarray:
@@ -106,7 +183,8 @@ def activation_times(
     source.  On the CPU (``device`` 'cpu', or 'auto' without a GPU) the compiled Fast
     Iterative Method of :mod:`ecgcohort.conduction.fim_compiled` solves in float64;
     ``method='fim-python'`` uses fim-python's numpy backend instead (float32, 10-25x slower).
-    On a GPU ('gpu', or 'auto' with cupy and a CUDA device) fim-python's cupy backend solves.
+    With 'gpu' fim-python's cupy backend solves (refused with the versions where it cannot);
+    'auto' takes it only when it passes its self-test (:func:`gpu_backend_status`).
     """
     pts = np.asarray(points_mm, dtype=np.float64)
     tets = np.asarray(tetrahedra)
@@ -154,6 +232,12 @@ def activation_times(
     dev = _resolve_device(device)
     if dev == "cpu" and method == "compiled":
         phi = _compiled_activation(pts, tets, d, uniq, t_uniq)
+    elif dev == "gpu":
+        try:
+            phi = _fim_python_activation(pts, tets, d, uniq, t_uniq, dev)
+        except Exception as error:  # the backend passed its self-test but failed on this mesh
+            raise RuntimeError(f"fim-python's cupy backend failed ({gpu_versions()}): {type(error).__name__}: "
+                               f"{error}; set electrophysiology.device: cpu") from error
     else:
         phi = _fim_python_activation(pts, tets, d, uniq, t_uniq, dev)
     unreached = ~np.isfinite(phi) | (phi >= _UNREACHED)
@@ -177,7 +261,7 @@ def _compiled_activation(pts: np.ndarray, tets: np.ndarray, tensors: np.ndarray,
 
 
 def _fim_python_activation(pts: np.ndarray, tets: np.ndarray, tensors: np.ndarray, sources: np.ndarray,
-                           times: np.ndarray, device: str) -> np.ndarray:
+                           times: np.ndarray, device: str, solver_module: Any = None) -> np.ndarray:
     """Activation times (ms) by fim-python (numpy or cupy backend), in float32."""
     # Conditioning: fimpy asserts eigenvalues of D > 1e-4 and stops on absolute changes
     # < 1e-9, so solve the scaled problem D' = D / v_max² (tau' = v_max * tau, in mm) on
@@ -187,16 +271,16 @@ def _fim_python_activation(pts: np.ndarray, tets: np.ndarray, tensors: np.ndarra
     t_ref = float(times.min())
     x0_vals = (times - t_ref) * v_max
     pts_c = pts - pts.mean(axis=0)
-    solver_mod, _ = _fimpy()
+    solver_module = solver_module or _fimpy()[0]
+    # Both backends are built from numpy arrays: fim-python's base class checks and maps the
+    # mesh with numpy (and compiled helpers) before its cupy solver copies it to the device.
+    fim = solver_module.create_fim_solver(pts_c, tets.astype(np.int32), d_scaled, precision=np.float32,
+                                          device=device)
     if device == "gpu":
         import cupy as cp
 
-        fim = solver_mod.create_fim_solver(
-            cp.asarray(pts_c), cp.asarray(tets.astype(np.int32)), cp.asarray(d_scaled), precision=np.float32, device="gpu"
-        )
         phi = cp.asnumpy(fim.comp_fim(cp.asarray(sources.astype(np.int32)), cp.asarray(x0_vals)))
     else:
-        fim = solver_mod.create_fim_solver(pts_c, tets.astype(np.int32), d_scaled, precision=np.float32, device="cpu")
         phi = np.asarray(fim.comp_fim(sources.astype(np.int32), x0_vals))
     phi = np.asarray(phi, dtype=np.float64)
     phi[phi >= _UNREACHED] = np.inf
