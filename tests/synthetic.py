@@ -114,5 +114,5 @@ def meshed_ventricles(root, edge_mm: float = 4.0, base_z_mm: float = 300.0, seed
                         heart_size_mm=edge_mm, torso_size_mm=40.0, output_path=root / "mesh.msh")
     save_fibres(myocardial_fibres(root / "mesh.msh"), root / "fibres.npz")
     write_surface(Surface(heart_points, model.faces, model.face_labels, model.label_names), root / "heart.vtp")
-    grow_purkinje("train-0003", root / "heart.vtp", root / "fibres.npz", PURKINJE, seed, root / "lv.vtp",
-                  root / "rv.vtp", root / "junctions.npz", root / "purkinje.png")
+    grow_purkinje("train-0003", root / "heart.vtp", PURKINJE, seed, root / "lv.vtp", root / "rv.vtp",
+                  root / "junctions.npz", root / "purkinje.png")

@@ -19,7 +19,8 @@ from ecgcohort.config import load_schema, validate_config
 from ecgcohort.geometry import inspect_surface, signed_distance, winding_numbers
 from ecgcohort.shapes.catalog import shape_model_from_config
 
-HEART_EDGE_MM, TORSO_EDGE_MM = 4.0, 30.0
+# a coarser heart template than the default 1 mm keeps twenty assemblies quick
+HEART_TEMPLATE_MM = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +30,8 @@ def config(repo):
 
 @pytest.fixture(scope="module")
 def models(config):
-    heart = shape_model_from_config("heart", config["shapes"]["heart"], HEART_EDGE_MM)
-    torso = shape_model_from_config("torso", config["shapes"]["torso"], HEART_EDGE_MM)
+    heart = shape_model_from_config("heart", dict(config["shapes"]["heart"], template_edge_mm=HEART_TEMPLATE_MM))
+    torso = shape_model_from_config("torso", config["shapes"]["torso"])
     return heart, torso
 
 
@@ -46,7 +47,7 @@ def cohort(config):
 def assembled(models, cohort, config):
     heart, torso = models
     settings = PlacementSettings(**config["anatomy"])
-    return {patient: assemble_patient(patient, heart, torso, row, TORSO_EDGE_MM, settings)
+    return {patient: assemble_patient(patient, heart, torso, row, settings)
             for patient, row in cohort.items()}
 
 
@@ -86,13 +87,13 @@ def test_the_rotation_angles_rotate_about_the_named_axes(models, cohort, config)
     settings = PlacementSettings(**config["anatomy"])
     row = dict(next(iter(cohort.values())))
     row.update(rotation_x_deg=0.0, rotation_y_deg=0.0, rotation_z_deg=0.0)
-    base = assemble_patient("train-0000", heart, torso, row, TORSO_EDGE_MM, settings)
-    turned = assemble_patient("train-0000", heart, torso, dict(row, rotation_z_deg=10.0), TORSO_EDGE_MM, settings)
+    base = assemble_patient("train-0000", heart, torso, row, settings)
+    turned = assemble_patient("train-0000", heart, torso, dict(row, rotation_z_deg=10.0), settings)
     # about the long axis: the long axis stays, the LV-RV axis turns by 10 degrees
     assert np.dot(base.measures["long_axis"], turned.measures["long_axis"]) == pytest.approx(1, abs=2e-3)
     angle = np.degrees(np.arccos(np.clip(np.dot(base.measures["lv_rv_axis"], turned.measures["lv_rv_axis"]), -1, 1)))
     assert angle == pytest.approx(10, abs=1.0)
-    tilted = assemble_patient("train-0000", heart, torso, dict(row, rotation_x_deg=10.0), TORSO_EDGE_MM, settings)
+    tilted = assemble_patient("train-0000", heart, torso, dict(row, rotation_x_deg=10.0), settings)
     tilt = np.degrees(np.arccos(np.dot(base.measures["long_axis"], tilted.measures["long_axis"])))
     assert tilt == pytest.approx(10, abs=1.0)
 
@@ -117,7 +118,7 @@ def test_a_heart_pushed_through_the_chest_wall_fails_naming_patient_and_value(mo
     heart, torso = models
     row = dict(next(iter(cohort.values())), translation_y_mm=90.0)
     with pytest.raises(AnatomyError, match=r"patient train-0000: the heart pokes through the body surface by [0-9.]+ mm"):
-        assemble_patient("train-0000", heart, torso, row, TORSO_EDGE_MM, PlacementSettings(**config["anatomy"]))
+        assemble_patient("train-0000", heart, torso, row, PlacementSettings(**config["anatomy"]))
     small = PlacementSettings(**dict(config["anatomy"], myocardial_volume_ml=[10.0, 20.0]))
     with pytest.raises(AnatomyError, match=r"patient train-0000: myocardial volume [0-9]+ mL is outside \[10, 20\]"):
-        assemble_patient("train-0000", heart, torso, next(iter(cohort.values())), TORSO_EDGE_MM, small)
+        assemble_patient("train-0000", heart, torso, next(iter(cohort.values())), small)

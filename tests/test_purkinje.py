@@ -1,4 +1,5 @@
-"""Purkinje trees on the LV/RV endocardium (fractal-tree) and their junction activation times."""
+"""Purkinje trees on the LV/RV endocardium (fractal-tree) and their junction activation times
+(their coupling to a mesh: tests/test_coupling.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from ecgcohort.conduction.purkinje import (
     _run_fractal_tree,
     extract_surface,
     grow_tree,
-    junction_activation,
     purkinje_tree,
     seeded_global_rng,
     tree_activation,
@@ -117,21 +117,6 @@ def test_doubling_cv_halves_times(lv_tree):
     np.testing.assert_allclose(fast - ROOT_TIME, (lv_tree.activation_ms - ROOT_TIME) / 2, rtol=1e-12)
     with pytest.raises(ValueError):
         tree_activation(lv_tree, conduction_velocity_m_per_s=0.0)
-
-
-def test_junction_activation_maps_to_nearest_myocardial_node(heart, lv_tree):
-    nodes, times = junction_activation(lv_tree, heart.mean)
-    assert nodes.shape == times.shape == lv_tree.junctions.shape
-    brute = np.argmin(np.linalg.norm(heart.mean[None] - lv_tree.nodes_mm[lv_tree.junctions][:, None],
-                                     axis=2), axis=1)
-    np.testing.assert_array_equal(nodes, brute)
-    np.testing.assert_array_equal(times, lv_tree.activation_ms[lv_tree.junctions])
-    # junctions lie on the LV endocardium: their nearest nodes are LV endocardial nodes
-    lv_nodes = np.unique(heart.faces[heart.face_labels == LV_ENDOCARDIUM])
-    assert np.isin(nodes, lv_nodes).mean() > 0.95
-    untimed = PurkinjeTree(lv_tree.nodes_mm, lv_tree.edges, lv_tree.root, lv_tree.junctions)
-    with pytest.raises(PurkinjeError):
-        junction_activation(untimed, heart.mean)
 
 
 def test_seed_reproducible_and_global_rng_untouched(rv_surface, rv_tree):

@@ -1,5 +1,5 @@
-"""Activation scenarios on a meshed bi-ventricular heart: sites from ventricular coordinates,
-Purkinje trees, sinus rhythm / LBBB / BiV pacing / random pacing maps and their V_m."""
+"""Activation scenarios on a meshed bi-ventricular heart: sites on the heart surface, Purkinje
+trees, sinus rhythm / LBBB / BiV pacing / random pacing maps and their V_m."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from mpi4py import MPI  # noqa: F401  (libmpi before dolfinx)
 from ecgcohort.conduction.action_potential import action_potential_template
 from ecgcohort.conduction.jobs import compute_activation
 from ecgcohort.conduction.maps import load_activation
+from ecgcohort.anatomy.outputs import read_surface
 from ecgcohort.conduction.scenarios import (
-    LV,
-    RV,
     Scenario,
     ScenarioError,
     apd_scale,
-    find_site,
     his_roots,
+    pacing_sites,
     scenarios_from_config,
+    surface_frame,
     ventricular_frame,
 )
 from ecgcohort.fibers import load_fibres
@@ -40,8 +40,9 @@ def patient(tmp_path_factory):
                   {"name": "crt", "kind": "biv_pacing", "rv_time_ms": 0.0, "lv_time_ms": 20.0},
                   {"name": "pacing", "kind": "random_pacing", "count": 2}):
         for name in Scenario.from_config(entry).instance_names():
-            compute_activation("train-0003", name, entry, root / "fibres.npz", root / "junctions.npz", VELOCITIES,
-                               HOMOGENEOUS, SEED, "cpu", root / f"{name}.npz", root / f"{name}.png")
+            compute_activation("train-0003", name, entry, root / "fibres.npz", root / "heart.vtp",
+                               root / "junctions.npz", VELOCITIES, HOMOGENEOUS, SEED, "cpu", root / f"{name}.npz",
+                               root / f"{name}.png")
             maps[name] = load_activation(root / f"{name}.npz")
     return root, load_fibres(root / "fibres.npz"), maps
 
@@ -60,26 +61,34 @@ def test_long_axis_coordinate_runs_from_apex_to_base(patient):
 
 
 def test_sites_land_where_their_coordinates_say(patient):
-    _, fibres, _ = patient
-    frame = ventricular_frame(fibres)
-    c = fibres.coordinates
-    roots = his_roots(fibres, 0.85)
-    lv_root = int(np.argmin(np.linalg.norm(fibres.points_mm - roots.lv_mm, axis=1)))
-    assert c["transmural"][lv_root] < 0.02 and c["ventricle"][lv_root] < 0.5
-    assert frame.longitudinal[lv_root] == pytest.approx(0.85, abs=0.05)
-    assert abs(np.angle(np.exp(1j * c["rotational"][lv_root]))) < 0.5  # septal
+    root, fibres, _ = patient
+    heart = read_surface(root / "heart.vtp")
+    frame = surface_frame(heart)
+    # the builtin heart's long axis is its local z (apex below, base plane at z = BASE_Z)
+    assert frame.axis[2] > 0.95 and frame.longitudinal(frame.apex_mm[None])[0] == 0.0
+    roots = his_roots(heart, 0.85)
+    lv_endocardium = heart.points[heart.region("lv_endocardium")]
+    assert np.linalg.norm(lv_endocardium - roots.lv_mm, axis=1).min() == 0.0  # a vertex of the surface
+    assert frame.longitudinal(roots.lv_mm[None])[0] == pytest.approx(0.85, abs=0.05)
+    assert abs(frame.rotational(roots.lv_mm[None])[0]) < 0.5  # septal
     # the right bundle branch is across the septum, the moderator band reaches the free wall
     assert np.linalg.norm(roots.rv_mm - roots.lv_mm) < 20.0
     assert np.linalg.norm(roots.rv_free_wall_mm - roots.rv_mm) > 25.0
     assert roots.direction @ (frame.apex_mm - frame.base_centre_mm) > 0
-    lv_epi = find_site(fibres, frame, LV, "epi", 0.5, np.pi)
-    assert c["transmural"][lv_epi] > 0.98 and c["ventricle"][lv_epi] < 0.5
-    assert abs(np.angle(np.exp(1j * (c["rotational"][lv_epi] - np.pi)))) < 0.5  # lateral free wall
-    rv_apex = find_site(fibres, frame, RV, "endo", 0.15, None)
+    crt = Scenario(name="crt", kind="biv_pacing", rv_long_axis_position=0.15, lv_long_axis_position=0.5)
+    (rv_apex, lv_epi), times = pacing_sites(crt, heart)
+    np.testing.assert_array_equal(times, [0.0, 0.0])
+    assert abs(np.angle(np.exp(1j * (frame.rotational(lv_epi[None])[0] - np.pi)))) < 0.5  # lateral free wall
+    assert frame.longitudinal(lv_epi[None])[0] == pytest.approx(0.5, abs=0.05)
+    rv_endocardium = heart.points[heart.region("rv_endocardium")]
     # the RV cavity stops short of the LV apex: the site is as apical as the RV endocardium goes
-    rv_endocardium = (c["ventricle"] >= 0.5) & (c["transmural"] < 0.02)
-    assert c["ventricle"][rv_apex] >= 0.5 and c["transmural"][rv_apex] < 0.02
-    assert frame.longitudinal[rv_apex] <= frame.longitudinal[rv_endocardium].min() + 0.05
+    assert frame.longitudinal(rv_apex[None])[0] <= frame.longitudinal(rv_endocardium).min() + 0.05
+    # on the mesh the sites are LV endocardial, LV epicardial and RV endocardial nodes' neighbours
+    c = fibres.coordinates
+    nearest = [int(np.argmin(np.linalg.norm(fibres.points_mm - site, axis=1))) for site in (roots.lv_mm, lv_epi, rv_apex)]
+    assert c["ventricle"][nearest[0]] < 0.5 and c["transmural"][nearest[0]] < 0.1
+    assert c["ventricle"][nearest[1]] < 0.5 and c["transmural"][nearest[1]] > 0.9
+    assert c["ventricle"][nearest[2]] >= 0.5
 
 
 def test_sinus_rhythm_is_physiological_and_lbbb_is_longer(patient):
@@ -100,9 +109,13 @@ def test_pacing_sites_fire_at_their_times(patient):
     _, fibres, maps = patient
     crt = maps["crt"]
     np.testing.assert_allclose(crt.site_times_ms, [0.0, 20.0])
-    nodes = [int(np.argmin(np.linalg.norm(fibres.points_mm - site, axis=1))) for site in crt.sites_mm]
-    np.testing.assert_allclose(crt.activation_ms[nodes], [0.0, 20.0], atol=1e-3)
-    assert crt.activation_ms.min() == pytest.approx(0.0, abs=1e-6)
+    # each site starts the four nodes of its element, at its time plus the travel time there
+    for site, time in zip(crt.sites_mm, crt.site_times_ms):
+        distance = np.linalg.norm(fibres.points_mm - site, axis=1)
+        near = distance < 1e-9 + np.sort(distance)[3]
+        assert np.all(crt.activation_ms[near] >= time + distance[near] / VELOCITIES["fibre"] - 1e-9)
+        assert np.all(crt.activation_ms[near] <= time + distance[near] / VELOCITIES["cross"] + 1e-9)
+    assert 0.0 <= crt.activation_ms.min() <= 4.0 / VELOCITIES["cross"]  # within one 4 mm element of the site
     first, second = maps["pacing-00"], maps["pacing-01"]
     assert len(first.sites_mm) == len(second.sites_mm) == 1
     assert not np.allclose(first.sites_mm, second.sites_mm)
@@ -114,11 +127,13 @@ def test_pacing_sites_fire_at_their_times(patient):
 def test_random_sites_are_reproducible_per_patient(patient, tmp_path):
     root, _, maps = patient
     entry = {"name": "pacing", "kind": "random_pacing", "count": 2}
-    again = compute_activation("train-0003", "pacing-01", entry, root / "fibres.npz", root / "junctions.npz",
-                               VELOCITIES, HOMOGENEOUS, SEED, "cpu", tmp_path / "a.npz", tmp_path / "a.png")
+    again = compute_activation("train-0003", "pacing-01", entry, root / "fibres.npz", root / "heart.vtp",
+                               root / "junctions.npz", VELOCITIES, HOMOGENEOUS, SEED, "cpu", tmp_path / "a.npz",
+                               tmp_path / "a.png")
     np.testing.assert_array_equal(again.sites_mm, maps["pacing-01"].sites_mm)
-    other = compute_activation("train-0004", "pacing-01", entry, root / "fibres.npz", root / "junctions.npz",
-                               VELOCITIES, HOMOGENEOUS, SEED, "cpu", tmp_path / "b.npz", tmp_path / "b.png")
+    other = compute_activation("train-0004", "pacing-01", entry, root / "fibres.npz", root / "heart.vtp",
+                               root / "junctions.npz", VELOCITIES, HOMOGENEOUS, SEED, "cpu", tmp_path / "b.npz",
+                               tmp_path / "b.png")
     assert not np.allclose(other.sites_mm, maps["pacing-01"].sites_mm)
 
 

@@ -43,7 +43,7 @@ CLOUD_POINTS = 200_000  # mesh-to-sdf surface samples, the spec's default
 def heart(repo) -> Surface:
     """The builtin model's mean heart (default config, 4 mm), moved into the synthetic trunk."""
     config = validate_config({}, load_schema(repo / "workflow/schemas/config.schema.yaml"))
-    model = shape_model_from_config("heart", config["shapes"]["heart"], HEART_EDGE_MM)
+    model = shape_model_from_config("heart", dict(config["shapes"]["heart"], template_edge_mm=HEART_EDGE_MM))
     return Surface(model.mean + HEART_OFFSET_MM, model.faces, model.face_labels, model.label_names)
 
 

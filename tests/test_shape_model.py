@@ -103,15 +103,54 @@ def test_the_config_selects_a_users_npz_model_and_names_what_it_lacks(tmp_path):
     with_rv[:10] = 2  # a few faces relabelled so that every heart region exists
     from_training_shapes("mine", shapes, faces, with_rv, biv_names, n_modes=3).save(tmp_path / "mine.npz")
     spec = {"source": "npz", "npz": str(tmp_path / "mine.npz"), "n_modes": 3}
-    model = shape_model_from_config("heart", spec, edge_length_mm=4.0)
+    model = shape_model_from_config("heart", spec)
     assert model.name == "mine" and model.n_modes == 3
 
     from_training_shapes("lv_only", shapes, faces, labels, NAMES, n_modes=3).save(tmp_path / "lv.npz")
     with pytest.raises(ShapeModelError, match=r"shapes.heart: model 'lv_only' lacks regions \['rv_endocardium'\]"):
-        shape_model_from_config("heart", dict(spec, npz=str(tmp_path / "lv.npz")), 4.0)
+        shape_model_from_config("heart", dict(spec, npz=str(tmp_path / "lv.npz")))
     body = np.ones(len(faces), dtype=np.int32)
     from_training_shapes("body", shapes, faces, body, {1: "body_surface"}, n_modes=3).save(tmp_path / "body.npz")
     with pytest.raises(ShapeModelError, match=r"lacks landmarks \['jugular_notch', 'left_hip'"):
-        shape_model_from_config("torso", dict(spec, npz=str(tmp_path / "body.npz")), 4.0)
+        shape_model_from_config("torso", dict(spec, npz=str(tmp_path / "body.npz")))
     with pytest.raises(ShapeModelError, match="'npz' must name a file"):
-        shape_model_from_config("heart", dict(spec, npz=None), 4.0)
+        shape_model_from_config("heart", dict(spec, npz=None))
+
+
+def test_mode_signs_follow_the_training_shapes_not_the_triangulation():
+    """The same population of cups on a coarse and a fine triangulation: every mode points the
+    same way (towards the same training shape). The modes themselves still differ a little
+    (PCA weighs the shapes by vertex density), which is why a patient is made on one fixed
+    template and resampled (tests/test_resample.py)."""
+    coarse, faces_coarse, labels_coarse = cup_population(count=30, seed=3)
+    rng = np.random.default_rng(3)
+    params = [(rng.normal(1, 0.08), rng.normal(1, 0.1), rng.normal(1, 0.15)) for _ in range(30)]
+    fine_template, faces_fine, labels_fine = lv_cup(rings=18, sectors=48)
+
+    def cups(template: np.ndarray) -> np.ndarray:
+        n = len(template) // 2
+        out = []
+        for scale, stretch, wall in params:
+            shape = template * scale
+            shape[:, 2] *= stretch
+            shape[n:, :2] *= 1 + 0.05 * (wall - 1)
+            out.append(shape)
+        return np.array(out)
+
+    from ecgcohort.geometry import surface_volume
+
+    models = [from_training_shapes(name, cups(template), faces, labels, NAMES, n_modes=3)
+              for name, template, faces, labels in (("coarse", lv_cup(rings=6, sectors=16)[0], faces_coarse,
+                                                     labels_coarse),
+                                                    ("fine", fine_template, faces_fine, labels_fine))]
+    for weights in np.eye(3) * 2.0:
+        volumes = [surface_volume(model.instance(weights), model.faces) for model in models]
+        base = [surface_volume(model.mean, model.faces) for model in models]
+        # the same direction of change (a flipped mode would change the volume the other way)
+        assert np.sign(volumes[0] - base[0]) == np.sign(volumes[1] - base[1]), weights
+    # the rule itself: each mode's most extreme training shape has a positive score
+    for model in models:
+        scores = np.array([model.project(shape) for shape in cups(lv_cup(rings=6, sectors=16)[0] if model.name == "coarse"
+                                                                    else fine_template)])
+        extreme = np.abs(scores).argmax(axis=0)
+        assert np.all(scores[extreme, np.arange(3)] > 0)

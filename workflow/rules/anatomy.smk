@@ -3,7 +3,6 @@ rule build_shape_model:
         model="results/shapes/{organ}.npz",
     params:
         spec=lambda wildcards: config["shapes"][wildcards.organ],
-        edge_length_mm=config["meshing"]["heart_element_size_mm"],
     log:
         "results/logs/shapes/{organ}.log",
     benchmark:
@@ -29,7 +28,6 @@ rule assemble_anatomy:
         summary="results/patients/{patient}/anatomy/anatomy.json",
     params:
         placement=config["anatomy"],
-        torso_edge_mm=config["meshing"]["torso_element_size_mm"],
     log:
         "results/logs/patients/{patient}/assemble_anatomy.log",
     benchmark:

@@ -16,7 +16,6 @@ wildcard_constraints:
 rule grow_purkinje:
     input:
         heart=rules.assemble_anatomy.output.heart,
-        fibres=rules.compute_fibres.output.fibres,
     output:
         lv_tree="results/patients/{patient}/purkinje/lv_tree.vtp",
         rv_tree="results/patients/{patient}/purkinje/rv_tree.vtp",
@@ -42,6 +41,7 @@ rule grow_purkinje:
 rule compute_activation:
     input:
         fibres=rules.compute_fibres.output.fibres,
+        heart=rules.assemble_anatomy.output.heart,
         # only sinus and LBBB start from the Purkinje junctions; paced maps run beside the trees
         junctions=lambda wildcards: (
             rules.grow_purkinje.output.junctions.format(patient=wildcards.patient)

@@ -1,6 +1,8 @@
 # Lead fields (paper eq. 4) per patient: sample points once, then one job per chunk of
 # electrodes, each factoring the patient's matrix once and solving its electrodes as a block.
 
+from ecgcohort.leadfield.jobs import electrode_tolerance_mm
+
 LEADFIELD_ELECTRODES = 9 + config["electrodes"]["anterior_count"]
 # the chunks of ecgcohort.leadfield.jobs.electrode_chunks: electrodes_per_job each, 0 = all
 LEADFIELD_CHUNKS = list(
@@ -44,6 +46,7 @@ rule compute_lead_fields:
         electrodes_per_job=config["leadfield"]["electrodes_per_job"],
         conductivities=config["leadfield"]["conductivity_s_per_m"],
         low_rank_tolerance=config["leadfield"]["low_rank_tolerance"],
+        electrode_tolerance_mm=electrode_tolerance_mm(config["meshing"]["torso_element_size_mm"]),
     wildcard_constraints:
         chunk=r"\d+",
     log:

@@ -2,6 +2,8 @@ rule mesh_anatomy:
     input:
         heart=rules.assemble_anatomy.output.heart,
         torso=rules.assemble_anatomy.output.torso,
+        heart_model="results/shapes/heart.npz",
+        torso_model="results/shapes/torso.npz",
     output:
         mesh="results/patients/{patient}/mesh/mesh.msh",
         quality="results/patients/{patient}/mesh/quality.json",

@@ -5,5 +5,5 @@ from ecgcohort.logs import logging_to
 
 with logging_to(snakemake.log[0]):
     assemble(snakemake.wildcards.patient, snakemake.input.heart_model, snakemake.input.torso_model,
-             snakemake.input.parameters, snakemake.params.placement, snakemake.params.torso_edge_mm,
+             snakemake.input.parameters, snakemake.params.placement,
              snakemake.output.heart, snakemake.output.torso, snakemake.output.summary)

@@ -4,5 +4,4 @@ from ecgcohort.logs import logging_to
 from ecgcohort.shapes.catalog import write_shape_model
 
 with logging_to(snakemake.log[0]):
-    write_shape_model(snakemake.wildcards.organ, snakemake.params.spec, snakemake.params.edge_length_mm,
-                      snakemake.output.model)
+    write_shape_model(snakemake.wildcards.organ, snakemake.params.spec, snakemake.output.model)

@@ -5,6 +5,6 @@ from ecgcohort.logs import logging_to
 
 with logging_to(snakemake.log[0]):
     compute_activation(snakemake.wildcards.patient, snakemake.wildcards.scenario, snakemake.params.scenario,
-                       snakemake.input.fibres, snakemake.input.get("junctions") or None, snakemake.params.velocities,
-                       snakemake.params.action_potential, snakemake.params.seed, snakemake.params.device,
-                       snakemake.output.activation, snakemake.output.preview)
+                       snakemake.input.fibres, snakemake.input.heart, snakemake.input.get("junctions") or None,
+                       snakemake.params.velocities, snakemake.params.action_potential, snakemake.params.seed,
+                       snakemake.params.device, snakemake.output.activation, snakemake.output.preview)

@@ -4,6 +4,6 @@ from ecgcohort.conduction.jobs import grow_purkinje
 from ecgcohort.logs import logging_to
 
 with logging_to(snakemake.log[0]):
-    grow_purkinje(snakemake.wildcards.patient, snakemake.input.heart, snakemake.input.fibres,
-                  snakemake.params.settings, snakemake.params.seed, snakemake.output.lv_tree,
-                  snakemake.output.rv_tree, snakemake.output.junctions, snakemake.output.preview)
+    grow_purkinje(snakemake.wildcards.patient, snakemake.input.heart, snakemake.params.settings, snakemake.params.seed,
+                  snakemake.output.lv_tree, snakemake.output.rv_tree, snakemake.output.junctions,
+                  snakemake.output.preview)

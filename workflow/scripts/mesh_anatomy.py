@@ -4,5 +4,6 @@ from ecgcohort.logs import logging_to
 from ecgcohort.meshing.jobs import mesh_patient
 
 with logging_to(snakemake.log[0]):
-    mesh_patient(snakemake.input.heart, snakemake.input.torso, snakemake.params.settings, snakemake.threads,
-                 snakemake.output.mesh, snakemake.output.quality)
+    mesh_patient(snakemake.wildcards.patient, snakemake.input.heart, snakemake.input.torso,
+                 snakemake.input.heart_model, snakemake.input.torso_model, snakemake.params.settings,
+                 snakemake.threads, snakemake.output.mesh, snakemake.output.quality)

@@ -12,7 +12,6 @@ _EXPORTS = {
     "check_anatomy": "ecgcohort.anatomy.assembly",
     "heart_frame": "ecgcohort.anatomy.assembly",
     "place_heart": "ecgcohort.anatomy.assembly",
-    "remesh": "ecgcohort.anatomy.assembly",
     "STANDARD_ELECTRODES": "ecgcohort.anatomy.electrodes",
     "ElectrodeError": "ecgcohort.anatomy.electrodes",
     "ElectrodeRules": "ecgcohort.anatomy.electrodes",

@@ -180,16 +180,14 @@ def check_anatomy(patient: str, heart: Surface, torso: Surface, settings: Placem
 
 
 def assemble_patient(patient: str, heart_model: ShapeModel, torso_model: ShapeModel,
-                     parameters: Mapping[str, float], torso_edge_mm: float | None,
-                     settings: PlacementSettings) -> Anatomy:
-    """Build, place and check one patient from its row of the cohort table."""
+                     parameters: Mapping[str, float], settings: PlacementSettings) -> Anatomy:
+    """Build, place and check one patient from its row of the cohort table, on the shape
+    models' own triangulations (the meshing stage resamples them to its element sizes)."""
     heart_weights = _weights(parameters, "heart_mode_", heart_model, patient)
     torso_weights = _weights(parameters, "torso_mode_", torso_model, patient)
     torso_points = torso_model.instance(torso_weights)
     landmarks = {name: torso_points[index].copy() for name, index in torso_model.landmarks.items()}
     torso_faces = torso_model.faces
-    if torso_edge_mm is not None:
-        torso_points, torso_faces = remesh(torso_points, torso_faces, torso_edge_mm)
     torso = Surface(torso_points, torso_faces, np.ones(len(torso_faces), dtype=np.int32), {1: "body_surface"})
     heart = Surface(heart_model.instance(heart_weights), heart_model.faces, heart_model.face_labels,
                     heart_model.label_names)
@@ -213,18 +211,3 @@ def _weights(parameters: Mapping[str, float], prefix: str, model: ShapeModel, pa
         raise AnatomyError(f"patient {patient}: {len(names)} {prefix.rstrip('_')} weights but the "
                            f"{model.name} model has {model.n_modes} modes")
     return np.array([parameters[name] for name in names], dtype=float)
-
-
-def remesh(points: np.ndarray, faces: np.ndarray, edge_length_mm: float) -> tuple[np.ndarray, np.ndarray]:
-    """Isotropic remeshing (pyacvd Voronoi clustering) to about ``edge_length_mm``."""
-    import pyacvd
-    import pyvista
-
-    clusters = max(100, int(round(surface_area(points, faces) / (np.sqrt(3) / 2 * edge_length_mm**2))))
-    mesh = pyvista.PolyData(points, np.column_stack([np.full(len(faces), 3), faces]).ravel())
-    clustering = pyacvd.Clustering(mesh)
-    while clustering.mesh.n_points < 3 * clusters:
-        clustering.subdivide(2)
-    clustering.cluster(clusters)
-    remeshed = clustering.create_mesh()
-    return np.asarray(remeshed.points, dtype=float), np.asarray(remeshed.faces).reshape(-1, 4)[:, 1:].astype(np.int64)

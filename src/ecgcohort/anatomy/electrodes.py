@@ -87,13 +87,17 @@ def _nearest_vertex(points: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 
 def anterior_electrodes(points: np.ndarray, faces: np.ndarray, count: int, rng: np.random.Generator,
-                        landmarks: Mapping[str, np.ndarray], min_facing: float = 0.3,
-                        candidates_per_electrode: int = 200) -> np.ndarray:
+                        landmarks: Mapping[str, np.ndarray], min_facing: float = 0.3, max_vertical: float = 0.8,
+                        max_lateral_fraction: float = 0.9, candidates_per_electrode: int = 200) -> np.ndarray:
     """``count`` points (mm) spread evenly over the anterior torso surface.
 
     Candidates are drawn uniformly by area on faces whose outward normal faces forwards
-    (normal_y >= ``min_facing``) between the jugular notch and the hips, then thinned by
-    farthest-point sampling, which gives blue-noise-like spacing without clumps.
+    (normal_y >= ``min_facing``) and not up or down (|normal_z| < ``max_vertical``: the flat
+    neck and hip cuts of the trunk are no skin), between the jugular notch and the hips and
+    medial to ``max_lateral_fraction`` of the distance from the midline to the shoulder
+    landmarks (the shoulders' cut edges are where a coarse mesh's body surface departs most
+    from the patient's), then thinned by farthest-point sampling, which gives
+    blue-noise-like spacing without clumps.
     """
     if count == 0:
         return np.empty((0, 3))
@@ -103,7 +107,11 @@ def anterior_electrodes(points: np.ndarray, faces: np.ndarray, count: int, rng: 
     unit = normals / np.maximum(2 * areas[:, None], 1e-300)
     centres = (a + b + c) / 3
     hip_level = 0.5 * (landmarks["left_hip"][2] + landmarks["right_hip"][2])
-    eligible = (unit[:, 1] >= min_facing) & (centres[:, 2] >= landmarks["jugular_notch"][2]) & (centres[:, 2] <= hip_level)
+    midline = 0.5 * (landmarks["jugular_notch"][0] + landmarks["xiphoid"][0])
+    half_width = 0.5 * (abs(landmarks["left_shoulder"][0] - midline) + abs(landmarks["right_shoulder"][0] - midline))
+    eligible = ((unit[:, 1] >= min_facing) & (np.abs(unit[:, 2]) < max_vertical)
+                & (np.abs(centres[:, 0] - midline) <= max_lateral_fraction * half_width)
+                & (centres[:, 2] >= landmarks["jugular_notch"][2]) & (centres[:, 2] <= hip_level))
     if not eligible.any():
         raise ElectrodeError("no anterior body surface between the jugular notch and the hips")
     chosen = rng.choice(np.flatnonzero(eligible), size=count * candidates_per_electrode,

@@ -23,11 +23,12 @@ log = logging.getLogger(__name__)
 
 
 def assemble(patient: str, heart_model: str | Path, torso_model: str | Path, parameters: str | Path,
-             settings: Mapping[str, Any], torso_edge_mm: float, heart_out: str | Path, torso_out: str | Path,
+             settings: Mapping[str, Any], heart_out: str | Path, torso_out: str | Path,
              summary_out: str | Path) -> None:
-    """Assemble and check one patient; write its surfaces (``.vtp``) and summary (JSON)."""
+    """Assemble and check one patient; write its surfaces (``.vtp``, at the shape models'
+    own resolution: the patient, whatever it is later meshed at) and summary (JSON)."""
     row = json.loads(Path(parameters).read_text())["parameters"]
-    anatomy = assemble_patient(patient, load_npz(heart_model), load_npz(torso_model), row, torso_edge_mm,
+    anatomy = assemble_patient(patient, load_npz(heart_model), load_npz(torso_model), row,
                                PlacementSettings(**settings))
     write_anatomy(anatomy, heart_out, torso_out, summary_out)
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
+from ecgcohort.anatomy.assembly import Surface
 from ecgcohort.cohort.sampling import patient_rng
+from ecgcohort.conduction.coupling import couple_points
 from ecgcohort.conduction.eikonal import activation_times
 from ecgcohort.conduction.maps import ActivationMap, save_activation
 from ecgcohort.conduction.purkinje import (
@@ -22,7 +25,6 @@ from ecgcohort.conduction.purkinje import (
     extract_surface,
     grow_tree,
     join_trees,
-    junction_activation,
     tree_activation,
     write_tree_vtk,
 )
@@ -60,50 +62,41 @@ def _tree_polydata(tree: PurkinjeTree):
     return poly
 
 
-def plot_purkinje(fibres: MyocardialFibres, trees: Mapping[str, PurkinjeTree], path: str | Path,
-                  title: str = "", glyphs: int = 800) -> None:
-    """Front and back views: epicardial fibres (arrows) over the translucent myocardium and
-    the Purkinje trees coloured by activation time (PNG)."""
+def plot_purkinje(heart: Surface, trees: Mapping[str, PurkinjeTree], path: str | Path, title: str = "") -> None:
+    """Front and back views: the translucent heart surface and the Purkinje trees coloured by
+    activation time (PNG)."""
     import pyvista
 
-    surface = _myocardium_grid(fibres).extract_surface(algorithm="dataset_surface")
-    epicardial = np.flatnonzero(fibres.coordinates["transmural"] > 0.99)
-    chosen = epicardial[np.linspace(0, len(epicardial) - 1, min(glyphs, len(epicardial))).astype(int)]
-    arrows = pyvista.PolyData(fibres.points_mm[chosen])
-    arrows.point_data["fibre"] = fibres.fibre[chosen]
-    scale = 0.03 * float(np.ptp(fibres.points_mm, axis=0).max())
-    arrows = arrows.glyph(orient="fibre", scale=False, factor=scale)
+    surface = pyvista.PolyData(heart.points, np.column_stack([np.full(len(heart.faces), 3), heart.faces]).ravel())
     times = np.concatenate([t.activation_ms for t in trees.values()])
     plotter = offscreen_plotter(shape=(1, 2), window_size=(1400, 700))
     for column, (view, label) in enumerate(((FRONT_VIEW, "anterior"), (BACK_VIEW, "posterior"))):
         plotter.subplot(0, column)
         plotter.add_mesh(surface, color="lightgrey", opacity=0.25)
-        plotter.add_mesh(arrows, color="sienna")
         for name, tree in trees.items():
             plotter.add_mesh(_tree_polydata(tree), scalars="activation_ms", cmap="plasma", line_width=2,
                              clim=(float(times.min()), float(times.max())), show_scalar_bar=column == 1,
                              scalar_bar_args={"title": "Purkinje activation (ms)"})
         plotter.camera_position = view
         plotter.reset_camera()
-        plotter.add_text(f"{title} fibres and Purkinje trees ({label})", font_size=9)
+        plotter.add_text(f"{title} Purkinje trees ({label})", font_size=9)
     with atomic_path(path) as temporary:
         plotter.screenshot(str(temporary))
     plotter.close()
 
 
-def grow_purkinje(patient: str, heart_surface: str | Path, fibres_path: str | Path, settings: Mapping[str, Any],
-                  seed: int, lv_out: str | Path, rv_out: str | Path, junctions_out: str | Path,
-                  preview_out: str | Path) -> None:
-    """Grow the LV and RV Purkinje trees of one patient from its bundle-branch roots (the RV
-    tree in two parts joined by the moderator band) and store
-    the trees (.vtp), the junction nodes (myocardial node indices) with their times (ms) and a
-    preview."""
-    started = time.perf_counter()
-    fibres = load_fibres(fibres_path)
+def grow_purkinje(patient: str, heart_surface: str | Path, settings: Mapping[str, Any], seed: int,
+                  lv_out: str | Path, rv_out: str | Path, junctions_out: str | Path, preview_out: str | Path) -> None:
+    """Grow the LV and RV Purkinje trees of one patient on its own endocardial surfaces (the
+    anatomy's ``heart.vtp``) from its bundle-branch roots (the RV tree in two parts joined by
+    the moderator band), and store the trees (.vtp), the junctions — positions (mm) and
+    activation times (ms), coupled to a mesh only when a map is computed, so the network is
+    the same whatever the mesh — and a preview."""
     from ecgcohort.anatomy.outputs import read_surface
 
+    started = time.perf_counter()
     heart = read_surface(heart_surface)
-    roots = his_roots(fibres, float(settings["his_long_axis_position"]), float(settings["moderator_band_position"]))
+    roots = his_roots(heart, float(settings["his_long_axis_position"]), float(settings["moderator_band_position"]))
     velocity = float(settings["conduction_velocity_m_per_s"])
     trees: dict[str, PurkinjeTree] = {}
     junctions: dict[str, np.ndarray] = {}
@@ -111,50 +104,80 @@ def grow_purkinje(patient: str, heart_surface: str | Path, fibres_path: str | Pa
         points, faces, _ = extract_surface(heart.points, heart.faces, heart.labels, label)
         rng = patient_rng(seed, patient, f"purkinje-{name}")
         settings_of_tree = tree_settings(settings[f"{name}_tree"])
-
-        def on_surface(site_mm: np.ndarray) -> np.ndarray:
-            # the sites come from myocardial nodes; near the base a node with endocardial
-            # coordinates can sit a few mm from this ventricle's endocardial triangles
-            return points[int(np.argmin(np.linalg.norm(points - site_mm, axis=1)))]
-
         try:
             if name == "lv":
-                tree = grow_tree(points, faces, on_surface(roots.lv_mm), roots.direction, settings_of_tree,
+                tree = grow_tree(points, faces, roots.lv_mm, roots.direction, settings_of_tree,
                                  seed=int(rng.integers(2**31 - 1)))
             else:  # septal tree plus the moderator band's free-wall tree, grown towards the base
-                septal = grow_tree(points, faces, on_surface(roots.rv_mm), roots.direction, settings_of_tree,
+                septal = grow_tree(points, faces, roots.rv_mm, roots.direction, settings_of_tree,
                                    seed=int(rng.integers(2**31 - 1)))
-                free_wall = grow_tree(points, faces, on_surface(roots.rv_free_wall_mm), -roots.direction, settings_of_tree,
+                free_wall = grow_tree(points, faces, roots.rv_free_wall_mm, -roots.direction, settings_of_tree,
                                       seed=int(rng.integers(2**31 - 1)))
                 tree = join_trees(septal, free_wall)
         except PurkinjeError as error:
             raise PurkinjeError(f"patient {patient}, {name.upper()} tree: {error}") from error
         tree.activation_ms = tree_activation(tree, velocity)
-        nodes, times = junction_activation(tree, fibres.points_mm)
-        trees[name], junctions[f"{name}_nodes"], junctions[f"{name}_times_ms"] = tree, nodes, times
+        junctions[f"{name}_positions_mm"] = tree.nodes_mm[tree.junctions]
+        junctions[f"{name}_times_ms"] = tree.activation_ms[tree.junctions]
+        trees[name] = tree
         log.info("patient %s: %s tree %d nodes, %d junctions, latest junction %.1f ms", patient, name.upper(),
-                 tree.n_nodes, len(nodes), float(times.max()))
+                 tree.n_nodes, len(tree.junctions), float(junctions[f"{name}_times_ms"].max()))
     write_tree_vtk(trees["lv"], lv_out)
     write_tree_vtk(trees["rv"], rv_out)
     with atomic_path(junctions_out) as temporary:
         with open(temporary, "wb") as stream:
-            np.savez(stream, lv_root_mm=roots.lv_mm, rv_root_mm=roots.rv_mm, **junctions)
-    plot_purkinje(fibres, trees, preview_out, title=patient)
+            np.savez(stream, lv_root_mm=roots.lv_mm, rv_root_mm=roots.rv_mm,
+                     rv_free_wall_root_mm=roots.rv_free_wall_mm, **junctions)
+    plot_purkinje(heart, trees, preview_out, title=patient)
     log.info("patient %s: Purkinje stage %.1f s", patient, time.perf_counter() - started)
 
 
-def scenario_sources(scenario: Scenario, fibres: MyocardialFibres, junctions: Mapping[str, np.ndarray] | None,
+def load_junctions(path: str | Path) -> dict[str, np.ndarray]:
+    """The Purkinje junctions of :func:`grow_purkinje`: ``{lv,rv}_positions_mm`` (k, 3) and
+    ``{lv,rv}_times_ms`` (k,)."""
+    keys = ("lv_positions_mm", "lv_times_ms", "rv_positions_mm", "rv_times_ms")
+    with np.load(path) as data:
+        missing = [key for key in keys if key not in data.files]
+        if missing:
+            raise ScenarioError(f"{path} lacks {missing}: Purkinje junctions of an older format, re-run grow_purkinje")
+        return {key: data[key] for key in keys}
+
+
+def scenario_stimuli(scenario: Scenario, heart: Surface, junctions: Mapping[str, np.ndarray] | None,
                      rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
-    """(source nodes, times ms) of a scenario: Purkinje junctions for sinus (both trees) and
-    LBBB (RV tree only), pacing sites otherwise (``junctions`` may then be None)."""
+    """(positions (k, 3) mm, times (k,) ms) of a scenario's stimuli: the Purkinje junctions for
+    sinus (both trees) and LBBB (RV tree only), pacing sites on the heart surface otherwise
+    (``junctions`` may then be None)."""
     if scenario.uses_purkinje and junctions is None:
         raise ScenarioError(f"scenario '{scenario.name}' ({scenario.kind}) needs the Purkinje junctions")
     if scenario.kind == "sinus":
-        return (np.concatenate([junctions["lv_nodes"], junctions["rv_nodes"]]),
+        return (np.concatenate([junctions["lv_positions_mm"], junctions["rv_positions_mm"]]),
                 np.concatenate([junctions["lv_times_ms"], junctions["rv_times_ms"]]))
     if scenario.kind == "lbbb":
-        return np.asarray(junctions["rv_nodes"]), np.asarray(junctions["rv_times_ms"])
-    return pacing_sites(scenario, fibres, rng)
+        return np.asarray(junctions["rv_positions_mm"]), np.asarray(junctions["rv_times_ms"])
+    return pacing_sites(scenario, heart, rng)
+
+
+@dataclass(frozen=True)
+class MeshStimuli:
+    """A scenario's stimuli (``positions_mm`` (k, 3), ``times_ms`` (k,)) and the mesh nodes they
+    start (``nodes``, at ``node_times_ms``)."""
+
+    positions_mm: np.ndarray
+    times_ms: np.ndarray
+    nodes: np.ndarray
+    node_times_ms: np.ndarray
+
+
+def scenario_sources(scenario: Scenario, fibres: MyocardialFibres, heart: Surface,
+                     junctions: Mapping[str, np.ndarray] | None, rng: np.random.Generator | None,
+                     velocities: Mapping[str, float]) -> MeshStimuli:
+    """A scenario's stimuli (:func:`scenario_stimuli`) coupled to the patient's myocardial mesh
+    (:func:`ecgcohort.conduction.coupling.couple_points`; velocities m/s)."""
+    positions, times = scenario_stimuli(scenario, heart, junctions, rng)
+    coupled = couple_points(fibres.points_mm, fibres.tetrahedra, positions)
+    node_times = coupled.node_times(times, fibres.fibre_cell, float(velocities["fibre"]), float(velocities["cross"]))
+    return MeshStimuli(positions, times, coupled.nodes, node_times)
 
 
 def plot_isochrones(fibres: MyocardialFibres, activation_ms: np.ndarray, path: str | Path, title: str = "",
@@ -187,36 +210,37 @@ def plot_isochrones(fibres: MyocardialFibres, activation_ms: np.ndarray, path: s
     plotter.close()
 
 
-def compute_activation(patient: str, map_name: str, scenario: Mapping[str, Any],
-                       fibres_path: str | Path, junctions_path: str | Path | None, velocities: Mapping[str, float],
+def compute_activation(patient: str, map_name: str, scenario: Mapping[str, Any], fibres_path: str | Path,
+                       heart_path: str | Path, junctions_path: str | Path | None, velocities: Mapping[str, float],
                        action_potential: Mapping[str, float], seed: int, device: str,
                        activation_out: str | Path, preview_out: str | Path) -> ActivationMap:
     """Eikonal activation of one (patient, scenario) on the myocardium, with its APD scales;
-    writes the map (.npz, node order of fibres.npz) and an isochrone preview.  The Purkinje
-    ``junctions_path`` is needed by sinus and LBBB only."""
+    writes the map (.npz, node order of fibres.npz) and an isochrone preview. Stimuli come
+    from the patient's heart surface (``heart_path``) and Purkinje ``junctions_path`` (sinus
+    and LBBB only), coupled to this mesh by position."""
+    from ecgcohort.anatomy.outputs import read_surface
+
     started = time.perf_counter()
     spec = Scenario.from_config(scenario)
     fibres = load_fibres(fibres_path)
-    junctions = None
-    if junctions_path is not None:
-        with np.load(junctions_path) as data:
-            junctions = {key: data[key] for key in data.files}
+    heart = read_surface(heart_path)
+    junctions = load_junctions(junctions_path) if junctions_path is not None else None
     rng = patient_rng(seed, patient, f"pacing:{map_name}") if spec.kind == "random_pacing" else None
     try:
-        nodes, times = scenario_sources(spec, fibres, junctions, rng)
+        stimuli = scenario_sources(spec, fibres, heart, junctions, rng, velocities)
     except ScenarioError as error:
         raise ScenarioError(f"patient {patient}, scenario {map_name}: {error}") from error
     tau = activation_times(fibres.points_mm, fibres.tetrahedra, fibres.fibre_cell, float(velocities["fibre"]),
-                           float(velocities["cross"]), nodes, times, device=device)
+                           float(velocities["cross"]), stimuli.nodes, stimuli.node_times_ms, device=device)
     activation = ActivationMap(
         scenario=map_name, kind=spec.kind, activation_ms=tau,
         apd_scale=apd_scale(fibres, float(action_potential["apd_apex_to_base"]),
                             float(action_potential["apd_endo_to_epi"])),
-        sites_mm=fibres.points_mm[nodes], site_times_ms=times)
+        sites_mm=stimuli.positions_mm, site_times_ms=stimuli.times_ms)
     save_activation(activation, activation_out)
-    log.info("patient %s, %s: %d sources, activation %.1f-%.1f ms (total %.1f ms) on %d nodes in %.1f s",
-             patient, map_name, len(nodes), tau.min(), tau.max(), activation.total_activation_ms, fibres.n_nodes,
-             time.perf_counter() - started)
+    log.info("patient %s, %s: %d stimuli on %d nodes, activation %.1f-%.1f ms (total %.1f ms) on %d nodes in %.1f s",
+             patient, map_name, len(stimuli.times_ms), len(np.unique(stimuli.nodes)), tau.min(), tau.max(),
+             activation.total_activation_ms, fibres.n_nodes, time.perf_counter() - started)
     plot_isochrones(fibres, tau, preview_out, title=f"{patient} {map_name}",
                     sites_mm=activation.sites_mm if spec.kind != "sinus" and spec.kind != "lbbb" else None)
     return activation

@@ -4,8 +4,8 @@ A fractal tree (package ``fractal-tree``, import ``fractal_tree``; Sahli Costaba
 is grown on one endocardial sub-surface (LV or RV endocardium, extracted by face label) from a
 root point and an initial direction.  Activation along the tree is the shortest path length
 from the root (Dijkstra on edge lengths, ``networkx``) divided by the Purkinje conduction
-velocity, plus the root time; the terminal nodes (Purkinje-muscle junctions) are then mapped
-to the nearest myocardial node to serve as eikonal sources.
+velocity, plus the root time; the terminal nodes (Purkinje-muscle junctions) are the eikonal
+stimuli, kept as positions and coupled to a mesh by :mod:`ecgcohort.conduction.coupling`.
 
 fractal-tree quirks guarded here: it calls ``sys.exit(0)`` when the start point cannot be
 projected on the surface (turned into :class:`PurkinjeError`), it draws from numpy's *global*
@@ -27,7 +27,6 @@ from typing import Iterator
 
 import networkx as nx
 import numpy as np
-from scipy.spatial import cKDTree
 
 from ecgcohort.io import atomic_path
 
@@ -249,17 +248,6 @@ def purkinje_tree(points_mm: np.ndarray, faces: np.ndarray, root_mm: np.ndarray,
     tree = grow_tree(points_mm, faces, root_mm, direction, settings, seed)
     tree.activation_ms = tree_activation(tree, conduction_velocity_m_per_s, root_time_ms)
     return tree
-
-
-def junction_activation(tree: PurkinjeTree, surface_points_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(nearest surface/myocardial node index per junction, its activation time ms) — for eikonal
-    sources.  One entry per junction, in ``tree.junctions`` order; several junctions may map to
-    the same node (an eikonal solver should keep the earliest time)."""
-    if tree.activation_ms.shape != (tree.n_nodes,) or not np.all(np.isfinite(tree.activation_ms)):
-        raise PurkinjeError("tree has no activation times; use purkinje_tree or tree_activation")
-    surface = np.asarray(surface_points_mm, dtype=np.float64)
-    _, nearest = cKDTree(surface).query(tree.nodes_mm[tree.junctions])
-    return np.asarray(nearest, dtype=np.int64), tree.activation_ms[tree.junctions].copy()
 
 
 def write_tree_vtk(tree: PurkinjeTree, path: str | Path) -> Path:

@@ -1,7 +1,15 @@
-"""Activation scenarios: where and when the ventricles are stimulated, in ventricular
-coordinates so that the same rule lands on the same anatomical site in every patient.
+"""Activation scenarios: where and when the ventricles are stimulated, placed by anatomical
+rules so that the same rule lands on the same anatomical site in every patient.
 
-Sites are chosen among the myocardial nodes from four coordinates:
+Stimulus sites (the bundle-branch roots the Purkinje trees grow from, pacing sites) are
+positions on the patient's own heart surface (the anatomy stage's ``heart.vtp``, on the
+shape model's fixed template), in a frame of that surface: the long axis from the epicardial
+apex (0) to the base plane's centre (1), and the angle about it from the LV towards the RV (0,
+the septum). They do not depend on the mesh; :mod:`ecgcohort.conduction.coupling` couples them
+to any mesh by position.
+
+Recording sites and the APD gradients are fields on the mesh, from the LDRB coordinates of
+its myocardial nodes:
 
 * ``ventricle`` (0 LV, 1 RV) and ``transmural`` (0 endocardium, 1 epicardium) from the LDRB
   Laplace solves;
@@ -18,6 +26,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ecgcohort.anatomy.assembly import Surface, heart_frame
 from ecgcohort.fibers.rule_based import MyocardialFibres
 
 SCENARIO_KINDS = ("sinus", "lbbb", "biv_pacing", "random_pacing")
@@ -159,46 +168,102 @@ class HisRoots:
     direction: np.ndarray
 
 
-def his_roots(fibres: MyocardialFibres, long_axis_position: float,
-              moderator_band_position: float = 0.4) -> HisRoots:
-    """Bundle-branch roots on the septum at ``long_axis_position`` (0 apex, 1 base): the LV
-    septal endocardial node (rotational angle 0) and the RV endocardial node nearest to it
-    (across the septum); and the moderator band's free-wall end: the RV endocardial node
-    farthest from the LV long axis near ``moderator_band_position``."""
+@dataclass(frozen=True)
+class SurfaceFrame:
+    """The long axis of a patient's heart surface: epicardial apex and base-plane centre (mm),
+    the unit axis from apex to base, and the unit septal direction (from the LV towards the RV,
+    orthogonal to the axis)."""
+
+    apex_mm: np.ndarray
+    base_centre_mm: np.ndarray
+    axis: np.ndarray
+    septal: np.ndarray
+
+    @property
+    def length_mm(self) -> float:
+        return float(np.linalg.norm(self.base_centre_mm - self.apex_mm))
+
+    def longitudinal(self, points_mm: np.ndarray) -> np.ndarray:
+        """Position along the long axis, 0 at the apex and 1 at the base plane (clipped)."""
+        return np.clip((np.asarray(points_mm) - self.apex_mm) @ self.axis / self.length_mm, 0.0, 1.0)
+
+    def radius_mm(self, points_mm: np.ndarray) -> np.ndarray:
+        """Distance from the long axis, mm."""
+        offset = np.asarray(points_mm) - self.apex_mm
+        return np.linalg.norm(offset - np.outer(offset @ self.axis, self.axis), axis=1)
+
+    def rotational(self, points_mm: np.ndarray) -> np.ndarray:
+        """Angle about the long axis from the septal direction, radians in (-pi, pi]."""
+        offset = np.asarray(points_mm) - self.apex_mm
+        return np.arctan2(offset @ np.cross(self.axis, self.septal), offset @ self.septal)
+
+
+def surface_frame(heart: Surface) -> SurfaceFrame:
+    """The :class:`SurfaceFrame` of a labelled heart surface (regions ``lv_endocardium``,
+    ``rv_endocardium``, ``epicardium``, ``base``)."""
+    frame = heart_frame(heart)
+    axis = -frame.long_axis
+    return SurfaceFrame(frame.apex, frame.base_centre, axis, frame.lv_rv_axis)
+
+
+def surface_site(heart: Surface, frame: SurfaceFrame, region: str, long_axis_position: float,
+                 rotation_rad: float | None) -> np.ndarray:
+    """The vertex (mm) of ``region`` closest to the long-axis position (0 apex, 1 base) and
+    rotational angle (radians from the septum; None: any angle). Closeness in mm: the axial
+    offset times the axis length, the angular offset times the vertex's distance from the axis."""
+    points = heart.points[heart.region(region)]
+    cost = ((frame.longitudinal(points) - long_axis_position) * frame.length_mm) ** 2
+    if rotation_rad is not None:
+        cost = cost + (_angle_difference(frame.rotational(points), rotation_rad) * frame.radius_mm(points)) ** 2
+    return points[int(np.argmin(cost))].copy()
+
+
+def his_roots(heart: Surface, long_axis_position: float, moderator_band_position: float = 0.4) -> HisRoots:
+    """Bundle-branch roots on the heart surface: the LV septal endocardium at
+    ``long_axis_position`` (0 apex, 1 base) and the RV endocardial vertex nearest to it
+    (across the septum); and the moderator band's free-wall end: the RV endocardial vertex
+    farthest from the long axis within 0.05 of ``moderator_band_position``."""
     if not 0.0 < long_axis_position < 1.0:
         raise ScenarioError(f"His position must be inside (0, 1) on the long axis, got {long_axis_position}")
-    frame = ventricular_frame(fibres)
-    lv_node = find_site(fibres, frame, LV, "endo", long_axis_position, 0.0)
-    transmural, ventricle = fibres.coordinates["transmural"], fibres.coordinates["ventricle"]
-    rv_endocardium = np.flatnonzero((transmural < ENDOCARDIAL_BAND) & (ventricle >= 0.5))
-    if rv_endocardium.size == 0:
-        raise ScenarioError("no RV endocardial nodes for the right bundle branch")
-    lv_mm = fibres.points_mm[lv_node]
-    rv_node = rv_endocardium[np.argmin(np.linalg.norm(fibres.points_mm[rv_endocardium] - lv_mm, axis=1))]
-    axis = (frame.base_centre_mm - frame.apex_mm) / frame.long_axis_mm
-    band = rv_endocardium[np.abs(frame.longitudinal[rv_endocardium] - moderator_band_position) < 0.05]
+    frame = surface_frame(heart)
+    lv = surface_site(heart, frame, "lv_endocardium", long_axis_position, 0.0)
+    rv_points = heart.points[heart.region("rv_endocardium")]
+    rv = rv_points[int(np.argmin(np.linalg.norm(rv_points - lv, axis=1)))].copy()
+    band = rv_points[np.abs(frame.longitudinal(rv_points) - moderator_band_position) < 0.05]
     if band.size == 0:
         raise ScenarioError(f"no RV endocardium at long-axis position {moderator_band_position} for the moderator band")
-    offset = fibres.points_mm[band] - frame.apex_mm
-    radius = np.linalg.norm(offset - np.outer(offset @ axis, axis), axis=1)
-    free_wall_node = band[np.argmax(radius)]
-    return HisRoots(lv_mm.copy(), fibres.points_mm[rv_node].copy(), fibres.points_mm[free_wall_node].copy(), -axis)
+    free_wall = band[int(np.argmax(frame.radius_mm(band)))].copy()
+    return HisRoots(lv, rv, free_wall, -frame.axis)
 
 
-def pacing_sites(scenario: Scenario, fibres: MyocardialFibres, rng: np.random.Generator | None = None
+def random_myocardial_point(heart: Surface, rng: np.random.Generator, batch: int = 256) -> np.ndarray:
+    """A point (mm) drawn uniformly from the myocardium enclosed by the heart surface."""
+    from ecgcohort.geometry import winding_numbers
+
+    low, high = heart.points.min(axis=0), heart.points.max(axis=0)
+    for _ in range(1000):
+        candidates = low + rng.random((batch, 3)) * (high - low)
+        inside = np.flatnonzero(winding_numbers(heart.points, heart.faces, candidates) > 0.5)
+        if inside.size:
+            return candidates[inside[0]]
+    raise ScenarioError("no point of the heart's bounding box lies inside the myocardium")
+
+
+def pacing_sites(scenario: Scenario, heart: Surface, rng: np.random.Generator | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """(node indices, stimulus times ms) of a pacing scenario: ``biv_pacing`` gives the RV
-    apical endocardium and the LV lateral free-wall epicardium; ``random_pacing`` one node drawn
-    uniformly from all myocardial nodes with ``rng``."""
+    """(positions (k, 3) mm, stimulus times (k,) ms) of a pacing scenario on the heart surface:
+    ``biv_pacing`` gives the RV apical endocardium and the LV lateral free-wall epicardium
+    (rotational angle pi); ``random_pacing`` one point drawn uniformly from the myocardium
+    with ``rng``."""
     if scenario.kind == "biv_pacing":
-        frame = ventricular_frame(fibres)
-        rv = find_site(fibres, frame, RV, "endo", scenario.rv_long_axis_position, None)
-        lv = find_site(fibres, frame, LV, "epi", scenario.lv_long_axis_position, np.pi)
-        return np.array([rv, lv]), np.array([scenario.rv_time_ms, scenario.lv_time_ms])
+        frame = surface_frame(heart)
+        rv = surface_site(heart, frame, "rv_endocardium", scenario.rv_long_axis_position, None)
+        lv = surface_site(heart, frame, "epicardium", scenario.lv_long_axis_position, np.pi)
+        return np.stack([rv, lv]), np.array([scenario.rv_time_ms, scenario.lv_time_ms])
     if scenario.kind == "random_pacing":
         if rng is None:
             raise ScenarioError(f"scenario '{scenario.name}': random pacing needs the patient's generator")
-        return np.array([int(rng.integers(fibres.n_nodes))]), np.array([0.0])
+        return random_myocardial_point(heart, rng)[None, :], np.array([0.0])
     raise ScenarioError(f"scenario '{scenario.name}' ({scenario.kind}) is not a pacing scenario")
 
 

@@ -21,6 +21,7 @@ V_m > 0 (paper 3's definition). Units: ms, mV; ECGs in mV.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping, Sequence
@@ -28,6 +29,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ecgcohort.conduction.action_potential import ActionPotential, transmembrane_potential
+from ecgcohort.conduction.coupling import CoupledSources, couple_points
 from ecgcohort.conduction.eikonal import activation_times as eikonal_activation
 from ecgcohort.conduction.scenarios import apd_scale
 from ecgcohort.ecg.leads import LEAD_ELECTRODES, LEAD_WEIGHTS, lead_electrode_indices
@@ -112,7 +114,8 @@ class BankSpec:
 @dataclass(frozen=True)
 class PatientElectrophysiology:
     """What a patient's bank is simulated from: its myocardium with fibres and coordinates, the
-    Purkinje junctions (``lv_nodes``, ``lv_times_ms``, ``rv_nodes``, ``rv_times_ms``), the lead
+    Purkinje junctions (``lv_positions_mm``, ``lv_times_ms``, ``rv_positions_mm``,
+    ``rv_times_ms``, as :func:`ecgcohort.conduction.jobs.load_junctions` reads them), the lead
     matrix rows of RA LA LL V1…V6 (9, n_nodes; electrode potential = row @ V_m), the recording
     sites and the action-potential template."""
 
@@ -128,6 +131,12 @@ class PatientElectrophysiology:
                             f"for RA LA LL V1-V6 on this myocardium, got {self.lead_rows.shape}")
         if self.sites.nodes.max() >= self.fibres.n_nodes:
             raise BankError("a recording site lies outside this myocardium")
+
+    @functools.cached_property
+    def coupled_junctions(self) -> dict[str, CoupledSources]:
+        """Each tree's junctions coupled to the myocardial mesh (by position)."""
+        return {tree: couple_points(self.fibres.points_mm, self.fibres.tetrahedra, self.junctions[f"{tree}_positions_mm"])
+                for tree in ("lv", "rv")}
 
 
 def lead_rows(lead_matrix: np.ndarray, electrode_names: Sequence[str]) -> np.ndarray:
@@ -170,11 +179,15 @@ def draw_sample(patient: PatientElectrophysiology, spec: BankSpec, rng: np.rando
         scale = rng.uniform(*spec.purkinje_speed_scale)
         delay = rng.uniform(*spec.rv_delay_ms)
         parameters |= {"purkinje_speed_scale": scale, "rv_delay_ms": delay}
-        lv = (np.asarray(junctions["lv_nodes"]), np.asarray(junctions["lv_times_ms"]) / scale)
-        rv = (np.asarray(junctions["rv_nodes"]), np.asarray(junctions["rv_times_ms"]) / scale + delay)
-        trees = {"sinus": (lv, rv), "lbbb": (rv,), "rbbb": (lv,)}[kind]
-        nodes = np.concatenate([tree[0] for tree in trees])
-        times = np.concatenate([tree[1] for tree in trees])
+        junction_times = {"lv": np.asarray(junctions["lv_times_ms"]) / scale,
+                          "rv": np.asarray(junctions["rv_times_ms"]) / scale + delay}
+        trees = {"sinus": ("lv", "rv"), "lbbb": ("rv",), "rbbb": ("lv",)}[kind]
+        v_fibre = parameters["fibre_velocity"]
+        coupled = patient.coupled_junctions
+        nodes = np.concatenate([coupled[tree].nodes for tree in trees])
+        times = np.concatenate([coupled[tree].node_times(junction_times[tree], patient.fibres.fibre_cell, v_fibre,
+                                                         v_fibre * parameters["cross_fibre_ratio"])
+                                for tree in trees])
         times = times - times.min()
     fibres = patient.fibres
     tau = eikonal_activation(fibres.points_mm, fibres.tetrahedra, fibres.fibre_cell, parameters["fibre_velocity"],

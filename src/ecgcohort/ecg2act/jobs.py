@@ -80,6 +80,7 @@ def simulation_bank_job(*, patient: str, split: str, fibres_npz: str | Path, jun
 
     from ecgcohort.cohort.sampling import patient_rng
     from ecgcohort.conduction.action_potential import action_potential_template
+    from ecgcohort.conduction.jobs import load_junctions
     from ecgcohort.conduction.scenarios import ScenarioError
     from ecgcohort.dataset.assemble import atomic_directory
     from ecgcohort.ecg.forward import read_lead_field_chunks
@@ -91,8 +92,7 @@ def simulation_bank_job(*, patient: str, split: str, fibres_npz: str | Path, jun
         spec = BankSpec.from_config(bank)
         fibres = load_fibres(fibres_npz)
         sites = recording_sites(fibres)
-        with np.load(junctions_npz) as data:
-            junctions = {key: data[key] for key in ("lv_nodes", "lv_times_ms", "rv_nodes", "rv_times_ms")}
+        junctions = load_junctions(junctions_npz)
         chunks = read_lead_field_chunks(chunk_paths, ("lead_matrix",))
         rows = lead_rows(chunks["lead_matrix"], [str(n) for n in chunks["electrode_names"]])
         patient_ep = PatientElectrophysiology(fibres, junctions, rows, sites,

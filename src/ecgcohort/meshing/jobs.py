@@ -1,27 +1,74 @@
-"""The meshing stage's job: surfaces in, tagged ``.msh`` and quality report out."""
+"""The meshing stage's job: the patient's surfaces in, resampled to the element sizes, a tagged
+``.msh`` and a quality report out."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from ecgcohort.io import atomic_path
-from ecgcohort.meshing.tetra import mesh_heart_in_torso
+from ecgcohort.meshing.surfaces import ResampledSurface, check_heart_inside_torso, resample_surface
+from ecgcohort.meshing.tetra import MeshReport, mesh_heart_in_torso
 
 
-def mesh_patient(heart: str | Path, torso: str | Path, settings: Mapping[str, Any], threads: int,
-                 mesh_out: str | Path, quality_out: str | Path) -> None:
-    """Mesh one patient's anatomy (surfaces written by the anatomy stage)."""
+@dataclass(frozen=True)
+class MeshSizes:
+    """Element sizes of one mesh, mm: the heart's surfaces and myocardium, and the body
+    surface and far torso."""
+
+    heart_mm: float
+    torso_mm: float
+
+
+def patient_surfaces_at(patient: str, heart: str | Path, torso: str | Path, heart_model: str | Path,
+                        torso_model: str | Path, sizes: MeshSizes,
+                        settings: Mapping[str, Any]) -> tuple[ResampledSurface, ResampledSurface, Mapping[int, str]]:
+    """The patient's heart and body surfaces (anatomy ``.vtp`` files on the shape models'
+    templates, ``.npz`` models) resampled to ``sizes``, checked against the patient; returns
+    them with the heart's region names."""
     from ecgcohort.anatomy.outputs import read_surface
+    from ecgcohort.shapes import load_npz
 
     heart_surface, torso_surface = read_surface(heart), read_surface(torso)
-    report = mesh_heart_in_torso(
-        torso_surface.points, torso_surface.faces, heart_surface.points, heart_surface.faces,
-        heart_surface.labels, heart_surface.label_names,
-        heart_size_mm=settings["heart_element_size_mm"], torso_size_mm=settings["torso_element_size_mm"],
-        output_path=mesh_out, threads=threads, algorithm=settings["algorithm_3d"],
-        optimize_netgen=settings["optimize_netgen"], sliver_threshold_deg=settings["sliver_angle_deg"],
-        max_sliver_fraction=settings["max_sliver_fraction"])
+    limits = {"max_volume_change": float(settings["max_volume_change"]),
+              "max_surface_distance_mm": float(settings["max_surface_distance_mm"])}
+    heart_at = resample_surface(patient, "heart", load_npz(heart_model), heart_surface.points, heart_surface.faces,
+                                heart_surface.labels, sizes.heart_mm, "meshing.heart_element_size_mm", **limits)
+    torso_at = resample_surface(patient, "torso", load_npz(torso_model), torso_surface.points, torso_surface.faces,
+                                torso_surface.labels, sizes.torso_mm, "meshing.torso_element_size_mm", **limits)
+    check_heart_inside_torso(patient, heart_at, torso_at, "meshing.torso_element_size_mm", sizes.torso_mm)
+    return heart_at, torso_at, heart_surface.label_names
+
+
+def mesh_patient_at(patient: str, heart: str | Path, torso: str | Path, heart_model: str | Path,
+                    torso_model: str | Path, sizes: MeshSizes, settings: Mapping[str, Any], threads: int,
+                    mesh_out: str | Path) -> tuple[MeshReport, dict[str, Any]]:
+    """Mesh one patient at ``sizes`` (see :func:`patient_surfaces_at`); returns the mesh report
+    and the resampled surfaces' measures."""
+    from ecgcohort.meshing.tetra import MeshingError
+
+    heart_at, torso_at, names = patient_surfaces_at(patient, heart, torso, heart_model, torso_model, sizes, settings)
+    try:
+        report = mesh_heart_in_torso(
+            torso_at.points, torso_at.faces, heart_at.points, heart_at.faces, heart_at.labels, names,
+            heart_size_mm=sizes.heart_mm, torso_size_mm=sizes.torso_mm, output_path=mesh_out, threads=threads,
+            algorithm=settings["algorithm_3d"], optimize_netgen=settings["optimize_netgen"],
+            sliver_threshold_deg=settings["sliver_angle_deg"], max_sliver_fraction=settings["max_sliver_fraction"])
+    except MeshingError as error:
+        raise MeshingError(f"patient {patient} at heart/torso element sizes {sizes.heart_mm:g}/{sizes.torso_mm:g} mm "
+                           f"(meshing.heart_element_size_mm, meshing.torso_element_size_mm): {error}") from error
+    return report, {"heart": heart_at.measures(), "torso": torso_at.measures()}
+
+
+def mesh_patient(patient: str, heart: str | Path, torso: str | Path, heart_model: str | Path, torso_model: str | Path,
+                 settings: Mapping[str, Any], threads: int, mesh_out: str | Path, quality_out: str | Path) -> None:
+    """Mesh one patient's anatomy at the configured element sizes; write the ``.msh`` and the
+    quality report (mesh sizes and quality, and how far the resampled surfaces lie from the
+    patient's)."""
+    sizes = MeshSizes(float(settings["heart_element_size_mm"]), float(settings["torso_element_size_mm"]))
+    report, surfaces = mesh_patient_at(patient, heart, torso, heart_model, torso_model, sizes, settings, threads,
+                                       mesh_out)
     with atomic_path(quality_out) as temporary:
-        temporary.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+        temporary.write_text(json.dumps({**report.as_dict(), "surfaces": surfaces}, indent=2) + "\n")

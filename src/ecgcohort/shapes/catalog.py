@@ -14,11 +14,12 @@ REQUIRED_LANDMARKS = {"heart": set(), "torso": {"jugular_notch", "xiphoid", "rig
                                                  "right_hip", "left_hip"}}
 
 
-def shape_model_from_config(organ: str, spec: Mapping[str, Any], edge_length_mm: float) -> ShapeModel:
+def shape_model_from_config(organ: str, spec: Mapping[str, Any]) -> ShapeModel:
     """The ``organ`` ("heart" or "torso") model described by its ``shapes.<organ>`` config section.
 
-    Built-in hearts are generated at ``edge_length_mm`` (the meshing size); other sources are
-    used at their own resolution. Raises :class:`ShapeModelError` naming the missing regions or
+    The built-in heart is generated on a template of ``template_edge_mm`` edges, a setting
+    of the shape model, not of the meshing: a patient is the same surface whatever mesh is
+    later made of it. Raises :class:`ShapeModelError` naming the missing regions or
     landmarks a model needs.
     """
     source = spec["source"]
@@ -26,7 +27,7 @@ def shape_model_from_config(organ: str, spec: Mapping[str, Any], edge_length_mm:
         from ecgcohort.shapes.heart import build_heart_model
 
         model = build_heart_model(n_modes=spec["n_modes"], population=spec["population"], seed=spec["seed"],
-                                  edge_length_mm=edge_length_mm)
+                                  edge_length_mm=spec["template_edge_mm"])
     elif source == "builtin" and organ == "torso":
         from ecgcohort.shapes.torso import build_torso_model
 
@@ -58,8 +59,8 @@ def _required(spec: Mapping[str, Any], key: str, organ: str) -> str:
     return str(value)
 
 
-def write_shape_model(organ: str, spec: Mapping[str, Any], edge_length_mm: float, path: str) -> ShapeModel:
+def write_shape_model(organ: str, spec: Mapping[str, Any], path: str) -> ShapeModel:
     """Build or load the organ's model (see :func:`shape_model_from_config`) and save it as ``.npz``."""
-    model = shape_model_from_config(organ, spec, edge_length_mm)
+    model = shape_model_from_config(organ, spec)
     model.save(path)
     return model

@@ -669,6 +669,16 @@ def biventricular_surface(parameters: BiventricularParameters,
     return template.points(_Heart(parameters)), template.faces.copy(), template.labels.copy()
 
 
+def reference_template(edge_length_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(points (n, 3) mm, faces, face labels) of the template for ``edge_length_mm`` (mm) on the
+    reference heart, where every template vertex lies exactly on the closed-form surfaces:
+    templates of two edge lengths correspond by position there."""
+    if not 0.3 <= edge_length_mm <= 10.0:
+        raise ValueError(f"edge_length_mm {edge_length_mm} outside 0.3-10 mm")
+    template = _template(float(edge_length_mm))
+    return template.points(_Heart(_REFERENCE)), template.faces.copy(), template.labels.copy()
+
+
 def heart_landmarks(edge_length_mm: float) -> dict[str, int]:
     """Named template vertices (apices, RV insertions, mid-septum and mid-RV-free-wall at the
     base) for ``edge_length_mm`` (mm)."""
@@ -709,14 +719,19 @@ def sample_parameters(rng: np.random.Generator) -> BiventricularParameters:
 
 
 def build_heart_model(n_modes: int = 12, population: int = 200, seed: int = 0,
-                      edge_length_mm: float = 3.0) -> ShapeModel:
+                      edge_length_mm: float = 1.0) -> ShapeModel:
     """PCA over ``population`` parametric hearts drawn by :func:`sample_parameters` from
     ``np.random.default_rng(seed)`` (in order) on one fixed template of about
-    ``edge_length_mm`` (mm) edges; the model is named "biv_heart" (mean in mm, sd in mm)."""
+    ``edge_length_mm`` (mm) edges; the model is named "biv_heart" (mean in mm, sd in mm) and
+    carries its template on the reference heart, from which
+    :func:`ecgcohort.shapes.resample.resampling` resamples an instance at any edge length."""
     rng = np.random.default_rng(seed)
     template = _template(float(edge_length_mm))
     shapes = np.empty((population, template.n_points, 3))
     for i in range(population):
         shapes[i] = template.points(_Heart(sample_parameters(rng)))
+    reference, _, _ = reference_template(edge_length_mm)
     return from_training_shapes("biv_heart", shapes, template.faces, template.labels, HEART_LABELS,
-                                n_modes, template.landmarks)
+                                n_modes, template.landmarks,
+                                template={"kind": "biventricular", "edge_length_mm": float(edge_length_mm)},
+                                reference=reference)

@@ -35,6 +35,13 @@ class ShapeModel:
     modes: np.ndarray
     sd: np.ndarray
     landmarks: Mapping[str, int] = field(default_factory=dict)
+    #: how the built-in families made their triangulation, e.g. {"kind": "biventricular",
+    #: "edge_length_mm": 1.0}: what :mod:`ecgcohort.shapes.resample` needs to resample an
+    #: instance at another resolution (empty for loaded atlases)
+    template: Mapping[str, float | str] = field(default_factory=dict)
+    #: the template's vertices on the family's reference shape (n_points, 3) mm, where the
+    #: template's parametrisation is exact (built-in heart only)
+    reference: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n_points = self.mean.shape[0]
@@ -50,6 +57,9 @@ class ShapeModel:
         unknown = set(np.unique(self.face_labels).tolist()) - set(self.label_names)
         if unknown:
             raise ShapeModelError(f"{self.name}: face labels {sorted(unknown)} have no name")
+        if self.reference is not None and self.reference.shape != self.mean.shape:
+            raise ShapeModelError(f"{self.name}: reference {self.reference.shape} does not match the mean "
+                                  f"{self.mean.shape}")
         for landmark, index in self.landmarks.items():
             if not 0 <= index < n_points:
                 raise ShapeModelError(f"{self.name}: landmark {landmark} is vertex {index}, "
@@ -81,23 +91,31 @@ class ShapeModel:
 
     def save(self, path: str | Path) -> None:
         """Write the plain ``.npz`` format read by :func:`load_npz`."""
+        extra = {} if self.reference is None else {"reference": self.reference}
         with atomic_path(path) as temporary:
             with open(temporary, "wb") as stream:
                 np.savez_compressed(
                     stream, mean=self.mean, faces=self.faces, face_labels=self.face_labels,
-                    modes=self.modes, sd=self.sd,
+                    modes=self.modes, sd=self.sd, **extra,
                     metadata=json.dumps({"name": self.name,
                                          "label_names": {str(k): v for k, v in self.label_names.items()},
-                                         "landmarks": dict(self.landmarks), "units": "mm"}),
+                                         "landmarks": dict(self.landmarks), "template": dict(self.template),
+                                         "units": "mm"}),
                 )
 
 
 def from_training_shapes(name: str, shapes: np.ndarray, faces: np.ndarray, face_labels: np.ndarray,
                          label_names: Mapping[int, str], n_modes: int,
-                         landmarks: Mapping[str, int] | None = None) -> ShapeModel:
+                         landmarks: Mapping[str, int] | None = None,
+                         template: Mapping[str, float | str] | None = None,
+                         reference: np.ndarray | None = None) -> ShapeModel:
     """PCA of corresponding shapes (n_shapes, n_points, 3), mm: the leading ``n_modes`` modes.
 
-    Mode signs are fixed so that each mode's largest component is positive (reproducible).
+    Mode signs are fixed by the training shapes, not by the triangulation: each mode points
+    towards the training shape that lies farthest along it (that shape's score is positive).
+    The same population on a finer or coarser template then gives modes of the same sign,
+    where "the largest vertex component is positive" depends on which vertices the template
+    has. ``template`` and ``reference``: see :class:`ShapeModel`.
     """
     shapes = np.asarray(shapes, dtype=float)
     if shapes.ndim != 3 or shapes.shape[2] != 3:
@@ -106,13 +124,15 @@ def from_training_shapes(name: str, shapes: np.ndarray, faces: np.ndarray, face_
         raise ShapeModelError(f"{name}: {n_modes} modes need at least {n_modes + 1} shapes")
     mean = shapes.mean(axis=0)
     centred = (shapes - mean).reshape(shapes.shape[0], -1)
-    _, singular, rows = np.linalg.svd(centred, full_matrices=False)
+    scores, singular, rows = np.linalg.svd(centred, full_matrices=False)
     modes = rows[:n_modes]
-    signs = np.sign(modes[np.arange(n_modes), np.abs(modes).argmax(axis=1)])
+    extreme = np.abs(scores[:, :n_modes]).argmax(axis=0)
+    signs = np.sign(scores[extreme, np.arange(n_modes)])
     modes = modes * signs[:, None]
     sd = singular[:n_modes] / np.sqrt(shapes.shape[0] - 1)
     return ShapeModel(name, mean, np.asarray(faces, dtype=np.int64), np.asarray(face_labels, dtype=np.int32),
-                      dict(label_names), modes, sd, dict(landmarks or {}))
+                      dict(label_names), modes, sd, dict(landmarks or {}), dict(template or {}),
+                      None if reference is None else np.asarray(reference, dtype=float))
 
 
 def load_npz(path: str | Path) -> ShapeModel:
@@ -134,7 +154,9 @@ def load_npz(path: str | Path) -> ShapeModel:
     return ShapeModel(metadata.get("name", Path(path).stem), arrays["mean"].astype(float),
                       arrays["faces"].astype(np.int64), labels.astype(np.int32), names,
                       arrays["modes"].astype(float), arrays["sd"].astype(float),
-                      {k: int(v) for k, v in metadata.get("landmarks", {}).items()})
+                      {k: int(v) for k, v in metadata.get("landmarks", {}).items()},
+                      dict(metadata.get("template", {})),
+                      arrays["reference"].astype(float) if "reference" in arrays else None)
 
 
 def _read_csv_matrix(path: str | Path) -> np.ndarray:

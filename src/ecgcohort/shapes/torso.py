@@ -109,6 +109,13 @@ class TrunkTemplate:
     directions: np.ndarray
     faces: np.ndarray
     mirror: np.ndarray
+    #: the hemispheres' disk parametrisation: planar (rho sin az, rho cos az) of every disk
+    #: point (rim last), and the global vertex of each disk point in the top and bottom caps
+    disk_planar: np.ndarray
+    top_disk: np.ndarray
+    bottom_disk: np.ndarray
+    n_polar: int
+    ring_spacing: float
 
     @property
     def n_points(self) -> int:
@@ -214,9 +221,11 @@ def trunk_template(n_azimuth: int = 120, n_polar: int = 30, ring_spacing: float 
     mirror[bottom0:] = bottom0 + disk_mirror[:inner]
     j = np.arange(n_rings * n_azimuth)
     mirror[ring0:bottom0] = ring0 + (j // n_azimuth) * n_azimuth + (n_azimuth - j % n_azimuth) % n_azimuth
-    for array in (levels, kind, ring, directions, faces, mirror):
+    planar = np.column_stack([rho * np.sin(disk_azimuth), rho * np.cos(disk_azimuth)])
+    for array in (levels, kind, ring, directions, faces, mirror, planar, top_index, bottom_index):
         array.flags.writeable = False       # shared by every caller through the cache
-    return TrunkTemplate(n_azimuth, levels, kind, ring, directions, faces, mirror)
+    return TrunkTemplate(n_azimuth, levels, kind, ring, directions, faces, mirror, planar, top_index, bottom_index,
+                         n_polar, ring_spacing)
 
 
 # ----------------------------------------------------------------------------------- Anny bodies
@@ -514,4 +523,6 @@ def build_torso_model(n_modes: int = 12, population: int = 100, seed: int = 0) -
     shapes, placed_by = trunk_shapes(sample_bodies(population, seed), template)
     landmarks = torso_landmarks(template, placed_by, shapes)
     labels = np.ones(len(template.faces), dtype=np.int32)
-    return from_training_shapes("torso", shapes, template.faces.copy(), labels, TORSO_LABELS, n_modes, landmarks)
+    return from_training_shapes("torso", shapes, template.faces.copy(), labels, TORSO_LABELS, n_modes, landmarks,
+                                template={"kind": "trunk", "n_azimuth": template.n_azimuth,
+                                          "n_polar": template.n_polar, "ring_spacing": template.ring_spacing})
