@@ -22,11 +22,13 @@ def scaled(base):
 
 
 LEARNING_SECTIONS = ("encoding", "surrogate", "inverse", "ecg2act")
+#: sections that judge the data without changing it
+ANALYSIS_SECTIONS = ("convergence",)
 
 
 def data_config(config):
-    """The config without the learning sections: what the cohort dataset depends on."""
-    data = {key: value for key, value in config.items() if key not in LEARNING_SECTIONS}
+    """The config without the learning and analysis sections: what the cohort dataset depends on."""
+    data = {key: value for key, value in config.items() if key not in LEARNING_SECTIONS + ANALYSIS_SECTIONS}
     data["encoding"] = {"sdf": config["encoding"]["sdf"]}
     return data
 

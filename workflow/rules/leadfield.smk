@@ -47,6 +47,7 @@ rule compute_lead_fields:
         conductivities=config["leadfield"]["conductivity_s_per_m"],
         low_rank_tolerance=config["leadfield"]["low_rank_tolerance"],
         electrode_tolerance_mm=electrode_tolerance_mm(config["meshing"]["torso_element_size_mm"]),
+        point_gradient=config["leadfield"]["point_gradient"],
     wildcard_constraints:
         chunk=r"\d+",
     log:

@@ -8,4 +8,4 @@ with logging_to(snakemake.log[0]):
                              snakemake.input.electrodes, snakemake.input.points, int(snakemake.wildcards.chunk),
                              snakemake.params.electrodes_per_job, snakemake.params.conductivities,
                              snakemake.output.chunk, snakemake.threads, snakemake.params.low_rank_tolerance,
-                             snakemake.params.electrode_tolerance_mm)
+                             snakemake.params.electrode_tolerance_mm, snakemake.params.point_gradient)

@@ -66,7 +66,8 @@ def write_sample_points(patient: str, mesh: str | Path, count: int, near_fractio
 def compute_lead_field_chunk(patient: str, mesh: str | Path, fibres_npz: str | Path, electrodes_csv: str | Path,
                              points_npz: str | Path, chunk: int, electrodes_per_job: int,
                              conductivities: Mapping[str, Any], out_npz: str | Path, threads: int = 1,
-                             low_rank_tolerance: float = 1e-10, electrode_tolerance_mm: float = 1.0) -> None:
+                             low_rank_tolerance: float = 1e-10, electrode_tolerance_mm: float = 1.0,
+                             point_gradient: str = "recovered") -> None:
     """Lead fields of one chunk of a patient's electrodes (one factorisation, one block
     solve), written atomically as ``.npz``: ``electrode_names`` (E,), ``electrode_positions_m``
     (E, 3), ``grad_points`` (E, P, 3) float32 Ω/m at the sample points, ``grad_cells``
@@ -77,7 +78,12 @@ def compute_lead_field_chunk(patient: str, mesh: str | Path, fibres_npz: str | P
     serve point location and gradients (the factorisation is sequential);
     ``low_rank_tolerance`` is MUMPS's block low-rank threshold (0: exact factors);
     ``electrode_tolerance_mm``: how far an electrode (on the patient's own body surface) may lie
-    from the mesh's coarser body surface (see :func:`electrode_tolerance_mm`).
+    from the mesh's coarser body surface (see :func:`electrode_tolerance_mm`);
+    ``point_gradient``: ∇Z at the sample points, ``recovered`` (volume-weighted nodal averages
+    per region, interpolated; :meth:`LeadFieldSolver.recovered_gradients`) or ``p1`` (the
+    containing cell's). ∇Z per myocardial cell is the P1 gradient, so that the lead matrix
+    recomputed from it is the stored Galerkin one, −B Z (README, Lead fields: it gives ECGs
+    closer to the converged ones than the recovered gradient does).
 
     Raises :class:`LeadFieldError` naming the patient for a chunk index out of range or an
     electrode more than 1 mm off the body surface."""
@@ -116,13 +122,19 @@ def compute_lead_field_chunk(patient: str, mesh: str | Path, fibres_npz: str | P
         raise LeadFieldError(f"patient {patient}: {error}") from error
     log.info("patient %s, chunk %d: %d lead fields solved as one block in %.2f s", patient, chunk, len(names),
              solver.stats.solve_s)
-    grad_points = solver.cell_gradients(z, point_cells, dtype=np.float32)
+    if point_gradient == "recovered":
+        grad_points = solver.recovered_gradients(z, point_cells, points_m, dtype=np.float32)
+    elif point_gradient == "p1":
+        grad_points = solver.cell_gradients(z, point_cells, dtype=np.float32)
+    else:
+        raise LeadFieldError(f"leadfield.point_gradient must be 'recovered' or 'p1', got {point_gradient!r}")
     grad_cells = solver.cell_gradients(z, fibres.parent_cells, dtype=np.float32)
     matrix_start = time.perf_counter()
     matrix = lead_matrix_from_potentials(fibres.points_mm * MM, fibres.tetrahedra,
                                          intracellular_tensors(fibres.fibre_cell, sigma), z[:, fibres.parent_nodes])
     lead_matrix_s = time.perf_counter() - matrix_start
     stats = {**solver.stats.as_dict(), "lead_matrix_s": lead_matrix_s, "patient": patient, "chunk": chunk,
+             "point_gradient": point_gradient,
              "sample_points": len(points_m), "total_s": time.perf_counter() - start, "units": CHUNK_UNITS}
     _save_npz(out_npz, {"electrode_names": np.array(names), "electrode_positions_m": electrodes_m,
                         "grad_points": grad_points, "grad_cells": grad_cells,

@@ -1,0 +1,213 @@
+"""One patient at one resolution, end to end: the patient's surfaces resampled and meshed,
+fibres, one activation scenario, the lead fields of the 12-lead electrodes, ∇Z at fixed
+evaluation points and the ECG — the same library calls as the workflow's per-patient stages,
+so what converges here is what the cohort is made of.
+
+Both ∇Z forms are kept: the P1 gradient (piecewise constant) and the recovered one
+(:meth:`ecgcohort.leadfield.LeadFieldSolver.recovered_gradients`), each with the lead matrix
+it gives (P1: L = −B Z, the Galerkin form; recovered: L[j, a] = −∫ G_i ∇φ_a · R∇Z_j), so
+their errors can be compared at the same cost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+GRADIENT_FORMS = ("p1", "recovered")
+
+
+@dataclass(frozen=True)
+class PatientFiles:
+    """What defines the patient (none of it depends on the mesh): its surfaces (``.vtp``), the
+    shape models they are instances of (``.npz``), its electrodes (CSV), Purkinje junctions
+    (``.npz``) and the evaluation points (``.npz`` of :func:`write_evaluation_points`)."""
+
+    heart: Path
+    torso: Path
+    heart_model: Path
+    torso_model: Path
+    electrodes: Path
+    junctions: Path
+    points: Path
+
+
+@dataclass(frozen=True)
+class Physics:
+    """The workflow's settings a level is simulated with (its config sections): ``meshing``,
+    ``fibres`` angles, ``velocities`` (m/s), ``action_potential``, ``conductivities`` (S/m),
+    the ``scenario`` entry, the ECG ``duration_ms`` and ``dt_ms``, the ``seed``, the MUMPS
+    ``low_rank_tolerance`` and the action-potential template's cache folder."""
+
+    meshing: Mapping[str, Any]
+    fibres: Mapping[str, Any]
+    velocities: Mapping[str, float]
+    action_potential: Mapping[str, float]
+    conductivities: Mapping[str, float]
+    scenario: Mapping[str, Any]
+    duration_ms: float
+    dt_ms: float
+    seed: int
+    low_rank_tolerance: float
+    template_cache: Path
+
+
+def evaluation_points(heart, torso, rng: np.random.Generator, myocardium_count: int, torso_count: int,
+                      min_depth_mm: float, torso_shell_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed points (mm) where ∇Z is compared across levels, from the patient's own surfaces
+    (``anatomy.Surface``): ``myocardium_count`` uniform in the myocardium at least
+    ``min_depth_mm`` inside it, and ``torso_count`` uniform in the torso within
+    ``torso_shell_mm`` of the heart, at least ``min_depth_mm`` from it and 15 mm inside the
+    body surface (so inside every level's mesh). Returns (points (P, 3) mm, region (P,):
+    1 myocardium, 2 torso)."""
+    from ecgcohort.geometry import signed_distance, winding_numbers
+
+    low, high = heart.points.min(axis=0) - torso_shell_mm, heart.points.max(axis=0) + torso_shell_mm
+    kept: dict[int, list[np.ndarray]] = {1: [], 2: []}
+    wanted = {1: myocardium_count, 2: torso_count}
+    for _ in range(200):
+        if all(sum(len(part) for part in kept[region]) >= wanted[region] for region in kept):
+            break
+        candidates = low + rng.random((20000, 3)) * (high - low)
+        heart_distance = signed_distance(heart.points, heart.faces, candidates)  # negative inside
+        myocardium = heart_distance <= -min_depth_mm
+        shell = (heart_distance >= min_depth_mm) & (heart_distance <= torso_shell_mm)
+        inside_body = winding_numbers(torso.points, torso.faces, candidates) > 0.5
+        shell &= inside_body & (signed_distance(torso.points, torso.faces, candidates) <= -15.0)
+        kept[1].append(candidates[myocardium])
+        kept[2].append(candidates[shell])
+    points = [np.concatenate(kept[region])[:wanted[region]] for region in (1, 2)]
+    if any(len(p) < wanted[region] for p, region in zip(points, (1, 2))):
+        raise ValueError(f"only {len(points[0])} myocardial and {len(points[1])} torso evaluation points found")
+    return np.concatenate(points), np.repeat([1, 2], [len(points[0]), len(points[1])]).astype(np.int32)
+
+
+def write_evaluation_points(patient: str, heart: str | Path, torso: str | Path, seed: int,
+                            settings: Mapping[str, Any], out_npz: str | Path) -> None:
+    """The patient's evaluation points (:func:`evaluation_points`, randomness from (seed,
+    patient)) as ``.npz``: ``points_mm``, ``region``."""
+    from ecgcohort.anatomy.outputs import read_surface
+    from ecgcohort.cohort.sampling import patient_rng
+    from ecgcohort.io import atomic_path
+
+    points, region = evaluation_points(read_surface(heart), read_surface(torso),
+                                       patient_rng(seed, patient, "convergence-points"),
+                                       int(settings["myocardium_points"]), int(settings["torso_points"]),
+                                       float(settings["min_depth_mm"]), float(settings["torso_shell_mm"]))
+    with atomic_path(out_npz) as temporary, open(temporary, "wb") as stream:
+        np.savez(stream, points_mm=points, region=region)
+
+
+def simulate_level(patient: str, heart_mm: float, torso_mm: float, files: PatientFiles, physics: Physics,
+                   workdir: str | Path, threads: int = 1) -> dict[str, np.ndarray]:
+    """The patient at element sizes ``heart_mm`` / ``torso_mm``: arrays to compare with other
+    levels (see the module notes), timings in ``timings_json``. ``workdir`` holds the mesh."""
+    from ecgcohort.anatomy.outputs import read_surface
+    from ecgcohort.cohort.sampling import patient_rng
+    from ecgcohort.conduction.action_potential import action_potential_template
+    from ecgcohort.conduction.eikonal import activation_times
+    from ecgcohort.conduction.jobs import load_junctions, scenario_sources
+    from ecgcohort.conduction.maps import ActivationMap
+    from ecgcohort.conduction.scenarios import Scenario, apd_scale
+    from ecgcohort.ecg.forward import electrode_potentials, read_electrode_table, time_grid_ms
+    from ecgcohort.ecg.leads import LEAD_ELECTRODES, standard_leads
+    from ecgcohort.fibers.rule_based import FibreAngles, myocardial_fibres
+    from ecgcohort.leadfield.jobs import electrode_tolerance_mm
+    from ecgcohort.leadfield.matrix import lead_matrix
+    from ecgcohort.leadfield.solver import MM, LeadFieldSolver, lead_matrix_from_potentials
+    from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
+    from ecgcohort.meshing.jobs import MeshSizes, mesh_patient_at
+
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    mesh_path = Path(workdir) / "mesh.msh"
+    report, surfaces = mesh_patient_at(patient, files.heart, files.torso, files.heart_model, files.torso_model,
+                                       MeshSizes(heart_mm, torso_mm), physics.meshing, threads, mesh_path)
+    timings["mesh_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    angles = physics.fibres
+    fibres = myocardial_fibres(mesh_path, FibreAngles(alpha_endo=angles["alpha_endo_deg"],
+                                                      alpha_epi=angles["alpha_epi_deg"],
+                                                      beta_endo=angles["beta_endo_deg"], beta_epi=angles["beta_epi_deg"]))
+    timings["fibres_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    spec = Scenario.from_config(physics.scenario)
+    rng = patient_rng(physics.seed, patient, f"pacing:{spec.name}") if spec.kind == "random_pacing" else None
+    junctions = load_junctions(files.junctions) if spec.uses_purkinje else None
+    stimuli = scenario_sources(spec, fibres, read_surface(files.heart), junctions, rng, physics.velocities)
+    tau = activation_times(fibres.points_mm, fibres.tetrahedra, fibres.fibre_cell, float(physics.velocities["fibre"]),
+                           float(physics.velocities["cross"]), stimuli.nodes, stimuli.node_times_ms, device="cpu")
+    scale = apd_scale(fibres, float(physics.action_potential["apd_apex_to_base"]),
+                      float(physics.action_potential["apd_endo_to_epi"]))
+    timings["activation_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    sigma = Conductivities.from_config(physics.conductivities)
+    table = read_electrode_table(files.electrodes)
+    index = [table.names.index(name) for name in LEAD_ELECTRODES]
+    electrodes_m = table.positions_mm[index] * MM
+    solver = LeadFieldSolver(mesh_path, sigma, fibres.fibre_cell, fibres.parent_cells, threads=threads,
+                             low_rank_tolerance=physics.low_rank_tolerance,
+                             max_electrode_offset_mm=electrode_tolerance_mm(torso_mm))
+    z = solver.solve(electrodes_m, list(LEAD_ELECTRODES))
+    timings["lead_field_solve_s"] = time.perf_counter() - start
+    with np.load(files.points) as data:
+        points_m, region = data["points_mm"] * MM, data["region"]
+    cells = solver.locate(points_m, outside="mark")
+    inside = cells >= 0
+    gradients = {form: np.full((len(LEAD_ELECTRODES), len(points_m), 3), np.nan) for form in GRADIENT_FORMS}
+    start = time.perf_counter()
+    gradients["p1"][:, inside] = solver.cell_gradients(z, cells[inside])
+    timings["gradient_p1_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    gradients["recovered"][:, inside] = solver.recovered_gradients(z, cells[inside], points_m[inside])
+    timings["gradient_recovered_s"] = time.perf_counter() - start
+
+    nodes_m = fibres.points_mm * MM
+    intracellular = intracellular_tensors(fibres.fibre_cell, sigma)
+    start = time.perf_counter()
+    matrices = {"p1": lead_matrix_from_potentials(nodes_m, fibres.tetrahedra, intracellular, z[:, fibres.parent_nodes])}
+    timings["lead_matrix_p1_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    matrices["recovered"] = lead_matrix(nodes_m, fibres.tetrahedra, intracellular,
+                                        solver.recovered_gradients(z, fibres.parent_cells))
+    timings["lead_matrix_recovered_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    template = action_potential_template(float(physics.action_potential["cycle_length_ms"]),
+                                         cache_dir=physics.template_cache)
+    times_ms = time_grid_ms(physics.duration_ms, physics.dt_ms)
+    activation = ActivationMap(spec.name, spec.kind, tau, scale, stimuli.positions_mm, stimuli.times_ms)
+    potentials = electrode_potentials(np.vstack([matrices[form] for form in GRADIENT_FORMS]), activation, times_ms,
+                                      template)
+    leads = {form: standard_leads(potentials[k * 9:(k + 1) * 9], LEAD_ELECTRODES)
+             for k, form in enumerate(GRADIENT_FORMS)}
+    timings["ecg_s"] = time.perf_counter() - start
+
+    timings.update({key: getattr(solver.stats, key) for key in ("assembly_s", "factorisation_s", "solve_s")})
+    sizes = {"heart_mm": heart_mm, "torso_mm": torso_mm, "nodes": report.nodes, "tetrahedra": report.tetrahedra,
+             "myocardial_nodes": fibres.n_nodes, "myocardial_tetrahedra": int(len(fibres.tetrahedra)),
+             "myocardial_volume_ml": report.volume_per_region_mm3["myocardium"] / 1e3,
+             "torso_volume_ml": report.volume_per_region_mm3["torso"] / 1e3, "surfaces": surfaces,
+             "junction_times_ms": [float(t) for t in np.sort(stimuli.times_ms)[:3]]}
+    log.info("patient %s at %g/%g mm: %d nodes (%d myocardial), activation %.1f ms, %s", patient, heart_mm, torso_mm,
+             report.nodes, fibres.n_nodes, float(np.ptp(tau)), json.dumps({k: round(v, 2) for k, v in timings.items()}))
+    return {"myocardial_points_mm": fibres.points_mm, "myocardial_tetrahedra": fibres.tetrahedra,
+            "fibre_cell": fibres.fibre_cell,
+            "lead_field_ohm": z[:, fibres.parent_nodes], "activation_ms": tau, "apd_scale": scale,
+            "stimulus_positions_mm": stimuli.positions_mm,
+            "stimulus_times_ms": stimuli.times_ms, "points_region": region,
+            **{f"lead_matrix_{form}": matrices[form] for form in GRADIENT_FORMS},
+            **{f"grad_points_{form}": gradients[form].astype(np.float32) for form in GRADIENT_FORMS},
+            **{f"leads_{form}_v": leads[form] for form in GRADIENT_FORMS},
+            "times_ms": times_ms, "sizes_json": np.array(json.dumps(sizes)), "timings_json": np.array(json.dumps(timings))}

@@ -1,0 +1,231 @@
+"""Every level of a patient against its finest (the reference): ∇Z errors at the evaluation
+points, ECG errors of the whole pipeline and of the lead field alone, the activation span,
+the geometry, observed orders and timings; a table per level and gradient form, a per-lead
+table, and a figure.
+
+Definitions (ECG errors are relative ℓ2 norms over time, per lead, then averaged over the 12
+leads; the QRS window runs from the reference's first activation to 10 ms after its last):
+
+* ``ecg_error`` / ``ecg_error_qrs``: the level's own ECG (its mesh, fibres, activation, lead
+  matrix) against the reference's — the whole pipeline;
+* ``lead_field_share`` / ``lead_field_share_qrs``: the reference's activation and APD scales
+  interpolated onto the level's nodes, through the level's lead matrix — what the lead field
+  (and the level's nodes carrying V_m) alone gets wrong;
+* ``activation_share``: the level's activation interpolated onto the reference's nodes,
+  through the reference's lead matrix;
+* ``grad_angle_deg_{myocardium,torso}``, ``grad_magnitude_{...}``: mean angle between the
+  level's ∇Z and the reference's recovered ∇Z, and mean relative magnitude error, over the 9
+  electrodes and the evaluation points of that region;
+* ``order_*``: log(e_i / e_i+1) / log(h_i / h_i+1) between consecutive levels (heart sizes).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
+
+from ecgcohort.convergence.level import GRADIENT_FORMS
+from ecgcohort.ecg.leads import LEAD_NAMES
+
+
+@dataclass(frozen=True)
+class Level:
+    """One level's arrays (see :func:`ecgcohort.convergence.level.simulate_level`)."""
+
+    patient: str
+    sizes: dict
+    timings: dict
+    arrays: dict[str, np.ndarray]
+
+    @property
+    def heart_mm(self) -> float:
+        return float(self.sizes["heart_mm"])
+
+
+def load_level(patient: str, path: str | Path) -> Level:
+    with np.load(path) as data:
+        arrays = {key: data[key] for key in data.files}
+    return Level(patient, json.loads(str(arrays.pop("sizes_json"))), json.loads(str(arrays.pop("timings_json"))),
+                 arrays)
+
+
+def interpolate_nodal(points: np.ndarray, tetrahedra: np.ndarray, values: np.ndarray, targets: np.ndarray,
+                      candidates: int = 16) -> np.ndarray:
+    """A P1 field (``values`` (N, ...) on ``points``) at ``targets`` (K, 3): linear in the
+    tetrahedron holding each target, or in the one nearest to holding it (clamped barycentric
+    coordinates) for a target just outside the mesh. Same units as ``points``."""
+    corners = points[tetrahedra]
+    near = cKDTree(corners.mean(axis=1)).query(targets, k=min(candidates, len(tetrahedra)))[1]
+    a = corners[near, 0]
+    edges = np.stack([corners[near, 1] - a, corners[near, 2] - a, corners[near, 3] - a], axis=-1)
+    local = np.linalg.solve(edges, (targets[:, None, :] - a)[..., None])[..., 0]
+    barycentric = np.concatenate([1.0 - local.sum(axis=-1, keepdims=True), local], axis=-1)
+    best = barycentric.min(axis=-1).argmax(axis=1)
+    rows = np.arange(len(targets))
+    weights = np.clip(barycentric[rows, best], 0.0, None)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return np.einsum("kc,kc...->k...", weights, values[tetrahedra[near[rows, best]]])
+
+
+def relative_errors(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Per row ‖other − reference‖ / ‖reference‖ over the last axis."""
+    return np.linalg.norm(other - reference, axis=-1) / np.linalg.norm(reference, axis=-1)
+
+
+def gradient_errors(reference: np.ndarray, other: np.ndarray) -> tuple[float, float]:
+    """(mean angle in degrees, mean relative magnitude error) of ∇Z arrays (E, P, 3), over the
+    pairs finite in both."""
+    valid = np.isfinite(reference).all(axis=-1) & np.isfinite(other).all(axis=-1)
+    ref, oth = reference[valid], other[valid]
+    cosine = np.einsum("pi,pi->p", ref, oth) / np.linalg.norm(ref, axis=1) / np.linalg.norm(oth, axis=1)
+    angle = np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
+    magnitude = np.abs(np.linalg.norm(oth, axis=1) / np.linalg.norm(ref, axis=1) - 1.0)
+    return float(angle.mean()), float(magnitude.mean())
+
+
+def _ecg(lead_matrix: np.ndarray, activation_ms: np.ndarray, apd_scale: np.ndarray, times_ms: np.ndarray,
+         template) -> np.ndarray:
+    from ecgcohort.conduction.maps import ActivationMap
+    from ecgcohort.ecg.forward import electrode_potentials
+    from ecgcohort.ecg.leads import LEAD_ELECTRODES, standard_leads
+
+    activation = ActivationMap("interpolated", "sinus", activation_ms, apd_scale, np.zeros((0, 3)), np.zeros(0))
+    return standard_leads(electrode_potentials(lead_matrix, activation, times_ms, template), LEAD_ELECTRODES)
+
+
+def compare_levels(levels: Sequence[Level], template) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one row per level and gradient form, one row per level, form and lead) against the
+    last level of ``levels`` (the finest)."""
+    reference = levels[-1]
+    ref = reference.arrays
+    times = ref["times_ms"]
+    tau_ref = ref["activation_ms"]
+    qrs = (times >= tau_ref.min()) & (times <= tau_ref.max() + 10.0)
+    region = ref["points_region"]
+    rows, lead_rows = [], []
+    for level in levels:
+        arr = level.arrays
+        onto_level = interpolate_nodal(ref["myocardial_points_mm"], ref["myocardial_tetrahedra"],
+                                       np.column_stack([tau_ref, ref["apd_scale"]]), arr["myocardial_points_mm"])
+        onto_reference = interpolate_nodal(arr["myocardial_points_mm"], arr["myocardial_tetrahedra"],
+                                           np.column_stack([arr["activation_ms"], arr["apd_scale"]]),
+                                           ref["myocardial_points_mm"])
+        for form in GRADIENT_FORMS:
+            own, truth = arr[f"leads_{form}_v"], ref[f"leads_{form}_v"]
+            lead_field_only = _ecg(arr[f"lead_matrix_{form}"], onto_level[:, 0], onto_level[:, 1], times, template)
+            activation_only = _ecg(ref[f"lead_matrix_{form}"], onto_reference[:, 0], onto_reference[:, 1], times,
+                                   template)
+            per_lead = {"ecg_error": relative_errors(truth, own),
+                        "ecg_error_qrs": relative_errors(truth[:, qrs], own[:, qrs]),
+                        "lead_field_share": relative_errors(truth, lead_field_only),
+                        "lead_field_share_qrs": relative_errors(truth[:, qrs], lead_field_only[:, qrs]),
+                        "activation_share": relative_errors(truth, activation_only)}
+            row = {"patient": level.patient, "heart_mm": level.heart_mm, "torso_mm": float(level.sizes["torso_mm"]),
+                   "gradient": form, "reference": level is reference,
+                   **{key: float(level.sizes[key]) for key in ("nodes", "tetrahedra", "myocardial_nodes",
+                                                                "myocardial_volume_ml")},
+                   "myocardial_volume_change": level.sizes["myocardial_volume_ml"]
+                   / reference.sizes["myocardial_volume_ml"] - 1.0,
+                   "heart_surface_distance_mm": level.sizes["surfaces"]["heart"]["mean_distance_mm"],
+                   "activation_span_ms": float(np.ptp(arr["activation_ms"])),
+                   "activation_span_change_ms": float(np.ptp(arr["activation_ms"]) - np.ptp(tau_ref)),
+                   **{key: float(np.mean(value)) for key, value in per_lead.items()}}
+            for name, selected in (("myocardium", region == 1), ("torso", region == 2)):
+                angle, magnitude = gradient_errors(ref["grad_points_recovered"][:, selected],
+                                                   arr[f"grad_points_{form}"][:, selected])
+                row[f"grad_angle_deg_{name}"], row[f"grad_magnitude_{name}"] = angle, magnitude
+            row["lead_field_s"] = float(level.timings["lead_field_solve_s"] + level.timings[f"lead_matrix_{form}_s"])
+            row["total_s"] = float(sum(value for key, value in level.timings.items()
+                                       if key not in ("assembly_s", "factorisation_s", "solve_s")))
+            rows.append(row)
+            for k, lead in enumerate(LEAD_NAMES):
+                lead_rows.append({"patient": level.patient, "heart_mm": level.heart_mm, "gradient": form, "lead": lead,
+                                  **{key: float(value[k]) for key, value in per_lead.items()}})
+    table = pd.DataFrame(rows)
+    return add_orders(table), pd.DataFrame(lead_rows)
+
+
+ORDER_COLUMNS = ("ecg_error", "lead_field_share", "grad_angle_deg_myocardium", "grad_angle_deg_torso")
+
+
+def add_orders(table: pd.DataFrame) -> pd.DataFrame:
+    """Observed orders of the error columns between consecutive non-reference levels of each
+    patient and form (NaN for the last of them and for the reference)."""
+    table = table.copy()
+    for column in ORDER_COLUMNS:
+        table[f"order_{column}"] = np.nan
+    for _, group in table[~table.reference].groupby(["patient", "gradient"]):
+        group = group.sort_values("heart_mm", ascending=False)
+        for (i, coarse), (_, fine) in zip(group.iterrows(), group.iloc[1:].iterrows()):
+            for column in ORDER_COLUMNS:
+                if coarse[column] > 0 and fine[column] > 0:
+                    table.loc[i, f"order_{column}"] = (np.log(coarse[column] / fine[column])
+                                                       / np.log(coarse["heart_mm"] / fine["heart_mm"]))
+    return table
+
+
+def plot_convergence(table: pd.DataFrame, path: str | Path) -> None:
+    """Errors against the heart element size (log-log), per gradient form; one line per patient."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ecgcohort.io import atomic_path
+
+    panels = (("ecg_error", "ECG, whole pipeline"), ("lead_field_share", "ECG, lead field alone"),
+              ("ecg_error_qrs", "ECG in the QRS, whole pipeline"), ("grad_angle_deg_myocardium", "∇Z angle, myocardium (°)"),
+              ("grad_angle_deg_torso", "∇Z angle, torso (°)"), ("activation_span_change_ms", "activation span − reference (ms)"))
+    figure, axes = plt.subplots(2, 3, figsize=(14, 8))
+    data = table[~table.reference]
+    for axis, (column, title) in zip(axes.ravel(), panels):
+        for (patient, form), group in data.groupby(["patient", "gradient"]):
+            group = group.sort_values("heart_mm")
+            values = group[column].to_numpy()
+            axis.plot(group.heart_mm, np.abs(values) if column.endswith("_ms") else values, "o-" if form == "recovered" else "s--",
+                      label=f"{patient}, {form}")
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel("heart element size (mm)")
+        axis.set_title(title, fontsize=10)
+        axis.grid(alpha=0.3, which="both")
+    axes[0, 0].legend(fontsize=7)
+    figure.suptitle("Mesh convergence against the finest level (P1 and recovered ∇Z)")
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=110, format="png")
+    plt.close(figure)
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """The main columns as a Markdown table (percentages for relative errors)."""
+    columns = [("patient", "patient", "{}"), ("heart_mm", "heart / mm", "{:g}"), ("torso_mm", "torso / mm", "{:g}"),
+               ("gradient", "∇Z", "{}"), ("nodes", "nodes", "{:,.0f}"),
+               ("myocardial_volume_change", "volume", "{:+.2%}"), ("activation_span_ms", "activation (ms)", "{:.1f}"),
+               ("ecg_error", "ECG", "{:.1%}"), ("ecg_error_qrs", "ECG, QRS", "{:.1%}"),
+               ("lead_field_share", "lead field share", "{:.1%}"), ("lead_field_share_qrs", "LF share, QRS", "{:.1%}"),
+               ("activation_share", "activation share", "{:.1%}"),
+               ("grad_angle_deg_myocardium", "∇Z angle myo (°)", "{:.2f}"), ("grad_magnitude_myocardium", "|∇Z| myo", "{:.1%}"),
+               ("grad_angle_deg_torso", "∇Z angle torso (°)", "{:.2f}"),
+               ("order_ecg_error", "order ECG", "{:.2f}"), ("order_grad_angle_deg_myocardium", "order ∇Z myo", "{:.2f}"),
+               ("total_s", "time (s)", "{:.0f}")]
+    lines = ["| " + " | ".join(title for _, title, _ in columns) + " |", "|" + "---|" * len(columns)]
+    for _, row in table.iterrows():
+        cells = []
+        for key, _, fmt in columns:
+            value = row[key]
+            if row["reference"] and key not in ("patient", "heart_mm", "torso_mm", "gradient", "nodes",
+                                                 "activation_span_ms", "total_s"):
+                cells.append("ref")
+            elif isinstance(value, float) and not np.isfinite(value):
+                cells.append("–")
+            else:
+                cells.append(fmt.format(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,110 @@
+# Mesh convergence of the ground truth: the patients of `convergence.patients` through the
+# ladder `convergence.levels` (coarse to fine, the last the reference), every level against the
+# finest. The patient (surfaces, electrodes, Purkinje junctions) is the cohort's own: only the
+# meshing changes from level to level.
+
+CONVERGENCE = config["convergence"]
+CONVERGENCE_PATIENTS = [patient for patient in CONVERGENCE["patients"] if patient in PATIENTS]
+CONVERGENCE_LEVELS = list(range(len(CONVERGENCE["levels"])))
+
+
+rule convergence_points:
+    input:
+        heart=rules.assemble_anatomy.output.heart,
+        torso=rules.assemble_anatomy.output.torso,
+    output:
+        points="results/convergence/{patient}/points.npz",
+    params:
+        seed=config["cohort"]["seed"],
+        settings={key: CONVERGENCE[key] for key in ("myocardium_points", "torso_points", "min_depth_mm",
+                                                     "torso_shell_mm")},
+    log:
+        "results/logs/convergence/{patient}/convergence_points.log",
+    benchmark:
+        "results/benchmarks/convergence/{patient}/convergence_points.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(10),
+    conda:
+        "../../envs/fem.yaml"
+    script:
+        "../scripts/convergence_points.py"
+
+
+rule convergence_level:
+    input:
+        heart=rules.assemble_anatomy.output.heart,
+        torso=rules.assemble_anatomy.output.torso,
+        heart_model="results/shapes/heart.npz",
+        torso_model="results/shapes/torso.npz",
+        electrodes=rules.place_electrodes.output.electrodes,
+        junctions=rules.grow_purkinje.output.junctions,
+        points=rules.convergence_points.output.points,
+    output:
+        level="results/convergence/{patient}/level-{level}.npz",
+    params:
+        level=lambda wildcards: CONVERGENCE["levels"][int(wildcards.level)],
+        physics={
+            "meshing": config["meshing"],
+            "fibres": config["fibers"],
+            "velocities": config["electrophysiology"]["velocity_m_per_s"],
+            "action_potential": config["electrophysiology"]["action_potential"],
+            "conductivities": config["leadfield"]["conductivity_s_per_m"],
+            "scenario": dataclasses.asdict(ACTIVATION_MAPS[CONVERGENCE["scenario"]]),
+            "duration_ms": config["ecg"]["duration_ms"],
+            "dt_ms": config["ecg"]["dt_ms"],
+            "seed": config["cohort"]["seed"],
+            "low_rank_tolerance": config["leadfield"]["low_rank_tolerance"],
+            "template_cache": "results/cache/action_potential",
+        },
+    wildcard_constraints:
+        level=r"\d+",
+    log:
+        "results/logs/convergence/{patient}/convergence_level-{level}.log",
+    benchmark:
+        "results/benchmarks/convergence/{patient}/convergence_level-{level}.tsv"
+    threads: 2
+    resources:
+        mem_mb=lambda wildcards, attempt: attempt * max(4000, int(60000 / CONVERGENCE["levels"][int(wildcards.level)]["heart_mm"] ** 3)),
+        runtime=scaled(60),
+    conda:
+        "../../envs/fem.yaml"
+    script:
+        "../scripts/convergence_level.py"
+
+
+rule convergence_summary:
+    input:
+        levels=expand(rules.convergence_level.output.level, patient=CONVERGENCE_PATIENTS, level=CONVERGENCE_LEVELS),
+    output:
+        table=report("results/convergence/convergence.csv", caption=caption("convergence"), category="Ground truth",
+                     subcategory="Mesh convergence", labels={"table": "errors per level"}),
+        markdown="results/convergence/convergence.md",
+        leads=report("results/convergence/convergence_leads.csv", caption=caption("convergence"),
+                     category="Ground truth", subcategory="Mesh convergence", labels={"table": "ECG errors per lead"}),
+        figure=report("results/convergence/convergence.png", caption=caption("convergence"), category="Ground truth",
+                      subcategory="Mesh convergence", labels={"figure": "errors against element size"}),
+    params:
+        level_paths={patient: expand(rules.convergence_level.output.level, patient=patient, level=CONVERGENCE_LEVELS)
+                     for patient in CONVERGENCE_PATIENTS},
+        cycle_length_ms=config["electrophysiology"]["action_potential"]["cycle_length_ms"],
+        template_cache="results/cache/action_potential",
+    log:
+        "results/logs/convergence/convergence_summary.log",
+    benchmark:
+        "results/benchmarks/convergence/convergence_summary.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled(8000),
+        runtime=scaled(20),
+    conda:
+        "../../envs/fem.yaml"
+    script:
+        "../scripts/convergence_summary.py"
+
+
+rule convergence:
+    """Target: the mesh-convergence table and figure of `convergence.patients` over `convergence.levels`."""
+    input:
+        rules.convergence_summary.output,
