@@ -33,6 +33,7 @@ include: "workflow/rules/fibers.smk"
 include: "workflow/rules/electrophysiology.smk"
 include: "workflow/rules/leadfield.smk"
 include: "workflow/rules/ecg.smk"
+include: "workflow/rules/realism.smk"
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/encoding.smk"
 include: "workflow/rules/surrogate.smk"
@@ -50,6 +51,7 @@ rule all:
         rules.activations.input,
         rules.leadfields.input,
         rules.ecgs.input,
+        rules.realism.input,
         rules.dataset.input,
         rules.encodings.input,
         rules.surrogates.input,

@@ -21,12 +21,13 @@ def scaled(base):
     return lambda wildcards, attempt: base * attempt
 
 
-LEARNING_SECTIONS = ("encoding", "surrogate", "inverse", "ecg2act")
+# the sections read only by stages downstream of the dataset: models and the ECG realism measure
+DOWNSTREAM_SECTIONS = ("encoding", "surrogate", "inverse", "ecg2act", "realism")
 
 
 def data_config(config):
-    """The config without the learning sections: what the cohort dataset depends on."""
-    data = {key: value for key, value in config.items() if key not in LEARNING_SECTIONS}
+    """The config without the downstream sections: what the cohort dataset depends on."""
+    data = {key: value for key, value in config.items() if key not in DOWNSTREAM_SECTIONS}
     data["encoding"] = {"sdf": config["encoding"]["sdf"]}
     return data
 
