@@ -90,11 +90,15 @@ def test_t_peak_and_end_of_a_gaussian_t_wave():
     assert features["qtc_ms"] == pytest.approx(features["qt_ms"])  # Fridericia at 60 bpm
 
 
-def test_a_t_wave_cut_by_the_record_is_flagged_and_not_measured():
-    late_t = (460.0, 40.0, 0.5, 45.0, 0.3)
+@pytest.mark.parametrize("t_centre_ms, residual", [(460.0, 0.61), (420.0, 0.14)])
+def test_a_t_wave_cut_by_the_record_is_flagged_and_not_measured(t_centre_ms, residual):
+    """What is left at 500 ms of a Gaussian T (σ 40 ms) is exp(−(500 − μ)²/2σ²) of it; neither
+    its peak nor its end is measured (ECGdeli would place the end at 494 ms for μ = 420 ms, on
+    the taper that closes the record)."""
+    late_t = (t_centre_ms, 40.0, 0.5, 45.0, 0.3)
     found = delineate(dipole_beat(NARROW_QRS + [late_t]), TIMES_MS, CYCLE_MS)
-    assert found.t_unfinished and found.t_residual_fraction > 0.5
-    assert math.isnan(found.t_offset_ms)
+    assert found.t_unfinished and found.t_residual_fraction == pytest.approx(residual, abs=0.02)
+    assert math.isnan(found.t_offset_ms) and math.isnan(found.t_peak_ms)
     finished = delineate(dipole_beat(NARROW_QRS + [T_WAVE]), TIMES_MS, CYCLE_MS)
     assert not finished.t_unfinished and finished.t_residual_fraction < 0.03
 
