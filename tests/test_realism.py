@@ -320,6 +320,9 @@ def test_the_jobs_write_every_beat_flagged_or_not_and_the_figures(tmp_path, real
         rates = {(r["criteria_set"], r["criterion"]): r for r in csv.DictReader(stream)}
     assert rates[("healthy", "all criteria")]["passed"] == "1"
     assert rates[("lbbb", "strauss_qrs_duration")]["measured"] == "0"
+    assert (rates[("lbbb", "strauss_lbbb")]["passed"], rates[("lbbb", "strauss_lbbb")]["goal_reached"]) == ("0", "no")
+    assert rates[("healthy", "qrs_duration")]["goal_reached"] == "yes"
+    assert rates[("healthy", "all criteria")]["goal_reached"] == ""
     assert rates[("paced", "t_wave_complete")]["passed"] == "0"
     for name in ("distributions",):
         assert outputs[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
