@@ -145,8 +145,8 @@ def has_mid_qrs_notch(qrs_mv: np.ndarray, dt_ms: float, slope_ratio: float) -> b
     return False
 
 
-def _filtered(leads_mv: np.ndarray, dt_ms: float, lead_in: int, kind: str, corners_hz: float | tuple[float, float],
-              ) -> np.ndarray:
+def _filtered(leads_mv: np.ndarray, dt_ms: float, lead_in: int, kind: str,
+              corners_hz: float | tuple[float, float]) -> np.ndarray:
     """Zero-phase 4th-order Butterworth of the leads after an isoelectric lead-in of ``lead_in``
     samples (the level at the first sample); the lead-in is cut off again."""
     from scipy.signal import butter, sosfiltfilt
