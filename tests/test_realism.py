@@ -119,6 +119,18 @@ def test_undelineable_ecgs_raise_with_the_reason():
         delineate(np.tile(gaussian(250.0, 60.0), (12, 1)), TIMES_MS, CYCLE_MS)
 
 
+def test_an_ecgdeli_failure_flags_the_beat_instead_of_failing_the_job(monkeypatch):
+    import ecgdeli
+
+    def broken(*args, **kwargs):
+        raise ecgdeli.MatlabIndexError("MATLAB:badsubscript", "Index exceeds the number of array elements.")
+
+    monkeypatch.setattr(ecgdeli, "annotate", broken)
+    row = beat_row("p1", "sinus", "sinus", "healthy", hand_made(NORMAL_I, NORMAL_II, NORMAL_PRECORDIAL), TIMES_MS,
+                   CYCLE_MS, DelineationSettings(), FeatureSettings())
+    assert row["status"].startswith("ECGdeli failed on the T wave") and "qrs_duration_ms" not in row
+
+
 def test_feature_primitives():
     assert frontal_axis_deg(1.0, 0.0) == pytest.approx(0.0)
     assert frontal_axis_deg(0.0, 1.0) == pytest.approx(90.0)

@@ -204,8 +204,11 @@ def ecgdeli_t_wave(leads_mv: np.ndarray, dt_ms: float, cycle_length_ms: float, r
     reference[:, ecgdeli.Wave.R_PEAK] = np.arange(TILED_BEATS) * period + lead_in + r_peak + 1
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        annotation = ecgdeli.annotate(record.T, 1000.0 / dt_ms, waves="QRST",
-                                      reference=ecgdeli.FPT.from_matlab(reference))
+        try:
+            annotation = ecgdeli.annotate(record.T, 1000.0 / dt_ms, waves="QRST",
+                                          reference=ecgdeli.FPT.from_matlab(reference))
+        except ecgdeli.MatlabError as error:  # the port's own failures, e.g. an index out of the record
+            raise DelineationError(f"ECGdeli failed on the T wave: {error}") from error
     for warning in caught:
         log.info("ecgdeli: %s", warning.message)
     beat = TILED_BEATS // 2
