@@ -34,6 +34,7 @@ include: "workflow/rules/electrophysiology.smk"
 include: "workflow/rules/leadfield.smk"
 include: "workflow/rules/ecg.smk"
 include: "workflow/rules/convergence.smk"
+include: "workflow/rules/realism.smk"
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/encoding.smk"
 include: "workflow/rules/surrogate.smk"
@@ -52,6 +53,7 @@ rule all:
         rules.leadfields.input,
         rules.ecgs.input,
         rules.convergence.input,
+        rules.realism.input,
         rules.dataset.input,
         rules.encodings.input,
         rules.surrogates.input,

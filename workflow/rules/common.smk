@@ -21,14 +21,14 @@ def scaled(base):
     return lambda wildcards, attempt: base * attempt
 
 
-LEARNING_SECTIONS = ("encoding", "surrogate", "inverse", "ecg2act")
-#: sections that judge the data without changing it
-ANALYSIS_SECTIONS = ("convergence",)
+# the sections read only by stages downstream of the dataset (models), or that judge the data
+# without changing it (the ECG realism measure, mesh convergence)
+DOWNSTREAM_SECTIONS = ("encoding", "surrogate", "inverse", "ecg2act", "realism", "convergence")
 
 
 def data_config(config):
-    """The config without the learning and analysis sections: what the cohort dataset depends on."""
-    data = {key: value for key, value in config.items() if key not in LEARNING_SECTIONS + ANALYSIS_SECTIONS}
+    """The config without the downstream sections: what the cohort dataset depends on."""
+    data = {key: value for key, value in config.items() if key not in DOWNSTREAM_SECTIONS}
     data["encoding"] = {"sdf": config["encoding"]["sdf"]}
     return data
 

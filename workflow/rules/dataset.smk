@@ -16,7 +16,7 @@ rule assemble_dataset:
         card="results/dataset/README.md",
     params:
         # the data half of the validated config is the dataset's provenance: a change there
-        # re-assembles it; the learning sections (models trained from the dataset) do not
+        # re-assembles it; the downstream sections (models trained from it, the realism measure) do not
         config=data_config(config),
         patients=PATIENTS,
         scenarios=SCENARIOS,

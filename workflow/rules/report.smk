@@ -11,6 +11,7 @@ rule stage_timings:
         dataset=rules.assemble_dataset.output.store,
         encodings=rules.evaluate_shape_model.output.table,
         surrogate=rules.summarize_surrogate.output.table,
+        realism=rules.realism_summary.output.table,
     output:
         table=report("results/report/stage_timings.csv", caption=caption("stage_timings"), category="Run statistics",
                      subcategory="Timings", labels={"table": "time per rule"}),

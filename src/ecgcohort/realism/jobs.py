@@ -1,0 +1,114 @@
+"""Workflow jobs of the realism stage: one patient's beats delineated (with the clinical
+12-lead figure of each beat judged as healthy), and the cohort's summary."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ecgcohort.ecg.leads import LEAD_NAMES
+from ecgcohort.io import atomic_path
+from ecgcohort.realism.delineation import DelineationError, DelineationSettings, delineate
+from ecgcohort.realism.features import FeatureSettings, beat_features
+
+log = logging.getLogger(__name__)
+
+
+def read_beat(path: str | Path, patient: str, scenario: str) -> tuple[np.ndarray, np.ndarray]:
+    """The 12 leads (12, T) in mV and the times (T,) in ms of an ECG written by
+    ``ecgcohort.ecg.compute_ecg``; ValueError naming the patient and scenario if the file holds
+    another beat or other leads."""
+    with np.load(path) as data:
+        stored = (str(data["patient"]), str(data["scenario"]))
+        names = tuple(str(name) for name in data["lead_names"])
+        leads_mv = np.asarray(data["leads_v"], dtype=np.float64) * 1e3
+        times_ms = np.asarray(data["time_s"], dtype=np.float64) * 1e3
+    if stored != (patient, scenario):
+        raise ValueError(f"{path} holds patient {stored[0]}, scenario {stored[1]}, not {patient}, {scenario}")
+    if names != LEAD_NAMES:
+        raise ValueError(f"patient {patient}, {scenario}: {path} has leads {names}, expected {LEAD_NAMES}")
+    return leads_mv, times_ms
+
+
+def beat_row(patient: str, scenario: str, kind: str, criteria_set: str, leads_mv: np.ndarray, times_ms: np.ndarray,
+             cycle_length_ms: float, delineation: DelineationSettings, features: FeatureSettings) -> dict[str, Any]:
+    """One feature-table row: the identifying columns and, when the beat can be delineated, its
+    features with status "ok"; otherwise only the status, which says why."""
+    row: dict[str, Any] = {"patient": patient, "scenario": scenario, "kind": kind, "criteria_set": criteria_set}
+    try:
+        fiducials = delineate(leads_mv, times_ms - times_ms[0], cycle_length_ms, delineation)
+    except DelineationError as error:
+        log.warning("patient %s, %s: not delineated: %s", patient, scenario, error)
+        row["status"] = str(error)
+        return row
+    row["status"] = "ok"
+    row.update(beat_features(leads_mv, float(times_ms[1] - times_ms[0]), fiducials, cycle_length_ms, features))
+    return row
+
+
+def delineate_patient_job(patient: str, ecgs: Mapping[str, str | Path], kinds: Mapping[str, str],
+                          judged_as: Mapping[str, str], cycle_length_ms: float, delineation: Mapping[str, Any],
+                          features: Mapping[str, Any], out_json: str | Path,
+                          clinical_pngs: Mapping[str, str | Path]) -> None:
+    """Delineate every scenario's beat of one patient (``ecgs``: scenario → ECG ``.npz``;
+    ``kinds``: scenario → scenario kind; ``judged_as``: kind → criteria set) and write the rows
+    as JSON (``{"patient", "rows"}``; NaN where a feature is not measured); draw the clinical
+    12-lead figure of every scenario in ``clinical_pngs``."""
+    delineation_settings = DelineationSettings.from_config(delineation)
+    feature_settings = FeatureSettings.from_config(features)
+    rows = []
+    for scenario, path in ecgs.items():
+        started = time.perf_counter()
+        leads_mv, times_ms = read_beat(path, patient, scenario)
+        kind = kinds[scenario]
+        row = beat_row(patient, scenario, kind, judged_as[kind], leads_mv, times_ms, cycle_length_ms,
+                       delineation_settings, feature_settings)
+        rows.append(row)
+        log.info("patient %s, %s: %s in %.2f s", patient, scenario,
+                 f"QRS {row['qrs_duration_ms']:.0f} ms, QT {row['qt_ms']:.0f} ms" if row["status"] == "ok"
+                 else row["status"], time.perf_counter() - started)
+        if scenario in clinical_pngs:
+            from ecgcohort.realism.figures import plot_clinical_ecg
+
+            plot_clinical_ecg(leads_mv, float(times_ms[1] - times_ms[0]), cycle_length_ms, clinical_pngs[scenario],
+                              f"{patient}, {scenario}", delineation_settings)
+    with atomic_path(out_json) as temporary:
+        temporary.write_text(json.dumps({"patient": patient, "rows": rows}, indent=1))
+
+
+def read_patient_rows(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """The rows of every patient's delineation JSON, in the order given."""
+    rows: list[dict[str, Any]] = []
+    for path in paths:
+        rows.extend(json.loads(Path(path).read_text())["rows"])
+    return rows
+
+
+def realism_summary_job(patient_jsons: Sequence[str | Path], criteria: Mapping[str, Mapping[str, Any]],
+                        outputs: Mapping[str, str | Path]) -> None:
+    """The cohort's feature table (``outputs["features"]``), every beat's criteria
+    (``criteria``), the pass rates (``table``, ``markdown``) and the feature distributions
+    (``distributions``) from the patients' delineation JSONs; ``criteria`` holds the settings of
+    each criteria set."""
+    from ecgcohort.realism.figures import plot_feature_distributions
+    from ecgcohort.realism.summary import (evaluate_cohort, feature_columns, markdown_summary, pass_rates,
+                                           write_csv)
+
+    rows = read_patient_rows(patient_jsons)
+    results = evaluate_cohort(rows, criteria)
+    rates = pass_rates(results, criteria)
+    write_csv(rows, outputs["features"], feature_columns(rows))
+    write_csv(results, outputs["criteria"])
+    write_csv(rates, outputs["table"])
+    with atomic_path(outputs["markdown"]) as temporary:
+        temporary.write_text(markdown_summary(rates, rows))
+    plot_feature_distributions(rows, criteria["healthy"], float(criteria["lbbb"]["qrs_min_ms"]),
+                               outputs["distributions"])
+    for rate in rates:
+        log.info("%s / %s: %d of %d (%.0f %%)", rate["criteria_set"], rate["criterion"], rate["passed"],
+                 rate["beats"], 100 * rate["pass_rate"])

@@ -1,0 +1,409 @@
+"""ECG realism: delineation of synthetic beats with known fiducials and axis, features, the
+criteria on hand-made normal and abnormal 12-leads, the cohort summary, undelineable ECGs
+flagged (never dropped), and the clinical figure's paper scale."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ecgcohort.config import load_schema, validate_config
+from ecgcohort.ecg.leads import LEAD_ELECTRODES, LEAD_NAMES, standard_leads
+from ecgcohort.realism.criteria import criteria_of, evaluate_row
+from ecgcohort.realism.delineation import DelineationError, DelineationSettings, delineate
+from ecgcohort.realism.features import (FeatureSettings, beat_features, frontal_axis_deg, has_mid_qrs_notch,
+                                        transition_index, turning_points)
+from ecgcohort.realism.jobs import beat_row, delineate_patient_job, read_beat, realism_summary_job
+from ecgcohort.realism.summary import evaluate_cohort, markdown_summary, pass_rates
+
+TIMES_MS = np.arange(501.0)
+CYCLE_MS = 1000.0
+#: Horizontal-plane directions of V1-V6 (degrees from the left towards the front).
+PRECORDIAL_DEG = (115.0, 94.0, 76.0, 60.0, 35.0, 0.0)
+
+
+def gaussian(centre_ms: float, sigma_ms: float) -> np.ndarray:
+    return np.exp(-0.5 * ((TIMES_MS - centre_ms) / sigma_ms) ** 2)
+
+
+def dipole_beat(components: list[tuple[float, float, float, float, float]]) -> np.ndarray:
+    """12 leads (12, T) in mV of a heart vector made of Gaussian components (centre ms, sigma
+    ms, amplitude mV, frontal angle deg (+90 to the feet), anterior component as a fraction),
+    seen by electrodes on Einthoven's triangle and in the horizontal plane."""
+    vector = np.zeros((3, TIMES_MS.size))  # x left, y feet, z front
+    for centre, sigma, amplitude, angle, anterior in components:
+        direction = np.array([math.cos(math.radians(angle)), math.sin(math.radians(angle)), anterior])
+        vector += amplitude * direction[:, None] * gaussian(centre, sigma)[None, :]
+    limb = {"RA": -150.0, "LA": -30.0, "LL": 90.0}
+    potentials = [np.array([math.cos(math.radians(a)), math.sin(math.radians(a)), 0.0]) @ vector / math.sqrt(3)
+                  for a in limb.values()]
+    potentials += [np.array([math.cos(math.radians(a)), 0.0, math.sin(math.radians(a))]) @ vector
+                   for a in PRECORDIAL_DEG]
+    return standard_leads(np.array(potentials), LEAD_ELECTRODES)
+
+
+def expected_axis_deg(components: list[tuple[float, float, float, float, float]]) -> float:
+    """The frontal direction of the summed QRS area vector."""
+    area = sum(amplitude * sigma * np.array([math.cos(math.radians(angle)), math.sin(math.radians(angle))])
+               for _, sigma, amplitude, angle, _ in components)
+    return math.degrees(math.atan2(area[1], area[0]))
+
+
+NARROW_QRS = [(30.0, 4.0, 0.4, -150.0, 0.6), (55.0, 8.0, 1.5, 50.0, -0.2), (80.0, 6.0, 0.5, -100.0, -0.5)]
+WIDE_QRS = [(35.0, 8.0, 0.8, 180.0, -0.8), (90.0, 15.0, 2.0, -10.0, -0.6), (140.0, 8.0, 0.6, -60.0, -0.5)]
+T_WAVE = (330.0, 40.0, 0.5, 45.0, 0.3)
+
+
+@pytest.mark.parametrize("qrs, onset_ms, offset_ms", [(NARROW_QRS, 30.0 - 12.0, 80.0 + 18.0),
+                                                      (WIDE_QRS, 35.0 - 24.0, 140.0 + 24.0)])
+@pytest.mark.parametrize("rotation_deg", [-70.0, 0.0, 40.0])
+def test_delineation_recovers_known_onset_offset_duration_and_axis(qrs, onset_ms, offset_ms, rotation_deg):
+    """QRS onset and offset within 5 ms of the first component's centre − 3σ and the last one's
+    + 3σ, duration within 6 ms, frontal axis within 1° of the QRS area vector's direction."""
+    rotated = [(c, s, a, angle + rotation_deg, z) for c, s, a, angle, z in qrs]
+    leads = dipole_beat(rotated + [T_WAVE])
+    found = delineate(leads, TIMES_MS, CYCLE_MS)
+    assert found.qrs_onset_ms == pytest.approx(onset_ms, abs=5.0)
+    assert found.qrs_offset_ms == pytest.approx(offset_ms, abs=5.0)
+    assert found.qrs_duration_ms == pytest.approx(offset_ms - onset_ms, abs=6.0)
+    features = beat_features(leads, 1.0, found, CYCLE_MS)
+    axis_error = (features["qrs_axis_deg"] - expected_axis_deg(rotated) + 180.0) % 360.0 - 180.0
+    assert abs(axis_error) < 1.0
+    assert not found.t_unfinished
+
+
+def test_t_peak_and_end_of_a_gaussian_t_wave():
+    """T peak within 3 ms of the Gaussian's centre μ; T end within 10 ms of μ + 2σ, where the
+    tangent at the steepest descent meets the baseline; QT from QRS onset to T end."""
+    leads = dipole_beat(NARROW_QRS + [T_WAVE])
+    found = delineate(leads, TIMES_MS, CYCLE_MS)
+    centre, sigma = T_WAVE[:2]
+    assert found.t_peak_ms == pytest.approx(centre, abs=3.0)
+    assert found.t_offset_ms == pytest.approx(centre + 2.0 * sigma, abs=10.0)
+    features = beat_features(leads, 1.0, found, CYCLE_MS)
+    assert features["qt_ms"] == pytest.approx(found.t_offset_ms - found.qrs_onset_ms)
+    assert features["qtc_ms"] == pytest.approx(features["qt_ms"])  # Fridericia at 60 bpm
+
+
+@pytest.mark.parametrize("t_centre_ms, residual", [(460.0, 0.61), (420.0, 0.14)])
+def test_a_t_wave_cut_by_the_record_is_flagged_and_not_measured(t_centre_ms, residual):
+    """What is left at 500 ms of a Gaussian T (σ 40 ms) is exp(−(500 − μ)²/2σ²) of it; neither
+    its peak nor its end is measured (ECGdeli would place the end at 494 ms for μ = 420 ms, on
+    the taper that closes the record)."""
+    late_t = (t_centre_ms, 40.0, 0.5, 45.0, 0.3)
+    found = delineate(dipole_beat(NARROW_QRS + [late_t]), TIMES_MS, CYCLE_MS)
+    assert found.t_unfinished and found.t_residual_fraction == pytest.approx(residual, abs=0.02)
+    assert math.isnan(found.t_offset_ms) and math.isnan(found.t_peak_ms)
+    finished = delineate(dipole_beat(NARROW_QRS + [T_WAVE]), TIMES_MS, CYCLE_MS)
+    assert not finished.t_unfinished and finished.t_residual_fraction < 0.03
+
+
+def test_undelineable_ecgs_raise_with_the_reason():
+    rng = np.random.default_rng(3)
+    with pytest.raises(DelineationError, match="flat"):
+        delineate(np.zeros((12, TIMES_MS.size)), TIMES_MS, CYCLE_MS)
+    with pytest.raises(DelineationError, match="noise"):
+        delineate(rng.normal(0.0, 0.5, (12, TIMES_MS.size)), TIMES_MS, CYCLE_MS)
+    with pytest.raises(DelineationError, match="non-finite"):
+        delineate(np.full((12, TIMES_MS.size), np.nan), TIMES_MS, CYCLE_MS)
+    # no QRS-like complex: a ramp (its spatial velocity never stands out) and a lone slow wave
+    ramp = np.tile(np.linspace(0.0, 1.0, TIMES_MS.size), (12, 1))
+    with pytest.raises(DelineationError, match="no QRS.*times its median"):
+        delineate(ramp, TIMES_MS, CYCLE_MS)
+    with pytest.raises(DelineationError, match="no QRS.*outside 40-300 ms"):
+        delineate(np.tile(gaussian(250.0, 60.0), (12, 1)), TIMES_MS, CYCLE_MS)
+
+
+def test_an_ecgdeli_failure_flags_the_beat_instead_of_failing_the_job(monkeypatch):
+    import ecgdeli
+
+    def broken(*args, **kwargs):
+        raise ecgdeli.MatlabIndexError("MATLAB:badsubscript", "Index exceeds the number of array elements.")
+
+    monkeypatch.setattr(ecgdeli, "annotate", broken)
+    row = beat_row("p1", "sinus", "sinus", "healthy", hand_made(NORMAL_I, NORMAL_II, NORMAL_PRECORDIAL), TIMES_MS,
+                   CYCLE_MS, DelineationSettings(), FeatureSettings())
+    assert row["status"].startswith("ECGdeli failed on the T wave") and "qrs_duration_ms" not in row
+
+
+def test_feature_primitives():
+    assert frontal_axis_deg(1.0, 0.0) == pytest.approx(0.0)
+    assert frontal_axis_deg(0.0, 1.0) == pytest.approx(90.0)
+    assert frontal_axis_deg(1.0, math.sqrt(3) / 2) == pytest.approx(45.0)  # aVF = (√3/2) E sin θ
+    assert transition_index(np.array([0.2, 0.5, 1.2, 1.5, 2, 2]), np.array([1, 1, 1, 1, 0.5, 0.2])) == 3
+    assert transition_index(np.array([0.2, 0.5, 0.6, 0.8, 2, 2]), np.array([1, 1, 1, 1, 0.5, 0.2])) == 5
+    assert transition_index(np.array([1.0, 0.1, 2, 2, 2, 2]), np.array([0.5, 1, 1, 1, 1, 1])) == 3
+    assert transition_index(np.ones(6), np.full(6, 2.0)) == 7
+    smooth = 1.2 * gaussian(55.0, 8.0) - 0.4 * gaussian(80.0, 6.0)
+    assert turning_points(smooth[20:100], 0.01) == 2
+    wiggly = smooth + 0.05 * np.sin(2 * np.pi * TIMES_MS / 6.0) * gaussian(55.0, 15.0)
+    assert turning_points(wiggly[20:100], 0.01) >= 5
+    slurred = gaussian(60.0, 12.0) + 1.2 * gaussian(105.0, 20.0)
+    assert has_mid_qrs_notch(slurred[20:170], 1.0, 0.5)
+    assert not has_mid_qrs_notch(2.0 * gaussian(90.0, 25.0)[15:165], 1.0, 0.5)
+
+
+# --- hand-made 12-leads: components (centre ms, sigma ms) and per-lead amplitudes (mV)
+
+NORMAL_WAVES = {"q": (25.0, 4.0), "r": (52.0, 9.0), "s": (82.0, 6.0), "t": (330.0, 40.0)}
+NORMAL_I = {"q": -0.1, "r": 0.8, "s": -0.2, "t": 0.25}
+NORMAL_II = {"q": -0.05, "r": 1.2, "s": -0.2, "t": 0.35}
+NORMAL_PRECORDIAL = {
+    "V1": {"r": 0.3, "s": -1.2, "t": 0.3},
+    "V2": {"r": 0.5, "s": -1.5, "t": 0.6},
+    "V3": {"r": 1.0, "s": -0.8, "t": 0.7},
+    "V4": {"q": -0.05, "r": 1.4, "s": -0.5, "t": 0.6},
+    "V5": {"q": -0.1, "r": 1.3, "s": -0.3, "t": 0.5},
+    "V6": {"q": -0.1, "r": 1.0, "s": -0.2, "t": 0.4},
+}
+
+
+def hand_made(lead_i: dict, lead_ii: dict, precordial: dict, waves: dict = NORMAL_WAVES) -> np.ndarray:
+    """12 leads (12, T) mV: I and II as sums of the named Gaussian waves, the other limb leads
+    from Einthoven's and Goldberger's identities, V1-V6 as given."""
+    def lead(amplitudes: dict) -> np.ndarray:
+        return sum((a * gaussian(*waves[name]) for name, a in amplitudes.items()), np.zeros_like(TIMES_MS))
+
+    i, ii = lead(lead_i), lead(lead_ii)
+    limb = [i, ii, ii - i, -(i + ii) / 2, i - ii / 2, ii - i / 2]
+    return np.array(limb + [lead(precordial[name]) for name in LEAD_NAMES[6:]])
+
+
+@pytest.fixture(scope="module")
+def realism_config(repo) -> dict:
+    """The realism section's defaults from the schema."""
+    return validate_config({}, load_schema(repo / "workflow/schemas/config.schema.yaml"))["realism"]
+
+
+def judge(leads: np.ndarray, criteria_set: str, config: dict) -> dict[str, bool]:
+    """Criterion name -> passed, for one beat judged by ``criteria_set``."""
+    row = beat_row("p", "s", "kind", criteria_set, leads, TIMES_MS, CYCLE_MS,
+                   DelineationSettings.from_config(config["delineation"]),
+                   FeatureSettings.from_config(config["features"]))
+    assert row["status"] == "ok", row["status"]
+    results = evaluate_row(row, config, {criteria_set: [row]})
+    return {r["criterion"]: r["passed"] for r in results}
+
+
+def failing(outcome: dict[str, bool]) -> set[str]:
+    return {name for name, passed in outcome.items() if not passed}
+
+
+def with_changes(base: dict, **leads: dict) -> dict:
+    return {name: leads.get(name, amplitudes) for name, amplitudes in base.items()}
+
+
+def test_a_hand_made_normal_12_lead_passes_every_healthy_criterion(realism_config):
+    outcome = judge(hand_made(NORMAL_I, NORMAL_II, NORMAL_PRECORDIAL), "healthy", realism_config)
+    assert set(outcome) == {c.name for c in criteria_of("healthy")}
+    assert failing(outcome) == set()
+
+
+ABNORMAL = {
+    "late transition": (NORMAL_I, NORMAL_II, with_changes(
+        NORMAL_PRECORDIAL, V3={"r": 0.2, "s": -1.5, "t": 0.7}, V4={"q": -0.05, "r": 0.5, "s": -1.2, "t": 0.6}),
+        {"transition_zone", "r_wave_progression"}),
+    "giant T": ({**NORMAL_I, "t": 1.0}, {**NORMAL_II, "t": 2.0}, with_changes(
+        NORMAL_PRECORDIAL, V2={"r": 0.5, "s": -1.5, "t": 4.0}, V3={"r": 1.0, "s": -0.8, "t": 5.0}),
+        {"t_amplitude_limb", "t_amplitude_precordial"}),
+    "inverted T": ({**NORMAL_I, "t": -0.15}, {**NORMAL_II, "t": 0.3}, with_changes(
+        NORMAL_PRECORDIAL, V5={"q": -0.1, "r": 1.3, "s": -0.3, "t": -0.5}, V6={"q": -0.1, "r": 1.0, "s": -0.2, "t": -0.4}),
+        {"t_upright"}),
+    "high voltage": ({**NORMAL_I, "r": 1.6}, {**NORMAL_II, "r": 1.4}, with_changes(
+        NORMAL_PRECORDIAL, V1={"r": 0.3, "s": -2.4, "t": 0.3}, V3={"r": 2.5, "s": -2.0, "t": 0.7},
+        V5={"q": -0.1, "r": 2.6, "s": -0.3, "t": 0.5}),
+        {"cornell_voltage", "sokolow_lyon"}),
+    "no septal activation": (NORMAL_I, NORMAL_II, with_changes(
+        NORMAL_PRECORDIAL, V1={"q": -0.1, "r": 0.3, "s": -1.2, "t": 0.3}, V5={"r": 1.3, "s": -0.3, "t": 0.5},
+        V6={"r": 1.0, "s": -0.2, "t": 0.4}),
+        {"initial_r_v1", "septal_q"}),
+}
+
+
+@pytest.mark.parametrize("name", list(ABNORMAL))
+def test_hand_made_abnormal_12_leads_fail_exactly_their_criteria(name, realism_config):
+    lead_i, lead_ii, precordial, expected = ABNORMAL[name]
+    assert failing(judge(hand_made(lead_i, lead_ii, precordial), "healthy", realism_config)) == expected
+
+
+def test_a_fragmented_qrs_fails_fragmentation_and_the_high_frequency_band(realism_config):
+    leads = hand_made(NORMAL_I, NORMAL_II, NORMAL_PRECORDIAL)
+    # 200 Hz notches of 0.15 mV in the anterior leads' QRS
+    notches = 0.15 * np.sin(2 * np.pi * TIMES_MS / 5.0) * gaussian(52.0, 12.0)
+    leads[6:10] += notches
+    assert failing(judge(leads, "healthy", realism_config)) == {"qrs_not_fragmented", "hf_band_amplitude"}
+
+
+def test_a_normal_qrs_axis_out_of_range_fails_the_axis(realism_config):
+    # I negative and aVF positive: a right axis (about +120°)
+    leads = hand_made({"q": 0.05, "r": -0.6, "s": 0.1, "t": 0.25}, {"q": -0.05, "r": 0.9, "s": -0.2, "t": 0.35},
+                      NORMAL_PRECORDIAL)
+    assert failing(judge(leads, "healthy", realism_config)) == {"qrs_axis"}
+
+
+LBBB_WAVES = {"a": (55.0, 12.0), "b": (105.0, 20.0), "qs": (90.0, 25.0), "q": (25.0, 4.0), "t": (350.0, 45.0)}
+LBBB_PRECORDIAL = {
+    "V1": {"qs": -1.5, "t": 0.6}, "V2": {"qs": -2.0, "t": 0.7}, "V3": {"qs": -1.5, "t": 0.5},
+    "V4": {"a": 0.4, "b": 0.4, "qs": -0.6, "t": -0.2}, "V5": {"a": 0.8, "b": 1.0, "t": -0.4},
+    "V6": {"a": 0.7, "b": 0.9, "t": -0.3},
+}
+
+
+def test_a_hand_made_lbbb_passes_strauss_and_fails_when_changed(realism_config):
+    lbbb_i, lbbb_ii = {"a": 0.6, "b": 0.8, "t": -0.3}, {"a": 0.3, "b": 0.4, "t": -0.1}
+    leads = hand_made(lbbb_i, lbbb_ii, LBBB_PRECORDIAL, LBBB_WAVES)
+    assert failing(judge(leads, "lbbb", realism_config)) == set()
+    assert "qrs_duration" in failing(judge(leads, "healthy", realism_config))
+    smooth = hand_made({"b": 1.0, "t": -0.3}, {"b": 0.5, "t": -0.1},
+                       with_changes(LBBB_PRECORDIAL, V5={"b": 1.4, "t": -0.4}, V6={"b": 1.3, "t": -0.3}),
+                       {**LBBB_WAVES, "b": (90.0, 25.0)})
+    assert failing(judge(smooth, "lbbb", realism_config)) == {"strauss_mid_qrs_notch"}
+    lateral_q = hand_made({**lbbb_i, "q": -0.15}, lbbb_ii, LBBB_PRECORDIAL, LBBB_WAVES)
+    assert failing(judge(lateral_q, "lbbb", realism_config)) == {"lbbb_no_lateral_q"}
+
+
+def test_biventricular_pacing_is_judged_against_the_same_patients_lbbb(realism_config):
+    lbbb = {"patient": "p1", "scenario": "lbbb", "criteria_set": "lbbb", "status": "ok", "qrs_duration_ms": 150.0}
+
+    def narrower(duration_ms: float, patient_lbbb: list[dict]) -> tuple[bool, bool]:
+        crt = {"patient": "p1", "scenario": "crt", "criteria_set": "biv_pacing", "status": "ok",
+               "qrs_duration_ms": duration_ms, "t_residual_fraction": 0.01, "t_unfinished": False}
+        result = next(r for r in evaluate_row(crt, realism_config, {"lbbb": patient_lbbb})
+                      if r["criterion"] == "narrower_than_lbbb")
+        return result["measured"], result["passed"]
+
+    assert narrower(120.0, [lbbb]) == (True, True)
+    assert narrower(170.0, [lbbb]) == (True, False)
+    assert narrower(120.0, []) == (False, False)
+    assert narrower(120.0, [{**lbbb, "status": "flat ECG"}]) == (False, False)
+
+
+def test_undelineable_beats_stay_in_the_table_and_fail_every_criterion(realism_config):
+    settings = DelineationSettings.from_config(realism_config["delineation"])
+    features = FeatureSettings.from_config(realism_config["features"])
+    flat = beat_row("p1", "sinus", "sinus", "healthy", np.zeros((12, TIMES_MS.size)), TIMES_MS, CYCLE_MS,
+                    settings, features)
+    normal = beat_row("p2", "sinus", "sinus", "healthy", hand_made(NORMAL_I, NORMAL_II, NORMAL_PRECORDIAL), TIMES_MS,
+                      CYCLE_MS, settings, features)
+    assert flat["status"].startswith("flat") and normal["status"] == "ok"
+    results = evaluate_cohort([flat, normal], realism_config)
+    flat_results = [r for r in results if r["patient"] == "p1"]
+    assert len(flat_results) == len(criteria_of("healthy"))
+    assert all(not r["passed"] and not r["measured"] and "not delineated" in r["value"] for r in flat_results)
+    rates = pass_rates(results, realism_config)
+    assert all(r["beats"] == 2 for r in rates)
+    everything = next(r for r in rates if r["criterion"] == "all criteria")
+    assert (everything["passed"], everything["beats"]) == (1, 2)
+    assert "p1 sinus: flat" in markdown_summary(rates, [flat, normal])
+
+
+def write_ecg(path: Path, patient: str, scenario: str, leads_mv: np.ndarray) -> Path:
+    np.savez(path, patient=np.array(patient), scenario=np.array(scenario), time_s=TIMES_MS * 1e-3,
+             leads_v=leads_mv * 1e-3, lead_names=np.array(LEAD_NAMES))
+    return path
+
+
+def test_the_jobs_write_every_beat_flagged_or_not_and_the_figures(tmp_path, realism_config):
+    rng = np.random.default_rng(0)
+    ecgs = {"sinus": write_ecg(tmp_path / "sinus.npz", "p1", "sinus", hand_made(NORMAL_I, NORMAL_II, NORMAL_PRECORDIAL)),
+            "noisy": write_ecg(tmp_path / "noisy.npz", "p1", "noisy", rng.normal(0.0, 0.3, (12, TIMES_MS.size))),
+            "flat": write_ecg(tmp_path / "flat.npz", "p1", "flat", np.zeros((12, TIMES_MS.size)))}
+    kinds = {"sinus": "sinus", "noisy": "random_pacing", "flat": "lbbb"}
+    delineate_patient_job("p1", ecgs, kinds, realism_config["judged_as"], CYCLE_MS, realism_config["delineation"],
+                          realism_config["features"], tmp_path / "p1.json", {"sinus": tmp_path / "sinus-12lead.png"})
+    rows = json.loads((tmp_path / "p1.json").read_text())["rows"]
+    assert [(r["scenario"], r["status"].split(":")[0]) for r in rows] == [("sinus", "ok"), ("noisy", "noise"),
+                                                                        ("flat", "flat ECG")]
+    outputs = {name: tmp_path / f"{name}.{ext}" for name, ext in (("features", "csv"), ("criteria", "csv"),
+                                                                   ("table", "csv"), ("markdown", "md"),
+                                                                   ("distributions", "png"))}
+    realism_summary_job([tmp_path / "p1.json"], {"healthy": realism_config["healthy"], "lbbb": realism_config["lbbb"]},
+                        outputs)
+    with open(outputs["features"], newline="") as stream:
+        table = list(csv.DictReader(stream))
+    assert [r["scenario"] for r in table] == ["sinus", "noisy", "flat"]
+    assert table[0]["qrs_duration_ms"] and not table[2]["qrs_duration_ms"]
+    with open(outputs["table"], newline="") as stream:
+        rates = {(r["criteria_set"], r["criterion"]): r for r in csv.DictReader(stream)}
+    assert rates[("healthy", "all criteria")]["passed"] == "1"
+    assert rates[("lbbb", "strauss_qrs_duration")]["measured"] == "0"
+    assert (rates[("lbbb", "strauss_lbbb")]["passed"], rates[("lbbb", "strauss_lbbb")]["goal_reached"]) == ("0", "no")
+    assert rates[("healthy", "qrs_duration")]["goal_reached"] == "yes"
+    assert rates[("healthy", "all criteria")]["goal_reached"] == ""
+    assert rates[("paced", "t_wave_complete")]["passed"] == "0"
+    for name in ("distributions",):
+        assert outputs[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from PIL import Image
+
+    # 10 s at 25 mm/s plus the 10 mm calibration column and margins, at 150 dpi
+    with Image.open(tmp_path / "sinus-12lead.png") as image:
+        width_mm = image.size[0] / 150 * 25.4
+    assert width_mm == pytest.approx(10.0 + 250.0 + 5.0, abs=1.0)
+
+
+def test_an_ecg_file_of_another_beat_is_refused(tmp_path):
+    path = write_ecg(tmp_path / "sinus.npz", "p1", "lbbb", np.zeros((12, TIMES_MS.size)))
+    with pytest.raises(ValueError, match="p1, sinus"):
+        read_beat(path, "p1", "sinus")
+
+
+@pytest.mark.workflow
+def test_the_stage_runs_in_snakemake_flags_bad_beats_and_reruns_only_what_changed(workflow_copy, default_config):
+    """The realism rules alone on ECG files put in place of the upstream stages (one patient's
+    beats normal, LBBB-like, flat, noise): every beat in the feature table, the clinical 12-lead
+    of the sinus beat and the summary in the report; a second run does nothing; a changed
+    healthy range re-runs the summary only."""
+    import copy
+    import re
+
+    config = copy.deepcopy(default_config)
+    config["cohort"]["train"] = {"count": 1, "lhs_batch": 1}
+    config["cohort"]["test"] = {"count": 1, "lhs_batch": 1}
+    workflow_copy.write_config(config)
+    rng = np.random.default_rng(1)
+    lbbb = hand_made({"a": 0.6, "b": 0.8, "t": -0.3}, {"a": 0.3, "b": 0.4, "t": -0.1}, LBBB_PRECORDIAL, LBBB_WAVES)
+    beats = {"sinus": hand_made(NORMAL_I, NORMAL_II, NORMAL_PRECORDIAL), "lbbb": lbbb, "crt": lbbb,
+             "pacing-00": np.zeros((12, TIMES_MS.size)), "pacing-01": rng.normal(0.0, 0.3, (12, TIMES_MS.size))}
+    for patient in ("train-0000", "test-0000"):
+        folder = workflow_copy.root / "results/patients" / patient / "ecg"
+        folder.mkdir(parents=True)
+        for scenario, leads in beats.items():
+            write_ecg(folder / f"{scenario}.npz", patient, scenario, leads)
+    only_realism = ("--allowed-rules", "delineate_ecgs", "realism_summary", "realism")
+
+    def run(*args: str) -> str:
+        result = workflow_copy.snakemake(*args, *only_realism)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+        return result.stdout + result.stderr
+
+    log = run("realism")
+    assert re.findall(r"^(?:local)?rule (\w+):", log, re.M).count("delineate_ecgs") == 2
+    results = workflow_copy.root / "results"
+    with open(results / "ecg/features.csv", newline="") as stream:
+        table = list(csv.DictReader(stream))
+    assert len(table) == 10
+    status = {(r["patient"], r["scenario"]): r["status"].split(":")[0] for r in table}
+    assert status[("test-0000", "sinus")] == "ok" and status[("test-0000", "pacing-00")] == "flat ECG"
+    assert status[("train-0000", "pacing-01")] == "noise"
+    for patient in ("train-0000", "test-0000"):
+        assert (results / f"patients/{patient}/realism/sinus-12lead.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (results / f"benchmarks/patients/{patient}/delineate_ecgs.tsv").exists()
+    markdown = (results / "ecg/realism.md").read_text()
+    assert "train-0000 pacing-00: flat ECG" in markdown and "| qrs_duration | QRS 80-110 ms | 2/2 |" in markdown
+
+    report = run("--report", "results/report.html", "realism")
+    assert "Report created" in report
+    html = (results / "report.html").read_text()
+    for name in ("feature_distributions.png", "realism.csv", "sinus-12lead.png"):
+        assert f"filename={name}" in html, name
+
+    assert "Nothing to be done" in run("realism")
+    config["realism"] = {"healthy": {"qrs_duration_ms": [80.0, 100.0]}}
+    workflow_copy.write_config(config)
+    rerun = re.findall(r"^(?:local)?rule (\w+):", run("realism"), re.M)
+    assert rerun == ["realism_summary", "realism"] or rerun == ["realism_summary"], rerun

@@ -1,0 +1,77 @@
+# ECG realism (README, "ECG realism"): every patient's beats delineated (QRS from the spatial
+# velocity, T wave by ECGdeli), their features, the clinical 12-lead printout of each beat judged
+# as healthy, and the fan-in to the feature table, each criterion's pass rate over the cohort and
+# the feature distributions against the healthy ranges.
+
+REALISM = config["realism"]
+SCENARIO_KINDS = {name: scenario.kind for name, scenario in ACTIVATION_MAPS.items()}
+HEALTHY_SCENARIOS = [name for name, kind in SCENARIO_KINDS.items() if REALISM["judged_as"][kind] == "healthy"]
+
+
+rule delineate_ecgs:
+    input:
+        ecgs=expand(rules.compute_ecg.output.ecg, patient="{patient}", scenario=SCENARIOS),
+    output:
+        features="results/patients/{patient}/realism/features.json",
+        clinical=[
+            report(f"results/patients/{{patient}}/realism/{scenario}-12lead.png", caption=caption("realism_clinical"),
+                   category="ECG realism", subcategory="Clinical 12-lead ECGs",
+                   labels={"patient": "{patient}", "scenario": scenario})
+            for scenario in HEALTHY_SCENARIOS
+        ],
+    params:
+        scenarios=SCENARIOS,
+        kinds=SCENARIO_KINDS,
+        judged_as=REALISM["judged_as"],
+        healthy_scenarios=HEALTHY_SCENARIOS,
+        cycle_length_ms=config["electrophysiology"]["action_potential"]["cycle_length_ms"],
+        delineation=REALISM["delineation"],
+        features=REALISM["features"],
+    log:
+        "results/logs/patients/{patient}/delineate_ecgs.log",
+    benchmark:
+        "results/benchmarks/patients/{patient}/delineate_ecgs.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled(1000),
+        runtime=scaled(5),
+    conda:
+        "../../envs/realism.yaml"
+    script:
+        "../scripts/delineate_ecgs.py"
+
+
+rule realism_summary:
+    input:
+        features=expand(rules.delineate_ecgs.output.features, patient=PATIENTS),
+    output:
+        features=report("results/ecg/features.csv", caption=caption("realism_features"), category="ECG realism",
+                        subcategory="Summary", labels={"table": "features per beat"}),
+        criteria=report("results/ecg/criteria.csv", caption=caption("realism_criteria"), category="ECG realism",
+                        subcategory="Summary", labels={"table": "criteria per beat"}),
+        table=report("results/ecg/realism.csv", caption=caption("realism_table"), category="ECG realism",
+                     subcategory="Summary", labels={"table": "pass rates"}),
+        markdown="results/ecg/realism.md",
+        distributions=report("results/ecg/feature_distributions.png", caption=caption("realism_distributions"),
+                             category="ECG realism", subcategory="Summary", labels={"figure": "feature distributions"}),
+    params:
+        criteria={"healthy": REALISM["healthy"], "lbbb": REALISM["lbbb"]},
+    log:
+        "results/logs/realism/realism_summary.log",
+    benchmark:
+        "results/benchmarks/realism/realism_summary.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled(1000),
+        runtime=scaled(5),
+    conda:
+        "../../envs/realism.yaml"
+    script:
+        "../scripts/realism_summary.py"
+
+
+rule realism:
+    """Target: every beat delineated and judged, the pass rates, distributions and clinical 12-leads."""
+    input:
+        rules.realism_summary.output,
+        expand(rules.delineate_ecgs.output, patient=PATIENTS),

@@ -1,0 +1,7 @@
+"""Snakemake adapter: the cohort's feature table, criteria, pass rates and distributions (see ecgcohort.realism)."""
+
+from ecgcohort.logs import logging_to
+from ecgcohort.realism.jobs import realism_summary_job
+
+with logging_to(snakemake.log[0]):
+    realism_summary_job(list(snakemake.input.features), dict(snakemake.params.criteria), dict(snakemake.output))
