@@ -1,7 +1,6 @@
 """Benchmark of the ECG → activation stage (prints figures; not a test).
 
     .venv/bin/python benchmarks/ecg2act.py --results results --patient train-0000 --count 1000
-    .venv/bin/python benchmarks/ecg2act.py --results results --t-waves
     .venv/bin/python benchmarks/ecg2act.py --results results --parallel-banks 2 --count 150
     python benchmarks/ecg2act.py --train-only --samples 2048 --device cuda     # a GPU machine
     .venv/bin/python benchmarks/ecg2act.py --results results --one-heart one-heart --count 10000 \
@@ -15,8 +14,6 @@ Measures:
 * training throughput of Networks I and II (samples/s, ``--epochs`` over ``--samples``
   synthetic ECGs, batch 32) on the CPU threads torch has, or on CUDA;
 * inference time per ECG (batch 1 and batch 64);
-* ``--t-waves``: per patient of a finished run, which of I, II, V5, V6 have T waves concordant
-  with the QRS in its sinus ECG, for several APD gradient pairs (apex-to-base, endo-to-epi);
 * ``--one-heart OUT``: paper 3's own setting — a bank of ``--count`` samples on one patient
   (kept in OUT, reused when there), Networks I and II trained on it for ``--network-epochs``
   with the paper's random 5 % split, and scored on that split and on the run's test patients'
@@ -37,6 +34,9 @@ import torch
 
 from ecgcohort.ecg.leads import LEAD_NAMES
 
+#: the repolarisation the banks are simulated with: the config schema's defaults
+ACTION_POTENTIAL = {"cycle_length_ms": 1000.0, "apd_lv_to_rv": 0.0, "electrotonic_length_mm": {"fibre": 4.0, "cross": 2.0}}
+
 
 def timed_bank(results: Path, patient: str, count: int, threads: int | None = None) -> tuple[float, float, int]:
     """(simulation s, whole job s, store bytes) of one bank job on a patient of a finished run."""
@@ -51,7 +51,7 @@ def timed_bank(results: Path, patient: str, count: int, threads: int | None = No
         simulation_bank_job(patient=patient, split=patient.split("-")[0], fibres_npz=root / "fibres/fibres.npz",
                             junctions_npz=root / "purkinje/junctions.npz",
                             chunk_paths=sorted(glob.glob(str(root / "leadfield/chunk-*.npz"))), bank={"count": count},
-                            seed=0, cycle_length_ms=1000.0, template_cache_dir=results / "cache/action_potential",
+                            seed=0, action_potential=ACTION_POTENTIAL, template_cache_dir=results / "cache/action_potential",
                             out_zarr=out / "bank.zarr", out_sites=out / "sites.npz", out_sites_preview=out / "sites.png",
                             threads=threads)
         job = time.perf_counter() - start
@@ -110,38 +110,6 @@ def training_figures(samples: int, epochs: int, device: str) -> None:
               f"inference {timings[1]:.2f} ms per ECG alone, {timings[64]:.3f} ms per ECG in batches of 64 |")
 
 
-def t_wave_figures(results: Path) -> None:
-    from ecgcohort.conduction.action_potential import action_potential_template, transmembrane_potential
-    from ecgcohort.conduction.maps import load_activation
-    from ecgcohort.conduction.scenarios import apd_scale
-    from ecgcohort.ecg.forward import read_lead_field_chunks
-    from ecgcohort.ecg.leads import standard_leads
-    from ecgcohort.ecg.waves import wave_polarity
-    from ecgcohort.fibers.rule_based import load_fibres
-
-    template = action_potential_template(1000.0, cache_dir=results / "cache/action_potential")
-    times = np.arange(500.0)
-    checked = [LEAD_NAMES.index(name) for name in ("I", "II", "V5", "V6")]
-    pairs = [(0.0, 0.0), (0.1, -0.2), (0.1, -0.25), (0.15, -0.25)]
-    print("Sinus T waves in I II V5 V6 per (apex-to-base, endo-to-epi) APD gradients: the sign of the T-wave "
-          "area / concordant with the dominant QRS deflection (+) or not (−)")
-    print("| patient | " + " | ".join(f"({a}, {e})" for a, e in pairs) + " |")
-    print("|---|" + "---|" * len(pairs))
-    for root in sorted((results / "patients").iterdir()):
-        chunks = read_lead_field_chunks(sorted(glob.glob(str(root / "leadfield/chunk-*.npz"))), ("lead_matrix",))
-        fibres = load_fibres(root / "fibres/fibres.npz")
-        sinus = load_activation(root / "activation/sinus.npz")
-        cells = []
-        for apex_to_base, endo_to_epi in pairs:
-            vm = transmembrane_potential(sinus.activation_ms, times, template,
-                                         apd_scale(fibres, apex_to_base, endo_to_epi))
-            leads = standard_leads(chunks["lead_matrix"] @ vm, [str(n) for n in chunks["electrode_names"]])
-            polarity = wave_polarity(leads, times, sinus.activation_ms.min(), sinus.activation_ms.max())
-            cells.append("".join("+" if a > 0 else "−" for a in polarity.t_area[checked]) + " / "
-                         + "".join("+" if c else "−" for c in polarity.concordant[checked]))
-        print(f"| {root.name} | " + " | ".join(cells) + " |")
-
-
 def one_heart_figures(results: Path, patient: str, count: int, epochs: dict[str, int], out: Path) -> None:
     from ecgcohort.ecg2act.jobs import simulation_bank_job
     from ecgcohort.ecg2act.training import evaluate_ecg2act_job, train_ecg2act_job
@@ -155,7 +123,7 @@ def one_heart_figures(results: Path, patient: str, count: int, epochs: dict[str,
         simulation_bank_job(patient=patient, split="train", fibres_npz=root / "fibres/fibres.npz",
                             junctions_npz=root / "purkinje/junctions.npz",
                             chunk_paths=sorted(glob.glob(str(root / "leadfield/chunk-*.npz"))), bank={"count": count},
-                            seed=0, cycle_length_ms=1000.0, template_cache_dir=results / "cache/action_potential",
+                            seed=0, action_potential=ACTION_POTENTIAL, template_cache_dir=results / "cache/action_potential",
                             out_zarr=bank, out_sites=out / "sites.npz", out_sites_preview=out / "sites.png")
         print(f"bank of {count} samples on {patient}: {time.perf_counter() - start:.0f} s", flush=True)
     for network, network_epochs in epochs.items():
@@ -183,7 +151,6 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--train-only", action="store_true", help="only the training and inference figures")
-    parser.add_argument("--t-waves", action="store_true", help="only the T-wave polarity table")
     parser.add_argument("--parallel-banks", type=int, metavar="JOBS",
                         help="only JOBS bank jobs at once, BLAS threads uncapped and capped at 1")
     parser.add_argument("--one-heart", type=Path, metavar="OUT", help="only the one-heart bank, training and metrics")
@@ -196,9 +163,6 @@ def main() -> None:
         return
     if args.parallel_banks:
         parallel_bank_figures(args.results, args.count, args.parallel_banks)
-        return
-    if args.t_waves:
-        t_wave_figures(args.results)
         return
     if not args.train_only:
         bank_figures(args.results, args.patient, args.count)

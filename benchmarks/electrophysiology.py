@@ -7,8 +7,9 @@
 Runs the stage's job functions in this process, in the workflow's order, on the patient's
 mesh and heart surface (``DIR/mesh/mesh.msh``, ``DIR/anatomy/heart.vtp``), writing into a
 temporary folder: LDRB fibres and coordinates (with the .vtu and the PNG), the Purkinje trees
-(with the PNG), then every activation map of the config's scenarios (with its PNG). Prints the
-time of each and the eikonal solve alone, compiled FIM against fim-python when asked. Import
+(with the PNG), then every activation map of the config's scenarios (with its PNG, in one job as
+the workflow does). Prints the time of each and the first eikonal solve of every map alone,
+compiled FIM against fim-python when asked. Import
 and interpreter start-up, which every Snakemake job pays on top (about 1 s), are not included.
 """
 
@@ -24,8 +25,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from ecgcohort.anatomy.outputs import read_surface
+from ecgcohort.cohort.sampling import patient_rng
 from ecgcohort.conduction.eikonal import activation_times
-from ecgcohort.conduction.jobs import compute_activation, grow_purkinje, scenario_sources
+from ecgcohort.conduction.jobs import compute_activations, grow_purkinje, load_junctions, scenario_sources
 from ecgcohort.conduction.scenarios import scenarios_from_config
 from ecgcohort.config import load_schema, validate_config
 from ecgcohort.fibers import load_fibres
@@ -66,36 +69,35 @@ def main() -> None:
               f"LDRB itself {fibres.seconds:.2f} s", flush=True)
 
         start = time.perf_counter()
-        grow_purkinje(patient, args.patient / "anatomy/heart.vtp", out / "fibres.npz", ep["purkinje"],
-                      config["cohort"]["seed"], out / "lv.vtp", out / "rv.vtp", out / "junctions.npz",
-                      out / "purkinje.png")
+        grow_purkinje(patient, args.patient / "anatomy/heart.vtp", ep["purkinje"], config["cohort"]["seed"],
+                      out / "lv.vtp", out / "rv.vtp", out / "junctions.npz", out / "purkinje.png")
         rows.append(("Purkinje trees (.vtp, junctions, .png)", time.perf_counter() - start))
-        with np.load(out / "junctions.npz") as data:
-            junctions = {key: data[key] for key in data.files}
+        junctions = load_junctions(out / "junctions.npz")
+        heart = read_surface(args.patient / "anatomy/heart.vtp")
+
+        start = time.perf_counter()
+        compute_activations(patient, {name: dataclasses.asdict(scenario) for name, scenario in maps.items()},
+                            out / "fibres.npz", args.patient / "anatomy/heart.vtp", out / "junctions.npz",
+                            ep["velocity_m_per_s"], ep["action_potential"], config["cohort"]["seed"], "cpu",
+                            out / "cache", {name: (out / f"{name}.npz", out / f"{name}.png") for name in maps})
+        rows.append((f"{len(maps)} activation maps (.npz, .png; one job)", time.perf_counter() - start))
 
         eikonal: list[tuple[str, int, float, float, float | None]] = []
         for name, scenario in maps.items():
-            start = time.perf_counter()
-            activation = compute_activation(patient, name, dataclasses.asdict(scenario), out / "fibres.npz",
-                                            out / "junctions.npz" if scenario.uses_purkinje else None,
-                                            ep["velocity_m_per_s"], ep["action_potential"], config["cohort"]["seed"],
-                                            "cpu", out / f"{name}.npz", out / f"{name}.png")
-            rows.append((f"activation map {name} (.npz, .png)", time.perf_counter() - start))
-            if scenario.uses_purkinje:
-                nodes, times = scenario_sources(scenario, fibres, junctions, None)
-            else:
-                nodes, times = activation_sources(fibres.points_mm, activation)
+            rng = patient_rng(config["cohort"]["seed"], patient, f"pacing:{name}") \
+                if scenario.kind == "random_pacing" else None
+            stimuli = scenario_sources(scenario, fibres, heart, junctions, rng, ep["velocity_m_per_s"])
             solve = {}
             for method in ("compiled", "fim-python") if args.fim_python else ("compiled",):
                 start = time.perf_counter()
                 tau = activation_times(fibres.points_mm, fibres.tetrahedra, fibres.fibre_cell,
-                                       ep["velocity_m_per_s"]["fibre"], ep["velocity_m_per_s"]["cross"], nodes, times,
-                                       device="cpu", method=method)
+                                       ep["velocity_m_per_s"]["fibre"], ep["velocity_m_per_s"]["cross"], stimuli.nodes,
+                                       stimuli.node_times_ms, device="cpu", method=method)
                 solve[method] = (time.perf_counter() - start, tau)
             reference = solve.get("fim-python")
             difference = (None if reference is None else
                           float(np.abs(reference[1] - solve["compiled"][1]).max()))
-            eikonal.append((name, len(nodes), activation.total_activation_ms, solve["compiled"][0],
+            eikonal.append((name, len(stimuli.nodes), float(np.ptp(solve["compiled"][1])), solve["compiled"][0],
                             None if reference is None else reference[0]))
             if difference is not None:
                 print(f"  {name}: compiled and fim-python differ by at most {difference:.2e} ms", flush=True)
@@ -110,14 +112,6 @@ def main() -> None:
         ref = f"{reference:12.2f}" if reference is not None else f"{'-':>12}"
         print(f"{name:12} {sources:7d} {duration:8.1f} {compiled:14.2f} {ref}")
     print(f"peak resident memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
-
-
-def activation_sources(points_mm: np.ndarray, activation) -> tuple[np.ndarray, np.ndarray]:
-    """The node indices and times of a map's stimulus sites (which lie on nodes)."""
-    from scipy.spatial import cKDTree
-
-    nodes = cKDTree(points_mm).query(np.asarray(activation.sites_mm))[1]
-    return np.asarray(nodes, dtype=np.int64), np.asarray(activation.site_times_ms, dtype=np.float64)
 
 
 if __name__ == "__main__":

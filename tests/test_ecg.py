@@ -11,7 +11,7 @@ import pytest
 from ecgcohort.conduction.action_potential import ActionPotential
 from ecgcohort.conduction.maps import ActivationMap, save_activation
 from ecgcohort.ecg import forward
-from ecgcohort.ecg.forward import compute_ecg, electrode_potentials, time_grid_ms
+from ecgcohort.ecg.forward import compute_ecgs, electrode_potentials, time_grid_ms
 from ecgcohort.ecg.leads import LEAD_ELECTRODES, LEAD_NAMES, LEAD_WEIGHTS, standard_leads
 from ecgcohort.ecg.pseudo import pseudo_lead_field, pseudo_lead_field_gradient, pseudo_lead_matrix
 from ecgcohort.fibers.rule_based import FibreAngles, MyocardialFibres, save_fibres
@@ -223,7 +223,7 @@ def write_patient_inputs(root: Path) -> dict:
         chunks.append(path)
     save_activation(ActivationMap("lbbb", "pacing", 2e3 * (points_m[:, 0] + 0.015), np.ones(n_nodes),
                                   np.zeros((1, 3)), np.zeros(1)), root / "lbbb.npz")
-    return {"chunk_paths": chunks, "activation_npz": root / "lbbb.npz", "fibres_npz": root / "fibres.npz",
+    return {"chunk_paths": chunks, "activation_paths": {"lbbb": root / "lbbb.npz"}, "fibres_npz": root / "fibres.npz",
             "electrodes_csv": root / "electrodes.csv", "conductivities": {"intra_fibre": 0.3, "intra_cross": 0.03,
                                                                            "extra_fibre": 0.3, "extra_cross": 0.12,
                                                                            "torso": 0.06}}
@@ -233,8 +233,8 @@ def test_compute_ecg_job_writes_ecgs_and_preview(tmp_path, monkeypatch):
     monkeypatch.setattr(forward, "action_potential_template", lambda *_, **__: square_wave_template())
     inputs = write_patient_inputs(tmp_path)
     out = tmp_path / "ecg" / "lbbb.npz"
-    compute_ecg("train-0000", "lbbb", duration_ms=400.0, dt_ms=2.0, template_cache_dir=tmp_path / "cache",
-                out_npz=out, out_png=tmp_path / "ecg" / "lbbb.png", **inputs)
+    compute_ecgs("train-0000", duration_ms=400.0, dt_ms=2.0, template_cache_dir=tmp_path / "cache",
+                 outputs={"lbbb": (out, tmp_path / "ecg" / "lbbb.png")}, **inputs)
     with np.load(out) as ecg:
         assert ecg["time_s"].shape == (201,) and ecg["time_s"][-1] == pytest.approx(0.4)
         assert list(ecg["electrode_names"]) == NAMES and list(ecg["lead_names"]) == list(LEAD_NAMES)
@@ -254,6 +254,6 @@ def test_compute_ecg_rejects_electrodes_that_do_not_match(tmp_path, monkeypatch)
     lines = (tmp_path / "electrodes.csv").read_text().splitlines()
     (tmp_path / "electrodes.csv").write_text("\n".join(lines[:-1]) + "\n")  # drop A001
     with pytest.raises(ValueError, match="train-0003.*differ"):
-        compute_ecg("train-0003", "lbbb", duration_ms=10.0, dt_ms=1.0, template_cache_dir=tmp_path,
-                    out_npz=tmp_path / "x.npz", out_png=tmp_path / "x.png", **inputs)
+        compute_ecgs("train-0003", duration_ms=10.0, dt_ms=1.0, template_cache_dir=tmp_path,
+                     outputs={"lbbb": (tmp_path / "x.npz", tmp_path / "x.png")}, **inputs)
     assert not (tmp_path / "x.npz").exists()

@@ -101,11 +101,12 @@ def test_a_sample_is_the_eikonal_and_lead_matrix_recomputed(ventricles):
     delay = patient.template.time_ms[np.argmax(patient.template.voltage_mv > 0)]
     expected = tau[patient.sites.nodes] + delay
     assert np.abs(sample.site_activation_ms - np.ceil(expected)).max() <= 1.0
-    from ecgcohort.conduction.scenarios import apd_scale
+    from ecgcohort.conduction.repolarisation import Repolarisation, repolarisation_scale
 
+    repolarisation = Repolarisation(apex_to_base=sample.parameters["apd_apex_to_base"],
+                                    endo_to_epi=sample.parameters["apd_endo_to_epi"])
     vm = transmembrane_potential(tau, spec.times_ms, patient.template,
-                                 apd_scale(fibres, sample.parameters["apd_apex_to_base"],
-                                           sample.parameters["apd_endo_to_epi"]))
+                                 repolarisation_scale(fibres, tau, repolarisation, patient.template))
     np.testing.assert_allclose(sample.leads, LEAD_WEIGHTS @ (patient.lead_rows @ vm), rtol=1e-10, atol=1e-9)
     np.testing.assert_allclose(sample.vm, vm[patient.sites.nodes])
     # Einthoven and Goldberger hold on the bank's leads
@@ -208,6 +209,6 @@ def test_sites_that_do_not_resolve_are_refused(ventricles, tmp_path):
     with pytest.raises(BankError, match="patient train-0003: the RV endocardium"):
         simulation_bank_job(patient="train-0003", split="train", fibres_npz=tmp_path / "fibres.npz",
                             junctions_npz=root / "junctions.npz", chunk_paths=[], bank={"count": 2}, seed=0,
-                            cycle_length_ms=1000.0, template_cache_dir=root, out_zarr=out,
+                            action_potential={"cycle_length_ms": 1000.0}, template_cache_dir=root, out_zarr=out,
                             out_sites=tmp_path / "sites.npz", out_sites_preview=tmp_path / "sites.png")
     assert not out.exists() and not (tmp_path / "sites.npz").exists()

@@ -9,13 +9,12 @@ import pytest
 from mpi4py import MPI  # noqa: F401  (libmpi before dolfinx)
 
 from ecgcohort.conduction.action_potential import action_potential_template
-from ecgcohort.conduction.jobs import compute_activation
+from ecgcohort.conduction.jobs import compute_activations
 from ecgcohort.conduction.maps import load_activation
 from ecgcohort.anatomy.outputs import read_surface
 from ecgcohort.conduction.scenarios import (
     Scenario,
     ScenarioError,
-    apd_scale,
     his_roots,
     pacing_sites,
     scenarios_from_config,
@@ -35,15 +34,18 @@ def patient(tmp_path_factory):
     """A meshed heart with fibres, its Purkinje trees, and four activation maps."""
     root = tmp_path_factory.mktemp("scenarios")
     meshed_ventricles(root, seed=SEED)
-    maps = {}
-    for entry in ({"name": "sinus", "kind": "sinus"}, {"name": "lbbb", "kind": "lbbb"},
-                  {"name": "crt", "kind": "biv_pacing", "rv_time_ms": 0.0, "lv_time_ms": 20.0},
-                  {"name": "pacing", "kind": "random_pacing", "count": 2}):
-        for name in Scenario.from_config(entry).instance_names():
-            compute_activation("train-0003", name, entry, root / "fibres.npz", root / "heart.vtp",
-                               root / "junctions.npz", VELOCITIES, HOMOGENEOUS, SEED, "cpu", root / f"{name}.npz",
-                               root / f"{name}.png")
-            maps[name] = load_activation(root / f"{name}.npz")
+    entries = {name: entry for entry in ({"name": "sinus", "kind": "sinus"}, {"name": "lbbb", "kind": "lbbb"},
+                                         {"name": "crt", "kind": "biv_pacing", "rv_time_ms": 0.0, "lv_time_ms": 20.0,
+                                          "engage_purkinje": False},
+                                         {"name": "crt_engaged", "kind": "biv_pacing", "rv_time_ms": 0.0,
+                                          "lv_time_ms": 20.0},
+                                         {"name": "pacing", "kind": "random_pacing", "count": 2,
+                                          "engage_purkinje": False})
+               for name in Scenario.from_config(entry).instance_names()}
+    compute_activations("train-0003", entries, root / "fibres.npz", root / "heart.vtp", root / "junctions.npz",
+                        VELOCITIES, HOMOGENEOUS, SEED, "cpu", root / "cache",
+                        {name: (root / f"{name}.npz", root / f"{name}.png") for name in entries})
+    maps = {name: load_activation(root / f"{name}.npz") for name in entries}
     return root, load_fibres(root / "fibres.npz"), maps
 
 
@@ -124,16 +126,29 @@ def test_pacing_sites_fire_at_their_times(patient):
     assert np.all(first.activation_ms >= distance / VELOCITIES["fibre"] * (1 - 1e-5))
 
 
+def test_a_paced_front_that_enters_the_purkinje_trees_activates_faster(patient):
+    """Retrograde conduction: the paced front reaches the trees' junctions and runs on at the
+    Purkinje velocity, so the ventricles activate sooner than through the myocardium alone;
+    the pacing site still fires first."""
+    root, fibres, maps = patient
+    alone, engaged = maps["crt"], maps["crt_engaged"]
+    print(f"\nCRT total activation: myocardium only {alone.total_activation_ms:.1f} ms, "
+          f"Purkinje engaged {engaged.total_activation_ms:.1f} ms")
+    assert np.all(engaged.activation_ms <= alone.activation_ms + 1e-9)
+    assert engaged.total_activation_ms < alone.total_activation_ms - 10.0
+    assert engaged.activation_ms.min() == pytest.approx(alone.activation_ms.min(), abs=1e-9)  # the site fires first
+
+
 def test_random_sites_are_reproducible_per_patient(patient, tmp_path):
     root, _, maps = patient
-    entry = {"name": "pacing", "kind": "random_pacing", "count": 2}
-    again = compute_activation("train-0003", "pacing-01", entry, root / "fibres.npz", root / "heart.vtp",
-                               root / "junctions.npz", VELOCITIES, HOMOGENEOUS, SEED, "cpu", tmp_path / "a.npz",
-                               tmp_path / "a.png")
+    entry = {"name": "pacing", "kind": "random_pacing", "count": 2, "engage_purkinje": False}
+    again = compute_activations("train-0003", {"pacing-01": entry}, root / "fibres.npz", root / "heart.vtp",
+                                root / "junctions.npz", VELOCITIES, HOMOGENEOUS, SEED, "cpu", root / "cache",
+                                {"pacing-01": (tmp_path / "a.npz", tmp_path / "a.png")})["pacing-01"]
     np.testing.assert_array_equal(again.sites_mm, maps["pacing-01"].sites_mm)
-    other = compute_activation("train-0004", "pacing-01", entry, root / "fibres.npz", root / "heart.vtp",
-                               root / "junctions.npz", VELOCITIES, HOMOGENEOUS, SEED, "cpu", tmp_path / "b.npz",
-                               tmp_path / "b.png")
+    other = compute_activations("train-0004", {"pacing-01": entry}, root / "fibres.npz", root / "heart.vtp",
+                                root / "junctions.npz", VELOCITIES, HOMOGENEOUS, SEED, "cpu", root / "cache",
+                                {"pacing-01": (tmp_path / "b.npz", tmp_path / "b.png")})["pacing-01"]
     assert not np.allclose(other.sites_mm, maps["pacing-01"].sites_mm)
 
 
@@ -149,7 +164,10 @@ def test_transmembrane_potential_follows_the_activation(patient, tmp_path):
         upstroke = times[np.argmax(np.diff(vm[node]))]
         assert upstroke == pytest.approx(sinus.activation_ms[node], abs=2.0)
     assert vm.min() == pytest.approx(template.resting_mv, abs=1.0) and vm.max() > 30.0
-    scale = apd_scale(fibres, 0.0, -0.2)
+    from ecgcohort.conduction.repolarisation import Repolarisation, intrinsic_apd_scale
+
+    scale = intrinsic_apd_scale(ventricular_frame(fibres).longitudinal, fibres.coordinates["transmural"],
+                                fibres.coordinates["ventricle"], Repolarisation(endo_to_epi=-0.2))
     endo, epi = fibres.coordinates["transmural"] < 0.02, fibres.coordinates["transmural"] > 0.98
     assert scale[endo] == pytest.approx(1.1, abs=0.01) and scale[epi] == pytest.approx(0.9, abs=0.01)
 

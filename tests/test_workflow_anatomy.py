@@ -278,7 +278,7 @@ def check_surrogate_stage(root):
     template = action_potential_template(1000.0, cache_dir=root / "results/cache/action_potential")
     _, leads = ecg_from_lead_matrix(lead, [str(e) for e in cohort.electrode.values],
                                     mesh.activation_time.sel(scenario="lbbb").values * 1e3,
-                                    mesh.apd_scale.sel(scenario="lbbb").values, time_grid_ms(500.0, 1.0), template)
+                                    mesh.apd_scale.sel(scenario="lbbb").values, time_grid_ms(600.0, 1.0), template)
     stored = cohort.lead_ecg.sel(scenario="lbbb").values
     assert np.linalg.norm(leads - stored) / np.linalg.norm(stored) < 1e-5
 
@@ -286,7 +286,7 @@ def check_surrogate_stage(root):
     with pytest.raises(ValueError, match="train-0000 trained the surrogate"):
         evaluate_surrogate_job(patient="train-0000", store=store, model_path=surrogate / "pca/pseudo_residual/model.pt",
                                codes_csv=root / "results/encoding/pca/codes.csv", evaluation={"device": "cpu"},
-                               conductivities={}, duration_ms=500.0, dt_ms=1.0, cycle_length_ms=1000.0,
+                               conductivities={}, duration_ms=600.0, dt_ms=1.0, cycle_length_ms=1000.0,
                                template_cache_dir=root / "results/cache/action_potential",
                                out_json=root / "refused.json", out_npz=root / "refused.npz")
     assert not (root / "refused.json").exists()

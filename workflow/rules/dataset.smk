@@ -9,7 +9,7 @@ rule assemble_dataset:
                       chunk=LEADFIELD_CHUNKS),
         activation=expand("results/patients/{patient}/activation/{scenario}.npz", patient=PATIENTS,
                           scenario=SCENARIOS),
-        ecg=expand(rules.compute_ecg.output.ecg, patient=PATIENTS, scenario=SCENARIOS),
+        ecg=expand("results/patients/{patient}/ecg/{scenario}.npz", patient=PATIENTS, scenario=SCENARIOS),
         sdf=expand("results/patients/{patient}/encoding/sdf.npz", patient=PATIENTS),
     output:
         store=directory("results/dataset/cohort.zarr"),

@@ -1,15 +1,17 @@
-rule compute_ecg:
+rule compute_ecgs:
     input:
         # the patient's lead-field chunks in electrode order (LEADFIELD_CHUNKS: leadfield.smk)
         chunks=expand("results/patients/{{patient}}/leadfield/chunk-{chunk}.npz", chunk=LEADFIELD_CHUNKS),
-        activation="results/patients/{patient}/activation/{scenario}.npz",
+        activation=expand("results/patients/{{patient}}/activation/{scenario}.npz", scenario=SCENARIOS),
         fibres=rules.compute_fibres.output.fibres,
         electrodes=rules.place_electrodes.output.electrodes,
     output:
-        ecg="results/patients/{patient}/ecg/{scenario}.npz",
-        preview=report("results/patients/{patient}/ecg/{scenario}.png", caption=caption("ecg"), category="Cohort",
-                       subcategory="ECGs", labels={"patient": "{patient}", "scenario": "{scenario}"}),
+        # one job per patient: its ECGs share the start-up and the lead matrices
+        ecg=expand("results/patients/{{patient}}/ecg/{scenario}.npz", scenario=SCENARIOS),
+        preview=report(expand("results/patients/{{patient}}/ecg/{scenario}.png", scenario=SCENARIOS),
+                       caption=caption("ecg"), category="Cohort", subcategory="ECGs", labels={"patient": "{patient}"}),
     params:
+        scenarios=SCENARIOS,
         conductivities=config["leadfield"]["conductivity_s_per_m"],
         duration_ms=config["ecg"]["duration_ms"],
         dt_ms=config["ecg"]["dt_ms"],
@@ -17,9 +19,9 @@ rule compute_ecg:
         # the TP06 template depends on no config value: computed once, shared by every job
         template_cache_dir="results/cache/action_potential",
     log:
-        "results/logs/patients/{patient}/compute_ecg/{scenario}.log",
+        "results/logs/patients/{patient}/compute_ecgs.log",
     benchmark:
-        "results/benchmarks/patients/{patient}/compute_ecg/{scenario}.tsv"
+        "results/benchmarks/patients/{patient}/compute_ecgs.tsv"
     threads: 1
     resources:
         mem_mb=scaled(4000),
@@ -27,10 +29,10 @@ rule compute_ecg:
     conda:
         "../../envs/fem.yaml"
     script:
-        "../scripts/compute_ecg.py"
+        "../scripts/compute_ecgs.py"
 
 
 rule ecgs:
     """Target: every patient's ECG (unipolar and 12 leads, FEM and pseudo lead field) per scenario."""
     input:
-        expand(rules.compute_ecg.output, patient=PATIENTS, scenario=SCENARIOS),
+        expand(rules.compute_ecgs.output, patient=PATIENTS),

@@ -25,7 +25,7 @@ rule simulation_bank:
         split=lambda wildcards: "test" if wildcards.patient in TEST_PATIENTS else "train",
         bank=ECG2ACT["bank"],
         seed=config["cohort"]["seed"],
-        cycle_length_ms=config["electrophysiology"]["action_potential"]["cycle_length_ms"],
+        action_potential=config["electrophysiology"]["action_potential"],
         template_cache_dir="results/cache/action_potential",
     log:
         "results/logs/ecg2act/simulation_bank-{patient}.log",

@@ -38,41 +38,39 @@ rule grow_purkinje:
         "../scripts/grow_purkinje.py"
 
 
-rule compute_activation:
+rule compute_activations:
     input:
         fibres=rules.compute_fibres.output.fibres,
         heart=rules.assemble_anatomy.output.heart,
-        # only sinus and LBBB start from the Purkinje junctions; paced maps run beside the trees
-        junctions=lambda wildcards: (
-            rules.grow_purkinje.output.junctions.format(patient=wildcards.patient)
-            if ACTIVATION_MAPS[wildcards.scenario].uses_purkinje
-            else []
-        ),
+        junctions=rules.grow_purkinje.output.junctions,
     output:
-        activation="results/patients/{patient}/activation/{scenario}.npz",
-        preview="results/patients/{patient}/activation/{scenario}.png",
+        # one job per patient: its maps share the start-up, the fibres and the template
+        activation=expand("results/patients/{{patient}}/activation/{scenario}.npz", scenario=SCENARIOS),
+        preview=expand("results/patients/{{patient}}/activation/{scenario}.png", scenario=SCENARIOS),
     params:
-        scenario=lambda wildcards: dataclasses.asdict(ACTIVATION_MAPS[wildcards.scenario]),
+        scenarios={name: dataclasses.asdict(scenario) for name, scenario in ACTIVATION_MAPS.items()},
         velocities=config["electrophysiology"]["velocity_m_per_s"],
         action_potential=config["electrophysiology"]["action_potential"],
         device=config["electrophysiology"]["device"],
         seed=config["cohort"]["seed"],
+        # the TP06 template (its APD sets the repolarisation times): computed once, shared
+        template_cache_dir="results/cache/action_potential",
     log:
-        "results/logs/patients/{patient}/compute_activation/{scenario}.log",
+        "results/logs/patients/{patient}/compute_activations.log",
     benchmark:
-        "results/benchmarks/patients/{patient}/compute_activation/{scenario}.tsv"
+        "results/benchmarks/patients/{patient}/compute_activations.tsv"
     threads: 1
     resources:
         mem_mb=scaled(4000),
-        runtime=scaled(20),
+        runtime=scaled(30),
     conda:
         "../../envs/fem.yaml"
     script:
-        "../scripts/compute_activation.py"
+        "../scripts/compute_activations.py"
 
 
 rule activations:
     """Target: every patient's Purkinje trees and activation map per scenario, with previews."""
     input:
         expand(rules.grow_purkinje.output, patient=PATIENTS),
-        expand(rules.compute_activation.output, patient=PATIENTS, scenario=SCENARIOS),
+        expand(rules.compute_activations.output, patient=PATIENTS),

@@ -10,7 +10,7 @@ HEALTHY_SCENARIOS = [name for name, kind in SCENARIO_KINDS.items() if REALISM["j
 
 rule delineate_ecgs:
     input:
-        ecgs=expand(rules.compute_ecg.output.ecg, patient="{patient}", scenario=SCENARIOS),
+        ecgs=rules.compute_ecgs.output.ecg,
     output:
         features="results/patients/{patient}/realism/features.json",
         clinical=[

@@ -7,6 +7,6 @@ with logging_to(snakemake.log[0]):
     simulation_bank_job(
         patient=snakemake.wildcards.patient, split=snakemake.params.split, fibres_npz=snakemake.input.fibres,
         junctions_npz=snakemake.input.junctions, chunk_paths=list(snakemake.input.chunks), bank=snakemake.params.bank,
-        seed=snakemake.params.seed, cycle_length_ms=snakemake.params.cycle_length_ms,
+        seed=snakemake.params.seed, action_potential=snakemake.params.action_potential,
         template_cache_dir=snakemake.params.template_cache_dir, out_zarr=snakemake.output.bank,
         out_sites=snakemake.output.sites, out_sites_preview=snakemake.output.preview, threads=snakemake.threads)

@@ -27,6 +27,13 @@ class CoupledSources:
     source: np.ndarray
     cells: np.ndarray
     offsets_mm: np.ndarray
+    #: each node's barycentric weight at its stimulus (clamped to the element)
+    weights: np.ndarray
+
+    def interpolate(self, nodal_values: np.ndarray) -> np.ndarray:
+        """A P1 field (per mesh node) read at every stimulus position, (k,)."""
+        values = np.asarray(nodal_values, dtype=float)[self.nodes] * self.weights
+        return np.bincount(self.source, weights=values, minlength=int(self.source.max(initial=-1)) + 1)
 
     def node_times(self, source_times_ms: np.ndarray, fibre_cell: np.ndarray | None, v_fibre: float,
                    v_cross: float) -> np.ndarray:
@@ -59,8 +66,12 @@ def couple_points(points_mm: np.ndarray, tetrahedra: np.ndarray, positions_mm: n
     edges = np.stack([corners[near, 1] - a, corners[near, 2] - a, corners[near, 3] - a], axis=-1)
     local = np.linalg.solve(edges, (positions[:, None, :] - a)[..., None])[..., 0]
     barycentric = np.concatenate([1.0 - local.sum(axis=-1, keepdims=True), local], axis=-1)
-    chosen = near[np.arange(len(positions)), barycentric.min(axis=-1).argmax(axis=1)]
+    best = barycentric.min(axis=-1).argmax(axis=1)
+    rows = np.arange(len(positions))
+    chosen = near[rows, best]
+    weights = np.clip(barycentric[rows, best], 0.0, None)
+    weights /= weights.sum(axis=1, keepdims=True)
     nodes = tets[chosen].ravel()
-    source = np.repeat(np.arange(len(positions)), 4)
+    source = np.repeat(rows, 4)
     return CoupledSources(nodes=nodes, source=source, cells=np.repeat(chosen, 4),
-                          offsets_mm=points[nodes] - positions[source])
+                          offsets_mm=points[nodes] - positions[source], weights=weights.ravel())

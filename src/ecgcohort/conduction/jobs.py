@@ -25,10 +25,13 @@ from ecgcohort.conduction.purkinje import (
     extract_surface,
     grow_tree,
     join_trees,
+    retrograde_firing_times,
     tree_activation,
     write_tree_vtk,
 )
-from ecgcohort.conduction.scenarios import Scenario, ScenarioError, apd_scale, his_roots, pacing_sites
+from ecgcohort.conduction.repolarisation import Repolarisation, repolarisation_scale
+from ecgcohort.conduction.scenarios import (Scenario, ScenarioError, his_roots, pacing_sites, surface_frame,
+                                            surface_site)
 from ecgcohort.fibers.rule_based import MyocardialFibres, load_fibres
 from ecgcohort.io import atomic_path
 from ecgcohort.rendering import offscreen_plotter
@@ -89,15 +92,19 @@ def grow_purkinje(patient: str, heart_surface: str | Path, settings: Mapping[str
                   lv_out: str | Path, rv_out: str | Path, junctions_out: str | Path, preview_out: str | Path) -> None:
     """Grow the LV and RV Purkinje trees of one patient on its own endocardial surfaces (the
     anatomy's ``heart.vtp``) from its bundle-branch roots (the RV tree in two parts joined by
-    the moderator band), and store the trees (.vtp), the junctions — positions (mm) and
-    activation times (ms), coupled to a mesh only when a map is computed, so the network is
-    the same whatever the mesh — and a preview."""
+    the moderator band, ``rv_delay_ms`` behind the LV), keep the junctions below
+    ``max_junction_long_axis_position``, add the endocardial ``breakthroughs``, and store the
+    trees (.vtp), the junctions — positions (mm) and activation times (ms), coupled to a mesh
+    only when a map is computed, so the network is the same whatever the mesh — and a preview."""
     from ecgcohort.anatomy.outputs import read_surface
 
     started = time.perf_counter()
     heart = read_surface(heart_surface)
+    frame = surface_frame(heart)
     roots = his_roots(heart, float(settings["his_long_axis_position"]), float(settings["moderator_band_position"]))
     velocity = float(settings["conduction_velocity_m_per_s"])
+    delays = {"lv": 0.0, "rv": float(settings.get("rv_delay_ms", 0.0))}
+    basal_limit = float(settings.get("max_junction_long_axis_position", 1.0))
     trees: dict[str, PurkinjeTree] = {}
     junctions: dict[str, np.ndarray] = {}
     for name, label in (("lv", LV_ENDOCARDIUM), ("rv", RV_ENDOCARDIUM)):
@@ -116,26 +123,42 @@ def grow_purkinje(patient: str, heart_surface: str | Path, settings: Mapping[str
                 tree = join_trees(septal, free_wall)
         except PurkinjeError as error:
             raise PurkinjeError(f"patient {patient}, {name.upper()} tree: {error}") from error
-        tree.activation_ms = tree_activation(tree, velocity)
-        junctions[f"{name}_positions_mm"] = tree.nodes_mm[tree.junctions]
-        junctions[f"{name}_times_ms"] = tree.activation_ms[tree.junctions]
+        tree.activation_ms = tree_activation(tree, velocity, root_time_ms=delays[name])
+        ends = tree.nodes_mm[tree.junctions]
+        kept = frame.longitudinal(ends) <= basal_limit
+        sites = [entry for entry in settings.get("breakthroughs", []) if entry["ventricle"] == name]
+        region = "lv_endocardium" if name == "lv" else "rv_endocardium"
+        breakthroughs = np.array([surface_site(heart, frame, region, float(entry["long_axis_position"]),
+                                               np.deg2rad(float(entry["rotation_deg"]))) for entry in sites]).reshape(-1, 3)
+        junctions[f"{name}_positions_mm"] = np.vstack([ends[kept], breakthroughs])
+        junctions[f"{name}_times_ms"] = np.concatenate([tree.activation_ms[tree.junctions][kept],
+                                                        [float(entry["time_ms"]) for entry in sites]])
+        junctions[f"{name}_tree_nodes_mm"], junctions[f"{name}_tree_edges"] = tree.nodes_mm, tree.edges
+        junctions[f"{name}_junction_tree_nodes"] = tree.junctions[kept]
         trees[name] = tree
-        log.info("patient %s: %s tree %d nodes, %d junctions, latest junction %.1f ms", patient, name.upper(),
-                 tree.n_nodes, len(tree.junctions), float(junctions[f"{name}_times_ms"].max()))
+        log.info("patient %s: %s tree %d nodes, %d junctions (%d basal ones dropped) and %d breakthroughs, first at "
+                 "%.1f ms, latest %.1f ms", patient, name.upper(), tree.n_nodes, int(kept.sum()), int((~kept).sum()),
+                 len(sites), float(junctions[f"{name}_times_ms"].min()), float(junctions[f"{name}_times_ms"].max()))
     write_tree_vtk(trees["lv"], lv_out)
     write_tree_vtk(trees["rv"], rv_out)
     with atomic_path(junctions_out) as temporary:
         with open(temporary, "wb") as stream:
             np.savez(stream, lv_root_mm=roots.lv_mm, rv_root_mm=roots.rv_mm,
-                     rv_free_wall_root_mm=roots.rv_free_wall_mm, **junctions)
+                     rv_free_wall_root_mm=roots.rv_free_wall_mm, purkinje_velocity_m_per_s=np.array(velocity),
+                     **junctions)
     plot_purkinje(heart, trees, preview_out, title=patient)
     log.info("patient %s: Purkinje stage %.1f s", patient, time.perf_counter() - started)
 
 
 def load_junctions(path: str | Path) -> dict[str, np.ndarray]:
     """The Purkinje junctions of :func:`grow_purkinje`: ``{lv,rv}_positions_mm`` (k, 3) and
-    ``{lv,rv}_times_ms`` (k,)."""
-    keys = ("lv_positions_mm", "lv_times_ms", "rv_positions_mm", "rv_times_ms")
+    ``{lv,rv}_times_ms`` (k,) (tree junctions, then breakthroughs), and the trees for
+    retrograde conduction: ``{lv,rv}_tree_nodes_mm``, ``{lv,rv}_tree_edges``,
+    ``{lv,rv}_junction_tree_nodes`` (the tree node of each tree junction, in order) and
+    ``purkinje_velocity_m_per_s``."""
+    keys = ("lv_positions_mm", "lv_times_ms", "rv_positions_mm", "rv_times_ms", "lv_tree_nodes_mm", "lv_tree_edges",
+            "lv_junction_tree_nodes", "rv_tree_nodes_mm", "rv_tree_edges", "rv_junction_tree_nodes",
+            "purkinje_velocity_m_per_s")
     with np.load(path) as data:
         missing = [key for key in keys if key not in data.files]
         if missing:
@@ -180,6 +203,38 @@ def scenario_sources(scenario: Scenario, fibres: MyocardialFibres, heart: Surfac
     return MeshStimuli(positions, times, coupled.nodes, node_times)
 
 
+def scenario_activation(scenario: Scenario, fibres: MyocardialFibres, heart: Surface,
+                        junctions: Mapping[str, np.ndarray] | None, rng: np.random.Generator | None,
+                        velocities: Mapping[str, float], device: str = "cpu") -> tuple[np.ndarray, MeshStimuli]:
+    """(activation times per myocardial node (ms), the stimuli) of one scenario. A paced map
+    that engages the Purkinje trees is solved twice: the paced front's arrival at the tree
+    junctions enters the trees (:func:`ecgcohort.conduction.purkinje.retrograde_firing_times`),
+    and the junctions then fire with the pacing sites."""
+    v_fibre, v_cross = float(velocities["fibre"]), float(velocities["cross"])
+    stimuli = scenario_sources(scenario, fibres, heart, junctions, rng, velocities)
+    tau = activation_times(fibres.points_mm, fibres.tetrahedra, fibres.fibre_cell, v_fibre, v_cross, stimuli.nodes,
+                           stimuli.node_times_ms, device=device)
+    if scenario.uses_purkinje or not scenario.engage_purkinje:
+        return tau, stimuli
+    if junctions is None:
+        raise ScenarioError(f"scenario '{scenario.name}' engages the Purkinje trees: it needs the junctions")
+    nodes, node_times = [stimuli.nodes], [stimuli.node_times_ms]
+    for tree in ("lv", "rv"):
+        tree_junctions = junctions[f"{tree}_junction_tree_nodes"]
+        coupled = couple_points(fibres.points_mm, fibres.tetrahedra,
+                                junctions[f"{tree}_positions_mm"][:len(tree_junctions)])
+        firing = retrograde_firing_times(junctions[f"{tree}_tree_nodes_mm"], junctions[f"{tree}_tree_edges"],
+                                         tree_junctions, coupled.interpolate(tau),
+                                         float(junctions["purkinje_velocity_m_per_s"]))
+        fires = np.isfinite(firing)[coupled.source]
+        nodes.append(coupled.nodes[fires])
+        node_times.append(coupled.node_times(np.where(np.isfinite(firing), firing, 0.0), fibres.fibre_cell, v_fibre,
+                                             v_cross)[fires])
+    tau = activation_times(fibres.points_mm, fibres.tetrahedra, fibres.fibre_cell, v_fibre, v_cross,
+                           np.concatenate(nodes), np.concatenate(node_times), device=device)
+    return tau, stimuli
+
+
 def plot_isochrones(fibres: MyocardialFibres, activation_ms: np.ndarray, path: str | Path, title: str = "",
                     step_ms: float = 10.0, sites_mm: np.ndarray | None = None) -> None:
     """Front and back views of the activation map on the myocardial surface with isochrones
@@ -210,37 +265,43 @@ def plot_isochrones(fibres: MyocardialFibres, activation_ms: np.ndarray, path: s
     plotter.close()
 
 
-def compute_activation(patient: str, map_name: str, scenario: Mapping[str, Any], fibres_path: str | Path,
-                       heart_path: str | Path, junctions_path: str | Path | None, velocities: Mapping[str, float],
-                       action_potential: Mapping[str, float], seed: int, device: str,
-                       activation_out: str | Path, preview_out: str | Path) -> ActivationMap:
-    """Eikonal activation of one (patient, scenario) on the myocardium, with its APD scales;
-    writes the map (.npz, node order of fibres.npz) and an isochrone preview. Stimuli come
-    from the patient's heart surface (``heart_path``) and Purkinje ``junctions_path`` (sinus
-    and LBBB only), coupled to this mesh by position."""
+def compute_activations(patient: str, scenarios: Mapping[str, Mapping[str, Any]], fibres_path: str | Path,
+                        heart_path: str | Path, junctions_path: str | Path, velocities: Mapping[str, float],
+                        action_potential: Mapping[str, Any], seed: int, device: str, template_cache_dir: str | Path,
+                        outputs: Mapping[str, tuple[str | Path, str | Path]]) -> dict[str, ActivationMap]:
+    """Every activation map of one patient (``scenarios``: map name -> scenario entry) in one
+    job: eikonal activation on the myocardium with its APD scales (intrinsic gradients and the
+    repolarisation diffusion of :mod:`ecgcohort.conduction.repolarisation`); writes each map
+    (.npz, node order of fibres.npz) and its isochrone preview (``outputs``: map name ->
+    (npz, png)). Stimuli come from the patient's heart surface (``heart_path``) and Purkinje
+    ``junctions_path``, coupled to this mesh by position."""
     from ecgcohort.anatomy.outputs import read_surface
+    from ecgcohort.conduction.action_potential import action_potential_template
 
-    started = time.perf_counter()
-    spec = Scenario.from_config(scenario)
     fibres = load_fibres(fibres_path)
     heart = read_surface(heart_path)
-    junctions = load_junctions(junctions_path) if junctions_path is not None else None
-    rng = patient_rng(seed, patient, f"pacing:{map_name}") if spec.kind == "random_pacing" else None
-    try:
-        stimuli = scenario_sources(spec, fibres, heart, junctions, rng, velocities)
-    except ScenarioError as error:
-        raise ScenarioError(f"patient {patient}, scenario {map_name}: {error}") from error
-    tau = activation_times(fibres.points_mm, fibres.tetrahedra, fibres.fibre_cell, float(velocities["fibre"]),
-                           float(velocities["cross"]), stimuli.nodes, stimuli.node_times_ms, device=device)
-    activation = ActivationMap(
-        scenario=map_name, kind=spec.kind, activation_ms=tau,
-        apd_scale=apd_scale(fibres, float(action_potential["apd_apex_to_base"]),
-                            float(action_potential["apd_endo_to_epi"])),
-        sites_mm=stimuli.positions_mm, site_times_ms=stimuli.times_ms)
-    save_activation(activation, activation_out)
-    log.info("patient %s, %s: %d stimuli on %d nodes, activation %.1f-%.1f ms (total %.1f ms) on %d nodes in %.1f s",
-             patient, map_name, len(stimuli.times_ms), len(np.unique(stimuli.nodes)), tau.min(), tau.max(),
-             activation.total_activation_ms, fibres.n_nodes, time.perf_counter() - started)
-    plot_isochrones(fibres, tau, preview_out, title=f"{patient} {map_name}",
-                    sites_mm=activation.sites_mm if spec.kind != "sinus" and spec.kind != "lbbb" else None)
-    return activation
+    junctions = load_junctions(junctions_path)
+    template = action_potential_template(float(action_potential["cycle_length_ms"]), cache_dir=template_cache_dir)
+    repolarisation = Repolarisation.from_config(action_potential)
+    maps = {}
+    for map_name, entry in scenarios.items():
+        started = time.perf_counter()
+        spec = Scenario.from_config(entry)
+        rng = patient_rng(seed, patient, f"pacing:{map_name}") if spec.kind == "random_pacing" else None
+        try:
+            tau, stimuli = scenario_activation(spec, fibres, heart, junctions, rng, velocities, device)
+        except ScenarioError as error:
+            raise ScenarioError(f"patient {patient}, scenario {map_name}: {error}") from error
+        activation = ActivationMap(
+            scenario=map_name, kind=spec.kind, activation_ms=tau,
+            apd_scale=repolarisation_scale(fibres, tau, repolarisation, template),
+            sites_mm=stimuli.positions_mm, site_times_ms=stimuli.times_ms)
+        activation_out, preview_out = outputs[map_name]
+        save_activation(activation, activation_out)
+        log.info("patient %s, %s: %d stimuli, activation %.1f-%.1f ms (total %.1f ms) on %d nodes in %.1f s",
+                 patient, map_name, len(stimuli.times_ms), tau.min(), tau.max(), activation.total_activation_ms,
+                 fibres.n_nodes, time.perf_counter() - started)
+        plot_isochrones(fibres, tau, preview_out, title=f"{patient} {map_name}",
+                        sites_mm=activation.sites_mm if spec.kind != "sinus" and spec.kind != "lbbb" else None)
+        maps[map_name] = activation
+    return maps

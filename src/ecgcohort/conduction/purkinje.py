@@ -250,6 +250,30 @@ def purkinje_tree(points_mm: np.ndarray, faces: np.ndarray, root_mm: np.ndarray,
     return tree
 
 
+def retrograde_firing_times(nodes_mm: np.ndarray, edges: np.ndarray, junction_nodes: np.ndarray,
+                            entry_ms: np.ndarray, conduction_velocity_m_per_s: float) -> np.ndarray:
+    """When each junction fires once the tree is entered from the myocardium: the tree is
+    reached at its junctions (``junction_nodes``, tree node indices) at ``entry_ms`` (inf: not
+    reached) and conducts in every direction at the Purkinje velocity (m/s = mm/ms); a
+    junction fires at its earliest arrival, ms (inf where nothing arrives)."""
+    import scipy.sparse
+    from scipy.sparse.csgraph import dijkstra
+
+    n = len(nodes_mm)
+    lengths = np.linalg.norm(nodes_mm[edges[:, 0]] - nodes_mm[edges[:, 1]], axis=1)
+    entry = np.asarray(entry_ms, dtype=float)
+    reached = np.isfinite(entry)
+    if not reached.any():
+        return np.full(len(junction_nodes), np.inf)
+    # a virtual node n joined to every reached junction by its entry time, as a length
+    rows = np.concatenate([edges[:, 0], np.full(int(reached.sum()), n)])
+    columns = np.concatenate([edges[:, 1], np.asarray(junction_nodes)[reached]])
+    weights = np.concatenate([lengths, np.maximum(entry[reached], 0.0) * conduction_velocity_m_per_s + 1e-12])
+    graph = scipy.sparse.csr_matrix((weights, (rows, columns)), shape=(n + 1, n + 1))
+    distance = dijkstra(graph, directed=False, indices=n)
+    return distance[np.asarray(junction_nodes)] / conduction_velocity_m_per_s
+
+
 def write_tree_vtk(tree: PurkinjeTree, path: str | Path) -> Path:
     """Write the tree as line cells of a .vtp (points mm, point data ``activation_ms`` ms when
     set), atomically; returns the path."""

@@ -49,7 +49,9 @@ class Scenario:
     endocardium at ``rv_time_ms`` plus LV lateral free-wall epicardium at ``lv_time_ms``) or
     ``random_pacing`` (``count`` separate single-site maps, named ``{name}-00``, ...).
     Positions: ``rv_long_axis_position`` / ``lv_long_axis_position`` on the long axis (0 apex,
-    1 base); the LV site is opposite the septum (rotational angle pi).
+    1 base); the LV site is opposite the septum (rotational angle pi). ``engage_purkinje``
+    (pacing kinds): the paced front enters the Purkinje trees where it reaches their
+    junctions and travels on through them (retrograde conduction).
     """
 
     name: str
@@ -59,6 +61,7 @@ class Scenario:
     rv_long_axis_position: float = 0.15
     lv_long_axis_position: float = 0.5
     count: int = 1
+    engage_purkinje: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in SCENARIO_KINDS:
@@ -78,6 +81,12 @@ class Scenario:
     def uses_purkinje(self) -> bool:
         """Whether this scenario starts from the Purkinje junctions (sinus, LBBB)."""
         return self.kind in PURKINJE_KINDS
+
+    @property
+    def needs_trees(self) -> bool:
+        """Whether this scenario's map needs the Purkinje trees: it starts from them, or its
+        paced front engages them."""
+        return self.uses_purkinje or self.engage_purkinje
 
     def instance_names(self) -> list[str]:
         """The activation maps this scenario makes: its name, or ``name-NN`` per random site."""
@@ -265,14 +274,3 @@ def pacing_sites(scenario: Scenario, heart: Surface, rng: np.random.Generator | 
             raise ScenarioError(f"scenario '{scenario.name}': random pacing needs the patient's generator")
         return random_myocardial_point(heart, rng)[None, :], np.array([0.0])
     raise ScenarioError(f"scenario '{scenario.name}' ({scenario.kind}) is not a pacing scenario")
-
-
-def apd_scale(fibres: MyocardialFibres, apex_to_base: float, endo_to_epi: float) -> np.ndarray:
-    """Per-node APD scale 1 + apex_to_base·(l − ½) + endo_to_epi·(t − ½) (l long-axis position,
-    t transmural coordinate): the fractional APD change from apex to base and from
-    endocardium to epicardium, centred so the mean APD stays about the template's."""
-    scale = (1.0 + apex_to_base * (ventricular_frame(fibres).longitudinal - 0.5)
-             + endo_to_epi * (np.clip(fibres.coordinates["transmural"], 0.0, 1.0) - 0.5))
-    if np.any(scale <= 0.1):
-        raise ScenarioError(f"APD heterogeneity ({apex_to_base}, {endo_to_epi}) makes APD scales <= 0.1")
-    return scale

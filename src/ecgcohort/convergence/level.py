@@ -113,10 +113,10 @@ def simulate_level(patient: str, heart_mm: float, torso_mm: float, files: Patien
     from ecgcohort.anatomy.outputs import read_surface
     from ecgcohort.cohort.sampling import patient_rng
     from ecgcohort.conduction.action_potential import action_potential_template
-    from ecgcohort.conduction.eikonal import activation_times
-    from ecgcohort.conduction.jobs import load_junctions, scenario_sources
+    from ecgcohort.conduction.jobs import load_junctions, scenario_activation
     from ecgcohort.conduction.maps import ActivationMap
-    from ecgcohort.conduction.scenarios import Scenario, apd_scale
+    from ecgcohort.conduction.repolarisation import Repolarisation, repolarisation_scale
+    from ecgcohort.conduction.scenarios import Scenario
     from ecgcohort.ecg.forward import electrode_potentials, read_electrode_table, time_grid_ms
     from ecgcohort.ecg.leads import LEAD_ELECTRODES, standard_leads
     from ecgcohort.fibers.rule_based import FibreAngles, myocardial_fibres
@@ -143,12 +143,11 @@ def simulate_level(patient: str, heart_mm: float, torso_mm: float, files: Patien
     start = time.perf_counter()
     spec = Scenario.from_config(physics.scenario)
     rng = patient_rng(physics.seed, patient, f"pacing:{spec.name}") if spec.kind == "random_pacing" else None
-    junctions = load_junctions(files.junctions) if spec.uses_purkinje else None
-    stimuli = scenario_sources(spec, fibres, read_surface(files.heart), junctions, rng, physics.velocities)
-    tau = activation_times(fibres.points_mm, fibres.tetrahedra, fibres.fibre_cell, float(physics.velocities["fibre"]),
-                           float(physics.velocities["cross"]), stimuli.nodes, stimuli.node_times_ms, device="cpu")
-    scale = apd_scale(fibres, float(physics.action_potential["apd_apex_to_base"]),
-                      float(physics.action_potential["apd_endo_to_epi"]))
+    tau, stimuli = scenario_activation(spec, fibres, read_surface(files.heart), load_junctions(files.junctions), rng,
+                                       physics.velocities)
+    template = action_potential_template(float(physics.action_potential["cycle_length_ms"]),
+                                         cache_dir=physics.template_cache)
+    scale = repolarisation_scale(fibres, tau, Repolarisation.from_config(physics.action_potential), template)
     timings["activation_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -184,8 +183,6 @@ def simulate_level(patient: str, heart_mm: float, torso_mm: float, files: Patien
     timings["lead_matrix_recovered_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    template = action_potential_template(float(physics.action_potential["cycle_length_ms"]),
-                                         cache_dir=physics.template_cache)
     times_ms = time_grid_ms(physics.duration_ms, physics.dt_ms)
     activation = ActivationMap(spec.name, spec.kind, tau, scale, stimuli.positions_mm, stimuli.times_ms)
     potentials = electrode_potentials(np.vstack([matrices[form] for form in GRADIENT_FORMS]), activation, times_ms,

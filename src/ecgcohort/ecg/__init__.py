@@ -7,7 +7,7 @@ _FORWARD = "ecgcohort.ecg.forward"
 _LEADS = "ecgcohort.ecg.leads"
 _PSEUDO = "ecgcohort.ecg.pseudo"
 _EXPORTS = {
-    "ElectrodeTable": _FORWARD, "compute_ecg": _FORWARD, "electrode_potentials": _FORWARD, "plot_ecg": _FORWARD,
+    "ElectrodeTable": _FORWARD, "compute_ecgs": _FORWARD, "electrode_potentials": _FORWARD, "plot_ecg": _FORWARD,
     "read_electrode_table": _FORWARD, "read_lead_field_chunks": _FORWARD, "relative_difference": _FORWARD,
     "time_grid_ms": _FORWARD,
     "LEAD_ELECTRODES": _LEADS, "LEAD_NAMES": _LEADS, "LEAD_WEIGHTS": _LEADS, "lead_electrode_indices": _LEADS,

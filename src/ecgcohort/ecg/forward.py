@@ -141,15 +141,17 @@ def plot_ecg(time_s: np.ndarray, leads_v: np.ndarray, pseudo_leads_v: np.ndarray
     plt.close(figure)
 
 
-def compute_ecg(patient: str, scenario: str, chunk_paths: Sequence[str | Path], activation_npz: str | Path,
-                fibres_npz: str | Path, electrodes_csv: str | Path, conductivities: Mapping[str, float],
-                duration_ms: float, dt_ms: float, template_cache_dir: str | Path, out_npz: str | Path,
-                out_png: str | Path, cycle_length_ms: float = 1000.0) -> None:
-    """One patient's ECG for one activation scenario, with the FEM and the pseudo lead field.
+def compute_ecgs(patient: str, activation_paths: Mapping[str, str | Path], chunk_paths: Sequence[str | Path],
+                 fibres_npz: str | Path, electrodes_csv: str | Path, conductivities: Mapping[str, float],
+                 duration_ms: float, dt_ms: float, template_cache_dir: str | Path,
+                 outputs: Mapping[str, tuple[str | Path, str | Path]], cycle_length_ms: float = 1000.0) -> None:
+    """One patient's ECGs, one per activation map (``activation_paths``: scenario -> map), with
+    the FEM and the pseudo lead field; the lead matrices are read and built once.
 
-    Writes ``out_npz`` (time_s, electrode_names, unipolar_v (E, T), leads_v (12, T), lead_names,
-    pseudo_unipolar_v, pseudo_leads_v, pseudo_relative_difference (12,), evaluation_s; SI units)
-    and the 12-lead preview ``out_png``.
+    Writes per scenario (``outputs``: scenario -> (npz, png)) the ``.npz`` (time_s,
+    electrode_names, unipolar_v (E, T), leads_v (12, T), lead_names, pseudo_unipolar_v,
+    pseudo_leads_v, pseudo_relative_difference (12,), evaluation_s; SI units) and the 12-lead
+    preview.
     """
     chunks = read_lead_field_chunks(chunk_paths, ("electrode_positions_m", "lead_matrix"))
     names = [str(n) for n in chunks["electrode_names"]]
@@ -159,41 +161,40 @@ def compute_ecg(patient: str, scenario: str, chunk_paths: Sequence[str | Path], 
                         min(len(names), len(table.names)))
         raise ValueError(f"patient {patient}: the lead-field chunks' electrodes ({len(names)}) differ from "
                          f"{electrodes_csv} ({len(table.names)}) at position {mismatch}")
-    activation = load_activation(activation_npz)
-    if activation.scenario != scenario:
-        raise ValueError(f"patient {patient}: {activation_npz} holds scenario '{activation.scenario}', "
-                         f"not '{scenario}'")
     fibres = load_fibres(fibres_npz)
     lead = chunks["lead_matrix"]
-    for what, count in (("fibres", fibres.n_nodes), ("activation map", activation.activation_ms.size)):
-        if lead.shape[1] != count:
-            raise ValueError(f"patient {patient}: the lead matrix has {lead.shape[1]} nodes, the {what} {count}")
-
+    if lead.shape[1] != fibres.n_nodes:
+        raise ValueError(f"patient {patient}: the lead matrix has {lead.shape[1]} nodes, the fibres {fibres.n_nodes}")
     sigma = Conductivities.from_config(conductivities)
-    points_m = fibres.points_mm * 1e-3
-    pseudo = pseudo_lead_matrix(chunks["electrode_positions_m"], points_m, fibres.tetrahedra,
+    pseudo = pseudo_lead_matrix(chunks["electrode_positions_m"], fibres.points_mm * 1e-3, fibres.tetrahedra,
                                 intracellular_tensors(fibres.fibre_cell, sigma), sigma.torso)
+    both_matrices = np.vstack([lead, pseudo])
     template = action_potential_template(cycle_length_ms, cache_dir=template_cache_dir)
     times_ms = time_grid_ms(duration_ms, dt_ms)
-
-    started = time.perf_counter()
-    # one V_m evaluation serves both lead matrices
-    both = electrode_potentials(np.vstack([lead, pseudo]), activation, times_ms, template)
-    evaluation_s = time.perf_counter() - started
-    unipolar, pseudo_unipolar = both[:len(names)], both[len(names):]
-    log.info("patient %s, %s: ECG evaluation of %d electrodes x %d steps (FEM + pseudo, %d nodes) in %.3f s",
-             patient, scenario, len(names), times_ms.size, lead.shape[1], evaluation_s)
-    leads = standard_leads(unipolar, names)
-    pseudo_leads = standard_leads(pseudo_unipolar, names)
-    difference = relative_difference(leads, pseudo_leads)
-    log.info("patient %s, %s: relative difference pseudo vs FEM lead field per lead: %s", patient, scenario,
-             json.dumps({name: round(float(d), 4) for name, d in zip(LEAD_NAMES, difference)}))
-
-    time_s = times_ms * 1e-3
-    with atomic_path(out_npz) as temporary, open(temporary, "wb") as stream:
-        np.savez_compressed(stream, patient=np.array(patient), scenario=np.array(scenario), time_s=time_s,
-                            electrode_names=np.array(names), unipolar_v=unipolar, leads_v=leads,
-                            lead_names=np.array(LEAD_NAMES), pseudo_unipolar_v=pseudo_unipolar,
-                            pseudo_leads_v=pseudo_leads, pseudo_relative_difference=difference,
-                            evaluation_s=np.array(evaluation_s))
-    plot_ecg(time_s, leads, pseudo_leads, out_png, title=f"{patient}, {scenario}: 12-lead ECG")
+    for scenario, activation_npz in activation_paths.items():
+        activation = load_activation(activation_npz)
+        if activation.scenario != scenario:
+            raise ValueError(f"patient {patient}: {activation_npz} holds scenario '{activation.scenario}', "
+                             f"not '{scenario}'")
+        if activation.activation_ms.size != fibres.n_nodes:
+            raise ValueError(f"patient {patient}: the activation map has {activation.activation_ms.size} nodes, the "
+                             f"fibres {fibres.n_nodes}")
+        started = time.perf_counter()
+        both = electrode_potentials(both_matrices, activation, times_ms, template)  # one V_m for both matrices
+        evaluation_s = time.perf_counter() - started
+        unipolar, pseudo_unipolar = both[:len(names)], both[len(names):]
+        leads = standard_leads(unipolar, names)
+        pseudo_leads = standard_leads(pseudo_unipolar, names)
+        difference = relative_difference(leads, pseudo_leads)
+        log.info("patient %s, %s: ECG of %d electrodes x %d steps (FEM + pseudo, %d nodes) in %.3f s; relative "
+                 "difference pseudo vs FEM per lead %s", patient, scenario, len(names), times_ms.size, lead.shape[1],
+                 evaluation_s, json.dumps({name: round(float(d), 4) for name, d in zip(LEAD_NAMES, difference)}))
+        out_npz, out_png = outputs[scenario]
+        time_s = times_ms * 1e-3
+        with atomic_path(out_npz) as temporary, open(temporary, "wb") as stream:
+            np.savez_compressed(stream, patient=np.array(patient), scenario=np.array(scenario), time_s=time_s,
+                                electrode_names=np.array(names), unipolar_v=unipolar, leads_v=leads,
+                                lead_names=np.array(LEAD_NAMES), pseudo_unipolar_v=pseudo_unipolar,
+                                pseudo_leads_v=pseudo_leads, pseudo_relative_difference=difference,
+                                evaluation_s=np.array(evaluation_s))
+        plot_ecg(time_s, leads, pseudo_leads, out_png, title=f"{patient}, {scenario}: 12-lead ECG")

@@ -21,6 +21,7 @@ V_m > 0 (paper 3's definition). Units: ms, mV; ECGs in mV.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -31,7 +32,7 @@ import numpy as np
 from ecgcohort.conduction.action_potential import ActionPotential, transmembrane_potential
 from ecgcohort.conduction.coupling import CoupledSources, couple_points
 from ecgcohort.conduction.eikonal import activation_times as eikonal_activation
-from ecgcohort.conduction.scenarios import apd_scale
+from ecgcohort.conduction.repolarisation import Repolarisation, repolarisation_scale
 from ecgcohort.ecg.leads import LEAD_ELECTRODES, LEAD_WEIGHTS, lead_electrode_indices
 from ecgcohort.ecg2act.sites import RecordingSites
 from ecgcohort.fibers.rule_based import MyocardialFibres
@@ -71,8 +72,8 @@ class BankSpec:
     purkinje_speed_scale: tuple[float, float] = (0.7, 1.3)
     rv_delay_ms: tuple[float, float] = (-10.0, 10.0)
     apd_global_scale: tuple[float, float] = (0.85, 1.15)
-    apd_apex_to_base: tuple[float, float] = (0.0, 0.2)
-    apd_endo_to_epi: tuple[float, float] = (-0.3, -0.1)
+    apd_apex_to_base: tuple[float, float] = (-0.2, 0.0)
+    apd_endo_to_epi: tuple[float, float] = (-0.25, -0.05)
 
     def __post_init__(self) -> None:
         if self.count < 1:
@@ -124,6 +125,9 @@ class PatientElectrophysiology:
     lead_rows: np.ndarray
     sites: RecordingSites
     template: ActionPotential
+    #: the rest of the repolarisation model (LV-RV gradient, electrotonic lengths); the bank
+    #: draws the apex-base and endo-epi gradients per sample
+    repolarisation: Repolarisation = Repolarisation()
 
     def __post_init__(self) -> None:
         if self.lead_rows.shape != (len(LEAD_ELECTRODES), self.fibres.n_nodes):
@@ -193,8 +197,9 @@ def draw_sample(patient: PatientElectrophysiology, spec: BankSpec, rng: np.rando
     tau = eikonal_activation(fibres.points_mm, fibres.tetrahedra, fibres.fibre_cell, parameters["fibre_velocity"],
                              parameters["fibre_velocity"] * parameters["cross_fibre_ratio"], nodes, times,
                              device="cpu")
-    scale = parameters["apd_global_scale"] * apd_scale(fibres, parameters["apd_apex_to_base"],
-                                                       parameters["apd_endo_to_epi"])
+    repolarisation = dataclasses.replace(patient.repolarisation, apex_to_base=parameters["apd_apex_to_base"],
+                                         endo_to_epi=parameters["apd_endo_to_epi"])
+    scale = repolarisation_scale(fibres, tau, repolarisation, patient.template, parameters["apd_global_scale"])
     vm = transmembrane_potential(tau, spec.times_ms, patient.template, scale)
     unipolar = patient.lead_rows @ vm
     site_vm = vm[patient.sites.nodes]

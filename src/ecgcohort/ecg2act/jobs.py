@@ -70,7 +70,7 @@ def bank_dataset(patient: str, split: str, bank: Mapping[str, Any], electrophysi
 
 def simulation_bank_job(*, patient: str, split: str, fibres_npz: str | Path, junctions_npz: str | Path,
                         chunk_paths: Sequence[str | Path], bank: Mapping[str, Any], seed: int,
-                        cycle_length_ms: float, template_cache_dir: str | Path, out_zarr: str | Path,
+                        action_potential: Mapping[str, Any], template_cache_dir: str | Path, out_zarr: str | Path,
                         out_sites: str | Path, out_sites_preview: str | Path, threads: int | None = None) -> None:
     """Place the 75 sites on one patient and simulate its bank (rule ``simulation_bank``).
     ``threads`` caps the BLAS threads (the rule's ``threads:``; None leaves them be): two 1-thread
@@ -81,6 +81,7 @@ def simulation_bank_job(*, patient: str, split: str, fibres_npz: str | Path, jun
     from ecgcohort.cohort.sampling import patient_rng
     from ecgcohort.conduction.action_potential import action_potential_template
     from ecgcohort.conduction.jobs import load_junctions
+    from ecgcohort.conduction.repolarisation import Repolarisation
     from ecgcohort.conduction.scenarios import ScenarioError
     from ecgcohort.dataset.assemble import atomic_directory
     from ecgcohort.ecg.forward import read_lead_field_chunks
@@ -95,8 +96,9 @@ def simulation_bank_job(*, patient: str, split: str, fibres_npz: str | Path, jun
         junctions = load_junctions(junctions_npz)
         chunks = read_lead_field_chunks(chunk_paths, ("lead_matrix",))
         rows = lead_rows(chunks["lead_matrix"], [str(n) for n in chunks["electrode_names"]])
-        patient_ep = PatientElectrophysiology(fibres, junctions, rows, sites,
-                                              action_potential_template(cycle_length_ms, cache_dir=template_cache_dir))
+        template = action_potential_template(float(action_potential["cycle_length_ms"]), cache_dir=template_cache_dir)
+        patient_ep = PatientElectrophysiology(fibres, junctions, rows, sites, template,
+                                              Repolarisation.from_config(action_potential))
     except (BankError, ScenarioError, ValueError) as error:
         raise BankError(f"patient {patient}: {error}") from None
     sites.save(out_sites)

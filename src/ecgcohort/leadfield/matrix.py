@@ -2,48 +2,10 @@
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import scipy.sparse
 
-
-@numba.njit(cache=True)
-def _barycentric_gradients(points: np.ndarray, tetrahedra: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    grads = np.empty((tetrahedra.shape[0], 4, 3))
-    determinants = np.empty(tetrahedra.shape[0])
-    e = np.empty((3, 3))
-    for cell in range(tetrahedra.shape[0]):
-        origin = tetrahedra[cell, 0]
-        for k in range(3):
-            for axis in range(3):
-                e[k, axis] = points[tetrahedra[cell, k + 1], axis] - points[origin, axis]
-        # ∇λ_1 = e2 × e3 / det, ∇λ_2 = e3 × e1 / det, ∇λ_3 = e1 × e2 / det
-        for k in range(3):
-            a, b = e[(k + 1) % 3], e[(k + 2) % 3]
-            grads[cell, k + 1, 0] = a[1] * b[2] - a[2] * b[1]
-            grads[cell, k + 1, 1] = a[2] * b[0] - a[0] * b[2]
-            grads[cell, k + 1, 2] = a[0] * b[1] - a[1] * b[0]
-        det = e[0, 0] * grads[cell, 1, 0] + e[0, 1] * grads[cell, 1, 1] + e[0, 2] * grads[cell, 1, 2]
-        determinants[cell] = det
-        for axis in range(3):
-            total = 0.0
-            for k in range(1, 4):
-                grads[cell, k, axis] /= det
-                total += grads[cell, k, axis]
-            grads[cell, 0, axis] = -total
-    return grads, determinants
-
-
-def p1_gradients(points: np.ndarray, tetrahedra: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Gradients of the four P1 basis functions per tetrahedron (n_cells, 4, 3), in 1/(unit of
-    ``points``), and the cell volumes (n_cells,) in unit³. Closed-form inverse: the gradients of
-    the barycentric coordinates are the faces' cross products over the determinant."""
-    grads, det = _barycentric_gradients(np.ascontiguousarray(points, dtype=np.float64),
-                                        np.ascontiguousarray(tetrahedra, dtype=np.int64))
-    degenerate = np.abs(det) <= 1e-300
-    if np.any(degenerate):
-        raise ValueError(f"{int(degenerate.sum())} degenerate tetrahedra")
-    return grads, np.abs(det) / 6.0
+from ecgcohort.fem import p1_gradients
 
 
 def lead_matrix(points_m: np.ndarray, tetrahedra: np.ndarray, intracellular: np.ndarray,

@@ -29,10 +29,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
-import numba
 import numpy as np
 
-from ecgcohort.leadfield.matrix import p1_gradients
+from ecgcohort.fem import p1_gradients, stiffness_matrix, stiffness_upper_triplets
 from ecgcohort.leadfield.tensors import Conductivities, bulk_tensors
 from ecgcohort.meshing.tetra import FACET_TAGS, VOLUME_TAGS, TaggedMesh, read_tagged_mesh
 
@@ -43,7 +42,9 @@ MM = 1e-3
 #: MUMPS block low-rank tolerance CNTL(7) (0: exact factors)
 DEFAULT_LOW_RANK_TOLERANCE = 1e-10
 ORDERINGS: dict[str, int] = {"amd": 0, "amf": 2, "scotch": 3, "pord": 4, "metis": 5, "qamd": 6, "auto": 7}
-HEART_SURFACE_TAGS: tuple[int, ...] = (FACET_TAGS["epicardium"], FACET_TAGS["base"])
+#: the heart's outer surface: epicardium, base and, where blood pools are tagged, their caps
+HEART_SURFACE_TAGS: tuple[int, ...] = (FACET_TAGS["epicardium"], FACET_TAGS["base"], FACET_TAGS["lv_cap"],
+                                       FACET_TAGS["rv_cap"])
 
 
 class LeadFieldError(ValueError):
@@ -103,11 +104,12 @@ def body_mesh(mesh: str | Path | TaggedMesh) -> BodyMesh:
 
 def cell_conductivities(cell_tags: np.ndarray, sigma: Conductivities, fibres_per_cell: np.ndarray | None = None,
                         myocardial_cells: np.ndarray | None = None) -> np.ndarray:
-    """(C, 3, 3) bulk conductivity per cell, S/m: σ0·I in the torso; in the myocardium
+    """(C, 3, 3) bulk conductivity per cell, S/m: σ0·I in the torso, σ_blood·I in blood pools; in the myocardium
     G_i + G_e from ``fibres_per_cell`` (rows for the cells ``myocardial_cells``, which must
     be exactly the myocardium), or without fibres the orientation average of G_i + G_e,
     ((σ_i,f + σ_e,f) + 2 (σ_i,t + σ_e,t)) / 3 · I (isotropic)."""
     tensors = np.broadcast_to(sigma.torso * np.eye(3), (len(cell_tags), 3, 3)).copy()
+    tensors[cell_tags == VOLUME_TAGS["blood"]] = sigma.blood * np.eye(3)
     myocardium = np.flatnonzero(cell_tags == VOLUME_TAGS["myocardium"])
     if fibres_per_cell is None:
         along, across = sigma.intra_fibre + sigma.extra_fibre, sigma.intra_cross + sigma.extra_cross
@@ -122,51 +124,6 @@ def cell_conductivities(cell_tags: np.ndarray, sigma: Conductivities, fibres_per
         raise LeadFieldError(f"the fibres' {len(cells)} cells are not the mesh's {len(myocardium)} myocardial cells")
     tensors[cells] = bulk_tensors(fibres_per_cell, sigma)
     return tensors
-
-
-@numba.njit(cache=True)
-def _element_upper_triplets(tetrahedra: np.ndarray, grads: np.ndarray, volumes: np.ndarray,
-                            tensors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    count = tetrahedra.shape[0]
-    rows = np.empty(10 * count, dtype=np.int64)
-    columns = np.empty(10 * count, dtype=np.int64)
-    values = np.empty(10 * count)
-    flux = np.empty((4, 3))
-    for cell in range(count):
-        for b in range(4):
-            for i in range(3):
-                flux[b, i] = (tensors[cell, i, 0] * grads[cell, b, 0] + tensors[cell, i, 1] * grads[cell, b, 1]
-                              + tensors[cell, i, 2] * grads[cell, b, 2])
-        k = 10 * cell
-        for a in range(4):
-            for b in range(a, 4):
-                first, second = tetrahedra[cell, a], tetrahedra[cell, b]
-                rows[k] = min(first, second)
-                columns[k] = max(first, second)
-                values[k] = volumes[cell] * (grads[cell, a, 0] * flux[b, 0] + grads[cell, a, 1] * flux[b, 1]
-                                             + grads[cell, a, 2] * flux[b, 2])
-                k += 1
-    return rows, columns, values
-
-
-def stiffness_upper_triplets(tetrahedra: np.ndarray, grads: np.ndarray, volumes: np.ndarray,
-                             tensors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(rows, columns, values) of ∫ G∇φ_a·∇φ_b per cell for its 10 node pairs, oriented so
-    that row <= column (the upper triangle of the symmetric matrix), S, unsummed."""
-    return _element_upper_triplets(np.ascontiguousarray(tetrahedra, dtype=np.int64),
-                                   np.ascontiguousarray(grads, dtype=np.float64),
-                                   np.ascontiguousarray(volumes, dtype=np.float64),
-                                   np.ascontiguousarray(tensors, dtype=np.float64))
-
-
-def stiffness_matrix(tetrahedra: np.ndarray, grads: np.ndarray, volumes: np.ndarray, tensors: np.ndarray,
-                     n_nodes: int):
-    """The symmetric P1 matrix ∫ G∇φ_a·∇φ_b (scipy CSR, (n_nodes, n_nodes)), S."""
-    import scipy.sparse
-
-    rows, columns, values = stiffness_upper_triplets(tetrahedra, grads, volumes, tensors)
-    upper = scipy.sparse.csr_matrix((values, (rows, columns)), shape=(n_nodes, n_nodes))
-    return (upper + upper.T - scipy.sparse.diags(upper.diagonal())).tocsr()
 
 
 def lead_matrix_from_potentials(points_m: np.ndarray, tetrahedra: np.ndarray, intracellular: np.ndarray,

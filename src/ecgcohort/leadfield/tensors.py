@@ -10,9 +10,11 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Conductivities:
-    """Intra-/extracellular fibre and cross-fibre conductivities and the torso's, S/m.
+    """Intra-/extracellular fibre and cross-fibre conductivities, the torso's and the blood
+    pools', S/m (blood only where the mesh tags blood pools apart).
 
-    Defaults are the paper's (Potse 2006, Bradley): 3.0/0.3/3.0/1.2 and 0.6 mS/cm.
+    Defaults are the paper's (Potse 2006, Bradley): 3.0/0.3/3.0/1.2 and 0.6 mS/cm; blood 0.7 S/m
+    (Geddes & Baker 1967).
     """
 
     intra_fibre: float = 0.3
@@ -20,6 +22,7 @@ class Conductivities:
     extra_fibre: float = 0.3
     extra_cross: float = 0.12
     torso: float = 0.06
+    blood: float = 0.7
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ecgcohort.io import atomic_path
-from ecgcohort.meshing.surfaces import ResampledSurface, check_heart_inside_torso, resample_surface
+from ecgcohort.meshing.surfaces import ResampledSurface, cavity_caps, check_heart_inside_torso, resample_surface
 from ecgcohort.meshing.tetra import MeshReport, mesh_heart_in_torso
 
 
@@ -50,12 +50,15 @@ def mesh_patient_at(patient: str, heart: str | Path, torso: str | Path, heart_mo
     from ecgcohort.meshing.tetra import MeshingError
 
     heart_at, torso_at, names = patient_surfaces_at(patient, heart, torso, heart_model, torso_model, sizes, settings)
+    caps = cavity_caps(heart_at.points, heart_at.faces, heart_at.labels, names, sizes.heart_mm) \
+        if settings["blood_pools"] else []
     try:
         report = mesh_heart_in_torso(
             torso_at.points, torso_at.faces, heart_at.points, heart_at.faces, heart_at.labels, names,
             heart_size_mm=sizes.heart_mm, torso_size_mm=sizes.torso_mm, output_path=mesh_out, threads=threads,
             algorithm=settings["algorithm_3d"], optimize_netgen=settings["optimize_netgen"],
-            sliver_threshold_deg=settings["sliver_angle_deg"], max_sliver_fraction=settings["max_sliver_fraction"])
+            sliver_threshold_deg=settings["sliver_angle_deg"], max_sliver_fraction=settings["max_sliver_fraction"],
+            caps=caps)
     except MeshingError as error:
         raise MeshingError(f"patient {patient} at heart/torso element sizes {sizes.heart_mm:g}/{sizes.torso_mm:g} mm "
                            f"(meshing.heart_element_size_mm, meshing.torso_element_size_mm): {error}") from error

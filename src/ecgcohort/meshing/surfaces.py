@@ -111,3 +111,76 @@ def check_heart_inside_torso(patient: str, heart: ResampledSurface, torso: Resam
             f"({-clearance:.1f} mm outside at {heart.points[int(depth.argmin())].round(1).tolist()} mm): "
             "choose smaller torso elements")
     return clearance
+
+
+@dataclass(frozen=True)
+class CavityCap:
+    """A flat surface across one ventricle's opening in the base plane, closing its blood pool:
+    ``points`` (k, 3) mm of the cap's interior vertices, and ``faces`` (f, 3) indexing the heart
+    surface's points (the opening's rim) followed by these interior points."""
+
+    name: str
+    points: np.ndarray
+    faces: np.ndarray
+
+
+def rim_loop(faces: np.ndarray) -> np.ndarray:
+    """The boundary of an open, disc-like triangle patch as one ordered loop of vertex indices."""
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    key = np.sort(edges, axis=1)
+    unique, counts = np.unique(key, axis=0, return_counts=True)
+    boundary = unique[counts == 1]
+    following: dict[int, list[int]] = {}
+    for a, b in boundary:
+        following.setdefault(int(a), []).append(int(b))
+        following.setdefault(int(b), []).append(int(a))
+    if any(len(n) != 2 for n in following.values()):
+        raise SurfaceResolutionError("a ventricle's endocardium does not open onto one simple rim")
+    loop = [int(boundary[0, 0]), int(boundary[0, 1])]
+    while len(loop) < len(following):
+        a, b = following[loop[-1]]
+        nxt = a if a != loop[-2] else b
+        if nxt == loop[0]:
+            break
+        loop.append(nxt)
+    if len(loop) != len(following):
+        raise SurfaceResolutionError("a ventricle's endocardium opens onto more than one rim")
+    return np.asarray(loop)
+
+
+def cavity_caps(points: np.ndarray, faces: np.ndarray, labels: np.ndarray, region_names: dict[int, str],
+                size_mm: float) -> list[CavityCap]:
+    """Flat caps across the LV and RV openings (the rims of ``lv_endocardium`` and
+    ``rv_endocardium``, which lie in the base plane), triangulated at ``size_mm`` in that plane:
+    with the endocardium each closes a blood pool."""
+    from ecgcohort.shapes.heart import triangulate_planar
+
+    caps = []
+    for name in ("lv_endocardium", "rv_endocardium"):
+        label = next(k for k, v in region_names.items() if v == name)
+        loop = rim_loop(np.asarray(faces)[np.asarray(labels) == label])
+        rim = points[loop]
+        centre = rim.mean(axis=0)
+        _, singular, axes = np.linalg.svd(rim - centre)
+        if singular[2] > 1e-6 * singular[0] * np.sqrt(len(rim)):
+            raise SurfaceResolutionError(f"the {name} rim is not planar (off-plane spread {singular[2]:.3g})")
+        planar = (rim - centre) @ axes[:2].T
+        if 0.5 * np.sum(planar[:, 0] * np.roll(planar[:, 1], -1) - np.roll(planar[:, 0], -1) * planar[:, 1]) < 0:
+            planar, loop = planar[::-1], loop[::-1]
+        interior, triangles = triangulate_planar([planar], lambda x, y: size_mm)
+        lifted = centre + interior @ axes[:2]
+        index = np.concatenate([loop, len(points) + np.arange(len(interior))])
+        cap_faces = index[triangles]
+        if _runs_along(np.asarray(faces)[np.asarray(labels) == label], loop[0], loop[1]) == _runs_along(
+                cap_faces, loop[0], loop[1]):
+            cap_faces = cap_faces[:, ::-1]  # oriented like the endocardium: into the cavity
+        caps.append(CavityCap(name.split("_")[0], lifted, cap_faces))
+    return caps
+
+
+def _runs_along(faces: np.ndarray, a: int, b: int) -> bool:
+    """Whether the face holding the edge (a, b) lists it as a -> b."""
+    for face in faces[(faces == a).any(axis=1) & (faces == b).any(axis=1)]:
+        i = int(np.flatnonzero(face == a)[0])
+        return bool(face[(i + 1) % 3] == b)
+    raise SurfaceResolutionError("a rim edge belongs to no face")

@@ -1,8 +1,10 @@
-"""A conforming tetrahedral mesh of the torso with the myocardium as a tagged subdomain.
+"""A conforming tetrahedral mesh of the torso with the myocardium as a tagged subdomain, and
+the blood pools as another when their caps are given.
 
 The input surfaces are used as the mesh's boundary triangles (they are produced at the target
-sizes upstream); gmsh fills the myocardium and the rest of the torso (blood pools included,
-they are torso-conductive) with tetrahedra. Lengths in mm.
+sizes upstream); gmsh fills the myocardium, the blood pools (the cavities closed by flat caps
+across the valve openings, :func:`ecgcohort.meshing.surfaces.cavity_caps`) and the rest of the
+torso with tetrahedra. Without caps the cavities are part of the torso. Lengths in mm.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import gmsh
 import numpy as np
@@ -22,9 +24,9 @@ from ecgcohort.io import atomic_path
 
 log = logging.getLogger(__name__)
 
-VOLUME_TAGS: dict[str, int] = {"myocardium": 1, "torso": 2}
+VOLUME_TAGS: dict[str, int] = {"myocardium": 1, "torso": 2, "blood": 3}
 FACET_TAGS: dict[str, int] = {"body_surface": 1, "epicardium": 2, "lv_endocardium": 3,
-                              "rv_endocardium": 4, "base": 5}
+                              "rv_endocardium": 4, "base": 5, "lv_cap": 6, "rv_cap": 7}
 
 
 class MeshingError(RuntimeError):
@@ -78,11 +80,13 @@ def mesh_heart_in_torso(torso_points: np.ndarray, torso_faces: np.ndarray, heart
                         heart_faces: np.ndarray, heart_regions: np.ndarray, region_names: Mapping[int, str],
                         heart_size_mm: float, torso_size_mm: float, output_path: str | Path,
                         threads: int = 1, algorithm: str = "hxt", optimize_netgen: bool = False,
-                        sliver_threshold_deg: float = 5.0,
-                        max_sliver_fraction: float = 1e-3) -> MeshReport:
+                        sliver_threshold_deg: float = 5.0, max_sliver_fraction: float = 1e-3,
+                        caps: Sequence = ()) -> MeshReport:
     """Mesh the torso (closed surface) with the myocardium (closed surface whose faces carry
     ``heart_regions``, named by ``region_names`` as in :data:`FACET_TAGS`) as a conforming
-    subdomain; write gmsh ``.msh`` 4.1 with physical names, atomically.
+    subdomain, and the blood pools (each ventricle's endocardium closed by its cap, a
+    :class:`ecgcohort.meshing.surfaces.CavityCap`, named ``lv`` or ``rv``) as another when
+    ``caps`` are given; write gmsh ``.msh`` 4.1 with physical names, atomically.
 
     Raises :class:`MeshingError` if gmsh fails, the tagged volumes differ from the
     surface-enclosed volumes by more than 2%, or too many slivers remain.
@@ -123,17 +127,39 @@ def mesh_heart_in_torso(torso_points: np.ndarray, torso_faces: np.ndarray, heart
                 first = False
             gmsh.model.mesh.addElementsByType(tag, 2, [], heart_nodes[heart_faces[selected]].ravel())
             heart_surfaces.append(tag)
+        next_node = n_torso + len(heart_points) + 1
+        cap_surfaces = {}
+        for cap in caps:
+            tag = FACET_TAGS[f"{cap.name}_cap"]
+            gmsh.model.addDiscreteEntity(2, tag)
+            cap_nodes = np.arange(next_node, next_node + len(cap.points))
+            next_node += len(cap.points)
+            gmsh.model.mesh.addNodes(2, tag, cap_nodes, np.asarray(cap.points, float).ravel())
+            gmsh.model.mesh.addElementsByType(tag, 2, [], np.concatenate([heart_nodes, cap_nodes])[cap.faces].ravel())
+            cap_surfaces[cap.name] = tag
         gmsh.model.mesh.createTopology()
 
         torso_loop = gmsh.model.geo.addSurfaceLoop([body])
         heart_loop = gmsh.model.geo.addSurfaceLoop(heart_surfaces)
         myocardium = gmsh.model.geo.addVolume([heart_loop], VOLUME_TAGS["myocardium"])
-        torso = gmsh.model.geo.addVolume([torso_loop, heart_loop], VOLUME_TAGS["torso"])
+        volumes = {"myocardium": [myocardium]}
+        if cap_surfaces:
+            pools = []
+            for entity, (name, cap_tag) in enumerate(cap_surfaces.items(), start=len(VOLUME_TAGS) + 1):
+                pool_loop = gmsh.model.geo.addSurfaceLoop([FACET_TAGS[f"{name}_endocardium"], cap_tag])
+                pools.append(gmsh.model.geo.addVolume([pool_loop], entity))
+            outer = [tag for tag in heart_surfaces if tag not in (FACET_TAGS["lv_endocardium"],
+                                                                  FACET_TAGS["rv_endocardium"])]
+            outer_loop = gmsh.model.geo.addSurfaceLoop(outer + list(cap_surfaces.values()))
+            volumes["blood"] = pools
+            volumes["torso"] = [gmsh.model.geo.addVolume([torso_loop, outer_loop], VOLUME_TAGS["torso"])]
+        else:
+            volumes["torso"] = [gmsh.model.geo.addVolume([torso_loop, heart_loop], VOLUME_TAGS["torso"])]
         gmsh.model.geo.synchronize()
-        for name, tag in VOLUME_TAGS.items():
-            gmsh.model.addPhysicalGroup(3, [myocardium if name == "myocardium" else torso], tag, name)
+        for name, entities in volumes.items():
+            gmsh.model.addPhysicalGroup(3, entities, VOLUME_TAGS[name], name)
         for name, tag in FACET_TAGS.items():
-            if name == "body_surface" or tag in heart_surfaces:
+            if name == "body_surface" or tag in heart_surfaces or tag in cap_surfaces.values():
                 gmsh.model.addPhysicalGroup(2, [tag], tag, name)
 
         # the myocardium at the heart's size throughout; the torso graded from the heart's size
@@ -163,15 +189,16 @@ def mesh_heart_in_torso(torso_points: np.ndarray, torso_faces: np.ndarray, heart
         node_tags, coordinates, _ = gmsh.model.mesh.getNodes()
         points = np.zeros((int(node_tags.max()) + 1, 3))
         points[node_tags.astype(int)] = coordinates.reshape(-1, 3)
-        counts, volumes, worst, slivers, total = {}, {}, [], 0, 0
-        for name, tag in VOLUME_TAGS.items():
-            _, element_nodes = gmsh.model.mesh.getElementsByType(4, tag)
-            tets = element_nodes.astype(int).reshape(-1, 4)
+        counts, tagged_volumes, worst, slivers, total = {}, {}, [], 0, 0
+        for name, entities in volumes.items():
+            tets = np.vstack([gmsh.model.mesh.getElementsByType(4, entity)[1].astype(int).reshape(-1, 4)
+                              for entity in entities])
             volume, dihedral = tetrahedron_quality(points, tets)
-            counts[name], volumes[name] = int(len(tets)), float(volume.sum())
+            counts[name], tagged_volumes[name] = int(len(tets)), float(volume.sum())
             worst.append(float(dihedral.min()) if len(tets) else 180.0)
             slivers += int((dihedral < sliver_threshold_deg).sum())
             total += len(tets)
+        volumes = tagged_volumes
         report = MeshReport(
             nodes=int(len(node_tags)), tetrahedra=int(total), tetrahedra_per_region=counts,
             volume_per_region_mm3=volumes, min_dihedral_deg=min(worst),
@@ -179,7 +206,10 @@ def mesh_heart_in_torso(torso_points: np.ndarray, torso_faces: np.ndarray, heart
             seconds=time.perf_counter() - start,
         )
         expected = {"myocardium": surface_volume(heart_points, heart_faces)}
-        expected["torso"] = surface_volume(torso_points, torso_faces) - expected["myocardium"]
+        if caps:
+            expected["blood"] = sum(cavity_volume(heart_points, heart_faces, heart_regions, region_names, cap)
+                                    for cap in caps)
+        expected["torso"] = surface_volume(torso_points, torso_faces) - sum(expected.values())
         for name, value in expected.items():
             if abs(volumes[name] - value) > 0.02 * abs(value):
                 raise MeshingError(f"the {name} tetrahedra fill {volumes[name] / 1e3:.1f} mL but its "
@@ -194,6 +224,14 @@ def mesh_heart_in_torso(torso_points: np.ndarray, torso_faces: np.ndarray, heart
     log.info("meshed %d nodes, %d tetrahedra (%s) in %.1f s; min dihedral %.1f deg", report.nodes,
              report.tetrahedra, counts, report.seconds, report.min_dihedral_deg)
     return report
+
+
+def cavity_volume(heart_points: np.ndarray, heart_faces: np.ndarray, heart_regions: np.ndarray,
+                  region_names: Mapping[int, str], cap) -> float:
+    """Volume (mm³) enclosed by one ventricle's endocardium and its cap."""
+    label = next(k for k, v in region_names.items() if v == f"{cap.name}_endocardium")
+    points = np.vstack([heart_points, cap.points])
+    return abs(surface_volume(points, np.vstack([heart_faces[heart_regions == label], cap.faces])))
 
 
 @dataclass(frozen=True)

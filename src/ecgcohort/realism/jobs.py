@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 def read_beat(path: str | Path, patient: str, scenario: str) -> tuple[np.ndarray, np.ndarray]:
     """The 12 leads (12, T) in mV and the times (T,) in ms of an ECG written by
-    ``ecgcohort.ecg.compute_ecg``; ValueError naming the patient and scenario if the file holds
+    ``ecgcohort.ecg.compute_ecgs``; ValueError naming the patient and scenario if the file holds
     another beat or other leads."""
     with np.load(path) as data:
         stored = (str(data["patient"]), str(data["scenario"]))

@@ -239,7 +239,7 @@ def _gmsh_model() -> Iterator[object]:
                     gmsh.model.setCurrent(previous_model)
 
 
-def _triangulate(loops: Sequence[np.ndarray], size: Callable[[float, float], float]) -> tuple[np.ndarray, np.ndarray]:
+def triangulate_planar(loops: Sequence[np.ndarray], size: Callable[[float, float], float]) -> tuple[np.ndarray, np.ndarray]:
     """Triangulate the planar region bounded by ``loops`` ((k, 2) polygons; the first is the
     outer boundary, the others holes) without adding boundary points, with target edge length
     ``size(x, y)``. Returns (interior points (n, 2), triangles indexing the loop points in
@@ -412,7 +412,7 @@ def _sheet(heart: _Heart, free_wall: bool, loop: np.ndarray, h: float) -> tuple[
     fine_boundary = np.concatenate([np.column_stack([edge, np.zeros_like(edge)]),
                                     np.column_stack([np.cos(arc), np.sin(arc)])])
     scale = np.array([width, height])
-    interior, fine_triangles = _triangulate([fine_boundary * scale], lambda x, y: fine_size)
+    interior, fine_triangles = triangulate_planar([fine_boundary * scale], lambda x, y: fine_size)
     fine_xi_eta = np.concatenate([fine_boundary, interior / scale])
     fine_xyz = sheet(fine_xi_eta)
     horns = np.array([0, len(edge) - 1])
@@ -459,7 +459,7 @@ def _sheet(heart: _Heart, free_wall: bool, loop: np.ndarray, h: float) -> tuple[
         return ((1 - a) * ((1 - b) * table[i][j] + b * table[i][j + 1])
                 + a * ((1 - b) * table[i + 1][j] + b * table[i + 1][j + 1]))
 
-    interior_uv, triangles = _triangulate([loop_uv], size)
+    interior_uv, triangles = triangulate_planar([loop_uv], size)
     interior_xi_eta, smallest_weight = _barycentric_lookup(interior_uv, uv, fine_triangles, fine_xi_eta)
     # a node outside the fine flattening (possible only next to a boundary chord) is pulled inside
     radius = np.hypot(interior_xi_eta[:, 0], interior_xi_eta[:, 1])
@@ -583,7 +583,7 @@ def _template(edge_length_mm: float) -> _Template:
     crescent_xy = np.concatenate([septal_loop_points, free_loop_points[-2:0:-1]])[:, :2]
     base_loops = [epi_points[epi.rim, :2], endo_points[endo.rim, :2], crescent_xy]
     base_boundary = np.concatenate([epi_rim, endo_rim, crescent])
-    base_interior_xy, base_triangles_local = _triangulate(base_loops, lambda x, y: h)
+    base_interior_xy, base_triangles_local = triangulate_planar(base_loops, lambda x, y: h)
     base_interior = offset + np.arange(len(base_interior_xy))
     offset += len(base_interior_xy)
     n_points = offset

@@ -1,0 +1,103 @@
+"""P1 finite elements on tetrahedra, shared by the stages that solve on a mesh: basis-function
+gradients, cell volumes, and the stiffness and mass matrices (units those of the points)."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import scipy.sparse
+
+
+@numba.njit(cache=True)
+def _barycentric_gradients(points: np.ndarray, tetrahedra: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    grads = np.empty((tetrahedra.shape[0], 4, 3))
+    determinants = np.empty(tetrahedra.shape[0])
+    e = np.empty((3, 3))
+    for cell in range(tetrahedra.shape[0]):
+        origin = tetrahedra[cell, 0]
+        for k in range(3):
+            for axis in range(3):
+                e[k, axis] = points[tetrahedra[cell, k + 1], axis] - points[origin, axis]
+        # ∇λ_1 = e2 × e3 / det, ∇λ_2 = e3 × e1 / det, ∇λ_3 = e1 × e2 / det
+        for k in range(3):
+            a, b = e[(k + 1) % 3], e[(k + 2) % 3]
+            grads[cell, k + 1, 0] = a[1] * b[2] - a[2] * b[1]
+            grads[cell, k + 1, 1] = a[2] * b[0] - a[0] * b[2]
+            grads[cell, k + 1, 2] = a[0] * b[1] - a[1] * b[0]
+        det = e[0, 0] * grads[cell, 1, 0] + e[0, 1] * grads[cell, 1, 1] + e[0, 2] * grads[cell, 1, 2]
+        determinants[cell] = det
+        for axis in range(3):
+            total = 0.0
+            for k in range(1, 4):
+                grads[cell, k, axis] /= det
+                total += grads[cell, k, axis]
+            grads[cell, 0, axis] = -total
+    return grads, determinants
+
+
+def p1_gradients(points: np.ndarray, tetrahedra: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients of the four P1 basis functions per tetrahedron (n_cells, 4, 3), in 1/(unit of
+    ``points``), and the cell volumes (n_cells,) in unit³. Closed-form inverse: the gradients of
+    the barycentric coordinates are the faces' cross products over the determinant."""
+    grads, det = _barycentric_gradients(np.ascontiguousarray(points, dtype=np.float64),
+                                        np.ascontiguousarray(tetrahedra, dtype=np.int64))
+    degenerate = np.abs(det) <= 1e-300
+    if np.any(degenerate):
+        raise ValueError(f"{int(degenerate.sum())} degenerate tetrahedra")
+    return grads, np.abs(det) / 6.0
+
+
+@numba.njit(cache=True)
+def _element_upper_triplets(tetrahedra: np.ndarray, grads: np.ndarray, volumes: np.ndarray,
+                            tensors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    count = tetrahedra.shape[0]
+    rows = np.empty(10 * count, dtype=np.int64)
+    columns = np.empty(10 * count, dtype=np.int64)
+    values = np.empty(10 * count)
+    flux = np.empty((4, 3))
+    for cell in range(count):
+        for b in range(4):
+            for i in range(3):
+                flux[b, i] = (tensors[cell, i, 0] * grads[cell, b, 0] + tensors[cell, i, 1] * grads[cell, b, 1]
+                              + tensors[cell, i, 2] * grads[cell, b, 2])
+        k = 10 * cell
+        for a in range(4):
+            for b in range(a, 4):
+                first, second = tetrahedra[cell, a], tetrahedra[cell, b]
+                rows[k] = min(first, second)
+                columns[k] = max(first, second)
+                values[k] = volumes[cell] * (grads[cell, a, 0] * flux[b, 0] + grads[cell, a, 1] * flux[b, 1]
+                                             + grads[cell, a, 2] * flux[b, 2])
+                k += 1
+    return rows, columns, values
+
+
+def stiffness_upper_triplets(tetrahedra: np.ndarray, grads: np.ndarray, volumes: np.ndarray,
+                             tensors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, columns, values) of ∫ G∇φ_a·∇φ_b per cell for its 10 node pairs, oriented so
+    that row <= column (the upper triangle of the symmetric matrix), S, unsummed."""
+    return _element_upper_triplets(np.ascontiguousarray(tetrahedra, dtype=np.int64),
+                                   np.ascontiguousarray(grads, dtype=np.float64),
+                                   np.ascontiguousarray(volumes, dtype=np.float64),
+                                   np.ascontiguousarray(tensors, dtype=np.float64))
+
+
+def stiffness_matrix(tetrahedra: np.ndarray, grads: np.ndarray, volumes: np.ndarray, tensors: np.ndarray,
+                     n_nodes: int):
+    """The symmetric P1 matrix ∫ G∇φ_a·∇φ_b (scipy CSR, (n_nodes, n_nodes)), S."""
+    import scipy.sparse
+
+    rows, columns, values = stiffness_upper_triplets(tetrahedra, grads, volumes, tensors)
+    upper = scipy.sparse.csr_matrix((values, (rows, columns)), shape=(n_nodes, n_nodes))
+    return (upper + upper.T - scipy.sparse.diags(upper.diagonal())).tocsr()
+
+
+def mass_matrix(tetrahedra: np.ndarray, volumes: np.ndarray, n_nodes: int):
+    """The consistent P1 mass matrix ∫ φ_a φ_b (scipy CSR, (n_nodes, n_nodes)): vol/10 on the
+    diagonal and vol/20 off it, per cell."""
+    tets = np.asarray(tetrahedra, dtype=np.int64)
+    rows = np.repeat(tets, 4, axis=1).ravel()
+    columns = np.tile(tets, (1, 4)).ravel()
+    local = np.where(np.eye(4, dtype=bool), 0.1, 0.05).ravel()
+    values = (np.asarray(volumes, dtype=np.float64)[:, None] * local[None, :]).ravel()
+    return scipy.sparse.csr_matrix((values, (rows, columns)), shape=(n_nodes, n_nodes))
