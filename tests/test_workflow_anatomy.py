@@ -50,6 +50,9 @@ def two_patients(default_config: dict) -> dict:
                          "noise_levels": [0.05], "repeats": 1,
                          "ep_dl": {"layers": 4, "neurons": 8, **tiny_network},
                          "eand_arn": {"layers": 4, "neurons": 8, "residual_blocks": 1, **tiny_network}}
+    config["convergence"] = {"patients": ["train-0000"], "levels": [{"heart_mm": 4.0, "torso_mm": 30.0},
+                                                                    {"heart_mm": 3.0, "torso_mm": 30.0}],
+                             "myocardium_points": 200, "torso_points": 200}
     config["ecg2act"] = {"validation_fraction": 0.2, "bank": {"count": 10},
                          "networks": {network: {"training": {"epochs": 2, "batch_size": 8, "device": "cpu"}}
                                       for network in ("I", "II")}}
@@ -84,7 +87,10 @@ def test_two_patients_go_through_every_stage(workflow_copy, default_config, repo
                    for name, tag in VOLUME_TAGS.items()}
         myocardium = surface_volume(heart.points, heart.faces)
         assert volumes["myocardium"] == pytest.approx(myocardium, rel=0.02)
-        assert volumes["torso"] == pytest.approx(surface_volume(torso.points, torso.faces) - myocardium, rel=0.02)
+        # the blood pools are tagged apart (meshing.blood_pools): myocardium + blood + torso fill the body
+        assert 50e3 < volumes["blood"] < 400e3  # both ventricular cavities, mm^3 (50-400 mL)
+        assert volumes["myocardium"] + volumes["blood"] + volumes["torso"] == pytest.approx(
+            surface_volume(torso.points, torso.faces), rel=0.02)
         quality = pd.read_json(root / patient / "mesh/quality.json", typ="series")
         assert quality["sliver_fraction"] <= 1e-3
         assert np.isfinite(quality["min_dihedral_deg"])
@@ -107,7 +113,7 @@ def test_two_patients_go_through_every_stage(workflow_copy, default_config, repo
         with np.load(root / patient / "ecg/sinus.npz") as ecg:
             leads = dict(zip(ecg["lead_names"].tolist(), ecg["leads_v"]))
             np.testing.assert_allclose(leads["I"] + leads["III"], leads["II"], atol=1e-12)
-            assert ecg["unipolar_v"].shape == (17, 501)
+            assert ecg["unipolar_v"].shape == (17, 601)
             qrs = np.abs(leads["II"][: int(maps["sinus"].activation_ms.max()) + 10]).max()
             assert 1e-4 < qrs < 1e-2  # 0.1-10 mV
             # the default config's APD gradients: upright T waves in I, II, V5 and V6, concordant
@@ -149,10 +155,22 @@ def test_two_patients_go_through_every_stage(workflow_copy, default_config, repo
         assert (encoding / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
     assert (root / "train-0000/encoding/sdf.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+    check_convergence_stage(workflow_copy.root)
     check_surrogate_stage(workflow_copy.root)
     check_inverse_stage(workflow_copy.root)
     check_ecg2act_stage(workflow_copy.root)
 
+    # a finer mesh is the same patient: the shape models, surfaces, electrodes and Purkinje
+    # junctions stay; the meshes and what is computed on them are redone
+    config = two_patients(default_config)
+    config["meshing"]["heart_element_size_mm"] = 3.0
+    workflow_copy.write_config(config)
+    plan = workflow_copy.snakemake("--dry-run")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    jobs = set(re.findall(r"^rule (\w+):", plan.stdout, re.M))
+    assert {"mesh_anatomy", "compute_fibres", "compute_activations", "compute_lead_fields", "compute_ecgs"} <= jobs
+    assert not jobs & {"build_shape_model", "assemble_anatomy", "place_electrodes", "grow_purkinje",
+                       "convergence_level"}, jobs
     # a change to the DeepSDF training re-runs training and what follows, not the dataset
     config = two_patients(default_config)
     config["encoding"]["deepsdf"]["training"]["epochs"] = 5
@@ -206,7 +224,8 @@ def test_two_patients_go_through_every_stage(workflow_copy, default_config, repo
     assert "DeepSDF-based (paper)" in table1 and "pseudo lead field" in table1 and "PCA, pseudo_residual" in table1
     for png in ("fig6_error_cdf.png", "fig7_electrode_errors.png", "fig8_torso_maps.png", "fig9_ecg.png",
                 "chamfer.png", "stage_timings.png", "anatomy.png", "fig9_metrics.png", "fig10_maps.png",
-                "fig11_series.png", "transfer.png", "site_errors.png", "activation_map.png", "vm_overlays.png"):
+                "fig11_series.png", "transfer.png", "site_errors.png", "activation_map.png", "vm_overlays.png",
+                "convergence.png"):
         assert embedded(png)[:8] == b"\x89PNG\r\n\x1a\n", png
     assert "Table 1 (paper 1)" in html
 
@@ -290,6 +309,28 @@ def check_surrogate_stage(root):
                                template_cache_dir=root / "results/cache/action_potential",
                                out_json=root / "refused.json", out_npz=root / "refused.npz")
     assert not (root / "refused.json").exists()
+
+
+def check_convergence_stage(root):
+    """The two-level ladder of train-0000: one patient at both sizes (the same stimuli at the
+    same times, the same volume), its table's columns, and errors that are errors."""
+    table = pd.read_csv(root / "results/convergence/convergence.csv")
+    assert len(table) == 4 and set(table.gradient) == {"p1", "recovered"}
+    for column in ("heart_mm", "torso_mm", "nodes", "myocardial_volume_change", "activation_span_ms", "ecg_error",
+                   "ecg_error_qrs", "lead_field_share", "lead_field_share_qrs", "activation_share",
+                   "grad_angle_deg_myocardium", "grad_magnitude_myocardium", "grad_angle_deg_torso",
+                   "order_ecg_error", "total_s"):
+        assert column in table.columns, column
+    coarse = table[(table.heart_mm == 4.0) & (table.gradient == "p1")].iloc[0]
+    assert 0 < coarse.ecg_error < 1 and 0 < coarse.lead_field_share < 1 and 0 < coarse.grad_angle_deg_myocardium < 30
+    assert abs(coarse.myocardial_volume_change) < 0.005
+    levels = [np.load(root / f"results/convergence/train-0000/level-{k}.npz") for k in (0, 1)]
+    np.testing.assert_array_equal(levels[0]["stimulus_positions_mm"], levels[1]["stimulus_positions_mm"])
+    np.testing.assert_array_equal(levels[0]["stimulus_times_ms"], levels[1]["stimulus_times_ms"])
+    assert levels[1]["myocardial_points_mm"].shape[0] > levels[0]["myocardial_points_mm"].shape[0]
+    leads = pd.read_csv(root / "results/convergence/convergence_leads.csv")
+    assert set(leads.lead) == {"I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"}
+    assert (root / "results/convergence/convergence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def check_inverse_stage(root):

@@ -43,7 +43,7 @@ from ecgcohort.io import atomic_path
 log = logging.getLogger(__name__)
 
 COMPONENTS: tuple[str, ...] = ("x", "y", "z")
-REGIONS = {1: "myocardium", 2: "torso"}
+REGIONS = {1: "myocardium", 2: "torso", 3: "blood"}
 #: Distributions whose versions (and declared licences) the provenance records.
 SOFTWARE: tuple[str, ...] = (
     "ecgcohort", "numpy", "scipy", "pandas", "xarray", "zarr", "dask", "dolfinx-solver-real", "fenics-dolfinx",

@@ -25,7 +25,7 @@ from ecgcohort.meshing.tetra import FACET_TAGS
 @dataclass(frozen=True)
 class SamplePoints:
     """``points_m`` (P, 3) in m, ``region`` (P,) volume tag of the containing cell
-    (1 myocardium, 2 torso), ``distance_to_heart_m`` (P,) unsigned distance to the heart's
+    (1 myocardium, 2 torso, 3 blood pool), ``distance_to_heart_m`` (P,) unsigned distance to the heart's
     outer surface in m, ``cell`` (P,) the mesh cell each point was drawn in (file order)."""
 
     points_m: np.ndarray
