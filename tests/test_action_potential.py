@@ -161,3 +161,61 @@ def test_transmembrane_potential_is_fast(template):
     assert vm.shape == (40_000, 500)
     assert np.isfinite(vm).all()
     assert elapsed < 2.0
+
+
+def test_upstroke_spread_of_a_straight_front_is_the_element_transit_time():
+    """τ = x / v on a Kuhn tetrahedral grid (every cube cut into six tetrahedra along its
+    diagonal, each spanning the cube in x): every element's τ range is h / v, so is every node's."""
+    import itertools
+
+    h, v, n = 2.0, 0.5, 5  # mm, mm/ms, cubes per side
+    index = lambda i, j, k: (i * (n + 1) + j) * (n + 1) + k  # noqa: E731
+    grid = np.array([(i, j, k) for i in range(n + 1) for j in range(n + 1) for k in range(n + 1)], float) * h
+    tets = []
+    for i, j, k in itertools.product(range(n), repeat=3):
+        for order in itertools.permutations(range(3)):
+            corner, path = [i, j, k], [index(i, j, k)]
+            for axis in order:
+                corner[axis] += 1
+                path.append(index(*corner))
+            tets.append(path)
+    spread = ap.upstroke_spread_ms(np.array(tets), grid[:, 0] / v)
+    np.testing.assert_allclose(spread, h / v)
+    assert ap.upstroke_spread_ms(np.array(tets), grid[:, 0] / v, cap_ms=1.0).max() == 1.0
+
+
+def test_spread_upstrokes_integrate_a_front_exactly_on_a_chain(template):
+    """A front crossing a chain of P1 nodes (spacing h, speed v): the exact integral over the chain
+    of U(t − x/v) equals Σ_a h·(U ∗ Λ)(t − τ_a) with Λ the triangle of half-width h/v (the hat
+    functions' τ distribution), while the unspread sum is a staircase."""
+    h, v = 4.0, 0.6
+    nodes = np.arange(0.0, 60.0 + h / 2, h)
+    times = np.arange(0.0, 140.0, 1.0)
+    fine = np.arange(nodes[0], nodes[-1] + 1e-9, 0.01)
+    exact = np.trapezoid(ap.transmembrane_potential(fine / v, times, template), fine, axis=0)
+    weights = np.full(len(nodes), h)
+    weights[[0, -1]] = h / 2  # the end nodes' half supports
+    spread = ap.upstroke_spread_ms(np.column_stack([np.arange(len(nodes) - 1), np.arange(1, len(nodes))]),
+                                   nodes / v)  # segments as "elements"
+    np.testing.assert_allclose(spread, h / v)
+    smooth = weights @ ap.transmembrane_potential(nodes / v, times, template, upstroke_ms=spread)
+    staircase = weights @ ap.transmembrane_potential(nodes / v, times, template)
+    # away from the chain's ends (whose half supports see one side of the triangle only)
+    window = (times > 10) & (times < 95)
+    error_smooth = np.abs(smooth - exact)[window].max() / np.ptp(exact)
+    error_staircase = np.abs(staircase - exact)[window].max() / np.ptp(exact)
+    print(f"\nlargest error over the front: spread {error_smooth:.4f}, staircase {error_staircase:.4f}")
+    assert error_smooth < 0.005 and error_staircase > 5 * error_smooth
+
+
+def test_spread_upstroke_keeps_the_activation_time_and_the_area(template):
+    tau = np.array([50.0, 50.0])
+    times = np.arange(0.0, 600.0, 0.25)
+    plain, spread = ap.transmembrane_potential(tau, times, template, upstroke_ms=np.array([0.0, 6.3]))
+    assert np.trapezoid(spread - plain, times) == pytest.approx(0.0, abs=1e-6 * np.abs(plain).sum() * 0.25)
+    midway = 0.5 * (template.resting_mv + template.peak_mv)
+    crossing = times[np.argmax(spread > midway)]
+    assert crossing == pytest.approx(tau[0], abs=2.0)  # the triangle is symmetric about τ
+    assert np.abs(np.diff(spread)).max() < 0.2 * np.abs(np.diff(plain)).max()
+    with pytest.raises(ValueError, match="upstroke_ms"):
+        ap.transmembrane_potential(tau, times, template, upstroke_ms=np.array([-1.0, 0.0]))

@@ -421,3 +421,16 @@ def test_one_call_api_in_mm(balls, patient_files):
     assert np.array_equal(solver.locate(points), solver._locate_by_bounding_boxes(points))
     with pytest.raises(LeadFieldError, match="outside the mesh"):
         solver.point_gradients(result.potentials, np.array([[0.0, 0.0, 2 * A]]))
+
+
+def test_one_call_api_tolerates_the_chordal_gap_of_a_coarse_body_surface(balls):
+    """An electrode on the true sphere lies off the 11 mm mesh's flat triangles by up to their
+    sag (about 0.3 mm here) plus this offset: 1.5 mm off is within a fifth of the mean edge, and
+    is accepted; 15 mm off is another surface, and is refused by name."""
+    near = ELECTRODE * (1 + 1.5e-3 / A)
+    result = lead_field_gradients(balls[11.0], near[None] / 1e-3, UNIFORM)
+    assert result.potentials.shape[0] == 1
+    with pytest.raises(LeadFieldError, match=r"#0 .* lie more than 2\.\d+ mm from the body surface"):
+        lead_field_gradients(balls[11.0], (ELECTRODE * (1 + 15e-3 / A))[None] / 1e-3, UNIFORM)
+    with pytest.raises(LeadFieldError, match="lie more than 1 mm"):
+        lead_field_gradients(balls[11.0], near[None] / 1e-3, UNIFORM, max_electrode_offset_mm=1.0)

@@ -145,7 +145,8 @@ def test_two_patients_go_through_every_stage(workflow_copy, default_config, repo
     model_meta = json.loads(torch.load(encoding / "deepsdf/model.pt", weights_only=True)["metadata_json"])
     assert model_meta["training_patients"] == ["train-0000"]  # the test patient never trains the model
     chamfer = pd.read_csv(encoding / "deepsdf/chamfer.csv")
-    assert set(chamfer.patient) == {"train-0000", "test-0000"} and len(chamfer) == 8
+    # the default evaluates the held-out patients only (encoding.deepsdf.evaluation.fitted_patients)
+    assert set(chamfer.patient) == {"test-0000"} and len(chamfer) == 4
     assert (chamfer.chamfer_mm > 0).all()
     losses = pd.read_csv(encoding / "deepsdf/losses.csv")
     assert len(losses) == 4 and {"loss", "sdf", "prior", "lipschitz", "samples_per_second"} <= set(losses.columns)
@@ -297,7 +298,8 @@ def check_surrogate_stage(root):
     template = action_potential_template(1000.0, cache_dir=root / "results/cache/action_potential")
     _, leads = ecg_from_lead_matrix(lead, [str(e) for e in cohort.electrode.values],
                                     mesh.activation_time.sel(scenario="lbbb").values * 1e3,
-                                    mesh.apd_scale.sel(scenario="lbbb").values, time_grid_ms(600.0, 1.0), template)
+                                    mesh.apd_scale.sel(scenario="lbbb").values, time_grid_ms(600.0, 1.0), template,
+                                    mesh.upstroke_spread.sel(scenario="lbbb").values * 1e3)
     stored = cohort.lead_ecg.sel(scenario="lbbb").values
     assert np.linalg.norm(leads - stored) / np.linalg.norm(stored) < 1e-5
 

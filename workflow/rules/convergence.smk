@@ -46,7 +46,9 @@ rule convergence_level:
     params:
         level=lambda wildcards: CONVERGENCE["levels"][int(wildcards.level)],
         physics={
-            "meshing": config["meshing"],
+            # the levels' own element sizes replace the cohort's: changing those re-runs no level
+            "meshing": {key: value for key, value in config["meshing"].items()
+                        if key not in ("heart_element_size_mm", "torso_element_size_mm")},
             "fibres": config["fibers"],
             "velocities": config["electrophysiology"]["velocity_m_per_s"],
             "action_potential": config["electrophysiology"]["action_potential"],

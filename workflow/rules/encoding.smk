@@ -8,6 +8,7 @@ TEST_PATIENTS = [p for p in PATIENTS if p.startswith("test-")]
 SHAPE_FIT_PATIENTS, SHAPE_VALIDATION_PATIENTS = validation_split(TRAIN_PATIENTS, DEEPSDF["validation_fraction"],
                                                                  DEEPSDF["seed"])
 INFERRED_PATIENTS = SHAPE_VALIDATION_PATIENTS + TEST_PATIENTS
+SHAPE_EVALUATED_PATIENTS = PATIENTS if DEEPSDF["evaluation"]["fitted_patients"] else INFERRED_PATIENTS
 
 
 rule sample_sdf:
@@ -157,7 +158,7 @@ rule evaluate_shape_code:
 
 rule evaluate_shape_model:
     input:
-        chamfer=expand(rules.evaluate_shape_code.output.chamfer, patient=PATIENTS),
+        chamfer=expand(rules.evaluate_shape_code.output.chamfer, patient=SHAPE_EVALUATED_PATIENTS),
     output:
         table=report("results/encoding/deepsdf/chamfer.csv", caption=caption("chamfer_table"),
                      category="Geometry encodings", subcategory="Chamfer distances", labels={"table": "per patient"}),

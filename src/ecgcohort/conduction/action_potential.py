@@ -372,22 +372,77 @@ def action_potential_template(cycle_length_ms: float = 1000.0, cache_dir: str | 
     return template
 
 
+#: resolution (ms) of the table of smoothed templates that :func:`transmembrane_potential` draws
+#: the per-node upstroke spreads from
+SPREAD_STEP_MS = 0.5
+_FINE_STEP_MS = 0.25
+
+
+def upstroke_spread_ms(tetrahedra: np.ndarray, activation_ms: np.ndarray, cap_ms: float = 25.0) -> np.ndarray:
+    """Per node (N,), ms: the mean over the node's tetrahedra of their activation-time range
+    (max τ − min τ of their corners), at most ``cap_ms``.
+
+    A front crossing a P1 node's support (its hat function) does not switch the node's share of
+    the tissue on at one instant: over the support, τ spans τ_a ± h·|∇τ|, and in one dimension
+    the hat-weighted distribution of τ is a triangle of that half-width — which is each incident
+    element's τ range. :func:`transmembrane_potential` spreads the node's upstroke over it, so a
+    coarse mesh's ECG is the average of the fronts its elements hold rather than a staircase of
+    nodes switching on; the spread vanishes with the element size, so the refined limit is
+    unchanged (README, Electrophysiology)."""
+    tets = np.asarray(tetrahedra, dtype=np.int64)
+    tau = np.asarray(activation_ms, dtype=np.float64).reshape(-1)
+    span = np.ptp(tau[tets], axis=1)
+    total = np.bincount(tets.ravel(), weights=np.repeat(span, tets.shape[1]), minlength=tau.size)
+    count = np.bincount(tets.ravel(), minlength=tau.size)
+    return np.minimum(total / np.maximum(count, 1), cap_ms)
+
+
+def smoothed_templates(template: ActionPotential, widths_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(fine times (F,) ms, templates (W, F) mV): U convolved with the unit-area triangle of
+    half-width w for each of ``widths_ms`` (0: U itself), on a 0.25 ms grid."""
+    fine = np.arange(template.time_ms[0], template.time_ms[-1] + _FINE_STEP_MS / 2, _FINE_STEP_MS)
+    base = np.interp(fine, template.time_ms, template.voltage_mv)
+    rows = np.empty((len(widths_ms), fine.size))
+    for k, width in enumerate(np.asarray(widths_ms, dtype=float)):
+        half = int(round(width / _FINE_STEP_MS))
+        if half == 0:
+            rows[k] = base
+            continue
+        kernel = 1.0 - np.abs(np.arange(-half, half + 1)) / (half + 1)
+        kernel /= kernel.sum()
+        padded = np.concatenate([np.full(half, base[0]), base, np.full(half, base[-1])])
+        rows[k] = np.convolve(padded, kernel, mode="valid")
+    return fine, rows
+
+
 def transmembrane_potential(activation_ms: np.ndarray, times_ms: np.ndarray, template: ActionPotential,
-                            apd_scale: np.ndarray | float = 1.0, chunk: int = 4096) -> np.ndarray:
+                            apd_scale: np.ndarray | float = 1.0, chunk: int = 4096,
+                            upstroke_ms: np.ndarray | float | None = None) -> np.ndarray:
     """V_m (n_nodes, n_times) mV = U(t − τ) with optional per-node APD scaling (repolarisation
-    stretched, upstroke unchanged).
+    stretched, upstroke unchanged) and per-node upstroke spread.
 
     With scale a, the local time ξ = t − τ (ms) is kept up to the template's peak time t_p and
-    mapped to t_p + (ξ − t_p)/a after it, so APD90 becomes ≈ a·APD90.
+    mapped to t_p + (ξ − t_p)/a after it, so APD90 becomes ≈ a·APD90. ``upstroke_ms`` (per node,
+    ms; :func:`upstroke_spread_ms`): the template is convolved with a triangle of that half-width
+    (interpolated between templates tabulated every :data:`SPREAD_STEP_MS`); None or 0 keeps U.
     """
     tau = np.asarray(activation_ms, dtype=float).reshape(-1)
     t = np.asarray(times_ms, dtype=float).reshape(-1)
     scale = np.broadcast_to(np.asarray(apd_scale, dtype=float), tau.shape)
     if np.any(scale <= 0):
         raise ValueError("apd_scale must be positive")
+    spread = np.zeros(tau.shape) if upstroke_ms is None else np.broadcast_to(np.asarray(upstroke_ms, float), tau.shape)
+    if np.any(~np.isfinite(spread) | (spread < 0)):
+        raise ValueError("upstroke_ms must be finite and >= 0")
     inv_scale = 1.0 / scale
     stretched = bool(np.any(scale != 1.0))
     t_p = template.peak_time_ms
+    bins = spread / SPREAD_STEP_MS
+    lower = np.floor(bins).astype(np.int64)
+    fraction = bins - lower
+    smoothing = bool(np.any(spread > 0))
+    if smoothing:
+        fine, tables = smoothed_templates(template, np.arange(int(lower.max()) + 2) * SPREAD_STEP_MS)
     out = np.empty((tau.size, t.size))
     for a in range(0, tau.size, chunk):
         b = min(a + chunk, tau.size)
@@ -397,6 +452,16 @@ def transmembrane_potential(activation_ms: np.ndarray, times_ms: np.ndarray, tem
             xi += t_p
         else:
             xi = t[None, :] - tau[a:b, None]
-        out[a:b] = np.interp(xi, template.time_ms, template.voltage_mv,
-                             left=template.resting_mv, right=template.resting_mv)
+        if not smoothing:
+            out[a:b] = np.interp(xi, template.time_ms, template.voltage_mv,
+                                 left=template.resting_mv, right=template.resting_mv)
+            continue
+        for k in np.unique(lower[a:b]):
+            rows = np.flatnonzero(lower[a:b] == k)
+            local = xi[rows]
+            weight = fraction[a:b][rows][:, None]
+            out[a + rows] = ((1.0 - weight) * np.interp(local, fine, tables[k], left=template.resting_mv,
+                                                        right=template.resting_mv)
+                             + weight * np.interp(local, fine, tables[k + 1], left=template.resting_mv,
+                                                  right=template.resting_mv))
     return out

@@ -13,6 +13,7 @@ import numpy as np
 
 from ecgcohort.anatomy.assembly import Surface
 from ecgcohort.cohort.sampling import patient_rng
+from ecgcohort.conduction.action_potential import upstroke_spread_ms
 from ecgcohort.conduction.coupling import couple_points
 from ecgcohort.conduction.eikonal import activation_times
 from ecgcohort.conduction.maps import ActivationMap, save_activation
@@ -283,6 +284,7 @@ def compute_activations(patient: str, scenarios: Mapping[str, Mapping[str, Any]]
     junctions = load_junctions(junctions_path)
     template = action_potential_template(float(action_potential["cycle_length_ms"]), cache_dir=template_cache_dir)
     repolarisation = Repolarisation.from_config(action_potential)
+    spread = float(action_potential.get("upstroke_spread", 0.0))
     maps = {}
     for map_name, entry in scenarios.items():
         started = time.perf_counter()
@@ -295,7 +297,8 @@ def compute_activations(patient: str, scenarios: Mapping[str, Mapping[str, Any]]
         activation = ActivationMap(
             scenario=map_name, kind=spec.kind, activation_ms=tau,
             apd_scale=repolarisation_scale(fibres, tau, repolarisation, template),
-            sites_mm=stimuli.positions_mm, site_times_ms=stimuli.times_ms)
+            sites_mm=stimuli.positions_mm, site_times_ms=stimuli.times_ms,
+            upstroke_ms=spread * upstroke_spread_ms(fibres.tetrahedra, tau))
         activation_out, preview_out = outputs[map_name]
         save_activation(activation, activation_out)
         log.info("patient %s, %s: %d stimuli, activation %.1f-%.1f ms (total %.1f ms) on %d nodes in %.1f s",

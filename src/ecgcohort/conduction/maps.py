@@ -15,7 +15,9 @@ from ecgcohort.io import atomic_path
 @dataclass
 class ActivationMap:
     """Activation times τ (ms, per myocardial node) of one scenario, with the per-node APD
-    scale of the transmembrane-potential model and the stimulus sites (mm) and times (ms)."""
+    scale of the transmembrane-potential model, the stimulus sites (mm) and times (ms), and the
+    per-node upstroke spread (ms, :func:`ecgcohort.conduction.action_potential.upstroke_spread_ms`;
+    None: none)."""
 
     scenario: str
     kind: str
@@ -23,6 +25,7 @@ class ActivationMap:
     apd_scale: np.ndarray
     sites_mm: np.ndarray
     site_times_ms: np.ndarray
+    upstroke_ms: np.ndarray | None = None
 
     @property
     def total_activation_ms(self) -> float:
@@ -31,7 +34,8 @@ class ActivationMap:
 
     def transmembrane_potential_mv(self, times_ms: np.ndarray, template: ActionPotential) -> np.ndarray:
         """V_m (n_nodes, n_times) in mV on this map's nodes at ``times_ms``."""
-        return transmembrane_potential(self.activation_ms, times_ms, template, self.apd_scale)
+        return transmembrane_potential(self.activation_ms, times_ms, template, self.apd_scale,
+                                       upstroke_ms=self.upstroke_ms)
 
 
 def save_activation(activation: ActivationMap, path: str | Path) -> Path:
@@ -41,7 +45,9 @@ def save_activation(activation: ActivationMap, path: str | Path) -> Path:
             np.savez_compressed(stream, scenario=np.array(activation.scenario), kind=np.array(activation.kind),
                                 activation_ms=activation.activation_ms, apd_scale=activation.apd_scale,
                                 sites_mm=np.asarray(activation.sites_mm, dtype=float).reshape(-1, 3),
-                                site_times_ms=np.asarray(activation.site_times_ms, dtype=float).reshape(-1))
+                                site_times_ms=np.asarray(activation.site_times_ms, dtype=float).reshape(-1),
+                                upstroke_ms=(np.zeros_like(activation.activation_ms) if activation.upstroke_ms is None
+                                             else activation.upstroke_ms))
     return Path(path)
 
 
@@ -50,4 +56,5 @@ def load_activation(path: str | Path) -> ActivationMap:
     with np.load(path) as data:
         return ActivationMap(scenario=str(data["scenario"]), kind=str(data["kind"]),
                              activation_ms=data["activation_ms"], apd_scale=data["apd_scale"],
-                             sites_mm=data["sites_mm"], site_times_ms=data["site_times_ms"])
+                             sites_mm=data["sites_mm"], site_times_ms=data["site_times_ms"],
+                             upstroke_ms=data["upstroke_ms"] if "upstroke_ms" in data.files else None)

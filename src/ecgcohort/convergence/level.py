@@ -77,11 +77,14 @@ def evaluation_points(heart, torso, rng: np.random.Generator, myocardium_count: 
         if all(sum(len(part) for part in kept[region]) >= wanted[region] for region in kept):
             break
         candidates = low + rng.random((20000, 3)) * (high - low)
-        heart_distance = signed_distance(heart.points, heart.faces, candidates)  # negative inside
+        # the anatomy stage checked both surfaces closed and consistently oriented
+        heart_distance = signed_distance(heart.points, heart.faces, candidates, closed_surface=True)  # < 0 inside
         myocardium = heart_distance <= -min_depth_mm
-        shell = (heart_distance >= min_depth_mm) & (heart_distance <= torso_shell_mm)
-        inside_body = winding_numbers(torso.points, torso.faces, candidates) > 0.5
-        shell &= inside_body & (signed_distance(torso.points, torso.faces, candidates) <= -15.0)
+        shell = np.flatnonzero((heart_distance >= min_depth_mm) & (heart_distance <= torso_shell_mm))
+        # the body tests only where they can matter: they cost more than the heart's
+        inside_body = winding_numbers(torso.points, torso.faces, candidates[shell]) > 0.5
+        shell = shell[inside_body]
+        shell = shell[signed_distance(torso.points, torso.faces, candidates[shell], closed_surface=True) <= -15.0]
         kept[1].append(candidates[myocardium])
         kept[2].append(candidates[shell])
     points = [np.concatenate(kept[region])[:wanted[region]] for region in (1, 2)]
@@ -112,7 +115,7 @@ def simulate_level(patient: str, heart_mm: float, torso_mm: float, files: Patien
     levels (see the module notes), timings in ``timings_json``. ``workdir`` holds the mesh."""
     from ecgcohort.anatomy.outputs import read_surface
     from ecgcohort.cohort.sampling import patient_rng
-    from ecgcohort.conduction.action_potential import action_potential_template
+    from ecgcohort.conduction.action_potential import action_potential_template, upstroke_spread_ms
     from ecgcohort.conduction.jobs import load_junctions, scenario_activation
     from ecgcohort.conduction.maps import ActivationMap
     from ecgcohort.conduction.repolarisation import Repolarisation, repolarisation_scale
@@ -184,7 +187,9 @@ def simulate_level(patient: str, heart_mm: float, torso_mm: float, files: Patien
 
     start = time.perf_counter()
     times_ms = time_grid_ms(physics.duration_ms, physics.dt_ms)
-    activation = ActivationMap(spec.name, spec.kind, tau, scale, stimuli.positions_mm, stimuli.times_ms)
+    spread = float(physics.action_potential.get("upstroke_spread", 0.0))
+    activation = ActivationMap(spec.name, spec.kind, tau, scale, stimuli.positions_mm, stimuli.times_ms,
+                               spread * upstroke_spread_ms(fibres.tetrahedra, tau))
     potentials = electrode_potentials(np.vstack([matrices[form] for form in GRADIENT_FORMS]), activation, times_ms,
                                       template)
     leads = {form: standard_leads(potentials[k * 9:(k + 1) * 9], LEAD_ELECTRODES)
@@ -202,6 +207,7 @@ def simulate_level(patient: str, heart_mm: float, torso_mm: float, files: Patien
     return {"myocardial_points_mm": fibres.points_mm, "myocardial_tetrahedra": fibres.tetrahedra,
             "fibre_cell": fibres.fibre_cell,
             "lead_field_ohm": z[:, fibres.parent_nodes], "activation_ms": tau, "apd_scale": scale,
+            "upstroke_spread": np.array(spread),
             "stimulus_positions_mm": stimuli.positions_mm,
             "stimulus_times_ms": stimuli.times_ms, "points_region": region,
             **{f"lead_matrix_{form}": matrices[form] for form in GRADIENT_FORMS},

@@ -90,12 +90,14 @@ def gradient_errors(reference: np.ndarray, other: np.ndarray) -> tuple[float, fl
 
 
 def _ecg(lead_matrix: np.ndarray, activation_ms: np.ndarray, apd_scale: np.ndarray, times_ms: np.ndarray,
-         template) -> np.ndarray:
+         template, tetrahedra: np.ndarray, spread: float) -> np.ndarray:
+    from ecgcohort.conduction.action_potential import upstroke_spread_ms
     from ecgcohort.conduction.maps import ActivationMap
     from ecgcohort.ecg.forward import electrode_potentials
     from ecgcohort.ecg.leads import LEAD_ELECTRODES, standard_leads
 
-    activation = ActivationMap("interpolated", "sinus", activation_ms, apd_scale, np.zeros((0, 3)), np.zeros(0))
+    activation = ActivationMap("interpolated", "sinus", activation_ms, apd_scale, np.zeros((0, 3)), np.zeros(0),
+                               spread * upstroke_spread_ms(tetrahedra, activation_ms))
     return standard_leads(electrode_potentials(lead_matrix, activation, times_ms, template), LEAD_ELECTRODES)
 
 
@@ -108,6 +110,7 @@ def compare_levels(levels: Sequence[Level], template) -> tuple[pd.DataFrame, pd.
     tau_ref = ref["activation_ms"]
     qrs = (times >= tau_ref.min()) & (times <= tau_ref.max() + 10.0)
     region = ref["points_region"]
+    spread = float(ref["upstroke_spread"]) if "upstroke_spread" in ref else 0.0
     rows, lead_rows = [], []
     for level in levels:
         arr = level.arrays
@@ -118,9 +121,10 @@ def compare_levels(levels: Sequence[Level], template) -> tuple[pd.DataFrame, pd.
                                            ref["myocardial_points_mm"])
         for form in GRADIENT_FORMS:
             own, truth = arr[f"leads_{form}_v"], ref[f"leads_{form}_v"]
-            lead_field_only = _ecg(arr[f"lead_matrix_{form}"], onto_level[:, 0], onto_level[:, 1], times, template)
+            lead_field_only = _ecg(arr[f"lead_matrix_{form}"], onto_level[:, 0], onto_level[:, 1], times, template,
+                                   arr["myocardial_tetrahedra"], spread)
             activation_only = _ecg(ref[f"lead_matrix_{form}"], onto_reference[:, 0], onto_reference[:, 1], times,
-                                   template)
+                                   template, ref["myocardial_tetrahedra"], spread)
             per_lead = {"ecg_error": relative_errors(truth, own),
                         "ecg_error_qrs": relative_errors(truth[:, qrs], own[:, qrs]),
                         "lead_field_share": relative_errors(truth, lead_field_only),

@@ -365,6 +365,11 @@ def _patient_group(patient: str, split: str, files: PatientFiles, electrodes: Se
             "apd_scale": (("scenario", "node"),
                           np.stack([np.broadcast_to(a.apd_scale, (n_nodes,)) for a in activation]),
                           _attrs("1", "action-potential-duration scale of the node")),
+            "upstroke_spread": (("scenario", "node"),
+                                np.stack([np.zeros(n_nodes) if a.upstroke_ms is None else a.upstroke_ms
+                                          for a in activation]) * 1e-3,
+                                _attrs("s", "half-width of the triangle the node's action-potential upstroke is "
+                                            "spread over (electrophysiology.action_potential.upstroke_spread)")),
         },
         coords={"electrode": ("electrode", np.array(electrodes, dtype=str), _attrs("1", "electrode name")),
                 "component": ("component", np.array(COMPONENTS), _attrs("1", "Cartesian component")),

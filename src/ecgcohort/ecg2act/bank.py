@@ -29,7 +29,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ecgcohort.conduction.action_potential import ActionPotential, transmembrane_potential
+from ecgcohort.conduction.action_potential import ActionPotential, transmembrane_potential, upstroke_spread_ms
 from ecgcohort.conduction.coupling import CoupledSources, couple_points
 from ecgcohort.conduction.eikonal import activation_times as eikonal_activation
 from ecgcohort.conduction.repolarisation import Repolarisation, repolarisation_scale
@@ -128,6 +128,8 @@ class PatientElectrophysiology:
     #: the rest of the repolarisation model (LV-RV gradient, electrotonic lengths); the bank
     #: draws the apex-base and endo-epi gradients per sample
     repolarisation: Repolarisation = Repolarisation()
+    #: the activation maps' upstroke spread (fraction of the element activation-time range)
+    upstroke_spread: float = 0.0
 
     def __post_init__(self) -> None:
         if self.lead_rows.shape != (len(LEAD_ELECTRODES), self.fibres.n_nodes):
@@ -200,7 +202,8 @@ def draw_sample(patient: PatientElectrophysiology, spec: BankSpec, rng: np.rando
     repolarisation = dataclasses.replace(patient.repolarisation, apex_to_base=parameters["apd_apex_to_base"],
                                          endo_to_epi=parameters["apd_endo_to_epi"])
     scale = repolarisation_scale(fibres, tau, repolarisation, patient.template, parameters["apd_global_scale"])
-    vm = transmembrane_potential(tau, spec.times_ms, patient.template, scale)
+    vm = transmembrane_potential(tau, spec.times_ms, patient.template, scale,
+                                 upstroke_ms=patient.upstroke_spread * upstroke_spread_ms(fibres.tetrahedra, tau))
     unipolar = patient.lead_rows @ vm
     site_vm = vm[patient.sites.nodes]
     return Sample(kind=kind, parameters={k: float(v) for k, v in parameters.items()}, unipolar=unipolar,

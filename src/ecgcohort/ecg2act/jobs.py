@@ -98,7 +98,8 @@ def simulation_bank_job(*, patient: str, split: str, fibres_npz: str | Path, jun
         rows = lead_rows(chunks["lead_matrix"], [str(n) for n in chunks["electrode_names"]])
         template = action_potential_template(float(action_potential["cycle_length_ms"]), cache_dir=template_cache_dir)
         patient_ep = PatientElectrophysiology(fibres, junctions, rows, sites, template,
-                                              Repolarisation.from_config(action_potential))
+                                              Repolarisation.from_config(action_potential),
+                                              float(action_potential.get("upstroke_spread", 0.0)))
     except (BankError, ScenarioError, ValueError) as error:
         raise BankError(f"patient {patient}: {error}") from None
     sites.save(out_sites)

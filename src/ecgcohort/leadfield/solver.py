@@ -551,11 +551,14 @@ class LeadFieldResult:
 def lead_field_gradients(mesh_path: str | Path, electrodes_mm: np.ndarray,
                          conductivities: Conductivities = Conductivities(), fibres=None,
                          query_points_mm: np.ndarray | None = None, ordering: str = "metis",
-                         threads: int = 1, low_rank_tolerance: float = DEFAULT_LOW_RANK_TOLERANCE) -> LeadFieldResult:
+                         threads: int = 1, low_rank_tolerance: float = DEFAULT_LOW_RANK_TOLERANCE,
+                         max_electrode_offset_mm: float | None = None) -> LeadFieldResult:
     """All lead fields of one mesh in one call.
 
     ``mesh_path``: tagged ``.msh`` (mm). ``electrodes_mm`` (E, 3) in mm, on the body surface
-    (within 1 mm). ``fibres``: a :class:`ecgcohort.fibers.MyocardialFibres` (or its ``.npz``
+    within ``max_electrode_offset_mm`` (None: a fifth of the mesh's mean body-surface edge, at
+    least 1 mm — electrodes on the patient's own body surface lie off a coarse mesh's chords,
+    as in the workflow's :func:`ecgcohort.leadfield.jobs.electrode_tolerance_mm`). ``fibres``: a :class:`ecgcohort.fibers.MyocardialFibres` (or its ``.npz``
     path) of the same mesh, or None for an isotropic myocardium. ``query_points_mm`` (P, 3)
     in mm inside the mesh, optional. ``threads`` for point location and gradients;
     ``low_rank_tolerance`` as in :class:`LeadFieldSolver`. Returns Z
@@ -568,6 +571,11 @@ def lead_field_gradients(mesh_path: str | Path, electrodes_mm: np.ndarray,
     solver = LeadFieldSolver(mesh_path, conductivities, None if fibres is None else fibres.fibre_cell,
                              None if fibres is None else fibres.parent_cells, ordering=ordering, threads=threads,
                              low_rank_tolerance=low_rank_tolerance)
+    if max_electrode_offset_mm is None:
+        corners = solver.mesh.points_m[solver.body_triangles]
+        edge_mm = np.linalg.norm(corners - np.roll(corners, 1, axis=1), axis=2).mean() / MM
+        max_electrode_offset_mm = max(1.0, 0.2 * edge_mm)
+    solver.max_electrode_offset_m = float(max_electrode_offset_mm) * MM
     electrodes_m = np.asarray(electrodes_mm, dtype=np.float64).reshape(-1, 3) * MM
     query_cells = None if query_points_mm is None else solver.locate(np.asarray(query_points_mm, dtype=np.float64) * MM)
     z = solver.solve(electrodes_m)

@@ -261,7 +261,9 @@ def delineate(leads_mv: np.ndarray, times_ms: np.ndarray, cycle_length_ms: float
         raise DelineationError(f"no QRS complex: spatial velocity gives {duration:.0f} ms, outside {low:g}-{high:g} ms")
     baseline = leads[:, onset].copy()
     t_start = min(leads.shape[1] - 1, offset + int(round(settings.st_segment_ms / dt)))
-    residual = t_wave_residual(leads, baseline, t_start)
+    # the record starts with every cell at rest (φ = L·V_rest = 0): the level a finished T wave
+    # returns to, where the level at QRS onset already carries the first millisecond of the QRS
+    residual = t_wave_residual(leads, leads[:, 0], t_start)
     unfinished = bool(residual > settings.t_residual_max)
     t_peak, t_end = ecgdeli_t_wave(leads, dt, cycle_length_ms, peak, settings)
     last = leads.shape[1] - 1

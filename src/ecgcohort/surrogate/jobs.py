@@ -279,8 +279,9 @@ def evaluate_surrogate_job(*, patient: str, store: str | Path, model_path: str |
     for scenario in scenarios:
         activation_ms = mesh.activation_time.sel(scenario=scenario).values * 1e3
         apd = mesh.apd_scale.sel(scenario=scenario).values
+        spread = mesh.upstroke_spread.sel(scenario=scenario).values * 1e3 if "upstroke_spread" in mesh else None
         for kind, matrix in matrices.items():
-            unipolar, leads = ecg_from_lead_matrix(matrix, names, activation_ms, apd, times_ms, template)
+            unipolar, leads = ecg_from_lead_matrix(matrix, names, activation_ms, apd, times_ms, template, spread)
             ecgs[kind]["unipolar"].append(unipolar)
             ecgs[kind]["leads"].append(leads)
         stored = one.lead_ecg.sel(scenario=scenario).values

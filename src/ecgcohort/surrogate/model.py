@@ -150,9 +150,11 @@ def normalised_electrodes(electrodes_mm: np.ndarray, torso_points_mm: np.ndarray
 
 
 def ecg_from_lead_matrix(lead: np.ndarray, electrode_names: Sequence[str], activation_ms: np.ndarray,
-                         apd_scale: np.ndarray, times_ms: np.ndarray, template: Any) -> tuple[np.ndarray, np.ndarray]:
+                         apd_scale: np.ndarray, times_ms: np.ndarray, template: Any,
+                         upstroke_ms: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(unipolar (E, T), 12 leads (12, T)) in V from a lead matrix (E, N) and an activation map
-    (τ per node, ms; APD scale per node) on the 1 ms grid ``times_ms`` — the FEM path's
+    (τ per node, ms; APD scale per node; upstroke spread per node, ms, the store's
+    ``upstroke_spread``) on the 1 ms grid ``times_ms`` — the FEM path's
     :func:`~ecgcohort.ecg.forward.electrode_potentials` and :func:`~ecgcohort.ecg.leads.standard_leads`."""
     from ecgcohort.conduction.maps import ActivationMap
     from ecgcohort.ecg.forward import electrode_potentials
@@ -160,6 +162,7 @@ def ecg_from_lead_matrix(lead: np.ndarray, electrode_names: Sequence[str], activ
 
     activation = ActivationMap(scenario="", kind="", activation_ms=np.asarray(activation_ms, dtype=np.float64),
                                apd_scale=np.asarray(apd_scale, dtype=np.float64), sites_mm=np.zeros((0, 3)),
-                               site_times_ms=np.zeros(0))
+                               site_times_ms=np.zeros(0),
+                               upstroke_ms=None if upstroke_ms is None else np.asarray(upstroke_ms, dtype=np.float64))
     unipolar = electrode_potentials(lead, activation, times_ms, template)
     return unipolar, standard_leads(unipolar, list(electrode_names))
