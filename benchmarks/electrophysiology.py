@@ -23,14 +23,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from ecgcohort.anatomy.outputs import read_surface
 from ecgcohort.cohort.sampling import patient_rng
 from ecgcohort.conduction.eikonal import activation_times
 from ecgcohort.conduction.jobs import compute_activations, grow_purkinje, load_junctions, scenario_sources
 from ecgcohort.conduction.scenarios import scenarios_from_config
-from ecgcohort.config import load_schema, validate_config
+from ecgcohort.config import load_config_files
 from ecgcohort.fibers import load_fibres
 from ecgcohort.fibers.jobs import compute_fibres
 
@@ -38,11 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _config(paths: list[Path]) -> dict:
-    merged: dict = {}
-    for path in paths:
-        for key, value in (yaml.safe_load(path.read_text()) or {}).items():
-            merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
-    return validate_config(merged, load_schema(REPO / "workflow/schemas/config.schema.yaml"))
+    return load_config_files(paths, REPO / "workflow/schemas/config.schema.yaml")
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""Closed-form test geometry: a spherical-cap LV shell and a capped elliptic-cylinder trunk."""
+"""Closed-form test geometry: a spherical-cap LV shell, a capped elliptic-cylinder trunk and
+concentric balls meshed with gmsh."""
 
 from __future__ import annotations
 
@@ -116,3 +117,33 @@ def meshed_ventricles(root, edge_mm: float = 4.0, base_z_mm: float = 300.0, seed
     write_surface(Surface(heart_points, model.faces, model.face_labels, model.label_names), root / "heart.vtp")
     grow_purkinje("train-0003", root / "heart.vtp", PURKINJE, seed, root / "lv.vtp", root / "rv.vtp",
                   root / "junctions.npz", root / "purkinje.png")
+
+
+def concentric_balls_mesh(path, size_mm: float, outer_mm: float, inner_mm: float, inner: str = "myocardium") -> None:
+    """Two concentric balls meshed with gmsh at ``size_mm`` and tagged like a patient mesh: the
+    inner ball ``inner`` (a volume tag name, its surface the epicardium), the shell torso, the
+    outer sphere the body surface."""
+    import gmsh
+
+    from ecgcohort.meshing import FACET_TAGS, VOLUME_TAGS
+
+    gmsh.initialize()
+    try:
+        gmsh.option.setNumber("General.Terminal", 0)
+        gmsh.model.add("balls")
+        outer = gmsh.model.occ.addSphere(0, 0, 0, outer_mm)
+        core = gmsh.model.occ.addSphere(0, 0, 0, inner_mm)
+        gmsh.model.occ.fragment([(3, outer)], [(3, core)])
+        gmsh.model.occ.synchronize()
+        volumes = sorted(gmsh.model.getEntities(3), key=lambda entity: gmsh.model.occ.getMass(*entity))
+        surfaces = sorted(gmsh.model.getEntities(2), key=lambda entity: gmsh.model.occ.getMass(*entity))
+        gmsh.model.addPhysicalGroup(3, [volumes[0][1]], VOLUME_TAGS[inner], inner)
+        gmsh.model.addPhysicalGroup(3, [volumes[1][1]], VOLUME_TAGS["torso"], "torso")
+        gmsh.model.addPhysicalGroup(2, [surfaces[1][1]], FACET_TAGS["body_surface"], "body_surface")
+        gmsh.model.addPhysicalGroup(2, [surfaces[0][1]], FACET_TAGS["epicardium"], "epicardium")
+        gmsh.option.setNumber("Mesh.MeshSizeMax", size_mm)
+        gmsh.option.setNumber("Mesh.MeshSizeMin", size_mm)
+        gmsh.model.mesh.generate(3)
+        gmsh.write(str(path))
+    finally:
+        gmsh.finalize()

@@ -13,13 +13,13 @@ homogeneous torso.
 
 from __future__ import annotations
 
-import gmsh
 import numpy as np
 import pytest
 from scipy.special import eval_legendre
 
 from ecgcohort.leadfield import Conductivities, LeadFieldSolver
-from ecgcohort.meshing import FACET_TAGS, VOLUME_TAGS
+from ecgcohort.meshing import VOLUME_TAGS
+from synthetic import concentric_balls_mesh
 
 A_MM, B_MM = 100.0, 40.0
 A, B = A_MM * 1e-3, B_MM * 1e-3
@@ -30,25 +30,7 @@ DEGREES = 200
 
 def layered_ball_mesh(path, size_mm: float) -> None:
     """The two balls meshed with gmsh at ``size_mm``: the core tagged blood, the shell torso."""
-    gmsh.initialize()
-    try:
-        gmsh.option.setNumber("General.Terminal", 0)
-        gmsh.model.add("layered")
-        outer = gmsh.model.occ.addSphere(0, 0, 0, A_MM)
-        core = gmsh.model.occ.addSphere(0, 0, 0, B_MM)
-        gmsh.model.occ.fragment([(3, outer)], [(3, core)])
-        gmsh.model.occ.synchronize()
-        volumes = sorted(gmsh.model.getEntities(3), key=lambda entity: gmsh.model.occ.getMass(*entity))
-        surfaces = sorted(gmsh.model.getEntities(2), key=lambda entity: gmsh.model.occ.getMass(*entity))
-        gmsh.model.addPhysicalGroup(3, [volumes[0][1]], VOLUME_TAGS["blood"], "blood")
-        gmsh.model.addPhysicalGroup(3, [volumes[1][1]], VOLUME_TAGS["torso"], "torso")
-        gmsh.model.addPhysicalGroup(2, [surfaces[1][1]], FACET_TAGS["body_surface"], "body_surface")
-        gmsh.option.setNumber("Mesh.MeshSizeMax", size_mm)
-        gmsh.option.setNumber("Mesh.MeshSizeMin", size_mm)
-        gmsh.model.mesh.generate(3)
-        gmsh.write(str(path))
-    finally:
-        gmsh.finalize()
+    concentric_balls_mesh(path, size_mm, A_MM, B_MM, inner="blood")
 
 
 def series_coefficients(sigma_torso: float, sigma_blood: float) -> np.ndarray:

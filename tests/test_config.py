@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import yaml
@@ -86,3 +87,17 @@ def test_docs_config_md_is_generated_from_the_schema(repo, schema):
     assert (repo / "docs/config.md").read_text() == generated, "run `make docs`"
     for name, _ in leaves(schema):
         assert f"`{name}`" in generated
+
+
+def test_config_files_merge_key_by_key_at_every_depth(tmp_path):
+    """As Snakemake's --configfile: a later file's nested key replaces only that key."""
+    from ecgcohort.config import load_config_files
+
+    repo = Path(__file__).resolve().parents[1]
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("electrophysiology:\n  action_potential:\n    apd_endo_to_epi: -0.05\n")
+    config = load_config_files([repo / "config/config.yaml", extra], repo / "workflow/schemas/config.schema.yaml")
+    action_potential = config["electrophysiology"]["action_potential"]
+    assert action_potential["apd_endo_to_epi"] == -0.05
+    assert action_potential["electrotonic_length_mm"] == {"fibre": 6.0, "cross": 4.0}  # kept from config.yaml
+    assert config["cohort"]["train"]["count"] == 6

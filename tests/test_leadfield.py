@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 
-import gmsh
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,6 +21,7 @@ from ecgcohort.leadfield import (Conductivities, LeadFieldError, LeadFieldSolver
 from ecgcohort.leadfield.jobs import compute_lead_field_chunk, electrode_chunks, write_sample_points
 from ecgcohort.leadfield.solver import body_mesh, lead_matrix_from_potentials
 from ecgcohort.meshing import VOLUME_TAGS
+from synthetic import concentric_balls_mesh
 
 A_MM, CORE_MM = 100.0, 40.0
 A = A_MM * 1e-3
@@ -33,26 +33,7 @@ ELECTRODE = A * np.array([0.3, -0.5, 0.81]) / np.linalg.norm([0.3, -0.5, 0.81])
 
 def ball_mesh(path, size_mm: float) -> None:
     """Two concentric balls meshed with gmsh at ``size_mm``, tagged like a patient mesh."""
-    gmsh.initialize()
-    try:
-        gmsh.option.setNumber("General.Terminal", 0)
-        gmsh.model.add("ball")
-        outer = gmsh.model.occ.addSphere(0, 0, 0, A_MM)
-        core = gmsh.model.occ.addSphere(0, 0, 0, CORE_MM)
-        gmsh.model.occ.fragment([(3, outer)], [(3, core)])
-        gmsh.model.occ.synchronize()
-        volumes = sorted(gmsh.model.getEntities(3), key=lambda entity: gmsh.model.occ.getMass(*entity))
-        surfaces = sorted(gmsh.model.getEntities(2), key=lambda entity: gmsh.model.occ.getMass(*entity))
-        gmsh.model.addPhysicalGroup(3, [volumes[0][1]], VOLUME_TAGS["myocardium"], "myocardium")
-        gmsh.model.addPhysicalGroup(3, [volumes[1][1]], VOLUME_TAGS["torso"], "torso")
-        gmsh.model.addPhysicalGroup(2, [surfaces[1][1]], 1, "body_surface")
-        gmsh.model.addPhysicalGroup(2, [surfaces[0][1]], 2, "epicardium")
-        gmsh.option.setNumber("Mesh.MeshSizeMax", size_mm)
-        gmsh.option.setNumber("Mesh.MeshSizeMin", size_mm)
-        gmsh.model.mesh.generate(3)
-        gmsh.write(str(path))
-    finally:
-        gmsh.finalize()
+    concentric_balls_mesh(path, size_mm, A_MM, CORE_MM)
 
 
 def exact_z(x: np.ndarray, e: np.ndarray) -> np.ndarray:

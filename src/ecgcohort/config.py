@@ -82,6 +82,23 @@ def validate_config(config: Mapping[str, Any], schema: Mapping[str, Any]) -> dic
     return filled
 
 
+def _merged(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        merged[key] = _merged(merged[key], value) if isinstance(value, Mapping) and isinstance(merged.get(key), dict) \
+            else copy.deepcopy(value)
+    return merged
+
+
+def load_config_files(paths: list[str | Path], schema_path: str | Path) -> dict[str, Any]:
+    """The validated config of YAML files given in order, each merged into the previous ones
+    key by key at every depth (as Snakemake merges ``--configfile``s)."""
+    merged: dict[str, Any] = {}
+    for path in paths:
+        merged = _merged(merged, yaml.safe_load(Path(path).read_text()) or {})
+    return validate_config(merged, load_schema(schema_path))
+
+
 def _walk(schema: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
     for key, sub in schema.get("properties", {}).items():
         name = f"{prefix}{key}"
