@@ -354,23 +354,37 @@ def test_chunk_job_writes_gradients_and_the_lead_matrix(balls, patient_files):
         cells = np.flatnonzero(solver.mesh.cell_tags == VOLUME_TAGS["myocardium"])
         assert out["grad_cells"].shape == (2, len(cells), 3)
         reference = solver.solve(out["electrode_positions_m"])
-        # the sample points carry the recovered gradient (the default), the cells the P1 one
+        # the sample points and the cells carry the recovered gradient (the defaults)
         recovered = solver.recovered_gradients(reference, solver.locate(points["points_m"]), points["points_m"])
         np.testing.assert_allclose(out["grad_points"], recovered, rtol=1e-4, atol=1e-4 * np.abs(out["grad_points"]).max())
         assert np.abs(recovered - solver.point_gradients(reference, points["points_m"])).max() > 1e-3 * np.abs(recovered).max()
         fibres = load_fibres(folder / "fibres.npz")
-        reference_matrix = lead_matrix(fibres.points_mm * 1e-3, fibres.tetrahedra,
-                                       intracellular_tensors(fibres.fibre_cell, Conductivities(**conductivities)),
-                                       solver.cell_gradients(reference, fibres.parent_cells))
+        intracellular = intracellular_tensors(fibres.fibre_cell, Conductivities(**conductivities))
+        recovered_cells = solver.recovered_gradients(reference, fibres.parent_cells)
+        np.testing.assert_allclose(out["grad_cells"], recovered_cells, rtol=1e-4,
+                                   atol=1e-4 * np.abs(recovered_cells).max())
+        # the lead matrix is the one the stored gradients give, and sums to zero (L·1 = 0)
+        reference_matrix = lead_matrix(fibres.points_mm * 1e-3, fibres.tetrahedra, intracellular, recovered_cells)
         assert np.abs(out["lead_matrix"] - reference_matrix).max() < 1e-8 * np.abs(reference_matrix).max()
+        assert np.abs(out["lead_matrix"].sum(axis=1)).max() < 1e-10 * np.abs(reference_matrix).max()
         stats = json.loads(str(out["stats_json"]))
         assert stats["patient"] == "train-0003" and stats["factorisation_s"] > 0 and stats["factor_flops"] > 0
-        assert stats["point_gradient"] == "recovered"
+        assert stats["point_gradient"] == "recovered" and stats["cell_gradient"] == "recovered"
     compute_lead_field_chunk("train-0003", balls[11.0], folder / "fibres.npz", folder / "electrodes.csv",
-                             folder / "points.npz", 1, 2, conductivities, folder / "chunk-1-p1.npz", point_gradient="p1")
+                             folder / "points.npz", 1, 2, conductivities, folder / "chunk-1-p1.npz", point_gradient="p1",
+                             cell_gradient="p1")
     with np.load(folder / "chunk-1-p1.npz") as out, np.load(folder / "points.npz") as points:
         np.testing.assert_allclose(out["grad_points"], solver.point_gradients(reference, points["points_m"]),
                                    rtol=1e-4, atol=1e-4 * np.abs(out["grad_points"]).max())
+        # P1 cells: the Galerkin lead matrix −B Z
+        galerkin = lead_matrix(fibres.points_mm * 1e-3, fibres.tetrahedra, intracellular,
+                               solver.cell_gradients(reference, fibres.parent_cells))
+        assert np.abs(out["lead_matrix"] - galerkin).max() < 1e-8 * np.abs(galerkin).max()
+        assert np.abs(out["lead_matrix"] - reference_matrix).max() > 1e-3 * np.abs(galerkin).max()
+    with pytest.raises(LeadFieldError, match="cell_gradient"):
+        compute_lead_field_chunk("train-0003", balls[11.0], folder / "fibres.npz", folder / "electrodes.csv",
+                                 folder / "points.npz", 1, 2, conductivities, folder / "chunk-1-bad.npz",
+                                 cell_gradient="p2")
 
 
 def test_chunk_job_refuses_a_chunk_out_of_range(balls, patient_files):

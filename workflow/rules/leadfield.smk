@@ -48,6 +48,7 @@ rule compute_lead_fields:
         low_rank_tolerance=config["leadfield"]["low_rank_tolerance"],
         electrode_tolerance_mm=electrode_tolerance_mm(config["meshing"]["torso_element_size_mm"]),
         point_gradient=config["leadfield"]["point_gradient"],
+        cell_gradient=config["leadfield"]["cell_gradient"],
     wildcard_constraints:
         chunk=r"\d+",
     log:

@@ -13,6 +13,7 @@ import numpy as np
 
 from ecgcohort.io import atomic_path
 from ecgcohort.leadfield.sampling import sample_points
+from ecgcohort.leadfield.matrix import lead_matrix
 from ecgcohort.leadfield.solver import MM, LeadFieldError, LeadFieldSolver, lead_matrix_from_potentials
 from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
 
@@ -66,9 +67,9 @@ def write_sample_points(patient: str, mesh: str | Path, count: int, near_fractio
 
 def compute_lead_field_chunk(patient: str, mesh: str | Path, fibres_npz: str | Path, electrodes_csv: str | Path,
                              points_npz: str | Path, chunk: int, electrodes_per_job: int,
-                             conductivities: Mapping[str, Any], out_npz: str | Path, threads: int = 1,
+                             conductivities: Mapping[str, Any], out_npz: str | Path, *, threads: int = 1,
                              low_rank_tolerance: float = 1e-10, electrode_tolerance_mm: float = 1.0,
-                             point_gradient: str = "recovered") -> None:
+                             point_gradient: str = "recovered", cell_gradient: str = "recovered") -> None:
     """Lead fields of one chunk of a patient's electrodes (one factorisation, one block
     solve), written atomically as ``.npz``: ``electrode_names`` (E,), ``electrode_positions_m``
     (E, 3), ``grad_points`` (E, P, 3) float32 Ω/m at the sample points, ``grad_cells``
@@ -82,9 +83,11 @@ def compute_lead_field_chunk(patient: str, mesh: str | Path, fibres_npz: str | P
     from the mesh's coarser body surface (see :func:`electrode_tolerance_mm`);
     ``point_gradient``: ∇Z at the sample points, ``recovered`` (volume-weighted nodal averages
     per region, interpolated; :meth:`LeadFieldSolver.recovered_gradients`) or ``p1`` (the
-    containing cell's). ∇Z per myocardial cell is the P1 gradient, so that the lead matrix
-    recomputed from it is the stored Galerkin one, −B Z (README, Lead fields: it gives ECGs
-    closer to the converged ones than the recovered gradient does).
+    containing cell's); ``cell_gradient``: ∇Z per myocardial cell, ``recovered`` (the
+    recovered gradient at the cell) or ``p1`` (the cell's own; the lead matrix is then the
+    Galerkin −B Z) — the lead matrix is built from it, so the two always agree (README, Mesh
+    convergence: recovered gives ECGs closer to the converged ones on coarse meshes, the same on
+    fine ones).
 
     Raises :class:`LeadFieldError` naming the patient for a chunk index out of range or an
     electrode more than 1 mm off the body surface."""
@@ -129,13 +132,21 @@ def compute_lead_field_chunk(patient: str, mesh: str | Path, fibres_npz: str | P
         grad_points = solver.cell_gradients(z, point_cells, dtype=np.float32)
     else:
         raise LeadFieldError(f"leadfield.point_gradient must be 'recovered' or 'p1', got {point_gradient!r}")
-    grad_cells = solver.cell_gradients(z, fibres.parent_cells, dtype=np.float32)
+    intracellular = intracellular_tensors(fibres.fibre_cell, sigma)
     matrix_start = time.perf_counter()
-    matrix = lead_matrix_from_potentials(fibres.points_mm * MM, fibres.tetrahedra,
-                                         intracellular_tensors(fibres.fibre_cell, sigma), z[:, fibres.parent_nodes])
+    if cell_gradient == "recovered":
+        recovered = solver.recovered_gradients(z, fibres.parent_cells)
+        matrix = lead_matrix(fibres.points_mm * MM, fibres.tetrahedra, intracellular, recovered)
+        grad_cells = recovered.astype(np.float32)
+    elif cell_gradient == "p1":
+        matrix = lead_matrix_from_potentials(fibres.points_mm * MM, fibres.tetrahedra, intracellular,
+                                             z[:, fibres.parent_nodes])
+        grad_cells = solver.cell_gradients(z, fibres.parent_cells, dtype=np.float32)
+    else:
+        raise LeadFieldError(f"leadfield.cell_gradient must be 'recovered' or 'p1', got {cell_gradient!r}")
     lead_matrix_s = time.perf_counter() - matrix_start
     stats = {**solver.stats.as_dict(), "lead_matrix_s": lead_matrix_s, "patient": patient, "chunk": chunk,
-             "point_gradient": point_gradient,
+             "point_gradient": point_gradient, "cell_gradient": cell_gradient,
              "sample_points": len(points_m), "total_s": time.perf_counter() - start, "units": CHUNK_UNITS}
     _save_npz(out_npz, {"electrode_names": np.array(names), "electrode_positions_m": electrodes_m,
                         "grad_points": grad_points, "grad_cells": grad_cells,
