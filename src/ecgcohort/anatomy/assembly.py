@@ -69,7 +69,7 @@ class PlacementSettings:
     rv_direction: Sequence[float] = (-0.7, 0.7, 0.0)
     level_fraction: float = 0.65
     left_of_midline_mm: float = 35.0
-    behind_sternum_mm: float = 20.0
+    behind_sternum_mm: float = 32.0
     min_clearance_mm: float = 5.0
     myocardial_volume_ml: Sequence[float] = (90.0, 300.0)
     torso_volume_l: Sequence[float] = (15.0, 90.0)
