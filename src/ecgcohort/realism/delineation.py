@@ -57,6 +57,21 @@ class DelineationError(ValueError):
     """The ECG cannot be delineated; the message says why."""
 
 
+def settings_values(settings_class: type, section: Mapping[str, Any], kind: str,
+                    pair_keys: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A settings dataclass's keyword arguments from a config section: unknown keys are an error
+    naming them, the ``pair_keys`` (YAML lists) become tuples of floats."""
+    known = {f.name for f in fields(settings_class)}
+    unknown = sorted(set(section) - known)
+    if unknown:
+        raise ValueError(f"unknown {kind} setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    values = dict(section)
+    for key in pair_keys:
+        if key in values:
+            values[key] = tuple(float(v) for v in values[key])
+    return values
+
+
 @dataclass(frozen=True)
 class DelineationSettings:
     """Settings of :func:`delineate` (config section ``realism.delineation``)."""
@@ -79,14 +94,7 @@ class DelineationSettings:
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> DelineationSettings:
         """From the config section; unknown keys are an error naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise ValueError(f"unknown delineation setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        values = dict(section)
-        if "qrs_duration_limits_ms" in values:
-            values["qrs_duration_limits_ms"] = tuple(float(v) for v in values["qrs_duration_limits_ms"])
-        return cls(**values)
+        return cls(**settings_values(cls, section, "delineation", pair_keys=("qrs_duration_limits_ms",)))
 
 
 @dataclass(frozen=True)

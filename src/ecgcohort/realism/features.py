@@ -32,13 +32,13 @@ our records, which carry no PR segment), in mV; times in ms; angles in degrees. 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
 
 from ecgcohort.ecg.leads import LEAD_NAMES
-from ecgcohort.realism.delineation import Delineation
+from ecgcohort.realism.delineation import Delineation, settings_values
 
 LIMB_LEADS: tuple[str, ...] = LEAD_NAMES[:6]
 PRECORDIAL_LEADS: tuple[str, ...] = LEAD_NAMES[6:]
@@ -66,14 +66,7 @@ class FeatureSettings:
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> FeatureSettings:
         """From the config section; unknown keys are an error naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise ValueError(f"unknown feature setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        values = dict(section)
-        if "hf_band_hz" in values:
-            values["hf_band_hz"] = tuple(float(v) for v in values["hf_band_hz"])
-        return cls(**values)
+        return cls(**settings_values(cls, section, "feature", pair_keys=("hf_band_hz",)))
 
 
 @dataclass(frozen=True)
