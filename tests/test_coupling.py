@@ -38,6 +38,15 @@ def test_coupled_nodes_are_the_holding_tetrahedron_at_exact_travel_times():
     assert sorted(coupled.nodes.tolist()) == sorted(tets[coupled.cells[0]].tolist())
     times = coupled.node_times(np.array([2.5]), np.tile(FIBRE, (len(tets), 1)), V_F, V_T)
     np.testing.assert_allclose(times, exact_times(points[coupled.nodes], source[0], 2.5), rtol=1e-12)
+    # the fibre's structure tensor f fᵀ gives the same times; a cell mean of two fibres the
+    # metric of its mean conduction tensor
+    dyad = np.broadcast_to(np.outer(FIBRE, FIBRE), (len(tets), 3, 3))
+    np.testing.assert_allclose(coupled.node_times(np.array([2.5]), dyad, V_F, V_T), times, rtol=1e-12)
+    mean = 0.5 * (np.diag([1.0, 0.0, 0.0]) + np.diag([0.0, 1.0, 0.0]))
+    d = points[coupled.nodes] - source[0]
+    expected = np.sqrt((d[:, 0] ** 2 + d[:, 1] ** 2) / ((V_F**2 + V_T**2) / 2) + d[:, 2] ** 2 / V_T**2)
+    np.testing.assert_allclose(coupled.node_times(np.array([0.0]), np.broadcast_to(mean, (len(tets), 3, 3)), V_F, V_T),
+                               expected, rtol=1e-12)
     isotropic = coupled.node_times(np.array([0.0]), None, V_F, V_T)
     np.testing.assert_allclose(isotropic, np.linalg.norm(points[coupled.nodes] - source[0], axis=1) / V_F)
 

@@ -40,7 +40,7 @@ def ventricles(tmp_path_factory):
     electrodes_m = np.vstack([limbs, precordial]) * 1e-3
     sigma = Conductivities()
     rows = pseudo_lead_matrix(electrodes_m, fibres.points_mm * 1e-3, fibres.tetrahedra,
-                              intracellular_tensors(fibres.fibre_cell, sigma), sigma.torso)
+                              intracellular_tensors(fibres.cell_structure, sigma), sigma.torso)
     template = action_potential_template(1000.0, cache_dir=root)
     sites = recording_sites(fibres)
     return fibres, PatientElectrophysiology(fibres, junctions, rows, sites, template), root
@@ -95,7 +95,7 @@ def test_a_sample_is_the_eikonal_and_lead_matrix_recomputed(ventricles):
     rng.uniform(), rng.uniform(*spec.apd_apex_to_base), rng.uniform(*spec.apd_endo_to_epi)
     rng.integers(1, 2)
     node = rng.choice(fibres.n_nodes, size=1, replace=False)
-    tau = eikonal_activation(fibres.points_mm, fibres.tetrahedra, fibres.fibre_cell, v_fibre, v_fibre * ratio, node,
+    tau = eikonal_activation(fibres.points_mm, fibres.tetrahedra, fibres.cell_structure, v_fibre, v_fibre * ratio, node,
                              np.zeros(1), device="cpu")
     assert sample.total_activation_ms == pytest.approx(np.ptp(tau))
     delay = patient.template.time_ms[np.argmax(patient.template.voltage_mv > 0)]

@@ -161,6 +161,29 @@ def test_rotating_fibres_by_90_degrees_swaps_along_and_across():
     assert not np.allclose(tau_x, tau_y, rtol=0.05)
 
 
+def test_a_cell_mean_of_crossing_fibres_conducts_at_the_mean_tensor_speed():
+    """Structure tensors A (cell means of f fᵀ) in place of fibre vectors: fibres at ±θ in the
+    xy-plane average to A = diag(cos²θ, sin²θ, 0), so a plane front along x runs at
+    √(v_t² + (v_f² − v_t²) cos²θ) and one along z at v_t — exactly, on any mesh."""
+    pts, tets = box_mesh(6)
+    theta = np.deg2rad(35.0)
+    plus, minus = np.array([np.cos(theta), np.sin(theta), 0.0]), np.array([np.cos(theta), -np.sin(theta), 0.0])
+    mean = 0.5 * (np.outer(plus, plus) + np.outer(minus, minus))
+    structure = np.broadcast_to(mean, (len(tets), 3, 3)).copy()
+    for axis, speed in ((0, np.sqrt(V_T**2 + (V_F**2 - V_T**2) * np.cos(theta) ** 2)), (2, V_T)):
+        face = np.flatnonzero(np.isclose(pts[:, axis], 0.0))
+        tau = activation_times(pts, tets, structure, V_F, V_T, face, np.zeros(len(face)), device="cpu")
+        np.testing.assert_allclose(tau, pts[:, axis] / speed, rtol=1e-9, atol=1e-9)
+    # f fᵀ as the tensor is the fibre itself
+    fibre = np.tile(plus, (len(tets), 1))
+    source = nearest_nodes(pts, np.array([[5.0, 5.0, 5.0]]))
+    np.testing.assert_allclose(
+        activation_times(pts, tets, fibre[:, :, None] * fibre[:, None, :], V_F, V_T, source, [0.0], device="cpu"),
+        activation_times(pts, tets, fibre, V_F, V_T, source, [0.0], device="cpu"), rtol=1e-12)
+    with pytest.raises(ValueError, match="trace 1"):
+        conduction_tensors(2.0 * structure, V_F, V_T)
+
+
 def test_two_sources_give_pointwise_minimum():
     pts, tets = box_mesh(12)
     fibres = np.tile([1.0, 1.0, 0.0], (len(tets), 1))

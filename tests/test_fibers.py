@@ -27,13 +27,19 @@ STEEP = FibreAngles(alpha_endo=65.0, alpha_epi=-25.0)
 
 
 @pytest.fixture(scope="module")
-def case(tmp_path_factory):
+def mesh_path(tmp_path_factory):
     model = build_heart_model(n_modes=2, population=10, seed=0, edge_length_mm=EDGE_MM)
     torso_points, torso_faces, _ = trunk()
     path = tmp_path_factory.mktemp("fibres") / "heart.msh"
     mesh_heart_in_torso(torso_points, torso_faces, model.mean + np.array([0.0, 0.0, BASE_Z]), model.faces,
                         model.face_labels, model.label_names, heart_size_mm=EDGE_MM, torso_size_mm=40.0,
                         output_path=path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def case(mesh_path):
+    path = mesh_path
     start = time.perf_counter()
     fibres = myocardial_fibres(path, DEFAULT)
     print(f"\nLDRB (first call, with imports/JIT) {time.perf_counter() - start:.1f} s; in-function "
@@ -197,6 +203,45 @@ def test_rotational_coordinate_closed_form():
     assert np.allclose(flipped, -angle)
 
 
+def _subdivision_points(levels: int) -> np.ndarray:
+    """Barycentric centroids of the 8**levels equal-volume children of regular (Bey) refinement."""
+    def children(v):
+        m = lambda i, j: (v[i] + v[j]) / 2  # noqa: E731
+        corners = [np.array([v[k], *(m(k, j) for j in range(4) if j != k)]) for k in range(4)]
+        ring = (m(0, 1), m(1, 2), m(2, 3), m(0, 3), m(0, 1))
+        return corners + [np.array([m(0, 2), m(1, 3), ring[k], ring[k + 1]]) for k in range(4)]
+    tets = [np.eye(4)]
+    for _ in range(levels):
+        tets = [child for tet in tets for child in children(tet)]
+    return np.array([tet.mean(axis=0) for tet in tets])
+
+
+def test_cell_structure_is_the_cell_mean_of_the_fibre_dyad(case, mesh_path, monkeypatch):
+    """A 4 mm cell spans a third of the wall: its mean f fᵀ (Keast's 4 points) must match a
+    64-point average of the same LDRB field far better than the centroid's f fᵀ does."""
+    import ecgcohort.fibers.rule_based as rule_based
+
+    fibres = case[0]
+    structure = fibres.structure_cell
+    assert structure.shape == (fibres.n_cells, 3, 3)
+    np.testing.assert_allclose(structure, np.transpose(structure, (0, 2, 1)), atol=1e-12)
+    np.testing.assert_allclose(np.einsum("cii->c", structure), 1.0, atol=1e-9)
+    assert np.linalg.eigvalsh(structure).min() > -1e-9
+    monkeypatch.setattr(rule_based, "STRUCTURE_POINTS", _subdivision_points(2))
+    assert np.allclose(_subdivision_points(2).sum(axis=1), 1.0) and len(_subdivision_points(2)) == 64
+    fine = rule_based.myocardial_fibres(mesh_path, DEFAULT).structure_cell
+    keast = np.linalg.norm(structure - fine, axis=(1, 2)).mean()
+    centroid = np.linalg.norm(fibres.fibre_cell[:, :, None] * fibres.fibre_cell[:, None, :] - fine, axis=(1, 2)).mean()
+    print(f"\nmean |A - A_64|_F: Keast 4 points {keast:.4f}, centroid fibre {centroid:.4f}")
+    assert keast < 0.05 and keast < centroid / 2.5
+    # transversely isotropic conductivities then follow the cell mean, not the centroid's fibre
+    from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
+
+    sigma = Conductivities()
+    np.testing.assert_allclose(intracellular_tensors(structure, sigma),
+                               sigma.intra_cross * np.eye(3) + (sigma.intra_fibre - sigma.intra_cross) * structure)
+
+
 def test_angles_are_validated():
     with pytest.raises(ValueError, match="alpha_endo"):
         FibreAngles(alpha_endo=120.0)
@@ -207,7 +252,7 @@ def test_save_load_round_trip(case, tmp_path):
     path = save_fibres(fibres, tmp_path / "fibres.npz", vtu=True)
     loaded = load_fibres(path)
     for name in ("points_mm", "tetrahedra", "fibre", "sheet", "normal", "fibre_cell", "sheet_cell",
-                 "normal_cell", "parent_nodes", "parent_cells"):
+                 "normal_cell", "parent_nodes", "parent_cells", "structure_cell"):
         assert np.array_equal(getattr(loaded, name), getattr(fibres, name)), name
     assert loaded.coordinates.keys() == fibres.coordinates.keys()
     for name, values in fibres.coordinates.items():

@@ -359,7 +359,7 @@ def test_chunk_job_writes_gradients_and_the_lead_matrix(balls, patient_files):
         np.testing.assert_allclose(out["grad_points"], recovered, rtol=1e-4, atol=1e-4 * np.abs(out["grad_points"]).max())
         assert np.abs(recovered - solver.point_gradients(reference, points["points_m"])).max() > 1e-3 * np.abs(recovered).max()
         fibres = load_fibres(folder / "fibres.npz")
-        intracellular = intracellular_tensors(fibres.fibre_cell, Conductivities(**conductivities))
+        intracellular = intracellular_tensors(fibres.cell_structure, Conductivities(**conductivities))
         recovered_cells = solver.recovered_gradients(reference, fibres.parent_cells)
         np.testing.assert_allclose(out["grad_cells"], recovered_cells, rtol=1e-4,
                                    atol=1e-4 * np.abs(recovered_cells).max())

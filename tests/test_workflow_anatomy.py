@@ -291,7 +291,7 @@ def check_surrogate_stage(root):
     model = load_surrogate(surrogate / "deepsdf/pseudo_residual/model.pt")
     code = read_code_table(root / "results/encoding/deepsdf/codes.csv", "deepsdf").code("test-0000")
     model.cell_gradient = lambda *args, **kwargs: mesh.grad_lead_field_cell.values  # the FEM ∇Z per cell
-    intracellular = intracellular_tensors(mesh.fibre_direction.values, Conductivities.from_config({}))
+    intracellular = intracellular_tensors(mesh.fibre_structure.values, Conductivities.from_config({}))
     lead = model.lead_matrix(mesh.node_position.values, mesh.tetrahedra.values, intracellular,
                              cohort.electrode_position.values, cohort.electrode_normalised_position.values, code)
     np.testing.assert_allclose(lead, mesh.lead_matrix.values, rtol=1e-5, atol=1e-6 * np.abs(lead).max())

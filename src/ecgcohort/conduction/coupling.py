@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from ecgcohort.conduction.eikonal import conduction_tensors
+
 
 @dataclass(frozen=True)
 class CoupledSources:
@@ -38,17 +40,14 @@ class CoupledSources:
     def node_times(self, source_times_ms: np.ndarray, fibre_cell: np.ndarray | None, v_fibre: float,
                    v_cross: float) -> np.ndarray:
         """Activation time (ms) of every coupled node: its stimulus's time plus the travel time
-        within the tetrahedron (velocities m/s = mm/ms; fibres per cell, None: isotropic at
-        ``v_fibre``)."""
+        within the tetrahedron, √(dᵀ D⁻¹ d) with D the cell's conduction tensor (velocities m/s =
+        mm/ms; fibres per cell as vectors or structure tensors, None: isotropic at ``v_fibre``)."""
         times = np.asarray(source_times_ms, dtype=float)[self.source]
         d = self.offsets_mm
         if fibre_cell is None:
             return times + np.linalg.norm(d, axis=1) / v_fibre
-        f = np.asarray(fibre_cell, dtype=float)[self.cells]
-        f = f / np.linalg.norm(f, axis=1, keepdims=True)
-        along = np.einsum("ij,ij->i", d, f)
-        across_sq = np.maximum((d * d).sum(axis=1) - along**2, 0.0)
-        return times + np.sqrt(along**2 / v_fibre**2 + across_sq / v_cross**2)
+        tensors = conduction_tensors(np.asarray(fibre_cell, dtype=float)[self.cells], v_fibre, v_cross)
+        return times + np.sqrt(np.einsum("ij,ij->i", d, np.linalg.solve(tensors, d[:, :, None])[:, :, 0]))
 
 
 def couple_points(points_mm: np.ndarray, tetrahedra: np.ndarray, positions_mm: np.ndarray,

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 from scipy.spatial import cKDTree
 
+from ecgcohort.fem import fibre_structure
+
 log = logging.getLogger(__name__)
 
 #: fimpy marks nodes it never reached with this value (``FIMBase.undef_val`` = 1e10).
@@ -145,23 +147,15 @@ def _check_velocity(name: str, v: float | np.ndarray) -> np.ndarray:
 
 
 def conduction_tensors(fibres: np.ndarray, v_fibre: float | np.ndarray, v_cross: float | np.ndarray) -> np.ndarray:
-    """(n_cells, 3, 3) D = v_t² I + (v_f² − v_t²) f fᵀ in (mm/ms)²; fibres normalised here.
-
-    ``fibres`` is (n_cells, 3) (any non-zero length); ``v_fibre``/``v_cross`` in m/s = mm/ms,
-    scalars or (n_cells,) arrays.
+    """(n_cells, 3, 3) D = v_t² I + (v_f² − v_t²) A in (mm/ms)², A = f fᵀ for fibre vectors
+    (n_cells, 3; any non-zero length) or the cells' structure tensors (n_cells, 3, 3), see
+    :func:`ecgcohort.fem.fibre_structure`; ``v_fibre``/``v_cross`` in m/s = mm/ms, scalars or
+    (n_cells,) arrays.
     """
-    f = np.asarray(fibres, dtype=np.float64)
-    if f.ndim != 2 or f.shape[1] != 3:
-        raise ValueError(f"fibres must have shape (n_cells, 3), got {f.shape}")
-    norms = np.linalg.norm(f, axis=1)
-    bad = ~np.isfinite(norms) | (norms <= 1e-12)
-    if np.any(bad):
-        raise ValueError(f"{int(bad.sum())} fibre vectors have zero (or non-finite) length")
-    f = f / norms[:, None]
-    vf = np.broadcast_to(_check_velocity("v_fibre", v_fibre), (f.shape[0],))
-    vt = np.broadcast_to(_check_velocity("v_cross", v_cross), (f.shape[0],))
-    d = (vt**2)[:, None, None] * np.eye(3)[None] + (vf**2 - vt**2)[:, None, None] * f[:, :, None] * f[:, None, :]
-    return d
+    structure = fibre_structure(fibres)
+    vf = np.broadcast_to(_check_velocity("v_fibre", v_fibre), (structure.shape[0],))
+    vt = np.broadcast_to(_check_velocity("v_cross", v_cross), (structure.shape[0],))
+    return (vt**2)[:, None, None] * np.eye(3)[None] + (vf**2 - vt**2)[:, None, None] * structure
 
 
 def activation_times(
@@ -175,7 +169,8 @@ def activation_times(
     device: str = "auto",
     method: str = "compiled",
 ) -> np.ndarray:
-    """Activation time (ms) of every node; fibres per tetrahedron (None = isotropic at v_fibre).
+    """Activation time (ms) of every node; fibres per tetrahedron, vectors or structure tensors
+    (None = isotropic at v_fibre).
 
     ``points_mm`` (n, 3) mm; ``tetrahedra`` (m, 4) node indices; velocities m/s = mm/ms;
     ``source_nodes`` (k,) node indices stimulated at ``source_times_ms`` (k,) ms (a scalar
@@ -208,8 +203,8 @@ def activation_times(
         d = np.broadcast_to(vf**2 * np.eye(3), (tets.shape[0], 3, 3)).copy()
     else:
         fib = np.asarray(fibres, dtype=np.float64)
-        if fib.shape != (tets.shape[0], 3):
-            raise ValueError(f"fibres must be given per tetrahedron, shape ({tets.shape[0]}, 3), got {fib.shape}")
+        if fib.shape[0] != tets.shape[0]:
+            raise ValueError(f"fibres must be given per tetrahedron ({tets.shape[0]}), got {fib.shape}")
         d = conduction_tensors(fib, vf, vt)
 
     src = np.atleast_1d(np.asarray(source_nodes))

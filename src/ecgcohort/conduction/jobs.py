@@ -200,7 +200,7 @@ def scenario_sources(scenario: Scenario, fibres: MyocardialFibres, heart: Surfac
     (:func:`ecgcohort.conduction.coupling.couple_points`; velocities m/s)."""
     positions, times = scenario_stimuli(scenario, heart, junctions, rng)
     coupled = couple_points(fibres.points_mm, fibres.tetrahedra, positions)
-    node_times = coupled.node_times(times, fibres.fibre_cell, float(velocities["fibre"]), float(velocities["cross"]))
+    node_times = coupled.node_times(times, fibres.cell_structure, float(velocities["fibre"]), float(velocities["cross"]))
     return MeshStimuli(positions, times, coupled.nodes, node_times)
 
 
@@ -213,7 +213,7 @@ def scenario_activation(scenario: Scenario, fibres: MyocardialFibres, heart: Sur
     and the junctions then fire with the pacing sites."""
     v_fibre, v_cross = float(velocities["fibre"]), float(velocities["cross"])
     stimuli = scenario_sources(scenario, fibres, heart, junctions, rng, velocities)
-    tau = activation_times(fibres.points_mm, fibres.tetrahedra, fibres.fibre_cell, v_fibre, v_cross, stimuli.nodes,
+    tau = activation_times(fibres.points_mm, fibres.tetrahedra, fibres.cell_structure, v_fibre, v_cross, stimuli.nodes,
                            stimuli.node_times_ms, device=device)
     if scenario.uses_purkinje or not scenario.engage_purkinje:
         return tau, stimuli
@@ -229,9 +229,9 @@ def scenario_activation(scenario: Scenario, fibres: MyocardialFibres, heart: Sur
                                          float(junctions["purkinje_velocity_m_per_s"]))
         fires = np.isfinite(firing)[coupled.source]
         nodes.append(coupled.nodes[fires])
-        node_times.append(coupled.node_times(np.where(np.isfinite(firing), firing, 0.0), fibres.fibre_cell, v_fibre,
+        node_times.append(coupled.node_times(np.where(np.isfinite(firing), firing, 0.0), fibres.cell_structure, v_fibre,
                                              v_cross)[fires])
-    tau = activation_times(fibres.points_mm, fibres.tetrahedra, fibres.fibre_cell, v_fibre, v_cross,
+    tau = activation_times(fibres.points_mm, fibres.tetrahedra, fibres.cell_structure, v_fibre, v_cross,
                            np.concatenate(nodes), np.concatenate(node_times), device=device)
     return tau, stimuli
 

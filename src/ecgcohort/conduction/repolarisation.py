@@ -72,16 +72,14 @@ def diffuse_repolarisation(points_mm: np.ndarray, tetrahedra: np.ndarray, fibre_
     import scipy.sparse
     import scipy.sparse.linalg
 
-    from ecgcohort.fem import mass_matrix, p1_gradients, stiffness_matrix
+    from ecgcohort.fem import fibre_structure, mass_matrix, p1_gradients, stiffness_matrix
 
     r0 = np.asarray(repolarisation_ms, dtype=np.float64)
     if length_fibre_mm == 0 and length_cross_mm == 0:
         return r0.copy()
     grads, volumes = p1_gradients(points_mm, tetrahedra)
-    f = np.asarray(fibre_cell, dtype=np.float64)
-    f = f / np.linalg.norm(f, axis=1, keepdims=True)
-    outer = f[:, :, None] * f[:, None, :]
-    tensors = length_fibre_mm**2 * outer + length_cross_mm**2 * (np.eye(3) - outer)
+    structure = fibre_structure(fibre_cell)
+    tensors = length_cross_mm**2 * np.eye(3)[None] + (length_fibre_mm**2 - length_cross_mm**2) * structure
     n = len(points_mm)
     mass = mass_matrix(tetrahedra, volumes, n)
     system = (mass + stiffness_matrix(tetrahedra, grads, volumes, tensors, n)).tocsr()
@@ -124,5 +122,5 @@ def repolarisation_scale(fibres, activation_ms: np.ndarray, settings: Repolarisa
     intrinsic = global_scale * intrinsic_apd_scale(ventricular_frame(fibres).longitudinal,
                                                    fibres.coordinates["transmural"], fibres.coordinates["ventricle"],
                                                    settings)
-    return effective_apd_scale(fibres.points_mm, fibres.tetrahedra, fibres.fibre_cell, activation_ms, intrinsic,
+    return effective_apd_scale(fibres.points_mm, fibres.tetrahedra, fibres.cell_structure, activation_ms, intrinsic,
                                template.apd90_ms, template.peak_time_ms, settings)

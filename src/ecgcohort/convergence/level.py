@@ -158,7 +158,7 @@ def simulate_level(patient: str, heart_mm: float, torso_mm: float, files: Patien
     table = read_electrode_table(files.electrodes)
     index = [table.names.index(name) for name in LEAD_ELECTRODES]
     electrodes_m = table.positions_mm[index] * MM
-    solver = LeadFieldSolver(mesh_path, sigma, fibres.fibre_cell, fibres.parent_cells, threads=threads,
+    solver = LeadFieldSolver(mesh_path, sigma, fibres.cell_structure, fibres.parent_cells, threads=threads,
                              low_rank_tolerance=physics.low_rank_tolerance,
                              max_electrode_offset_mm=electrode_tolerance_mm(torso_mm))
     z = solver.solve(electrodes_m, list(LEAD_ELECTRODES))
@@ -176,7 +176,7 @@ def simulate_level(patient: str, heart_mm: float, torso_mm: float, files: Patien
     timings["gradient_recovered_s"] = time.perf_counter() - start
 
     nodes_m = fibres.points_mm * MM
-    intracellular = intracellular_tensors(fibres.fibre_cell, sigma)
+    intracellular = intracellular_tensors(fibres.cell_structure, sigma)
     start = time.perf_counter()
     matrices = {"p1": lead_matrix_from_potentials(nodes_m, fibres.tetrahedra, intracellular, z[:, fibres.parent_nodes])}
     timings["lead_matrix_p1_s"] = time.perf_counter() - start
@@ -205,7 +205,7 @@ def simulate_level(patient: str, heart_mm: float, torso_mm: float, files: Patien
     log.info("patient %s at %g/%g mm: %d nodes (%d myocardial), activation %.1f ms, %s", patient, heart_mm, torso_mm,
              report.nodes, fibres.n_nodes, float(np.ptp(tau)), json.dumps({k: round(v, 2) for k, v in timings.items()}))
     return {"myocardial_points_mm": fibres.points_mm, "myocardial_tetrahedra": fibres.tetrahedra,
-            "fibre_cell": fibres.fibre_cell,
+            "structure_cell": fibres.cell_structure,
             "lead_field_ohm": z[:, fibres.parent_nodes], "activation_ms": tau, "apd_scale": scale,
             "upstroke_spread": np.array(spread),
             "stimulus_positions_mm": stimuli.positions_mm,

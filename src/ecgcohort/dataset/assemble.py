@@ -355,7 +355,11 @@ def _patient_group(patient: str, split: str, files: PatientFiles, electrodes: Se
             "tetrahedra": (("cell", "corner"), fibres.tetrahedra.astype(np.int64),
                            _attrs("1", "0-based node indices of each myocardial tetrahedron")),
             "fibre_direction": (("cell", "component"), fibres.fibre_cell,
-                                _attrs("1", "unit fibre direction per tetrahedron (axial: f and -f are the same)")),
+                                _attrs("1", "unit fibre direction at the centroid of each tetrahedron (axial: f and "
+                                            "-f are the same)")),
+            "fibre_structure": (("cell", "component", "component_column"), fibres.cell_structure,
+                                _attrs("1", "mean of f f^T over each tetrahedron (trace 1): a conductivity with "
+                                            "values a along and b across the fibres is b I + (a - b) times this")),
             "grad_lead_field_cell": (("electrode", "cell", "component"), grad_cells.astype(np.float32),
                                      _attrs("ohm/m", "gradient of the FEM lead field Z per myocardial tetrahedron")),
             "lead_matrix": (("electrode", "node"), lead.astype(np.float64),
@@ -373,6 +377,8 @@ def _patient_group(patient: str, split: str, files: PatientFiles, electrodes: Se
         },
         coords={"electrode": ("electrode", np.array(electrodes, dtype=str), _attrs("1", "electrode name")),
                 "component": ("component", np.array(COMPONENTS), _attrs("1", "Cartesian component")),
+                "component_column": ("component_column", np.array(COMPONENTS),
+                                     _attrs("1", "Cartesian component (the tensor's second index)")),
                 "scenario": ("scenario", np.array(scenarios, dtype=str), _attrs("1", "activation scenario"))},
         attrs={"patient": patient, "split": split,
                "leadfield_stats": json.dumps([json.loads(str(s)) for s in chunks["stats_json"]])},

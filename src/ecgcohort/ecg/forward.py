@@ -195,7 +195,7 @@ def compute_ecgs(patient: str, activation_paths: Mapping[str, str | Path], chunk
         raise ValueError(f"patient {patient}: the lead matrix has {lead.shape[1]} nodes, the fibres {fibres.n_nodes}")
     sigma = Conductivities.from_config(conductivities)
     pseudo = pseudo_lead_matrix(chunks["electrode_positions_m"], fibres.points_mm * 1e-3, fibres.tetrahedra,
-                                intracellular_tensors(fibres.fibre_cell, sigma), sigma.torso)
+                                intracellular_tensors(fibres.cell_structure, sigma), sigma.torso)
     both_matrices = np.vstack([lead, pseudo])
     template = action_potential_template(cycle_length_ms, cache_dir=template_cache_dir)
     times_ms = time_grid_ms(duration_ms, dt_ms)

@@ -191,12 +191,12 @@ def draw_sample(patient: PatientElectrophysiology, spec: BankSpec, rng: np.rando
         v_fibre = parameters["fibre_velocity"]
         coupled = patient.coupled_junctions
         nodes = np.concatenate([coupled[tree].nodes for tree in trees])
-        times = np.concatenate([coupled[tree].node_times(junction_times[tree], patient.fibres.fibre_cell, v_fibre,
+        times = np.concatenate([coupled[tree].node_times(junction_times[tree], patient.fibres.cell_structure, v_fibre,
                                                          v_fibre * parameters["cross_fibre_ratio"])
                                 for tree in trees])
         times = times - times.min()
     fibres = patient.fibres
-    tau = eikonal_activation(fibres.points_mm, fibres.tetrahedra, fibres.fibre_cell, parameters["fibre_velocity"],
+    tau = eikonal_activation(fibres.points_mm, fibres.tetrahedra, fibres.cell_structure, parameters["fibre_velocity"],
                              parameters["fibre_velocity"] * parameters["cross_fibre_ratio"], nodes, times,
                              device="cpu")
     repolarisation = dataclasses.replace(patient.repolarisation, apex_to_base=parameters["apd_apex_to_base"],

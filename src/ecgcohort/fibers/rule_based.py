@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgcohort.fem import fibre_structure
 from ecgcohort.io import atomic_path
 from ecgcohort.meshing.tetra import FACET_TAGS, VOLUME_TAGS, TaggedMesh, read_tagged_mesh
 
@@ -46,6 +47,12 @@ _ORTHONORMAL_TOLERANCE = 1e-6
 #: The Laplace problems by CG + algebraic multigrid: ldrb's default (PETSc's own LU) takes
 #: 3.3 s per problem on a 35k-node heart, this 0.3 s, and agrees with it to 1e-9.
 _LAPLACE_SOLVER = {"ksp_type": "cg", "pc_type": "gamg", "ksp_rtol": 1e-10}
+#: Barycentric points of the cell averages of f fᵀ: Keast's four-point rule (degree 2). A 4 mm
+#: cell spans a third of the wall, over which the helix angle turns by some 40°, so its
+#: centroid's fibre misstates its conductivity: against a 64-point rule the centroid's f fᵀ is
+#: off by 0.10 (mean Frobenius norm, default patient at 4 mm), these four points' by 0.025.
+_KEAST_A, _KEAST_B = 0.5854101966249685, 0.1381966011250105
+STRUCTURE_POINTS = np.array([[_KEAST_A if i == k else _KEAST_B for i in range(4)] for k in range(4)])
 
 
 def _import_ldrb():
@@ -134,6 +141,13 @@ class MyocardialFibres:
     parent_cells: np.ndarray
     angles: FibreAngles = field(default_factory=FibreAngles)
     seconds: float = 0.0
+    structure_cell: np.ndarray | None = None
+
+    @property
+    def cell_structure(self) -> np.ndarray:
+        """(n_cells, 3, 3) each cell's mean of f fᵀ (``structure_cell``; f fᵀ of ``fibre_cell``
+        where not computed): what conductivity and conduction tensors are built from."""
+        return fibre_structure(self.fibre_cell if self.structure_cell is None else self.structure_cell)
 
     @property
     def n_nodes(self) -> int:
@@ -265,6 +279,31 @@ def rotational_coordinate(points_mm: np.ndarray, apex_mm: np.ndarray, base_centr
     return np.arctan2(relative @ e2, relative @ e1)
 
 
+def _cell_structure(ldrb_module, cell_data: dict, nodal_scalars: dict[str, np.ndarray], cell_nodes: np.ndarray,
+                    cell_dofs: np.ndarray, angles: FibreAngles) -> np.ndarray:
+    """(n_cells, 3, 3) the mean of f fᵀ over each cell: LDRB at :data:`STRUCTURE_POINTS`, from the
+    Laplace solutions interpolated there (P1, ``nodal_scalars`` on the cells' ``cell_nodes``) and
+    the cells' constant gradients (``cell_data``, DG_0 dofs ``cell_dofs``)."""
+    n_cells, n_points = cell_nodes.shape[0], STRUCTURE_POINTS.shape[0]
+    data = {}
+    for key, values in cell_data.items():
+        if key.endswith("_gradient"):
+            per_cell = np.asarray(values, dtype=float).reshape(-1, 3)[cell_dofs]
+            data[key] = np.repeat(per_cell, n_points, axis=0).reshape(-1)
+    for name, values in nodal_scalars.items():
+        data[f"{name}_scalar"] = (np.asarray(values, dtype=float)[cell_nodes] @ STRUCTURE_POINTS.T).reshape(-1)
+    system = ldrb_module.compute_fiber_sheet_system(
+        marker_scalar=np.zeros(n_cells * n_points),
+        alpha_endo_lv=float(angles.alpha_endo), alpha_epi_lv=float(angles.alpha_epi),
+        beta_endo_lv=float(angles.beta_endo), beta_epi_lv=float(angles.beta_epi), **data)
+    fibre = np.asarray(system.f0, dtype=float).reshape(n_cells, n_points, 3)
+    norms = np.linalg.norm(fibre, axis=2, keepdims=True)
+    if not np.all(norms > 1e-6):
+        raise FibreError(f"{int((norms <= 1e-6).sum())} fibres inside cells vanish (parallel Laplace gradients)")
+    fibre = fibre / norms
+    return np.einsum("cqi,cqj->cij", fibre, fibre) / n_points
+
+
 def myocardial_fibres(mesh_path: str | Path, angles: FibreAngles = FibreAngles()) -> MyocardialFibres:
     """LDRB fibres and ventricular coordinates of the myocardium of the mesh at ``mesh_path``
     (gmsh ``.msh`` in mm from :func:`ecgcohort.meshing.mesh_heart_in_torso`); angles in degrees.
@@ -277,6 +316,7 @@ def myocardial_fibres(mesh_path: str | Path, angles: FibreAngles = FibreAngles()
     import dolfinx.fem
 
     ldrb_module = _import_ldrb()
+    import ldrb.utils  # after _import_ldrb, which caches ldrb's numba functions
 
     start = time.perf_counter()
     mesh, facet_tags, parent_cells, node_map = _myocardium_mesh(read_tagged_mesh(mesh_path))
@@ -312,6 +352,10 @@ def myocardial_fibres(mesh_path: str | Path, angles: FibreAngles = FibreAngles()
 
     apicobasal, transmural, lv = nodal("apex"), nodal("epi"), nodal("lv")
     rv = nodal("rv") if has_rv else np.zeros_like(lv)
+    dg_dofs = np.asarray(ldrb.utils.space_from_string("DG_0", mesh, dim=3).dofmap.list)[:, 0]
+    scalar_names = [key.removesuffix("_scalar") for key in cell_data if key.endswith("_scalar")]
+    structure = _cell_structure(ldrb_module, cell_data, {name: nodal(name) for name in scalar_names}, cell_dofs,
+                                dg_dofs, angles)
     ventricle = (rv > lv).astype(float)
 
     boundary_nodes = {}
@@ -339,7 +383,7 @@ def myocardial_fibres(mesh_path: str | Path, angles: FibreAngles = FibreAngles()
         coordinates={"apicobasal": apicobasal, "transmural": transmural, "rotational": rotational,
                      "ventricle": ventricle},
         parent_nodes=node_map[dof_to_node].astype(np.int64), parent_cells=parent_cells.astype(np.int64),
-        angles=angles, seconds=seconds,
+        angles=angles, seconds=seconds, structure_cell=structure,
     )
 
 
@@ -356,6 +400,8 @@ def save_fibres(fibres: MyocardialFibres, path: str | Path, vtu: bool = False) -
     a = fibres.angles
     arrays["angles_deg"] = np.array([a.alpha_endo, a.alpha_epi, a.beta_endo, a.beta_epi], dtype=float)
     arrays["seconds"] = np.array(fibres.seconds)
+    if fibres.structure_cell is not None:
+        arrays["structure_cell"] = np.asarray(fibres.structure_cell)
     # uncompressed: zlib saves a quarter of the size (directions are incompressible) at 0.6 s
     with atomic_path(path) as temporary, open(temporary, "wb") as handle:
         np.savez(handle, **arrays)
@@ -382,4 +428,6 @@ def load_fibres(path: str | Path) -> MyocardialFibres:
                        if key.startswith("coordinate_")}
         angles = FibreAngles(*(float(v) for v in archive["angles_deg"]))
         seconds = float(archive["seconds"])
-    return MyocardialFibres(**arrays, coordinates=coordinates, angles=angles, seconds=seconds)
+        structure = archive["structure_cell"] if "structure_cell" in archive.files else None
+    return MyocardialFibres(**arrays, coordinates=coordinates, angles=angles, seconds=seconds,
+                            structure_cell=structure)

@@ -110,7 +110,7 @@ def compute_lead_field_chunk(patient: str, mesh: str | Path, fibres_npz: str | P
         points_m = archive["points_m"]
         drawn_in = archive["cell"] if "cell" in archive.files else None
 
-    solver = LeadFieldSolver(mesh, sigma, fibres.fibre_cell, fibres.parent_cells, threads=threads,
+    solver = LeadFieldSolver(mesh, sigma, fibres.cell_structure, fibres.parent_cells, threads=threads,
                              low_rank_tolerance=low_rank_tolerance, max_electrode_offset_mm=electrode_tolerance_mm)
     offset = np.abs(solver.mesh.points_m[fibres.parent_nodes] - fibres.points_mm * MM).max()
     if offset > 1e-9:
@@ -132,7 +132,7 @@ def compute_lead_field_chunk(patient: str, mesh: str | Path, fibres_npz: str | P
         grad_points = solver.cell_gradients(z, point_cells, dtype=np.float32)
     else:
         raise LeadFieldError(f"leadfield.point_gradient must be 'recovered' or 'p1', got {point_gradient!r}")
-    intracellular = intracellular_tensors(fibres.fibre_cell, sigma)
+    intracellular = intracellular_tensors(fibres.cell_structure, sigma)
     matrix_start = time.perf_counter()
     if cell_gradient == "recovered":
         recovered = solver.recovered_gradients(z, fibres.parent_cells)

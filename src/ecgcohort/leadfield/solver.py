@@ -249,8 +249,9 @@ class LeadFieldSolver:
     number of electrodes as one block.
 
     ``mesh_path``: a tagged ``.msh`` (mm) from :func:`ecgcohort.meshing.mesh_heart_in_torso`.
-    ``fibres_per_cell`` (M, 3) with ``myocardial_cells`` (M,) their cell indices in the mesh as
-    read by :func:`ecgcohort.meshing.read_tagged_mesh` (``MyocardialFibres.fibre_cell`` and
+    ``fibres_per_cell`` (M, 3) or structure tensors (M, 3, 3) with ``myocardial_cells`` (M,)
+    their cell indices in the mesh as read by :func:`ecgcohort.meshing.read_tagged_mesh`
+    (``MyocardialFibres.cell_structure`` and
     ``.parent_cells``); without fibres the myocardium is isotropic (see
     :func:`cell_conductivities`). A homogeneous body: ``Conductivities`` with
     σ_i,f + σ_e,f = σ_i,t + σ_e,t = σ0 (and no fibres). ``ordering``: MUMPS's fill-reducing
@@ -568,7 +569,7 @@ def lead_field_gradients(mesh_path: str | Path, electrodes_mm: np.ndarray,
         from ecgcohort.fibers import load_fibres
 
         fibres = load_fibres(fibres)
-    solver = LeadFieldSolver(mesh_path, conductivities, None if fibres is None else fibres.fibre_cell,
+    solver = LeadFieldSolver(mesh_path, conductivities, None if fibres is None else fibres.cell_structure,
                              None if fibres is None else fibres.parent_cells, ordering=ordering, threads=threads,
                              low_rank_tolerance=low_rank_tolerance)
     if max_electrode_offset_mm is None:

@@ -7,6 +7,8 @@ from typing import Mapping
 
 import numpy as np
 
+from ecgcohort.fem import fibre_structure
+
 
 @dataclass(frozen=True)
 class Conductivities:
@@ -36,18 +38,13 @@ class Conductivities:
 
 
 def _transversely_isotropic(fibres: np.ndarray, along: float, across: float) -> np.ndarray:
-    f = np.asarray(fibres, dtype=np.float64)
-    if f.ndim != 2 or f.shape[1] != 3:
-        raise ValueError(f"fibres must have shape (n_cells, 3), got {f.shape}")
-    norms = np.linalg.norm(f, axis=1)
-    if np.any(~np.isfinite(norms) | (norms <= 1e-12)):
-        raise ValueError("fibre vectors must be finite and non-zero")
-    f = f / norms[:, None]
-    return across * np.eye(3)[None] + (along - across) * f[:, :, None] * f[:, None, :]
+    return across * np.eye(3)[None] + (along - across) * fibre_structure(fibres)
 
 
 def intracellular_tensors(fibres: np.ndarray, sigma: Conductivities) -> np.ndarray:
-    """(n_cells, 3, 3) G_i = σ_i,t I + (σ_i,f − σ_i,t) f⊗f, S/m."""
+    """(n_cells, 3, 3) G_i = σ_i,t I + (σ_i,f − σ_i,t) A, S/m, with A = f⊗f for fibres per cell
+    (n_cells, 3) or the cells' structure tensors (n_cells, 3, 3); see
+    :func:`ecgcohort.fem.fibre_structure`."""
     return _transversely_isotropic(fibres, sigma.intra_fibre, sigma.intra_cross)
 
 

@@ -265,7 +265,9 @@ def evaluate_surrogate_job(*, patient: str, store: str | Path, model_path: str |
 
     mesh = open_patient_mesh(store, patient).compute()
     nodes_m, tetrahedra = mesh.node_position.values, mesh.tetrahedra.values
-    intracellular = intracellular_tensors(mesh.fibre_direction.values, sigma)
+    # the cells' mean fibre structure, as the FEM lead matrix (datasets before it held centroid fibres)
+    fibres = mesh.fibre_structure if "fibre_structure" in mesh else mesh.fibre_direction
+    intracellular = intracellular_tensors(fibres.values, sigma)
     start = time.perf_counter()
     matrices = {"fem": mesh.lead_matrix.values,
                 "surrogate": surrogate.lead_matrix(nodes_m, tetrahedra, intracellular, electrodes_m, normalised, code)}
