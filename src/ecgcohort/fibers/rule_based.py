@@ -354,6 +354,8 @@ def myocardial_fibres(mesh_path: str | Path, angles: FibreAngles = FibreAngles()
     rv = nodal("rv") if has_rv else np.zeros_like(lv)
     dg_dofs = np.asarray(ldrb.utils.space_from_string("DG_0", mesh, dim=3).dofmap.list)[:, 0]
     scalar_names = [key.removesuffix("_scalar") for key in cell_data if key.endswith("_scalar")]
+    if not np.array_equal(dg_dofs, np.arange(len(dg_dofs))):
+        raise FibreError("dolfinx numbered the DG_0 dofs out of cell order: the per-cell fibres would be misplaced")
     structure = _cell_structure(ldrb_module, cell_data, {name: nodal(name) for name in scalar_names}, cell_dofs,
                                 dg_dofs, angles)
     ventricle = (rv > lv).astype(float)
