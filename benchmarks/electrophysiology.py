@@ -26,7 +26,7 @@ import numpy as np
 
 from ecgcohort.anatomy.outputs import read_surface
 from ecgcohort.cohort.sampling import patient_rng
-from ecgcohort.conduction.eikonal import activation_times
+from ecgcohort.conduction.eikonal import EikonalGrid, activation_times
 from ecgcohort.conduction.jobs import compute_activations, grow_purkinje, load_junctions, scenario_sources
 from ecgcohort.conduction.scenarios import scenarios_from_config
 from ecgcohort.config import load_config_files
@@ -74,18 +74,21 @@ def main() -> None:
         compute_activations(patient, {name: dataclasses.asdict(scenario) for name, scenario in maps.items()},
                             out / "fibres.npz", args.patient / "anatomy/heart.vtp", out / "junctions.npz",
                             ep["velocity_m_per_s"], ep["action_potential"], config["cohort"]["seed"], "cpu",
-                            out / "cache", {name: (out / f"{name}.npz", out / f"{name}.png") for name in maps})
+                            out / "cache", {name: (out / f"{name}.npz", out / f"{name}.png") for name in maps},
+                            ep["eikonal_refinements"])
         rows.append((f"{len(maps)} activation maps (.npz, .png; one job)", time.perf_counter() - start))
 
         eikonal: list[tuple[str, int, float, float, float | None]] = []
         for name, scenario in maps.items():
             rng = patient_rng(config["cohort"]["seed"], patient, f"pacing:{name}") \
                 if scenario.kind == "random_pacing" else None
-            stimuli = scenario_sources(scenario, fibres, heart, junctions, rng, ep["velocity_m_per_s"])
+            grid = EikonalGrid.refined(fibres.points_mm, fibres.tetrahedra, fibres.cell_structure,
+                                       ep["eikonal_refinements"])
+            stimuli = scenario_sources(scenario, grid, heart, junctions, rng, ep["velocity_m_per_s"])
             solve = {}
             for method in ("compiled", "fim-python") if args.fim_python else ("compiled",):
                 start = time.perf_counter()
-                tau = activation_times(fibres.points_mm, fibres.tetrahedra, fibres.fibre_cell,
+                tau = activation_times(grid.points_mm, grid.tetrahedra, grid.structure,
                                        ep["velocity_m_per_s"]["fibre"], ep["velocity_m_per_s"]["cross"], stimuli.nodes,
                                        stimuli.node_times_ms, device="cpu", method=method)
                 solve[method] = (time.perf_counter() - start, tau)

@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 
 from ecgcohort.conduction.eikonal import (
+    EikonalGrid,
     activation_times,
     conduction_tensors,
     gpu_available,
     nearest_nodes,
 )
+from ecgcohort.fem import p1_gradients, refine_tetrahedra
 
 L_MM = 10.0
 V_F, V_T = 0.6, 0.3  # m/s = mm/ms
@@ -405,3 +407,89 @@ def test_gpu_backend_matches_the_compiled_solver():
     gpu = activation_times(pts, tets, fibres, V_F, V_T, s, t, device="gpu")
     cpu = activation_times(pts, tets, fibres, V_F, V_T, s, t, device="cpu")
     assert np.abs(gpu - cpu).max() < 1e-4 * cpu.max()
+
+
+def _faces(tets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    faces = np.sort(np.concatenate([tets[:, [0, 1, 2]], tets[:, [0, 1, 3]], tets[:, [0, 2, 3]], tets[:, [1, 2, 3]]]),
+                    axis=1)
+    return np.unique(faces, axis=0, return_counts=True)
+
+
+def test_red_refinement_is_conforming_and_keeps_the_mesh():
+    """Eight children of 1/8 the volume each; the given nodes first, unchanged; every new node an
+    edge midpoint; interior faces shared by two children, each boundary face split in four."""
+    points, tets = box_mesh(3)
+    points[np.all((points > 0) & (points < L_MM), axis=1)] += 0.4  # not a lattice: exercise the diagonals
+    fine_points, fine_tets, parent = refine_tetrahedra(points, tets)
+    _, volumes = p1_gradients(points, tets)
+    _, fine_volumes = p1_gradients(fine_points, fine_tets)
+    np.testing.assert_allclose(np.abs(fine_volumes), np.abs(volumes)[parent] / 8, rtol=1e-12)
+    np.testing.assert_array_equal(fine_points[:len(points)], points)
+    _, coarse_counts = _faces(tets)
+    _, fine_counts = _faces(fine_tets)
+    assert set(fine_counts) == {1, 2}
+    assert (fine_counts == 1).sum() == 4 * (coarse_counts == 1).sum()
+    # each child lies inside its parent: its centroid has positive barycentric coordinates there
+    grads, _ = p1_gradients(points, tets)
+    centroid = fine_points[fine_tets].mean(axis=1)
+    bary = 0.25 + np.einsum("cij,cj->ci", grads[parent], centroid - points[tets[parent]].mean(axis=1))
+    assert bary.min() > 0.0
+
+
+def test_refinement_keeps_quality_bounded():
+    """Bey's shortest-diagonal rule: three refinements of a Kuhn box keep the worst radius ratio
+    within a factor 3 of the original's (a fixed diagonal can degenerate)."""
+    points, tets = box_mesh(2)
+
+    def worst_ratio(p: np.ndarray, t: np.ndarray) -> float:
+        _, vol = p1_gradients(p, t)
+        edges = np.linalg.norm(p[t[:, [0, 0, 0, 1, 1, 2]]] - p[t[:, [1, 2, 3, 2, 3, 3]]], axis=2)
+        return float((np.abs(vol) / edges.max(axis=1) ** 3).min())
+
+    start = worst_ratio(points, tets)
+    for _ in range(3):
+        points, tets, _ = refine_tetrahedra(points, tets)
+    assert worst_ratio(points, tets) > start / 3
+
+
+@pytest.mark.parametrize("fibre, v_t", [((1.0, 0.0, 0.0), V_F), ((1.0, 1.0, 0.0), V_T)])
+def test_refined_grid_shrinks_the_point_source_error(fibre, v_t):
+    """A point source in a homogeneous box: the first-order error (always late) falls by at
+    least a quarter per refinement, read back at the mesh's own nodes."""
+    points, tets = box_mesh(8, length_mm=20.0)
+    source = int(np.argmin(np.linalg.norm(points - 10.0, axis=1)))
+    exact = exact_times(points, points[source], fibre, V_F, v_t)
+    errors = []
+    for refinements in range(3):
+        grid = EikonalGrid.refined(points, tets, np.tile(fibre, (len(tets), 1)), refinements)
+        assert grid.mesh_nodes == len(points) and len(grid.tetrahedra) == 8**refinements * len(tets)
+        tau = grid.restrict(activation_times(grid.points_mm, grid.tetrahedra, grid.structure, V_F, v_t,
+                                             np.array([source]), [0.0], device="cpu"))
+        assert tau.shape == exact.shape and np.all(tau >= exact - 1e-9)
+        errors.append(float(np.mean(tau - exact)))
+    assert errors[1] < 0.8 * errors[0] and errors[2] < 0.8 * errors[1]
+
+
+def test_refined_grid_keeps_plane_fronts_exact_and_inherits_tensors():
+    """A plane front along ±35° fibres (the cell-mean tensor) stays exact on the refined grid:
+    the children carry their parent's structure tensor, so the conduction field is unchanged."""
+    points, tets = box_mesh(4)
+    angle = np.deg2rad(35.0)
+    plus = np.array([np.cos(angle), np.sin(angle), 0.0])
+    minus = np.array([np.cos(angle), -np.sin(angle), 0.0])
+    structure = 0.5 * (np.outer(plus, plus) + np.outer(minus, minus))
+    grid = EikonalGrid.refined(points, tets, np.tile(structure, (len(tets), 1, 1)), 1)
+    np.testing.assert_allclose(grid.structure, structure[None].repeat(len(grid.tetrahedra), axis=0))
+    face = np.flatnonzero(np.isclose(grid.points_mm[:, 0], 0.0))
+    tau = grid.restrict(activation_times(grid.points_mm, grid.tetrahedra, grid.structure, V_F, V_T, face,
+                                         np.zeros(len(face)), device="cpu"))
+    speed = np.sqrt(V_T**2 + (V_F**2 - V_T**2) * np.cos(angle) ** 2)
+    np.testing.assert_allclose(tau, points[:, 0] / speed, atol=1e-9)
+
+
+def test_eikonal_grid_refuses_bad_refinements():
+    points, tets = box_mesh(1)
+    with pytest.raises(ValueError, match="non-negative integer"):
+        EikonalGrid.refined(points, tets, np.tile([1.0, 0.0, 0.0], (len(tets), 1)), -1)
+    with pytest.raises(ValueError, match="per tetrahedron"):
+        EikonalGrid.refined(points, tets, np.tile([1.0, 0.0, 0.0], (len(tets) + 1, 1)), 1)

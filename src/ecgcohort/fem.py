@@ -1,5 +1,6 @@
 """P1 finite elements on tetrahedra, shared by the stages that solve on a mesh: basis-function
-gradients, cell volumes, and the stiffness and mass matrices (units those of the points)."""
+gradients, cell volumes, the stiffness and mass matrices (units those of the points), and
+uniform refinement."""
 
 from __future__ import annotations
 
@@ -124,3 +125,37 @@ def fibre_structure(fibres: np.ndarray) -> np.ndarray:
         raise ValueError(f"{int(bad.sum())} fibre vectors have zero (or non-finite) length")
     f = f / norms[:, None]
     return f[:, :, None] * f[:, None, :]
+
+
+_EDGES = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
+
+
+def refine_tetrahedra(points: np.ndarray, tetrahedra: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Uniform (red) refinement: every tetrahedron into eight by its edge midpoints, the inner
+    octahedron split along its shortest diagonal (Bey 1995: bounded shape degradation under
+    repetition). Returns (points (n + n_edges, 3) — the given points first, in their order, then
+    the edge midpoints —, tetrahedra (8 m, 4), parent (8 m,) the index of each child's cell).
+    The refined mesh is conforming when the given one is, and fills the same volume."""
+    points = np.asarray(points, dtype=np.float64)
+    tets = np.asarray(tetrahedra, dtype=np.int64)
+    edges = np.sort(np.concatenate([tets[:, list(edge)] for edge in _EDGES]), axis=1)
+    unique, inverse = np.unique(edges, axis=0, return_inverse=True)
+    mid = points.shape[0] + inverse.reshape(len(_EDGES), -1).T  # (m, 6) in _EDGES order
+    refined_points = np.vstack([points, 0.5 * (points[unique[:, 0]] + points[unique[:, 1]])])
+    m01, m02, m03, m12, m13, m23 = mid.T
+    v0, v1, v2, v3 = tets.T
+    corners = [(v0, m01, m02, m03), (v1, m01, m12, m13), (v2, m02, m12, m23), (v3, m03, m13, m23)]
+    # the octahedron's three diagonals join the midpoints of opposite edges; around each, the
+    # other four midpoints form a cycle
+    diagonals = [((m01, m23), (m02, m03, m13, m12)), ((m02, m13), (m01, m03, m23, m12)),
+                 ((m03, m12), (m01, m02, m23, m13))]
+    lengths = np.stack([np.linalg.norm(refined_points[a] - refined_points[b], axis=1) for (a, b), _ in diagonals])
+    choice = np.argmin(lengths, axis=0)
+    inner = np.zeros((4, tets.shape[0], 4), dtype=np.int64)
+    for k, ((a, b), cycle) in enumerate(diagonals):
+        chosen = choice == k
+        for j in range(4):
+            inner[j, chosen] = np.column_stack([a, b, cycle[j], cycle[(j + 1) % 4]])[chosen]
+    children = np.concatenate([np.column_stack(corner) for corner in corners] + list(inner))
+    parent = np.tile(np.arange(tets.shape[0]), 8)
+    return refined_points, children, parent

@@ -51,6 +51,7 @@ rule convergence_level:
                         if key not in ("heart_element_size_mm", "torso_element_size_mm")},
             "fibres": config["fibers"],
             "velocities": config["electrophysiology"]["velocity_m_per_s"],
+            "eikonal_refinements": config["electrophysiology"]["eikonal_refinements"],
             "action_potential": config["electrophysiology"]["action_potential"],
             "conductivities": config["leadfield"]["conductivity_s_per_m"],
             "scenario": dataclasses.asdict(ACTIVATION_MAPS[CONVERGENCE["scenario"]]),

@@ -52,6 +52,7 @@ rule compute_activations:
         velocities=config["electrophysiology"]["velocity_m_per_s"],
         action_potential=config["electrophysiology"]["action_potential"],
         device=config["electrophysiology"]["device"],
+        eikonal_refinements=config["electrophysiology"]["eikonal_refinements"],
         seed=config["cohort"]["seed"],
         # the TP06 template (its APD sets the repolarisation times): computed once, shared
         template_cache_dir="results/cache/action_potential",

@@ -9,4 +9,5 @@ with logging_to(snakemake.log[0]):
         snakemake.input.junctions, snakemake.params.velocities, snakemake.params.action_potential,
         snakemake.params.seed, snakemake.params.device, snakemake.params.template_cache_dir,
         {name: (snakemake.output.activation[k], snakemake.output.preview[k])
-         for k, name in enumerate(snakemake.params.scenarios)})
+         for k, name in enumerate(snakemake.params.scenarios)},
+        snakemake.params.eikonal_refinements)

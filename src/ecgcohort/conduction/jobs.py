@@ -15,7 +15,7 @@ from ecgcohort.anatomy.assembly import Surface
 from ecgcohort.cohort.sampling import patient_rng
 from ecgcohort.conduction.action_potential import upstroke_spread_ms
 from ecgcohort.conduction.coupling import couple_points
-from ecgcohort.conduction.eikonal import activation_times
+from ecgcohort.conduction.eikonal import EikonalGrid, activation_times
 from ecgcohort.conduction.maps import ActivationMap, save_activation
 from ecgcohort.conduction.purkinje import (
     LV_ENDOCARDIUM,
@@ -193,47 +193,55 @@ class MeshStimuli:
     node_times_ms: np.ndarray
 
 
-def scenario_sources(scenario: Scenario, fibres: MyocardialFibres, heart: Surface,
+def scenario_sources(scenario: Scenario, grid: EikonalGrid, heart: Surface,
                      junctions: Mapping[str, np.ndarray] | None, rng: np.random.Generator | None,
                      velocities: Mapping[str, float]) -> MeshStimuli:
-    """A scenario's stimuli (:func:`scenario_stimuli`) coupled to the patient's myocardial mesh
-    (:func:`ecgcohort.conduction.coupling.couple_points`; velocities m/s)."""
+    """A scenario's stimuli (:func:`scenario_stimuli`) coupled to the eikonal grid (the
+    myocardial mesh or its refinement; :func:`ecgcohort.conduction.coupling.couple_points`;
+    velocities m/s). ``nodes`` index the grid."""
     positions, times = scenario_stimuli(scenario, heart, junctions, rng)
-    coupled = couple_points(fibres.points_mm, fibres.tetrahedra, positions)
-    node_times = coupled.node_times(times, fibres.cell_structure, float(velocities["fibre"]), float(velocities["cross"]))
+    coupled = couple_points(grid.points_mm, grid.tetrahedra, positions)
+    node_times = coupled.node_times(times, grid.structure, float(velocities["fibre"]), float(velocities["cross"]))
     return MeshStimuli(positions, times, coupled.nodes, node_times)
 
 
 def scenario_activation(scenario: Scenario, fibres: MyocardialFibres, heart: Surface,
                         junctions: Mapping[str, np.ndarray] | None, rng: np.random.Generator | None,
-                        velocities: Mapping[str, float], device: str = "cpu") -> tuple[np.ndarray, MeshStimuli]:
-    """(activation times per myocardial node (ms), the stimuli) of one scenario. A paced map
-    that engages the Purkinje trees is solved twice: the paced front's arrival at the tree
-    junctions enters the trees (:func:`ecgcohort.conduction.purkinje.retrograde_firing_times`),
-    and the junctions then fire with the pacing sites."""
+                        velocities: Mapping[str, float], device: str = "cpu",
+                        grid: EikonalGrid | None = None) -> tuple[np.ndarray, MeshStimuli]:
+    """(activation times per myocardial node (ms), the stimuli) of one scenario, solved on
+    ``grid`` (default: the myocardial mesh itself; :class:`EikonalGrid` of ``fibres`` refined
+    ``electrophysiology.eikonal_refinements`` times). A paced map that engages the Purkinje
+    trees is solved twice: the paced front's arrival at the tree junctions enters the trees
+    (:func:`ecgcohort.conduction.purkinje.retrograde_firing_times`), and the junctions then
+    fire with the pacing sites."""
+    if grid is None:
+        grid = EikonalGrid.refined(fibres.points_mm, fibres.tetrahedra, fibres.cell_structure, 0)
+    if grid.mesh_nodes != fibres.n_nodes:
+        raise ValueError(f"the eikonal grid refines a mesh of {grid.mesh_nodes} nodes, the myocardium has "
+                         f"{fibres.n_nodes}")
     v_fibre, v_cross = float(velocities["fibre"]), float(velocities["cross"])
-    stimuli = scenario_sources(scenario, fibres, heart, junctions, rng, velocities)
-    tau = activation_times(fibres.points_mm, fibres.tetrahedra, fibres.cell_structure, v_fibre, v_cross, stimuli.nodes,
+    stimuli = scenario_sources(scenario, grid, heart, junctions, rng, velocities)
+    tau = activation_times(grid.points_mm, grid.tetrahedra, grid.structure, v_fibre, v_cross, stimuli.nodes,
                            stimuli.node_times_ms, device=device)
     if scenario.uses_purkinje or not scenario.engage_purkinje:
-        return tau, stimuli
+        return grid.restrict(tau), stimuli
     if junctions is None:
         raise ScenarioError(f"scenario '{scenario.name}' engages the Purkinje trees: it needs the junctions")
     nodes, node_times = [stimuli.nodes], [stimuli.node_times_ms]
     for tree in ("lv", "rv"):
         tree_junctions = junctions[f"{tree}_junction_tree_nodes"]
-        coupled = couple_points(fibres.points_mm, fibres.tetrahedra,
-                                junctions[f"{tree}_positions_mm"][:len(tree_junctions)])
+        coupled = couple_points(grid.points_mm, grid.tetrahedra, junctions[f"{tree}_positions_mm"][:len(tree_junctions)])
         firing = retrograde_firing_times(junctions[f"{tree}_tree_nodes_mm"], junctions[f"{tree}_tree_edges"],
                                          tree_junctions, coupled.interpolate(tau),
                                          float(junctions["purkinje_velocity_m_per_s"]))
         fires = np.isfinite(firing)[coupled.source]
         nodes.append(coupled.nodes[fires])
-        node_times.append(coupled.node_times(np.where(np.isfinite(firing), firing, 0.0), fibres.cell_structure, v_fibre,
+        node_times.append(coupled.node_times(np.where(np.isfinite(firing), firing, 0.0), grid.structure, v_fibre,
                                              v_cross)[fires])
-    tau = activation_times(fibres.points_mm, fibres.tetrahedra, fibres.cell_structure, v_fibre, v_cross,
+    tau = activation_times(grid.points_mm, grid.tetrahedra, grid.structure, v_fibre, v_cross,
                            np.concatenate(nodes), np.concatenate(node_times), device=device)
-    return tau, stimuli
+    return grid.restrict(tau), stimuli
 
 
 def plot_isochrones(fibres: MyocardialFibres, activation_ms: np.ndarray, path: str | Path, title: str = "",
@@ -269,9 +277,11 @@ def plot_isochrones(fibres: MyocardialFibres, activation_ms: np.ndarray, path: s
 def compute_activations(patient: str, scenarios: Mapping[str, Mapping[str, Any]], fibres_path: str | Path,
                         heart_path: str | Path, junctions_path: str | Path, velocities: Mapping[str, float],
                         action_potential: Mapping[str, Any], seed: int, device: str, template_cache_dir: str | Path,
-                        outputs: Mapping[str, tuple[str | Path, str | Path]]) -> dict[str, ActivationMap]:
+                        outputs: Mapping[str, tuple[str | Path, str | Path]],
+                        eikonal_refinements: int = 0) -> dict[str, ActivationMap]:
     """Every activation map of one patient (``scenarios``: map name -> scenario entry) in one
-    job: eikonal activation on the myocardium with its APD scales (intrinsic gradients and the
+    job: eikonal activation on the myocardium (solved on its uniform refinement, ``eikonal_refinements``
+    times; :class:`ecgcohort.conduction.eikonal.EikonalGrid`) with its APD scales (intrinsic gradients and the
     repolarisation diffusion of :mod:`ecgcohort.conduction.repolarisation`); writes each map
     (.npz, node order of fibres.npz) and its isochrone preview (``outputs``: map name ->
     (npz, png)). Stimuli come from the patient's heart surface (``heart_path``) and Purkinje
@@ -285,13 +295,14 @@ def compute_activations(patient: str, scenarios: Mapping[str, Mapping[str, Any]]
     template = action_potential_template(float(action_potential["cycle_length_ms"]), cache_dir=template_cache_dir)
     repolarisation = Repolarisation.from_config(action_potential)
     spread = float(action_potential.get("upstroke_spread", 0.0))
+    grid = EikonalGrid.refined(fibres.points_mm, fibres.tetrahedra, fibres.cell_structure, eikonal_refinements)
     maps = {}
     for map_name, entry in scenarios.items():
         started = time.perf_counter()
         spec = Scenario.from_config(entry)
         rng = patient_rng(seed, patient, f"pacing:{map_name}") if spec.kind == "random_pacing" else None
         try:
-            tau, stimuli = scenario_activation(spec, fibres, heart, junctions, rng, velocities, device)
+            tau, stimuli = scenario_activation(spec, fibres, heart, junctions, rng, velocities, device, grid)
         except ScenarioError as error:
             raise ScenarioError(f"patient {patient}, scenario {map_name}: {error}") from error
         activation = ActivationMap(
@@ -301,9 +312,10 @@ def compute_activations(patient: str, scenarios: Mapping[str, Mapping[str, Any]]
             upstroke_ms=spread * upstroke_spread_ms(fibres.tetrahedra, tau))
         activation_out, preview_out = outputs[map_name]
         save_activation(activation, activation_out)
-        log.info("patient %s, %s: %d stimuli, activation %.1f-%.1f ms (total %.1f ms) on %d nodes in %.1f s",
-                 patient, map_name, len(stimuli.times_ms), tau.min(), tau.max(), activation.total_activation_ms,
-                 fibres.n_nodes, time.perf_counter() - started)
+        log.info("patient %s, %s: %d stimuli, activation %.1f-%.1f ms (total %.1f ms) on %d nodes (solved on %d, "
+                 "%d refinements) in %.1f s", patient, map_name, len(stimuli.times_ms), tau.min(), tau.max(),
+                 activation.total_activation_ms, fibres.n_nodes, len(grid.points_mm), grid.refinements,
+                 time.perf_counter() - started)
         plot_isochrones(fibres, tau, preview_out, title=f"{patient} {map_name}",
                         sites_mm=activation.sites_mm if spec.kind != "sinus" and spec.kind != "lbbb" else None)
         maps[map_name] = activation

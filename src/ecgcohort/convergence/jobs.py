@@ -18,10 +18,13 @@ log = logging.getLogger(__name__)
 
 def convergence_level_job(*, patient: str, level: Mapping[str, float], files: Mapping[str, str | Path],
                           physics: Mapping[str, Any], threads: int, out_npz: str | Path) -> None:
-    """Simulate the patient at one level of the ladder (``level``: ``heart_mm``, ``torso_mm``)
-    and write its arrays (``.npz``, atomically); the mesh lives in a temporary folder."""
+    """Simulate the patient at one level of the ladder (``level``: ``heart_mm``, ``torso_mm``,
+    optionally its own ``eikonal_refinements``) and write its arrays (``.npz``, atomically); the
+    mesh lives in a temporary folder."""
     patient_files = PatientFiles(**{key: Path(value) for key, value in files.items()})
-    settings = Physics(**{**physics, "template_cache": Path(physics["template_cache"])})
+    settings = Physics(**{**physics, "template_cache": Path(physics["template_cache"]),
+                          "eikonal_refinements": int(level.get("eikonal_refinements",
+                                                               physics.get("eikonal_refinements", 0)))})
     with tempfile.TemporaryDirectory(prefix=f"convergence-{patient}-") as workdir:
         arrays = simulate_level(patient, float(level["heart_mm"]), float(level["torso_mm"]), patient_files, settings,
                                 workdir, threads)

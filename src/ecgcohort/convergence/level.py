@@ -45,7 +45,8 @@ class Physics:
     """The workflow's settings a level is simulated with (its config sections): ``meshing``,
     ``fibres`` angles, ``velocities`` (m/s), ``action_potential``, ``conductivities`` (S/m),
     the ``scenario`` entry, the ECG ``duration_ms`` and ``dt_ms``, the ``seed``, the MUMPS
-    ``low_rank_tolerance`` and the action-potential template's cache folder."""
+    ``low_rank_tolerance``, the action-potential template's cache folder and the eikonal grid's
+    refinements."""
 
     meshing: Mapping[str, Any]
     fibres: Mapping[str, Any]
@@ -58,6 +59,8 @@ class Physics:
     seed: int
     low_rank_tolerance: float
     template_cache: Path
+    #: the eikonal grid's uniform refinements (:class:`ecgcohort.conduction.eikonal.EikonalGrid`)
+    eikonal_refinements: int = 0
 
 
 def evaluation_points(heart, torso, rng: np.random.Generator, myocardium_count: int, torso_count: int,
@@ -116,6 +119,7 @@ def simulate_level(patient: str, heart_mm: float, torso_mm: float, files: Patien
     from ecgcohort.anatomy.outputs import read_surface
     from ecgcohort.cohort.sampling import patient_rng
     from ecgcohort.conduction.action_potential import action_potential_template, upstroke_spread_ms
+    from ecgcohort.conduction.eikonal import EikonalGrid
     from ecgcohort.conduction.jobs import load_junctions, scenario_activation
     from ecgcohort.conduction.maps import ActivationMap
     from ecgcohort.conduction.repolarisation import Repolarisation, repolarisation_scale
@@ -146,8 +150,12 @@ def simulate_level(patient: str, heart_mm: float, torso_mm: float, files: Patien
     start = time.perf_counter()
     spec = Scenario.from_config(physics.scenario)
     rng = patient_rng(physics.seed, patient, f"pacing:{spec.name}") if spec.kind == "random_pacing" else None
+    grid = EikonalGrid.refined(fibres.points_mm, fibres.tetrahedra, fibres.cell_structure, physics.eikonal_refinements)
     tau, stimuli = scenario_activation(spec, fibres, read_surface(files.heart), load_junctions(files.junctions), rng,
-                                       physics.velocities)
+                                       physics.velocities, grid=grid)
+    eikonal = {"eikonal_refinements": grid.refinements, "eikonal_nodes": int(len(grid.points_mm)),
+               "eikonal_tetrahedra": int(len(grid.tetrahedra))}
+    del grid  # a refined reference level's grid is millions of cells: free it before the lead fields
     template = action_potential_template(float(physics.action_potential["cycle_length_ms"]),
                                          cache_dir=physics.template_cache)
     scale = repolarisation_scale(fibres, tau, Repolarisation.from_config(physics.action_potential), template)
@@ -199,6 +207,7 @@ def simulate_level(patient: str, heart_mm: float, torso_mm: float, files: Patien
     timings.update({key: getattr(solver.stats, key) for key in ("assembly_s", "factorisation_s", "solve_s")})
     sizes = {"heart_mm": heart_mm, "torso_mm": torso_mm, "nodes": report.nodes, "tetrahedra": report.tetrahedra,
              "myocardial_nodes": fibres.n_nodes, "myocardial_tetrahedra": int(len(fibres.tetrahedra)),
+             **eikonal,
              "myocardial_volume_ml": report.volume_per_region_mm3["myocardium"] / 1e3,
              "torso_volume_ml": report.volume_per_region_mm3["torso"] / 1e3, "surfaces": surfaces,
              "junction_times_ms": [float(t) for t in np.sort(stimuli.times_ms)[:3]]}
