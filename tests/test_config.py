@@ -68,6 +68,11 @@ def test_paper_config_has_the_published_scale(repo, schema):
         ({"cohort": {"seeed": 3}}, r"unknown config key 'cohort\.seeed'"),
         ({"meshing": {"heart_element_size_mm": 0}}, r"'meshing\.heart_element_size_mm': 0 is less than the minimum of 0.3"),
         ({"leadfeld": {}}, r"unknown config key 'leadfeld'"),
+        ({"electrophysiology": {"eikonal_refinements": -1}},
+         r"'electrophysiology\.eikonal_refinements': -1 is less than the minimum of 0"),
+        ({"convergence": {"levels": [{"heart_mm": 4.0, "torso_mm": 30.0, "eikonal_refinements": 1.5},
+                                     {"heart_mm": 2.0, "torso_mm": 15.0}]}},
+         r"'convergence\.levels\[0\]\.eikonal_refinements': 1\.5 is not of type 'integer'"),
     ],
 )
 def test_invalid_values_are_rejected_naming_the_key(schema, change, message):
