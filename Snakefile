@@ -3,6 +3,7 @@
     snakemake --cores N                      # workstation (or: make run)
     snakemake --profile profiles/slurm       # SLURM cluster
     snakemake --report results/report.html   # the HTML report of a finished run (or: make report)
+    snakemake release --cores N              # results/release/: the cohort packed, described and verified
 """
 
 import sys
@@ -40,6 +41,7 @@ include: "workflow/rules/encoding.smk"
 include: "workflow/rules/surrogate.smk"
 include: "workflow/rules/inverse.smk"
 include: "workflow/rules/ecg2act.smk"
+include: "workflow/rules/release.smk"
 include: "workflow/rules/report.smk"
 
 

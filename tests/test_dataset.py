@@ -15,7 +15,8 @@ from ecgcohort.cohort import design_from_config, patient_record, write_patient_p
 from ecgcohort.conduction.maps import ActivationMap, save_activation
 from ecgcohort.config import load_schema, validate_config
 from ecgcohort.dataset import assemble
-from ecgcohort.dataset import assemble_cohort, group_patient_files, open_cohort, open_patient_mesh
+from ecgcohort.dataset import (assemble_cohort, group_patient_files, open_cohort, open_patient_mesh,
+                               write_patient_part)
 from ecgcohort.ecg.leads import LEAD_ELECTRODES, LEAD_NAMES, standard_leads
 from ecgcohort.fibers.rule_based import FibreAngles, MyocardialFibres, save_fibres
 from test_ecg import box_mesh
@@ -91,14 +92,24 @@ def files_of(root: Path) -> dict:
         ecg=[base / p / "ecg" / f"{s}.npz" for p in PATIENTS for s in SCENARIOS])
 
 
+def write_parts(root: Path, patients=PATIENTS, folder: str = "parts", scenarios=SCENARIOS) -> dict[str, Path]:
+    """Every patient's part of the store (the per-patient job), under ``root/results/dataset/<folder>``."""
+    files = files_of(root)
+    parts = {p: root / "results" / "dataset" / folder / f"{p}.zarr" for p in patients}
+    for patient in patients:
+        write_patient_part(patient, files[patient], scenarios, parts[patient])
+    return parts
+
+
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory, config):
     root = tmp_path_factory.mktemp("cohort")
     inputs = {p: write_patient(root, p, config, mesh_cubes=2 + i, seed=i) for i, p in enumerate(PATIENTS)}
     out = root / "results" / "dataset"
+    parts = write_parts(root)
     with pytest.MonkeyPatch.context() as patch:  # no git in tests
         patch.setattr(assemble, "git_revision", lambda: "0123abc")
-        assemble_cohort(PATIENTS, files_of(root), SCENARIOS, config, out / "cohort.zarr", out / "README.md")
+        assemble_cohort(PATIENTS, parts, config, out / "cohort.zarr", out / "README.md")
     return root, inputs, out
 
 
@@ -159,7 +170,7 @@ def test_reading_one_patient_touches_only_its_chunks(cohort, tmp_path):
     store = tmp_path / "cohort.zarr"
     shutil.copytree(out / "cohort.zarr", store)
     # corrupt every chunk of the second patient's grad Z: reading the first must not notice
-    corrupted = list((store / "grad_lead_field" / "c" / "1").rglob("*"))
+    corrupted = list((store / "grad_lead_field").glob("c.1.*"))
     assert [f for f in corrupted if f.is_file()]
     for f in corrupted:
         if f.is_file():
@@ -204,31 +215,44 @@ def test_dataset_card_lists_variables_sizes_ranges_and_licences(cohort):
 
 def test_a_failing_assembly_leaves_no_store_and_keeps_the_previous_one(cohort, config, monkeypatch, tmp_path):
     root, _, _ = cohort
+    parts = {p: root / "results/dataset/parts" / f"{p}.zarr" for p in PATIENTS}
     out = tmp_path / "dataset"
     monkeypatch.setattr(assemble, "git_revision", lambda: "0123abc")
-    real = assemble._patient_group
+    real = assemble._place_part
     calls = []
 
-    def dies_on_the_second_patient(*args, **kwargs):
-        calls.append(args[0])
+    def dies_on_the_second_patient(part, store, patient, *args):
+        calls.append(patient)
         if len(calls) == 2:
             raise RuntimeError("killed")
-        return real(*args, **kwargs)
+        return real(part, store, patient, *args)
 
-    monkeypatch.setattr(assemble, "_patient_group", dies_on_the_second_patient)
+    monkeypatch.setattr(assemble, "_place_part", dies_on_the_second_patient)
     with pytest.raises(RuntimeError, match="killed"):
-        assemble_cohort(PATIENTS, files_of(root), SCENARIOS, config, out / "cohort.zarr", out / "README.md")
+        assemble_cohort(PATIENTS, parts, config, out / "cohort.zarr", out / "README.md")
     assert calls == PATIENTS[:2]
     assert list(out.iterdir()) == []  # neither a store, nor a temporary, nor a card
 
-    monkeypatch.setattr(assemble, "_patient_group", real)
-    assemble_cohort(PATIENTS[:1], files_of(root), SCENARIOS, config, out / "cohort.zarr", out / "README.md")
+    monkeypatch.setattr(assemble, "_place_part", real)
+    assemble_cohort(PATIENTS[:1], parts, config, out / "cohort.zarr", out / "README.md")
     calls.clear()
-    monkeypatch.setattr(assemble, "_patient_group", dies_on_the_second_patient)
+    monkeypatch.setattr(assemble, "_place_part", dies_on_the_second_patient)
     with pytest.raises(RuntimeError):
-        assemble_cohort(PATIENTS, files_of(root), SCENARIOS, config, out / "cohort.zarr", out / "README.md")
+        assemble_cohort(PATIENTS, parts, config, out / "cohort.zarr", out / "README.md")
     assert list(open_cohort(out / "cohort.zarr").patient.values) == PATIENTS[:1]
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "cohort.zarr"]
+
+
+def test_a_failing_part_leaves_no_part(cohort, monkeypatch, tmp_path):
+    root, _, _ = cohort
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(assemble, "_patient_row", killed)
+    with pytest.raises(RuntimeError, match="killed"):
+        write_patient_part("train-0000", files_of(root)["train-0000"], SCENARIOS, tmp_path / "train-0000.zarr")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_inconsistent_patients_are_named(cohort, config, tmp_path):
@@ -236,11 +260,111 @@ def test_inconsistent_patients_are_named(cohort, config, tmp_path):
     files = files_of(root)
     bad = tmp_path / "electrodes.csv"
     bad.write_text((root / "results/patients/train-0001/anatomy/electrodes.csv").read_text().replace("A001", "A009"))
-    files["train-0001"] = assemble.PatientFiles(**{**files["train-0001"].__dict__, "electrodes": bad})
-    with pytest.raises(ValueError, match="train-0001.*electrode names"):
-        assemble_cohort(PATIENTS, files, SCENARIOS, config, tmp_path / "cohort.zarr", tmp_path / "README.md")
+    broken = assemble.PatientFiles(**{**files["train-0001"].__dict__, "electrodes": bad})
+    with pytest.raises(ValueError, match="train-0001.*lead-field electrodes"):
+        write_patient_part("train-0001", broken, SCENARIOS, tmp_path / "train-0001.zarr")
+    assert not (tmp_path / "train-0001.zarr").exists()
+    parts = {p: root / "results/dataset/parts" / f"{p}.zarr" for p in PATIENTS}
+    parts["test-0000"] = tmp_path / "test-0000.zarr"
+    write_patient_part("test-0000", files["test-0000"], SCENARIOS[:1], parts["test-0000"])
+    with pytest.raises(ValueError, match="test-0000.*scenario"):
+        assemble_cohort(PATIENTS, parts, config, tmp_path / "cohort.zarr", tmp_path / "README.md")
     assert not (tmp_path / "cohort.zarr").exists()
+    with pytest.raises(ValueError, match="train-0042"):
+        assemble_cohort(["train-0042"], parts, config, tmp_path / "cohort.zarr", tmp_path / "README.md")
     with pytest.raises(ValueError, match="test-0000.*scenario.*lbbb"):
         group_patient_files(["test-0000"], SCENARIOS, parameters=["a/test-0000/p.json"], electrodes=["a/test-0000/e"],
                             points=["a/test-0000/x"], fibres=["a/test-0000/f"], leadfield_chunks=["a/test-0000/c"],
                             activation=["a/test-0000/sinus.npz"], ecg=["a/test-0000/sinus.npz"])
+
+
+def _array_files(store: Path) -> dict[str, bytes]:
+    """Every chunk (shard) file of a store, by relative path (metadata files left out: they hold
+    the creation time and the consolidated listing)."""
+    return {str(f.relative_to(store)): f.read_bytes() for f in sorted(store.rglob("*"))
+            if f.is_file() and f.name != "zarr.json"}
+
+
+def test_adding_a_patient_writes_only_its_part_and_equals_a_store_assembled_at_once(cohort, config, tmp_path,
+                                                                                    monkeypatch):
+    """Patients A (two) then B added equals A + B at once, byte for byte in the arrays; adding B
+    wrote B's part only: A's parts are untouched and A's shards in the new store are A's files."""
+    root, _, _ = cohort
+    monkeypatch.setattr(assemble, "git_revision", lambda: "0123abc")
+    first, added = PATIENTS[:2], PATIENTS[2]
+    parts = write_parts(root, first, folder="growing")
+    step = tmp_path / "step"
+    assemble_cohort(first, parts, config, step / "cohort.zarr", step / "README.md")
+    before = {f: (f.stat().st_ino, f.stat().st_mtime_ns) for p in first for f in parts[p].rglob("*") if f.is_file()}
+    parts |= write_parts(root, [added], folder="growing")
+    assemble_cohort(PATIENTS, parts, config, step / "cohort.zarr", step / "README.md")
+    after = {f: (f.stat().st_ino, f.stat().st_mtime_ns) for p in first for f in parts[p].rglob("*") if f.is_file()}
+    assert after == before
+    grown = step / "cohort.zarr"
+    for index, patient in enumerate(PATIENTS):
+        shard = grown / "grad_lead_field" / f"c.{index}.0.0.0"
+        own = parts[patient] / "grad_lead_field" / "c.0.0.0.0"
+        assert shard.stat().st_ino == own.stat().st_ino  # linked, not rewritten
+        mesh = grown / "patients" / patient / "lead_matrix" / "c.0.0"
+        assert mesh.stat().st_ino == (parts[patient] / "patients" / patient / "lead_matrix" / "c.0.0").stat().st_ino
+
+    at_once = tmp_path / "once"
+    assemble_cohort(PATIENTS, write_parts(root, PATIENTS, folder="at-once"), config, at_once / "cohort.zarr",
+                    at_once / "README.md")
+    grown_files, once_files = _array_files(grown), _array_files(at_once / "cohort.zarr")
+    assert sorted(grown_files) == sorted(once_files) and len(once_files) > 40
+    assert [k for k in once_files if grown_files[k] != once_files[k]] == []
+    a, b = open_cohort(grown).compute(), open_cohort(at_once / "cohort.zarr").compute()
+    assert a.drop_attrs().identical(b.drop_attrs())
+
+
+def test_every_array_is_one_checksummed_shard_per_patient(cohort):
+    _, _, out = cohort
+    store = out / "cohort.zarr"
+    ds = open_cohort(store)
+    for name, variable in ds.data_vars.items():
+        meta = json.loads((store / name / "zarr.json").read_text())
+        (codec,) = meta["codecs"]
+        assert codec["name"] == "sharding_indexed", name
+        assert [c["name"] for c in codec["configuration"]["codecs"]][-1] == "crc32c", name
+        assert sorted(f.name for f in (store / name).glob("c.*")) == [
+            ".".join(["c", str(i)] + ["0"] * (variable.ndim - 1)) for i in range(len(PATIENTS))], name
+    for patient in PATIENTS:
+        group = store / "patients" / patient
+        for array in ("lead_matrix", "tetrahedra", "activation_time"):
+            assert len(list((group / array).glob("c.*"))) == 1, (patient, array)
+
+
+def test_a_flipped_byte_fails_the_read_of_that_patient_only(cohort, tmp_path):
+    import shutil
+
+    _, inputs, out = cohort
+    store = tmp_path / "cohort.zarr"
+    shutil.copytree(out / "cohort.zarr", store)
+    shard = store / "lead_ecg" / "c.1.0.0.0"
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 3] ^= 0x01  # inside the compressed chunk, before the shard index
+    shard.write_bytes(bytes(data))
+    ds = open_cohort(store)
+    assert np.array_equal(ds.lead_ecg.sel(patient="test-0000", scenario="sinus").values,
+                          inputs["test-0000"]["ecg"]["sinus"]["leads_v"])
+    with pytest.raises(Exception, match="(?i)checksum"):
+        ds.lead_ecg.sel(patient="train-0001").values
+
+
+def test_the_consolidated_listing_is_what_zarr_writes(cohort, tmp_path):
+    """The fan-in writes the consolidated metadata from the parts' listings (fast); zarr's own
+    consolidation of the same store gives the same listing."""
+    import shutil
+
+    import zarr
+
+    _, _, out = cohort
+    store = tmp_path / "cohort.zarr"
+    shutil.copytree(out / "cohort.zarr", store)
+    ours = json.loads((store / "zarr.json").read_text())["consolidated_metadata"]
+    with pytest.warns(UserWarning, match="Consolidated metadata"):
+        zarr.consolidate_metadata(str(store))
+    theirs = json.loads((store / "zarr.json").read_text())["consolidated_metadata"]
+    assert ours == theirs
+    assert len(ours["metadata"]) > 3 * 12

@@ -209,7 +209,28 @@ def test_two_patients_go_through_every_stage(workflow_copy, default_config, repo
     assert not re.search(r"wildcards: network=I$", plan.stdout, re.M)
     jobs = set(re.findall(r"^rule (\w+):", plan.stdout, re.M))
     assert {"train_ecg2act", "evaluate_ecg2act"} <= jobs and not jobs & {"simulation_bank", "assemble_dataset"}, jobs
+    # one more patient: the dataset re-assembles from the parts, writing only the new one's
+    config = two_patients(default_config)
+    config["cohort"]["test"] = {"count": 2, "lhs_batch": 2}
+    workflow_copy.write_config(config)
+    plan = workflow_copy.snakemake("--dry-run", "dataset")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    parts = re.findall(r"^rule dataset_part:\n(?:.*\n)*?\s+wildcards: patient=([\w-]+)", plan.stdout, re.M)
+    assert parts == ["test-0001"] and re.search(r"^rule assemble_dataset:", plan.stdout, re.M), plan.stdout[-3000:]
     workflow_copy.write_config(two_patients(default_config))
+
+    # the release: packed store, table, Croissant, WFDB, manifest, verified
+    released = workflow_copy.snakemake("release")
+    assert released.returncode == 0, released.stderr[-5000:]
+    release = workflow_copy.root / "results/release"
+    verify = subprocess.run([sys.executable, "-m", "ecgcohort.release", "verify", str(release)], capture_output=True,
+                            text=True, timeout=600)
+    assert verify.returncode == 0 and "OK (0 problems)" in verify.stdout, verify.stdout[-3000:] + verify.stderr[-3000:]
+    table = pd.read_parquet(release / "metadata.parquet")
+    assert len(table) == 2 * 5 and set(table.patient) == {"train-0000", "test-0000"}
+    assert table.realism_pass.notna().any() and table.anatomy_myocardial_volume_ml.between(50, 400).all()
+    sizes = json.loads((release / "sizes.json").read_text())
+    assert sizes["parts"]["wfdb"]["files"] == 2 * 2 * 5 and sizes["store_patients_per_shard"] == 2
 
     # the HTML report holds Table 1 and the figures
     report = workflow_copy.snakemake("--report", "results/report.html")

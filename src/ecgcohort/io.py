@@ -22,6 +22,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     handle, temporary = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}",
                                          dir=target.parent)
     os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would hide every output from the user's group
     temporary_path = Path(temporary)
     try:
         yield temporary_path

@@ -22,8 +22,8 @@ def scaled(base):
 
 
 # the sections read only by stages downstream of the dataset (models), or that judge the data
-# without changing it (the ECG realism measure, mesh convergence)
-DOWNSTREAM_SECTIONS = ("encoding", "surrogate", "inverse", "ecg2act", "realism", "convergence")
+# without changing it (the ECG realism measure, mesh convergence), or publish it (the release)
+DOWNSTREAM_SECTIONS = ("encoding", "surrogate", "inverse", "ecg2act", "realism", "convergence", "release")
 
 
 def data_config(config):

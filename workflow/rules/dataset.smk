@@ -1,16 +1,39 @@
-rule assemble_dataset:
+rule dataset_part:
+    """One patient's part of the cohort store: its slice of every root array and its mesh group,
+    one shard per array. A changed or added patient re-runs its own part only."""
     input:
-        parameters=expand(rules.patient_parameters.output.parameters, patient=PATIENTS),
-        electrodes=expand(rules.place_electrodes.output.electrodes, patient=PATIENTS),
-        points=expand("results/patients/{patient}/leadfield/points.npz", patient=PATIENTS),
-        fibres=expand(rules.compute_fibres.output.fibres, patient=PATIENTS),
-        # patient-major, chunks in electrode order within a patient
-        chunks=expand("results/patients/{patient}/leadfield/chunk-{chunk}.npz", patient=PATIENTS,
-                      chunk=LEADFIELD_CHUNKS),
-        activation=expand("results/patients/{patient}/activation/{scenario}.npz", patient=PATIENTS,
-                          scenario=SCENARIOS),
-        ecg=expand("results/patients/{patient}/ecg/{scenario}.npz", patient=PATIENTS, scenario=SCENARIOS),
-        sdf=expand("results/patients/{patient}/encoding/sdf.npz", patient=PATIENTS),
+        parameters=rules.patient_parameters.output.parameters,
+        electrodes=rules.place_electrodes.output.electrodes,
+        points="results/patients/{patient}/leadfield/points.npz",
+        fibres=rules.compute_fibres.output.fibres,
+        # chunks in electrode order
+        chunks=expand("results/patients/{{patient}}/leadfield/chunk-{chunk}.npz", chunk=LEADFIELD_CHUNKS),
+        activation=expand("results/patients/{{patient}}/activation/{scenario}.npz", scenario=SCENARIOS),
+        ecg=expand("results/patients/{{patient}}/ecg/{scenario}.npz", scenario=SCENARIOS),
+        sdf="results/patients/{patient}/encoding/sdf.npz",
+    output:
+        part=directory("results/dataset/parts/{patient}.zarr"),
+    params:
+        scenarios=SCENARIOS,
+    log:
+        "results/logs/dataset/parts/{patient}.log",
+    benchmark:
+        "results/benchmarks/dataset/parts/{patient}.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled(4000),
+        runtime=scaled(30),
+    conda:
+        "../../envs/fem.yaml"
+    script:
+        "../scripts/dataset_part.py"
+
+
+rule assemble_dataset:
+    """The cohort store from the parts: root metadata written, each part's shards hard-linked
+    into place (no array bytes rewritten), metadata consolidated, the dataset card."""
+    input:
+        parts=expand(rules.dataset_part.output.part, patient=PATIENTS),
     output:
         store=directory("results/dataset/cohort.zarr"),
         card="results/dataset/README.md",
@@ -19,15 +42,14 @@ rule assemble_dataset:
         # re-assembles it; the downstream sections (models trained from it, the realism measure) do not
         config=data_config(config),
         patients=PATIENTS,
-        scenarios=SCENARIOS,
     log:
         "results/logs/dataset/assemble_dataset.log",
     benchmark:
         "results/benchmarks/dataset/assemble_dataset.tsv"
     threads: 1
     resources:
-        mem_mb=scaled(8000),
-        runtime=scaled(60),
+        mem_mb=scaled(2000),
+        runtime=scaled(30),
     conda:
         "../../envs/fem.yaml"
     script:

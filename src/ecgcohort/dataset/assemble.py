@@ -5,15 +5,25 @@ Layout (Zarr format 3, consolidated metadata in the root ``zarr.json``):
 * the root group is one xarray Dataset over the dimensions ``patient``, ``electrode``, ``point``,
   ``component``, ``scenario``, ``time``, ``lead`` and ``parameter``: every array whose size is
   the same for all patients (sample points, ∇Z at the points, electrodes, parameters, ECGs),
-  chunked one patient per chunk;
+  one patient per shard;
 * ``patients/<id>`` holds one xarray Dataset per patient with the mesh-dependent (ragged)
   arrays over its own ``node`` and ``cell`` dimensions: myocardial nodes and tetrahedra,
   fibres, ∇Z per cell, the lead matrix and the activation maps. Per-patient groups keep every
   array dense and exact (no padding to the largest mesh, no count variables to apply).
 
-The store is written under a temporary name beside the target and renamed when complete, so a
-failed or killed job leaves no ``cohort.zarr``. SI units throughout unless ``units`` says
-otherwise; every array has ``units`` and ``long_name``.
+Every array is sharded (Zarr v3 ``sharding_indexed``): one file per patient per array, inner
+chunks of a few MB, zstd and a crc32c checksum on every inner chunk, so a corrupted byte fails
+the read instead of returning wrong numbers.
+
+Assembly is incremental. Each patient's job writes a *part* (:func:`write_patient_part`): a
+small store with the patient's slice of every root array and its group. The fan-in
+(:func:`assemble_cohort`) lays out the root metadata and hard-links each part's shard files
+into place — shards do not depend on where they sit — so it rewrites no array bytes, and
+adding or changing a patient costs that patient's part plus file-system operations.
+
+Parts and the store are written under a temporary name beside the target and renamed when
+complete, so a failed or killed job leaves nothing that looks complete. SI units throughout
+unless ``units`` says otherwise; every array has ``units`` and ``long_name``.
 """
 
 from __future__ import annotations
@@ -57,8 +67,6 @@ UPSTREAM_LICENCES: tuple[tuple[str, str, str], ...] = (
     ("fim-python", "AGPL-3.0", "eikonal activation times"),
     ("MakeHuman assets", "CC0-1.0", "the torso model's body shapes"),
 )
-#: Bytes per chunk aimed at for the large per-patient arrays (electrode blocks).
-_CHUNK_BYTES = 32 * 2 ** 20
 
 
 @dataclass(frozen=True)
@@ -206,10 +214,6 @@ def _read_sdf(path: Path, patient: str) -> dict[str, np.ndarray]:
     return sdf
 
 
-def _electrode_block(n_electrodes: int, bytes_per_electrode: int) -> int:
-    return int(np.clip(_CHUNK_BYTES // max(bytes_per_electrode, 1), 1, max(n_electrodes, 1)))
-
-
 def _same(what: str, patient: str, expected: Any, got: Any) -> None:
     if not np.array_equal(np.asarray(expected), np.asarray(got)):
         raise ValueError(f"patient {patient}: {what} differs from the first patient's; every patient of a "
@@ -225,6 +229,9 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.part-", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o777 & ~umask)  # mkdtemp's 0700 would hide a published store from others
     try:
         yield temporary
         if target.exists():
@@ -247,58 +254,111 @@ def _quiet_consolidated() -> Iterator[None]:
         yield
 
 
-def _template(patients: Sequence[str], splits: Sequence[str], electrodes, n_points: int, scenarios: Sequence[str],
-              time_s: np.ndarray, lead_names: Sequence[str], parameter_names: Sequence[str],
-              parameter_units: Sequence[str], parameter_descriptions: Sequence[str], attrs: Mapping[str, Any],
-              sdf_layout: tuple[int, Sequence[str]] | None = None):
-    """The root Dataset with lazy (never computed) patient-dimension arrays: writing it with
-    ``compute=False`` lays out every array and writes only the coordinates."""
-    import dask.array
+# ---------------------------------------------------------------- layout of one array
+#: Bytes of one inner chunk aimed at: what a reader decompresses to get a block of electrodes,
+#: points or nodes. Every array of a patient is one shard (one file).
+_INNER_CHUNK_BYTES = 4 * 2 ** 20
+#: Metadata files are copied into the cohort store, never linked: consolidation rewrites them.
+_METADATA_FILE = "zarr.json"
+
+
+def _codecs() -> tuple:
+    from zarr.codecs import Crc32cCodec, ZstdCodec
+
+    # crc32c after compression: a flipped byte in any stored chunk fails the read with a
+    # checksum error instead of returning wrong numbers (the shard index has its own crc32c)
+    return ZstdCodec(), Crc32cCodec()
+
+
+def sharded_encoding(shape: Sequence[int], itemsize: int, blocked_axis: int) -> dict[str, Any]:
+    """xarray ``to_zarr`` encoding that stores an array of ``shape`` as one shard: inner chunks
+    split ``blocked_axis`` into blocks of about :data:`_INNER_CHUNK_BYTES` (the axes before it
+    are 1 per chunk, the axes after it whole), zstd + crc32c on every inner chunk. The shard
+    covers the whole array (rounded up to whole blocks), so the encoding depends only on the
+    shape and the item size."""
+    shape = tuple(int(n) for n in shape)
+    row_bytes = itemsize * int(np.prod(shape[blocked_axis + 1:], dtype=np.int64))
+    extent = max(shape[blocked_axis], 1)
+    block = int(np.clip(_INNER_CHUNK_BYTES // max(row_bytes, 1), 1, extent))
+    chunks = (*(1 for _ in shape[:blocked_axis]), block, *(max(n, 1) for n in shape[blocked_axis + 1:]))
+    shards = (*(1 for _ in shape[:blocked_axis]), -(-extent // block) * block,
+              *(max(n, 1) for n in shape[blocked_axis + 1:]))
+    # "." keys (c.0.0.0) keep every shard of an array in the array's folder: no nested folders to
+    # create, link into and remove per patient
+    return {"chunks": chunks, "shards": shards, "compressors": _codecs(),
+            "chunk_key_encoding": {"name": "default", "configuration": {"separator": "."}}}
+
+
+def _row_encoding(dataset) -> dict[str, dict[str, Any]]:
+    """Encoding of the patient-dimension arrays (patient first, one patient per shard)."""
+    return {name: sharded_encoding((1, *v.shape[1:]), v.dtype.itemsize, blocked_axis=min(1, v.ndim - 1))
+            for name, v in dataset.data_vars.items()}
+
+
+# ---------------------------------------------------------------- one patient's part
+def _patient_row(patient: str, record: Mapping[str, Any], files: PatientFiles, scenarios: Sequence[str],
+                 electrodes, chunks: Mapping[str, np.ndarray], durations: np.ndarray, mesh_size: tuple[int, int]):
+    """The patient's slice (``patient`` of size 1) of every root array, with the coordinates
+    and the attributes every root array carries."""
     import xarray as xr
 
-    n_p, n_e, n_s, n_t, n_l = len(patients), len(electrodes.names), len(scenarios), len(time_s), len(lead_names)
+    points = _read_points(files.points, patient)
+    n_points = points["points_m"].shape[0]
+    if chunks["grad_points"].shape != (len(electrodes.names), n_points, 3):
+        raise ValueError(f"patient {patient}: grad_points is {chunks['grad_points'].shape}, expected "
+                         f"{(len(electrodes.names), n_points, 3)}")
+    ecgs = [_read_ecg(files.ecg[s], patient, electrodes.names) for s in scenarios]
+    time_s, lead_names = ecgs[0]["time_s"], [str(n) for n in ecgs[0]["lead_names"]]
+    for scenario, ecg in zip(scenarios, ecgs):
+        _same(f"the time axis of {scenario}", patient, time_s, ecg["time_s"])
+        _same(f"the lead names of {scenario}", patient, lead_names, ecg["lead_names"].astype(str))
+    parameter_names = list(record["parameters"])
 
-    def lazy(shape, dtype):
-        return dask.array.zeros(shape, dtype=dtype, chunks=(1, *shape[1:]))
+    def stack(key: str) -> np.ndarray:
+        return np.stack([ecg[key] for ecg in ecgs])[None].astype(np.float64)
 
     ecg_dims = ("patient", "scenario", "electrode", "time")
     lead_dims = ("patient", "scenario", "lead", "time")
     data_vars = {
-        "parameters": (("patient", "parameter"), lazy((n_p, len(parameter_names)), np.float64),
+        "parameters": (("patient", "parameter"),
+                       np.array([[record["parameters"][n] for n in parameter_names]], dtype=np.float64),
                        _attrs("see parameter_units", "sampled patient parameters (shape modes, heart pose)")),
-        "sample_points": (("patient", "point", "component"), lazy((n_p, n_points, 3), np.float64),
+        "sample_points": (("patient", "point", "component"), points["points_m"][None].astype(np.float64),
                           _attrs("m", "lead-field sample points in the body")),
-        "sample_region": (("patient", "point"), lazy((n_p, n_points), np.int8),
+        "sample_region": (("patient", "point"), points["region"][None].astype(np.int8),
                           _attrs("1", "region of the sample point", flag_values=list(REGIONS),
                                  flag_meanings=" ".join(REGIONS.values()))),
-        "distance_to_heart": (("patient", "point"), lazy((n_p, n_points), np.float64),
+        "distance_to_heart": (("patient", "point"), points["distance_to_heart_m"][None].astype(np.float64),
                               _attrs("m", "distance from the sample point to the heart surface")),
-        "grad_lead_field": (("patient", "electrode", "point", "component"), lazy((n_p, n_e, n_points, 3), np.float32),
+        "grad_lead_field": (("patient", "electrode", "point", "component"),
+                            chunks["grad_points"][None].astype(np.float32),
                             _attrs("ohm/m", "gradient of the FEM lead field Z of the electrode at the sample points")),
-        "electrode_position": (("patient", "electrode", "component"), lazy((n_p, n_e, 3), np.float64),
+        # the positions the lead field was solved for
+        "electrode_position": (("patient", "electrode", "component"),
+                               chunks["electrode_positions_m"][None].astype(np.float64),
                                _attrs("m", "electrode position on the body surface")),
         "electrode_normalised_position": (
-            ("patient", "electrode", "component"), lazy((n_p, n_e, 3), np.float64),
+            ("patient", "electrode", "component"), electrodes.normalised[None].astype(np.float64),
             _attrs("1", "normalised torso coordinates of the electrode: x in [-1, 1] right to left, "
                         "y in [0, 1] posterior to anterior, z in [0, 1] superior to inferior")),
-        "unipolar_ecg": (ecg_dims, lazy((n_p, n_s, n_e, n_t), np.float64),
+        "unipolar_ecg": (ecg_dims, stack("unipolar_v"),
                          _attrs("V", "electrode potential from the FEM lead field (zero mean on the body surface)")),
-        "lead_ecg": (lead_dims, lazy((n_p, n_s, n_l, n_t), np.float64),
-                     _attrs("V", "standard 12-lead ECG from the FEM lead field")),
-        "pseudo_unipolar_ecg": (ecg_dims, lazy((n_p, n_s, n_e, n_t), np.float64),
+        "lead_ecg": (lead_dims, stack("leads_v"), _attrs("V", "standard 12-lead ECG from the FEM lead field")),
+        "pseudo_unipolar_ecg": (ecg_dims, stack("pseudo_unipolar_v"),
                                 _attrs("V", "electrode potential from the pseudo lead field 1/(4 pi sigma0 |e - x|)")),
-        "pseudo_lead_ecg": (lead_dims, lazy((n_p, n_s, n_l, n_t), np.float64),
+        "pseudo_lead_ecg": (lead_dims, stack("pseudo_leads_v"),
                             _attrs("V", "standard 12-lead ECG from the pseudo lead field")),
-        "activation_duration": (("patient", "scenario"), lazy((n_p, n_s), np.float64),
+        "activation_duration": (("patient", "scenario"), durations[None].astype(np.float64),
                                 _attrs("s", "time from the first to the last activated myocardial node")),
-        "node_count": (("patient",), lazy((n_p,), np.int64),
+        "node_count": (("patient",), np.array([mesh_size[0]], dtype=np.int64),
                        _attrs("1", "myocardial mesh nodes (size of node in patients/<id>)")),
-        "cell_count": (("patient",), lazy((n_p,), np.int64),
+        "cell_count": (("patient",), np.array([mesh_size[1]], dtype=np.int64),
                        _attrs("1", "myocardial tetrahedra (size of cell in patients/<id>)")),
     }
+    units = record["units"]
     coords = {
-        "patient": ("patient", np.array(patients, dtype=str), _attrs("1", "patient id (<split>-<index>)")),
-        "split": ("patient", np.array(splits, dtype=str), _attrs("1", "train or test split of the patient")),
+        "patient": ("patient", np.array([patient], dtype=str), _attrs("1", "patient id (<split>-<index>)")),
+        "split": ("patient", np.array([record["split"]], dtype=str), _attrs("1", "train or test split of the patient")),
         "electrode": ("electrode", np.array(electrodes.names, dtype=str), _attrs("1", "electrode name")),
         "electrode_kind": ("electrode", np.array(electrodes.kinds, dtype=str),
                            _attrs("1", "standard (12-lead ECG) or anterior (unipolar, over the anterior torso)")),
@@ -309,19 +369,20 @@ def _template(patients: Sequence[str], splits: Sequence[str], electrodes, n_poin
         "time": ("time", np.asarray(time_s, dtype=np.float64), _attrs("s", "time since the beat's time origin")),
         "lead": ("lead", np.array(lead_names, dtype=str), _attrs("1", "lead of the standard 12-lead ECG")),
         "parameter": ("parameter", np.array(parameter_names, dtype=str), _attrs("1", "sampled patient parameter")),
-        "parameter_units": ("parameter", np.array(parameter_units, dtype=str), _attrs("1", "units of the parameter")),
-        "parameter_description": ("parameter", np.array(parameter_descriptions, dtype=str),
-                                  _attrs("1", "meaning of the parameter")),
+        "parameter_units": ("parameter", np.array([units.get(n, "") for n in parameter_names], dtype=str),
+                            _attrs("1", "units of the parameter")),
     }
-    if sdf_layout is not None:
-        n_sdf, surfaces = sdf_layout
+    if files.sdf is not None:
+        sdf = _read_sdf(files.sdf, patient)
+        surfaces = [str(s) for s in sdf["surfaces"]]
         data_vars |= {
-            "sdf_points": (("patient", "sdf_point", "component"), lazy((n_p, n_sdf, 3), np.float32),
+            "sdf_points": (("patient", "sdf_point", "component"),
+                           (sdf["points_mm"].astype(np.float64) * 1e-3).astype(np.float32)[None],
                            _attrs("m", "signed-distance sample points (near the four surfaces and uniform in the "
                                        "torso's bounding box)")),
-            "sdf": (("patient", "surface", "sdf_point"), lazy((n_p, len(surfaces), n_sdf), np.float32),
+            "sdf": (("patient", "surface", "sdf_point"), (sdf["sdf_mm"].astype(np.float64) * 1e-3).astype(np.float32)[None],
                     _attrs("m", "signed distance to the closed surface at the sample point, negative inside")),
-            "sdf_point_kind": (("patient", "sdf_point"), lazy((n_p, n_sdf), np.int8),
+            "sdf_point_kind": (("patient", "sdf_point"), sdf["kind"].astype(np.int8)[None],
                                _attrs("1", "how the point was drawn: 0 uniform in the box, k near surface k - 1",
                                       flag_values=list(range(len(surfaces) + 1)),
                                       flag_meanings=" ".join(["uniform", *(f"near_{s}" for s in surfaces)]))),
@@ -329,7 +390,7 @@ def _template(patients: Sequence[str], splits: Sequence[str], electrodes, n_poin
         coords["surface"] = ("surface", np.array(surfaces, dtype=str),
                              _attrs("1", "closed surface: the body surface, the LV and RV cavities (endocardium "
                                          "closed by the base plane) and the epicardial envelope"))
-    return xr.Dataset(data_vars, coords=coords, attrs=dict(attrs))
+    return xr.Dataset(data_vars, coords=coords)
 
 
 def _patient_group(patient: str, split: str, files: PatientFiles, electrodes: Sequence[str], scenarios: Sequence[str],
@@ -383,9 +444,7 @@ def _patient_group(patient: str, split: str, files: PatientFiles, electrodes: Se
         attrs={"patient": patient, "split": split,
                "leadfield_stats": json.dumps([json.loads(str(s)) for s in chunks["stats_json"]])},
     )
-    block = _electrode_block(len(electrodes), max(n_cells * 3 * 4, n_nodes * 8))
-    encoding = {"grad_lead_field_cell": {"chunks": (block, n_cells, 3)},
-                "lead_matrix": {"chunks": (block, n_nodes)}}
+    encoding = {name: sharded_encoding(v.shape, v.dtype.itemsize, blocked_axis=0) for name, v in group.data_vars.items()}
     return group, encoding, np.array([np.ptp(a.activation_ms) * 1e-3 for a in activation]), n_nodes, n_cells
 
 
@@ -393,42 +452,221 @@ def _store_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
-def assemble_cohort(patients: Sequence[str], files: Mapping[str, PatientFiles], scenarios: Sequence[str],
-                    config: Mapping[str, Any], out_zarr: str | Path, out_card: str | Path) -> None:
-    """Assemble ``out_zarr`` (see the module doc) and its dataset card ``out_card`` (markdown).
-
-    ``config`` is the validated workflow configuration, stored as JSON in the provenance; the
-    split of each patient comes from its ``parameters.json``. Inconsistent inputs (electrode
-    names, sample-point counts, time axes or parameters differing between patients; mesh sizes
-    not matching the lead field) fail with a message naming the patient.
-    """
-    import xarray as xr
+def write_patient_part(patient: str, files: PatientFiles, scenarios: Sequence[str], out_part: str | Path) -> None:
+    """Write one patient's part of the cohort store, ``out_part`` (a Zarr store): its slice of
+    every root array (a ``patient`` dimension of size 1, one shard per array) and its ragged
+    group ``patients/<patient>``. :func:`assemble_cohort` links parts into the cohort without
+    rewriting their bytes. Inconsistent inputs fail naming the patient; the part is written
+    under a temporary name and renamed when complete."""
     import zarr
 
-    if not patients or not scenarios:
-        raise ValueError("a cohort needs at least one patient and one scenario")
-    if len(set(patients)) != len(patients) or len(set(scenarios)) != len(scenarios):
-        raise ValueError("patients and scenarios must be unique")
-    records = {p: _read_parameters(files[p].parameters) for p in patients}
-    first = patients[0]
-    parameter_names = list(records[first]["parameters"])
-    for patient, record in records.items():
-        if record["patient"] != patient:
-            raise ValueError(f"patient {patient}: {files[patient].parameters} is patient '{record['patient']}'")
-        _same("the parameter names", patient, parameter_names, list(record["parameters"]))
-    electrodes = read_electrode_table(files[first].electrodes)
-    n_points = _read_points(files[first].points, first)["points_m"].shape[0]
-    ecg0 = _read_ecg(files[first].ecg[scenarios[0]], first, electrodes.names)
-    with_sdf = files[first].sdf is not None
-    if any((files[p].sdf is not None) != with_sdf for p in patients):
-        raise ValueError("either every patient has signed-distance samples or none has")
-    sdf0 = _read_sdf(files[first].sdf, first) if with_sdf else None
-    sdf_layout = (sdf0["points_mm"].shape[0], [str(s) for s in sdf0["surfaces"]]) if with_sdf else None
-    time_s, lead_names = ecg0["time_s"], [str(n) for n in ecg0["lead_names"]]
+    if not scenarios or len(set(scenarios)) != len(scenarios):
+        raise ValueError(f"patient {patient}: scenarios must be unique and at least one, got {list(scenarios)}")
+    record = _read_parameters(files.parameters)
+    if record["patient"] != patient:
+        raise ValueError(f"patient {patient}: {files.parameters} is patient '{record['patient']}'")
+    electrodes = read_electrode_table(files.electrodes)
+    chunks = read_lead_field_chunks(files.leadfield_chunks, ("electrode_positions_m", "grad_points", "grad_cells",
+                                                             "lead_matrix", "stats_json"))
+    _same("the lead-field electrodes (against electrodes.csv)", patient, electrodes.names, chunks["electrode_names"])
+    group, group_encoding, durations, n_nodes, n_cells = _patient_group(
+        patient, record["split"], files, electrodes.names, scenarios, chunks)
+    row = _patient_row(patient, record, files, scenarios, electrodes, chunks, durations, (n_nodes, n_cells))
+    row.attrs[_PART_SUMMARY] = json.dumps(_part_summary(row))
+    # not consolidated: only the fan-in reads a part, from its metadata files
+    with atomic_directory(out_part) as store:
+        row.to_zarr(store, mode="w-", consolidated=False, encoding=_row_encoding(row))
+        group.to_zarr(store, group=f"patients/{patient}", mode="w-", consolidated=False, encoding=group_encoding)
+    log.info("patient %s: part %s (%d electrodes, %d points, %d nodes, %d cells, %d scenarios, %.1f MB)", patient,
+             out_part, len(electrodes.names), row.sizes["point"], n_nodes, n_cells, len(scenarios),
+             _store_bytes(Path(out_part)) / 1e6)
+
+
+# ---------------------------------------------------------------- the cohort from parts
+#: Root attribute of a part: what the fan-in needs to check and place it, readable from the
+#: part's root zarr.json alone (opening 28 parts with xarray costs more than linking them).
+_PART_SUMMARY = "ecgcohort_part"
+_SHARED_COORDS = ("electrode", "electrode_kind", "scenario", "time", "lead", "parameter", "parameter_units", "surface")
+
+
+def _part_summary(row) -> dict[str, Any]:
+    return {"patient": str(row.patient.values[0]), "split": str(row.split.values[0]),
+            "arrays": sorted(row.data_vars),
+            "coords": {name: row[name].values.tolist() for name in _SHARED_COORDS if name in row.coords},
+            "sizes": {dim: int(row.sizes[dim]) for dim in ("point", "sdf_point") if dim in row.sizes},
+            "node_count": int(row.node_count.values[0]), "cell_count": int(row.cell_count.values[0])}
+
+
+def _read_part_summary(part: Path, patient: str) -> dict[str, Any]:
+    try:
+        root = json.loads((part / _METADATA_FILE).read_text())
+        summary = json.loads(root["attributes"][_PART_SUMMARY])
+    except (OSError, KeyError, ValueError) as error:
+        raise ValueError(f"patient {patient}: {part} is not a complete part of the cohort store ({error!r}); "
+                         "re-run its dataset_part job") from error
+    if summary["patient"] != patient:
+        raise ValueError(f"patient {patient}: its part {part} holds patient {summary['patient']}")
+    return summary
+
+
+def _open_part(path: Path):
+    import xarray as xr
+
+    return xr.open_zarr(path, consolidated=False)
+
+
+def _template(first, splits: Sequence[str], patients: Sequence[str], parameter_descriptions: Sequence[str],
+              attrs: Mapping[str, Any]):
+    """The root Dataset of the cohort, its patient-dimension arrays lazy (never computed): written
+    with ``compute=False`` it lays out every array and writes only the coordinates."""
+    import dask.array
+    import xarray as xr
+
+    n = len(patients)
+    data_vars = {name: (v.dims, dask.array.zeros((n, *v.shape[1:]), dtype=v.dtype, chunks=(1, *v.shape[1:])),
+                        dict(v.attrs))
+                 for name, v in first.data_vars.items()}
+    coords = {name: (c.dims, c.values, dict(c.attrs)) for name, c in first.coords.items() if "patient" not in c.dims}
+    coords["patient"] = ("patient", np.array(patients, dtype=str), dict(first.patient.attrs))
+    coords["split"] = ("patient", np.array(splits, dtype=str), dict(first.split.attrs))
+    coords["parameter_description"] = ("parameter", np.array(parameter_descriptions, dtype=str),
+                                       _attrs("1", "meaning of the parameter"))
+    return xr.Dataset(data_vars, coords=coords, attrs=dict(attrs))
+
+
+def _check_parts_agree(summaries: Mapping[str, Mapping[str, Any]], patients: Sequence[str]) -> None:
+    first_patient = patients[0]
+    first = summaries[first_patient]
+    labels = {"electrode": "electrode names", "electrode_kind": "electrode kinds", "parameter": "parameter names",
+              "scenario": "scenarios", "time": "ECG time axis", "lead": "lead names", "surface": "signed-distance surfaces",
+              "parameter_units": "parameter units"}
+    for patient in patients[1:]:
+        summary = summaries[patient]
+        if summary["arrays"] != first["arrays"]:
+            different = sorted(set(first["arrays"]) ^ set(summary["arrays"]))
+            raise ValueError(f"patient {patient}: its part's arrays differ from {first_patient}'s ({different}); "
+                             "either every patient has signed-distance samples or none has")
+        for name in _SHARED_COORDS:
+            _same(f"the {labels[name]}", patient, first["coords"].get(name), summary["coords"].get(name))
+        for dim in first["sizes"].keys() | summary["sizes"].keys():
+            _same(f"the number of {dim.replace('_', ' ')}s", patient, first["sizes"].get(dim), summary["sizes"].get(dim))
+
+
+def _link(source: str, target: str) -> bool:
+    """Hard-link ``source`` to ``target`` (copy where the file system refuses); True if linked.
+    The target's folder must exist."""
+    try:
+        os.link(source, target)
+        return True
+    except OSError:
+        shutil.copy2(source, target)
+        return False
+
+
+def _layout(metadata_file: Path) -> dict[str, Any]:
+    """How an array's chunks are encoded: its metadata without the shape and the attributes."""
+    layout = json.loads(metadata_file.read_text())
+    layout.pop("shape", None)
+    layout.pop("attributes", None)
+    return layout
+
+
+def _check_layouts(first_part: Path, parts: Mapping[str, Path], store: Path, arrays: Sequence[str]) -> None:
+    """Every part's arrays are encoded as the store's: the first part's structurally, every other
+    part's metadata files byte for byte against the first's (parts hold one patient each, so
+    their metadata agree exactly)."""
+    reference = {}
+    for name in arrays:
+        if _layout(first_part / name / _METADATA_FILE) != _layout(store / name / _METADATA_FILE):
+            raise ValueError(f"the layout of '{name}' in {first_part} differs from the cohort's (a part written by "
+                             "another ecgcohort or zarr version? re-run the patient's dataset_part)")
+        reference[name] = (first_part / name / _METADATA_FILE).read_bytes()
+    for patient, part in parts.items():
+        for name in arrays:
+            if (part / name / _METADATA_FILE).read_bytes() != reference[name]:
+                raise ValueError(f"patient {patient}: the metadata of '{name}' in its part {part} differs from "
+                                 f"{first_part}'s (written by another ecgcohort or zarr version? re-run its "
+                                 "dataset_part)")
+
+
+def _place_part(part: Path, store: Path, patient: str, index: int, arrays: Sequence[str]) -> tuple[int, int]:
+    """Put ``patient``'s part into ``store`` at ``index`` of the patient dimension: its shard of
+    every root array and its whole ragged group, chunk files hard-linked, metadata copied.
+    Returns (files linked, files copied)."""
+    linked = copied = 0
+    for name in arrays:
+        for file_name in os.listdir(os.path.join(part, name)):
+            if file_name.startswith("c."):
+                # the part's chunk key is 0 along the patient axis (c.0.…), the cohort's the patient's index
+                key = file_name.split(".")
+                key[1] = str(index)
+                done = _link(os.path.join(part, name, file_name), os.path.join(store, name, ".".join(key)))
+                linked, copied = linked + done, copied + (not done)
+    group = os.path.join(part, "patients", patient)
+    for folder, _, names in os.walk(group):
+        target = os.path.join(store, "patients", patient, os.path.relpath(folder, group))
+        os.makedirs(target, exist_ok=True)
+        for file_name in names:
+            if file_name == _METADATA_FILE:
+                shutil.copyfile(os.path.join(folder, file_name), os.path.join(target, file_name))
+                copied += 1
+            else:
+                done = _link(os.path.join(folder, file_name), os.path.join(target, file_name))
+                linked, copied = linked + done, copied + (not done)
+    return linked, copied
+
+
+def _consolidate(store: Path, parts: Mapping[str, Path], patients: Sequence[str]) -> None:
+    """Write the store's consolidated metadata from the metadata files of the root and of the
+    parts' groups: what ``zarr.consolidate_metadata`` writes (a test checks), without zarr
+    parsing every node of every patient (a second per 30 patients)."""
+    listing: dict[str, Any] = {}
+    for child in sorted(store.iterdir()):
+        if child.is_dir() and (child / _METADATA_FILE).is_file() and child.name != "patients":
+            listing[child.name] = json.loads((child / _METADATA_FILE).read_text())
+    listing["patients"] = json.loads((store / "patients" / _METADATA_FILE).read_text())
+    listing["patients"]["consolidated_metadata"] = {"kind": "inline", "must_understand": False, "metadata": {}}
+    for patient in patients:
+        group = Path(parts[patient]) / "patients" / patient
+        for folder, _, names in os.walk(group):
+            if _METADATA_FILE in names:
+                key = Path("patients", patient, Path(folder).relative_to(group)).as_posix().removesuffix("/.")
+                node = json.loads((Path(folder) / _METADATA_FILE).read_text())
+                if node["node_type"] == "group":
+                    node["consolidated_metadata"] = {"kind": "inline", "must_understand": False, "metadata": {}}
+                listing[key] = node
+    root = json.loads((store / _METADATA_FILE).read_text())
+    root["consolidated_metadata"] = {"kind": "inline", "must_understand": False, "metadata": listing}
+    (store / _METADATA_FILE).write_text(json.dumps(root, indent=2))
+
+
+def assemble_cohort(patients: Sequence[str], parts: Mapping[str, str | Path], config: Mapping[str, Any],
+                    out_zarr: str | Path, out_card: str | Path) -> None:
+    """Assemble ``out_zarr`` (see the module doc) from the patients' parts
+    (:func:`write_patient_part`) and write its dataset card ``out_card`` (markdown).
+
+    No array bytes are rewritten: each part's shards are hard-linked into place (copied where
+    the file system has no hard links), so assembling costs file-system operations, not data
+    throughput, and adding a patient costs its own part. ``config`` is the validated workflow
+    configuration, stored as JSON in the provenance. Parts that disagree (electrodes, sample
+    points, time axis, parameters, array layout) fail naming the patient.
+    """
+    import zarr
+
+    if not patients:
+        raise ValueError("a cohort needs at least one patient")
+    if len(set(patients)) != len(patients):
+        raise ValueError("patients must be unique")
+    missing = [p for p in patients if p not in parts or not Path(parts[p]).is_dir()]
+    if missing:
+        raise ValueError(f"no part for patient(s) {', '.join(missing)}")
+    summaries = {p: _read_part_summary(Path(parts[p]), p) for p in patients}
+    _check_parts_agree(summaries, patients)
+    first = _open_part(Path(parts[patients[0]]))
+    first.attrs.pop(_PART_SUMMARY, None)
     descriptions = _parameter_descriptions(config)
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    provenance = {"software": software_versions(), "hardware": hardware(), "git_revision": git_revision(),
-                  "created": created}
+    provenance = {"software": software_versions(), "hardware": hardware(), "git_revision": git_revision()}
     attrs = {
         "title": "ecgcohort virtual heart-torso cohort: lead fields and ECGs",
         "summary": "Per patient: lead-field gradients at sample points, electrodes, sampled shape/pose "
@@ -442,78 +680,27 @@ def assemble_cohort(patients: Sequence[str], files: Mapping[str, PatientFiles], 
         "software": json.dumps(provenance["software"], sort_keys=True),
         "hardware": json.dumps(provenance["hardware"], sort_keys=True),
     }
-    template = _template(patients, [records[p]["split"] for p in patients], electrodes, n_points, scenarios, time_s,
-                         lead_names, parameter_names, [records[first]["units"].get(n, "") for n in parameter_names],
-                         [descriptions.get(n, {}).get("description", "") for n in parameter_names], attrs,
-                         sdf_layout)
-    meshes: dict[str, tuple[int, int]] = {}
+    template = _template(first, [summaries[p]["split"] for p in patients], patients, [descriptions.get(str(n), {}).get("description", "")
+                                          for n in first.parameter.values], attrs)
+    arrays = list(first.data_vars)
+    meshes = {p: (summaries[p]["node_count"], summaries[p]["cell_count"]) for p in patients}
+    linked = copied = 0
     out_zarr = Path(out_zarr)
     with atomic_directory(out_zarr) as store, _quiet_consolidated():
-        template.to_zarr(store, mode="w-", compute=False, consolidated=False)
+        template.to_zarr(store, mode="w-", compute=False, consolidated=False, encoding=_row_encoding(first))
+        zarr.open_group(str(store), mode="r+").require_group("patients")
+        _check_layouts(Path(parts[patients[0]]), {p: Path(parts[p]) for p in patients}, store, arrays)
         for index, patient in enumerate(patients):
-            patient_files = files[patient]
-            table = read_electrode_table(patient_files.electrodes)
-            _same("the electrode names", patient, electrodes.names, table.names)
-            _same("the electrode kinds", patient, electrodes.kinds, table.kinds)
-            points = _read_points(patient_files.points, patient)
-            _same("the number of sample points", patient, n_points, points["points_m"].shape[0])
-            chunks = read_lead_field_chunks(patient_files.leadfield_chunks, ("electrode_positions_m", "grad_points",
-                                                                             "grad_cells", "lead_matrix", "stats_json"))
-            _same("the lead-field electrodes", patient, electrodes.names, chunks["electrode_names"])
-            if chunks["grad_points"].shape != (len(electrodes.names), n_points, 3):
-                raise ValueError(f"patient {patient}: grad_points is {chunks['grad_points'].shape}, expected "
-                                 f"{(len(electrodes.names), n_points, 3)}")
-            ecgs = [_read_ecg(patient_files.ecg[s], patient, electrodes.names) for s in scenarios]
-            for ecg in ecgs:
-                _same("the ECG time axis", patient, time_s, ecg["time_s"])
-                _same("the lead names", patient, lead_names, ecg["lead_names"].astype(str))
-            group, encoding, durations, n_nodes, n_cells = _patient_group(
-                patient, records[patient]["split"], patient_files, electrodes.names, scenarios, chunks)
-            group.to_zarr(store, group=f"patients/{patient}", mode="w-", consolidated=False, encoding=encoding)
-
-            def stack(key: str) -> np.ndarray:
-                return np.stack([ecg[key] for ecg in ecgs])[None].astype(np.float64)
-
-            row = xr.Dataset({
-                "parameters": (("patient", "parameter"),
-                               np.array([[records[patient]["parameters"][n] for n in parameter_names]], dtype=float)),
-                "sample_points": (("patient", "point", "component"), points["points_m"][None].astype(np.float64)),
-                "sample_region": (("patient", "point"), points["region"][None].astype(np.int8)),
-                "distance_to_heart": (("patient", "point"), points["distance_to_heart_m"][None].astype(np.float64)),
-                "grad_lead_field": (("patient", "electrode", "point", "component"),
-                                    chunks["grad_points"][None].astype(np.float32)),
-                # the positions the lead field was solved for
-                "electrode_position": (("patient", "electrode", "component"),
-                                       chunks["electrode_positions_m"][None].astype(np.float64)),
-                "electrode_normalised_position": (("patient", "electrode", "component"), table.normalised[None]),
-                "unipolar_ecg": (("patient", "scenario", "electrode", "time"), stack("unipolar_v")),
-                "lead_ecg": (("patient", "scenario", "lead", "time"), stack("leads_v")),
-                "pseudo_unipolar_ecg": (("patient", "scenario", "electrode", "time"), stack("pseudo_unipolar_v")),
-                "pseudo_lead_ecg": (("patient", "scenario", "lead", "time"), stack("pseudo_leads_v")),
-                "activation_duration": (("patient", "scenario"), durations[None]),
-                "node_count": (("patient",), np.array([n_nodes], dtype=np.int64)),
-                "cell_count": (("patient",), np.array([n_cells], dtype=np.int64)),
-            })
-            if with_sdf:
-                sdf = _read_sdf(patient_files.sdf, patient)
-                _same("the signed-distance surfaces", patient, sdf_layout[1], sdf["surfaces"].astype(str))
-                _same("the number of signed-distance points", patient, sdf_layout[0], sdf["points_mm"].shape[0])
-                row["sdf_points"] = (("patient", "sdf_point", "component"),
-                                     (sdf["points_mm"].astype(np.float64) * 1e-3).astype(np.float32)[None])
-                row["sdf"] = (("patient", "surface", "sdf_point"),
-                              (sdf["sdf_mm"].astype(np.float64) * 1e-3).astype(np.float32)[None])
-                row["sdf_point_kind"] = (("patient", "sdf_point"), sdf["kind"].astype(np.int8)[None])
-            row.to_zarr(store, region={"patient": slice(index, index + 1)}, consolidated=False)
-            meshes[patient] = (n_nodes, n_cells)
-            log.info("patient %s (%d/%d): %d electrodes, %d points, %d nodes, %d cells, %d scenarios",
-                     patient, index + 1, len(patients), len(electrodes.names), n_points, n_nodes, n_cells,
-                     len(scenarios))
-        zarr.consolidate_metadata(str(store))
+            done = _place_part(Path(parts[patient]), store, patient, index, arrays)
+            linked, copied = linked + done[0], copied + done[1]
+            log.info("patient %s (%d/%d): %d nodes, %d cells", patient, index + 1, len(patients), *meshes[patient])
+        _consolidate(store, parts, patients)
         size = _store_bytes(store)
         card = dataset_card(store, config, meshes, size)
     with atomic_path(out_card) as temporary:
         temporary.write_text(card)
-    log.info("cohort of %d patients: %s (%.1f MB), card %s", len(patients), out_zarr, size / 1e6, out_card)
+    log.info("cohort of %d patients: %s (%.1f MB; %d files hard-linked from the parts, %d copied), card %s",
+             len(patients), out_zarr, size / 1e6, linked, copied, out_card)
 
 
 # ---------------------------------------------------------------- reading
@@ -526,16 +713,33 @@ def open_cohort(path: str | Path):
 
 
 def open_patient_mesh(path: str | Path, patient: str):
-    """The lazy per-patient Dataset ``patients/<patient>`` of ``cohort.zarr`` (nodes, tetrahedra,
-    fibres, ∇Z per cell, lead matrix, activation times)."""
+    """The lazy per-patient Dataset of ``patient`` (nodes, tetrahedra, fibres, ∇Z per cell, lead
+    matrix, activation times): the group ``patients/<patient>`` of a working store, or the
+    patient's slice of the contiguous ragged arrays of a release's packed store."""
     import xarray as xr
     import zarr
 
+    if (Path(path) / "patients" / patient / _METADATA_FILE).is_file():
+        # the group's own metadata files: parsing the root's listing of every patient costs more
+        return xr.open_zarr(path, group=f"patients/{patient}", consolidated=False)
     with _quiet_consolidated():
         root = zarr.open_consolidated(str(path), mode="r")
-        if f"patients/{patient}" not in root:
+        if "node_position" not in root:
             raise KeyError(f"patient '{patient}' is not in {path}")
-        return xr.open_zarr(path, group=f"patients/{patient}", consolidated=True)
+        cohort = xr.open_zarr(path, consolidated=True)
+    patients = [str(p) for p in cohort.patient.values]
+    if patient not in patients:
+        raise KeyError(f"patient '{patient}' is not in {path}")
+    index = patients.index(patient)
+    nodes = np.concatenate([[0], np.cumsum(cohort.node_count.values)])
+    cells = np.concatenate([[0], np.cumsum(cohort.cell_count.values)])
+    names = [name for name, v in cohort.data_vars.items() if {"node", "cell"} & set(v.dims)]
+    mesh = cohort[names].isel(node=slice(nodes[index], nodes[index + 1]), cell=slice(cells[index], cells[index + 1]))
+    dims = {d for name in names for d in cohort[name].dims}
+    mesh = mesh.drop_vars([c for c in mesh.coords if not set(mesh[c].dims) <= dims])
+    mesh.attrs = {"patient": patient, "split": str(cohort.split.values[index]),
+                  "leadfield_stats": str(cohort.leadfield_stats.values[index])}
+    return mesh
 
 
 # ---------------------------------------------------------------- the card
@@ -570,9 +774,13 @@ def dataset_card(store: str | Path, config: Mapping[str, Any], meshes: Mapping[s
                  size_bytes: int) -> str:
     """The dataset card (markdown) of a complete store: variables, sizes, parameter ranges,
     generation time, hardware, software versions and upstream licences."""
-    ds = open_cohort(store)
+    import xarray as xr
+
+    # the card needs the root and one group: their own metadata files are faster to read than
+    # the consolidated listing of every patient's nodes
+    ds = xr.open_zarr(store, consolidated=False)
     patients = [str(p) for p in ds.patient.values]
-    group = open_patient_mesh(store, patients[0])
+    group = xr.open_zarr(store, group=f"patients/{patients[0]}", consolidated=False)
     software = json.loads(ds.attrs["software"])
     machine = json.loads(ds.attrs["hardware"])
     splits = {s: int((ds.split.values == s).sum()) for s in sorted(set(ds.split.values.tolist()))}
@@ -597,7 +805,7 @@ def dataset_card(store: str | Path, config: Mapping[str, Any], meshes: Mapping[s
         "",
         "* Root group: one xarray Dataset with dimensions "
         + ", ".join(f"`{d}` ({n})" for d, n in ds.sizes.items())
-        + "; arrays with a `patient` dimension are chunked one patient per chunk.",
+        + "; arrays with a `patient` dimension are stored one patient per shard.",
         "* `patients/<id>`: one group per patient with the mesh-dependent arrays over its own `node` and "
         "`cell` dimensions (myocardial mesh, fibres, grad Z per cell, lead matrix, activation times). "
         "Meshes differ between patients, so these arrays cannot share a dimension; separate groups keep them "
@@ -605,6 +813,8 @@ def dataset_card(store: str | Path, config: Mapping[str, Any], meshes: Mapping[s
         "their sizes.",
         "* Zarr format 3; consolidated metadata (a zarr-python extension of format 3) in the root `zarr.json`. "
         "Without it: `xarray.open_zarr(path, consolidated=False)`.",
+        "* Every array is sharded (`sharding_indexed`: one file per patient per array, inner chunks of a few MB) "
+        "with zstd and a crc32c checksum on every inner chunk: a corrupted byte fails the read.",
         "* Parameters keep the units they are sampled in (`parameter_units`: standard deviations, degree, mm).",
         "",
         "## Sizes",

@@ -1,0 +1,179 @@
+"""Release stage: the packed store against the working store, the release directory (manifest,
+table, Croissant, WFDB), verify finding a flipped byte, an incomplete cohort refused, and a
+Python with only xarray + zarr opening the release."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from ecgcohort.dataset import assemble, assemble_cohort, open_cohort, open_patient_mesh
+from ecgcohort.release import ReleaseInputs, build_release, pack_store, verify_release
+from ecgcohort.release.build import MANIFEST, main as release_main
+from test_dataset import PATIENTS, SCENARIOS, config, write_parts, write_patient  # noqa: F401 (fixture)
+
+
+
+
+@pytest.fixture(scope="module")
+def cohort_store(tmp_path_factory, config):
+    root = tmp_path_factory.mktemp("release")
+    inputs = {p: write_patient(root, p, config, mesh_cubes=2 + i, seed=10 + i) for i, p in enumerate(PATIENTS)}
+    for patient in PATIENTS:
+        anatomy = root / "results/patients" / patient / "anatomy/anatomy.json"
+        anatomy.write_text(json.dumps({"patient": patient, "measures": {
+            "myocardial_volume_ml": 150.0 + len(patient), "torso_volume_l": 40.0, "centre_mm": [1.0, 2.0, 3.0]}}))
+    out = root / "results/dataset"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(assemble, "git_revision", lambda: "0123abc")
+        assemble_cohort(PATIENTS, write_parts(root), config, out / "cohort.zarr", out / "README.md")
+    return root, inputs
+
+
+def release_inputs(root: Path, patients=PATIENTS) -> ReleaseInputs:
+    return ReleaseInputs(store=root / "results/dataset/cohort.zarr", card=root / "results/dataset/README.md",
+                         anatomy={p: root / "results/patients" / p / "anatomy/anatomy.json" for p in patients})
+
+
+@pytest.fixture(scope="module")
+def release(cohort_store, tmp_path_factory):
+    root, inputs = cohort_store
+    out = tmp_path_factory.mktemp("published") / "release"
+    sizes = build_release(release_inputs(root), out, patients=PATIENTS)
+    return out, sizes, inputs
+
+
+def test_the_packed_store_holds_the_working_store_patient_by_patient(cohort_store, tmp_path):
+    root, _ = cohort_store
+    working = root / "results/dataset/cohort.zarr"
+    packed = tmp_path / "cohort.zarr"
+    # shards of 4 MiB (the smallest: one inner chunk): patients share shards
+    layout = pack_store(working, packed, shard_bytes=2 ** 22)
+    a, b = open_cohort(working), open_cohort(packed)
+    for name, variable in a.data_vars.items():
+        assert np.array_equal(variable.values, b[name].values), name
+        assert b[name].attrs["units"] == variable.attrs["units"], name
+    assert b.node_count.attrs["sample_dimension"] == "node" and b.cell_count.attrs["sample_dimension"] == "cell"
+    for patient in PATIENTS:
+        mine, theirs = open_patient_mesh(working, patient), open_patient_mesh(packed, patient)
+        assert set(mine.data_vars) == set(theirs.data_vars)
+        for name, variable in mine.data_vars.items():
+            assert theirs[name].dims == variable.dims, name
+            assert np.array_equal(theirs[name].values, variable.values), (patient, name)
+        assert theirs.attrs["patient"] == patient and theirs.attrs["leadfield_stats"] == mine.attrs["leadfield_stats"]
+        assert list(theirs.scenario.values) == SCENARIOS
+    assert not list(packed.glob("patients"))  # no per-patient groups
+    assert layout["patients_per_shard"] == len(PATIENTS)
+    with pytest.raises(KeyError, match="train-0042"):
+        open_patient_mesh(packed, "train-0042")
+
+
+def test_the_release_holds_store_table_croissant_wfdb_and_a_manifest_that_verifies(release):
+    out, sizes, inputs = release
+    for name in ("cohort.zarr", "metadata.parquet", "croissant.json", "wfdb", "README.md", "sizes.json", MANIFEST):
+        assert (out / name).exists(), name
+    listed = [line.split("  ", 1)[1] for line in (out / MANIFEST).read_text().splitlines()]
+    on_disk = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != MANIFEST)
+    assert sorted(listed) == on_disk
+    report = verify_release(out)
+    assert report.problems == [] and report.files == len(listed) and report.arrays > 20
+    assert sizes["patients"] == 3 and sizes["parts"]["wfdb"]["files"] == 2 * len(PATIENTS) * len(SCENARIOS)
+    # one shard per array at this size: the store's files are its metadata and one shard per array
+    store = out / "cohort.zarr"
+    arrays = [p for p in store.iterdir() if p.is_dir()]
+    assert sizes["parts"]["cohort.zarr"]["files"] == sum(len(list(a.iterdir())) for a in arrays) + 1
+    assert all(len([f for f in a.iterdir() if f.name != "zarr.json"]) <= 1 for a in arrays)
+
+    import pandas as pd
+    import wfdb
+
+    table = pd.read_parquet(out / "metadata.parquet")
+    assert len(table) == len(PATIENTS) * len(SCENARIOS)
+    assert table.anatomy_myocardial_volume_ml.tolist()[::2] == [150.0 + len(p) for p in PATIENTS]
+    row = table[(table.patient == "test-0000") & (table.scenario == "lbbb")].iloc[0]
+    record = wfdb.rdrecord(str(out / row.wfdb_record))
+    expected = inputs["test-0000"]["ecg"]["lbbb"]["leads_v"] * 1e3  # mV
+    step = 1 / np.asarray(record.adc_gain)
+    assert np.abs(record.p_signal.T - expected).max() <= step.max() / 2 + 1e-12
+    assert "patient: test-0000" in record.comments
+
+
+def test_mlcroissant_loads_the_release_table(release):
+    import mlcroissant
+
+    out, _, _ = release
+    dataset = mlcroissant.Dataset(jsonld=str(out / "croissant.json"))
+    records = list(dataset.records("ecg_records"))
+    assert len(records) == len(PATIENTS) * len(SCENARIOS)
+    assert {r["ecg_records/patient"].decode() for r in records} == set(PATIENTS)
+
+
+def test_a_python_with_only_xarray_and_zarr_opens_the_release(release):
+    out, _, inputs = release
+    script = """
+import sys, numpy as np, pandas as pd, xarray as xr
+cohort = xr.open_zarr("cohort.zarr")
+table = pd.read_parquet("metadata.parquet")
+i = int(table.loc[table.patient == "train-0001", "zarr_index"].iloc[0])
+nodes = np.concatenate([[0], np.cumsum(cohort.node_count.values)])
+cells = np.concatenate([[0], np.cumsum(cohort.cell_count.values)])
+mesh = cohort[["node_position", "tetrahedra", "lead_matrix"]].isel(node=slice(nodes[i], nodes[i + 1]),
+                                                                   cell=slice(cells[i], cells[i + 1]))
+np.save("lead.npy", mesh.lead_matrix.values)
+np.save("tets.npy", mesh.tetrahedra.values)
+assert not [m for m in sys.modules if m.startswith("ecgcohort")], "ecgcohort was imported"
+"""
+    ran = subprocess.run([sys.executable, "-I", "-c", script], cwd=out, capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert np.array_equal(np.load(out / "lead.npy"), inputs["train-0001"]["lead"])
+    assert np.array_equal(np.load(out / "tets.npy"), inputs["train-0001"]["tets"])
+    (out / "lead.npy").unlink(), (out / "tets.npy").unlink()
+
+
+def test_verify_names_the_array_and_patient_of_a_flipped_byte(release, tmp_path, capsys):
+    out, _, _ = release
+    copy = tmp_path / "release"
+    shutil.copytree(out, copy)
+    shard = copy / "cohort.zarr" / "unipolar_ecg" / "c.0.0.0.0"
+    data = bytearray(shard.read_bytes())
+    # the inner chunks are one patient each, in patient order: a byte in the middle of the
+    # data is in the second patient's chunk
+    data[len(data) // 2] ^= 0x10
+    shard.write_bytes(bytes(data))
+    report = verify_release(copy)
+    assert any("checksum mismatch: cohort.zarr/unipolar_ecg/c.0.0.0.0" in p and "unipolar_ecg" in p
+               for p in report.problems), report.problems
+    decoded = [p for p in report.problems if p.startswith("array 'unipolar_ecg', patient")]
+    assert decoded == [f"array 'unipolar_ecg', patient train-0001: {decoded[0].split(': ', 1)[1]}"], report.problems
+    assert "checksum" in decoded[0].lower()
+    assert release_main(["verify", str(copy)]) == 1
+    assert "FAILED" in capsys.readouterr().out
+    assert release_main(["verify", str(out)]) == 0
+
+
+def test_an_incomplete_cohort_is_refused_naming_the_missing_patients(cohort_store, tmp_path):
+    root, _ = cohort_store
+    wanted = [*PATIENTS, "train-0007", "test-0003"]
+    with pytest.raises(ValueError, match="incomplete.*2 of 5.*train-0007, test-0003"):
+        build_release(release_inputs(root), tmp_path / "release", patients=wanted)
+    inputs = release_inputs(root)
+    inputs = ReleaseInputs(**{**inputs.__dict__, "anatomy": {p: inputs.anatomy[p] for p in PATIENTS[:2]}})
+    with pytest.raises(ValueError, match="no anatomy.json for test-0000"):
+        build_release(inputs, tmp_path / "release", patients=PATIENTS)
+    assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_the_release_opens_in_xarray_like_the_working_store(release, cohort_store):
+    out, _, _ = release
+    root, _ = cohort_store
+    packed = xr.open_zarr(out / "cohort.zarr")
+    working = open_cohort(root / "results/dataset/cohort.zarr")
+    assert list(packed.patient.values) == list(working.patient.values)
+    assert packed.attrs["layout"] == "packed" and packed.attrs["git_revision"] == "0123abc"

@@ -1,0 +1,41 @@
+# The release (README, "Releasing a cohort"): `snakemake release` packs the cohort store for
+# download (sharded by patients, meshes as CF contiguous ragged arrays), writes the Parquet
+# metadata table, its Croissant description, the WFDB records, the card, a size report and a
+# SHA-256 manifest into results/release/, then verifies it. Not part of `make run`.
+
+RELEASE = config["release"]
+
+
+rule release_cohort:
+    input:
+        store=rules.assemble_dataset.output.store,
+        card=rules.assemble_dataset.output.card,
+        anatomy=expand("results/patients/{patient}/anatomy/anatomy.json", patient=PATIENTS),
+        features=rules.realism_summary.output.features,
+        criteria=rules.realism_summary.output.criteria,
+        banks=expand(rules.simulation_bank.output.bank, patient=PATIENTS) if RELEASE["llnl"] else [],
+    output:
+        release=directory("results/release"),
+    params:
+        patients=PATIENTS,
+        metadata={key: RELEASE[key] for key in ("name", "version", "license", "url", "citation", "creator")},
+        shard_mb=RELEASE["shard_mb"],
+        wfdb=RELEASE["wfdb"],
+    log:
+        "results/logs/release/release_cohort.log",
+    benchmark:
+        "results/benchmarks/release/release_cohort.tsv"
+    threads: 2
+    resources:
+        mem_mb=lambda wildcards, attempt: int(2.5 * RELEASE["shard_mb"] * 2 + 2000) * attempt,
+        runtime=scaled(120),
+    conda:
+        "../../envs/release.yaml"
+    script:
+        "../scripts/release_cohort.py"
+
+
+rule release:
+    """Target: results/release/, verified (python -m ecgcohort.release verify results/release)."""
+    input:
+        rules.release_cohort.output,
