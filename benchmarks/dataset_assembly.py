@@ -6,8 +6,8 @@ Builds a cohort of ``--patients`` patients from the per-patient files of a finis
 patients reused in turn under new ids, parameters.json rewritten), then times in one process:
 
 1. a full assembly: every patient's part, then the fan-in (what a fresh run does);
-2. adding one patient: its part, then the fan-in;
-3. one patient's ECG changed: its part again, then the fan-in.
+2. adding one patient (``--repeats`` times, one after another): its part, then the fan-in;
+3. one patient's ECG changed (``--repeats`` patients): its part again, then the fan-in.
 
 and prints each step's time, the bytes written and the throughput, the cost of steps 2 and 3
 as a multiple of one patient's share of step 1 (the issue's goal: at most 2x), and the files
@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="scratch folder (emptied)")
     parser.add_argument("--read", type=Path, help="only read this store back (no assembly)")
     parser.add_argument("--release", action="store_true", help="also pack the store as a release's and read it")
+    parser.add_argument("--repeats", type=int, default=3, help="patients added (and changed) one after another")
     args = parser.parse_args()
     if args.read:
         print(f"{args.read}: {read_back(args.read)}")
@@ -104,10 +105,10 @@ def main() -> None:
     scenarios = sorted(p.stem for p in (sources[0] / "ecg").glob("*.npz"))
     shutil.rmtree(args.work, ignore_errors=True)
     inputs, parts_dir, out = args.work / "patients", args.work / "parts", args.work / "dataset"
-    ids = [f"train-{k:04d}" for k in range(args.patients + 1)]
+    ids = [f"train-{k:04d}" for k in range(args.patients + args.repeats)]
     for k, patient in enumerate(ids):
         _copy_patient(sources[k % len(sources)], inputs / patient, patient, "train")
-    cohort, added = ids[:-1], ids[-1]
+    cohort, added = ids[:args.patients], ids[args.patients:]
     parts = {p: parts_dir / f"{p}.zarr" for p in ids}
     config: dict = {}
 
@@ -127,25 +128,34 @@ def main() -> None:
     full = sum(part_times) + full_fan_in
     store_bytes = _bytes(out / "cohort.zarr")
     share = full / len(cohort)
-    add = part(added) + (add_fan_in := fan_in(ids))
+    adds = []  # (part, fan-in) of each patient added, one after another
+    for k, patient in enumerate(added):
+        adds.append((part(patient), fan_in(ids[:args.patients + k + 1])))
+    changes = []
+    for changed in cohort[1:1 + args.repeats]:
+        ecg_path = inputs / changed / "ecg" / f"{scenarios[0]}.npz"
+        with np.load(ecg_path) as data:
+            arrays = {k: data[k] for k in data.files}
+        ecg_path.unlink()  # a hard link: write a new file, not through the link
+        np.savez(ecg_path, **{k: (v * 1.01 if k.endswith("_v") else v) for k, v in arrays.items()})
+        changes.append((part(changed), fan_in(ids)))
 
-    changed = cohort[len(cohort) // 2]
-    ecg_path = inputs / changed / "ecg" / f"{scenarios[0]}.npz"
-    with np.load(ecg_path) as data:
-        arrays = {k: data[k] for k in data.files}
-    ecg_path.unlink()  # a hard link: write a new file, not through the link
-    np.savez(ecg_path, **{k: (v * 1.01 if k.endswith("_v") else v) for k, v in arrays.items()})
-    change = part(changed) + (change_fan_in := fan_in(ids))
+    def row(label: str, steps: list[tuple[float, float]]) -> str:
+        totals = [a + b for a, b in steps]
+        median = float(np.median(totals))
+        return (f"| {label} (median of {len(steps)}; range) | {median:.2f} ({min(totals):.2f}-{max(totals):.2f}) | "
+                f"{np.median([b for _, b in steps]):.2f} | {median / share:.2f} ({min(totals) / share:.2f}-"
+                f"{max(totals) / share:.2f}) |")
 
-    files = sum(1 for f in (out / "cohort.zarr").rglob("*") if f.is_file())
     print(f"cohort of {len(cohort)} patients ({len(sources)} real patients reused), {len(scenarios)} scenarios, "
           f"store {store_bytes / 1e6:.1f} MB")
     print("| step | time (s) | of which fan-in (s) | x one patient's share of the full assembly |")
     print("|---|---|---|---|")
     print(f"| full assembly ({len(cohort)} parts + fan-in) | {full:.2f} | {full_fan_in:.2f} | {full / share:.1f} |")
     print(f"| one part (median) | {np.median(part_times):.2f} | | {np.median(part_times) / share:.2f} |")
-    print(f"| add one patient | {add:.2f} | {add_fan_in:.2f} | {add / share:.2f} |")
-    print(f"| change one patient's ECG | {change:.2f} | {change_fan_in:.2f} | {change / share:.2f} |")
+    print(row("add one patient", adds))
+    print(row("change one patient's ECG", changes))
+    files = sum(1 for f in (out / "cohort.zarr").rglob("*") if f.is_file())
     print(f"throughput of the full assembly: {store_bytes / 1e6 / full:.1f} MB/s; files in the store: {files} "
           f"({files / len(ids):.1f} per patient)")
     print(f"read back: {read_back(out / 'cohort.zarr')}")

@@ -368,3 +368,25 @@ def test_the_consolidated_listing_is_what_zarr_writes(cohort, tmp_path):
     theirs = json.loads((store / "zarr.json").read_text())["consolidated_metadata"]
     assert ours == theirs
     assert len(ours["metadata"]) > 3 * 12
+
+
+def test_the_root_is_what_xarray_would_write(cohort, config):
+    """The fan-in writes the root's metadata from the first part's (fast); xarray writing the same
+    Dataset lazily (``to_zarr(compute=False)``) gives the same metadata for every array, and
+    reading the store gives every coordinate as a coordinate."""
+    root, _, out = cohort
+    store = out / "cohort.zarr"
+    first = assemble._open_part(root / "results/dataset/parts" / f"{PATIENTS[0]}.zarr")
+    described = assemble._parameter_descriptions(config)
+    template = assemble._template(first, ["train", "train", "test"], PATIENTS,
+                                  [described[str(n)]["description"] for n in first.parameter.values], {})
+    reference = root / "reference.zarr"
+    template.to_zarr(reference, mode="w-", compute=False, consolidated=False, encoding=assemble._row_encoding(first))
+    names = sorted(p.name for p in reference.iterdir() if (p / "zarr.json").is_file())
+    assert names == sorted(p.name for p in store.iterdir() if p.name != "patients" and (p / "zarr.json").is_file())
+    for name in names:
+        ours, theirs = (json.loads((s / name / "zarr.json").read_text()) for s in (store, reference))
+        assert ours == theirs, name
+    ds = open_cohort(store)
+    assert set(ds.coords) - set(ds.dims) == {"split", "electrode_kind", "parameter_units", "parameter_description"}
+    assert list(ds.data_vars) == sorted(first.data_vars)

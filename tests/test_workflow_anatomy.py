@@ -211,12 +211,12 @@ def test_two_patients_go_through_every_stage(workflow_copy, default_config, repo
     assert {"train_ecg2act", "evaluate_ecg2act"} <= jobs and not jobs & {"simulation_bank", "assemble_dataset"}, jobs
     # one more patient: the dataset re-assembles from the parts, writing only the new one's
     config = two_patients(default_config)
-    config["cohort"]["test"] = {"count": 2, "lhs_batch": 2}
+    config["cohort"]["train"] = {"count": 2, "lhs_batch": 1}
     workflow_copy.write_config(config)
     plan = workflow_copy.snakemake("--dry-run", "dataset")
     assert plan.returncode == 0, plan.stderr[-3000:]
     parts = re.findall(r"^rule dataset_part:\n(?:.*\n)*?\s+wildcards: patient=([\w-]+)", plan.stdout, re.M)
-    assert parts == ["test-0001"] and re.search(r"^rule assemble_dataset:", plan.stdout, re.M), plan.stdout[-3000:]
+    assert parts == ["train-0001"] and re.search(r"^rule assemble_dataset:", plan.stdout, re.M), plan.stdout[-3000:]
     workflow_copy.write_config(two_patients(default_config))
 
     # the release: packed store, table, Croissant, WFDB, manifest, verified
