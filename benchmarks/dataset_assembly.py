@@ -11,7 +11,8 @@ patients reused in turn under new ids, parameters.json rewritten), then times in
 
 and prints each step's time, the bytes written and the throughput, the cost of steps 2 and 3
 as a multiple of one patient's share of step 1 (the issue's goal: at most 2x), and the files
-per patient in the store. Then reads the store back (every ECG; every patient's grad Z; one
+per patient in the store; then the same ratio at the level of jobs: a part and the fan-in each
+timed as a fresh Python process (imports included), as Snakemake runs them. Then reads the store back (every ECG; every patient's grad Z; one
 patient's mesh). ``--read STORE`` reads another store the same way (e.g. one written by an
 earlier version, to compare layouts), ``--release DIR`` packs the store into a release first.
 """
@@ -81,6 +82,37 @@ def read_back(store: Path) -> str:
     return (f"open {opened:.2f} s; all ECGs ({ecg.nbytes / 1e6:.1f} MB) {ecgs:.2f} s; grad Z patient by patient "
             f"({grad_bytes / 1e6:.0f} MB) {grads:.2f} s = {grad_bytes / 1e6 / grads:.0f} MB/s; one mesh "
             f"({mesh.nbytes / 1e6:.1f} MB) {meshes:.2f} s")
+
+
+def _process_seconds(code: str, *args: str) -> float:
+    """Wall time of ``python -c code args`` (a fresh interpreter, as a Snakemake script job)."""
+    import subprocess
+    import sys
+
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code, *args], env=environment, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def job_level(inputs: Path, parts_dir: Path, out: Path, patients: list[str], scenarios: list[str]) -> str:
+    """Adding a patient as jobs: a part job and a fan-in job against the full assembly's share."""
+    part = ("import sys, pathlib\nfrom dataset_assembly import _files\nfrom ecgcohort.dataset import write_patient_part\n"
+            "p, scenarios = sys.argv[1], sys.argv[3].split(',')\n"
+            "write_patient_part(p, _files(pathlib.Path(sys.argv[2]), p, scenarios), scenarios, "
+            "pathlib.Path(sys.argv[4]) / f'{p}.zarr')\n")
+    fan_in = ("import sys, pathlib\nfrom ecgcohort.dataset import assemble_cohort\nids = sys.argv[2].split(',')\n"
+              "assemble_cohort(ids, {p: pathlib.Path(sys.argv[1]) / f'{p}.zarr' for p in ids}, {}, "
+              "pathlib.Path(sys.argv[3]) / 'cohort.zarr', pathlib.Path(sys.argv[3]) / 'README.md')\n")
+    scratch = out.parent / "job-parts"
+    shutil.rmtree(scratch, ignore_errors=True)
+    parts = [_process_seconds(part, p, str(inputs), ",".join(scenarios), str(scratch)) for p in patients[:3]]
+    fans = [_process_seconds(fan_in, str(parts_dir), ",".join(patients), str(out.parent / "job-store"))
+            for _ in range(3)]
+    one_part, one_fan_in = float(np.median(parts)), float(np.median(fans))
+    share = (len(patients) * one_part + one_fan_in) / len(patients)
+    return (f"as jobs (fresh processes, medians of 3): part {one_part:.2f} s, fan-in {one_fan_in:.2f} s; adding one "
+            f"patient {one_part + one_fan_in:.2f} s = {(one_part + one_fan_in) / share:.2f} x the share {share:.2f} s")
 
 
 def main() -> None:
@@ -159,6 +191,7 @@ def main() -> None:
     print(f"throughput of the full assembly: {store_bytes / 1e6 / full:.1f} MB/s; files in the store: {files} "
           f"({files / len(ids):.1f} per patient)")
     print(f"read back: {read_back(out / 'cohort.zarr')}")
+    print(job_level(inputs, parts_dir, out, ids, scenarios))
     if args.release:
         from ecgcohort.release import pack_store
 

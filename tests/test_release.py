@@ -50,12 +50,31 @@ def release(cohort_store, tmp_path_factory):
     return out, sizes, inputs
 
 
-def test_the_packed_store_holds_the_working_store_patient_by_patient(cohort_store, tmp_path):
+@pytest.mark.parametrize("inner_bytes", [2 ** 22, 2 ** 11])
+def test_the_packed_store_holds_the_working_store_patient_by_patient(cohort_store, tmp_path, monkeypatch,
+                                                                      inner_bytes):
+    """With 2 KiB inner chunks and 8 KiB shards the meshes' shards hold pieces of several
+    patients and patients straddle shards; every patient reads back exactly."""
+    import ecgcohort.release.pack as pack
+
     root, _ = cohort_store
     working = root / "results/dataset/cohort.zarr"
     packed = tmp_path / "cohort.zarr"
-    # shards of 4 MiB (the smallest: one inner chunk): patients share shards
-    layout = pack_store(working, packed, shard_bytes=2 ** 22)
+    monkeypatch.setattr(pack, "_INNER_CHUNK_BYTES", inner_bytes)
+    layout = pack_store(working, packed, shard_bytes=4 * inner_bytes)
+    if inner_bytes < 2 ** 22:
+        shard = json.loads((packed / "lead_matrix" / "zarr.json").read_text())["chunk_grid"]["configuration"]
+        size = shard["chunk_shape"][1]
+        ends = np.cumsum(open_cohort(working).node_count.values)
+        first_shard, last_shard = (np.concatenate([[0], ends[:-1]]) // size), (ends - 1) // size
+        assert (last_shard > first_shard).any(), "no patient straddles two shards"
+        assert len(set(first_shard.tolist())) < len(PATIENTS), "no shard holds two patients"
+        from ecgcohort.release.build import _patients_of_shard
+
+        for index in range(int(last_shard.max()) + 1):
+            named = _patients_of_shard(packed, Path("lead_matrix") / f"c.0.{index}", open_cohort(packed))
+            holders = [p for p, a, b in zip(PATIENTS, first_shard, last_shard) if a <= index <= b]
+            assert named == f"'lead_matrix' (patients {', '.join(holders)})"
     a, b = open_cohort(working), open_cohort(packed)
     for name, variable in a.data_vars.items():
         assert np.array_equal(variable.values, b[name].values), name
@@ -70,7 +89,7 @@ def test_the_packed_store_holds_the_working_store_patient_by_patient(cohort_stor
         assert theirs.attrs["patient"] == patient and theirs.attrs["leadfield_stats"] == mine.attrs["leadfield_stats"]
         assert list(theirs.scenario.values) == SCENARIOS
     assert not list(packed.glob("patients"))  # no per-patient groups
-    assert layout["patients_per_shard"] == len(PATIENTS)
+    assert layout["patients_per_shard"] == (len(PATIENTS) if inner_bytes == 2 ** 22 else 1)
     with pytest.raises(KeyError, match="train-0042"):
         open_patient_mesh(packed, "train-0042")
 
@@ -177,3 +196,26 @@ def test_the_release_opens_in_xarray_like_the_working_store(release, cohort_stor
     working = open_cohort(root / "results/dataset/cohort.zarr")
     assert list(packed.patient.values) == list(working.patient.values)
     assert packed.attrs["layout"] == "packed" and packed.attrs["git_revision"] == "0123abc"
+
+
+def test_the_llnl_export_and_the_pseudo_ecgs_when_asked(cohort_store, tmp_path):
+    from ecgcohort.llnl import read_llnl
+    from ecgcohort.release.wfdb_export import read_wfdb_ecg
+    from test_ecg2act import _bank_store
+
+    root, inputs = cohort_store
+    banks = {}
+    for k, patient in enumerate(PATIENTS):
+        banks[patient] = tmp_path / f"bank-{patient}.zarr"
+        _bank_store(banks[patient], np.random.default_rng(k), 3)
+    release_in = ReleaseInputs(**{**release_inputs(root).__dict__, "banks": banks})
+    out = tmp_path / "release"
+    build_release(release_in, out, patients=PATIENTS, wfdb_source="pseudo")
+    assert len(read_llnl(out / "llnl" / "test-0000")) == 3
+    signals, _, _, comments = read_wfdb_ecg(out / "wfdb" / "train-0000" / "sinus")
+    assert comments["source"] == "pseudo lead field"
+    expected = inputs["train-0000"]["ecg"]["sinus"]["pseudo_leads_v"]
+    assert np.abs(signals - expected).max() <= np.abs(expected).max() / 32000
+    assert verify_release(out).problems == []
+    assert any(line.endswith("llnl/test-0000/pECGData_train-0003_00000.npy")
+               for line in (out / MANIFEST).read_text().splitlines())
