@@ -120,6 +120,13 @@ def test_stage_timings_sum_the_benchmark_files_of_each_rule(tmp_path):
         path.write_text(f"s\th:m:s\tmax_rss\tcpu_time\n{seconds}\t0:00:0{int(seconds) % 10}\t{seconds * 10}\t1.0\n")
     assert rule_of(root / "patients/train-0000/compute_ecg/sinus.tsv", root) == "compute_ecg"
     assert rule_of(root / "surrogate/train_surrogate-pca-full.tsv", root) == "train_surrogate"
+    # a stage folder is not a rule: the file's name is
+    for path, rule in (("ecg2act/simulation_bank-test-0000.tsv", "simulation_bank"),
+                       ("inverse/test-0000/reconstruct-sinus-stre.tsv", "reconstruct"),
+                       ("convergence/train-0000/convergence_level-1.tsv", "convergence_level"),
+                       ("dataset/dataset_part-train-0000.tsv", "dataset_part"),
+                       ("release/release_cohort.tsv", "release_cohort")):
+        assert rule_of(root / path, root) == rule, path
     table = stage_timings(root).set_index("rule")
     assert table.loc["compute_ecg", "jobs"] == 2 and table.loc["compute_ecg", "total_s"] == 5.0
     assert table.loc["compute_ecg", "max_rss_mb"] == 30.0

@@ -11,7 +11,8 @@ from ecgcohort.io import atomic_path
 _PATIENT = re.compile(r"^(train|test)-\d+$")
 #: Top-level folders of ``results/benchmarks`` (a further folder below a patient names a rule
 #: whose jobs are per something else than the patient, e.g. ``convergence/train-0000/...``).
-_GROUPS = ("cohort", "shapes", "patients", "dataset", "encoding", "surrogate")
+_GROUPS = ("cohort", "shapes", "patients", "dataset", "encoding", "surrogate", "inverse", "ecg2act", "realism",
+           "convergence", "report", "release")
 
 
 def rule_of(path: Path, root: Path) -> str:

@@ -16,9 +16,9 @@ rule dataset_part:
     params:
         scenarios=SCENARIOS,
     log:
-        "results/logs/dataset/parts/{patient}.log",
+        "results/logs/dataset/dataset_part-{patient}.log",
     benchmark:
-        "results/benchmarks/dataset/parts/{patient}.tsv"
+        "results/benchmarks/dataset/dataset_part-{patient}.tsv"
     threads: 1
     resources:
         mem_mb=scaled(4000),
