@@ -27,7 +27,9 @@ rule release_cohort:
         "results/benchmarks/release/release_cohort.tsv"
     threads: 2
     resources:
-        mem_mb=lambda wildcards, attempt: int(2.5 * RELEASE["shard_mb"] * 2 + 2000) * attempt,
+        # each of the two threads holds one shard in memory about 2.5 times (values, encoded
+        # chunks, the shard being assembled), plus 2 GB for the libraries and the table
+        mem_mb=lambda wildcards, attempt: int(2 * 2.5 * RELEASE["shard_mb"] + 2000) * attempt,
         runtime=scaled(120),
     conda:
         "../../envs/release.yaml"
