@@ -38,7 +38,7 @@ def cohort_store(tmp_path_factory, config):
 
 
 def release_inputs(root: Path, patients=PATIENTS) -> ReleaseInputs:
-    return ReleaseInputs(store=root / "results/dataset/cohort.zarr", card=root / "results/dataset/README.md",
+    return ReleaseInputs(store=root / "results/dataset/cohort.zarr",
                          anatomy={p: root / "results/patients" / p / "anatomy/anatomy.json" for p in patients})
 
 
@@ -109,6 +109,10 @@ def test_the_release_holds_store_table_croissant_wfdb_and_a_manifest_that_verifi
     arrays = [p for p in store.iterdir() if p.is_dir()]
     assert sizes["parts"]["cohort.zarr"]["files"] == sum(len(list(a.iterdir())) for a in arrays) + 1
     assert all(len([f for f in a.iterdir() if f.name != "zarr.json"]) <= 1 for a in arrays)
+
+    card = (out / "README.md").read_text()
+    assert "CF contiguous ragged arrays" in card and "one group per patient" not in card
+    assert "| `lead_matrix` | (electrode, node) |" in card and "croissant.json" in card and "CC-BY-4.0" in card
 
     import pandas as pd
     import wfdb

@@ -9,7 +9,6 @@ RELEASE = config["release"]
 rule release_cohort:
     input:
         store=rules.assemble_dataset.output.store,
-        card=rules.assemble_dataset.output.card,
         anatomy=expand("results/patients/{patient}/anatomy/anatomy.json", patient=PATIENTS),
         features=rules.realism_summary.output.features,
         criteria=rules.realism_summary.output.criteria,

@@ -7,7 +7,7 @@ from ecgcohort.release import ReleaseInputs, ReleaseMetadata, build_release
 
 with logging_to(snakemake.log[0]):
     patients = list(snakemake.params.patients)
-    inputs = ReleaseInputs(store=Path(snakemake.input.store), card=Path(snakemake.input.card),
+    inputs = ReleaseInputs(store=Path(snakemake.input.store),
                            anatomy=dict(zip(patients, map(Path, snakemake.input.anatomy))),
                            features=Path(snakemake.input.features), criteria=Path(snakemake.input.criteria),
                            banks=dict(zip(patients, map(Path, snakemake.input.banks))))

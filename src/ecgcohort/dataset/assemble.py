@@ -813,15 +813,18 @@ def dataset_card(store: str | Path, config: Mapping[str, Any], meshes: Mapping[s
     # listing of every patient's nodes
     ds = root if root is not None else xr.open_zarr(store, consolidated=False)
     patients = [str(p) for p in ds.patient.values]
+    packed = ds.attrs.get("layout") == "packed"
     if group is None:
-        group = xr.open_zarr(store, group=f"patients/{patients[0]}", consolidated=False)
+        group = open_patient_mesh(store, patients[0])
     software = json.loads(ds.attrs["software"])
     machine = json.loads(ds.attrs["hardware"])
     splits = {s: int((ds.split.values == s).sum()) for s in sorted(set(ds.split.values.tolist()))}
     kinds = {k: int((ds.electrode_kind.values == k).sum()) for k in sorted(set(ds.electrode_kind.values.tolist()))}
     nodes = [n for n, _ in meshes.values()]
     cells = [c for _, c in meshes.values()]
-    groups_bytes = _store_bytes(Path(store) / "patients")
+    mesh_names = [name for name in group.data_vars]
+    groups_bytes = (sum(_store_bytes(Path(store) / name) for name in mesh_names) if packed
+                    else _store_bytes(Path(store) / "patients"))
     dt = float(np.diff(ds.time.values[:2])[0]) if ds.sizes["time"] > 1 else float("nan")
     lines = [
         "# ecgcohort cohort: lead fields and ECGs of virtual heart-torso patients",
@@ -839,16 +842,24 @@ def dataset_card(store: str | Path, config: Mapping[str, Any], meshes: Mapping[s
         "",
         "* Root group: one xarray Dataset with dimensions "
         + ", ".join(f"`{d}` ({n})" for d, n in ds.sizes.items())
-        + "; arrays with a `patient` dimension are stored one patient per shard.",
-        "* `patients/<id>`: one group per patient with the mesh-dependent arrays over its own `node` and "
-        "`cell` dimensions (myocardial mesh, fibres, grad Z per cell, lead matrix, activation times). "
-        "Meshes differ between patients, so these arrays cannot share a dimension; separate groups keep them "
-        "dense and exact (no padding, no count variables). `node_count` and `cell_count` in the root give "
-        "their sizes.",
+        + ("; arrays with a `patient` dimension are sharded by several patients, one patient per inner chunk."
+           if packed else "; arrays with a `patient` dimension are stored one patient per shard."),
+        *(["* The mesh-dependent arrays (myocardial mesh, fibres, grad Z per cell, lead matrix, activation times) "
+           "are CF contiguous ragged arrays (CF 1.11, 9.3.3) in the root: every patient's nodes one after another "
+           "along `node`, its tetrahedra along `cell`; `node_count` and `cell_count` (attribute `sample_dimension`) "
+           "give each patient's share in the `patient` order, and `tetrahedra` index the patient's own nodes."]
+          if packed else
+          ["* `patients/<id>`: one group per patient with the mesh-dependent arrays over its own `node` and "
+           "`cell` dimensions (myocardial mesh, fibres, grad Z per cell, lead matrix, activation times). "
+           "Meshes differ between patients, so these arrays cannot share a dimension; separate groups keep them "
+           "dense and exact (no padding, no count variables). `node_count` and `cell_count` in the root give "
+           "their sizes."]),
         "* Zarr format 3; consolidated metadata (a zarr-python extension of format 3) in the root `zarr.json`. "
         "Without it: `xarray.open_zarr(path, consolidated=False)`.",
-        "* Every array is sharded (`sharding_indexed`: one file per patient per array, inner chunks of a few MB) "
-        "with zstd and a crc32c checksum on every inner chunk: a corrupted byte fails the read.",
+        "* Every array is sharded (`sharding_indexed`"
+        + ("" if packed else ": one file per patient per array")
+        + ", inner chunks of a few MB) with zstd and a crc32c checksum on every inner chunk: a corrupted byte "
+        "fails the read.",
         "* Parameters keep the units they are sampled in (`parameter_units`: standard deviations, degree, mm).",
         "",
         "## Sizes",
@@ -862,13 +873,15 @@ def dataset_card(store: str | Path, config: Mapping[str, Any], meshes: Mapping[s
         f"| time steps | {ds.sizes['time']} (dt {dt * 1e3:g} ms) |",
         f"| myocardial nodes per patient | {min(nodes)} to {max(nodes)} |",
         f"| myocardial tetrahedra per patient | {min(cells)} to {max(cells)} |",
-        f"| bytes on disk | {size_bytes} ({_mb(size_bytes)}; per-patient groups {_mb(groups_bytes)}) |",
+        f"| bytes on disk | {size_bytes} ({_mb(size_bytes)}; {'mesh arrays' if packed else 'per-patient groups'} "
+        f"{_mb(groups_bytes)}) |",
         "",
         "## Variables (root)",
         "",
         *_variable_table(ds),
         "",
-        f"## Variables (per patient, `patients/{patients[0]}`)",
+        (f"## Variables (per patient: `open_patient_mesh(store, \"{patients[0]}\")`)" if packed
+         else f"## Variables (per patient, `patients/{patients[0]}`)"),
         "",
         *_variable_table(group),
         "",

@@ -29,7 +29,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ecgcohort.dataset.assemble import _quiet_consolidated, atomic_directory, open_cohort
+from ecgcohort.dataset.assemble import _quiet_consolidated, atomic_directory, dataset_card, open_cohort
 from ecgcohort.io import atomic_path
 from ecgcohort.release.croissant import sha256_of
 
@@ -58,12 +58,11 @@ class ReleaseMetadata:
 
 @dataclass(frozen=True)
 class ReleaseInputs:
-    """Where the release's parts come from: the working store and its card, each patient's
-    anatomy.json, the realism tables (None when the stage is off), the ECG → activation banks
-    (patient -> bank store) when the LLNL export is asked for."""
+    """Where the release's parts come from: the working store, each patient's anatomy.json, the
+    realism tables (None when the stage is off), the ECG → activation banks (patient -> bank
+    store) when the LLNL export is asked for."""
 
     store: Path
-    card: Path
     anatomy: Mapping[str, Path]
     features: Path | None = None
     criteria: Path | None = None
@@ -167,10 +166,14 @@ def build_release(inputs: ReleaseInputs, out_dir: str | Path, *, patients: Seque
             root=release), release / "croissant.json")
         sizes = _size_report(release, patients, layout)
         (release / SIZES).write_text(json.dumps(sizes, indent=2) + "\n")
-        card = inputs.card.read_text()
+        packed = open_cohort(release / "cohort.zarr")
+        meshes = {str(p): (int(n), int(c)) for p, n, c in zip(packed.patient.values, packed.node_count.values,
+                                                               packed.cell_count.values)}
+        card = dataset_card(release / "cohort.zarr", json.loads(cohort.attrs.get("config", "{}")), meshes,
+                            layout["bytes"], root=packed)
         (release / "README.md").write_text(
             card.replace("# ecgcohort cohort:", f"# {metadata.name} {metadata.version}:", 1)
-            + "\n" + _release_section(sizes, metadata) + "\n" + _load_instructions(patients[0]) + "\n")
+            + "\n" + _release_section(sizes, metadata) + "\n\n" + _load_instructions(patients[0]) + "\n")
         write_manifest(release)
         report = verify_release(release)
         if report.problems:
@@ -211,7 +214,7 @@ def _release_section(sizes: Mapping[str, Any], metadata: ReleaseMetadata) -> str
         f"{sizes['files_per_patient']:.1f} in the whole release.",
         "",
         "In this release's `cohort.zarr` the meshes are not in per-patient groups (as in the workflow's working "
-        "store) but CF contiguous ragged arrays in the root (see below).",
+        "store) but CF contiguous ragged arrays in the root (see Layout and below).",
     ])
 
 
