@@ -493,3 +493,27 @@ def test_eikonal_grid_refuses_bad_refinements():
         EikonalGrid.refined(points, tets, np.tile([1.0, 0.0, 0.0], (len(tets), 1)), -1)
     with pytest.raises(ValueError, match="per tetrahedron"):
         EikonalGrid.refined(points, tets, np.tile([1.0, 0.0, 0.0], (len(tets) + 1, 1)), 1)
+
+
+def test_a_grid_prepares_its_solver_once_and_solves_as_activation_times(monkeypatch):
+    """The grid's maps equal activation_times exactly (same compiled solver, same inputs); the
+    solver's geometry is prepared once per velocity pair, then reused; bad sources are refused
+    as by activation_times."""
+    from ecgcohort.conduction import eikonal
+
+    points, tets = box_mesh(3)
+    rng = np.random.default_rng(3)
+    grid = EikonalGrid.refined(points, tets, rng.normal(size=(len(tets), 3)), 1)
+    prepared = []
+    real = eikonal._compiled_geometry
+    monkeypatch.setattr(eikonal, "_compiled_geometry", lambda *a: prepared.append(1) or real(*a))
+    for sources, times in ((np.array([0]), [0.0]), (np.array([5, 40, 5]), [1.0, 2.0, 0.5])):
+        ours = grid.activation_times(V_F, V_T, sources, times, device="cpu")
+        theirs = activation_times(grid.points_mm, grid.tetrahedra, grid.structure, V_F, V_T, sources, times,
+                                  device="cpu")
+        np.testing.assert_array_equal(ours, theirs)
+    assert len(prepared) == 1 + 2  # once for the grid, once per activation_times call
+    grid.activation_times(V_F, 0.5 * V_T, np.array([0]), [0.0], device="cpu")
+    assert len(prepared) == 4 and len(grid._prepared) == 1  # a new velocity pair replaces the old
+    with pytest.raises(ValueError, match="out of range"):
+        grid.activation_times(V_F, V_T, np.array([len(grid.points_mm)]), [0.0], device="cpu")

@@ -15,7 +15,7 @@ from ecgcohort.anatomy.assembly import Surface
 from ecgcohort.cohort.sampling import patient_rng
 from ecgcohort.conduction.action_potential import upstroke_spread_ms
 from ecgcohort.conduction.coupling import couple_points
-from ecgcohort.conduction.eikonal import EikonalGrid, activation_times
+from ecgcohort.conduction.eikonal import EikonalGrid
 from ecgcohort.conduction.maps import ActivationMap, save_activation
 from ecgcohort.conduction.purkinje import (
     LV_ENDOCARDIUM,
@@ -222,8 +222,7 @@ def scenario_activation(scenario: Scenario, fibres: MyocardialFibres, heart: Sur
                          f"{fibres.n_nodes}")
     v_fibre, v_cross = float(velocities["fibre"]), float(velocities["cross"])
     stimuli = scenario_sources(scenario, grid, heart, junctions, rng, velocities)
-    tau = activation_times(grid.points_mm, grid.tetrahedra, grid.structure, v_fibre, v_cross, stimuli.nodes,
-                           stimuli.node_times_ms, device=device)
+    tau = grid.activation_times(v_fibre, v_cross, stimuli.nodes, stimuli.node_times_ms, device=device)
     if scenario.uses_purkinje or not scenario.engage_purkinje:
         return grid.restrict(tau), stimuli
     if junctions is None:
@@ -239,8 +238,7 @@ def scenario_activation(scenario: Scenario, fibres: MyocardialFibres, heart: Sur
         nodes.append(coupled.nodes[fires])
         node_times.append(coupled.node_times(np.where(np.isfinite(firing), firing, 0.0), grid.structure, v_fibre,
                                              v_cross)[fires])
-    tau = activation_times(grid.points_mm, grid.tetrahedra, grid.structure, v_fibre, v_cross,
-                           np.concatenate(nodes), np.concatenate(node_times), device=device)
+    tau = grid.activation_times(v_fibre, v_cross, np.concatenate(nodes), np.concatenate(node_times), device=device)
     return grid.restrict(tau), stimuli
 
 
