@@ -52,6 +52,7 @@ rule convergence_level:
             "fibres": config["fibers"],
             "velocities": config["electrophysiology"]["velocity_m_per_s"],
             "eikonal_refinements": config["electrophysiology"]["eikonal_refinements"],
+            "source_radius_edges": config["electrophysiology"]["source_radius_edges"],
             "action_potential": config["electrophysiology"]["action_potential"],
             "conductivities": config["leadfield"]["conductivity_s_per_m"],
             "scenario": dataclasses.asdict(ACTIVATION_MAPS[CONVERGENCE["scenario"]]),

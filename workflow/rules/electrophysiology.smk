@@ -53,6 +53,7 @@ rule compute_activations:
         action_potential=config["electrophysiology"]["action_potential"],
         device=config["electrophysiology"]["device"],
         eikonal_refinements=config["electrophysiology"]["eikonal_refinements"],
+        source_radius_edges=config["electrophysiology"]["source_radius_edges"],
         seed=config["cohort"]["seed"],
         # the TP06 template (its APD sets the repolarisation times): computed once, shared
         template_cache_dir="results/cache/action_potential",

@@ -10,4 +10,4 @@ with logging_to(snakemake.log[0]):
         snakemake.params.seed, snakemake.params.device, snakemake.params.template_cache_dir,
         {name: (snakemake.output.activation[k], snakemake.output.preview[k])
          for k, name in enumerate(snakemake.params.scenarios)},
-        snakemake.params.eikonal_refinements)
+        snakemake.params.eikonal_refinements, snakemake.params.source_radius_edges)

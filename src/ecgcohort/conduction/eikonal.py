@@ -329,21 +329,28 @@ class EikonalGrid:
     child cell keeping its parent's fibre ``structure`` (n_cells, 3, 3) — the same conduction
     tensor field on a finer grid. The mesh's own ``mesh_nodes`` nodes come first, so their
     times are ``tau[:mesh_nodes]``. Refining halves the first-order eikonal error around the
-    point-like Purkinje junctions (README, "Mesh convergence")."""
+    point-like Purkinje junctions (README, "Mesh convergence"); so does starting each point
+    source from its ball of ``source_radius_edges`` edge lengths
+    (:func:`ecgcohort.conduction.coupling.couple_points`)."""
 
     points_mm: np.ndarray
     tetrahedra: np.ndarray
     structure: np.ndarray
     mesh_nodes: int
     refinements: int = 0
+    source_radius_edges: float = 0.0
     # the compiled solver's geometry for the last velocity pair: a patient's maps share it
     _prepared: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _adjacency: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def refined(cls, points_mm: np.ndarray, tetrahedra: np.ndarray, fibres: np.ndarray,
-                refinements: int) -> EikonalGrid:
+                refinements: int, source_radius_edges: float = 0.0) -> EikonalGrid:
         """The grid of a mesh (``points_mm`` (n, 3), ``tetrahedra`` (m, 4)) with fibres per cell
-        (vectors or structure tensors), refined ``refinements`` (≥ 0) times."""
+        (vectors or structure tensors), refined ``refinements`` (≥ 0) times; point sources on it
+        start from their balls of ``source_radius_edges`` (≥ 0) edge lengths."""
+        if not np.isfinite(source_radius_edges) or source_radius_edges < 0:
+            raise ValueError(f"the source radius must be >= 0 edge lengths, got {source_radius_edges!r}")
         if int(refinements) != refinements or refinements < 0:
             raise ValueError(f"eikonal refinements must be a non-negative integer, got {refinements!r}")
         points = np.asarray(points_mm, dtype=np.float64)
@@ -355,7 +362,8 @@ class EikonalGrid:
         for _ in range(int(refinements)):
             points, tets, children = refine_tetrahedra(points, tets)
             parent = parent[children]
-        return cls(points, tets, structure[parent], int(np.asarray(points_mm).shape[0]), int(refinements))
+        return cls(points, tets, structure[parent], int(np.asarray(points_mm).shape[0]), int(refinements),
+                   float(source_radius_edges))
 
     def activation_times(self, v_fibre: float, v_cross: float, source_nodes: np.ndarray,
                          source_times_ms: np.ndarray, device: str = "auto") -> np.ndarray:
@@ -373,6 +381,19 @@ class EikonalGrid:
                                                      conduction_tensors(self.structure, *key))
         sources, times = _unique_sources(source_nodes, source_times_ms, self.points_mm.shape[0])
         return _all_reached(_solve_compiled(self._prepared[key], sources, times))
+
+    def couple(self, positions_mm: np.ndarray):
+        """Point stimuli at ``positions_mm`` (k, 3) coupled to this grid, each with its ball
+        (:func:`ecgcohort.conduction.coupling.couple_points`); the grid's edge pattern is built once."""
+        from ecgcohort.conduction.coupling import couple_points, node_adjacency  # it imports this module
+
+        adjacency = None
+        if self.source_radius_edges > 0:
+            if "adjacency" not in self._adjacency:
+                self._adjacency["adjacency"] = node_adjacency(self.tetrahedra, len(self.points_mm))
+            adjacency = self._adjacency["adjacency"]
+        return couple_points(self.points_mm, self.tetrahedra, positions_mm, radius_edges=self.source_radius_edges,
+                             adjacency=adjacency)
 
     def restrict(self, tau_ms: np.ndarray) -> np.ndarray:
         """Times on the grid (n_grid,) -> times on the mesh's nodes (mesh_nodes,)."""

@@ -14,7 +14,6 @@ import numpy as np
 from ecgcohort.anatomy.assembly import Surface
 from ecgcohort.cohort.sampling import patient_rng
 from ecgcohort.conduction.action_potential import upstroke_spread_ms
-from ecgcohort.conduction.coupling import couple_points
 from ecgcohort.conduction.eikonal import EikonalGrid
 from ecgcohort.conduction.maps import ActivationMap, save_activation
 from ecgcohort.conduction.purkinje import (
@@ -200,7 +199,7 @@ def scenario_sources(scenario: Scenario, grid: EikonalGrid, heart: Surface,
     myocardial mesh or its refinement; :func:`ecgcohort.conduction.coupling.couple_points`;
     velocities m/s). ``nodes`` index the grid."""
     positions, times = scenario_stimuli(scenario, heart, junctions, rng)
-    coupled = couple_points(grid.points_mm, grid.tetrahedra, positions)
+    coupled = grid.couple(positions)
     node_times = coupled.node_times(times, grid.structure, float(velocities["fibre"]), float(velocities["cross"]))
     return MeshStimuli(positions, times, coupled.nodes, node_times)
 
@@ -230,7 +229,7 @@ def scenario_activation(scenario: Scenario, fibres: MyocardialFibres, heart: Sur
     nodes, node_times = [stimuli.nodes], [stimuli.node_times_ms]
     for tree in ("lv", "rv"):
         tree_junctions = junctions[f"{tree}_junction_tree_nodes"]
-        coupled = couple_points(grid.points_mm, grid.tetrahedra, junctions[f"{tree}_positions_mm"][:len(tree_junctions)])
+        coupled = grid.couple(junctions[f"{tree}_positions_mm"][:len(tree_junctions)])
         firing = retrograde_firing_times(junctions[f"{tree}_tree_nodes_mm"], junctions[f"{tree}_tree_edges"],
                                          tree_junctions, coupled.interpolate(tau),
                                          float(junctions["purkinje_velocity_m_per_s"]))
@@ -276,10 +275,11 @@ def compute_activations(patient: str, scenarios: Mapping[str, Mapping[str, Any]]
                         heart_path: str | Path, junctions_path: str | Path, velocities: Mapping[str, float],
                         action_potential: Mapping[str, Any], seed: int, device: str, template_cache_dir: str | Path,
                         outputs: Mapping[str, tuple[str | Path, str | Path]],
-                        eikonal_refinements: int = 0) -> dict[str, ActivationMap]:
+                        eikonal_refinements: int = 0, source_radius_edges: float = 0.0) -> dict[str, ActivationMap]:
     """Every activation map of one patient (``scenarios``: map name -> scenario entry) in one
     job: eikonal activation on the myocardium (solved on its uniform refinement, ``eikonal_refinements``
-    times; :class:`ecgcohort.conduction.eikonal.EikonalGrid`) with its APD scales (intrinsic gradients and the
+    times, point sources started from balls of ``source_radius_edges`` edge lengths;
+    :class:`ecgcohort.conduction.eikonal.EikonalGrid`) with its APD scales (intrinsic gradients and the
     repolarisation diffusion of :mod:`ecgcohort.conduction.repolarisation`); writes each map
     (.npz, node order of fibres.npz) and its isochrone preview (``outputs``: map name ->
     (npz, png)). Stimuli come from the patient's heart surface (``heart_path``) and Purkinje
@@ -293,7 +293,8 @@ def compute_activations(patient: str, scenarios: Mapping[str, Mapping[str, Any]]
     template = action_potential_template(float(action_potential["cycle_length_ms"]), cache_dir=template_cache_dir)
     repolarisation = Repolarisation.from_config(action_potential)
     spread = float(action_potential.get("upstroke_spread", 0.0))
-    grid = EikonalGrid.refined(fibres.points_mm, fibres.tetrahedra, fibres.cell_structure, eikonal_refinements)
+    grid = EikonalGrid.refined(fibres.points_mm, fibres.tetrahedra, fibres.cell_structure, eikonal_refinements,
+                               source_radius_edges)
     maps = {}
     for map_name, entry in scenarios.items():
         started = time.perf_counter()

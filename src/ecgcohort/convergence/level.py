@@ -61,6 +61,8 @@ class Physics:
     template_cache: Path
     #: the eikonal grid's uniform refinements (:class:`ecgcohort.conduction.eikonal.EikonalGrid`)
     eikonal_refinements: int = 0
+    #: point sources start from balls of this many edge lengths (:func:`ecgcohort.conduction.coupling.couple_points`)
+    source_radius_edges: float = 0.0
 
 
 def evaluation_points(heart, torso, rng: np.random.Generator, myocardium_count: int, torso_count: int,
@@ -150,10 +152,12 @@ def simulate_level(patient: str, heart_mm: float, torso_mm: float, files: Patien
     start = time.perf_counter()
     spec = Scenario.from_config(physics.scenario)
     rng = patient_rng(physics.seed, patient, f"pacing:{spec.name}") if spec.kind == "random_pacing" else None
-    grid = EikonalGrid.refined(fibres.points_mm, fibres.tetrahedra, fibres.cell_structure, physics.eikonal_refinements)
+    grid = EikonalGrid.refined(fibres.points_mm, fibres.tetrahedra, fibres.cell_structure, physics.eikonal_refinements,
+                               physics.source_radius_edges)
     tau, stimuli = scenario_activation(spec, fibres, read_surface(files.heart), load_junctions(files.junctions), rng,
                                        physics.velocities, grid=grid)
-    eikonal = {"eikonal_refinements": grid.refinements, "eikonal_nodes": int(len(grid.points_mm)),
+    eikonal = {"eikonal_refinements": grid.refinements, "source_radius_edges": grid.source_radius_edges,
+               "eikonal_nodes": int(len(grid.points_mm)),
                "eikonal_tetrahedra": int(len(grid.tetrahedra))}
     del grid  # a refined reference level's grid is millions of cells: free it before the lead fields
     template = action_potential_template(float(physics.action_potential["cycle_length_ms"]),
