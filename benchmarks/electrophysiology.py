@@ -75,7 +75,7 @@ def main() -> None:
                             out / "fibres.npz", args.patient / "anatomy/heart.vtp", out / "junctions.npz",
                             ep["velocity_m_per_s"], ep["action_potential"], config["cohort"]["seed"], "cpu",
                             out / "cache", {name: (out / f"{name}.npz", out / f"{name}.png") for name in maps},
-                            ep["eikonal_refinements"])
+                            ep["eikonal_refinements"], ep["source_radius_edges"])
         rows.append((f"{len(maps)} activation maps (.npz, .png; one job)", time.perf_counter() - start))
 
         eikonal: list[tuple[str, int, float, float, float | None]] = []
@@ -83,7 +83,7 @@ def main() -> None:
             rng = patient_rng(config["cohort"]["seed"], patient, f"pacing:{name}") \
                 if scenario.kind == "random_pacing" else None
             grid = EikonalGrid.refined(fibres.points_mm, fibres.tetrahedra, fibres.cell_structure,
-                                       ep["eikonal_refinements"])
+                                       ep["eikonal_refinements"], ep["source_radius_edges"])
             stimuli = scenario_sources(scenario, grid, heart, junctions, rng, ep["velocity_m_per_s"])
             solve = {}
             for method in ("compiled", "fim-python") if args.fim_python else ("compiled",):
