@@ -302,6 +302,11 @@ def test_undelineable_beats_stay_in_the_table_and_fail_every_criterion(realism_c
     assert "p1 sinus: flat" in markdown_summary(rates, [flat, normal])
 
 
+def table_row(path: Path, scenario: str) -> dict[str, str]:
+    with open(path, newline="") as stream:
+        return next(r for r in csv.DictReader(stream) if r["scenario"] == scenario)
+
+
 def write_ecg(path: Path, patient: str, scenario: str, leads_mv: np.ndarray) -> Path:
     np.savez(path, patient=np.array(patient), scenario=np.array(scenario), time_s=TIMES_MS * 1e-3,
              leads_v=leads_mv * 1e-3, lead_names=np.array(LEAD_NAMES))
@@ -321,9 +326,18 @@ def test_the_jobs_write_every_beat_flagged_or_not_and_the_figures(tmp_path, real
                                                                         ("flat", "flat ECG")]
     outputs = {name: tmp_path / f"{name}.{ext}" for name, ext in (("features", "csv"), ("criteria", "csv"),
                                                                    ("table", "csv"), ("markdown", "md"),
-                                                                   ("distributions", "png"))}
-    realism_summary_job([tmp_path / "p1.json"], {"healthy": realism_config["healthy"], "lbbb": realism_config["lbbb"]},
-                        outputs)
+                                                                   ("distributions", "png"), ("pose", "csv"))}
+    anatomy = tmp_path / "anatomy.json"
+    anatomy.write_text(json.dumps({"patient": "p1", "measures": {"long_axis": [0.5, 0.5, 0.5 * np.sqrt(2.0)]}}))
+    realism_summary_job([tmp_path / "p1.json"], [anatomy],
+                        {"healthy": realism_config["healthy"], "lbbb": realism_config["lbbb"]}, outputs)
+    with open(outputs["pose"], newline="") as stream:
+        (pose,) = list(csv.DictReader(stream))
+    sinus_axis = float(table_row(outputs["features"], "sinus")["qrs_axis_deg"])
+    assert float(pose["long_axis_frontal_deg"]) == pytest.approx(np.degrees(np.arctan2(np.sqrt(2.0), 1.0)), abs=1e-4)
+    assert float(pose["qrs_minus_long_axis_deg"]) == pytest.approx(sinus_axis - float(pose["long_axis_frontal_deg"]),
+                                                                   abs=1e-3)
+    assert "## Heart pose against anatomy" in outputs["markdown"].read_text()
     with open(outputs["features"], newline="") as stream:
         table = list(csv.DictReader(stream))
     assert [r["scenario"] for r in table] == ["sinus", "noisy", "flat"]
@@ -374,6 +388,9 @@ def test_the_stage_runs_in_snakemake_flags_bad_beats_and_reruns_only_what_change
         folder.mkdir(parents=True)
         for scenario, leads in beats.items():
             write_ecg(folder / f"{scenario}.npz", patient, scenario, leads)
+        anatomy = workflow_copy.root / "results/patients" / patient / "anatomy/anatomy.json"
+        anatomy.parent.mkdir(parents=True)
+        anatomy.write_text(json.dumps({"patient": patient, "measures": {"long_axis": [0.58, 0.58, 0.57]}}))
     only_realism = ("--allowed-rules", "delineate_ecgs", "realism_summary", "realism")
 
     def run(*args: str) -> str:
@@ -399,7 +416,9 @@ def test_the_stage_runs_in_snakemake_flags_bad_beats_and_reruns_only_what_change
     report = run("--report", "results/report.html", "realism")
     assert "Report created" in report
     html = (results / "report.html").read_text()
-    for name in ("feature_distributions.png", "realism.csv", "sinus-12lead.png"):
+    with open(results / "ecg/pose.csv", newline="") as stream:
+        assert [r["patient"] for r in csv.DictReader(stream)] == ["train-0000", "test-0000"]
+    for name in ("feature_distributions.png", "realism.csv", "sinus-12lead.png", "pose.csv"):
         assert f"filename={name}" in html, name
 
     assert "Nothing to be done" in run("realism")
@@ -407,3 +426,37 @@ def test_the_stage_runs_in_snakemake_flags_bad_beats_and_reruns_only_what_change
     workflow_copy.write_config(config)
     rerun = re.findall(r"^(?:local)?rule (\w+):", run("realism"), re.M)
     assert rerun == ["realism_summary", "realism"] or rerun == ["realism_summary"], rerun
+
+
+def test_long_axis_angles_follow_the_frame_and_the_qrs_axis_convention():
+    from ecgcohort.anatomy.assembly import long_axis_angles
+
+    assert long_axis_angles([1.0, 0.0, 0.0]) == pytest.approx({"frontal_deg": 0.0, "transverse_deg": 0.0,
+                                                               "inclination_deg": 0.0})
+    # inferior is +90 in the frontal plane, as for the QRS axis; anterior is +90 in the transverse plane
+    assert long_axis_angles([0.0, 0.0, 2.0])["frontal_deg"] == pytest.approx(90.0)
+    assert long_axis_angles([0.0, 3.0, 0.0])["transverse_deg"] == pytest.approx(90.0)
+    # the default reference pose: 45 degrees left of anterior, 35 degrees below the horizontal
+    angles = long_axis_angles([0.58, 0.58, 0.57])
+    assert angles["transverse_deg"] == pytest.approx(45.0)
+    assert angles["frontal_deg"] == pytest.approx(44.5, abs=0.1)
+    assert angles["inclination_deg"] == pytest.approx(34.8, abs=0.1)
+
+
+def test_pose_rows_pair_each_patient_with_its_sinus_axis_and_flag_what_is_missing(tmp_path):
+    from ecgcohort.realism.pose import pose_markdown, pose_rows
+
+    for patient, axis in (("a", [1.0, 0.0, 1.0]), ("b", [1.0, 0.0, -1.0])):
+        (tmp_path / f"{patient}.json").write_text(json.dumps({"patient": patient, "measures": {"long_axis": axis}}))
+    features = [{"patient": "a", "kind": "sinus", "status": "ok", "qrs_axis_deg": -170.0},
+                {"patient": "a", "kind": "lbbb", "status": "ok", "qrs_axis_deg": 0.0},
+                {"patient": "b", "kind": "sinus", "status": "flat ECG", "qrs_axis_deg": None}]
+    rows = pose_rows([tmp_path / "a.json", tmp_path / "b.json"], features)
+    assert [r["long_axis_frontal_deg"] for r in rows] == pytest.approx([45.0, -45.0])
+    # the difference wraps into [-180, 180): -170 - 45 = -215 is +145
+    assert rows[0]["qrs_minus_long_axis_deg"] == pytest.approx(145.0)
+    assert rows[1]["sinus_qrs_axis_deg"] is None and rows[1]["qrs_minus_long_axis_deg"] is None
+    assert "1/2 within 2 SD" in pose_markdown(rows)
+    (tmp_path / "c.json").write_text(json.dumps({"patient": "c", "measures": {}}))
+    with pytest.raises(ValueError, match="patient c"):
+        pose_rows([tmp_path / "c.json"], features)

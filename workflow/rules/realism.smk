@@ -44,6 +44,7 @@ rule delineate_ecgs:
 rule realism_summary:
     input:
         features=expand(rules.delineate_ecgs.output.features, patient=PATIENTS),
+        anatomy=expand(rules.assemble_anatomy.output.summary, patient=PATIENTS),
     output:
         features=report("results/ecg/features.csv", caption=caption("realism_features"), category="ECG realism",
                         subcategory="Summary", labels={"table": "features per beat"}),
@@ -52,6 +53,8 @@ rule realism_summary:
         table=report("results/ecg/realism.csv", caption=caption("realism_table"), category="ECG realism",
                      subcategory="Summary", labels={"table": "pass rates"}),
         markdown="results/ecg/realism.md",
+        pose=report("results/ecg/pose.csv", caption=caption("realism_pose"), category="ECG realism",
+                    subcategory="Summary", labels={"table": "heart pose against anatomy"}),
         distributions=report("results/ecg/feature_distributions.png", caption=caption("realism_distributions"),
                              category="ECG realism", subcategory="Summary", labels={"figure": "feature distributions"}),
     params:

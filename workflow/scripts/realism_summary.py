@@ -4,4 +4,5 @@ from ecgcohort.logs import logging_to
 from ecgcohort.realism.jobs import realism_summary_job
 
 with logging_to(snakemake.log[0]):
-    realism_summary_job(list(snakemake.input.features), dict(snakemake.params.criteria), dict(snakemake.output))
+    realism_summary_job(list(snakemake.input.features), list(snakemake.input.anatomy), dict(snakemake.params.criteria),
+                        dict(snakemake.output))

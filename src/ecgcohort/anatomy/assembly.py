@@ -100,6 +100,19 @@ def heart_frame(heart: Surface) -> HeartFrame:
     return HeartFrame(centroid, apex, base_centre, long_axis, lv_rv, np.cross(long_axis, lv_rv))
 
 
+def long_axis_angles(long_axis: Sequence[float]) -> dict[str, float]:
+    """Angles of a base-to-apex direction in this module's frame, degrees.
+
+    ``frontal_deg``: in the frontal plane, from the patient's left towards inferior (the hexaxial
+    convention of the QRS axis, so the two compare directly); ``transverse_deg``: in the transverse
+    plane, from the patient's left towards anterior; ``inclination_deg``: below the horizontal plane.
+    """
+    x, y, z = np.asarray(long_axis, float) / np.linalg.norm(long_axis)
+    return {"frontal_deg": float(np.degrees(np.arctan2(z, x))),
+            "transverse_deg": float(np.degrees(np.arctan2(y, x))),
+            "inclination_deg": float(np.degrees(np.arcsin(np.clip(z, -1.0, 1.0))))}
+
+
 def _orthonormal_target(apex_direction: Sequence[float], rv_direction: Sequence[float]) -> np.ndarray:
     long_axis = np.asarray(apex_direction, float) / np.linalg.norm(apex_direction)
     rv = np.asarray(rv_direction, float) - (np.asarray(rv_direction, float) @ long_axis) * long_axis

@@ -89,24 +89,28 @@ def read_patient_rows(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
     return rows
 
 
-def realism_summary_job(patient_jsons: Sequence[str | Path], criteria: Mapping[str, Mapping[str, Any]],
-                        outputs: Mapping[str, str | Path]) -> None:
+def realism_summary_job(patient_jsons: Sequence[str | Path], anatomy_jsons: Sequence[str | Path],
+                        criteria: Mapping[str, Mapping[str, Any]], outputs: Mapping[str, str | Path]) -> None:
     """The cohort's feature table (``outputs["features"]``), every beat's criteria
-    (``criteria``), the pass rates (``table``, ``markdown``) and the feature distributions
-    (``distributions``) from the patients' delineation JSONs; ``criteria`` holds the settings of
-    each criteria set."""
+    (``criteria``), the pass rates (``table``, ``markdown``), the feature distributions
+    (``distributions``) from the patients' delineation JSONs, and the heart pose against its
+    anatomical reference (``pose``, and in ``markdown``) from their ``anatomy.json``;
+    ``criteria`` holds the settings of each criteria set."""
     from ecgcohort.realism.figures import plot_feature_distributions
+    from ecgcohort.realism.pose import POSE_COLUMNS, pose_markdown, pose_rows
     from ecgcohort.realism.summary import (evaluate_cohort, feature_columns, markdown_summary, pass_rates,
                                            write_csv)
 
     rows = read_patient_rows(patient_jsons)
     results = evaluate_cohort(rows, criteria)
     rates = pass_rates(results, criteria)
+    pose = pose_rows(anatomy_jsons, rows)
     write_csv(rows, outputs["features"], feature_columns(rows))
     write_csv(results, outputs["criteria"])
     write_csv(rates, outputs["table"])
+    write_csv(pose, outputs["pose"], POSE_COLUMNS)
     with atomic_path(outputs["markdown"]) as temporary:
-        temporary.write_text(markdown_summary(rates, rows))
+        temporary.write_text(markdown_summary(rates, rows) + "\n" + pose_markdown(pose))
     plot_feature_distributions(rows, criteria["healthy"], float(criteria["lbbb"]["qrs_min_ms"]),
                                outputs["distributions"])
     for rate in rates:
