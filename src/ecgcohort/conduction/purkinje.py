@@ -54,14 +54,14 @@ class TreeSettings:
     ``max_root_distance_mm``: a root farther than this from the surface is an error.
     """
 
-    initial_length_mm: float = 30.0
+    initial_length_mm: float = 10.0
     branch_length_mm: float = 8.0
     branch_angle_deg: float = 15.0
     generations: int = 10
     segment_length_mm: float = 1.0
     repulsivity: float = 0.1
     fascicles_angles_deg: tuple[float, ...] = (-70.0, 20.0)
-    fascicles_lengths_mm: tuple[float, ...] = (20.0, 20.0)
+    fascicles_lengths_mm: tuple[float, ...] = (10.0, 10.0)
     max_root_distance_mm: float = 5.0
 
     def __post_init__(self) -> None:
