@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -119,6 +119,7 @@ class CellParameters(NamedTuple):
     g_to: float  # nS/pF
     g_ks: float  # nS/pF
     endo_s_gate: bool  # endocardial s-gate kinetics instead of epicardial/M
+    g_kr_scale: float = 1.0  # multiplies G_KR (a per-cell APD handle; arrays for many cells)
 
 
 CELL_TYPES = {
@@ -128,6 +129,20 @@ CELL_TYPES = {
 }
 
 
+class _Maths(NamedTuple):
+    """The elementary functions the TP06 equations are written in: math's for one cell, numpy's
+    for an array of cells (one equation text for both)."""
+
+    exp: Any
+    log: Any
+    sqrt: Any
+    select: Any  # select(condition, if_true, if_false)
+
+
+_SCALAR = _Maths(math.exp, math.log, math.sqrt, lambda condition, a, b: a if condition else b)
+_ARRAY = _Maths(np.exp, np.log, np.sqrt, np.where)
+
+
 def tp06_terms(y: np.ndarray | list[float], i_stim: float, cell: CellParameters
                ) -> tuple[list[float], list[float], list[float]]:
     """TP06 right-hand side at state y (order STATE_NAMES) with stimulus i_stim (pA/pF).
@@ -135,25 +150,35 @@ def tp06_terms(y: np.ndarray | list[float], i_stim: float, cell: CellParameters
     Returns (d/dt of the 7 non-gate states [mV/ms, mM/ms, 1/ms], gate steady states,
     gate time constants [ms]); a gate x obeys dx/dt = (x_inf − x)/tau.
     """
-    (v, k_i, na_i, ca_i, ca_ss, ca_sr, r_bar,
-     m, h, j, xr1, xr2, xs, r, s, d, f, f2, fcass) = (float(a) for a in y)
-    exp = math.exp
+    return _tp06_terms([float(a) for a in y], i_stim, cell, _SCALAR)
 
-    e_k = RTONF * math.log(K_O / k_i)
-    e_na = RTONF * math.log(NA_O / na_i)
-    e_ks = RTONF * math.log((K_O + P_KNA * NA_O) / (k_i + P_KNA * na_i))
-    e_ca = 0.5 * RTONF * math.log(CA_O / ca_i)
+
+def tp06_terms_array(y: np.ndarray, i_stim: np.ndarray | float, cell: CellParameters
+                     ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """:func:`tp06_terms` for many cells at once: ``y`` (19, n), ``i_stim`` (n,) or scalar, the
+    cell's conductances scalars or (n,) arrays; each term an (n,) array."""
+    return _tp06_terms(list(np.asarray(y, dtype=np.float64)), i_stim, cell, _ARRAY)
+
+
+def _tp06_terms(y: list, i_stim, cell: CellParameters, maths: _Maths):
+    (v, k_i, na_i, ca_i, ca_ss, ca_sr, r_bar,
+     m, h, j, xr1, xr2, xs, r, s, d, f, f2, fcass) = y
+    exp, select = maths.exp, maths.select
+
+    e_k = RTONF * maths.log(K_O / k_i)
+    e_na = RTONF * maths.log(NA_O / na_i)
+    e_ks = RTONF * maths.log((K_O + P_KNA * NA_O) / (k_i + P_KNA * na_i))
+    e_ca = 0.5 * RTONF * maths.log(CA_O / ca_i)
 
     # ------------------------------------------------------------ currents (pA/pF)
     i_na = G_NA * m * m * m * h * j * (v - e_na)
     vv = v - 15.0
-    if abs(vv) < 1e-7:  # removable singularity of the GHK form
-        vv = 1e-7
+    vv = select(abs(vv) < 1e-7, 1e-7, vv)  # removable singularity of the GHK form
     e2 = exp(2.0 * vv * FONRT)
     i_cal = (G_CAL * d * f * f2 * fcass * 4.0 * vv * F_FARADAY * FONRT
              * (0.25 * ca_ss * e2 - CA_O) / (e2 - 1.0))
     i_to = cell.g_to * r * s * (v - e_k)
-    i_kr = G_KR * math.sqrt(K_O / 5.4) * xr1 * xr2 * (v - e_k)
+    i_kr = G_KR * cell.g_kr_scale * math.sqrt(K_O / 5.4) * xr1 * xr2 * (v - e_k)
     i_ks = cell.g_ks * xs * xs * (v - e_ks)
     a_k1 = 0.1 / (1.0 + exp(0.06 * (v - e_k - 200.0)))
     b_k1 = (3.0 * exp(0.0002 * (v - e_k + 100.0)) + exp(0.1 * (v - e_k - 10.0))) / (1.0 + exp(-0.5 * (v - e_k)))
@@ -196,17 +221,17 @@ def tp06_terms(y: np.ndarray | list[float], i_stim: float, cell: CellParameters
     tau_m = (1.0 / (1.0 + exp((-60.0 - v) / 5.0))) * (0.1 / (1.0 + exp((v + 35.0) / 5.0))
                                                       + 0.1 / (1.0 + exp((v - 50.0) / 200.0)))
     h_inf = 1.0 / (1.0 + exp((v + 71.55) / 7.43)) ** 2
-    if v >= -40.0:
-        a_h = 0.0
-        b_h = 0.77 / (0.13 * (1.0 + exp(-(v + 10.66) / 11.1)))
-        a_j = 0.0
-        b_j = 0.6 * exp(0.057 * v) / (1.0 + exp(-0.1 * (v + 32.0)))
-    else:
-        a_h = 0.057 * exp(-(v + 80.0) / 6.8)
-        b_h = 2.7 * exp(0.079 * v) + 3.1e5 * exp(0.3485 * v)
-        a_j = ((-2.5428e4 * exp(0.2444 * v) - 6.948e-6 * exp(-0.04391 * v)) * (v + 37.78)
-               / (1.0 + exp(0.311 * (v + 79.23))))
-        b_j = 0.02424 * exp(-0.01052 * v) / (1.0 + exp(-0.1378 * (v + 40.14)))
+    # both branches are evaluated (an array holds cells on both sides of -40 mV); the depolarised
+    # cells' a_h and a_j are 0
+    depolarised = v >= -40.0
+    low_v = select(depolarised, -80.0, v)  # keeps the resting-branch exponentials finite
+    a_h = select(depolarised, 0.0, 0.057 * exp(-(low_v + 80.0) / 6.8))
+    b_h = select(depolarised, 0.77 / (0.13 * (1.0 + exp(-(v + 10.66) / 11.1))),
+                 2.7 * exp(0.079 * low_v) + 3.1e5 * exp(0.3485 * low_v))
+    a_j = select(depolarised, 0.0, (-2.5428e4 * exp(0.2444 * low_v) - 6.948e-6 * exp(-0.04391 * low_v))
+                 * (low_v + 37.78) / (1.0 + exp(0.311 * (low_v + 79.23))))
+    b_j = select(depolarised, 0.6 * exp(0.057 * v) / (1.0 + exp(-0.1 * (v + 32.0))),
+                 0.02424 * exp(-0.01052 * low_v) / (1.0 + exp(-0.1378 * (low_v + 40.14))))
     tau_h = 1.0 / (a_h + b_h)
     tau_j = 1.0 / (a_j + b_j)
     xr1_inf = 1.0 / (1.0 + exp((-26.0 - v) / 7.0))
@@ -214,7 +239,7 @@ def tp06_terms(y: np.ndarray | list[float], i_stim: float, cell: CellParameters
     xr2_inf = 1.0 / (1.0 + exp((v + 88.0) / 24.0))
     tau_xr2 = (3.0 / (1.0 + exp((-60.0 - v) / 20.0))) * (1.12 / (1.0 + exp((v - 60.0) / 20.0)))
     xs_inf = 1.0 / (1.0 + exp((-5.0 - v) / 14.0))
-    tau_xs = (1400.0 / math.sqrt(1.0 + exp((5.0 - v) / 6.0))) * (1.0 / (1.0 + exp((v - 35.0) / 15.0))) + 80.0
+    tau_xs = (1400.0 / maths.sqrt(1.0 + exp((5.0 - v) / 6.0))) * (1.0 / (1.0 + exp((v - 35.0) / 15.0))) + 80.0
     r_inf = 1.0 / (1.0 + exp((20.0 - v) / 6.0))
     tau_r = 9.5 * exp(-(v + 40.0) ** 2 / 1800.0) + 0.8
     if cell.endo_s_gate:
@@ -285,15 +310,23 @@ def integrate_tp06(state: np.ndarray | tuple[float, ...], duration_ms: float, dt
     return np.arange(n + 1) * dt_ms, vs, np.array(y)
 
 
+def paced_state(cycle_length_ms: float = 1000.0, beats: int = 10, dt_ms: float = 0.02, cell: str = "epi",
+                initial_state: np.ndarray | None = None) -> np.ndarray:
+    """The TP06 state (19,) after ``beats`` paced beats: the cell at rest just before the next
+    stimulus, on the pacing limit cycle for enough beats."""
+    state = np.asarray(INITIAL_STATE if initial_state is None else initial_state, dtype=float)
+    for _ in range(beats):
+        _, _, state = integrate_tp06(state, cycle_length_ms, dt_ms, cell, record=False)
+    return state
+
+
 def simulate_tp06(cycle_length_ms: float = 1000.0, beats: int = 10, dt_ms: float = 0.02, cell: str = "epi",
                   initial_state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Pace the TP06 cell model; return (time ms, V mV) of the last beat, t=0 at its stimulus,
     sampled every dt_ms over [0, cycle_length_ms]."""
     if beats < 1:
         raise ValueError("beats must be >= 1")
-    state = np.asarray(INITIAL_STATE if initial_state is None else initial_state, dtype=float)
-    for _ in range(beats - 1):
-        _, _, state = integrate_tp06(state, cycle_length_ms, dt_ms, cell, record=False)
+    state = paced_state(cycle_length_ms, beats - 1, dt_ms, cell, initial_state)
     t, v, _ = integrate_tp06(state, cycle_length_ms, dt_ms, cell)
     return t, v
 
