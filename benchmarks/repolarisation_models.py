@@ -20,7 +20,8 @@ differences and its slope against the activation time (Franz et al. 1987's inver
 from one regression, the distance from the reaction–eikonal times, and the
 sinus ECG's T wave (the workflow's lead matrix and TP06 template, the APD scales that put every
 node's repolarisation at r): T amplitudes in I, II, V2 and V5 and the T-wave window's relative
-ℓ2 distance from the reaction–eikonal model's.
+ℓ2 distance from the reaction–eikonal model's. ``--tissue-ecg`` adds the ECG of the tissue
+model's own coupled V_m (sampled every 1 ms) beside the stretched template's.
 """
 
 from __future__ import annotations
@@ -70,6 +71,17 @@ def summary(label: str, activation_ms: np.ndarray, repolarisation_ms: np.ndarray
     return line
 
 
+def sampled_voltage(result, times_ms: np.ndarray) -> np.ndarray:
+    """The tissue's sampled voltage (n, k) at ``times_ms``: linear between samples, the first
+    sample before them and the last after (the tissue is at rest at both ends)."""
+    position = np.clip((times_ms - result.sample_times_ms[0]) / np.diff(result.sample_times_ms[:2])[0], 0.0,
+                       result.voltage.shape[1] - 1)
+    lower = np.floor(position).astype(int)
+    upper = np.minimum(lower + 1, result.voltage.shape[1] - 1)
+    fraction = position - lower
+    return result.voltage[:, lower] * (1.0 - fraction) + result.voltage[:, upper] * fraction
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("patient_dir", type=Path)
@@ -78,6 +90,8 @@ def main() -> None:
     parser.add_argument("--diffusion", nargs=2, type=float, default=(0.11, 0.017), metavar=("ALONG", "ACROSS"))
     parser.add_argument("--cells", nargs="+", choices=sorted(CELLS), default=["tp06"])
     parser.add_argument("--coupled-only", action="store_true", help="skip the uncoupled calibration check")
+    parser.add_argument("--tissue-ecg", action="store_true",
+                        help="also the ECG of the first cell model's own coupled V_m (not the stretched template)")
     parser.add_argument("--template-cache", default=str(ROOT / "results/cache/action_potential"))
     args = parser.parse_args()
 
@@ -96,7 +110,8 @@ def main() -> None:
     intrinsic_apd = peak + intrinsic * span
     r0 = tau + intrinsic_apd
     print(f"{args.patient_dir.name}, {args.scenario}: {fibres.n_nodes} nodes, {len(fibres.tetrahedra)} cells; "
-          f"activation span {np.ptp(tau):.1f} ms; intrinsic APD {intrinsic_apd.min():.0f}-{intrinsic_apd.max():.0f} ms; "
+          f"activation span {np.ptp(tau):.1f} ms; "
+          f"intrinsic APD {intrinsic_apd.min():.0f}-{intrinsic_apd.max():.0f} ms; "
           f"configured lengths {settings.length_fibre_mm:g} / {settings.length_cross_mm:g} mm; "
           f"D {args.diffusion[0]:g} / {args.diffusion[1]:g} mm^2/ms")
 
@@ -108,10 +123,14 @@ def main() -> None:
                  else MitchellSchaeffer())
         for diffusion in ((tuple(args.diffusion),) if args.coupled_only else ((0.0, 0.0), tuple(args.diffusion))):
             started = time.perf_counter()
+            sampled = args.tissue_ecg and cell == args.cells[0] and diffusion != (0.0, 0.0)
             result = reaction_eikonal_times(fibres.points_mm, fibres.tetrahedra, fibres.cell_structure, tau,
-                                            intrinsic_apd, diffusion_mm2_per_ms=diffusion, model=model, dt_ms=dt_ms)
+                                            intrinsic_apd, diffusion_mm2_per_ms=diffusion, model=model, dt_ms=dt_ms,
+                                            sample_every_ms=1.0 if sampled else None)
             label = f"reaction-eikonal {cell}" + (", uncoupled" if diffusion == (0.0, 0.0) else "")
             tissue[label] = result.repolarisation_ms
+            if sampled:
+                own_voltage = result
             print(f"{label}: {result.steps} steps of {dt_ms:g} ms, {result.diffusion_substeps} diffusion sub-steps, "
                   f"{time.perf_counter() - started:.1f} s; depolarisation - tau: median "
                   f"{np.median(result.depolarisation_ms - tau):.2f} ms, max "
@@ -122,7 +141,8 @@ def main() -> None:
     reference_label = f"reaction-eikonal {args.cells[0]}"
     reference = tissue[reference_label]
 
-    candidates = {"intrinsic (no coupling)": r0, **{label: r for label, r in tissue.items() if "uncoupled" not in label}}
+    coupled = {label: r for label, r in tissue.items() if "uncoupled" not in label}
+    candidates = {"intrinsic (no coupling)": r0, **coupled}
     for lengths in LENGTH_SCAN_MM:
         candidates[f"diffused, lengths {lengths[0]:g} / {lengths[1]:g} mm"] = diffuse_repolarisation(
             fibres.points_mm, fibres.tetrahedra, fibres.cell_structure, r0, *lengths)
@@ -142,12 +162,14 @@ def main() -> None:
     times_ms = time_grid_ms(float(config["ecg"]["duration_ms"]), float(config["ecg"]["dt_ms"]))
     t_window = times_ms >= tau.max() + 20.0
     ecgs = {}
-    for label in dict.fromkeys(["intrinsic (no coupling)", configured, best,
-                                *(label for label in tissue if "uncoupled" not in label)]):
+    for label in dict.fromkeys(["intrinsic (no coupling)", configured, best, *coupled]):
         scale = (candidates[label] - tau - peak) / span
         beat = ActivationMap(activation.scenario, activation.kind, tau, scale, activation.sites_mm,
                              activation.site_times_ms, activation.upstroke_ms)
         ecgs[label] = standard_leads(electrode_potentials(lead_fields["lead_matrix"], beat, times_ms, template), names)
+    if args.tissue_ecg:
+        ecgs[f"{reference_label}, its own V_m"] = standard_leads(
+            lead_fields["lead_matrix"] @ sampled_voltage(own_voltage, times_ms) * 1e-3, names)
     shown = [LEAD_NAMES.index(lead) for lead in ("I", "II", "V2", "V5")]
     print(f"T wave (t >= {tau.max() + 20:.0f} ms): largest |T| in I, II, V2, V5 (mV); T-window distance from the "
           f"{reference_label} ECG (mean relative l2 over the 12 leads)")

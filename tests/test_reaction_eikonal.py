@@ -35,9 +35,18 @@ def test_uncoupled_tissue_repolarises_at_the_intrinsic_times():
     points, tets, fibres = slab(n=4, size_mm=8.0)
     tau = 3.0 * points[:, 1] + 10.0  # a front along y, 24 ms across
     apd = 250.0 + 10.0 * points[:, 0]
-    times = reaction_eikonal_times(points, tets, fibres, tau, apd, diffusion_mm2_per_ms=(0.0, 0.0))
+    times = reaction_eikonal_times(points, tets, fibres, tau, apd, diffusion_mm2_per_ms=(0.0, 0.0), sample_every_ms=1.0)
     np.testing.assert_allclose(times.repolarisation_ms, tau + apd, atol=0.1)
     assert np.all((times.depolarisation_ms > tau) & (times.depolarisation_ms < tau + 1.5))
+    # the sampled voltage: every 1 ms from the first activation, at rest before each node's own,
+    # depolarised halfway through its APD
+    assert times.sample_times_ms[0] == 10.0 and np.allclose(np.diff(times.sample_times_ms), 1.0)
+    before = times.sample_times_ms[None, :] < tau[:, None]
+    assert np.all(times.voltage[before] == 0.0)
+    middle = np.searchsorted(times.sample_times_ms, tau + 0.5 * apd)
+    assert np.all(times.voltage[np.arange(len(tau)), middle] > 0.6)
+    with pytest.raises(ValueError, match="multiple of the step"):
+        reaction_eikonal_times(points, tets, fibres, tau, apd, diffusion_mm2_per_ms=(0.0, 0.0), sample_every_ms=0.07)
 
 
 def test_coupling_pulls_repolarisation_together_across_an_apd_step():

@@ -147,12 +147,14 @@ def cell_parameters_for_apd(model: CellModel, apd_ms: np.ndarray, dt_ms: float =
 class TissueTimes:
     """Per node: the time the voltage first rises through the model's depolarised level and the
     time it then falls through its repolarised level (ms); the time steps and diffusion sub-steps
-    taken."""
+    taken; and, when asked for, the voltage (n, k) at ``sample_times_ms`` (k,)."""
 
     depolarisation_ms: np.ndarray
     repolarisation_ms: np.ndarray
     steps: int
     diffusion_substeps: int
+    sample_times_ms: np.ndarray | None = None
+    voltage: np.ndarray | None = None
 
 
 def _diffusion_operator(points_mm: np.ndarray, tetrahedra: np.ndarray, structure: np.ndarray,
@@ -177,13 +179,14 @@ def reaction_eikonal_times(points_mm: np.ndarray, tetrahedra: np.ndarray, fibre_
                            activation_ms: np.ndarray, apd_ms: np.ndarray, *,
                            diffusion_mm2_per_ms: tuple[float, float] = (0.11, 0.017),
                            model: CellModel = MitchellSchaeffer(), dt_ms: float = 0.05,
-                           margin_ms: float = 100.0) -> TissueTimes:
+                           margin_ms: float = 100.0, sample_every_ms: float | None = None) -> TissueTimes:
     """Depolarisation and repolarisation times (ms per node) of the reaction–eikonal model (module
     notes) on a myocardial mesh (``points_mm`` (n, 3), ``tetrahedra`` (m, 4), fibres or structure
     tensors per cell), each node stimulated at its ``activation_ms`` with the cell parameter that
     gives its isolated cell ``apd_ms``. ``diffusion_mm2_per_ms``: D along and across the fibres
     (0, 0: uncoupled cells). Runs until every node has repolarised or ``margin_ms`` past the latest
-    isolated repolarisation."""
+    isolated repolarisation. ``sample_every_ms`` (a multiple of ``dt_ms``): also keep every node's
+    voltage that often, from the earliest activation time on."""
     from ecgcohort.fem import fibre_structure
 
     tau = np.asarray(activation_ms, dtype=np.float64)
@@ -204,8 +207,14 @@ def reaction_eikonal_times(points_mm: np.ndarray, tetrahedra: np.ndarray, fibre_
     state = model.initial_state(tau.size)
     depolarised = np.full(tau.shape, np.nan)
     repolarised = np.full(tau.shape, np.nan)
+    every = None if sample_every_ms is None else int(round(sample_every_ms / dt_ms))
+    if every is not None and (every < 1 or not np.isclose(every * dt_ms, sample_every_ms)):
+        raise ValueError(f"the sampling interval {sample_every_ms} ms must be a multiple of the step {dt_ms} ms")
+    samples = []
     steps = 0
     while steps * dt_ms < end and np.isnan(repolarised).any():
+        if every is not None and steps % every == 0:
+            samples.append(model.voltage(state).copy())
         t = steps * dt_ms
         previous = model.voltage(state).copy()
         stimulated = ((t >= tau) & (t < tau + model.stimulus_ms)).astype(np.float64)
@@ -221,4 +230,7 @@ def reaction_eikonal_times(points_mm: np.ndarray, tetrahedra: np.ndarray, fibre_
         steps += 1
     if np.isnan(repolarised).any():
         raise RuntimeError(f"{int(np.isnan(repolarised).sum())} nodes did not repolarise within {end:.0f} ms")
-    return TissueTimes(depolarised + start, repolarised + start, steps, substeps)
+    if every is None:
+        return TissueTimes(depolarised + start, repolarised + start, steps, substeps)
+    return TissueTimes(depolarised + start, repolarised + start, steps, substeps,
+                       start + every * dt_ms * np.arange(len(samples)), np.stack(samples, axis=1))
