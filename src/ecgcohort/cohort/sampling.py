@@ -10,6 +10,11 @@ batches of ``lhs_batch`` patients. Batch ``b`` of split ``s`` is generated from
 
 A split whose count is a multiple of its batch size is therefore a union of exact Latin
 hypercubes; with ``lhs_batch == count`` it is one Latin hypercube (the paper's design).
+
+Heart size can be coupled to body size (people with larger bodies have larger hearts) by
+re-pairing, within each batch, the heart size mode's values with the torso size mode's
+(Iman & Conover 1982): the column keeps its values, so every batch stays an exact Latin
+hypercube, and only which patient gets which value changes.
 """
 
 from __future__ import annotations
@@ -61,12 +66,23 @@ class SplitDesign:
 
 
 @dataclass(frozen=True)
+class SizeCoupling:
+    """Heart size mode ``heart_column`` paired with torso size mode ``torso_column`` at a
+    Gaussian-copula correlation ``correlation`` (Spearman's rho about (6/pi) asin(correlation/2))."""
+
+    heart_column: str
+    torso_column: str
+    correlation: float
+
+
+@dataclass(frozen=True)
 class CohortDesign:
     """Everything that determines the cohort table."""
 
     seed: int
     splits: Mapping[str, SplitDesign]
     dimensions: tuple[Dimension, ...]
+    size_coupling: SizeCoupling | None = None
 
     @property
     def names(self) -> list[str]:
@@ -94,7 +110,24 @@ def design_from_config(cohort: Mapping[str, Any]) -> CohortDesign:
                                     f"heart translation from the reference position, {words}"))
     splits = {name: SplitDesign(int(cohort[name]["count"]), int(cohort[name]["lhs_batch"]))
               for name in SPLITS}
-    return CohortDesign(seed=int(cohort["seed"]), splits=splits, dimensions=tuple(dimensions))
+    return CohortDesign(seed=int(cohort["seed"]), splits=splits, dimensions=tuple(dimensions),
+                        size_coupling=_size_coupling(cohort, [d.name for d in dimensions]))
+
+
+def _size_coupling(cohort: Mapping[str, Any], names: list[str]) -> SizeCoupling | None:
+    spec = cohort.get("size_coupling") or {}
+    correlation = float(spec.get("correlation", 0.0))
+    if correlation == 0.0:
+        return None
+    columns = (f"heart_mode_{int(spec['heart_mode']):02d}", f"torso_mode_{int(spec['torso_mode']):02d}")
+    for column in columns:
+        if column not in names:
+            organ = column.split("_")[0]
+            raise ValueError(
+                f"cohort.size_coupling couples {column}, but cohort.{organ}_modes.count is "
+                f"{sum(n.startswith(organ + '_mode_') for n in names)}: raise the count or set "
+                "cohort.size_coupling.correlation to 0")
+    return SizeCoupling(*columns, correlation)
 
 
 def patient_ids(design: CohortDesign, split: str | None = None) -> list[str]:
@@ -109,7 +142,27 @@ def _unit_batch(design: CohortDesign, split: str, batch: int) -> np.ndarray:
     from scipy.stats import qmc
 
     sampler = qmc.LatinHypercube(d=len(design.dimensions), rng=stream)
-    return sampler.random(design.splits[split].lhs_batch)
+    unit = sampler.random(design.splits[split].lhs_batch)
+    if design.size_coupling is not None:
+        unit = couple_columns(unit, design.names.index(design.size_coupling.heart_column),
+                              design.names.index(design.size_coupling.torso_column),
+                              design.size_coupling.correlation)
+    return unit
+
+
+def couple_columns(unit: np.ndarray, moved: int, leading: int, correlation: float) -> np.ndarray:
+    """Re-pair column ``moved`` of a unit-cube sample with column ``leading``: the values of
+    ``moved`` are handed out in the rank order of correlation * z(leading) + sqrt(1 -
+    correlation**2) * z(moved), z the standard-normal scores, so the column keeps its values
+    (and its Latin-hypercube strata) and gains a Gaussian-copula correlation with ``leading``.
+    Correlation 0 returns the sample unchanged."""
+    from scipy.stats import norm
+
+    scores = (correlation * norm.ppf(unit[:, leading])
+              + np.sqrt(1.0 - correlation**2) * norm.ppf(unit[:, moved]))
+    coupled = unit.copy()
+    coupled[np.argsort(scores), moved] = np.sort(unit[:, moved])
+    return coupled
 
 
 def _scale(design: CohortDesign, unit: np.ndarray) -> np.ndarray:
@@ -170,9 +223,13 @@ def column_descriptions(design: CohortDesign) -> dict[str, Any]:
     }
     for d in design.dimensions:
         columns[d.name] = {"description": d.description, "units": d.unit, "range": [d.low, d.high]}
+    coupling = design.size_coupling
     return {
         "method": "Latin hypercube (scipy.stats.qmc.LatinHypercube), uniform distribution, in "
-                  "batches per split seeded by (seed, split, batch)",
+                  "batches per split seeded by (seed, split, batch)"
+                  + ("" if coupling is None else
+                     f"; {coupling.heart_column} re-paired with {coupling.torso_column} within each "
+                     f"batch at Gaussian-copula correlation {coupling.correlation} (Iman-Conover)"),
         "seed": design.seed,
         "splits": {name: {"count": s.count, "lhs_batch": s.lhs_batch}
                    for name, s in design.splits.items()},
