@@ -66,6 +66,8 @@ def test_paper_config_has_the_published_scale(repo, schema):
         ({"cohort": {"heart_modes": {"range": [1.0]}}}, r"'cohort\.heart_modes\.range'"),
         ({"cohort": {"rotation_deg": {"y": [10, -10]}}}, r"'cohort\.rotation_deg\.y': interval \[10, -10\]"),
         ({"cohort": {"seeed": 3}}, r"unknown config key 'cohort\.seeed'"),
+        ({"cohort": {"size_coupling": {"correlation": 1.0}}},
+         r"'cohort\.size_coupling\.correlation': 1\.0 is greater than the maximum of 0\.95"),
         ({"meshing": {"heart_element_size_mm": 0}}, r"'meshing\.heart_element_size_mm': 0 is less than the minimum of 0.3"),
         ({"leadfeld": {}}, r"unknown config key 'leadfeld'"),
         ({"electrophysiology": {"eikonal_refinements": -1}},

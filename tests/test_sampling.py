@@ -134,3 +134,44 @@ def test_written_files_describe_every_column_and_patient_files_match_the_table(c
     assert stored["split"] == "test" and stored["units"]["rotation_y_deg"] == "degree"
     row = reread.set_index("patient").loc["test-0001", design.names].astype(float).to_dict()
     assert stored["parameters"] == pytest.approx(row, abs=0)
+
+
+def with_coupling(cohort: dict, correlation: float, **modes: int) -> dict:
+    changed = copy.deepcopy(cohort)
+    changed["size_coupling"] = {"correlation": correlation, "heart_mode": 1, "torso_mode": 1, **modes}
+    return changed
+
+
+def test_size_coupling_only_re_pairs_the_heart_size_mode_within_each_batch(cohort_config):
+    base = with_split(cohort_config, "train", 12, 4)
+    independent = sample_split(design_from_config(with_coupling(base, 0.0)), "train")
+    coupled_design = design_from_config(with_coupling(base, 0.8))
+    coupled = sample_split(coupled_design, "train")
+    heart = coupled_design.names.index("heart_mode_01")
+    others = [c for c in range(coupled.shape[1]) if c != heart]
+    np.testing.assert_array_equal(coupled[:, others], independent[:, others])
+    for start in (0, 4, 8):  # the same values in every batch, so the strata stay exact
+        np.testing.assert_array_equal(np.sort(coupled[start:start + 4, heart]),
+                                      np.sort(independent[start:start + 4, heart]))
+    assert not np.array_equal(coupled[:, heart], independent[:, heart])
+
+
+@pytest.mark.parametrize("correlation", [0.5, -0.5, 0.9])
+def test_size_coupling_reaches_the_copula_rank_correlation(cohort_config, correlation):
+    from scipy.stats import spearmanr
+
+    config = with_coupling(with_split(cohort_config, "train", 400, 400), correlation)
+    table = sample_cohort(design_from_config(config))
+    train = table[table.split == "train"]
+    rho = spearmanr(train.heart_mode_01, train.torso_mode_01).statistic
+    expected = 6 / np.pi * np.arcsin(correlation / 2)
+    assert abs(rho - expected) < 0.1, (rho, expected)
+    independent = sample_cohort(design_from_config(with_coupling(config, 0.0)))
+    assert abs(spearmanr(independent.heart_mode_01[:400], independent.torso_mode_01[:400]).statistic) < 0.15
+
+
+def test_size_coupling_names_the_missing_mode(cohort_config):
+    config = with_coupling(cohort_config, 0.5, torso_mode=12)
+    with pytest.raises(ValueError, match=r"torso_mode_12.*cohort\.torso_modes\.count is 10"):
+        design_from_config(config)
+    assert design_from_config(with_coupling(config, 0.0)).size_coupling is None
