@@ -86,6 +86,8 @@ rule summarize_surrogate:
                       category="Lead-field surrogate", subcategory="Table 1", labels={"table": "per patient"}),
         timing=report("results/surrogate/timing.csv", caption=caption("surrogate_timing"),
                       category="Lead-field surrogate", subcategory="Timing", labels={"table": "timing"}),
+        transfer=report("results/surrogate/ecg_transfer.csv", caption=caption("surrogate_transfer"),
+                        category="Lead-field surrogate", subcategory="ECG errors", labels={"table": "ECG transfer"}),
         cdf=report("results/surrogate/fig6_error_cdf.png", caption=caption("fig6"), category="Lead-field surrogate",
                    subcategory="Lead-field errors", labels={"figure": "Fig. 6 error CDFs"}),
         electrodes=report("results/surrogate/fig7_electrode_errors.png", caption=caption("fig7"),

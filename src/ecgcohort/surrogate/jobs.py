@@ -199,6 +199,20 @@ def _field_errors(predicted: np.ndarray, fem: np.ndarray, heart: np.ndarray, nam
     }
 
 
+def _cell_errors(gradient: np.ndarray, fem: np.ndarray) -> dict[str, float]:
+    """Mean angular error (degrees) and relative magnitude error of ∇Z per myocardial cell
+    (E, C, 3) against the FEM's: the field the lead matrix integrates, unweighted."""
+    from ecgcohort.surrogate.metrics import angular_error_deg, relative_magnitude_error
+
+    return {"angular_error_deg": float(angular_error_deg(gradient, fem).mean()),
+            "magnitude_error": float(np.nanmean(relative_magnitude_error(gradient, fem)))}
+
+
+def _jsonable(transfer: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, dict[str, list[float]]]:
+    return {phase: {key: np.asarray(values, dtype=float).tolist() for key, values in result.items()}
+            for phase, result in transfer.items()}
+
+
 def _best_time(call, repeats: int = 3) -> float:
     best = np.inf
     for _ in range(repeats):
@@ -222,6 +236,10 @@ def evaluate_surrogate_job(*, patient: str, store: str | Path, model_path: str |
       FEM path's lead matrix and φ = L V_m: relative ℓ2 per lead against the FEM ECG, QRS
       amplitude and duration differences. The FEM ECG is recomputed from the stored lead matrix
       and must equal the stored one (a check that template and settings match the dataset);
+    * the ECG transfer (:func:`~ecgcohort.surrogate.transfer.ecg_transfer`) of every scenario:
+      per phase and lead, the ECG error beside the source-weighted error of the lead's field,
+      its magnitude and direction parts and the difference gain; and the unweighted errors of
+      ∇Z per myocardial cell;
     * timings: one lead at ``evaluation.timing_points`` points, all leads at the sample points,
       the lead matrix; the FEM time per lead from the patient's lead-field statistics.
 
@@ -229,12 +247,15 @@ def evaluate_surrogate_job(*, patient: str, store: str | Path, model_path: str |
     import torch
 
     from ecgcohort.conduction.action_potential import action_potential_template
+    from ecgcohort.conduction.maps import ActivationMap
     from ecgcohort.dataset import open_cohort, open_patient_mesh
     from ecgcohort.ecg.forward import time_grid_ms
     from ecgcohort.ecg.pseudo import pseudo_lead_field_gradient, pseudo_lead_matrix
+    from ecgcohort.leadfield.matrix import lead_matrix
     from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
     from ecgcohort.surrogate.metrics import relative_l2
     from ecgcohort.surrogate.model import ecg_from_lead_matrix, load_surrogate, read_code_table
+    from ecgcohort.surrogate.transfer import Myocardium, ecg_transfer, qrs_and_t_phases, source_weights
 
     cohort = open_cohort(store)
     if patient not in cohort.patient.values:
@@ -269,10 +290,15 @@ def evaluate_surrogate_job(*, patient: str, store: str | Path, model_path: str |
     fibres = mesh.fibre_structure if "fibre_structure" in mesh else mesh.fibre_direction
     intracellular = intracellular_tensors(fibres.values, sigma)
     start = time.perf_counter()
+    cell_gradients = {"surrogate": surrogate.cell_gradient(nodes_m, tetrahedra, electrodes_m, normalised, code)}
     matrices = {"fem": mesh.lead_matrix.values,
-                "surrogate": surrogate.lead_matrix(nodes_m, tetrahedra, intracellular, electrodes_m, normalised, code)}
+                "surrogate": lead_matrix(nodes_m, tetrahedra, intracellular, cell_gradients["surrogate"])}
     lead_matrix_s = time.perf_counter() - start
     matrices["pseudo"] = pseudo_lead_matrix(electrodes_m, nodes_m, tetrahedra, intracellular, sigma.torso)
+    cell_gradients["pseudo"] = pseudo_lead_field_gradient(electrodes_m, nodes_m[tetrahedra].mean(axis=1), sigma.torso)
+    fem_cells = mesh.grad_lead_field_cell.values.astype(np.float64)
+    myocardium = Myocardium(nodes_m, tetrahedra, intracellular)
+    transfer = {kind: {"cells": _cell_errors(cell_gradients[kind], fem_cells)} for kind in ("surrogate", "pseudo")}
     template = action_potential_template(cycle_length_ms, cache_dir=template_cache_dir)
     times_ms = time_grid_ms(duration_ms, dt_ms)
     scenarios = [str(s) for s in cohort.scenario.values]
@@ -292,7 +318,14 @@ def evaluate_surrogate_job(*, patient: str, store: str | Path, model_path: str |
             raise ValueError(f"patient {patient}, {scenario}: the FEM ECG recomputed from the stored lead matrix "
                              f"differs from the dataset's by {mismatch:.2e} (relative l2); the ECG settings differ "
                              "from the dataset's")
+        vm = ActivationMap(scenario=scenario, kind="", activation_ms=activation_ms, apd_scale=apd,
+                           sites_mm=np.zeros((0, 3)), site_times_ms=np.zeros(0),
+                           upstroke_ms=spread).transmembrane_potential_mv(times_ms, template)
+        phases = qrs_and_t_phases(times_ms, float(activation_ms.max()), evaluation["qrs_margin_ms"])
+        weights = source_weights(myocardium, vm, phases)
         for kind in ("surrogate", "pseudo"):
+            transfer[kind][scenario] = _jsonable(ecg_transfer(myocardium, vm, fem_cells, cell_gradients[kind],
+                                                              names, phases, weights))
             leads, reference = ecgs[kind]["leads"][-1], ecgs["fem"]["leads"][-1]
             per_lead = relative_l2(leads, reference)
             ecg_summary[kind][scenario] = {
@@ -326,7 +359,8 @@ def evaluate_surrogate_job(*, patient: str, store: str | Path, model_path: str |
     }
     for kind in ("surrogate", "pseudo"):
         summary[kind] = {**errors[kind]["summary"], "ecg": ecg_summary[kind],
-                         "ecg_relative_l2_mean": float(np.mean([s["relative_l2_mean"] for s in ecg_summary[kind].values()]))}
+                         "ecg_relative_l2_mean": float(np.mean([s["relative_l2_mean"] for s in ecg_summary[kind].values()])),
+                         "ecg_transfer": transfer[kind]}
     _write_json(out_json, summary)
     with atomic_path(out_npz) as temporary, open(temporary, "wb") as stream:
         np.savez_compressed(

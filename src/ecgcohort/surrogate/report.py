@@ -135,6 +135,51 @@ def timing_table(summaries: Sequence[Mapping[str, Any]]):
     return pd.DataFrame(rows)
 
 
+#: Columns of the ECG-transfer table, from :func:`ecgcohort.surrogate.transfer.ecg_transfer`.
+TRANSFER_KEYS: tuple[str, ...] = ("ecg_error", "weighted_field_error", "electrode_error", "difference_gain",
+                                  "magnitude_part", "direction_part")
+
+
+def transfer_table(summaries: Sequence[Mapping[str, Any]]):
+    """Which part of the ∇Z error becomes ECG error: per model (and the pseudo lead field), phase
+    (qrs, t, beat) and lead (and ``all``, the mean over the 12), means over test patients and
+    scenarios of the ECG transfer's measures, beside the unweighted angular and magnitude errors
+    of ∇Z per myocardial cell and ``ecg_over_field`` (ECG error / the lead field's weighted
+    error: below 1 the errors cancel in the sum over cells, above 1 they add up)."""
+    import pandas as pd
+
+    from ecgcohort.ecg.leads import LEAD_NAMES
+
+    collected: dict[tuple[str, str], dict[str, list]] = {}
+    pseudo_seen = set()
+    for s in summaries:
+        for kind in ("surrogate", "pseudo"):
+            if kind == "pseudo" and s["patient"] in pseudo_seen:
+                continue
+            pseudo_seen.add(s["patient"]) if kind == "pseudo" else None
+            transfer = s[kind]["ecg_transfer"]
+            model = model_label(s["encoding"], s["target"]) if kind == "surrogate" else PSEUDO
+            for scenario, phases in transfer.items():
+                if scenario == "cells":
+                    continue
+                for phase, result in phases.items():
+                    entry = collected.setdefault((model, phase), {key: [] for key in (*TRANSFER_KEYS, "cells")})
+                    for key in TRANSFER_KEYS:
+                        entry[key].append(result[key])
+                    entry["cells"].append(transfer["cells"])
+    rows = []
+    for (model, phase), entry in collected.items():
+        per_lead = {key: np.nanmean(np.asarray(entry[key], dtype=float), axis=0) for key in TRANSFER_KEYS}
+        cells = {key: float(np.mean([c[key] for c in entry["cells"]])) for key in ("angular_error_deg", "magnitude_error")}
+        for index, lead in enumerate((*LEAD_NAMES, "all")):
+            values = {key: float(per_lead[key].mean() if lead == "all" else per_lead[key][index]) for key in TRANSFER_KEYS}
+            rows.append({"model": model, "phase": phase, "lead": lead,
+                         "cell_angular_error_deg": cells["angular_error_deg"],
+                         "cell_magnitude_error": cells["magnitude_error"], **values,
+                         "ecg_over_field": values["ecg_error"] / values["weighted_field_error"]})
+    return pd.DataFrame(rows)
+
+
 def _write_csv(frame, path: str | Path) -> None:
     with atomic_path(path) as temporary:
         frame.to_csv(temporary, index=False, float_format="%.6g")
@@ -143,7 +188,7 @@ def _write_csv(frame, path: str | Path) -> None:
 def summarize_surrogate_job(summaries: Sequence[str | Path], errors: Sequence[str | Path],
                             evaluation: Mapping[str, Any], outputs: Mapping[str, str | Path]) -> None:
     """Read every (model, test patient) evaluation and write ``outputs``: ``table``,
-    ``markdown``, ``errors``, ``timing`` and the figures ``cdf``, ``electrodes``, ``torso_map``
+    ``markdown``, ``errors``, ``timing``, ``transfer`` and the figures ``cdf``, ``electrodes``, ``torso_map``
     and ``ecg``."""
     if not summaries:
         raise ValueError("no surrogate evaluations: the cohort has no test patients (cohort.test.count)")
@@ -155,6 +200,8 @@ def summarize_surrogate_job(summaries: Sequence[str | Path], errors: Sequence[st
         Path(temporary).write_text(table1_markdown(table))
     _write_csv(frame, outputs["errors"])
     _write_csv(timing_table(loaded), outputs["timing"])
+    transfer = transfer_table(loaded)
+    _write_csv(transfer, outputs["transfer"])
     arrays = {}
     for summary, path in zip(loaded, errors):
         with np.load(path) as data:
@@ -168,3 +215,5 @@ def summarize_surrogate_job(summaries: Sequence[str | Path], errors: Sequence[st
     figures.torso_maps(arrays, models, patients, evaluation["ecg_scenarios"], outputs["torso_map"])
     figures.ecg_overlays(arrays, models, patients[0], evaluation["ecg_scenarios"], outputs["ecg"])
     log.info("Table 1 (%d models, %d test patients):\n%s", len(models), len(patients), table1_markdown(table))
+    overall = transfer[(transfer["lead"] == "all") & (transfer["phase"] == "beat")]
+    log.info("ECG transfer (beat, mean over leads):\n%s", overall.drop(columns=["phase", "lead"]).to_string(index=False))

@@ -1,0 +1,136 @@
+"""How an error in the lead-field gradient becomes an ECG error (issue 21, "ECG transfer").
+
+With P1 V_m and a lead field constant per myocardial cell, lead l of the 12-lead ECG is
+
+    φ_l(t) = −Σ_c g_l,c · J_c(t),   g_l = Σ_e W_le ∇Z_e,   J_c(t) = vol_c G_i,c ∇V_m,c(t),
+
+W the lead weights (:data:`~ecgcohort.ecg.leads.LEAD_WEIGHTS`), so an error δg reaches the
+ECG only through the source J: where ∇V_m = 0 no error of ∇Z matters, and a uniform scale
+error of ∇Z is the same scale error of every lead. This module measures, per lead and per
+phase of the beat, the ECG error against the source-weighted error of the lead's own field,
+the parts of it that come from the magnitude and from the direction of ∇Z, and how much
+forming a lead from electrode differences magnifies the electrodes' errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ecgcohort.fem import p1_gradients
+
+#: Time steps per block when the source strengths |J_c(t)| are summed.
+_BLOCK = 128
+
+
+@dataclass(frozen=True)
+class Myocardium:
+    """A myocardial mesh: nodes (N, 3) in m, tetrahedra (C, 4), G_i per cell (C, 3, 3) in S/m."""
+
+    nodes_m: np.ndarray
+    tetrahedra: np.ndarray
+    intracellular: np.ndarray
+
+
+def source_weights(myocardium: Myocardium, vm: np.ndarray, phases: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per phase, Σ_t |J_c(t)| per cell (C,) with J_c(t) = vol_c G_i,c ∇V_m,c(t): where and how
+    strongly the ECG's source lives (``vm`` (N, T) in any unit, ``phases`` masks over T)."""
+    import scipy.sparse
+
+    tetrahedra = np.asarray(myocardium.tetrahedra)
+    gradients, volumes = p1_gradients(myocardium.nodes_m, tetrahedra)           # (C, 4, 3), (C,)
+    n_cells, n_nodes = tetrahedra.shape[0], np.asarray(myocardium.nodes_m).shape[0]
+    # rows (c, j) of vol_c G_i,c ∇: one sparse operator from nodal V_m to the cells' sources
+    operator_values = np.einsum("cjk,cak,c->cja", np.asarray(myocardium.intracellular, dtype=np.float64),
+                                gradients, volumes)
+    rows = np.broadcast_to((3 * np.arange(n_cells)[:, None, None] + np.arange(3)[None, :, None]), (n_cells, 3, 4))
+    columns = np.broadcast_to(tetrahedra[:, None, :], (n_cells, 3, 4))
+    operator = scipy.sparse.csr_matrix((operator_values.ravel(), (rows.ravel(), columns.ravel())),
+                                       shape=(3 * n_cells, n_nodes))
+    values = np.asarray(vm, dtype=np.float64)
+    strength = np.empty((n_cells, values.shape[1]))
+    for start in range(0, values.shape[1], _BLOCK):
+        sources = (operator @ values[:, start:start + _BLOCK]).reshape(n_cells, 3, -1)
+        strength[:, start:start + sources.shape[2]] = np.linalg.norm(sources, axis=1)
+    return {phase: strength[:, np.asarray(mask, dtype=bool)].sum(axis=1) for phase, mask in phases.items()}
+
+
+def _split_error(reference: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(magnitude part, direction part) of other − reference (…, 3): the reference with the
+    other's length, minus the reference; the other's direction at the reference's length,
+    minus the reference. Zero-length vectors have no direction error."""
+    length_ref = np.linalg.norm(reference, axis=-1, keepdims=True)
+    length = np.linalg.norm(other, axis=-1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(length_ref > 0, length / length_ref, 1.0)
+        unit = np.where(length > 0, other / length, 0.0)
+        unit_ref = np.where(length_ref > 0, reference / length_ref, 0.0)
+    return (ratio - 1.0) * reference, np.where(length > 0, length_ref * (unit - unit_ref), 0.0)
+
+
+def ecg_transfer(myocardium: Myocardium, vm: np.ndarray, reference: np.ndarray, other: np.ndarray,
+                 electrode_names: Sequence[str], phases: Mapping[str, np.ndarray],
+                 weights: Mapping[str, np.ndarray] | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """Per phase and per lead (arrays of 12, rows of :data:`~ecgcohort.ecg.leads.LEAD_NAMES`):
+
+    * ``ecg_error`` — ‖δφ_l‖ / ‖φ_l‖ over the phase (relative ℓ2 of the 12-lead ECG from
+      ``other``'s ∇Z against ``reference``'s);
+    * ``magnitude_part`` / ``direction_part`` — the same with only the magnitude or only the
+      direction of ``other``'s lead field taken (the rest the reference's);
+    * ``weighted_field_error`` — Σ_c,t |J| |δg_l| / Σ_c,t |J| |g_l|: the lead field's relative
+      error where the source lives; ``ecg_error`` / it < 1 means errors cancel in the sum;
+    * ``electrode_error`` — the same weighted error for the lead's electrodes, Σ_e |W_le| Σ |J|
+      |δ∇Z_e| / Σ_e |W_le| Σ |J| |∇Z_e|;
+    * ``difference_gain`` — Σ_e |W_le| Σ |J| |∇Z_e| / Σ |J| |g_l|: how much larger the
+      electrodes' fields are than the lead's where the source lives, the factor by which
+      forming the lead can magnify the electrodes' relative errors.
+
+    ``vm`` (N, T) transmembrane potentials in any unit; ``reference``, ``other`` (E, C, 3)
+    electrode gradients per cell; ``phases`` boolean masks over the T times (e.g. QRS, T);
+    ``weights`` :func:`source_weights` of the same ``vm`` and phases, when already computed."""
+    from ecgcohort.ecg.leads import LEAD_WEIGHTS, lead_electrode_indices
+    from ecgcohort.leadfield.matrix import lead_matrix
+
+    weights = source_weights(myocardium, vm, phases) if weights is None else weights
+    columns = lead_electrode_indices(electrode_names)
+    electrodes_ref = np.asarray(reference, dtype=np.float64)[columns]
+    electrodes_other = np.asarray(other, dtype=np.float64)[columns]
+    g_ref = np.einsum("le,ecj->lcj", LEAD_WEIGHTS, electrodes_ref)
+    g_other = np.einsum("le,ecj->lcj", LEAD_WEIGHTS, electrodes_other)
+    magnitude_delta, direction_delta = _split_error(g_ref, g_other)
+    values = np.asarray(vm, dtype=np.float64)
+    # each lead field is its own "electrode" of a lead matrix: the ECG signals are matrix @ V_m
+    signals = {name: lead_matrix(myocardium.nodes_m, myocardium.tetrahedra, myocardium.intracellular, field) @ values
+               for name, field in (("reference", g_ref), ("error", g_other - g_ref), ("magnitude", magnitude_delta),
+                                   ("direction", direction_delta))}
+    lengths = {"lead": np.linalg.norm(g_ref, axis=-1), "lead_error": np.linalg.norm(g_other - g_ref, axis=-1),
+               "electrode": np.linalg.norm(electrodes_ref, axis=-1),
+               "electrode_error": np.linalg.norm(electrodes_other - electrodes_ref, axis=-1)}
+    absolute_weights = np.abs(LEAD_WEIGHTS)
+    result: dict[str, dict[str, np.ndarray]] = {}
+    for phase, mask in phases.items():
+        mask = np.asarray(mask, dtype=bool)
+        weight = weights[phase]
+        norm = np.linalg.norm(signals["reference"][:, mask], axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lead_weighted = lengths["lead"] @ weight
+            electrode_weighted = absolute_weights @ (lengths["electrode"] @ weight)
+            result[phase] = {
+                "ecg_error": np.linalg.norm(signals["error"][:, mask], axis=1) / norm,
+                "magnitude_part": np.linalg.norm(signals["magnitude"][:, mask], axis=1) / norm,
+                "direction_part": np.linalg.norm(signals["direction"][:, mask], axis=1) / norm,
+                "weighted_field_error": (lengths["lead_error"] @ weight) / lead_weighted,
+                "electrode_error": absolute_weights @ (lengths["electrode_error"] @ weight) / electrode_weighted,
+                "difference_gain": electrode_weighted / lead_weighted,
+            }
+    return result
+
+
+def qrs_and_t_phases(times_ms: np.ndarray, last_activation_ms: float, margin_ms: float) -> dict[str, np.ndarray]:
+    """Boolean masks of the QRS (t ≤ last activation + margin) and the rest of the beat (T),
+    and of the whole record, over ``times_ms``."""
+    times = np.asarray(times_ms, dtype=np.float64)
+    qrs = times <= last_activation_ms + margin_ms
+    return {"qrs": qrs, "t": ~qrs, "beat": np.ones_like(qrs)}
