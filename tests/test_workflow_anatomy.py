@@ -315,6 +315,10 @@ def check_surrogate_stage(root):
         for kind in ("surrogate", "pseudo"):
             assert 0 < summary[kind]["angular_error_heart_deg"] < 90
             assert set(summary[kind]["ecg"]) == {"sinus", "lbbb", "crt", "pacing-00", "pacing-01"}
+            # the ECG transfer's whole-beat error is the ECG error, recomputed from the lead fields
+            for scenario, ecg in summary[kind]["ecg"].items():
+                np.testing.assert_allclose(summary[kind]["ecg_transfer"][scenario]["beat"]["ecg_error"],
+                                           list(ecg["relative_l2_per_lead"].values()), rtol=1e-6)
         assert summary["timing"]["fem_total_s_per_lead"] > 0
     from ecgcohort.learning.modelfile import ModelFileError
 
@@ -324,6 +328,10 @@ def check_surrogate_stage(root):
     assert list(table.model) == ["PCA, pseudo_residual", "pseudo lead field", "DeepSDF, pseudo_residual",
                                  "PCA-based (paper)", "DeepSDF-based (paper)"]
     assert "3.89° ± 0.51°" in (surrogate / "table1.md").read_text()
+    transfer = pd.read_csv(surrogate / "ecg_transfer.csv")
+    assert set(transfer.model) == {"PCA, pseudo_residual", "pseudo lead field", "DeepSDF, pseudo_residual"}
+    assert set(transfer.phase) == {"qrs", "t", "beat"} and (transfer.lead == "all").sum() == 9
+    assert (transfer.difference_gain >= 1.0 - 1e-9).all()
 
     store = root / "results/dataset/cohort.zarr"
     mesh = open_patient_mesh(store, "test-0000").compute()
