@@ -137,3 +137,28 @@ def test_the_transfer_table_averages_patients_scenarios_and_leads_and_counts_the
     # the pseudo lead field once per patient: the pca row's repeat of test-0000 is not counted
     assert table.loc[("pseudo lead field", "qrs", "I"), "ecg_error"] == pytest.approx(10.0)
     assert len(table) == 3 * 2 * 13
+
+
+def test_myocardial_points_are_cell_centroids_with_the_cells_fem_gradient(case, tmp_path):
+    import xarray as xr
+
+    from ecgcohort.surrogate.jobs import myocardial_points
+
+    myocardium, _, gradients, _, _ = case
+    store = tmp_path / "cohort.zarr"
+    xr.Dataset({"node_position": (("node", "component"), myocardium.nodes_m),
+                "tetrahedra": (("cell", "corner"), myocardium.tetrahedra),
+                "grad_lead_field_cell": (("electrode", "cell", "component"), gradients.astype(np.float32))}
+               ).to_zarr(store, group="patients/train-0003")
+    points, grad_z = myocardial_points(store, "train-0003", 300, seed=5)
+    centroids = myocardium.nodes_m[myocardium.tetrahedra].mean(axis=1)
+    cells = [int(np.argmin(np.linalg.norm(centroids - p, axis=1))) for p in points]
+    assert len(set(cells)) == 300                                                 # distinct cells
+    np.testing.assert_allclose(points, centroids[cells], atol=1e-15)
+    np.testing.assert_allclose(grad_z, gradients[:, cells], rtol=1e-6)
+    again, _ = myocardial_points(store, "train-0003", 300, seed=5)
+    other, _ = myocardial_points(store, "train-0003", 300, seed=6)
+    np.testing.assert_array_equal(points, again)
+    assert not np.array_equal(points, other)
+    everything, _ = myocardial_points(store, "train-0003", 10 ** 6, seed=5)
+    assert len(everything) == len(myocardium.tetrahedra)                          # at most every cell

@@ -39,14 +39,35 @@ def surrogate_spec(section: Mapping[str, Any], code_dim: int, target: str, sigma
                          **{key: section[key] for key in NETWORK_KEYS})
 
 
-def _patient_block(cohort, patient: str, spec, box, codes) -> dict[str, np.ndarray]:
-    """One patient's training block from the cohort (:func:`~ecgcohort.surrogate.network.patient_block`)."""
+def myocardial_points(store: str | Path, patient: str, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` myocardial cells of ``patient`` drawn without replacement (seeded by ``seed``
+    and the patient): their centroids (k, 3) in m and the FEM ∇Z the lead matrix integrates
+    there (E, k, 3) in Ω/m — training points where the ECG's source lives."""
+    import zlib
+
+    from ecgcohort.dataset import open_patient_mesh
+
+    mesh = open_patient_mesh(store, patient)
+    tetrahedra = mesh.tetrahedra.values
+    chosen = np.sort(np.random.default_rng([seed, zlib.crc32(patient.encode())]).choice(
+        len(tetrahedra), size=min(count, len(tetrahedra)), replace=False))
+    centroids = mesh.node_position.values[tetrahedra[chosen]].mean(axis=1)
+    return centroids, mesh.grad_lead_field_cell.values[:, chosen].astype(np.float64)
+
+
+def _patient_block(cohort, patient: str, spec, box, codes, *, store: str | Path | None = None,
+                   myocardial_count: int = 0, seed: int = 0) -> dict[str, np.ndarray]:
+    """One patient's training block from the cohort (:func:`~ecgcohort.surrogate.network.patient_block`):
+    its sample points, and ``myocardial_count`` myocardial cell centroids of ``store`` with them."""
     from ecgcohort.surrogate.network import patient_block
 
     one = cohort.sel(patient=patient)
-    return patient_block(spec, box, one.sample_points.values, one.electrode_position.values,
-                         one.electrode_normalised_position.values, codes.code(patient),
-                         one.grad_lead_field.values.astype(np.float64))
+    points, grad_z = one.sample_points.values, one.grad_lead_field.values.astype(np.float64)
+    if myocardial_count:
+        centroids, cell_grad_z = myocardial_points(store, patient, myocardial_count, seed)
+        points, grad_z = np.concatenate([points, centroids]), np.concatenate([grad_z, cell_grad_z], axis=1)
+    return patient_block(spec, box, points, one.electrode_position.values,
+                         one.electrode_normalised_position.values, codes.code(patient), grad_z)
 
 
 def _flat_rows(block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -111,15 +132,20 @@ def train_surrogate_job(store: str | Path, codes_csv: str | Path, encoding: str,
                                        points_mm.max(("patient", "point")).values, section["box_padding"])
     spec = surrogate_spec(section, len(codes.columns), target, sigma0)
     training = TrainingSpec.from_config(section["training"], seed=section["seed"])
-    per_patient = cohort.sizes["electrode"] * cohort.sizes["point"]
+    myocardial_count = int(section["myocardial_points"])
+    per_patient = cohort.sizes["electrode"] * (cohort.sizes["point"] + myocardial_count)
     device = resolve_device(training.device)
     resident = len(fit_ids) * per_patient * 4 * _PAIR_FLOATS <= memory_budget_bytes(device)
 
+    def block_of(patient: str) -> dict[str, np.ndarray]:
+        return _patient_block(cohort, patient, spec, box, codes, store=store, myocardial_count=myocardial_count,
+                              seed=section["seed"])
+
     def rows_of(index: int) -> dict[str, np.ndarray]:
-        return _flat_rows(_patient_block(cohort, fit_ids[index], spec, box, codes))
+        return _flat_rows(block_of(fit_ids[index]))
 
     def blocks(patients: Sequence[str]) -> PatientBlockTable:
-        return PatientBlockTable([_patient_block(cohort, p, spec, box, codes) for p in patients])
+        return PatientBlockTable([block_of(p) for p in patients])
 
     table = blocks(fit_ids) if resident else StreamedTable(rows_of, [per_patient] * len(fit_ids))
     validation = blocks(validation_ids) if validation_ids else None
