@@ -332,6 +332,19 @@ def check_surrogate_stage(root):
     assert set(transfer.model) == {"PCA, pseudo_residual", "pseudo lead field", "DeepSDF, pseudo_residual"}
     assert set(transfer.phase) == {"qrs", "t", "beat"} and (transfer.lead == "all").sum() == 9
     assert (transfer.difference_gain >= 1.0 - 1e-9).all()
+    from ecgcohort.surrogate.report import transfer_markdown
+
+    transfer_md = (surrogate / "ecg_transfer.md").read_text()
+    assert transfer_md == transfer_markdown(transfer, table)  # the Markdown is the CSV, re-rendered
+    beat = transfer[(transfer.model == "DeepSDF, pseudo_residual") & (transfer.phase == "beat") & (transfer.lead == "all")]
+    assert f"{float(beat.ecg_error.iloc[0]):.2f}" in transfer_md.splitlines()[7]
+    budget = pd.read_csv(surrogate / "error_budget.csv").set_index("model")
+    assert list(budget.index) == ["PCA, pseudo_residual", "DeepSDF, pseudo_residual"]
+    np.testing.assert_allclose(budget.loc["DeepSDF, pseudo_residual", "ecg_error"], beat.ecg_error.iloc[0], rtol=1e-5)
+    np.testing.assert_allclose(budget.test_angle_deg, table.set_index("model").loc[budget.index,
+                               "angular_error_heart_deg_mean"], rtol=1e-5)
+    assert ((budget.fitting_angle_deg > 0) & (budget.fitting_angle_deg < 90)).all()
+    np.testing.assert_allclose(budget.generalisation_gap_deg, budget.test_angle_deg - budget.fitting_angle_deg, rtol=1e-5)
 
     store = root / "results/dataset/cohort.zarr"
     mesh = open_patient_mesh(store, "test-0000").compute()

@@ -157,6 +157,9 @@ def train_surrogate_job(store: str | Path, codes_csv: str | Path, encoding: str,
                  name=f"surrogate {encoding}/{target}")
     model.load_state_dict(result.best_state_dict)
     validation_angle = _angular_error_of(model, validation) if validation is not None else float("nan")
+    # the fitting patients' own error, for the generalisation term of the error budget (resident only:
+    # a streamed table is too large to sweep again)
+    training_angle = _angular_error_of(model, table) if resident else float("nan")
     write_history(result.history, out_losses, out_plot, title=f"lead-field surrogate, {encoding} codes, {target}")
     save_model(out_model, result.best_state_dict, {
         "kind": "leadfield-surrogate", "config": dict(section), "encoding": encoding, "target": target,
@@ -166,11 +169,13 @@ def train_surrogate_job(store: str | Path, codes_csv: str | Path, encoding: str,
                      "final_loss": result.history[-1]["loss"], "samples_per_second": result.samples_per_second,
                      "seconds": result.seconds, "device": result.device, "precision": result.precision,
                      "resumed_from_epoch": result.resumed_from_epoch, "resident": resident,
-                     "rows_per_epoch": len(table), "validation_angular_error_deg": validation_angle},
+                     "rows_per_epoch": len(table), "validation_angular_error_deg": validation_angle,
+                     "training_angular_error_deg": training_angle},
     })
     log.info("surrogate (%s, %s): %d epochs in %.1f s on %s, %.0f samples/s, final loss %.4g, best epoch %d, "
-             "validation angular error %.2f deg", encoding, target, training.epochs, result.seconds, result.device,
-             result.samples_per_second, result.history[-1]["loss"], result.best_epoch, validation_angle)
+             "angular error %.2f deg on the validation patients, %.2f deg on the fitting patients", encoding, target,
+             training.epochs, result.seconds, result.device, result.samples_per_second, result.history[-1]["loss"],
+             result.best_epoch, validation_angle, training_angle)
 
 
 # ---------------------------------------------------------------- evaluation of one test patient

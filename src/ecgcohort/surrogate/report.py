@@ -180,15 +180,95 @@ def transfer_table(summaries: Sequence[Mapping[str, Any]]):
     return pd.DataFrame(rows)
 
 
+def transfer_markdown(transfer, table) -> str:
+    """The ECG transfer as Markdown, one column per model (the pseudo lead field first): Table 1's
+    heart angle (degrees), the unweighted angle (degrees) and relative magnitude error of ∇Z per
+    myocardial cell, the electrodes' and the leads' source-weighted field errors, the ECG relative
+    ℓ2 error per phase and the ECG error with only the magnitude or only the direction taken; each
+    the mean over the 12 leads of the ``all`` rows of :func:`transfer_table` (whole beat unless
+    named)."""
+    overall = transfer[transfer["lead"] == "all"]
+    models = list(dict.fromkeys([PSEUDO, *overall["model"]]))
+    heart = dict(zip(table["model"], table["angular_error_heart_deg_mean"]))
+
+    def value(model: str, phase: str, key: str) -> float:
+        row = overall[(overall["model"] == model) & (overall["phase"] == phase)]
+        if row.empty:
+            raise ValueError(f"ECG transfer table has no {phase!r} row of model {model!r}")
+        return float(row.iloc[0][key])
+
+    rows = {
+        "Table 1 angle, heart + 10 mm margin (sample points)": lambda m: f"{heart[m]:.1f}°",
+        "angle per myocardial cell (unweighted)": lambda m: f"{value(m, 'beat', 'cell_angular_error_deg'):.1f}°",
+        "magnitude error per myocardial cell": lambda m: f"{value(m, 'beat', 'cell_magnitude_error'):.2f}",
+        "electrodes' field error, weighted by the source": lambda m: f"{value(m, 'beat', 'electrode_error'):.2f}",
+        "leads' field error, weighted by the source": lambda m: f"{value(m, 'beat', 'weighted_field_error'):.2f}",
+        "ECG error, QRS / T / beat": lambda m: " / ".join(f"{value(m, phase, 'ecg_error'):.2f}"
+                                                          for phase in ("qrs", "t", "beat")),
+        "ECG error with only the magnitude / only the direction taken":
+            lambda m: f"{value(m, 'beat', 'magnitude_part'):.2f} / {value(m, 'beat', 'direction_part'):.2f}",
+    }
+    lines = ["| | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(cell(m) for m in models) + " |" for name, cell in rows.items()]
+    return "\n".join(lines) + "\n"
+
+
+def error_budget_table(table, transfer, trainings: Mapping[str, Mapping[str, Any]]):
+    """The terms of the surrogate's error budget that every run measures, one row per trained model:
+    generalisation (∇Z angle, degrees, at the sample points of the fitting, validation and test
+    patients, and the test − fitting gap) and ECG transfer (unweighted angle and magnitude error per
+    myocardial cell, the leads' source-weighted field error, the whole-beat ECG relative ℓ2 error
+    and its ratio to the field error). ``trainings``: model label → the model file's ``training``."""
+    import pandas as pd
+
+    beat = transfer[(transfer["lead"] == "all") & (transfer["phase"] == "beat")].set_index("model")
+    rows = []
+    for model, training in trainings.items():
+        test = float(table.loc[table["model"] == model, "angular_error_heart_deg_mean"].iloc[0])
+        fitting = float(training.get("training_angular_error_deg", float("nan")))
+        rows.append({
+            "model": model, "fitting_angle_deg": fitting,
+            "validation_angle_deg": float(training.get("validation_angular_error_deg", float("nan"))),
+            "test_angle_deg": test, "generalisation_gap_deg": test - fitting,
+            "cell_angle_deg": float(beat.loc[model, "cell_angular_error_deg"]),
+            "cell_magnitude_error": float(beat.loc[model, "cell_magnitude_error"]),
+            "weighted_field_error": float(beat.loc[model, "weighted_field_error"]),
+            "ecg_error": float(beat.loc[model, "ecg_error"]), "ecg_over_field": float(beat.loc[model, "ecg_over_field"]),
+            "training_seconds": float(training["seconds"]), "device": training["device"],
+        })
+    return pd.DataFrame(rows)
+
+
 def _write_csv(frame, path: str | Path) -> None:
     with atomic_path(path) as temporary:
         frame.to_csv(temporary, index=False, float_format="%.6g")
 
 
+def read_table1(path: str | Path):
+    """Table 1 as written by :func:`summarize_surrogate_job` (no outliers: an empty string)."""
+    import pandas as pd
+
+    return pd.read_csv(path, dtype={"outliers": str}).fillna({"outliers": ""})
+
+
+def write_markdown_tables(table_csv: str | Path, transfer_csv: str | Path, table_md: str | Path,
+                          transfer_md: str | Path) -> None:
+    """Table 1 and the ECG transfer as Markdown, rendered from their written CSVs (so that the
+    Markdown can be re-rendered from the CSV alone, digit for digit: README tables are)."""
+    import pandas as pd
+
+    table, transfer = read_table1(table_csv), pd.read_csv(transfer_csv)
+    for markdown, path in ((table1_markdown(table), table_md), (transfer_markdown(transfer, table), transfer_md)):
+        with atomic_path(path) as temporary:
+            Path(temporary).write_text(markdown)
+
+
 def summarize_surrogate_job(summaries: Sequence[str | Path], errors: Sequence[str | Path],
-                            evaluation: Mapping[str, Any], outputs: Mapping[str, str | Path]) -> None:
+                            evaluation: Mapping[str, Any], outputs: Mapping[str, str | Path],
+                            models: Sequence[str | Path] = ()) -> None:
     """Read every (model, test patient) evaluation and write ``outputs``: ``table``,
-    ``markdown``, ``errors``, ``timing``, ``transfer`` and the figures ``cdf``, ``electrodes``, ``torso_map``
+    ``markdown``, ``errors``, ``timing``, ``transfer``, ``transfer_markdown``, ``budget`` (from the
+    trained ``models``' files) and the figures ``cdf``, ``electrodes``, ``torso_map``
     and ``ecg``."""
     if not summaries:
         raise ValueError("no surrogate evaluations: the cohort has no test patients (cohort.test.count)")
@@ -196,12 +276,19 @@ def summarize_surrogate_job(summaries: Sequence[str | Path], errors: Sequence[st
     frame = error_table(loaded)
     table = table1(frame)
     _write_csv(table, outputs["table"])
-    with atomic_path(outputs["markdown"]) as temporary:
-        Path(temporary).write_text(table1_markdown(table))
     _write_csv(frame, outputs["errors"])
     _write_csv(timing_table(loaded), outputs["timing"])
     transfer = transfer_table(loaded)
     _write_csv(transfer, outputs["transfer"])
+    write_markdown_tables(outputs["table"], outputs["transfer"], outputs["markdown"], outputs["transfer_markdown"])
+    from ecgcohort.learning.modelfile import load_model
+
+    trainings = {}
+    for path in models:
+        metadata = load_model(path, kind="leadfield-surrogate")[1]
+        trainings[model_label(metadata["encoding"], metadata["target"])] = metadata["training"]
+    budget = error_budget_table(table, transfer, trainings)
+    _write_csv(budget, outputs["budget"])
     arrays = {}
     for summary, path in zip(loaded, errors):
         with np.load(path) as data:
@@ -216,4 +303,5 @@ def summarize_surrogate_job(summaries: Sequence[str | Path], errors: Sequence[st
     figures.ecg_overlays(arrays, models, patients[0], evaluation["ecg_scenarios"], outputs["ecg"])
     log.info("Table 1 (%d models, %d test patients):\n%s", len(models), len(patients), table1_markdown(table))
     overall = transfer[(transfer["lead"] == "all") & (transfer["phase"] == "beat")]
+    log.info("error budget:\n%s", budget.to_string(index=False))
     log.info("ECG transfer (beat, mean over leads):\n%s", overall.drop(columns=["phase", "lead"]).to_string(index=False))

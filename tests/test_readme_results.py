@@ -1,0 +1,113 @@
+"""The README's result tables come from recorded runs (docs/results/<label>), not from typing:
+every results block equals its recorded table, and every recorded table is its recorded CSV
+rendered again. The tolerance is the printed digits: a table that is not the CSV's fails."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ecgcohort import readme_results
+from ecgcohort.surrogate.report import PSEUDO, transfer_markdown
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_readme_blocks_are_the_recorded_runs():
+    text = (REPO / "README.md").read_text()
+    blocks = [(m["label"], m["path"]) for m in readme_results.BLOCK.finditer(text)]
+    assert ("default", "surrogate/table1.md") in blocks and ("default", "surrogate/ecg_transfer.md") in blocks
+    assert readme_results.stale_blocks(text) == [], \
+        "README tables differ from docs/results: run `python -m ecgcohort.readme_results update`"
+
+
+@pytest.mark.parametrize("label", sorted(p.name for p in readme_results.RECORDED_ROOT.iterdir() if p.is_dir()))
+def test_recorded_tables_are_their_csvs_rendered(label):
+    folder = readme_results.RECORDED_ROOT / label
+    provenance = json.loads((folder / "run.json").read_text())
+    assert re.fullmatch(r"[0-9a-f]{40}", provenance["commit"]) and provenance["command"]
+    rendered = readme_results.rerendered(label)
+    assert "surrogate/table1.md" in rendered
+    for path, markdown in rendered.items():
+        assert (folder / path).read_text() == markdown, f"{folder / path} is not its CSV rendered again"
+    table = pd.read_csv(folder / "surrogate/table1.csv")
+    ours = table[table.source == "ours"]
+    # physiological sanity of a recorded run: angles in degrees, relative ECG errors in (0, 2)
+    assert ((ours.angular_error_heart_deg_mean > 0) & (ours.angular_error_heart_deg_mean < 90)).all()
+    assert ((ours.ecg_relative_l2_mean > 0) & (ours.ecg_relative_l2_mean < 2)).all()
+
+
+def _transfer_frame(models: dict[str, float]) -> pd.DataFrame:
+    rows = []
+    for model, scale in models.items():
+        for phase, factor in (("qrs", 1.0), ("t", 0.5), ("beat", 0.8)):
+            rows.append({"model": model, "phase": phase, "lead": "all", "cell_angular_error_deg": 20 * scale,
+                         "cell_magnitude_error": 0.3 * scale, "ecg_error": factor * scale,
+                         "weighted_field_error": 0.7 * scale, "electrode_error": 0.75 * scale,
+                         "difference_gain": 1.2, "magnitude_part": 0.4 * scale, "direction_part": 0.6 * scale})
+            rows.append({**rows[-1], "lead": "V1", "ecg_error": 9.0})  # a single lead is not the mean row
+    return pd.DataFrame(rows)
+
+
+def test_transfer_markdown_takes_the_all_lead_rows_per_phase():
+    transfer = _transfer_frame({"DeepSDF, pseudo_residual": 0.5, PSEUDO: 1.0})
+    table = pd.DataFrame({"model": ["DeepSDF, pseudo_residual", PSEUDO], "angular_error_heart_deg_mean": [9.44, 16.9]})
+    lines = transfer_markdown(transfer, table).splitlines()
+    assert lines[0] == f"| | {PSEUDO} | DeepSDF, pseudo_residual |"  # the pseudo lead field first
+    assert lines[2].endswith("| 16.9° | 9.4° |")
+    assert lines[3].endswith("| 20.0° | 10.0° |")
+    assert lines[7].endswith("| 1.00 / 0.50 / 0.80 | 0.50 / 0.25 / 0.40 |")
+    assert lines[8].endswith("| 0.40 / 0.60 | 0.20 / 0.30 |")
+    with pytest.raises(ValueError, match="no 'qrs' row of model 'DeepSDF, pseudo_residual'"):
+        transfer_markdown(transfer[(transfer.phase != "qrs") | (transfer.model == PSEUDO)], table)
+
+
+def _recorded_run(tmp_path: Path) -> tuple[Path, Path]:
+    """A git checkout with a results/ folder holding a Table 1, and an empty recorded root."""
+    checkout = tmp_path / "run"
+    (checkout / "results/surrogate").mkdir(parents=True)
+    table = pd.DataFrame({"model": ["pseudo lead field"], "source": ["ours"], "encoding": [""], "target": [""],
+                          "test_patients": [2], "outliers": [""],
+                          **{f"{metric}_{stat}": [value] for metric, value in
+                             (("angular_error_heart_deg", 16.92), ("angular_error_precordial_heart_deg", 17.85),
+                              ("ecg_relative_l2_mean", 0.706)) for stat in ("mean", "sd")}})
+    table.to_csv(checkout / "results/surrogate/table1.csv", index=False)
+    from ecgcohort.surrogate.report import read_table1, table1_markdown
+
+    (checkout / "results/surrogate/table1.md").write_text(table1_markdown(read_table1(checkout / "results/surrogate/table1.csv")))
+    for command in (["init", "-q"], ["add", "."], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run"]):
+        subprocess.run(["git", "-C", str(checkout), *command], check=True)
+    return checkout / "results", tmp_path / "recorded"
+
+
+def test_record_update_and_check_round_trip(tmp_path):
+    results, root = _recorded_run(tmp_path)
+    folder = readme_results.record_run(results, "default", "make run", root=root)
+    provenance = json.loads((folder / "run.json").read_text())
+    assert provenance["tables"] == ["surrogate/table1.md"] and not provenance["dirty"]
+    table = lambda label, path: readme_results.recorded_table(label, path, root=root)  # noqa: E731
+    readme = "intro\n<!-- results default surrogate/table1.md -->\n| typed | 1.00 |\n<!-- /results -->\nafter\n"
+    assert readme_results.stale_blocks(readme, table) == ["default surrogate/table1.md"]
+    updated = readme_results.update_readme(readme, table)
+    assert updated.startswith("intro\n<!-- results default surrogate/table1.md -->\n| model |")
+    assert updated.endswith("<!-- /results -->\nafter\n") and "16.92° ± 16.92°" in updated
+    assert readme_results.stale_blocks(updated, table) == []
+    # one digit changed by hand is caught
+    assert readme_results.stale_blocks(updated.replace("0.706", "0.707"), table) == ["default surrogate/table1.md"]
+    np.testing.assert_equal(readme_results.rerendered("default", root=root)["surrogate/table1.md"],
+                            (folder / "surrogate/table1.md").read_text())
+
+
+def test_bad_blocks_and_runs_are_named(tmp_path):
+    with pytest.raises(readme_results.ReadmeResultsError, match="'study surrogate/table1.md'.*missing.*--label study"):
+        readme_results.recorded_table("study", "surrogate/table1.md", root=tmp_path)
+    with pytest.raises(readme_results.ReadmeResultsError, match="surrogate/table2.md is not a recorded table"):
+        readme_results.recorded_table("default", "surrogate/table2.md", root=tmp_path)
+    with pytest.raises(readme_results.ReadmeResultsError, match="holds none of"):
+        readme_results.record_run(tmp_path, "default", "make run", root=tmp_path / "recorded")
