@@ -345,6 +345,9 @@ def check_surrogate_stage(root):
                                "angular_error_heart_deg_mean"], rtol=1e-5)
     assert ((budget.fitting_angle_deg > 0) & (budget.fitting_angle_deg < 90)).all()
     np.testing.assert_allclose(budget.generalisation_gap_deg, budget.test_angle_deg - budget.fitting_angle_deg, rtol=1e-5)
+    from ecgcohort.surrogate.report import budget_markdown
+
+    assert (surrogate / "error_budget.md").read_text() == budget_markdown(pd.read_csv(surrogate / "error_budget.csv"))
 
     store = root / "results/dataset/cohort.zarr"
     mesh = open_patient_mesh(store, "test-0000").compute()

@@ -30,6 +30,7 @@ RECORDED_ROOT = Path(__file__).resolve().parents[2] / "docs" / "results"
 RECORDED_TABLES: dict[str, tuple[str, ...]] = {
     "surrogate/table1.md": ("surrogate/table1.csv",),
     "surrogate/ecg_transfer.md": ("surrogate/ecg_transfer.csv", "surrogate/table1.csv"),
+    "surrogate/error_budget.md": ("surrogate/error_budget.csv",),
     "ecg/realism.md": ("ecg/realism.csv",),
 }
 
@@ -98,7 +99,9 @@ def stale_blocks(text: str, table: Callable[[str, str], str] = recorded_table) -
 def rerendered(label: str, root: Path = RECORDED_ROOT) -> Mapping[str, str]:
     """Each recorded table of a run rendered again from its recorded CSVs (the tables whose
     renderer is known), to show that the Markdown is the CSV's and not typed."""
-    from ecgcohort.surrogate.report import read_table1, table1_markdown, transfer_markdown
+    import pandas as pd
+
+    from ecgcohort.surrogate.report import budget_markdown, read_table1, table1_markdown, transfer_markdown
 
     folder = root / label
     rendered = {}
@@ -108,6 +111,8 @@ def rerendered(label: str, root: Path = RECORDED_ROOT) -> Mapping[str, str]:
         if (folder / "surrogate/ecg_transfer.csv").exists():
             transfer = pd.read_csv(folder / "surrogate/ecg_transfer.csv")
             rendered["surrogate/ecg_transfer.md"] = transfer_markdown(transfer, table)
+    if (folder / "surrogate/error_budget.csv").exists():
+        rendered["surrogate/error_budget.md"] = budget_markdown(pd.read_csv(folder / "surrogate/error_budget.csv"))
     return rendered
 
 

@@ -91,6 +91,7 @@ rule summarize_surrogate:
         transfer_markdown="results/surrogate/ecg_transfer.md",
         budget=report("results/surrogate/error_budget.csv", caption=caption("surrogate_budget"),
                       category="Lead-field surrogate", subcategory="ECG errors", labels={"table": "error budget"}),
+        budget_markdown="results/surrogate/error_budget.md",
         cdf=report("results/surrogate/fig6_error_cdf.png", caption=caption("fig6"), category="Lead-field surrogate",
                    subcategory="Lead-field errors", labels={"figure": "Fig. 6 error CDFs"}),
         electrodes=report("results/surrogate/fig7_electrode_errors.png", caption=caption("fig7"),

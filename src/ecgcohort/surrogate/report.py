@@ -244,6 +244,19 @@ def _write_csv(frame, path: str | Path) -> None:
         frame.to_csv(temporary, index=False, float_format="%.6g")
 
 
+def budget_markdown(budget) -> str:
+    """The error budget's measured terms as Markdown, one row per trained model."""
+    lines = ["| model | angle, fitting patients | validation | test (Table 1) | test − fitting | angle per "
+             "myocardial cell | magnitude per cell | leads' weighted field error | ECG error | ECG / field | "
+             "training |", "|---" * 11 + "|"]
+    for _, row in budget.iterrows():
+        lines.append(f"| {row['model']} | {row['fitting_angle_deg']:.2f}° | {row['validation_angle_deg']:.2f}° | "
+                     f"{row['test_angle_deg']:.2f}° | {row['generalisation_gap_deg']:+.2f}° | {row['cell_angle_deg']:.1f}° | "
+                     f"{row['cell_magnitude_error']:.2f} | {row['weighted_field_error']:.2f} | {row['ecg_error']:.3f} | "
+                     f"{row['ecg_over_field']:.2f} | {row['training_seconds']:.0f} s, {row['device']} |")
+    return "\n".join(lines) + "\n"
+
+
 def read_table1(path: str | Path):
     """Table 1 as written by :func:`summarize_surrogate_job` (no outliers: an empty string)."""
     import pandas as pd
@@ -267,11 +280,13 @@ def summarize_surrogate_job(summaries: Sequence[str | Path], errors: Sequence[st
                             evaluation: Mapping[str, Any], outputs: Mapping[str, str | Path],
                             models: Sequence[str | Path] = ()) -> None:
     """Read every (model, test patient) evaluation and write ``outputs``: ``table``,
-    ``markdown``, ``errors``, ``timing``, ``transfer``, ``transfer_markdown``, ``budget`` (from the
-    trained ``models``' files) and the figures ``cdf``, ``electrodes``, ``torso_map``
+    ``markdown``, ``errors``, ``timing``, ``transfer``, ``transfer_markdown``, ``budget`` and
+    ``budget_markdown`` (from the trained ``models``' files) and the figures ``cdf``, ``electrodes``, ``torso_map``
     and ``ecg``."""
     if not summaries:
         raise ValueError("no surrogate evaluations: the cohort has no test patients (cohort.test.count)")
+    import pandas as pd
+
     loaded = [json.loads(Path(p).read_text()) for p in summaries]
     frame = error_table(loaded)
     table = table1(frame)
@@ -289,6 +304,8 @@ def summarize_surrogate_job(summaries: Sequence[str | Path], errors: Sequence[st
         trainings[model_label(metadata["encoding"], metadata["target"])] = metadata["training"]
     budget = error_budget_table(table, transfer, trainings)
     _write_csv(budget, outputs["budget"])
+    with atomic_path(outputs["budget_markdown"]) as temporary:
+        Path(temporary).write_text(budget_markdown(pd.read_csv(outputs["budget"])))
     arrays = {}
     for summary, path in zip(loaded, errors):
         with np.load(path) as data:
