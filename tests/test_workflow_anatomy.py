@@ -344,7 +344,7 @@ def check_surrogate_stage(root):
     np.testing.assert_allclose(budget.test_angle_deg, table.set_index("model").loc[budget.index,
                                "angular_error_heart_deg_mean"], rtol=1e-5)
     assert ((budget.fitting_angle_deg > 0) & (budget.fitting_angle_deg < 90)).all()
-    np.testing.assert_allclose(budget.generalisation_gap_deg, budget.test_angle_deg - budget.fitting_angle_deg, rtol=1e-5)
+    np.testing.assert_allclose(budget.generalisation_gap_deg, budget.test_angle_deg - budget.fitting_angle_deg, atol=1e-4)
     from ecgcohort.surrogate.report import budget_markdown
 
     assert (surrogate / "error_budget.md").read_text() == budget_markdown(pd.read_csv(surrogate / "error_budget.csv"))
