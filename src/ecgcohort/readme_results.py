@@ -32,6 +32,7 @@ RECORDED_TABLES: dict[str, tuple[str, ...]] = {
     "surrogate/ecg_transfer.md": ("surrogate/ecg_transfer.csv", "surrogate/table1.csv"),
     "surrogate/error_budget.md": ("surrogate/error_budget.csv",),
     "ecg/realism.md": ("ecg/realism.csv",),
+    "convergence/convergence.md": ("convergence/convergence.csv",),
 }
 
 BLOCK = re.compile(r"(<!-- results (?P<label>\S+) (?P<path>\S+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S)
