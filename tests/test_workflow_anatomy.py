@@ -344,6 +344,7 @@ def check_surrogate_stage(root):
     np.testing.assert_allclose(budget.test_angle_deg, table.set_index("model").loc[budget.index,
                                "angular_error_heart_deg_mean"], rtol=1e-5)
     assert ((budget.fitting_angle_deg > 0) & (budget.fitting_angle_deg < 90)).all()
+    assert ((budget.best_epoch >= 1) & (budget.best_epoch <= budget.epochs)).all()
     np.testing.assert_allclose(budget.generalisation_gap_deg, budget.test_angle_deg - budget.fitting_angle_deg, atol=1e-4)
     from ecgcohort.surrogate.report import budget_markdown
 

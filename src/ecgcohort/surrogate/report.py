@@ -218,7 +218,8 @@ def error_budget_table(table, transfer, trainings: Mapping[str, Mapping[str, Any
     generalisation (∇Z angle, degrees, at the sample points of the fitting, validation and test
     patients, and the test − fitting gap) and ECG transfer (unweighted angle and magnitude error per
     myocardial cell, the leads' source-weighted field error, the whole-beat ECG relative ℓ2 error
-    and its ratio to the field error). ``trainings``: model label → the model file's ``training``."""
+    and its ratio to the field error); optimisation: the best validation epoch of all (a best epoch at
+    the end: still improving). ``trainings``: model label → the model file's ``training``."""
     import pandas as pd
 
     beat = transfer[(transfer["lead"] == "all") & (transfer["phase"] == "beat")].set_index("model")
@@ -234,6 +235,7 @@ def error_budget_table(table, transfer, trainings: Mapping[str, Mapping[str, Any
             "cell_magnitude_error": float(beat.loc[model, "cell_magnitude_error"]),
             "weighted_field_error": float(beat.loc[model, "weighted_field_error"]),
             "ecg_error": float(beat.loc[model, "ecg_error"]), "ecg_over_field": float(beat.loc[model, "ecg_over_field"]),
+            "best_epoch": int(training["best_epoch"]), "epochs": int(training["epochs"]),
             "training_seconds": float(training["seconds"]), "device": training["device"],
         })
     return pd.DataFrame(rows)
@@ -248,12 +250,13 @@ def budget_markdown(budget) -> str:
     """The error budget's measured terms as Markdown, one row per trained model."""
     lines = ["| model | angle, fitting patients | validation | test (Table 1) | test − fitting | angle per "
              "myocardial cell | magnitude per cell | leads' weighted field error | ECG error | ECG / field | "
-             "training |", "|---" * 11 + "|"]
+             "best epoch | training |", "|---" * 12 + "|"]
     for _, row in budget.iterrows():
         lines.append(f"| {row['model']} | {row['fitting_angle_deg']:.2f}° | {row['validation_angle_deg']:.2f}° | "
                      f"{row['test_angle_deg']:.2f}° | {row['generalisation_gap_deg']:+.2f}° | {row['cell_angle_deg']:.1f}° | "
                      f"{row['cell_magnitude_error']:.2f} | {row['weighted_field_error']:.2f} | {row['ecg_error']:.3f} | "
-                     f"{row['ecg_over_field']:.2f} | {row['training_seconds']:.0f} s, {row['device']} |")
+                     f"{row['ecg_over_field']:.2f} | {row['best_epoch']} of {row['epochs']} | "
+                     f"{row['training_seconds']:.0f} s, {row['device']} |")
     return "\n".join(lines) + "\n"
 
 
