@@ -286,6 +286,28 @@ def test_a_wrong_sign_deep_inside_fails_naming_patient_and_surface(surfaces, mon
         sample_sdf(surfaces, spec, np.random.default_rng(0), patient="train-0009")
 
 
+def test_an_isolated_exact_sign_failure_takes_the_winding_numbers_sign(surfaces, monkeypatch, caplog):
+    """study train-0012: one pseudonormal sign flipped 23 mm outside the RV cavity at a rim fold."""
+    spec = SdfSamplingSpec(near_surface_count=800, uniform_count=1200)
+    reference = sample_sdf(surfaces, spec, np.random.default_rng(0), patient="train-0012")
+    rv = SURFACES.index("rv_endocardium")
+    far_outside = int(np.argmax(reference.sdf_mm[rv]))
+    assert reference.sdf_mm[rv, far_outside] > 20.0
+    exact = sdf_module.exact_distance
+
+    def one_flipped_for_the_rv(points, faces, queries):
+        values = exact(points, faces, queries)
+        if np.array_equal(points, surfaces["rv_endocardium"][0]):
+            values[far_outside] = -values[far_outside]
+        return values
+
+    monkeypatch.setattr(sdf_module, "exact_distance", one_flipped_for_the_rv)
+    with caplog.at_level("WARNING", logger="ecgcohort.encoding.sdf"):
+        repaired = sample_sdf(surfaces, spec, np.random.default_rng(0), patient="train-0012")
+    np.testing.assert_array_equal(repaired.sdf_mm, reference.sdf_mm)
+    assert "patient train-0012: surface rv_endocardium (exact): 1 of" in caplog.text
+
+
 def test_the_sign_check_rejects_mesh_to_sdf_on_the_rv_cavity(surfaces):
     method = dict(SdfSamplingSpec().method, rv_endocardium="mesh_to_sdf")
     spec = SdfSamplingSpec(near_surface_count=4000, uniform_count=4000, method=method)
