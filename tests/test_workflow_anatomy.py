@@ -50,7 +50,7 @@ def two_patients(default_config: dict) -> dict:
                          "noise_levels": [0.05], "repeats": 1,
                          "ep_dl": {"layers": 4, "neurons": 8, **tiny_network},
                          "eand_arn": {"layers": 4, "neurons": 8, "residual_blocks": 1, **tiny_network}}
-    config["convergence"] = {"patients": ["train-0000"], "levels": [{"heart_mm": 4.0, "torso_mm": 30.0},
+    config["convergence"] = {"patients": ["train-0000", "test"], "levels": [{"heart_mm": 4.0, "torso_mm": 30.0},
                                                                     {"heart_mm": 3.0, "torso_mm": 30.0}],
                              "myocardium_points": 200, "torso_points": 200}
     config["ecg2act"] = {"validation_fraction": 0.2, "bank": {"count": 10},
@@ -346,6 +346,17 @@ def check_surrogate_stage(root):
     assert ((budget.fitting_angle_deg > 0) & (budget.fitting_angle_deg < 90)).all()
     assert ((budget.best_epoch >= 1) & (budget.best_epoch <= budget.epochs)).all()
     np.testing.assert_allclose(budget.generalisation_gap_deg, budget.test_angle_deg - budget.fitting_angle_deg, atol=1e-4)
+    # the ground-truth term: the dataset mesh's FEM against the reference is the convergence
+    # stage's own figure for the test patient, recomputed from the level files
+    convergence = pd.read_csv(root / "results/convergence/convergence.csv")
+    coarse = convergence[(convergence.patient == "test-0000") & (convergence.heart_mm == 4.0)
+                         & (convergence.gradient == "p1")].iloc[0]
+    np.testing.assert_allclose(budget.fem_vs_reference_angle_deg, coarse.grad_angle_deg_myocardium, rtol=1e-4)
+    np.testing.assert_allclose(budget.fem_vs_reference_magnitude, coarse.grad_magnitude_myocardium, rtol=1e-4)
+    assert (budget.ground_truth_patients == 1).all()
+    for pair in ("surrogate_vs_fem", "surrogate_vs_reference"):
+        assert ((budget[f"{pair}_angle_deg"] > 0) & (budget[f"{pair}_angle_deg"] < 90)).all(), pair
+    assert (surrogate / "error_budget.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     from ecgcohort.surrogate.report import budget_markdown
 
     assert (surrogate / "error_budget.md").read_text() == budget_markdown(pd.read_csv(surrogate / "error_budget.csv"))
@@ -379,10 +390,13 @@ def check_surrogate_stage(root):
 
 
 def check_convergence_stage(root):
-    """The two-level ladder of train-0000: one patient at both sizes (the same stimuli at the
-    same times, the same volume), its table's columns, and errors that are errors."""
+    """The two-level ladder of train-0000 and the test patient ("test"): each patient at both
+    sizes (the same stimuli at the same times, the same volume), the table's columns, and errors
+    that are errors."""
     table = pd.read_csv(root / "results/convergence/convergence.csv")
-    assert len(table) == 4 and set(table.gradient) == {"p1", "recovered"}
+    assert len(table) == 8 and set(table.gradient) == {"p1", "recovered"}
+    assert set(table.patient) == {"train-0000", "test-0000"}
+    table = table[table.patient == "train-0000"]
     for column in ("heart_mm", "torso_mm", "nodes", "myocardial_volume_change", "activation_span_ms", "ecg_error",
                    "ecg_error_qrs", "lead_field_share", "lead_field_share_qrs", "activation_share",
                    "grad_angle_deg_myocardium", "grad_magnitude_myocardium", "grad_angle_deg_torso",

@@ -73,11 +73,50 @@ rule evaluate_surrogate:
         "../scripts/evaluate_surrogate.py"
 
 
+# The convergence level meshed as the dataset (the FEM the surrogates learn) and its reference
+# (the finest level): the budget's ground-truth term on the test patients that the convergence
+# stage takes through its ladder (convergence.patients; "test" is all of them).
+DATASET_LEVEL = next((k for k, level in enumerate(CONVERGENCE["levels"][:-1])
+                      if (level["heart_mm"], level["torso_mm"]) == (config["meshing"]["heart_element_size_mm"],
+                                                                    config["meshing"]["torso_element_size_mm"])), None)
+GROUND_TRUTH_PATIENTS = [p for p in TEST_PATIENTS if p in CONVERGENCE_PATIENTS] if DATASET_LEVEL is not None else []
+
+
+rule surrogate_ground_truth:
+    input:
+        store=rules.assemble_dataset.output.store,
+        model=rules.train_surrogate.output.model,
+        codes=lambda wildcards: CODES[wildcards.encoding],
+        points=rules.convergence_points.output.points,
+        dataset_level=f"results/convergence/{{patient}}/level-{DATASET_LEVEL}.npz",
+        reference_level=f"results/convergence/{{patient}}/level-{len(CONVERGENCE_LEVELS) - 1}.npz",
+    output:
+        summary="results/surrogate/{encoding}/{target}/ground_truth/{patient}.json",
+    params:
+        device=SURROGATE["evaluation"]["device"],
+    wildcard_constraints:
+        patient="|".join(GROUND_TRUTH_PATIENTS) or "no-patient",
+    log:
+        "results/logs/surrogate/surrogate_ground_truth-{encoding}-{target}-{patient}.log",
+    benchmark:
+        "results/benchmarks/surrogate/surrogate_ground_truth-{encoding}-{target}-{patient}.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled(3000),
+        runtime=scaled(10),
+    conda:
+        "../../envs/learning.yaml"
+    script:
+        "../scripts/surrogate_ground_truth.py"
+
+
 rule summarize_surrogate:
     input:
         summaries=[f"results/surrogate/{e}/{t}/evaluation/{p}.json" for e, t in SURROGATE_MODELS for p in TEST_PATIENTS],
         errors=[f"results/surrogate/{e}/{t}/evaluation/{p}.npz" for e, t in SURROGATE_MODELS for p in TEST_PATIENTS],
         models=[f"results/surrogate/{e}/{t}/model.pt" for e, t in SURROGATE_MODELS],
+        ground_truth=[f"results/surrogate/{e}/{t}/ground_truth/{p}.json" for e, t in SURROGATE_MODELS
+                      for p in GROUND_TRUTH_PATIENTS],
     output:
         table=report("results/surrogate/table1.csv", caption=caption("table1"), category="Lead-field surrogate",
                      subcategory="Table 1", labels={"table": "Table 1"}),
@@ -92,6 +131,9 @@ rule summarize_surrogate:
         budget=report("results/surrogate/error_budget.csv", caption=caption("surrogate_budget"),
                       category="Lead-field surrogate", subcategory="ECG errors", labels={"table": "error budget"}),
         budget_markdown="results/surrogate/error_budget.md",
+        budget_figure=report("results/surrogate/error_budget.png", caption=caption("surrogate_budget"),
+                             category="Lead-field surrogate", subcategory="ECG errors",
+                             labels={"figure": "error budget"}),
         cdf=report("results/surrogate/fig6_error_cdf.png", caption=caption("fig6"), category="Lead-field surrogate",
                    subcategory="Lead-field errors", labels={"figure": "Fig. 6 error CDFs"}),
         electrodes=report("results/surrogate/fig7_electrode_errors.png", caption=caption("fig7"),

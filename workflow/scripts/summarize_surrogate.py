@@ -6,4 +6,5 @@ from ecgcohort.surrogate.report import summarize_surrogate_job
 with logging_to(snakemake.log[0]):
     summarize_surrogate_job(list(snakemake.input.summaries), list(snakemake.input.errors),
                             dict(snakemake.params.evaluation), dict(snakemake.output),
-                            models=list(snakemake.input.models))
+                            models=list(snakemake.input.models),
+                            ground_truth=list(snakemake.input.ground_truth))

@@ -177,3 +177,44 @@ def ecg_overlays(arrays: Arrays, models: Sequence[tuple[str, str]], patient: str
     figure.suptitle(f"{patient}: 12-lead ECGs from FEM, surrogate and pseudo lead fields")
     figure.tight_layout()
     _save(figure, path)
+
+
+#: The budget's ∇Z angle terms (degrees), as bars per model: column, label.
+BUDGET_ANGLES: tuple[tuple[str, str], ...] = (
+    ("fem_vs_reference_angle_deg", "FEM vs converged reference (myocardium)"),
+    ("fitting_angle_deg", "surrogate, fitting patients"),
+    ("validation_angle_deg", "surrogate, validation patients"),
+    ("test_angle_deg", "surrogate, test patients (Table 1)"),
+    ("cell_angle_deg", "surrogate per myocardial cell (test)"),
+    ("surrogate_vs_reference_angle_deg", "surrogate vs converged reference (myocardium)"),
+)
+#: The budget's relative errors, as bars per model: column, label.
+BUDGET_RELATIVE: tuple[tuple[str, str], ...] = (
+    ("cell_magnitude_error", "|∇Z| per myocardial cell"),
+    ("weighted_field_error", "leads' source-weighted field error"),
+    ("ecg_error", "ECG relative ℓ2"),
+)
+
+
+def error_budget(budget, path: str | Path) -> None:
+    """The error budget (``error_budget.csv``) as grouped bars per model: the ∇Z angle terms, from
+    the ground truth's own error to the test patients', and the relative errors from the field
+    per myocardial cell to the ECG. Terms not measured in the run (NaN) are left out."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [2, 1]})
+    for ax, terms, unit in ((axes[0], BUDGET_ANGLES, "∇Z angle (°)"), (axes[1], BUDGET_RELATIVE, "relative error")):
+        present = [(column, label) for column, label in terms if column in budget and budget[column].notna().any()]
+        width = 0.8 / max(len(present), 1)
+        positions = np.arange(len(budget))
+        for k, (column, label) in enumerate(present):
+            values = budget[column].to_numpy(dtype=float)
+            bars = ax.bar(positions + (k - (len(present) - 1) / 2) * width, values, width, label=label, color=f"C{k}")
+            ax.bar_label(bars, fmt="%.2f" if unit == "relative error" else "%.1f", fontsize=6, padding=1)
+        ax.set_xticks(positions, list(budget["model"]), fontsize=8)
+        ax.set_ylabel(unit)
+        ax.legend(fontsize=7, loc="upper left")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_title("∇Z angle: ground truth, fit, generalisation", fontsize=9)
+    axes[1].set_title("from the field to the ECG (test patients)", fontsize=9)
+    figure.tight_layout()
+    _save(figure, path)

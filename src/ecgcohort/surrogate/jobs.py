@@ -411,6 +411,52 @@ def evaluate_surrogate_job(*, patient: str, store: str | Path, model_path: str |
              timing["fem_total_s_per_lead"])
 
 
+def ground_truth_errors(*, surrogate: np.ndarray, fem: np.ndarray, reference: np.ndarray,
+                        myocardium: np.ndarray) -> dict[str, float]:
+    """The ground-truth term of the error budget at fixed points: mean ∇Z angle (degrees) and
+    relative magnitude error over the electrodes and the ``myocardium`` points (P,) of the
+    dataset mesh's FEM against the converged ``reference``, of the surrogate against that FEM, and
+    of the surrogate against the reference (arrays (E, P, 3), any one unit)."""
+    from ecgcohort.convergence.summary import gradient_errors
+
+    pairs = {"fem_vs_reference": (reference, fem), "surrogate_vs_fem": (fem, surrogate),
+             "surrogate_vs_reference": (reference, surrogate)}
+    errors = {}
+    for name, (truth, other) in pairs.items():
+        angle, magnitude = gradient_errors(truth[:, myocardium], other[:, myocardium])
+        errors[f"{name}_angle_deg"], errors[f"{name}_magnitude"] = angle, magnitude
+    return errors
+
+
+def surrogate_ground_truth_job(*, patient: str, store: str | Path, model_path: str | Path, codes_csv: str | Path,
+                               points_npz: str | Path, dataset_level_npz: str | Path,
+                               reference_level_npz: str | Path, device: str, out_json: str | Path) -> None:
+    """The surrogate of ``model_path`` on one held-out patient at the convergence stage's
+    evaluation points, against the FEM ∇Z of the dataset's mesh (P1, ``dataset_level_npz``) and
+    the converged reference (recovered ∇Z of ``reference_level_npz``), for the nine electrodes
+    of the 12-lead ECG: :func:`ground_truth_errors` as a JSON summary."""
+    from ecgcohort.dataset import open_cohort
+    from ecgcohort.ecg.leads import LEAD_ELECTRODES
+    from ecgcohort.surrogate.model import load_surrogate, read_code_table
+
+    surrogate = load_surrogate(model_path, device=device)
+    if patient in surrogate.metadata["training_patients"]:
+        raise ValueError(f"patient {patient} trained the surrogate {model_path}: evaluate held-out patients only")
+    codes = read_code_table(codes_csv, surrogate.encoding)
+    surrogate.check_code_table(codes)
+    one = open_cohort(store).sel(patient=patient, electrode=list(LEAD_ELECTRODES)).compute()
+    with np.load(points_npz) as points, np.load(dataset_level_npz) as level, np.load(reference_level_npz) as finest:
+        points_m, myocardium = points["points_mm"] * 1e-3, points["region"] == 1
+        fem, reference = level["grad_points_p1"].astype(np.float64), finest["grad_points_recovered"].astype(np.float64)
+    predicted = surrogate.gradient(points_m, one.electrode_position.values, one.electrode_normalised_position.values,
+                                   codes.code(patient))
+    errors = ground_truth_errors(surrogate=predicted, fem=fem, reference=reference, myocardium=myocardium)
+    log.info("patient %s, %s %s: %s", patient, surrogate.encoding, surrogate.metadata["target"],
+             json.dumps({key: round(value, 3) for key, value in errors.items()}))
+    _write_json(out_json, {"patient": patient, "encoding": surrogate.encoding, "target": surrogate.metadata["target"],
+                           "myocardial_points": int(myocardium.sum()), **errors})
+
+
 def _lead_names() -> list[str]:
     from ecgcohort.ecg.leads import LEAD_NAMES
 

@@ -213,13 +213,32 @@ def transfer_markdown(transfer, table) -> str:
     return "\n".join(lines) + "\n"
 
 
-def error_budget_table(table, transfer, trainings: Mapping[str, Mapping[str, Any]]):
+#: The ground-truth term's columns (from the ``surrogate_ground_truth`` summaries), means over patients.
+GROUND_TRUTH_COLUMNS: tuple[str, ...] = tuple(f"{pair}_{kind}" for pair in ("fem_vs_reference", "surrogate_vs_fem",
+                                                                            "surrogate_vs_reference")
+                                              for kind in ("angle_deg", "magnitude"))
+
+
+def ground_truth_means(summaries: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    """Model label → the mean of each :data:`GROUND_TRUTH_COLUMNS` over its patients, and their count."""
+    grouped: dict[str, list[Mapping[str, Any]]] = {}
+    for summary in summaries:
+        grouped.setdefault(model_label(summary["encoding"], summary["target"]), []).append(summary)
+    return {model: {**{column: float(np.mean([s[column] for s in rows])) for column in GROUND_TRUTH_COLUMNS},
+                    "ground_truth_patients": len(rows)} for model, rows in grouped.items()}
+
+
+def error_budget_table(table, transfer, trainings: Mapping[str, Mapping[str, Any]],
+                       ground_truth: Mapping[str, Mapping[str, float]] | None = None):
     """The terms of the surrogate's error budget that every run measures, one row per trained model:
     generalisation (∇Z angle, degrees, at the sample points of the fitting, validation and test
     patients, and the test − fitting gap) and ECG transfer (unweighted angle and magnitude error per
     myocardial cell, the leads' source-weighted field error, the whole-beat ECG relative ℓ2 error
     and its ratio to the field error); optimisation: the best validation epoch of all (a best epoch at
-    the end: still improving). ``trainings``: model label → the model file's ``training``."""
+    the end: still improving); ground truth (``ground_truth``, from :func:`ground_truth_means`; NaN
+    where not measured): ∇Z in the myocardium of the dataset's FEM against the converged reference,
+    of the surrogate against that FEM and against the reference. ``trainings``: model label → the
+    model file's ``training``."""
     import pandas as pd
 
     beat = transfer[(transfer["lead"] == "all") & (transfer["phase"] == "beat")].set_index("model")
@@ -237,6 +256,8 @@ def error_budget_table(table, transfer, trainings: Mapping[str, Mapping[str, Any
             "ecg_error": float(beat.loc[model, "ecg_error"]), "ecg_over_field": float(beat.loc[model, "ecg_over_field"]),
             "best_epoch": int(training["best_epoch"]), "epochs": int(training["epochs"]),
             "training_seconds": float(training["seconds"]), "device": training["device"],
+            **{column: float((ground_truth or {}).get(model, {}).get(column, float("nan")))
+               for column in (*GROUND_TRUTH_COLUMNS, "ground_truth_patients")},
         })
     return pd.DataFrame(rows)
 
@@ -246,17 +267,26 @@ def _write_csv(frame, path: str | Path) -> None:
         frame.to_csv(temporary, index=False, float_format="%.6g")
 
 
+def _angle_or_dash(value: float) -> str:
+    """Degrees to two decimals, or a dash for a term the run did not measure (NaN; a column that
+    budgets recorded before it do not have)."""
+    return "–" if np.isnan(value) else f"{value:.2f}°"
+
+
 def budget_markdown(budget) -> str:
     """The error budget's measured terms as Markdown, one row per trained model."""
     lines = ["| model | angle, fitting patients | validation | test (Table 1) | test − fitting | angle per "
              "myocardial cell | magnitude per cell | leads' weighted field error | ECG error | ECG / field | "
-             "best epoch | training |", "|---" * 12 + "|"]
+             "best epoch | training | FEM vs reference, myo | surrogate vs FEM, myo | surrogate vs reference, myo |",
+             "|---" * 15 + "|"]
     for _, row in budget.iterrows():
         lines.append(f"| {row['model']} | {row['fitting_angle_deg']:.2f}° | {row['validation_angle_deg']:.2f}° | "
                      f"{row['test_angle_deg']:.2f}° | {row['generalisation_gap_deg']:+.2f}° | {row['cell_angle_deg']:.1f}° | "
                      f"{row['cell_magnitude_error']:.2f} | {row['weighted_field_error']:.2f} | {row['ecg_error']:.3f} | "
                      f"{row['ecg_over_field']:.2f} | {row['best_epoch']} of {row['epochs']} | "
-                     f"{row['training_seconds']:.0f} s, {row['device']} |")
+                     f"{row['training_seconds']:.0f} s, {row['device']} | "
+                     + " | ".join(_angle_or_dash(row.get(f"{pair}_angle_deg", np.nan)) for pair in
+                                  ("fem_vs_reference", "surrogate_vs_fem", "surrogate_vs_reference")) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -281,11 +311,11 @@ def write_markdown_tables(table_csv: str | Path, transfer_csv: str | Path, table
 
 def summarize_surrogate_job(summaries: Sequence[str | Path], errors: Sequence[str | Path],
                             evaluation: Mapping[str, Any], outputs: Mapping[str, str | Path],
-                            models: Sequence[str | Path] = ()) -> None:
+                            models: Sequence[str | Path] = (), ground_truth: Sequence[str | Path] = ()) -> None:
     """Read every (model, test patient) evaluation and write ``outputs``: ``table``,
     ``markdown``, ``errors``, ``timing``, ``transfer``, ``transfer_markdown``, ``budget`` and
-    ``budget_markdown`` (from the trained ``models``' files) and the figures ``cdf``, ``electrodes``, ``torso_map``
-    and ``ecg``."""
+    ``budget_markdown`` (from the trained ``models``' files and the ``ground_truth`` summaries) and the
+    figures ``cdf``, ``electrodes``, ``torso_map``, ``ecg`` and ``budget_figure``."""
     if not summaries:
         raise ValueError("no surrogate evaluations: the cohort has no test patients (cohort.test.count)")
     import pandas as pd
@@ -305,7 +335,8 @@ def summarize_surrogate_job(summaries: Sequence[str | Path], errors: Sequence[st
     for path in models:
         metadata = load_model(path, kind="leadfield-surrogate")[1]
         trainings[model_label(metadata["encoding"], metadata["target"])] = metadata["training"]
-    budget = error_budget_table(table, transfer, trainings)
+    budget = error_budget_table(table, transfer, trainings,
+                                ground_truth_means([json.loads(Path(p).read_text()) for p in ground_truth]))
     _write_csv(budget, outputs["budget"])
     with atomic_path(outputs["budget_markdown"]) as temporary:
         Path(temporary).write_text(budget_markdown(pd.read_csv(outputs["budget"])))
@@ -321,6 +352,7 @@ def summarize_surrogate_job(summaries: Sequence[str | Path], errors: Sequence[st
     figures.electrode_errors(arrays, models, patients, outputs["electrodes"])
     figures.torso_maps(arrays, models, patients, evaluation["ecg_scenarios"], outputs["torso_map"])
     figures.ecg_overlays(arrays, models, patients[0], evaluation["ecg_scenarios"], outputs["ecg"])
+    figures.error_budget(pd.read_csv(outputs["budget"]), outputs["budget_figure"])
     log.info("Table 1 (%d models, %d test patients):\n%s", len(models), len(patients), table1_markdown(table))
     overall = transfer[(transfer["lead"] == "all") & (transfer["phase"] == "beat")]
     log.info("error budget:\n%s", budget.to_string(index=False))
