@@ -68,7 +68,10 @@ def test_the_budget_averages_the_ground_truth_over_patients_and_shows_a_dash_whe
     unmeasured = error_budget_table(*budget_inputs())
     assert unmeasured[list(GROUND_TRUTH_COLUMNS)].isna().all().all()
     assert budget_markdown(unmeasured).splitlines()[2].endswith("| 48 s, cpu | – | – | – |")
-    from ecgcohort.surrogate.figures import error_budget
+    from ecgcohort.surrogate.figures import error_budget, samples_seen
 
-    error_budget(budget, tmp_path / "budget.png")
+    losses = pd.DataFrame({"epoch": [1, 2, 3], "loss": [0.4, 0.3, 0.2], "validation_loss": [0.5, 0.3, 0.35],
+                           "samples_per_second": [1000.0, 2000.0, 1000.0], "seconds": [2.0, 1.0, 2.0]})
+    np.testing.assert_array_equal(samples_seen(losses), [2000.0, 4000.0, 6000.0])
+    error_budget(budget, tmp_path / "budget.png", {"DeepSDF, pseudo_residual": losses})
     assert (tmp_path / "budget.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -115,6 +115,7 @@ rule summarize_surrogate:
         summaries=[f"results/surrogate/{e}/{t}/evaluation/{p}.json" for e, t in SURROGATE_MODELS for p in TEST_PATIENTS],
         errors=[f"results/surrogate/{e}/{t}/evaluation/{p}.npz" for e, t in SURROGATE_MODELS for p in TEST_PATIENTS],
         models=[f"results/surrogate/{e}/{t}/model.pt" for e, t in SURROGATE_MODELS],
+        losses=[f"results/surrogate/{e}/{t}/losses.csv" for e, t in SURROGATE_MODELS],
         ground_truth=[f"results/surrogate/{e}/{t}/ground_truth/{p}.json" for e, t in SURROGATE_MODELS
                       for p in GROUND_TRUTH_PATIENTS],
     output:

@@ -7,4 +7,5 @@ with logging_to(snakemake.log[0]):
     summarize_surrogate_job(list(snakemake.input.summaries), list(snakemake.input.errors),
                             dict(snakemake.params.evaluation), dict(snakemake.output),
                             models=list(snakemake.input.models),
-                            ground_truth=list(snakemake.input.ground_truth))
+                            ground_truth=list(snakemake.input.ground_truth),
+                            losses=list(snakemake.input.losses))

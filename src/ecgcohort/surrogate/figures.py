@@ -196,12 +196,22 @@ BUDGET_RELATIVE: tuple[tuple[str, str], ...] = (
 )
 
 
-def error_budget(budget, path: str | Path) -> None:
+def samples_seen(losses) -> np.ndarray:
+    """Cumulative training samples ((electrode, point) rows) at the end of each epoch of a
+    surrogate's ``losses.csv`` (rows per second × seconds per epoch)."""
+    return np.cumsum(losses["samples_per_second"].to_numpy(dtype=float) * losses["seconds"].to_numpy(dtype=float))
+
+
+def error_budget(budget, path: str | Path, losses: Mapping[str, object] | None = None) -> None:
     """The error budget (``error_budget.csv``) as grouped bars per model: the ∇Z angle terms, from
     the ground truth's own error to the test patients', and the relative errors from the field
-    per myocardial cell to the ECG. Terms not measured in the run (NaN) are left out."""
+    per myocardial cell to the ECG; terms not measured in the run (NaN) are left out. With
+    ``losses`` (model label → its ``losses.csv`` frame), a third panel shows the optimisation term:
+    the validation loss against samples seen, the best epoch marked."""
     plt = _pyplot()
-    figure, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [2, 1]})
+    panels = 3 if losses else 2
+    figure, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.2),
+                                gridspec_kw={"width_ratios": [2, 1, 1.2][:panels]})
     for ax, terms, unit in ((axes[0], BUDGET_ANGLES, "∇Z angle (°)"), (axes[1], BUDGET_RELATIVE, "relative error")):
         present = [(column, label) for column, label in terms if column in budget and budget[column].notna().any()]
         width = 0.8 / max(len(present), 1)
@@ -216,5 +226,21 @@ def error_budget(budget, path: str | Path) -> None:
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_title("∇Z angle: ground truth, fit, generalisation", fontsize=9)
     axes[1].set_title("from the field to the ECG (test patients)", fontsize=9)
+    if losses:
+        ax = axes[2]
+        for k, (label, frame) in enumerate(losses.items()):
+            seen = samples_seen(frame) / 1e6
+            validation = frame["validation_loss"].to_numpy(dtype=float)
+            ax.plot(seen, frame["loss"], color=f"C{k}", alpha=0.5, lw=1, label=f"{label}, training")
+            ax.plot(seen, validation, color=f"C{k}", marker=".", label=f"{label}, validation")
+            if np.isfinite(validation).any():
+                best = int(np.nanargmin(validation))
+                ax.plot(seen[best], validation[best], "o", mfc="none", ms=10, color=f"C{k}")
+        ax.set_yscale("log")
+        ax.set_xlabel("samples seen (millions of (electrode, point) rows)")
+        ax.set_ylabel("loss per row")
+        ax.set_title("optimisation: loss against samples seen (circle: best epoch)", fontsize=9)
+        ax.legend(fontsize=6)
+        ax.grid(alpha=0.3)
     figure.tight_layout()
     _save(figure, path)

@@ -311,11 +311,13 @@ def write_markdown_tables(table_csv: str | Path, transfer_csv: str | Path, table
 
 def summarize_surrogate_job(summaries: Sequence[str | Path], errors: Sequence[str | Path],
                             evaluation: Mapping[str, Any], outputs: Mapping[str, str | Path],
-                            models: Sequence[str | Path] = (), ground_truth: Sequence[str | Path] = ()) -> None:
+                            models: Sequence[str | Path] = (), ground_truth: Sequence[str | Path] = (),
+                            losses: Sequence[str | Path] = ()) -> None:
     """Read every (model, test patient) evaluation and write ``outputs``: ``table``,
     ``markdown``, ``errors``, ``timing``, ``transfer``, ``transfer_markdown``, ``budget`` and
     ``budget_markdown`` (from the trained ``models``' files and the ``ground_truth`` summaries) and the
-    figures ``cdf``, ``electrodes``, ``torso_map``, ``ecg`` and ``budget_figure``."""
+    figures ``cdf``, ``electrodes``, ``torso_map``, ``ecg`` and ``budget_figure`` (with the validation
+    loss against samples seen from the models' ``losses`` tables, in the order of ``models``)."""
     if not summaries:
         raise ValueError("no surrogate evaluations: the cohort has no test patients (cohort.test.count)")
     import pandas as pd
@@ -352,7 +354,8 @@ def summarize_surrogate_job(summaries: Sequence[str | Path], errors: Sequence[st
     figures.electrode_errors(arrays, models, patients, outputs["electrodes"])
     figures.torso_maps(arrays, models, patients, evaluation["ecg_scenarios"], outputs["torso_map"])
     figures.ecg_overlays(arrays, models, patients[0], evaluation["ecg_scenarios"], outputs["ecg"])
-    figures.error_budget(pd.read_csv(outputs["budget"]), outputs["budget_figure"])
+    curves = {label: pd.read_csv(path) for label, path in zip(trainings, losses)}
+    figures.error_budget(pd.read_csv(outputs["budget"]), outputs["budget_figure"], curves)
     log.info("Table 1 (%d models, %d test patients):\n%s", len(models), len(patients), table1_markdown(table))
     overall = transfer[(transfer["lead"] == "all") & (transfer["phase"] == "beat")]
     log.info("error budget:\n%s", budget.to_string(index=False))
