@@ -222,7 +222,9 @@ def error_budget(budget, path: str | Path, losses: Mapping[str, object] | None =
             ax.bar_label(bars, fmt="%.2f" if unit == "relative error" else "%.1f", fontsize=6, padding=1)
         ax.set_xticks(positions, list(budget["model"]), fontsize=8)
         ax.set_ylabel(unit)
-        ax.legend(fontsize=7, loc="upper left")
+        tallest = np.nanmax([budget[column].max() for column, _ in present]) if present else 1.0
+        ax.set_ylim(0, 1.6 * tallest)  # room for the legend above the bars
+        ax.legend(fontsize=7, loc="upper left", ncol=2)
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_title("∇Z angle: ground truth, fit, generalisation", fontsize=9)
     axes[1].set_title("from the field to the ECG (test patients)", fontsize=9)
