@@ -74,4 +74,7 @@ def test_the_budget_averages_the_ground_truth_over_patients_and_shows_a_dash_whe
                            "samples_per_second": [1000.0, 2000.0, 1000.0], "seconds": [2.0, 1.0, 2.0]})
     np.testing.assert_array_equal(samples_seen(losses), [2000.0, 4000.0, 6000.0])
     error_budget(budget, tmp_path / "budget.png", {"DeepSDF, pseudo_residual": losses})
+    # a cohort with one training patient has no validation patients and no validation loss
+    training_only = losses.drop(columns="validation_loss")
+    error_budget(budget, tmp_path / "no_validation.png", {"DeepSDF, pseudo_residual": training_only})
     assert (tmp_path / "budget.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

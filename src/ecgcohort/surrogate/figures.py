@@ -220,7 +220,7 @@ def error_budget(budget, path: str | Path, losses: Mapping[str, object] | None =
             values = budget[column].to_numpy(dtype=float)
             bars = ax.bar(positions + (k - (len(present) - 1) / 2) * width, values, width, label=label, color=f"C{k}")
             ax.bar_label(bars, fmt="%.2f" if unit == "relative error" else "%.1f", fontsize=6, padding=1)
-        ax.set_xticks(positions, list(budget["model"]), fontsize=8)
+        ax.set_xticks(positions, [model.replace(", ", "\n") for model in budget["model"]], fontsize=8)
         ax.set_ylabel(unit)
         tallest = np.nanmax([budget[column].max() for column, _ in present]) if present else 1.0
         ax.set_ylim(0, 1.6 * tallest)  # room for the legend above the bars
@@ -232,8 +232,10 @@ def error_budget(budget, path: str | Path, losses: Mapping[str, object] | None =
         ax = axes[2]
         for k, (label, frame) in enumerate(losses.items()):
             seen = samples_seen(frame) / 1e6
-            validation = frame["validation_loss"].to_numpy(dtype=float)
             ax.plot(seen, frame["loss"], color=f"C{k}", alpha=0.5, lw=1, label=f"{label}, training")
+            if "validation_loss" not in frame:
+                continue  # no validation patients (a cohort of one training patient)
+            validation = frame["validation_loss"].to_numpy(dtype=float)
             ax.plot(seen, validation, color=f"C{k}", marker=".", label=f"{label}, validation")
             if np.isfinite(validation).any():
                 best = int(np.nanargmin(validation))
