@@ -490,3 +490,99 @@ def test_the_oracle_code_beats_a_noisy_code_on_held_out_conductivities(tmp_path)
           f"noisy code (sd {NOISY_CODE_SD}) {noisy[0]:.2f}° / {noisy[1]:.3f}")
     assert oracle[0] < TARGET_DEG
     assert noisy[1] > 1.5 * oracle[1]
+
+
+# ---- the region input (issue 21's interface lever) ----------------------------------------------
+
+#: A ball of radius a with a concentric "blood pool" of radius INTERFACE_FRACTION·a inside whose
+#: conductivity is BLOOD_RATIO times the rest's. The field keeps the ball's closed form outside
+#: and, inside, its tangential part with its radial part divided by BLOOD_RATIO: the jump a
+#: conductivity interface imposes on ∇Z (tangential continuous, σ∂Z/∂n continuous). It is not the
+#: layered ball's solution (that needs a series); it is the discontinuity the region input is for.
+INTERFACE_FRACTION = 0.7  # a third of the ball's volume in the pool: enough training points inside
+BLOOD_RATIO = 3.5  # 0.7 / 0.2 S/m, blood against torso
+
+
+def _jumped_ball(x: np.ndarray, e: np.ndarray, a: float) -> tuple[np.ndarray, np.ndarray]:
+    """(∇Z (E, P, 3) with the interface jump, region tags (P,): 3 inside the pool, 2 outside)."""
+    from ecgcohort.surrogate.network import REGIONS
+
+    gradient = _ball_gradient(x, e, a)
+    radius = np.linalg.norm(x, axis=-1)
+    inside = radius < INTERFACE_FRACTION * a
+    normal = x / np.maximum(radius, 1e-12)[:, None]
+    radial = np.sum(gradient * normal[None], axis=-1, keepdims=True) * normal[None]
+    jumped = np.where(inside[None, :, None], gradient - radial + radial / BLOOD_RATIO, gradient)
+    return jumped, np.where(inside, REGIONS[2], REGIONS[1])
+
+
+def test_the_region_input_is_required_seen_and_shared_across_electrodes():
+    from ecgcohort.surrogate.blocks import PatientBlockTable
+    from ecgcohort.surrogate.network import patient_block, region_one_hot
+
+    x, e, normalised = _ball_samples(0.1, 4, 30, np.random.default_rng(30))
+    grad_z, region = _jumped_ball(x, e, 0.1)
+    spec = SurrogateSpec(code_dim=1, hidden=16, layers=3, inject_at=2, fourier_features=4, sigma0=SIGMA,
+                         region_inputs=True)
+    network = LeadFieldNetwork(spec)
+    # the first layer reads the Fourier features, then the three region columns
+    assert network.mlp.linears[0].weight.shape[1] == 3 + 2 * 4 + 3
+    with pytest.raises(ValueError, match="pass region"):
+        predict_gradient(network, x, e, normalised, np.zeros(1), BOX)
+    with pytest.raises(ValueError, match=r"region tag\(s\) \[7\]"):
+        predict_gradient(network, x, e, normalised, np.zeros(1), BOX, region=np.full(len(x), 7))
+    with pytest.raises(ValueError, match="29 region tags for 30 points"):
+        training_rows(spec, BOX, x, e, normalised, np.zeros(1), grad_z, region=region[:-1])
+    rows = training_rows(spec, BOX, x, e, normalised, np.zeros(1), grad_z, region=region)
+    assert tuple(rows["region"].shape) == (4 * 30, 3)
+    np.testing.assert_array_equal(rows["region"][:30].numpy(), region_one_hot(region))
+    torso, pool = np.full(len(x), 2), np.full(len(x), 3)
+    as_torso = predict_gradient(network, x, e, normalised, np.zeros(1), BOX, region=torso)
+    assert np.abs(predict_gradient(network, x, e, normalised, np.zeros(1), BOX, region=pool) - as_torso).max() \
+        > 1e-3 * np.abs(as_torso).max()
+    # per electrode with shared layers, as the rows: forward_leads = forward on every pair
+    with torch.no_grad():
+        pairs = network(rows["x"], rows["electrode"], rows["code"], rows["region"]).reshape(4, 30, 3)
+    np.testing.assert_allclose(predict_gradient(network, x, e, normalised, np.zeros(1), BOX, region=region),
+                               denormalise_target(spec, pairs.numpy(), x, e), rtol=1e-5,
+                               atol=1e-6 * np.abs(as_torso).max())
+    # a patient block carries the region per point and its batches the loss of the same rows
+    table = PatientBlockTable([patient_block(spec, BOX, x, e, normalised, np.zeros(1), grad_z, region=region)])
+    key = (0, torch.arange(30))
+    model = SurrogateModel(spec)
+    with torch.no_grad():
+        assert float(model.training_loss(table.gather(key))[0]) == pytest.approx(
+            float(model.training_loss(rows)[0]), rel=1e-5)
+    # a network without the input ignores the tags
+    plain = LeadFieldNetwork(dataclasses.replace(spec, region_inputs=False))
+    np.testing.assert_array_equal(predict_gradient(plain, x, e, normalised, np.zeros(1), BOX, region=pool),
+                                  predict_gradient(plain, x, e, normalised, np.zeros(1), BOX))
+
+
+def test_the_region_input_resolves_a_conductivity_jump_the_coordinates_smear(tmp_path):
+    """Same rows, budget and seed with and without the region input on the jumped ball family:
+    held-out angular error within 15 % of the radius of the interface, on both sides."""
+    rng = np.random.default_rng(31)
+    train = {a: _ball_samples(a, 16, 256, rng) for a in TRAIN_RADII}
+    held = {a: _ball_samples(a, 8, 512, rng) for a in HELD_OUT_RADII}
+    errors = {}
+    for region_inputs in (False, True):
+        spec = SurrogateSpec(code_dim=1, hidden=64, layers=3, inject_at=2, fourier_features=8, fourier_scale=0.5,
+                             target="pseudo_residual", sigma0=SIGMA, seed=0, region_inputs=region_inputs)
+        rows = []
+        for a, (x, e, n) in train.items():
+            grad_z, region = _jumped_ball(x, e, a)
+            rows.append(training_rows(spec, BOX, x, e, n, _code(a), grad_z, region=region))
+        model = SurrogateModel(spec)
+        fit(model, TensorTable({column: torch.cat([r[column] for r in rows]) for column in rows[0]}), BALL_TRAINING,
+            tmp_path / str(region_inputs))
+        near = []
+        for a, (x, e, n) in held.items():
+            grad_z, region = _jumped_ball(x, e, a)
+            close = np.abs(np.linalg.norm(x, axis=-1) - INTERFACE_FRACTION * a) < 0.15 * INTERFACE_FRACTION * a
+            predicted = predict_gradient(model.network, x, e, n, _code(a), BOX, region=region)
+            near.append(angular_error_deg(predicted[:, close], grad_z[:, close]).ravel())
+        errors[region_inputs] = float(np.mean(np.concatenate(near)))
+    print(f"held-out angular error next to the interface: coordinates only {errors[False]:.2f}°, "
+          f"with the region input {errors[True]:.2f}°")
+    assert errors[True] < 0.7 * errors[False]

@@ -19,7 +19,8 @@ from ecgcohort.learning.data import epoch_generator
 
 
 class PatientBlockTable:
-    """Per patient: points ``x`` (P, 3) box-normalised, ``electrode`` (E, 3) normalised, ``code``
+    """Per patient: points ``x`` (P, 3) box-normalised (and their ``region`` one-hot (P, 3) for a
+    ``region_inputs`` surrogate), ``electrode`` (E, 3) normalised, ``code``
     (d,), ``target`` and, for ``pseudo_residual``, ``reference`` (E, P, 3); the same P and E for
     every patient. A batch is one patient's ``max(1, batch_size // E)`` points × all its
     electrodes: keys are (patient, point indices), drawn from (seed, epoch) — points permuted
@@ -30,12 +31,15 @@ class PatientBlockTable:
     def __init__(self, patients: Sequence[Mapping[str, np.ndarray | torch.Tensor]]):
         if not patients:
             raise ValueError("a block table needs at least one patient")
-        names = ("x", "electrode", "code", "target") + (("reference",) if "reference" in patients[0] else ())
+        names = ("x", "electrode", "code", "target") + tuple(name for name in ("reference", "region")
+                                                             if name in patients[0])
         self.columns = {name: torch.stack([torch.as_tensor(p[name], dtype=torch.float32) for p in patients])
                         for name in names}
         n, e, p = self.columns["target"].shape[:3]
-        if self.columns["x"].shape != (n, p, 3) or self.columns["electrode"].shape != (n, e, 3):
-            raise ValueError("every patient needs x (P, 3), electrode (E, 3) and target (E, P, 3) of one P and E")
+        if (self.columns["x"].shape != (n, p, 3) or self.columns["electrode"].shape != (n, e, 3)
+                or ("region" in self.columns and self.columns["region"].shape[:2] != (n, p))):
+            raise ValueError("every patient needs x and region (P, 3), electrode (E, 3) and target (E, P, 3) of one "
+                             "P and E")
         self.patients, self.electrodes, self.points = n, e, p
 
     def __len__(self) -> int:
@@ -66,8 +70,8 @@ class PatientBlockTable:
 
     def gather(self, key: tuple[int, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The block as a batch: ``target`` (and ``reference``) flattened electrode-major to
-        (E·P_b, 3) first (the backbone counts a batch's rows by its first entry), ``x``
-        (P_b, 3), ``electrodes`` (E, 3), ``code`` (d,)."""
+        (E·P_b, 3) first (the backbone counts a batch's rows by its first entry), ``x`` (and
+        ``region``) (P_b, 3), ``electrodes`` (E, 3), ``code`` (d,)."""
         patient, points = key
         points = points.to(self.device, non_blocking=True)
         batch = {"target": self.columns["target"][patient][:, points].reshape(-1, 3)}
@@ -75,4 +79,6 @@ class PatientBlockTable:
             batch["reference"] = self.columns["reference"][patient][:, points].reshape(-1, 3)
         batch.update(x=self.columns["x"][patient][points], electrodes=self.columns["electrode"][patient],
                      code=self.columns["code"][patient])
+        if "region" in self.columns:
+            batch["region"] = self.columns["region"][patient][points]
         return batch

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 #: Network keys of a ``surrogate`` config section (the rest: training, evaluation, splits).
 NETWORK_KEYS: tuple[str, ...] = ("hidden", "layers", "inject_at", "fourier_features", "fourier_scale",
-                                 "lambda_cos", "pseudo_factor", "weighting", "seed")
+                                 "lambda_cos", "pseudo_factor", "weighting", "region_inputs", "seed")
 #: float32 values per (electrode, point) pair resident in patient blocks: target, reference.
 _PAIR_FLOATS = 6
 PRECORDIAL: tuple[str, ...] = ("V1", "V2", "V3", "V4", "V5", "V6")
@@ -59,15 +59,17 @@ def _patient_block(cohort, patient: str, spec, box, codes, *, store: str | Path 
                    myocardial_count: int = 0, seed: int = 0) -> dict[str, np.ndarray]:
     """One patient's training block from the cohort (:func:`~ecgcohort.surrogate.network.patient_block`):
     its sample points, and ``myocardial_count`` myocardial cell centroids of ``store`` with them."""
-    from ecgcohort.surrogate.network import patient_block
+    from ecgcohort.surrogate.network import MYOCARDIUM, patient_block
 
     one = cohort.sel(patient=patient)
     points, grad_z = one.sample_points.values, one.grad_lead_field.values.astype(np.float64)
+    region = one.sample_region.values
     if myocardial_count:
         centroids, cell_grad_z = myocardial_points(store, patient, myocardial_count, seed)
         points, grad_z = np.concatenate([points, centroids]), np.concatenate([grad_z, cell_grad_z], axis=1)
+        region = np.concatenate([region, np.full(len(centroids), MYOCARDIUM, dtype=region.dtype)])
     return patient_block(spec, box, points, one.electrode_position.values,
-                         one.electrode_normalised_position.values, codes.code(patient), grad_z)
+                         one.electrode_normalised_position.values, codes.code(patient), grad_z, region=region)
 
 
 def _flat_rows(block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -77,6 +79,8 @@ def _flat_rows(block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             "code": np.repeat(block["code"][None], n_e * n_p, axis=0), "target": block["target"].reshape(-1, 3)}
     if "reference" in block:
         rows["reference"] = block["reference"].reshape(-1, 3)
+    if "region" in block:
+        rows["region"] = np.tile(block["region"], (n_e, 1))
     return rows
 
 
@@ -91,7 +95,8 @@ def _angular_error_of(model, table) -> float:
     with torch.no_grad():
         for patient in range(table.patients):
             batch = {k: v.to(device) for k, v in table.gather((patient, torch.arange(table.points))).items()}
-            predicted = model.network.forward_leads(batch["x"], batch["electrodes"], batch["code"]).reshape(-1, 3)
+            predicted = model.network.forward_leads(batch["x"], batch["electrodes"], batch["code"],
+                                                    region=batch.get("region")).reshape(-1, 3)
             predicted, target = predicted.float(), batch["target"]
             if "reference" in batch:
                 predicted, target = predicted + batch["reference"], target + batch["reference"]
@@ -307,10 +312,12 @@ def evaluate_surrogate_job(*, patient: str, store: str | Path, model_path: str |
     electrodes_m = one.electrode_position.values
     normalised = one.electrode_normalised_position.values
     fem = one.grad_lead_field.values.astype(np.float64)
-    heart = (one.sample_region.values == 1) | (one.distance_to_heart.values <= evaluation["heart_margin_mm"] * 1e-3)
+    region = one.sample_region.values
+    heart = (region == 1) | (one.distance_to_heart.values <= evaluation["heart_margin_mm"] * 1e-3)
 
     start = time.perf_counter()
-    predicted = surrogate.gradient(points, electrodes_m, normalised, code, batch_size=evaluation["batch_size"])
+    predicted = surrogate.gradient(points, electrodes_m, normalised, code, batch_size=evaluation["batch_size"],
+                                   region=region)
     all_leads_s = time.perf_counter() - start
     pseudo = pseudo_lead_field_gradient(electrodes_m, points, sigma.torso)
     errors = {"surrogate": _field_errors(predicted, fem, heart, names), "pseudo": _field_errors(pseudo, fem, heart, names)}
@@ -369,8 +376,9 @@ def evaluate_surrogate_job(*, patient: str, store: str | Path, model_path: str |
             }
 
     one_lead_points = np.resize(points, (evaluation["timing_points"], 3))
+    one_lead_region = np.resize(region, evaluation["timing_points"])
     per_lead_s = _best_time(lambda: surrogate.gradient(one_lead_points, electrodes_m[:1], normalised[:1], code,
-                                                       batch_size=evaluation["timing_points"]))
+                                                       batch_size=evaluation["timing_points"], region=one_lead_region))
     stats = json.loads(mesh.attrs.get("leadfield_stats", "[]"))
     solved = sum(s["electrodes_solved"] for s in stats) or 1
     timing = {
@@ -446,10 +454,13 @@ def surrogate_ground_truth_job(*, patient: str, store: str | Path, model_path: s
     surrogate.check_code_table(codes)
     one = open_cohort(store).sel(patient=patient, electrode=list(LEAD_ELECTRODES)).compute()
     with np.load(points_npz) as points, np.load(dataset_level_npz) as level, np.load(reference_level_npz) as finest:
-        points_m, myocardium = points["points_mm"] * 1e-3, points["region"] == 1
+        points_m, points_region = points["points_mm"] * 1e-3, points["region"]
+        myocardium = points_region == 1
         fem, reference = level["grad_points_p1"].astype(np.float64), finest["grad_points_recovered"].astype(np.float64)
+    # the convergence stage's points are tagged 1 myocardium, 2 outside the heart (torso); only the
+    # myocardial ones are compared
     predicted = surrogate.gradient(points_m, one.electrode_position.values, one.electrode_normalised_position.values,
-                                   codes.code(patient))
+                                   codes.code(patient), region=points_region)
     errors = ground_truth_errors(surrogate=predicted, fem=fem, reference=reference, myocardium=myocardium)
     log.info("patient %s, %s %s: %s", patient, surrogate.encoding, surrogate.metadata["target"],
              json.dumps({key: round(value, 3) for key, value in errors.items()}))

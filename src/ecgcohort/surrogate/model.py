@@ -95,21 +95,26 @@ class TrainedSurrogate:
                              f"{len(codes.columns)} ({', '.join(codes.columns[:3])}, ...)")
 
     def gradient(self, points_m: np.ndarray, electrodes_m: np.ndarray, electrodes_normalised: np.ndarray,
-                 code: np.ndarray, batch_size: int = 65536) -> np.ndarray:
+                 code: np.ndarray, batch_size: int = 65536, *, region: np.ndarray | None = None) -> np.ndarray:
         """∇Z (E, P, 3) in Ω/m at points (P, 3, m) of electrodes (E, 3, m, with their normalised
-        torso coordinates) for the patient with ``code``; see
+        torso coordinates) for the patient with ``code``, the points' volume tags ``region``
+        (P,; needed by a ``region_inputs`` surrogate); see
         :func:`~ecgcohort.surrogate.network.predict_gradient`."""
         from ecgcohort.surrogate.network import predict_gradient
 
         return predict_gradient(self.network, points_m, electrodes_m, electrodes_normalised, code, self.box,
-                                batch_size=batch_size)
+                                batch_size=batch_size, region=region)
 
     def cell_gradient(self, nodes_m: np.ndarray, tetrahedra: np.ndarray, electrodes_m: np.ndarray,
                       electrodes_normalised: np.ndarray, code: np.ndarray, batch_size: int = 65536) -> np.ndarray:
         """∇Z (E, C, 3) in Ω/m at the centroids of tetrahedra (C, 4) of nodes (N, 3, m): the
-        cell-constant field the lead matrix integrates, as the FEM's P1 ∇Z per cell."""
+        cell-constant field the lead matrix integrates, as the FEM's P1 ∇Z per cell. The cells are
+        myocardium."""
+        from ecgcohort.surrogate.network import MYOCARDIUM
+
         centroids = np.asarray(nodes_m, dtype=np.float64)[np.asarray(tetrahedra)].mean(axis=1)
-        return self.gradient(centroids, electrodes_m, electrodes_normalised, code, batch_size)
+        return self.gradient(centroids, electrodes_m, electrodes_normalised, code, batch_size,
+                             region=np.full(len(centroids), MYOCARDIUM))
 
     def lead_matrix(self, nodes_m: np.ndarray, tetrahedra: np.ndarray, intracellular: np.ndarray,
                     electrodes_m: np.ndarray, electrodes_normalised: np.ndarray, code: np.ndarray) -> np.ndarray:

@@ -64,6 +64,12 @@ RELATIVE_FLOOR = 0.1
 #: box) only absorbs round-off and an electrode placed a few millimetres off the surface.
 ELECTRODE_TOLERANCE = 0.02
 
+#: Volume tags of a point, as the dataset's ``sample_region`` (``leadfield.sampling``): the
+#: one-hot columns of the region input, in this order.
+REGIONS: tuple[int, ...] = (1, 2, 3)
+REGION_NAMES: tuple[str, ...] = ("myocardium", "torso", "blood pool")
+MYOCARDIUM = 1
+
 #: The paper's ε in the cosine's denominator (eq. 5). Targets are O(1) after normalisation, so
 #: an absolute ε this small changes no cosine of a non-degenerate pair.
 COSINE_EPS = 1e-6
@@ -104,6 +110,14 @@ class SurrogateSpec:
       torso. On the default cohort (4 epochs, DeepSDF codes, residual form) the relative
       weighting lowered the test patients' heart angular error from 16.3° to 14.9° and their
       ECG error from 0.86 to 0.58; the workflow's config default is ``relative``.
+    * ``region_inputs=False``: the paper's inputs. ``True`` adds the point's volume (one-hot
+      myocardium, torso, blood pool: :data:`REGIONS`) to the point's features. ∇Z is continuous
+      in its tangential part across a conductivity interface but its normal part jumps by the
+      conductivity ratio (0.7/0.2 S/m blood to torso; the anisotropic myocardium in between),
+      while the Fourier features resolve nothing shorter than ≈25 mm, more than a ventricular
+      wall is thick: without the tag a continuous network smears the jump over the wall. Every
+      point the surrogate is asked about then needs its region (the lead matrix's cells are
+      myocardium by definition).
     * ``sigma0=0.06`` S/m: the torso conductivity of the lead fields (paper, Potse 2006); the
       normalisation scales targets by 4πσ0R², so a model is tied to the σ0 it was trained with.
     """
@@ -118,6 +132,7 @@ class SurrogateSpec:
     target: str = "pseudo_residual"
     pseudo_factor: float = 2.0
     weighting: str = "uniform"
+    region_inputs: bool = False
     sigma0: float = 0.06
     seed: int = 0
 
@@ -154,24 +169,49 @@ class SurrogateSpec:
         return self.target == "pseudo_residual"
 
 
+def region_one_hot(region: np.ndarray) -> np.ndarray:
+    """(P, 3) float32 one-hot columns of volume tags (P,) in :data:`REGIONS`; any other tag is a
+    ValueError naming it."""
+    tags = np.asarray(region)
+    if tags.ndim != 1:
+        raise ValueError(f"region tags must have shape (P,), got {tags.shape}")
+    unknown = sorted(set(np.unique(tags).tolist()) - set(REGIONS))
+    if unknown:
+        raise ValueError(f"region tag(s) {unknown} are not among {dict(zip(REGIONS, REGION_NAMES))}")
+    return (tags[:, None] == np.asarray(REGIONS)[None, :]).astype(np.float32)
+
+
 class LeadFieldNetwork(torch.nn.Module):
     """(x_n (B, 3) box-normalised, ẽ (B, 3) normalised torso coordinates, z (B, d)) ↦ (B, 3),
-    the normalised target of ``spec.target``: Fourier features of x, then ``layers`` ReLU
-    layers with ẽ ⊕ z concatenated after hidden layer ``inject_at``, then a linear layer."""
+    the normalised target of ``spec.target``: Fourier features of x (with the point's region
+    one-hot (B, 3) where ``spec.region_inputs``), then ``layers`` ReLU layers with ẽ ⊕ z
+    concatenated after hidden layer ``inject_at``, then a linear layer."""
 
     def __init__(self, spec: SurrogateSpec):
         super().__init__()
         self.spec = spec
         self.fourier = FourierFeatures(3, spec.fourier_features, spec.fourier_scale, derived_seed(spec.seed, 0))
-        self.mlp = SkipMLP(self.fourier.out_dim, spec.hidden, spec.layers, 3, skip_at=spec.inject_at,
+        point_features = self.fourier.out_dim + (len(REGIONS) if spec.region_inputs else 0)
+        self.mlp = SkipMLP(point_features, spec.hidden, spec.layers, 3, skip_at=spec.inject_at,
                            skip_dim=3 + spec.code_dim, lipschitz=False,
                            generator=torch.Generator().manual_seed(derived_seed(spec.seed, 1)))
 
-    def forward(self, x: torch.Tensor, electrode: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
-        return self.mlp(self.fourier(x), skip=torch.cat([electrode, code], dim=-1))
+    def point_features(self, x: torch.Tensor, region: torch.Tensor | None = None) -> torch.Tensor:
+        """The first layer's input: Fourier features of x, then the region one-hot (B, 3) when
+        the spec takes it (required then, ignored otherwise)."""
+        features = self.fourier(x)
+        if not self.spec.region_inputs:
+            return features
+        if region is None:
+            raise ValueError("this surrogate takes each point's region (spec.region_inputs): pass region")
+        return torch.cat([features, region.to(features.dtype)], dim=-1)
+
+    def forward(self, x: torch.Tensor, electrode: torch.Tensor, code: torch.Tensor,
+                region: torch.Tensor | None = None) -> torch.Tensor:
+        return self.mlp(self.point_features(x, region), skip=torch.cat([electrode, code], dim=-1))
 
     def forward_leads(self, x: torch.Tensor, electrodes: torch.Tensor, code: torch.Tensor,
-                      rows_per_chunk: int = 1 << 20) -> torch.Tensor:
+                      rows_per_chunk: int = 1 << 20, region: torch.Tensor | None = None) -> torch.Tensor:
         """The outputs (E, P, 3) for every electrode (E, 3) at every point (P, 3) of one patient
         (code (d,)), equal to :meth:`forward` on all (electrode, point) pairs. The layers up to
         the injection see x alone and the next layer's pre-activation splits into
@@ -179,7 +219,7 @@ class LeadFieldNetwork(torch.nn.Module):
         only the remaining layers run per pair (the paper network: 2 of 6 matrix products,
         67k of 285k multiply-adds per pair)."""
         w_h, w_s, bias = self.mlp.split_skip_layer()
-        shared = torch.nn.functional.linear(self.mlp.trunk(self.fourier(x)), w_h, bias)  # (P, hidden)
+        shared = torch.nn.functional.linear(self.mlp.trunk(self.point_features(x, region)), w_h, bias)  # (P, hidden)
         skip = torch.cat([electrodes, code.reshape(1, -1).expand(len(electrodes), -1)], dim=-1)
         per_lead = torch.nn.functional.linear(skip, w_s)  # (E, hidden)
         chunk = max(1, rows_per_chunk // max(len(x), 1))
@@ -192,9 +232,10 @@ class SurrogateModel(TrainableModel):
 
     Batch rows (float32): ``x`` (B, 3) box-normalised points, ``electrode`` (B, 3) normalised
     torso coordinates, ``code`` (B, d), ``target`` (B, 3) the normalised target and, for
-    ``pseudo_residual``, ``reference`` (B, 3) = κu*, the pseudo part of ∇Z/|∇Z*| (see
-    :func:`training_rows`); or a patient block (:mod:`ecgcohort.surrogate.blocks`): ``x``
-    (P_b, 3), ``electrodes`` (E, 3), ``code`` (d,) and ``target``/``reference`` (E·P_b, 3).
+    ``pseudo_residual``, ``reference`` (B, 3) = κu*, the pseudo part of ∇Z/|∇Z*|, and for
+    ``region_inputs`` ``region`` (B, 3) (see :func:`training_rows`); or a patient block
+    (:mod:`ecgcohort.surrogate.blocks`): ``x`` and ``region`` (P_b, 3), ``electrodes`` (E, 3),
+    ``code`` (d,) and ``target``/``reference`` (E·P_b, 3).
 
     Loss = mean over rows of w‖NN − target‖² + λ_cos (1 − cos(t̂, t)), cos with the paper's ε,
     w = 1 (``weighting="uniform"``, eq. 5) or 1/(|t|² + 0.1²) (``relative``),
@@ -214,10 +255,11 @@ class SurrogateModel(TrainableModel):
 
     def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if "electrodes" in batch:  # a patient block (surrogate.blocks): all electrodes at the block's points
-            predicted = self.network.forward_leads(batch["x"], batch["electrodes"], batch["code"]).reshape(-1, 3)
+            predicted = self.network.forward_leads(batch["x"], batch["electrodes"], batch["code"],
+                                                   region=batch.get("region")).reshape(-1, 3)
             predicted = predicted.float()
         else:
-            predicted = self.network(batch["x"], batch["electrode"], batch["code"]).float()
+            predicted = self.network(batch["x"], batch["electrode"], batch["code"], batch.get("region")).float()
         target = batch["target"].float()
         squared = (predicted - target).square().sum(dim=-1)
         if self.spec.residual:
@@ -318,12 +360,27 @@ def _check_points(points_m: np.ndarray) -> np.ndarray:
 
 # ---- rows and prediction ---------------------------------------------------------------------
 
+def _region_input(spec: SurrogateSpec, region: np.ndarray | None, count: int) -> np.ndarray | None:
+    """The region one-hot (P, 3) of ``count`` points where the spec takes it, else None."""
+    if not spec.region_inputs:
+        return None
+    if region is None:
+        raise ValueError("this surrogate takes each point's region (spec.region_inputs): pass region, the volume "
+                         f"tag of every point ({dict(zip(REGIONS, REGION_NAMES))})")
+    one_hot = region_one_hot(region)
+    if len(one_hot) != count:
+        raise ValueError(f"{len(one_hot)} region tags for {count} points")
+    return one_hot
+
+
 def patient_block(spec: SurrogateSpec, box: NormalisationBox, points_m: np.ndarray, electrodes_m: np.ndarray,
-                  electrodes_normalised: np.ndarray, code: np.ndarray, grad_z: np.ndarray) -> dict[str, np.ndarray]:
+                  electrodes_normalised: np.ndarray, code: np.ndarray, grad_z: np.ndarray, *,
+                  region: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """One patient's training data for a :class:`SurrogateModel`, float32: ``x`` (P, 3)
-    box-normalised, ``electrode`` (E, 3), ``code`` (d,), ``target`` (E, P, 3) and, for
-    ``pseudo_residual``, ``reference`` (E, P, 3) = κu*. Points (P, 3) and electrodes (E, 3) in
-    m, ∇Z (E, P, 3) in Ω/m, the code (d,)."""
+    box-normalised, ``electrode`` (E, 3), ``code`` (d,), ``target`` (E, P, 3), for
+    ``pseudo_residual`` ``reference`` (E, P, 3) = κu*, and for ``region_inputs`` ``region``
+    (P, 3) one-hot. Points (P, 3) and electrodes (E, 3) in m, ∇Z (E, P, 3) in Ω/m, the code
+    (d,), the points' volume tags ``region`` (P,) in :data:`REGIONS`."""
     points = _check_points(points_m)
     block = {
         "x": box.normalise(points * 1e3),
@@ -333,16 +390,20 @@ def patient_block(spec: SurrogateSpec, box: NormalisationBox, points_m: np.ndarr
     }
     if spec.residual:
         block["reference"] = spec.pseudo_factor * pseudo_direction(points, electrodes_m)
+    one_hot = _region_input(spec, region, len(points))
+    if one_hot is not None:
+        block["region"] = one_hot
     return {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in block.items()}
 
 
 def training_rows(spec: SurrogateSpec, box: NormalisationBox, points_m: np.ndarray, electrodes_m: np.ndarray,
-                  electrodes_normalised: np.ndarray, code: np.ndarray, grad_z: np.ndarray) -> dict[str, torch.Tensor]:
+                  electrodes_normalised: np.ndarray, code: np.ndarray, grad_z: np.ndarray, *,
+                  region: np.ndarray | None = None) -> dict[str, torch.Tensor]:
     """The rows of one patient for a :class:`SurrogateModel`: every (electrode, point) pair,
     electrode-major (row j·P + p), float32 — :func:`patient_block` with the point repeated per
     electrode and the code per pair. Points (P, 3) and electrodes (E, 3) in m, ∇Z (E, P, 3) in
-    Ω/m, the code (d,)."""
-    block = patient_block(spec, box, points_m, electrodes_m, electrodes_normalised, code, grad_z)
+    Ω/m, the code (d,), the points' volume tags ``region`` (P,)."""
+    block = patient_block(spec, box, points_m, electrodes_m, electrodes_normalised, code, grad_z, region=region)
     n_e, n_p = block["target"].shape[:2]
     rows = {
         "x": np.tile(block["x"], (n_e, 1)),
@@ -352,19 +413,22 @@ def training_rows(spec: SurrogateSpec, box: NormalisationBox, points_m: np.ndarr
     }
     if spec.residual:
         rows["reference"] = block["reference"].reshape(-1, 3)
+    if "region" in block:
+        rows["region"] = np.tile(block["region"], (n_e, 1))
     return {name: torch.as_tensor(np.ascontiguousarray(value)) for name, value in rows.items()}
 
 
 def predict_gradient_tensor(network: LeadFieldNetwork, points_m: torch.Tensor, electrodes_m: torch.Tensor,
                             electrodes_normalised: torch.Tensor, code: torch.Tensor, box: NormalisationBox,
-                            rows_per_chunk: int = 1 << 20) -> torch.Tensor:
+                            rows_per_chunk: int = 1 << 20, region: torch.Tensor | None = None) -> torch.Tensor:
     """∇Z (E, P, 3) in Ω/m as a tensor on the network's device, from tensors there: points
-    (P, 3, m), electrodes (E, 3, m) and their normalised coordinates, the code (d,). No checks
+    (P, 3, m), electrodes (E, 3, m) and their normalised coordinates, the code (d,), the
+    points' region one-hot (P, 3) for a ``region_inputs`` network. No checks
     and no host transfers (the GPU path of :func:`predict_gradient`); σ0, κ and the target form
     are the network's spec. Call under ``torch.no_grad()``."""
     spec = network.spec
     x = (points_m * 1e3 - torch.as_tensor(box.center_mm, dtype=points_m.dtype, device=points_m.device)) / box.scale_mm
-    output = network.forward_leads(x, electrodes_normalised, code, rows_per_chunk).float()
+    output = network.forward_leads(x, electrodes_normalised, code, rows_per_chunk, region=region).float()
     offset = electrodes_m[:, None, :].float() - points_m[None, :, :].float()  # e − x, (E, P, 3)
     distance_squared = offset.square().sum(dim=-1, keepdim=True)
     magnitude = 1.0 / (4.0 * math.pi * spec.sigma0 * distance_squared)  # |∇Z*|
@@ -376,16 +440,18 @@ def predict_gradient_tensor(network: LeadFieldNetwork, points_m: torch.Tensor, e
 
 def predict_gradient(network: LeadFieldNetwork, points_m: np.ndarray, electrodes_m: np.ndarray,
                      electrodes_normalised: np.ndarray, code: np.ndarray, box: NormalisationBox,
-                     batch_size: int = 65536) -> np.ndarray:
+                     batch_size: int = 65536, *, region: np.ndarray | None = None) -> np.ndarray:
     """∇Z (E, P, 3) in Ω/m predicted at points (P, 3, m) for electrodes at ``electrodes_m``
     (E, 3, m; they set ∇Z*) with normalised torso coordinates ``electrodes_normalised`` (E, 3;
     the network's input), for the patient with ``code`` (d,). Points are normalised with
     ``box`` (the training cohort's). Evaluated without gradients on the network's device,
     ``batch_size`` (electrode, point) pairs of the last layers at a time (at least one
-    electrode's points); σ0 and the target form are the network's spec."""
+    electrode's points); σ0 and the target form are the network's spec. A ``region_inputs``
+    network needs the points' volume tags ``region`` (P,) in :data:`REGIONS` (others ignore them)."""
     points = _check_points(points_m)
     electrodes = check_electrodes(electrodes_normalised, electrodes_m)
     values = check_code(code, network.spec.code_dim)
+    one_hot = _region_input(network.spec, region, len(points))
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     device = next(network.parameters()).device
@@ -395,7 +461,8 @@ def predict_gradient(network: LeadFieldNetwork, points_m: np.ndarray, electrodes
 
     with torch.no_grad():
         gradient = predict_gradient_tensor(network, tensor(points), tensor(electrodes_m), tensor(electrodes),
-                                           tensor(values), box, rows_per_chunk=batch_size)
+                                           tensor(values), box, rows_per_chunk=batch_size,
+                                           region=None if one_hot is None else tensor(one_hot))
         if not bool(torch.isfinite(gradient).all()):
             raise ValueError("the predicted lead field is not finite: a point coincides with an electrode, where "
                              "the lead field is singular")
