@@ -27,7 +27,7 @@ import numpy as np
 from ecgcohort.anatomy.outputs import read_surface
 from ecgcohort.conduction.action_potential import action_potential_template
 from ecgcohort.conduction.eikonal import EikonalGrid
-from ecgcohort.conduction.jobs import load_junctions, scenario_sources
+from ecgcohort.conduction.jobs import conduction_velocities, load_junctions, scenario_sources
 from ecgcohort.conduction.scenarios import Scenario
 from ecgcohort.config import load_config_files
 from ecgcohort.convergence.summary import _ecg, interpolate_nodal, load_level, relative_errors
@@ -66,10 +66,12 @@ def main() -> None:
         arrays = level.arrays
         started = time.perf_counter()
         grid = EikonalGrid.refined(arrays["myocardial_points_mm"], arrays["myocardial_tetrahedra"],
-                                   arrays["structure_cell"], 1, float(section["source_radius_edges"]))
+                                   arrays["structure_cell"], 1, float(section["source_radius_edges"]),
+                                   normals=arrays.get("normal_structure_cell"))
         stimuli = scenario_sources(sinus, grid, heart, junctions, None, velocities)
-        tau = grid.activation_times(float(velocities["fibre"]), float(velocities["cross"]), stimuli.nodes,
-                                    stimuli.node_times_ms, device="cpu")
+        v_fibre, v_cross, v_normal = conduction_velocities(velocities)
+        tau = grid.activation_times(v_fibre, v_cross, stimuli.nodes, stimuli.node_times_ms, device="cpu",
+                                    v_normal=v_normal)
         eikonal_s = time.perf_counter() - started
         deviation = np.abs(grid.restrict(tau) - arrays["activation_ms"]).max()
         started = time.perf_counter()

@@ -26,8 +26,9 @@ import numpy as np
 
 from ecgcohort.anatomy.outputs import read_surface
 from ecgcohort.cohort.sampling import patient_rng
-from ecgcohort.conduction.eikonal import EikonalGrid, activation_times
-from ecgcohort.conduction.jobs import compute_activations, grow_purkinje, load_junctions, scenario_sources
+from ecgcohort.conduction.eikonal import activation_times
+from ecgcohort.conduction.jobs import (compute_activations, conduction_velocities, eikonal_grid, grow_purkinje,
+                                      load_junctions, scenario_sources)
 from ecgcohort.conduction.scenarios import scenarios_from_config
 from ecgcohort.config import load_config_files
 from ecgcohort.fibers import load_fibres
@@ -82,15 +83,15 @@ def main() -> None:
         for name, scenario in maps.items():
             rng = patient_rng(config["cohort"]["seed"], patient, f"pacing:{name}") \
                 if scenario.kind == "random_pacing" else None
-            grid = EikonalGrid.refined(fibres.points_mm, fibres.tetrahedra, fibres.cell_structure,
-                                       ep["eikonal_refinements"], ep["source_radius_edges"])
+            grid = eikonal_grid(fibres, ep["eikonal_refinements"], ep["source_radius_edges"])
             stimuli = scenario_sources(scenario, grid, heart, junctions, rng, ep["velocity_m_per_s"])
+            v_fibre, v_cross, v_normal = conduction_velocities(ep["velocity_m_per_s"])
             solve = {}
             for method in ("compiled", "fim-python") if args.fim_python else ("compiled",):
                 start = time.perf_counter()
-                tau = activation_times(grid.points_mm, grid.tetrahedra, grid.structure,
-                                       ep["velocity_m_per_s"]["fibre"], ep["velocity_m_per_s"]["cross"], stimuli.nodes,
-                                       stimuli.node_times_ms, device="cpu", method=method)
+                tau = activation_times(grid.points_mm, grid.tetrahedra, grid.structure, v_fibre, v_cross, stimuli.nodes,
+                                       stimuli.node_times_ms, device="cpu", method=method,
+                                       normals=grid.normal_structure, v_normal=v_normal)
                 solve[method] = (time.perf_counter() - start, tau)
             reference = solve.get("fim-python")
             difference = (None if reference is None else

@@ -49,6 +49,14 @@ def test_coupled_nodes_are_the_holding_tetrahedron_at_exact_travel_times():
                                expected, rtol=1e-12)
     isotropic = coupled.node_times(np.array([0.0]), None, V_F, V_T)
     np.testing.assert_allclose(isotropic, np.linalg.norm(points[coupled.nodes] - source[0], axis=1) / V_F)
+    # orthotropic: the sheet normal along z (perpendicular to FIBRE) crossed at v_n
+    v_n = 0.17
+    normals = np.tile([0.0, 0.0, 1.0], (len(tets), 1))
+    along = d @ FIBRE
+    in_sheet = (d[:, :2] ** 2).sum(axis=1) - along**2
+    expected = 2.5 + np.sqrt(along**2 / V_F**2 + in_sheet / V_T**2 + d[:, 2] ** 2 / v_n**2)
+    np.testing.assert_allclose(coupled.node_times(np.array([2.5]), np.tile(FIBRE, (len(tets), 1)), V_F, V_T, normals,
+                                                  v_n), expected, rtol=1e-12)
 
 
 def test_a_point_just_outside_the_mesh_takes_the_nearest_element():

@@ -96,7 +96,8 @@ def test_a_sample_is_the_eikonal_and_lead_matrix_recomputed(ventricles):
     rng.integers(1, 2)
     node = rng.choice(fibres.n_nodes, size=1, replace=False)
     tau = eikonal_activation(fibres.points_mm, fibres.tetrahedra, fibres.cell_structure, v_fibre, v_fibre * ratio, node,
-                             np.zeros(1), device="cpu")
+                             np.zeros(1), device="cpu", normals=fibres.normal_structure,
+                             v_normal=v_fibre * ratio * spec.normal_cross_ratio)
     assert sample.total_activation_ms == pytest.approx(np.ptp(tau))
     delay = patient.template.time_ms[np.argmax(patient.template.voltage_mv > 0)]
     expected = tau[patient.sites.nodes] + delay
@@ -153,6 +154,8 @@ def test_bad_bank_settings_are_refused_by_name(ventricles):
     fibres, patient, _ = ventricles
     with pytest.raises(BankError, match="fibre_velocity"):
         BankSpec(fibre_velocity=(0.8, 0.5))
+    with pytest.raises(BankError, match="normal_cross_ratio"):
+        BankSpec(normal_cross_ratio=0.0)
     with pytest.raises(BankError, match="kind_weights"):
         BankSpec(kind_weights={"sinus": 1.0, "vt": 1.0})
     with pytest.raises(BankError, match="unknown ecg2act.bank key"):

@@ -517,3 +517,67 @@ def test_a_grid_prepares_its_solver_once_and_solves_as_activation_times(monkeypa
     assert len(prepared) == 4 and len(grid._prepared) == 1  # a new velocity pair replaces the old
     with pytest.raises(ValueError, match="out of range"):
         grid.activation_times(V_F, V_T, np.array([len(grid.points_mm)]), [0.0], device="cpu")
+
+
+V_N = 0.17  # m/s across the sheets (Caldwell et al. 2009)
+
+
+def test_orthotropic_tensors_have_the_three_velocities_as_eigenvalues():
+    """D's eigenvectors are the fibre, the in-sheet cross direction and the sheet normal, with
+    v_f², v_t², v_n²; without normals or v_normal D is the transversely isotropic one."""
+    rng = np.random.default_rng(4)
+    fibre = rng.normal(size=(40, 3))
+    normal = np.cross(fibre, rng.normal(size=(40, 3)))
+    sheet = np.cross(normal, fibre)
+    d = conduction_tensors(fibre, V_F, V_T, normal * 2.5, V_N)  # lengths do not matter
+    for vectors, speed in ((fibre, V_F), (sheet, V_T), (normal, V_N)):
+        unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        np.testing.assert_allclose(np.einsum("nij,nj->ni", d, unit), speed**2 * unit, atol=1e-12)
+    np.testing.assert_allclose(conduction_tensors(fibre, V_F, V_T, normal, None), conduction_tensors(fibre, V_F, V_T))
+    np.testing.assert_allclose(conduction_tensors(fibre, V_F, V_T, normal, V_T), conduction_tensors(fibre, V_F, V_T),
+                               atol=1e-15)
+    with pytest.raises(ValueError, match="v_normal"):
+        conduction_tensors(fibre, V_F, V_T, normal, 0.0)
+    with pytest.raises(ValueError, match="per cell"):
+        conduction_tensors(fibre, V_F, V_T, normal[:-1], V_N)
+
+
+def test_orthotropic_plane_fronts_travel_at_each_velocity():
+    """Fibres along x, sheet normals along z: a plane front started on the x = 0, y = 0 or z = 0
+    face reaches every node at its distance over v_f, v_t or v_n (exact on these meshes), on the
+    mesh and on its refined grid, which inherits the normals."""
+    points, tets = box_mesh(4)
+    fibres, normals = np.tile([1.0, 0.0, 0.0], (len(tets), 1)), np.tile([0.0, 0.0, 1.0], (len(tets), 1))
+    grid = EikonalGrid.refined(points, tets, fibres, 1, normals=normals)
+    assert grid.normal_structure.shape == (len(grid.tetrahedra), 3, 3)
+    for axis, speed in ((0, V_F), (1, V_T), (2, V_N)):
+        face = np.flatnonzero(np.isclose(points[:, axis], 0.0))
+        tau = activation_times(points, tets, fibres, V_F, V_T, face, np.zeros(len(face)), device="cpu",
+                               normals=normals, v_normal=V_N)
+        np.testing.assert_allclose(tau, points[:, axis] / speed, atol=1e-9)
+        grid_face = np.flatnonzero(np.isclose(grid.points_mm[:, axis], 0.0))
+        refined = grid.restrict(grid.activation_times(V_F, V_T, grid_face, np.zeros(len(grid_face)), device="cpu",
+                                                      v_normal=V_N))
+        np.testing.assert_allclose(refined, points[:, axis] / speed, atol=1e-9)
+    # the grid without v_normal is transversely isotropic: z is as fast as y
+    face = np.flatnonzero(np.isclose(grid.points_mm[:, 2], 0.0))
+    tau = grid.restrict(grid.activation_times(V_F, V_T, face, np.zeros(len(face)), device="cpu"))
+    np.testing.assert_allclose(tau, points[:, 2] / V_T, atol=1e-9)
+
+
+def test_a_slower_sheet_normal_delays_only_what_lies_across_the_sheets():
+    """A point source: nodes along the fibre are reached at the same time whatever v_n; nodes
+    across the sheets later, by about v_t / v_n."""
+    points, tets = box_mesh(8)
+    source = nearest_nodes(points, np.array([[5.0, 5.0, 5.0]]))
+    x0 = points[source[0]]
+    fibres, normals = np.tile([1.0, 0.0, 0.0], (len(tets), 1)), np.tile([0.0, 0.0, 1.0], (len(tets), 1))
+    transverse = activation_times(points, tets, fibres, V_F, V_T, source, [0.0], device="cpu")
+    orthotropic = activation_times(points, tets, fibres, V_F, V_T, source, [0.0], device="cpu", normals=normals,
+                                   v_normal=V_N)
+    along = nearest_nodes(points, np.array([x0 + [4.0, 0.0, 0.0], x0 + [-5.0, 0.0, 0.0]]))
+    across_sheets = nearest_nodes(points, np.array([x0 + [0.0, 0.0, 5.0], x0 + [0.0, 0.0, -5.0]]))
+    np.testing.assert_allclose(orthotropic[along], transverse[along], rtol=1e-9)
+    np.testing.assert_allclose(orthotropic[across_sheets], 5.0 / V_N, rtol=0.02)
+    np.testing.assert_allclose(orthotropic[across_sheets] / transverse[across_sheets], V_T / V_N, rtol=0.03)
+    assert np.all(orthotropic >= transverse - 1e-9)

@@ -49,15 +49,20 @@ class CoupledSources:
         return np.bincount(self.source, weights=values, minlength=int(self.source.max(initial=-1)) + 1)
 
     def node_times(self, source_times_ms: np.ndarray, fibre_cell: np.ndarray | None, v_fibre: float,
-                   v_cross: float) -> np.ndarray:
+                   v_cross: float, normal_cell: np.ndarray | None = None,
+                   v_normal: float | None = None) -> np.ndarray:
         """Activation time (ms) of every coupled node: its stimulus's time plus the travel time
         within the tetrahedron, √(dᵀ D⁻¹ d) with D the cell's conduction tensor (velocities m/s =
-        mm/ms; fibres per cell as vectors or structure tensors, None: isotropic at ``v_fibre``)."""
+        mm/ms; fibres per cell as vectors or structure tensors, None: isotropic at ``v_fibre``;
+        sheet normals per cell and ``v_normal`` make it orthotropic, see
+        :func:`ecgcohort.conduction.eikonal.conduction_tensors`)."""
         times = np.asarray(source_times_ms, dtype=float)[self.source]
         d = self.offsets_mm
         if fibre_cell is None:
             return times + np.linalg.norm(d, axis=1) / v_fibre
-        tensors = conduction_tensors(np.asarray(fibre_cell, dtype=float)[self.cells], v_fibre, v_cross)
+        normals = None if normal_cell is None else np.asarray(normal_cell, dtype=float)[self.cells]
+        tensors = conduction_tensors(np.asarray(fibre_cell, dtype=float)[self.cells], v_fibre, v_cross, normals,
+                                     v_normal)
         return times + np.sqrt(np.einsum("ij,ij->i", d, np.linalg.solve(tensors, d[:, :, None])[:, :, 0]))
 
 

@@ -4,7 +4,9 @@ Solves (Dokuchaev et al. 2026, eq. 10)
 
     sqrt(grad(tau) . D grad(tau)) = 1   in the myocardium,   tau = t_i at the sources,
 
-with the per-element conduction tensor D = v_t^2 I + (v_f^2 - v_t^2) f f^T, by the Fast
+with the per-element conduction tensor D = v_t^2 I + (v_f^2 - v_t^2) f f^T + (v_n^2 - v_t^2) n n^T
+(fibre f, sheet normal n; orthotropic: v_f along the fibre, v_t across it in the sheet, v_n
+across the sheets; without n, transversely isotropic), by the Fast
 Iterative Method: compiled on the CPU (:mod:`ecgcohort.conduction.fim_compiled`), or
 ``fim-python`` (import name ``fimpy``) on a GPU and as the reference.  D is the metric *as
 speed squared* (fimpy's convention): <grad(phi), D grad(phi)> = 1, edge lengths measured with
@@ -147,16 +149,28 @@ def _check_velocity(name: str, v: float | np.ndarray) -> np.ndarray:
     return arr
 
 
-def conduction_tensors(fibres: np.ndarray, v_fibre: float | np.ndarray, v_cross: float | np.ndarray) -> np.ndarray:
-    """(n_cells, 3, 3) D = v_t² I + (v_f² − v_t²) A in (mm/ms)², A = f fᵀ for fibre vectors
-    (n_cells, 3; any non-zero length) or the cells' structure tensors (n_cells, 3, 3), see
-    :func:`ecgcohort.fem.fibre_structure`; ``v_fibre``/``v_cross`` in m/s = mm/ms, scalars or
-    (n_cells,) arrays.
+def conduction_tensors(fibres: np.ndarray, v_fibre: float | np.ndarray, v_cross: float | np.ndarray,
+                       normals: np.ndarray | None = None, v_normal: float | np.ndarray | None = None) -> np.ndarray:
+    """(n_cells, 3, 3) D = v_t² I + (v_f² − v_t²) A + (v_n² − v_t²) N in (mm/ms)², A = f fᵀ for
+    fibre vectors (n_cells, 3; any non-zero length) or the cells' structure tensors (n_cells, 3,
+    3), see :func:`ecgcohort.fem.fibre_structure`, and N = n nᵀ likewise for the sheet normals
+    ``normals``; ``v_fibre``/``v_cross``/``v_normal`` in m/s = mm/ms, scalars or (n_cells,)
+    arrays. Without ``normals`` or ``v_normal`` the tensor is transversely isotropic (v_n = v_t).
+    D stays positive definite for any positive velocities: its quadratic form is at least
+    min(v_t², v_n²) plus (v_f² − v_t²) xᵀAx.
     """
     structure = fibre_structure(fibres)
-    vf = np.broadcast_to(_check_velocity("v_fibre", v_fibre), (structure.shape[0],))
-    vt = np.broadcast_to(_check_velocity("v_cross", v_cross), (structure.shape[0],))
-    return (vt**2)[:, None, None] * np.eye(3)[None] + (vf**2 - vt**2)[:, None, None] * structure
+    count = structure.shape[0]
+    vf = np.broadcast_to(_check_velocity("v_fibre", v_fibre), (count,))
+    vt = np.broadcast_to(_check_velocity("v_cross", v_cross), (count,))
+    tensors = (vt**2)[:, None, None] * np.eye(3)[None] + (vf**2 - vt**2)[:, None, None] * structure
+    if normals is None or v_normal is None:
+        return tensors
+    normal = fibre_structure(normals)
+    if normal.shape[0] != count:
+        raise ValueError(f"sheet normals must be given per cell ({count}), got {normal.shape[0]}")
+    vn = np.broadcast_to(_check_velocity("v_normal", v_normal), (count,))
+    return tensors + (vn**2 - vt**2)[:, None, None] * normal
 
 
 def activation_times(
@@ -169,9 +183,12 @@ def activation_times(
     source_times_ms: np.ndarray,
     device: str = "auto",
     method: str = "compiled",
+    normals: np.ndarray | None = None,
+    v_normal: float | None = None,
 ) -> np.ndarray:
     """Activation time (ms) of every node; fibres per tetrahedron, vectors or structure tensors
-    (None = isotropic at v_fibre).
+    (None = isotropic at v_fibre), and optionally the sheet normals per tetrahedron with the
+    velocity across the sheets ``v_normal`` (orthotropic; see :func:`conduction_tensors`).
 
     ``points_mm`` (n, 3) mm; ``tetrahedra`` (m, 4) node indices; velocities m/s = mm/ms;
     ``source_nodes`` (k,) node indices stimulated at ``source_times_ms`` (k,) ms (a scalar
@@ -206,7 +223,7 @@ def activation_times(
         fib = np.asarray(fibres, dtype=np.float64)
         if fib.shape[0] != tets.shape[0]:
             raise ValueError(f"fibres must be given per tetrahedron ({tets.shape[0]}), got {fib.shape}")
-        d = conduction_tensors(fib, vf, vt)
+        d = conduction_tensors(fib, vf, vt, normals, v_normal)
 
     uniq, t_uniq = _unique_sources(source_nodes, source_times_ms, n)
     if method not in ("compiled", "fim-python"):
@@ -331,7 +348,9 @@ class EikonalGrid:
     times are ``tau[:mesh_nodes]``. Refining halves the first-order eikonal error around the
     point-like Purkinje junctions (README, "Mesh convergence"); so does starting each point
     source from its ball of ``source_radius_edges`` edge lengths
-    (:func:`ecgcohort.conduction.coupling.couple_points`)."""
+    (:func:`ecgcohort.conduction.coupling.couple_points`). ``normal_structure`` (n_cells, 3, 3),
+    the sheet normals' n nᵀ per cell, makes the conduction orthotropic (None: transversely
+    isotropic)."""
 
     points_mm: np.ndarray
     tetrahedra: np.ndarray
@@ -339,16 +358,19 @@ class EikonalGrid:
     mesh_nodes: int
     refinements: int = 0
     source_radius_edges: float = 0.0
+    normal_structure: np.ndarray | None = None
     # the compiled solver's geometry for the last velocity pair: a patient's maps share it
     _prepared: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _adjacency: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def refined(cls, points_mm: np.ndarray, tetrahedra: np.ndarray, fibres: np.ndarray,
-                refinements: int, source_radius_edges: float = 0.0) -> EikonalGrid:
+                refinements: int, source_radius_edges: float = 0.0,
+                normals: np.ndarray | None = None) -> EikonalGrid:
         """The grid of a mesh (``points_mm`` (n, 3), ``tetrahedra`` (m, 4)) with fibres per cell
-        (vectors or structure tensors), refined ``refinements`` (≥ 0) times; point sources on it
-        start from their balls of ``source_radius_edges`` (≥ 0) edge lengths."""
+        (vectors or structure tensors) and optionally sheet normals per cell, refined
+        ``refinements`` (≥ 0) times; point sources on it start from their balls of
+        ``source_radius_edges`` (≥ 0) edge lengths."""
         if not np.isfinite(source_radius_edges) or source_radius_edges < 0:
             raise ValueError(f"the source radius must be >= 0 edge lengths, got {source_radius_edges!r}")
         if int(refinements) != refinements or refinements < 0:
@@ -356,31 +378,41 @@ class EikonalGrid:
         points = np.asarray(points_mm, dtype=np.float64)
         tets = np.asarray(tetrahedra, dtype=np.int64)
         structure = fibre_structure(fibres)
-        if structure.shape[0] != tets.shape[0]:
-            raise ValueError(f"fibres must be given per tetrahedron ({tets.shape[0]}), got {structure.shape[0]}")
+        normal = None if normals is None else fibre_structure(normals)
+        for name, tensors in (("fibres", structure), ("sheet normals", normal)):
+            if tensors is not None and tensors.shape[0] != tets.shape[0]:
+                raise ValueError(f"{name} must be given per tetrahedron ({tets.shape[0]}), got {tensors.shape[0]}")
         parent = np.arange(tets.shape[0])
         for _ in range(int(refinements)):
             points, tets, children = refine_tetrahedra(points, tets)
             parent = parent[children]
         return cls(points, tets, structure[parent], int(np.asarray(points_mm).shape[0]), int(refinements),
-                   float(source_radius_edges))
+                   float(source_radius_edges), None if normal is None else normal[parent])
 
     def activation_times(self, v_fibre: float, v_cross: float, source_nodes: np.ndarray,
-                         source_times_ms: np.ndarray, device: str = "auto") -> np.ndarray:
-        """:func:`activation_times` on this grid (times in ms of every grid node). On the CPU
+                         source_times_ms: np.ndarray, device: str = "auto",
+                         v_normal: float | None = None) -> np.ndarray:
+        """:func:`activation_times` on this grid (times in ms of every grid node; ``v_normal``
+        across the sheets where the grid has sheet normals, None: as ``v_cross``). On the CPU
         the compiled solver's geometry (conduction tensors, their inverses, the local-update
         forms, the neighbours: 2.5 s of an 8.6 s map on a 1.2M-cell grid) is prepared once per
         velocity pair and reused by every later map: the same numbers, computed once."""
         if _resolve_device(device) != "cpu":
             return activation_times(self.points_mm, self.tetrahedra, self.structure, v_fibre, v_cross, source_nodes,
-                                    source_times_ms, device=device)
-        key = (float(_check_velocity("v_fibre", v_fibre)), float(_check_velocity("v_cross", v_cross)))
+                                    source_times_ms, device=device, normals=self.normal_structure,
+                                    v_normal=v_normal)
+        key = (float(_check_velocity("v_fibre", v_fibre)), float(_check_velocity("v_cross", v_cross)),
+               None if v_normal is None else float(_check_velocity("v_normal", v_normal)))
         if key not in self._prepared:
             self._prepared.clear()
             self._prepared[key] = _compiled_geometry(self.points_mm, self.tetrahedra,
-                                                     conduction_tensors(self.structure, *key))
+                                                     self.conduction_tensors(*key))
         sources, times = _unique_sources(source_nodes, source_times_ms, self.points_mm.shape[0])
         return _all_reached(_solve_compiled(self._prepared[key], sources, times))
+
+    def conduction_tensors(self, v_fibre: float, v_cross: float, v_normal: float | None = None) -> np.ndarray:
+        """(n_cells, 3, 3) conduction tensors of this grid's cells, (mm/ms)² (:func:`conduction_tensors`)."""
+        return conduction_tensors(self.structure, v_fibre, v_cross, self.normal_structure, v_normal)
 
     def couple(self, positions_mm: np.ndarray):
         """Point stimuli at ``positions_mm`` (k, 3) coupled to this grid, each with its ball

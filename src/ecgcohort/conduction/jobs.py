@@ -192,6 +192,21 @@ class MeshStimuli:
     node_times_ms: np.ndarray
 
 
+def eikonal_grid(fibres: MyocardialFibres, refinements: int = 0, source_radius_edges: float = 0.0) -> EikonalGrid:
+    """The :class:`EikonalGrid` of the myocardium with its fibres and sheet normals per cell
+    (orthotropic conduction when a velocity across the sheets is given)."""
+    return EikonalGrid.refined(fibres.points_mm, fibres.tetrahedra, fibres.cell_structure, refinements,
+                               source_radius_edges, normals=fibres.normal_structure)
+
+
+def conduction_velocities(velocities: Mapping[str, float]) -> tuple[float, float, float | None]:
+    """(along the fibre, across it in the sheet, across the sheets or None) in m/s from the
+    ``electrophysiology.velocity_m_per_s`` section; without ``normal`` the conduction is
+    transversely isotropic."""
+    normal = velocities.get("normal")
+    return float(velocities["fibre"]), float(velocities["cross"]), None if normal is None else float(normal)
+
+
 def scenario_sources(scenario: Scenario, grid: EikonalGrid, heart: Surface,
                      junctions: Mapping[str, np.ndarray] | None, rng: np.random.Generator | None,
                      velocities: Mapping[str, float]) -> MeshStimuli:
@@ -200,7 +215,8 @@ def scenario_sources(scenario: Scenario, grid: EikonalGrid, heart: Surface,
     velocities m/s). ``nodes`` index the grid."""
     positions, times = scenario_stimuli(scenario, heart, junctions, rng)
     coupled = grid.couple(positions)
-    node_times = coupled.node_times(times, grid.structure, float(velocities["fibre"]), float(velocities["cross"]))
+    v_fibre, v_cross, v_normal = conduction_velocities(velocities)
+    node_times = coupled.node_times(times, grid.structure, v_fibre, v_cross, grid.normal_structure, v_normal)
     return MeshStimuli(positions, times, coupled.nodes, node_times)
 
 
@@ -215,13 +231,14 @@ def scenario_activation(scenario: Scenario, fibres: MyocardialFibres, heart: Sur
     (:func:`ecgcohort.conduction.purkinje.retrograde_firing_times`), and the junctions then
     fire with the pacing sites."""
     if grid is None:
-        grid = EikonalGrid.refined(fibres.points_mm, fibres.tetrahedra, fibres.cell_structure, 0)
+        grid = eikonal_grid(fibres)
     if grid.mesh_nodes != fibres.n_nodes:
         raise ValueError(f"the eikonal grid refines a mesh of {grid.mesh_nodes} nodes, the myocardium has "
                          f"{fibres.n_nodes}")
-    v_fibre, v_cross = float(velocities["fibre"]), float(velocities["cross"])
+    v_fibre, v_cross, v_normal = conduction_velocities(velocities)
     stimuli = scenario_sources(scenario, grid, heart, junctions, rng, velocities)
-    tau = grid.activation_times(v_fibre, v_cross, stimuli.nodes, stimuli.node_times_ms, device=device)
+    tau = grid.activation_times(v_fibre, v_cross, stimuli.nodes, stimuli.node_times_ms, device=device,
+                                v_normal=v_normal)
     if scenario.uses_purkinje or not scenario.engage_purkinje:
         return grid.restrict(tau), stimuli
     if junctions is None:
@@ -236,8 +253,9 @@ def scenario_activation(scenario: Scenario, fibres: MyocardialFibres, heart: Sur
         fires = np.isfinite(firing)[coupled.source]
         nodes.append(coupled.nodes[fires])
         node_times.append(coupled.node_times(np.where(np.isfinite(firing), firing, 0.0), grid.structure, v_fibre,
-                                             v_cross)[fires])
-    tau = grid.activation_times(v_fibre, v_cross, np.concatenate(nodes), np.concatenate(node_times), device=device)
+                                             v_cross, grid.normal_structure, v_normal)[fires])
+    tau = grid.activation_times(v_fibre, v_cross, np.concatenate(nodes), np.concatenate(node_times), device=device,
+                                v_normal=v_normal)
     return grid.restrict(tau), stimuli
 
 
@@ -293,8 +311,7 @@ def compute_activations(patient: str, scenarios: Mapping[str, Mapping[str, Any]]
     template = action_potential_template(float(action_potential["cycle_length_ms"]), cache_dir=template_cache_dir)
     repolarisation = Repolarisation.from_config(action_potential)
     spread = float(action_potential.get("upstroke_spread", 0.0))
-    grid = EikonalGrid.refined(fibres.points_mm, fibres.tetrahedra, fibres.cell_structure, eikonal_refinements,
-                               source_radius_edges)
+    grid = eikonal_grid(fibres, eikonal_refinements, source_radius_edges)
     maps = {}
     for map_name, entry in scenarios.items():
         started = time.perf_counter()

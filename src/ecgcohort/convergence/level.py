@@ -121,8 +121,7 @@ def simulate_level(patient: str, heart_mm: float, torso_mm: float, files: Patien
     from ecgcohort.anatomy.outputs import read_surface
     from ecgcohort.cohort.sampling import patient_rng
     from ecgcohort.conduction.action_potential import action_potential_template, upstroke_spread_ms
-    from ecgcohort.conduction.eikonal import EikonalGrid
-    from ecgcohort.conduction.jobs import load_junctions, scenario_activation
+    from ecgcohort.conduction.jobs import eikonal_grid, load_junctions, scenario_activation
     from ecgcohort.conduction.maps import ActivationMap
     from ecgcohort.conduction.repolarisation import Repolarisation, repolarisation_scale
     from ecgcohort.conduction.scenarios import Scenario
@@ -152,8 +151,7 @@ def simulate_level(patient: str, heart_mm: float, torso_mm: float, files: Patien
     start = time.perf_counter()
     spec = Scenario.from_config(physics.scenario)
     rng = patient_rng(physics.seed, patient, f"pacing:{spec.name}") if spec.kind == "random_pacing" else None
-    grid = EikonalGrid.refined(fibres.points_mm, fibres.tetrahedra, fibres.cell_structure, physics.eikonal_refinements,
-                               physics.source_radius_edges)
+    grid = eikonal_grid(fibres, physics.eikonal_refinements, physics.source_radius_edges)
     tau, stimuli = scenario_activation(spec, fibres, read_surface(files.heart), load_junctions(files.junctions), rng,
                                        physics.velocities, grid=grid)
     eikonal = {"eikonal_refinements": grid.refinements, "source_radius_edges": grid.source_radius_edges,
@@ -219,6 +217,7 @@ def simulate_level(patient: str, heart_mm: float, torso_mm: float, files: Patien
              report.nodes, fibres.n_nodes, float(np.ptp(tau)), json.dumps({k: round(v, 2) for k, v in timings.items()}))
     return {"myocardial_points_mm": fibres.points_mm, "myocardial_tetrahedra": fibres.tetrahedra,
             "structure_cell": fibres.cell_structure,
+            "normal_structure_cell": fibres.normal_structure,
             "lead_field_ohm": z[:, fibres.parent_nodes], "activation_ms": tau, "apd_scale": scale,
             "upstroke_spread": np.array(spread),
             "stimulus_positions_mm": stimuli.positions_mm,

@@ -8,7 +8,8 @@ Each sample draws, from the patient's seed stream ``ecg2act-bank``:
   uniformly, stimulated at times in [0, ``pacing_spread_ms``]);
 * for the Purkinje kinds a fascicle speed scale (the junction delays divided by it) and a
   delay of the RV tree against the LV tree, ms;
-* the myocardial fibre velocity (m/s) and the cross-fibre/fibre velocity ratio;
+* the myocardial fibre velocity (m/s) and the cross-fibre/fibre velocity ratio (the velocity
+  across the sheets is the cross-fibre one times the fixed ``normal_cross_ratio``);
 * the APD: a global scale and apex-to-base and endocardium-to-epicardium gradients
   (:func:`ecgcohort.conduction.scenarios.apd_scale`).
 
@@ -69,6 +70,7 @@ class BankSpec:
     pacing_spread_ms: float = 40.0
     fibre_velocity: tuple[float, float] = (0.5, 0.8)
     cross_fibre_ratio: tuple[float, float] = (0.35, 0.6)
+    normal_cross_ratio: float = 0.57
     purkinje_speed_scale: tuple[float, float] = (0.7, 1.3)
     rv_delay_ms: tuple[float, float] = (-10.0, 10.0)
     apd_global_scale: tuple[float, float] = (0.85, 1.15)
@@ -89,6 +91,8 @@ class BankSpec:
             raise BankError("ecg2act.bank.max_pacing_sites must be >= 1 and pacing_spread_ms >= 0")
         _check_range("fibre_velocity", self.fibre_velocity, 1e-3)
         _check_range("cross_fibre_ratio", self.cross_fibre_ratio, 1e-3, 1.0)
+        if not 0.0 < self.normal_cross_ratio <= 1.0:
+            raise BankError(f"ecg2act.bank.normal_cross_ratio must be in (0, 1], got {self.normal_cross_ratio}")
         _check_range("purkinje_speed_scale", self.purkinje_speed_scale, 1e-3)
         _check_range("rv_delay_ms", self.rv_delay_ms)
         _check_range("apd_global_scale", self.apd_global_scale, 0.2, 3.0)
@@ -175,6 +179,9 @@ def draw_sample(patient: PatientElectrophysiology, spec: BankSpec, rng: np.rando
                   "apd_global_scale": rng.uniform(*spec.apd_global_scale),
                   "apd_apex_to_base": rng.uniform(*spec.apd_apex_to_base),
                   "apd_endo_to_epi": rng.uniform(*spec.apd_endo_to_epi)}
+    v_fibre = parameters["fibre_velocity"]
+    v_cross = v_fibre * parameters["cross_fibre_ratio"]
+    v_normal = v_cross * spec.normal_cross_ratio
     junctions = patient.junctions
     if kind == "pacing":
         count = int(rng.integers(1, spec.max_pacing_sites + 1))
@@ -188,17 +195,15 @@ def draw_sample(patient: PatientElectrophysiology, spec: BankSpec, rng: np.rando
         junction_times = {"lv": np.asarray(junctions["lv_times_ms"]) / scale,
                           "rv": np.asarray(junctions["rv_times_ms"]) / scale + delay}
         trees = {"sinus": ("lv", "rv"), "lbbb": ("rv",), "rbbb": ("lv",)}[kind]
-        v_fibre = parameters["fibre_velocity"]
         coupled = patient.coupled_junctions
         nodes = np.concatenate([coupled[tree].nodes for tree in trees])
-        times = np.concatenate([coupled[tree].node_times(junction_times[tree], patient.fibres.cell_structure, v_fibre,
-                                                         v_fibre * parameters["cross_fibre_ratio"])
+        times = np.concatenate([coupled[tree].node_times(junction_times[tree], patient.fibres.cell_structure,
+                                                         v_fibre, v_cross, patient.fibres.normal_structure, v_normal)
                                 for tree in trees])
         times = times - times.min()
     fibres = patient.fibres
-    tau = eikonal_activation(fibres.points_mm, fibres.tetrahedra, fibres.cell_structure, parameters["fibre_velocity"],
-                             parameters["fibre_velocity"] * parameters["cross_fibre_ratio"], nodes, times,
-                             device="cpu")
+    tau = eikonal_activation(fibres.points_mm, fibres.tetrahedra, fibres.cell_structure, v_fibre, v_cross, nodes, times,
+                             device="cpu", normals=fibres.normal_structure, v_normal=v_normal)
     repolarisation = dataclasses.replace(patient.repolarisation, apex_to_base=parameters["apd_apex_to_base"],
                                          endo_to_epi=parameters["apd_endo_to_epi"])
     scale = repolarisation_scale(fibres, tau, repolarisation, patient.template, parameters["apd_global_scale"])

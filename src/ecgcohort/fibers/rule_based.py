@@ -150,6 +150,12 @@ class MyocardialFibres:
         return fibre_structure(self.fibre_cell if self.structure_cell is None else self.structure_cell)
 
     @property
+    def normal_structure(self) -> np.ndarray:
+        """(n_cells, 3, 3) n nᵀ of each cell's sheet normal ``normal_cell``: with
+        :attr:`cell_structure`, what orthotropic conduction tensors are built from."""
+        return fibre_structure(self.normal_cell)
+
+    @property
     def n_nodes(self) -> int:
         return int(self.points_mm.shape[0])
 
