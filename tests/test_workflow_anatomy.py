@@ -300,6 +300,7 @@ def check_surrogate_stage(root):
     """The surrogates of the two-patient run: models trained on the training patient only, the
     test patient evaluated with both encodings, Table 1, and the lead-matrix path recomputing the
     FEM lead matrix and ECG from the FEM ∇Z per cell (the code the surrogate's ECG goes through)."""
+    from ecgcohort.config import load_config_files
     from ecgcohort.dataset import open_patient_mesh
     from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
     from ecgcohort.surrogate.jobs import evaluate_surrogate_job
@@ -367,7 +368,9 @@ def check_surrogate_stage(root):
     model = load_surrogate(surrogate / "deepsdf/pseudo_residual/model.pt")
     code = read_code_table(root / "results/encoding/deepsdf/codes.csv", "deepsdf").code("test-0000")
     model.cell_gradient = lambda *args, **kwargs: mesh.grad_lead_field_cell.values  # the FEM ∇Z per cell
-    intracellular = intracellular_tensors(mesh.fibre_structure.values, Conductivities.from_config({}))
+    config = load_config_files([root / "config/config.yaml"], root / "workflow/schemas/config.schema.yaml")
+    intracellular = intracellular_tensors(mesh.fibre_structure.values,
+                                          Conductivities.from_config(config["leadfield"]["conductivity_s_per_m"]))
     lead = model.lead_matrix(mesh.node_position.values, mesh.tetrahedra.values, intracellular,
                              cohort.electrode_position.values, cohort.electrode_normalised_position.values, code)
     np.testing.assert_allclose(lead, mesh.lead_matrix.values, rtol=1e-5, atol=1e-6 * np.abs(lead).max())
