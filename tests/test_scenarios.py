@@ -35,6 +35,7 @@ def patient(tmp_path_factory):
     root = tmp_path_factory.mktemp("scenarios")
     meshed_ventricles(root, seed=SEED)
     entries = {name: entry for entry in ({"name": "sinus", "kind": "sinus"}, {"name": "lbbb", "kind": "lbbb"},
+                                         {"name": "lbbb_blocked", "kind": "lbbb", "engage_purkinje": False},
                                          {"name": "crt", "kind": "biv_pacing", "rv_time_ms": 0.0, "lv_time_ms": 20.0,
                                           "engage_purkinje": False},
                                          {"name": "crt_engaged", "kind": "biv_pacing", "rv_time_ms": 0.0,
@@ -95,16 +96,19 @@ def test_sites_land_where_their_coordinates_say(patient):
 
 def test_sinus_rhythm_is_physiological_and_lbbb_is_longer(patient):
     _, fibres, maps = patient
-    sinus, lbbb = maps["sinus"], maps["lbbb"]
-    print(f"\ntotal activation: sinus {sinus.total_activation_ms:.1f} ms, LBBB {lbbb.total_activation_ms:.1f} ms, "
-          f"CRT {maps['crt'].total_activation_ms:.1f} ms")
+    sinus, lbbb, blocked = maps["sinus"], maps["lbbb"], maps["lbbb_blocked"]
+    print(f"\ntotal activation: sinus {sinus.total_activation_ms:.1f} ms, LBBB {lbbb.total_activation_ms:.1f} ms "
+          f"(LV tree not engaged {blocked.total_activation_ms:.1f} ms), CRT {maps['crt'].total_activation_ms:.1f} ms")
     assert 60.0 <= sinus.total_activation_ms <= 120.0
-    assert lbbb.total_activation_ms > sinus.total_activation_ms + 20.0
+    assert blocked.total_activation_ms > sinus.total_activation_ms + 20.0
+    assert lbbb.total_activation_ms > sinus.total_activation_ms + 10.0
     # LBBB delays the LV: its lateral wall activates later than in sinus rhythm, the RV does not
     lv_lateral = (fibres.coordinates["ventricle"] < 0.5) & (np.abs(np.angle(-np.exp(1j * fibres.coordinates["rotational"]))) < 0.5)
-    assert np.median(lbbb.activation_ms[lv_lateral] - sinus.activation_ms[lv_lateral]) > 20.0
+    assert np.median(blocked.activation_ms[lv_lateral] - sinus.activation_ms[lv_lateral]) > 20.0
+    assert np.median(lbbb.activation_ms[lv_lateral] - sinus.activation_ms[lv_lateral]) > 10.0
     rv = fibres.coordinates["ventricle"] >= 0.5
-    assert np.median(np.abs(lbbb.activation_ms[rv] - sinus.activation_ms[rv])) < 5.0
+    for beat in (lbbb, blocked):
+        assert np.median(np.abs(beat.activation_ms[rv] - sinus.activation_ms[rv])) < 5.0
 
 
 def test_pacing_sites_fire_at_their_times(patient):
@@ -137,6 +141,32 @@ def test_a_paced_front_that_enters_the_purkinje_trees_activates_faster(patient):
     assert np.all(engaged.activation_ms <= alone.activation_ms + 1e-9)
     assert engaged.total_activation_ms < alone.total_activation_ms - 10.0
     assert engaged.activation_ms.min() == pytest.approx(alone.activation_ms.min(), abs=1e-9)  # the site fires first
+
+
+def test_lbbb_engages_the_blocked_lv_tree_only_once_the_septum_is_crossed(patient):
+    """LBBB: the front that crosses the septum enters the LV tree at its junctions and runs on
+    through it, so the LV activates sooner than through the myocardium alone - but its first
+    activation, and everything activated before it, is unchanged: nothing enters the LV tree
+    from above the block."""
+    _, fibres, maps = patient
+    engaged, blocked = maps["lbbb"], maps["lbbb_blocked"]
+    lv = fibres.coordinates["ventricle"] < 0.5
+    print(f"\nLBBB total activation: LV tree engaged {engaged.total_activation_ms:.1f} ms, "
+          f"blocked {blocked.total_activation_ms:.1f} ms; first LV activation {blocked.activation_ms[lv].min():.1f} ms")
+    assert np.all(engaged.activation_ms <= blocked.activation_ms + 1e-9)
+    assert engaged.total_activation_ms < blocked.total_activation_ms - 5.0
+    first_lv = blocked.activation_ms[lv].min()
+    assert engaged.activation_ms[lv].min() == pytest.approx(first_lv, abs=1e-9)
+    before = blocked.activation_ms <= first_lv
+    np.testing.assert_allclose(engaged.activation_ms[before], blocked.activation_ms[before], atol=1e-9)
+
+
+def test_which_trees_a_front_enters():
+    assert Scenario(name="s", kind="sinus").retrograde_trees == ()
+    assert Scenario(name="l", kind="lbbb").retrograde_trees == ("lv",)
+    assert Scenario(name="l", kind="lbbb", engage_purkinje=False).retrograde_trees == ()
+    assert Scenario(name="c", kind="biv_pacing").retrograde_trees == ("lv", "rv")
+    assert Scenario(name="p", kind="random_pacing", engage_purkinje=False).retrograde_trees == ()
 
 
 def test_random_sites_are_reproducible_per_patient(patient, tmp_path):

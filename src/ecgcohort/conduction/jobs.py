@@ -226,10 +226,11 @@ def scenario_activation(scenario: Scenario, fibres: MyocardialFibres, heart: Sur
                         grid: EikonalGrid | None = None) -> tuple[np.ndarray, MeshStimuli]:
     """(activation times per myocardial node (ms), the stimuli) of one scenario, solved on
     ``grid`` (default: the myocardial mesh itself; :class:`EikonalGrid` of ``fibres`` refined
-    ``electrophysiology.eikonal_refinements`` times). A paced map that engages the Purkinje
-    trees is solved twice: the paced front's arrival at the tree junctions enters the trees
+    ``electrophysiology.eikonal_refinements`` times). A map whose front engages Purkinje
+    trees (:attr:`Scenario.retrograde_trees`: a paced map, or LBBB's blocked LV tree) is solved
+    twice: the front's arrival at the tree junctions enters the trees
     (:func:`ecgcohort.conduction.purkinje.retrograde_firing_times`), and the junctions then
-    fire with the pacing sites."""
+    fire with the first solve's sources."""
     if grid is None:
         grid = eikonal_grid(fibres)
     if grid.mesh_nodes != fibres.n_nodes:
@@ -239,12 +240,12 @@ def scenario_activation(scenario: Scenario, fibres: MyocardialFibres, heart: Sur
     stimuli = scenario_sources(scenario, grid, heart, junctions, rng, velocities)
     tau = grid.activation_times(v_fibre, v_cross, stimuli.nodes, stimuli.node_times_ms, device=device,
                                 v_normal=v_normal)
-    if scenario.uses_purkinje or not scenario.engage_purkinje:
+    if not scenario.retrograde_trees:
         return grid.restrict(tau), stimuli
     if junctions is None:
         raise ScenarioError(f"scenario '{scenario.name}' engages the Purkinje trees: it needs the junctions")
     nodes, node_times = [stimuli.nodes], [stimuli.node_times_ms]
-    for tree in ("lv", "rv"):
+    for tree in scenario.retrograde_trees:
         tree_junctions = junctions[f"{tree}_junction_tree_nodes"]
         coupled = grid.couple(junctions[f"{tree}_positions_mm"][:len(tree_junctions)])
         firing = retrograde_firing_times(junctions[f"{tree}_tree_nodes_mm"], junctions[f"{tree}_tree_edges"],

@@ -49,9 +49,11 @@ class Scenario:
     endocardium at ``rv_time_ms`` plus LV lateral free-wall epicardium at ``lv_time_ms``) or
     ``random_pacing`` (``count`` separate single-site maps, named ``{name}-00``, ...).
     Positions: ``rv_long_axis_position`` / ``lv_long_axis_position`` on the long axis (0 apex,
-    1 base); the LV site is opposite the septum (rotational angle pi). ``engage_purkinje``
-    (pacing kinds): the paced front enters the Purkinje trees where it reaches their
-    junctions and travels on through them (retrograde conduction).
+    1 base); the LV site is opposite the septum (rotational angle pi). ``engage_purkinje``:
+    the front enters Purkinje trees where it reaches their junctions and travels on through
+    them (retrograde conduction) - both trees for the pacing kinds, the blocked LV tree for
+    ``lbbb`` (the block is proximal, the distal LV Purkinje network is excitable: Wyndham et
+    al. 1980, Tung & Upadhyay 2020); ignored by sinus.
     """
 
     name: str
@@ -83,10 +85,13 @@ class Scenario:
         return self.kind in PURKINJE_KINDS
 
     @property
-    def needs_trees(self) -> bool:
-        """Whether this scenario's map needs the Purkinje trees: it starts from them, or its
-        paced front engages them."""
-        return self.uses_purkinje or self.engage_purkinje
+    def retrograde_trees(self) -> tuple[str, ...]:
+        """The Purkinje trees ('lv', 'rv') this scenario's front enters at their junctions and
+        runs through: both for an engaging pacing kind, the LV tree for an engaging LBBB,
+        none for sinus."""
+        if not self.engage_purkinje or self.kind == "sinus":
+            return ()
+        return ("lv",) if self.kind == "lbbb" else ("lv", "rv")
 
     def instance_names(self) -> list[str]:
         """The activation maps this scenario makes: its name, or ``name-NN`` per random site."""
