@@ -65,7 +65,7 @@ def main() -> None:
                 start = time.perf_counter()
                 try:
                     report, _ = mesh_patient_at(patient, root / patient / "heart.vtp", root / patient / "torso.vtp",
-                                                root / "heart.npz", root / "torso.npz", size, config["meshing"], 2,
+                                                root / "heart.npz", root / "torso.npz", size, config["meshing"],
                                                 root / patient / "mesh.msh")
                 except Exception as error:
                     failed.append((patient, f"{size.heart_mm:g}/{size.torso_mm:g} mm", str(error)))

@@ -8,7 +8,7 @@ import pytest
 
 from ecgcohort.geometry import surface_volume
 from ecgcohort.meshing import FACET_TAGS, VOLUME_TAGS, MeshingError, mesh_heart_in_torso, read_tagged_mesh
-from ecgcohort.meshing.tetra import tetrahedron_quality
+from ecgcohort.meshing.tetra import morton_order, tetrahedron_quality
 from synthetic import lv_cup, trunk
 
 REGIONS = {1: "lv_endocardium", 3: "epicardium", 4: "base"}
@@ -33,6 +33,42 @@ def meshed(tmp_path_factory):
     report = mesh_heart_in_torso(torso_points, torso_faces, heart_points, heart_faces, labels, REGIONS,
                                  heart_size_mm=4.0, torso_size_mm=40.0, output_path=path)
     return path, report, surface_volume(heart_points, heart_faces), surface_volume(torso_points, torso_faces)
+
+
+def test_the_morton_order_depends_on_the_positions_alone_and_keeps_neighbours_close():
+    rng = np.random.default_rng(3)
+    points = rng.uniform(-100.0, 100.0, (2000, 3))
+    points[7] = points[11]  # a duplicate: ties are broken by the coordinates, not the input order
+    order = morton_order(points)
+    assert sorted(order.tolist()) == list(range(len(points)))
+    shuffled = rng.permutation(len(points))
+    np.testing.assert_array_equal(points[shuffled][morton_order(points[shuffled])], points[order])
+    # consecutive points of the curve are far closer than consecutive points of the input
+    step = np.linalg.norm(np.diff(points[order], axis=0), axis=1)
+    assert np.median(step) < 0.3 * np.median(np.linalg.norm(np.diff(points, axis=0), axis=1))
+
+
+def test_meshing_the_same_input_again_gives_the_same_mesh(tmp_path):
+    """gmsh's own numbering changes between runs; ours is a function of the geometry. (With
+    gmsh's serial Delaunay: HXT itself varies by a few nodes between serial runs on this
+    geometry - README, "Reproducibility of the mesh".)"""
+    torso_points, torso_faces, _ = trunk()
+    heart_points, heart_faces, labels = lv_cup()
+    meshes = []
+    for run in range(2):
+        path = tmp_path / f"run-{run}.msh"
+        mesh_heart_in_torso(torso_points, torso_faces, heart_points + np.array([20.0, 0.0, 250.0]), heart_faces,
+                            labels, REGIONS, heart_size_mm=4.0, torso_size_mm=40.0, output_path=path,
+                            algorithm="delaunay", sliver_threshold_deg=1.0)
+        meshes.append(read_tagged_mesh(path))
+    first, second = meshes
+    np.testing.assert_array_equal(second.points_mm, first.points_mm)
+    np.testing.assert_array_equal(second.tetrahedra, first.tetrahedra)
+    np.testing.assert_array_equal(second.cell_tags, first.cell_tags)
+    # numbered by position: the nodes are in their Morton order, each entity's cells sorted by corners
+    np.testing.assert_array_equal(morton_order(first.points_mm), np.arange(len(first.points_mm)))
+    corners = np.sort(first.tetrahedra[first.cell_tags == VOLUME_TAGS["myocardium"]], axis=1)
+    assert np.all(np.diff(corners[:, 0]) >= 0)
 
 
 def test_tagged_volumes_equal_the_surface_enclosed_volumes(meshed):

@@ -13,7 +13,7 @@ rule mesh_anatomy:
         "results/logs/patients/{patient}/mesh_anatomy.log",
     benchmark:
         "results/benchmarks/patients/{patient}/mesh_anatomy.tsv"
-    threads: 2 if config["meshing"]["algorithm_3d"] == "hxt" else 1
+    threads: config["meshing"]["threads"] if config["meshing"]["algorithm_3d"] == "hxt" else 1
     resources:
         mem_mb=scaled(4000),
         runtime=scaled(30),

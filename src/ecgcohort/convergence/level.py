@@ -138,7 +138,7 @@ def simulate_level(patient: str, heart_mm: float, torso_mm: float, files: Patien
     start = time.perf_counter()
     mesh_path = Path(workdir) / "mesh.msh"
     report, surfaces = mesh_patient_at(patient, files.heart, files.torso, files.heart_model, files.torso_model,
-                                       MeshSizes(heart_mm, torso_mm), physics.meshing, threads, mesh_path)
+                                       MeshSizes(heart_mm, torso_mm), physics.meshing, mesh_path)
     timings["mesh_s"] = time.perf_counter() - start
 
     start = time.perf_counter()

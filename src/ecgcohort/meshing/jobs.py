@@ -43,10 +43,11 @@ def patient_surfaces_at(patient: str, heart: str | Path, torso: str | Path, hear
 
 
 def mesh_patient_at(patient: str, heart: str | Path, torso: str | Path, heart_model: str | Path,
-                    torso_model: str | Path, sizes: MeshSizes, settings: Mapping[str, Any], threads: int,
+                    torso_model: str | Path, sizes: MeshSizes, settings: Mapping[str, Any],
                     mesh_out: str | Path) -> tuple[MeshReport, dict[str, Any]]:
-    """Mesh one patient at ``sizes`` (see :func:`patient_surfaces_at`); returns the mesh report
-    and the resampled surfaces' measures."""
+    """Mesh one patient at ``sizes`` (see :func:`patient_surfaces_at`) with the ``meshing``
+    settings (gmsh on ``settings["threads"]`` threads: the mesh depends on it); returns the mesh
+    report and the resampled surfaces' measures."""
     from ecgcohort.meshing.tetra import MeshingError
 
     heart_at, torso_at, names = patient_surfaces_at(patient, heart, torso, heart_model, torso_model, sizes, settings)
@@ -55,7 +56,8 @@ def mesh_patient_at(patient: str, heart: str | Path, torso: str | Path, heart_mo
     try:
         report = mesh_heart_in_torso(
             torso_at.points, torso_at.faces, heart_at.points, heart_at.faces, heart_at.labels, names,
-            heart_size_mm=sizes.heart_mm, torso_size_mm=sizes.torso_mm, output_path=mesh_out, threads=threads,
+            heart_size_mm=sizes.heart_mm, torso_size_mm=sizes.torso_mm, output_path=mesh_out,
+            threads=int(settings.get("threads", 1)),
             algorithm=settings["algorithm_3d"], optimize_netgen=settings["optimize_netgen"],
             sliver_threshold_deg=settings["sliver_angle_deg"], max_sliver_fraction=settings["max_sliver_fraction"],
             caps=caps)
@@ -66,12 +68,11 @@ def mesh_patient_at(patient: str, heart: str | Path, torso: str | Path, heart_mo
 
 
 def mesh_patient(patient: str, heart: str | Path, torso: str | Path, heart_model: str | Path, torso_model: str | Path,
-                 settings: Mapping[str, Any], threads: int, mesh_out: str | Path, quality_out: str | Path) -> None:
+                 settings: Mapping[str, Any], mesh_out: str | Path, quality_out: str | Path) -> None:
     """Mesh one patient's anatomy at the configured element sizes; write the ``.msh`` and the
     quality report (mesh sizes and quality, and how far the resampled surfaces lie from the
     patient's)."""
     sizes = MeshSizes(float(settings["heart_element_size_mm"]), float(settings["torso_element_size_mm"]))
-    report, surfaces = mesh_patient_at(patient, heart, torso, heart_model, torso_model, sizes, settings, threads,
-                                       mesh_out)
+    report, surfaces = mesh_patient_at(patient, heart, torso, heart_model, torso_model, sizes, settings, mesh_out)
     with atomic_path(quality_out) as temporary:
         temporary.write_text(json.dumps({**report.as_dict(), "surfaces": surfaces}, indent=2) + "\n")

@@ -71,6 +71,40 @@ def tetrahedron_quality(points: np.ndarray, tets: np.ndarray) -> tuple[np.ndarra
     return volume, np.min(angles, axis=0)
 
 
+def morton_order(points: np.ndarray, bits: int = 21) -> np.ndarray:
+    """Indices that sort points (n, 3) along a Morton (Z-order) curve over their bounding cube
+    cut into 2^bits cells per axis - neighbours in space stay close in the order - with ties
+    broken by the coordinates: a function of the positions alone, not of their input order."""
+    points = np.asarray(points, dtype=np.float64)
+    low = points.min(axis=0)
+    span = max(float(np.ptp(points, axis=0).max()), 1e-300)
+    cells = np.minimum((points - low) / span * (1 << bits), (1 << bits) - 1).astype(np.uint64)
+    code = np.zeros(len(points), dtype=np.uint64)
+    for bit in range(bits):
+        for axis in range(3):
+            code |= ((cells[:, axis] >> np.uint64(bit)) & np.uint64(1)) << np.uint64(3 * bit + axis)
+    return np.lexsort((points[:, 2], points[:, 1], points[:, 0], code))
+
+
+def _number_canonically() -> None:
+    """Give the generated mesh an order that depends on its geometry alone: nodes numbered
+    along a Morton curve (:func:`morton_order`), and the triangles and tetrahedra of every
+    entity sorted by their corner nodes. gmsh's own order permutes nodes and elements from one
+    run to the next on the same input (the positions and the elements do not change; its
+    Hilbert renumbering breaks ties by that order too), and every per-node array of the
+    dataset, and the point samples drawn by node, would change with it."""
+    node_tags, coordinates, _ = gmsh.model.mesh.getNodes()
+    order = morton_order(np.asarray(coordinates, dtype=np.float64).reshape(-1, 3))
+    gmsh.model.mesh.renumberNodes(node_tags[order], np.arange(1, len(order) + 1, dtype=node_tags.dtype))
+    for dim, element_type, corners in ((2, 2, 3), (3, 4, 4)):
+        for _, tag in gmsh.model.getEntities(dim):
+            _, nodes = gmsh.model.mesh.getElementsByType(element_type, tag)
+            if len(nodes) == 0:
+                continue
+            key = np.sort(np.asarray(nodes, dtype=np.int64).reshape(-1, corners), axis=1)
+            gmsh.model.mesh.reorderElements(element_type, tag, np.lexsort(key.T[::-1]))
+
+
 def _add_discrete_surface(tag: int, node_tags: np.ndarray, faces: np.ndarray) -> None:
     gmsh.model.addDiscreteEntity(2, tag)
     gmsh.model.mesh.addElementsByType(tag, 2, [], node_tags[faces].ravel())
@@ -186,6 +220,7 @@ def mesh_heart_in_torso(torso_points: np.ndarray, torso_faces: np.ndarray, heart
         except Exception as error:  # gmsh raises plain Exceptions with its last error message
             raise MeshingError(f"gmsh failed to mesh the volume: {error}") from error
 
+        _number_canonically()
         node_tags, coordinates, _ = gmsh.model.mesh.getNodes()
         points = np.zeros((int(node_tags.max()) + 1, 3))
         points[node_tags.astype(int)] = coordinates.reshape(-1, 3)
@@ -259,9 +294,13 @@ def read_tagged_mesh(path: str | Path) -> TaggedMesh:
         gmsh.option.setNumber("General.Terminal", 0)
         gmsh.open(str(path))
         node_tags, coordinates, _ = gmsh.model.mesh.getNodes()
+        # nodes in the order of their tags, not of the file (as dolfinx's reader does): the tags
+        # are canonical (_number_canonically), the file's node blocks are not
+        node_tags = node_tags.astype(np.int64)
+        by_tag = np.argsort(node_tags)
         index = np.full(int(node_tags.max()) + 1, -1, dtype=np.int64)
-        index[node_tags.astype(np.int64)] = np.arange(len(node_tags))
-        points = np.asarray(coordinates, dtype=np.float64).reshape(-1, 3)
+        index[node_tags[by_tag]] = np.arange(len(node_tags))
+        points = np.asarray(coordinates, dtype=np.float64).reshape(-1, 3)[by_tag]
 
         def connectivity(dim: int, entity: int, corners: int) -> np.ndarray:
             kinds, _, nodes = gmsh.model.mesh.getElements(dim, entity)
