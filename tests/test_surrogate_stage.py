@@ -67,7 +67,10 @@ def test_qrs_duration_of_a_gaussian_complex_is_its_closed_form_width():
 
 
 def _summary(patient: str, encoding: str, target: str, heart: float, outlier: bool = False) -> dict:
-    ecg = {"sinus": {"relative_l2_mean": heart / 100, "qrs_amplitude_relative_difference": 0.1,
+    # half the leads at heart / 100, half at twice that: the squared error is not the mean's square
+    per_lead = {f"lead-{i}": heart / 100 * (1 if i < 6 else 2) for i in range(12)}
+    ecg = {"sinus": {"relative_l2_mean": heart / 100, "relative_l2_per_lead": per_lead,
+                     "qrs_amplitude_relative_difference": 0.1,
                      "qrs_amplitude_difference_mv": 0.2, "qrs_duration_difference_ms": 1.0}}
     metrics = {"angular_error_heart_deg": heart, "angular_error_precordial_heart_deg": heart + 1,
                "angular_error_torso_deg": heart + 2, "magnitude_error_heart": 0.1, "magnitude_error_torso": 0.2,
@@ -95,12 +98,17 @@ def test_table1_has_our_rows_the_pseudo_lead_field_and_the_papers_values():
     assert ours["angular_error_heart_deg_sd"] == pytest.approx(math.sqrt(2))  # sample sd of 9 and 11
     assert ours["angular_error_precordial_heart_deg_mean"] == pytest.approx(11.0)
     assert ours["ecg_relative_l2_mean_mean"] == pytest.approx(0.10)
+    # per patient the mean of (h/100)² and (2h/100)² over the leads: 2.5 (h/100)², h = 9 and 11
+    assert ours["ecg_relative_l2_squared_mean_mean"] == pytest.approx(2.5 * (0.09 ** 2 + 0.11 ** 2) / 2)
     assert ours["outliers"] == "test-0001"
     assert table.loc["pseudo lead field", "angular_error_heart_deg_mean"] == pytest.approx(18.0)
     paper = table.loc["DeepSDF-based (paper)"]
     assert paper["source"] == "paper" and paper["angular_error_heart_deg_mean"] == 3.89
     assert table.loc["PCA-based (paper)", "ecg_relative_l2_mean_sd"] == 0.013
+    assert math.isnan(paper["ecg_relative_l2_squared_mean_mean"])  # the paper gives one ECG figure
     markdown = table1_markdown(table.reset_index())
+    assert "| 0.018 ± 0.010 | – |" in markdown
+    assert "| 0.100 ± 0.014 | 0.0252 ± 0.0071 |" in markdown
     assert "| DeepSDF, pseudo_residual (outliers: test-0001) | ours | 2 | 10.00° ± 1.41° |" in markdown
     assert "3.89° ± 0.51°" in markdown and "5.93° ± 1.26°" in markdown
     timing = timing_table(summaries).set_index("model")
