@@ -114,6 +114,10 @@ def rerendered(label: str, root: Path = RECORDED_ROOT) -> Mapping[str, str]:
             rendered["surrogate/ecg_transfer.md"] = transfer_markdown(transfer, table)
     if (folder / "surrogate/error_budget.csv").exists():
         rendered["surrogate/error_budget.md"] = budget_markdown(pd.read_csv(folder / "surrogate/error_budget.csv"))
+    if (folder / "convergence/convergence.csv").exists():
+        from ecgcohort.convergence.summary import markdown_table
+
+        rendered["convergence/convergence.md"] = markdown_table(pd.read_csv(folder / "convergence/convergence.csv"))
     return rendered
 
 

@@ -307,10 +307,16 @@ def budget_markdown(budget) -> str:
 
 
 def read_table1(path: str | Path):
-    """Table 1 as written by :func:`summarize_surrogate_job` (no outliers: an empty string)."""
+    """Table 1 as written by :func:`summarize_surrogate_job` (no outliers: an empty string; a
+    column a table written before it was added reads as NaN)."""
     import pandas as pd
 
-    return pd.read_csv(path, dtype={"outliers": str}).fillna({"outliers": ""})
+    table = pd.read_csv(path, dtype={"outliers": str}).fillna({"outliers": ""})
+    for metric in TABLE1_METRICS:
+        for statistic in ("mean", "sd"):
+            if f"{metric}_{statistic}" not in table:
+                table[f"{metric}_{statistic}"] = float("nan")
+    return table
 
 
 def write_markdown_tables(table_csv: str | Path, transfer_csv: str | Path, table_md: str | Path,
