@@ -37,8 +37,9 @@ def frontal_deg(vector: np.ndarray) -> float:
 
 def mean_qrs_vector(store: Path, patient: str, scenario: str,
                     sigma: Conductivities) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per myocardial cell (C, 3): the along-fibre and the cross-fibre parts of vol G_i ∇τ, and
-    the cell centroids' index into the tetrahedra (C, 4) for the regions."""
+    """Per myocardial cell (C, 3), in mm³ · S/m · ms/mm (mm frame): the along-fibre and the
+    cross-fibre parts of vol G_i ∇τ; and the cells' tetrahedra (C, 4), node indices, from which
+    the regions are taken."""
     mesh = open_patient_mesh(store, patient).compute()
     nodes_mm = mesh.node_position.values * 1e3
     tetrahedra = mesh.tetrahedra.values
