@@ -11,9 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ecgcohort.encoding.chamfer import chamfer_distance, interior_chamfer, regular_grid
-from ecgcohort.encoding.deepsdf import (AutoDecoder, DeepSdfSpec, MapSpec, NormalisationBox, latent_prior,
-                                        mahalanobis, map_code, predict_sdf)
+from ecgcohort.encoding.chamfer import chamfer_distance, interior_chamfer, interior_volume, regular_grid
+from ecgcohort.encoding.deepsdf import (AutoDecoder, DeepSdfSpec, MapSpec, NormalisationBox, clamped_sdf_loss,
+                                        latent_prior, mahalanobis, map_code, predict_sdf)
 from ecgcohort.learning.layers import FourierFeatures, LipschitzLinear, SkipMLP
 
 RTOL = 1e-5  # float32 round-off on a bound that holds exactly in real arithmetic
@@ -201,6 +201,20 @@ def test_interior_chamfer_of_concentric_spheres_matches_the_integral():
         interior_chamfer(radius - r1, np.ones(len(grid)), grid)
 
 
+def test_interior_volume_of_a_ball_and_an_empty_interior():
+    """A ball of radius 0.6 on a grid of spacing 0.025: 4/3 π r³ to within the shell of half a
+    spacing (relative 1.5 h / r); the grid's anisotropic spacing enters the cell volume."""
+    resolution, radius = 81, 0.6
+    grid = regular_grid([-1, -1, -2], [1, 1, 2], resolution) * [1.0, 1.0, 0.5]
+    ball = np.linalg.norm(grid, axis=1) - radius
+    spacing = 2.0 / (resolution - 1)
+    assert interior_volume(ball, grid, resolution) == pytest.approx(4 / 3 * math.pi * radius**3,
+                                                                    rel=1.5 * spacing / radius)
+    assert interior_volume(np.ones(len(grid)), grid, resolution) == 0.0
+    with pytest.raises(ValueError, match="81\\^3 grid points"):
+        interior_volume(ball[:-1], grid, resolution)
+
+
 def test_regular_grid_order_and_extent():
     grid = regular_grid([0, 10, 20], [1, 12, 23], 4)
     assert grid.shape == (64, 3)
@@ -230,11 +244,27 @@ def test_training_loss_clamps_both_sides():
         batch = {"shape": shape, "x": x, "sdf": torch.full((10, 4), target)}
         return float(model.training_loss(batch)[1]["sdf"])
 
-    assert sdf_part(5 * c, 3 * c) == 0.0
+    assert sdf_part(5 * c, 3 * c) == 0.0  # beyond the clamp on the right side: free
     assert sdf_part(-5 * c, -2 * c) == 0.0
-    assert sdf_part(5 * c, 0.0) == pytest.approx(c**2)
     assert sdf_part(0.5 * c, -0.5 * c) == pytest.approx(c**2)
-    assert sdf_part(5 * c, -5 * c) == pytest.approx(4 * c**2)
+    # beyond the clamp on the wrong side, the prediction itself counts (DeepSDF's two-sided
+    # clamp would give c² and 4c², with no gradient)
+    assert sdf_part(5 * c, 0.0) == pytest.approx(25 * c**2)
+    assert sdf_part(5 * c, -5 * c) == pytest.approx(36 * c**2)
+    assert sdf_part(-2 * c, 3 * c) == pytest.approx(9 * c**2)
+
+
+def test_a_prediction_beyond_the_clamp_on_the_wrong_side_still_has_a_gradient():
+    """A surface decoded far outside everywhere (the lost-RV failure) is pulled back: the loss's
+    gradient with respect to the prediction points inwards at samples that are inside, and is
+    zero only where prediction and truth are both beyond the clamp on one side."""
+    c = 0.1
+    pred = torch.tensor([[5 * c], [5 * c], [5 * c], [-5 * c]], requires_grad=True)
+    target = torch.tensor([[-3 * c], [0.2 * c], [3 * c], [-3 * c]])
+    clamped_sdf_loss(pred, target, c).backward()
+    gradient = pred.grad[:, 0]
+    assert gradient[0] > 0 and gradient[1] > 0  # lowering the prediction lowers the loss
+    assert gradient[2] == 0 and gradient[3] == 0
 
 
 def test_training_loss_parts_and_code_gradients():

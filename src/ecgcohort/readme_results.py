@@ -33,6 +33,7 @@ RECORDED_TABLES: dict[str, tuple[str, ...]] = {
     "surrogate/error_budget.md": ("surrogate/error_budget.csv",),
     "ecg/realism.md": ("ecg/realism.csv",),
     "convergence/convergence.md": ("convergence/convergence.csv",),
+    "encoding/deepsdf/chamfer.md": ("encoding/deepsdf/chamfer.csv",),
 }
 
 BLOCK = re.compile(r"(<!-- results (?P<label>\S+) (?P<path>\S+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S)
@@ -118,6 +119,10 @@ def rerendered(label: str, root: Path = RECORDED_ROOT) -> Mapping[str, str]:
         from ecgcohort.convergence.summary import markdown_table
 
         rendered["convergence/convergence.md"] = markdown_table(pd.read_csv(folder / "convergence/convergence.csv"))
+    if (folder / "encoding/deepsdf/chamfer.csv").exists():
+        from ecgcohort.encoding.jobs import encoding_markdown
+
+        rendered["encoding/deepsdf/chamfer.md"] = encoding_markdown(pd.read_csv(folder / "encoding/deepsdf/chamfer.csv"))
     return rendered
 
 

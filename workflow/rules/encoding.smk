@@ -164,6 +164,8 @@ rule evaluate_shape_model:
                      category="Geometry encodings", subcategory="Chamfer distances", labels={"table": "per patient"}),
         heatmap=report("results/encoding/deepsdf/chamfer.png", caption=caption("chamfer"),
                        category="Geometry encodings", subcategory="Chamfer distances", labels={"figure": "heat map"}),
+        summary=report("results/encoding/deepsdf/chamfer.md", caption=caption("chamfer_summary"),
+                       category="Geometry encodings", subcategory="Chamfer distances", labels={"table": "by role"}),
     log:
         "results/logs/encoding/evaluate_shape_model.log",
     benchmark:

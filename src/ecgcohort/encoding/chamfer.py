@@ -55,3 +55,15 @@ def interior_chamfer(predicted_sdf: np.ndarray, true_sdf: np.ndarray, grid_point
     if len(inside_predicted) == 0:
         return float("inf")
     return chamfer_distance(inside_predicted, inside_true)
+
+
+def interior_volume(sdf: np.ndarray, grid_points: np.ndarray, resolution: int) -> float:
+    """Volume (units³ of the grid) of the interior ``sdf ≤ 0`` on a regular grid from
+    :func:`regular_grid`: interior points × the volume of one grid cell. Its error is of the
+    order of the surface area times half the spacing, so compare volumes on one grid."""
+    points = np.asarray(grid_points, dtype=np.float64)
+    values = np.asarray(sdf).reshape(-1)
+    if len(values) != len(points) or len(points) != resolution ** 3:
+        raise ValueError(f"need {resolution}^3 grid points and one value each, got {points.shape}, {values.shape}")
+    spacing = (points.max(axis=0) - points.min(axis=0)) / (resolution - 1)
+    return float(np.count_nonzero(values <= 0) * np.prod(spacing))

@@ -169,16 +169,24 @@ class ShapeDecoder(torch.nn.Module):
 
 
 def clamped_sdf_loss(pred: torch.Tensor, sdf: torch.Tensor, clamp: float) -> torch.Tensor:
-    """Mean over rows and surfaces of (clamp(pred) − clamp(sdf))², clamp to [−clamp, clamp]
-    (DeepSDF): beyond the clamp only the sign has to be right."""
-    return (pred.float().clamp(-clamp, clamp) - sdf.float().clamp(-clamp, clamp)).square().mean()
+    """Mean over rows and surfaces of (p − clamp(sdf))², clamp to [−clamp, clamp]: where the true
+    distance is beyond the clamp, a prediction beyond it on the same side costs nothing (DeepSDF's
+    clamp: far away only the side has to be right), so p is the prediction clamped on that side
+    only. DeepSDF clamps the prediction on both sides, which gives no gradient to a prediction
+    beyond the clamp on the wrong side: a surface whose output leaves the clamp band everywhere
+    (the RV of the default cohort's decoder, decoded 31–69 mm outside at every sample) can never
+    come back."""
+    pred, sdf = pred.float(), sdf.float()
+    upper = torch.where(sdf >= clamp, clamp, torch.inf)
+    lower = torch.where(sdf <= -clamp, -clamp, -torch.inf)
+    return (torch.clamp(pred, min=lower, max=upper) - sdf.clamp(-clamp, clamp)).square().mean()
 
 
 class AutoDecoder(TrainableModel):
     """A :class:`ShapeDecoder` plus one trainable code per training shape (eq. 6).
 
     Batch rows: ``shape`` (B,) int64 code index, ``x`` (B, 3) and ``sdf`` (B, S) normalised.
-    Loss = clamped SDF MSE + λ_prior · mean over rows of ‖z_row‖² + λ_Lip · ∏ softplus(cᵢ);
+    Loss = clamped SDF MSE (:func:`clamped_sdf_loss`) + λ_prior · mean over rows of ‖z_row‖² + λ_Lip · ∏ softplus(cᵢ);
     the parts are returned unweighted ("sdf", "prior", "lipschitz")."""
 
     def __init__(self, spec: DeepSdfSpec, n_shapes: int):

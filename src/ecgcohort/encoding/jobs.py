@@ -228,11 +228,12 @@ def evaluate_shape_code_job(patient: str, role: str, model_path: str | Path, cod
     surface). Eq. 8 on interior clouds counts every interior grid point, most of which both
     clouds share, so it is much smaller than the distance between the surfaces; the surface
     error — the mean |decoded SDF| (mm) at points drawn uniformly on the true surface — is
-    reported beside it. Optionally a PNG of both zero level sets on three slices."""
+    reported beside it, and the decoded and true interior volumes (mL) on the same grid. Optionally
+    a PNG of both zero level sets on three slices."""
     import pandas as pd
 
     from ecgcohort.anatomy.outputs import read_surface
-    from ecgcohort.encoding.chamfer import interior_chamfer
+    from ecgcohort.encoding.chamfer import interior_chamfer, interior_volume
     from ecgcohort.encoding.model import load_shape_model
     from ecgcohort.encoding.sdf import sample_on_surface
     from ecgcohort.encoding.surfaces import closed_surfaces
@@ -252,7 +253,7 @@ def evaluate_shape_code_job(patient: str, role: str, model_path: str | Path, cod
     for index, surface in enumerate(model.surfaces):
         on_surface, _ = sample_on_surface(*surfaces[surface], SURFACE_ERROR_POINTS, rng)
         surface_error[surface] = float(np.abs(model.predict_sdf_mm(code, on_surface)[:, index]).mean())
-    chamfer, fields = {}, {}
+    chamfer, fields, volume, true_volume = {}, {}, {}, {}
     for grid_name, grid in grids.items():
         predicted = model.predict_sdf_mm(code, grid)
         for index, surface in enumerate(model.surfaces):
@@ -262,14 +263,19 @@ def evaluate_shape_code_job(patient: str, role: str, model_path: str | Path, cod
             inside = winding_numbers(points, faces, grid) > 0.5
             true_sdf = np.where(inside, -1.0, 1.0)  # only the sign enters eq. 8's interior clouds
             chamfer[surface] = interior_chamfer(predicted[:, index], true_sdf, grid)
+            resolution = evaluation["grid_resolution"]
+            volume[surface] = interior_volume(predicted[:, index], grid, resolution) / 1e3
+            true_volume[surface] = interior_volume(true_sdf, grid, resolution) / 1e3
             fields[surface] = (grid_name, predicted[:, index], inside)
     seconds = time.perf_counter() - start
     _write_json(out_json, {"patient": patient, "role": role, "chamfer_mm": chamfer, "surface_error_mm": surface_error,
+                           "volume_ml": volume, "true_volume_ml": true_volume,
                            "grid_resolution": evaluation["grid_resolution"], "seconds": seconds,
                            "outlier": bool(codes.loc[patient].get("outlier", False))})
-    log.info("patient %s (%s): Chamfer %s mm; surface error %s mm; %.1f s", patient, role,
-             ", ".join(f"{k} {v:.2f}" for k, v in chamfer.items()),
-             ", ".join(f"{k} {v:.2f}" for k, v in surface_error.items()), seconds)
+    log.info("patient %s (%s): Chamfer %s mm; surface error %s mm; decoded / true volume %s mL; %.1f s", patient,
+             role, ", ".join(f"{k} {v:.2f}" for k, v in chamfer.items()),
+             ", ".join(f"{k} {v:.2f}" for k, v in surface_error.items()),
+             ", ".join(f"{k} {volume[k]:.0f} / {true_volume[k]:.0f}" for k in volume), seconds)
     if out_png is not None:
         level_set_slices(patient, grids, fields, evaluation["grid_resolution"], out_png)
 
@@ -319,49 +325,102 @@ def level_set_slices(patient: str, grids: Mapping[str, np.ndarray], fields: Mapp
     plt.close(fig)
 
 
-def summarize_shape_model_job(evaluations: Sequence[str | Path], out_csv: str | Path, out_png: str | Path) -> None:
-    """``chamfer.csv`` (patient, role, surface, chamfer_mm) and a Fig. 4-style heat map: surfaces
-    × patients, train + validation on the left, test on the right, sorted by error."""
+#: Row order and labels of the encoding summary (roles) and its column groups (surfaces).
+_ROLES = {"train": "fitted", "validation": "validation", "test": "test"}
+_SHORT = {"torso": "torso", "lv_endocardium": "LV", "rv_endocardium": "RV", "epicardium": "epicardium"}
+
+
+def encoding_markdown(table) -> str:
+    """The shape model's summary as a Markdown table: per role (fitted, validation, test), the
+    number of patients and the mean over them of the surface error (mm), the Chamfer distance
+    (eq. 8, mm) and the decoded / true interior volume of each surface, from ``chamfer.csv``."""
+    import pandas as pd
+
+    surfaces = [s for s in _SHORT if s in set(table.surface)]
+    resolution = table.grid_resolution.dropna().unique() if "grid_resolution" in table else []
+    grid = f"{int(resolution[0])}³ grids" if len(resolution) == 1 else "regular grids"
+    names = " / ".join(_SHORT[s] for s in surfaces)
+    lines = [f"| patients | surface error (mm): {names} | Chamfer (eq. 8, {grid}, mm): {names} | "
+             f"decoded / true volume: {names} |", "|---|---|---|---|"]
+
+    def cell(values) -> str:
+        return " / ".join("inf" if np.isinf(v) else ("–" if pd.isna(v) else f"{v:.2f}") for v in values)
+
+    for role, label in _ROLES.items():
+        part = table[table.role == role]
+        if part.empty:
+            continue
+        means = part.groupby("surface")[["surface_error_mm", "chamfer_mm", "volume_ml", "true_volume_ml"]].mean()
+        means = means.reindex(surfaces)
+        ratio = means.volume_ml / means.true_volume_ml
+        lines.append(f"| {label} ({part.patient.nunique()}) | {cell(means.surface_error_mm)} | "
+                     f"{cell(means.chamfer_mm)} | {cell(ratio)} |")
+    return "\n".join(lines) + "\n"
+
+
+def summarize_shape_model_job(evaluations: Sequence[str | Path], out_csv: str | Path, out_png: str | Path,
+                              out_md: str | Path | None = None) -> None:
+    """``chamfer.csv`` (patient, role, surface, chamfer_mm, surface_error_mm, decoded and true
+    interior volume_ml / true_volume_ml, outlier, grid_resolution), a Fig. 4-style heat map:
+    surfaces × patients, train + validation on the left, test on the right, sorted by error,
+    and optionally the summary by role as Markdown (:func:`encoding_markdown`)."""
     import pandas as pd
 
     records = [json.loads(Path(p).read_text()) for p in evaluations]
     table = pd.DataFrame([{"patient": r["patient"], "role": r["role"], "surface": s, "chamfer_mm": v,
-                           "surface_error_mm": r["surface_error_mm"][s], "outlier": r.get("outlier", False)}
+                           "surface_error_mm": r["surface_error_mm"][s],
+                           "volume_ml": r.get("volume_ml", {}).get(s, np.nan),
+                           "true_volume_ml": r.get("true_volume_ml", {}).get(s, np.nan),
+                           "outlier": r.get("outlier", False), "grid_resolution": r.get("grid_resolution")}
                           for r in records for s, v in r["chamfer_mm"].items()])
     with atomic_path(out_csv) as temporary:
         table.to_csv(temporary, index=False, float_format="%.4f")
     summary = table.groupby(["role", "surface"])[["chamfer_mm", "surface_error_mm"]].agg(["mean", "max"])
     log.info("Chamfer distance and surface error (mm) by role and surface:\n%s", summary.to_string())
     chamfer_heatmap(table, out_png)
+    if out_md is not None:
+        with atomic_path(out_md) as temporary:
+            temporary.write_text(encoding_markdown(table))
 
 
 def chamfer_heatmap(table, out_png: str | Path) -> None:
     """Fig. 4 of paper 1: Chamfer distance (mm) per surface and patient, training/validation
-    patients (left) and test patients (right), surfaces and patients sorted by mean error."""
+    patients (left) and test patients (right). Every panel has the same rows, in the decoder's
+    surface order, labelled once on the left; patients are sorted by mean error within a panel.
+    A surface the decoder lost (no interior point: Chamfer ``inf``) is drawn red and reads "inf"."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ecgcohort.encoding.surfaces import SURFACES
+
+    order = [s for s in SURFACES if s in set(table.surface)] + sorted(set(table.surface) - set(SURFACES))
     panels = [("training / validation", table[table.role != "test"]), ("test", table[table.role == "test"])]
     panels = [(title, part) for title, part in panels if len(part)]
     finite = table.chamfer_mm[np.isfinite(table.chamfer_mm)]
     vmax = float(finite.max()) if len(finite) else 1.0
+    colours = matplotlib.colormaps["viridis"].copy()
+    colours.set_bad("tab:red")
     widths = [max(len(part.patient.unique()), 2) for _, part in panels]
-    fig, axes = plt.subplots(1, len(panels), figsize=(2 + 0.5 * sum(widths), 3.6), squeeze=False,
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.5 + 0.5 * sum(widths), 3.6), squeeze=False, sharey=True,
                              gridspec_kw={"width_ratios": widths})
     image = None
-    for ax, (title, part) in zip(axes[0], panels):
-        grid = part.pivot_table(index="surface", columns="patient", values="chamfer_mm")
-        grid = grid.loc[grid.mean(axis=1).sort_values().index, grid.mean(axis=0).sort_values().index]
-        image = ax.imshow(grid.to_numpy(), cmap="viridis", vmin=0, vmax=vmax, aspect="auto")
+    for column, (ax, (title, part)) in enumerate(zip(axes[0], panels)):
+        grid = part.pivot_table(index="surface", columns="patient", values="chamfer_mm").reindex(order)
+        grid = grid[grid.mean(axis=0).sort_values().index]
+        values = np.ma.masked_invalid(grid.to_numpy(dtype=float))
+        image = ax.imshow(values, cmap=colours, vmin=0, vmax=vmax, aspect="auto")
         labels = [f"{p} (val)" if (part[(part.patient == p)].role == "validation").any() else p for p in grid.columns]
         ax.set_xticks(range(len(grid.columns)), labels, rotation=60, ha="right", fontsize=7)
-        ax.set_yticks(range(len(grid.index)), grid.index, fontsize=8)
-        for (i, j), value in np.ndenumerate(grid.to_numpy()):
-            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6, color="w" if value < vmax / 2 else "k")
+        ax.tick_params(axis="y", labelleft=column == 0)
+        for (i, j), value in np.ndenumerate(grid.to_numpy(dtype=float)):
+            text = "inf" if np.isinf(value) else ("–" if np.isnan(value) else f"{value:.2f}")
+            ax.text(j, i, text, ha="center", va="center", fontsize=6,
+                    color="w" if not np.isfinite(value) or value < vmax / 2 else "k")
         ax.set_title(title, fontsize=9)
-    fig.colorbar(image, ax=axes[0].tolist(), label="Chamfer distance (mm)")
+    axes[0, 0].set_yticks(range(len(order)), order, fontsize=8)  # shared by every panel
+    fig.colorbar(image, ax=axes[0].tolist(), label="Chamfer distance (mm); red: surface not decoded")
     with atomic_path(out_png) as temporary:
         fig.savefig(temporary, dpi=110, bbox_inches="tight")
     plt.close(fig)
