@@ -39,7 +39,7 @@ def two_patients(default_config: dict) -> dict:
         # trained enough (1,500 steps, about 20 s) for the shape-model gates below to separate a
         # working decoder from a broken one
         "deepsdf": {"hidden": 32, "layers": 4, "skip_at": 2, "fourier_features": 8,
-                    "training": {"epochs": 300, "batch_size": 512, "checkpoint_every": 100},
+                    "training": {"epochs": 150, "batch_size": 256, "checkpoint_every": 50},
                     "inference": {"iterations": 200, "points_per_iteration": 1024},
                     "evaluation": {"grid_resolution": 24, "fitted_patients": True}},
     }
@@ -61,30 +61,41 @@ def two_patients(default_config: dict) -> dict:
     return config
 
 
-#: Issue 20's morphology criteria every default-config sinus beat must pass. The limb-lead T
-#: amplitude is left out: one of the workflow test's beats is at 0.54 mV in lead I (limit 0.5),
-#: an open item of the realism stage (README, "ECG realism").
-MORPHOLOGY = ("qrs_axis", "transition_zone", "rs_ratio_v1", "rs_ratio_v5_v6", "r_wave_progression", "t_upright",
-              "t_inverted_avr", "t_amplitude_precordial", "cornell_voltage", "sokolow_lyon", "qrs_not_fragmented")
+#: The clinical criteria every default-config sinus beat must pass: duration, axis, morphology and
+#: QTc. The limb-lead T amplitude is left out: one of the workflow test's beats has been at
+#: 0.54 mV in lead I (limit 0.5), an open item of the realism stage (README, "ECG realism").
+MORPHOLOGY = ("qrs_duration", "qtc", "qrs_axis", "transition_zone", "rs_ratio_v1", "rs_ratio_v5_v6",
+              "r_wave_progression", "t_upright", "t_inverted_avr", "t_amplitude_precordial", "cornell_voltage",
+              "sokolow_lyon", "qrs_not_fragmented")
+#: Strauss et al. 2011's LBBB criteria the two-patient cohort's LBBB beats pass (measured 140 and
+#: 154 ms; the mid-QRS notch and the lateral q are left to the realism summary, see README), and
+#: biventricular pacing narrower than the LBBB it treats.
+CONDUCTION_BLOCK = {"lbbb": ("strauss_qrs_duration", "strauss_qs_or_rs_v1_v2"), "crt": ("narrower_than_lbbb",)}
 
 
 def assert_realistic_morphology(ecg_results) -> None:
-    """Every sinus beat passes :data:`MORPHOLOGY` and every LBBB is at least 30 ms wider than the
-    same patient's sinus beat (``results/ecg/criteria.csv`` and ``features.csv``)."""
+    """Every sinus beat passes :data:`MORPHOLOGY`, every LBBB and CRT beat the criteria of
+    :data:`CONDUCTION_BLOCK`, and every LBBB is at least 30 ms wider than the same patient's sinus
+    beat (``results/ecg/criteria.csv`` and ``features.csv``)."""
     criteria = pd.read_csv(ecg_results / "criteria.csv")
     sinus = criteria[(criteria.scenario == "sinus") & criteria.criterion.isin(MORPHOLOGY)]
     assert len(sinus) == 2 * len(MORPHOLOGY) and sinus.passed.all(), sinus[~sinus.passed].to_string()
+    for scenario, names in CONDUCTION_BLOCK.items():
+        beats = criteria[(criteria.scenario == scenario) & criteria.criterion.isin(names)]
+        assert len(beats) == 2 * len(names) and beats.passed.all(), beats[~beats.passed].to_string()
     qrs = pd.read_csv(ecg_results / "features.csv").pivot(index="patient", columns="scenario", values="qrs_duration_ms")
     assert (qrs["lbbb"] >= qrs["sinus"] + 30.0).all(), qrs
 
 
 #: The shape model's gates on the two-patient cohort, mm (surface error: mean |decoded SDF| on
-#: the true surface) and decoded / true interior volume. The decoder is fitted on train-0000
-#: alone, so the held-out test-0000 decodes about as the fitted shape: its error is the distance
-#: between the two patients' surfaces (6-8 mm for the heart measured on default-cohort pairs).
-#: A decoder that lost a surface gives Chamfer inf, about 38 mm and a volume near 0.
+#: the true surface) and decoded / true interior volume of the cavities. The decoder is fitted on
+#: train-0000 alone, so the held-out test-0000 decodes about as the fitted shape and its error is
+#: the distance between two patients' surfaces. Measured with these settings on a pair of
+#: default-cohort patients: fitted heart 1.5-2.5 mm, torso 6.5 mm, volumes 0.96-1.04; held out
+#: heart 5.0-8.5 mm, torso 10.4-10.9 mm, volumes 0.36-1.2. A decoder that lost a surface gives
+#: Chamfer inf, about 38 mm and a volume of 0 (the default run before the one-sided clamp).
 SHAPE_GATES = {"fitted": {"heart_mm": 4.0, "torso_mm": 15.0, "volume": (0.7, 1.3)},
-               "held_out": {"heart_mm": 15.0, "torso_mm": 20.0, "volume": (0.25, 2.0)}}
+               "held_out": {"heart_mm": 15.0, "torso_mm": 20.0, "volume": (0.15, 2.5)}}
 
 
 def check_shape_model_quality(deepsdf) -> None:
@@ -152,7 +163,12 @@ def test_two_patients_go_through_every_stage(workflow_copy, default_config, repo
         maps = {name: load_activation(root / patient / f"activation/{name}.npz")
                 for name in ("sinus", "lbbb", "crt", "pacing-00", "pacing-01")}
         assert all(m.activation_ms.shape == (fibres.n_nodes,) for m in maps.values())
-        assert maps["lbbb"].total_activation_ms > maps["sinus"].total_activation_ms
+        # total ventricular activation: 60-110 ms in sinus rhythm (Durrer et al. 1970's isolated
+        # human hearts, the normal QRS 80-110 ms; measured 90-97 ms on the default cohort), longer
+        # in LBBB than in sinus rhythm and shortened again by biventricular pacing
+        assert 60.0 < maps["sinus"].total_activation_ms < 110.0, maps["sinus"].total_activation_ms
+        assert maps["lbbb"].total_activation_ms > maps["sinus"].total_activation_ms + 20.0
+        assert maps["crt"].total_activation_ms < maps["lbbb"].total_activation_ms
         for name in ("purkinje/purkinje.png", "activation/sinus.png", "ecg/sinus.png"):
             assert (root / patient / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -194,9 +210,9 @@ def test_two_patients_go_through_every_stage(workflow_copy, default_config, repo
     assert model_meta["training_patients"] == ["train-0000"]  # the test patient never trains the model
     check_shape_model_quality(encoding / "deepsdf")
     losses = pd.read_csv(encoding / "deepsdf/losses.csv")
-    assert len(losses) == 300 and {"loss", "sdf", "prior", "lipschitz", "samples_per_second"} <= set(losses.columns)
+    assert len(losses) == 150 and {"loss", "sdf", "prior", "lipschitz", "samples_per_second"} <= set(losses.columns)
     log = (workflow_copy.root / "results/logs/encoding/train_shape_model.log").read_text()
-    assert re.search(r"DeepSDF: epoch 300/300 loss [\d.e+-]+, \d+ samples/s", log)
+    assert re.search(r"DeepSDF: epoch 150/150 loss [\d.e+-]+, \d+ samples/s", log)
     for png in ("deepsdf/losses.png", "deepsdf/chamfer.png", "deepsdf/chamfer/test-0000.png"):
         assert (encoding / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
     assert (root / "train-0000/encoding/sdf.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
