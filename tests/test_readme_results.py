@@ -1,4 +1,4 @@
-"""The README's result tables come from recorded runs (docs/results/<label>), not from typing:
+"""The site's result tables come from recorded runs (docs/results/<label>), not from typing:
 every results block equals its recorded table, and every recorded table is its recorded CSV
 rendered again. The tolerance is the printed digits: a table that is not the CSV's fails."""
 
@@ -19,12 +19,13 @@ from ecgcohort.surrogate.report import PSEUDO, transfer_markdown
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_readme_blocks_are_the_recorded_runs():
-    text = (REPO / "README.md").read_text()
-    blocks = [(m["label"], m["path"]) for m in readme_results.BLOCK.finditer(text)]
+def test_results_blocks_are_the_recorded_runs():
+    pages = readme_results.pages_with_blocks()
+    blocks = [(m["label"], m["path"]) for page in pages for m in readme_results.BLOCK.finditer(page.read_text())]
     assert ("default", "surrogate/table1.md") in blocks and ("default", "surrogate/ecg_transfer.md") in blocks
-    assert readme_results.stale_blocks(text) == [], \
-        "README tables differ from docs/results: run `python -m ecgcohort.readme_results update`"
+    for page in pages:
+        assert readme_results.stale_blocks(page.read_text()) == [], \
+            f"{page} tables differ from docs/results: run `python -m ecgcohort.readme_results update`"
 
 
 @pytest.mark.parametrize("label", sorted(p.name for p in readme_results.RECORDED_ROOT.iterdir() if p.is_dir()))
