@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from docutils import nodes
-from docutils.parsers.rst import Directive
+from docutils.parsers.rst import Directive  # the base class MyST runs directives through
 from docutils.statemachine import StringList
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,14 +116,19 @@ def function_doc(module: str, name: str) -> str:
 
 
 def escape(text: str) -> str:
-    """Plain text (a docstring) as reStructuredText that renders it unchanged."""
-    for special in ("\\", "*", "`", "|", "_", "[", "<"):
+    """Plain text (a docstring) as Markdown that renders it unchanged: the pages are MyST, and a
+    directive's nested content is parsed as Markdown."""
+    for special in ("\\", "*", "`", "|", "_", "[", "]", "<", "$", "{", "}"):
         text = text.replace(special, "\\" + special)
     return text
 
 
 def literal(text: str) -> str:
-    return "``" + text.replace("``", "` `") + "``" if text else ""
+    """Inline code in Markdown whatever backticks it holds, its bars escaped for a table cell."""
+    if not text:
+        return ""
+    code = f"`` {text} ``" if "`" in text else f"`{text}`"
+    return code.replace("|", "\\|")
 
 
 class StageRules(Directive):
@@ -136,31 +141,31 @@ class StageRules(Directive):
         if not smk.exists():
             raise self.error(f"stage-rules: {smk} does not exist")
         self.state.document.settings.record_dependencies.add(str(smk))
-        rst: list[str] = []
+        container = nodes.container()
         for rule in parse_rules(smk):
-            rst += [f".. rubric:: rule ``{rule.name}``", ""]
+            container += nodes.rubric(text=f"rule {rule.name}")
+            markdown: list[str] = []
             if rule.doc:
-                rst += [escape(rule.doc), ""]
+                markdown += [escape(rule.doc), ""]
             for section in ("input", "output"):
                 entries = named_entries(rule.sections.get(section, []))
                 if entries:
-                    rst += [f"**{section}**", ""] + [f"- {literal(entry)}" for entry in entries] + [""]
+                    markdown += [f"**{section}**", ""] + [f"- {literal(entry)}" for entry in entries] + [""]
             keys = config_keys(rule)
             if keys:
-                rst += ["**config keys read**: " + ", ".join(literal(key) for key in keys), ""]
+                markdown += ["**config keys read**: " + ", ".join(literal(key) for key in keys), ""]
             for kind in ("threads", "resources"):
                 values = rule.sections.get(kind, [])
                 if values:
-                    rst += [f"**{kind}**: " + " ".join(literal(value) for value in values), ""]
+                    markdown += [f"**{kind}**: " + " ".join(literal(value) for value in values), ""]
             script_lines = rule.sections.get("script", [])
             if script_lines:
                 script = (smk.parent / script_lines[0].strip('"')).resolve()
-                rst += [f"**script**: ``{script.relative_to(REPO)}``", ""]
+                markdown += [f"**script**: `{script.relative_to(REPO)}`", ""]
                 self.state.document.settings.record_dependencies.add(str(script))
                 for function, doc in library_calls(script):
-                    rst += [f"- calls ``{function}``" + (f": {escape(doc)}" if doc else ""), ""]
-        container = nodes.container()
-        self.state.nested_parse(StringList(rst, source=str(smk)), self.content_offset, container)
+                    markdown += [f"- calls `{function}`" + (f": {escape(doc)}" if doc else ""), ""]
+            self.state.nested_parse(StringList(markdown, source=str(smk)), self.content_offset, container)
         return container.children
 
 
@@ -215,13 +220,11 @@ class DatasetVariables(Directive):
         variables = dataset_variables()
         if len(variables) < 10:
             raise self.error(f"dataset-variables: only {len(variables)} variables found in {ASSEMBLE}")
-        rst = [".. list-table::", "   :header-rows: 1", "", "   * - variable", "     - dims", "     - units",
-               "     - meaning", "     - where"]
+        markdown = ["| variable | dims | units | meaning | where |", "|---|---|---|---|---|"]
         for part, name, dims, units, meaning in variables:
-            rst += [f"   * - ``{name}``", f"     - {literal(', '.join(dims))}", f"     - {literal(units)}",
-                    f"     - {escape(meaning)}", f"     - {part}"]
+            markdown.append(f"| `{name}` | {literal(', '.join(dims))} | {literal(units)} | {escape(meaning)} | {part} |")
         container = nodes.container()
-        self.state.nested_parse(StringList(rst, source=str(ASSEMBLE)), self.content_offset, container)
+        self.state.nested_parse(StringList(markdown, source=str(ASSEMBLE)), self.content_offset, container)
         return container.children
 
 
