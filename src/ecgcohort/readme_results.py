@@ -47,7 +47,7 @@ BLOCK = re.compile(r"^(<!-- results (?P<label>\S+) (?P<path>\S+) -->\n)(?P<body>
 
 
 class ReadmeResultsError(ValueError):
-    """A README block or a recorded run that does not fit (names the label and path)."""
+    """A results block or a recorded run that does not fit (names the label and path)."""
 
 
 def _commit_of(directory: Path) -> tuple[str, bool]:
@@ -63,7 +63,7 @@ def _commit_of(directory: Path) -> tuple[str, bool]:
 
 
 def record_run(results: str | Path, label: str, command: str, root: Path = RECORDED_ROOT) -> Path:
-    """Copy a run's README tables and their CSVs from ``results`` into ``root/label`` with its
+    """Copy a run's results tables and their CSVs from ``results`` into ``root/label`` with its
     provenance (``run.json``); tables the run did not produce are left out. Returns the folder."""
     results = Path(results)
     present = [path for path in RECORDED_TABLES if (results / path).exists()]
@@ -115,11 +115,11 @@ def pages_with_blocks(docs: Path = REPOSITORY / "docs", readme: Path = REPOSITOR
 def recorded_table(label: str, path: str, root: Path = RECORDED_ROOT) -> str:
     """The Markdown of a recorded run's table."""
     if path not in RECORDED_TABLES:
-        raise ReadmeResultsError(f"README block '{label} {path}': {path} is not a recorded table "
+        raise ReadmeResultsError(f"results block '{label} {path}': {path} is not a recorded table "
                                  f"(one of {sorted(RECORDED_TABLES)})")
     file = root / label / path
     if not file.exists():
-        raise ReadmeResultsError(f"README block '{label} {path}': {file} is missing; record the run with "
+        raise ReadmeResultsError(f"results block '{label} {path}': {file} is missing; record the run with "
                                  f"`python -m ecgcohort.readme_results record RESULTS --label {label}`")
     return file.read_text()
 
