@@ -58,7 +58,8 @@ autodoc_default_options = {"members": True, "undoc-members": False}
 
 html_theme = "furo"
 html_title = "ecgcohort"
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["ecgcohort.css"]
 html_theme_options = {"navigation_with_keys": True}
 html_show_sourcelink = False
 html_last_updated_fmt = None
