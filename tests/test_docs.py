@@ -131,7 +131,6 @@ def _scratch_site(tmp_path: Path, page: str) -> Path:
     ("See [a page that does not exist](no-such-page.md).\n", "no-such-page"),
     ("See {ref}`no-such-label`.\n", "no-such-label"),
     ("As measured {cite:p}`no_such_key_1970`.\n", "no_such_key_1970"),
-    ("See {py:func}`ecgcohort.no_such_function`.\n", "no_such_function"),
 ])
 def test_a_broken_reference_or_citation_fails_the_strict_build(tmp_path, broken, named):
     good = "See [the target](#a-target), {ref}`a-target` and {cite:p}`durrer1970`.\n"
