@@ -122,6 +122,7 @@ def _scratch_site(tmp_path: Path, page: str) -> Path:
     shutil.copy(DOCS / "conf.py", scratch)
     shutil.copy(DOCS / "refs.bib", scratch)
     shutil.copytree(DOCS / "_ext", scratch / "_ext")
+    shutil.copytree(DOCS / "_static", scratch / "_static")
     (scratch / "index.md").write_text("# Scratch\n\n(a-target)=\n## A target\n\n" + page
                                       + "\n## References\n\n```{bibliography}\n```\n")
     return scratch
