@@ -117,3 +117,9 @@ def test_bad_blocks_and_runs_are_named(tmp_path):
         readme_results.recorded_table("default", "surrogate/table2.md", root=tmp_path)
     with pytest.raises(readme_results.ReadmeResultsError, match="holds none of"):
         readme_results.record_run(tmp_path, "default", "make run", root=tmp_path / "recorded")
+
+
+def test_a_recorded_file_nests_under_the_page_heading():
+    recorded = "# ECG realism\n\n## healthy (sinus)\n\n| a |\n|---|\n```\n# not a heading\n```\n"
+    assert readme_results.nested_in_page(recorded) == "### healthy (sinus)\n\n| a |\n|---|\n```\n# not a heading\n```\n"
+    assert readme_results.nested_in_page("| a |\n|---|\n") == "| a |\n|---|\n"

@@ -102,9 +102,26 @@ def provenance_line(label: str, root: Path = RECORDED_ROOT) -> str:
             f"command: `{run['command']}`\n")
 
 
+def nested_in_page(markdown: str) -> str:
+    """A recorded Markdown file placed inside a page's section: its own title (a leading
+    ``# …`` line) left out, its other headings one level down, so a table's sections nest
+    under the heading the page puts above the block."""
+    lines = markdown.split("\n")
+    if lines and lines[0].startswith("# "):
+        lines = lines[2:] if len(lines) > 1 and not lines[1].strip() else lines[1:]
+    fence = False
+    for number, line in enumerate(lines):
+        if line.startswith("```"):
+            fence = not fence
+        elif not fence and line.startswith("#"):
+            lines[number] = "#" + line
+    return "\n".join(lines)
+
+
 def recorded_block(label: str, path: str, root: Path = RECORDED_ROOT) -> str:
-    """What a results block holds: the recorded table, a blank line and its provenance line."""
-    return recorded_table(label, path, root) + "\n" + provenance_line(label, root)
+    """What a results block holds: the recorded table (nested in the page's section), a blank
+    line and its provenance line."""
+    return nested_in_page(recorded_table(label, path, root)) + "\n" + provenance_line(label, root)
 
 
 def pages_with_blocks(docs: Path = REPOSITORY / "docs", readme: Path = REPOSITORY / "README.md") -> list[Path]:
