@@ -2,6 +2,7 @@
 #   make run    set up .venv if missing, run the workflow on config/config.yaml, write results/report.html
 #   make test   set up .venv if missing, then run the whole test suite
 #   make report only the HTML report of the last run (results/report.html)
+#   make docs   the documentation site (docs/_build/html), warnings as errors
 CORES ?= $(shell nproc)
 SNAKEMAKE_ARGS ?=
 PYTEST_ARGS ?=
@@ -28,8 +29,12 @@ lock:
 lint: env
 	$(VENV)/bin/snakemake --lint
 
+# The generated pages are written first (config reference, results tables), then the site is
+# built with every warning an error; tests/test_docs.py checks both stay as their sources give.
 docs: env
 	$(VENV)/bin/python -m ecgcohort.config workflow/schemas/config.schema.yaml > docs/config.md
+	$(VENV)/bin/python -m ecgcohort.readme_results update
+	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 clean-results:
 	rm -rf results .snakemake

@@ -1,4 +1,4 @@
-"""The README's result tables come from recorded runs (docs/results/<label>), not from typing:
+"""The site's result tables come from recorded runs (docs/results/<label>), not from typing:
 every results block equals its recorded table, and every recorded table is its recorded CSV
 rendered again. The tolerance is the printed digits: a table that is not the CSV's fails."""
 
@@ -19,12 +19,13 @@ from ecgcohort.surrogate.report import PSEUDO, transfer_markdown
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_readme_blocks_are_the_recorded_runs():
-    text = (REPO / "README.md").read_text()
-    blocks = [(m["label"], m["path"]) for m in readme_results.BLOCK.finditer(text)]
+def test_results_blocks_are_the_recorded_runs():
+    pages = readme_results.pages_with_blocks()
+    blocks = [(m["label"], m["path"]) for page in pages for m in readme_results.BLOCK.finditer(page.read_text())]
     assert ("default", "surrogate/table1.md") in blocks and ("default", "surrogate/ecg_transfer.md") in blocks
-    assert readme_results.stale_blocks(text) == [], \
-        "README tables differ from docs/results: run `python -m ecgcohort.readme_results update`"
+    for page in pages:
+        assert readme_results.stale_blocks(page.read_text()) == [], \
+            f"{page} tables differ from docs/results: run `python -m ecgcohort.readme_results update`"
 
 
 @pytest.mark.parametrize("label", sorted(p.name for p in readme_results.RECORDED_ROOT.iterdir() if p.is_dir()))
@@ -116,3 +117,9 @@ def test_bad_blocks_and_runs_are_named(tmp_path):
         readme_results.recorded_table("default", "surrogate/table2.md", root=tmp_path)
     with pytest.raises(readme_results.ReadmeResultsError, match="holds none of"):
         readme_results.record_run(tmp_path, "default", "make run", root=tmp_path / "recorded")
+
+
+def test_a_recorded_file_nests_under_the_page_heading():
+    recorded = "# ECG realism\n\n## healthy (sinus)\n\n| a |\n|---|\n```\n# not a heading\n```\n"
+    assert readme_results.nested_in_page(recorded) == "### healthy (sinus)\n\n| a |\n|---|\n```\n# not a heading\n```\n"
+    assert readme_results.nested_in_page("| a |\n|---|\n") == "| a |\n|---|\n"

@@ -1,8 +1,8 @@
 """The whole workflow through Snakemake on a two-patient cohort: anatomy, meshes, fibres,
 Purkinje trees and activation, lead fields, ECGs, the dataset, the encodings (SDF samples,
 PCA codes, DeepSDF training, MAP inference, Chamfer evaluation), the lead-field surrogates
-(training, evaluation, Table 1), the HTML report — and the README's Python examples, run
-against those results."""
+(training, evaluation, Table 1), the HTML report — and the README's and the documentation's
+Python examples and tutorials (docs/tutorials/*.py), run against those results."""
 
 from __future__ import annotations
 
@@ -312,15 +312,39 @@ def test_two_patients_go_through_every_stage(workflow_copy, default_config, repo
         assert embedded(png)[:8] == b"\x89PNG\r\n\x1a\n", png
     assert "Table 1 (paper 1)" in html
 
-    # every Python example of the README runs against these results
-    examples = re.findall(r"```python\n(.*?)```", (repo / "README.md").read_text(), re.S)
-    assert len(examples) >= 3
-    for number, example in enumerate(examples):
-        script = workflow_copy.root / f"readme_example_{number}.py"
-        script.write_text(example)
-        ran = subprocess.run([sys.executable, script.name], cwd=workflow_copy.root, capture_output=True, text=True,
-                             timeout=600)
-        assert ran.returncode == 0, f"README example {number} failed:\n{example}\n{ran.stderr[-3000:]}"
+    # every Python example of the README and of the documentation pages, and every tutorial,
+    # runs against these results (each tutorial asserts its own key output)
+    run_documentation_examples(repo, workflow_copy.root)
+
+
+def documentation_examples(repo) -> list[tuple[str, str]]:
+    """(where, code) of every ```python block of the README and the site's pages."""
+    pages = [repo / "README.md", *sorted((repo / "docs").rglob("*.md"))]
+    examples = []
+    for page in pages:
+        if "_build" in page.parts:
+            continue
+        for number, code in enumerate(re.findall(r"^```python\n(.*?)^```", page.read_text(), re.S | re.M)):
+            examples.append((f"{page.relative_to(repo)} example {number}", code))
+    return examples
+
+
+def run_documentation_examples(repo, root):
+    examples = documentation_examples(repo)
+    assert len(examples) >= 8, [where for where, _ in examples]
+    tutorials = sorted((repo / "docs/tutorials").glob("*.py"))
+    assert {path.stem for path in tutorials} >= {"tiny_cohort", "open_cohort", "load_release", "surrogate", "convergence"}
+    for number, (where, code) in enumerate(examples):
+        script = root / f"docs_example_{number}.py"
+        script.write_text(code)
+        ran = subprocess.run([sys.executable, script.name], cwd=root, capture_output=True, text=True, timeout=600)
+        assert ran.returncode == 0, f"{where} failed:\n{code}\n{ran.stderr[-3000:]}"
+    for tutorial in tutorials:
+        ran = subprocess.run([sys.executable, str(tutorial)], cwd=root, capture_output=True, text=True, timeout=600)
+        assert ran.returncode == 0, f"tutorial {tutorial.name} failed:\n{ran.stdout[-2000:]}\n{ran.stderr[-3000:]}"
+    # the tutorials' key files
+    for figure in ("tutorial_12lead.png", "tutorial_lead_field.png"):
+        assert (root / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", figure
 
 
 def test_an_impossible_patient_fails_clearly_and_keeps_what_was_computed(workflow_copy, default_config):

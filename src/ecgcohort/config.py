@@ -92,7 +92,7 @@ def _merged(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
 
 def load_config_files(paths: list[str | Path], schema_path: str | Path) -> dict[str, Any]:
     """The validated config of YAML files given in order, each merged into the previous ones
-    key by key at every depth (as Snakemake merges ``--configfile``s)."""
+    key by key at every depth (as Snakemake merges the files given to ``--configfile``)."""
     merged: dict[str, Any] = {}
     for path in paths:
         merged = _merged(merged, yaml.safe_load(Path(path).read_text()) or {})

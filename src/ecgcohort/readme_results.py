@@ -1,14 +1,19 @@
-"""The README's result tables, generated from recorded runs instead of typed.
+"""The documentation's result tables, generated from recorded runs instead of typed.
 
 A run's tables are recorded with ``record``: its Markdown tables and the CSVs they are rendered
 from are copied from the run's ``results/`` into ``docs/results/<label>/`` (same relative paths),
-with ``run.json`` saying which commit and command produced them. The README marks each generated
-table with ``<!-- results <label> <path> -->`` … ``<!-- /results -->``; ``update`` pastes the
-recorded Markdown between the markers and ``check`` fails where the README differs.
+with ``run.json`` saying which commit, command, date and machine produced them. A page of the
+site (``docs/**/*.md``) or the README marks each generated table with
+``<!-- results <label> <path> -->`` … ``<!-- /results -->``; ``update`` pastes the recorded
+Markdown and its provenance line between the markers and ``check`` fails where a page differs.
+Without file arguments both act on every page that holds a marker.
 
     python -m ecgcohort.readme_results record RESULTS_DIR --label default --command "make run"
-    python -m ecgcohort.readme_results update README.md
-    python -m ecgcohort.readme_results check README.md
+    python -m ecgcohort.readme_results update
+    python -m ecgcohort.readme_results check
+
+To show a new table: add its path and CSVs to ``RECORDED_TABLES`` (and its renderer to
+``rerendered``), record a run, put a marker on a results page, run ``update``.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
+import platform
 import re
 import shutil
 import subprocess
@@ -23,8 +30,9 @@ import sys
 from pathlib import Path
 from typing import Callable, Mapping
 
-#: The README's recorded runs live here, one folder per label.
-RECORDED_ROOT = Path(__file__).resolve().parents[2] / "docs" / "results"
+REPOSITORY = Path(__file__).resolve().parents[2]
+#: The recorded runs live here, one folder per label.
+RECORDED_ROOT = REPOSITORY / "docs" / "results"
 
 #: The Markdown tables a run records, each with the CSVs it is rendered from (paths under results/).
 RECORDED_TABLES: dict[str, tuple[str, ...]] = {
@@ -34,13 +42,17 @@ RECORDED_TABLES: dict[str, tuple[str, ...]] = {
     "ecg/realism.md": ("ecg/realism.csv",),
     "convergence/convergence.md": ("convergence/convergence.csv",),
     "encoding/deepsdf/chamfer.md": ("encoding/deepsdf/chamfer.csv",),
+    # recorded from the next run on (no recorded run holds them yet): the inverse-ECG and the
+    # ECG -> activation benchmarks, for the results pages
+    "inverse/summary.md": ("inverse/summary.csv",),
+    "ecg2act/summary.md": ("ecg2act/metrics.csv",),
 }
 
-BLOCK = re.compile(r"(<!-- results (?P<label>\S+) (?P<path>\S+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S)
+BLOCK = re.compile(r"^(<!-- results (?P<label>\S+) (?P<path>\S+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S | re.M)
 
 
 class ReadmeResultsError(ValueError):
-    """A README block or a recorded run that does not fit (names the label and path)."""
+    """A results block or a recorded run that does not fit (names the label and path)."""
 
 
 def _commit_of(directory: Path) -> tuple[str, bool]:
@@ -56,7 +68,7 @@ def _commit_of(directory: Path) -> tuple[str, bool]:
 
 
 def record_run(results: str | Path, label: str, command: str, root: Path = RECORDED_ROOT) -> Path:
-    """Copy a run's README tables and their CSVs from ``results`` into ``root/label`` with its
+    """Copy a run's results tables and their CSVs from ``results`` into ``root/label`` with its
     provenance (``run.json``); tables the run did not produce are left out. Returns the folder."""
     results = Path(results)
     present = [path for path in RECORDED_TABLES if (results / path).exists()]
@@ -71,29 +83,75 @@ def record_run(results: str | Path, label: str, command: str, root: Path = RECOR
             (target / path).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(results / path, target / path)
     provenance = {"label": label, "commit": commit, "dirty": dirty, "command": command,
-                  "recorded": datetime.date.today().isoformat(), "tables": present}
+                  "recorded": datetime.date.today().isoformat(), "machine": machine_description(),
+                  "tables": present}
     (target / "run.json").write_text(json.dumps(provenance, indent=2) + "\n")
     return target
+
+
+def machine_description() -> str:
+    """The recording machine in words: its CPU count, architecture and operating system."""
+    return f"{os.cpu_count()} CPU cores, {platform.machine()}, {platform.system()} {platform.release()}"
+
+
+def provenance_line(label: str, root: Path = RECORDED_ROOT) -> str:
+    """One Markdown line saying where a recorded run's tables come from (from its run.json)."""
+    run = json.loads((root / label / "run.json").read_text())
+    state = " with uncommitted changes" if run.get("dirty") else ""
+    machine = f", on {run['machine']}" if run.get("machine") else ""
+    return (f"Recorded run `{label}`: commit `{run['commit'][:10]}`{state}, {run['recorded']}{machine}; "
+            f"command: `{run['command']}`\n")
+
+
+def nested_in_page(markdown: str) -> str:
+    """A recorded Markdown file placed inside a page's section: its own title (a leading
+    ``# …`` line) left out, its other headings one level down, so a table's sections nest
+    under the heading the page puts above the block."""
+    lines = markdown.split("\n")
+    if lines and lines[0].startswith("# "):
+        lines = lines[2:] if len(lines) > 1 and not lines[1].strip() else lines[1:]
+    fence = False
+    for number, line in enumerate(lines):
+        if line.startswith("```"):
+            fence = not fence
+        elif not fence and line.startswith("#"):
+            lines[number] = "#" + line
+    return "\n".join(lines)
+
+
+def recorded_block(label: str, path: str, root: Path = RECORDED_ROOT) -> str:
+    """What a results block holds: the recorded table (nested in the page's section), a blank
+    line and its provenance line."""
+    return nested_in_page(recorded_table(label, path, root)) + "\n" + provenance_line(label, root)
+
+
+def pages_with_blocks(docs: Path = REPOSITORY / "docs", readme: Path = REPOSITORY / "README.md") -> list[Path]:
+    """The README and every page of the site that holds a results block (not the recorded files)."""
+    candidates = [readme, *sorted(docs.rglob("*.md"))]
+    return [page for page in candidates
+            if page.exists() and "_build" not in page.parts
+            and not any(page.is_relative_to(folder) for folder in RECORDED_ROOT.iterdir() if folder.is_dir())
+            and BLOCK.search(page.read_text())]
 
 
 def recorded_table(label: str, path: str, root: Path = RECORDED_ROOT) -> str:
     """The Markdown of a recorded run's table."""
     if path not in RECORDED_TABLES:
-        raise ReadmeResultsError(f"README block '{label} {path}': {path} is not a recorded table "
+        raise ReadmeResultsError(f"results block '{label} {path}': {path} is not a recorded table "
                                  f"(one of {sorted(RECORDED_TABLES)})")
     file = root / label / path
     if not file.exists():
-        raise ReadmeResultsError(f"README block '{label} {path}': {file} is missing; record the run with "
+        raise ReadmeResultsError(f"results block '{label} {path}': {file} is missing; record the run with "
                                  f"`python -m ecgcohort.readme_results record RESULTS --label {label}`")
     return file.read_text()
 
 
-def update_readme(text: str, table: Callable[[str, str], str] = recorded_table) -> str:
+def update_readme(text: str, table: Callable[[str, str], str] = recorded_block) -> str:
     """``text`` with every results block's body replaced by its recorded table."""
     return BLOCK.sub(lambda m: m.group(1) + table(m["label"], m["path"]) + m.group(5), text)
 
 
-def stale_blocks(text: str, table: Callable[[str, str], str] = recorded_table) -> list[str]:
+def stale_blocks(text: str, table: Callable[[str, str], str] = recorded_block) -> list[str]:
     """The results blocks of ``text`` whose body differs from their recorded table (``label path``)."""
     return [f"{m['label']} {m['path']}" for m in BLOCK.finditer(text) if m["body"] != table(m["label"], m["path"])]
 
@@ -134,22 +192,24 @@ def main(argv: list[str] | None = None) -> int:
     record.add_argument("--label", required=True, help="e.g. default or study")
     record.add_argument("--command", required=True, help="the command that produced the run, e.g. 'make run'")
     for action in ("update", "check"):
-        commands.add_parser(action, help=f"{action} the README's results blocks").add_argument(
-            "readme", type=Path, nargs="?", default=Path("README.md"))
+        commands.add_parser(action, help=f"{action} the results blocks of pages (default: every page with one)"
+                            ).add_argument("pages", type=Path, nargs="*")
     args = parser.parse_args(argv)
     if args.action == "record":
         print(f"recorded {record_run(args.results, args.label, args.command)}")
         return 0
-    text = args.readme.read_text()
-    blocks = [f"{m['label']} {m['path']}" for m in BLOCK.finditer(text)]
-    if args.action == "update":
-        args.readme.write_text(update_readme(text))
-        print(f"{args.readme}: {len(blocks)} results blocks written from {RECORDED_ROOT}")
-        return 0
-    stale = stale_blocks(text)
-    for block in stale:
-        print(f"{args.readme}: results block '{block}' differs from its recorded run", file=sys.stderr)
-    return 1 if stale else 0
+    stale_count = 0
+    for page in args.pages or pages_with_blocks():
+        text = page.read_text()
+        blocks = [f"{m['label']} {m['path']}" for m in BLOCK.finditer(text)]
+        if args.action == "update":
+            page.write_text(update_readme(text))
+            print(f"{page}: {len(blocks)} results blocks written from {RECORDED_ROOT}")
+            continue
+        for block in stale_blocks(text):
+            stale_count += 1
+            print(f"{page}: results block '{block}' differs from its recorded run", file=sys.stderr)
+    return 1 if stale_count else 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-# ECG realism (README, "ECG realism"): every patient's beats delineated (QRS from the spatial
+# ECG realism (docs/methods/realism.md): every patient's beats delineated (QRS from the spatial
 # velocity, T wave by ECGdeli), their features, the clinical 12-lead printout of each beat judged
 # as healthy, and the fan-in to the feature table, each criterion's pass rate over the cohort and
 # the feature distributions against the healthy ranges.

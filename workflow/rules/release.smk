@@ -1,4 +1,4 @@
-# The release (README, "Releasing a cohort"): `snakemake release` packs the cohort store for
+# The release (docs/how-to/publish-release.md): `snakemake release` packs the cohort store for
 # download (sharded by patients, meshes as CF contiguous ragged arrays), writes the Parquet
 # metadata table, its Croissant description, the WFDB records, the card, a size report and a
 # SHA-256 manifest into results/release/, then verifies it. Not part of `make run`.

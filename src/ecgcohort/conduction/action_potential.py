@@ -421,7 +421,7 @@ def upstroke_spread_ms(tetrahedra: np.ndarray, activation_ms: np.ndarray, cap_ms
     element's τ range. :func:`transmembrane_potential` spreads the node's upstroke over it, so a
     coarse mesh's ECG is the average of the fronts its elements hold rather than a staircase of
     nodes switching on; the spread vanishes with the element size, so the refined limit is
-    unchanged (README, Electrophysiology)."""
+    unchanged (docs/methods/ecg.md)."""
     tets = np.asarray(tetrahedra, dtype=np.int64)
     tau = np.asarray(activation_ms, dtype=np.float64).reshape(-1)
     span = np.ptp(tau[tets], axis=1)

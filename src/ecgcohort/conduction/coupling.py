@@ -16,7 +16,7 @@ overestimate the time a curved front takes to cross an element, so a whole map r
 widens each source to the nodes within that many edge lengths of the element holding it,
 connected to it inside that ball, with the same straight-front times: the classical remedy of
 initialising a point source's neighbourhood exactly, with a radius that shrinks with the grid,
-so the converged activation is unchanged (README, "Mesh convergence").
+so the converged activation is unchanged (docs/results/verification.md).
 """
 
 from __future__ import annotations

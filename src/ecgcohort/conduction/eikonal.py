@@ -346,7 +346,7 @@ class EikonalGrid:
     child cell keeping its parent's fibre ``structure`` (n_cells, 3, 3) — the same conduction
     tensor field on a finer grid. The mesh's own ``mesh_nodes`` nodes come first, so their
     times are ``tau[:mesh_nodes]``. Refining halves the first-order eikonal error around the
-    point-like Purkinje junctions (README, "Mesh convergence"); so does starting each point
+    point-like Purkinje junctions (docs/results/verification.md); so does starting each point
     source from its ball of ``source_radius_edges`` edge lengths
     (:func:`ecgcohort.conduction.coupling.couple_points`). ``normal_structure`` (n_cells, 3, 3),
     the sheet normals' n nᵀ per cell, makes the conduction orthotropic (None: transversely

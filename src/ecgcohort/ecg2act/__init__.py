@@ -1,4 +1,4 @@
-"""From the 12-lead ECG to intracardiac activation (paper 3, Landajuela et al., issue 14).
+"""From the 12-lead ECG to intracardiac activation (paper 3, Landajuela et al.).
 
 * :mod:`ecgcohort.llnl` — the public LLNL dataset layout both ways: ``pECGData_<name>.npy``
   (T × 10 unipolar potentials RA LA LL RL V1…V6) and ``VmData_<name>.npy`` (T × 75 V_m, mV),

@@ -1,4 +1,4 @@
-"""The inverse-ECG benchmark (paper 2, issue 13) on the cohort's patients.
+"""The inverse-ECG benchmark (paper 2) on the cohort's patients.
 
 * :mod:`~ecgcohort.inverse.surfaces` — the closed heart surface (epicardium + base + valve caps)
   and the body surface of a patient's mesh, remeshed with pyacvd;

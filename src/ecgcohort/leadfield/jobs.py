@@ -85,8 +85,7 @@ def compute_lead_field_chunk(patient: str, mesh: str | Path, fibres_npz: str | P
     per region, interpolated; :meth:`LeadFieldSolver.recovered_gradients`) or ``p1`` (the
     containing cell's); ``cell_gradient``: ∇Z per myocardial cell, ``recovered`` (the
     recovered gradient at the cell) or ``p1`` (the cell's own; the lead matrix is then the
-    Galerkin −B Z) — the lead matrix is built from it, so the two always agree (README, Mesh
-    convergence: recovered gives ECGs closer to the converged ones on coarse meshes, the same on
+    Galerkin −B Z) — the lead matrix is built from it, so the two always agree (docs/results/verification.md: recovered gives ECGs closer to the converged ones on coarse meshes, the same on
     fine ones).
 
     Raises :class:`LeadFieldError` naming the patient for a chunk index out of range or an

@@ -4,7 +4,7 @@ kinds to sets): ``healthy`` (a normal adult 12-lead ECG), ``lbbb`` (Strauss et a
 the AHA's absent lateral q), ``biv_pacing`` (narrower than the patient's LBBB) and ``paced``;
 every set also asks for a T wave that ends inside the record.
 
-Sources (full references in the README, "ECG realism"):
+Sources (full references: docs/methods/realism.md):
 Surawicz et al. 2009 — AHA/ACCF/HRS recommendations for the standardization and interpretation
 of the ECG, part III: intraventricular conduction disturbances. Rautaharju et al. 2009 — part IV:
 the ST segment, T and U waves, and the QT interval. Hancock et al. 2009 — part V: chamber
@@ -186,7 +186,7 @@ CRITERIA: tuple[Criterion, ...] = (
               "no two leads of a territory with more than {max_turning_points} turning points in the QRS",
               "fragmented QRS (Das et al. 2006): extra notches in two contiguous leads", _fragmentation),
     Criterion("hf_band_amplitude", "healthy", "150-250 Hz QRS band peak ≤ {hf_band_peak_max_uv:g} µV",
-              "issue 20's goal from signal-averaged clinical ECGs (20-75 µV)",
+              "limit from signal-averaged clinical ECGs (20-75 µV)",
               lambda row, s, p: _at_most(float(row["hf_band_peak_uv"]), s["hf_band_peak_max_uv"], "µV", 0)),
     Criterion("t_wave_complete", "healthy", "T wave ends inside the record", T_WAVE_COMPLETE_SOURCE,
               _t_wave_complete),
@@ -208,7 +208,7 @@ CRITERIA: tuple[Criterion, ...] = (
               _t_wave_complete),
     # --- biventricular pacing (cardiac resynchronisation)
     Criterion("narrower_than_lbbb", "biv_pacing", "QRS narrower than the same patient's LBBB",
-              "issue 20's goal: resynchronisation shortens the LBBB's QRS", _narrower_than_lbbb),
+              "resynchronisation shortens the LBBB's QRS", _narrower_than_lbbb),
     Criterion("t_wave_complete", "biv_pacing", "T wave ends inside the record", T_WAVE_COMPLETE_SOURCE,
               _t_wave_complete),
     # --- single-site pacing

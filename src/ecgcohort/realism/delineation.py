@@ -1,8 +1,7 @@
 """Delineation of one simulated beat: global QRS onset and offset, T peak and T end.
 
 Our ECGs are single beats that start at the earliest stimulus (no P wave, no preceding beat),
-sampled at 1 ms. Two methods, chosen by measurement on the default cohort (README, "ECG
-realism"):
+sampled at 1 ms. Two methods, chosen by measurement on the default cohort (docs/methods/realism.md):
 
 * **QRS onset and offset** from the spatial velocity of the eight independent leads
   (I, II, V1-V6): √(Σ (dV/dt)²), smoothed over a few ms. The onset is the first sample above a

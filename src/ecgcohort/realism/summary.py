@@ -19,7 +19,7 @@ ALL_CRITERIA = "all criteria"
 GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "lbbb": ("strauss_lbbb", ("strauss_qrs_duration", "strauss_qs_or_rs_v1_v2", "strauss_mid_qrs_notch")),
 }
-#: Issue 20's goals: criteria set -> (the pass rate to reach, the rows it applies to; None:
+#: The realism goals: criteria set -> (the pass rate to reach, the rows it applies to; None:
 #: every criterion of the set).
 GOALS: dict[str, tuple[float, tuple[str, ...] | None]] = {
     "healthy": (0.9, None),
@@ -43,7 +43,7 @@ def evaluate_cohort(rows: Sequence[Row], settings: Mapping[str, Mapping[str, Any
 def pass_rates(results: Sequence[Mapping[str, Any]], settings: Mapping[str, Mapping[str, Any]]
                ) -> list[dict[str, Any]]:
     """Per criteria set and criterion: requirement, source, beats judged, measured, passed, the
-    pass rate and whether it reaches issue 20's goal ("yes", "no", "" where none applies); then
+    pass rate and whether it reaches the realism goal ("yes", "no", "" where none applies); then
     per set the beats that pass a group of criteria (:data:`GROUPS`) and every criterion
     (:data:`ALL_CRITERIA`)."""
     table: list[dict[str, Any]] = []
@@ -76,7 +76,7 @@ def pass_rates(results: Sequence[Mapping[str, Any]], settings: Mapping[str, Mapp
 
 
 def meets_goal(rate: Mapping[str, Any]) -> bool | None:
-    """Whether a pass-rate row reaches issue 20's goal; None where no goal applies to it."""
+    """Whether a pass-rate row reaches the realism goal; None where no goal applies to it."""
     goal = GOALS.get(rate["criteria_set"])
     if goal is None:
         return None
@@ -116,7 +116,7 @@ def markdown_summary(rates: Sequence[Mapping[str, Any]], rows: Sequence[Row]) ->
         if criteria_set in GOALS:
             target, rows_with_goal = GOALS[criteria_set]
             which = "every criterion" if rows_with_goal is None else ", ".join(rows_with_goal)
-            lines += [f"Goal (issue 20): {which} passed by ≥ {100 * target:.0f} % of the beats (✓ reached, ✗ not).", ""]
+            lines += [f"Goal: {which} passed by ≥ {100 * target:.0f} % of the beats (✓ reached, ✗ not).", ""]
         lines += ["| criterion | requirement | passed | pass rate | source |", "|---|---|---|---|---|"]
         for r in mine:
             mark = {None: "", True: " ✓", False: " ✗"}[meets_goal(r)]

@@ -99,7 +99,7 @@ class SurrogateSpec:
       magnitude, which the ECG needs equally (eq. 3 is linear in ∇Z).
     * ``target="pseudo_residual"``, ``pseudo_factor=2``: the singular part of ∇Z is given
       exactly (module docstring). At equal budgets the residual form beat ``full`` in the ball
-      of the tests and in issue 12's cohort reference (12.7° against 19.6°), and κ = 2 beat
+      of the tests and in the earlier cohort reference (12.7° against 19.6°), and κ = 2 beat
       κ = 1 in the ball. ``full`` is the paper's form.
     * ``weighting="uniform"``: eq. 5's MSE on the normalised target. ``relative`` divides each
       row's squared error by |t|² (t = ∇Z/|∇Z*|, floored at :data:`RELATIVE_FLOOR`): the squared

@@ -322,7 +322,7 @@ def read_table1(path: str | Path):
 def write_markdown_tables(table_csv: str | Path, transfer_csv: str | Path, table_md: str | Path,
                           transfer_md: str | Path) -> None:
     """Table 1 and the ECG transfer as Markdown, rendered from their written CSVs (so that the
-    Markdown can be re-rendered from the CSV alone, digit for digit: README tables are)."""
+    Markdown can be re-rendered from the CSV alone, digit for digit: the site's results tables are)."""
     import pandas as pd
 
     table, transfer = read_table1(table_csv), pd.read_csv(transfer_csv)

@@ -1,4 +1,4 @@
-"""How an error in the lead-field gradient becomes an ECG error (issue 21, "ECG transfer").
+"""How an error in the lead-field gradient becomes an ECG error (the surrogate study, "ECG transfer").
 
 With P1 V_m and a lead field constant per myocardial cell, lead l of the 12-lead ECG is
 
