@@ -168,3 +168,26 @@ def test_the_latent_prior_is_invertible_with_fewer_codes_than_dimensions():
     mean, cov = latent_prior(codes, 0.1)
     assert np.allclose(mean, codes.mean(axis=0))
     assert np.linalg.eigvalsh(cov).min() > 0.05 * np.mean(np.diag(cov))
+
+
+def test_the_encoding_summary_averages_per_role_and_shows_a_lost_surface():
+    """chamfer.md: one row per role present (fitted, validation, test order), means over the
+    role's patients, the decoded / true volume as the ratio of the means, "inf" for a surface
+    that was not decoded."""
+    from ecgcohort.encoding.jobs import encoding_markdown
+
+    rows = []
+    for patient, role, rv_chamfer, rv_error, rv_volume in (("train-0000", "train", 0.2, 1.0, 80.0),
+                                                            ("test-0000", "test", 0.4, 2.0, 60.0),
+                                                            ("test-0001", "test", np.inf, 40.0, 0.0)):
+        for surface in ("torso", "lv_endocardium", "rv_endocardium", "epicardium"):
+            rv = surface == "rv_endocardium"
+            rows.append({"patient": patient, "role": role, "surface": surface,
+                         "chamfer_mm": rv_chamfer if rv else 0.5, "surface_error_mm": rv_error if rv else 3.0,
+                         "volume_ml": rv_volume if rv else 100.0, "true_volume_ml": 80.0 if rv else 100.0,
+                         "grid_resolution": 64})
+    lines = encoding_markdown(pd.DataFrame(rows)).splitlines()
+    assert lines[0].startswith("| patients | surface error (mm): torso / LV / RV / epicardium | Chamfer (eq. 8, 64³")
+    assert lines[2] == "| fitted (1) | 3.00 / 3.00 / 1.00 / 3.00 | 0.50 / 0.50 / 0.20 / 0.50 | 1.00 / 1.00 / 1.00 / 1.00 |"
+    assert lines[3] == "| test (2) | 3.00 / 3.00 / 21.00 / 3.00 | 0.50 / 0.50 / inf / 0.50 | 1.00 / 1.00 / 0.38 / 1.00 |"
+    assert len(lines) == 4  # no validation patients, no validation row

@@ -142,6 +142,29 @@ def test_a_checkpoint_of_other_settings_is_not_resumed(tmp_path, caplog):
     assert "belongs to other settings" in caplog.text
 
 
+def test_a_checkpoint_of_other_code_is_not_resumed(tmp_path, caplog, monkeypatch):
+    """The same settings with a changed model source (here its loss) retrain from scratch;
+    unchanged code resumes the finished run without a step."""
+    import importlib
+
+    source = tmp_path / "changing_model.py"
+    source.write_text("import torch\nfrom ecgcohort.learning.spec import TrainableModel\n\n"
+                      "class Model(TrainableModel):\n    def __init__(self):\n        super().__init__()\n"
+                      "        torch.manual_seed(0)\n        self.net = torch.nn.Linear(3, 1)\n\n"
+                      "    def training_loss(self, batch):\n        mse = ((self.net(batch['x']) - batch['y']) ** 2).mean()\n"
+                      "        return mse, {'mse': mse}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("changing_model")
+    spec, workdir = TrainingSpec(epochs=2, batch_size=512), tmp_path / "run"
+    fit(module.Model(), regression_table(), spec, workdir)
+    assert fit(module.Model(), regression_table(), spec, workdir).resumed_from_epoch == 2
+    source.write_text(source.read_text().replace("** 2).mean()", "** 2).mean() * 2.0"))
+    module = importlib.reload(module)
+    result = fit(module.Model(), regression_table(), spec, workdir)
+    assert result.resumed_from_epoch == 0 and len(result.history) == 2
+    assert "belongs to other settings" in caplog.text
+
+
 def test_validation_keeps_the_best_epoch(tmp_path):
     table = regression_table(noise=0.2)
     # validation rows with another target: training makes them worse after the first epochs

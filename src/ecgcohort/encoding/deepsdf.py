@@ -169,7 +169,8 @@ class ShapeDecoder(torch.nn.Module):
 
 
 def clamped_sdf_loss(pred: torch.Tensor, sdf: torch.Tensor, clamp: float) -> torch.Tensor:
-    """Mean over rows and surfaces of (p − clamp(sdf))², clamp to [−clamp, clamp]: where the true
+    """Mean over rows and surfaces of (p − clamp(sdf))² (normalised units², as ``pred``, ``sdf``
+    and ``clamp``), clamp to [−clamp, clamp]: where the true
     distance is beyond the clamp, a prediction beyond it on the same side costs nothing (DeepSDF's
     clamp: far away only the side has to be right), so p is the prediction clamped on that side
     only. DeepSDF clamps the prediction on both sides, which gives no gradient to a prediction
@@ -186,7 +187,8 @@ class AutoDecoder(TrainableModel):
     """A :class:`ShapeDecoder` plus one trainable code per training shape (eq. 6).
 
     Batch rows: ``shape`` (B,) int64 code index, ``x`` (B, 3) and ``sdf`` (B, S) normalised.
-    Loss = clamped SDF MSE (:func:`clamped_sdf_loss`) + λ_prior · mean over rows of ‖z_row‖² + λ_Lip · ∏ softplus(cᵢ);
+    Loss = clamped SDF MSE (:func:`clamped_sdf_loss`) + λ_prior · mean over rows of ‖z_row‖²
+    + λ_Lip · ∏ softplus(cᵢ);
     the parts are returned unweighted ("sdf", "prior", "lipschitz")."""
 
     def __init__(self, spec: DeepSdfSpec, n_shapes: int):

@@ -89,10 +89,34 @@ def _rows(batch: Any) -> int:
     return int(next(iter(batch.values())).shape[0])
 
 
-def fingerprint_of(spec: TrainingSpec, settings: Mapping[str, Any]) -> str:
-    """A short hash of the training spec and the model's settings (config, data sizes):
-    checkpoints of another fingerprint are not resumed from."""
-    text = json.dumps({"spec": asdict(spec), "settings": settings}, sort_keys=True, default=str)
+#: Packages whose code enters :func:`code_version` by their version, not their files.
+_VERSIONED_PACKAGES = ("torch", "lightning", "builtins")
+
+
+def code_version(model: torch.nn.Module) -> str:
+    """A short hash of the code that defines ``model``'s loss and layers — the source files of
+    the modules of its class, its base classes and its submodules' classes, and this backbone —
+    and of the torch and Lightning versions. A checkpoint of a changed loss (the DeepSDF's
+    one-sided clamp) is then not resumed as if it were this run's."""
+    import inspect
+    import sys
+
+    modules = {type(m).__module__ for m in model.modules()} | {c.__module__ for c in type(model).__mro__}
+    modules.add(__name__)
+    digest = hashlib.sha256(f"torch {torch.__version__} lightning {pl.__version__}".encode())
+    for name in sorted(modules):
+        module = sys.modules.get(name)
+        if module is None or name.split(".")[0] in _VERSIONED_PACKAGES or not getattr(module, "__file__", None):
+            continue
+        digest.update(name.encode() + Path(inspect.getfile(module)).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def fingerprint_of(spec: TrainingSpec, settings: Mapping[str, Any], code: str = "") -> str:
+    """A short hash of the training spec, the model's settings (config, data sizes) and the
+    version of its code (:func:`code_version`): checkpoints of another fingerprint are not
+    resumed from."""
+    text = json.dumps({"spec": asdict(spec), "settings": settings, "code": code}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -102,7 +126,8 @@ def fit(model: TrainableModel, table: TensorTable | StreamedTable, spec: Trainin
     """Train ``model`` on ``table`` with Adam for ``spec.epochs`` epochs; checkpoints go to
     ``workdir`` (created). ``validation`` rows, if given, are scored every
     ``spec.validate_every`` epochs and the best epoch's weights are returned as well.
-    ``settings`` (JSON-able: the model's config, data sizes) enter the checkpoint fingerprint.
+    ``settings`` (JSON-able: the model's config, data sizes) and the model's code version enter
+    the checkpoint fingerprint.
     Call again after a kill: the run resumes from the last checkpoint of the same fingerprint."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -113,7 +138,7 @@ def fit(model: TrainableModel, table: TensorTable | StreamedTable, spec: Trainin
         table = table.to(device)
     if validation is not None:
         validation = validation.to(device)
-    fingerprint = fingerprint_of(spec, settings or {})
+    fingerprint = fingerprint_of(spec, settings or {}, code_version(model))
     checkpoint = workdir / CHECKPOINT
     resume = _resumable(checkpoint, fingerprint)
 
