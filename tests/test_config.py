@@ -53,7 +53,7 @@ def test_paper_config_has_the_published_scale(repo, schema):
     assert paper["cohort"]["test"] == {"count": 10, "lhs_batch": 10}
     assert paper["electrodes"]["anterior_count"] == 100
     assert paper["leadfield"]["sample_points"] == 2**16
-    assert paper["meshing"]["heart_element_size_mm"] == 1.65
+    assert paper["meshing"]["heart_element_size_mm"] == 1.2
     assert paper["meshing"]["torso_element_size_mm"] == 8.0
 
 

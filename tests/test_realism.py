@@ -367,7 +367,7 @@ def test_an_ecg_file_of_another_beat_is_refused(tmp_path):
 
 
 @pytest.mark.workflow
-def test_the_stage_runs_in_snakemake_flags_bad_beats_and_reruns_only_what_changed(workflow_copy, default_config):
+def test_the_stage_runs_in_snakemake_flags_bad_beats_and_reruns_only_what_changed(workflow_copy, workflow_config):
     """The realism rules alone on ECG files put in place of the upstream stages (one patient's
     beats normal, LBBB-like, flat, noise): every beat in the feature table, the clinical 12-lead
     of the sinus beat and the summary in the report; a second run does nothing; a changed
@@ -375,7 +375,7 @@ def test_the_stage_runs_in_snakemake_flags_bad_beats_and_reruns_only_what_change
     import copy
     import re
 
-    config = copy.deepcopy(default_config)
+    config = copy.deepcopy(workflow_config)
     config["cohort"]["train"] = {"count": 1, "lhs_batch": 1}
     config["cohort"]["test"] = {"count": 1, "lhs_batch": 1}
     workflow_copy.write_config(config)

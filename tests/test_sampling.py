@@ -23,9 +23,9 @@ from ecgcohort.config import load_schema, validate_config
 
 
 @pytest.fixture
-def cohort_config(repo, default_config) -> dict:
+def cohort_config(repo, workflow_config) -> dict:
     schema = load_schema(repo / "workflow/schemas/config.schema.yaml")
-    return validate_config(default_config, schema)["cohort"]
+    return validate_config(workflow_config, schema)["cohort"]
 
 
 def with_split(cohort: dict, split: str, count: int, batch: int) -> dict:

@@ -90,9 +90,9 @@ def slurm_jobs(log: str) -> list[dict[str, str]]:
     return sorted(recorded, key=lambda f: int(f["JobId"]))
 
 
-def test_cohort_stages_run_through_slurm(slurm_cluster, workflow_copy, default_config):
-    config = default_config.copy()
-    config["cohort"] = {**default_config["cohort"], "train": {"count": 1, "lhs_batch": 1},
+def test_cohort_stages_run_through_slurm(slurm_cluster, workflow_copy, workflow_config):
+    config = workflow_config.copy()
+    config["cohort"] = {**workflow_config["cohort"], "train": {"count": 1, "lhs_batch": 1},
                         "test": {"count": 1, "lhs_batch": 1}}
     workflow_copy.write_config(config)
     result, elapsed = through_slurm(workflow_copy, "cohort")

@@ -13,8 +13,8 @@ import pytest
 pytestmark = pytest.mark.workflow
 
 
-def cohort_config(default_config: dict, train: int, batch: int, test: int = 1) -> dict:
-    config = copy.deepcopy(default_config)
+def cohort_config(workflow_config: dict, train: int, batch: int, test: int = 1) -> dict:
+    config = copy.deepcopy(workflow_config)
     config["cohort"]["train"] = {"count": train, "lhs_batch": batch}
     config["cohort"]["test"] = {"count": test, "lhs_batch": test}
     return config
@@ -36,8 +36,8 @@ def succeed(result):
     return result.stdout + result.stderr
 
 
-def test_the_workflow_runs_and_a_second_run_does_nothing(workflow_copy, default_config):
-    workflow_copy.write_config(cohort_config(default_config, train=3, batch=3, test=1))
+def test_the_workflow_runs_and_a_second_run_does_nothing(workflow_copy, workflow_config):
+    workflow_copy.write_config(cohort_config(workflow_config, train=3, batch=3, test=1))
     log = succeed(workflow_copy.snakemake("cohort"))
     assert job_counts(log) == {"sample_cohort": 1, "patient_parameters": 4, "cohort": 1}
 
@@ -55,14 +55,14 @@ def test_the_workflow_runs_and_a_second_run_does_nothing(workflow_copy, default_
     assert "Nothing to be done" in succeed(workflow_copy.snakemake("cohort"))
 
 
-def test_growing_the_cohort_runs_only_the_new_patients(workflow_copy, default_config):
-    workflow_copy.write_config(cohort_config(default_config, train=8, batch=4))
+def test_growing_the_cohort_runs_only_the_new_patients(workflow_copy, workflow_config):
+    workflow_copy.write_config(cohort_config(workflow_config, train=8, batch=4))
     succeed(workflow_copy.snakemake("cohort"))
     root = workflow_copy.root
     before = pd.read_csv(root / "results/cohort/cohort.csv")
     stamps = {p: (root / f"results/patients/{p}/parameters.json").stat().st_mtime_ns for p in before.patient}
 
-    workflow_copy.write_config(cohort_config(default_config, train=12, batch=4))
+    workflow_copy.write_config(cohort_config(workflow_config, train=12, batch=4))
     plan = succeed(workflow_copy.snakemake("cohort", "--dry-run"))
     assert job_counts(plan) == {"sample_cohort": 1, "patient_parameters": 4, "cohort": 1}
     assert planned_patients(plan) == {f"train-{i:04d}" for i in range(8, 12)}
@@ -76,8 +76,8 @@ def test_growing_the_cohort_runs_only_the_new_patients(workflow_copy, default_co
     assert "update pending" not in summary and "missing" not in summary
 
 
-def test_changing_a_range_reruns_sampling_and_every_patient(workflow_copy, default_config):
-    config = cohort_config(default_config, train=4, batch=4, test=2)
+def test_changing_a_range_reruns_sampling_and_every_patient(workflow_copy, workflow_config):
+    config = cohort_config(workflow_config, train=4, batch=4, test=2)
     workflow_copy.write_config(config)
     succeed(workflow_copy.snakemake("cohort"))
 
@@ -97,8 +97,8 @@ def test_changing_a_range_reruns_sampling_and_every_patient(workflow_copy, defau
         ("test", {"count": 2, "lhs_batch": 2, "size": 3}, "cohort.test.size"),
     ],
 )
-def test_an_invalid_config_stops_snakemake_before_any_job(workflow_copy, default_config, section, value, key):
-    config = copy.deepcopy(default_config)
+def test_an_invalid_config_stops_snakemake_before_any_job(workflow_copy, workflow_config, section, value, key):
+    config = copy.deepcopy(workflow_config)
     config["cohort"][section] = value
     workflow_copy.write_config(config)
     result = workflow_copy.snakemake("cohort")

@@ -29,8 +29,8 @@ from ecgcohort.meshing import VOLUME_TAGS
 pytestmark = pytest.mark.workflow
 
 
-def two_patients(default_config: dict) -> dict:
-    config = copy.deepcopy(default_config)
+def two_patients(workflow_config: dict) -> dict:
+    config = copy.deepcopy(workflow_config)
     config["cohort"]["train"] = {"count": 1, "lhs_batch": 1}
     config["cohort"]["test"] = {"count": 1, "lhs_batch": 1}
     config["electrodes"]["anterior_count"] = 8
@@ -55,7 +55,9 @@ def two_patients(default_config: dict) -> dict:
     config["convergence"] = {"patients": ["train-0000", "test"], "levels": [{"heart_mm": 4.0, "torso_mm": 30.0},
                                                                     {"heart_mm": 3.0, "torso_mm": 30.0}],
                              "myocardium_points": 200, "torso_points": 200}
+    # the banks on a myocardium of their own, coarser than the patients' (ecg2act.bank_mesh)
     config["ecg2act"] = {"validation_fraction": 0.2, "bank": {"count": 10},
+                         "bank_mesh": {"heart_element_size_mm": 5.0, "torso_element_size_mm": 30.0},
                          "networks": {network: {"training": {"epochs": 2, "batch_size": 8, "device": "cpu"}}
                                       for network in ("I", "II")}}
     return config
@@ -119,8 +121,8 @@ def check_shape_model_quality(deepsdf) -> None:
     assert "| fitted (1) |" in (deepsdf / "chamfer.md").read_text()
 
 
-def test_two_patients_go_through_every_stage(workflow_copy, default_config, repo):
-    workflow_copy.write_config(two_patients(default_config))
+def test_two_patients_go_through_every_stage(workflow_copy, workflow_config, repo):
+    workflow_copy.write_config(two_patients(workflow_config))
     result = workflow_copy.snakemake()
     assert result.returncode == 0, result.stderr[-5000:]
     root = workflow_copy.root / "results/patients"
@@ -227,7 +229,7 @@ def test_two_patients_go_through_every_stage(workflow_copy, default_config, repo
 
     # a finer mesh is the same patient: the shape models, surfaces, electrodes and Purkinje
     # junctions stay; the meshes and what is computed on them are redone
-    config = two_patients(default_config)
+    config = two_patients(workflow_config)
     config["meshing"]["heart_element_size_mm"] = 3.0
     workflow_copy.write_config(config)
     plan = workflow_copy.snakemake("--dry-run")
@@ -237,7 +239,7 @@ def test_two_patients_go_through_every_stage(workflow_copy, default_config, repo
     assert not jobs & {"build_shape_model", "assemble_anatomy", "place_electrodes", "grow_purkinje",
                        "convergence_level"}, jobs
     # a change to the DeepSDF training re-runs training and what follows, not the dataset
-    config = two_patients(default_config)
+    config = two_patients(workflow_config)
     config["encoding"]["deepsdf"]["training"]["epochs"] = 5
     workflow_copy.write_config(config)
     plan = workflow_copy.snakemake("--dry-run")
@@ -246,7 +248,7 @@ def test_two_patients_go_through_every_stage(workflow_copy, default_config, repo
     assert {"train_shape_model", "evaluate_shape_model", "train_surrogate"} <= jobs
     assert not jobs & {"assemble_dataset", "sample_sdf", "pca_codes", "compute_lead_fields"}, jobs
     # a change to the surrogate's evaluation re-evaluates; its training and the encodings stay
-    config = two_patients(default_config)
+    config = two_patients(workflow_config)
     config["surrogate"]["evaluation"]["heart_margin_mm"] = 5.0
     workflow_copy.write_config(config)
     plan = workflow_copy.snakemake("--dry-run")
@@ -255,7 +257,7 @@ def test_two_patients_go_through_every_stage(workflow_copy, default_config, repo
     assert {"evaluate_surrogate", "summarize_surrogate"} <= jobs
     assert not jobs & {"train_surrogate", "train_shape_model", "assemble_dataset"}, jobs
     # a new noise level re-runs the reconstructions, not the transfer matrices or ground truths
-    config = two_patients(default_config)
+    config = two_patients(workflow_config)
     config["inverse"]["noise_levels"] = [0.05, 0.1]
     workflow_copy.write_config(config)
     plan = workflow_copy.snakemake("--dry-run")
@@ -264,7 +266,7 @@ def test_two_patients_go_through_every_stage(workflow_copy, default_config, repo
     assert {"reconstruct_inverse", "inverse_benchmark"} <= jobs
     assert not jobs & {"transfer_matrix", "heart_surface_dynamics", "assemble_dataset", "train_surrogate"}, jobs
     # Network II's epochs retrain Network II and re-evaluate; the banks and Network I stay
-    config = two_patients(default_config)
+    config = two_patients(workflow_config)
     config["ecg2act"]["networks"]["II"]["training"]["epochs"] = 3
     workflow_copy.write_config(config)
     plan = workflow_copy.snakemake("--dry-run")
@@ -274,14 +276,14 @@ def test_two_patients_go_through_every_stage(workflow_copy, default_config, repo
     jobs = set(re.findall(r"^rule (\w+):", plan.stdout, re.M))
     assert {"train_ecg2act", "evaluate_ecg2act"} <= jobs and not jobs & {"simulation_bank", "assemble_dataset"}, jobs
     # one more patient: the dataset re-assembles from the parts, writing only the new one's
-    config = two_patients(default_config)
+    config = two_patients(workflow_config)
     config["cohort"]["train"] = {"count": 2, "lhs_batch": 1}
     workflow_copy.write_config(config)
     plan = workflow_copy.snakemake("--dry-run", "dataset")
     assert plan.returncode == 0, plan.stderr[-3000:]
     parts = re.findall(r"^rule dataset_part:\n(?:.*\n)*?\s+wildcards: patient=([\w-]+)", plan.stdout, re.M)
     assert parts == ["train-0001"] and re.search(r"^rule assemble_dataset:", plan.stdout, re.M), plan.stdout[-3000:]
-    workflow_copy.write_config(two_patients(default_config))
+    workflow_copy.write_config(two_patients(workflow_config))
 
     # the release: packed store, table, Croissant, WFDB, manifest, verified
     released = workflow_copy.snakemake("release")
@@ -350,8 +352,8 @@ def run_documentation_examples(repo, root):
         assert (root / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", figure
 
 
-def test_an_impossible_patient_fails_clearly_and_keeps_what_was_computed(workflow_copy, default_config):
-    config = two_patients(default_config)
+def test_an_impossible_patient_fails_clearly_and_keeps_what_was_computed(workflow_copy, workflow_config):
+    config = two_patients(workflow_config)
     config["cohort"]["translation_mm"]["y"] = [90.0, 90.0]  # every heart 90 mm forwards
     workflow_copy.write_config(config)
     result = workflow_copy.snakemake("anatomy", "--keep-going")
@@ -536,6 +538,36 @@ def check_inverse_stage(root):
     assert re.search(r"epoch 3/3 loss", log)
 
 
+def check_bank_myocardium(root):
+    """A bank myocardium at the patient's own element sizes is the patient's mesh again: its lead
+    matrix, made from the patient's ∇Z sampled at its cells, equals the patient's own (an
+    independent path to the same numbers); at the two-patient run's 5 mm it has fewer nodes."""
+    from ecgcohort.config import load_config_files
+    from ecgcohort.ecg.forward import read_lead_field_chunks
+    from ecgcohort.ecg.leads import LEAD_ELECTRODES, lead_electrode_indices
+    from ecgcohort.ecg2act.jobs import BankMesh, PatientSurfaces, bank_myocardium
+
+    config = load_config_files([root / "config/config.yaml"], root / "workflow/schemas/config.schema.yaml")
+    patient = root / "results/patients/train-0000"
+    fibres = load_fibres(patient / "fibres/fibres.npz")
+    chunks = read_lead_field_chunks(sorted((patient / "leadfield").glob("chunk-*.npz")), ("lead_matrix", "grad_cells"))
+    rows = lead_electrode_indices([str(name) for name in chunks["electrode_names"]])
+    surfaces = PatientSurfaces(patient / "anatomy/heart.vtp", patient / "anatomy/torso.vtp",
+                               root / "results/shapes/heart.npz", root / "results/shapes/torso.npz")
+    meshing = {key: value for key, value in config["meshing"].items() if not key.endswith("_element_size_mm")}
+    for heart_mm in (config["meshing"]["heart_element_size_mm"], 5.0):
+        mesh = BankMesh(heart_mm, config["meshing"]["torso_element_size_mm"], meshing, config["fibers"],
+                        config["leadfield"]["conductivity_s_per_m"])
+        myocardium, matrix = bank_myocardium("train-0000", surfaces, mesh, fibres, chunks["grad_cells"][rows])
+        assert matrix.shape == (len(LEAD_ELECTRODES), myocardium.n_nodes)
+        if heart_mm == config["meshing"]["heart_element_size_mm"]:
+            np.testing.assert_array_equal(myocardium.tetrahedra, fibres.tetrahedra)
+            np.testing.assert_allclose(matrix, chunks["lead_matrix"][rows], rtol=1e-5,
+                                       atol=1e-6 * np.abs(chunks["lead_matrix"]).max())
+        else:
+            assert myocardium.n_nodes < 0.8 * fibres.n_nodes
+
+
 def check_ecg2act_stage(root):
     """The ECG -> activation stage of the two-patient run: a bank per patient that matches its
     sites, networks trained on the training patient's bank only, both splits evaluated."""
@@ -559,6 +591,7 @@ def check_ecg2act_stage(root):
         np.testing.assert_array_equal(first, activation)
         leads = bank.ecg.values
         np.testing.assert_allclose(leads[:, 0] + leads[:, 2], leads[:, 1], atol=1e-4 * np.abs(leads).max())
+    check_bank_myocardium(root)
     for network in ("I", "II"):
         _, metadata = load_network(stage / f"network-{network}/model.pt", network)
         assert metadata["patients"] == ["train-0000"]  # the test patient never trains a network

@@ -159,3 +159,25 @@ def refine_tetrahedra(points: np.ndarray, tetrahedra: np.ndarray) -> tuple[np.nd
     children = np.concatenate([np.column_stack(corner) for corner in corners] + list(inner))
     parent = np.tile(np.arange(tets.shape[0]), 8)
     return refined_points, children, parent
+
+
+def locate_points(points: np.ndarray, tetrahedra: np.ndarray, targets: np.ndarray,
+                  candidates: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """The tetrahedron holding each target (K, 3), or the one nearest to holding it for a target
+    just outside the mesh, among the ``candidates`` with the nearest centroids, and the target's
+    barycentric coordinates in it (clamped to the cell, summing to 1). Returns (cells (K,),
+    weights (K, 4)); ``points`` and ``targets`` in the same units."""
+    from scipy.spatial import cKDTree
+
+    corners = points[tetrahedra]
+    near = cKDTree(corners.mean(axis=1)).query(targets, k=min(candidates, len(tetrahedra)))[1]
+    near = near.reshape(len(targets), -1)
+    a = corners[near, 0]
+    edges = np.stack([corners[near, 1] - a, corners[near, 2] - a, corners[near, 3] - a], axis=-1)
+    local = np.linalg.solve(edges, (targets[:, None, :] - a)[..., None])[..., 0]
+    barycentric = np.concatenate([1.0 - local.sum(axis=-1, keepdims=True), local], axis=-1)
+    best = barycentric.min(axis=-1).argmax(axis=1)
+    rows = np.arange(len(targets))
+    weights = np.clip(barycentric[rows, best], 0.0, None)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return near[rows, best], weights

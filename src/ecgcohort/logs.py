@@ -13,7 +13,10 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 @contextlib.contextmanager
 def logging_to(path: str | Path) -> Iterator[logging.Logger]:
-    """Send the ``ecgcohort`` loggers to ``path`` and stderr; log a failure before re-raising."""
+    """Send the ``ecgcohort`` loggers to ``path`` and stderr; log a failure before re-raising.
+    The job's time split (:mod:`ecgcohort.profiling`) goes beside the log when it succeeds."""
+    from ecgcohort.profiling import StackSampler, profile_path, write_profile
+
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     logger = logging.getLogger("ecgcohort")
     handlers = [logging.FileHandler(path, mode="w"), logging.StreamHandler(sys.stderr)]
@@ -22,7 +25,9 @@ def logging_to(path: str | Path) -> Iterator[logging.Logger]:
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
-        yield logger
+        with StackSampler() as sampler:
+            yield logger
+        write_profile(sampler, profile_path(path))
     except BaseException:
         logger.exception("job failed")
         raise

@@ -1,5 +1,6 @@
 """Per-rule timings of a workflow run from Snakemake's ``benchmark:`` files (one TSV per job,
-columns s, max_rss (MB), cpu_time, ...), for the report's stage-timing table and figure."""
+columns s, max_rss (MB), cpu_time, ...) and the jobs' time splits (:mod:`ecgcohort.profiling`,
+``<log>.profile.json`` beside each log), for the report's stage-timing table and figure."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ import re
 from pathlib import Path
 
 from ecgcohort.io import atomic_path
+from ecgcohort.profiling import CATEGORIES
+
+#: The time split's columns: start-up, then the sampled categories
+SPLIT = ("startup", *CATEGORIES)
 
 _PATIENT = re.compile(r"^(train|test)-\d+$")
 #: Top-level folders of ``results/benchmarks`` (a further folder below a patient names a rule
@@ -26,9 +31,22 @@ def rule_of(path: Path, root: Path) -> str:
     return path.stem.split("-")[0]
 
 
-def stage_timings(benchmark_dir: str | Path):
-    """One row per rule: jobs, total / mean / max wall-clock seconds, total CPU seconds and the
-    largest resident memory (MB), sorted by total seconds."""
+def job_split(profile_json: Path) -> dict[str, float]:
+    """A job's seconds per :data:`SPLIT` column from its profile (NaN where it has none)."""
+    import json
+
+    nan = float("nan")
+    if not profile_json.exists():
+        return {f"{key}_s": nan for key in SPLIT}
+    profile = json.loads(profile_json.read_text())
+    return {f"{key}_s": nan if profile.get(f"{key}_s") is None else float(profile[f"{key}_s"]) for key in SPLIT}
+
+
+def stage_timings(benchmark_dir: str | Path, logs_dir: str | Path | None = None):
+    """One row per rule: jobs, total / mean / max wall-clock seconds, total CPU seconds, the
+    largest resident memory (MB) and, with ``logs_dir``, the summed seconds of each part of the
+    time split (:data:`SPLIT`; NaN for a rule whose jobs left no profile), sorted by total
+    seconds."""
     import pandas as pd
 
     root = Path(benchmark_dir)
@@ -38,35 +56,59 @@ def stage_timings(benchmark_dir: str | Path):
         if table.empty or "s" not in table:
             continue
         table = table.iloc[[-1]].assign(rule=rule_of(path, root), group=path.relative_to(root).parts[0])
+        if logs_dir is not None:
+            log = Path(logs_dir) / path.relative_to(root).with_suffix(".log")
+            table = table.assign(**job_split(log.with_name(f"{log.stem}.profile.json")))
         frames.append(table)
     if not frames:
         raise ValueError(f"no benchmark files under {root}")
     jobs = pd.concat(frames, ignore_index=True)
+    split = {f"{key}_s": (f"{key}_s", lambda values: values.sum(min_count=len(values)))
+             for key in SPLIT} if logs_dir is not None else {}
     summary = jobs.groupby(["group", "rule"], sort=False).agg(
         jobs=("s", "size"), total_s=("s", "sum"), mean_s=("s", "mean"), max_s=("s", "max"),
-        cpu_s=("cpu_time", "sum"), max_rss_mb=("max_rss", "max")).reset_index()
+        cpu_s=("cpu_time", "sum"), max_rss_mb=("max_rss", "max"), **split).reset_index()
     return summary.sort_values("total_s", ascending=False, ignore_index=True)
 
 
-def stage_timings_job(benchmark_dir: str | Path, out_csv: str | Path, out_png: str | Path) -> None:
-    """Write the per-rule table and a bar chart of total seconds per rule (jobs in brackets)."""
+def stage_timings_job(benchmark_dir: str | Path, logs_dir: str | Path, out_csv: str | Path,
+                      out_png: str | Path) -> None:
+    """Write the per-rule table and a figure: total seconds per rule (jobs in brackets), and each
+    rule's time split into start-up, imports, compilation, pictures, writing, reading and
+    computing, as shares of its profiled time."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
-    summary = stage_timings(benchmark_dir)
+    summary = stage_timings(benchmark_dir, logs_dir)
     with atomic_path(out_csv) as temporary:
         summary.to_csv(temporary, index=False, float_format="%.4g")
     shown = summary.iloc[::-1]
-    figure, axis = plt.subplots(figsize=(9, 0.3 * len(shown) + 1.5))
+    labels = [f"{r} ({n})" for r, n in zip(shown["rule"], shown["jobs"])]
+    figure, (total_axis, split_axis) = plt.subplots(1, 2, figsize=(14, 0.3 * len(shown) + 1.8), sharey=True)
     groups = list(dict.fromkeys(summary["group"]))
-    axis.barh([f"{r} ({n})" for r, n in zip(shown["rule"], shown["jobs"])], shown["total_s"],
-              color=[f"C{groups.index(g)}" for g in shown["group"]])
-    axis.set_xscale("log")
-    axis.set_xlabel("wall-clock seconds, summed over the rule's jobs (log scale)")
-    axis.set_title(f"Time per rule ({summary['jobs'].sum()} jobs, {summary['total_s'].sum() / 60:.1f} job-minutes)")
-    axis.grid(alpha=0.3, axis="x")
+    total_axis.barh(labels, shown["total_s"], color=[f"C{groups.index(g)}" for g in shown["group"]])
+    total_axis.set_xscale("log")
+    total_axis.set_xlabel("wall-clock seconds, summed over the rule's jobs (log scale)")
+    total_axis.set_title(f"Time per rule ({summary['jobs'].sum()} jobs, "
+                         f"{summary['total_s'].sum() / 60:.1f} job-minutes)")
+    total_axis.grid(alpha=0.3, axis="x")
+    parts = shown[[f"{key}_s" for key in SPLIT]].to_numpy(dtype=float)
+    shares = parts / np.where(parts.sum(axis=1, keepdims=True) > 0, parts.sum(axis=1, keepdims=True), np.nan)
+    left = np.zeros(len(shown))
+    colours = plt.get_cmap("tab10")
+    for k, key in enumerate(SPLIT):
+        values = np.nan_to_num(shares[:, k])
+        split_axis.barh(labels, 100 * values, left=100 * left, color=colours(k), label=key)
+        left += values
+    split_axis.set_xlim(0, 100)
+    split_axis.set_xlabel("share of the rule's time (%)")
+    everything = np.nansum(parts, axis=0)
+    split_axis.set_title("Split: " + ", ".join(f"{key} {100 * value / everything.sum():.0f}%"
+                                               for key, value in zip(SPLIT, everything)), fontsize=9)
+    split_axis.legend(ncol=len(SPLIT), fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.04))
     figure.tight_layout()
     with atomic_path(out_png) as temporary:
         figure.savefig(temporary, dpi=110, format="png")

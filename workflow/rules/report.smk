@@ -19,6 +19,7 @@ rule stage_timings:
                     subcategory="Timings", labels={"figure": "time per rule"}),
     params:
         benchmarks="results/benchmarks",
+        logs="results/logs",
     log:
         "results/logs/report/stage_timings.log",
     benchmark:

@@ -28,7 +28,6 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.spatial import cKDTree
 
 from ecgcohort.convergence.level import GRADIENT_FORMS
 from ecgcohort.ecg.leads import LEAD_NAMES
@@ -60,17 +59,10 @@ def interpolate_nodal(points: np.ndarray, tetrahedra: np.ndarray, values: np.nda
     """A P1 field (``values`` (N, ...) on ``points``) at ``targets`` (K, 3): linear in the
     tetrahedron holding each target, or in the one nearest to holding it (clamped barycentric
     coordinates) for a target just outside the mesh. Same units as ``points``."""
-    corners = points[tetrahedra]
-    near = cKDTree(corners.mean(axis=1)).query(targets, k=min(candidates, len(tetrahedra)))[1]
-    a = corners[near, 0]
-    edges = np.stack([corners[near, 1] - a, corners[near, 2] - a, corners[near, 3] - a], axis=-1)
-    local = np.linalg.solve(edges, (targets[:, None, :] - a)[..., None])[..., 0]
-    barycentric = np.concatenate([1.0 - local.sum(axis=-1, keepdims=True), local], axis=-1)
-    best = barycentric.min(axis=-1).argmax(axis=1)
-    rows = np.arange(len(targets))
-    weights = np.clip(barycentric[rows, best], 0.0, None)
-    weights /= weights.sum(axis=1, keepdims=True)
-    return np.einsum("kc,kc...->k...", weights, values[tetrahedra[near[rows, best]]])
+    from ecgcohort.fem import locate_points
+
+    cells, weights = locate_points(points, tetrahedra, targets, candidates)
+    return np.einsum("kc,kc...->k...", weights, values[tetrahedra[cells]])
 
 
 def relative_errors(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
@@ -132,6 +124,7 @@ def compare_levels(levels: Sequence[Level], template) -> tuple[pd.DataFrame, pd.
                         "activation_share": relative_errors(truth, activation_only)}
             row = {"patient": level.patient, "heart_mm": level.heart_mm, "torso_mm": float(level.sizes["torso_mm"]),
                    "gradient": form, "reference": level is reference,
+                   "eikonal_refinements": int(level.sizes.get("eikonal_refinements", 0)),
                    **{key: float(level.sizes[key]) for key in ("nodes", "tetrahedra", "myocardial_nodes",
                                                                 "myocardial_volume_ml")},
                    "myocardial_volume_change": level.sizes["myocardial_volume_ml"]
@@ -164,7 +157,8 @@ def add_orders(table: pd.DataFrame) -> pd.DataFrame:
     table = table.copy()
     for column in ORDER_COLUMNS:
         table[f"order_{column}"] = np.nan
-    for _, group in table[~table.reference].groupby(["patient", "gradient"]):
+    keys = ["patient", "gradient", *(["eikonal_refinements"] if "eikonal_refinements" in table else [])]
+    for _, group in table[~table.reference].groupby(keys):
         group = group.sort_values("heart_mm", ascending=False)
         for (i, coarse), (_, fine) in zip(group.iterrows(), group.iloc[1:].iterrows()):
             for column in ORDER_COLUMNS:
@@ -210,7 +204,9 @@ def plot_convergence(table: pd.DataFrame, path: str | Path) -> None:
 def markdown_table(table: pd.DataFrame) -> str:
     """The main columns as a Markdown table (percentages for relative errors)."""
     columns = [("patient", "patient", "{}"), ("heart_mm", "heart / mm", "{:g}"), ("torso_mm", "torso / mm", "{:g}"),
-               ("gradient", "∇Z", "{}"), ("nodes", "nodes", "{:,.0f}"),
+               ("gradient", "∇Z", "{}"),
+               *([("eikonal_refinements", "eikonal refined", "{:.0f}")] if "eikonal_refinements" in table else []),
+               ("nodes", "nodes", "{:,.0f}"),
                ("myocardial_volume_change", "volume", "{:+.2%}"), ("activation_span_ms", "activation (ms)", "{:.1f}"),
                ("ecg_error", "ECG", "{:.1%}"), ("ecg_error_qrs", "ECG, QRS", "{:.1%}"),
                ("lead_field_share", "lead field share", "{:.1%}"), ("lead_field_share_qrs", "LF share, QRS", "{:.1%}"),
@@ -224,8 +220,8 @@ def markdown_table(table: pd.DataFrame) -> str:
         cells = []
         for key, _, fmt in columns:
             value = row[key]
-            if row["reference"] and key not in ("patient", "heart_mm", "torso_mm", "gradient", "nodes",
-                                                 "activation_span_ms", "total_s"):
+            if row["reference"] and key not in ("patient", "heart_mm", "torso_mm", "gradient", "eikonal_refinements",
+                                                 "nodes", "activation_span_ms", "total_s"):
                 cells.append("ref")
             elif isinstance(value, float) and not np.isfinite(value):
                 cells.append("–")

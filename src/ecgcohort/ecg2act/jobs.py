@@ -8,7 +8,8 @@ over ``sample``, ``lead`` (12), ``electrode`` (RA LA LL V1…V6), ``time`` (ms) 
 * ``vm`` (sample, site, time) mV, float32; ``activation_time`` (sample, site) ms (first V_m > 0);
 * ``kind`` (sample) and one variable per scenario parameter (sample), with units;
 * ``site_node``, ``site_position`` (site, component) mm, ``site_label``, ``site_layer``;
-* attributes ``patient``, ``split``, ``seed_stream`` and ``spec`` (the bank settings, JSON).
+* attributes ``patient``, ``split``, ``seed_stream``, ``spec`` (the bank settings, JSON) and
+  ``myocardium`` (JSON: its nodes and element sizes, null where it is the patient's own mesh).
 
 It is written under a temporary name and renamed when complete.
 """
@@ -18,12 +19,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ecgcohort.ecg.leads import LEAD_ELECTRODES, LEAD_NAMES
+from ecgcohort.ecg.leads import LEAD_ELECTRODES, LEAD_NAMES, lead_electrode_indices
 from ecgcohort.ecg2act.bank import PARAMETER_UNITS, BankError, BankSpec, PatientElectrophysiology, lead_rows, \
     simulate_bank
 
@@ -51,7 +53,7 @@ def bank_dataset(patient: str, split: str, bank: Mapping[str, Any], electrophysi
         "total_activation_time": (("sample",), bank["total_activation_ms"],
                                   {"units": "ms", "long_name": "latest minus earliest myocardial activation"}),
         "kind": (("sample",), bank["kind"].astype(str), {"units": "1", "long_name": "scenario kind"}),
-        "site_node": (("site",), sites.nodes, {"units": "1", "long_name": "myocardial node of fibres.npz"}),
+        "site_node": (("site",), sites.nodes, {"units": "1", "long_name": "node of the myocardium the bank ran on"}),
         "site_position": (("site", "component"), sites.positions_mm, {"units": "mm", "long_name": "site position"}),
         "site_label": (("site",), np.array(sites.labels), {"units": "1", "long_name": "site"}),
         "site_layer": (("site",), np.array(sites.layer), {"units": "1", "long_name": "endo, epi or mid"}),
@@ -68,14 +70,73 @@ def bank_dataset(patient: str, split: str, bank: Mapping[str, Any], electrophysi
     )
 
 
+@dataclass(frozen=True)
+class BankMesh:
+    """The myocardium a bank is simulated on when it is not the patient's own mesh
+    (``ecg2act.bank_mesh``): the patient meshed again at these element sizes (mm) with the
+    ``meshing`` settings, LDRB fibres of those ``fibre_angles`` (degrees), and the patient's ∇Z
+    (the lead fields of its own mesh) under the ``conductivities`` (S/m). The bank is an
+    augmentation (paper 3): its eikonal solves cost as many nodes as its mesh has."""
+
+    heart_element_size_mm: float
+    torso_element_size_mm: float
+    meshing: Mapping[str, Any]
+    fibre_angles: Mapping[str, float]
+    conductivities: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class PatientSurfaces:
+    """The files that define a patient's geometry: heart and body surfaces (``.vtp``) and the
+    shape models they are instances of (``.npz``)."""
+
+    heart: Path
+    torso: Path
+    heart_model: Path
+    torso_model: Path
+
+
+def bank_myocardium(patient: str, surfaces: PatientSurfaces, mesh: BankMesh, fibres, grad_cells: np.ndarray):
+    """The patient's myocardium at the bank's element sizes, with its fibres, and the lead
+    matrix on it (E, n_nodes) from ``grad_cells`` (E, C, 3) Ω/m, the patient's ∇Z per cell of
+    ``fibres`` (its own mesh), averaged over four points of each bank cell."""
+    import tempfile
+
+    from ecgcohort.fem import locate_points
+    from ecgcohort.fibers.rule_based import STRUCTURE_POINTS, FibreAngles, myocardial_fibres
+    from ecgcohort.leadfield.matrix import lead_matrix
+    from ecgcohort.leadfield.solver import MM
+    from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
+    from ecgcohort.meshing.jobs import MeshSizes, mesh_patient_at
+
+    angles = mesh.fibre_angles
+    with tempfile.TemporaryDirectory(prefix=f"bank-{patient}-") as workdir:
+        path = Path(workdir) / "bank.msh"
+        mesh_patient_at(patient, surfaces.heart, surfaces.torso, surfaces.heart_model, surfaces.torso_model,
+                        MeshSizes(float(mesh.heart_element_size_mm), float(mesh.torso_element_size_mm)),
+                        {**mesh.meshing, "heart_element_size_mm": mesh.heart_element_size_mm,
+                         "torso_element_size_mm": mesh.torso_element_size_mm}, path)
+        coarse = myocardial_fibres(path, FibreAngles(alpha_endo=angles["alpha_endo_deg"],
+                                                     alpha_epi=angles["alpha_epi_deg"],
+                                                     beta_endo=angles["beta_endo_deg"], beta_epi=angles["beta_epi_deg"]))
+    targets = np.einsum("qk,ckx->cqx", STRUCTURE_POINTS, coarse.points_mm[coarse.tetrahedra]).reshape(-1, 3)
+    cells, _ = locate_points(fibres.points_mm, fibres.tetrahedra, targets)
+    gradients = np.asarray(grad_cells, dtype=np.float64)[:, cells].reshape(len(grad_cells), -1, len(STRUCTURE_POINTS),
+                                                                            3).mean(axis=2)
+    intracellular = intracellular_tensors(coarse.cell_structure, Conductivities.from_config(mesh.conductivities))
+    return coarse, lead_matrix(coarse.points_mm * MM, coarse.tetrahedra, intracellular, gradients)
+
+
 def simulation_bank_job(*, patient: str, split: str, fibres_npz: str | Path, junctions_npz: str | Path,
                         chunk_paths: Sequence[str | Path], bank: Mapping[str, Any], seed: int,
                         action_potential: Mapping[str, Any], template_cache_dir: str | Path, out_zarr: str | Path,
-                        out_sites: str | Path, out_sites_preview: str | Path, threads: int | None = None) -> None:
-    """Place the 75 sites on one patient and simulate its bank (rule ``simulation_bank``).
-    ``threads`` caps the BLAS threads (the rule's ``threads:``; None leaves them be): two 1-thread
-    jobs on 2 cores simulated 3.6–3.8 samples/s each with OpenBLAS's own thread per core and
-    10–11 with one thread each."""
+                        out_sites: str | Path, out_sites_preview: str | Path, threads: int | None = None,
+                        bank_mesh: BankMesh | None = None, surfaces: PatientSurfaces | None = None) -> None:
+    """Place the 75 sites on one patient and simulate its bank (rule ``simulation_bank``), on
+    the patient's own myocardium or, with ``bank_mesh`` (and the patient's ``surfaces``), on
+    its own (:func:`bank_myocardium`). ``threads`` caps the BLAS threads (the rule's
+    ``threads:``; None leaves them be): two 1-thread jobs on 2 cores simulated 3.6–3.8 samples/s
+    each with OpenBLAS's own thread per core and 10–11 with one thread each."""
     from threadpoolctl import threadpool_limits
 
     from ecgcohort.cohort.sampling import patient_rng
@@ -92,10 +153,20 @@ def simulation_bank_job(*, patient: str, split: str, fibres_npz: str | Path, jun
     try:
         spec = BankSpec.from_config(bank)
         fibres = load_fibres(fibres_npz)
-        sites = recording_sites(fibres)
         junctions = load_junctions(junctions_npz)
-        chunks = read_lead_field_chunks(chunk_paths, ("lead_matrix",))
-        rows = lead_rows(chunks["lead_matrix"], [str(n) for n in chunks["electrode_names"]])
+        if bank_mesh is None:
+            sites = recording_sites(fibres)
+            chunks = read_lead_field_chunks(chunk_paths, ("lead_matrix",))
+            rows = lead_rows(chunks["lead_matrix"], [str(n) for n in chunks["electrode_names"]])
+        else:
+            chunks = read_lead_field_chunks(chunk_paths, ("grad_cells",))
+            names = [str(n) for n in chunks["electrode_names"]]
+            fibres, matrix = bank_myocardium(patient, surfaces, bank_mesh, fibres,
+                                             chunks["grad_cells"][lead_electrode_indices(names)])
+            rows = lead_rows(matrix, LEAD_ELECTRODES)
+            log.info("patient %s: the bank's myocardium at %g/%g mm, %d nodes", patient,
+                     bank_mesh.heart_element_size_mm, bank_mesh.torso_element_size_mm, fibres.n_nodes)
+            sites = recording_sites(fibres)
         template = action_potential_template(float(action_potential["cycle_length_ms"]), cache_dir=template_cache_dir)
         patient_ep = PatientElectrophysiology(fibres, junctions, rows, sites, template,
                                               Repolarisation.from_config(action_potential),
@@ -113,6 +184,11 @@ def simulation_bank_job(*, patient: str, split: str, fibres_npz: str | Path, jun
     with threadpool_limits(limits=threads, user_api="blas"):
         simulated = simulate_bank(patient_ep, spec, patient_rng(seed, patient, SEED_STREAM), progress)
     dataset = bank_dataset(patient, split, simulated, patient_ep, spec)
+    dataset.attrs["myocardium"] = json.dumps(
+        {"nodes": int(patient_ep.fibres.n_nodes), "heart_element_size_mm": None, "torso_element_size_mm": None}
+        if bank_mesh is None else {"nodes": int(patient_ep.fibres.n_nodes),
+                                   "heart_element_size_mm": bank_mesh.heart_element_size_mm,
+                                   "torso_element_size_mm": bank_mesh.torso_element_size_mm})
     with atomic_directory(out_zarr) as store:
         block = min(spec.count, SAMPLES_PER_CHUNK)
         encoding = {name: {"chunks": (block, *dataset[name].shape[1:])} for name in ("ecg", "unipolar_ecg", "vm")}

@@ -1,0 +1,90 @@
+"""One patient's data half through the workflow, at two or more settings, timed per rule with
+each rule's time split (start-up, imports, compilation, reading, computing, writing, pictures;
+:mod:`ecgcohort.profiling`). Prints a table per setting and the ratios of the totals (one run,
+the same machine). Not a test.
+
+    .venv/bin/python benchmarks/patient_pipeline.py /tmp/pipeline \
+        coarse=config/config.yaml,benchmarks/settings/coarse.yaml default=config/config.yaml \
+        [--patient train-0000] [--cores 2]
+
+Each setting is ``name=configfile[,configfile...]`` and runs in its own folder below the first
+argument (the repository's workflow, config and profiles linked in), from nothing: the cohort
+design and the shape models are built first and left out of the per-patient sums. The
+per-patient jobs are the patient's parameters, anatomy, preview, electrodes, mesh, fibres,
+Purkinje trees, activation maps, lead-field sample points and lead fields, ECGs, their
+delineation, SDF samples, dataset part and ECG → activation bank.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ("cohort", "shapes")
+
+
+def targets(patient: str) -> list[str]:
+    return [f"results/dataset/parts/{patient}.zarr", f"results/ecg2act/bank/{patient}.zarr",
+            f"results/patients/{patient}/realism/features.json", f"results/patients/{patient}/anatomy/anatomy.png"]
+
+
+def run_setting(folder: Path, configs: list[str], patient: str, cores: int) -> float:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("Snakefile", "workflow", "config", "profiles", "envs", "benchmarks"):
+        link = folder / name
+        if not link.exists():
+            link.symlink_to(ROOT / name)
+    snakemake = Path(sys.executable).with_name("snakemake")
+    # the shared inputs first, so the per-patient chain's wall clock is its own
+    # targets first: --quiet and --configfile take several values
+    subprocess.run([str(snakemake), "results/shapes/heart.npz", "results/shapes/torso.npz", "results/cohort/cohort.csv",
+                    "--cores", str(cores), "--quiet", "--configfile", *[str(ROOT / c) for c in configs]],
+                   cwd=folder, check=True, stdout=subprocess.DEVNULL)
+    start = time.perf_counter()
+    subprocess.run([str(snakemake), *targets(patient), "--cores", str(cores), "--quiet", "rules", "--configfile",
+                    *[str(ROOT / c) for c in configs]], cwd=folder, check=True,
+                   env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("workdir", type=Path)
+    parser.add_argument("settings", nargs="+", help="name=configfile[,configfile...]")
+    parser.add_argument("--patient", default="train-0000")
+    parser.add_argument("--cores", type=int, default=2)
+    args = parser.parse_args()
+
+    import pandas as pd
+
+    from ecgcohort.timings import SPLIT, stage_timings
+
+    totals = {}
+    for setting in args.settings:
+        name, files = setting.split("=", 1)
+        folder = args.workdir / name
+        wall = run_setting(folder, files.split(","), args.patient, args.cores)
+        table = stage_timings(folder / "results/benchmarks", folder / "results/logs")
+        table = table[~table.group.isin(SHARED)]
+        columns = ["rule", "jobs", "total_s", "cpu_s", "max_rss_mb", *[f"{key}_s" for key in SPLIT]]
+        print(f"\n## {name} ({files}): patient {args.patient}, {len(table)} rules, {int(table.jobs.sum())} jobs, "
+              f"{table.total_s.sum():.1f} s of job time, {wall:.1f} s of wall clock on {args.cores} cores\n")
+        print(table[columns].to_markdown(index=False, floatfmt=".1f"))
+        split = table[[f"{key}_s" for key in SPLIT]].sum()
+        print("\nsplit: " + ", ".join(f"{key} {split[f'{key}_s']:.1f} s ({split[f'{key}_s'] / split.sum():.0%})"
+                                      for key in SPLIT))
+        totals[name] = (table.total_s.sum(), wall)
+    names = list(totals)
+    for name in names[1:]:
+        print(f"\n{name} / {names[0]}: job time {totals[name][0] / totals[names[0]][0]:.2f}x, "
+              f"wall clock {totals[name][1] / totals[names[0]][1]:.2f}x")
+    pd.DataFrame(totals, index=["job_s", "wall_s"]).to_csv(args.workdir / "totals.csv")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""The jobs' time split: stacks classified by the code they are in, the sampler's seconds adding
+up to the wall clock, and the report's per-rule sums of the jobs' profiles."""
+
+import io
+import json
+import time
+
+import numpy as np
+import pytest
+
+from ecgcohort.logs import logging_to
+from ecgcohort.profiling import CATEGORIES, StackSampler, classify, process_age_s, profile_path
+from ecgcohort.timings import SPLIT, stage_timings
+
+
+def frame_in(filename: str, function: str = "work"):
+    """A live frame whose code claims to be ``function`` in ``filename``, called from here."""
+    namespace: dict = {}
+    exec(compile(f"import sys\ndef {function}():\n    return sys._getframe()\n", filename, "exec"), namespace)
+    return namespace[function]()
+
+
+@pytest.mark.parametrize(("filename", "function", "category"), [
+    ("/venv/lib/matplotlib/figure.py", "savefig", "pictures"),
+    ("/venv/lib/numba/core/compiler.py", "compile_extra", "compile"),
+    # after compiled code returns, the first Python frame is numba's unboxing: the time is the call's
+    ("/venv/lib/numba/core/serialize.py", "_numba_unpickle", "compute"),
+    ("/venv/lib/zarr/core/array.py", "__setitem__", "write"),
+    ("/venv/lib/numpy/lib/_npyio_impl.py", "savez_compressed", "write"),
+    ("/venv/lib/numpy/lib/_npyio_impl.py", "load", "read"),
+    ("/venv/lib/pandas/io/parsers/readers.py", "read_csv", "read"),
+    ("<frozen importlib._bootstrap>", "_find_and_load", "import"),
+    ("/work/src/ecgcohort/conduction/eikonal.py", "solve", "compute"),
+])
+def test_a_stack_is_classified_by_the_code_it_is_in(filename, function, category):
+    assert classify(frame_in(filename, function)) == category
+
+
+def test_an_import_inside_a_picture_counts_as_an_import():
+    namespace: dict = {}
+    exec(compile("def draw(inner):\n    return inner()\n", "/venv/lib/matplotlib/pyplot.py", "exec"), namespace)
+    inner = compile("import sys\ndef _find_and_load():\n    return sys._getframe()\n",
+                    "<frozen importlib._bootstrap>", "exec")
+    exec(inner, namespace)
+    assert classify(namespace["draw"](namespace["_find_and_load"])) == "import"
+
+
+def test_the_sampled_seconds_add_up_to_the_wall_clock_and_find_the_writing():
+    with StackSampler(interval_s=0.002) as sampler:
+        start = time.perf_counter()
+        while time.perf_counter() - start < 0.3:
+            np.linalg.svd(np.random.default_rng(0).random((60, 60)))
+        buffer = io.BytesIO()
+        start = time.perf_counter()
+        while time.perf_counter() - start < 0.3:
+            np.savez_compressed(buffer, values=np.random.default_rng(1).random(200_000))
+    summary = sampler.summary()
+    sampled = sum(summary[f"{key}_s"] for key in CATEGORIES)
+    assert sampled == pytest.approx(summary["run_s"], abs=0.03)
+    assert summary["compute_s"] == pytest.approx(0.3, abs=0.08)
+    assert summary["write_s"] == pytest.approx(0.3, abs=0.08)
+    assert 0.0 < summary["startup_s"] < 24 * 3600 and process_age_s() > summary["startup_s"]
+
+
+def test_a_job_leaves_its_profile_beside_its_log_and_the_report_sums_them(tmp_path):
+    for patient in ("train-0000", "test-0000"):
+        log = tmp_path / "logs/patients" / patient / "compute_fibres.log"
+        with logging_to(log):
+            start = time.perf_counter()
+            while time.perf_counter() - start < 0.1:
+                pass
+        bench = tmp_path / "benchmarks/patients" / patient / "compute_fibres.tsv"
+        bench.parent.mkdir(parents=True)
+        bench.write_text("s\th:m:s\tmax_rss\tcpu_time\n0.5\t0:00:00\t10\t0.4\n")
+    profile = json.loads(profile_path(tmp_path / "logs/patients/train-0000/compute_fibres.log").read_text())
+    assert profile["compute_s"] >= 0.08 and profile["startup_s"] > 0
+    # a rule without profiles has no split, rather than a split of zeros
+    other = tmp_path / "benchmarks/dataset/assemble_dataset.tsv"
+    other.parent.mkdir(parents=True)
+    other.write_text("s\th:m:s\tmax_rss\tcpu_time\n0.2\t0:00:00\t10\t0.1\n")
+    table = stage_timings(tmp_path / "benchmarks", tmp_path / "logs").set_index("rule")
+    assert table.loc["compute_fibres", "compute_s"] >= 0.16
+    assert np.isnan(table.loc["assemble_dataset", "startup_s"])
+    assert set(f"{key}_s" for key in SPLIT) <= set(table.columns)
+
+
+def test_a_failed_job_leaves_no_profile(tmp_path):
+    log = tmp_path / "job.log"
+    with pytest.raises(RuntimeError), logging_to(log):
+        raise RuntimeError("boom")
+    assert log.exists() and not profile_path(log).exists()
