@@ -119,10 +119,12 @@ def meshed_ventricles(root, edge_mm: float = 4.0, base_z_mm: float = 300.0, seed
                   root / "junctions.npz", root / "purkinje.png")
 
 
-def concentric_balls_mesh(path, size_mm: float, outer_mm: float, inner_mm: float, inner: str = "myocardium") -> None:
+def concentric_balls_mesh(path, size_mm: float, outer_mm: float, inner_mm: float, inner: str = "myocardium",
+                          shell_size_mm: float | None = None) -> None:
     """Two concentric balls meshed with gmsh at ``size_mm`` and tagged like a patient mesh: the
     inner ball ``inner`` (a volume tag name, its surface the epicardium), the shell torso, the
-    outer sphere the body surface."""
+    outer sphere the body surface. With ``shell_size_mm`` the shell is meshed at that size
+    beyond 10 mm from the inner ball (a fine heart in a coarse torso)."""
     import gmsh
 
     from ecgcohort.meshing import FACET_TAGS, VOLUME_TAGS
@@ -141,8 +143,17 @@ def concentric_balls_mesh(path, size_mm: float, outer_mm: float, inner_mm: float
         gmsh.model.addPhysicalGroup(3, [volumes[1][1]], VOLUME_TAGS["torso"], "torso")
         gmsh.model.addPhysicalGroup(2, [surfaces[1][1]], FACET_TAGS["body_surface"], "body_surface")
         gmsh.model.addPhysicalGroup(2, [surfaces[0][1]], FACET_TAGS["epicardium"], "epicardium")
-        gmsh.option.setNumber("Mesh.MeshSizeMax", size_mm)
-        gmsh.option.setNumber("Mesh.MeshSizeMin", size_mm)
+        if shell_size_mm is None:
+            gmsh.option.setNumber("Mesh.MeshSizeMax", size_mm)
+            gmsh.option.setNumber("Mesh.MeshSizeMin", size_mm)
+        else:
+            ball = gmsh.model.mesh.field.add("Ball")
+            for name, value in (("Radius", inner_mm), ("Thickness", 10.0), ("VIn", size_mm), ("VOut", shell_size_mm),
+                                ("XCenter", 0.0), ("YCenter", 0.0), ("ZCenter", 0.0)):
+                gmsh.model.mesh.field.setNumber(ball, name, value)
+            gmsh.model.mesh.field.setAsBackgroundMesh(ball)
+            for option in ("Mesh.MeshSizeExtendFromBoundary", "Mesh.MeshSizeFromPoints", "Mesh.MeshSizeFromCurvature"):
+                gmsh.option.setNumber(option, 0)
         gmsh.model.mesh.generate(3)
         gmsh.write(str(path))
     finally:

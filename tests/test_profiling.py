@@ -30,6 +30,8 @@ def frame_in(filename: str, function: str = "work"):
     ("/venv/lib/numpy/lib/_npyio_impl.py", "load", "read"),
     ("/venv/lib/pandas/io/parsers/readers.py", "read_csv", "read"),
     ("<frozen importlib._bootstrap>", "_find_and_load", "import"),
+    ("/venv/lib/gmsh.py", "open", "read"),
+    ("/venv/lib/gmsh.py", "generate", "compute"),
     ("/work/src/ecgcohort/conduction/eikonal.py", "solve", "compute"),
 ])
 def test_a_stack_is_classified_by_the_code_it_is_in(filename, function, category):
@@ -89,3 +91,22 @@ def test_a_failed_job_leaves_no_profile(tmp_path):
     with pytest.raises(RuntimeError), logging_to(log):
         raise RuntimeError("boom")
     assert log.exists() and not profile_path(log).exists()
+
+
+def test_the_markdown_table_is_the_csv_rendered(tmp_path):
+    import pandas as pd
+
+    from ecgcohort.timings import stage_timings_job, stage_timings_markdown
+
+    log = tmp_path / "logs/patients/train-0000/compute_fibres.log"
+    with logging_to(log):
+        sum(range(100_000))
+    bench = tmp_path / "benchmarks/patients/train-0000/compute_fibres.tsv"
+    bench.parent.mkdir(parents=True)
+    bench.write_text("s\th:m:s\tmax_rss\tcpu_time\n1234.5678\t0:20:34\t1500\t1000.25\n")
+    out = tmp_path / "report"
+    out.mkdir()
+    stage_timings_job(tmp_path / "benchmarks", tmp_path / "logs", out / "t.csv", out / "t.png", out / "t.md")
+    markdown = (out / "t.md").read_text()
+    assert markdown == stage_timings_markdown(pd.read_csv(out / "t.csv"))
+    assert "| compute_fibres | 1 | 1235.0 |" in markdown and markdown.splitlines()[-1].startswith("| all | 1 |")

@@ -37,6 +37,13 @@ def test_recorded_tables_are_their_csvs_rendered(label):
     assert rendered and set(rendered) <= set(provenance["tables"])
     for path, markdown in rendered.items():
         assert (folder / path).read_text() == markdown, f"{folder / path} is not its CSV rendered again"
+    if set(rendered) == {"report/stage_timings.md"}:  # a per-patient profile alone
+        timings = pd.read_csv(folder / "report/stage_timings.csv")
+        split = timings[[f"{key}_s" for key in ("startup", "import", "compile", "pictures", "write", "read",
+                                                 "compute")]].sum(axis=1)
+        # the sampled split covers each job's wall time, within the sampling and the benchmark's overhead
+        assert (timings.total_s > 0).all() and ((split > 0.7 * timings.total_s) & (split < 1.1 * timings.total_s)).all()
+        return
     if "surrogate/table1.md" not in rendered:  # a convergence ladder alone
         ladder = pd.read_csv(folder / "convergence/convergence.csv")
         assert (ladder.ecg_error[~ladder.reference] < 1).all() and ladder.reference.any()

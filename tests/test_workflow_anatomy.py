@@ -566,6 +566,14 @@ def check_bank_myocardium(root):
                                        atol=1e-6 * np.abs(chunks["lead_matrix"]).max())
         else:
             assert myocardium.n_nodes < 0.8 * fibres.n_nodes
+    # a bank mesh that is not the patient any more stops with the setting, the patient and the value
+    from ecgcohort.ecg2act.bank import BankError
+
+    with pytest.raises(BankError, match=r"ecg2act\.bank_mesh: 4 / 200 mm\) does not mesh: patient train-0000: "
+                                        r"meshing\.torso_element_size_mm = 200 mm changes the torso's enclosed volume"):
+        bank_myocardium("train-0000", surfaces, BankMesh(4.0, 200.0, meshing, config["fibers"],
+                                                         config["leadfield"]["conductivity_s_per_m"]),
+                        fibres, chunks["grad_cells"][rows])
 
 
 def check_ecg2act_stage(root):

@@ -46,6 +46,8 @@ RECORDED_TABLES: dict[str, tuple[str, ...]] = {
     # ECG -> activation benchmarks, for the results pages
     "inverse/summary.md": ("inverse/summary.csv",),
     "ecg2act/summary.md": ("ecg2act/metrics.csv",),
+    # the run's time per rule and its split (start-up, imports, compilation, ...)
+    "report/stage_timings.md": ("report/stage_timings.csv",),
 }
 
 BLOCK = re.compile(r"^(<!-- results (?P<label>\S+) (?P<path>\S+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S | re.M)
@@ -181,6 +183,10 @@ def rerendered(label: str, root: Path = RECORDED_ROOT) -> Mapping[str, str]:
         from ecgcohort.encoding.jobs import encoding_markdown
 
         rendered["encoding/deepsdf/chamfer.md"] = encoding_markdown(pd.read_csv(folder / "encoding/deepsdf/chamfer.csv"))
+    if (folder / "report/stage_timings.csv").exists():
+        from ecgcohort.timings import stage_timings_markdown
+
+        rendered["report/stage_timings.md"] = stage_timings_markdown(pd.read_csv(folder / "report/stage_timings.csv"))
     return rendered
 
 

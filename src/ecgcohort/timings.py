@@ -71,9 +71,31 @@ def stage_timings(benchmark_dir: str | Path, logs_dir: str | Path | None = None)
     return summary.sort_values("total_s", ascending=False, ignore_index=True)
 
 
+def stage_timings_markdown(summary) -> str:
+    """The per-rule table (:func:`stage_timings`, or its CSV read back) as Markdown: jobs, total
+    and mean wall seconds, CPU seconds, peak memory and the time split in seconds, with a total
+    row."""
+    import numpy as np
+
+    split = [f"{key}_s" for key in SPLIT if f"{key}_s" in summary]
+    titles = ["rule", "jobs", "total (s)", "mean (s)", "CPU (s)", "peak RSS (MB)", *[key[:-2] + " (s)" for key in split]]
+    lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
+
+    def seconds(value) -> str:
+        return "–" if not np.isfinite(value) else f"{value:.1f}"
+
+    for row in summary.itertuples(index=False):
+        lines.append(f"| {row.rule} | {row.jobs} | {row.total_s:.1f} | {row.mean_s:.1f} | {row.cpu_s:.1f} | "
+                     f"{row.max_rss_mb:,.0f} | " + " | ".join(seconds(getattr(row, key)) for key in split) + " |")
+    totals = summary[split].sum(min_count=1)
+    lines.append(f"| all | {summary.jobs.sum()} | {summary.total_s.sum():.1f} | – | {summary.cpu_s.sum():.1f} | – | "
+                 + " | ".join(seconds(totals[key]) for key in split) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def stage_timings_job(benchmark_dir: str | Path, logs_dir: str | Path, out_csv: str | Path,
-                      out_png: str | Path) -> None:
-    """Write the per-rule table and a figure: total seconds per rule (jobs in brackets), and each
+                      out_png: str | Path, out_markdown: str | Path) -> None:
+    """Write the per-rule table (CSV and Markdown) and a figure: total seconds per rule (jobs in brackets), and each
     rule's time split into start-up, imports, compilation, pictures, writing, reading and
     computing, as shares of its profiled time."""
     import matplotlib
@@ -85,6 +107,10 @@ def stage_timings_job(benchmark_dir: str | Path, logs_dir: str | Path, out_csv: 
     summary = stage_timings(benchmark_dir, logs_dir)
     with atomic_path(out_csv) as temporary:
         summary.to_csv(temporary, index=False, float_format="%.4g")
+    import pandas as pd
+
+    with atomic_path(out_markdown) as temporary:  # from the CSV, so the recorded table re-renders from it
+        temporary.write_text(stage_timings_markdown(pd.read_csv(out_csv)))
     shown = summary.iloc[::-1]
     labels = [f"{r} ({n})" for r, n in zip(shown["rule"], shown["jobs"])]
     figure, (total_axis, split_axis) = plt.subplots(1, 2, figsize=(14, 0.3 * len(shown) + 1.8), sharey=True)

@@ -69,3 +69,15 @@ def ecg2act_network_section(section, network):
     seed and fraction and its own network section."""
     return {"seed": section["seed"], "validation_fraction": section["validation_fraction"],
             "networks": {network: section["networks"][network]}}
+
+
+def bank_mesh_params(config):
+    """The bank's own mesh settings, or None where it runs on the patient's mesh (a null heart
+    size, or the patient's own sizes)."""
+    sizes = config["ecg2act"]["bank_mesh"]
+    own = (config["meshing"]["heart_element_size_mm"], config["meshing"]["torso_element_size_mm"])
+    if sizes["heart_element_size_mm"] is None or (sizes["heart_element_size_mm"], sizes["torso_element_size_mm"]) == own:
+        return None
+    return {**sizes, "meshing": {key: value for key, value in config["meshing"].items()
+                                 if key not in ("heart_element_size_mm", "torso_element_size_mm")},
+            "fibre_angles": config["fibers"], "conductivities": config["leadfield"]["conductivity_s_per_m"]}

@@ -17,6 +17,7 @@ rule stage_timings:
                      subcategory="Timings", labels={"table": "time per rule"}),
         plot=report("results/report/stage_timings.png", caption=caption("stage_timings"), category="Run statistics",
                     subcategory="Timings", labels={"figure": "time per rule"}),
+        markdown="results/report/stage_timings.md",
     params:
         benchmarks="results/benchmarks",
         logs="results/logs",

@@ -4,4 +4,5 @@ from ecgcohort.logs import logging_to
 from ecgcohort.timings import stage_timings_job
 
 with logging_to(snakemake.log[0]):
-    stage_timings_job(snakemake.params.benchmarks, snakemake.params.logs, snakemake.output.table, snakemake.output.plot)
+    stage_timings_job(snakemake.params.benchmarks, snakemake.params.logs, snakemake.output.table,
+                      snakemake.output.plot, snakemake.output.markdown)

@@ -109,13 +109,19 @@ def bank_myocardium(patient: str, surfaces: PatientSurfaces, mesh: BankMesh, fib
     from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
     from ecgcohort.meshing.jobs import MeshSizes, mesh_patient_at
 
+    from ecgcohort.meshing.tetra import MeshingError
+
     angles = mesh.fibre_angles
     with tempfile.TemporaryDirectory(prefix=f"bank-{patient}-") as workdir:
         path = Path(workdir) / "bank.msh"
-        mesh_patient_at(patient, surfaces.heart, surfaces.torso, surfaces.heart_model, surfaces.torso_model,
-                        MeshSizes(float(mesh.heart_element_size_mm), float(mesh.torso_element_size_mm)),
-                        {**mesh.meshing, "heart_element_size_mm": mesh.heart_element_size_mm,
-                         "torso_element_size_mm": mesh.torso_element_size_mm}, path)
+        try:
+            mesh_patient_at(patient, surfaces.heart, surfaces.torso, surfaces.heart_model, surfaces.torso_model,
+                            MeshSizes(float(mesh.heart_element_size_mm), float(mesh.torso_element_size_mm)),
+                            {**mesh.meshing, "heart_element_size_mm": mesh.heart_element_size_mm,
+                             "torso_element_size_mm": mesh.torso_element_size_mm}, path)
+        except (MeshingError, ValueError) as error:
+            raise BankError(f"the bank's myocardium (ecg2act.bank_mesh: {mesh.heart_element_size_mm:g} / "
+                            f"{mesh.torso_element_size_mm:g} mm) does not mesh: {error}") from error
         coarse = myocardial_fibres(path, FibreAngles(alpha_endo=angles["alpha_endo_deg"],
                                                      alpha_epi=angles["alpha_epi_deg"],
                                                      beta_endo=angles["beta_endo_deg"], beta_epi=angles["beta_epi_deg"]))
