@@ -29,6 +29,7 @@ import scipy.sparse.csgraph
 from scipy.spatial import cKDTree
 
 from ecgcohort.conduction.eikonal import conduction_tensors
+from ecgcohort.fem import locate_points
 
 
 @dataclass(frozen=True)
@@ -80,18 +81,8 @@ def couple_points(points_mm: np.ndarray, tetrahedra: np.ndarray, positions_mm: n
     points = np.asarray(points_mm, dtype=float)
     tets = np.asarray(tetrahedra, dtype=np.int64)
     positions = np.atleast_2d(np.asarray(positions_mm, dtype=float))
-    corners = points[tets]
-    k = min(candidates, len(tets))
-    near = cKDTree(corners.mean(axis=1)).query(positions, k=k)[1].reshape(len(positions), k)
-    a = corners[near, 0]
-    edges = np.stack([corners[near, 1] - a, corners[near, 2] - a, corners[near, 3] - a], axis=-1)
-    local = np.linalg.solve(edges, (positions[:, None, :] - a)[..., None])[..., 0]
-    barycentric = np.concatenate([1.0 - local.sum(axis=-1, keepdims=True), local], axis=-1)
-    best = barycentric.min(axis=-1).argmax(axis=1)
+    chosen, weights = locate_points(points, tets, positions, candidates)
     rows = np.arange(len(positions))
-    chosen = near[rows, best]
-    weights = np.clip(barycentric[rows, best], 0.0, None)
-    weights /= weights.sum(axis=1, keepdims=True)
     nodes = tets[chosen].ravel()
     source = np.repeat(rows, 4)
     weights = weights.ravel()
