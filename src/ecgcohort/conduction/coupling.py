@@ -25,11 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse
-import scipy.sparse.csgraph
 from scipy.spatial import cKDTree
 
 from ecgcohort.conduction.eikonal import conduction_tensors
-from ecgcohort.fem import locate_points
+from ecgcohort.fem import centroid_tree, locate_points
 
 
 @dataclass(frozen=True)
@@ -67,21 +66,36 @@ class CoupledSources:
         return times + np.sqrt(np.einsum("ij,ij->i", d, np.linalg.solve(tensors, d[:, :, None])[:, :, 0]))
 
 
+@dataclass(frozen=True)
+class MeshSearch:
+    """k-d trees of a mesh's cell centroids and nodes (scipy cKDTree), built once per grid."""
+
+    centroids: cKDTree
+    nodes: cKDTree
+
+    @classmethod
+    def of(cls, points_mm: np.ndarray, tetrahedra: np.ndarray) -> MeshSearch:
+        return cls(centroid_tree(points_mm, tetrahedra), cKDTree(points_mm))
+
+
 def couple_points(points_mm: np.ndarray, tetrahedra: np.ndarray, positions_mm: np.ndarray,
                   candidates: int = 24, radius_edges: float = 0.0,
-                  adjacency: scipy.sparse.csr_matrix | None = None) -> CoupledSources:
+                  adjacency: scipy.sparse.csr_matrix | None = None, trees: MeshSearch | None = None
+                  ) -> CoupledSources:
     """Couple stimulus ``positions_mm`` (k, 3) to the mesh (``points_mm`` (n, 3), ``tetrahedra``
     (m, 4)): each to the tetrahedron holding it, or the one nearest to holding it (largest
     smallest barycentric coordinate among the ``candidates`` with the nearest centroids).
     With ``radius_edges`` > 0 each stimulus also takes the nodes of its ball (see the module
     notes), with barycentric weight 0: :meth:`CoupledSources.interpolate` is unchanged;
-    ``adjacency`` is the mesh's :func:`node_adjacency` when the caller keeps it."""
+    ``adjacency`` is the mesh's :func:`node_adjacency` and ``trees`` its :class:`MeshSearch`
+    when the caller keeps them."""
     if not np.isfinite(radius_edges) or radius_edges < 0:
         raise ValueError(f"the source radius must be >= 0 edge lengths, got {radius_edges!r}")
     points = np.asarray(points_mm, dtype=float)
     tets = np.asarray(tetrahedra, dtype=np.int64)
     positions = np.atleast_2d(np.asarray(positions_mm, dtype=float))
-    chosen, weights = locate_points(points, tets, positions, candidates)
+    trees = trees or MeshSearch.of(points, tets)
+    chosen, weights = locate_points(points, tets, positions, candidates, centroids=trees.centroids)
     rows = np.arange(len(positions))
     nodes = tets[chosen].ravel()
     source = np.repeat(rows, 4)
@@ -89,7 +103,8 @@ def couple_points(points_mm: np.ndarray, tetrahedra: np.ndarray, positions_mm: n
     if radius_edges > 0:
         if adjacency is None:
             adjacency = node_adjacency(tets, len(points))
-        ball_nodes, ball_source = _source_balls(points, tets, positions, chosen, float(radius_edges), adjacency)
+        ball_nodes, ball_source = _source_balls(points, tets, positions, chosen, float(radius_edges), adjacency,
+                                                trees.nodes)
         nodes, source = np.concatenate([nodes, ball_nodes]), np.concatenate([source, ball_source])
         weights = np.concatenate([weights, np.zeros(len(ball_nodes))])
     return CoupledSources(nodes=nodes, source=source, cells=chosen[source],
@@ -106,7 +121,8 @@ def node_adjacency(tetrahedra: np.ndarray, n_nodes: int) -> scipy.sparse.csr_mat
 
 
 def _source_balls(points: np.ndarray, tets: np.ndarray, positions: np.ndarray, cells: np.ndarray,
-                  radius_edges: float, adjacency: scipy.sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+                  radius_edges: float, adjacency: scipy.sparse.csr_matrix, node_tree: cKDTree
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """(nodes, stimulus index) of every stimulus's ball: the nodes within ``radius_edges`` mean
     edge lengths of its cell that the cell's corners reach along mesh edges without leaving the
     ball, so a ball never jumps across a blood pool or a thin wall to the facing myocardium."""
@@ -114,13 +130,22 @@ def _source_balls(points: np.ndarray, tets: np.ndarray, positions: np.ndarray, c
     pairs = [(i, j) for i in range(4) for j in range(i + 1, 4)]
     radius = radius_edges * np.mean([np.linalg.norm(corners[:, i] - corners[:, j], axis=1) for i, j in pairs], axis=0)
     found_nodes, found_source = [], []
-    for k, near in enumerate(cKDTree(points).query_ball_point(positions, radius)):
-        ball = np.union1d(np.asarray(near, dtype=np.int64), tets[cells[k]])
-        _, labels = scipy.sparse.csgraph.connected_components(adjacency[ball][:, ball], directed=False)
-        seeds = np.isin(ball, tets[cells[k]])
-        reached = ball[np.isin(labels, labels[seeds]) & ~seeds]
-        found_nodes.append(reached)
-        found_source.append(np.full(len(reached), k, dtype=np.int64))
+    indptr, indices = adjacency.indptr, adjacency.indices
+    for k, near in enumerate(node_tree.query_ball_point(positions, radius)):
+        seeds = {int(node) for node in tets[cells[k]]}
+        inside = set(near) | seeds
+        reached, frontier = set(seeds), list(seeds)
+        while frontier:  # along the edges from the cell's corners, inside the ball
+            following = []
+            for node in frontier:
+                for neighbour in indices[indptr[node]:indptr[node + 1]].tolist():
+                    if neighbour in inside and neighbour not in reached:
+                        reached.add(neighbour)
+                        following.append(neighbour)
+            frontier = following
+        ball = np.array(sorted(reached - seeds), dtype=np.int64)
+        found_nodes.append(ball)
+        found_source.append(np.full(len(ball), k, dtype=np.int64))
     if not found_nodes:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return np.concatenate(found_nodes), np.concatenate(found_source)

@@ -255,8 +255,9 @@ def scenario_activation(scenario: Scenario, fibres: MyocardialFibres, heart: Sur
         nodes.append(coupled.nodes[fires])
         node_times.append(coupled.node_times(np.where(np.isfinite(firing), firing, 0.0), grid.structure, v_fibre,
                                              v_cross, grid.normal_structure, v_normal)[fires])
+    # the first solve's front is kept: the junctions only bring parts of it earlier
     tau = grid.activation_times(v_fibre, v_cross, np.concatenate(nodes), np.concatenate(node_times), device=device,
-                                v_normal=v_normal)
+                                v_normal=v_normal, earlier=tau)
     return grid.restrict(tau), stimuli
 
 

@@ -1,0 +1,300 @@
+"""Compiled (numba) anisotropic eikonal solver on tetrahedra: the discrete equations of the
+Fast Iterative Method, solved in Dijkstra's order.
+
+A node's value is the minimum over its tetrahedra of the local update
+
+    min over lambda in the simplex of   sum_i lambda_i u_i + || x_v - sum_i lambda_i x_i ||_M,
+
+with M = D^-1 the tetrahedron's inverse conduction tensor, over the opposite face (interior
+stationary point), its three edges and its three vertices (Fu, Kirby & Whitaker 2013, the
+update fim-python uses). The Fast Iterative Method finds the fixed point of these equations
+by sweeping an active list until nothing changes. Here the earliest tentative node is taken
+from a heap instead and updates only its own tetrahedra, for their three other nodes; an
+anisotropic update can still lower a node already taken (the equations are not causal on
+every mesh), which puts it back on the heap (label correcting, Bertsekas 1998 ch. 2), so the
+result is the same fixed point, not an ordered-upwind approximation. On a converged heart
+(575k nodes, 3.0M tetrahedra) that is 4-5x fewer operations than the active-list sweep.
+
+Each tetrahedron stores the six squared M-lengths of its edges (every inner product a local
+update needs follows by polarisation), their roots, and each vertex's M-distance to the
+plane of its opposite face: no update from that tetrahedron can be below the smallest value
+on the face plus that height, which skips most updates that cannot improve a node. Units:
+whatever the caller uses consistently (here mm, mm/ms, ms).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+#: the edge number (0-5) of a tetrahedron's local vertices i, j
+_EDGE = np.array([[-1, 0, 1, 2], [0, -1, 3, 4], [1, 3, -1, 5], [2, 4, 5, -1]], dtype=np.int64)
+#: columns of :func:`cell_forms`: squared M-lengths, their roots, the face heights
+_LENGTHS, _ROOTS, _HEIGHTS = 0, 6, 12
+#: heights are shrunk by this relative margin so that rounding never lets the bound skip an
+#: update that would improve a node
+_HEIGHT_MARGIN = 1e-12
+
+
+@numba.njit(cache=True)
+def node_cells(n_nodes: int, tetrahedra: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The cells around every node as CSR: offsets (n+1,), cells (4m,) and the node's local
+    vertex number (0-3) in each."""
+    offsets = np.zeros(n_nodes + 1, dtype=np.int64)
+    for cell in range(tetrahedra.shape[0]):
+        for local in range(4):
+            offsets[tetrahedra[cell, local] + 1] += 1
+    for node in range(n_nodes):
+        offsets[node + 1] += offsets[node]
+    filled = offsets[:-1].copy()
+    cells = np.empty(offsets[n_nodes], dtype=np.int64)
+    locals_ = np.empty(offsets[n_nodes], dtype=np.int8)
+    for cell in range(tetrahedra.shape[0]):
+        for local in range(4):
+            v = tetrahedra[cell, local]
+            cells[filled[v]] = cell
+            locals_[filled[v]] = local
+            filled[v] += 1
+    return offsets, cells, locals_
+
+
+@numba.njit(cache=True, inline="always")
+def _others(target: int) -> tuple[int, int, int]:
+    """The three local vertices other than ``target``, in increasing order."""
+    if target == 0:
+        return 1, 2, 3
+    if target == 1:
+        return 0, 2, 3
+    if target == 2:
+        return 0, 1, 3
+    return 0, 1, 2
+
+
+@numba.njit(cache=True)
+def cell_forms(points: np.ndarray, tetrahedra: np.ndarray, inverse_tensors: np.ndarray) -> np.ndarray:
+    """Per tetrahedron (m, 16): the squared M-lengths of its six edges (ms^2 with points in mm
+    and M = D^-1 in (ms/mm)^2), their roots (ms), and each vertex's M-distance to the plane
+    of its opposite face (ms, 0 for a flat tetrahedron)."""
+    forms = np.zeros((tetrahedra.shape[0], 16))
+    d = np.empty(3)
+    for cell in range(tetrahedra.shape[0]):
+        m = inverse_tensors[cell]
+        for i in range(4):
+            for j in range(i + 1, 4):
+                for a in range(3):
+                    d[a] = points[tetrahedra[cell, j], a] - points[tetrahedra[cell, i], a]
+                total = 0.0
+                for a in range(3):
+                    for b in range(3):
+                        total += d[a] * m[a, b] * d[b]
+                forms[cell, _LENGTHS + _EDGE[i, j]] = total
+                forms[cell, _ROOTS + _EDGE[i, j]] = math.sqrt(max(total, 0.0))
+        for target in range(4):
+            la, lb, lc = _others(target)
+            l_ac = forms[cell, _EDGE[la, lc]]
+            l_bc = forms[cell, _EDGE[lb, lc]]
+            e1e2 = 0.5 * (l_ac + l_bc - forms[cell, _EDGE[la, lb]])
+            e1y = 0.5 * (l_ac + forms[cell, _EDGE[target, lc]] - forms[cell, _EDGE[target, la]])
+            e2y = 0.5 * (l_bc + forms[cell, _EDGE[target, lc]] - forms[cell, _EDGE[target, lb]])
+            det = l_ac * l_bc - e1e2 * e1e2
+            if det > 0.0:
+                h2 = forms[cell, _EDGE[target, lc]] - (e1y * (l_bc * e1y - e1e2 * e2y)
+                                                       + e2y * (l_ac * e2y - e1e2 * e1y)) / det
+                forms[cell, _HEIGHTS + target] = math.sqrt(max(h2, 0.0)) * (1.0 - _HEIGHT_MARGIN)
+    return forms
+
+
+@numba.njit(cache=True, inline="always")
+def _segment(u_i: float, u_j: float, g: float, b: float, yy: float, best: float) -> float:
+    """Minimum over alpha in (0, 1) of alpha u_i + (1-alpha) u_j + ||y - alpha e|| with
+    g = e.Me, b = e.My, yy = y.My (e = x_i - x_j, y = x_v - x_j), if interior; else best."""
+    k = u_i - u_j
+    if g <= 0.0:
+        return best
+    kappa = k * k / g
+    if kappa >= 1.0:
+        return best
+    h2 = yy - b * b / g
+    if h2 < 0.0:
+        h2 = 0.0
+    s = math.sqrt(h2 / (1.0 - kappa))
+    alpha = (b - k * s) / g
+    if 0.0 < alpha < 1.0:
+        value = u_j + k * alpha + s
+        if value < best:
+            return value
+    return best
+
+
+@numba.njit(cache=True, inline="always")
+def _tetrahedron_update(cell: int, target: int, changed: int, tetrahedra: np.ndarray, forms: np.ndarray,
+                        phi: np.ndarray, best: float) -> float:
+    """The local update of vertex ``target`` of ``cell`` (the smaller of it and ``best``).
+    With ``changed`` a local vertex, only the parts that use that vertex's value (its vertex,
+    its two edges, the face): the others cannot have changed since they were last evaluated.
+    With ``changed`` = -1, all of them."""
+    la, lb, lc = _others(target)
+    u_a = phi[tetrahedra[cell, la]]
+    u_b = phi[tetrahedra[cell, lb]]
+    u_c = phi[tetrahedra[cell, lc]]
+    fa = u_a < np.inf
+    fb = u_b < np.inf
+    fc = u_c < np.inf
+    if not (fa or fb or fc):
+        return best
+    ea = _EDGE[target, la]
+    eb = _EDGE[target, lb]
+    ec = _EDGE[target, lc]
+    if fa and changed != lb and changed != lc:
+        best = min(best, u_a + forms[cell, _ROOTS + ea])
+    if fb and changed != la and changed != lc:
+        best = min(best, u_b + forms[cell, _ROOTS + eb])
+    if fc and changed != la and changed != lb:
+        best = min(best, u_c + forms[cell, _ROOTS + ec])
+    # e1 = x_a - x_c, e2 = x_b - x_c, y = x_v - x_c; inner products by polarisation
+    l_ac = forms[cell, _LENGTHS + _EDGE[la, lc]]
+    l_bc = forms[cell, _LENGTHS + _EDGE[lb, lc]]
+    l_ab = forms[cell, _LENGTHS + _EDGE[la, lb]]
+    yy = forms[cell, _LENGTHS + ec]
+    e1e2 = 0.5 * (l_ac + l_bc - l_ab)
+    e1y = 0.5 * (l_ac + yy - forms[cell, _LENGTHS + ea])
+    e2y = 0.5 * (l_bc + yy - forms[cell, _LENGTHS + eb])
+    # edges (a, c), (b, c), (a, b); for (a, b): e = e1 - e2, y' = y - e2
+    if fa and fc and changed != lb:
+        best = _segment(u_a, u_c, l_ac, e1y, yy, best)
+    if fb and fc and changed != la:
+        best = _segment(u_b, u_c, l_bc, e2y, yy, best)
+    if fa and fb and changed != lc:
+        best = _segment(u_a, u_b, l_ab, e1y - e1e2 - e2y + l_bc, yy - 2.0 * e2y + l_bc, best)
+    # the face's interior: G lambda = b - k s with s^2 (1 - k.G^-1 k) = yy - b.G^-1 b
+    if fa and fb and fc:
+        det = l_ac * l_bc - e1e2 * e1e2
+        if det <= 0.0:
+            return best
+        k1 = u_a - u_c
+        k2 = u_b - u_c
+        gi00 = l_bc / det
+        gi01 = -e1e2 / det
+        gi11 = l_ac / det
+        kappa = k1 * (gi00 * k1 + gi01 * k2) + k2 * (gi01 * k1 + gi11 * k2)
+        if kappa >= 1.0:
+            return best
+        h2 = yy - (e1y * (gi00 * e1y + gi01 * e2y) + e2y * (gi01 * e1y + gi11 * e2y))
+        if h2 < 0.0:
+            h2 = 0.0
+        s = math.sqrt(h2 / (1.0 - kappa))
+        r1 = e1y - k1 * s
+        r2 = e2y - k2 * s
+        lam1 = gi00 * r1 + gi01 * r2
+        lam2 = gi01 * r1 + gi11 * r2
+        if lam1 > 0.0 and lam2 > 0.0 and lam1 + lam2 < 1.0:
+            best = min(best, u_c + k1 * lam1 + k2 * lam2 + s)
+    return best
+
+
+@numba.njit(cache=True)
+def solve_node(v: int, phi: np.ndarray, tetrahedra: np.ndarray, forms: np.ndarray, offsets: np.ndarray,
+               cells: np.ndarray, locals_: np.ndarray) -> float:
+    """The smallest local update of node v over all its tetrahedra (inf when none is upwind)."""
+    best = np.inf
+    for k in range(offsets[v], offsets[v + 1]):
+        best = _tetrahedron_update(cells[k], locals_[k], -1, tetrahedra, forms, phi, best)
+    return best
+
+
+@numba.njit(cache=True, inline="always")
+def _heap_push(keys: np.ndarray, items: np.ndarray, size: int, key: float, item: int) -> None:
+    position = size
+    while position > 0:
+        parent = (position - 1) >> 1
+        if keys[parent] <= key:
+            break
+        keys[position] = keys[parent]
+        items[position] = items[parent]
+        position = parent
+    keys[position] = key
+    items[position] = item
+
+
+@numba.njit(cache=True, inline="always")
+def _heap_sift_last(keys: np.ndarray, items: np.ndarray, size: int) -> None:
+    """After taking the root: put entry ``size`` (the old last) in its place among ``size``."""
+    key = keys[size]
+    item = items[size]
+    position = 0
+    while True:
+        child = 2 * position + 1
+        if child >= size:
+            break
+        if child + 1 < size and keys[child + 1] < keys[child]:
+            child += 1
+        if keys[child] >= key:
+            break
+        keys[position] = keys[child]
+        items[position] = items[child]
+        position = child
+    keys[position] = key
+    items[position] = item
+
+
+@numba.njit(cache=True)
+def ordered_label_correcting(phi: np.ndarray, tetrahedra: np.ndarray, forms: np.ndarray, offsets: np.ndarray,
+                             cells: np.ndarray, locals_: np.ndarray, sources: np.ndarray,
+                             source_values: np.ndarray, tolerance: float) -> int:
+    """Lower ``phi`` (n,) in place to the fixed point of the local updates with ``sources``
+    fired at ``source_values`` (the units of ``phi``, ms here; inf where unreached). ``phi``
+    starts at inf, or at an earlier solution of the same grid whose sources are kept (their
+    front is not recomputed: only what the new sources change is). A source keeps its value
+    unless the front reaches it earlier; a node's value changes only by more than
+    ``tolerance``. Returns the number of nodes taken from the heap (re-takes included)."""
+    capacity = max(16, 2 * phi.shape[0])
+    keys = np.empty(capacity)
+    items = np.empty(capacity, dtype=np.int64)
+    size = 0
+    for i in range(sources.shape[0]):
+        if source_values[i] < phi[sources[i]]:
+            phi[sources[i]] = source_values[i]
+    for i in range(sources.shape[0]):
+        if phi[sources[i]] == source_values[i]:
+            _heap_push(keys, items, size, source_values[i], sources[i])
+            size += 1
+    taken = 0
+    while size > 0:
+        key = keys[0]
+        v = items[0]
+        size -= 1
+        if size > 0:
+            _heap_sift_last(keys, items, size)
+        if key > phi[v]:
+            continue  # a lower entry of v was or will be taken instead
+        taken += 1
+        for k in range(offsets[v], offsets[v + 1]):
+            cell = cells[k]
+            changed = locals_[k]
+            for target in range(4):
+                if target == changed:
+                    continue
+                w = tetrahedra[cell, target]
+                threshold = phi[w] - tolerance
+                lowest = np.inf
+                for other in range(4):
+                    if other != target:
+                        lowest = min(lowest, phi[tetrahedra[cell, other]])
+                if lowest + forms[cell, _HEIGHTS + target] >= threshold:
+                    continue
+                candidate = _tetrahedron_update(cell, target, changed, tetrahedra, forms, phi, threshold)
+                if candidate < threshold:
+                    phi[w] = candidate
+                    if size == capacity:
+                        capacity *= 2
+                        grown_keys = np.empty(capacity)
+                        grown_items = np.empty(capacity, dtype=np.int64)
+                        grown_keys[:size] = keys[:size]
+                        grown_items[:size] = items[:size]
+                        keys = grown_keys
+                        items = grown_items
+                    _heap_push(keys, items, size, candidate, w)
+                    size += 1
+    return taken
