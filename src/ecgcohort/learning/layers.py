@@ -154,7 +154,7 @@ class SkipMLP(torch.nn.Module):
     def tail(self, h: torch.Tensor) -> torch.Tensor:
         """The layers after the one following the skip, from its (ReLU'd) output to the output."""
         for linear in self.linears[self.skip_at + 1:-1]:
-            h = torch.relu(linear(h))
+            h = torch.relu_(linear(h))  # in place: the linear output is used by nothing else
         return self.linears[-1](h)
 
     def layer_bounds(self) -> torch.Tensor:

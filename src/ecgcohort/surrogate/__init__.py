@@ -26,6 +26,7 @@ _EXPORTS = {
     "load_surrogate": "ecgcohort.surrogate.model",
     "normalised_electrodes": "ecgcohort.surrogate.model",
     "ecg_from_lead_matrix": "ecgcohort.surrogate.model",
+    "ecg_from_potentials": "ecgcohort.surrogate.model",
     "angular_error_deg": "ecgcohort.surrogate.metrics",
     "relative_magnitude_error": "ecgcohort.surrogate.metrics",
     "relative_l2": "ecgcohort.surrogate.metrics",

@@ -290,8 +290,9 @@ def evaluate_surrogate_job(*, patient: str, store: str | Path, model_path: str |
     from ecgcohort.leadfield.matrix import lead_matrix
     from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
     from ecgcohort.surrogate.metrics import relative_l2
-    from ecgcohort.surrogate.model import ecg_from_lead_matrix, load_surrogate, read_code_table
-    from ecgcohort.surrogate.transfer import Myocardium, ecg_transfer, qrs_and_t_phases, source_weights
+    from ecgcohort.surrogate.model import ecg_from_potentials, load_surrogate, read_code_table
+    from ecgcohort.surrogate.transfer import (Myocardium, ecg_transfer, qrs_and_t_phases, source_weights,
+                                             transfer_fields)
 
     cohort = open_cohort(store)
     if patient not in cohort.patient.values:
@@ -337,6 +338,8 @@ def evaluate_surrogate_job(*, patient: str, store: str | Path, model_path: str |
     fem_cells = mesh.grad_lead_field_cell.values.astype(np.float64)
     myocardium = Myocardium(nodes_m, tetrahedra, intracellular)
     transfer = {kind: {"cells": _cell_errors(cell_gradients[kind], fem_cells)} for kind in ("surrogate", "pseudo")}
+    # the transfer's lead matrices do not depend on the beat: built once, not per scenario
+    fields = {kind: transfer_fields(myocardium, fem_cells, cell_gradients[kind], names) for kind in ("surrogate", "pseudo")}
     template = action_potential_template(cycle_length_ms, cache_dir=template_cache_dir)
     times_ms = time_grid_ms(duration_ms, dt_ms)
     scenarios = [str(s) for s in cohort.scenario.values]
@@ -346,8 +349,12 @@ def evaluate_surrogate_job(*, patient: str, store: str | Path, model_path: str |
         activation_ms = mesh.activation_time.sel(scenario=scenario).values * 1e3
         apd = mesh.apd_scale.sel(scenario=scenario).values
         spread = mesh.upstroke_spread.sel(scenario=scenario).values * 1e3 if "upstroke_spread" in mesh else None
+        # one V_m per scenario for every lead matrix and the transfer (it was built four times)
+        vm = ActivationMap(scenario=scenario, kind="", activation_ms=activation_ms, apd_scale=apd,
+                           sites_mm=np.zeros((0, 3)), site_times_ms=np.zeros(0),
+                           upstroke_ms=spread).transmembrane_potential_mv(times_ms, template)
         for kind, matrix in matrices.items():
-            unipolar, leads = ecg_from_lead_matrix(matrix, names, activation_ms, apd, times_ms, template, spread)
+            unipolar, leads = ecg_from_potentials(matrix, names, vm)
             ecgs[kind]["unipolar"].append(unipolar)
             ecgs[kind]["leads"].append(leads)
         stored = one.lead_ecg.sel(scenario=scenario).values
@@ -356,14 +363,11 @@ def evaluate_surrogate_job(*, patient: str, store: str | Path, model_path: str |
             raise ValueError(f"patient {patient}, {scenario}: the FEM ECG recomputed from the stored lead matrix "
                              f"differs from the dataset's by {mismatch:.2e} (relative l2); the ECG settings differ "
                              "from the dataset's")
-        vm = ActivationMap(scenario=scenario, kind="", activation_ms=activation_ms, apd_scale=apd,
-                           sites_mm=np.zeros((0, 3)), site_times_ms=np.zeros(0),
-                           upstroke_ms=spread).transmembrane_potential_mv(times_ms, template)
         phases = qrs_and_t_phases(times_ms, float(activation_ms.max()), evaluation["qrs_margin_ms"])
         weights = source_weights(myocardium, vm, phases)
         for kind in ("surrogate", "pseudo"):
-            transfer[kind][scenario] = _jsonable(ecg_transfer(myocardium, vm, fem_cells, cell_gradients[kind],
-                                                              names, phases, weights))
+            transfer[kind][scenario] = _jsonable(ecg_transfer(myocardium, vm, None, None, names, phases, weights,
+                                                              fields[kind]))
             leads, reference = ecgs[kind]["leads"][-1], ecgs["fem"]["leads"][-1]
             per_lead = relative_l2(leads, reference)
             ecg_summary[kind][scenario] = {

@@ -154,6 +154,16 @@ def normalised_electrodes(electrodes_mm: np.ndarray, torso_points_mm: np.ndarray
                                   np.asarray(electrodes_mm, dtype=np.float64))
 
 
+def ecg_from_potentials(lead: np.ndarray, electrode_names: Sequence[str], vm_mv: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """(unipolar (E, T), 12 leads (12, T)) in V from a lead matrix (E, N) and the beat's V_m
+    (N, T) in mV, for callers that form several lead matrices' ECGs from one V_m."""
+    from ecgcohort.ecg.leads import standard_leads
+
+    unipolar = (np.asarray(lead, dtype=np.float64) @ vm_mv) * 1e-3  # mV -> V: the lead matrix is dimensionless
+    return unipolar, standard_leads(unipolar, list(electrode_names))
+
+
 def ecg_from_lead_matrix(lead: np.ndarray, electrode_names: Sequence[str], activation_ms: np.ndarray,
                          apd_scale: np.ndarray, times_ms: np.ndarray, template: Any,
                          upstroke_ms: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

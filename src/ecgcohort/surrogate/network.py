@@ -223,7 +223,7 @@ class LeadFieldNetwork(torch.nn.Module):
         skip = torch.cat([electrodes, code.reshape(1, -1).expand(len(electrodes), -1)], dim=-1)
         per_lead = torch.nn.functional.linear(skip, w_s)  # (E, hidden)
         chunk = max(1, rows_per_chunk // max(len(x), 1))
-        return torch.cat([self.mlp.tail(torch.relu(shared[None] + per_lead[start:start + chunk, None]))
+        return torch.cat([self.mlp.tail(torch.relu_(shared[None] + per_lead[start:start + chunk, None]))
                           for start in range(0, len(electrodes), chunk)])
 
 
