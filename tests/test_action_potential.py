@@ -109,6 +109,51 @@ def test_template_sampling_and_cache(tmp_path, monkeypatch):
         ap.action_potential_template(800.0, tmp_path, beats=1)
 
 
+def test_a_template_cached_by_other_code_or_another_library_is_recomputed(tmp_path, monkeypatch):
+    """The cache's key hashes the module's source and the numpy and Python versions: a template
+    that another version wrote (here: a poisoned file under the old key) is never loaded."""
+    first = ap.action_potential_template(1000.0, tmp_path, beats=1)
+    (cached,) = tmp_path.glob("*.npz")
+    assert ap.template_cache_key() in cached.name
+    with np.load(cached) as stored:
+        poisoned = {name: stored[name] for name in stored.files}
+    poisoned["voltage_mv"] = poisoned["voltage_mv"] + 50.0
+    np.savez(cached, **poisoned)
+    assert ap.action_potential_template(1000.0, tmp_path, beats=1).voltage_mv.max() > first.voltage_mv.max() + 49.0
+
+    source = ap.Path(ap.__file__).read_bytes()
+    for label, patch in (("source", lambda: monkeypatch.setattr(ap.Path, "read_bytes", lambda self: source + b"# edit")),
+                         ("numpy", lambda: monkeypatch.setattr(ap.np, "__version__", "0.0.1"))):
+        ap.template_cache_key.cache_clear()
+        patch()
+        assert ap.template_cache_key() not in cached.name, label
+        fresh = ap.action_potential_template(1000.0, tmp_path, beats=1)
+        np.testing.assert_array_equal(fresh.voltage_mv, first.voltage_mv)  # recomputed, not the poisoned file
+        monkeypatch.undo()
+    ap.template_cache_key.cache_clear()
+    assert len(list(tmp_path.glob("*.npz"))) == 3
+
+
+def test_a_compiled_function_from_a_changed_source_is_recompiled(tmp_path):
+    """The compiled kernels (eikonal, source weights, ldrb's helpers) use numba's on-disk cache,
+    which is keyed by the source file's time stamp and size and by numba's version: a process
+    that imports an edited module runs the new code, not the cached machine code."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    module = tmp_path / "kernel.py"
+    run = [sys.executable, "-c", "import kernel; print(kernel.value(2.0))"]
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    module.write_text("import numba\n\n@numba.njit(cache=True)\ndef value(x):\n    return x + 1.0\n")
+    assert subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout.strip() == "3.0"
+    assert any((tmp_path / "cache").rglob("*.nbi"))
+    time.sleep(0.01)
+    module.write_text("import numba\n\n@numba.njit(cache=True)\ndef value(x):\n    return x * 10.0\n")
+    assert subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout.strip() == "20.0"
+
+
 def test_template_call_and_measures(template):
     assert template(-1000.0) == template.resting_mv
     assert template(1e6) == template.resting_mv

@@ -15,7 +15,10 @@ Units follow the paper: V mV, t ms, currents pA/pF, concentrations mM, C_m µF, 
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -110,7 +113,6 @@ INITIAL_STATE = (
 )
 
 TEMPLATE_PRE_MS = 20  # ms of rest kept before the stimulus in the template
-_CACHE_VERSION = "tp06v1"
 
 
 class CellParameters(NamedTuple):
@@ -376,16 +378,27 @@ class ActionPotential:
         return np.interp(t_ms, self.time_ms, self.voltage_mv, left=self.resting_mv, right=self.resting_mv)
 
 
+@functools.lru_cache(maxsize=1)
+def template_cache_key() -> str:
+    """The version of a cached template: a hash of this module's source (the TP06 model, its
+    integrator and the sampling) and of the numpy and Python versions that compute it, so that a
+    template from other code or another library is recomputed, never loaded."""
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    digest.update(f"numpy {np.__version__}, python {sys.version_info[:3]}".encode())
+    return digest.hexdigest()[:16]
+
+
 def action_potential_template(cycle_length_ms: float = 1000.0, cache_dir: str | Path | None = None, *,
                               beats: int = 10, dt_ms: float = 0.02, cell: str = "epi") -> ActionPotential:
-    """The epicardial template sampled at 1 ms; cached as .npz in cache_dir (computed once).
+    """The epicardial template sampled at 1 ms; cached as .npz in cache_dir (computed once per
+    :func:`template_cache_key`).
 
     The last paced beat is sampled at t = 0, 1, …, cycle_length−1 ms; its final TEMPLATE_PRE_MS
     samples (the approach to the next stimulus on the limit cycle) are prepended at negative times.
     """
     path = None
     if cache_dir is not None:
-        path = Path(cache_dir) / f"{_CACHE_VERSION}_{cell}_cl{cycle_length_ms:g}_b{beats}_dt{dt_ms:g}.npz"
+        path = Path(cache_dir) / f"tp06_{template_cache_key()}_{cell}_cl{cycle_length_ms:g}_b{beats}_dt{dt_ms:g}.npz"
         if path.exists():
             with np.load(path) as z:
                 return ActionPotential(z["time_ms"], z["voltage_mv"], float(z["resting_mv"]), float(z["peak_mv"]),
