@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numba
 import numpy as np
 
 from ecgcohort.io import atomic_path
@@ -480,34 +481,49 @@ def transmembrane_potential(activation_ms: np.ndarray, times_ms: np.ndarray, tem
     spread = np.zeros(tau.shape) if upstroke_ms is None else np.broadcast_to(np.asarray(upstroke_ms, float), tau.shape)
     if np.any(~np.isfinite(spread) | (spread < 0)):
         raise ValueError("upstroke_ms must be finite and >= 0")
-    inv_scale = 1.0 / scale
-    stretched = bool(np.any(scale != 1.0))
-    t_p = template.peak_time_ms
+    if np.any(spread > 0):
+        grid, tables = smoothed_templates(template, np.arange(int(np.floor(spread.max() / SPREAD_STEP_MS)) + 2)
+                                          * SPREAD_STEP_MS)
+    else:
+        grid, tables = template.time_ms, template.voltage_mv[None]
     bins = spread / SPREAD_STEP_MS
     lower = np.floor(bins).astype(np.int64)
-    fraction = bins - lower
-    smoothing = bool(np.any(spread > 0))
-    if smoothing:
-        fine, tables = smoothed_templates(template, np.arange(int(lower.max()) + 2) * SPREAD_STEP_MS)
     out = np.empty((tau.size, t.size))
-    for a in range(0, tau.size, chunk):
-        b = min(a + chunk, tau.size)
-        if stretched:
-            xi = t[None, :] - (tau[a:b, None] + t_p)  # local time relative to the template peak
-            np.multiply(xi, inv_scale[a:b, None], out=xi, where=xi > 0.0)
-            xi += t_p
-        else:
-            xi = t[None, :] - tau[a:b, None]
-        if not smoothing:
-            out[a:b] = np.interp(xi, template.time_ms, template.voltage_mv,
-                                 left=template.resting_mv, right=template.resting_mv)
-            continue
-        for k in np.unique(lower[a:b]):
-            rows = np.flatnonzero(lower[a:b] == k)
-            local = xi[rows]
-            weight = fraction[a:b][rows][:, None]
-            out[a + rows] = ((1.0 - weight) * np.interp(local, fine, tables[k], left=template.resting_mv,
-                                                        right=template.resting_mv)
-                             + weight * np.interp(local, fine, tables[k + 1], left=template.resting_mv,
-                                                  right=template.resting_mv))
+    _sample_potentials(tau, t, 1.0 / scale, float(template.peak_time_ms), np.ascontiguousarray(grid, dtype=float),
+                       np.ascontiguousarray(tables, dtype=float), lower, bins - lower, float(template.resting_mv), out)
     return out
+
+
+@numba.njit(cache=True)
+def _sample_potentials(tau: np.ndarray, times: np.ndarray, inverse_scale: np.ndarray, peak_ms: float,
+                       grid: np.ndarray, tables: np.ndarray, lower: np.ndarray, fraction: np.ndarray,
+                       resting: float, out: np.ndarray) -> None:
+    """out[n, k] = the node's template at its local time: tables[lower[n]] and tables[lower[n] + 1]
+    (on ``grid``, linear between samples, ``resting`` outside) mixed by ``fraction[n]``; local
+    time t − τ, stretched by 1/scale after the peak. Times increase, so each node's search
+    walks forward along the grid instead of bisecting (np.interp's work per sample)."""
+    last = grid.shape[0] - 1
+    for n in range(tau.shape[0]):
+        first_table = tables[lower[n]]
+        second_table = tables[min(lower[n] + 1, tables.shape[0] - 1)]
+        weight = fraction[n]
+        j = 0
+        for k in range(times.shape[0]):
+            xi = times[k] - tau[n]
+            if xi > peak_ms:
+                xi = peak_ms + (xi - peak_ms) * inverse_scale[n]
+            if xi < grid[0] or xi > grid[last]:
+                out[n, k] = resting
+                continue
+            while j < last - 1 and grid[j + 1] <= xi:
+                j += 1
+            while j > 0 and grid[j] > xi:
+                j -= 1
+            step = grid[j + 1] - grid[j]
+            share = (xi - grid[j]) / step
+            first = first_table[j] + share * (first_table[j + 1] - first_table[j])
+            if weight == 0.0:
+                out[n, k] = first
+            else:
+                second = second_table[j] + share * (second_table[j + 1] - second_table[j])
+                out[n, k] = (1.0 - weight) * first + weight * second
