@@ -104,7 +104,7 @@ def feature_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def markdown_summary(rates: Sequence[Mapping[str, Any]], rows: Sequence[Row]) -> str:
-    """The pass-rate tables per criteria set with the issue's goals, and the beats that could
+    """The pass-rate tables per criteria set with their goals, and the beats that could
     not be delineated."""
     lines = ["# ECG realism", ""]
     for criteria_set in CRITERIA_SETS:
