@@ -283,6 +283,12 @@ def test_two_patients_go_through_every_stage(workflow_copy, workflow_config, rep
     assert plan.returncode == 0, plan.stderr[-3000:]
     parts = re.findall(r"^rule dataset_part:\n(?:.*\n)*?\s+wildcards: patient=([\w-]+)", plan.stdout, re.M)
     assert parts == ["train-0001"] and re.search(r"^rule assemble_dataset:", plan.stdout, re.M), plan.stdout[-3000:]
+    # ... and the test patient's inverse benchmark stays: its ground truth reads its own part
+    plan = workflow_copy.snakemake("--dry-run")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    jobs = set(re.findall(r"^rule (\w+):", plan.stdout, re.M))
+    assert {"assemble_dataset", "train_surrogate", "evaluate_surrogate"} <= jobs, jobs
+    assert not jobs & {"transfer_matrix", "heart_surface_dynamics", "reconstruct_inverse", "inverse_benchmark"}, jobs
     workflow_copy.write_config(two_patients(workflow_config))
 
     # the release: packed store, table, Croissant, WFDB, manifest, verified

@@ -47,7 +47,9 @@ rule heart_surface_dynamics:
         surfaces=rules.transfer_matrix.output.surfaces,
         transfer=rules.transfer_matrix.output.transfer,
         anatomy=rules.assemble_anatomy.output.summary,
-        store=rules.assemble_dataset.output.store,
+        # the patient's own part, not the assembled store: adding or changing another patient
+        # leaves the inverse benchmark of the test patients alone
+        part=rules.dataset_part.output.part,
     output:
         dynamics="results/inverse/{patient}/{source}/dynamics.npz",
         preview=report("results/inverse/{patient}/{source}/dynamics.png", caption=caption("inverse_dynamics"),

@@ -83,7 +83,8 @@ def heart_surface_dynamics_job(*, patient: str, source: str, surfaces_npz: str |
                                anatomy_json: str | Path, store: str | Path, dynamics: Mapping[str, Any],
                                cycle_length_ms: float, template_cache_dir: str | Path, out_npz: str | Path,
                                out_preview: str | Path) -> None:
-    """Ground-truth u on the heart surface and the clean BSPM (rule ``heart_surface_dynamics``)."""
+    """Ground-truth u on the heart surface and the clean BSPM (rule ``heart_surface_dynamics``);
+    ``store``: the cohort store or the patient's own part of it (the rule reads the part)."""
     from ecgcohort.inverse.figures import plot_dynamics
     from ecgcohort.inverse.surfaces import load_surfaces
 
