@@ -498,9 +498,10 @@ def transmembrane_potential(activation_ms: np.ndarray, times_ms: np.ndarray, tem
 def _sample_potentials(tau: np.ndarray, times: np.ndarray, inverse_scale: np.ndarray, peak_ms: float,
                        grid: np.ndarray, tables: np.ndarray, lower: np.ndarray, fraction: np.ndarray,
                        resting: float, out: np.ndarray) -> None:
-    """out[n, k] = the node's template at its local time: tables[lower[n]] and tables[lower[n] + 1]
-    (on ``grid``, linear between samples, ``resting`` outside) mixed by ``fraction[n]``; local
-    time t − τ, stretched by 1/scale after the peak. Times increase, so each node's search
+    """out[n, k] (mV) = the node's template at its local time: tables[lower[n]] and
+    tables[lower[n] + 1] (mV on ``grid``, ms; linear between samples, ``resting`` mV outside)
+    mixed by ``fraction[n]``; local time t − τ (``times``, ``tau``, ``peak_ms`` in ms),
+    stretched by 1/scale after the peak. Times increase, so each node's search
     walks forward along the grid instead of bisecting (np.interp's work per sample)."""
     last = grid.shape[0] - 1
     for n in range(tau.shape[0]):

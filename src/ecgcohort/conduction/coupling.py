@@ -78,7 +78,7 @@ class MeshSearch:
         return cls(centroid_tree(points_mm, tetrahedra), cKDTree(points_mm))
 
 
-def couple_points(points_mm: np.ndarray, tetrahedra: np.ndarray, positions_mm: np.ndarray,
+def couple_points(points_mm: np.ndarray, tetrahedra: np.ndarray, positions_mm: np.ndarray, *,
                   candidates: int = 24, radius_edges: float = 0.0,
                   adjacency: scipy.sparse.csr_matrix | None = None, trees: MeshSearch | None = None
                   ) -> CoupledSources:
@@ -94,8 +94,8 @@ def couple_points(points_mm: np.ndarray, tetrahedra: np.ndarray, positions_mm: n
     points = np.asarray(points_mm, dtype=float)
     tets = np.asarray(tetrahedra, dtype=np.int64)
     positions = np.atleast_2d(np.asarray(positions_mm, dtype=float))
-    trees = trees or MeshSearch.of(points, tets)
-    chosen, weights = locate_points(points, tets, positions, candidates, centroids=trees.centroids)
+    centroids = trees.centroids if trees is not None else centroid_tree(points, tets)
+    chosen, weights = locate_points(points, tets, positions, candidates, centroids=centroids)
     rows = np.arange(len(positions))
     nodes = tets[chosen].ravel()
     source = np.repeat(rows, 4)
@@ -103,8 +103,9 @@ def couple_points(points_mm: np.ndarray, tetrahedra: np.ndarray, positions_mm: n
     if radius_edges > 0:
         if adjacency is None:
             adjacency = node_adjacency(tets, len(points))
+        node_tree = trees.nodes if trees is not None else cKDTree(points)
         ball_nodes, ball_source = _source_balls(points, tets, positions, chosen, float(radius_edges), adjacency,
-                                                trees.nodes)
+                                                node_tree)
         nodes, source = np.concatenate([nodes, ball_nodes]), np.concatenate([source, ball_source])
         weights = np.concatenate([weights, np.zeros(len(ball_nodes))])
     return CoupledSources(nodes=nodes, source=source, cells=chosen[source],

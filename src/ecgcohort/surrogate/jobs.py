@@ -291,8 +291,8 @@ def evaluate_surrogate_job(*, patient: str, store: str | Path, model_path: str |
     from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
     from ecgcohort.surrogate.metrics import relative_l2
     from ecgcohort.surrogate.model import ecg_from_potentials, load_surrogate, read_code_table
-    from ecgcohort.surrogate.transfer import (Myocardium, ecg_transfer, qrs_and_t_phases, source_weights,
-                                             transfer_fields)
+    from ecgcohort.surrogate.transfer import (Myocardium, qrs_and_t_phases, source_weights, transfer_fields,
+                                             transfer_of_fields)
 
     cohort = open_cohort(store)
     if patient not in cohort.patient.values:
@@ -366,8 +366,7 @@ def evaluate_surrogate_job(*, patient: str, store: str | Path, model_path: str |
         phases = qrs_and_t_phases(times_ms, float(activation_ms.max()), evaluation["qrs_margin_ms"])
         weights = source_weights(myocardium, vm, phases)
         for kind in ("surrogate", "pseudo"):
-            transfer[kind][scenario] = _jsonable(ecg_transfer(myocardium, vm, None, None, names, phases, weights,
-                                                              fields[kind]))
+            transfer[kind][scenario] = _jsonable(transfer_of_fields(fields[kind], vm, phases, weights))
             leads, reference = ecgs[kind]["leads"][-1], ecgs["fem"]["leads"][-1]
             per_lead = relative_l2(leads, reference)
             ecg_summary[kind][scenario] = {

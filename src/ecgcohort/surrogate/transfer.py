@@ -51,8 +51,8 @@ def source_weights(myocardium: Myocardium, vm: np.ndarray, phases: Mapping[str, 
 @numba.njit(cache=True)
 def _summed_source_strength(tetrahedra: np.ndarray, operator: np.ndarray, vm: np.ndarray,
                             masks: np.ndarray) -> np.ndarray:
-    """(phases, C): Σ over each phase's times of |Σ_a operator[c, :, a] vm[tetrahedra[c, a], t]|,
-    cell by cell (compiled: a 1.2 mm heart's beat is 376k cells x 601 times, 1.8 GB as one array)."""
+    """(phases, C): Σ over each phase's times of |Σ_a operator[c, :, a] vm[tetrahedra[c, a], t]|
+    (operator vol_c G_i,c ∇φ_a in S·m; the sums in S·m times V_m's unit), cell by cell (compiled: a 1.2 mm heart's beat is 376k cells x 601 times, 1.8 GB as one array)."""
     n_phases, n_times = masks.shape
     used = np.zeros(n_times, dtype=np.bool_)
     for phase in range(n_phases):
@@ -102,8 +102,8 @@ class TransferFields:
 
 def transfer_fields(myocardium: Myocardium, reference: np.ndarray, other: np.ndarray,
                     electrode_names: Sequence[str]) -> TransferFields:
-    """:class:`TransferFields` of ``other``'s electrode gradients (E, C, 3) against
-    ``reference``'s on ``myocardium``."""
+    """:class:`TransferFields` of ``other``'s electrode gradients (E, C, 3, Ω/m per cell)
+    against ``reference``'s on ``myocardium`` (lead matrices dimensionless, lengths in Ω/m)."""
     from ecgcohort.ecg.leads import LEAD_WEIGHTS, lead_electrode_indices
     from ecgcohort.leadfield.matrix import lead_matrix
 
@@ -123,10 +123,9 @@ def transfer_fields(myocardium: Myocardium, reference: np.ndarray, other: np.nda
     return TransferFields(matrices, lengths)
 
 
-def ecg_transfer(myocardium: Myocardium, vm: np.ndarray, reference: np.ndarray | None, other: np.ndarray | None,
+def ecg_transfer(myocardium: Myocardium, vm: np.ndarray, reference: np.ndarray, other: np.ndarray,
                  electrode_names: Sequence[str], phases: Mapping[str, np.ndarray],
-                 weights: Mapping[str, np.ndarray] | None = None,
-                 fields: TransferFields | None = None) -> dict[str, dict[str, np.ndarray]]:
+                 weights: Mapping[str, np.ndarray] | None = None) -> dict[str, dict[str, np.ndarray]]:
     """Per phase and per lead (arrays of 12, rows of :data:`~ecgcohort.ecg.leads.LEAD_NAMES`):
 
     * ``ecg_error`` — ‖δφ_l‖ / ‖φ_l‖ over the phase (relative ℓ2 of the 12-lead ECG from
@@ -143,16 +142,18 @@ def ecg_transfer(myocardium: Myocardium, vm: np.ndarray, reference: np.ndarray |
 
     ``vm`` (N, T) transmembrane potentials in any unit; ``reference``, ``other`` (E, C, 3)
     electrode gradients per cell; ``phases`` boolean masks over the T times (e.g. QRS, T);
-    ``weights`` :func:`source_weights` of the same ``vm`` and phases, and ``fields`` the
-    :func:`transfer_fields` of ``reference`` and ``other``, when already computed (then
-    ``reference`` and ``other`` may be None)."""
+    ``weights`` :func:`source_weights` of the same ``vm`` and phases, when already computed.
+    Several beats of one pair: :func:`transfer_fields` once, then :func:`transfer_of_fields`."""
+    weights = source_weights(myocardium, vm, phases) if weights is None else weights
+    return transfer_of_fields(transfer_fields(myocardium, reference, other, electrode_names), vm, phases, weights)
+
+
+def transfer_of_fields(fields: TransferFields, vm: np.ndarray, phases: Mapping[str, np.ndarray],
+                       weights: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """:func:`ecg_transfer` from the pair's :class:`TransferFields` and the beat's
+    :func:`source_weights` (``vm`` (N, T) in any unit)."""
     from ecgcohort.ecg.leads import LEAD_WEIGHTS
 
-    if fields is None:
-        if reference is None or other is None:
-            raise ValueError("ecg_transfer needs the electrode gradients or their transfer_fields")
-        fields = transfer_fields(myocardium, reference, other, electrode_names)
-    weights = source_weights(myocardium, vm, phases) if weights is None else weights
     values = np.asarray(vm, dtype=np.float64)
     signals = {name: matrix @ values for name, matrix in fields.matrices.items()}
     lengths = fields.lengths
