@@ -264,3 +264,35 @@ def test_save_load_round_trip(case, tmp_path):
     assert grid.n_points == fibres.n_nodes and grid.n_cells == fibres.n_cells
     assert np.allclose(grid.point_data["fibre"], fibres.fibre)
     assert np.allclose(grid.cell_data["sheet"], fibres.sheet_cell)
+
+
+@pytest.mark.parametrize("with_rv", [True, False])
+def test_compiled_frames_equal_ldrbs_own(with_rv):
+    """ecgcohort.fibers.frames reproduces ldrb's compute_fiber_sheet_system (the reference it
+    ports) point by point, in every region branch (LV, RV, septum by epi / lv_rv) and for an
+    LV-only heart (no RV solution: ldrb's zeros)."""
+    from ecgcohort.fibers.frames import fibre_sheet_frames
+    from ecgcohort.fibers.rule_based import _import_ldrb
+
+    ldrb = _import_ldrb()
+    rng = np.random.default_rng(3)
+    n = 5000
+    data = {"lv_scalar": rng.random(n), "epi_scalar": rng.random(n), "lv_gradient": rng.normal(size=3 * n),
+            "epi_gradient": rng.normal(size=3 * n), "apex_gradient": rng.normal(size=3 * n)}
+    if with_rv:
+        data.update(rv_scalar=rng.random(n), lv_rv_scalar=rng.random(n), rv_gradient=rng.normal(size=3 * n))
+    reference = ldrb.compute_fiber_sheet_system(marker_scalar=np.zeros(n), alpha_endo_lv=DEFAULT.alpha_endo,
+                                                alpha_epi_lv=DEFAULT.alpha_epi, beta_endo_lv=DEFAULT.beta_endo,
+                                                beta_epi_lv=DEFAULT.beta_epi, **data)
+    zeros = np.zeros(n)
+    ours = fibre_sheet_frames(data["lv_scalar"], data.get("rv_scalar", zeros), data["epi_scalar"],
+                              data.get("lv_rv_scalar", zeros), data["lv_gradient"],
+                              data.get("rv_gradient", np.zeros(3 * n)), data["epi_gradient"], data["apex_gradient"],
+                              alpha_endo_deg=DEFAULT.alpha_endo, alpha_epi_deg=DEFAULT.alpha_epi,
+                              beta_endo_deg=DEFAULT.beta_endo, beta_epi_deg=DEFAULT.beta_epi)
+    for theirs, mine in zip((reference.f0, reference.s0, reference.n0), ours):
+        np.testing.assert_allclose(mine, np.asarray(theirs).reshape(-1, 3), rtol=0, atol=1e-12)
+    # the frames are rotations wherever the gradients are not parallel
+    frame = np.stack(ours, axis=2)
+    np.testing.assert_allclose(np.einsum("nji,njk->nik", frame, frame), np.broadcast_to(np.eye(3), frame.shape),
+                               atol=1e-3)

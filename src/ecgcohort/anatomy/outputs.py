@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ecgcohort.anatomy.assembly import Anatomy, Surface
 from ecgcohort.io import atomic_path
 from ecgcohort.rendering import offscreen_plotter
+
+if TYPE_CHECKING:  # pandas costs 0.6 s to import; the surfaces' readers do not need it
+    import pandas as pd
 
 
 def write_surface(surface: Surface, path: str | Path) -> None:

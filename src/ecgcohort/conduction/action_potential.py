@@ -464,7 +464,8 @@ def smoothed_templates(template: ActionPotential, widths_ms: np.ndarray) -> tupl
 
 def transmembrane_potential(activation_ms: np.ndarray, times_ms: np.ndarray, template: ActionPotential,
                             apd_scale: np.ndarray | float = 1.0, chunk: int = 4096,
-                            upstroke_ms: np.ndarray | float | None = None) -> np.ndarray:
+                            upstroke_ms: np.ndarray | float | None = None,
+                            out: np.ndarray | None = None) -> np.ndarray:
     """V_m (n_nodes, n_times) mV = U(t − τ) with optional per-node APD scaling (repolarisation
     stretched, upstroke unchanged) and per-node upstroke spread.
 
@@ -472,6 +473,10 @@ def transmembrane_potential(activation_ms: np.ndarray, times_ms: np.ndarray, tem
     mapped to t_p + (ξ − t_p)/a after it, so APD90 becomes ≈ a·APD90. ``upstroke_ms`` (per node,
     ms; :func:`upstroke_spread_ms`): the template is convolved with a triangle of that half-width
     (interpolated between templates tabulated every :data:`SPREAD_STEP_MS`); None or 0 keeps U.
+    ``out``: a C-contiguous float64 buffer of at least n_nodes × n_times values to write into
+    (returned as its first n_nodes × n_times values, shaped): a caller sampling a beat block by
+    block reuses one buffer instead of faulting in fresh pages for every block (0.15 s per
+    64 MB block).
     """
     tau = np.asarray(activation_ms, dtype=float).reshape(-1)
     t = np.asarray(times_ms, dtype=float).reshape(-1)
@@ -488,21 +493,30 @@ def transmembrane_potential(activation_ms: np.ndarray, times_ms: np.ndarray, tem
         grid, tables = template.time_ms, template.voltage_mv[None]
     bins = spread / SPREAD_STEP_MS
     lower = np.floor(bins).astype(np.int64)
-    out = np.empty((tau.size, t.size))
-    _sample_potentials(tau, t, 1.0 / scale, float(template.peak_time_ms), np.ascontiguousarray(grid, dtype=float),
+    if out is None:
+        out = np.empty((tau.size, t.size))
+    else:
+        if out.dtype != np.float64 or not out.flags.c_contiguous or out.size < tau.size * t.size:
+            raise ValueError(f"out must be a C-contiguous float64 buffer of at least {tau.size * t.size} values")
+        out = out.reshape(-1)[:tau.size * t.size].reshape(tau.size, t.size)
+    grid = np.ascontiguousarray(grid, dtype=float)
+    steps = np.diff(grid)
+    uniform_step = float(steps[0]) if np.all(np.abs(steps - steps[0]) <= 1e-9 * steps[0]) else 0.0
+    _sample_potentials(tau, t, 1.0 / scale, float(template.peak_time_ms), grid, uniform_step,
                        np.ascontiguousarray(tables, dtype=float), lower, bins - lower, float(template.resting_mv), out)
     return out
 
 
 @numba.njit(cache=True)
 def _sample_potentials(tau: np.ndarray, times: np.ndarray, inverse_scale: np.ndarray, peak_ms: float,
-                       grid: np.ndarray, tables: np.ndarray, lower: np.ndarray, fraction: np.ndarray,
-                       resting: float, out: np.ndarray) -> None:
+                       grid: np.ndarray, uniform_step: float, tables: np.ndarray, lower: np.ndarray,
+                       fraction: np.ndarray, resting: float, out: np.ndarray) -> None:
     """out[n, k] (mV) = the node's template at its local time: tables[lower[n]] and
     tables[lower[n] + 1] (mV on ``grid``, ms; linear between samples, ``resting`` mV outside)
     mixed by ``fraction[n]``; local time t − τ (``times``, ``tau``, ``peak_ms`` in ms),
-    stretched by 1/scale after the peak. Times increase, so each node's search
-    walks forward along the grid instead of bisecting (np.interp's work per sample)."""
+    stretched by 1/scale after the peak. On a grid of ``uniform_step`` ms (> 0) a sample's
+    interval is computed; otherwise (0), times increase, so each node's search walks forward
+    along the grid instead of bisecting (np.interp's work per sample)."""
     last = grid.shape[0] - 1
     for n in range(tau.shape[0]):
         first_table = tables[lower[n]]
@@ -516,12 +530,16 @@ def _sample_potentials(tau: np.ndarray, times: np.ndarray, inverse_scale: np.nda
             if xi < grid[0] or xi > grid[last]:
                 out[n, k] = resting
                 continue
-            while j < last - 1 and grid[j + 1] <= xi:
-                j += 1
-            while j > 0 and grid[j] > xi:
-                j -= 1
-            step = grid[j + 1] - grid[j]
-            share = (xi - grid[j]) / step
+            if uniform_step > 0.0:
+                position = (xi - grid[0]) / uniform_step
+                j = min(int(position), last - 1)
+                share = position - j
+            else:
+                while j < last - 1 and grid[j + 1] <= xi:
+                    j += 1
+                while j > 0 and grid[j] > xi:
+                    j -= 1
+                share = (xi - grid[j]) / (grid[j + 1] - grid[j])
             first = first_table[j] + share * (first_table[j + 1] - first_table[j])
             if weight == 0.0:
                 out[n, k] = first

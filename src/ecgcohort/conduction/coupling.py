@@ -23,12 +23,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import scipy.sparse
 from scipy.spatial import cKDTree
 
 from ecgcohort.conduction.eikonal import conduction_tensors
-from ecgcohort.fem import centroid_tree, locate_points
+from ecgcohort.fem import centroid_tree, locate_points, point_tree
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class MeshSearch:
 
     @classmethod
     def of(cls, points_mm: np.ndarray, tetrahedra: np.ndarray) -> MeshSearch:
-        return cls(centroid_tree(points_mm, tetrahedra), cKDTree(points_mm))
+        return cls(centroid_tree(points_mm, tetrahedra), point_tree(points_mm))
 
 
 def couple_points(points_mm: np.ndarray, tetrahedra: np.ndarray, positions_mm: np.ndarray, *,
@@ -103,7 +104,7 @@ def couple_points(points_mm: np.ndarray, tetrahedra: np.ndarray, positions_mm: n
     if radius_edges > 0:
         if adjacency is None:
             adjacency = node_adjacency(tets, len(points))
-        node_tree = trees.nodes if trees is not None else cKDTree(points)
+        node_tree = trees.nodes if trees is not None else point_tree(points)
         ball_nodes, ball_source = _source_balls(points, tets, positions, chosen, float(radius_edges), adjacency,
                                                 node_tree)
         nodes, source = np.concatenate([nodes, ball_nodes]), np.concatenate([source, ball_source])
@@ -113,12 +114,53 @@ def couple_points(points_mm: np.ndarray, tetrahedra: np.ndarray, positions_mm: n
 
 
 def node_adjacency(tetrahedra: np.ndarray, n_nodes: int) -> scipy.sparse.csr_matrix:
-    """(n_nodes, n_nodes) symmetric pattern of the mesh's edges."""
-    tets = np.asarray(tetrahedra, dtype=np.int64)
-    edges = np.concatenate([tets[:, [i, j]] for i in range(4) for j in range(i + 1, 4)])
-    pattern = scipy.sparse.csr_matrix((np.ones(len(edges), dtype=np.int8), (edges[:, 0], edges[:, 1])),
-                                      shape=(n_nodes, n_nodes))
-    return (pattern + pattern.T).tocsr()
+    """(n_nodes, n_nodes) symmetric pattern of the mesh's edges (sorted indices, values 1)."""
+    tets = np.ascontiguousarray(tetrahedra, dtype=np.int64)
+    indptr, indices = _edge_pattern(tets, int(n_nodes))
+    return scipy.sparse.csr_matrix((np.ones(len(indices), dtype=np.int8), indices, indptr), shape=(n_nodes, n_nodes))
+
+
+@numba.njit(cache=True)
+def _edge_pattern(tetrahedra: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """CSR (indptr, sorted indices) of the nodes sharing a tetrahedron with each node: each
+    node's cells gathered, its neighbours marked once (scipy's COO sum took 2.8 s on a
+    3.0M-cell grid)."""
+    counts = np.zeros(n_nodes + 1, dtype=np.int64)
+    for cell in range(tetrahedra.shape[0]):
+        for local in range(4):
+            counts[tetrahedra[cell, local] + 1] += 1
+    cell_start = np.cumsum(counts)
+    filled = cell_start[:-1].copy()
+    node_cells = np.empty(cell_start[n_nodes], dtype=np.int64)
+    for cell in range(tetrahedra.shape[0]):
+        for local in range(4):
+            v = tetrahedra[cell, local]
+            node_cells[filled[v]] = cell
+            filled[v] += 1
+    seen = np.full(n_nodes, -1, dtype=np.int64)
+    indptr = np.zeros(n_nodes + 1, dtype=np.int64)
+    for node in range(n_nodes):
+        for k in range(cell_start[node], cell_start[node + 1]):
+            for local in range(4):
+                other = tetrahedra[node_cells[k], local]
+                if other != node and seen[other] != node:
+                    seen[other] = node
+                    indptr[node + 1] += 1
+    for node in range(n_nodes):
+        indptr[node + 1] += indptr[node]
+    indices = np.empty(indptr[n_nodes], dtype=np.int64)
+    seen[:] = -1
+    for node in range(n_nodes):
+        position = indptr[node]
+        for k in range(cell_start[node], cell_start[node + 1]):
+            for local in range(4):
+                other = tetrahedra[node_cells[k], local]
+                if other != node and seen[other] != node:
+                    seen[other] = node
+                    indices[position] = other
+                    position += 1
+        indices[indptr[node]:indptr[node + 1]].sort()
+    return indptr, indices
 
 
 def _source_balls(points: np.ndarray, tets: np.ndarray, positions: np.ndarray, cells: np.ndarray,

@@ -17,6 +17,7 @@ D^-1.  Units: positions mm, velocities m/s (= mm/ms), times ms.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import io
 import logging
@@ -302,7 +303,10 @@ def morton_order(points_mm: np.ndarray, bits: int = 10) -> np.ndarray:
     return np.argsort(code, kind="stable")
 
 
-def _compiled_geometry(pts: np.ndarray, tets: np.ndarray, tensors: np.ndarray) -> _CompiledGeometry:
+def _compiled_geometry(pts: np.ndarray, tets: np.ndarray, tensors: np.ndarray,
+                       tensor_of_cell: np.ndarray | None = None) -> _CompiledGeometry:
+    """The solver's geometry of a mesh whose tetrahedron ``c`` has the conduction tensor
+    ``tensors[tensor_of_cell[c]]`` (default: ``tensors[c]``); each tensor is inverted once."""
     from ecgcohort.conduction import eikonal_compiled
 
     order = morton_order(pts)
@@ -311,7 +315,8 @@ def _compiled_geometry(pts: np.ndarray, tets: np.ndarray, tensors: np.ndarray) -
     renumbered = position[tets]
     cell_order = np.argsort(renumbered.min(axis=1), kind="stable")
     renumbered = np.ascontiguousarray(renumbered[cell_order])
-    forms = eikonal_compiled.cell_forms(pts[order], renumbered, np.linalg.inv(tensors[cell_order]))
+    index = cell_order if tensor_of_cell is None else np.asarray(tensor_of_cell, dtype=np.int64)[cell_order]
+    forms = eikonal_compiled.shared_cell_forms(pts[order], renumbered, np.linalg.inv(tensors), index)
     offsets, cells, locals_ = eikonal_compiled.node_cells(order.shape[0], renumbered)
     return _CompiledGeometry(order, position, renumbered, forms, offsets, cells, locals_)
 
@@ -372,23 +377,25 @@ def nearest_nodes(points_mm: np.ndarray, targets_mm: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class EikonalGrid:
     """The mesh the eikonal equation is solved on: the myocardium itself or its uniform
-    refinement (:func:`ecgcohort.fem.refine_tetrahedra`, ``refinements`` times), with each
-    child cell keeping its parent's fibre ``structure`` (n_cells, 3, 3) — the same conduction
-    tensor field on a finer grid. The mesh's own ``mesh_nodes`` nodes come first, so their
-    times are ``tau[:mesh_nodes]``. Refining halves the first-order eikonal error around the
-    point-like Purkinje junctions (docs/results/verification.md); so does starting each point
-    source from its ball of ``source_radius_edges`` edge lengths
-    (:func:`ecgcohort.conduction.coupling.couple_points`). ``normal_structure`` (n_cells, 3, 3),
-    the sheet normals' n nᵀ per cell, makes the conduction orthotropic (None: transversely
-    isotropic)."""
+    refinement (:func:`ecgcohort.fem.refine_tetrahedra`, ``refinements`` times), each child cell
+    keeping its mesh cell's (``parent``) fibre structure — the same conduction tensor field on a
+    finer grid. The mesh's own ``mesh_nodes`` nodes come first, so their times are
+    ``tau[:mesh_nodes]``. Refining halves the first-order eikonal error around the point-like
+    Purkinje junctions (docs/results/verification.md); so does starting each point source from
+    its ball of ``source_radius_edges`` edge lengths
+    (:func:`ecgcohort.conduction.coupling.couple_points`). ``mesh_structure`` (n_mesh_cells, 3,
+    3) is each mesh cell's fibre structure, ``mesh_normal_structure`` its sheet normals' n nᵀ
+    (orthotropic conduction; None: transversely isotropic); :attr:`structure` and
+    :attr:`normal_structure` give them per grid cell."""
 
     points_mm: np.ndarray
     tetrahedra: np.ndarray
-    structure: np.ndarray
+    mesh_structure: np.ndarray
+    parent: np.ndarray
     mesh_nodes: int
     refinements: int = 0
     source_radius_edges: float = 0.0
-    normal_structure: np.ndarray | None = None
+    mesh_normal_structure: np.ndarray | None = None
     # the compiled solver's geometry for the last velocity pair: a patient's maps share it
     _prepared: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _search: dict = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -416,8 +423,18 @@ class EikonalGrid:
         for _ in range(int(refinements)):
             points, tets, children = refine_tetrahedra(points, tets)
             parent = parent[children]
-        return cls(points, tets, structure[parent], int(np.asarray(points_mm).shape[0]), int(refinements),
-                   float(source_radius_edges), None if normal is None else normal[parent])
+        return cls(points, tets, structure, parent, int(np.asarray(points_mm).shape[0]), int(refinements),
+                   float(source_radius_edges), normal)
+
+    @property
+    def structure(self) -> np.ndarray:
+        """(n_cells, 3, 3) each grid cell's fibre structure (its mesh cell's)."""
+        return self.mesh_structure[self.parent]
+
+    @property
+    def normal_structure(self) -> np.ndarray | None:
+        """(n_cells, 3, 3) each grid cell's sheet-normal structure n nᵀ, or None."""
+        return None if self.mesh_normal_structure is None else self.mesh_normal_structure[self.parent]
 
     def activation_times(self, v_fibre: float, v_cross: float, source_nodes: np.ndarray,
                          source_times_ms: np.ndarray, device: str = "auto",
@@ -440,14 +457,25 @@ class EikonalGrid:
                None if v_normal is None else float(_check_velocity("v_normal", v_normal)))
         if key not in self._prepared:
             self._prepared.clear()
-            self._prepared[key] = _compiled_geometry(self.points_mm, self.tetrahedra,
-                                                     self.conduction_tensors(*key))
+            self._prepared[key] = _compiled_geometry(
+                self.points_mm, self.tetrahedra,
+                conduction_tensors(self.mesh_structure, *key[:2], self.mesh_normal_structure, key[2]), self.parent)
         sources, times = _unique_sources(source_nodes, source_times_ms, self.points_mm.shape[0])
         return _all_reached(_solve_compiled(self._prepared[key], sources, times, earlier))
 
     def conduction_tensors(self, v_fibre: float, v_cross: float, v_normal: float | None = None) -> np.ndarray:
         """(n_cells, 3, 3) conduction tensors of this grid's cells, (mm/ms)² (:func:`conduction_tensors`)."""
-        return conduction_tensors(self.structure, v_fibre, v_cross, self.normal_structure, v_normal)
+        return conduction_tensors(self.mesh_structure, v_fibre, v_cross, self.mesh_normal_structure,
+                                  v_normal)[self.parent]
+
+    def stimulus_times(self, coupled, source_times_ms: np.ndarray, v_fibre: float, v_cross: float,
+                       v_normal: float | None = None) -> np.ndarray:
+        """The times (ms) of the nodes of point stimuli ``coupled`` to this grid
+        (:meth:`ecgcohort.conduction.coupling.CoupledSources.node_times`, velocities m/s), from
+        the tensors of the mesh cells holding them."""
+        on_mesh = dataclasses.replace(coupled, cells=self.parent[coupled.cells])
+        return on_mesh.node_times(source_times_ms, self.mesh_structure, v_fibre, v_cross, self.mesh_normal_structure,
+                                  v_normal)
 
     def couple(self, positions_mm: np.ndarray):
         """Point stimuli at ``positions_mm`` (k, 3) coupled to this grid, each with its ball

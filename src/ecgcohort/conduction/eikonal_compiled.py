@@ -72,15 +72,22 @@ def _others(target: int) -> tuple[int, int, int]:
     return 0, 1, 2
 
 
-@numba.njit(cache=True)
 def cell_forms(points: np.ndarray, tetrahedra: np.ndarray, inverse_tensors: np.ndarray) -> np.ndarray:
     """Per tetrahedron (m, 16): the squared M-lengths of its six edges (ms^2 with points in mm
-    and M = D^-1 in (ms/mm)^2), their roots (ms), and each vertex's M-distance to the plane
-    of its opposite face (ms, 0 for a flat tetrahedron)."""
+    and M = D^-1 in (ms/mm)^2, one per tetrahedron), their roots (ms), and each vertex's
+    M-distance to the plane of its opposite face (ms, 0 for a flat tetrahedron)."""
+    return shared_cell_forms(points, tetrahedra, inverse_tensors, np.arange(tetrahedra.shape[0]))
+
+
+@numba.njit(cache=True)
+def shared_cell_forms(points: np.ndarray, tetrahedra: np.ndarray, inverse_tensors: np.ndarray,
+                      tensor_of_cell: np.ndarray) -> np.ndarray:
+    """:func:`cell_forms` with tetrahedron ``c``'s metric ``inverse_tensors[tensor_of_cell[c]]``:
+    the children of a refined cell share their parent's tensor, inverted once."""
     forms = np.zeros((tetrahedra.shape[0], 16))
     d = np.empty(3)
     for cell in range(tetrahedra.shape[0]):
-        m = inverse_tensors[cell]
+        m = inverse_tensors[tensor_of_cell[cell]]
         for i in range(4):
             for j in range(i + 1, 4):
                 for a in range(3):

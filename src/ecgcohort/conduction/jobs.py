@@ -216,7 +216,7 @@ def scenario_sources(scenario: Scenario, grid: EikonalGrid, heart: Surface,
     positions, times = scenario_stimuli(scenario, heart, junctions, rng)
     coupled = grid.couple(positions)
     v_fibre, v_cross, v_normal = conduction_velocities(velocities)
-    node_times = coupled.node_times(times, grid.structure, v_fibre, v_cross, grid.normal_structure, v_normal)
+    node_times = grid.stimulus_times(coupled, times, v_fibre, v_cross, v_normal)
     return MeshStimuli(positions, times, coupled.nodes, node_times)
 
 
@@ -253,8 +253,8 @@ def scenario_activation(scenario: Scenario, fibres: MyocardialFibres, heart: Sur
                                          float(junctions["purkinje_velocity_m_per_s"]))
         fires = np.isfinite(firing)[coupled.source]
         nodes.append(coupled.nodes[fires])
-        node_times.append(coupled.node_times(np.where(np.isfinite(firing), firing, 0.0), grid.structure, v_fibre,
-                                             v_cross, grid.normal_structure, v_normal)[fires])
+        node_times.append(grid.stimulus_times(coupled, np.where(np.isfinite(firing), firing, 0.0), v_fibre, v_cross,
+                                              v_normal)[fires])
     # the first solve's front is kept: the junctions only bring parts of it earlier
     tau = grid.activation_times(v_fibre, v_cross, np.concatenate(nodes), np.concatenate(node_times), device=device,
                                 v_normal=v_normal, earlier=tau)

@@ -32,10 +32,12 @@ class ActivationMap:
         """Time from the first to the last activated node, ms."""
         return float(np.ptp(self.activation_ms))
 
-    def transmembrane_potential_mv(self, times_ms: np.ndarray, template: ActionPotential) -> np.ndarray:
-        """V_m (n_nodes, n_times) in mV on this map's nodes at ``times_ms``."""
+    def transmembrane_potential_mv(self, times_ms: np.ndarray, template: ActionPotential,
+                                   out: np.ndarray | None = None) -> np.ndarray:
+        """V_m (n_nodes, n_times) in mV on this map's nodes at ``times_ms`` (written into the
+        buffer ``out`` when given, see :func:`transmembrane_potential`)."""
         return transmembrane_potential(self.activation_ms, times_ms, template, self.apd_scale,
-                                       upstroke_ms=self.upstroke_ms)
+                                       upstroke_ms=self.upstroke_ms, out=out)
 
 
 def save_activation(activation: ActivationMap, path: str | Path) -> Path:

@@ -69,14 +69,36 @@ def diffuse_repolarisation(points_mm: np.ndarray, tetrahedra: np.ndarray, fibre_
                            repolarisation_ms: np.ndarray, length_fibre_mm: float, length_cross_mm: float) -> np.ndarray:
     """The repolarisation times (ms per node) smoothed by r − ∇·(Λ∇r) = r₀ (module notes), by
     conjugate gradients on the P1 system (M + K_Λ) r = M r₀."""
-    import scipy.sparse
     import scipy.sparse.linalg
-
-    from ecgcohort.fem import fibre_structure, mass_matrix, p1_gradients, stiffness_matrix
 
     r0 = np.asarray(repolarisation_ms, dtype=np.float64)
     if length_fibre_mm == 0 and length_cross_mm == 0:
         return r0.copy()
+    system, mass, preconditioner = _diffusion_system(points_mm, tetrahedra, fibre_cell, length_fibre_mm,
+                                                     length_cross_mm)
+    right = mass @ r0
+    smoothed, info = scipy.sparse.linalg.cg(system, right, x0=r0, M=preconditioner, rtol=1e-10, maxiter=5000)
+    if info != 0:
+        raise RuntimeError(f"the repolarisation diffusion did not converge (CG info {info})")
+    return smoothed
+
+
+#: the last diffusion system built, with the arrays it was built from: every map of a patient
+#: (five per job, 48 per simulation bank) diffuses on the same mesh and fibres
+_LAST_SYSTEM: list = []
+
+
+def _diffusion_system(points_mm: np.ndarray, tetrahedra: np.ndarray, fibre_cell: np.ndarray, length_fibre_mm: float,
+                      length_cross_mm: float):
+    """(M + K_Λ, M, Jacobi preconditioner) of :func:`diffuse_repolarisation`, rebuilt only when
+    the mesh, fibres (the same array objects) or lengths differ from the last call's."""
+    import scipy.sparse.linalg
+
+    from ecgcohort.fem import fibre_structure, mass_matrix, p1_gradients, stiffness_matrix
+
+    key = (points_mm, tetrahedra, fibre_cell, float(length_fibre_mm), float(length_cross_mm))
+    if _LAST_SYSTEM and all(a is b for a, b in zip(_LAST_SYSTEM[0][:3], key[:3])) and _LAST_SYSTEM[0][3:] == key[3:]:
+        return _LAST_SYSTEM[1]
     grads, volumes = p1_gradients(points_mm, tetrahedra)
     structure = fibre_structure(fibre_cell)
     tensors = length_cross_mm**2 * np.eye(3)[None] + (length_fibre_mm**2 - length_cross_mm**2) * structure
@@ -85,11 +107,8 @@ def diffuse_repolarisation(points_mm: np.ndarray, tetrahedra: np.ndarray, fibre_
     system = (mass + stiffness_matrix(tetrahedra, grads, volumes, tensors, n)).tocsr()
     diagonal = system.diagonal()
     preconditioner = scipy.sparse.linalg.LinearOperator((n, n), matvec=lambda x: x / diagonal)
-    right = mass @ r0
-    smoothed, info = scipy.sparse.linalg.cg(system, right, x0=r0, M=preconditioner, rtol=1e-10, maxiter=5000)
-    if info != 0:
-        raise RuntimeError(f"the repolarisation diffusion did not converge (CG info {info})")
-    return smoothed
+    _LAST_SYSTEM[:] = [key, (system, mass, preconditioner)]
+    return _LAST_SYSTEM[1]
 
 
 def effective_apd_scale(points_mm: np.ndarray, tetrahedra: np.ndarray, fibre_cell: np.ndarray,

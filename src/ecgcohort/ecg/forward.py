@@ -96,8 +96,9 @@ def electrode_potentials(lead_matrix: np.ndarray, activation: ActivationMap, tim
     times = np.asarray(times_ms, dtype=np.float64).reshape(-1)
     out = np.empty((matrix.shape[0], times.size))
     block = max(1, _VM_BLOCK_VALUES // max(n_nodes, 1))
+    buffer = np.empty(n_nodes * min(block, times.size))
     for a in range(0, times.size, block):
-        vm_mv = activation.transmembrane_potential_mv(times[a:a + block], template)
+        vm_mv = activation.transmembrane_potential_mv(times[a:a + block], template, out=buffer)
         out[:, a:a + block] = matrix @ vm_mv
     return out * 1e-3  # mV -> V: the lead matrix is dimensionless
 

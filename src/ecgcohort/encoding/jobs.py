@@ -36,8 +36,7 @@ def sample_sdf_job(patient: str, heart_path: str | Path, torso_path: str | Path,
     patient)) as ``sdf.npz`` and a preview PNG."""
     from ecgcohort.anatomy.outputs import read_surface
     from ecgcohort.cohort.sampling import patient_rng
-    from ecgcohort.encoding.model import sampling_spec
-    from ecgcohort.encoding.sdf import sample_sdf, sdf_preview, write_sdf_samples
+    from ecgcohort.encoding.sdf import sample_sdf, sampling_spec, sdf_preview, write_sdf_samples
     from ecgcohort.encoding.surfaces import closed_surfaces
 
     start = time.perf_counter()

@@ -132,7 +132,7 @@ def infer_code(heart_surface: Any, torso_surface: Any, model: ShapeModel | str |
     sampled as the model's training samples were (its stored ``encoding.sdf`` settings, drawn
     from ``seed``), then the code is found by MAP inference (eq. 7)."""
     from ecgcohort.anatomy.outputs import read_surface
-    from ecgcohort.encoding.sdf import sample_sdf
+    from ecgcohort.encoding.sdf import sample_sdf, sampling_spec
     from ecgcohort.encoding.surfaces import closed_surfaces
 
     if not isinstance(model, ShapeModel):
@@ -143,13 +143,3 @@ def infer_code(heart_surface: Any, torso_surface: Any, model: ShapeModel | str |
     samples = sample_sdf(surfaces, sampling_spec(model.sdf_sampling), np.random.default_rng(seed), patient=name)
     order = [list(samples.surfaces).index(s) for s in model.surfaces]
     return infer_code_from_samples(model, samples.points_mm, samples.sdf_mm[order].T, spec, outlier_mahalanobis, name)
-
-
-def sampling_spec(section: Mapping[str, Any]):
-    """An :class:`~ecgcohort.encoding.sdf.SdfSamplingSpec` from an ``encoding.sdf`` section."""
-    from ecgcohort.encoding.sdf import SdfSamplingSpec
-
-    values = dict(section)
-    if "near_sigma_mm" in values:
-        values["near_sigma_mm"] = tuple(values["near_sigma_mm"])
-    return SdfSamplingSpec(**values)

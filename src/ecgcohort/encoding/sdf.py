@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,6 +117,14 @@ class SdfSamples:
                 or self.kind.shape != (count,)):
             raise ValueError(f"inconsistent SDF samples: points {self.points_mm.shape}, sdf "
                              f"{self.sdf_mm.shape}, kind {self.kind.shape}, {len(self.surfaces)} surfaces")
+
+
+def sampling_spec(section: Mapping[str, Any]) -> SdfSamplingSpec:
+    """An :class:`SdfSamplingSpec` from an ``encoding.sdf`` config section."""
+    values = dict(section)
+    if "near_sigma_mm" in values:
+        values["near_sigma_mm"] = tuple(values["near_sigma_mm"])
+    return SdfSamplingSpec(**values)
 
 
 def sample_on_surface(points: np.ndarray, faces: np.ndarray, count: int,

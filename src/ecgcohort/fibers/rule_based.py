@@ -205,16 +205,19 @@ def _myocardium_mesh(tagged: TaggedMesh):
     return mesh, facet_tags, parent_cells, parent_nodes
 
 
-def _frames(ldrb_module, mesh, space: str, data: dict, angles: FibreAngles) -> tuple[np.ndarray, ...]:
-    """LDRB (fibre, sheet, normal), each (n_dofs, 3), in the P_1 or DG_0 space ``space`` from
-    ldrb's scalar and gradient ``data`` in that space."""
-    dofs = ldrb_module.dofs_from_function_space(mesh, space)
-    marker = np.zeros_like(data["lv_scalar"])
-    system = ldrb_module.compute_fiber_sheet_system(
-        dofs=dofs, marker_scalar=marker,
-        alpha_endo_lv=float(angles.alpha_endo), alpha_epi_lv=float(angles.alpha_epi),
-        beta_endo_lv=float(angles.beta_endo), beta_epi_lv=float(angles.beta_epi), **data)
-    return tuple(np.asarray(v, dtype=float).reshape(-1, 3) for v in (system.f0, system.s0, system.n0))
+def _frames(data: dict, angles: FibreAngles) -> tuple[np.ndarray, ...]:
+    """LDRB (fibre, sheet, normal), each (n, 3), from ldrb's scalars and gradients ``data`` at n
+    points (``{name}_scalar`` (n,), ``{name}_gradient`` (3n,) for ldrb's problems; the RV's
+    missing in an LV-only heart): :func:`ecgcohort.fibers.frames.fibre_sheet_frames`."""
+    from ecgcohort.fibers.frames import fibre_sheet_frames
+
+    lv = np.asarray(data["lv_scalar"], dtype=float)
+    zeros = np.zeros_like(lv)
+    return fibre_sheet_frames(
+        lv, data.get("rv_scalar", zeros), data["epi_scalar"], data.get("lv_rv_scalar", zeros),
+        data["lv_gradient"], data.get("rv_gradient", np.zeros(3 * len(lv))), data["epi_gradient"],
+        data["apex_gradient"], alpha_endo_deg=angles.alpha_endo, alpha_epi_deg=angles.alpha_epi,
+        beta_endo_deg=angles.beta_endo, beta_epi_deg=angles.beta_epi)
 
 
 def _nodal_gradients(mesh, nodal_space, cell_data: dict) -> dict[str, np.ndarray]:
@@ -285,7 +288,7 @@ def rotational_coordinate(points_mm: np.ndarray, apex_mm: np.ndarray, base_centr
     return np.arctan2(relative @ e2, relative @ e1)
 
 
-def _cell_structure(ldrb_module, cell_data: dict, nodal_scalars: dict[str, np.ndarray], cell_nodes: np.ndarray,
+def _cell_structure(cell_data: dict, nodal_scalars: dict[str, np.ndarray], cell_nodes: np.ndarray,
                     cell_dofs: np.ndarray, angles: FibreAngles) -> np.ndarray:
     """(n_cells, 3, 3) the mean of f fᵀ over each cell: LDRB at :data:`STRUCTURE_POINTS`, from the
     Laplace solutions interpolated there (P1, ``nodal_scalars`` on the cells' ``cell_nodes``) and
@@ -298,11 +301,7 @@ def _cell_structure(ldrb_module, cell_data: dict, nodal_scalars: dict[str, np.nd
             data[key] = np.repeat(per_cell, n_points, axis=0).reshape(-1)
     for name, values in nodal_scalars.items():
         data[f"{name}_scalar"] = (np.asarray(values, dtype=float)[cell_nodes] @ STRUCTURE_POINTS.T).reshape(-1)
-    system = ldrb_module.compute_fiber_sheet_system(
-        marker_scalar=np.zeros(n_cells * n_points),
-        alpha_endo_lv=float(angles.alpha_endo), alpha_epi_lv=float(angles.alpha_epi),
-        beta_endo_lv=float(angles.beta_endo), beta_epi_lv=float(angles.beta_epi), **data)
-    fibre = np.asarray(system.f0, dtype=float).reshape(n_cells, n_points, 3)
+    fibre = _frames(data, angles)[0].reshape(n_cells, n_points, 3)
     norms = np.linalg.norm(fibre, axis=2, keepdims=True)
     if not np.all(norms > 1e-6):
         raise FibreError(f"{int((norms <= 1e-6).sum())} fibres inside cells vanish (parallel Laplace gradients)")
@@ -338,8 +337,8 @@ def myocardial_fibres(mesh_path: str | Path, angles: FibreAngles = FibreAngles()
     cell_data, _ = ldrb_module.project_gradients(mesh=mesh, fiber_space="DG_0", scalar_solutions=scalars)
     node_data, _ = ldrb_module.project_gradients(mesh=mesh, fiber_space="P_1", scalar_solutions=scalars)
     node_data.update(_nodal_gradients(mesh, scalars["apex"].function_space, cell_data))
-    fibre, sheet, normal = _frames(ldrb_module, mesh, "P_1", node_data, angles)
-    fibre_cell, sheet_cell, normal_cell = _frames(ldrb_module, mesh, "DG_0", cell_data, angles)
+    fibre, sheet, normal = _frames(node_data, angles)
+    fibre_cell, sheet_cell, normal_cell = _frames(cell_data, angles)
     fibre, sheet, normal = _orthonormalise(fibre, sheet, normal, "nodal")
     fibre_cell, sheet_cell, normal_cell = _orthonormalise(fibre_cell, sheet_cell, normal_cell, "cell")
 
@@ -362,7 +361,7 @@ def myocardial_fibres(mesh_path: str | Path, angles: FibreAngles = FibreAngles()
     scalar_names = [key.removesuffix("_scalar") for key in cell_data if key.endswith("_scalar")]
     if not np.array_equal(dg_dofs, np.arange(len(dg_dofs))):
         raise FibreError("dolfinx numbered the DG_0 dofs out of cell order: the per-cell fibres would be misplaced")
-    structure = _cell_structure(ldrb_module, cell_data, {name: nodal(name) for name in scalar_names}, cell_dofs,
+    structure = _cell_structure(cell_data, {name: nodal(name) for name in scalar_names}, cell_dofs,
                                 dg_dofs, angles)
     ventricle = (rv > lv).astype(float)
 
