@@ -203,3 +203,18 @@ def test_settings_validation():
         TreeSettings(fascicles_angles_deg=(10.0,), fascicles_lengths_mm=())
     with pytest.raises(ValueError):
         TreeSettings(generations=-1)
+
+
+def test_the_fast_surface_projection_grows_fractal_trees_own_tree(lv_surface, lv_tree, monkeypatch):
+    """The Mesh whose check_in_triangle skips np.cross's overhead does fractal-tree's arithmetic:
+    with the library's own Mesh the same seed grows the very same tree, node for node."""
+    import ecgcohort.conduction.purkinje as purkinje
+
+    monkeypatch.setattr(purkinje, "_fast_mesh_class", lambda mesh_class: mesh_class)
+    points, faces, _ = lv_surface
+    theirs = grow_tree(points, faces, LV_ROOT, DOWN, TreeSettings(), seed=1)
+    np.testing.assert_array_equal(theirs.nodes_mm, lv_tree.nodes_mm)
+    np.testing.assert_array_equal(theirs.edges, lv_tree.edges)
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, 50, 3))
+    np.testing.assert_array_equal(np.stack([purkinje._cross(x, y) for x, y in zip(a, b)]), np.cross(a, b))
