@@ -52,15 +52,17 @@ def test_the_sampled_seconds_add_up_to_the_wall_clock_and_find_the_writing():
         start = time.perf_counter()
         while time.perf_counter() - start < 0.3:
             np.linalg.svd(np.random.default_rng(0).random((60, 60)))
+        computing = time.perf_counter() - start
         buffer = io.BytesIO()
         start = time.perf_counter()
         while time.perf_counter() - start < 0.3:
             np.savez_compressed(buffer, values=np.random.default_rng(1).random(200_000))
+        writing = time.perf_counter() - start  # past 0.3 s by the last call, longer on a slow machine
     summary = sampler.summary()
     sampled = sum(summary[f"{key}_s"] for key in CATEGORIES)
     assert sampled == pytest.approx(summary["run_s"], abs=0.03)
-    assert summary["compute_s"] == pytest.approx(0.3, abs=0.08)
-    assert summary["write_s"] == pytest.approx(0.3, abs=0.08)
+    assert summary["compute_s"] == pytest.approx(computing, abs=0.08)
+    assert summary["write_s"] == pytest.approx(writing, abs=0.08)
     assert 0.0 < summary["startup_s"] < 24 * 3600 and process_age_s() > summary["startup_s"]
 
 

@@ -1,0 +1,60 @@
+"""P1 matrices assembled into their sparsity pattern, checked against an independent dense
+assembly and their closed-form properties."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ecgcohort.conduction.coupling import node_adjacency
+from ecgcohort.fem import mass_matrix, p1_gradients, refine_tetrahedra, stiffness_matrix
+
+
+def _mesh(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A jittered cube of Kuhn tetrahedra refined once (irregular node valences), mm."""
+    corners = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], dtype=float) * 10.0
+    cells = np.array([[0, 1, 3, 7], [0, 1, 5, 7], [0, 2, 3, 7], [0, 2, 6, 7], [0, 4, 5, 7], [0, 4, 6, 7]])
+    points, tets, _ = refine_tetrahedra(*refine_tetrahedra(corners, cells)[:2])
+    points = points + np.random.default_rng(seed).normal(scale=0.15, size=points.shape) * (points % 10 != 0)
+    return points, tets
+
+
+def _dense(points: np.ndarray, tets: np.ndarray, tensors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(stiffness, mass) element by element into dense arrays, with the textbook formulas."""
+    n = len(points)
+    stiffness, mass = np.zeros((n, n)), np.zeros((n, n))
+    for cell, corners in enumerate(tets):
+        edges = points[corners[1:]] - points[corners[0]]
+        volume = abs(np.linalg.det(edges)) / 6.0
+        gradients = np.vstack([-np.linalg.inv(edges).sum(axis=1), np.linalg.inv(edges).T]).reshape(4, 3)
+        stiffness[np.ix_(corners, corners)] += volume * gradients @ tensors[cell] @ gradients.T
+        mass[np.ix_(corners, corners)] += volume * (np.eye(4) + 1.0) / 20.0
+    return stiffness, mass
+
+
+def test_the_assembled_matrices_equal_a_dense_assembly():
+    points, tets = _mesh()
+    rng = np.random.default_rng(1)
+    halves = rng.normal(size=(len(tets), 3, 3))
+    tensors = halves @ np.transpose(halves, (0, 2, 1)) + np.eye(3)  # symmetric positive definite, S/m
+    grads, volumes = p1_gradients(points, tets)
+    stiffness = stiffness_matrix(tets, grads, volumes, tensors, len(points))
+    mass = mass_matrix(tets, volumes, len(points))
+    dense_stiffness, dense_mass = _dense(points, tets, tensors)
+    np.testing.assert_allclose(stiffness.toarray(), dense_stiffness, rtol=0, atol=1e-12 * np.abs(dense_stiffness).max())
+    np.testing.assert_allclose(mass.toarray(), dense_mass, rtol=0, atol=1e-12 * dense_mass.max())
+    # constants are in the stiffness matrix's kernel; the mass matrix integrates 1 to the volume
+    np.testing.assert_allclose(stiffness @ np.ones(len(points)), 0.0, atol=1e-10 * np.abs(dense_stiffness).max())
+    assert np.isclose(mass.sum(), volumes.sum(), rtol=1e-12) and np.isclose(volumes.sum(), 1000.0, rtol=1e-12)
+    for matrix in (stiffness, mass):
+        assert matrix.has_sorted_indices and np.all(np.diff(matrix.indptr) > 0)
+
+
+def test_the_edge_pattern_is_the_meshs_edges():
+    points, tets = _mesh(seed=2)
+    adjacency = node_adjacency(tets, len(points))
+    edges = {tuple(sorted((int(a), int(b)))) for cell in tets for i, a in enumerate(cell) for b in cell[i + 1:]}
+    rows, columns = adjacency.nonzero()
+    assert {(int(a), int(b)) for a, b in zip(rows, columns) if a < b} == edges
+    assert (adjacency != adjacency.T).nnz == 0 and adjacency.diagonal().sum() == 0
+    assert all(np.all(np.diff(adjacency.indices[adjacency.indptr[k]:adjacency.indptr[k + 1]]) > 0)
+               for k in range(len(points)))
