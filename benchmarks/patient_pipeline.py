@@ -12,7 +12,9 @@ argument (the repository's workflow, config and profiles linked in), from nothin
 design and the shape models are built first and left out of the per-patient sums. The
 per-patient jobs are the patient's parameters, anatomy, preview, electrodes, mesh, fibres,
 Purkinje trees, activation maps, lead-field sample points and lead fields, ECGs, their
-delineation, SDF samples, dataset part and ECG → activation bank.
+delineation, SDF samples, dataset part and ECG → activation bank. Each setting's table is
+also written as ``<workdir>/<name>/results/report/stage_timings.{csv,md}``, the report's
+layout, for ``python -m ecgcohort.readme_results record``.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def main() -> None:
 
     import pandas as pd
 
-    from ecgcohort.timings import SPLIT, stage_timings
+    from ecgcohort.timings import SPLIT, stage_timings, stage_timings_markdown
 
     totals = {}
     for setting in args.settings:
@@ -71,6 +73,12 @@ def main() -> None:
         wall = run_setting(folder, files.split(","), args.patient, args.cores)
         table = stage_timings(folder / "results/benchmarks", folder / "results/logs")
         table = table[~table.group.isin(SHARED)]
+        # the per-patient rules' table as the report writes its own, so a run can be recorded
+        # (python -m ecgcohort.readme_results record <copy inside a checkout> --label ...)
+        report = folder / "results/report"
+        report.mkdir(parents=True, exist_ok=True)
+        table.to_csv(report / "stage_timings.csv", index=False, float_format="%.4g")
+        (report / "stage_timings.md").write_text(stage_timings_markdown(pd.read_csv(report / "stage_timings.csv")))
         columns = ["rule", "jobs", "total_s", "cpu_s", "max_rss_mb", *[f"{key}_s" for key in SPLIT]]
         print(f"\n## {name} ({files}): patient {args.patient}, {len(table)} rules, {int(table.jobs.sum())} jobs, "
               f"{table.total_s.sum():.1f} s of job time, {wall:.1f} s of wall clock on {args.cores} cores\n")
