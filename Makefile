@@ -33,6 +33,7 @@ lint: env
 # built with every warning an error; tests/test_docs.py checks both stay as their sources give.
 docs: env
 	$(VENV)/bin/python -m ecgcohort.config workflow/schemas/config.schema.yaml > docs/config.md
+	$(VENV)/bin/python -m ecgcohort.reruns workflow/rerun_matrix.yaml > docs/reference/reruns.md
 	$(VENV)/bin/python -m ecgcohort.readme_results update
 	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 

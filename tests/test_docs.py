@@ -16,6 +16,7 @@ import pytest
 
 from ecgcohort import readme_results
 from ecgcohort.config import load_schema, schema_markdown
+from ecgcohort.reruns import load_matrix, matrix_markdown
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
@@ -144,6 +145,8 @@ def test_a_broken_reference_or_citation_fails_the_strict_build(tmp_path, broken,
 def test_generated_pages_are_what_their_sources_give():
     # the configuration reference is the schema rendered (also tests/test_config.py)
     assert (DOCS / "config.md").read_text() == schema_markdown(load_schema(REPO / "workflow/schemas/config.schema.yaml"))
+    # what re-runs when a setting changes is the re-run matrix the workflow test checks
+    assert (DOCS / "reference/reruns.md").read_text() == matrix_markdown(load_matrix(REPO / "workflow/rerun_matrix.yaml"))
     # every results table on the site is its recorded run, with its provenance line
     pages = readme_results.pages_with_blocks()
     shown = {page.relative_to(REPO).as_posix() for page in pages}

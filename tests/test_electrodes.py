@@ -82,3 +82,23 @@ def test_an_electrode_off_the_body_is_an_error(body):
     far = dict(landmarks, jugular_notch=np.array([0.0, 115.0, 900.0]), xiphoid=np.array([0.0, 115.0, 1000.0]))
     with pytest.raises(ElectrodeError, match="no section"):
         standard_electrodes(points, faces, far)
+
+
+def test_the_anterior_array_added_to_the_written_standard_table_is_the_whole_table(body, tmp_path):
+    # the workflow places the 12-lead electrodes in one job (the convergence ladder reads only
+    # them) and adds the anterior array in another from the CSV: the same table to the last bit,
+    # and a different anterior count leaves the 12-lead rows as they were
+    import pandas as pd
+
+    from ecgcohort.anatomy.electrodes import standard_electrode_table, with_anterior_electrodes
+    from ecgcohort.anatomy.outputs import write_electrodes
+
+    points, faces, landmarks = body
+    direct = electrode_table(points, faces, landmarks, 16, np.random.default_rng(7))
+    write_electrodes(standard_electrode_table(points, faces, landmarks), tmp_path / "standard.csv")
+    standard = pd.read_csv(tmp_path / "standard.csv", float_precision="round_trip")
+    pd.testing.assert_frame_equal(with_anterior_electrodes(standard, points, faces, landmarks, 16,
+                                                           np.random.default_rng(7)), direct, check_exact=True)
+    fewer = with_anterior_electrodes(standard, points, faces, landmarks, 4, np.random.default_rng(7))
+    assert len(fewer) == 13
+    pd.testing.assert_frame_equal(fewer.iloc[:9], direct.iloc[:9], check_exact=True)

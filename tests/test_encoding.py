@@ -50,6 +50,32 @@ def test_pca_codes_are_the_papers_23_columns_standardised_on_the_training_split_
     assert np.allclose(table[list(codes.columns)].to_numpy(), codes.table[list(codes.columns)].to_numpy())
 
 
+def test_the_pca_job_reads_each_patients_parameters_file(tmp_path):
+    # the job reads parameters.json per patient (not the store): the same codes as from the arrays,
+    # and a patient whose parameters are other names is refused, naming it
+    import json
+
+    from ecgcohort.encoding.jobs import pca_codes_job
+
+    values, names, units, patients, splits = _parameters()
+    files = []
+    for row, patient, split in zip(values, patients, splits):
+        files.append(tmp_path / f"{patient}.json")
+        files[-1].write_text(json.dumps({"patient": patient, "split": split, "parameters": dict(zip(names, row)),
+                                         "units": dict(zip(names, units))}))
+    pca_codes_job(files, False, tmp_path / "codes.csv", tmp_path / "codes.json")
+    expected = pca_codes(values, names, units, patients, splits).table
+    table = read_pca_codes(tmp_path / "codes.csv")
+    assert list(table.index) == patients
+    np.testing.assert_allclose(table[list(expected.columns[1:])].to_numpy(), expected.iloc[:, 1:].to_numpy(dtype=float),
+                               rtol=1e-7, atol=1e-9)
+    record = json.loads(files[4].read_text())
+    record["parameters"] = {f"other_{k}": v for k, v in record["parameters"].items()}
+    files[4].write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="train-0004"):
+        pca_codes_job(files, False, tmp_path / "codes.csv", tmp_path / "codes.json")
+
+
 def test_pca_codes_refuse_what_cannot_be_standardised():
     values, names, units, patients, splits = _parameters(n_train=0)
     with pytest.raises(ValueError, match="at least one training patient"):

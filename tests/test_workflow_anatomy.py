@@ -199,6 +199,11 @@ def test_two_patients_go_through_every_stage(workflow_copy, workflow_config, rep
     assert cohort.grad_lead_field.chunks[0] == (1, 1)
     assert (workflow_copy.root / "results/dataset/README.md").read_text().count("ohm/m") >= 1
 
+    # the surrogate and the shape model read the training patient's own files, not the store:
+    # the numbers they read are the store's to the last bit
+    check_per_patient_readers_equal_the_store(cohort, workflow_copy.root / "results/dataset/cohort.zarr",
+                                              root / "train-0000")
+
     # encodings: SDF samples in the dataset, PCA codes, a DeepSDF model, the test code inferred
     assert cohort.sdf.dims == ("patient", "surface", "sdf_point") and cohort.sizes["sdf_point"] == 2560
     assert list(cohort.surface.values) == ["torso", "lv_endocardium", "rv_endocardium", "epicardium"]
@@ -227,70 +232,6 @@ def test_two_patients_go_through_every_stage(workflow_copy, workflow_config, rep
     check_inverse_stage(workflow_copy.root)
     check_ecg2act_stage(workflow_copy.root)
 
-    # a finer mesh is the same patient: the shape models, surfaces, electrodes and Purkinje
-    # junctions stay; the meshes and what is computed on them are redone
-    config = two_patients(workflow_config)
-    config["meshing"]["heart_element_size_mm"] = 3.0
-    workflow_copy.write_config(config)
-    plan = workflow_copy.snakemake("--dry-run")
-    assert plan.returncode == 0, plan.stderr[-3000:]
-    jobs = set(re.findall(r"^rule (\w+):", plan.stdout, re.M))
-    assert {"mesh_anatomy", "compute_fibres", "compute_activations", "compute_lead_fields", "compute_ecgs"} <= jobs
-    assert not jobs & {"build_shape_model", "assemble_anatomy", "place_electrodes", "grow_purkinje",
-                       "convergence_level"}, jobs
-    # a change to the DeepSDF training re-runs training and what follows, not the dataset
-    config = two_patients(workflow_config)
-    config["encoding"]["deepsdf"]["training"]["epochs"] = 5
-    workflow_copy.write_config(config)
-    plan = workflow_copy.snakemake("--dry-run")
-    assert plan.returncode == 0, plan.stderr[-3000:]
-    jobs = set(re.findall(r"^rule (\w+):", plan.stdout, re.M))
-    assert {"train_shape_model", "evaluate_shape_model", "train_surrogate"} <= jobs
-    assert not jobs & {"assemble_dataset", "sample_sdf", "pca_codes", "compute_lead_fields"}, jobs
-    # a change to the surrogate's evaluation re-evaluates; its training and the encodings stay
-    config = two_patients(workflow_config)
-    config["surrogate"]["evaluation"]["heart_margin_mm"] = 5.0
-    workflow_copy.write_config(config)
-    plan = workflow_copy.snakemake("--dry-run")
-    assert plan.returncode == 0, plan.stderr[-3000:]
-    jobs = set(re.findall(r"^rule (\w+):", plan.stdout, re.M))
-    assert {"evaluate_surrogate", "summarize_surrogate"} <= jobs
-    assert not jobs & {"train_surrogate", "train_shape_model", "assemble_dataset"}, jobs
-    # a new noise level re-runs the reconstructions, not the transfer matrices or ground truths
-    config = two_patients(workflow_config)
-    config["inverse"]["noise_levels"] = [0.05, 0.1]
-    workflow_copy.write_config(config)
-    plan = workflow_copy.snakemake("--dry-run")
-    assert plan.returncode == 0, plan.stderr[-3000:]
-    jobs = set(re.findall(r"^rule (\w+):", plan.stdout, re.M))
-    assert {"reconstruct_inverse", "inverse_benchmark"} <= jobs
-    assert not jobs & {"transfer_matrix", "heart_surface_dynamics", "assemble_dataset", "train_surrogate"}, jobs
-    # Network II's epochs retrain Network II and re-evaluate; the banks and Network I stay
-    config = two_patients(workflow_config)
-    config["ecg2act"]["networks"]["II"]["training"]["epochs"] = 3
-    workflow_copy.write_config(config)
-    plan = workflow_copy.snakemake("--dry-run")
-    assert plan.returncode == 0, plan.stderr[-3000:]
-    assert re.search(r"^rule train_ecg2act:\n(?:.*\n)*?\s+wildcards: network=II", plan.stdout, re.M)
-    assert not re.search(r"wildcards: network=I$", plan.stdout, re.M)
-    jobs = set(re.findall(r"^rule (\w+):", plan.stdout, re.M))
-    assert {"train_ecg2act", "evaluate_ecg2act"} <= jobs and not jobs & {"simulation_bank", "assemble_dataset"}, jobs
-    # one more patient: the dataset re-assembles from the parts, writing only the new one's
-    config = two_patients(workflow_config)
-    config["cohort"]["train"] = {"count": 2, "lhs_batch": 1}
-    workflow_copy.write_config(config)
-    plan = workflow_copy.snakemake("--dry-run", "dataset")
-    assert plan.returncode == 0, plan.stderr[-3000:]
-    parts = re.findall(r"^rule dataset_part:\n(?:.*\n)*?\s+wildcards: patient=([\w-]+)", plan.stdout, re.M)
-    assert parts == ["train-0001"] and re.search(r"^rule assemble_dataset:", plan.stdout, re.M), plan.stdout[-3000:]
-    # ... and the test patient's inverse benchmark stays: its ground truth reads its own part
-    plan = workflow_copy.snakemake("--dry-run")
-    assert plan.returncode == 0, plan.stderr[-3000:]
-    jobs = set(re.findall(r"^rule (\w+):", plan.stdout, re.M))
-    assert {"assemble_dataset", "train_surrogate", "evaluate_surrogate"} <= jobs, jobs
-    assert not jobs & {"transfer_matrix", "heart_surface_dynamics", "reconstruct_inverse", "inverse_benchmark"}, jobs
-    workflow_copy.write_config(two_patients(workflow_config))
-
     # the release: packed store, table, Croissant, WFDB, manifest, verified
     released = workflow_copy.snakemake("release")
     assert released.returncode == 0, released.stderr[-5000:]
@@ -303,6 +244,8 @@ def test_two_patients_go_through_every_stage(workflow_copy, workflow_config, rep
     assert table.realism_pass.notna().any() and table.anatomy_myocardial_volume_ml.between(50, 400).all()
     sizes = json.loads((release / "sizes.json").read_text())
     assert sizes["parts"]["wfdb"]["files"] == 2 * 2 * 5 and sizes["store_patients_per_shard"] == 2
+
+    check_rerun_matrix(workflow_copy, two_patients(workflow_config), repo)
 
     # the HTML report holds Table 1 and the figures
     report = workflow_copy.snakemake("--report", "results/report.html")
@@ -326,6 +269,59 @@ def test_two_patients_go_through_every_stage(workflow_copy, workflow_config, rep
     # every Python example of the README and of the documentation pages, and every tutorial,
     # runs against these results (each tutorial asserts its own key output)
     run_documentation_examples(repo, workflow_copy.root)
+
+
+def check_per_patient_readers_equal_the_store(cohort, store, patient_dir) -> None:
+    from ecgcohort.dataset import open_patient_mesh
+    from ecgcohort.encoding.jobs import patient_sdf_rows
+    from ecgcohort.surrogate.jobs import LeadFieldFiles, read_patient_lead_fields
+
+    patient = patient_dir.name
+    chunks = sorted((patient_dir / "leadfield").glob("chunk-*.npz"), key=lambda path: int(path.stem.split("-")[1]))
+    fields = read_patient_lead_fields(patient, LeadFieldFiles(
+        patient_dir / "leadfield/points.npz", patient_dir / "anatomy/electrodes.csv", patient_dir / "fibres/fibres.npz",
+        tuple(chunks)))
+    one, mesh = cohort.sel(patient=patient), open_patient_mesh(store, patient)
+    for name in ("sample_points", "sample_region", "grad_lead_field", "electrode_position",
+                 "electrode_normalised_position"):
+        np.testing.assert_array_equal(getattr(fields, name), one[name].values.astype(getattr(fields, name).dtype),
+                                      err_msg=name)
+    for name in ("node_position", "tetrahedra", "grad_lead_field_cell"):
+        np.testing.assert_array_equal(getattr(fields, name), mesh[name].values, err_msg=name)
+    surfaces, points_mm, sdf_mm = patient_sdf_rows(patient_dir / "encoding/sdf.npz", patient)
+    assert surfaces == [str(s) for s in cohort.surface.values]
+    np.testing.assert_array_equal(points_mm, one.sdf_points.values.astype(np.float64) * 1e3)
+    np.testing.assert_array_equal(sdf_mm, one.sdf.transpose("sdf_point", "surface").values.astype(np.float64) * 1e3)
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """rule -> jobs of a dry run's 'Job stats' table (the target rule ``all`` left out)."""
+    if "Job stats:" not in output:
+        return {}
+    table = output.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)\s*$", table, re.M) if name != "all"}
+
+
+def check_rerun_matrix(workflow_copy, config: dict, repo) -> None:
+    """Every edit of ``workflow/rerun_matrix.yaml`` on the finished run plans exactly its jobs
+    (nothing missing, nothing extra), and the unedited config plans none."""
+    from ecgcohort.reruns import edited, load_matrix
+
+    def plan(edited_config: dict) -> dict[str, int]:
+        workflow_copy.write_config(edited_config)
+        result = workflow_copy.snakemake("all", "release", "--dry-run", "--quiet", "rules")
+        assert result.returncode == 0, result.stderr[-3000:]
+        return planned_jobs(result.stdout + result.stderr)
+
+    assert plan(config) == {}
+    wrong = {}
+    for case in load_matrix(repo / "workflow/rerun_matrix.yaml"):
+        planned = plan(edited(config, case))
+        if planned != dict(case.reruns):
+            wrong[case.key] = {"missing": {r: n for r, n in case.reruns.items() if planned.get(r) != n},
+                               "extra": {r: n for r, n in planned.items() if case.reruns.get(r) != n}}
+    workflow_copy.write_config(config)
+    assert not wrong, wrong
 
 
 def documentation_examples(repo) -> list[tuple[str, str]]:

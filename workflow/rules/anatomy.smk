@@ -42,16 +42,40 @@ rule assemble_anatomy:
         "../scripts/assemble_anatomy.py"
 
 
+rule place_standard_electrodes:
+    """The 12-lead electrodes apart from the anterior array: the convergence ladder reads only
+    these, so a change of ``electrodes.anterior_count`` leaves it alone."""
+    input:
+        torso=rules.assemble_anatomy.output.torso,
+        summary=rules.assemble_anatomy.output.summary,
+    output:
+        electrodes="results/patients/{patient}/anatomy/electrodes_standard.csv",
+    params:
+        rules={key: value for key, value in config["electrodes"].items() if key != "anterior_count"},
+    log:
+        "results/logs/patients/{patient}/place_standard_electrodes.log",
+    benchmark:
+        "results/benchmarks/patients/{patient}/place_standard_electrodes.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled(1000),
+        runtime=scaled(5),
+    conda:
+        "../../envs/geometry.yaml"
+    script:
+        "../scripts/place_standard_electrodes.py"
+
+
 rule place_electrodes:
     input:
         torso=rules.assemble_anatomy.output.torso,
         summary=rules.assemble_anatomy.output.summary,
+        standard=rules.place_standard_electrodes.output.electrodes,
     output:
         electrodes="results/patients/{patient}/anatomy/electrodes.csv",
     params:
         seed=config["cohort"]["seed"],
         anterior_count=config["electrodes"]["anterior_count"],
-        rules={key: value for key, value in config["electrodes"].items() if key != "anterior_count"},
     log:
         "results/logs/patients/{patient}/place_electrodes.log",
     benchmark:

@@ -41,7 +41,8 @@ rule convergence_level:
         torso=rules.assemble_anatomy.output.torso,
         heart_model="results/shapes/heart.npz",
         torso_model="results/shapes/torso.npz",
-        electrodes=rules.place_electrodes.output.electrodes,
+        # the 12-lead electrodes only: the anterior array's count re-runs no level
+        electrodes=rules.place_standard_electrodes.output.electrodes,
         junctions=rules.grow_purkinje.output.junctions,
         points=rules.convergence_points.output.points,
     output:

@@ -1,6 +1,8 @@
 # Geometry encodings (paper 1, sections 2.4-2.6): SDF samples per patient (into the dataset),
-# PCA codes, the DeepSDF auto-decoder trained on the training patients of cohort.zarr, codes
-# of held-out patients by MAP inference, and Chamfer distances per patient.
+# PCA codes, the DeepSDF auto-decoder trained on the training patients' SDF samples, codes of
+# held-out patients by MAP inference, and Chamfer distances per patient. Each job reads the
+# per-patient files it uses, not the assembled store: a lead field, an electrode or a scenario
+# changes no shape model.
 
 DEEPSDF = config["encoding"]["deepsdf"]
 TRAIN_PATIENTS = [p for p in PATIENTS if p.startswith("train-")]
@@ -37,7 +39,7 @@ rule sample_sdf:
 
 rule pca_codes:
     input:
-        store=rules.assemble_dataset.output.store,
+        parameters=expand(rules.patient_parameters.output.parameters, patient=PATIENTS),
     output:
         codes="results/encoding/pca/codes.csv",
         sidecar="results/encoding/pca/codes.json",
@@ -59,7 +61,8 @@ rule pca_codes:
 
 rule train_shape_model:
     input:
-        store=rules.assemble_dataset.output.store,
+        # the fitting patients' samples only: the validation patients are held out of training
+        samples=expand(rules.sample_sdf.output.sdf, patient=SHAPE_FIT_PATIENTS),
     output:
         model="results/encoding/deepsdf/model.pt",
         losses="results/encoding/deepsdf/losses.csv",
@@ -67,6 +70,9 @@ rule train_shape_model:
                     category="Geometry encodings", subcategory="DeepSDF training", labels={"figure": "losses"}),
     params:
         deepsdf={key: value for key, value in DEEPSDF.items() if key not in ("inference", "evaluation")},
+        fit_patients=SHAPE_FIT_PATIENTS,
+        validation_patients=SHAPE_VALIDATION_PATIENTS,
+        sdf_sampling=config["encoding"]["sdf"],
         # checkpoints for resuming a killed job; not an output, so a rerun finds them
         workdir="results/encoding/deepsdf/checkpoints",
     log:
@@ -86,13 +92,14 @@ rule train_shape_model:
 
 rule infer_shape_code:
     input:
-        store=rules.assemble_dataset.output.store,
+        samples=rules.sample_sdf.output.sdf,
         model=rules.train_shape_model.output.model,
     output:
         code="results/encoding/deepsdf/codes/{patient}.json",
     params:
         deepsdf={key: value for key, value in DEEPSDF.items() if key != "evaluation"},
         seed=config["cohort"]["seed"],
+        role=shape_role,
     wildcard_constraints:
         patient="|".join(INFERRED_PATIENTS) or "no-patient",
     log:

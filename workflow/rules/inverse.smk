@@ -7,6 +7,7 @@
 INVERSE = config["inverse"]
 INVERSE_PATIENTS = TEST_PATIENTS if INVERSE["patients"] == "test" else PATIENTS
 INVERSE_SOURCES = INVERSE["dynamics"]["sources"]
+INVERSE_MODEL_SOURCE = "aliev_panfilov"  # ecgcohort.inverse.dynamics.MODEL_SOURCE
 INVERSE_RUNS = [(p, s, m) for p in INVERSE_PATIENTS for s in INVERSE_SOURCES for m in INVERSE["methods"]]
 
 
@@ -18,7 +19,8 @@ wildcard_constraints:
 rule transfer_matrix:
     input:
         mesh=rules.mesh_anatomy.output.mesh,
-        electrodes=rules.place_electrodes.output.electrodes,
+        # the electrodes are the measurement points only with inverse.body.source "electrodes"
+        electrodes=rules.place_electrodes.output.electrodes if INVERSE["body"]["source"] == "electrodes" else [],
     output:
         surfaces="results/inverse/{patient}/surfaces.npz",
         transfer="results/inverse/{patient}/transfer.npz",
@@ -47,9 +49,12 @@ rule heart_surface_dynamics:
         surfaces=rules.transfer_matrix.output.surfaces,
         transfer=rules.transfer_matrix.output.transfer,
         anatomy=rules.assemble_anatomy.output.summary,
-        # the patient's own part, not the assembled store: adding or changing another patient
-        # leaves the inverse benchmark of the test patients alone
-        part=rules.dataset_part.output.part,
+        # a cohort scenario's map and the mesh it lives on (the Aliev-Panfilov source reads
+        # neither), not the store or the patient's part: another patient, an electrode or
+        # another variable leaves the inverse benchmark alone
+        fibres=lambda wildcards: [] if wildcards.source == INVERSE_MODEL_SOURCE else rules.compute_fibres.output.fibres,
+        activation=lambda wildcards: [] if wildcards.source == INVERSE_MODEL_SOURCE
+        else f"results/patients/{wildcards.patient}/activation/{wildcards.source}.npz",
     output:
         dynamics="results/inverse/{patient}/{source}/dynamics.npz",
         preview=report("results/inverse/{patient}/{source}/dynamics.png", caption=caption("inverse_dynamics"),

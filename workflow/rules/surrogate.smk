@@ -1,5 +1,5 @@
 # The lead-field surrogate (paper 1, sections 2.3 and 2.6): one network per encoding and target
-# form trained on the training patients of cohort.zarr, evaluated per test patient against FEM
+# form trained on the training patients' lead fields, evaluated per test patient against FEM
 # and the pseudo lead field, and the fan-in to Table 1, the figures and the timing table.
 
 SURROGATE = config["surrogate"]
@@ -14,7 +14,13 @@ wildcard_constraints:
 
 rule train_surrogate:
     input:
-        store=rules.assemble_dataset.output.store,
+        # the training patients' lead-field files, not the assembled store: a scenario, a test
+        # patient or a shape-only change trains no surrogate again
+        points=expand(rules.sample_leadfield_points.output.points, patient=TRAIN_PATIENTS),
+        electrodes=expand(rules.place_electrodes.output.electrodes, patient=TRAIN_PATIENTS),
+        fibres=expand(rules.compute_fibres.output.fibres, patient=TRAIN_PATIENTS),
+        chunks=expand("results/patients/{patient}/leadfield/chunk-{chunk}.npz", patient=TRAIN_PATIENTS,
+                      chunk=LEADFIELD_CHUNKS),
         codes=lambda wildcards: CODES[wildcards.encoding],
     output:
         model="results/surrogate/{encoding}/{target}/model.pt",
@@ -24,6 +30,7 @@ rule train_surrogate:
                     labels={"encoding": "{encoding}", "target": "{target}", "figure": "losses"}),
     params:
         section=surrogate_network_section(SURROGATE),
+        patients=TRAIN_PATIENTS,
         sigma0=config["leadfield"]["conductivity_s_per_m"]["torso"],
         # checkpoints for resuming a killed job; not an output, so a rerun finds them
         workdir="results/surrogate/{encoding}/{target}/checkpoints",
@@ -44,7 +51,8 @@ rule train_surrogate:
 
 rule evaluate_surrogate:
     input:
-        store=rules.assemble_dataset.output.store,
+        # the test patient's own part, not the assembled store: another patient's data is not read
+        part=rules.dataset_part.output.part,
         model=rules.train_surrogate.output.model,
         codes=lambda wildcards: CODES[wildcards.encoding],
     output:
@@ -84,7 +92,9 @@ GROUND_TRUTH_PATIENTS = [p for p in TEST_PATIENTS if p in CONVERGENCE_PATIENTS] 
 
 rule surrogate_ground_truth:
     input:
-        store=rules.assemble_dataset.output.store,
+        # the electrodes as the surrogate saw them (not the patient's part: a scenario leaves it alone)
+        electrodes=rules.place_electrodes.output.electrodes,
+        chunks=expand("results/patients/{{patient}}/leadfield/chunk-{chunk}.npz", chunk=LEADFIELD_CHUNKS),
         model=rules.train_surrogate.output.model,
         codes=lambda wildcards: CODES[wildcards.encoding],
         points=rules.convergence_points.output.points,

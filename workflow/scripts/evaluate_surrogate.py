@@ -8,7 +8,7 @@ from ecgcohort.surrogate.jobs import evaluate_surrogate_job
 with logging_to(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)
     evaluate_surrogate_job(
-        patient=snakemake.wildcards.patient, store=snakemake.input.store, model_path=snakemake.input.model,
+        patient=snakemake.wildcards.patient, store=snakemake.input.part, model_path=snakemake.input.model,
         codes_csv=snakemake.input.codes, evaluation=dict(snakemake.params.evaluation),
         conductivities=dict(snakemake.params.conductivities), duration_ms=snakemake.params.duration_ms,
         dt_ms=snakemake.params.dt_ms, cycle_length_ms=snakemake.params.cycle_length_ms,

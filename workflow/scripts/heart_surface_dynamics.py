@@ -7,6 +7,7 @@ with logging_to(snakemake.log[0]):
     heart_surface_dynamics_job(
         patient=snakemake.wildcards.patient, source=snakemake.wildcards.source,
         surfaces_npz=snakemake.input.surfaces, transfer_npz=snakemake.input.transfer,
-        anatomy_json=snakemake.input.anatomy, store=snakemake.input.part, dynamics=dict(snakemake.params.dynamics),
+        anatomy_json=snakemake.input.anatomy, fibres_npz=snakemake.input.fibres or None,
+        activation_npz=snakemake.input.activation or None, dynamics=dict(snakemake.params.dynamics),
         cycle_length_ms=snakemake.params.cycle_length_ms, template_cache_dir=snakemake.params.template_cache_dir,
         out_npz=snakemake.output.dynamics, out_preview=snakemake.output.preview)

@@ -7,5 +7,6 @@ from ecgcohort.logs import logging_to
 
 with logging_to(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)
-    infer_shape_code_job(snakemake.wildcards.patient, snakemake.input.store, snakemake.input.model,
-                         dict(snakemake.params.deepsdf), snakemake.params.seed, snakemake.output.code)
+    infer_shape_code_job(snakemake.wildcards.patient, snakemake.input.samples, snakemake.input.model,
+                         dict(snakemake.params.deepsdf), snakemake.params.seed, snakemake.params.role,
+                         snakemake.output.code)

@@ -1,4 +1,4 @@
-"""Snakemake adapter: train the DeepSDF auto-decoder on cohort.zarr (see ecgcohort.encoding)."""
+"""Snakemake adapter: train the DeepSDF auto-decoder on the training patients' SDF samples (see ecgcohort.encoding)."""
 
 import torch
 
@@ -7,5 +7,7 @@ from ecgcohort.logs import logging_to
 
 with logging_to(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)
-    train_shape_model_job(snakemake.input.store, dict(snakemake.params.deepsdf), snakemake.output.model,
-                          snakemake.output.losses, snakemake.output.plot, snakemake.params.workdir)
+    train_shape_model_job(list(snakemake.input.samples), list(snakemake.params.fit_patients),
+                          list(snakemake.params.validation_patients), dict(snakemake.params.deepsdf),
+                          dict(snakemake.params.sdf_sampling), snakemake.output.model, snakemake.output.losses,
+                          snakemake.output.plot, snakemake.params.workdir)

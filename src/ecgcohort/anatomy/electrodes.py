@@ -9,7 +9,7 @@ coordinates: x in [-1, 1] (right to left), y in [0, 1] (posterior to anterior), 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -135,18 +135,37 @@ def normalised_coordinates(points: np.ndarray, positions: np.ndarray) -> np.ndar
     return np.column_stack([2 * unit[:, 0] - 1, unit[:, 1], unit[:, 2]])
 
 
+def _table(names: Sequence[str], kinds: Sequence[str], positions: np.ndarray, points: np.ndarray) -> pd.DataFrame:
+    normalised = normalised_coordinates(points, positions)
+    return pd.DataFrame({
+        "name": list(names), "kind": list(kinds),
+        "x_mm": positions[:, 0], "y_mm": positions[:, 1], "z_mm": positions[:, 2],
+        "x_norm": normalised[:, 0], "y_norm": normalised[:, 1], "z_norm": normalised[:, 2],
+    })
+
+
+def standard_electrode_table(points: np.ndarray, faces: np.ndarray, landmarks: Mapping[str, np.ndarray],
+                             rules: ElectrodeRules = ElectrodeRules()) -> pd.DataFrame:
+    """The 12-lead electrodes (RA, LA, LL, V1-V6): name, kind, position (mm) and normalised
+    torso coordinates."""
+    standard = standard_electrodes(points, faces, landmarks, rules)
+    return _table(list(standard), ["standard"] * len(standard), np.array(list(standard.values())), points)
+
+
+def with_anterior_electrodes(standard: pd.DataFrame, points: np.ndarray, faces: np.ndarray,
+                             landmarks: Mapping[str, np.ndarray], anterior_count: int,
+                             rng: np.random.Generator) -> pd.DataFrame:
+    """``standard`` (:func:`standard_electrode_table`) followed by ``anterior_count`` anterior
+    electrodes A000, A001, ... (positions independent of the standard ones)."""
+    spread = anterior_electrodes(points, faces, anterior_count, rng, landmarks)
+    positions = np.vstack([standard[["x_mm", "y_mm", "z_mm"]].to_numpy(dtype=float), spread])
+    names = standard.name.tolist() + [f"A{i:03d}" for i in range(len(spread))]
+    return _table(names, standard.kind.tolist() + ["anterior"] * len(spread), positions, points)
+
+
 def electrode_table(points: np.ndarray, faces: np.ndarray, landmarks: Mapping[str, np.ndarray],
                     anterior_count: int, rng: np.random.Generator,
                     rules: ElectrodeRules = ElectrodeRules()) -> pd.DataFrame:
     """All electrodes: name, kind, position (mm) and normalised torso coordinates."""
-    standard = standard_electrodes(points, faces, landmarks, rules)
-    spread = anterior_electrodes(points, faces, anterior_count, rng, landmarks)
-    names = list(standard) + [f"A{i:03d}" for i in range(len(spread))]
-    positions = np.vstack([np.array(list(standard.values())), spread])
-    normalised = normalised_coordinates(points, positions)
-    return pd.DataFrame({
-        "name": names,
-        "kind": ["standard"] * len(standard) + ["anterior"] * len(spread),
-        "x_mm": positions[:, 0], "y_mm": positions[:, 1], "z_mm": positions[:, 2],
-        "x_norm": normalised[:, 0], "y_norm": normalised[:, 1], "z_norm": normalised[:, 2],
-    })
+    return with_anterior_electrodes(standard_electrode_table(points, faces, landmarks, rules), points, faces,
+                                    landmarks, anterior_count, rng)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ecgcohort.anatomy.assembly import PlacementSettings, assemble_patient
-from ecgcohort.anatomy.electrodes import ElectrodeRules, electrode_table
+from ecgcohort.anatomy.electrodes import ElectrodeRules, standard_electrode_table, with_anterior_electrodes
 from ecgcohort.anatomy.outputs import (
     plot_anatomy,
     read_landmarks,
@@ -33,12 +33,27 @@ def assemble(patient: str, heart_model: str | Path, torso_model: str | Path, par
     write_anatomy(anatomy, heart_out, torso_out, summary_out)
 
 
-def place_electrodes(patient: str, seed: int, torso: str | Path, summary: str | Path, anterior_count: int,
-                     rules: Mapping[str, Any], output: str | Path) -> None:
-    """Place the 12-lead and anterior electrodes on the patient's body surface (CSV)."""
+def place_standard_electrodes(patient: str, torso: str | Path, summary: str | Path, rules: Mapping[str, Any],
+                              output: str | Path) -> None:
+    """Place the 9 electrodes of the 12-lead ECG on the patient's body surface (CSV): what the
+    convergence ladder reads, apart from the anterior array."""
     surface = read_surface(torso)
-    table = electrode_table(surface.points, surface.faces, read_landmarks(summary), anterior_count,
-                            patient_rng(seed, patient, "electrodes"), ElectrodeRules(**rules))
+    table = standard_electrode_table(surface.points, surface.faces, read_landmarks(summary), ElectrodeRules(**rules))
+    write_electrodes(table, output)
+    log.info("patient %s: %d standard electrodes", patient, len(table))
+
+
+def place_electrodes(patient: str, seed: int, torso: str | Path, summary: str | Path, standard: str | Path,
+                     anterior_count: int, output: str | Path) -> None:
+    """The 12-lead electrodes of ``standard`` (CSV) and ``anterior_count`` anterior electrodes
+    on the patient's body surface (CSV)."""
+    import pandas as pd
+
+    surface = read_surface(torso)
+    # round_trip: the positions written by place_standard_electrodes, to the last bit
+    standard_table = pd.read_csv(standard, float_precision="round_trip")
+    table = with_anterior_electrodes(standard_table, surface.points, surface.faces, read_landmarks(summary),
+                                     anterior_count, patient_rng(seed, patient, "electrodes"))
     write_electrodes(table, output)
     log.info("patient %s: %d electrodes", patient, len(table))
 

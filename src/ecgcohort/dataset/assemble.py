@@ -736,10 +736,22 @@ def assemble_cohort(patients: Sequence[str], parts: Mapping[str, str | Path], co
 
 
 # ---------------------------------------------------------------- reading
+def is_part(path: str | Path) -> bool:
+    """Whether ``path`` is one patient's part of the cohort store (:func:`write_patient_part`)."""
+    try:
+        return _PART_SUMMARY in json.loads((Path(path) / _METADATA_FILE).read_text()).get("attributes", {})
+    except (OSError, ValueError):
+        return False
+
+
 def open_cohort(path: str | Path):
-    """The root Dataset of ``cohort.zarr``, lazy (dask arrays, one patient per chunk)."""
+    """The root Dataset of ``cohort.zarr``, or of one patient's part of it (the same arrays with a
+    ``patient`` dimension of size 1: what a per-patient job reads), lazy (dask arrays, one
+    patient per chunk)."""
     import xarray as xr
 
+    if is_part(path):
+        return xr.open_zarr(path, consolidated=False)
     with _quiet_consolidated():
         return xr.open_zarr(path, consolidated=True)
 

@@ -1,5 +1,5 @@
 """The encoding stage's jobs, free of Snakemake: SDF samples per patient, PCA codes, DeepSDF
-training from the cohort dataset, MAP inference per held-out patient, Chamfer evaluation."""
+training from the training patients' samples, MAP inference per held-out patient, Chamfer evaluation."""
 
 from __future__ import annotations
 
@@ -51,26 +51,63 @@ def sample_sdf_job(patient: str, heart_path: str | Path, torso_path: str | Path,
 
 
 # ---------------------------------------------------------------- PCA codes
-def pca_codes_job(store: str | Path, include_translation: bool, out_csv: str | Path, out_json: str | Path) -> None:
-    """The cohort's PCA codes from the dataset's ``parameters`` (standardised on ``train``)."""
-    from ecgcohort.dataset import open_cohort
+def pca_codes_job(parameters: Sequence[str | Path], include_translation: bool, out_csv: str | Path,
+                  out_json: str | Path) -> None:
+    """The cohort's PCA codes from every patient's ``parameters.json`` (the sampled shape modes
+    and pose, standardised on the ``train`` patients), in the order given."""
     from ecgcohort.encoding.pca import pca_codes, write_pca_codes
 
-    cohort = open_cohort(store)
-    codes = pca_codes(cohort.parameters.values, [str(p) for p in cohort.parameter.values],
-                      [str(u) for u in cohort.parameter_units.values], [str(p) for p in cohort.patient.values],
-                      [str(s) for s in cohort.split.values], include_translation)
-    write_pca_codes(codes, out_csv, out_json, source=str(store))
+    records = [json.loads(Path(path).read_text()) for path in parameters]
+    if not records:
+        raise ValueError("PCA codes need the parameters of at least one patient, none given")
+    names = list(records[0]["parameters"])
+    for path, record in zip(parameters, records):
+        if list(record["parameters"]) != names:
+            raise ValueError(f"patient {record['patient']}: {path} has the parameters {list(record['parameters'])}, "
+                             f"expected {names} (those of {records[0]['patient']})")
+    values = np.array([[record["parameters"][name] for name in names] for record in records], dtype=np.float64)
+    codes = pca_codes(values, names, [str(records[0]["units"][name]) for name in names],
+                      [record["patient"] for record in records], [record["split"] for record in records],
+                      include_translation)
+    write_pca_codes(codes, out_csv, out_json, source="parameters.json of each patient")
     log.info("PCA codes: %d patients x %d columns (%s)", len(codes.table), len(codes.columns), ", ".join(codes.columns))
 
 
 # ---------------------------------------------------------------- DeepSDF training
-def _sdf_rows(cohort, patients: Sequence[str], surfaces: Sequence[str]):
-    """(points mm (N, P, 3), sdf mm (N, P, S)) of ``patients`` from the dataset, read with dask."""
-    selection = cohort.sel(patient=list(patients), surface=list(surfaces))
-    points = selection.sdf_points.values.astype(np.float64) * 1e3
-    sdf = selection.sdf.transpose("patient", "sdf_point", "surface").values.astype(np.float64) * 1e3
-    return points, sdf
+def patient_sdf_rows(path: str | Path, patient: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(surface names, points mm (P, 3), sdf mm (P, S)) of one patient's ``sdf.npz``
+    (:func:`sample_sdf_job`), quantised as the dataset stores them (float32 metres): a model
+    trained from the files equals one trained from the store."""
+    from ecgcohort.encoding.sdf import read_sdf_samples
+
+    samples = read_sdf_samples(path)
+    if not (np.isfinite(samples.points_mm).all() and np.isfinite(samples.sdf_mm).all()):
+        raise ValueError(f"patient {patient}: {path} has non-finite signed distances or points")
+    return list(samples.surfaces), _as_stored(samples.points_mm), _as_stored(samples.sdf_mm).T
+
+
+def _sample_bounds(paths: Sequence[str | Path], patients: Sequence[str]) -> tuple[list[str], int, np.ndarray, np.ndarray]:
+    """(surfaces, points per patient, lower and upper bounds in mm as the float32 store gives
+    them) over the patients' samples; every patient must have the first one's surfaces and count."""
+    surfaces, count, low, high = None, 0, None, None
+    for path, patient in zip(paths, patients, strict=True):
+        names, points, _ = patient_sdf_rows(path, patient)
+        stored_m = (points * 1e-3).astype(np.float32)
+        if surfaces is None:
+            surfaces, count, low, high = names, len(points), stored_m.min(axis=0), stored_m.max(axis=0)
+        elif names != surfaces or len(points) != count:
+            raise ValueError(f"patient {patient}: {path} has the surfaces {names} and {len(points)} samples, "
+                             f"expected {surfaces} and {count} (those of {patients[0]})")
+        else:
+            low, high = np.minimum(low, stored_m.min(axis=0)), np.maximum(high, stored_m.max(axis=0))
+    if surfaces is None:
+        raise ValueError("no signed-distance samples given")
+    return surfaces, count, low * 1e3, high * 1e3
+
+
+def _as_stored(values_mm: np.ndarray) -> np.ndarray:
+    """Millimetres as the dataset holds them: float32 metres, read back as float64 mm."""
+    return (values_mm.astype(np.float64) * 1e-3).astype(np.float32).astype(np.float64) * 1e3
 
 
 def deepsdf_spec_section(section: Mapping[str, Any], surfaces: Sequence[str], clamp: float) -> dict[str, Any]:
@@ -78,45 +115,37 @@ def deepsdf_spec_section(section: Mapping[str, Any], surfaces: Sequence[str], cl
     return {**{k: section[k] for k in SPEC_KEYS}, "surfaces": list(surfaces), "clamp": clamp}
 
 
-def train_shape_model_job(store: str | Path, section: Mapping[str, Any], out_model: str | Path,
-                          out_losses: str | Path, out_plot: str | Path, workdir: str | Path) -> None:
-    """Train the DeepSDF auto-decoder on the training patients' SDF samples in ``store``, minus
-    the validation patients (``validation_fraction``, seeded). Test patients are never read."""
+def train_shape_model_job(samples: Sequence[str | Path], fit_patients: Sequence[str],
+                          validation_patients: Sequence[str], section: Mapping[str, Any], sdf_sampling: Mapping[str, Any],
+                          out_model: str | Path, out_losses: str | Path, out_plot: str | Path,
+                          workdir: str | Path) -> None:
+    """Train the DeepSDF auto-decoder on the SDF samples (``sdf.npz``, one per patient of
+    ``fit_patients``, in that order) of the training patients other than the validation ones
+    (``validation_fraction``, seeded: the rule splits). Held-out patients are never read."""
     import torch
 
-    from ecgcohort.dataset import open_cohort
     from ecgcohort.encoding.deepsdf import AutoDecoder, DeepSdfSpec, NormalisationBox
     from ecgcohort.learning import StreamedTable, TensorTable, TrainingSpec, fit, save_model
     from ecgcohort.learning.backbone import write_history
-    from ecgcohort.learning.splits import validation_split
     from ecgcohort.learning.device import memory_budget_bytes, resolve_device
 
-    cohort = open_cohort(store)
-    if "sdf" not in cohort:
-        raise ValueError(f"{store} holds no signed-distance samples (variables sdf, sdf_points); rebuild the "
-                         "dataset with the encoding stage's sample_sdf outputs")
-    surfaces = [str(s) for s in cohort.surface.values]
-    train_ids = [str(p) for p, s in zip(cohort.patient.values, cohort.split.values) if s == "train"]
-    fit_ids, validation_ids = validation_split(train_ids, section["validation_fraction"], section["seed"])
+    fit_ids, validation_ids = list(fit_patients), list(validation_patients)
     if not fit_ids:
         raise ValueError("the cohort has no training patients to train the shape model on")
     log.info("DeepSDF: training on %d patients (%s), %d held out for validation (%s)", len(fit_ids),
              ", ".join(fit_ids), len(validation_ids), ", ".join(validation_ids) or "none")
-    train_cohort = cohort.sel(patient=fit_ids)
-    points_m = train_cohort.sdf_points
-    box = NormalisationBox.from_bounds(points_m.min(("patient", "sdf_point")).values * 1e3,
-                                       points_m.max(("patient", "sdf_point")).values * 1e3, section["box_padding"])
+    surfaces, n_points, low_mm, high_mm = _sample_bounds(samples, fit_ids)
+    box = NormalisationBox.from_bounds(low_mm, high_mm, section["box_padding"])
     spec = DeepSdfSpec.from_config(deepsdf_spec_section(section, surfaces, section["clamp_mm"] / box.scale_mm))
     training = TrainingSpec.from_config(section["training"], seed=section["seed"])
-    n_points = cohort.sizes["sdf_point"]
     rows = len(fit_ids) * n_points
     device = resolve_device(training.device)
     resident = rows * _ROW_BYTES <= memory_budget_bytes(device)
 
     def patient_block(index: int) -> dict[str, np.ndarray]:
-        points, sdf = _sdf_rows(cohort, [fit_ids[index]], surfaces)
+        _, points, sdf = patient_sdf_rows(samples[index], fit_ids[index])
         return {"shape": np.full(n_points, index, dtype=np.int64),
-                "x": box.normalise(points[0]).astype(np.float32), "sdf": box.normalise_sdf(sdf[0]).astype(np.float32)}
+                "x": box.normalise(points).astype(np.float32), "sdf": box.normalise_sdf(sdf).astype(np.float32)}
 
     if resident:
         blocks = [patient_block(i) for i in range(len(fit_ids))]
@@ -125,13 +154,13 @@ def train_shape_model_job(store: str | Path, section: Mapping[str, Any], out_mod
         table = StreamedTable(patient_block, [n_points] * len(fit_ids))
     model = AutoDecoder(spec, len(fit_ids))
     settings = {"spec": spec.to_config(), "normalisation": box.to_dict(), "patients": fit_ids, "points": n_points,
-                "store": str(Path(store).resolve())}
+                "samples": [str(Path(path).resolve()) for path in samples]}
     result = fit(model, table, training, workdir, settings=settings, name="DeepSDF")
     write_history(result.history, out_losses, out_plot, title=f"DeepSDF, {len(fit_ids)} patients")
     save_model(out_model, result.state_dict, {
         "kind": "deepsdf", "config": dict(section), "spec": spec.to_config(), "normalisation": box.to_dict(),
         "training_patients": fit_ids, "validation_patients": validation_ids,
-        "sdf_sampling": json.loads(cohort.attrs.get("config", "{}")).get("encoding", {}).get("sdf", {}),
+        "sdf_sampling": dict(sdf_sampling),
         "training": {"epochs": training.epochs, "final_loss": result.history[-1]["loss"],
                      "samples_per_second": result.samples_per_second, "seconds": result.seconds,
                      "device": result.device, "precision": result.precision,
@@ -152,27 +181,26 @@ def map_spec(section: Mapping[str, Any], patient_seed: int):
     return MapSpec(**{k: section[k] for k in keys}, seed=patient_seed)
 
 
-def infer_shape_code_job(patient: str, store: str | Path, model_path: str | Path, section: Mapping[str, Any],
-                         seed: int, out_json: str | Path) -> None:
-    """The patient's code by MAP inference (eq. 7) from its SDF samples in ``store``."""
+def infer_shape_code_job(patient: str, samples: str | Path, model_path: str | Path, section: Mapping[str, Any],
+                         seed: int, role: str, out_json: str | Path) -> None:
+    """The patient's code by MAP inference (eq. 7) from its SDF samples (``sdf.npz``);
+    ``role`` is ``validation`` (a training patient held out of the decoder) or ``test``."""
     from ecgcohort.cohort.sampling import patient_rng
-    from ecgcohort.dataset import open_cohort
     from ecgcohort.encoding.model import infer_code_from_samples, load_shape_model
 
     inference = section["inference"]
-    cohort = open_cohort(store)
+    surfaces, points, sdf = patient_sdf_rows(samples, patient)
     model = load_shape_model(model_path, expected=section, prior_shrinkage=inference["prior_shrinkage"],
-                             surfaces=[str(s) for s in cohort.surface.values])
+                             surfaces=surfaces)
     if patient in model.training_patients:
         raise ValueError(f"patient {patient} trained the shape model: its code is in the model, not inferred")
-    if patient not in cohort.patient.values:
-        raise KeyError(f"patient {patient} is not in {store}")
-    points, sdf = _sdf_rows(cohort, [patient], model.surfaces)
+    if (role == "validation") != (patient in model.metadata.get("validation_patients", [])):
+        raise ValueError(f"patient {patient}: role {role!r}, but the model's validation patients are "
+                         f"{model.metadata.get('validation_patients', [])}")
+    order = [surfaces.index(name) for name in model.surfaces]
     patient_seed = int(patient_rng(seed, patient, "map-inference").integers(2 ** 31))
-    inferred = infer_code_from_samples(model, points[0], sdf[0], map_spec(inference, patient_seed),
+    inferred = infer_code_from_samples(model, points, sdf[:, order], map_spec(inference, patient_seed),
                                        inference["outlier_mahalanobis"], name=f"patient {patient}")
-    split = str(cohort.split.sel(patient=patient).values)
-    role = "validation" if patient in model.metadata.get("validation_patients", []) else split
     _write_json(out_json, {"patient": patient, "role": role, **inferred.to_dict(),
                            "outlier_threshold": inference["outlier_mahalanobis"]})
 

@@ -30,10 +30,11 @@ METRIC_COLUMNS = ("patient", "source", "method", "noise", "repeat", "re", "mse",
                   "seconds")
 
 
-def transfer_matrix_job(*, patient: str, mesh_path: str | Path, electrodes_csv: str | Path, heart_nodes: int,
+def transfer_matrix_job(*, patient: str, mesh_path: str | Path, electrodes_csv: str | Path | None, heart_nodes: int,
                         body: Mapping[str, Any], transfer: Mapping[str, Any], out_surfaces: str | Path,
                         out_transfer: str | Path, out_preview: str | Path) -> None:
-    """Remesh the patient's heart and body surfaces and compute R (rule ``transfer_matrix``)."""
+    """Remesh the patient's heart and body surfaces and compute R (rule ``transfer_matrix``).
+    ``electrodes_csv`` is read only where the body's measurement points are the electrodes."""
     from ecgcohort.ecg.forward import read_electrode_table
     from ecgcohort.inverse.figures import plot_surfaces
     from ecgcohort.inverse.surfaces import heart_surface, inverse_surfaces
@@ -42,9 +43,10 @@ def transfer_matrix_job(*, patient: str, mesh_path: str | Path, electrodes_csv: 
 
     try:
         mesh = read_tagged_mesh(mesh_path)
-        electrodes = read_electrode_table(electrodes_csv)
+        electrodes = read_electrode_table(electrodes_csv) if electrodes_csv is not None else None
         surfaces = inverse_surfaces(mesh, heart_nodes, body["source"], body["nodes"],
-                                    np.array(electrodes.names), electrodes.positions_mm)
+                                    None if electrodes is None else np.array(electrodes.names),
+                                    None if electrodes is None else electrodes.positions_mm)
         capped, _ = heart_surface(mesh)
         matrix, stats = patient_transfer_matrix(mesh, surfaces.heart, capped, surfaces.measurement_points,
                                                 block=transfer["block"],
@@ -80,11 +82,13 @@ def load_dynamics(path: str | Path) -> tuple[HeartDynamics, np.ndarray]:
 
 
 def heart_surface_dynamics_job(*, patient: str, source: str, surfaces_npz: str | Path, transfer_npz: str | Path,
-                               anatomy_json: str | Path, store: str | Path, dynamics: Mapping[str, Any],
+                               anatomy_json: str | Path, fibres_npz: str | Path | None,
+                               activation_npz: str | Path | None, dynamics: Mapping[str, Any],
                                cycle_length_ms: float, template_cache_dir: str | Path, out_npz: str | Path,
                                out_preview: str | Path) -> None:
     """Ground-truth u on the heart surface and the clean BSPM (rule ``heart_surface_dynamics``);
-    ``store``: the cohort store or the patient's own part of it (the rule reads the part)."""
+    a cohort scenario's from the patient's myocardial mesh (``fibres_npz``) and that scenario's
+    activation map (``activation_npz``), which the Aliev-Panfilov source does not read."""
     from ecgcohort.inverse.figures import plot_dynamics
     from ecgcohort.inverse.surfaces import load_surfaces
 
@@ -96,7 +100,9 @@ def heart_surface_dynamics_job(*, patient: str, source: str, surfaces_npz: str |
             frame = json.loads(Path(anatomy_json).read_text())["measures"]
             truth = aliev_panfilov_dynamics(surfaces.heart, spec, frame)
         else:
-            truth = _scenario_dynamics(patient, source, surfaces.heart, store, spec, cycle_length_ms,
+            if fibres_npz is None or activation_npz is None:
+                raise InverseError("a cohort scenario needs the patient's fibre file and activation map")
+            truth = _scenario_dynamics(source, surfaces.heart, fibres_npz, activation_npz, spec, cycle_length_ms,
                                        template_cache_dir)
     except InverseError as error:
         raise InverseError(f"patient {patient}, source {source}: {error}") from None
@@ -106,21 +112,23 @@ def heart_surface_dynamics_job(*, patient: str, source: str, surfaces_npz: str |
     plot_dynamics(surfaces.heart, truth, out_preview, title=f"{patient}: {source}")
 
 
-def _scenario_dynamics(patient: str, scenario: str, heart: SurfaceMesh, store: str | Path, spec: DynamicsSpec,
-                       cycle_length_ms: float, template_cache_dir: str | Path) -> HeartDynamics:
+def _scenario_dynamics(scenario: str, heart: SurfaceMesh, fibres_npz: str | Path, activation_npz: str | Path,
+                       spec: DynamicsSpec, cycle_length_ms: float, template_cache_dir: str | Path) -> HeartDynamics:
     from ecgcohort.conduction.action_potential import action_potential_template
-    from ecgcohort.dataset import open_patient_mesh
+    from ecgcohort.conduction.maps import load_activation
+    from ecgcohort.fibers.rule_based import load_fibres
 
-    mesh = open_patient_mesh(store, patient)
-    scenarios = [str(s) for s in mesh["scenario"].values]
-    if scenario not in scenarios:
-        raise InverseError(f"scenario {scenario!r} is not in the cohort (it has {', '.join(scenarios)})")
-    index = scenarios.index(scenario)
+    fibres = load_fibres(fibres_npz)
+    activation = load_activation(activation_npz)
+    if activation.activation_ms.shape != (fibres.n_nodes,):
+        raise InverseError(f"{activation_npz} has {activation.activation_ms.shape[0]} activation times for the "
+                           f"{fibres.n_nodes} nodes of {fibres_npz}")
     template = action_potential_template(cycle_length_ms, cache_dir=template_cache_dir)
+    # positions and times through the dataset's units (m, s), as the store holds them
     return physiological_dynamics(
-        heart, scenario=scenario, node_positions_mm=mesh["node_position"].values * 1e3,
-        tetrahedra=mesh["tetrahedra"].values, activation_ms=mesh["activation_time"].values[index] * 1e3,
-        apd_scale=mesh["apd_scale"].values[index], template=template, spec=spec)
+        heart, scenario=scenario, node_positions_mm=(fibres.points_mm * 1e-3) * 1e3,
+        tetrahedra=fibres.tetrahedra.astype(np.int64), activation_ms=(activation.activation_ms * 1e-3) * 1e3,
+        apd_scale=np.broadcast_to(activation.apd_scale, (fibres.n_nodes,)), template=template, spec=spec)
 
 
 def depolarisation_instants(dynamics: HeartDynamics) -> np.ndarray:

@@ -1,5 +1,5 @@
 """Job-level functions of the surrogate stage (``workflow/rules/surrogate.smk``): training on
-the training patients of ``cohort.zarr``, evaluation of one test patient against FEM and the
+the training patients' lead-field files, evaluation of one test patient against FEM and the
 pseudo lead field, and the fan-in to Table 1, the figures and the timing table."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -40,36 +41,116 @@ def surrogate_spec(section: Mapping[str, Any], code_dim: int, target: str, sigma
 
 
 def myocardial_points(store: str | Path, patient: str, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` myocardial cells of ``patient`` drawn without replacement (seeded by ``seed``
-    and the patient): their centroids (k, 3) in m and the FEM ∇Z the lead matrix integrates
-    there (E, k, 3) in Ω/m — training points where the ECG's source lives."""
-    import zlib
-
+    """``count`` myocardial cells of ``patient`` of the cohort store (or its part) drawn without
+    replacement (seeded by ``seed`` and the patient): their centroids (k, 3) in m and the FEM ∇Z
+    the lead matrix integrates there (E, k, 3) in Ω/m — training points where the ECG's source lives."""
     from ecgcohort.dataset import open_patient_mesh
 
     mesh = open_patient_mesh(store, patient)
-    tetrahedra = mesh.tetrahedra.values
+    return _myocardial_sample(patient, mesh.node_position.values, mesh.tetrahedra.values,
+                              mesh.grad_lead_field_cell, count, seed)
+
+
+def _myocardial_sample(patient: str, node_position: np.ndarray, tetrahedra: np.ndarray, grad_cells,
+                       count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`myocardial_points` on the patient's mesh arrays (m; ∇Z per cell (E, m, 3) Ω/m, an
+    array or a lazy DataArray: only the chosen cells are read)."""
+    import zlib
+
     chosen = np.sort(np.random.default_rng([seed, zlib.crc32(patient.encode())]).choice(
         len(tetrahedra), size=min(count, len(tetrahedra)), replace=False))
-    centroids = mesh.node_position.values[tetrahedra[chosen]].mean(axis=1)
-    return centroids, mesh.grad_lead_field_cell.values[:, chosen].astype(np.float64)
+    centroids = node_position[tetrahedra[chosen]].mean(axis=1)
+    cell_grad_z = grad_cells[:, chosen]
+    return centroids, np.asarray(getattr(cell_grad_z, "values", cell_grad_z)).astype(np.float64)
 
 
-def _patient_block(cohort, patient: str, spec, box, codes, *, store: str | Path | None = None,
-                   myocardial_count: int = 0, seed: int = 0) -> dict[str, np.ndarray]:
-    """One patient's training block from the cohort (:func:`~ecgcohort.surrogate.network.patient_block`):
-    its sample points, and ``myocardial_count`` myocardial cell centroids of ``store`` with them."""
+@dataclass(frozen=True)
+class LeadFieldFiles:
+    """One patient's files the surrogate trains on: its lead-field sample points, electrodes,
+    myocardial mesh (the fibre file) and lead-field chunks in electrode order."""
+
+    points: Path
+    electrodes: Path
+    fibres: Path
+    chunks: tuple[Path, ...]
+
+
+def group_lead_field_files(patients: Sequence[str], *, points: Sequence[str | Path],
+                           electrodes: Sequence[str | Path], fibres: Sequence[str | Path],
+                           chunks: Sequence[str | Path]) -> dict[str, LeadFieldFiles]:
+    """Each patient's :class:`LeadFieldFiles` from the rule's flat lists (one file per patient,
+    in ``patients``' order; chunks recognised by the patient's folder)."""
+    def one(paths: Sequence[str | Path], patient: str) -> list[Path]:
+        return [Path(p) for p in paths if patient in Path(p).parts]
+
+    grouped = {}
+    for patient in patients:
+        found = {name: one(paths, patient) for name, paths in (("points", points), ("electrodes", electrodes),
+                                                                ("fibres", fibres))}
+        if any(len(paths) != 1 for paths in found.values()) or not one(chunks, patient):
+            raise ValueError(f"patient {patient}: expected one points, electrodes and fibre file and its lead-field "
+                             f"chunks, got {found} and {one(chunks, patient)}")
+        grouped[patient] = LeadFieldFiles(found["points"][0], found["electrodes"][0], found["fibres"][0],
+                                          tuple(one(chunks, patient)))
+    return grouped
+
+
+@dataclass(frozen=True)
+class PatientLeadFields:
+    """What the surrogate trains on of one patient, as the cohort store holds it (∇Z in float32):
+    sample points (P, 3) m and their regions, ∇Z there (E, P, 3) Ω/m, the electrodes' positions
+    (E, 3) m and normalised torso coordinates, the myocardial mesh (nodes m, tetrahedra) and ∇Z
+    per myocardial cell (E, m, 3) Ω/m."""
+
+    sample_points: np.ndarray
+    sample_region: np.ndarray
+    grad_lead_field: np.ndarray
+    electrode_position: np.ndarray
+    electrode_normalised_position: np.ndarray
+    node_position: np.ndarray
+    tetrahedra: np.ndarray
+    grad_lead_field_cell: np.ndarray
+
+
+def read_patient_lead_fields(patient: str, files: LeadFieldFiles) -> PatientLeadFields:
+    """One patient's :class:`PatientLeadFields` from its per-patient files."""
+    from ecgcohort.ecg.forward import read_electrode_table, read_lead_field_chunks
+    from ecgcohort.fibers.rule_based import load_fibres
+
+    electrodes = read_electrode_table(files.electrodes)
+    chunks = read_lead_field_chunks(files.chunks, ("electrode_positions_m", "grad_points", "grad_cells"))
+    if list(chunks["electrode_names"].astype(str)) != list(electrodes.names):
+        raise ValueError(f"patient {patient}: the lead-field chunks' electrodes differ from {files.electrodes}")
+    with np.load(files.points) as points:
+        sample_points, region = points["points_m"].astype(np.float64), points["region"].astype(np.int8)
+    fibres = load_fibres(files.fibres)
+    grad_points, grad_cells = chunks["grad_points"], chunks["grad_cells"]
+    if grad_points.shape != (len(electrodes.names), len(sample_points), 3) or grad_cells.shape[1] != fibres.n_cells:
+        raise ValueError(f"patient {patient}: ∇Z is {grad_points.shape} at the points and {grad_cells.shape} per cell "
+                         f"for {len(electrodes.names)} electrodes, {len(sample_points)} points, {fibres.n_cells} cells")
+    return PatientLeadFields(
+        sample_points=sample_points, sample_region=region,
+        grad_lead_field=grad_points.astype(np.float32).astype(np.float64),
+        electrode_position=chunks["electrode_positions_m"].astype(np.float64),
+        electrode_normalised_position=electrodes.normalised.astype(np.float64),
+        node_position=fibres.points_mm * 1e-3, tetrahedra=fibres.tetrahedra.astype(np.int64),
+        grad_lead_field_cell=grad_cells.astype(np.float32))
+
+
+def _patient_block(fields: PatientLeadFields, patient: str, spec, box, codes, *, myocardial_count: int = 0,
+                   seed: int = 0) -> dict[str, np.ndarray]:
+    """One patient's training block (:func:`~ecgcohort.surrogate.network.patient_block`): its
+    sample points, and ``myocardial_count`` myocardial cell centroids with them."""
     from ecgcohort.surrogate.network import MYOCARDIUM, patient_block
 
-    one = cohort.sel(patient=patient)
-    points, grad_z = one.sample_points.values, one.grad_lead_field.values.astype(np.float64)
-    region = one.sample_region.values
+    points, grad_z, region = fields.sample_points, fields.grad_lead_field, fields.sample_region
     if myocardial_count:
-        centroids, cell_grad_z = myocardial_points(store, patient, myocardial_count, seed)
+        centroids, cell_grad_z = _myocardial_sample(patient, fields.node_position, fields.tetrahedra,
+                                                    fields.grad_lead_field_cell, myocardial_count, seed)
         points, grad_z = np.concatenate([points, centroids]), np.concatenate([grad_z, cell_grad_z], axis=1)
         region = np.concatenate([region, np.full(len(centroids), MYOCARDIUM, dtype=region.dtype)])
-    return patient_block(spec, box, points, one.electrode_position.values,
-                         one.electrode_normalised_position.values, codes.code(patient), grad_z, region=region)
+    return patient_block(spec, box, points, fields.electrode_position, fields.electrode_normalised_position,
+                         codes.code(patient), grad_z, region=region)
 
 
 def _flat_rows(block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -104,15 +185,15 @@ def _angular_error_of(model, table) -> float:
     return float(np.mean(np.concatenate(errors)))
 
 
-def train_surrogate_job(store: str | Path, codes_csv: str | Path, encoding: str, target: str,
+def train_surrogate_job(patients: Mapping[str, LeadFieldFiles], codes_csv: str | Path, encoding: str, target: str,
                         section: Mapping[str, Any], sigma0: float, out_model: str | Path, out_losses: str | Path,
                         out_plot: str | Path, workdir: str | Path) -> None:
     """Train NN_LF (paper 1, sec. 2.3) for one encoding and target form on the training patients
-    of ``store`` minus a validation share (``validation_fraction``, seeded; the best validation
-    epoch's weights are kept). Test patients are never read. σ0 in S/m."""
+    (``patients``: their files, :func:`group_lead_field_files`) minus a validation share
+    (``validation_fraction``, seeded; the best validation epoch's weights are kept). Test
+    patients are never read. σ0 in S/m."""
     import torch
 
-    from ecgcohort.dataset import open_cohort
     from ecgcohort.encoding.deepsdf import NormalisationBox
     from ecgcohort.learning import StreamedTable, TrainingSpec, fit, save_model
     from ecgcohort.learning.backbone import write_history
@@ -122,42 +203,50 @@ def train_surrogate_job(store: str | Path, codes_csv: str | Path, encoding: str,
     from ecgcohort.surrogate.model import read_code_table
     from ecgcohort.surrogate.network import SurrogateModel
 
-    cohort = open_cohort(store)
     codes = read_code_table(codes_csv, encoding)
-    train_ids = [str(p) for p, s in zip(cohort.patient.values, cohort.split.values) if s == "train"]
+    train_ids = list(patients)
     fit_ids, validation_ids = validation_split(train_ids, section["validation_fraction"], section["seed"])
     if not fit_ids:
-        raise ValueError(f"{store} has no training patients to train the lead-field surrogate on")
+        raise ValueError("the cohort has no training patients to train the lead-field surrogate on")
     for patient in fit_ids + validation_ids:
         codes.code(patient)  # a KeyError naming the patient before any work
     log.info("surrogate (%s, %s): training on %d patients (%s), %d held out for validation (%s)", encoding, target,
              len(fit_ids), ", ".join(fit_ids), len(validation_ids), ", ".join(validation_ids) or "none")
-    points_mm = cohort.sample_points.sel(patient=fit_ids) * 1e3
-    box = NormalisationBox.from_bounds(points_mm.min(("patient", "point")).values,
-                                       points_mm.max(("patient", "point")).values, section["box_padding"])
+    low, high, shape = None, None, None
+    for patient in fit_ids:
+        fields = read_patient_lead_fields(patient, patients[patient])
+        points_mm = fields.sample_points * 1e3
+        if shape is None:
+            low, high, shape = points_mm.min(axis=0), points_mm.max(axis=0), fields.grad_lead_field.shape[:2]
+        elif fields.grad_lead_field.shape[:2] != shape:
+            raise ValueError(f"patient {patient}: {fields.grad_lead_field.shape[:2]} electrodes x points, the first "
+                             f"training patient {fit_ids[0]} has {shape}")
+        else:
+            low, high = np.minimum(low, points_mm.min(axis=0)), np.maximum(high, points_mm.max(axis=0))
+    box = NormalisationBox.from_bounds(low, high, section["box_padding"])
     spec = surrogate_spec(section, len(codes.columns), target, sigma0)
     training = TrainingSpec.from_config(section["training"], seed=section["seed"])
     myocardial_count = int(section["myocardial_points"])
-    per_patient = cohort.sizes["electrode"] * (cohort.sizes["point"] + myocardial_count)
+    per_patient = shape[0] * (shape[1] + myocardial_count)
     device = resolve_device(training.device)
     resident = len(fit_ids) * per_patient * 4 * _PAIR_FLOATS <= memory_budget_bytes(device)
 
     def block_of(patient: str) -> dict[str, np.ndarray]:
-        return _patient_block(cohort, patient, spec, box, codes, store=store, myocardial_count=myocardial_count,
-                              seed=section["seed"])
+        return _patient_block(read_patient_lead_fields(patient, patients[patient]), patient, spec, box, codes,
+                              myocardial_count=myocardial_count, seed=section["seed"])
 
     def rows_of(index: int) -> dict[str, np.ndarray]:
         return _flat_rows(block_of(fit_ids[index]))
 
-    def blocks(patients: Sequence[str]) -> PatientBlockTable:
-        return PatientBlockTable([block_of(p) for p in patients])
+    def blocks(ids: Sequence[str]) -> PatientBlockTable:
+        return PatientBlockTable([block_of(p) for p in ids])
 
     table = blocks(fit_ids) if resident else StreamedTable(rows_of, [per_patient] * len(fit_ids))
     validation = blocks(validation_ids) if validation_ids else None
     model = SurrogateModel(spec)
     settings = {"spec": spec.to_config(), "normalisation": box.to_dict(), "patients": fit_ids,
                 "encoding": encoding, "codes": codes.values[[codes.patients.index(p) for p in fit_ids]].tolist(),
-                "store": str(Path(store).resolve())}
+                "files": {p: str(patients[p].points.parent.parent.resolve()) for p in fit_ids}}
     result = fit(model, table, training, workdir, validation=validation, settings=settings,
                  name=f"surrogate {encoding}/{target}")
     model.load_state_dict(result.best_state_dict)
@@ -262,7 +351,8 @@ def evaluate_surrogate_job(*, patient: str, store: str | Path, model_path: str |
                            evaluation: Mapping[str, Any], conductivities: Mapping[str, float],
                            duration_ms: float, dt_ms: float, cycle_length_ms: float, template_cache_dir: str | Path,
                            out_json: str | Path, out_npz: str | Path) -> None:
-    """Evaluate a trained surrogate on one held-out patient of ``store`` against its FEM lead
+    """Evaluate a trained surrogate on one held-out patient of ``store`` (the cohort store or the
+    patient's part of it) against its FEM lead
     field, with the pseudo lead field (eq. 11, σ0 of ``conductivities``) on the same points:
 
     * ∇Z at every sample point: angular and relative magnitude errors over the torso and over
@@ -439,15 +529,17 @@ def ground_truth_errors(*, surrogate: np.ndarray, fem: np.ndarray, reference: np
     return errors
 
 
-def surrogate_ground_truth_job(*, patient: str, store: str | Path, model_path: str | Path, codes_csv: str | Path,
-                               points_npz: str | Path, dataset_level_npz: str | Path,
-                               reference_level_npz: str | Path, device: str, out_json: str | Path) -> None:
+def surrogate_ground_truth_job(*, patient: str, electrodes_csv: str | Path, leadfield_chunks: Sequence[str | Path],
+                               model_path: str | Path, codes_csv: str | Path, points_npz: str | Path,
+                               dataset_level_npz: str | Path, reference_level_npz: str | Path, device: str,
+                               out_json: str | Path) -> None:
     """The surrogate of ``model_path`` on one held-out patient at the convergence stage's
     evaluation points, against the FEM ∇Z of the dataset's mesh (P1, ``dataset_level_npz``) and
     the converged reference (recovered ∇Z of ``reference_level_npz``), for the nine electrodes
-    of the 12-lead ECG: :func:`ground_truth_errors` as a JSON summary."""
-    from ecgcohort.dataset import open_cohort
-    from ecgcohort.ecg.leads import LEAD_ELECTRODES
+    of the 12-lead ECG (positions from the patient's ``electrodes_csv`` and lead-field chunks, as
+    the surrogate saw them in training): :func:`ground_truth_errors` as a JSON summary."""
+    from ecgcohort.ecg.forward import read_electrode_table, read_lead_field_chunks
+    from ecgcohort.ecg.leads import lead_electrode_indices
     from ecgcohort.surrogate.model import load_surrogate, read_code_table
 
     surrogate = load_surrogate(model_path, device=device)
@@ -455,15 +547,20 @@ def surrogate_ground_truth_job(*, patient: str, store: str | Path, model_path: s
         raise ValueError(f"patient {patient} trained the surrogate {model_path}: evaluate held-out patients only")
     codes = read_code_table(codes_csv, surrogate.encoding)
     surrogate.check_code_table(codes)
-    one = open_cohort(store).sel(patient=patient, electrode=list(LEAD_ELECTRODES)).compute()
+    electrodes = read_electrode_table(electrodes_csv)
+    chunks = read_lead_field_chunks(leadfield_chunks, ("electrode_positions_m",))
+    if list(chunks["electrode_names"].astype(str)) != list(electrodes.names):
+        raise ValueError(f"patient {patient}: the lead-field chunks' electrodes differ from {electrodes_csv}")
+    lead = lead_electrode_indices(list(electrodes.names))
+    positions_m = chunks["electrode_positions_m"][lead].astype(np.float64)
+    normalised = electrodes.normalised[lead].astype(np.float64)
     with np.load(points_npz) as points, np.load(dataset_level_npz) as level, np.load(reference_level_npz) as finest:
         points_m, points_region = points["points_mm"] * 1e-3, points["region"]
         myocardium = points_region == 1
         fem, reference = level["grad_points_p1"].astype(np.float64), finest["grad_points_recovered"].astype(np.float64)
     # the convergence stage's points are tagged 1 myocardium, 2 outside the heart (torso); only the
     # myocardial ones are compared
-    predicted = surrogate.gradient(points_m, one.electrode_position.values, one.electrode_normalised_position.values,
-                                   codes.code(patient), region=points_region)
+    predicted = surrogate.gradient(points_m, positions_m, normalised, codes.code(patient), region=points_region)
     errors = ground_truth_errors(surrogate=predicted, fem=fem, reference=reference, myocardium=myocardium)
     log.info("patient %s, %s %s: %s", patient, surrogate.encoding, surrogate.metadata["target"],
              json.dumps({key: round(value, 3) for key, value in errors.items()}))
