@@ -246,6 +246,8 @@ def test_two_patients_go_through_every_stage(workflow_copy, workflow_config, rep
     assert sizes["parts"]["wfdb"]["files"] == 2 * 2 * 5 and sizes["store_patients_per_shard"] == 2
 
     check_rerun_matrix(workflow_copy, two_patients(workflow_config), repo)
+    for key in ("realism.healthy.qrs_duration_ms", "inverse.stre.grid_points"):
+        check_an_edit_rewrites_only_its_outputs(workflow_copy, two_patients(workflow_config), repo, key)
 
     # the HTML report holds Table 1 and the figures
     report = workflow_copy.snakemake("--report", "results/report.html")
@@ -304,24 +306,94 @@ def planned_jobs(output: str) -> dict[str, int]:
 
 def check_rerun_matrix(workflow_copy, config: dict, repo) -> None:
     """Every edit of ``workflow/rerun_matrix.yaml`` on the finished run plans exactly its jobs
-    (nothing missing, nothing extra), and the unedited config plans none."""
+    (nothing missing, nothing extra), and the unedited config plans none. The dry runs go two
+    at a time, each with its own config file."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from ecgcohort.reruns import edited, load_matrix
 
-    def plan(edited_config: dict) -> dict[str, int]:
-        workflow_copy.write_config(edited_config)
-        result = workflow_copy.snakemake("all", "release", "--dry-run", "--quiet", "rules")
+    def plan(number_and_config: tuple[int, dict]) -> dict[str, int]:
+        number, edited_config = number_and_config
+        path = workflow_copy.write_config(edited_config, f"config/rerun-{number}.yaml")
+        result = workflow_copy.snakemake("all", "release", "--configfile", str(path), "--nolock", "--dry-run",
+                                         "--quiet", "rules")
         assert result.returncode == 0, result.stderr[-3000:]
         return planned_jobs(result.stdout + result.stderr)
 
-    assert plan(config) == {}
-    wrong = {}
-    for case in load_matrix(repo / "workflow/rerun_matrix.yaml"):
-        planned = plan(edited(config, case))
-        if planned != dict(case.reruns):
-            wrong[case.key] = {"missing": {r: n for r, n in case.reruns.items() if planned.get(r) != n},
-                               "extra": {r: n for r, n in planned.items() if case.reruns.get(r) != n}}
-    workflow_copy.write_config(config)
+    cases = load_matrix(repo / "workflow/rerun_matrix.yaml")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        unedited, *planned = pool.map(plan, enumerate([config] + [edited(config, case) for case in cases]))
+    assert unedited == {}, unedited
+    wrong = {case.key: {"missing": {r: n for r, n in case.reruns.items() if jobs.get(r) != n},
+                        "extra": {r: n for r, n in jobs.items() if case.reruns.get(r) != n}}
+             for case, jobs in zip(cases, planned) if jobs != dict(case.reruns)}
     assert not wrong, wrong
+
+
+#: Folders of results/ every run rewrites: logs, per-job timings and the timing report.
+VOLATILE = ("logs", "benchmarks", "report")
+
+
+def _digests(path) -> tuple[str, str]:
+    """(SHA-256 of the file, SHA-256 without the run's clocks): a CSV without its columns of
+    seconds; a timing table ("timing" in its name) has no clock-free content."""
+    import hashlib
+
+    data = path.read_bytes()
+    whole = hashlib.sha256(data).hexdigest()
+    if "timing" in path.name:
+        return whole, ""
+    if path.suffix == ".csv":
+        table = pd.read_csv(path)
+        table = table[[column for column in table.columns if "second" not in column]]
+        return whole, hashlib.sha256(table.to_csv(index=False).encode()).hexdigest()
+    return whole, whole
+
+
+def results_snapshot(root) -> dict[str, tuple[int, str, str]]:
+    """relative path -> (mtime ns, SHA-256, SHA-256 without clocks) of every file of results/
+    outside :data:`VOLATILE`."""
+    snapshot = {}
+    for path in sorted((root / "results").rglob("*")):
+        relative = path.relative_to(root / "results")
+        if path.is_file() and relative.parts[0] not in VOLATILE:
+            snapshot[relative.as_posix()] = (path.stat().st_mtime_ns, *_digests(path))
+    return snapshot
+
+
+def check_an_edit_rewrites_only_its_outputs(workflow_copy, config: dict, repo, key: str) -> None:
+    """The edit of the re-run matrix named ``key``, run: exactly its jobs run; every file outside
+    their outputs is untouched (same bytes, same time stamp); reverting the edit and running again
+    gives back the unedited run's outputs byte for byte (what a run from scratch with that config
+    gave), apart from run clocks."""
+    from ecgcohort.reruns import edited, load_matrix
+
+    case = next(case for case in load_matrix(repo / "workflow/rerun_matrix.yaml") if case.key == key)
+    workflow_copy.write_config(edited(config, case))
+    plan = workflow_copy.snakemake("all", "release", "--dry-run")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    outputs = [path.removeprefix("results/") for line in re.findall(r"^\s+output: (.*)$", plan.stdout, re.M)
+               for path in line.split(", ")]
+
+    def produced(relative: str) -> bool:
+        return any(relative == path or relative.startswith(path.rstrip("/") + "/") for path in outputs)
+
+    original = results_snapshot(workflow_copy.root)
+    ran = workflow_copy.snakemake("all", "release")
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert planned_jobs(ran.stdout + ran.stderr) == dict(case.reruns), key
+    after = results_snapshot(workflow_copy.root)
+    untouched = {path for path in original if not produced(path)}
+    moved = sorted(path for path in untouched if after.get(path) != original[path])
+    assert not moved, (key, moved[:20])
+    assert any(after.get(path) != original[path] for path in original if produced(path)), key
+
+    workflow_copy.write_config(config)
+    back = workflow_copy.snakemake("all", "release")
+    assert back.returncode == 0, back.stderr[-3000:]
+    restored = results_snapshot(workflow_copy.root)
+    differ = sorted(path for path in original if restored.get(path, (0, "", ""))[2] != original[path][2])
+    assert not differ, (key, differ)
 
 
 def documentation_examples(repo) -> list[tuple[str, str]]:
