@@ -126,3 +126,36 @@ def test_a_process_that_renders_a_figure_can_then_train(tmp_path):
     ran = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert ran.returncode == 0 and "trained after rendering" in ran.stdout, (ran.returncode, ran.stderr[-2000:])
     assert (tmp_path / "sphere.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cached_compiled_kernels_call_only_kernels_of_their_own_file():
+    """numba's on-disk cache is rebuilt when the kernel's own source file changes (its time stamp
+    and size) or numba's version does, not when a file whose kernel it calls changes: a cached
+    kernel calling another file's kernel could run stale code. So every cached kernel may call
+    only kernels of its own module (then a change there recompiles it)."""
+    import importlib
+    import types
+    from pathlib import Path
+
+    from numba.core.registry import CPUDispatcher
+
+    package = Path(importlib.import_module("ecgcohort").__file__).parent
+    modules = sorted(".".join(("ecgcohort", *path.relative_to(package).with_suffix("").parts))
+                     for path in package.rglob("*.py") if "cache=True" in path.read_text())
+    assert {"ecgcohort.conduction.eikonal_compiled", "ecgcohort.fibers.frames", "ecgcohort.fem"} <= set(modules)
+    cached, crossing = 0, []
+    for name in modules:
+        module = importlib.import_module(name)
+        for kernel in vars(module).values():
+            if not isinstance(kernel, CPUDispatcher) or type(kernel._cache).__name__ == "NullCache" \
+                    or kernel.py_func.__module__ != name:
+                continue
+            cached += 1
+            for called in kernel.py_func.__code__.co_names:
+                target = kernel.py_func.__globals__.get(called)
+                if isinstance(target, CPUDispatcher) and target.py_func.__module__ != name:
+                    crossing.append(f"{name}.{kernel.__name__} -> {target.py_func.__module__}.{called}")
+                elif isinstance(target, types.ModuleType) and target.__name__.startswith("ecgcohort."):
+                    crossing.append(f"{name}.{kernel.__name__} -> module {target.__name__}")
+    assert cached >= 15, cached
+    assert not crossing, crossing
