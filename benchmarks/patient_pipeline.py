@@ -10,8 +10,8 @@ the same machine). Not a test.
 Each setting is ``name=configfile[,configfile...]`` and runs in its own folder below the first
 argument (the repository's workflow, config and profiles linked in), from nothing: the cohort
 design and the shape models are built first and left out of the per-patient sums. The
-per-patient jobs are the patient's parameters, anatomy, preview, electrodes, mesh, fibres,
-Purkinje trees, activation maps, lead-field sample points and lead fields, ECGs, their
+per-patient jobs are the patient's parameters, anatomy, preview, 12-lead and anterior
+electrodes, mesh, fibres, Purkinje trees, activation maps, lead-field sample points and lead fields, ECGs, their
 delineation, SDF samples, dataset part and ECG → activation bank. Each setting's table is
 also written as ``<workdir>/<name>/results/report/stage_timings.{csv,md}``, the report's
 layout, for ``python -m ecgcohort.readme_results record``.

@@ -334,19 +334,44 @@ def check_rerun_matrix(workflow_copy, config: dict, repo) -> None:
 VOLATILE = ("logs", "benchmarks", "report")
 
 
+#: A column of seconds (a run's clock) in a CSV or Markdown table header.
+CLOCK_COLUMN = re.compile(r"second|\bs per\b|\(s\)")
+
+
+def _without_clock_columns(markdown: str) -> str:
+    """``markdown`` with the columns of its tables whose header is a clock dropped."""
+    kept, dropped = [], set()
+    for line in markdown.splitlines():
+        if not line.startswith("|"):
+            dropped = set()
+            kept.append(line)
+            continue
+        cells = line.strip("|").split("|")
+        if not dropped and not set(line) <= set("|-: "):
+            dropped = {i for i, cell in enumerate(cells) if CLOCK_COLUMN.search(cell)} or {-1}
+        kept.append("|".join(cell for i, cell in enumerate(cells) if i not in dropped))
+    return "\n".join(kept)
+
+
 def _digests(path) -> tuple[str, str]:
-    """(SHA-256 of the file, SHA-256 without the run's clocks): a CSV without its columns of
-    seconds; a timing table ("timing" in its name) has no clock-free content."""
+    """(SHA-256 of the file, SHA-256 without the run's clocks): a CSV or Markdown table without
+    its columns of seconds, JSON without dates; a timing table ("timing" in its name) and a
+    release manifest have no clock-free content."""
     import hashlib
 
     data = path.read_bytes()
     whole = hashlib.sha256(data).hexdigest()
-    if "timing" in path.name:
+    # a release's manifest lists the other files' hashes, each compared on its own
+    if "timing" in path.name or path.name.startswith("MANIFEST"):
         return whole, ""
+    if path.suffix == ".json":  # the release's creation date
+        return whole, hashlib.sha256(re.sub(rb"\d{4}-\d{2}-\d{2}", b"DATE", data)).hexdigest()
     if path.suffix == ".csv":
         table = pd.read_csv(path)
-        table = table[[column for column in table.columns if "second" not in column]]
+        table = table[[column for column in table.columns if not CLOCK_COLUMN.search(column)]]
         return whole, hashlib.sha256(table.to_csv(index=False).encode()).hexdigest()
+    if path.suffix == ".md":
+        return whole, hashlib.sha256(_without_clock_columns(data.decode()).encode()).hexdigest()
     return whole, whole
 
 
