@@ -65,8 +65,8 @@ def matrix_markdown(cases: list[RerunCase]) -> str:
              "",
              "Each job reads only the files it uses, so an edit re-runs the jobs whose inputs or settings it "
              "changes, and nothing else except where one job writes several outputs (a patient's activation "
-             "maps, its ECG files, its lead-field chunks; the last column says where). The workflow test makes each of these edits on its finished two-patient "
-             "run (one training and one test patient; `snakemake -n` with the targets `all` and `release`) and "
+             "maps, its ECG files, its lead-field chunks; the last column says where). The workflow test "
+             "makes each of these edits on its finished two-patient run (one training and one test patient; `snakemake -n` with the targets `all` and `release`) and "
              "requires exactly these jobs: nothing missing, nothing extra. On a larger cohort the per-patient "
              "counts scale with the patients. `stage_timings` (the report's table of job times) is re-made "
              "whenever the dataset, the shape-model evaluation, Table 1 or the realism summary is.", "",

@@ -80,7 +80,9 @@ class PatientFiles:
     sdf: Path | None = None
 
 
-def _of_patient(paths: Sequence[str | Path], patient: str) -> list[Path]:
+def files_of_patient(paths: Sequence[str | Path], patient: str) -> list[Path]:
+    """The paths of ``paths`` inside a folder named ``patient`` (a rule's flat list of every
+    patient's files, split per patient), in the order given."""
     return [Path(p) for p in paths if patient in Path(p).parts]
 
 
@@ -98,18 +100,18 @@ def group_patient_files(patients: Sequence[str], scenarios: Sequence[str], *, pa
         single = {}
         kinds = [("parameters", parameters), ("electrodes", electrodes), ("points", points), ("fibres", fibres)]
         for kind, paths in kinds + ([("sdf", sdf)] if sdf else []):
-            found = _of_patient(paths, patient)
+            found = files_of_patient(paths, patient)
             if len(found) != 1:
                 raise ValueError(f"patient {patient}: expected one {kind} file, got {len(found)}")
             single[kind] = found[0]
         by_scenario = {}
         for kind, paths in (("activation", activation), ("ecg", ecg)):
-            found = {p.stem: p for p in _of_patient(paths, patient)}
+            found = {p.stem: p for p in files_of_patient(paths, patient)}
             missing = [s for s in scenarios if s not in found]
             if missing:
                 raise ValueError(f"patient {patient}: no {kind} file for scenario(s) {', '.join(missing)}")
             by_scenario[kind] = {s: found[s] for s in scenarios}
-        chunks = tuple(_of_patient(leadfield_chunks, patient))
+        chunks = tuple(files_of_patient(leadfield_chunks, patient))
         if not chunks:
             raise ValueError(f"patient {patient}: no lead-field chunks")
         grouped[patient] = PatientFiles(leadfield_chunks=chunks, **single, **by_scenario)

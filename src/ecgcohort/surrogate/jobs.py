@@ -80,8 +80,7 @@ def group_lead_field_files(patients: Sequence[str], *, points: Sequence[str | Pa
                            chunks: Sequence[str | Path]) -> dict[str, LeadFieldFiles]:
     """Each patient's :class:`LeadFieldFiles` from the rule's flat lists (one file per patient,
     in ``patients``' order; chunks recognised by the patient's folder)."""
-    def one(paths: Sequence[str | Path], patient: str) -> list[Path]:
-        return [Path(p) for p in paths if patient in Path(p).parts]
+    from ecgcohort.dataset.assemble import files_of_patient as one
 
     grouped = {}
     for patient in patients:
