@@ -5,7 +5,8 @@
 #   make docs   the documentation site (docs/_build/html), warnings as errors
 CORES ?= $(shell nproc)
 SNAKEMAKE_ARGS ?=
-PYTEST_ARGS ?=
+# one pytest-xdist worker per core, a module per worker at a time (module fixtures built once)
+PYTEST_ARGS ?= -n auto --dist loadfile
 VENV := .venv
 
 .PHONY: run test report env lock lint docs clean-results

@@ -21,6 +21,55 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 WORKFLOW_PARTS = ("Snakefile", "workflow", "config", "envs", "profiles")
 
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    # `make test` runs the modules on one pytest-xdist worker per core: a worker's intra-op
+    # threads beyond its share of the cores only contend with the other workers
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Modules in the order `make test`'s workers should start them: the module with the long
+    Snakemake run first, then the SLURM runs (they mostly wait on the scheduler, so they overlap
+    well with computing modules), then other long tests, then the other Snakemake runs, then the
+    rest; each worker takes the next module as it finishes one (:func:`pytest_xdist_make_scheduler`),
+    so a long module started late would run alone at the end."""
+    def rank(item) -> int:
+        marks = {name for name in ("long", "workflow", "slurm") if item.get_closest_marker(name)}
+        return (0 if {"long", "workflow"} <= marks else 1 if "slurm" in marks else 2 if "long" in marks
+                else 3 if "workflow" in marks else 4)
+
+    module_rank: dict[str, int] = {}
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        module_rank[module] = min(module_rank.get(module, 4), rank(item))
+    items.sort(key=lambda item: module_rank[item.nodeid.split("::")[0]])
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist's file scheduling (a module's tests on one worker, its module fixtures built
+    once), in :func:`pytest_collection_modifyitems`' order, one module per worker at a time:
+    xdist's own sorts modules by their number of tests and queues a second module behind a
+    worker's first, which left the SLURM module waiting behind the long workflow test. The long
+    workflow test keeps a second, short test after it in its module, so that nothing is queued
+    behind it."""
+    from xdist.scheduler import LoadFileScheduling
+
+    class ModulesInOrder(LoadFileScheduling):
+        def _reschedule(self, node) -> None:
+            if node.shutting_down:
+                return
+            if not self.workqueue:
+                node.shutdown()
+                return
+            # a worker runs a test once it knows the next one (for fixture teardown), so it
+            # holds the last test of its module until it gets more work: one pending test is
+            # the signal to send the next module
+            if self._pending_of(self.assigned_work[node]) <= 1:
+                self._assign_work_unit(node)
+
+    config.option.loadscopereorder = False
+    return ModulesInOrder(config, log)
+
 
 @pytest.fixture(scope="session")
 def repo() -> Path:

@@ -372,8 +372,8 @@ def test_network_i_learns_activation_times_linear_in_ecg_features(tmp_path):
                          "target": torch.from_numpy(times[train].astype(np.float32))})
     spec = TrainingSpec(epochs=16, batch_size=32, learning_rate=1e-3, device="cpu", seed=0, checkpoint_every=100)
     result = fit(model, table, spec, tmp_path / "fit")
-    assert result.history[-1]["loss"] < 0.1 * result.history[0]["loss"]
     mae = np.abs(predict(model, ecg[held]) - times[held]).mean()
-    baseline = np.abs(offset - times[held]).mean()
+    baseline = np.abs(offset - times[held]).mean()  # the training mean map, predicted for every ECG
     assert baseline > 8.0
     assert mae < 0.35 * baseline, (mae, baseline)
+    assert result.history[-1]["loss"] < 0.1 * result.history[0]["loss"]

@@ -71,8 +71,8 @@ def test_a_training_shape_is_reconstructed_from_its_projection(model, record_pro
     size = np.sqrt(((shape - shape.mean(axis=0)) ** 2).sum(axis=1).mean())   # RMS radius, mm
     error = np.sqrt(((reconstruction - shape) ** 2).sum(axis=1).mean())
     mean_only = np.sqrt(((model.mean - shape) ** 2).sum(axis=1).mean())
-    record_property("reconstruction_rms_mm", error)
-    record_property("reconstruction_relative", error / size)
+    record_property("reconstruction_rms_mm", float(error))
+    record_property("reconstruction_relative", float(error / size))
     print(f"reconstruction RMS {error:.3f} mm = {error / size:.2e} of the {size:.1f} mm RMS radius; "
           f"mean alone {mean_only:.3f} mm")
     assert error / size < 5e-3, f"reconstruction RMS {error:.3f} mm for a {size:.1f} mm heart"

