@@ -6,7 +6,7 @@
 CORES ?= $(shell nproc)
 SNAKEMAKE_ARGS ?=
 # one pytest-xdist worker per core, a module per worker at a time (module fixtures built once)
-PYTEST_ARGS ?= -n auto --dist loadfile
+PYTEST_ARGS ?= -n $(CORES) --dist loadfile
 VENV := .venv
 
 .PHONY: run test report env lock lint docs clean-results
