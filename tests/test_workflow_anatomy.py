@@ -52,7 +52,8 @@ def two_patients(workflow_config: dict) -> dict:
                          "noise_levels": [0.05], "repeats": 1,
                          "ep_dl": {"layers": 4, "neurons": 8, **tiny_network},
                          "eand_arn": {"layers": 4, "neurons": 8, "residual_blocks": 1, **tiny_network}}
-    config["convergence"] = {"patients": ["train-0000", "test"], "levels": [{"heart_mm": 4.0, "torso_mm": 30.0},
+    # the test patient alone (its surrogate error budget reads the ladder; "test" names it)
+    config["convergence"] = {"patients": ["test"], "levels": [{"heart_mm": 4.0, "torso_mm": 30.0},
                                                                     {"heart_mm": 3.0, "torso_mm": 30.0}],
                              "myocardium_points": 200, "torso_points": 200}
     # the banks on a myocardium of their own, coarser than the patients' (ecg2act.bank_mesh)
@@ -124,7 +125,9 @@ def check_shape_model_quality(deepsdf) -> None:
 @pytest.mark.long
 def test_two_patients_go_through_every_stage(workflow_copy, workflow_config, repo):
     workflow_copy.write_config(two_patients(workflow_config))
-    result = workflow_copy.snakemake()
+    # about 360 s alone, twice that beside another test worker (CI's first run under xdist hit
+    # 600 s): the limit only catches a hang
+    result = workflow_copy.snakemake(timeout=1800)
     assert result.returncode == 0, result.stderr[-5000:]
     root = workflow_copy.root / "results/patients"
     for patient in ("train-0000", "test-0000"):
@@ -596,25 +599,23 @@ def check_surrogate_stage(root):
 
 
 def check_convergence_stage(root):
-    """The two-level ladder of train-0000 and the test patient ("test"): each patient at both
-    sizes (the same stimuli at the same times, the same volume), the table's columns, and errors
-    that are errors."""
+    """The two-level ladder of the test patient ("test"): both sizes (the same stimuli at the
+    same times, the same volume), the table's columns, and errors that are errors."""
     table = pd.read_csv(root / "results/convergence/convergence.csv")
-    assert len(table) == 8 and set(table.gradient) == {"p1", "recovered"}
-    assert set(table.patient) == {"train-0000", "test-0000"}
-    table = table[table.patient == "train-0000"]
+    assert len(table) == 4 and set(table.gradient) == {"p1", "recovered"}
+    assert set(table.patient) == {"test-0000"}
     for column in ("heart_mm", "torso_mm", "nodes", "myocardial_volume_change", "activation_span_ms", "ecg_error",
                    "ecg_error_qrs", "lead_field_share", "lead_field_share_qrs", "activation_share",
                    "grad_angle_deg_myocardium", "grad_magnitude_myocardium", "grad_angle_deg_torso",
                    "order_ecg_error", "total_s"):
         assert column in table.columns, column
     coarse = table[(table.heart_mm == 4.0) & (table.gradient == "p1")].iloc[0]
-    # 4 mm against 3 mm: measured ECG error 0.066, lead-field share 0.046, myocardial ∇Z angle
-    # 4.7° (test-0000: 0.064, 0.055, 3.9°); the bounds leave a factor of about two
+    # 4 mm against 3 mm: measured ECG error 0.062, lead-field share 0.055, myocardial ∇Z angle
+    # 3.9° (train-0000: 0.066, 0.046, 4.7°); the bounds leave a factor of about two
     assert 0 < coarse.ecg_error < 0.15 and 0 < coarse.lead_field_share < 0.12, coarse
     assert 0 < coarse.grad_angle_deg_myocardium < 10.0, coarse
     assert abs(coarse.myocardial_volume_change) < 0.005
-    levels = [np.load(root / f"results/convergence/train-0000/level-{k}.npz") for k in (0, 1)]
+    levels = [np.load(root / f"results/convergence/test-0000/level-{k}.npz") for k in (0, 1)]
     np.testing.assert_array_equal(levels[0]["stimulus_positions_mm"], levels[1]["stimulus_positions_mm"])
     np.testing.assert_array_equal(levels[0]["stimulus_times_ms"], levels[1]["stimulus_times_ms"])
     assert levels[1]["myocardial_points_mm"].shape[0] > levels[0]["myocardial_points_mm"].shape[0]

@@ -9,7 +9,6 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from ecgcohort.cohort.plot import plot_design
 from ecgcohort.cohort.sampling import (
     CohortDesign,
     design_from_config,
@@ -28,6 +27,8 @@ def write_design(cohort: Mapping[str, Any], table_path: str | Path, columns_path
     design = design_from_config(cohort)
     table = sample_cohort(design)
     write_cohort(table, design, table_path, columns_path)
+    from ecgcohort.cohort.plot import plot_design  # matplotlib: not at the Snakefile's parse time
+
     plot_design(table, design, preview_path)
     counts = table.split.value_counts().to_dict()
     log.info("sampled %d patients (%s) over %d dimensions, seed %d", len(table), counts,

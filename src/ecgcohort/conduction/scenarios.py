@@ -22,12 +22,13 @@ its myocardial nodes:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from ecgcohort.anatomy.assembly import Surface, heart_frame
-from ecgcohort.fibers.rule_based import MyocardialFibres
+if TYPE_CHECKING:  # the Snakefile reads the scenarios at parse time: no numba or igl for that
+    from ecgcohort.anatomy.assembly import Surface
+    from ecgcohort.fibers.rule_based import MyocardialFibres
 
 SCENARIO_KINDS = ("sinus", "lbbb", "biv_pacing", "random_pacing")
 #: the kinds activated through the Purkinje trees (the others are paced on the myocardium)
@@ -215,6 +216,8 @@ class SurfaceFrame:
 def surface_frame(heart: Surface) -> SurfaceFrame:
     """The :class:`SurfaceFrame` of a labelled heart surface (regions ``lv_endocardium``,
     ``rv_endocardium``, ``epicardium``, ``base``)."""
+    from ecgcohort.anatomy.assembly import heart_frame
+
     frame = heart_frame(heart)
     axis = -frame.long_axis
     return SurfaceFrame(frame.apex, frame.base_centre, axis, frame.lv_rv_axis)

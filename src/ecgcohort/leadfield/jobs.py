@@ -12,10 +12,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from ecgcohort.io import atomic_path
-from ecgcohort.leadfield.sampling import sample_points
-from ecgcohort.leadfield.matrix import lead_matrix
-from ecgcohort.leadfield.solver import MM, LeadFieldError, LeadFieldSolver, lead_matrix_from_potentials
-from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
+
+# the solver, the FEM and numba are imported by the jobs that use them: the Snakefile reads
+# electrode_tolerance_mm at parse time
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +53,8 @@ def write_sample_points(patient: str, mesh: str | Path, count: int, near_fractio
     (seed, patient)) as ``.npz``: ``points_m``, ``region``, ``distance_to_heart_m``, ``cell``,
     ``units_json``."""
     from ecgcohort.cohort.sampling import patient_rng
+    from ecgcohort.leadfield.sampling import sample_points
+    from ecgcohort.leadfield.solver import MM
 
     start = time.perf_counter()
     samples = sample_points(mesh, count, near_fraction, near_mm, patient_rng(seed, patient, "leadfield-points"))
@@ -93,6 +94,9 @@ def compute_lead_field_chunk(patient: str, mesh: str | Path, fibres_npz: str | P
     import pandas as pd
 
     from ecgcohort.fibers import load_fibres
+    from ecgcohort.leadfield.matrix import lead_matrix
+    from ecgcohort.leadfield.solver import MM, LeadFieldError, LeadFieldSolver, lead_matrix_from_potentials
+    from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
 
     start = time.perf_counter()
     sigma = Conductivities.from_config(conductivities)
