@@ -45,6 +45,7 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: module_rank[item.nodeid.split("::")[0]])
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest -p no:xdist runs the suite in one process
 def pytest_xdist_make_scheduler(config, log):
     """pytest-xdist's file scheduling (a module's tests on one worker, its module fixtures built
     once), in :func:`pytest_collection_modifyitems`' order, one module per worker at a time:
@@ -69,6 +70,17 @@ def pytest_xdist_make_scheduler(config, log):
 
     config.option.loadscopereorder = False
     return ModulesInOrder(config, log)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_cache(tmp_path_factory) -> Path:
+    """The caches of the session's workflow copies (built-in shape models: 20 s per copy),
+    shared by the xdist workers and never the user's (``ECGCOHORT_CACHE``; the test of the
+    whole workflow runs with an empty one of its own)."""
+    base = tmp_path_factory.getbasetemp()
+    cache = (base.parent if "PYTEST_XDIST_WORKER" in os.environ else base) / "ecgcohort-cache"
+    os.environ["ECGCOHORT_CACHE"] = str(cache)
+    return cache
 
 
 @pytest.fixture(scope="session")
@@ -109,8 +121,10 @@ class WorkflowCopy:
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
 
-    def snakemake(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    def snakemake(self, *args: str, timeout: float = 600,
+                  environment: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """``snakemake --cores 2 *args`` in the copy; ``environment`` adds to the process's."""
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(environment or {})}
         return subprocess.run([SNAKEMAKE, "--cores", "2", *args], cwd=self.root, env=environment,
                               capture_output=True, text=True, timeout=timeout)
 

@@ -17,7 +17,9 @@ from ecgcohort.anatomy import (
 from ecgcohort.cohort import design_from_config, patient_ids, patient_parameters
 from ecgcohort.config import load_schema, validate_config
 from ecgcohort.geometry import inspect_surface, signed_distance, winding_numbers
-from ecgcohort.shapes.catalog import shape_model_from_config
+from ecgcohort.io import user_cache_dir
+from ecgcohort.shapes import load_npz
+from ecgcohort.shapes.catalog import write_shape_model
 
 # a coarser heart template than the default 1 mm keeps twenty assemblies quick
 HEART_TEMPLATE_MM = 2.0
@@ -29,10 +31,15 @@ def config(repo):
 
 
 @pytest.fixture(scope="module")
-def models(config):
-    heart = shape_model_from_config("heart", dict(config["shapes"]["heart"], template_edge_mm=HEART_TEMPLATE_MM))
-    torso = shape_model_from_config("torso", config["shapes"]["torso"])
-    return heart, torso
+def models(config, tmp_path_factory):
+    """The built-in heart (on a 2 mm template) and torso, through the session's model cache as a
+    workflow job makes them (the torso is then usually a workflow copy's)."""
+    folder = tmp_path_factory.mktemp("shapes")
+    specs = {"heart": dict(config["shapes"]["heart"], template_edge_mm=HEART_TEMPLATE_MM),
+             "torso": config["shapes"]["torso"]}
+    for organ, spec in specs.items():
+        write_shape_model(organ, spec, folder / f"{organ}.npz", cache_dir=user_cache_dir("shapes"))
+    return load_npz(folder / "heart.npz"), load_npz(folder / "torso.npz")
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,3 +174,41 @@ def test_the_fast_pca_gives_the_thin_svds_leading_modes_and_falls_back_below_its
         np.testing.assert_allclose(left * signs, u[:, :count], atol=1e-9)
         assert right @ right.T == pytest.approx(np.eye(count), abs=1e-10)
     assert s[5] < GRAM_RELATIVE_FLOOR * s[0]  # the rank-3 case went through the fallback
+
+
+def test_a_cached_builtin_model_is_loaded_and_one_from_other_code_or_libraries_rebuilt(tmp_path, monkeypatch):
+    """The cache gives back the built model's arrays; a model cached by another version of a
+    source module or of a library is not used (its key differs) and the model is built again."""
+    from ecgcohort.shapes import catalog
+
+    spec = {"source": "builtin", "n_modes": 3, "population": 8, "seed": 0, "template_edge_mm": 6.0}
+    builds = []
+    build = catalog.shape_model_from_config
+    monkeypatch.setattr(catalog, "shape_model_from_config", lambda *args: builds.append(args) or build(*args))
+    cache = tmp_path / "cache"
+    catalog.write_shape_model("heart", spec, tmp_path / "built.npz", cache_dir=cache)
+    catalog.write_shape_model("heart", spec, tmp_path / "copied.npz", cache_dir=cache)
+    assert len(builds) == 1 and len(list(cache.glob("heart-*.npz"))) == 1
+    built, copied = load_npz(tmp_path / "built.npz"), load_npz(tmp_path / "copied.npz")
+    np.testing.assert_array_equal(built.modes, copied.modes)
+    np.testing.assert_array_equal(built.mean, copied.mean)
+
+    key = catalog.shape_model_cache_key("heart", spec)
+    real_version = catalog.importlib.metadata.version
+    monkeypatch.setattr(catalog.importlib.metadata, "version",
+                        lambda name: "0.0.1" if name == "libigl" else real_version(name))
+    assert catalog.shape_model_cache_key("heart", spec) != key
+    catalog.write_shape_model("heart", spec, tmp_path / "other_library.npz", cache_dir=cache)
+    assert len(builds) == 2
+    monkeypatch.undo()
+
+    monkeypatch.setattr(catalog, "shape_model_from_config", lambda *args: builds.append(args) or build(*args))
+    source = tmp_path / "shapes"
+    shutil.copytree(Path(catalog.__file__).parent, source)
+    (source / "heart.py").write_text((source / "heart.py").read_text() + "\n# an edit\n")
+    monkeypatch.setattr(catalog, "__file__", str(source / "catalog.py"))
+    assert catalog.shape_model_cache_key("heart", spec) != key
+    catalog.write_shape_model("heart", spec, tmp_path / "other_code.npz", cache_dir=cache)
+    assert len(builds) == 3 and len(list(cache.glob("heart-*.npz"))) == 3
+    # another config section is another model
+    assert catalog.shape_model_cache_key("heart", dict(spec, seed=1)) != catalog.shape_model_cache_key("heart", spec)

@@ -127,8 +127,13 @@ def test_two_patients_go_through_every_stage(workflow_copy, workflow_config, rep
     workflow_copy.write_config(two_patients(workflow_config))
     # about 360 s alone, twice that beside another test worker (CI's first run under xdist hit
     # 600 s): the limit only catches a hang
-    result = workflow_copy.snakemake(timeout=1800)
+    # an empty cache: the shape models are built here, not copied from another test's
+    cache = workflow_copy.root.parent / "cache"
+    result = workflow_copy.snakemake(timeout=1800, environment={"ECGCOHORT_CACHE": str(cache)})
     assert result.returncode == 0, result.stderr[-5000:]
+    for organ in ("heart", "torso"):
+        cached, = (cache / "shapes").glob(f"{organ}-*.npz")
+        assert cached.read_bytes() == (workflow_copy.root / f"results/shapes/{organ}.npz").read_bytes()
     root = workflow_copy.root / "results/patients"
     for patient in ("train-0000", "test-0000"):
         anatomy = root / patient / "anatomy"

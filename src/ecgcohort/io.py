@@ -31,3 +31,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(temporary_path, target)
     finally:
         temporary_path.unlink(missing_ok=True)
+
+
+def user_cache_dir(kind: str) -> Path:
+    """The directory of the ``kind`` cache that runs and workflow copies share:
+    ``$ECGCOHORT_CACHE/<kind>``, by default ``~/.cache/ecgcohort/<kind>`` (``$XDG_CACHE_HOME``
+    for ``~/.cache``), beside the environment's interpreter and packages (tools/env-common.sh)."""
+    root = os.environ.get("ECGCOHORT_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "ecgcohort"
+    return Path(root).expanduser() / kind

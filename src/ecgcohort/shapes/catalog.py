@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
+import json
+import logging
+import shutil
+from pathlib import Path
 from typing import Any, Mapping
 
+from ecgcohort.io import atomic_path
 from ecgcohort.shapes.model import ShapeModel, ShapeModelError, load_npz, load_uk_digital_heart
+
+log = logging.getLogger(__name__)
+
+#: What a built-in model is computed from besides its config section: this package's modules
+#: and the libraries that build (anny, torch for the bodies; libigl, gmsh, scipy for the
+#: hearts). A cached model made by other code or other library versions is never used.
+BUILT_FROM_MODULES = ("catalog.py", "model.py", "heart.py", "torso.py")
+BUILT_FROM_LIBRARIES = ("numpy", "scipy", "libigl", "gmsh", "anny", "torch")
 
 REQUIRED_REGIONS = {
     "heart": {"lv_endocardium", "rv_endocardium", "epicardium", "base"},
@@ -59,8 +74,38 @@ def _required(spec: Mapping[str, Any], key: str, organ: str) -> str:
     return str(value)
 
 
-def write_shape_model(organ: str, spec: Mapping[str, Any], path: str) -> ShapeModel:
-    """Build or load the organ's model (see :func:`shape_model_from_config`) and save it as ``.npz``."""
-    model = shape_model_from_config(organ, spec)
-    model.save(path)
-    return model
+def shape_model_cache_key(organ: str, spec: Mapping[str, Any]) -> str:
+    """The version of a built-in model: a hash of its config section, the source of
+    :data:`BUILT_FROM_MODULES` and the versions of :data:`BUILT_FROM_LIBRARIES`."""
+    digest = hashlib.sha256(json.dumps([organ, dict(spec)], sort_keys=True, default=str).encode())
+    here = Path(__file__).parent
+    for module in BUILT_FROM_MODULES:
+        digest.update((here / module).read_bytes())
+    for library in BUILT_FROM_LIBRARIES:
+        try:
+            version = importlib.metadata.version(library)
+        except importlib.metadata.PackageNotFoundError:
+            version = "absent"
+        digest.update(f"{library}=={version}".encode())
+    return digest.hexdigest()[:16]
+
+
+def write_shape_model(organ: str, spec: Mapping[str, Any], path: str | Path,
+                      cache_dir: str | Path | None = None) -> None:
+    """Build or load the organ's model (see :func:`shape_model_from_config`) and save it as
+    ``.npz``. A built-in model is also kept in ``cache_dir`` under its
+    :func:`shape_model_cache_key` and copied from there when the key matches (it takes 10-20 s
+    to build; workflow copies and a run after ``rm -rf results`` share it)."""
+    cached = None
+    if cache_dir is not None and spec["source"] == "builtin":
+        cached = Path(cache_dir) / f"{organ}-{shape_model_cache_key(organ, spec)}.npz"
+        if cached.is_file():
+            with atomic_path(path) as temporary:
+                shutil.copyfile(cached, temporary)
+            log.info("%s model %s copied from the cache (built by the same code and libraries)", organ, cached)
+            return
+    shape_model_from_config(organ, spec).save(path)
+    if cached is not None:
+        with atomic_path(cached) as temporary:  # parallel builders each write a whole file
+            shutil.copyfile(path, temporary)
+        log.info("%s model cached as %s", organ, cached)
