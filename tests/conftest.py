@@ -84,6 +84,25 @@ def shared_cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def ventricles_dir(shared_cache) -> Path:
+    """:func:`synthetic.meshed_ventricles` (seed 7) built once per test session: the xdist
+    workers share it (the first builds, under a file lock, in about 20 s); read-only."""
+    from filelock import FileLock
+
+    from synthetic import meshed_ventricles
+
+    root = shared_cache / "meshed-ventricles"
+    with FileLock(str(root) + ".lock"):
+        if not root.is_dir():
+            building = root.with_name(root.name + ".building")
+            shutil.rmtree(building, ignore_errors=True)
+            building.mkdir(parents=True)
+            meshed_ventricles(building, seed=7)
+            building.rename(root)
+    return root
+
+
+@pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
 

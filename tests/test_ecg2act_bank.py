@@ -3,6 +3,8 @@ training/evaluation metrics, and the polarity of the T waves."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -20,15 +22,15 @@ from ecgcohort.ecg2act.sites import (AHA_SEGMENTS, N_SITES, RING_BANDS, SEGMENT_
 from ecgcohort.ecg2act.training import apd_ms, pearson_per_series, random_split, vm_metrics
 from ecgcohort.fibers import load_fibres
 from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
-from synthetic import meshed_ventricles
 
 
 @pytest.fixture(scope="module")
-def ventricles(tmp_path_factory):
+def ventricles(tmp_path_factory, ventricles_dir):
     """Fibres, junctions, sites, the pseudo lead matrix rows of nine electrodes around the heart
-    and the TP06 template."""
+    (the session's :func:`synthetic.meshed_ventricles`) and the TP06 template."""
     root = tmp_path_factory.mktemp("ecg2act")
-    meshed_ventricles(root)
+    for path in ventricles_dir.iterdir():
+        shutil.copy2(path, root / path.name)
     fibres = load_fibres(root / "fibres.npz")
     with np.load(root / "junctions.npz") as data:
         junctions = {key: data[key] for key in data.files}

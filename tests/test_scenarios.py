@@ -3,6 +3,8 @@ trees, sinus rhythm / LBBB / BiV pacing / random pacing maps and their V_m."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -22,7 +24,6 @@ from ecgcohort.conduction.scenarios import (
     ventricular_frame,
 )
 from ecgcohort.fibers import load_fibres
-from synthetic import meshed_ventricles
 
 SEED = 7
 VELOCITIES = {"fibre": 0.6, "cross": 0.4}
@@ -30,10 +31,12 @@ HOMOGENEOUS = {"cycle_length_ms": 1000.0, "apd_apex_to_base": 0.0, "apd_endo_to_
 
 
 @pytest.fixture(scope="module")
-def patient(tmp_path_factory):
-    """A meshed heart with fibres, its Purkinje trees, and four activation maps."""
+def patient(tmp_path_factory, ventricles_dir):
+    """A meshed heart with fibres, its Purkinje trees (the session's :func:`synthetic.meshed_ventricles`,
+    seed :data:`SEED`), and four activation maps."""
     root = tmp_path_factory.mktemp("scenarios")
-    meshed_ventricles(root, seed=SEED)
+    for path in ventricles_dir.iterdir():
+        shutil.copy2(path, root / path.name)
     entries = {name: entry for entry in ({"name": "sinus", "kind": "sinus"}, {"name": "lbbb", "kind": "lbbb"},
                                          {"name": "lbbb_blocked", "kind": "lbbb", "engage_purkinje": False},
                                          {"name": "crt", "kind": "biv_pacing", "rv_time_ms": 0.0, "lv_time_ms": 20.0,

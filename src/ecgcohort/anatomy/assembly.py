@@ -180,7 +180,8 @@ def check_anatomy(patient: str, heart: Surface, torso: Surface, settings: Placem
     low, high = settings.torso_volume_l
     if not low <= torso_l <= high:
         raise AnatomyError(f"patient {patient}: torso volume {torso_l:.1f} L is outside [{low:g}, {high:g}] L")
-    depth = -signed_distance(torso.points, torso.faces, heart.points)
+    # the torso passed inspect_surface above: closed and consistently oriented
+    depth = -signed_distance(torso.points, torso.faces, heart.points, closed_surface=True)
     clearance = float(depth.min())
     measures["heart_clearance_mm"] = clearance
     if clearance < settings.min_clearance_mm:
