@@ -195,17 +195,23 @@ def test_apd_scaling(template):
     assert shorter["apd90_ms"] / m1["apd90_ms"] == pytest.approx(0.8, abs=0.01)
 
 
-def test_transmembrane_potential_is_fast(template):
+def test_transmembrane_potential_of_a_heart_sized_node_set_stays_within_the_template(template):
+    """40,000 nodes over 500 ms (a converged heart's order; its speed is measured with the whole
+    patient by benchmarks/patient_pipeline.py, not by a timed test): every value within the
+    template's range, each node within 10 uV of rest before its activation and depolarised 10 ms
+    after it."""
     rng = np.random.default_rng(0)
     tau = rng.uniform(0.0, 120.0, 40_000)
     scale = rng.uniform(0.9, 1.1, 40_000)
     times = np.arange(0.0, 500.0, 1.0)
-    start = time.perf_counter()
     vm = ap.transmembrane_potential(tau, times, template, apd_scale=scale)
-    elapsed = time.perf_counter() - start
     assert vm.shape == (40_000, 500)
-    assert np.isfinite(vm).all()
-    assert elapsed < 2.0
+    # the template's own range: TP06 undershoots its pre-stimulus rest by 3 uV after repolarising
+    assert vm.min() >= template.voltage_mv.min() - 1e-9 and vm.max() <= template.voltage_mv.max() + 1e-9
+    before = times[None, :] < tau[:, None] - template.peak_time_ms
+    np.testing.assert_allclose(vm[before], template.resting_mv, atol=0.01)  # mV
+    after = np.searchsorted(times, tau + 10.0)
+    assert (vm[np.arange(len(tau)), after] > 0.0).all()
 
 
 def test_upstroke_spread_of_a_straight_front_is_the_element_transit_time():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import time
 
 import pandas as pd
 import pytest
@@ -113,12 +112,10 @@ def test_lint_is_clean(workflow_copy):
     assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
 
 
-def test_the_paper_scale_dag_builds_in_under_30_seconds(workflow_copy):
-    start = time.perf_counter()
+def test_the_paper_config_plans_its_110_patients(workflow_copy):
+    """config/paper.yaml plans (its time is benchmarks/planning.py's, not a timed test)."""
     plan = succeed(workflow_copy.snakemake("--dry-run", "--configfile", "config/paper.yaml"))
-    elapsed = time.perf_counter() - start
     assert job_counts(plan)["patient_parameters"] == 110
-    assert elapsed < 30, f"paper DAG took {elapsed:.1f} s"
 
 
 def test_the_slurm_profile_scales_resources_with_the_attempt(workflow_copy):
