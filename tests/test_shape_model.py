@@ -212,3 +212,14 @@ def test_a_cached_builtin_model_is_loaded_and_one_from_other_code_or_libraries_r
     assert len(builds) == 3 and len(list(cache.glob("heart-*.npz"))) == 3
     # another config section is another model
     assert catalog.shape_model_cache_key("heart", dict(spec, seed=1)) != catalog.shape_model_cache_key("heart", spec)
+
+
+def test_a_cache_that_cannot_be_written_still_gives_the_model(tmp_path):
+    """A read-only cache folder: the model is built and written, the job does not fail."""
+    from ecgcohort.shapes import catalog
+
+    spec = {"source": "builtin", "n_modes": 3, "population": 8, "seed": 0, "template_edge_mm": 6.0}
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder would be")
+    catalog.write_shape_model("heart", spec, tmp_path / "heart.npz", cache_dir=blocked / "shapes")
+    assert load_npz(tmp_path / "heart.npz").n_modes == 3

@@ -16,10 +16,10 @@ from ecgcohort.shapes.model import ShapeModel, ShapeModelError, load_npz, load_u
 log = logging.getLogger(__name__)
 
 #: What a built-in model is computed from besides its config section: this package's modules
-#: and the libraries that build (anny, torch for the bodies; libigl, gmsh, scipy for the
-#: hearts). A cached model made by other code or other library versions is never used.
+#: and the libraries that build (anny with roma, warp and torch for the bodies; libigl, gmsh,
+#: scipy for the hearts). A cached model made by other code or other library versions is never used.
 BUILT_FROM_MODULES = ("catalog.py", "model.py", "heart.py", "torso.py")
-BUILT_FROM_LIBRARIES = ("numpy", "scipy", "libigl", "gmsh", "anny", "torch")
+BUILT_FROM_LIBRARIES = ("numpy", "scipy", "libigl", "gmsh", "anny", "roma", "warp-lang", "torch")
 
 REQUIRED_REGIONS = {
     "heart": {"lv_endocardium", "rv_endocardium", "epicardium", "base"},
@@ -106,6 +106,10 @@ def write_shape_model(organ: str, spec: Mapping[str, Any], path: str | Path,
             return
     shape_model_from_config(organ, spec).save(path)
     if cached is not None:
-        with atomic_path(cached) as temporary:  # parallel builders each write a whole file
-            shutil.copyfile(path, temporary)
-        log.info("%s model cached as %s", organ, cached)
+        try:
+            with atomic_path(cached) as temporary:  # parallel builders each write a whole file
+                shutil.copyfile(path, temporary)
+        except OSError as error:  # a read-only or full cache costs the next run the build, not this job
+            log.warning("%s model not cached (%s): set ECGCOHORT_CACHE to a writable folder", organ, error)
+        else:
+            log.info("%s model cached as %s", organ, cached)
