@@ -1,12 +1,15 @@
 """Snakemake adapter: one inverse method at every noise level and repeat (see ecgcohort.inverse)."""
 
-import torch
-
 from ecgcohort.inverse.jobs import reconstruct_job
+from ecgcohort.inverse.methods import NEURAL_METHODS
 from ecgcohort.logs import logging_to
 
 with logging_to(snakemake.log[0]):
-    torch.set_num_threads(snakemake.threads)
+    if snakemake.wildcards.method in NEURAL_METHODS:
+        # only the networks use torch: the classical methods' jobs skip its 3 s import
+        import torch
+
+        torch.set_num_threads(snakemake.threads)
     reconstruct_job(
         patient=snakemake.wildcards.patient, source=snakemake.wildcards.source, method=snakemake.wildcards.method,
         seed=snakemake.params.seed, surfaces_npz=snakemake.input.surfaces, dynamics_npz=snakemake.input.dynamics,
