@@ -128,7 +128,6 @@ def trained_family(tmp_path_factory):
         "sdf": torch.from_numpy(np.concatenate([s for _, s in samples])),
     })
     model = AutoDecoder(spec, len(SEMI_AXES))
-    torch.set_num_threads(2)
     result = fit(model, table, TrainingSpec(epochs=60, batch_size=2048, learning_rate=3e-3, lr_milestones=(0.6, 0.85),
                                             seed=2), tmp_path_factory.mktemp("family"), name="family")
     path = tmp_path_factory.mktemp("model") / "model.pt"
