@@ -37,6 +37,12 @@ def test_recorded_tables_are_their_csvs_rendered(label):
     assert rendered and set(rendered) <= set(provenance["tables"])
     for path, markdown in rendered.items():
         assert (folder / path).read_text() == markdown, f"{folder / path} is not its CSV rendered again"
+    if set(rendered) == {"surrogate_scaling/scaling.md"}:  # a benchmark's sweep alone
+        sweep = pd.read_csv(folder / "surrogate_scaling/scaling.csv")
+        errors = sweep.heart_angular_error_deg
+        assert ((errors > 0) & (errors < 90)).all() and (sweep.heart_angular_error_sd > 0).all()
+        assert sweep.pseudo_heart_angular_error_deg.nunique() == 1
+        return
     if set(rendered) == {"report/stage_timings.md"}:  # a per-patient profile alone
         timings = pd.read_csv(folder / "report/stage_timings.csv")
         split = timings[[f"{key}_s" for key in ("startup", "import", "compile", "pictures", "write", "read",
@@ -130,3 +136,49 @@ def test_a_recorded_file_nests_under_the_page_heading():
     recorded = "# ECG realism\n\n## healthy (sinus)\n\n| a |\n|---|\n```\n# not a heading\n```\n"
     assert readme_results.nested_in_page(recorded) == "### healthy (sinus)\n\n| a |\n|---|\n```\n# not a heading\n```\n"
     assert readme_results.nested_in_page("| a |\n|---|\n") == "| a |\n|---|\n"
+
+
+def _scaling_sweep() -> pd.DataFrame:
+    """A sweep as benchmarks/surrogate_scaling.py writes it: both targets, the all-data run and
+    two axes, in the CSV's order (not the table's)."""
+    rows = []
+    for target, shift in (("pseudo_residual", 0.0), ("full", 1.0)):
+        for axis, patients, points, error in (("all", 19, 4096, 9.3942), ("patients", 6, 4096, 9.8179),
+                                              ("patients", 3, 4096, 10.821), ("points", 19, 2048, 9.2585),
+                                              ("points", 19, 1024, 8.125)):
+            rows.append({"target": target, "weighting": "relative", "patients": patients, "electrodes": 25,
+                         "points": points, "samples": 21_000_000, "axis": axis, "layout": "blocks",
+                         "samples_trained": 21_401_600, "heart_angular_error_deg": error - shift,
+                         "heart_angular_error_sd": 0.82074, "pseudo_heart_angular_error_deg": 17.371})
+    return pd.DataFrame(rows)
+
+
+def test_scaling_markdown_is_the_sweep_csv():
+    table = readme_results.scaling_markdown(_scaling_sweep())
+    assert table.splitlines() == [
+        "| (patient blocks, relative weighting, 21M samples unless varied) | pseudo_residual | full |",
+        "|---|---|---|",
+        "| all data: 19 patients, 25 electrodes, 4,096 points | 9.39° ± 0.82° | 8.39° ± 0.82° |",
+        "| 3 / 6 patients | 10.82° / 9.82° | 9.82° / 8.82° |",
+        "| 1,024 / 2,048 points | 8.13° / 9.26° | 7.13° / 8.26° |",  # 8.125 half up, 1,024 before 2,048
+        "| pseudo lead field | 17.37° | |",
+    ]
+    changed = _scaling_sweep()
+    changed.loc[(changed.target == "full") & (changed.axis == "all"), "heart_angular_error_deg"] = 8.4
+    assert "| 9.39° ± 0.82° | 8.40° ± 0.82° |" in readme_results.scaling_markdown(changed)
+    with pytest.raises(ValueError, match="layouts"):
+        readme_results.scaling_markdown(pd.concat([_scaling_sweep(), _scaling_sweep().assign(layout="rows")]))
+    with pytest.raises(ValueError, match="same points"):
+        readme_results.scaling_markdown(_scaling_sweep().drop(index=4))
+
+
+def test_the_recorded_scaling_table_is_its_csv():
+    folder = readme_results.RECORDED_ROOT / "scaling"
+    recorded = (folder / "surrogate_scaling/scaling.md").read_text()
+    sweep = pd.read_csv(folder / "surrogate_scaling/scaling.csv")
+    assert readme_results.rerendered("scaling") == {"surrogate_scaling/scaling.md": recorded}
+    assert "| 1,024 / 2,048 points | 9.03° / 9.26° | 8.13° / 8.21° |" in recorded
+    sweep.loc[sweep.axis == "electrodes", "heart_angular_error_deg"] += 0.01  # one recorded value moved
+    assert readme_results.scaling_markdown(sweep) != recorded
+    provenance = json.loads((folder / "run.json").read_text())
+    assert provenance["tables"] == ["surrogate_scaling/scaling.md"] and not provenance["dirty"]

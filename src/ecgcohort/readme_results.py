@@ -14,6 +14,12 @@ Without file arguments both act on every page that holds a marker.
 
 To show a new table: add its path and CSVs to ``RECORDED_TABLES`` (and its renderer to
 ``rerendered``), record a run, put a marker on a results page, run ``update``.
+
+A benchmark script's table is recorded the same way from a folder holding its paths, e.g. the
+surrogate scaling sweep (``benchmarks/surrogate_scaling.py``, rendered by ``scaling_markdown``):
+
+    python benchmarks/surrogate_scaling_table.py scaling.csv --out .scaling/record
+    python -m ecgcohort.readme_results record .scaling/record --label scaling --command "..."
 """
 
 from __future__ import annotations
@@ -27,8 +33,12 @@ import re
 import shutil
 import subprocess
 import sys
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 #: The recorded runs live here, one folder per label.
@@ -48,6 +58,9 @@ RECORDED_TABLES: dict[str, tuple[str, ...]] = {
     "ecg2act/summary.md": ("ecg2act/metrics.csv",),
     # the run's time per rule and its split (start-up, imports, compilation, ...)
     "report/stage_timings.md": ("report/stage_timings.csv",),
+    # not the workflow's: the surrogate scaling sweep of benchmarks/surrogate_scaling.py, laid out
+    # for `record` by benchmarks/surrogate_scaling_table.py (a workflow run has neither file)
+    "surrogate_scaling/scaling.md": ("surrogate_scaling/scaling.csv",),
 }
 
 BLOCK = re.compile(r"^(<!-- results (?P<label>\S+) (?P<path>\S+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S | re.M)
@@ -187,7 +200,80 @@ def rerendered(label: str, root: Path = RECORDED_ROOT) -> Mapping[str, str]:
         from ecgcohort.timings import stage_timings_markdown
 
         rendered["report/stage_timings.md"] = stage_timings_markdown(pd.read_csv(folder / "report/stage_timings.csv"))
+    if (folder / "surrogate_scaling/scaling.csv").exists():
+        sweep = pd.read_csv(folder / "surrogate_scaling/scaling.csv")
+        rendered["surrogate_scaling/scaling.md"] = scaling_markdown(sweep)
     return rendered
+
+
+#: The scaling sweep's target forms (columns) and varied axes (rows, in the table's order), each
+#: with the column of benchmarks/surrogate_scaling.py's CSV that holds its value.
+SCALING_TARGETS = ("pseudo_residual", "full")
+SCALING_AXES = (("patients", "patients"), ("electrodes", "electrodes"), ("points", "points"),
+                ("samples", "samples_trained"))
+
+
+def _degrees(value: float) -> str:
+    """An angle to 0.01°, rounded half up from the digits the CSV holds (8.125 -> 8.13)."""
+    return f"{Decimal(repr(float(value))).quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)}°"
+
+
+def _millions(samples: float) -> str:
+    """A sample count in millions as the table writes it: 5.8M, 21M, 167M."""
+    millions = samples / 1e6
+    return f"{millions:.1f}M" if millions < 10 else f"{millions:.0f}M"
+
+
+def scaling_markdown(table: "pd.DataFrame", layout: str | None = None) -> str:
+    """The surrogate scaling sweep (the CSV of ``benchmarks/surrogate_scaling.py run``) as a
+    Markdown table: one column per target form, the heart-region angle over the test patients
+    (``heart_angular_error_deg``); the all-data run as mean ± sd, each varied axis's runs as
+    their means in the axis's order, the uniform weighting, then the pseudo lead field. Rows of
+    one training layout (``layout``; needed when the CSV holds two); axes not run are left out."""
+    table = table.copy()
+    if "layout" not in table:
+        table["layout"] = "rows"
+    layouts = sorted(table.layout.unique())
+    if layout is None and len(layouts) != 1:
+        raise ValueError(f"the scaling table holds the layouts {layouts}: name one")
+    table = table[table.layout == (layout or layouts[0])]
+    targets = [target for target in SCALING_TARGETS if (table.target == target).any()]
+    base = table[table.axis == "all"]
+    if not targets or len(base) != len(targets):
+        raise ValueError(f"the scaling table needs one 'all' run per target form ({targets}), has {len(base)}")
+    first = base.iloc[0]
+    pseudo = table.pseudo_heart_angular_error_deg.unique()
+    if len(pseudo) != 1:
+        raise ValueError(f"the pseudo lead field's error differs between runs: {sorted(pseudo)}")
+    words = "patient blocks" if first.layout == "blocks" else "rows"
+    lines = [f"| ({words}, {first.weighting} weighting, {_millions(first.samples)} samples unless varied) | "
+             + " | ".join(targets) + " |", "|---" * (len(targets) + 1) + "|"]
+
+    def cells(rows: "pd.DataFrame", column: str) -> list["pd.DataFrame"]:
+        per_target = [rows[rows.target == target].sort_values(column) for target in targets]
+        if any(list(part[column]) != list(per_target[0][column]) for part in per_target):
+            raise ValueError(f"the target forms were not run at the same {column}")
+        return per_target
+
+    def means(per_target: list["pd.DataFrame"]) -> str:
+        return " | ".join(" / ".join(_degrees(v) for v in part.heart_angular_error_deg) for part in per_target)
+
+    spread = " | ".join(f"{_degrees(run.heart_angular_error_deg.iloc[0])} ± "
+                        f"{_degrees(run.heart_angular_error_sd.iloc[0])}" for run in cells(base, "axis"))
+    lines.append(f"| all data: {first.patients} patients, {first.electrodes} electrodes, {first.points:,} points | "
+                 f"{spread} |")
+    for axis, column in SCALING_AXES:
+        rows = table[table.axis == axis]
+        if rows.empty:
+            continue
+        per_target = cells(rows, column)
+        values = " / ".join(_millions(v) if axis == "samples" else f"{v:,}" for v in per_target[0][column])
+        lines.append(f"| {values} {axis} | {means(per_target)} |")
+    uniform = table[table.axis == "uniform"]
+    if not uniform.empty:
+        lines.append(f"| uniform weighting (eq. 5 as published) | {means(cells(uniform, 'axis'))} |")
+    lines.append("| pseudo lead field | " + _degrees(pseudo[0]) + " |" + " |" * (len(targets) - 1))
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
