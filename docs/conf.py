@@ -19,7 +19,7 @@ author = "the ecgcohort developers"
 copyright = "2026, the ecgcohort developers"
 
 extensions = [
-    "myst_nb",  # MyST Markdown pages and the tutorials' percent-format scripts (not executed here)
+    "myst_nb",  # MyST Markdown pages and the tutorials' recorded notebooks (not executed here)
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
@@ -30,11 +30,11 @@ extensions = [
 ]
 
 # Markdown everywhere; the tutorials are Python scripts in percent format (DOLFINx-style demos),
-# rendered through jupytext and run by pytest against a workflow run, not at build time.
-source_suffix = {".md": "myst-nb", ".py": "myst-nb"}
-nb_custom_formats = {".py": ["jupytext.reads", {"fmt": "py:percent"}]}
+# run by pytest against a workflow run; their pages are the notebooks recorded from them with
+# their outputs (python -m ecgcohort.tutorial_outputs record), not executed at build time.
+source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
 nb_execution_mode = "off"
-exclude_patterns = ["_build", "conf.py", "_ext", "results/**/*.md", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "conf.py", "_ext", "results/**/*.md", "tutorials/*.py", "Thumbs.db", ".DS_Store"]
 
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist", "attrs_inline"]
 myst_heading_anchors = 4

@@ -192,3 +192,36 @@ def test_tutorials_are_percent_scripts_that_assert_their_result():
         kinds = [cell.cell_type for cell in notebook.cells]
         assert kinds[0] == "markdown" and notebook.cells[0].source.startswith("# "), tutorial.name
         assert "code" in kinds and "assert " in notebook.cells[-1].source, tutorial.name
+
+
+def test_tutorial_pages_are_their_scripts_with_recorded_outputs(site, tmp_path):
+    import nbformat
+
+    from ecgcohort.tutorial_outputs import PROVENANCE_TAG, stale_tutorials
+
+    assert stale_tutorials() == []
+    for name in ("open_cohort", "tiny_cohort", "load_release", "surrogate", "convergence"):
+        notebook = nbformat.read(str(DOCS / f"tutorials/{name}.ipynb"), as_version=4)
+        provenance = [cell for cell in notebook.cells if PROVENANCE_TAG in cell.metadata.get("tags", [])]
+        assert len(provenance) == 1 and "commit `" in provenance[0].source, name
+        printed = [output for cell in notebook.cells for output in cell.get("outputs", [])]
+        assert printed, f"{name}: recorded without outputs"
+    # the page shows what the cells drew: the 12-lead ECG and the lead field as images
+    page = (site / "tutorials/open_cohort.html").read_text()
+    assert page.count("<img") >= 2 and "QRS peak in V5" in page
+    # a script edited after its recording makes the check fail, naming the tutorial
+    shutil.copytree(DOCS / "tutorials", tmp_path / "tutorials")
+    script = tmp_path / "tutorials/convergence.py"
+    script.write_text(script.read_text().replace("tolerance = 0.10", "tolerance = 0.05"))
+    assert stale_tutorials(tmp_path / "tutorials") == [
+        "convergence: convergence.ipynb was recorded from another version of convergence.py"]
+
+
+def test_recording_tutorials_outside_a_run_folder_names_the_folder(tmp_path):
+    from ecgcohort.tutorial_outputs import TutorialOutputsError, record_all
+
+    with pytest.raises(TutorialOutputsError, match=f"{tmp_path} has no results/ folder"):
+        record_all(tmp_path, command="make run")
+    (tmp_path / "results").mkdir()
+    with pytest.raises(TutorialOutputsError, match=r"no tutorial named \['no_such_tutorial'\]"):
+        record_all(tmp_path, command="make run", names=["no_such_tutorial"])

@@ -15,9 +15,6 @@
 # electrode. Every variable, its dimensions and units: [Stored data format](../reference/data-format.md).
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")  # write files; no display needed
 import matplotlib.pyplot as plt
 import numpy as np
 
