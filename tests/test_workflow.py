@@ -9,6 +9,8 @@ import re
 import pandas as pd
 import pytest
 
+from conftest import REPO
+
 pytestmark = pytest.mark.workflow
 
 
@@ -122,3 +124,19 @@ def test_the_slurm_profile_scales_resources_with_the_attempt(workflow_copy):
     plan = succeed(workflow_copy.snakemake("cohort", "--dry-run", "--profile", "profiles/slurm", "--executor", "local"))
     first = re.search(r"rule sample_cohort:.*?resources: ([^\n]+)", plan, re.S).group(1)
     assert "mem_mb=1000" in first and "runtime=5" in first
+
+
+def test_every_report_caption_is_valid_restructuredtext():
+    """Snakemake renders the captions with docutils: a stray ``|x|`` (a substitution reference)
+    printed an error into the report's build and the caption."""
+    import io
+
+    import docutils.core
+
+    captions = sorted((REPO / "workflow/report").glob("*.rst"))
+    assert len(captions) >= 10
+    for caption in captions:
+        warnings = io.StringIO()
+        docutils.core.publish_string(caption.read_text(), writer_name="null",
+                                     settings_overrides={"report_level": 2, "warning_stream": warnings})
+        assert warnings.getvalue() == "", f"{caption.name}: {warnings.getvalue()}"
