@@ -57,16 +57,17 @@ def test_the_workflow_runs_and_a_second_run_does_nothing(workflow_copy, workflow
 
 
 def test_growing_the_cohort_runs_only_the_new_patients(workflow_copy, workflow_config):
-    workflow_copy.write_config(cohort_config(workflow_config, train=8, batch=4))
+    # two Latin-hypercube batches of two, then a third
+    workflow_copy.write_config(cohort_config(workflow_config, train=4, batch=2))
     succeed(workflow_copy.snakemake("cohort"))
     root = workflow_copy.root
     before = pd.read_csv(root / "results/cohort/cohort.csv")
     stamps = {p: (root / f"results/patients/{p}/parameters.json").stat().st_mtime_ns for p in before.patient}
 
-    workflow_copy.write_config(cohort_config(workflow_config, train=12, batch=4))
+    workflow_copy.write_config(cohort_config(workflow_config, train=6, batch=2))
     plan = succeed(workflow_copy.snakemake("cohort", "--dry-run"))
-    assert job_counts(plan) == {"sample_cohort": 1, "patient_parameters": 4, "cohort": 1}
-    assert planned_patients(plan) == {f"train-{i:04d}" for i in range(8, 12)}
+    assert job_counts(plan) == {"sample_cohort": 1, "patient_parameters": 2, "cohort": 1}
+    assert planned_patients(plan) == {f"train-{i:04d}" for i in range(4, 6)}
 
     succeed(workflow_copy.snakemake("cohort"))
     after = pd.read_csv(root / "results/cohort/cohort.csv")
