@@ -70,7 +70,7 @@ class ReadmeResultsError(ValueError):
     """A results block or a recorded run that does not fit (names the label and path)."""
 
 
-def _commit_of(directory: Path) -> tuple[str, bool]:
+def commit_of(directory: Path) -> tuple[str, bool]:
     """The git commit of the checkout that holds ``directory`` and whether its tree was dirty."""
     try:
         commit = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True,
@@ -89,7 +89,7 @@ def record_run(results: str | Path, label: str, command: str, root: Path = RECOR
     present = [path for path in RECORDED_TABLES if (results / path).exists()]
     if not present:
         raise ReadmeResultsError(f"{results} holds none of {sorted(RECORDED_TABLES)}: is it a run's results/ folder?")
-    commit, dirty = _commit_of(results)
+    commit, dirty = commit_of(results)
     target = root / label
     if target.exists():
         shutil.rmtree(target)

@@ -19,7 +19,7 @@ import datetime
 import sys
 from pathlib import Path
 
-from ecgcohort.readme_results import REPOSITORY, ReadmeResultsError, _commit_of, machine_description
+from ecgcohort.readme_results import REPOSITORY, ReadmeResultsError, commit_of, machine_description
 
 #: The tutorials' scripts and their recorded notebooks.
 TUTORIALS = REPOSITORY / "docs" / "tutorials"
@@ -100,7 +100,7 @@ def record_all(run_folder: str | Path, command: str, tutorials: Path = TUTORIALS
     if not (run_folder / "results").is_dir():
         raise TutorialOutputsError(f"{run_folder} has no results/ folder: give the folder a run was made in")
     try:
-        commit, dirty = _commit_of(REPOSITORY)
+        commit, dirty = commit_of(REPOSITORY)
     except ReadmeResultsError as error:
         raise TutorialOutputsError(str(error)) from error
     provenance = provenance_text(command, commit, dirty)
