@@ -1,0 +1,76 @@
+"""The inverse benchmark's metrics beyond paper 2's: activation times from electrograms on a
+synthetic planar front, the spatial and temporal correlations, localisation, and the noise
+models' signal-to-noise ratio."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ecgcohort.inverse.metrics import (activation_errors, activation_times, localisation_error, spatial_correlation,
+                                       temporal_correlation)
+from ecgcohort.inverse.noise import NoiseModel, measured_snr_db, noisy_maps
+from ecgcohort.inverse.problem import InverseError
+
+SPEED_MM_PER_MS, WIDTH_MS, DT_MS = 0.6, 3.0, 2.0
+
+
+def planar_front(x_mm: np.ndarray, times_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unipolar electrograms (n, T) of a front along x arriving at 10 + x / v ms: a smooth
+    negative deflection centred on the arrival, and the arrival times."""
+    arrival = 10.0 + x_mm / SPEED_MM_PER_MS
+    phase = (times_ms[None, :] - arrival[:, None]) / WIDTH_MS
+    return -np.tanh(phase) + 0.3 * np.exp(-phase ** 2 / 20), arrival
+
+
+def test_activation_times_of_a_planar_front_are_its_arrival_within_a_sample():
+    x = np.linspace(0.0, 60.0, 41)
+    times = np.arange(0.0, 200.0, DT_MS)
+    signals, arrival = planar_front(x, times)
+    detected = activation_times(signals, times)
+    assert np.abs(detected - arrival).max() < DT_MS
+    # the sub-sample refinement does better than the sampling grid alone
+    assert np.abs(detected - arrival).mean() < 0.25 * DT_MS
+    upstroke = activation_times(-signals, times, polarity="transmembrane")
+    np.testing.assert_allclose(upstroke, detected)
+    mae, correlation = activation_errors(detected, arrival)
+    assert mae < 0.25 * DT_MS and correlation > 0.999
+    # the site of earliest activation: the node at x = 0
+    points = np.column_stack([x, np.zeros_like(x), np.zeros_like(x)])
+    assert localisation_error(detected, points, np.array([0.0, 3.0, 4.0])) == pytest.approx(5.0)
+
+
+def test_correlations_per_instant_and_per_node():
+    rng = np.random.default_rng(0)
+    u = rng.normal(size=(30, 20))
+    np.testing.assert_allclose(spatial_correlation(2 * u + 1, u), 1.0)
+    np.testing.assert_allclose(temporal_correlation(-u, u), -1.0)
+    flat = u.copy()
+    flat[:, 3] = 0.5
+    assert np.isnan(spatial_correlation(flat, u)[3]) and np.isfinite(spatial_correlation(flat, u)[4])
+
+
+@pytest.mark.parametrize("snr", [40.0, 20.0])
+def test_noise_models_add_the_configured_signal_to_noise_ratio(snr):
+    rng = np.random.default_rng(1)
+    positions = rng.normal(size=(150, 3)) * 100.0
+    times = np.linspace(0.0, 500.0, 400)
+    clean = np.sin(times / 40.0)[None, :] * rng.normal(size=(150, 1))
+    for model in (NoiseModel("white", snr_db=snr), NoiseModel("shared", snr_db=snr, correlated=0.5)):
+        noisy = noisy_maps(clean, positions, times, model, np.random.default_rng(2))
+        assert measured_snr_db(clean, noisy) == pytest.approx(snr, abs=0.3)
+    shared = noisy_maps(clean, positions, times, NoiseModel("c", snr_db=snr, correlated=1.0), np.random.default_rng(3))
+    independent = noisy_maps(clean, positions, times, NoiseModel("w", snr_db=snr), np.random.default_rng(3))
+    near = np.argsort(np.linalg.norm(positions - positions[0], axis=1))[1]
+    corr = lambda y: np.corrcoef((y - clean)[0], (y - clean)[near])[0, 1]  # noqa: E731
+    assert corr(shared) > corr(independent) + 0.2
+    wander = noisy_maps(clean, positions, times, NoiseModel("bw", snr_db=60.0, baseline_wander=0.5),
+                        np.random.default_rng(4)) - clean
+    # a slow drift: most of its power below 1 Hz
+    spectrum = np.abs(np.fft.rfft(wander, axis=1)) ** 2
+    frequencies = np.fft.rfftfreq(times.size, d=(times[1] - times[0]) * 1e-3)
+    assert spectrum[:, frequencies <= 2.0].sum() > 0.9 * spectrum.sum()
+    with pytest.raises(InverseError, match="noise_models.bad.correlated"):
+        NoiseModel("bad", correlated=1.5)
+    with pytest.raises(InverseError, match="zero"):
+        noisy_maps(np.zeros((3, 4)), positions[:3], times[:4], NoiseModel("w"), np.random.default_rng(0))
