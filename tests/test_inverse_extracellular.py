@@ -5,7 +5,7 @@ reciprocal to the lead-field ECG.
 Geometry: a ball of radius R_MM (body surface) around a concentric ball of radius CORE_MM
 (myocardium). With G_i = g I in the core, G_i + G_e = σ I everywhere and V_m = E·x in the core,
 the source −div(G_i∇V_m) is a cos θ layer on the core's surface: outside the core φ is exactly
-that of a dipole p = −g |core| E at the centre, p·r̂ (1/r² + 2r/R³) / (4πσ) (Frank 1954).
+that of a dipole p = −g |core| E at the centre, p·r̂ (1/r² + 2r/R³) / (4πσ) (Frank 1952).
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ import pytest
 import scipy.sparse
 import scipy.stats
 
-from ecgcohort.inverse.dynamics import (DynamicsSpec, aliev_panfilov_dynamics, myocardial_boundary, noisy_bspm,
-                                        pacing_nodes, pacing_site, physiological_dynamics)
+from ecgcohort.inverse.dynamics import (DynamicsSpec, aliev_panfilov_dynamics, noisy_bspm,
+                                        pacing_nodes, pacing_site)
 from ecgcohort.inverse.surface import simulate
 from ecgcohort.inverse.methods import reconstruct, surface_laplacian
 from ecgcohort.inverse.metrics import relative_error
@@ -130,37 +130,12 @@ def test_a_coarse_surface_is_paced_over_the_nearest_nodes_one_ring():
     assert scipy.stats.spearmanr(geodesic, truth.activation).statistic > 0.99  # outwards from the apex
 
 
-def test_physiological_source_samples_the_shifted_action_potential():
-    from ecgcohort.conduction.action_potential import ActionPotential
-
-    # a cube of tetrahedra, activation τ = x (ms per mm), a square-pulse template
-    grid = np.stack(np.meshgrid(*[np.arange(3.0)] * 3, indexing="ij"), axis=-1).reshape(-1, 3) * 10.0
-    import scipy.spatial
-
-    tetrahedra = scipy.spatial.Delaunay(grid).simplices
-    activation = grid[:, 0].copy()
-    times = np.arange(-10.0, 400.0)
-    template = ActionPotential(times, np.where((times >= 0) & (times < 200), 20.0, -80.0), -80.0, 20.0, 200.0, 1.0)
-    boundary = myocardial_boundary(tetrahedra)
-    assert len(boundary) == 6 * 2 * 2 * 2  # 6 faces of the cube, 2 × 2 squares of 2 triangles each
-    heart = SurfaceMesh(np.array([[5.0, 0.0, 5.0], [15.0, 20.0, 12.0]]), np.zeros((0, 3), dtype=int))
-    spec = DynamicsSpec(duration=10.0, samples=101, time_unit_ms=1.0)
-    truth = physiological_dynamics(heart, scenario="test", node_positions_mm=grid, tetrahedra=tetrahedra,
-                                   activation_ms=activation, apd_scale=np.ones(len(grid)), template=template,
-                                   spec=spec)
-    np.testing.assert_allclose(truth.activation, [5.0, 15.0], atol=1e-9)
-    # u is 1 once the node is activated (P1 interpolation of steps: between the neighbours' times)
-    assert truth.u[0, truth.times >= 10.0].min() == pytest.approx(1.0) and truth.u[0, truth.times < 0.0].size == 0
-    assert truth.u[0, truth.times <= 0.0].max() == pytest.approx(0.5)  # the face's nodes at x = 0 are active at t = 0
-    assert truth.u[1, truth.times < 9.0].max() == pytest.approx(0.0)  # the template rises over its 1 ms sample
-
-
 def test_bad_settings_are_refused_with_the_key():
     with pytest.raises(InverseError, match="samples"):
         DynamicsSpec(samples=4)
     with pytest.raises(InverseError, match="pacing_site"):
         DynamicsSpec(pacing_site="septum")
-    with pytest.raises(InverseError, match="noise_levels"):
+    with pytest.raises(InverseError, match="noise σ"):
         noisy_bspm(np.eye(3), np.zeros((3, 5)), 0.0, np.random.default_rng(0))
     surface = icosphere(1.0, 1)
     with pytest.raises(InverseError, match="unknown inverse method"):

@@ -52,8 +52,7 @@ RECORDED_TABLES: dict[str, tuple[str, ...]] = {
     "ecg/realism.md": ("ecg/realism.csv",),
     "convergence/convergence.md": ("convergence/convergence.csv",),
     "encoding/deepsdf/chamfer.md": ("encoding/deepsdf/chamfer.csv",),
-    # recorded from the next run on (no recorded run holds them yet): the inverse-ECG and the
-    # ECG -> activation benchmarks, for the results pages
+    # the inverse-ECG and the ECG -> activation benchmarks, for the results pages
     "inverse/summary.md": ("inverse/summary.csv",),
     "ecg2act/summary.md": ("ecg2act/metrics.csv",),
     # the run's time per rule and its split (start-up, imports, compilation, ...)
@@ -196,6 +195,10 @@ def rerendered(label: str, root: Path = RECORDED_ROOT) -> Mapping[str, str]:
         from ecgcohort.encoding.jobs import encoding_markdown
 
         rendered["encoding/deepsdf/chamfer.md"] = encoding_markdown(pd.read_csv(folder / "encoding/deepsdf/chamfer.csv"))
+    if (folder / "inverse/summary.csv").exists() and "setting" in pd.read_csv(folder / "inverse/summary.csv").columns:
+        from ecgcohort.inverse.report import markdown_table as inverse_markdown
+
+        rendered["inverse/summary.md"] = inverse_markdown(pd.read_csv(folder / "inverse/summary.csv"))
     if (folder / "report/stage_timings.csv").exists():
         from ecgcohort.timings import stage_timings_markdown
 

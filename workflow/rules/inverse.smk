@@ -1,34 +1,69 @@
-# The inverse-ECG benchmark (paper 2): per patient a transfer matrix from the FEM volume
-# conductor between the closed heart surface and the body surface; per patient and source the
-# ground-truth heart-surface potentials; per patient, source and method the reconstructions at
-# every noise level and repeat; the fan-in to the metrics table, Figs. 9-11 and the timings.
-# The methods fit each patient's own body-surface maps: nothing is learned across patients.
+# The inverse-ECG benchmark (paper 2's methods) without the inverse crime: per patient the
+# heart and body surfaces (and the transfer matrix of its own mesh, for the Aliev-Panfilov
+# source); per patient and source the ground truth (a cohort scenario's extracellular potential
+# from the 3-D solve); per patient and mismatch the inversion's own, separately meshed model;
+# per patient, source and method the reconstructions in every setting (mismatch and noise) and
+# repeat; the fan-in to the metrics table, the figures and the timings. The methods fit each
+# patient's own body-surface maps: nothing is learned across patients.
 
 INVERSE = config["inverse"]
 INVERSE_PATIENTS = TEST_PATIENTS if INVERSE["patients"] == "test" else PATIENTS
 INVERSE_SOURCES = INVERSE["dynamics"]["sources"]
 INVERSE_MODEL_SOURCE = "aliev_panfilov"  # ecgcohort.inverse.dynamics.MODEL_SOURCE
 INVERSE_RUNS = [(p, s, m) for p in INVERSE_PATIENTS for s in INVERSE_SOURCES for m in INVERSE["methods"]]
+INVERSE_MISMATCHES = list(dict.fromkeys(setting["mismatch"] for setting in INVERSE["settings"]))
+INVERSE_NOISES = list(dict.fromkeys(setting["noise"] for setting in INVERSE["settings"]))
+for _setting in INVERSE["settings"]:
+    for _kind, _named in (("mismatch", INVERSE["mismatches"]), ("noise", INVERSE["noise_models"])):
+        if _setting[_kind] not in _named:
+            raise ValueError(f"inverse.settings: {_kind} {_setting[_kind]!r} is not defined in inverse."
+                             f"{'mismatches' if _kind == 'mismatch' else 'noise_models'} "
+                             f"({', '.join(sorted(_named)) or 'none'})")
 
 
 wildcard_constraints:
     source="|".join(INVERSE_SOURCES),
     method="tikhonov_0th|tikhonov_2nd|stre|ep_dl|eand_arn",
+    mismatch="[a-z][a-z0-9_]*",
 
 
-rule transfer_matrix:
+rule inverse_surfaces:
+    """A patient's closed heart surface remeshed and its measurement points."""
     input:
         mesh=rules.mesh_anatomy.output.mesh,
         # the electrodes are the measurement points only with inverse.body.source "electrodes"
         electrodes=rules.place_electrodes.output.electrodes if INVERSE["body"]["source"] == "electrodes" else [],
     output:
         surfaces="results/inverse/{patient}/surfaces.npz",
+        preview=report("results/inverse/{patient}/surfaces.png", caption=caption("inverse_surfaces"),
+                       category="Inverse ECG", subcategory="Surfaces", labels={"patient": "{patient}"}),
+    params:
+        heart_nodes=INVERSE["heart_nodes"],
+        body=INVERSE["body"],
+    log:
+        "results/logs/inverse/{patient}/inverse_surfaces.log",
+    benchmark:
+        "results/benchmarks/inverse/{patient}/inverse_surfaces.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(15),
+    conda:
+        "../../envs/fem.yaml"
+    script:
+        "../scripts/inverse_surfaces.py"
+
+
+rule transfer_matrix:
+    """R of the patient's own mesh: the Aliev-Panfilov source's body maps are made with it."""
+    input:
+        mesh=rules.mesh_anatomy.output.mesh,
+        surfaces=rules.inverse_surfaces.output.surfaces,
+    output:
         transfer="results/inverse/{patient}/transfer.npz",
         preview=report("results/inverse/{patient}/transfer.png", caption=caption("inverse_transfer"),
                        category="Inverse ECG", subcategory="Transfer matrices", labels={"patient": "{patient}"}),
     params:
-        heart_nodes=INVERSE["heart_nodes"],
-        body=INVERSE["body"],
         transfer=INVERSE["transfer"],
     log:
         "results/logs/inverse/{patient}/transfer_matrix.log",
@@ -44,17 +79,53 @@ rule transfer_matrix:
         "../scripts/transfer_matrix.py"
 
 
-rule heart_surface_dynamics:
+rule inversion_model:
+    """The inversion's own model of a patient under one mismatch: the heart surface moved, the
+    patient's torso surface remeshed, the torso between them meshed again, R."""
     input:
-        surfaces=rules.transfer_matrix.output.surfaces,
-        transfer=rules.transfer_matrix.output.transfer,
-        anatomy=rules.assemble_anatomy.output.summary,
-        # a cohort scenario's map and the mesh it lives on (the Aliev-Panfilov source reads
-        # neither), not the store or the patient's part: another patient, an electrode or
-        # another variable leaves the inverse benchmark alone
-        fibres=lambda wildcards: [] if wildcards.source == INVERSE_MODEL_SOURCE else rules.compute_fibres.output.fibres,
-        activation=lambda wildcards: [] if wildcards.source == INVERSE_MODEL_SOURCE
-        else f"results/patients/{wildcards.patient}/activation/{wildcards.source}.npz",
+        surfaces=rules.inverse_surfaces.output.surfaces,
+        torso=rules.assemble_anatomy.output.torso,
+    output:
+        model="results/inverse/{patient}/models/{mismatch}.npz",
+    params:
+        section=lambda wildcards: INVERSE["mismatches"][wildcards.mismatch],
+        seed=config["cohort"]["seed"],
+        inversion=INVERSE["inversion"],
+        transfer=INVERSE["transfer"],
+    log:
+        "results/logs/inverse/{patient}/inversion_model-{mismatch}.log",
+    benchmark:
+        "results/benchmarks/inverse/{patient}/inversion_model-{mismatch}.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(15),
+    conda:
+        "../../envs/fem.yaml"
+    script:
+        "../scripts/inversion_model.py"
+
+
+def inverse_truth_inputs(wildcards):
+    """The model source reads the surfaces, the patient's own transfer matrix and the anatomy;
+    a cohort scenario its map, the mesh and fibres it lives on and the standard electrodes (the
+    reciprocity check) - not the store or the other electrodes."""
+    inputs = {"surfaces": rules.inverse_surfaces.output.surfaces.format(patient=wildcards.patient),
+              "anatomy": rules.assemble_anatomy.output.summary.format(patient=wildcards.patient)}
+    if wildcards.source == INVERSE_MODEL_SOURCE:
+        inputs["transfer"] = rules.transfer_matrix.output.transfer.format(patient=wildcards.patient)
+    else:
+        inputs.update(mesh=rules.mesh_anatomy.output.mesh.format(patient=wildcards.patient),
+                      fibres=rules.compute_fibres.output.fibres.format(patient=wildcards.patient),
+                      electrodes=rules.place_standard_electrodes.output.electrodes.format(patient=wildcards.patient),
+                      activation=f"results/patients/{wildcards.patient}/activation/{wildcards.source}.npz")
+    return inputs
+
+
+rule heart_surface_dynamics:
+    """The ground truth of one source: the heart-surface potentials and the clean body maps."""
+    input:
+        unpack(inverse_truth_inputs),
     output:
         dynamics="results/inverse/{patient}/{source}/dynamics.npz",
         preview=report("results/inverse/{patient}/{source}/dynamics.png", caption=caption("inverse_dynamics"),
@@ -64,13 +135,17 @@ rule heart_surface_dynamics:
         dynamics=INVERSE["dynamics"],
         cycle_length_ms=config["electrophysiology"]["action_potential"]["cycle_length_ms"],
         template_cache_dir="results/cache/action_potential",
+        leadfield={"conductivities": config["leadfield"]["conductivity_s_per_m"],
+                   "low_rank_tolerance": config["leadfield"]["low_rank_tolerance"],
+                   "electrode_tolerance_mm": electrode_tolerance_mm(config["meshing"]["torso_element_size_mm"]),
+                   "cell_gradient": config["leadfield"]["cell_gradient"]},
     log:
         "results/logs/inverse/{patient}/heart_surface_dynamics-{source}.log",
     benchmark:
         "results/benchmarks/inverse/{patient}/heart_surface_dynamics-{source}.tsv"
     threads: 1
     resources:
-        mem_mb=scaled(3000),
+        mem_mb=scaled(4000),
         runtime=scaled(20),
     conda:
         "../../envs/fem.yaml"
@@ -80,15 +155,17 @@ rule heart_surface_dynamics:
 
 rule reconstruct_inverse:
     input:
-        surfaces=rules.transfer_matrix.output.surfaces,
-        transfer=rules.transfer_matrix.output.transfer,
+        surfaces=rules.inverse_surfaces.output.surfaces,
         dynamics=rules.heart_surface_dynamics.output.dynamics,
+        models=expand("results/inverse/{{patient}}/models/{mismatch}.npz", mismatch=INVERSE_MISMATCHES),
     output:
         metrics="results/inverse/{patient}/{source}/{method}/metrics.csv",
         estimates="results/inverse/{patient}/{source}/{method}/estimates.npz",
     params:
         seed=config["cohort"]["seed"],
-        noise_levels=INVERSE["noise_levels"],
+        settings=INVERSE["settings"],
+        mismatches=INVERSE_MISMATCHES,
+        noise_models={name: INVERSE["noise_models"][name] for name in INVERSE_NOISES},
         repeats=INVERSE["repeats"],
         method_config=inverse_method_section,
         dynamics=INVERSE["dynamics"],
@@ -114,8 +191,8 @@ rule inverse_benchmark:
         metrics=[f"results/inverse/{p}/{s}/{m}/metrics.csv" for p, s, m in INVERSE_RUNS],
         estimates=[f"results/inverse/{p}/{s}/{m}/estimates.npz" for p, s, m in INVERSE_RUNS],
         dynamics=[f"results/inverse/{p}/{s}/dynamics.npz" for p in INVERSE_PATIENTS for s in INVERSE_SOURCES],
-        surfaces=expand(rules.transfer_matrix.output.surfaces, patient=INVERSE_PATIENTS),
-        transfer=expand(rules.transfer_matrix.output.transfer, patient=INVERSE_PATIENTS),
+        surfaces=expand(rules.inverse_surfaces.output.surfaces, patient=INVERSE_PATIENTS),
+        models=[f"results/inverse/{p}/models/{m}.npz" for p in INVERSE_PATIENTS for m in INVERSE_MISMATCHES],
     output:
         metrics=report("results/inverse/metrics.csv", caption=caption("inverse_metrics"), category="Inverse ECG",
                        subcategory="Benchmark", labels={"table": "every run"}),
@@ -125,14 +202,17 @@ rule inverse_benchmark:
         timing=report("results/inverse/timing.csv", caption=caption("inverse_timing"), category="Inverse ECG",
                       subcategory="Timing", labels={"table": "timing"}),
         fig9=report("results/inverse/fig9_metrics.png", caption=caption("inverse_fig9"), category="Inverse ECG",
-                    subcategory="Benchmark", labels={"figure": "Fig. 9 metrics"}),
+                    subcategory="Benchmark", labels={"figure": "metrics per setting"}),
         fig10=report("results/inverse/fig10_maps.png", caption=caption("inverse_fig10"), category="Inverse ECG",
-                     subcategory="Benchmark", labels={"figure": "Fig. 10 heart-surface maps"}),
+                     subcategory="Benchmark", labels={"figure": "heart-surface maps"}),
         fig11=report("results/inverse/fig11_series.png", caption=caption("inverse_fig11"), category="Inverse ECG",
-                     subcategory="Benchmark", labels={"figure": "Fig. 11 time series"}),
+                     subcategory="Benchmark", labels={"figure": "electrograms"}),
+        activation=report("results/inverse/activation_maps.png", caption=caption("inverse_activation"),
+                          category="Inverse ECG", subcategory="Benchmark", labels={"figure": "activation maps"}),
     params:
         runs=INVERSE_RUNS,
         dynamics_keys=[f"{p}/{s}" for p in INVERSE_PATIENTS for s in INVERSE_SOURCES],
+        model_keys=[f"{p}/{m}" for p in INVERSE_PATIENTS for m in INVERSE_MISMATCHES],
         patients=INVERSE_PATIENTS,
     log:
         "results/logs/inverse/inverse_benchmark.log",

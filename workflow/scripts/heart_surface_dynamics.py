@@ -1,13 +1,16 @@
-"""Snakemake adapter: ground-truth heart-surface potentials of one source (see ecgcohort.inverse)."""
+"""Snakemake adapter: the ground truth of one source (see ecgcohort.inverse)."""
 
 from ecgcohort.inverse.jobs import heart_surface_dynamics_job
 from ecgcohort.logs import logging_to
 
 with logging_to(snakemake.log[0]):
+    inputs = snakemake.input
+    scenario = None if "activation" not in inputs.keys() else {
+        "mesh": inputs.mesh, "fibres": inputs.fibres, "activation": inputs.activation, "electrodes": inputs.electrodes,
+        **dict(snakemake.params.leadfield)}
     heart_surface_dynamics_job(
-        patient=snakemake.wildcards.patient, source=snakemake.wildcards.source,
-        surfaces_npz=snakemake.input.surfaces, transfer_npz=snakemake.input.transfer,
-        anatomy_json=snakemake.input.anatomy, fibres_npz=snakemake.input.fibres or None,
-        activation_npz=snakemake.input.activation or None, dynamics=dict(snakemake.params.dynamics),
-        cycle_length_ms=snakemake.params.cycle_length_ms, template_cache_dir=snakemake.params.template_cache_dir,
-        out_npz=snakemake.output.dynamics, out_preview=snakemake.output.preview)
+        patient=snakemake.wildcards.patient, source=snakemake.wildcards.source, surfaces_npz=inputs.surfaces,
+        transfer_npz=inputs.get("transfer"), anatomy_json=inputs.anatomy, scenario=scenario,
+        dynamics=dict(snakemake.params.dynamics), cycle_length_ms=snakemake.params.cycle_length_ms,
+        template_cache_dir=snakemake.params.template_cache_dir, out_npz=snakemake.output.dynamics,
+        out_preview=snakemake.output.preview)

@@ -9,7 +9,8 @@ with logging_to(snakemake.log[0]):
         keys=[tuple(run) for run in snakemake.params.runs],
         dynamics_npzs=dict(zip(snakemake.params.dynamics_keys, snakemake.input.dynamics)),
         surfaces_npzs=dict(zip(snakemake.params.patients, snakemake.input.surfaces)),
-        transfer_npzs=dict(zip(snakemake.params.patients, snakemake.input.transfer)),
+        model_npzs=dict(zip(snakemake.params.model_keys, snakemake.input.models)),
         out_metrics=snakemake.output.metrics, out_summary=snakemake.output.summary,
         out_markdown=snakemake.output.markdown, out_timing=snakemake.output.timing, out_fig9=snakemake.output.fig9,
-        out_fig10=snakemake.output.fig10, out_fig11=snakemake.output.fig11)
+        out_fig10=snakemake.output.fig10, out_fig11=snakemake.output.fig11,
+        out_activation=snakemake.output.activation)

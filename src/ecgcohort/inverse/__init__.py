@@ -1,17 +1,23 @@
-"""The inverse-ECG benchmark (paper 2) on the cohort's patients.
+"""The inverse-ECG benchmark (paper 2's methods) on the cohort's patients, without the inverse crime.
 
 * :mod:`~ecgcohort.inverse.surfaces` — the closed heart surface (epicardium + base + valve caps)
   and the body surface of a patient's mesh, remeshed with pyacvd;
-* :mod:`~ecgcohort.inverse.transfer` — the FEM transfer matrix R between them (one MUMPS
+* :mod:`~ecgcohort.inverse.extracellular` — the ground truth of a cohort scenario: the
+  extracellular potential of its V_m on the heart–torso mesh, reciprocal to the lead-field ECG;
+* :mod:`~ecgcohort.inverse.models` — the inversion's own model: a separately meshed torso, the
+  heart moved or the electrodes misplaced as a mismatch says;
+* :mod:`~ecgcohort.inverse.transfer` — the FEM transfer matrix R between the surfaces (one MUMPS
   factorisation, one block solve, R·1 = 1 checked);
 * :mod:`~ecgcohort.inverse.surface` and :mod:`~ecgcohort.inverse.dynamics` — the Aliev–Panfilov
-  model on the heart surface (cotangent Laplacian, IMEX Euler) and the cohort's own activation
-  scenarios as ground truths, noisy body-surface maps;
+  model on the heart surface (cotangent Laplacian, IMEX Euler), paper 2's own source;
+* :mod:`~ecgcohort.inverse.noise` — measurement noise by signal-to-noise ratio (white,
+  correlated, baseline wander);
 * the methods, one signature each (:mod:`~ecgcohort.inverse.methods`): Tikhonov of zeroth and
   second order (:mod:`~ecgcohort.inverse.tikhonov`), STRE (:mod:`~ecgcohort.inverse.stre`),
   EP-DL and EAND-ARN (:mod:`~ecgcohort.inverse.neural`, on the training backbone);
-* RE, CC and MSE of paper 2 (:mod:`~ecgcohort.inverse.metrics`), the workflow jobs, the summary
-  and Figs. 9–11 (:mod:`~ecgcohort.inverse.jobs`, :mod:`~ecgcohort.inverse.report`).
+* the metrics (:mod:`~ecgcohort.inverse.metrics`): paper 2's RE, CC and MSE, spatial and temporal
+  correlation, activation times from the electrograms, pacing-site localisation; the workflow
+  jobs, the summary and the figures (:mod:`~ecgcohort.inverse.jobs`, :mod:`~ecgcohort.inverse.report`).
 """
 
 from ecgcohort.lazy import lazy_exports
@@ -32,7 +38,6 @@ _EXPORTS = {
     "DynamicsSpec": "ecgcohort.inverse.dynamics",
     "HeartDynamics": "ecgcohort.inverse.dynamics",
     "aliev_panfilov_dynamics": "ecgcohort.inverse.dynamics",
-    "physiological_dynamics": "ecgcohort.inverse.dynamics",
     "noisy_bspm": "ecgcohort.inverse.dynamics",
     "METHODS": "ecgcohort.inverse.methods",
     "reconstruct": "ecgcohort.inverse.methods",
@@ -44,6 +49,14 @@ _EXPORTS = {
     "tikhonov": "ecgcohort.inverse.tikhonov",
     "lcurve_corner": "ecgcohort.inverse.tikhonov",
     "load_dynamics": "ecgcohort.inverse.jobs",
+    "load_model": "ecgcohort.inverse.jobs",
+    "ExtracellularSolver": "ecgcohort.inverse.extracellular",
+    "Myocardium": "ecgcohort.inverse.extracellular",
+    "scenario_truth": "ecgcohort.inverse.extracellular",
+    "Mismatch": "ecgcohort.inverse.models",
+    "inversion_model": "ecgcohort.inverse.models",
+    "NoiseModel": "ecgcohort.inverse.noise",
+    "noisy_maps": "ecgcohort.inverse.noise",
     "load_transfer": "ecgcohort.inverse.jobs",
 }
 

@@ -1,7 +1,7 @@
 """Ground-truth heart-surface potentials (HSP) of the inverse benchmark and their body-surface
 potential maps (BSPM).
 
-Two sources, both giving u ∈ [0, 1] on the n heart-surface nodes at T instants:
+Two kinds of source, each giving u on the n heart-surface nodes at T instants:
 
 * ``aliev_panfilov`` — paper 2's model (eqs. 1–3) on the heart-surface mesh
   (:func:`ecgcohort.inverse.surface.simulate`), paced from a site of the heart. u, v and t are
@@ -12,14 +12,14 @@ Two sources, both giving u ∈ [0, 1] on the n heart-surface nodes at T instants
   Panfilov's 12.9 ms per time unit, 77 ms and 310 ms. A 10 mm unit leaves a 12 mm pacing disc
   below the critical nucleus (no propagation) and the edge of a 1094-node heart (6 mm) must
   resolve a front √(D/k) = 1.1 units wide.
-* a cohort scenario (``sinus``, ``lbbb``, …) — the patient's own activation map and TP06
-  action potentials, V_m = U(t − τ) with the node's APD scale, sampled on the heart surface by
-  P1 interpolation on the myocardium's boundary (the valve caps take their nearest boundary
-  triangle), normalised (V_m − V_rest)/(V_peak − V_rest). Times are converted to the model's
-  time unit with ``time_unit_ms`` so the EP-informed methods see the same time axis.
+* a cohort scenario (``sinus``, ``lbbb``, …) — the extracellular potential of the patient's own
+  V_m on the heart–torso mesh (:func:`ecgcohort.inverse.extracellular.scenario_truth`), in mV.
+  Times are converted to the model's time unit with ``time_unit_ms`` so the EP-informed
+  methods see the same time axis.
 
-BSPM: y = R u + ε, ε ~ N(0, σ²) per body node and instant, σ absolute in the units of u (as
-paper 2: σ ∈ {0.01, 0.05, 0.1}); each repeat draws its own noise from the patient's seed stream.
+BSPM of the model source: y = R u with R the transfer matrix on the patient's own mesh; of a
+scenario: φ at the measurement points from the same 3-D solve. Noise by signal-to-noise ratio
+(:mod:`ecgcohort.inverse.noise`); :func:`noisy_bspm` adds paper 2's absolute σ.
 """
 
 from __future__ import annotations
@@ -75,14 +75,24 @@ class DynamicsSpec:
 
 @dataclass(frozen=True)
 class HeartDynamics:
-    """u (n, T) in [0, 1] at ``times`` (T,) in model time units; ``activation`` (n,) in model
-    time units (first crossing of u = 0.5); ``v`` (n, T) for the model source, else None."""
+    """The ground truth on the heart surface: ``u`` (n, T) at ``times`` (T,) in model time
+    units, in ``units`` — "1" for the Aliev–Panfilov model's and the normalised transmembrane
+    potentials, "mV" for the extracellular potential of a cohort scenario; ``activation`` (n,)
+    in model time units (the model's first crossing of u = 0.5, or the activation map's τ);
+    ``v`` (n, T) for the model source, else None. ``polarity`` says how activation shows in u
+    ("transmembrane": an upstroke; "extracellular": a downstroke), ``electrogram_activation``
+    (n,) the activation times the benchmark's detector reads from u itself (model time units),
+    ``sites_mm`` (k, 3) the stimulus sites of a paced scenario (empty otherwise)."""
 
     source: str
     times: np.ndarray
     u: np.ndarray
     activation: np.ndarray
     v: np.ndarray | None = None
+    units: str = "1"
+    polarity: str = "transmembrane"
+    electrogram_activation: np.ndarray | None = None
+    sites_mm: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
 
 
 def pacing_site(heart_mm: SurfaceMesh, site: str, frame: Mapping[str, Any]) -> np.ndarray:
@@ -133,32 +143,9 @@ def myocardial_boundary(tetrahedra: np.ndarray) -> np.ndarray:
     return unique[counts == 1]
 
 
-def physiological_dynamics(heart_mm: SurfaceMesh, *, scenario: str, node_positions_mm: np.ndarray,
-                           tetrahedra: np.ndarray, activation_ms: np.ndarray, apd_scale: np.ndarray, template,
-                           spec: DynamicsSpec) -> HeartDynamics:
-    """A cohort scenario as ground truth: V_m = U(t − τ) (TP06 ``template``, per-node APD scale)
-    of the myocardial nodes, P1-interpolated onto the heart-surface nodes and normalised to
-    [0, 1], at ``spec.times`` × ``time_unit_ms``."""
-    from ecgcohort.conduction.action_potential import transmembrane_potential
-    from ecgcohort.leadfield.solver import project_on_surface
-
-    if not np.isfinite(activation_ms).all():
-        raise InverseError(f"scenario {scenario}: the activation map has non-finite times")
-    _, nodes, weights = project_on_surface(np.asarray(node_positions_mm, float), myocardial_boundary(tetrahedra),
-                                           heart_mm.points)
-    times_ms = spec.times * spec.time_unit_ms
-    needed = np.unique(nodes)
-    vm = np.zeros((len(node_positions_mm), len(times_ms)))
-    vm[needed] = transmembrane_potential(activation_ms[needed], times_ms, template, apd_scale[needed])
-    surface_vm = np.einsum("nk,nkt->nt", weights, vm[nodes])
-    u = (surface_vm - template.resting_mv) / (template.peak_mv - template.resting_mv)
-    tau = np.einsum("nk,nk->n", weights, activation_ms[nodes]) / spec.time_unit_ms
-    return HeartDynamics(scenario, spec.times, u, tau)
-
-
 def noisy_bspm(transfer: np.ndarray, u: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
     """y = R u + N(0, σ²) (m, T) for u (n, T); σ > 0 absolute, in the units of u."""
     if not sigma > 0:
-        raise InverseError(f"inverse.noise_levels must be positive, got {sigma}")
+        raise InverseError(f"the noise σ must be positive, got {sigma}")
     clean = np.asarray(transfer) @ np.asarray(u)
     return clean + rng.normal(0.0, sigma, size=clean.shape)

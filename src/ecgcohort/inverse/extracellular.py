@@ -82,6 +82,7 @@ class ExtracellularSolver:
         if offset > 1e-9:
             raise InverseError(f"the myocardium's nodes are {offset / MM:.3g} mm off the mesh's: another mesh")
         self.myocardium = myocardium
+        self.conductivities = conductivities
         points_m = myocardium.points_mm * MM
         grads, volumes = p1_gradients(points_m, myocardium.tetrahedra)
         self.source_matrix = stiffness_matrix(myocardium.tetrahedra, grads, volumes,
@@ -153,3 +154,71 @@ def reciprocity_error(electrode_potentials: np.ndarray, lead_field_potentials: n
     if a.shape != b.shape:
         raise InverseError(f"electrode potentials {a.shape} and lead-field potentials {b.shape} differ in shape")
     return relative_l2(b - b.mean(axis=0), a - a.mean(axis=0))
+
+
+@dataclass
+class ScenarioTruth:
+    """A cohort scenario's ground truth: the heart-surface ``dynamics`` (φ in mV), the body
+    potentials (m, T) in mV at the measurement points, and the reciprocity figures: the
+    relative ℓ2 difference of φ at the standard electrodes from their Galerkin lead-field ECG
+    (round-off) and from the workflow's lead-field ECG (its ``cell_gradient``)."""
+
+    dynamics: object
+    body: np.ndarray
+    reciprocity: dict
+
+
+def scenario_truth(solver: ExtracellularSolver, *, activation, template, spec, heart_points_mm: np.ndarray,
+                   measurement_points_mm: np.ndarray, electrodes_mm: np.ndarray,
+                   cell_gradient: str = "recovered") -> ScenarioTruth:
+    """The extracellular truth of one activation map (``activation``, an
+    :class:`~ecgcohort.conduction.maps.ActivationMap` on the solver's myocardium) with the TP06
+    ``template``, at the instants of ``spec`` (a :class:`~ecgcohort.inverse.dynamics.DynamicsSpec`,
+    times × ``time_unit_ms``): φ read at the heart-surface nodes (P1 interpolation) and at the
+    measurement points and ``electrodes_mm`` (the lead fields' delta weights)."""
+    from ecgcohort.inverse.dynamics import HeartDynamics, myocardial_boundary
+    from ecgcohort.inverse.metrics import activation_times
+    from ecgcohort.leadfield.matrix import lead_matrix
+    from ecgcohort.leadfield.solver import project_on_surface
+
+    myocardium = solver.myocardium
+    if activation.activation_ms.shape != (len(myocardium.points_mm),):
+        raise InverseError(f"the activation map has {activation.activation_ms.size} nodes, the myocardium "
+                           f"{len(myocardium.points_mm)}")
+    if not np.isfinite(activation.activation_ms).all():
+        raise InverseError(f"scenario {activation.scenario}: the activation map has non-finite times")
+    times_ms = spec.times * spec.time_unit_ms
+    vm = activation.transmembrane_potential_mv(times_ms, template)
+    phi = solver.potentials(vm)
+    heart = solver.interpolation(heart_points_mm) @ phi
+    body = solver.electrode_reading(measurement_points_mm) @ phi
+
+    electrodes = np.asarray(electrodes_mm, dtype=np.float64).reshape(-1, 3)
+    read = solver.electrode_reading(electrodes) @ phi
+    z = solver.solver.solve(electrodes * MM)
+    galerkin = -((solver.source_matrix @ z[:, myocardium.parent_nodes].T).T) @ vm
+    reciprocity = {"galerkin": reciprocity_error(read, galerkin), "cell_gradient": cell_gradient}
+    if cell_gradient == "recovered":
+        gradients = solver.solver.recovered_gradients(z, myocardium.parent_cells)
+        workflow = lead_matrix(myocardium.points_mm * MM, myocardium.tetrahedra,
+                               intracellular_tensors(myocardium.cell_structure, solver.conductivities), gradients) @ vm
+        reciprocity["workflow"] = reciprocity_error(read, workflow)
+    else:
+        reciprocity["workflow"] = reciprocity["galerkin"]
+    if not reciprocity["galerkin"] < 1e-6:
+        raise InverseError(f"scenario {activation.scenario}: φ at the electrodes differs from the Galerkin lead-field "
+                           f"ECG by {reciprocity['galerkin']:.3g} (relative ℓ2): the solve is not reciprocal")
+
+    _, nodes, weights = project_on_surface(myocardium.points_mm, myocardial_boundary(myocardium.tetrahedra),
+                                           np.asarray(heart_points_mm, dtype=np.float64))
+    tau = np.einsum("nk,nk->n", weights, activation.activation_ms[nodes]) / spec.time_unit_ms
+    sites = (np.asarray(activation.sites_mm, dtype=np.float64).reshape(-1, 3) if activation.kind == "random_pacing"
+             else np.zeros((0, 3)))
+    dynamics = HeartDynamics(activation.scenario, spec.times, heart, tau, units="mV", polarity="extracellular",
+                             electrogram_activation=activation_times(heart, spec.times, "extracellular"),
+                             sites_mm=sites)
+    log.info("%s: φ of %d instants on %d nodes in %.2f s; heart surface %.1f to %.1f mV, body %.2f to %.2f mV; "
+             "reciprocity with the lead-field ECG %.2g (Galerkin), %.3g (%s)", activation.scenario, len(times_ms),
+             solver.n_nodes, solver.solve_s, heart.min(), heart.max(), body.min(), body.max(), reciprocity["galerkin"],
+             reciprocity["workflow"], cell_gradient)
+    return ScenarioTruth(dynamics, body, reciprocity)

@@ -1,6 +1,7 @@
 """Figures of the inverse benchmark: per-patient previews (surfaces and transfer matrix, the
-ground-truth dynamics) and paper 2's Figs. 9–11 (metrics by noise level, heart-surface maps at
-one instant, time series at one node)."""
+ground-truth dynamics) and the benchmark's (after paper 2's Figs. 9–11: metrics per setting,
+heart-surface maps at one instant, time series at one node; and the activation maps read from
+the reconstructed electrograms beside the truth's)."""
 
 from __future__ import annotations
 
@@ -46,11 +47,12 @@ def _surface(ax, points: np.ndarray, faces: np.ndarray, values: np.ndarray, vmin
     ax.set_axis_off()
 
 
-def plot_surfaces(surfaces, transfer: np.ndarray, path: str | Path, title: str) -> None:
-    """The remeshed heart surface, the measurement points, and the singular values of R."""
+def plot_surfaces(surfaces, transfer: np.ndarray | None, path: str | Path, title: str) -> None:
+    """The remeshed heart surface and the measurement points, and the singular values of a
+    transfer matrix R where one is given."""
     plt = _pyplot()
-    fig = plt.figure(figsize=(11, 4.2))
-    ax = fig.add_subplot(1, 2, 1, projection="3d")
+    fig = plt.figure(figsize=(11 if transfer is not None else 5.5, 4.2))
+    ax = fig.add_subplot(1, 2 if transfer is not None else 1, 1, projection="3d")
     heart = surfaces.heart
     _surface(ax, heart.points, heart.faces, heart.points[:, 2], heart.points[:, 2].min(), heart.points[:, 2].max(),
              cmap="Reds")
@@ -60,13 +62,14 @@ def plot_surfaces(surfaces, transfer: np.ndarray, path: str | Path, title: str) 
     for axis, c in zip("xyz", centre):
         getattr(ax, f"set_{axis}lim")(c - half, c + half)
     ax.set_title("heart surface and measurement points", fontsize=9)
-    ax = fig.add_subplot(1, 2, 2)
-    singular = np.linalg.svd(transfer, compute_uv=False)
-    ax.semilogy(singular / singular[0], ".", ms=3)
-    ax.set_xlabel("index")
-    ax.set_ylabel("singular value of R / largest")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.set_title(f"R: {transfer.shape[0]} × {transfer.shape[1]}", fontsize=9)
+    if transfer is not None:
+        ax = fig.add_subplot(1, 2, 2)
+        singular = np.linalg.svd(transfer, compute_uv=False)
+        ax.semilogy(singular / singular[0], ".", ms=3)
+        ax.set_xlabel("index")
+        ax.set_ylabel("singular value of R / largest")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.set_title(f"R: {transfer.shape[0]} × {transfer.shape[1]}", fontsize=9)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     _save(fig, path)
@@ -85,7 +88,7 @@ def plot_dynamics(heart, truth, path: str | Path, title: str) -> None:
     for node in order[np.linspace(0, len(order) - 1, 5).astype(int)]:
         ax.plot(truth.times, truth.u[node], lw=1, label=f"node {node} (τ = {activation[node]:.1f})")
     ax.set_xlabel("time (model units)")
-    ax.set_ylabel("u")
+    ax.set_ylabel(f"u ({truth.units})")
     ax.legend(fontsize=7)
     ax.grid(True, alpha=0.3)
     fig.suptitle(title, fontsize=10)
@@ -93,28 +96,26 @@ def plot_dynamics(heart, truth, path: str | Path, title: str) -> None:
     _save(fig, path)
 
 
-def plot_metrics(summary, paper: Mapping[str, Mapping[float, Mapping[str, float]]], path: str | Path) -> None:
-    """Fig. 9: RE, MSE and CC (mean ± sd over repeats and patients) per method and noise
-    level, the paper's values as black markers where published."""
+def plot_metrics(summary, path: str | Path) -> None:
+    """Metrics per setting (mean ± sd over repeats and patients), one bar per method: RE, CC,
+    spatial CC and the activation-time error, settings in the order they were run (the
+    matched, inverse-crime row first where present)."""
     plt = _pyplot()
     methods = list(dict.fromkeys(summary["method"]))
-    noises = sorted(set(summary["noise"]))
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    settings = list(dict.fromkeys(summary["setting"]))
+    fig, axes = plt.subplots(1, 4, figsize=(4.2 * 4, 4.2))
     width = 0.8 / max(len(methods), 1)
-    for ax, metric in zip(axes, ("re", "mse", "cc")):
+    for ax, (metric, label) in zip(axes, (("re", "RE"), ("cc", "CC"), ("spatial_cc", "spatial CC (depolarisation)"),
+                                          ("activation_mae_ms", "activation MAE (ms)"))):
         for i, method in enumerate(methods):
-            rows = summary[summary["method"] == method].set_index("noise").reindex(noises)
-            x = np.arange(len(noises)) + (i - (len(methods) - 1) / 2) * width
+            rows = summary[summary["method"] == method].set_index("setting").reindex(settings)
+            x = np.arange(len(settings)) + (i - (len(methods) - 1) / 2) * width
             ax.bar(x, rows[f"{metric}_mean"], width, yerr=rows[f"{metric}_sd"], label=METHOD_LABELS.get(method, method),
                    capsize=2)
-            published = [paper.get(method, {}).get(noise, {}).get(metric, np.nan) for noise in noises]
-            ax.plot(x, published, "k_", ms=12, mew=2, label="paper" if i == 0 and metric == "re" else None)
-        ax.set_xticks(np.arange(len(noises)))
-        ax.set_xticklabels([f"σ = {n:g}" for n in noises])
-        ax.set_title(metric.upper())
+        ax.set_xticks(np.arange(len(settings)))
+        ax.set_xticklabels(settings, rotation=35, ha="right", fontsize=7)
+        ax.set_title(label, fontsize=10)
         ax.grid(True, axis="y", alpha=0.3)
-        if metric == "cc":
-            ax.set_ylim(max(0.0, np.nanmin(summary["cc_mean"]) - 0.05), 1.0)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     _save(fig, path)
@@ -126,45 +127,80 @@ def snapshot_instant(truth) -> int:
     return int(np.argmin(np.abs(truth.times - target)))
 
 
-def plot_maps(heart, truth, estimates: Mapping[str, np.ndarray], noises: Sequence[float], path: str | Path,
+def _range(values: np.ndarray) -> tuple[float, float]:
+    low, high = np.percentile(values, [2, 98])
+    return float(low), float(max(high, low + 1e-9))
+
+
+def plot_maps(heart, truth, estimates: Mapping[str, np.ndarray], settings: Sequence[str], path: str | Path,
               title: str) -> None:
-    """Fig. 10: u at one instant on the heart surface — the reference and each method (columns)
-    at each noise level (rows); ``estimates[method]`` is (noise, n, T), the best repeat."""
+    """Heart-surface potentials at one instant: the truth and each method (columns) in each
+    setting (rows), one colour scale (the truth's 2nd–98th percentile); ``estimates[method]``
+    is (setting, n, T), the best repeat."""
     plt = _pyplot()
     instant = snapshot_instant(truth)
+    vmin, vmax = _range(truth.u[:, instant])
     methods = list(estimates)
-    fig = plt.figure(figsize=(2.2 * (len(methods) + 1), 2.0 * len(noises) + 0.5))
-    for row, noise in enumerate(noises):
-        ax = fig.add_subplot(len(noises), len(methods) + 1, row * (len(methods) + 1) + 1, projection="3d")
-        _surface(ax, heart.points, heart.faces, truth.u[:, instant], 0.0, 1.0)
-        ax.set_title("reference" if row == 0 else "", fontsize=8)
-        ax.text2D(0.0, 0.5, f"σ = {noise:g}", transform=ax.transAxes, rotation=90, fontsize=8, va="center")
+    fig = plt.figure(figsize=(2.2 * (len(methods) + 1), 2.0 * len(settings) + 0.5))
+    for row, setting in enumerate(settings):
+        ax = fig.add_subplot(len(settings), len(methods) + 1, row * (len(methods) + 1) + 1, projection="3d")
+        _surface(ax, heart.points, heart.faces, truth.u[:, instant], vmin, vmax)
+        ax.set_title("truth" if row == 0 else "", fontsize=8)
+        ax.text2D(0.0, 0.5, setting, transform=ax.transAxes, rotation=90, fontsize=7, va="center")
         for column, method in enumerate(methods):
-            ax = fig.add_subplot(len(noises), len(methods) + 1, row * (len(methods) + 1) + column + 2, projection="3d")
-            _surface(ax, heart.points, heart.faces, estimates[method][row][:, instant], 0.0, 1.0)
+            ax = fig.add_subplot(len(settings), len(methods) + 1, row * (len(methods) + 1) + column + 2,
+                                 projection="3d")
+            _surface(ax, heart.points, heart.faces, estimates[method][row][:, instant], vmin, vmax)
             if row == 0:
                 ax.set_title(METHOD_LABELS.get(method, method), fontsize=8)
-    fig.suptitle(f"{title}: u at t = {truth.times[instant]:.2f} time units (colour 0–1)", fontsize=9)
+    fig.suptitle(f"{title}: heart-surface potential at t = {truth.times[instant]:.2f} time units "
+                 f"(colour {vmin:.3g} to {vmax:.3g} {truth.units})", fontsize=9)
     fig.subplots_adjust(left=0.03, right=0.99, top=0.88, bottom=0.02, wspace=0.0, hspace=0.0)
     _save(fig, path)
 
 
-def plot_series(truth, estimates: Mapping[str, np.ndarray], noises: Sequence[float], path: str | Path,
+def plot_series(truth, estimates: Mapping[str, np.ndarray], settings: Sequence[str], path: str | Path,
                 title: str) -> None:
-    """Fig. 11: u(t) at one node (median activation time) — reference and each method, one
-    panel per noise level."""
+    """The electrogram at one node (median activation time): truth and each method, one panel
+    per setting."""
     plt = _pyplot()
     node = int(np.argmin(np.abs(truth.activation - np.nanmedian(truth.activation))))
-    fig, axes = plt.subplots(1, len(noises), figsize=(4.5 * len(noises), 3.4), squeeze=False)
-    for ax, (row, noise) in zip(axes[0], enumerate(noises)):
-        ax.plot(truth.times, truth.u[node], "k", lw=2, label="reference")
+    fig, axes = plt.subplots(1, len(settings), figsize=(4.5 * len(settings), 3.4), squeeze=False)
+    for ax, (row, setting) in zip(axes[0], enumerate(settings)):
+        ax.plot(truth.times, truth.u[node], "k", lw=2, label="truth")
         for method, estimate in estimates.items():
             ax.plot(truth.times, estimate[row][node], lw=1, label=METHOD_LABELS.get(method, method))
-        ax.set_title(f"σ = {noise:g}", fontsize=9)
+        ax.set_title(setting, fontsize=9)
         ax.set_xlabel("time (model units)")
         ax.grid(True, alpha=0.3)
-    axes[0, 0].set_ylabel(f"u at node {node}")
+    axes[0, 0].set_ylabel(f"potential at node {node} ({truth.units})")
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_activation(heart, truth, estimates: Mapping[str, np.ndarray], settings: Sequence[str], path: str | Path,
+                    title: str) -> None:
+    """Activation maps read from the electrograms (steepest downstroke of φ, upstroke of a
+    transmembrane u): the truth's and each method's in the last setting (the crime-free one
+    where the matched row comes first), one colour scale, the pacing site marked."""
+    from ecgcohort.inverse.metrics import activation_times
+
+    plt = _pyplot()
+    reference = truth.electrogram_activation
+    vmin, vmax = _range(reference)
+    methods = list(estimates)
+    fig = plt.figure(figsize=(2.6 * (len(methods) + 1), 3.0))
+    panels = [("truth", reference)] + [(METHOD_LABELS.get(m, m), activation_times(estimates[m][-1], truth.times,
+                                                                                    truth.polarity)) for m in methods]
+    for column, (label, values) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), column + 1, projection="3d")
+        _surface(ax, heart.points, heart.faces, values, vmin, vmax, cmap="jet_r")
+        for site in truth.sites_mm:
+            ax.scatter(*site, c="k", s=30, marker="*")
+        ax.set_title(label, fontsize=8)
+    fig.suptitle(f"{title}, {settings[-1]}: activation from the electrograms ({vmin:.1f} to {vmax:.1f} time units, "
+                 "red early; * pacing site)", fontsize=9)
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.82, bottom=0.02, wspace=0.0)
     _save(fig, path)

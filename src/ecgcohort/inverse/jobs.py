@@ -1,7 +1,7 @@
-"""The inverse benchmark's workflow jobs: per patient the surfaces and transfer matrix, per
-patient and source the ground-truth dynamics, per patient, source and method the
-reconstructions at every noise level and repeat; the fan-in is in
-:mod:`ecgcohort.inverse.report`."""
+"""The inverse benchmark's workflow jobs: per patient the surfaces and the transfer matrix of its
+own mesh, per patient and mismatch the inversion's model, per patient and source the ground
+truth, per patient, source and method the reconstructions in every setting (mismatch and
+noise) and repeat; the fan-in is in :mod:`ecgcohort.inverse.report`."""
 
 from __future__ import annotations
 
@@ -15,10 +15,13 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ecgcohort.inverse.dynamics import (MODEL_SOURCE, DynamicsSpec, HeartDynamics, aliev_panfilov_dynamics,
-                                        noisy_bspm, physiological_dynamics)
+from ecgcohort.inverse.dynamics import MODEL_SOURCE, DynamicsSpec, HeartDynamics, aliev_panfilov_dynamics
 from ecgcohort.inverse.methods import NEURAL_METHODS, reconstruct
-from ecgcohort.inverse.metrics import correlation_coefficient, mean_squared_error, relative_error
+from ecgcohort.inverse.metrics import (activation_errors, activation_times, correlation_coefficient,
+                                       localisation_error, mean_squared_error, relative_error, spatial_correlation,
+                                       temporal_correlation)
+from ecgcohort.inverse.models import Mismatch
+from ecgcohort.inverse.noise import NoiseModel, noisy_maps
 from ecgcohort.inverse.problem import InverseError, SurfaceMesh
 from ecgcohort.io import atomic_path
 
@@ -26,27 +29,50 @@ log = logging.getLogger(__name__)
 
 #: seconds of model time after the last activation that still count as depolarisation
 DEPOLARISATION_MARGIN = 1.0
-METRIC_COLUMNS = ("patient", "source", "method", "noise", "repeat", "re", "mse", "cc", "re_depolarisation",
-                  "seconds")
+#: the heart-surface potential's unit the methods see: a cohort scenario's φ (mV) divided by the
+#: action potential's amplitude (TP06, 100 mV), so that the Aliev–Panfilov prior of the
+#: EP-informed methods (u of order 1) meets data of its own order; the estimates are scaled back
+ACTION_POTENTIAL_MV = 100.0
+METRIC_COLUMNS = ("patient", "source", "method", "setting", "mismatch", "noise", "snr_db", "repeat", "re", "mse",
+                  "cc", "re_depolarisation", "spatial_cc", "temporal_cc", "activation_mae_ms", "activation_cc",
+                  "localisation_mm", "seconds")
 
 
-def transfer_matrix_job(*, patient: str, mesh_path: str | Path, electrodes_csv: str | Path | None, heart_nodes: int,
-                        body: Mapping[str, Any], transfer: Mapping[str, Any], out_surfaces: str | Path,
-                        out_transfer: str | Path, out_preview: str | Path) -> None:
-    """Remesh the patient's heart and body surfaces and compute R (rule ``transfer_matrix``).
-    ``electrodes_csv`` is read only where the body's measurement points are the electrodes."""
+def inverse_surfaces_job(*, patient: str, mesh_path: str | Path, electrodes_csv: str | Path | None,
+                         heart_nodes: int, body: Mapping[str, Any], out_surfaces: str | Path,
+                         out_preview: str | Path) -> None:
+    """Remesh the patient's closed heart surface and pick the measurement points (rule
+    ``inverse_surfaces``). ``electrodes_csv`` is read only where the measurement points are the
+    electrodes."""
     from ecgcohort.ecg.forward import read_electrode_table
     from ecgcohort.inverse.figures import plot_surfaces
-    from ecgcohort.inverse.surfaces import heart_surface, inverse_surfaces
-    from ecgcohort.inverse.transfer import patient_transfer_matrix
+    from ecgcohort.inverse.surfaces import inverse_surfaces
     from ecgcohort.meshing.tetra import read_tagged_mesh
 
     try:
-        mesh = read_tagged_mesh(mesh_path)
         electrodes = read_electrode_table(electrodes_csv) if electrodes_csv is not None else None
-        surfaces = inverse_surfaces(mesh, heart_nodes, body["source"], body["nodes"],
+        surfaces = inverse_surfaces(read_tagged_mesh(mesh_path), heart_nodes, body["source"], body["nodes"],
                                     None if electrodes is None else np.array(electrodes.names),
                                     None if electrodes is None else electrodes.positions_mm)
+    except InverseError as error:
+        raise InverseError(f"patient {patient}: {error}") from None
+    surfaces.save(out_surfaces)
+    plot_surfaces(surfaces, None, out_preview, title=f"{patient}: heart {len(surfaces.heart.points)} nodes, "
+                  f"{len(surfaces.measurement_points)} measurement points")
+
+
+def transfer_matrix_job(*, patient: str, mesh_path: str | Path, surfaces_npz: str | Path, transfer: Mapping[str, Any],
+                        out_transfer: str | Path, out_preview: str | Path) -> None:
+    """R of the patient's own mesh between the stored surfaces (rule ``transfer_matrix``; the
+    Aliev–Panfilov source's body maps are made with it)."""
+    from ecgcohort.inverse.figures import plot_surfaces
+    from ecgcohort.inverse.surfaces import heart_surface, load_surfaces
+    from ecgcohort.inverse.transfer import patient_transfer_matrix
+    from ecgcohort.meshing.tetra import read_tagged_mesh
+
+    surfaces = load_surfaces(surfaces_npz)
+    try:
+        mesh = read_tagged_mesh(mesh_path)
         capped, _ = heart_surface(mesh)
         matrix, stats = patient_transfer_matrix(mesh, surfaces.heart, capped, surfaces.measurement_points,
                                                 block=transfer["block"],
@@ -54,11 +80,10 @@ def transfer_matrix_job(*, patient: str, mesh_path: str | Path, electrodes_csv: 
                                                 max_projection_mm=transfer["max_projection_mm"])
     except InverseError as error:
         raise InverseError(f"patient {patient}: {error}") from None
-    surfaces.save(out_surfaces)
     with atomic_path(out_transfer) as temporary, open(temporary, "wb") as stream:
         np.savez(stream, transfer=matrix, stats=json.dumps(stats.as_dict()))
-    plot_surfaces(surfaces, matrix, out_preview, title=f"{patient}: heart {len(surfaces.heart.points)} nodes, "
-                  f"{len(surfaces.measurement_points)} measurement points")
+    plot_surfaces(surfaces, matrix, out_preview, title=f"{patient}: R of the patient's mesh, "
+                  f"{matrix.shape[0]} × {matrix.shape[1]}")
 
 
 def load_transfer(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
@@ -67,68 +92,138 @@ def load_transfer(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
         return data["transfer"], json.loads(str(data["stats"]))
 
 
-def save_dynamics(path: str | Path, dynamics: HeartDynamics, clean_bspm: np.ndarray) -> None:
+def save_dynamics(path: str | Path, dynamics: HeartDynamics, clean_bspm: np.ndarray,
+                  reciprocity: Mapping[str, Any] | None = None) -> None:
     with atomic_path(path) as temporary, open(temporary, "wb") as stream:
         np.savez(stream, source=dynamics.source, times=dynamics.times, u=dynamics.u, activation=dynamics.activation,
-                 v=np.zeros((0, 0)) if dynamics.v is None else dynamics.v, clean_bspm=clean_bspm)
+                 v=np.zeros((0, 0)) if dynamics.v is None else dynamics.v, clean_bspm=clean_bspm,
+                 units=dynamics.units, polarity=dynamics.polarity,
+                 electrogram_activation=(np.zeros(0) if dynamics.electrogram_activation is None
+                                         else dynamics.electrogram_activation),
+                 sites_mm=dynamics.sites_mm, reciprocity=json.dumps(dict(reciprocity or {})))
 
 
 def load_dynamics(path: str | Path) -> tuple[HeartDynamics, np.ndarray]:
-    """(the ground truth, the noise-free BSPM R u (m, T)) of a ``heart_surface_dynamics`` file."""
+    """(the ground truth, the noise-free body-surface maps (m, T)) of a ``heart_surface_dynamics``
+    file."""
     with np.load(path) as data:
         v = data["v"] if data["v"].size else None
-        return (HeartDynamics(str(data["source"]), data["times"], data["u"], data["activation"], v),
+        return (HeartDynamics(str(data["source"]), data["times"], data["u"], data["activation"], v,
+                              units=str(data["units"]), polarity=str(data["polarity"]),
+                              electrogram_activation=data["electrogram_activation"],
+                              sites_mm=data["sites_mm"].reshape(-1, 3)),
                 data["clean_bspm"])
 
 
-def heart_surface_dynamics_job(*, patient: str, source: str, surfaces_npz: str | Path, transfer_npz: str | Path,
-                               anatomy_json: str | Path, fibres_npz: str | Path | None,
-                               activation_npz: str | Path | None, dynamics: Mapping[str, Any],
-                               cycle_length_ms: float, template_cache_dir: str | Path, out_npz: str | Path,
-                               out_preview: str | Path) -> None:
-    """Ground-truth u on the heart surface and the clean BSPM (rule ``heart_surface_dynamics``);
-    a cohort scenario's from the patient's myocardial mesh (``fibres_npz``) and that scenario's
-    activation map (``activation_npz``), which the Aliev-Panfilov source does not read."""
+def load_reciprocity(path: str | Path) -> dict[str, Any]:
+    """The reciprocity figures of a ``heart_surface_dynamics`` file (empty for the model source)."""
+    with np.load(path) as data:
+        return json.loads(str(data["reciprocity"]))
+
+
+def heart_surface_dynamics_job(*, patient: str, source: str, surfaces_npz: str | Path, transfer_npz: str | Path | None,
+                               anatomy_json: str | Path, scenario: Mapping[str, Any] | None,
+                               dynamics: Mapping[str, Any], cycle_length_ms: float, template_cache_dir: str | Path,
+                               out_npz: str | Path, out_preview: str | Path) -> None:
+    """The ground truth of one source (rule ``heart_surface_dynamics``): the Aliev–Panfilov
+    model's u on the heart surface with y = R u through ``transfer_npz`` (the patient's own
+    mesh), or a cohort scenario's extracellular potential from the 3-D solve. ``scenario``
+    holds the scenario's inputs and the lead fields' settings: ``mesh``, ``fibres``,
+    ``activation``, ``electrodes`` (the standard electrodes' table, for the reciprocity check),
+    ``conductivities``, ``low_rank_tolerance``, ``electrode_tolerance_mm``, ``cell_gradient``."""
     from ecgcohort.inverse.figures import plot_dynamics
     from ecgcohort.inverse.surfaces import load_surfaces
 
     spec = DynamicsSpec.from_config(dynamics)
     surfaces = load_surfaces(surfaces_npz)
-    transfer, _ = load_transfer(transfer_npz)
+    reciprocity: dict[str, Any] = {}
     try:
         if source == MODEL_SOURCE:
+            if transfer_npz is None:
+                raise InverseError("the model source needs the transfer matrix of the patient's mesh")
             frame = json.loads(Path(anatomy_json).read_text())["measures"]
             truth = aliev_panfilov_dynamics(surfaces.heart, spec, frame)
+            truth = HeartDynamics(truth.source, truth.times, truth.u, truth.activation, truth.v,
+                                  electrogram_activation=activation_times(truth.u, truth.times, "transmembrane"))
+            clean = load_transfer(transfer_npz)[0] @ truth.u
         else:
-            if fibres_npz is None or activation_npz is None:
-                raise InverseError("a cohort scenario needs the patient's fibre file and activation map")
-            truth = _scenario_dynamics(source, surfaces.heart, fibres_npz, activation_npz, spec, cycle_length_ms,
-                                       template_cache_dir)
+            if scenario is None:
+                raise InverseError("a cohort scenario needs its mesh, fibres, activation map and electrodes")
+            result = _scenario_truth(surfaces, spec, scenario, cycle_length_ms, template_cache_dir)
+            truth, clean, reciprocity = result.dynamics, result.body, result.reciprocity
     except InverseError as error:
         raise InverseError(f"patient {patient}, source {source}: {error}") from None
-    log.info("%s %s: %d nodes × %d instants, activation %.2f–%.2f time units, u in [%.3f, %.3f]", patient, source,
-             *truth.u.shape, np.nanmin(truth.activation), np.nanmax(truth.activation), truth.u.min(), truth.u.max())
-    save_dynamics(out_npz, truth, transfer @ truth.u)
+    log.info("%s %s: %d nodes × %d instants, activation %.2f–%.2f time units, u in [%.3f, %.3f] %s", patient, source,
+             *truth.u.shape, np.nanmin(truth.activation), np.nanmax(truth.activation), truth.u.min(), truth.u.max(),
+             truth.units)
+    save_dynamics(out_npz, truth, clean, reciprocity)
     plot_dynamics(surfaces.heart, truth, out_preview, title=f"{patient}: {source}")
 
 
-def _scenario_dynamics(scenario: str, heart: SurfaceMesh, fibres_npz: str | Path, activation_npz: str | Path,
-                       spec: DynamicsSpec, cycle_length_ms: float, template_cache_dir: str | Path) -> HeartDynamics:
+def _scenario_truth(surfaces, spec: DynamicsSpec, scenario: Mapping[str, Any], cycle_length_ms: float,
+                    template_cache_dir: str | Path):
     from ecgcohort.conduction.action_potential import action_potential_template
     from ecgcohort.conduction.maps import load_activation
+    from ecgcohort.ecg.forward import read_electrode_table
     from ecgcohort.fibers.rule_based import load_fibres
+    from ecgcohort.inverse.extracellular import ExtracellularSolver, Myocardium, scenario_truth
+    from ecgcohort.leadfield.tensors import Conductivities
 
-    fibres = load_fibres(fibres_npz)
-    activation = load_activation(activation_npz)
-    if activation.activation_ms.shape != (fibres.n_nodes,):
-        raise InverseError(f"{activation_npz} has {activation.activation_ms.shape[0]} activation times for the "
-                           f"{fibres.n_nodes} nodes of {fibres_npz}")
+    fibres = load_fibres(scenario["fibres"])
+    activation = load_activation(scenario["activation"])
+    solver = ExtracellularSolver(scenario["mesh"], Conductivities.from_config(scenario["conductivities"]),
+                                 Myocardium.from_fibres(fibres), low_rank_tolerance=scenario["low_rank_tolerance"],
+                                 max_electrode_offset_mm=scenario["electrode_tolerance_mm"])
     template = action_potential_template(cycle_length_ms, cache_dir=template_cache_dir)
-    # positions and times through the dataset's units (m, s), as the store holds them
-    return physiological_dynamics(
-        heart, scenario=scenario, node_positions_mm=(fibres.points_mm * 1e-3) * 1e3,
-        tetrahedra=fibres.tetrahedra.astype(np.int64), activation_ms=(activation.activation_ms * 1e-3) * 1e3,
-        apd_scale=np.broadcast_to(activation.apd_scale, (fibres.n_nodes,)), template=template, spec=spec)
+    electrodes = read_electrode_table(scenario["electrodes"]).positions_mm
+    return scenario_truth(solver, activation=activation, template=template, spec=spec,
+                          heart_points_mm=surfaces.heart.points, measurement_points_mm=surfaces.measurement_points,
+                          electrodes_mm=electrodes, cell_gradient=scenario["cell_gradient"])
+
+
+def save_model(path: str | Path, model) -> None:
+    with atomic_path(path) as temporary, open(temporary, "wb") as stream:
+        np.savez(stream, transfer=model.transfer, heart_points_mm=model.heart.points, heart_faces=model.heart.faces,
+                 measurement_points_mm=model.measurement_points, mismatch=json.dumps(model.mismatch.as_dict()),
+                 figures=json.dumps(model.figures))
+
+
+def load_model(path: str | Path):
+    """The :class:`~ecgcohort.inverse.models.InversionModel` of an ``inversion_model`` file."""
+    from ecgcohort.inverse.models import InversionModel
+
+    with np.load(path) as data:
+        mismatch = json.loads(str(data["mismatch"]))
+        return InversionModel(Mismatch(**mismatch), data["transfer"],
+                              SurfaceMesh(data["heart_points_mm"], data["heart_faces"]),
+                              data["measurement_points_mm"], json.loads(str(data["figures"])))
+
+
+def inversion_model_job(*, patient: str, mismatch: str, section: Mapping[str, Any] | None, seed: int,
+                        surfaces_npz: str | Path, torso_vtp: str | Path, inversion: Mapping[str, Any],
+                        transfer: Mapping[str, Any], out_npz: str | Path) -> None:
+    """The inversion's model of one patient under one mismatch (rule ``inversion_model``): the
+    patient's heart surface moved as ``section`` says, its body surface (``torso_vtp``, the
+    anatomy's own) remeshed to ``inversion.body_nodes``, the torso between meshed at
+    ``inversion.element_size_mm``, R checked (R·1 = 1). Directions are drawn from the patient's
+    seed stream of that mismatch."""
+    from ecgcohort.anatomy.outputs import read_surface
+    from ecgcohort.cohort.sampling import patient_rng
+    from ecgcohort.inverse.models import inversion_model
+    from ecgcohort.inverse.surfaces import load_surfaces
+
+    surfaces = load_surfaces(surfaces_npz)
+    torso = read_surface(torso_vtp)
+    try:
+        spec = Mismatch.from_config(mismatch, section)
+        model = inversion_model(surfaces.heart, SurfaceMesh(torso.points, torso.faces), surfaces.measurement_points,
+                                spec, patient_rng(seed, patient, f"inverse-mismatch/{mismatch}"),
+                                body_nodes=inversion["body_nodes"], element_size_mm=inversion["element_size_mm"],
+                                max_projection_mm=transfer["max_projection_mm"],
+                                row_sum_tolerance=transfer["row_sum_tolerance"])
+    except InverseError as error:
+        raise InverseError(f"patient {patient}: {error}") from None
+    save_model(out_npz, model)
 
 
 def depolarisation_instants(dynamics: HeartDynamics) -> np.ndarray:
@@ -136,58 +231,86 @@ def depolarisation_instants(dynamics: HeartDynamics) -> np.ndarray:
     return dynamics.times <= np.nanmax(dynamics.activation) + DEPOLARISATION_MARGIN
 
 
+def setting_name(mismatch: str, noise: str) -> str:
+    """The benchmark row of one mismatch and one noise model, e.g. ``shift_10mm/snr30``."""
+    return f"{mismatch}/{noise}"
+
+
+def _scores(estimate: np.ndarray, truth: HeartDynamics, spec: DynamicsSpec, heart_points_mm: np.ndarray) -> dict:
+    early = depolarisation_instants(truth)
+    detected = activation_times(estimate, truth.times, truth.polarity)
+    mae, correlation = activation_errors(detected * spec.time_unit_ms, truth.electrogram_activation * spec.time_unit_ms)
+    spatial = spatial_correlation(estimate[:, early], truth.u[:, early])
+    return {"re": relative_error(estimate, truth.u), "mse": mean_squared_error(estimate, truth.u),
+            "cc": correlation_coefficient(estimate, truth.u),
+            "re_depolarisation": relative_error(estimate[:, early], truth.u[:, early]),
+            "spatial_cc": float(np.nanmean(spatial)) if np.isfinite(spatial).any() else float("nan"),
+            "temporal_cc": float(np.nanmedian(temporal_correlation(estimate, truth.u))),
+            "activation_mae_ms": mae, "activation_cc": correlation,
+            "localisation_mm": (localisation_error(detected, heart_points_mm, truth.sites_mm[0])
+                                if len(truth.sites_mm) == 1 else float("nan"))}
+
+
 def reconstruct_job(*, patient: str, source: str, method: str, seed: int, surfaces_npz: str | Path,
-                    dynamics_npz: str | Path, transfer_npz: str | Path, noise_levels: Sequence[float], repeats: int,
-                    method_config: Mapping[str, Any], dynamics: Mapping[str, Any], workdir: str | Path,
-                    out_csv: str | Path, out_npz: str | Path) -> None:
-    """Every noise level and repeat of one method (rule ``reconstruct_inverse``): per repeat its
-    own noise draw (shared by all methods) and network seed; metrics per repeat in ``out_csv``,
-    the best repeat's Û per noise level (for the figures) in ``out_npz``."""
+                    dynamics_npz: str | Path, model_npzs: Mapping[str, str | Path],
+                    settings: Sequence[Mapping[str, str]], noise_models: Mapping[str, Mapping[str, Any] | None],
+                    repeats: int, method_config: Mapping[str, Any], dynamics: Mapping[str, Any],
+                    workdir: str | Path, out_csv: str | Path, out_npz: str | Path) -> None:
+    """Every setting (a mismatch's model from ``model_npzs`` and a noise model) and repeat of one
+    method (rule ``reconstruct_inverse``). The data: the truth's own body maps, or, for a
+    ``crime`` mismatch, R u with the inversion's own R. Each repeat draws its own noise (shared by
+    all methods) and network seed; metrics against the truth at the same heart nodes per repeat
+    in ``out_csv``, the best repeat's Û per setting (for the figures) in ``out_npz``."""
     from ecgcohort.cohort.sampling import patient_rng
     from ecgcohort.inverse.surfaces import load_surfaces
 
     spec = DynamicsSpec.from_config(dynamics)
-    surface = load_surfaces(surfaces_npz).heart.scaled(1.0 / spec.length_unit_mm)
-    truth, _ = load_dynamics(dynamics_npz)
-    transfer, _ = load_transfer(transfer_npz)
-    early = depolarisation_instants(truth)
-    rows, best, histories = [], [], {}
-    for sigma in noise_levels:
+    truth_points = load_surfaces(surfaces_npz).heart.points
+    truth, body = load_dynamics(dynamics_npz)
+    scale = ACTION_POTENTIAL_MV if truth.units == "mV" else 1.0
+    times_ms = truth.times * spec.time_unit_ms
+    rows, best, histories, names = [], [], {}, []
+    for setting in settings:
+        name = setting_name(setting["mismatch"], setting["noise"])
+        names.append(name)
+        model = load_model(model_npzs[setting["mismatch"]])
+        noise = NoiseModel.from_config(setting["noise"], noise_models[setting["noise"]])
+        clean = model.transfer @ truth.u if model.mismatch.crime else body
+        surface = model.heart.scaled(1.0 / spec.length_unit_mm)
         best_re, best_estimate = np.inf, None
         for repeat in range(repeats):
-            noise_rng = patient_rng(seed, patient, f"inverse-noise/{source}/{sigma:g}/{repeat}")
-            bspm = noisy_bspm(transfer, truth.u, sigma, noise_rng)
+            noise_rng = patient_rng(seed, patient, f"inverse-noise/{source}/{name}/{repeat}")
+            bspm = noisy_maps(clean, model.measurement_points, times_ms, noise, noise_rng)
             config = dict(method_config)
             if method in NEURAL_METHODS:
-                network_seed = int(patient_rng(seed, patient, f"inverse-network/{source}/{method}/{sigma:g}/{repeat}")
+                network_seed = int(patient_rng(seed, patient, f"inverse-network/{source}/{method}/{name}/{repeat}")
                                    .integers(2 ** 31))
-                config.update(seed=network_seed, workdir=str(Path(workdir) / f"sigma-{sigma:g}" / f"repeat-{repeat}"),
+                config.update(seed=network_seed, workdir=str(Path(workdir) / name.replace("/", "-") / f"repeat-{repeat}"),
                               model=asdict(spec.model))
             start = time.perf_counter()
             try:
-                result = reconstruct(method, transfer, bspm, surface, truth.times, config)
+                result = reconstruct(method, model.transfer, bspm / scale, surface, truth.times, config)
             except InverseError as error:
-                raise InverseError(f"patient {patient}, source {source}, method {method}: {error}") from None
-            seconds = time.perf_counter() - start
-            row = {"patient": patient, "source": source, "method": method, "noise": sigma, "repeat": repeat,
-                   "re": relative_error(result.estimate, truth.u),
-                   "mse": mean_squared_error(result.estimate, truth.u),
-                   "cc": correlation_coefficient(result.estimate, truth.u),
-                   "re_depolarisation": relative_error(result.estimate[:, early], truth.u[:, early]),
-                   "seconds": seconds}
+                raise InverseError(f"patient {patient}, source {source}, method {method}, setting {name}: "
+                                   f"{error}") from None
+            estimate = result.estimate * scale
+            row = {"patient": patient, "source": source, "method": method, "setting": name,
+                   "mismatch": setting["mismatch"], "noise": setting["noise"], "snr_db": noise.snr_db,
+                   "repeat": repeat, **_scores(estimate, truth, spec, truth_points),
+                   "seconds": time.perf_counter() - start}
             rows.append(row)
             if result.history:
-                histories[f"{sigma:g}/{repeat}"] = result.history
-            log.info("%s %s %s σ=%g repeat %d: RE %.4f, MSE %.4g, CC %.4f, RE (depolarisation) %.4f, %.1f s %s",
-                     patient, source, method, sigma, repeat, row["re"], row["mse"], row["cc"],
-                     row["re_depolarisation"], seconds, json.dumps(result.info, default=float))
+                histories[f"{name}/{repeat}"] = result.history
+            log.info("%s %s %s %s repeat %d: RE %.4f, CC %.4f, spatial CC %.3f, activation MAE %.1f ms (r %.2f), "
+                     "localisation %.1f mm, %.1f s %s", patient, source, method, name, repeat, row["re"], row["cc"],
+                     row["spatial_cc"], row["activation_mae_ms"], row["activation_cc"], row["localisation_mm"],
+                     row["seconds"], json.dumps(result.info, default=float))
             if row["re"] < best_re:
-                best_re, best_estimate = row["re"], result.estimate
+                best_re, best_estimate = row["re"], estimate
         best.append(best_estimate.astype(np.float32))
     with atomic_path(out_csv) as temporary, open(temporary, "w", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=METRIC_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
     with atomic_path(out_npz) as temporary, open(temporary, "wb") as stream:
-        np.savez(stream, noise=np.asarray(noise_levels, dtype=float), best_estimate=np.stack(best),
-                 histories=json.dumps(histories))
+        np.savez(stream, settings=np.array(names), best_estimate=np.stack(best), histories=json.dumps(histories))

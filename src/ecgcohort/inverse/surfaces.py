@@ -73,16 +73,51 @@ def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
     return loops
 
 
+def _triangulate_planar_loop(points: np.ndarray, loop: np.ndarray) -> np.ndarray | None:
+    """Triangles (len(loop) − 2, 3) of node indices that fill a planar loop without new nodes
+    (a constrained Delaunay triangulation of the polygon in its plane), or None where the loop is
+    not planar or the triangulation does not fill it exactly."""
+    import pyvista
+
+    corners = points[loop]
+    centre = corners.mean(axis=0)
+    _, singular, axes = np.linalg.svd(corners - centre, full_matrices=False)
+    if singular[2] > 1e-6 * singular[0]:
+        return None
+    plane = (corners - centre) @ axes[:2].T
+    area = 0.5 * np.sum(plane[:, 0] * np.roll(plane[:, 1], -1) - np.roll(plane[:, 0], -1) * plane[:, 1])
+    order = np.arange(len(loop)) if area > 0 else np.arange(len(loop))[::-1]
+    polygon = pyvista.PolyData(np.column_stack([plane, np.zeros(len(loop))]), faces=np.r_[len(loop), order])
+    filled = polygon.delaunay_2d(edge_source=polygon)
+    triangles = np.asarray(filled.faces).reshape(-1, 4)[:, 1:]
+    if filled.n_points != len(loop) or len(triangles) != len(loop) - 2:
+        return None
+    return loop[triangles]
+
+
 def cap_holes(surface: SurfaceMesh) -> tuple[SurfaceMesh, int]:
-    """``surface`` with each boundary loop closed by a fan of triangles from the loop's
-    centroid (oriented like the triangles next to it), and the number of caps."""
+    """``surface`` with each boundary loop closed (oriented like the triangles next to it), and
+    the number of caps. A planar loop (the valve openings of a basal cut) is filled by a
+    constrained triangulation of its polygon: a fan from the centroid would overhang a
+    non-convex opening (the crescent of the RV) and overlap the surface around it. Other loops
+    get a fan of triangles from their centroid."""
     points, faces = surface.points, surface.faces
     loops = boundary_loops(faces)
     new_points, new_faces = [points], [faces]
     for loop in loops:
+        # the loop runs a→b as in its triangles; the cap must run b→a to be consistent
+        fan_normal = np.cross(points[np.roll(loop, -1)] - points[loop].mean(axis=0),
+                              points[loop] - points[loop].mean(axis=0)).sum(axis=0)
+        filled = _triangulate_planar_loop(points, loop)
+        if filled is not None:
+            corners = points[filled]
+            normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+            flip = normals @ fan_normal < 0
+            filled[flip] = filled[flip][:, ::-1]
+            new_faces.append(filled)
+            continue
         centre = len(points) + len(new_points) - 1
         new_points.append(points[loop].mean(axis=0, keepdims=True))
-        # the loop runs a→b as in its triangles; the cap must run b→a to be consistent
         new_faces.append(np.column_stack([np.roll(loop, -1), loop, np.full(len(loop), centre)]))
     return SurfaceMesh(np.vstack(new_points), np.vstack(new_faces)), len(loops)
 

@@ -1,0 +1,10 @@
+"""Snakemake adapter: a patient's inverse-problem surfaces (see ecgcohort.inverse)."""
+
+from ecgcohort.inverse.jobs import inverse_surfaces_job
+from ecgcohort.logs import logging_to
+
+with logging_to(snakemake.log[0]):
+    inverse_surfaces_job(
+        patient=snakemake.wildcards.patient, mesh_path=snakemake.input.mesh,
+        electrodes_csv=snakemake.input.electrodes or None, heart_nodes=snakemake.params.heart_nodes,
+        body=dict(snakemake.params.body), out_surfaces=snakemake.output.surfaces, out_preview=snakemake.output.preview)
