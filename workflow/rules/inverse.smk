@@ -135,10 +135,13 @@ rule heart_surface_dynamics:
         dynamics=INVERSE["dynamics"],
         cycle_length_ms=config["electrophysiology"]["action_potential"]["cycle_length_ms"],
         template_cache_dir="results/cache/action_potential",
-        leadfield={"conductivities": config["leadfield"]["conductivity_s_per_m"],
-                   "low_rank_tolerance": config["leadfield"]["low_rank_tolerance"],
-                   "electrode_tolerance_mm": electrode_tolerance_mm(config["meshing"]["torso_element_size_mm"]),
-                   "cell_gradient": config["leadfield"]["cell_gradient"]},
+        # the lead fields' volume conductor, for a cohort scenario's 3-D solve only: the model
+        # source does not re-run when it changes
+        leadfield=lambda wildcards: {} if wildcards.source == INVERSE_MODEL_SOURCE else {
+            "conductivities": config["leadfield"]["conductivity_s_per_m"],
+            "low_rank_tolerance": config["leadfield"]["low_rank_tolerance"],
+            "electrode_tolerance_mm": electrode_tolerance_mm(config["meshing"]["torso_element_size_mm"]),
+            "cell_gradient": config["leadfield"]["cell_gradient"]},
     log:
         "results/logs/inverse/{patient}/heart_surface_dynamics-{source}.log",
     benchmark:

@@ -91,6 +91,8 @@ def moved_heart(heart: SurfaceMesh, mismatch: Mismatch, rng: np.random.Generator
     """The heart surface as the inversion places it: rotated by ``rotation_deg`` about an axis
     through its centroid and shifted by ``shift_mm``, both directions from ``rng``."""
     rotation_axis, shift_direction = unit_vector(rng), unit_vector(rng)
+    if mismatch.rotation_deg == 0 and mismatch.shift_mm == 0:
+        return heart
     centre = heart.points.mean(axis=0)
     rotated = (heart.points - centre) @ rotation_matrix(rotation_axis, mismatch.rotation_deg).T + centre
     return SurfaceMesh(rotated + mismatch.shift_mm * shift_direction, heart.faces)
