@@ -217,6 +217,7 @@ rule inverse_benchmark:
         dynamics_keys=[f"{p}/{s}" for p in INVERSE_PATIENTS for s in INVERSE_SOURCES],
         model_keys=[f"{p}/{m}" for p in INVERSE_PATIENTS for m in INVERSE_MISMATCHES],
         patients=INVERSE_PATIENTS,
+        time_unit_ms=INVERSE["dynamics"]["time_unit_ms"],
     log:
         "results/logs/inverse/inverse_benchmark.log",
     benchmark:

@@ -13,4 +13,4 @@ with logging_to(snakemake.log[0]):
         out_metrics=snakemake.output.metrics, out_summary=snakemake.output.summary,
         out_markdown=snakemake.output.markdown, out_timing=snakemake.output.timing, out_fig9=snakemake.output.fig9,
         out_fig10=snakemake.output.fig10, out_fig11=snakemake.output.fig11,
-        out_activation=snakemake.output.activation)
+        out_activation=snakemake.output.activation, time_unit_ms=snakemake.params.time_unit_ms)

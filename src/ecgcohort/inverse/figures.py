@@ -181,26 +181,29 @@ def plot_series(truth, estimates: Mapping[str, np.ndarray], settings: Sequence[s
 
 
 def plot_activation(heart, truth, estimates: Mapping[str, np.ndarray], settings: Sequence[str], path: str | Path,
-                    title: str) -> None:
+                    title: str, time_unit_ms: float = 1.0) -> None:
     """Activation maps read from the electrograms (steepest downstroke of φ, upstroke of a
-    transmembrane u): the truth's and each method's in the last setting (the crime-free one
-    where the matched row comes first), one colour scale, the pacing site marked."""
+    transmembrane u), in ms (``time_unit_ms`` per model time unit): the truth's and each
+    method's in the last setting (the crime-free one where the matched row comes first), one
+    colour scale, the pacing site starred."""
     from ecgcohort.inverse.metrics import activation_times
 
     plt = _pyplot()
-    reference = truth.electrogram_activation
+    reference = truth.electrogram_activation * time_unit_ms
     vmin, vmax = _range(reference)
     methods = list(estimates)
     fig = plt.figure(figsize=(2.6 * (len(methods) + 1), 3.0))
-    panels = [("truth", reference)] + [(METHOD_LABELS.get(m, m), activation_times(estimates[m][-1], truth.times,
-                                                                                    truth.polarity)) for m in methods]
+    panels = [("truth", reference)] + [
+        (METHOD_LABELS.get(m, m), activation_times(estimates[m][-1], truth.times, truth.polarity) * time_unit_ms)
+        for m in methods]
     for column, (label, values) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), column + 1, projection="3d")
+        ax.computed_zorder = False  # the star on top of the surface
         _surface(ax, heart.points, heart.faces, values, vmin, vmax, cmap="jet_r")
         for site in truth.sites_mm:
-            ax.scatter(*site, c="k", s=30, marker="*")
+            ax.scatter(*site, c="k", s=60, marker="*", depthshade=False, zorder=10)
         ax.set_title(label, fontsize=8)
-    fig.suptitle(f"{title}, {settings[-1]}: activation from the electrograms ({vmin:.1f} to {vmax:.1f} time units, "
-                 "red early; * pacing site)", fontsize=9)
+    fig.suptitle(f"{title}, {settings[-1]}: activation from the electrograms, {vmin:.0f} (red) to {vmax:.0f} ms "
+                 "(blue); * pacing site", fontsize=9)
     fig.subplots_adjust(left=0.01, right=0.99, top=0.82, bottom=0.02, wspace=0.0)
     _save(fig, path)

@@ -78,11 +78,11 @@ def inverse_benchmark_job(*, metrics_csvs: Sequence[str | Path], estimates_npzs:
                           surfaces_npzs: dict[str, str | Path], model_npzs: dict[str, str | Path],
                           out_metrics: str | Path, out_summary: str | Path, out_markdown: str | Path,
                           out_timing: str | Path, out_fig9: str | Path, out_fig10: str | Path,
-                          out_fig11: str | Path, out_activation: str | Path) -> None:
+                          out_fig11: str | Path, out_activation: str | Path, time_unit_ms: float = 1.0) -> None:
     """Combine every reconstruction job. ``keys`` are the (patient, source, method) of
     ``metrics_csvs`` / ``estimates_npzs``; ``dynamics_npzs`` maps ``patient/source`` to its
     ground truth, ``surfaces_npzs`` patients to theirs and ``model_npzs`` ``patient/mismatch``
-    to the inversion's models."""
+    to the inversion's models; ``time_unit_ms`` puts the activation figure in ms."""
     import pandas as pd
 
     from ecgcohort.inverse.figures import plot_activation, plot_maps, plot_metrics, plot_series
@@ -127,6 +127,6 @@ def inverse_benchmark_job(*, metrics_csvs: Sequence[str | Path], estimates_npzs:
     title = f"{patient}, {source}, best repeat"
     plot_maps(heart, truth, estimates, settings, out_fig10, title)
     plot_series(truth, estimates, settings, out_fig11, title)
-    plot_activation(heart, truth, estimates, settings, out_activation, title)
+    plot_activation(heart, truth, estimates, settings, out_activation, title, time_unit_ms)
     log.info("inverse benchmark: %d runs of %d methods on %d patients\n%s", len(metrics), metrics["method"].nunique(),
              metrics["patient"].nunique(), markdown_table(summary))
