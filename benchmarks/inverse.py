@@ -1,4 +1,6 @@
-"""Benchmark of the inverse-ECG stage (prints figures; not a test).
+"""Benchmark of the inverse-ECG methods in paper 2's own setting (prints figures; not a test):
+its Aliev–Panfilov ground truth with the data made by the matrix every method inverts — the
+inverse crime, as the paper; the workflow's benchmark is crime-free (docs/methods/inverse.md).
 
     .venv/bin/python benchmarks/inverse.py --mesh results/patients/test-0000/mesh/mesh.msh \
         --anatomy results/patients/test-0000/anatomy/anatomy.json [--heart-nodes 1094] [--samples 661] \

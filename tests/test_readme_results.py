@@ -50,6 +50,13 @@ def test_recorded_tables_are_their_csvs_rendered(label):
         # the sampled split covers each job's wall time, within the sampling and the benchmark's overhead
         assert (timings.total_s > 0).all() and ((split > 0.7 * timings.total_s) & (split < 1.1 * timings.total_s)).all()
         return
+    if set(rendered) == {"inverse/summary.md"}:  # the inverse benchmark alone
+        summary = pd.read_csv(folder / "inverse/summary.csv")
+        # correlations in [-1, 1]; a second-order Tikhonov that localises the pacing site within the heart
+        assert summary[["cc_mean", "spatial_cc_mean"]].abs().le(1).all().all() and (summary.re_mean > 0).all()
+        tikhonov = summary[summary.method == "tikhonov_2nd"]
+        assert ((tikhonov.cc_mean > 0.3) & (tikhonov.localisation_mm_mean < 100)).all()
+        return
     if "surrogate/table1.md" not in rendered:  # a convergence ladder alone
         ladder = pd.read_csv(folder / "convergence/convergence.csv")
         assert (ladder.ecg_error[~ladder.reference] < 1).all() and ladder.reference.any()

@@ -195,7 +195,7 @@ def rerendered(label: str, root: Path = RECORDED_ROOT) -> Mapping[str, str]:
         from ecgcohort.encoding.jobs import encoding_markdown
 
         rendered["encoding/deepsdf/chamfer.md"] = encoding_markdown(pd.read_csv(folder / "encoding/deepsdf/chamfer.csv"))
-    if (folder / "inverse/summary.csv").exists() and "setting" in pd.read_csv(folder / "inverse/summary.csv").columns:
+    if (folder / "inverse/summary.csv").exists():
         from ecgcohort.inverse.report import markdown_table as inverse_markdown
 
         rendered["inverse/summary.md"] = inverse_markdown(pd.read_csv(folder / "inverse/summary.csv"))
