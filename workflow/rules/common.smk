@@ -81,3 +81,20 @@ def bank_mesh_params(config):
     return {**sizes, "meshing": {key: value for key, value in config["meshing"].items()
                                  if key not in ("heart_element_size_mm", "torso_element_size_mm")},
             "fibre_angles": config["fibers"], "conductivities": config["leadfield"]["conductivity_s_per_m"]}
+
+
+def inverse_truth_inputs(wildcards):
+    """Inputs of the inverse benchmark's ground truth (heart_surface_dynamics in inverse.smk) -
+    the model source reads the surfaces, the patient's own transfer matrix and the anatomy;
+    a cohort scenario its map, the mesh and fibres it lives on and the standard electrodes (the
+    reciprocity check) - not the store or the other electrodes."""
+    patient = f"results/patients/{wildcards.patient}"
+    inputs = {"surfaces": f"results/inverse/{wildcards.patient}/surfaces.npz",
+              "anatomy": f"{patient}/anatomy/anatomy.json"}
+    if wildcards.source == "aliev_panfilov":  # ecgcohort.inverse.dynamics.MODEL_SOURCE
+        inputs["transfer"] = f"results/inverse/{wildcards.patient}/transfer.npz"
+    else:
+        inputs.update(mesh=f"{patient}/mesh/mesh.msh", fibres=f"{patient}/fibres/fibres.npz",
+                      electrodes=f"{patient}/anatomy/electrodes_standard.csv",
+                      activation=f"{patient}/activation/{wildcards.source}.npz")
+    return inputs

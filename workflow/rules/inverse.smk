@@ -106,22 +106,6 @@ rule inversion_model:
         "../scripts/inversion_model.py"
 
 
-def inverse_truth_inputs(wildcards):
-    """The model source reads the surfaces, the patient's own transfer matrix and the anatomy;
-    a cohort scenario its map, the mesh and fibres it lives on and the standard electrodes (the
-    reciprocity check) - not the store or the other electrodes."""
-    inputs = {"surfaces": rules.inverse_surfaces.output.surfaces.format(patient=wildcards.patient),
-              "anatomy": rules.assemble_anatomy.output.summary.format(patient=wildcards.patient)}
-    if wildcards.source == INVERSE_MODEL_SOURCE:
-        inputs["transfer"] = rules.transfer_matrix.output.transfer.format(patient=wildcards.patient)
-    else:
-        inputs.update(mesh=rules.mesh_anatomy.output.mesh.format(patient=wildcards.patient),
-                      fibres=rules.compute_fibres.output.fibres.format(patient=wildcards.patient),
-                      electrodes=rules.place_standard_electrodes.output.electrodes.format(patient=wildcards.patient),
-                      activation=f"results/patients/{wildcards.patient}/activation/{wildcards.source}.npz")
-    return inputs
-
-
 rule heart_surface_dynamics:
     """The ground truth of one source: the heart-surface potentials and the clean body maps."""
     input:
