@@ -110,9 +110,13 @@ def test_a_heart_moved_out_of_the_torso_is_refused_naming_the_mismatch():
     heart, body = icosphere(30.0, 2), icosphere(40.0, 3)
     assert check_inside(heart, body, 1.0, "unmoved") == pytest.approx(10.0, abs=0.5)
     far = Mismatch("shift_20mm", shift_mm=20.0)
-    with pytest.raises(InverseError, match=r"mismatch shift_20mm \(shift 20 mm.*outside the body surface"):
+    with pytest.raises(InverseError, match=r"mismatch shift_20mm: the heart shifted 20 mm.*outside the body surface"):
         inversion_model(heart, body, sphere_points(20, 40.0, 1), far, np.random.default_rng(0), body_nodes=300,
                         element_size_mm=8.0)
+    # a measurement point 30 mm off the body surface (an electrode placed on another body)
+    off = np.vstack([sphere_points(19, 40.0, 1), [[0.0, 0.0, 70.0]]])
+    with pytest.raises(InverseError, match=r"mismatch none: a measurement point lies 30(\.\d+)? from the surface"):
+        inversion_model(heart, body, off, Mismatch("none"), np.random.default_rng(0), body_nodes=300, element_size_mm=8.0)
     with pytest.raises(InverseError, match="matched"):
         Mismatch.from_config("matched", {"crime": True, "shift_mm": 5.0})
     with pytest.raises(InverseError, match="unknown key"):

@@ -208,19 +208,21 @@ def inversion_model(heart: SurfaceMesh, body: SurfaceMesh, measurement_points_mm
     from ecgcohort.inverse.transfer import transfer_matrix
 
     start = time.perf_counter()
-    placed = moved_heart(heart, mismatch, rng)
-    inversion_body = remesh_to_nodes(body, body_nodes, "the inversion's body surface")
-    clearance = check_inside(placed, inversion_body, MIN_CLEARANCE_MM,
-                             f"mismatch {mismatch.name} (shift {mismatch.shift_mm:g} mm, rotation "
-                             f"{mismatch.rotation_deg:g} deg)")
-    points = jittered_points(measurement_points_mm, inversion_body, mismatch.electrode_jitter_mm, rng)
-    volume_points, tetrahedra, body_faces, _ = inversion_volume(placed, inversion_body, element_size_mm)
-    meshed = time.perf_counter() - start
-    matrix, stats = transfer_matrix(volume_points, tetrahedra, body_faces, placed, points,
-                                    max_projection=max_projection_mm)
-    if not stats.row_sum_error <= row_sum_tolerance:
-        raise InverseError(f"mismatch {mismatch.name}: the transfer matrix fails R·1 = 1: max |R·1 − 1| = "
-                           f"{stats.row_sum_error:.3g} (inverse.transfer.row_sum_tolerance = {row_sum_tolerance:g})")
+    try:
+        placed = moved_heart(heart, mismatch, rng)
+        inversion_body = remesh_to_nodes(body, body_nodes, "the inversion's body surface")
+        clearance = check_inside(placed, inversion_body, MIN_CLEARANCE_MM,
+                                 f"the heart shifted {mismatch.shift_mm:g} mm and rotated {mismatch.rotation_deg:g} deg")
+        points = jittered_points(measurement_points_mm, inversion_body, mismatch.electrode_jitter_mm, rng)
+        volume_points, tetrahedra, body_faces, _ = inversion_volume(placed, inversion_body, element_size_mm)
+        meshed = time.perf_counter() - start
+        matrix, stats = transfer_matrix(volume_points, tetrahedra, body_faces, placed, points,
+                                        max_projection=max_projection_mm)
+        if not stats.row_sum_error <= row_sum_tolerance:
+            raise InverseError(f"the transfer matrix fails R·1 = 1: max |R·1 − 1| = {stats.row_sum_error:.3g} "
+                               f"(inverse.transfer.row_sum_tolerance = {row_sum_tolerance:g})")
+    except InverseError as error:
+        raise InverseError(f"mismatch {mismatch.name}: {error}") from None
     figures = {**stats.as_dict(), "mesh_s": meshed, "total_s": time.perf_counter() - start,
                "body_nodes": len(inversion_body.points), "clearance_mm": clearance,
                "heart_displacement_mm": float(np.linalg.norm(placed.points - heart.points, axis=1).mean()),

@@ -149,7 +149,7 @@ def transfer_matrix(points: np.ndarray, tetrahedra: np.ndarray, body_faces: np.n
                            ("measurement point", stats.max_measurement_projection)):
         if distance > max_projection:
             raise InverseError(f"a {what} lies {distance:.3g} from the surface it is interpolated on "
-                               f"(allowed {max_projection:g})")
+                               f"(allowed {max_projection:g}; inverse.transfer.max_projection_mm, in mm)")
     coupling = (k_ib @ heart_to_boundary).toarray()  # (|I|, n)
     stats.interpolation_s = time.perf_counter() - start
 
