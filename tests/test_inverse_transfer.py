@@ -141,3 +141,17 @@ def test_remeshing_keeps_a_closed_surface_of_the_requested_size():
     assert abs(len(remeshed.points) - 200) <= 10
     check_closed(remeshed, "the remeshed surface")
     assert len(remeshed.faces) == 2 * len(remeshed.points) - 4  # Euler: a closed genus-0 triangulation
+
+
+def test_the_heart_surface_moves_outwards_by_its_offset_and_stays_closed():
+    import pyvista
+
+    from ecgcohort.inverse.surfaces import offset_surface
+
+    sphere = pyvista.Icosphere(radius=10.0, nsub=3)
+    surface = SurfaceMesh(np.asarray(sphere.points), np.asarray(sphere.faces).reshape(-1, 4)[:, 1:])
+    for faces in (surface.faces, surface.faces[:, ::-1]):  # either orientation moves outwards
+        moved = offset_surface(SurfaceMesh(surface.points, faces), 3.0)
+        np.testing.assert_allclose(np.linalg.norm(moved.points, axis=1), 13.0, atol=1e-3)  # area-weighted normals: near radial
+        check_closed(moved, "the moved sphere")
+    assert offset_surface(surface, 0.0) is surface

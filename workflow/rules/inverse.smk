@@ -39,6 +39,7 @@ rule inverse_surfaces:
                        category="Inverse ECG", subcategory="Surfaces", labels={"patient": "{patient}"}),
     params:
         heart_nodes=INVERSE["heart_nodes"],
+        heart_offset_mm=INVERSE["heart_offset_mm"],
         body=INVERSE["body"],
     log:
         "results/logs/inverse/{patient}/inverse_surfaces.log",
@@ -64,6 +65,7 @@ rule transfer_matrix:
         preview=report("results/inverse/{patient}/transfer.png", caption=caption("inverse_transfer"),
                        category="Inverse ECG", subcategory="Transfer matrices", labels={"patient": "{patient}"}),
     params:
+        heart_offset_mm=INVERSE["heart_offset_mm"],
         transfer=INVERSE["transfer"],
     log:
         "results/logs/inverse/{patient}/transfer_matrix.log",
@@ -81,10 +83,10 @@ rule transfer_matrix:
 
 rule inversion_model:
     """The inversion's own model of a patient under one mismatch: the heart surface moved, the
-    patient's torso surface remeshed, the torso between them meshed again, R."""
+    body surface remeshed, the torso between them meshed again, R."""
     input:
         surfaces=rules.inverse_surfaces.output.surfaces,
-        torso=rules.assemble_anatomy.output.torso,
+        mesh=rules.mesh_anatomy.output.mesh,
     output:
         model="results/inverse/{patient}/models/{mismatch}.npz",
     params:

@@ -6,5 +6,5 @@ from ecgcohort.logs import logging_to
 with logging_to(snakemake.log[0]):
     inverse_surfaces_job(
         patient=snakemake.wildcards.patient, mesh_path=snakemake.input.mesh,
-        electrodes_csv=snakemake.input.electrodes or None, heart_nodes=snakemake.params.heart_nodes,
+        electrodes_csv=snakemake.input.electrodes or None, heart_nodes=snakemake.params.heart_nodes, heart_offset_mm=snakemake.params.heart_offset_mm,
         body=dict(snakemake.params.body), out_surfaces=snakemake.output.surfaces, out_preview=snakemake.output.preview)

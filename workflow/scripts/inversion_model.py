@@ -7,5 +7,5 @@ with logging_to(snakemake.log[0]):
     inversion_model_job(
         patient=snakemake.wildcards.patient, mismatch=snakemake.wildcards.mismatch,
         section=snakemake.params.section, seed=snakemake.params.seed, surfaces_npz=snakemake.input.surfaces,
-        torso_vtp=snakemake.input.torso, inversion=dict(snakemake.params.inversion),
+        mesh_path=snakemake.input.mesh, inversion=dict(snakemake.params.inversion),
         transfer=dict(snakemake.params.transfer), out_npz=snakemake.output.model)

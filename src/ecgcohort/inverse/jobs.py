@@ -39,8 +39,8 @@ METRIC_COLUMNS = ("patient", "source", "method", "setting", "mismatch", "noise",
 
 
 def inverse_surfaces_job(*, patient: str, mesh_path: str | Path, electrodes_csv: str | Path | None,
-                         heart_nodes: int, body: Mapping[str, Any], out_surfaces: str | Path,
-                         out_preview: str | Path) -> None:
+                         heart_nodes: int, heart_offset_mm: float, body: Mapping[str, Any],
+                         out_surfaces: str | Path, out_preview: str | Path) -> None:
     """Remesh the patient's closed heart surface and pick the measurement points (rule
     ``inverse_surfaces``). ``electrodes_csv`` is read only where the measurement points are the
     electrodes."""
@@ -53,7 +53,8 @@ def inverse_surfaces_job(*, patient: str, mesh_path: str | Path, electrodes_csv:
         electrodes = read_electrode_table(electrodes_csv) if electrodes_csv is not None else None
         surfaces = inverse_surfaces(read_tagged_mesh(mesh_path), heart_nodes, body["source"], body["nodes"],
                                     None if electrodes is None else np.array(electrodes.names),
-                                    None if electrodes is None else electrodes.positions_mm)
+                                    None if electrodes is None else electrodes.positions_mm,
+                                    heart_offset_mm=heart_offset_mm)
     except InverseError as error:
         raise InverseError(f"patient {patient}: {error}") from None
     surfaces.save(out_surfaces)
@@ -61,19 +62,19 @@ def inverse_surfaces_job(*, patient: str, mesh_path: str | Path, electrodes_csv:
                   f"{len(surfaces.measurement_points)} measurement points")
 
 
-def transfer_matrix_job(*, patient: str, mesh_path: str | Path, surfaces_npz: str | Path, transfer: Mapping[str, Any],
-                        out_transfer: str | Path, out_preview: str | Path) -> None:
+def transfer_matrix_job(*, patient: str, mesh_path: str | Path, surfaces_npz: str | Path, heart_offset_mm: float,
+                        transfer: Mapping[str, Any], out_transfer: str | Path, out_preview: str | Path) -> None:
     """R of the patient's own mesh between the stored surfaces (rule ``transfer_matrix``; the
     Aliev–Panfilov source's body maps are made with it)."""
     from ecgcohort.inverse.figures import plot_surfaces
-    from ecgcohort.inverse.surfaces import heart_surface, load_surfaces
+    from ecgcohort.inverse.surfaces import load_surfaces, reconstruction_surface
     from ecgcohort.inverse.transfer import patient_transfer_matrix
     from ecgcohort.meshing.tetra import read_tagged_mesh
 
     surfaces = load_surfaces(surfaces_npz)
     try:
         mesh = read_tagged_mesh(mesh_path)
-        capped, _ = heart_surface(mesh)
+        capped, _ = reconstruction_surface(mesh, heart_offset_mm)
         matrix, stats = patient_transfer_matrix(mesh, surfaces.heart, capped, surfaces.measurement_points,
                                                 block=transfer["block"],
                                                 row_sum_tolerance=transfer["row_sum_tolerance"],
@@ -200,23 +201,23 @@ def load_model(path: str | Path):
 
 
 def inversion_model_job(*, patient: str, mismatch: str, section: Mapping[str, Any] | None, seed: int,
-                        surfaces_npz: str | Path, torso_vtp: str | Path, inversion: Mapping[str, Any],
+                        surfaces_npz: str | Path, mesh_path: str | Path, inversion: Mapping[str, Any],
                         transfer: Mapping[str, Any], out_npz: str | Path) -> None:
     """The inversion's model of one patient under one mismatch (rule ``inversion_model``): the
-    patient's heart surface moved as ``section`` says, its body surface (``torso_vtp``, the
-    anatomy's own) remeshed to ``inversion.body_nodes``, the torso between meshed at
+    patient's heart surface moved as ``section`` says, the body surface of the truth's mesh
+    remeshed to ``inversion.body_nodes``, the torso between meshed at
     ``inversion.element_size_mm``, R checked (R·1 = 1). Directions are drawn from the patient's
     seed stream of that mismatch."""
-    from ecgcohort.anatomy.outputs import read_surface
     from ecgcohort.cohort.sampling import patient_rng
     from ecgcohort.inverse.models import inversion_model
-    from ecgcohort.inverse.surfaces import load_surfaces
+    from ecgcohort.inverse.surfaces import body_surface, load_surfaces
+    from ecgcohort.meshing.tetra import read_tagged_mesh
 
     surfaces = load_surfaces(surfaces_npz)
-    torso = read_surface(torso_vtp)
     try:
+        body = body_surface(read_tagged_mesh(mesh_path))
         spec = Mismatch.from_config(mismatch, section)
-        model = inversion_model(surfaces.heart, SurfaceMesh(torso.points, torso.faces), surfaces.measurement_points,
+        model = inversion_model(surfaces.heart, body, surfaces.measurement_points,
                                 spec, patient_rng(seed, patient, f"inverse-mismatch/{mismatch}"),
                                 body_nodes=inversion["body_nodes"], element_size_mm=inversion["element_size_mm"],
                                 max_projection_mm=transfer["max_projection_mm"],

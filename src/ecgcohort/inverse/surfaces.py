@@ -217,15 +217,39 @@ def load_surfaces(path: str | Path) -> InverseSurfaces:
                                body=str(data["body"]), valve_caps=int(data["valve_caps"]))
 
 
+def offset_surface(surface: SurfaceMesh, distance_mm: float) -> SurfaceMesh:
+    """``surface`` with every node moved ``distance_mm`` along its area-weighted normal
+    (outwards for a positive distance on an outward-oriented closed surface)."""
+    if distance_mm == 0:
+        return surface
+    points, faces = surface.points, surface.faces
+    face_normals = np.cross(points[faces[:, 1]] - points[faces[:, 0]], points[faces[:, 2]] - points[faces[:, 0]])
+    normals = np.zeros_like(points)
+    for corner in range(3):
+        np.add.at(normals, faces[:, corner], face_normals)
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    enclosed = np.einsum("fi,fi->f", points[faces[:, 0]], face_normals).sum() / 6
+    return SurfaceMesh(points + np.sign(enclosed) * distance_mm * normals, faces)
+
+
+def reconstruction_surface(mesh: TaggedMesh, offset_mm: float) -> tuple[SurfaceMesh, int]:
+    """The closed heart surface (:func:`heart_surface`) moved ``offset_mm`` outwards, and the
+    number of valve caps: the surface the potentials are reconstructed on must enclose every
+    source, and a coarse remeshing of the epicardium itself cuts through the thin RV wall."""
+    capped, caps = heart_surface(mesh)
+    return offset_surface(capped, offset_mm), caps
+
+
 def inverse_surfaces(mesh: TaggedMesh, heart_nodes: int, body: str, body_nodes: int,
                      electrode_names: np.ndarray | None = None,
-                     electrode_positions_mm: np.ndarray | None = None) -> InverseSurfaces:
-    """The heart surface remeshed to ``heart_nodes`` and the measurement points: the body
-    surface remeshed to ``body_nodes`` (``body="remesh"``) or the electrodes (``"electrodes"``,
-    names and positions in mm required)."""
+                     electrode_positions_mm: np.ndarray | None = None,
+                     heart_offset_mm: float = 0.0) -> InverseSurfaces:
+    """The heart surface (moved ``heart_offset_mm`` outwards) remeshed to ``heart_nodes`` and
+    the measurement points: the body surface remeshed to ``body_nodes`` (``body="remesh"``) or
+    the electrodes (``"electrodes"``, names and positions in mm required)."""
     if body not in BODY_CHOICES:
         raise InverseError(f"inverse.body.source must be one of {', '.join(BODY_CHOICES)}, got {body!r}")
-    capped, caps = heart_surface(mesh)
+    capped, caps = reconstruction_surface(mesh, heart_offset_mm)
     heart = remesh_to_nodes(capped, heart_nodes, "the heart surface")
     if body == "remesh":
         remeshed = remesh_to_nodes(body_surface(mesh), body_nodes, "the body surface")
