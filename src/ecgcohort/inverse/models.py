@@ -37,6 +37,7 @@ from ecgcohort.inverse.problem import InverseError, SurfaceMesh
 
 log = logging.getLogger(__name__)
 
+#: the name of the contrast row whose data the inversion's own R makes (the report labels it)
 MATCHED = "matched"
 #: the least distance (mm) between the moved heart surface and the body surface
 MIN_CLEARANCE_MM = 1.0

@@ -12,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ecgcohort.inverse.models import MATCHED
 from ecgcohort.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def markdown_table(summary) -> str:
              "activation r | pacing site (mm) | s per run | runs (patients) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in summary.itertuples():
-        label = f"{row.setting} (inverse crime)" if row.mismatch == "matched" else row.setting
+        label = f"{row.setting} (inverse crime)" if row.mismatch == MATCHED else row.setting
         lines.append(f"| {row.source} | {row.method} | {label} | {_cell(row.re_mean, row.re_sd, 3)} | "
                      f"{_cell(row.cc_mean, row.cc_sd, 3)} | {_cell(row.spatial_cc_mean, row.spatial_cc_sd, 3)} | "
                      f"{_cell(row.temporal_cc_mean, row.temporal_cc_sd, 3)} | "
