@@ -33,7 +33,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ecgcohort.inverse.problem import InverseError, SurfaceMesh
+from ecgcohort.inverse.problem import InverseError, named_entry, SurfaceMesh
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +64,7 @@ class Mismatch:
 
     @classmethod
     def from_config(cls, name: str, section: Mapping[str, Any] | None) -> "Mismatch":
-        section = dict(section or {})
-        unknown = set(section) - (set(cls.__dataclass_fields__) - {"name"})
-        if unknown:
-            raise InverseError(f"inverse.mismatches.{name}: unknown key(s) {', '.join(sorted(unknown))}")
-        return cls(name=name, **section)
+        return named_entry(cls, "mismatches", name, section)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

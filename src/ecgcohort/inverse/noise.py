@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ecgcohort.inverse.problem import InverseError
+from ecgcohort.inverse.problem import InverseError, named_entry
 
 WANDER_HZ = (0.15, 0.5)
 
@@ -46,11 +46,7 @@ class NoiseModel:
 
     @classmethod
     def from_config(cls, name: str, section: Mapping[str, Any] | None) -> "NoiseModel":
-        section = dict(section or {})
-        unknown = set(section) - (set(cls.__dataclass_fields__) - {"name"})
-        if unknown:
-            raise InverseError(f"inverse.noise_models.{name}: unknown key(s) {', '.join(sorted(unknown))}")
-        return cls(name=name, **section)
+        return named_entry(cls, "noise_models", name, section)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -57,3 +57,13 @@ class Reconstruction:
     info: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+
+
+def named_entry(cls, key: str, name: str, section) -> object:
+    """A dataclass ``cls`` with a ``name`` field built from one entry of the named mapping
+    ``inverse.<key>``; an unknown key raises :class:`InverseError` naming the entry."""
+    section = dict(section or {})
+    unknown = set(section) - (set(cls.__dataclass_fields__) - {"name"})
+    if unknown:
+        raise InverseError(f"inverse.{key}.{name}: unknown key(s) {', '.join(sorted(unknown))}")
+    return cls(name=name, **section)
