@@ -74,3 +74,42 @@ def test_noise_models_add_the_configured_signal_to_noise_ratio(snr):
         NoiseModel("bad", correlated=1.5)
     with pytest.raises(InverseError, match="zero"):
         noisy_maps(np.zeros((3, 4)), positions[:3], times[:4], NoiseModel("w"), np.random.default_rng(0))
+
+
+def test_the_summary_per_axis_holds_the_settings_that_differ_in_one_field_alone():
+    import pandas as pd
+
+    from ecgcohort.inverse.models import Mismatch
+    from ecgcohort.inverse.noise import NoiseModel
+    from ecgcohort.inverse.report import markdown_table, setting_axes, with_setting_fields
+
+    mismatches = {"matched": Mismatch("matched", crime=True), "none": Mismatch("none"),
+                  "shift_5": Mismatch("shift_5", shift_mm=5.0), "shift_10": Mismatch("shift_10", shift_mm=10.0),
+                  "mixed": Mismatch("mixed", shift_mm=5.0, rotation_deg=5.0)}
+    noises = {"snr30": NoiseModel("snr30", snr_db=30.0), "snr20": NoiseModel("snr20", snr_db=20.0),
+              "wander": NoiseModel("wander", snr_db=20.0, baseline_wander=0.1)}
+    settings = [("matched", "snr30"), ("none", "snr30"), ("shift_5", "snr30"), ("shift_10", "snr30"),
+                ("shift_10", "snr20"), ("shift_10", "wander"), ("mixed", "snr30")]
+    metrics = {f"{m}_{s}": 0.5 for m in ("re", "cc", "spatial_cc", "temporal_cc", "activation_mae_ms", "activation_cc",
+                                          "localisation_mm", "seconds") for s in ("mean", "sd")}
+    summary = pd.DataFrame([{"source": "sinus", "method": method, "setting": f"{mismatch}/{noise}", "mismatch": mismatch,
+                             "noise": noise, "runs": 2, "patients": 2, **metrics, "re_mean": 0.1 * i}
+                            for method in ("stre", "tikhonov_2nd") for i, (mismatch, noise) in enumerate(settings)])
+    summary = with_setting_fields(summary, mismatches, noises)
+    axes = setting_axes(summary)
+    # the shift axis: none, 5 and 10 mm at 30 dB (not the crime row, not the rotated one); the
+    # rotation axis: 0 and 5 degrees with the heart 5 mm off; the SNR axis: 10 mm at 20 and 30 dB
+    # white (not with wander); no electrode axis
+    assert set(axes) == {"heart shift (mm)", "heart rotation (°)", "SNR (dB)"}
+    rotation = axes["heart rotation (°)"]
+    assert list(rotation[rotation.method == "stre"].setting) == ["shift_5/snr30", "mixed/snr30"]
+    shift = axes["heart shift (mm)"]
+    assert list(shift[shift.method == "stre"].setting) == ["none/snr30", "shift_5/snr30", "shift_10/snr30"]
+    assert list(shift[shift.method == "stre"].value) == [0.0, 5.0, 10.0]
+    snr = axes["SNR (dB)"]
+    assert list(snr[snr.method == "tikhonov_2nd"].setting) == ["shift_10/snr20", "shift_10/snr30"]
+    table = markdown_table(summary)
+    assert "**heart shift (mm), sinus**" in table and "| stre | 0.10 ± 0.50" in table
+    # a summary recorded without the fields (before they were stored) has no axes, and says so by omission
+    assert setting_axes(summary.drop(columns=["shift_mm"])) == {}
+    assert "Per axis" not in markdown_table(summary.drop(columns=["crime"]))

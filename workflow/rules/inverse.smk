@@ -198,11 +198,15 @@ rule inverse_benchmark:
                      subcategory="Benchmark", labels={"figure": "electrograms"}),
         activation=report("results/inverse/activation_maps.png", caption=caption("inverse_activation"),
                           category="Inverse ECG", subcategory="Benchmark", labels={"figure": "activation maps"}),
+        axes=report("results/inverse/axes.png", caption=caption("inverse_axes"), category="Inverse ECG",
+                    subcategory="Benchmark", labels={"figure": "error per axis"}),
     params:
         runs=INVERSE_RUNS,
         dynamics_keys=[f"{p}/{s}" for p in INVERSE_PATIENTS for s in INVERSE_SOURCES],
         model_keys=[f"{p}/{m}" for p in INVERSE_PATIENTS for m in INVERSE_MISMATCHES],
         patients=INVERSE_PATIENTS,
+        mismatches={name: INVERSE["mismatches"][name] for name in INVERSE_MISMATCHES},
+        noise_models={name: INVERSE["noise_models"][name] for name in INVERSE_NOISES},
         time_unit_ms=INVERSE["dynamics"]["time_unit_ms"],
     log:
         "results/logs/inverse/inverse_benchmark.log",

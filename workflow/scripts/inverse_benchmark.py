@@ -13,4 +13,6 @@ with logging_to(snakemake.log[0]):
         out_metrics=snakemake.output.metrics, out_summary=snakemake.output.summary,
         out_markdown=snakemake.output.markdown, out_timing=snakemake.output.timing, out_fig9=snakemake.output.fig9,
         out_fig10=snakemake.output.fig10, out_fig11=snakemake.output.fig11,
-        out_activation=snakemake.output.activation, time_unit_ms=snakemake.params.time_unit_ms)
+        out_activation=snakemake.output.activation, out_axes=snakemake.output.axes,
+        mismatches=dict(snakemake.params.mismatches), noise_models=dict(snakemake.params.noise_models),
+        time_unit_ms=snakemake.params.time_unit_ms)

@@ -6,7 +6,7 @@ the reconstructed electrograms beside the truth's)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -117,6 +117,37 @@ def plot_metrics(summary, path: str | Path) -> None:
         ax.set_title(label, fontsize=10)
         ax.grid(True, axis="y", alpha=0.3)
     axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_axes(axes: Mapping[str, Any], path: str | Path, source: str) -> None:
+    """One column per benchmark axis (heart shift, rotation, electrode jitter, SNR), RE, CC and
+    the activation-time error against the axis value, one line per method (mean ± sd over
+    repeats and patients). A run that varies no axis gets a panel saying so."""
+    plt = _pyplot()
+    if not axes:
+        fig, ax = plt.subplots(figsize=(5, 2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no axis varied: every crime-free setting differs in more than one field\n"
+                "(config/inverse_axes.yaml runs every axis)", ha="center", va="center", fontsize=8)
+        _save(fig, path)
+        return
+    metrics = (("re", "RE"), ("cc", "CC"), ("activation_mae_ms", "activation MAE (ms)"))
+    fig, grid = plt.subplots(len(metrics), len(axes), figsize=(3.6 * len(axes), 2.8 * len(metrics)), squeeze=False,
+                             sharex="col")
+    for column, (label, rows) in enumerate(axes.items()):
+        for row, (metric, metric_label) in enumerate(metrics):
+            ax = grid[row, column]
+            for method, by_method in rows.groupby("method", sort=False):
+                ax.errorbar(by_method["value"], by_method[f"{metric}_mean"], yerr=by_method[f"{metric}_sd"],
+                            marker="o", capsize=2, label=METHOD_LABELS.get(method, method))
+            ax.grid(True, alpha=0.3)
+            if column == 0:
+                ax.set_ylabel(metric_label)
+        grid[-1, column].set_xlabel(label)
+    grid[0, 0].legend(fontsize=7)
+    fig.suptitle(f"Inverse benchmark per axis ({source}; crime-free settings that differ in one field)", fontsize=10)
     fig.tight_layout()
     _save(fig, path)
 

@@ -8,12 +8,17 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Sequence
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
-from ecgcohort.inverse.models import MATCHED
+from ecgcohort.inverse.models import MATCHED, Mismatch
+from ecgcohort.inverse.noise import NoiseModel
 from ecgcohort.io import atomic_path
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +49,80 @@ def summarize(metrics):
     return summary.reset_index().fillna({f"{m}_sd": 0.0 for m in METRICS})
 
 
+#: the benchmark's axes: a field of a mismatch or noise model, and how a figure labels it
+AXES = (("shift_mm", "heart shift (mm)"), ("rotation_deg", "heart rotation (°)"),
+        ("electrode_jitter_mm", "electrode jitter (mm)"), ("snr_db", "SNR (dB)"))
+
+
+#: the mismatch and noise fields every summary row carries (the axes' values)
+SETTING_FIELDS = ("crime", "shift_mm", "rotation_deg", "electrode_jitter_mm", "snr_db", "correlated",
+                  "correlation_length_mm", "baseline_wander")
+
+
+def with_setting_fields(summary, mismatches: Mapping[str, Mismatch], noise_models: Mapping[str, NoiseModel]):
+    """The summary with each row's mismatch and noise fields (:data:`SETTING_FIELDS`) as columns."""
+    summary = summary.copy()
+    for field in SETTING_FIELDS:
+        summary[field] = [
+            asdict(mismatches[mismatch]).get(field, asdict(noise_models[noise]).get(field))
+            for mismatch, noise in zip(summary["mismatch"], summary["noise"])]
+    return summary
+
+
+def setting_axes(summary) -> dict:
+    """The summary's rows along each axis of :data:`AXES`: for each axis, the largest set of
+    crime-free settings that differ in that field alone (every other field of
+    :data:`SETTING_FIELDS` equal), with the field's value as a column ``value`` (sorted). Axes
+    with fewer than two values are left out, so a one-setting run, or a summary recorded before
+    the fields were stored, has none."""
+    if not set(SETTING_FIELDS) <= set(summary.columns):
+        return {}
+    rows = summary[~summary["crime"].astype(bool)]
+    fields = {setting: dict(zip(SETTING_FIELDS[1:], values)) for setting, *values in
+              rows[["setting", *SETTING_FIELDS[1:]]].drop_duplicates("setting").itertuples(index=False)}
+    axes = {}
+    for field, label in AXES:
+        groups: dict[tuple, dict[str, float]] = {}
+        for setting, values in fields.items():
+            rest = tuple(sorted((k, v) for k, v in values.items() if k != field))
+            groups.setdefault(rest, {})[setting] = values[field]
+        best = max(groups.values(), key=lambda group: len(set(group.values())), default={})
+        if len(set(best.values())) >= 2:
+            chosen = rows[rows["setting"].isin(best)].copy()
+            chosen["value"] = chosen["setting"].map(best)
+            axes[label] = chosen.sort_values("value", kind="stable")
+    return axes
+
+
+def axes_markdown(axes: Mapping[str, "pd.DataFrame"]) -> str:
+    """Per axis, RE / CC / activation error (mean ± sd) per method against the axis value."""
+    lines: list[str] = []
+    for label, rows in axes.items():
+        for source, by_source in rows.groupby("source", sort=False):
+            values = list(dict.fromkeys(by_source["value"]))
+            lines += [f"**{label}, {source}**", "", "| method | " + " | ".join(f"{v:g}" for v in values) + " |",
+                      "|---|" + "---|" * len(values)]
+            for method, by_method in by_source.groupby("method", sort=False):
+                cells = []
+                for value in values:
+                    row = by_method[by_method["value"] == value].iloc[0]
+                    cells.append(f"{_cell(row.re_mean, row.re_sd, 2)} / {_cell(row.cc_mean, row.cc_sd, 2)} / "
+                                 f"{_cell(row.activation_mae_ms_mean, row.activation_mae_ms_sd, 0)}")
+                lines.append(f"| {method} | " + " | ".join(cells) + " |")
+            lines.append("")
+    if lines:
+        lines = ["Per axis (RE / CC / activation MAE in ms, mean ± sd; settings that differ in that "
+                 "field alone, the setting's other fields fixed):", ""] + lines
+    return "\n".join(lines)
+
+
 def _cell(mean: float, sd: float, digits: int) -> str:
     return "–" if not np.isfinite(mean) else f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
 def markdown_table(summary) -> str:
-    """The summary as a Markdown table (the matched row labelled as the inverse crime), then
-    paper 2's published rows."""
+    """The summary as a Markdown table (the matched row labelled as the inverse crime), paper
+    2's published rows, then the table per axis where the run varied one (:func:`setting_axes`)."""
     lines = ["| source | method | setting | RE | CC | spatial CC | temporal CC | activation MAE (ms) | "
              "activation r | pacing site (mm) | s per run | runs (patients) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -71,7 +143,8 @@ def markdown_table(summary) -> str:
             cells = [f"{values[m]:.4g}" if m in values else "–" for m in ("re", "mse", "cc")]
             lines.append(f"| {method} | {noise:g} | " + " | ".join(cells) + " |")
     lines += ["", f"Measured-data ranges for the crime-free rows: {LITERATURE}."]
-    return "\n".join(lines) + "\n"
+    axes = axes_markdown(setting_axes(summary))
+    return "\n".join(lines) + "\n" + ("\n" + axes if axes else "")
 
 
 def inverse_benchmark_job(*, metrics_csvs: Sequence[str | Path], estimates_npzs: Sequence[str | Path],
@@ -79,24 +152,31 @@ def inverse_benchmark_job(*, metrics_csvs: Sequence[str | Path], estimates_npzs:
                           surfaces_npzs: dict[str, str | Path], model_npzs: dict[str, str | Path],
                           out_metrics: str | Path, out_summary: str | Path, out_markdown: str | Path,
                           out_timing: str | Path, out_fig9: str | Path, out_fig10: str | Path,
-                          out_fig11: str | Path, out_activation: str | Path, time_unit_ms: float = 1.0) -> None:
+                          out_fig11: str | Path, out_activation: str | Path, out_axes: str | Path,
+                          mismatches: Mapping[str, Mapping], noise_models: Mapping[str, Mapping],
+                          time_unit_ms: float = 1.0) -> None:
     """Combine every reconstruction job. ``keys`` are the (patient, source, method) of
     ``metrics_csvs`` / ``estimates_npzs``; ``dynamics_npzs`` maps ``patient/source`` to its
     ground truth, ``surfaces_npzs`` patients to theirs and ``model_npzs`` ``patient/mismatch``
-    to the inversion's models; ``time_unit_ms`` puts the activation figure in ms."""
+    to the inversion's models; ``mismatches`` and ``noise_models`` are the config's sections
+    (the axes' values); ``time_unit_ms`` puts the activation figure in ms."""
     import pandas as pd
 
-    from ecgcohort.inverse.figures import plot_activation, plot_maps, plot_metrics, plot_series
+    from ecgcohort.inverse.figures import plot_activation, plot_axes, plot_maps, plot_metrics, plot_series
     from ecgcohort.inverse.jobs import load_dynamics, load_model, load_reciprocity
     from ecgcohort.inverse.surfaces import load_surfaces
 
     metrics = pd.concat([pd.read_csv(path) for path in metrics_csvs], ignore_index=True)
-    summary = summarize(metrics)
+    summary = with_setting_fields(
+        summarize(metrics), {name: Mismatch.from_config(name, section) for name, section in mismatches.items()},
+        {name: NoiseModel.from_config(name, section) for name, section in noise_models.items()})
+    axes = setting_axes(summary)
     for frame, path in ((metrics, out_metrics), (summary, out_summary)):
         with atomic_path(path) as temporary:
             frame.to_csv(temporary, index=False, float_format="%.6g")
+    # the table from the CSV as written (6 digits), so the recorded table is its CSV rendered again
     with atomic_path(out_markdown) as temporary:
-        Path(temporary).write_text(markdown_table(summary))
+        Path(temporary).write_text(markdown_table(pd.read_csv(out_summary)))
 
     timing = []
     for key, path in model_npzs.items():
@@ -116,7 +196,9 @@ def inverse_benchmark_job(*, metrics_csvs: Sequence[str | Path], estimates_npzs:
     with atomic_path(out_timing) as temporary:
         pd.DataFrame(timing).to_csv(temporary, index=False, float_format="%.4g")
 
-    plot_metrics(summary[summary["source"] == summary["source"].iloc[0]], out_fig9)
+    first_source = summary["source"].iloc[0]
+    plot_metrics(summary[summary["source"] == first_source], out_fig9)
+    plot_axes({label: rows[rows["source"] == first_source] for label, rows in axes.items()}, out_axes, first_source)
     patient, source = keys[0][0], keys[0][1]
     truth, _ = load_dynamics(dynamics_npzs[f"{patient}/{source}"])
     heart = load_surfaces(surfaces_npzs[patient]).heart
