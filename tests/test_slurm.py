@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO, SNAKEMAKE
+from conftest import REPO, SNAKEMAKE, WorkflowCopy
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
@@ -85,35 +85,10 @@ def slurm_jobs(log: str) -> list[dict[str, str]]:
         shown = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True,
                                check=True).stdout
         fields = dict(re.findall(r"(\w+)=(\S+)", shown))
-        fields["rule"] = re.match(r"rule_(\w+?)(?:_wildcards_.*)?$", fields["Comment"]).group(1)
+        rule = re.match(r"rule_(\w+?)(?:_wildcards_.*)?$", fields["Comment"])
+        fields["rule"] = rule.group(1) if rule else fields["Comment"]
         recorded.append(fields)
     return sorted(recorded, key=lambda f: int(f["JobId"]))
-
-
-def test_cohort_stages_run_through_slurm(slurm_cluster, workflow_copy, workflow_config):
-    config = workflow_config.copy()
-    config["cohort"] = {**workflow_config["cohort"], "train": {"count": 1, "lhs_batch": 1},
-                        "test": {"count": 1, "lhs_batch": 1}}
-    workflow_copy.write_config(config)
-    result, elapsed = through_slurm(workflow_copy, "cohort")
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-5000:] + slurm_log_tail()
-    print(f"cohort stages through SLURM: {elapsed:.1f} s")
-
-    assert sbatch_requests(log) == [("patient_parameters", 2, 500, 1), ("patient_parameters", 2, 500, 1),
-                                    ("sample_cohort", 5, 1000, 1)]
-    jobs = slurm_jobs(log)
-    assert sorted(j["rule"] for j in jobs) == ["patient_parameters", "patient_parameters", "sample_cohort"]
-    expected = {"sample_cohort": ("1000M", "00:05:00"), "patient_parameters": ("500M", "00:02:00")}
-    for job in jobs:
-        assert job["JobState"] == "COMPLETED", job
-        assert (job["MinMemoryNode"], job["TimeLimit"], job["NumCPUs"]) == (*expected[job["rule"]], "1"), job
-
-    root = workflow_copy.root
-    table = pd.read_csv(root / "results/cohort/cohort.csv")
-    assert list(table.patient) == ["train-0000", "test-0000"]
-    for patient in table.patient:
-        assert (root / f"results/patients/{patient}/parameters.json").is_file()
 
 
 FAILING_RULE = '''
@@ -147,3 +122,50 @@ def test_a_failing_job_is_retried_with_more_memory_and_reported(slurm_cluster, w
     assert [(j["MinMemoryNode"], j["TimeLimit"], j["JobState"]) for j in jobs] == [
         ("100M", "00:01:00", "FAILED"), ("200M", "00:02:00", "FAILED")]
     assert not (workflow_copy.root / "results/failing/never.txt").exists()
+
+
+def test_a_patients_chain_runs_grouped_in_one_submission_and_equals_one_job_per_rule(
+        slurm_cluster, workflow_copy, workflow_config, tmp_path):
+    """The cohort stages and the profile's `patient` group through SLURM: the cohort design and
+    the shape models one SLURM job each, two patients' parameters, anatomy and 12-lead
+    electrodes (six jobs) in one, sized from its jobs; what SLURM recorded for each job; every
+    output equal, byte for byte, to a local run's, which runs one job per rule (groups are
+    ignored locally)."""
+    config = workflow_config.copy()
+    config["cohort"] = {**workflow_config["cohort"], "train": {"count": 1, "lhs_batch": 1},
+                        "test": {"count": 1, "lhs_batch": 1}}
+    patients = ["train-0000", "test-0000"]
+    targets = ["cohort", *(f"results/patients/{patient}/anatomy/electrodes_standard.csv" for patient in patients)]
+    workflow_copy.write_config(config)
+    result, elapsed = through_slurm(workflow_copy, *targets)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-5000:] + slurm_log_tail()
+    print(f"cohort stages and two grouped patient chains through SLURM: {elapsed:.1f} s")
+
+    # (comment, minutes, MB, CPUs) per submission: the group asks for its two anatomy jobs at
+    # once (2 CPUs, 2 x 2,000 MB) and its three layers in series (2 + 10 + 5 min)
+    group = "rule_patient_assemble_anatomy_patient_parameters_place_standard_electrodes"
+    requests = sorted((comment, int(t), int(mem), int(cpus)) for comment, t, mem, cpus in re.findall(
+        r"sbatch call: sbatch .*?--comment (\S+)\s.*?-t (\d+) --mem (\d+) .*?--cpus-per-task=(\d+)", log))
+    assert requests == sorted([("rule_build_shape_model_wildcards_heart", 20, 4000, 1),
+                               ("rule_build_shape_model_wildcards_torso", 20, 4000, 1),
+                               ("rule_sample_cohort", 5, 1000, 1), (group, 17, 4000, 2)])
+    jobs = slurm_jobs(log)
+    assert len(jobs) == 4
+    for job in jobs:
+        assert job["JobState"] == "COMPLETED", job
+        request = next(r for r in requests if r[0] == job["Comment"])
+        assert (job["MinMemoryNode"], job["TimeLimit"], job["NumCPUs"]) == (
+            f"{request[2]}M", f"00:{request[1]:02d}:00", str(request[3])), job
+    assert list(pd.read_csv(workflow_copy.root / "results/cohort/cohort.csv").patient) == patients
+
+    local = WorkflowCopy(tmp_path / "local")
+    local.write_config(config)
+    ran = local.snakemake(*targets)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    produced = sorted(path.relative_to(local.root / "results") for folder in ("cohort", "patients")
+                      for path in (local.root / "results" / folder).rglob("*") if path.is_file())
+    # the design and, per patient, parameters, heart, torso, anatomy summary and electrodes
+    assert len(produced) >= 1 + 2 * 5
+    for path in produced:
+        assert (workflow_copy.root / "results" / path).read_bytes() == (local.root / "results" / path).read_bytes(), path
