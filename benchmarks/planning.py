@@ -7,18 +7,21 @@ not a test).
 For each size, the workflow linked into ``--work`` and planned with the config's
 ``cohort.train.count`` set to 90 % of the patients and ``cohort.test.count`` to the rest, Latin
 hypercube batches of at most 100, then ``snakemake --cores 2 --dry-run --quiet rules`` timed as a
-fresh process: wall clock, peak memory (the child's maximum resident set), jobs planned, and
-per patient; then the ratio of the per-patient times of the largest and the smallest size (1.0:
-planning grows with the cohort, not faster).
+fresh process: wall clock, peak memory (the process's maximum resident set), jobs planned, and
+per patient; then one job's start-up, what every cluster job pays before its work: the dry run of
+one patient's parameters (reading the Snakefile, the DAG of that job); then the ratio of the
+per-patient times of the largest and the smallest size (1.0: planning grows with the cohort, not
+faster).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
-import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,17 +46,26 @@ def scaled_config(folder: Path, config: dict, patients: int) -> Path:
     return path
 
 
-def dry_run(folder: Path, config: Path) -> tuple[float, float, int]:
+def timed(command: list[str], folder: Path) -> tuple[float, float, str]:
+    """(seconds, peak resident GB, stdout + stderr) of ``command`` run in ``folder``, the peak of
+    that process alone."""
+    with tempfile.TemporaryFile("w+") as output:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, cwd=folder, stdout=output, stderr=subprocess.STDOUT, text=True)
+        _, status, usage = os.wait4(process.pid, 0)
+        elapsed = time.perf_counter() - start
+        output.seek(0)
+        text = output.read()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{text[-3000:]}")
+    return elapsed, usage.ru_maxrss / 1024**2, text
+
+
+def dry_run(folder: Path, config: Path, *targets: str) -> tuple[float, float, int]:
     """(seconds, peak resident GB, jobs) of one ``snakemake --dry-run`` of ``config`` in ``folder``."""
     snakemake = str(Path(sys.executable).with_name("snakemake"))
-    start = time.perf_counter()
-    result = subprocess.run([snakemake, "--cores", "2", "--dry-run", "--configfile", str(config), "--quiet", "rules"],
-                            cwd=folder, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        raise SystemExit(f"the dry run of {config} failed:\n{result.stderr[-3000:]}")
-    peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
-    output = result.stdout + result.stderr
+    elapsed, peak_gb, output = timed([snakemake, *targets, "--cores", "2", "--dry-run", "--configfile", str(config),
+                                      "--quiet", "rules"], folder)
     total = re.search(r"^total\s+(\d+)\s*$", output.split("Job stats:", 1)[-1], re.M)
     return elapsed, peak_gb, int(total.group(1)) if total else 0
 
@@ -66,13 +78,15 @@ def main() -> None:
     arguments = parser.parse_args()
     config = yaml.safe_load((REPO / arguments.config).read_text())
     rows = []
-    print("| patients | jobs | dry run (s) | per patient (ms) | peak memory (GB) |\n|---|---|---|---|---|")
+    print("| patients | jobs | dry run (s) | per patient (ms) | peak memory (GB) | one job's start-up (s, GB) |\n"
+          "|---|---|---|---|---|---|")
     for patients in sorted(arguments.patients):
-        # the peak is the largest child so far: the sizes run from the smallest up
-        seconds, peak_gb, jobs = dry_run(arguments.work, scaled_config(arguments.work, config, patients))
+        scaled = scaled_config(arguments.work, config, patients)
+        seconds, peak_gb, jobs = dry_run(arguments.work, scaled)
+        startup_s, startup_gb, _ = dry_run(arguments.work, scaled, "results/patients/train-0000/parameters.json")
         rows.append((patients, seconds))
-        print(f"| {patients:,} | {jobs:,} | {seconds:.1f} | {1e3 * seconds / patients:.1f} | {peak_gb:.2f} |",
-              flush=True)
+        print(f"| {patients:,} | {jobs:,} | {seconds:.1f} | {1e3 * seconds / patients:.1f} | {peak_gb:.2f} | "
+              f"{startup_s:.1f}, {startup_gb:.2f} |", flush=True)
     if len(rows) > 1:
         (small, small_s), (large, large_s) = rows[0], rows[-1]
         print(f"\nper-patient planning time at {large:,} against {small:,} patients: "

@@ -115,5 +115,5 @@ rule preview_anatomy:
 rule anatomy:
     """Target: every patient's surfaces, electrodes and preview."""
     input:
-        expand(rules.place_electrodes.output.electrodes, patient=PATIENTS),
-        expand(rules.preview_anatomy.output.preview, patient=PATIENTS),
+        lambda wildcards: expand(rules.place_electrodes.output.electrodes, patient=PATIENTS),
+        lambda wildcards: expand(rules.preview_anatomy.output.preview, patient=PATIENTS),

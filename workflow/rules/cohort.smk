@@ -47,4 +47,4 @@ rule cohort:
     """Target: the cohort table and every patient's parameters."""
     input:
         rules.sample_cohort.output,
-        expand(rules.patient_parameters.output.parameters, patient=PATIENTS),
+        lambda wildcards: expand(rules.patient_parameters.output.parameters, patient=PATIENTS),

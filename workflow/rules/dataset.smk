@@ -33,7 +33,7 @@ rule assemble_dataset:
     """The cohort store from the parts: root metadata written, each part's shards hard-linked
     into place (no array bytes rewritten), metadata consolidated, the dataset card."""
     input:
-        parts=expand(rules.dataset_part.output.part, patient=PATIENTS),
+        parts=lambda wildcards: expand(rules.dataset_part.output.part, patient=PATIENTS),
     output:
         store=directory("results/dataset/cohort.zarr"),
         card="results/dataset/README.md",

@@ -49,7 +49,7 @@ rule simulation_bank:
 rule train_ecg2act:
     input:
         # the training patients' banks only: the test patients are the held-out split
-        banks=expand(rules.simulation_bank.output.bank, patient=TRAIN_PATIENTS),
+        banks=lambda wildcards: expand(rules.simulation_bank.output.bank, patient=TRAIN_PATIENTS),
     output:
         model="results/ecg2act/network-{network}/model.pt",
         losses="results/ecg2act/network-{network}/losses.csv",
@@ -77,8 +77,8 @@ rule train_ecg2act:
 rule evaluate_ecg2act:
     input:
         models=expand(rules.train_ecg2act.output.model, network=ECG2ACT_NETWORKS),
-        train_banks=expand(rules.simulation_bank.output.bank, patient=TRAIN_PATIENTS),
-        test_banks=expand(rules.simulation_bank.output.bank, patient=TEST_PATIENTS),
+        train_banks=lambda wildcards: expand(rules.simulation_bank.output.bank, patient=TRAIN_PATIENTS),
+        test_banks=lambda wildcards: expand(rules.simulation_bank.output.bank, patient=TEST_PATIENTS),
     output:
         metrics=report("results/ecg2act/metrics.csv", caption=caption("ecg2act_metrics"),
                        category="ECG to activation", subcategory="Evaluation", labels={"table": "metrics"}),

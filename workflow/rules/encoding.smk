@@ -39,7 +39,7 @@ rule sample_sdf:
 
 rule pca_codes:
     input:
-        parameters=expand(rules.patient_parameters.output.parameters, patient=PATIENTS),
+        parameters=lambda wildcards: expand(rules.patient_parameters.output.parameters, patient=PATIENTS),
     output:
         codes="results/encoding/pca/codes.csv",
         sidecar="results/encoding/pca/codes.json",
@@ -62,7 +62,7 @@ rule pca_codes:
 rule train_shape_model:
     input:
         # the fitting patients' samples only: the validation patients are held out of training
-        samples=expand(rules.sample_sdf.output.sdf, patient=SHAPE_FIT_PATIENTS),
+        samples=lambda wildcards: expand(rules.sample_sdf.output.sdf, patient=SHAPE_FIT_PATIENTS),
     output:
         model="results/encoding/deepsdf/model.pt",
         losses="results/encoding/deepsdf/losses.csv",
@@ -119,7 +119,7 @@ rule infer_shape_code:
 rule shape_codes:
     input:
         model=rules.train_shape_model.output.model,
-        inferred=expand(rules.infer_shape_code.output.code, patient=INFERRED_PATIENTS),
+        inferred=lambda wildcards: expand(rules.infer_shape_code.output.code, patient=INFERRED_PATIENTS),
     output:
         codes="results/encoding/deepsdf/codes.csv",
         sidecar="results/encoding/deepsdf/codes.json",
@@ -165,7 +165,7 @@ rule evaluate_shape_code:
 
 rule evaluate_shape_model:
     input:
-        chamfer=expand(rules.evaluate_shape_code.output.chamfer, patient=SHAPE_EVALUATED_PATIENTS),
+        chamfer=lambda wildcards: expand(rules.evaluate_shape_code.output.chamfer, patient=SHAPE_EVALUATED_PATIENTS),
     output:
         table=report("results/encoding/deepsdf/chamfer.csv", caption=caption("chamfer_table"),
                      category="Geometry encodings", subcategory="Chamfer distances", labels={"table": "per patient"}),
@@ -190,7 +190,7 @@ rule evaluate_shape_model:
 rule encodings:
     """Target: SDF samples, PCA codes, the DeepSDF model, every patient's code and the Chamfer table."""
     input:
-        expand(rules.sample_sdf.output, patient=PATIENTS),
+        lambda wildcards: expand(rules.sample_sdf.output, patient=PATIENTS),
         rules.pca_codes.output,
         rules.train_shape_model.output,
         rules.shape_codes.output,

@@ -69,5 +69,5 @@ rule compute_lead_fields:
 rule leadfields:
     """Target: every patient's lead-field sample points and lead-field chunks."""
     input:
-        expand(rules.sample_leadfield_points.output.points, patient=PATIENTS),
-        expand(rules.compute_lead_fields.output.chunk, patient=PATIENTS, chunk=LEADFIELD_CHUNKS),
+        lambda wildcards: expand(rules.sample_leadfield_points.output.points, patient=PATIENTS),
+        lambda wildcards: expand(rules.compute_lead_fields.output.chunk, patient=PATIENTS, chunk=LEADFIELD_CHUNKS),

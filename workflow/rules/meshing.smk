@@ -26,4 +26,4 @@ rule mesh_anatomy:
 rule meshes:
     """Target: every patient's tagged tetrahedral mesh and its quality report."""
     input:
-        expand(rules.mesh_anatomy.output, patient=PATIENTS),
+        lambda wildcards: expand(rules.mesh_anatomy.output, patient=PATIENTS),

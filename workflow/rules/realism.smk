@@ -43,8 +43,8 @@ rule delineate_ecgs:
 
 rule realism_summary:
     input:
-        features=expand(rules.delineate_ecgs.output.features, patient=PATIENTS),
-        anatomy=expand(rules.assemble_anatomy.output.summary, patient=PATIENTS),
+        features=lambda wildcards: expand(rules.delineate_ecgs.output.features, patient=PATIENTS),
+        anatomy=lambda wildcards: expand(rules.assemble_anatomy.output.summary, patient=PATIENTS),
     output:
         features=report("results/ecg/features.csv", caption=caption("realism_features"), category="ECG realism",
                         subcategory="Summary", labels={"table": "features per beat"}),
@@ -77,4 +77,4 @@ rule realism:
     """Target: every beat delineated and judged, the pass rates, distributions and clinical 12-leads."""
     input:
         rules.realism_summary.output,
-        expand(rules.delineate_ecgs.output, patient=PATIENTS),
+        lambda wildcards: expand(rules.delineate_ecgs.output, patient=PATIENTS),

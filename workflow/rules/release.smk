@@ -9,10 +9,10 @@ RELEASE = config["release"]
 rule release_cohort:
     input:
         store=rules.assemble_dataset.output.store,
-        anatomy=expand("results/patients/{patient}/anatomy/anatomy.json", patient=PATIENTS),
+        anatomy=lambda wildcards: expand("results/patients/{patient}/anatomy/anatomy.json", patient=PATIENTS),
         features=rules.realism_summary.output.features,
         criteria=rules.realism_summary.output.criteria,
-        banks=expand(rules.simulation_bank.output.bank, patient=PATIENTS) if RELEASE["llnl"] else [],
+        banks=lambda wildcards: expand(rules.simulation_bank.output.bank, patient=PATIENTS) if RELEASE["llnl"] else [],
     output:
         release=directory("results/release"),
     params:

@@ -16,10 +16,10 @@ rule train_surrogate:
     input:
         # the training patients' lead-field files, not the assembled store: a scenario, a test
         # patient or a shape-only change trains no surrogate again
-        points=expand(rules.sample_leadfield_points.output.points, patient=TRAIN_PATIENTS),
-        electrodes=expand(rules.place_electrodes.output.electrodes, patient=TRAIN_PATIENTS),
-        fibres=expand(rules.compute_fibres.output.fibres, patient=TRAIN_PATIENTS),
-        chunks=expand("results/patients/{patient}/leadfield/chunk-{chunk}.npz", patient=TRAIN_PATIENTS,
+        points=lambda wildcards: expand(rules.sample_leadfield_points.output.points, patient=TRAIN_PATIENTS),
+        electrodes=lambda wildcards: expand(rules.place_electrodes.output.electrodes, patient=TRAIN_PATIENTS),
+        fibres=lambda wildcards: expand(rules.compute_fibres.output.fibres, patient=TRAIN_PATIENTS),
+        chunks=lambda wildcards: expand("results/patients/{patient}/leadfield/chunk-{chunk}.npz", patient=TRAIN_PATIENTS,
                       chunk=LEADFIELD_CHUNKS),
         codes=lambda wildcards: CODES[wildcards.encoding],
     output:
@@ -122,11 +122,11 @@ rule surrogate_ground_truth:
 
 rule summarize_surrogate:
     input:
-        summaries=[f"results/surrogate/{e}/{t}/evaluation/{p}.json" for e, t in SURROGATE_MODELS for p in TEST_PATIENTS],
-        errors=[f"results/surrogate/{e}/{t}/evaluation/{p}.npz" for e, t in SURROGATE_MODELS for p in TEST_PATIENTS],
+        summaries=lambda wildcards: [f"results/surrogate/{e}/{t}/evaluation/{p}.json" for e, t in SURROGATE_MODELS for p in TEST_PATIENTS],
+        errors=lambda wildcards: [f"results/surrogate/{e}/{t}/evaluation/{p}.npz" for e, t in SURROGATE_MODELS for p in TEST_PATIENTS],
         models=[f"results/surrogate/{e}/{t}/model.pt" for e, t in SURROGATE_MODELS],
         losses=[f"results/surrogate/{e}/{t}/losses.csv" for e, t in SURROGATE_MODELS],
-        ground_truth=[f"results/surrogate/{e}/{t}/ground_truth/{p}.json" for e, t in SURROGATE_MODELS
+        ground_truth=lambda wildcards: [f"results/surrogate/{e}/{t}/ground_truth/{p}.json" for e, t in SURROGATE_MODELS
                       for p in GROUND_TRUTH_PATIENTS],
     output:
         table=report("results/surrogate/table1.csv", caption=caption("table1"), category="Lead-field surrogate",
