@@ -68,6 +68,10 @@ def test_growing_the_cohort_runs_only_the_new_patients(workflow_copy, workflow_c
     plan = succeed(workflow_copy.snakemake("cohort", "--dry-run"))
     assert job_counts(plan) == {"sample_cohort": 1, "patient_parameters": 2, "cohort": 1}
     assert planned_patients(plan) == {f"train-{i:04d}" for i in range(4, 6)}
+    # on SLURM the new patients' work is one group job holding only them (profiles/slurm)
+    grouped = succeed(workflow_copy.snakemake("cohort", "--dry-run", "--profile", "profiles/slurm"))
+    assert grouped.count("Group job patient") == 1
+    assert planned_patients(grouped) == {f"train-{i:04d}" for i in range(4, 6)}
 
     succeed(workflow_copy.snakemake("cohort"))
     after = pd.read_csv(root / "results/cohort/cohort.csv")
