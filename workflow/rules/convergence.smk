@@ -84,7 +84,8 @@ rule convergence_level:
 
 rule convergence_summary:
     input:
-        levels=lambda wildcards: expand(rules.convergence_level.output.level, patient=CONVERGENCE_PATIENTS, level=CONVERGENCE_LEVELS),
+        levels=lambda wildcards: expand(rules.convergence_level.output.level, patient=CONVERGENCE_PATIENTS,
+            level=CONVERGENCE_LEVELS),
     output:
         table=report("results/convergence/convergence.csv", caption=caption("convergence"), category="Ground truth",
                      subcategory="Mesh convergence", labels={"table": "errors per level"}),

@@ -179,9 +179,11 @@ rule inverse_benchmark:
     input:
         metrics=lambda wildcards: [f"results/inverse/{p}/{s}/{m}/metrics.csv" for p, s, m in INVERSE_RUNS],
         estimates=lambda wildcards: [f"results/inverse/{p}/{s}/{m}/estimates.npz" for p, s, m in INVERSE_RUNS],
-        dynamics=lambda wildcards: [f"results/inverse/{p}/{s}/dynamics.npz" for p in INVERSE_PATIENTS for s in INVERSE_SOURCES],
+        dynamics=lambda wildcards: [f"results/inverse/{p}/{s}/dynamics.npz" for p in INVERSE_PATIENTS
+            for s in INVERSE_SOURCES],
         surfaces=lambda wildcards: expand(rules.inverse_surfaces.output.surfaces, patient=INVERSE_PATIENTS),
-        models=lambda wildcards: [f"results/inverse/{p}/models/{m}.npz" for p in INVERSE_PATIENTS for m in INVERSE_MISMATCHES],
+        models=lambda wildcards: [f"results/inverse/{p}/models/{m}.npz" for p in INVERSE_PATIENTS
+            for m in INVERSE_MISMATCHES],
     output:
         metrics=report("results/inverse/metrics.csv", caption=caption("inverse_metrics"), category="Inverse ECG",
                        subcategory="Benchmark", labels={"table": "every run"}),

@@ -19,8 +19,8 @@ rule train_surrogate:
         points=lambda wildcards: expand(rules.sample_leadfield_points.output.points, patient=TRAIN_PATIENTS),
         electrodes=lambda wildcards: expand(rules.place_electrodes.output.electrodes, patient=TRAIN_PATIENTS),
         fibres=lambda wildcards: expand(rules.compute_fibres.output.fibres, patient=TRAIN_PATIENTS),
-        chunks=lambda wildcards: expand("results/patients/{patient}/leadfield/chunk-{chunk}.npz", patient=TRAIN_PATIENTS,
-                      chunk=LEADFIELD_CHUNKS),
+        chunks=lambda wildcards: expand("results/patients/{patient}/leadfield/chunk-{chunk}.npz",
+                                        patient=TRAIN_PATIENTS, chunk=LEADFIELD_CHUNKS),
         codes=lambda wildcards: CODES[wildcards.encoding],
     output:
         model="results/surrogate/{encoding}/{target}/model.pt",
@@ -122,8 +122,10 @@ rule surrogate_ground_truth:
 
 rule summarize_surrogate:
     input:
-        summaries=lambda wildcards: [f"results/surrogate/{e}/{t}/evaluation/{p}.json" for e, t in SURROGATE_MODELS for p in TEST_PATIENTS],
-        errors=lambda wildcards: [f"results/surrogate/{e}/{t}/evaluation/{p}.npz" for e, t in SURROGATE_MODELS for p in TEST_PATIENTS],
+        summaries=lambda wildcards: [f"results/surrogate/{e}/{t}/evaluation/{p}.json"
+            for e, t in SURROGATE_MODELS for p in TEST_PATIENTS],
+        errors=lambda wildcards: [f"results/surrogate/{e}/{t}/evaluation/{p}.npz" for e, t in SURROGATE_MODELS
+            for p in TEST_PATIENTS],
         models=[f"results/surrogate/{e}/{t}/model.pt" for e, t in SURROGATE_MODELS],
         losses=[f"results/surrogate/{e}/{t}/losses.csv" for e, t in SURROGATE_MODELS],
         ground_truth=lambda wildcards: [f"results/surrogate/{e}/{t}/ground_truth/{p}.json" for e, t in SURROGATE_MODELS
