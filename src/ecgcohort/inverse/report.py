@@ -61,11 +61,11 @@ SETTING_FIELDS = ("crime", "shift_mm", "rotation_deg", "electrode_jitter_mm", "s
 
 def with_setting_fields(summary, mismatches: Mapping[str, Mismatch], noise_models: Mapping[str, NoiseModel]):
     """The summary with each row's mismatch and noise fields (:data:`SETTING_FIELDS`) as columns."""
+    rows = [{**asdict(noise_models[noise]), **asdict(mismatches[mismatch])}
+            for mismatch, noise in zip(summary["mismatch"], summary["noise"])]
     summary = summary.copy()
     for field in SETTING_FIELDS:
-        summary[field] = [
-            asdict(mismatches[mismatch]).get(field, asdict(noise_models[noise]).get(field))
-            for mismatch, noise in zip(summary["mismatch"], summary["noise"])]
+        summary[field] = [row[field] for row in rows]
     return summary
 
 
