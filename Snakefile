@@ -27,6 +27,18 @@ except ConfigError as error:
 
 
 include: "workflow/rules/common.smk"
+
+
+onstart:
+    # on a cluster, the planned submissions against the site's limits before any is submitted
+    if not workflow.local_exec and not workflow.remote_exec:
+        try:
+            check_cluster_plan(planned_submissions(workflow.dag), ClusterLimits(**config["cluster"]),
+                               dict(workflow.group_settings.group_components),
+                               cores=workflow.resource_settings.cores)
+        except ClusterPlanError as error:
+            raise WorkflowError(str(error)) from None
+
 include: "workflow/rules/cohort.smk"
 include: "workflow/rules/anatomy.smk"
 include: "workflow/rules/meshing.smk"

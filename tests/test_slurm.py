@@ -169,3 +169,24 @@ def test_a_patients_chain_runs_grouped_in_one_submission_and_equals_one_job_per_
     assert len(produced) >= 1 + 2 * 5
     for path in produced:
         assert (workflow_copy.root / "results" / path).read_bytes() == (local.root / "results" / path).read_bytes(), path
+
+
+def test_a_cohort_too_large_for_the_sites_limits_is_refused_before_anything_is_submitted(
+        slurm_cluster, workflow_copy, workflow_config):
+    """The plan of the grouped test above needs 4 submissions and a group job of 4,000 MB: one
+    submission fewer, or a node of 3,000 MB, and the run stops when it starts, naming the
+    number and the setting, with nothing submitted and nothing written to results/."""
+    config = workflow_config.copy()
+    config["cohort"] = {**workflow_config["cohort"], "train": {"count": 1, "lhs_batch": 1},
+                        "test": {"count": 1, "lhs_batch": 1}}
+    targets = ["cohort", *(f"results/patients/{patient}/anatomy/electrodes_standard.csv"
+                           for patient in ("train-0000", "test-0000"))]
+    for limits, expected in (({"max_submissions": 3}, "would submit 4 cluster jobs, more than cluster.max_submissions = 3"),
+                             ({"max_job_mem_mb": 3000}, "asks for 4,000 MB")):
+        workflow_copy.write_config({**config, "cluster": limits})
+        result, _ = through_slurm(workflow_copy, *targets)
+        log = result.stdout + result.stderr
+        assert result.returncode != 0
+        assert "refused before submitting anything" in log and expected in log, log[-3000:]
+        assert "sbatch call" not in log
+        assert not (workflow_copy.root / "results/cohort").exists()

@@ -1,3 +1,4 @@
+from ecgcohort.cluster import ClusterLimits, ClusterPlanError, Submission, check_cluster_plan
 from ecgcohort.cohort import design_from_config, patient_ids, patient_record
 from ecgcohort.cohort.sampling import PATIENT_ID_PATTERN
 from ecgcohort.learning.splits import validation_split
@@ -16,14 +17,35 @@ def patient_record_params(wildcards):
     return patient_record(COHORT, wildcards.patient)
 
 
+def planned_submissions(dag):
+    """The cluster jobs a planned run will submit: one per group job, one per other job that is
+    not a local rule (Snakemake's own grouping, by the profile's groups and group-components)."""
+    submissions, groups = [], {}
+    for job in dag.needrun_jobs():
+        if job.is_local:
+            continue
+        group = dag.get_job_group(job)
+        if group is None:
+            submissions.append(Submission(name=str(job), group=None, rules=(job.rule.name,),
+                                          mem_mb=int(job.resources.get("mem_mb", 0))))
+        else:
+            groups[id(group)] = group
+    for group in groups.values():
+        submissions.append(Submission(name=group.groupid, group=group.groupid,
+                                      rules=tuple(job.rule.name for job in group.jobs),
+                                      mem_mb=int(group.resources.get("mem_mb", 0))))
+    return submissions
+
+
 def scaled(base):
     """A resource that grows with every retry: ``base * attempt``."""
     return lambda wildcards, attempt: base * attempt
 
 
 # the sections read only by stages downstream of the dataset (models), or that judge the data
-# without changing it (the ECG realism measure, mesh convergence), or publish it (the release)
-DOWNSTREAM_SECTIONS = ("encoding", "surrogate", "inverse", "ecg2act", "realism", "convergence", "release")
+# without changing it (the ECG realism measure, mesh convergence), or publish it (the release),
+# or say where it runs (the cluster's limits)
+DOWNSTREAM_SECTIONS = ("encoding", "surrogate", "inverse", "ecg2act", "realism", "convergence", "release", "cluster")
 
 
 def data_config(config):
