@@ -75,6 +75,9 @@ def test_paper_config_has_the_published_scale(repo, schema):
         ({"convergence": {"levels": [{"heart_mm": 4.0, "torso_mm": 30.0, "eikonal_refinements": 1.5},
                                      {"heart_mm": 2.0, "torso_mm": 15.0}]}},
          r"'convergence\.levels\[0\]\.eikonal_refinements': 1\.5 is not of type 'integer'"),
+        ({"inverse": {"patients": 0}}, r"'inverse\.patients': 0 is not valid"),
+        ({"inverse": {"patients": "some"}}, r"'inverse\.patients': 'some' is not valid"),
+        ({"cluster": {"max_submissions": 0}}, r"'cluster\.max_submissions': 0 is less than the minimum of 1"),
     ],
 )
 def test_invalid_values_are_rejected_naming_the_key(schema, change, message):
@@ -108,3 +111,16 @@ def test_config_files_merge_key_by_key_at_every_depth(tmp_path):
     assert action_potential["apd_endo_to_epi"] == -0.05
     assert action_potential["electrotonic_length_mm"] == {"fibre": 6.0, "cross": 4.0}  # kept from config.yaml
     assert config["cohort"]["train"]["count"] == 6
+
+
+def test_the_inverse_benchmark_runs_on_the_test_patients_all_or_the_first_n(schema):
+    from ecgcohort.inverse.jobs import benchmark_patients
+
+    patients = ["train-0000", "train-0001", "test-0002", "test-0000", "test-0001"]
+    assert benchmark_patients("test", patients) == ["test-0000", "test-0001", "test-0002"]
+    assert benchmark_patients("all", patients) == patients
+    assert benchmark_patients(2, patients) == ["test-0000", "test-0001"]
+    assert benchmark_patients(10, patients) == ["test-0000", "test-0001", "test-0002"]
+    with pytest.raises(ValueError, match="inverse.patients"):
+        benchmark_patients(0, patients)
+    assert validate_config({"inverse": {"patients": 20}}, schema)["inverse"]["patients"] == 20

@@ -110,6 +110,8 @@ def _walk(schema: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Ma
 
 
 def _type_of(sub: Mapping[str, Any]) -> str:
+    if "oneOf" in sub:
+        return " or ".join(_type_of(option) for option in sub["oneOf"])
     kind = sub.get("type", "")
     kind = " or ".join(kind) if isinstance(kind, list) else kind
     if kind == "array" and "items" in sub:

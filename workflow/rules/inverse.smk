@@ -6,8 +6,10 @@
 # repeat; the fan-in to the metrics table, the figures and the timings. The methods fit each
 # patient's own body-surface maps: nothing is learned across patients.
 
+from ecgcohort.inverse.jobs import benchmark_patients
+
 INVERSE = config["inverse"]
-INVERSE_PATIENTS = TEST_PATIENTS if INVERSE["patients"] == "test" else PATIENTS
+INVERSE_PATIENTS = benchmark_patients(INVERSE["patients"], PATIENTS)
 INVERSE_SOURCES = INVERSE["dynamics"]["sources"]
 INVERSE_MODEL_SOURCE = "aliev_panfilov"  # ecgcohort.inverse.dynamics.MODEL_SOURCE
 INVERSE_RUNS = [(p, s, m) for p in INVERSE_PATIENTS for s in INVERSE_SOURCES for m in INVERSE["methods"]]
