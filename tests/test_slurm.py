@@ -181,8 +181,9 @@ def test_a_cohort_too_large_for_the_sites_limits_is_refused_before_anything_is_s
                         "test": {"count": 1, "lhs_batch": 1}}
     targets = ["cohort", *(f"results/patients/{patient}/anatomy/electrodes_standard.csv"
                            for patient in ("train-0000", "test-0000"))]
-    for limits, expected in (({"max_submissions": 3}, "would submit 4 cluster jobs, more than cluster.max_submissions = 3"),
-                             ({"max_job_mem_mb": 3000}, "asks for 4,000 MB")):
+    for limits, expected in (
+            ({"max_submissions": 3}, "would submit 4 cluster jobs, more than cluster.max_submissions = 3"),
+            ({"max_job_mem_mb": 3000}, "asks for 4,000 MB")):
         workflow_copy.write_config({**config, "cluster": limits})
         result, _ = through_slurm(workflow_copy, *targets)
         log = result.stdout + result.stderr
@@ -205,15 +206,15 @@ def test_a_killed_group_job_keeps_its_finished_jobs_and_the_rerun_redoes_only_th
     workflow_copy.write_config(config)
     patients = ("train-0000", "test-0000")
     targets = [f"results/patients/{patient}/anatomy/electrodes_standard.csv" for patient in patients]
-    # the cohort and the shape models first, so the group job is the only one running
-    ready, _ = through_slurm(workflow_copy, "results/cohort/cohort.csv", "results/shapes/heart.npz",
-                             "results/shapes/torso.npz")
+    # the cohort and the shape models first (locally: quicker), so the group job is the only one
+    ready = workflow_copy.snakemake("results/cohort/cohort.csv", "results/shapes/heart.npz", "results/shapes/torso.npz")
     assert ready.returncode == 0, ready.stderr[-3000:]
 
     command = [SNAKEMAKE, "--profile", "profiles/slurm", "--workflow-profile", str(CLUSTER / "profile"),
                "--retries", "0", *targets]
-    running = subprocess.Popen(command, cwd=workflow_copy.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
+    # a file, not a pipe: a full pipe would stall Snakemake while the test polls
+    output = (workflow_copy.root / "cancelled-run.log").open("w+")
+    running = subprocess.Popen(command, cwd=workflow_copy.root, stdout=output, stderr=subprocess.STDOUT, text=True)
     parameters = [workflow_copy.root / f"results/patients/{patient}/parameters.json" for patient in patients]
     anatomy = [workflow_copy.root / f"results/patients/{patient}/anatomy/heart.vtp" for patient in patients]
     deadline = time.monotonic() + SNAKEMAKE_TIMEOUT_S
@@ -222,7 +223,10 @@ def test_a_killed_group_job_keeps_its_finished_jobs_and_the_rerun_redoes_only_th
         time.sleep(0.05)
     cancelled = subprocess.run(["scancel", "--user", "root"], capture_output=True, text=True)
     assert cancelled.returncode == 0, cancelled.stderr
-    log, _ = running.communicate(timeout=SNAKEMAKE_TIMEOUT_S)
+    running.wait(timeout=SNAKEMAKE_TIMEOUT_S)
+    output.seek(0)
+    log = output.read()
+    output.close()
     assert running.returncode != 0, log[-3000:]
     assert not any(path.exists() for path in anatomy), "the group job finished before it was cancelled"
 

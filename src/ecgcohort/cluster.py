@@ -38,10 +38,12 @@ class ClusterLimits:
 
 
 def _count_lines(submissions: Sequence[Submission], group_components: Mapping[str, int]) -> list[str]:
-    """The largest shares of the submissions, one phrase each: "patient: 1,000 jobs of 10"."""
+    """The largest shares of the submissions, one phrase each: "patient 1,000 (group-components
+    patient=10)", "sample_cohort 1"."""
     by_kind = Counter(submission.group or submission.rules[0] for submission in submissions)
     shown = by_kind.most_common(4)
-    phrases = [f"{kind} {count:,}" + (f" (group-components {kind}={group_components[kind]})" if kind in group_components else "")
+    phrases = [f"{kind} {count:,}"
+               + (f" (group-components {kind}={group_components[kind]})" if kind in group_components else "")
                for kind, count in shown]
     if len(by_kind) > len(shown):
         phrases.append(f"other {sum(by_kind.values()) - sum(count for _, count in shown):,}")
