@@ -30,7 +30,8 @@ def test_a_plan_within_the_limits_passes_and_one_job_more_is_refused_with_the_nu
     assert "1,003 cluster jobs" in message and "cluster.max_submissions = 1,002" in message
     # where the jobs come from, and the settings that change it
     assert "patient 1,000 (group-components patient=10)" in message
-    assert "--group-components patient=K, now 10" in message
+    # 1,000 group jobs of 10 chains into the 999 submissions the 3 single jobs leave: 11 per job
+    assert "--group-components patient=K, now 10; patient=11 fits" in message
     assert "cohort.train.count" in message
 
 

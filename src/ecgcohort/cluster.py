@@ -57,10 +57,14 @@ def check_cluster_plan(submissions: Sequence[Submission], limits: ClusterLimits,
     change (``group_components`` and ``cores`` are the profile's, named in it)."""
     problems = []
     if len(submissions) > limits.max_submissions:
-        grouped = [kind for kind in group_components if any(s.group == kind for s in submissions)]
-        more = (f"put more of them in one job (--group-components {grouped[0]}=K, now "
-                f"{group_components[grouped[0]]}), " if grouped else
-                "group the per-patient rules (the profile's groups: and group-components:), ")
+        by_group = Counter(s.group for s in submissions if s.group in group_components)
+        if by_group:
+            kind, jobs = by_group.most_common(1)[0]
+            room = limits.max_submissions - (len(submissions) - jobs)
+            fits = (f"; {kind}={-(-jobs * group_components[kind] // room)} fits" if room > 0 else "")
+            more = f"put more in one job (--group-components {kind}=K, now {group_components[kind]}{fits}), "
+        else:
+            more = "group the per-patient rules (the profile's groups: and group-components:), "
         problems.append(
             f"this run would submit {len(submissions):,} cluster jobs, more than cluster.max_submissions = "
             f"{limits.max_submissions:,} ({'; '.join(_count_lines(submissions, group_components))}): "
