@@ -121,6 +121,7 @@ def test_the_inverse_benchmark_runs_on_the_test_patients_all_or_the_first_n(sche
     assert benchmark_patients("all", patients) == patients
     assert benchmark_patients(2, patients) == ["test-0000", "test-0001"]
     assert benchmark_patients(10, patients) == ["test-0000", "test-0001", "test-0002"]
+    assert benchmark_patients(1, ["test-10000", "test-9999"]) == ["test-9999"]
     with pytest.raises(ValueError, match="inverse.patients"):
         benchmark_patients(0, patients)
     assert validate_config({"inverse": {"patients": 20}}, schema)["inverse"]["patients"] == 20
