@@ -53,6 +53,7 @@ include: "workflow/rules/encoding.smk"
 include: "workflow/rules/surrogate.smk"
 include: "workflow/rules/inverse.smk"
 include: "workflow/rules/ecg2act.smk"
+include: "workflow/rules/batches.smk"
 include: "workflow/rules/release.smk"
 include: "workflow/rules/report.smk"
 

@@ -3,13 +3,16 @@ not a test).
 
     .venv/bin/python benchmarks/planning.py --patients 100 1000 --work /tmp/planning
     .venv/bin/python benchmarks/planning.py --config config/paper.yaml --patients 110
+    .venv/bin/python benchmarks/planning.py --patients 1000 10000 --overlay config/large.yaml
 
 For each size, the workflow linked into ``--work`` and planned with the config's
 ``cohort.train.count`` set to 90 % of the patients and ``cohort.test.count`` to the rest, Latin
 hypercube batches of at most 100, then ``snakemake --cores 2 --dry-run --quiet rules`` timed as a
 fresh process: wall clock, peak memory (the process's maximum resident set), jobs planned, and
 per patient; then one job's start-up, what every cluster job pays before its work: the dry run of
-one patient's parameters (reading the Snakefile, the DAG of that job); then the ratio of the
+one patient's parameters (reading the Snakefile, the DAG of that job), or with
+``cluster.patients_per_job`` set (e.g. by ``--overlay config/large.yaml``, merged over ``--config``) of
+the first batch's marker; then the ratio of the
 per-patient times of the largest and the smallest size (1.0: planning grows with the cohort, not
 faster).
 """
@@ -74,16 +77,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="config/config.yaml", help="the config to scale (default: the default)")
     parser.add_argument("--patients", type=int, nargs="+", default=[100, 1000], help="cohort sizes to plan")
+    parser.add_argument("--overlay", default=None, help="a config merged over --config (e.g. config/large.yaml)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/ecgcohort-planning"), help="scratch folder")
     arguments = parser.parse_args()
     config = yaml.safe_load((REPO / arguments.config).read_text())
+    if arguments.overlay:
+        for section, values in yaml.safe_load((REPO / arguments.overlay).read_text()).items():
+            config[section] = {**config.get(section, {}), **values}
     rows = []
     print("| patients | jobs | dry run (s) | per patient (ms) | peak memory (GB) | one job's start-up (s, GB) |\n"
           "|---|---|---|---|---|---|")
     for patients in sorted(arguments.patients):
+        per_job = config.get("cluster", {}).get("patients_per_job")
         scaled = scaled_config(arguments.work, config, patients)
         seconds, peak_gb, jobs = dry_run(arguments.work, scaled)
-        startup_s, startup_gb, _ = dry_run(arguments.work, scaled, "results/patients/train-0000/parameters.json")
+        one_job = (f"results/batches/train-0000-{per_job - 1:04d}.json" if per_job
+                   else "results/patients/train-0000/parameters.json")
+        startup_s, startup_gb, _ = dry_run(arguments.work, scaled, one_job)
         rows.append((patients, seconds))
         print(f"| {patients:,} | {jobs:,} | {seconds:.1f} | {1e3 * seconds / patients:.1f} | {peak_gb:.2f} | "
               f"{startup_s:.1f}, {startup_gb:.2f} |", flush=True)

@@ -282,6 +282,10 @@ def test_two_patients_go_through_every_stage(workflow_copy, workflow_config, rep
     # runs against these results (each tutorial asserts its own key output)
     run_documentation_examples(repo, workflow_copy.root)
 
+    # the same cohort in batches of two patients (cluster.patients_per_job): last, it rewrites
+    # the fan-ins' provenance
+    check_batches_rerun_no_stage(workflow_copy, two_patients(workflow_config))
+
 
 def check_per_patient_readers_equal_the_store(cohort, store, patient_dir) -> None:
     from ecgcohort.dataset import open_patient_mesh
@@ -304,6 +308,47 @@ def check_per_patient_readers_equal_the_store(cohort, store, patient_dir) -> Non
     assert surfaces == [str(s) for s in cohort.surface.values]
     np.testing.assert_array_equal(points_mm, one.sdf_points.values.astype(np.float64) * 1e3)
     np.testing.assert_array_equal(sdf_mm, one.sdf.transpose("sdf_point", "surface").values.astype(np.float64) * 1e3)
+
+
+#: The per-patient rules a batch job runs in its nested Snakemake (workflow/rules/batches.smk).
+CHAIN_RULES = {"patient_parameters", "assemble_anatomy", "place_standard_electrodes", "place_electrodes",
+               "preview_anatomy", "mesh_anatomy", "compute_fibres", "grow_purkinje", "compute_activations",
+               "sample_leadfield_points", "compute_lead_fields", "compute_ecgs", "delineate_ecgs", "sample_sdf",
+               "simulation_bank", "dataset_part"}
+
+
+def check_batches_rerun_no_stage(workflow_copy, config: dict) -> None:
+    """The finished run switched to two patients per job: the outer run plans one batch job per
+    batch and no per-patient stage; the batch jobs' nested runs (the per-stage rules with the
+    same config) find every per-patient file up to date, so none is rewritten; a patient added
+    to the cohort plans its own batch only."""
+    batched = copy.deepcopy(config)
+    batched["cluster"] = {**batched.get("cluster", {}), "patients_per_job": 2}
+    path = workflow_copy.write_config(batched, "config/batches.yaml")
+    plan = workflow_copy.snakemake("all", "--configfile", str(path), "--dry-run", "--quiet", "rules")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    jobs = planned_jobs(plan.stdout + plan.stderr)
+    assert jobs.get("patient_batch") == 2 and not CHAIN_RULES & set(jobs), jobs
+    patients = workflow_copy.root / "results/patients"
+    before = {path: path.stat().st_mtime_ns for path in patients.rglob("*") if path.is_file()}
+    markers = ["results/batches/train-0000-0001.json", "results/batches/test-0000-0001.json"]
+    ran = workflow_copy.snakemake(*markers, "--configfile", str(path))
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert planned_jobs(ran.stdout + ran.stderr) == {"patient_batch": 2}
+    for marker in markers:
+        record = json.loads((workflow_copy.root / marker).read_text())
+        assert record["patients"] == [record["batch"].rsplit("-", 2)[0] + "-0000"], record
+        nested = (workflow_copy.root / "results/logs/batches" / f"{record['batch']}.nested.log").read_text()
+        assert "Nothing to be done" in nested, nested[-2000:]
+    assert {path: path.stat().st_mtime_ns for path in patients.rglob("*") if path.is_file()} == before
+    # a second training patient: its batch (train-0000-0001) re-runs, the test patients' does not
+    grown = copy.deepcopy(batched)
+    grown["cohort"]["train"] = {"count": 2, "lhs_batch": 1}
+    path = workflow_copy.write_config(grown, "config/batches-grown.yaml")
+    plan = workflow_copy.snakemake("all", "--configfile", str(path), "--dry-run")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert planned_jobs(plan.stdout + plan.stderr).get("patient_batch") == 1
+    assert "output: results/batches/train-0000-0001.json" in plan.stdout + plan.stderr
 
 
 def planned_jobs(output: str) -> dict[str, int]:

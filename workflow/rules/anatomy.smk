@@ -115,5 +115,5 @@ rule preview_anatomy:
 rule anatomy:
     """Target: every patient's surfaces, electrodes and preview."""
     input:
-        lambda wildcards: expand(rules.place_electrodes.output.electrodes, patient=PATIENTS),
-        lambda wildcards: expand(rules.preview_anatomy.output.preview, patient=PATIENTS),
+        lambda wildcards: chain_targets(rules.place_electrodes.output.electrodes, PATIENTS),
+        lambda wildcards: chain_targets(rules.preview_anatomy.output.preview, PATIENTS),

@@ -47,4 +47,4 @@ rule cohort:
     """Target: the cohort table and every patient's parameters."""
     input:
         rules.sample_cohort.output,
-        lambda wildcards: expand(rules.patient_parameters.output.parameters, patient=PATIENTS),
+        lambda wildcards: chain_targets(rules.patient_parameters.output.parameters, PATIENTS),

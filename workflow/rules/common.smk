@@ -1,3 +1,4 @@
+from ecgcohort.batches import BATCH_ID_PATTERN, patient_batches
 from ecgcohort.cluster import ClusterLimits, ClusterPlanError, Submission, check_cluster_plan
 from ecgcohort.cohort import design_from_config, patient_ids, patient_record
 from ecgcohort.cohort.sampling import PATIENT_ID_PATTERN
@@ -5,11 +6,79 @@ from ecgcohort.learning.splits import validation_split
 
 COHORT = design_from_config(config["cohort"])
 PATIENTS = patient_ids(COHORT)
+# cluster.patients_per_job (workflow/rules/batches.smk): null, every stage of every patient its
+# own job; K, the data chains of K patients as one job, the rules downstream taking its marker
+PATIENTS_PER_JOB = config["cluster"]["patients_per_job"]
+BATCHES = patient_batches(PATIENTS, PATIENTS_PER_JOB) if PATIENTS_PER_JOB else {}
+BATCH_OF = {patient: batch for batch, members in BATCHES.items() for patient in members}
 
 
 wildcard_constraints:
     patient=PATIENT_ID_PATTERN,
     organ="heart|torso",
+    batch=BATCH_ID_PATTERN,
+
+
+def batch_marker(batch):
+    """The file a finished batch job leaves (workflow/rules/batches.smk)."""
+    return f"results/batches/{batch}.json"
+
+
+class ChainInputs:
+    """A rule's inputs from the per-patient data chains, by name: a path template with
+    ``{patient}`` (the job's own patient's file) or ``(template, patients)`` (a fan-in's files; the
+    patients a list or a function of no arguments). Templates may be lists. Rules use
+    ``input: unpack(spec.input)`` and ``params: chain=spec.params``, scripts
+    ``ecgcohort.batches.resolved_inputs(snakemake.input, snakemake.params.chain)``: with every stage
+    its own job the inputs are the files and ``chain`` is empty; with patients per job the inputs
+    are the markers of the batches holding those patients and ``chain`` names the files."""
+
+    def __init__(self, **named):
+        self.named = named
+
+    def _patients(self, spec, wildcards):
+        if not isinstance(spec, tuple):
+            return [wildcards.patient]
+        patients = spec[1]
+        return list(patients() if callable(patients) else patients)
+
+    def files(self, wildcards):
+        files = {}
+        for name, spec in self.named.items():
+            template = spec[0] if isinstance(spec, tuple) else spec
+            expanded = expand(template, patient=self._patients(spec, wildcards))
+            files[name] = expanded[0] if isinstance(template, str) and not isinstance(spec, tuple) else expanded
+        return files
+
+    def input(self, wildcards):
+        if not PATIENTS_PER_JOB:
+            return self.files(wildcards)
+        patients = {patient for spec in self.named.values() for patient in self._patients(spec, wildcards)}
+        return {"chain_batches": sorted({batch_marker(BATCH_OF[patient]) for patient in patients})}
+
+    def params(self, wildcards):
+        return self.files(wildcards) if PATIENTS_PER_JOB else {}
+
+
+# the per-patient rules a batch runs: their outputs for each of its patients are its targets
+CHAIN_RULES = ("patient_parameters", "assemble_anatomy", "place_standard_electrodes", "place_electrodes",
+               "preview_anatomy", "mesh_anatomy", "compute_fibres", "grow_purkinje", "compute_activations",
+               "sample_leadfield_points", "compute_lead_fields", "compute_ecgs", "delineate_ecgs", "sample_sdf",
+               "simulation_bank", "dataset_part")
+
+
+def batch_targets(wildcards):
+    """Every file of the batch's data chains."""
+    templates = [str(template) for name in CHAIN_RULES for template in getattr(rules, name).output]
+    return expand(templates, patient=BATCHES[wildcards.batch], chunk=LEADFIELD_CHUNKS)
+
+
+def chain_targets(template, patients):
+    """A target rule's files of the data chains: ``template`` over ``patients``, or with patients
+    per job the markers of their batches."""
+    if PATIENTS_PER_JOB:
+        return sorted({batch_marker(BATCH_OF[patient]) for patient in patients})
+    return expand(template, patient=patients)
 
 
 def patient_record_params(wildcards):
@@ -53,6 +122,17 @@ def data_config(config):
     data = {key: value for key, value in config.items() if key not in DOWNSTREAM_SECTIONS}
     data["encoding"] = {"sdf": config["encoding"]["sdf"]}
     return data
+
+
+def chain_config(config):
+    """What the per-patient data chains read besides each patient's own row (a batch job re-runs
+    when it changes): the data config without the cohort's design (its seed only), the ECG
+    delineation and the ECG -> activation banks' settings."""
+    chain = data_config(config)
+    chain["cohort"] = {"seed": config["cohort"]["seed"]}
+    chain["realism"] = {key: config["realism"][key] for key in ("judged_as", "delineation", "features")}
+    chain["ecg2act"] = {key: config["ecg2act"][key] for key in ("bank", "bank_mesh")}
+    return chain
 
 
 def shape_role(wildcards):
@@ -105,18 +185,29 @@ def bank_mesh_params(config):
             "fibre_angles": config["fibers"], "conductivities": config["leadfield"]["conductivity_s_per_m"]}
 
 
+def _inverse_truth_chain(wildcards):
+    """The data-chain part of the inverse ground truth's inputs (heart_surface_dynamics)."""
+    patient = "results/patients/{patient}"
+    named = {"anatomy": f"{patient}/anatomy/anatomy.json"}
+    if wildcards.source != "aliev_panfilov":  # ecgcohort.inverse.dynamics.MODEL_SOURCE
+        named.update(mesh=f"{patient}/mesh/mesh.msh", fibres=f"{patient}/fibres/fibres.npz",
+                     electrodes=f"{patient}/anatomy/electrodes_standard.csv",
+                     activation=f"{patient}/activation/{wildcards.source}.npz")
+    return ChainInputs(**named)
+
+
 def inverse_truth_inputs(wildcards):
     """Inputs of the inverse benchmark's ground truth (heart_surface_dynamics in inverse.smk) -
     the model source reads the surfaces, the patient's own transfer matrix and the anatomy;
     a cohort scenario its map, the mesh and fibres it lives on and the standard electrodes (the
     reciprocity check) - not the store or the other electrodes."""
-    patient = f"results/patients/{wildcards.patient}"
     inputs = {"surfaces": f"results/inverse/{wildcards.patient}/surfaces.npz",
-              "anatomy": f"{patient}/anatomy/anatomy.json"}
-    if wildcards.source == "aliev_panfilov":  # ecgcohort.inverse.dynamics.MODEL_SOURCE
+              **_inverse_truth_chain(wildcards).input(wildcards)}
+    if wildcards.source == "aliev_panfilov":
         inputs["transfer"] = f"results/inverse/{wildcards.patient}/transfer.npz"
-    else:
-        inputs.update(mesh=f"{patient}/mesh/mesh.msh", fibres=f"{patient}/fibres/fibres.npz",
-                      electrodes=f"{patient}/anatomy/electrodes_standard.csv",
-                      activation=f"{patient}/activation/{wildcards.source}.npz")
     return inputs
+
+
+def inverse_truth_chain(wildcards):
+    """``params.chain`` of the inverse ground truth (see :class:`ChainInputs`)."""
+    return _inverse_truth_chain(wildcards).params(wildcards)

@@ -11,13 +11,19 @@ CONVERGENCE_PATIENTS = [patient for entry in CONVERGENCE["patients"]
 CONVERGENCE_LEVELS = list(range(len(CONVERGENCE["levels"])))
 
 
+CONVERGENCE_POINTS_CHAIN = ChainInputs(
+    heart=rules.assemble_anatomy.output.heart,
+    torso=rules.assemble_anatomy.output.torso,
+)
+
+
 rule convergence_points:
     input:
-        heart=rules.assemble_anatomy.output.heart,
-        torso=rules.assemble_anatomy.output.torso,
+        unpack(CONVERGENCE_POINTS_CHAIN.input),
     output:
         points="results/convergence/{patient}/points.npz",
     params:
+        chain=CONVERGENCE_POINTS_CHAIN.params,
         seed=config["cohort"]["seed"],
         settings={key: CONVERGENCE[key] for key in ("myocardium_points", "torso_points", "min_depth_mm",
                                                      "torso_shell_mm")},
@@ -35,19 +41,25 @@ rule convergence_points:
         "../scripts/convergence_points.py"
 
 
+CONVERGENCE_LEVEL_CHAIN = ChainInputs(
+    heart=rules.assemble_anatomy.output.heart,
+    torso=rules.assemble_anatomy.output.torso,
+    # the 12-lead electrodes only: the anterior array's count re-runs no level
+    electrodes=rules.place_standard_electrodes.output.electrodes,
+    junctions=rules.grow_purkinje.output.junctions,
+)
+
+
 rule convergence_level:
     input:
-        heart=rules.assemble_anatomy.output.heart,
-        torso=rules.assemble_anatomy.output.torso,
+        unpack(CONVERGENCE_LEVEL_CHAIN.input),
         heart_model="results/shapes/heart.npz",
         torso_model="results/shapes/torso.npz",
-        # the 12-lead electrodes only: the anterior array's count re-runs no level
-        electrodes=rules.place_standard_electrodes.output.electrodes,
-        junctions=rules.grow_purkinje.output.junctions,
         points=rules.convergence_points.output.points,
     output:
         level="results/convergence/{patient}/level-{level}.npz",
     params:
+        chain=CONVERGENCE_LEVEL_CHAIN.params,
         level=lambda wildcards: CONVERGENCE["levels"][int(wildcards.level)],
         physics={
             # the levels' own element sizes replace the cohort's: changing those re-runs no level

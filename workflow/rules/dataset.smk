@@ -29,15 +29,21 @@ rule dataset_part:
         "../scripts/dataset_part.py"
 
 
+ASSEMBLE_DATASET_CHAIN = ChainInputs(
+    parts=(rules.dataset_part.output.part, PATIENTS),
+)
+
+
 rule assemble_dataset:
     """The cohort store from the parts: root metadata written, each part's shards hard-linked
     into place (no array bytes rewritten), metadata consolidated, the dataset card."""
     input:
-        parts=lambda wildcards: expand(rules.dataset_part.output.part, patient=PATIENTS),
+        unpack(ASSEMBLE_DATASET_CHAIN.input),
     output:
         store=directory("results/dataset/cohort.zarr"),
         card="results/dataset/README.md",
     params:
+        chain=ASSEMBLE_DATASET_CHAIN.params,
         # the data half of the validated config is the dataset's provenance: a change there
         # re-assembles it; the downstream sections (models trained from it, the realism measure) do not
         config=data_config(config),

@@ -35,4 +35,4 @@ rule compute_ecgs:
 rule ecgs:
     """Target: every patient's ECG (unipolar and 12 leads, FEM and pseudo lead field) per scenario."""
     input:
-        lambda wildcards: expand(rules.compute_ecgs.output, patient=PATIENTS),
+        lambda wildcards: chain_targets(list(rules.compute_ecgs.output), PATIENTS),

@@ -46,16 +46,22 @@ rule simulation_bank:
         "../scripts/simulation_bank.py"
 
 
+TRAIN_ECG2ACT_CHAIN = ChainInputs(
+    banks=(rules.simulation_bank.output.bank, TRAIN_PATIENTS),
+)
+
+
 rule train_ecg2act:
     input:
+        unpack(TRAIN_ECG2ACT_CHAIN.input),
         # the training patients' banks only: the test patients are the held-out split
-        banks=lambda wildcards: expand(rules.simulation_bank.output.bank, patient=TRAIN_PATIENTS),
     output:
         model="results/ecg2act/network-{network}/model.pt",
         losses="results/ecg2act/network-{network}/losses.csv",
         plot=report("results/ecg2act/network-{network}/losses.png", caption=caption("ecg2act_losses"),
                     category="ECG to activation", subcategory="Training", labels={"network": "{network}"}),
     params:
+        chain=TRAIN_ECG2ACT_CHAIN.params,
         section=lambda wildcards: ecg2act_network_section(ECG2ACT, wildcards.network),
         # checkpoints for resuming a killed job; not an output, so a rerun finds them
         workdir="results/ecg2act/network-{network}/checkpoints",
@@ -74,11 +80,16 @@ rule train_ecg2act:
         "../scripts/train_ecg2act.py"
 
 
+EVALUATE_ECG2ACT_CHAIN = ChainInputs(
+    train_banks=(rules.simulation_bank.output.bank, TRAIN_PATIENTS),
+    test_banks=(rules.simulation_bank.output.bank, TEST_PATIENTS),
+)
+
+
 rule evaluate_ecg2act:
     input:
+        unpack(EVALUATE_ECG2ACT_CHAIN.input),
         models=expand(rules.train_ecg2act.output.model, network=ECG2ACT_NETWORKS),
-        train_banks=lambda wildcards: expand(rules.simulation_bank.output.bank, patient=TRAIN_PATIENTS),
-        test_banks=lambda wildcards: expand(rules.simulation_bank.output.bank, patient=TEST_PATIENTS),
     output:
         metrics=report("results/ecg2act/metrics.csv", caption=caption("ecg2act_metrics"),
                        category="ECG to activation", subcategory="Evaluation", labels={"table": "metrics"}),
@@ -90,6 +101,7 @@ rule evaluate_ecg2act:
         overlays=report("results/ecg2act/vm_overlays.png", caption=caption("ecg2act_overlays"),
                         category="ECG to activation", subcategory="Evaluation", labels={"figure": "Fig. 4a-c"}),
     params:
+        chain=EVALUATE_ECG2ACT_CHAIN.params,
         networks=ECG2ACT_NETWORKS,
     log:
         "results/logs/ecg2act/evaluate_ecg2act.log",

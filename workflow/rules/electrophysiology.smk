@@ -74,5 +74,5 @@ rule compute_activations:
 rule activations:
     """Target: every patient's Purkinje trees and activation map per scenario, with previews."""
     input:
-        lambda wildcards: expand(rules.grow_purkinje.output, patient=PATIENTS),
-        lambda wildcards: expand(rules.compute_activations.output, patient=PATIENTS),
+        lambda wildcards: chain_targets(list(rules.grow_purkinje.output), PATIENTS),
+        lambda wildcards: chain_targets(list(rules.compute_activations.output), PATIENTS),

@@ -37,13 +37,19 @@ rule sample_sdf:
         "../scripts/sample_sdf.py"
 
 
+PCA_CODES_CHAIN = ChainInputs(
+    parameters=(rules.patient_parameters.output.parameters, PATIENTS),
+)
+
+
 rule pca_codes:
     input:
-        parameters=lambda wildcards: expand(rules.patient_parameters.output.parameters, patient=PATIENTS),
+        unpack(PCA_CODES_CHAIN.input),
     output:
         codes="results/encoding/pca/codes.csv",
         sidecar="results/encoding/pca/codes.json",
     params:
+        chain=PCA_CODES_CHAIN.params,
         include_translation=config["encoding"]["pca"]["include_translation"],
     log:
         "results/logs/encoding/pca_codes.log",
@@ -59,16 +65,22 @@ rule pca_codes:
         "../scripts/pca_codes.py"
 
 
+SHAPE_MODEL_CHAIN = ChainInputs(
+    samples=(rules.sample_sdf.output.sdf, SHAPE_FIT_PATIENTS),
+)
+
+
 rule train_shape_model:
     input:
+        unpack(SHAPE_MODEL_CHAIN.input),
         # the fitting patients' samples only: the validation patients are held out of training
-        samples=lambda wildcards: expand(rules.sample_sdf.output.sdf, patient=SHAPE_FIT_PATIENTS),
     output:
         model="results/encoding/deepsdf/model.pt",
         losses="results/encoding/deepsdf/losses.csv",
         plot=report("results/encoding/deepsdf/losses.png", caption=caption("deepsdf_losses"),
                     category="Geometry encodings", subcategory="DeepSDF training", labels={"figure": "losses"}),
     params:
+        chain=SHAPE_MODEL_CHAIN.params,
         deepsdf={key: value for key, value in DEEPSDF.items() if key not in ("inference", "evaluation")},
         fit_patients=SHAPE_FIT_PATIENTS,
         validation_patients=SHAPE_VALIDATION_PATIENTS,
@@ -90,13 +102,19 @@ rule train_shape_model:
         "../scripts/train_shape_model.py"
 
 
+INFER_SHAPE_CODE_CHAIN = ChainInputs(
+    samples=rules.sample_sdf.output.sdf,
+)
+
+
 rule infer_shape_code:
     input:
-        samples=rules.sample_sdf.output.sdf,
+        unpack(INFER_SHAPE_CODE_CHAIN.input),
         model=rules.train_shape_model.output.model,
     output:
         code="results/encoding/deepsdf/codes/{patient}.json",
     params:
+        chain=INFER_SHAPE_CODE_CHAIN.params,
         deepsdf={key: value for key, value in DEEPSDF.items() if key != "evaluation"},
         seed=config["cohort"]["seed"],
         role=shape_role,
@@ -137,16 +155,22 @@ rule shape_codes:
         "../scripts/shape_codes.py"
 
 
+EVALUATE_SHAPE_CODE_CHAIN = ChainInputs(
+    heart=rules.assemble_anatomy.output.heart,
+    torso=rules.assemble_anatomy.output.torso,
+)
+
+
 rule evaluate_shape_code:
     input:
+        unpack(EVALUATE_SHAPE_CODE_CHAIN.input),
         model=rules.train_shape_model.output.model,
         codes=rules.shape_codes.output.codes,
-        heart=rules.assemble_anatomy.output.heart,
-        torso=rules.assemble_anatomy.output.torso,
     output:
         chamfer="results/encoding/deepsdf/chamfer/{patient}.json",
         slices="results/encoding/deepsdf/chamfer/{patient}.png",
     params:
+        chain=EVALUATE_SHAPE_CODE_CHAIN.params,
         deepsdf=DEEPSDF,
         role=shape_role,
     log:
@@ -190,7 +214,7 @@ rule evaluate_shape_model:
 rule encodings:
     """Target: SDF samples, PCA codes, the DeepSDF model, every patient's code and the Chamfer table."""
     input:
-        lambda wildcards: expand(rules.sample_sdf.output, patient=PATIENTS),
+        lambda wildcards: chain_targets(list(rules.sample_sdf.output), PATIENTS),
         rules.pca_codes.output,
         rules.train_shape_model.output,
         rules.shape_codes.output,

@@ -24,4 +24,4 @@ rule compute_fibres:
 rule fibres:
     """Target: every patient's fibres, ventricular coordinates and fibre preview."""
     input:
-        lambda wildcards: expand(rules.compute_fibres.output, patient=PATIENTS),
+        lambda wildcards: chain_targets(list(rules.compute_fibres.output), PATIENTS),

@@ -29,17 +29,23 @@ wildcard_constraints:
     mismatch="[a-z][a-z0-9_]*",
 
 
+# the electrodes are the measurement points only with inverse.body.source "electrodes"
+INVERSE_SURFACES_CHAIN = ChainInputs(
+    mesh=rules.mesh_anatomy.output.mesh,
+    **({"electrodes": rules.place_electrodes.output.electrodes} if INVERSE["body"]["source"] == "electrodes" else {}),
+)
+
+
 rule inverse_surfaces:
     """A patient's closed heart surface remeshed and its measurement points."""
     input:
-        mesh=rules.mesh_anatomy.output.mesh,
-        # the electrodes are the measurement points only with inverse.body.source "electrodes"
-        electrodes=rules.place_electrodes.output.electrodes if INVERSE["body"]["source"] == "electrodes" else [],
+        unpack(INVERSE_SURFACES_CHAIN.input),
     output:
         surfaces="results/inverse/{patient}/surfaces.npz",
         preview=report("results/inverse/{patient}/surfaces.png", caption=caption("inverse_surfaces"),
                        category="Inverse ECG", subcategory="Surfaces", labels={"patient": "{patient}"}),
     params:
+        chain=INVERSE_SURFACES_CHAIN.params,
         heart_nodes=INVERSE["heart_nodes"],
         heart_offset_mm=INVERSE["heart_offset_mm"],
         body=INVERSE["body"],
@@ -57,16 +63,22 @@ rule inverse_surfaces:
         "../scripts/inverse_surfaces.py"
 
 
+TRANSFER_MATRIX_CHAIN = ChainInputs(
+    mesh=rules.mesh_anatomy.output.mesh,
+)
+
+
 rule transfer_matrix:
     """R of the patient's own mesh: the Aliev-Panfilov source's body maps are made with it."""
     input:
-        mesh=rules.mesh_anatomy.output.mesh,
+        unpack(TRANSFER_MATRIX_CHAIN.input),
         surfaces=rules.inverse_surfaces.output.surfaces,
     output:
         transfer="results/inverse/{patient}/transfer.npz",
         preview=report("results/inverse/{patient}/transfer.png", caption=caption("inverse_transfer"),
                        category="Inverse ECG", subcategory="Transfer matrices", labels={"patient": "{patient}"}),
     params:
+        chain=TRANSFER_MATRIX_CHAIN.params,
         heart_offset_mm=INVERSE["heart_offset_mm"],
         transfer=INVERSE["transfer"],
     log:
@@ -83,15 +95,21 @@ rule transfer_matrix:
         "../scripts/transfer_matrix.py"
 
 
+INVERSION_MODEL_CHAIN = ChainInputs(
+    mesh=rules.mesh_anatomy.output.mesh,
+)
+
+
 rule inversion_model:
     """The inversion's own model of a patient under one mismatch: the heart surface moved, the
     body surface remeshed, the torso between them meshed again, R."""
     input:
+        unpack(INVERSION_MODEL_CHAIN.input),
         surfaces=rules.inverse_surfaces.output.surfaces,
-        mesh=rules.mesh_anatomy.output.mesh,
     output:
         model="results/inverse/{patient}/models/{mismatch}.npz",
     params:
+        chain=INVERSION_MODEL_CHAIN.params,
         section=lambda wildcards: INVERSE["mismatches"][wildcards.mismatch],
         seed=config["cohort"]["seed"],
         inversion=INVERSE["inversion"],
@@ -120,6 +138,7 @@ rule heart_surface_dynamics:
                        category="Inverse ECG", subcategory="Ground truth",
                        labels={"patient": "{patient}", "source": "{source}"}),
     params:
+        chain=inverse_truth_chain,
         dynamics=INVERSE["dynamics"],
         cycle_length_ms=config["electrophysiology"]["action_potential"]["cycle_length_ms"],
         template_cache_dir="results/cache/action_potential",

@@ -69,5 +69,5 @@ rule compute_lead_fields:
 rule leadfields:
     """Target: every patient's lead-field sample points and lead-field chunks."""
     input:
-        lambda wildcards: expand(rules.sample_leadfield_points.output.points, patient=PATIENTS),
-        lambda wildcards: expand(rules.compute_lead_fields.output.chunk, patient=PATIENTS, chunk=LEADFIELD_CHUNKS),
+        lambda wildcards: chain_targets(rules.sample_leadfield_points.output.points, PATIENTS),
+        lambda wildcards: chain_targets(expand(rules.compute_lead_fields.output.chunk, patient='{patient}', chunk=LEADFIELD_CHUNKS), PATIENTS),

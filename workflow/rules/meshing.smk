@@ -26,4 +26,4 @@ rule mesh_anatomy:
 rule meshes:
     """Target: every patient's tagged tetrahedral mesh and its quality report."""
     input:
-        lambda wildcards: expand(rules.mesh_anatomy.output, patient=PATIENTS),
+        lambda wildcards: chain_targets(list(rules.mesh_anatomy.output), PATIENTS),

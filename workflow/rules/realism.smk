@@ -41,10 +41,15 @@ rule delineate_ecgs:
         "../scripts/delineate_ecgs.py"
 
 
+REALISM_SUMMARY_CHAIN = ChainInputs(
+    features=(rules.delineate_ecgs.output.features, PATIENTS),
+    anatomy=(rules.assemble_anatomy.output.summary, PATIENTS),
+)
+
+
 rule realism_summary:
     input:
-        features=lambda wildcards: expand(rules.delineate_ecgs.output.features, patient=PATIENTS),
-        anatomy=lambda wildcards: expand(rules.assemble_anatomy.output.summary, patient=PATIENTS),
+        unpack(REALISM_SUMMARY_CHAIN.input),
     output:
         features=report("results/ecg/features.csv", caption=caption("realism_features"), category="ECG realism",
                         subcategory="Summary", labels={"table": "features per beat"}),
@@ -58,6 +63,7 @@ rule realism_summary:
         distributions=report("results/ecg/feature_distributions.png", caption=caption("realism_distributions"),
                              category="ECG realism", subcategory="Summary", labels={"figure": "feature distributions"}),
     params:
+        chain=REALISM_SUMMARY_CHAIN.params,
         criteria={"healthy": REALISM["healthy"], "lbbb": REALISM["lbbb"]},
     log:
         "results/logs/realism/realism_summary.log",
@@ -77,4 +83,4 @@ rule realism:
     """Target: every beat delineated and judged, the pass rates, distributions and clinical 12-leads."""
     input:
         rules.realism_summary.output,
-        lambda wildcards: expand(rules.delineate_ecgs.output, patient=PATIENTS),
+        lambda wildcards: chain_targets(list(rules.delineate_ecgs.output), PATIENTS),

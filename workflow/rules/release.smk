@@ -6,16 +6,22 @@
 RELEASE = config["release"]
 
 
+RELEASE_CHAIN = ChainInputs(
+    anatomy=(rules.assemble_anatomy.output.summary, PATIENTS),
+    banks=(rules.simulation_bank.output.bank, PATIENTS if RELEASE["llnl"] else []),
+)
+
+
 rule release_cohort:
     input:
+        unpack(RELEASE_CHAIN.input),
         store=rules.assemble_dataset.output.store,
-        anatomy=lambda wildcards: expand("results/patients/{patient}/anatomy/anatomy.json", patient=PATIENTS),
         features=rules.realism_summary.output.features,
         criteria=rules.realism_summary.output.criteria,
-        banks=lambda wildcards: expand(rules.simulation_bank.output.bank, patient=PATIENTS) if RELEASE["llnl"] else [],
     output:
         release=directory("results/release"),
     params:
+        chain=RELEASE_CHAIN.params,
         patients=PATIENTS,
         metadata={key: RELEASE[key] for key in ("name", "version", "license", "url", "citation", "creator")},
         shard_mb=RELEASE["shard_mb"],

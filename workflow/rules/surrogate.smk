@@ -12,15 +12,19 @@ wildcard_constraints:
     target="full|pseudo_residual",
 
 
+TRAIN_SURROGATE_CHAIN = ChainInputs(
+    points=(rules.sample_leadfield_points.output.points, TRAIN_PATIENTS),
+    electrodes=(rules.place_electrodes.output.electrodes, TRAIN_PATIENTS),
+    fibres=(rules.compute_fibres.output.fibres, TRAIN_PATIENTS),
+    chunks=(expand("results/patients/{{patient}}/leadfield/chunk-{chunk}.npz", chunk=LEADFIELD_CHUNKS), TRAIN_PATIENTS),
+)
+
+
 rule train_surrogate:
     input:
+        unpack(TRAIN_SURROGATE_CHAIN.input),
         # the training patients' lead-field files, not the assembled store: a scenario, a test
         # patient or a shape-only change trains no surrogate again
-        points=lambda wildcards: expand(rules.sample_leadfield_points.output.points, patient=TRAIN_PATIENTS),
-        electrodes=lambda wildcards: expand(rules.place_electrodes.output.electrodes, patient=TRAIN_PATIENTS),
-        fibres=lambda wildcards: expand(rules.compute_fibres.output.fibres, patient=TRAIN_PATIENTS),
-        chunks=lambda wildcards: expand("results/patients/{patient}/leadfield/chunk-{chunk}.npz",
-                                        patient=TRAIN_PATIENTS, chunk=LEADFIELD_CHUNKS),
         codes=lambda wildcards: CODES[wildcards.encoding],
     output:
         model="results/surrogate/{encoding}/{target}/model.pt",
@@ -29,6 +33,7 @@ rule train_surrogate:
                     category="Lead-field surrogate", subcategory="Training",
                     labels={"encoding": "{encoding}", "target": "{target}", "figure": "losses"}),
     params:
+        chain=TRAIN_SURROGATE_CHAIN.params,
         section=surrogate_network_section(SURROGATE),
         patients=TRAIN_PATIENTS,
         sigma0=config["leadfield"]["conductivity_s_per_m"]["torso"],
@@ -49,16 +54,22 @@ rule train_surrogate:
         "../scripts/train_surrogate.py"
 
 
+EVALUATE_SURROGATE_CHAIN = ChainInputs(
+    part=rules.dataset_part.output.part,
+)
+
+
 rule evaluate_surrogate:
     input:
+        unpack(EVALUATE_SURROGATE_CHAIN.input),
         # the test patient's own part, not the assembled store: another patient's data is not read
-        part=rules.dataset_part.output.part,
         model=rules.train_surrogate.output.model,
         codes=lambda wildcards: CODES[wildcards.encoding],
     output:
         summary="results/surrogate/{encoding}/{target}/evaluation/{patient}.json",
         errors="results/surrogate/{encoding}/{target}/evaluation/{patient}.npz",
     params:
+        chain=EVALUATE_SURROGATE_CHAIN.params,
         evaluation=SURROGATE["evaluation"],
         conductivities=config["leadfield"]["conductivity_s_per_m"],
         duration_ms=config["ecg"]["duration_ms"],
@@ -90,11 +101,16 @@ DATASET_LEVEL = next((k for k, level in enumerate(CONVERGENCE["levels"][:-1])
 GROUND_TRUTH_PATIENTS = [p for p in TEST_PATIENTS if p in CONVERGENCE_PATIENTS] if DATASET_LEVEL is not None else []
 
 
+SURROGATE_GROUND_TRUTH_CHAIN = ChainInputs(
+    electrodes=rules.place_electrodes.output.electrodes,
+    chunks=expand("results/patients/{{patient}}/leadfield/chunk-{chunk}.npz", chunk=LEADFIELD_CHUNKS),
+)
+
+
 rule surrogate_ground_truth:
     input:
+        unpack(SURROGATE_GROUND_TRUTH_CHAIN.input),
         # the electrodes as the surrogate saw them (not the patient's part: a scenario leaves it alone)
-        electrodes=rules.place_electrodes.output.electrodes,
-        chunks=expand("results/patients/{{patient}}/leadfield/chunk-{chunk}.npz", chunk=LEADFIELD_CHUNKS),
         model=rules.train_surrogate.output.model,
         codes=lambda wildcards: CODES[wildcards.encoding],
         points=rules.convergence_points.output.points,
@@ -103,6 +119,7 @@ rule surrogate_ground_truth:
     output:
         summary="results/surrogate/{encoding}/{target}/ground_truth/{patient}.json",
     params:
+        chain=SURROGATE_GROUND_TRUTH_CHAIN.params,
         device=SURROGATE["evaluation"]["device"],
     wildcard_constraints:
         patient="|".join(GROUND_TRUTH_PATIENTS) or "no-patient",

@@ -2,11 +2,13 @@
 
 import torch
 
+from ecgcohort.batches import resolved_inputs
 from ecgcohort.encoding.jobs import evaluate_shape_code_job
 from ecgcohort.logs import logging_to
 
 with logging_to(snakemake.log[0]):
+    inputs = resolved_inputs(snakemake.input, snakemake.params.chain)
     torch.set_num_threads(snakemake.threads)
-    evaluate_shape_code_job(snakemake.wildcards.patient, snakemake.params.role, snakemake.input.model,
-                            snakemake.input.codes, snakemake.input.heart, snakemake.input.torso,
+    evaluate_shape_code_job(snakemake.wildcards.patient, snakemake.params.role, inputs.model,
+                            inputs.codes, inputs.heart, inputs.torso,
                             dict(snakemake.params.deepsdf), snakemake.output.chamfer, snakemake.output.slices)

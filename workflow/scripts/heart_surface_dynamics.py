@@ -1,10 +1,11 @@
 """Snakemake adapter: the ground truth of one source (see ecgcohort.inverse)."""
 
+from ecgcohort.batches import resolved_inputs
 from ecgcohort.inverse.jobs import heart_surface_dynamics_job
 from ecgcohort.logs import logging_to
 
 with logging_to(snakemake.log[0]):
-    inputs = snakemake.input
+    inputs = resolved_inputs(snakemake.input, snakemake.params.chain)
     scenario = None if "activation" not in inputs.keys() else {
         "mesh": inputs.mesh, "fibres": inputs.fibres, "activation": inputs.activation, "electrodes": inputs.electrodes,
         **dict(snakemake.params.leadfield)}

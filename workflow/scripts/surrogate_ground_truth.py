@@ -3,14 +3,16 @@ patient (see ecgcohort.surrogate)."""
 
 import torch
 
+from ecgcohort.batches import resolved_inputs
 from ecgcohort.logs import logging_to
 from ecgcohort.surrogate.jobs import surrogate_ground_truth_job
 
 with logging_to(snakemake.log[0]):
+    inputs = resolved_inputs(snakemake.input, snakemake.params.chain)
     torch.set_num_threads(snakemake.threads)
     surrogate_ground_truth_job(
-        patient=snakemake.wildcards.patient, electrodes_csv=snakemake.input.electrodes,
-        leadfield_chunks=list(snakemake.input.chunks), model_path=snakemake.input.model,
-        codes_csv=snakemake.input.codes, points_npz=snakemake.input.points,
-        dataset_level_npz=snakemake.input.dataset_level, reference_level_npz=snakemake.input.reference_level,
+        patient=snakemake.wildcards.patient, electrodes_csv=inputs.electrodes,
+        leadfield_chunks=list(inputs.chunks), model_path=inputs.model,
+        codes_csv=inputs.codes, points_npz=inputs.points,
+        dataset_level_npz=inputs.dataset_level, reference_level_npz=inputs.reference_level,
         device=snakemake.params.device, out_json=snakemake.output.summary)

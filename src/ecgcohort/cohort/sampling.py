@@ -19,6 +19,7 @@ hypercube, and only which patient gets which value changes.
 
 from __future__ import annotations
 
+import functools
 import json
 import zlib
 from dataclasses import dataclass
@@ -137,16 +138,24 @@ def patient_ids(design: CohortDesign, split: str | None = None) -> list[str]:
 
 
 def _unit_batch(design: CohortDesign, split: str, batch: int) -> np.ndarray:
-    """Batch ``batch`` of ``split``: an exact Latin hypercube on [0, 1)^d, shape (lhs_batch, d)."""
-    stream = np.random.default_rng([design.seed, SPLITS.index(split), batch])
+    """Batch ``batch`` of ``split``: an exact Latin hypercube on [0, 1)^d, shape (lhs_batch, d),
+    read-only (computed once per batch: planning a cohort asks for every patient's row)."""
+    return _latin_hypercube(design.seed, SPLITS.index(split), batch, design.splits[split].lhs_batch,
+                            design.dimensions, design.size_coupling)
+
+
+@functools.lru_cache(maxsize=256)
+def _latin_hypercube(seed: int, split_index: int, batch: int, size: int, dimensions: tuple[Dimension, ...],
+                     size_coupling: SizeCoupling | None) -> np.ndarray:
     from scipy.stats import qmc
 
-    sampler = qmc.LatinHypercube(d=len(design.dimensions), rng=stream)
-    unit = sampler.random(design.splits[split].lhs_batch)
-    if design.size_coupling is not None:
-        unit = couple_columns(unit, design.names.index(design.size_coupling.heart_column),
-                              design.names.index(design.size_coupling.torso_column),
-                              design.size_coupling.correlation)
+    stream = np.random.default_rng([seed, split_index, batch])
+    unit = qmc.LatinHypercube(d=len(dimensions), rng=stream).random(size)
+    if size_coupling is not None:
+        names = [d.name for d in dimensions]
+        unit = couple_columns(unit, names.index(size_coupling.heart_column), names.index(size_coupling.torso_column),
+                              size_coupling.correlation)
+    unit.flags.writeable = False
     return unit
 
 

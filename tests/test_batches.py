@@ -1,0 +1,74 @@
+"""Patients per job (ecgcohort.batches): batch membership, the scripts' inputs, a failed batch.
+
+The workflow side (a finished run switched to batches re-runs no stage; a batch's nested run is
+the per-stage run) is checked on the end-to-end run of tests/test_workflow_anatomy.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ecgcohort.batches import ResolvedInputs, patient_batches, resolved_inputs, run_patient_batch
+
+
+def test_a_patients_batch_follows_from_its_number_so_growing_the_cohort_moves_no_one():
+    cohort = [f"train-{n:04d}" for n in range(25)] + [f"test-{n:04d}" for n in range(5)]
+    batches = patient_batches(cohort, 10)
+    assert list(batches) == ["test-0000-0009", "train-0000-0009", "train-0010-0019", "train-0020-0029"]
+    assert batches["train-0010-0019"] == tuple(f"train-{n:04d}" for n in range(10, 20))
+    assert batches["train-0020-0029"] == tuple(f"train-{n:04d}" for n in range(20, 25))
+    grown = patient_batches(cohort + ["train-0025"], 10)
+    changed = {batch for batch in grown if grown[batch] != batches.get(batch)}
+    assert changed == {"train-0020-0029"}  # the new patient's batch only
+    # by number, not by string: test-10000 comes after test-9999, in a batch of its own
+    large = patient_batches(["test-9999", "test-10000", "test-9990"], 10)
+    assert large == {"test-9990-9999": ("test-9990", "test-9999"), "test-10000-10009": ("test-10000",)}
+
+
+@pytest.mark.parametrize("size", [0, -3, True, 2.5, "10"])
+def test_a_bad_batch_size_names_the_key(size):
+    with pytest.raises(ValueError, match="cluster.patients_per_job"):
+        patient_batches(["train-0000"], size)
+
+
+def test_a_patient_id_outside_the_cohorts_pattern_is_refused():
+    with pytest.raises(ValueError, match="'validation-0001'"):
+        patient_batches(["train-0000", "validation-0001"], 10)
+
+
+class _Inputs(dict):
+    """What a script's snakemake.input offers: names as attributes and keys."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def test_a_script_sees_its_inputs_under_their_names_in_either_mode():
+    per_stage = _Inputs(mesh="results/patients/test-0000/mesh/mesh.msh", surfaces="s.npz")
+    assert resolved_inputs(per_stage, {}) is per_stage
+    batched = resolved_inputs(_Inputs(chain_batches=["results/batches/test-0000-0009.json"], surfaces="s.npz"),
+                              {"mesh": "results/patients/test-0000/mesh/mesh.msh", "parts": ["a.zarr", "b.zarr"]})
+    assert isinstance(batched, ResolvedInputs)
+    assert batched.mesh == batched["mesh"] == per_stage.mesh and batched.parts == ["a.zarr", "b.zarr"]
+    assert batched.surfaces == batched["surfaces"] == "s.npz"  # not from the chain: as Snakemake gives it
+    assert batched.get("electrodes") is None and batched.get("mesh") == per_stage.mesh
+    assert sorted(batched.keys()) == ["mesh", "parts", "surfaces"]  # the markers are not an input of the script
+    with pytest.raises(AttributeError):
+        batched.electrodes
+
+
+def test_a_failed_batch_names_its_patients_and_leaves_no_marker(tmp_path):
+    marker, log = tmp_path / "batches/train-0000-0009.json", tmp_path / "nested.log"
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({"cluster": {"patients_per_job": None}}))
+    with pytest.raises(RuntimeError, match=r"batch train-0000-0009 \(patients train-0000, train-0001\).*nested.log"):
+        run_patient_batch(batch="train-0000-0009", patients=["train-0000", "train-0001"],
+                          targets=["results/patients/train-0000/parameters.json"],
+                          snakefile=tmp_path / "no-such-Snakefile", threads=1, mem_mb=1000, configfile=config,
+                          deployment=[], out_marker=marker, log_path=log)
+    assert not marker.exists() and not list(marker.parent.glob("*"))
+    assert "no-such-Snakefile" in log.read_text()
