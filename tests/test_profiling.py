@@ -82,9 +82,14 @@ def test_a_job_leaves_its_profile_beside_its_log_and_the_report_sums_them(tmp_pa
     other = tmp_path / "benchmarks/dataset/assemble_dataset.tsv"
     other.parent.mkdir(parents=True)
     other.write_text("s\th:m:s\tmax_rss\tcpu_time\n0.2\t0:00:00\t10\t0.1\n")
+    # a batch job (cluster.patients_per_job) wraps nested jobs that are counted on their own
+    batch = tmp_path / "benchmarks/batches/train-0000-0009.tsv"
+    batch.parent.mkdir(parents=True)
+    batch.write_text("s\th:m:s\tmax_rss\tcpu_time\n9.0\t0:00:09\t10\t8.0\n")
     table = stage_timings(tmp_path / "benchmarks", tmp_path / "logs").set_index("rule")
     assert table.loc["compute_fibres", "compute_s"] >= 0.16
     assert np.isnan(table.loc["assemble_dataset", "startup_s"])
+    assert table.total_s.sum() == pytest.approx(1.2) and set(table.group) == {"patients", "dataset"}
     assert set(f"{key}_s" for key in SPLIT) <= set(table.columns)
 
 

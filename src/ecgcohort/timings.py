@@ -52,6 +52,8 @@ def stage_timings(benchmark_dir: str | Path, logs_dir: str | Path | None = None)
     root = Path(benchmark_dir)
     frames = []
     for path in sorted(root.rglob("*.tsv")):
+        if path.relative_to(root).parts[0] == "batches":
+            continue  # a batch job (cluster.patients_per_job) wraps its nested jobs, counted on their own
         table = pd.read_csv(path, sep="\t")
         if table.empty or "s" not in table:
             continue
