@@ -125,6 +125,22 @@ def test_the_paper_config_plans_its_110_patients(workflow_copy):
     assert job_counts(plan)["patient_parameters"] == 110
 
 
+def test_the_large_cohort_config_plans_one_job_per_batch_of_patients(workflow_copy, workflow_config):
+    """config/large.yaml on 27 + 3 patients: one patient_batch job per 10 patients (by number,
+    per split) and no per-patient stage job; the per-test-patient stages and the fan-ins wait
+    on the batch markers; the inverse benchmark and the convergence ladder on the patients the
+    file names (the timing at 10,000 patients is benchmarks/planning.py's)."""
+    workflow_copy.write_config(cohort_config(workflow_config, train=27, batch=27, test=3))
+    plan = succeed(workflow_copy.snakemake("--dry-run", "--configfile", "config/config.yaml", "config/large.yaml"))
+    jobs = job_counts(plan)
+    assert jobs["patient_batch"] == 4 and not planned_patients(plan)
+    batches = set(re.findall(r"output: results/batches/([\w-]+)\.json", plan))
+    assert batches == {"train-0000-0009", "train-0010-0019", "train-0020-0029", "test-0000-0009"}
+    assert not {"compute_fibres", "compute_lead_fields", "dataset_part", "simulation_bank"} & set(jobs)
+    assert jobs["inverse_surfaces"] == 3 and jobs["convergence_points"] == 4  # train-0000 and three test patients
+    assert re.search(r"rule assemble_dataset:\n    input: results/batches/", plan)
+
+
 def test_the_slurm_profile_scales_resources_with_the_attempt(workflow_copy):
     plan = succeed(workflow_copy.snakemake("cohort", "--dry-run", "--profile", "profiles/slurm", "--executor", "local"))
     first = re.search(r"rule sample_cohort:.*?resources: ([^\n]+)", plan, re.S).group(1)
