@@ -33,8 +33,8 @@ onstart:
     # on a cluster, the planned submissions against the site's limits before any is submitted
     if not workflow.local_exec and not workflow.remote_exec:
         try:
-            check_cluster_plan(planned_submissions(workflow.dag), ClusterLimits(**config["cluster"]),
-                               dict(workflow.group_settings.group_components),
+            limits = ClusterLimits(config["cluster"]["max_submissions"], config["cluster"]["max_job_mem_mb"])
+            check_cluster_plan(planned_submissions(workflow.dag), limits, dict(workflow.group_settings.group_components),
                                cores=workflow.resource_settings.cores)
         except ClusterPlanError as error:
             raise WorkflowError(str(error)) from None

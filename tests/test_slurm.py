@@ -196,10 +196,11 @@ def test_a_cohort_too_large_for_the_sites_limits_is_refused_before_anything_is_s
 def test_a_killed_group_job_keeps_its_finished_jobs_and_the_rerun_redoes_only_the_rest(
         slurm_cluster, workflow_copy, workflow_config):
     """Two patients' parameters, anatomy and electrodes as one SLURM group job, cancelled
-    (scancel) once both parameters files exist: the finished jobs' outputs stay (the profile's
-    keep-incomplete; every output is written under a temporary name and renamed, so nothing
-    half-written can look complete), no temporary file looks like an output, and the re-run
-    plans only the jobs whose outputs are missing."""
+    (scancel) as soon as a parameters file exists: the finished jobs' outputs stay (the
+    profile's keep-incomplete; every output is written under a temporary name and renamed, so
+    nothing half-written can look complete), no temporary file looks like an output, and the
+    re-run plans only the jobs whose outputs are missing. (Waiting for both patients' parameters
+    let a loaded machine finish the first patient's anatomy before the cancel.)"""
     config = workflow_config.copy()
     config["cohort"] = {**workflow_config["cohort"], "train": {"count": 1, "lhs_batch": 1},
                         "test": {"count": 1, "lhs_batch": 1}}
@@ -218,7 +219,7 @@ def test_a_killed_group_job_keeps_its_finished_jobs_and_the_rerun_redoes_only_th
     parameters = [workflow_copy.root / f"results/patients/{patient}/parameters.json" for patient in patients]
     anatomy = [workflow_copy.root / f"results/patients/{patient}/anatomy/heart.vtp" for patient in patients]
     deadline = time.monotonic() + SNAKEMAKE_TIMEOUT_S
-    while not all(path.exists() for path in parameters):
+    while not any(path.exists() for path in parameters):
         assert running.poll() is None and time.monotonic() < deadline, "the group job ended before it was cancelled"
         time.sleep(0.05)
     cancelled = subprocess.run(["scancel", "--user", "root"], capture_output=True, text=True)
@@ -230,7 +231,8 @@ def test_a_killed_group_job_keeps_its_finished_jobs_and_the_rerun_redoes_only_th
     assert running.returncode != 0, log[-3000:]
     assert not any(path.exists() for path in anatomy), "the group job finished before it was cancelled"
 
-    assert all(path.exists() for path in parameters), log[-3000:]
+    kept = [path for path in parameters if path.exists()]
+    assert kept, log[-3000:]
     written = [path for path in (workflow_copy.root / "results/patients").rglob("*") if path.is_file()]
     assert not [path for path in written if ".part" in path.name], written
 
@@ -238,4 +240,7 @@ def test_a_killed_group_job_keeps_its_finished_jobs_and_the_rerun_redoes_only_th
     assert plan.returncode == 0, plan.stderr[-3000:]
     planned = dict(re.findall(r"^(\w+)\s+(\d+)$", plan.stdout + plan.stderr, re.M))
     planned.pop("total", None)
-    assert planned == {"assemble_anatomy": "2", "place_standard_electrodes": "2"}, plan.stdout + plan.stderr
+    expected = {"assemble_anatomy": "2", "place_standard_electrodes": "2"}
+    if len(kept) < len(parameters):
+        expected["patient_parameters"] = str(len(parameters) - len(kept))
+    assert planned == expected, plan.stdout + plan.stderr
