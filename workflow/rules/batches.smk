@@ -4,6 +4,8 @@
 # ECG -> activation banks) as a nested Snakemake of this workflow, every stage its own job in
 # it, so a batch re-run redoes only the stages and patients that changed.
 
+import os
+
 
 rule patient_batch:
     """The data chains of a batch of patients (cluster.patients_per_job) as one job."""
@@ -20,7 +22,8 @@ rule patient_batch:
         # what the chains read: a batch re-runs when it changes, and its nested run re-runs the
         # stages it changes; the nested run reads the whole config (snakemake.config)
         chain=chain_config(config),
-        snakefile=workflow.main_snakefile,
+        # relative: moving the checkout re-runs no batch
+        snakefile=os.path.relpath(workflow.main_snakefile),
         deployment=sorted(str(method) for method in workflow.deployment_settings.deployment_method),
     log:
         main="results/logs/batches/{batch}.log",

@@ -26,8 +26,8 @@ def batch_marker(batch):
 
 class ChainInputs:
     """A rule's inputs from the per-patient data chains, by name: a path template with
-    ``{patient}`` (the job's own patient's file) or ``(template, patients)`` (a fan-in's files; the
-    patients a list or a function of no arguments). Templates may be lists. Rules use
+    ``{patient}`` (the job's own patient's file) or ``(template, patients)`` (a fan-in's files over
+    a list of patients). Templates may be lists. Rules use
     ``input: unpack(spec.input)`` and ``params: chain=spec.params``, scripts
     ``ecgcohort.batches.resolved_inputs(snakemake.input, snakemake.params.chain)``: with every stage
     its own job the inputs are the files and ``chain`` is empty; with patients per job the inputs
@@ -39,8 +39,7 @@ class ChainInputs:
     def _patients(self, spec, wildcards):
         if not isinstance(spec, tuple):
             return [wildcards.patient]
-        patients = spec[1]
-        return list(patients() if callable(patients) else patients)
+        return list(spec[1])
 
     def files(self, wildcards):
         files = {}
