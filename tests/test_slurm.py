@@ -7,6 +7,7 @@ of the SLURM logs instead of hanging it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -169,6 +170,93 @@ def test_a_patients_chain_runs_grouped_in_one_submission_and_equals_one_job_per_
     assert len(produced) >= 1 + 2 * 5
     for path in produced:
         assert (workflow_copy.root / "results" / path).read_bytes() == (local.root / "results" / path).read_bytes(), path
+
+
+#: A value that is a run's clock, not a result: it differs between two runs of the same job.
+CLOCK_KEY = re.compile(r"(^|_)s$|seconds|peak_rss|per_s$")
+
+
+def _without_clocks(value):
+    """``value`` (JSON) with every clock entry dropped, JSON held in strings included."""
+    if isinstance(value, dict):
+        return {key: _without_clocks(item) for key, item in value.items() if not CLOCK_KEY.search(key)}
+    if isinstance(value, list):
+        return [_without_clocks(item) for item in value]
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return _without_clocks(json.loads(value))
+        except ValueError:
+            return value
+    return value
+
+
+def differences(produced: Path, reference: Path) -> list[str]:
+    """What differs between two runs' copies of one output (a file or a Zarr folder) apart from
+    run clocks: arrays bit for bit (a mesh as its canonically numbered nodes, tetrahedra and
+    tags, whose file's node blocks are in no fixed order), JSON without clocks, anything else
+    byte for byte."""
+    import numpy as np
+
+    from ecgcohort.meshing.tetra import read_tagged_mesh
+
+    if produced.is_dir():
+        files = sorted(path.relative_to(produced) for path in produced.rglob("*") if path.is_file())
+        assert files == sorted(path.relative_to(reference) for path in reference.rglob("*") if path.is_file())
+        return [found for name in files for found in differences(produced / name, reference / name)]
+    if produced.suffix == ".msh":
+        mine, theirs = read_tagged_mesh(produced), read_tagged_mesh(reference)
+        arrays = [("points_mm", mine.points_mm, theirs.points_mm), ("tetrahedra", mine.tetrahedra, theirs.tetrahedra),
+                  ("cell_tags", mine.cell_tags, theirs.cell_tags)]
+        assert sorted(mine.facets) == sorted(theirs.facets), produced
+        arrays += [(f"facets {tag}", mine.facets[tag], theirs.facets[tag]) for tag in mine.facets]
+        return [f"{produced}: {name}" for name, one, other in arrays if not np.array_equal(one, other)]
+    if produced.suffix == ".npz":
+        with np.load(produced) as mine, np.load(reference) as theirs:
+            assert mine.files == theirs.files, produced
+            return [f"{produced}: {name}" for name in mine.files if not CLOCK_KEY.search(name) and not (
+                    _without_clocks(mine[name].item()) == _without_clocks(theirs[name].item())
+                    if mine[name].dtype.kind == "U" and mine[name].ndim == 0
+                    else np.array_equal(mine[name], theirs[name]))]
+    if produced.suffix == ".json":
+        same = _without_clocks(json.loads(produced.read_text())) == _without_clocks(json.loads(reference.read_text()))
+        return [] if same else [str(produced)]
+    return [] if produced.read_bytes() == reference.read_bytes() else [str(produced)]
+
+
+def test_a_batch_of_patients_runs_as_one_submission_and_equals_one_job_per_rule(
+        slurm_cluster, workflow_copy, workflow_config, tmp_path):
+    """cluster.patients_per_job: a patient's whole data chain (parameters to dataset part, 18
+    stages) as one SLURM job, ``patient_batch``, sized from the profile's cores, whose nested
+    Snakemake runs the stages; every file it made equal to a local run's of the same files, one
+    job per rule, apart from run clocks."""
+    config = workflow_config.copy()
+    config["cohort"] = {**workflow_config["cohort"], "train": {"count": 1, "lhs_batch": 1},
+                        "test": {"count": 1, "lhs_batch": 1}}
+    workflow_copy.write_config({**config, "cluster": {"patients_per_job": 1}})
+    # the shape models first (locally: copied from the cache), so the batch is the only job
+    ready = workflow_copy.snakemake("results/shapes/heart.npz", "results/shapes/torso.npz")
+    assert ready.returncode == 0, ready.stderr[-3000:]
+    result, elapsed = through_slurm(workflow_copy, "results/batches/train-0000-0000.json")
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-5000:] + slurm_log_tail()
+    print(f"one patient's data chain as one batch job through SLURM: {elapsed:.1f} s")
+
+    # 2 cores (the test profile's), 3,000 MB per core, 280 min per patient spread over the cores
+    assert sbatch_requests(log) == [("patient_batch", 140, 6000, 2)]
+    jobs = slurm_jobs(log)
+    assert [(job["rule"], job["JobState"]) for job in jobs] == [("patient_batch", "COMPLETED")]
+    marker = json.loads((workflow_copy.root / "results/batches/train-0000-0000.json").read_text())
+    assert marker["patients"] == ["train-0000"]
+    files = marker["files"]
+    assert "results/dataset/parts/train-0000.zarr" in files and len(files) > 30
+
+    local = WorkflowCopy(tmp_path / "local")
+    local.write_config(config)
+    ran = local.snakemake(*files)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "patient_batch" not in ran.stdout + ran.stderr
+    differing = [found for name in files for found in differences(workflow_copy.root / name, local.root / name)]
+    assert not differing, differing
 
 
 def test_a_cohort_too_large_for_the_sites_limits_is_refused_before_anything_is_submitted(

@@ -98,9 +98,9 @@ def run_patient_batch(*, batch: str, patients: Sequence[str], targets: Sequence[
                       out_marker: str | Path, log_path: str | Path) -> None:
     """Run one batch's data chains (a nested Snakemake of ``targets``,
     :func:`nested_snakemake_command`, its output in ``log_path``) and write its marker
-    ``out_marker`` (JSON: the batch, its patients, seconds) once every target exists. A failure
-    names the batch and its patients and leaves no marker: the next run re-runs the batch, whose
-    nested run redoes only what is missing."""
+    ``out_marker`` (JSON: the batch, its patients, seconds, the files it made) once every target
+    exists. A failure names the batch and its patients and leaves no marker: the next run re-runs
+    the batch, whose nested run redoes only what is missing."""
     command = nested_snakemake_command(targets=targets, snakefile=snakefile, threads=threads, mem_mb=mem_mb,
                                        configfile=configfile, deployment=deployment)
     start = time.perf_counter()
@@ -117,6 +117,6 @@ def run_patient_batch(*, batch: str, patients: Sequence[str], targets: Sequence[
     if missing:
         raise RuntimeError(f"batch {batch}: the nested run left {len(missing)} of its files missing, e.g. {missing[0]}")
     with atomic_path(out_marker) as temporary:
-        temporary.write_text(json.dumps({"batch": batch, "patients": list(patients), "seconds": round(seconds, 1)},
-                                        indent=1))
+        temporary.write_text(json.dumps({"batch": batch, "patients": list(patients), "seconds": round(seconds, 1),
+                                         "files": list(targets)}, indent=1))
     log.info("batch %s: done in %.0f s", batch, seconds)
