@@ -114,7 +114,7 @@ def test_config_files_merge_key_by_key_at_every_depth(tmp_path):
 
 
 def test_the_inverse_benchmark_runs_on_the_test_patients_all_or_the_first_n(schema):
-    from ecgcohort.inverse.jobs import benchmark_patients
+    from ecgcohort.inverse.selection import benchmark_patients
 
     patients = ["train-0000", "train-0001", "test-0002", "test-0000", "test-0001"]
     assert benchmark_patients("test", patients) == ["test-0000", "test-0001", "test-0002"]

@@ -175,3 +175,48 @@ def test_size_coupling_names_the_missing_mode(cohort_config):
     with pytest.raises(ValueError, match=r"torso_mode_12.*cohort\.torso_modes\.count is 10"):
         design_from_config(config)
     assert design_from_config(with_coupling(config, 0.0)).size_coupling is None
+
+
+ONE_ROW = """
+import json, sys
+from ecgcohort.cohort import design_from_config, patient_parameters
+row = patient_parameters(design_from_config(json.loads(sys.argv[1])), "train-0003")
+print(json.dumps({"row": row, "scipy.stats imported": "scipy.stats" in sys.modules}))
+"""
+
+
+def test_a_jobs_patient_rows_come_from_the_design_cache_without_scipy(cohort_config, tmp_path, monkeypatch):
+    """A cluster job plans its patients' rows: the first draw caches its Latin-hypercube batch
+    (in $ECGCOHORT_CACHE/designs), a later process reads it back - the same row, bit for bit,
+    without importing scipy.stats (about 1 s of every job's start-up); a damaged cache file is
+    drawn again; another seed or coupling is another batch."""
+    import subprocess
+    import sys
+
+    from ecgcohort.cohort.sampling import SizeCoupling, latin_hypercube_cache_key
+
+    monkeypatch.setenv("ECGCOHORT_CACHE", str(tmp_path))
+    cohort = with_split(cohort_config, "train", 8, 8)
+
+    def one_row() -> dict:
+        ran = subprocess.run([sys.executable, "-c", ONE_ROW, json.dumps(cohort)], capture_output=True, text=True,
+                             check=True)
+        return json.loads(ran.stdout)
+
+    drawn = one_row()
+    cached = list((tmp_path / "designs").glob("lhs-*.npy"))
+    assert drawn["scipy.stats imported"] and len(cached) == 1
+    read = one_row()
+    assert not read["scipy.stats imported"] and read["row"] == drawn["row"]
+    assert drawn["row"] == patient_parameters(design_from_config(cohort), "train-0003")
+
+    cached[0].write_bytes(b"not an array")
+    redrawn = one_row()
+    assert redrawn["scipy.stats imported"] and redrawn["row"] == drawn["row"]
+    assert np.load(cached[0]).shape == (8, len(design_from_config(cohort).dimensions))
+
+    names = tuple(design_from_config(cohort).names)
+    coupling = SizeCoupling("heart_mode_01", "torso_mode_01", 0.5)
+    keys = {latin_hypercube_cache_key(seed, 0, 0, 8, names, coupled)
+            for seed in (1, 2) for coupled in (None, coupling, SizeCoupling("heart_mode_01", "torso_mode_01", 0.4))}
+    assert len(keys) == 6

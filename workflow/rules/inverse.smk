@@ -6,7 +6,7 @@
 # repeat; the fan-in to the metrics table, the figures and the timings. The methods fit each
 # patient's own body-surface maps: nothing is learned across patients.
 
-from ecgcohort.inverse.jobs import benchmark_patients
+from ecgcohort.inverse.selection import benchmark_patients
 
 INVERSE = config["inverse"]
 INVERSE_PATIENTS = benchmark_patients(INVERSE["patients"], PATIENTS)

@@ -20,6 +20,8 @@ hypercube, and only which patient gets which value changes.
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.metadata
 import json
 import zlib
 from dataclasses import dataclass
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from ecgcohort.io import atomic_path
+from ecgcohort.io import atomic_path, user_cache_dir
 
 if TYPE_CHECKING:  # pandas and scipy.stats are imported where used: patient_rng is needed by
     import pandas as pd  # every stage, the Latin hypercube by one
@@ -144,9 +146,52 @@ def _unit_batch(design: CohortDesign, split: str, batch: int) -> np.ndarray:
                             design.dimensions, design.size_coupling)
 
 
+#: What a Latin-hypercube batch is computed from besides its arguments: this module and the
+#: libraries that draw it. A cached batch made by other code or other versions is never used.
+DRAWN_WITH_LIBRARIES = ("numpy", "scipy")
+
+
+def latin_hypercube_cache_key(seed: int, split_index: int, batch: int, size: int, names: tuple[str, ...],
+                              size_coupling: SizeCoupling | None) -> str:
+    """The version of one unit Latin-hypercube batch: a hash of what draws it (its arguments,
+    this module's source, the versions of :data:`DRAWN_WITH_LIBRARIES`); the bounds of the
+    dimensions are not in it (the batch is on the unit cube)."""
+    coupling = None if size_coupling is None else [size_coupling.heart_column, size_coupling.torso_column,
+                                                    size_coupling.correlation]
+    digest = hashlib.sha256(json.dumps([seed, split_index, batch, size, list(names), coupling]).encode())
+    digest.update(Path(__file__).read_bytes())
+    for library in DRAWN_WITH_LIBRARIES:
+        digest.update(f"{library}=={importlib.metadata.version(library)}".encode())
+    return digest.hexdigest()[:20]
+
+
 @functools.lru_cache(maxsize=256)
 def _latin_hypercube(seed: int, split_index: int, batch: int, size: int, dimensions: tuple[Dimension, ...],
                      size_coupling: SizeCoupling | None) -> np.ndarray:
+    """The unit batch, from the user cache (``designs``) when it holds this version: a cluster
+    job plans its patients' rows, and drawing them imports scipy.stats (about 1 s of every job's
+    start-up); a batch drawn here is cached for the next job."""
+    key = latin_hypercube_cache_key(seed, split_index, batch, size, tuple(d.name for d in dimensions), size_coupling)
+    cached = user_cache_dir("designs") / f"lhs-{key}.npy"
+    try:
+        unit = np.load(cached)
+        if unit.shape == (size, len(dimensions)):
+            unit.flags.writeable = False
+            return unit
+    except (OSError, ValueError):
+        pass  # absent or unreadable: drawn below
+    unit = _draw_latin_hypercube(seed, split_index, batch, size, dimensions, size_coupling)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(cached) as temporary, open(temporary, "wb") as stream:
+            np.save(stream, unit)
+    except OSError:  # a read-only or full cache costs the next job the draw, not this one
+        pass
+    return unit
+
+
+def _draw_latin_hypercube(seed: int, split_index: int, batch: int, size: int, dimensions: tuple[Dimension, ...],
+                          size_coupling: SizeCoupling | None) -> np.ndarray:
     from scipy.stats import qmc
 
     stream = np.random.default_rng([seed, split_index, batch])

@@ -38,23 +38,6 @@ METRIC_COLUMNS = ("patient", "source", "method", "setting", "mismatch", "noise",
                   "localisation_mm", "seconds")
 
 
-def benchmark_patients(selection: str | int, patients: Sequence[str]) -> list[str]:
-    """The patients the inverse benchmark runs on (config ``inverse.patients``): ``"test"`` every
-    test patient, ``"all"`` every patient, an integer N the first N test patients in id order (a
-    large cohort's benchmark needs tens of patients, not its thousand test patients)."""
-    # by number, not by string: test-10000 comes after test-9999
-    test = sorted((patient for patient in patients if patient.startswith("test-")),
-                  key=lambda patient: int(patient.partition("-")[2]))
-    if selection == "all":
-        return list(patients)
-    if selection == "test":
-        return test
-    if isinstance(selection, bool) or not isinstance(selection, int) or selection < 1:
-        raise ValueError(f"inverse.patients: {selection!r} is neither test, all nor a positive number "
-                         "of test patients")
-    return test[:selection]
-
-
 def inverse_surfaces_job(*, patient: str, mesh_path: str | Path, electrodes_csv: str | Path | None,
                          heart_nodes: int, heart_offset_mm: float, body: Mapping[str, Any],
                          out_surfaces: str | Path, out_preview: str | Path) -> None:
