@@ -159,10 +159,16 @@ def latin_hypercube_cache_key(seed: int, split_index: int, batch: int, size: int
     coupling = None if size_coupling is None else [size_coupling.heart_column, size_coupling.torso_column,
                                                     size_coupling.correlation]
     digest = hashlib.sha256(json.dumps([seed, split_index, batch, size, list(names), coupling]).encode())
-    digest.update(Path(__file__).read_bytes())
-    for library in DRAWN_WITH_LIBRARIES:
-        digest.update(f"{library}=={importlib.metadata.version(library)}".encode())
+    digest.update(_drawn_with())
     return digest.hexdigest()[:20]
+
+
+@functools.cache
+def _drawn_with() -> bytes:
+    """This module's source and the versions of :data:`DRAWN_WITH_LIBRARIES` (read once: a
+    10,000-patient plan asks for a hundred batches)."""
+    versions = "".join(f"{library}=={importlib.metadata.version(library)};" for library in DRAWN_WITH_LIBRARIES)
+    return Path(__file__).read_bytes() + versions.encode()
 
 
 @functools.lru_cache(maxsize=256)
