@@ -377,3 +377,78 @@ def test_network_i_learns_activation_times_linear_in_ecg_features(tmp_path):
     assert baseline > 8.0
     assert mae < 0.35 * baseline, (mae, baseline)
     assert result.history[-1]["loss"] < 0.1 * result.history[0]["loss"]
+
+
+def _training_banks(folder, rng, counts=(7, 5, 9), split="train") -> list:
+    """Banks as the simulation_bank rule stores them (the variables training reads): ECGs,
+    activation times (ms, float64) and V_m (mV, float32) of 75 sites, 40 time steps of 1 ms."""
+    import xarray as xr
+
+    paths = []
+    for number, count in enumerate(counts):
+        patient = f"{split}-{number:04d}"
+        path = folder / f"{patient}.zarr"
+        xr.Dataset({"ecg": (("sample", "lead", "time"), rng.normal(size=(count, 12, 40)).astype(np.float32)),
+                    "activation_time": (("sample", "site"), rng.uniform(10, 90, (count, 75))),
+                    "vm": (("sample", "site", "time"), rng.uniform(-85, 25, (count, 75, 40)).astype(np.float32))},
+                   coords={"sample": [f"{patient}/{i:05d}" for i in range(count)], "time": np.arange(40.0)},
+                   attrs={"patient": patient, "split": split}).to_zarr(path, mode="w", consolidated=True)
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("network", ["I", "II"])
+def test_training_tables_read_bank_by_bank_equal_the_whole_cohorts_arrays(tmp_path, network: str):
+    """The training job reads the banks one at a time (a 10,000-patient cohort's V_m is about
+    70 GB): its validation table, its normalisation and its training table - in memory or
+    streamed a bank per block - are, bit for bit, what normalising the concatenated arrays of
+    every bank gives; a test patient's bank and a constant V_m are refused."""
+    from ecgcohort.ecg2act.networks import normalise_vm
+    from ecgcohort.ecg2act.training import BankRows, _ecg2act_tables, open_banks, random_split
+
+    paths = _training_banks(tmp_path, np.random.default_rng(3))
+    banks = open_banks(paths)
+    fit_rows, validation_rows = random_split(banks.sizes["sample"], 0.25, 7)
+    ecg = normalise_ecg(banks.ecg.values).astype(np.float32)
+    if network == "I":
+        target = banks.activation_time.values
+        offset, scale = activation_normalisation(target[fit_rows])
+        target = target.astype(np.float32)
+    else:
+        _, bounds = normalise_vm(banks.vm.values[fit_rows])
+        target = normalise_vm(banks.vm.values, bounds_mv=(bounds.low, bounds.high))[0].astype(np.float32)
+
+    bank_rows = BankRows(paths)
+    assert len(bank_rows) == 21 and bank_rows.samples == banks.sample.values.tolist()
+    for budget, resident in ((2**30, True), (0, False)):
+        table, validation, normalisation, is_resident = _ecg2act_tables(network, bank_rows, fit_rows,
+                                                                        validation_rows, budget)
+        assert is_resident == resident
+        np.testing.assert_array_equal(validation.columns["ecg"].numpy(), ecg[validation_rows])
+        np.testing.assert_array_equal(validation.columns["target"].numpy(), target[validation_rows])
+        if network == "I":
+            np.testing.assert_array_equal(normalisation["offset"], offset)
+            assert normalisation["scale"] == scale
+        else:
+            assert normalisation["vm_bounds_mv"] == (float(bounds.low), float(bounds.high))
+        if resident:
+            np.testing.assert_array_equal(table.columns["ecg"].numpy(), ecg[fit_rows])
+            np.testing.assert_array_equal(table.columns["target"].numpy(), target[fit_rows])
+        else:  # an epoch of batches holds every training row once
+            batches = [table.gather(key) for key in table.batch_keys(0, 4, seed=0)]
+            streamed = np.concatenate([batch["target"].numpy() for batch in batches])
+            assert len(table.block_rows) == 3 and len(streamed) == len(fit_rows)
+            order = np.lexsort(streamed.reshape(len(streamed), -1).T)
+            expected = target[fit_rows]
+            np.testing.assert_array_equal(streamed[order], expected[np.lexsort(expected.reshape(len(expected), -1).T)])
+
+    with pytest.raises(ValueError, match="training patients' banks only.*test-0000"):
+        BankRows([*paths, *_training_banks(tmp_path, np.random.default_rng(4), counts=(3,), split="test")])
+    if network == "II":
+        flat = _training_banks(tmp_path / "flat", np.random.default_rng(5), counts=(4, 4))
+        for path in flat:
+            import zarr
+
+            zarr.open_group(path, mode="r+")["vm"][:] = -80.0
+        with pytest.raises(ValueError, match="V_m is constant"):
+            _ecg2act_tables("II", BankRows(flat), np.arange(6), np.arange(6, 8), 2**30)

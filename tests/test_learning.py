@@ -263,3 +263,33 @@ def test_training_on_cuda_in_bf16_reaches_the_solution(tmp_path):
                                                           lr_milestones=(0.5, 0.75), device="cuda"), tmp_path)
     assert result.device.startswith("cuda") and result.precision == "bf16-mixed"
     assert torch.allclose(model.net.weight.detach().cpu().T, TRUE_WEIGHTS, atol=2e-2)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_the_memory_budget_is_what_the_jobs_control_group_has_left(tmp_path, version, monkeypatch):
+    """A SLURM job is confined to its request by a control group: the training data held in
+    memory are sized from its limit less its usage, not from the node's free memory; no limit
+    ("max", or cgroup v1's 2**63 rounded to pages) leaves the node's figure."""
+    from ecgcohort.learning import device as devices
+
+    gib = 2 ** 30
+    if version == "v2":
+        membership, folder = "0::/slurm/job_42\n", tmp_path / "slurm/job_42"
+        limit_name, usage_name = "memory.max", "memory.current"
+    else:
+        membership, folder = "4:memory:/slurm/job_42\n1:cpu:/\n", tmp_path / "memory/slurm/job_42"
+        limit_name, usage_name = "memory.limit_in_bytes", "memory.usage_in_bytes"
+    folder.mkdir(parents=True)
+    (tmp_path / "cgroup").write_text(membership)
+    (folder / limit_name).write_text(f"{6 * gib}\n")
+    (folder / usage_name).write_text(f"{gib}\n")
+    left = devices.cgroup_memory_left
+    assert left(tmp_path, tmp_path / "cgroup") == 5 * gib
+    for unlimited in ("max", str(9223372036854771712)):
+        (folder / limit_name).write_text(unlimited + "\n")
+        assert left(tmp_path, tmp_path / "cgroup") is None
+    assert left(tmp_path, tmp_path / "absent") is None
+
+    # a job confined to 1 GiB (less than any test machine has free) keeps half of it resident
+    monkeypatch.setattr(devices, "cgroup_memory_left", lambda: gib)
+    assert devices.memory_budget_bytes(torch.device("cpu")) == gib // 2

@@ -127,68 +127,179 @@ def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def train_ecg2act_job(*, network: str, bank_paths: Sequence[str | Path], section: Mapping[str, Any], workdir: str | Path,
-                      out_model: str | Path, out_losses: str | Path, out_plot: str | Path) -> None:
-    """Train Network ``network`` on the training patients' banks (rule ``train_ecg2act``)."""
+class BankRows:
+    """The training banks read one patient at a time (zarr, no xarray: about 25 ms a bank, a
+    quarter of xarray's), for tables of selected samples: ``counts`` samples per bank, the
+    samples' names, the patients, the time step (ms). Rows are numbered across the banks in
+    the order of ``paths``, as :func:`open_banks` numbers them."""
+
+    def __init__(self, paths: Sequence[str | Path]):
+        import zarr
+
+        if not paths:
+            raise ValueError("no simulation banks given")
+        self.paths = [str(path) for path in paths]
+        self.counts, self.samples, self.patients, not_train = [], [], [], []
+        dt_ms = None
+        for path in self.paths:
+            group = zarr.open_group(path, mode="r")
+            if str(group.attrs.get("split", "")) != "train":
+                not_train.append(path)
+            names = [str(name) for name in group["sample"][:]]
+            self.counts.append(len(names))
+            self.samples.extend(names)
+            self.patients.append(str(group.attrs["patient"]))
+            if dt_ms is None:
+                dt_ms = float(np.diff(group["time"][:2])[0])
+        if not_train:
+            raise ValueError(f"train_ecg2act reads training patients' banks only, got {', '.join(not_train)}")
+        self.dt_ms = float(dt_ms)
+        self.starts = np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def local(self, rows: np.ndarray) -> list[np.ndarray]:
+        """``rows`` (sorted, global) as each bank's own sample indices."""
+        return [rows[(rows >= start) & (rows < stop)] - start for start, stop in zip(self.starts[:-1], self.starts[1:])]
+
+    def read(self, bank: int, names: Sequence[str], rows: np.ndarray) -> dict[str, np.ndarray]:
+        import zarr
+
+        group = zarr.open_group(self.paths[bank], mode="r")
+        return {name: group[name][:][rows] for name in names}
+
+
+def _ecg2act_tables(network: str, bank_rows: BankRows, fit_rows: np.ndarray, validation_rows: np.ndarray,
+                    budget_bytes: int):
+    """(training table, validation table, normalisation, resident) for ``network``: the ECGs
+    normalised per lead, the target (Network I: activation times, ms, normalised by the model;
+    Network II: V_m scaled to [0, 1] by the training rows' range). The training table stays
+    in memory when it fits ``budget_bytes`` - rows in global order, as one concatenated array
+    gives them - else it is read one bank per block (:class:`~ecgcohort.learning.StreamedTable`);
+    the validation rows are held in memory. One pass over the banks finds the normalisation
+    and reads the validation rows into their table; each table is allocated once and filled
+    bank by bank (no second copy of the rows)."""
     import torch
 
-    from ecgcohort.ecg2act.networks import (Ecg2ActNetwork, NetworkSpec, activation_normalisation, count_parameters,
-                                            normalise_ecg, normalise_vm, save_network)
-    from ecgcohort.learning import TensorTable, TrainingSpec, fit
-    from ecgcohort.learning.backbone import write_history
+    from ecgcohort.ecg2act.networks import activation_normalisation, normalise_ecg, normalise_vm
+    from ecgcohort.learning import StreamedTable, TensorTable
 
-    banks = open_banks(bank_paths)
-    test_banks = [str(p) for p, split in zip(bank_paths, _bank_splits(bank_paths)) if split != "train"]
-    if test_banks:
-        raise ValueError(f"train_ecg2act reads training patients' banks only, got {', '.join(test_banks)}")
-    count = banks.sizes["sample"]
-    fit_rows, validation_rows = random_split(count, float(section["validation_fraction"]), int(section["seed"]))
-    ecg = normalise_ecg(banks.ecg.values).astype(np.float32)
-    spec = NetworkSpec(network=network, n_times=ecg.shape[-1], seed=int(section["seed"]),
+    target_name = {"I": "activation_time", "II": "vm"}[network]
+    names = ("ecg", target_name)
+    fit_local, validation_local = bank_rows.local(fit_rows), bank_rows.local(validation_rows)
+    first = bank_rows.read(0, names, np.arange(1))
+    shapes = {"ecg": first["ecg"].shape[1:], "target": first[target_name].shape[1:]}
+    row_bytes = 4 * (int(np.prod(shapes["ecg"])) + int(np.prod(shapes["target"])))
+    resident = len(fit_rows) * row_bytes <= budget_bytes
+
+    def empty(rows: int) -> dict[str, np.ndarray]:
+        return {name: np.empty((rows, *shape), dtype=np.float32) for name, shape in shapes.items()}
+
+    # the pass: the target's training statistics (Network I: every training time, 300 bytes a
+    # sample; Network II: the range), the validation rows (V_m scaled once the range is known)
+    validation, filled = empty(len(validation_rows)), 0
+    fit_times, low, high = [], np.inf, -np.inf
+    for bank, (fit, held) in enumerate(zip(fit_local, validation_local)):
+        arrays = bank_rows.read(bank, names, np.concatenate([fit, held]))
+        target = arrays[target_name]
+        if network == "I":
+            if np.isnan(target).any():
+                raise ValueError(f"{bank_rows.paths[bank]} has sites that never exceed 0 mV (NaN activation times)")
+            fit_times.append(target[:len(fit)])
+        elif len(fit):
+            trained = np.asarray(target[:len(fit)], dtype=np.float64)
+            low, high = min(low, float(trained.min())), max(high, float(trained.max()))
+        block = slice(filled, filled + len(held))
+        validation["ecg"][block] = normalise_ecg(arrays["ecg"][len(fit):])
+        validation["target"][block] = target[len(fit):]
+        filled += len(held)
+
+    if network == "I":
+        offset, scale = activation_normalisation(np.concatenate(fit_times))
+        normalisation: dict[str, Any] = {"offset": offset, "scale": scale}
+
+        def scaled_target(raw: np.ndarray) -> np.ndarray:
+            return raw
+    else:
+        if not high > low:
+            raise ValueError("V_m is constant over the training samples: no [0, 1] scaling")
+        normalisation = {"vm_bounds_mv": (low, high)}
+
+        def scaled_target(raw: np.ndarray) -> np.ndarray:
+            return normalise_vm(raw, bounds_mv=(low, high))[0]
+
+        for start in range(0, len(validation_rows), 256):  # in place, in float64 a slice at a time
+            piece = validation["target"][start:start + 256]
+            piece[...] = scaled_target(piece)
+
+    def rows_of(bank: int, rows: np.ndarray) -> dict[str, np.ndarray]:
+        arrays = bank_rows.read(bank, names, rows)
+        return {"ecg": normalise_ecg(arrays["ecg"]).astype(np.float32),
+                "target": scaled_target(arrays[target_name]).astype(np.float32)}
+
+    validation_table = TensorTable({name: torch.from_numpy(array) for name, array in validation.items()})
+    if resident:
+        training, filled = empty(len(fit_rows)), 0
+        for bank, fit in enumerate(fit_local):
+            if len(fit):
+                for name, array in rows_of(bank, fit).items():
+                    training[name][filled:filled + len(fit)] = array
+                filled += len(fit)
+        return (TensorTable({name: torch.from_numpy(array) for name, array in training.items()}), validation_table,
+                normalisation, resident)
+    with_rows = [bank for bank, fit in enumerate(fit_local) if len(fit)]
+    table = StreamedTable(lambda index: rows_of(with_rows[index], fit_local[with_rows[index]]),
+                          [len(fit_local[bank]) for bank in with_rows])
+    return table, validation_table, normalisation, resident
+
+
+def train_ecg2act_job(*, network: str, bank_paths: Sequence[str | Path], section: Mapping[str, Any], workdir: str | Path,
+                      out_model: str | Path, out_losses: str | Path, out_plot: str | Path) -> None:
+    """Train Network ``network`` on the training patients' banks (rule ``train_ecg2act``): the
+    banks read one at a time, the training rows held in memory when they fit the device's
+    budget (:func:`~ecgcohort.learning.device.memory_budget_bytes`), else streamed a bank per
+    block."""
+    from ecgcohort.ecg2act.networks import Ecg2ActNetwork, NetworkSpec, count_parameters, save_network
+    from ecgcohort.learning import TrainingSpec, fit
+    from ecgcohort.learning.backbone import write_history
+    from ecgcohort.learning.device import memory_budget_bytes, resolve_device
+
+    bank_rows = BankRows(bank_paths)
+    fit_rows, validation_rows = random_split(len(bank_rows), float(section["validation_fraction"]),
+                                             int(section["seed"]))
+    training = TrainingSpec.from_config(section["networks"][network]["training"], seed=int(section["seed"]))
+    table, validation, normalisation, resident = _ecg2act_tables(
+        network, bank_rows, fit_rows, validation_rows, memory_budget_bytes(resolve_device(training.device)))
+    spec = NetworkSpec(network=network, n_times=int(validation.columns["ecg"].shape[-1]), seed=int(section["seed"]),
                        **dict(section["networks"][network].get("architecture", {})))
     model = Ecg2ActNetwork(spec)
     metadata: dict[str, Any] = {"config": json.loads(json.dumps(dict(section), default=list)),
-                                "patients": sorted(set(banks.patient.values.tolist())),
-                                "validation_samples": banks.sample.values[validation_rows].tolist(),
-                                "dt_ms": float(np.diff(banks.time.values[:2])[0])}
+                                "patients": sorted(set(bank_rows.patients)),
+                                "validation_samples": [bank_rows.samples[i] for i in validation_rows],
+                                "dt_ms": bank_rows.dt_ms}
     if network == "I":
-        target = banks.activation_time.values
-        if np.isnan(target).any():
-            raise ValueError("the training banks have sites that never exceed 0 mV (NaN activation times)")
-        offset, scale = activation_normalisation(target[fit_rows])
-        model.set_target_normalisation(offset, scale)
-        target = target.astype(np.float32)
+        model.set_target_normalisation(normalisation["offset"], normalisation["scale"])
     else:
-        vm = banks.vm.values
-        _, vm_scale = normalise_vm(vm[fit_rows])
-        metadata["vm_bounds_mv"] = [float(vm_scale.low), float(vm_scale.high)]
-        target = normalise_vm(vm, bounds_mv=(vm_scale.low, vm_scale.high))[0].astype(np.float32)
-    training = TrainingSpec.from_config(section["networks"][network]["training"], seed=int(section["seed"]))
+        metadata["vm_bounds_mv"] = [float(bound) for bound in normalisation["vm_bounds_mv"]]
 
-    def table(rows: np.ndarray) -> TensorTable:
-        return TensorTable({"ecg": torch.from_numpy(ecg[rows]), "target": torch.from_numpy(target[rows])})
-
-    log.info("Network %s: %d parameters (paper %s), %d training and %d validation samples from %d patients",
+    log.info("Network %s: %d parameters (paper %s), %d training (%s) and %d validation samples from %d patients",
              network, count_parameters(model), {"I": "486,657", "II": "392,907"}[network], len(fit_rows),
-             len(validation_rows), len(metadata["patients"]))
-    result = fit(model, table(fit_rows), training, workdir, validation=table(validation_rows),
-                 settings={"spec": spec.to_config(), "samples": banks.sample.values.tolist(), **metadata},
+             "in memory" if resident else "streamed a bank at a time", len(validation_rows),
+             len(metadata["patients"]))
+    result = fit(model, table, training, workdir, validation=validation,
+                 settings={"spec": spec.to_config(), "samples": bank_rows.samples, **metadata},
                  name=f"ecg2act Network {network}")
     model.load_state_dict(result.best_state_dict)
     write_history(result.history, out_losses, out_plot, title=f"ECG -> activation, Network {network}")
     metadata["training"] = {"epochs": training.epochs, "best_epoch": result.best_epoch,
                             "samples_per_second": result.samples_per_second, "seconds": result.seconds,
                             "device": result.device, "precision": result.precision,
-                            "parameters": count_parameters(model), "training_samples": len(fit_rows)}
+                            "parameters": count_parameters(model), "training_samples": len(fit_rows),
+                            "resident": resident}
     save_network(out_model, model, metadata)
     log.info("Network %s: %d epochs in %.1f s on %s (%.0f samples/s), best epoch %d", network, training.epochs,
              result.seconds, result.device, result.samples_per_second, result.best_epoch)
-
-
-def _bank_splits(paths: Sequence[str | Path]) -> list[str]:
-    import xarray as xr
-
-    return [str(xr.open_zarr(path, consolidated=True).attrs.get("split", "")) for path in paths]
 
 
 def evaluate_ecg2act_job(*, model_paths: Mapping[str, str | Path], train_bank_paths: Sequence[str | Path],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import torch
 
@@ -40,15 +41,54 @@ def resolve_precision(requested: str, device: torch.device) -> str:
 
 def memory_budget_bytes(device: torch.device, fraction: float = 0.5) -> int:
     """Bytes of training data allowed to stay resident on ``device``: ``fraction`` of the free
-    GPU memory, or of the machine's available memory for the CPU."""
+    GPU memory, or for the CPU of the machine's available memory or, when less, of what the
+    process's control group may still allocate (a SLURM job is confined to the memory it asked
+    for: the node's free memory is not the job's)."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free * fraction)
+    available = 4 * 2 ** 30
     try:
         with open("/proc/meminfo") as stream:
             for line in stream:
                 if line.startswith("MemAvailable:"):
-                    return int(int(line.split()[1]) * 1024 * fraction)
+                    available = int(line.split()[1]) * 1024
+                    break
     except OSError:
         pass
-    return 4 * 2 ** 30
+    confined = cgroup_memory_left()
+    return int(min(available, confined if confined is not None else available) * fraction)
+
+
+#: A control group's memory limit at or above this is no limit (cgroup v1 writes 2**63 rounded down to pages).
+_UNLIMITED = 2 ** 60
+
+
+def cgroup_memory_left(root: str | Path = "/sys/fs/cgroup", membership: str | Path = "/proc/self/cgroup") -> int | None:
+    """Bytes the process's control group may still allocate - its limit less its usage (cgroup
+    v2 ``memory.max``/``memory.current``, v1 ``memory.limit_in_bytes``/``memory.usage_in_bytes``)
+    - or None where no limit applies or none can be read."""
+    root = Path(root)
+    try:
+        lines = Path(membership).read_text().splitlines()
+    except OSError:
+        return None
+    folders = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        relative = path.lstrip("/")
+        if controllers == "":  # v2: one hierarchy
+            folders += [(root / relative, "memory.max", "memory.current"), (root, "memory.max", "memory.current")]
+        elif "memory" in controllers.split(","):
+            folders += [(root / "memory" / relative, "memory.limit_in_bytes", "memory.usage_in_bytes"),
+                        (root / "memory", "memory.limit_in_bytes", "memory.usage_in_bytes")]
+    for folder, limit_name, usage_name in folders:
+        try:
+            limit_text = (folder / limit_name).read_text().strip()
+            usage = int((folder / usage_name).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if limit_text == "max" or int(limit_text) >= _UNLIMITED:
+            return None
+        return max(0, int(limit_text) - usage)
+    return None
