@@ -111,29 +111,58 @@ class PatientLeadFields:
     grad_lead_field_cell: np.ndarray
 
 
+class ElectrodeStack:
+    """Arrays (E_k, ...) of several lead-field chunks as one (E, ...) array, read lazily:
+    ``stack[:, rows]`` reads only those rows of each chunk (chunks are memory maps)."""
+
+    def __init__(self, parts: Sequence[np.ndarray]):
+        self.parts = list(parts)
+        self.shape = (sum(part.shape[0] for part in self.parts), *self.parts[0].shape[1:])
+        self.dtype = self.parts[0].dtype
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if not (isinstance(key, tuple) and key and key[0] == slice(None)):
+            raise IndexError("an electrode stack is indexed as [:, ...] (every electrode)")
+        return np.concatenate([np.asarray(part[key]) for part in self.parts])
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        whole = np.concatenate([np.asarray(part) for part in self.parts])
+        return whole if dtype is None else whole.astype(dtype)
+
+
 def read_patient_lead_fields(patient: str, files: LeadFieldFiles) -> PatientLeadFields:
-    """One patient's :class:`PatientLeadFields` from its per-patient files."""
-    from ecgcohort.ecg.forward import read_electrode_table, read_lead_field_chunks
-    from ecgcohort.fibers.rule_based import load_fibres
+    """One patient's :class:`PatientLeadFields` from its per-patient files. ∇Z per cell
+    (100 MB a patient at 1.2 mm) and the tetrahedra are memory maps of the files (an
+    :class:`ElectrodeStack` over several chunks): what indexes them reads only its rows."""
+    from ecgcohort.ecg.forward import read_electrode_table
+    from ecgcohort.io import npz_members
 
     electrodes = read_electrode_table(files.electrodes)
-    chunks = read_lead_field_chunks(files.chunks, ("electrode_positions_m", "grad_points", "grad_cells"))
-    if list(chunks["electrode_names"].astype(str)) != list(electrodes.names):
+    if not files.chunks:
+        raise ValueError(f"patient {patient}: no lead-field chunks given")
+    chunks = [npz_members(path, ("electrode_names", "electrode_positions_m", "grad_points", "grad_cells"))
+              for path in files.chunks]
+    names = [str(name) for chunk in chunks for name in np.atleast_1d(chunk["electrode_names"])]
+    if names != list(electrodes.names):
         raise ValueError(f"patient {patient}: the lead-field chunks' electrodes differ from {files.electrodes}")
     with np.load(files.points) as points:
         sample_points, region = points["points_m"].astype(np.float64), points["region"].astype(np.int8)
-    fibres = load_fibres(files.fibres)
-    grad_points, grad_cells = chunks["grad_points"], chunks["grad_cells"]
-    if grad_points.shape != (len(electrodes.names), len(sample_points), 3) or grad_cells.shape[1] != fibres.n_cells:
+    mesh = npz_members(files.fibres, ("points_mm", "tetrahedra"))
+    grad_points = np.concatenate([np.asarray(chunk["grad_points"]) for chunk in chunks])
+    grad_cells = chunks[0]["grad_cells"] if len(chunks) == 1 else ElectrodeStack([c["grad_cells"] for c in chunks])
+    n_cells = len(mesh["tetrahedra"])
+    if grad_points.shape != (len(electrodes.names), len(sample_points), 3) or grad_cells.shape[1] != n_cells:
         raise ValueError(f"patient {patient}: ∇Z is {grad_points.shape} at the points and {grad_cells.shape} per cell "
-                         f"for {len(electrodes.names)} electrodes, {len(sample_points)} points, {fibres.n_cells} cells")
+                         f"for {len(electrodes.names)} electrodes, {len(sample_points)} points, {n_cells} cells")
+    if grad_cells.dtype != np.float32:
+        raise ValueError(f"patient {patient}: ∇Z per cell is {grad_cells.dtype}, the lead-field stage writes float32")
     return PatientLeadFields(
         sample_points=sample_points, sample_region=region,
         grad_lead_field=grad_points.astype(np.float32).astype(np.float64),
-        electrode_position=chunks["electrode_positions_m"].astype(np.float64),
+        electrode_position=np.concatenate([np.asarray(c["electrode_positions_m"]) for c in chunks]).astype(np.float64),
         electrode_normalised_position=electrodes.normalised.astype(np.float64),
-        node_position=fibres.points_mm * 1e-3, tetrahedra=fibres.tetrahedra.astype(np.int64),
-        grad_lead_field_cell=grad_cells.astype(np.float32))
+        node_position=np.asarray(mesh["points_mm"]) * 1e-3, tetrahedra=mesh["tetrahedra"],
+        grad_lead_field_cell=grad_cells)
 
 
 def _patient_block(fields: PatientLeadFields, patient: str, spec, box, codes, *, myocardial_count: int = 0,
