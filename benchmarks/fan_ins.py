@@ -25,7 +25,7 @@ its wall clock, its peak resident memory (``os.wait4``) and its time per patient
 * ``surrogate``, ``shape_model``, ``ecg2act_I``, ``ecg2act_II``: the training jobs
   (``train_surrogate_job`` (pca, pseudo_residual), ``train_shape_model_job``,
   ``train_ecg2act_job``) up to the network: reading the training patients, building the
-  training table (resident or streamed, as the job decides on this machine) and the validation
+  training table (resident or streamed, as the job decides within its rule's 6,000 MB) and the validation
   table, then one epoch of batches gathered through the DataLoader ``fit`` builds — no training
   step (``fit`` is replaced by that epoch).
 
@@ -56,6 +56,9 @@ SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 STAGES = ("assemble", "realism", "release", "pca_codes", "shape_model", "ecg2act_I", "ecg2act_II", "surrogate")
 #: The goal for each fan-in at 10,000 patients.
 GOAL_SECONDS, GOAL_GB, GOAL_PATIENTS = 600.0, 8.0, 10_000
+#: The memory the training rules declare (mem_mb of train_surrogate, train_shape_model and
+#: train_ecg2act, first attempt): a training job keeps its rows in memory within half of it.
+TRAINING_JOB_MB = 6000
 #: Memory figures (peaks, caps) are GiB (2**30 bytes: ``ru_maxrss`` / 2**20); the goal's 8 GB in them.
 GOAL_GIB = GOAL_GB * 1e9 / 2 ** 30
 #: Sections the dataset does not depend on (workflow/rules/common.smk: DOWNSTREAM_SECTIONS).
@@ -343,7 +346,8 @@ def run_stage(stage: str, work: Path, source: Path, size: int) -> dict:
                     chunks=[c for p in train for c in cohort.chunks(p)])
                 train_surrogate_job(files, out / "pca" / "codes.csv", "pca", "pseudo_residual", section,
                                     config["leadfield"]["conductivity_s_per_m"]["torso"], out / "s" / "model.pt",
-                                    out / "s" / "losses.csv", out / "s" / "losses.png", out / "s" / "checkpoints")
+                                    out / "s" / "losses.csv", out / "s" / "losses.png", out / "s" / "checkpoints",
+                                    memory_mb=TRAINING_JOB_MB)
             elif stage == "shape_model":
                 from ecgcohort.encoding.jobs import train_shape_model_job
                 from ecgcohort.learning.splits import validation_split
@@ -354,7 +358,7 @@ def run_stage(stage: str, work: Path, source: Path, size: int) -> dict:
                                       validation_ids,
                                       {k: v for k, v in deepsdf.items() if k not in ("inference", "evaluation")},
                                       config["encoding"]["sdf"], out / "d" / "model.pt", out / "d" / "losses.csv",
-                                      out / "d" / "losses.png", out / "d" / "checkpoints")
+                                      out / "d" / "losses.png", out / "d" / "checkpoints", memory_mb=TRAINING_JOB_MB)
             elif stage.startswith("ecg2act_"):
                 from ecgcohort.ecg2act.training import train_ecg2act_job
 
@@ -364,7 +368,8 @@ def run_stage(stage: str, work: Path, source: Path, size: int) -> dict:
                            "networks": {network: section["networks"][network]}}
                 train_ecg2act_job(network=network, bank_paths=[cohort.bank(p) for p in train], section=section,
                                   workdir=out / f"e{network}" / "checkpoints", out_model=out / f"e{network}" / "m.pt",
-                                  out_losses=out / f"e{network}" / "l.csv", out_plot=out / f"e{network}" / "l.png")
+                                  out_losses=out / f"e{network}" / "l.csv", out_plot=out / f"e{network}" / "l.png",
+                                  memory_mb=TRAINING_JOB_MB)
             else:
                 raise SystemExit(f"unknown stage {stage}")
             raise SystemExit(f"{stage}: the job returned without reaching fit")

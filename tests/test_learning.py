@@ -293,3 +293,6 @@ def test_the_memory_budget_is_what_the_jobs_control_group_has_left(tmp_path, ver
     # a job confined to 1 GiB (less than any test machine has free) keeps half of it resident
     monkeypatch.setattr(devices, "cgroup_memory_left", lambda: gib)
     assert devices.memory_budget_bytes(torch.device("cpu")) == gib // 2
+    # and a job that declared 512 MB (its rule's mem_mb) half of that
+    assert devices.memory_budget_bytes(torch.device("cpu"), job_mb=512) == 256 * 2 ** 20
+    assert devices.memory_budget_bytes(torch.device("cpu"), job_mb=4096) == gib // 2

@@ -9,4 +9,4 @@ with logging_to(snakemake.log[0]):
     train_ecg2act_job(
         network=snakemake.wildcards.network, bank_paths=list(inputs.banks), section=snakemake.params.section,
         workdir=snakemake.params.workdir, out_model=snakemake.output.model, out_losses=snakemake.output.losses,
-        out_plot=snakemake.output.plot)
+        out_plot=snakemake.output.plot, memory_mb=snakemake.resources.mem_mb)

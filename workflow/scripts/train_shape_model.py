@@ -12,4 +12,4 @@ with logging_to(snakemake.log[0]):
     train_shape_model_job(list(inputs.samples), list(snakemake.params.fit_patients),
                           list(snakemake.params.validation_patients), dict(snakemake.params.deepsdf),
                           dict(snakemake.params.sdf_sampling), snakemake.output.model, snakemake.output.losses,
-                          snakemake.output.plot, snakemake.params.workdir)
+                          snakemake.output.plot, snakemake.params.workdir, memory_mb=snakemake.resources.mem_mb)

@@ -255,11 +255,12 @@ def _ecg2act_tables(network: str, bank_rows: BankRows, fit_rows: np.ndarray, val
 
 
 def train_ecg2act_job(*, network: str, bank_paths: Sequence[str | Path], section: Mapping[str, Any], workdir: str | Path,
-                      out_model: str | Path, out_losses: str | Path, out_plot: str | Path) -> None:
+                      out_model: str | Path, out_losses: str | Path, out_plot: str | Path,
+                      memory_mb: float | None = None) -> None:
     """Train Network ``network`` on the training patients' banks (rule ``train_ecg2act``): the
     banks read one at a time, the training rows held in memory when they fit the device's
-    budget (:func:`~ecgcohort.learning.device.memory_budget_bytes`), else streamed a bank per
-    block."""
+    budget (:func:`~ecgcohort.learning.device.memory_budget_bytes` of the job's ``memory_mb``),
+    else streamed a bank per block."""
     from ecgcohort.ecg2act.networks import Ecg2ActNetwork, NetworkSpec, count_parameters, save_network
     from ecgcohort.learning import TrainingSpec, fit
     from ecgcohort.learning.backbone import write_history
@@ -270,7 +271,7 @@ def train_ecg2act_job(*, network: str, bank_paths: Sequence[str | Path], section
                                              int(section["seed"]))
     training = TrainingSpec.from_config(section["networks"][network]["training"], seed=int(section["seed"]))
     table, validation, normalisation, resident = _ecg2act_tables(
-        network, bank_rows, fit_rows, validation_rows, memory_budget_bytes(resolve_device(training.device)))
+        network, bank_rows, fit_rows, validation_rows, memory_budget_bytes(resolve_device(training.device), job_mb=memory_mb))
     spec = NetworkSpec(network=network, n_times=int(validation.columns["ecg"].shape[-1]), seed=int(section["seed"]),
                        **dict(section["networks"][network].get("architecture", {})))
     model = Ecg2ActNetwork(spec)

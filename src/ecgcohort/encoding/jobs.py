@@ -118,10 +118,12 @@ def deepsdf_spec_section(section: Mapping[str, Any], surfaces: Sequence[str], cl
 def train_shape_model_job(samples: Sequence[str | Path], fit_patients: Sequence[str],
                           validation_patients: Sequence[str], section: Mapping[str, Any], sdf_sampling: Mapping[str, Any],
                           out_model: str | Path, out_losses: str | Path, out_plot: str | Path,
-                          workdir: str | Path) -> None:
+                          workdir: str | Path, *, memory_mb: float | None = None) -> None:
     """Train the DeepSDF auto-decoder on the SDF samples (``sdf.npz``, one per patient of
     ``fit_patients``, in that order) of the training patients other than the validation ones
-    (``validation_fraction``, seeded: the rule splits). Held-out patients are never read."""
+    (``validation_fraction``, seeded: the rule splits). Held-out patients are never read. The
+    rows stay in memory when they fit the budget of the job's ``memory_mb``
+    (:func:`~ecgcohort.learning.device.memory_budget_bytes`), else a patient per block is read."""
     import torch
 
     from ecgcohort.encoding.deepsdf import AutoDecoder, DeepSdfSpec, NormalisationBox
@@ -140,7 +142,7 @@ def train_shape_model_job(samples: Sequence[str | Path], fit_patients: Sequence[
     training = TrainingSpec.from_config(section["training"], seed=section["seed"])
     rows = len(fit_ids) * n_points
     device = resolve_device(training.device)
-    resident = rows * _ROW_BYTES <= memory_budget_bytes(device)
+    resident = rows * _ROW_BYTES <= memory_budget_bytes(device, job_mb=memory_mb)
 
     def patient_block(index: int) -> dict[str, np.ndarray]:
         _, points, sdf = patient_sdf_rows(samples[index], fit_ids[index])

@@ -39,11 +39,12 @@ def resolve_precision(requested: str, device: torch.device) -> str:
     return "32-true"
 
 
-def memory_budget_bytes(device: torch.device, fraction: float = 0.5) -> int:
+def memory_budget_bytes(device: torch.device, fraction: float = 0.5, job_mb: float | None = None) -> int:
     """Bytes of training data allowed to stay resident on ``device``: ``fraction`` of the free
-    GPU memory, or for the CPU of the machine's available memory or, when less, of what the
+    GPU memory, or for the CPU of the least of the machine's available memory, what the
     process's control group may still allocate (a SLURM job is confined to the memory it asked
-    for: the node's free memory is not the job's)."""
+    for: the node's free memory is not the job's) and ``job_mb``, the memory the job declared
+    (its rule's ``mem_mb``: Snakemake runs jobs side by side by it)."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free * fraction)
@@ -56,8 +57,8 @@ def memory_budget_bytes(device: torch.device, fraction: float = 0.5) -> int:
                     break
     except OSError:
         pass
-    confined = cgroup_memory_left()
-    return int(min(available, confined if confined is not None else available) * fraction)
+    limits = [available, cgroup_memory_left(), None if job_mb is None else float(job_mb) * 2 ** 20]
+    return int(min(limit for limit in limits if limit is not None) * fraction)
 
 
 #: A control group's memory limit at or above this is no limit (cgroup v1 writes 2**63 rounded down to pages).

@@ -215,11 +215,13 @@ def _angular_error_of(model, table) -> float:
 
 def train_surrogate_job(patients: Mapping[str, LeadFieldFiles], codes_csv: str | Path, encoding: str, target: str,
                         section: Mapping[str, Any], sigma0: float, out_model: str | Path, out_losses: str | Path,
-                        out_plot: str | Path, workdir: str | Path) -> None:
+                        out_plot: str | Path, workdir: str | Path, *, memory_mb: float | None = None) -> None:
     """Train NN_LF (paper 1, sec. 2.3) for one encoding and target form on the training patients
     (``patients``: their files, :func:`group_lead_field_files`) minus a validation share
     (``validation_fraction``, seeded; the best validation epoch's weights are kept). Test
-    patients are never read. σ0 in S/m."""
+    patients are never read. σ0 in S/m. The training rows stay in memory when they fit the budget of
+    the job's ``memory_mb`` (:func:`~ecgcohort.learning.device.memory_budget_bytes`), else they
+    are streamed a patient per block."""
     import torch
 
     from ecgcohort.encoding.deepsdf import NormalisationBox
@@ -262,7 +264,7 @@ def train_surrogate_job(patients: Mapping[str, LeadFieldFiles], codes_csv: str |
     myocardial_count = int(section["myocardial_points"])
     per_patient = shape[0] * (shape[1] + myocardial_count)
     device = resolve_device(training.device)
-    resident = len(fit_ids) * per_patient * 4 * _PAIR_FLOATS <= memory_budget_bytes(device)
+    resident = len(fit_ids) * per_patient * 4 * _PAIR_FLOATS <= memory_budget_bytes(device, job_mb=memory_mb)
 
     def block_of(patient: str) -> dict[str, np.ndarray]:
         return _patient_block(read_patient_lead_fields(patient, patients[patient]), patient, spec, box, codes,
