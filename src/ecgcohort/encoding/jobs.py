@@ -149,9 +149,14 @@ def train_shape_model_job(samples: Sequence[str | Path], fit_patients: Sequence[
         return {"shape": np.full(n_points, index, dtype=np.int64),
                 "x": box.normalise(points).astype(np.float32), "sdf": box.normalise_sdf(sdf).astype(np.float32)}
 
-    if resident:
-        blocks = [patient_block(i) for i in range(len(fit_ids))]
-        table = TensorTable({k: torch.from_numpy(np.concatenate([b[k] for b in blocks])) for k in blocks[0]})
+    if resident:  # allocated once and filled a patient at a time: no list of blocks beside the table
+        columns: dict[str, np.ndarray] = {}
+        for index in range(len(fit_ids)):
+            for name, values in patient_block(index).items():
+                if name not in columns:
+                    columns[name] = np.empty((rows, *values.shape[1:]), dtype=values.dtype)
+                columns[name][index * n_points:(index + 1) * n_points] = values
+        table = TensorTable({name: torch.from_numpy(values) for name, values in columns.items()})
     else:
         table = StreamedTable(patient_block, [n_points] * len(fit_ids))
     model = AutoDecoder(spec, len(fit_ids))
