@@ -72,3 +72,24 @@ def test_a_failed_batch_names_its_patients_and_leaves_no_marker(tmp_path):
                           deployment=[], out_marker=marker, log_path=log)
     assert not marker.exists() and not list(marker.parent.glob("*"))
     assert "no-such-Snakefile" in log.read_text()
+
+
+def test_a_splits_marker_gathers_its_batches_and_refuses_a_missing_one(tmp_path):
+    """The split marker the fan-ins over a whole split wait on: its batches in order, their
+    patients and seconds; markers that are not the split's batches are refused, naming both."""
+    from ecgcohort.batches import write_split_marker
+
+    markers = []
+    for batch, patients, seconds in (("train-0000-0001", ["train-0000", "train-0001"], 10.0),
+                                     ("train-0002-0003", ["train-0002"], 5.5)):
+        markers.append(tmp_path / f"{batch}.json")
+        markers[-1].write_text(json.dumps({"batch": batch, "patients": patients, "seconds": seconds}))
+    out = tmp_path / "train.json"
+    write_split_marker(split="train", batches=["train-0000-0001", "train-0002-0003"], markers=markers, out_marker=out)
+    assert json.loads(out.read_text()) == {"split": "train", "batches": ["train-0000-0001", "train-0002-0003"],
+                                           "patients": ["train-0000", "train-0001", "train-0002"], "seconds": 15.5}
+    out.unlink()
+    with pytest.raises(ValueError, match=r"train-0004-0005"):
+        write_split_marker(split="train", batches=["train-0000-0001", "train-0004-0005"], markers=markers,
+                           out_marker=out)
+    assert not out.exists()

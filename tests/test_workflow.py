@@ -135,10 +135,15 @@ def test_the_large_cohort_config_plans_one_job_per_batch_of_patients(workflow_co
     jobs = job_counts(plan)
     assert jobs["patient_batch"] == 4 and not planned_patients(plan)
     batches = set(re.findall(r"output: results/batches/([\w-]+)\.json", plan))
-    assert batches == {"train-0000-0009", "train-0010-0019", "train-0020-0029", "test-0000-0009"}
+    assert batches == {"train-0000-0009", "train-0010-0019", "train-0020-0029", "test-0000-0009", "train"}
+    assert jobs["split_batches"] == 1  # the test split is one batch: its marker is the split's
     assert not {"compute_fibres", "compute_lead_fields", "dataset_part", "simulation_bank"} & set(jobs)
     assert jobs["inverse_surfaces"] == 3 and jobs["convergence_points"] == 4  # train-0000 and three test patients
-    assert re.search(r"rule assemble_dataset:\n    input: results/batches/", plan)
+    # a fan-in over whole splits waits on their markers; a job of one patient on its own batch
+    assert re.search(r"rule assemble_dataset:\n    input: results/batches/test-0000-0009.json, results/batches/train.json\n", plan)
+    assert re.search(r"rule split_batches:\n    input: results/batches/train-0000-0009.json, "
+                     r"results/batches/train-0010-0019.json, results/batches/train-0020-0029.json\n", plan)
+    assert re.search(r"rule inverse_surfaces:\n    input: results/batches/test-0000-0009.json\n", plan)
 
 
 def test_the_slurm_profile_scales_resources_with_the_attempt(workflow_copy):

@@ -120,3 +120,19 @@ def run_patient_batch(*, batch: str, patients: Sequence[str], targets: Sequence[
         temporary.write_text(json.dumps({"batch": batch, "patients": list(patients), "seconds": round(seconds, 1),
                                          "files": list(targets)}, indent=1))
     log.info("batch %s: done in %.0f s", batch, seconds)
+
+
+def write_split_marker(*, split: str, batches: Sequence[str], markers: Sequence[str | Path],
+                       out_marker: str | Path) -> None:
+    """Write a split's marker (JSON: the split, its batches, its patients, the batches' seconds)
+    from its batch markers ``markers``, one per batch of ``batches`` in that order."""
+    records = [json.loads(Path(marker).read_text()) for marker in markers]
+    found = [record.get("batch") for record in records]
+    if found != list(batches):
+        raise ValueError(f"split {split}: the batch markers hold batches {found}, expected {list(batches)}")
+    with atomic_path(out_marker) as temporary:
+        temporary.write_text(json.dumps({"split": split, "batches": list(batches),
+                                         "patients": [patient for record in records for patient in record["patients"]],
+                                         "seconds": round(sum(record.get("seconds", 0.0) for record in records), 1)},
+                                        indent=1))
+    log.info("split %s: %d batches, %d patients", split, len(batches), sum(len(r["patients"]) for r in records))

@@ -40,3 +40,26 @@ rule patient_batch:
         "../../envs/workflow.yaml"
     script:
         "../scripts/patient_batch.py"
+
+
+rule split_batches:
+    """Every batch of a split, as one file: the input of the rules that read the whole split."""
+    input:
+        batches=lambda wildcards: [batch_marker(batch) for batch in SPLIT_BATCHES[wildcards.split]],
+    output:
+        marker="results/batches/{split}.json",
+    params:
+        batches=lambda wildcards: SPLIT_BATCHES[wildcards.split],
+    log:
+        "results/logs/batches/{split}.log",
+    benchmark:
+        "results/benchmarks/batches/{split}.tsv"
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../../envs/workflow.yaml"
+    script:
+        "../scripts/split_batches.py"
