@@ -390,3 +390,18 @@ def test_the_root_is_what_xarray_would_write(cohort, config):
     ds = open_cohort(store)
     assert set(ds.coords) - set(ds.dims) == {"split", "electrode_kind", "parameter_units", "parameter_description"}
     assert list(ds.data_vars) == sorted(first.data_vars)
+
+
+def test_files_are_sorted_to_their_patients_in_one_pass():
+    """A rule's flat file list split per patient by the patient's folder, in the given order (a
+    chunk list keeps its chunk order); train-0001's files are not train-00010's (the time at
+    10,000 patients is benchmarks/fan_ins.py's)."""
+    from ecgcohort.dataset.assemble import files_by_patient
+
+    paths = ["r/patients/train-0001/leadfield/chunk-1.npz", "r/patients/train-00010/leadfield/chunk-0.npz",
+             "r/patients/train-0001/leadfield/chunk-0.npz"]
+    found = files_by_patient(paths, ["train-0001", "train-00010", "test-0000"])
+    assert found == {"train-0001": [Path(paths[0]), Path(paths[2])], "train-00010": [Path(paths[1])], "test-0000": []}
+    patients = [f"train-{i:05d}" for i in range(2_000)]
+    found = files_by_patient([f"r/patients/{p}/fibres/fibres.npz" for p in reversed(patients)], patients)
+    assert all(paths == [Path(f"r/patients/{p}/fibres/fibres.npz")] for p, paths in found.items())

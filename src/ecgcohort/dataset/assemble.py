@@ -80,10 +80,16 @@ class PatientFiles:
     sdf: Path | None = None
 
 
-def files_of_patient(paths: Sequence[str | Path], patient: str) -> list[Path]:
-    """The paths of ``paths`` inside a folder named ``patient`` (a rule's flat list of every
-    patient's files, split per patient), in the order given."""
-    return [Path(p) for p in paths if patient in Path(p).parts]
+def files_by_patient(paths: Sequence[str | Path], patients: Sequence[str]) -> dict[str, list[Path]]:
+    """The paths of ``paths`` (a rule's flat list of every patient's files) inside a folder named
+    after each of ``patients``, in the order given, in one pass over ``paths`` (a patient at a
+    time was quadratic: 9,000 patients' files took more than 20 minutes to sort)."""
+    wanted = set(patients)
+    found: dict[str, list[Path]] = {patient: [] for patient in patients}
+    for path in map(Path, paths):
+        for patient in wanted.intersection(path.parts):
+            found[patient].append(path)
+    return found
 
 
 def group_patient_files(patients: Sequence[str], scenarios: Sequence[str], *, parameters: Sequence[str | Path],
@@ -95,23 +101,26 @@ def group_patient_files(patients: Sequence[str], scenarios: Sequence[str], *, pa
     path (``.../{patient}/...``); chunks keep their given order, activation and ECG files are
     keyed by their stem (the scenario). ``sdf`` (signed-distance samples) is optional: given,
     every patient needs one."""
+    kinds = [("parameters", parameters), ("electrodes", electrodes), ("points", points), ("fibres", fibres)]
+    kinds += [("sdf", sdf)] if sdf else []
+    indexed = {kind: files_by_patient(paths, patients) for kind, paths in
+               kinds + [("activation", activation), ("ecg", ecg), ("chunks", leadfield_chunks)]}
     grouped = {}
     for patient in patients:
         single = {}
-        kinds = [("parameters", parameters), ("electrodes", electrodes), ("points", points), ("fibres", fibres)]
-        for kind, paths in kinds + ([("sdf", sdf)] if sdf else []):
-            found = files_of_patient(paths, patient)
+        for kind, _ in kinds:
+            found = indexed[kind][patient]
             if len(found) != 1:
                 raise ValueError(f"patient {patient}: expected one {kind} file, got {len(found)}")
             single[kind] = found[0]
         by_scenario = {}
         for kind, paths in (("activation", activation), ("ecg", ecg)):
-            found = {p.stem: p for p in files_of_patient(paths, patient)}
+            found = {p.stem: p for p in indexed[kind][patient]}
             missing = [s for s in scenarios if s not in found]
             if missing:
                 raise ValueError(f"patient {patient}: no {kind} file for scenario(s) {', '.join(missing)}")
             by_scenario[kind] = {s: found[s] for s in scenarios}
-        chunks = tuple(files_of_patient(leadfield_chunks, patient))
+        chunks = tuple(indexed["chunks"][patient])
         if not chunks:
             raise ValueError(f"patient {patient}: no lead-field chunks")
         grouped[patient] = PatientFiles(leadfield_chunks=chunks, **single, **by_scenario)

@@ -80,17 +80,18 @@ def group_lead_field_files(patients: Sequence[str], *, points: Sequence[str | Pa
                            chunks: Sequence[str | Path]) -> dict[str, LeadFieldFiles]:
     """Each patient's :class:`LeadFieldFiles` from the rule's flat lists (one file per patient,
     in ``patients``' order; chunks recognised by the patient's folder)."""
-    from ecgcohort.dataset.assemble import files_of_patient as one
+    from ecgcohort.dataset.assemble import files_by_patient
 
+    indexed = {name: files_by_patient(paths, patients) for name, paths in
+               (("points", points), ("electrodes", electrodes), ("fibres", fibres), ("chunks", chunks))}
     grouped = {}
     for patient in patients:
-        found = {name: one(paths, patient) for name, paths in (("points", points), ("electrodes", electrodes),
-                                                                ("fibres", fibres))}
-        if any(len(paths) != 1 for paths in found.values()) or not one(chunks, patient):
+        found = {name: indexed[name][patient] for name in ("points", "electrodes", "fibres")}
+        if any(len(paths) != 1 for paths in found.values()) or not indexed["chunks"][patient]:
             raise ValueError(f"patient {patient}: expected one points, electrodes and fibre file and its lead-field "
-                             f"chunks, got {found} and {one(chunks, patient)}")
+                             f"chunks, got {found} and {indexed['chunks'][patient]}")
         grouped[patient] = LeadFieldFiles(found["points"][0], found["electrodes"][0], found["fibres"][0],
-                                          tuple(one(chunks, patient)))
+                                          tuple(indexed["chunks"][patient]))
     return grouped
 
 
