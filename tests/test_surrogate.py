@@ -466,6 +466,14 @@ def test_patient_blocks_give_the_loss_of_the_same_flat_rows_and_every_pair_once_
     blocks = [patient_block(spec, BOX, x, e, n, _code(a), _ball_gradient(x, e, a)) for a, x, e, n in samples]
     table = PatientBlockTable(blocks)
     assert len(table) == 2 * 5 * 40 and table.nbytes < 2 * 5 * 40 * 4 * 12  # no point or code repeated per pair
+    # filled from a generator, the blocks not held: the same columns bit for bit; a patient of
+    # another size or a wrong count is refused
+    streamed = PatientBlockTable.from_blocks((block for block in blocks), len(blocks))
+    assert all(torch.equal(streamed.columns[name], column) for name, column in table.columns.items())
+    with pytest.raises(ValueError, match="patient 1's x is"):
+        PatientBlockTable.from_blocks(iter([blocks[0], {**blocks[1], "x": blocks[1]["x"][:30]}]), 2)
+    with pytest.raises(ValueError, match="of 3 patients was given 2"):
+        PatientBlockTable.from_blocks(iter(blocks), 3)
     keys = table.batch_keys(epoch=3, batch_size=50, seed=0)
     assert all(len(points) == 10 for _, points in keys)  # 50 rows: 10 points x 5 electrodes
     seen = sorted((patient, int(p)) for patient, points in keys for p in points)

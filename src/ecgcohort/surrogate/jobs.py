@@ -275,7 +275,7 @@ def train_surrogate_job(patients: Mapping[str, LeadFieldFiles], codes_csv: str |
         return _flat_rows(block_of(fit_ids[index]))
 
     def blocks(ids: Sequence[str]) -> PatientBlockTable:
-        return PatientBlockTable([block_of(p) for p in ids])
+        return PatientBlockTable.from_blocks((block_of(p) for p in ids), len(ids))
 
     table = blocks(fit_ids) if resident else StreamedTable(rows_of, [per_patient] * len(fit_ids))
     validation = blocks(validation_ids) if validation_ids else None
