@@ -56,7 +56,9 @@ class _EpochBatches(torch.utils.data.Sampler):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        if not isinstance(self.table, TensorTable):  # streamed and model-specific layouts
+        if isinstance(self.table, StreamedTable):
+            return self.table.batch_count(0, self.batch_size, self.seed, self.rank, self.world)
+        if not isinstance(self.table, TensorTable):  # model-specific layouts
             return len(self.table.batch_keys(0, self.batch_size, self.seed, self.rank, self.world))
         return math.ceil(len(range(self.rank, len(self.table), self.world)) / self.batch_size)
 
