@@ -194,8 +194,10 @@ def test_a_cached_builtin_model_is_loaded_and_one_from_other_code_or_libraries_r
     np.testing.assert_array_equal(built.mean, copied.mean)
 
     key = catalog.shape_model_cache_key("heart", spec)
-    real_version = catalog.importlib.metadata.version
-    monkeypatch.setattr(catalog.importlib.metadata, "version",
+    import importlib.metadata
+
+    real_version = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version",
                         lambda name: "0.0.1" if name == "libigl" else real_version(name))
     assert catalog.shape_model_cache_key("heart", spec) != key
     catalog.write_shape_model("heart", spec, tmp_path / "other_library.npz", cache_dir=cache)

@@ -44,6 +44,22 @@ def user_cache_dir(kind: str) -> Path:
     return Path(root).expanduser() / kind
 
 
+def code_and_library_versions(sources: Sequence[str | Path], libraries: Sequence[str]) -> bytes:
+    """What a cached result is computed from besides its arguments, as bytes to hash: the source
+    files ``sources`` and the installed versions of the distributions ``libraries`` ("absent"
+    where one is not installed). A cache keyed by it is never read by other code or libraries."""
+    import importlib.metadata
+
+    parts = [Path(source).read_bytes() for source in sources]
+    for library in libraries:
+        try:
+            version = importlib.metadata.version(library)
+        except importlib.metadata.PackageNotFoundError:
+            version = "absent"
+        parts.append(f"{library}=={version}".encode())
+    return b"".join(parts)
+
+
 def npz_members(path: str | Path, names: Sequence[str]) -> dict[str, np.ndarray]:
     """Arrays ``names`` of an ``.npz`` file: a stored (uncompressed) member as a read-only
     memory map - indexing it reads only the rows it selects, where :func:`numpy.load` reads a

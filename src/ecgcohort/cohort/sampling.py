@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.metadata
 import json
 import zlib
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from ecgcohort.io import atomic_path, user_cache_dir
+from ecgcohort.io import atomic_path, code_and_library_versions, user_cache_dir
 
 if TYPE_CHECKING:  # pandas and scipy.stats are imported where used: patient_rng is needed by
     import pandas as pd  # every stage, the Latin hypercube by one
@@ -167,8 +166,7 @@ def latin_hypercube_cache_key(seed: int, split_index: int, batch: int, size: int
 def _drawn_with() -> bytes:
     """This module's source and the versions of :data:`DRAWN_WITH_LIBRARIES` (read once: a
     10,000-patient plan asks for a hundred batches)."""
-    versions = "".join(f"{library}=={importlib.metadata.version(library)};" for library in DRAWN_WITH_LIBRARIES)
-    return Path(__file__).read_bytes() + versions.encode()
+    return code_and_library_versions([__file__], DRAWN_WITH_LIBRARIES)
 
 
 @functools.lru_cache(maxsize=256)

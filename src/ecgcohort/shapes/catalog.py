@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import logging
 import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
-from ecgcohort.io import atomic_path
+from ecgcohort.io import atomic_path, code_and_library_versions
 from ecgcohort.shapes.model import ShapeModel, ShapeModelError, load_npz, load_uk_digital_heart
 
 log = logging.getLogger(__name__)
@@ -79,14 +78,7 @@ def shape_model_cache_key(organ: str, spec: Mapping[str, Any]) -> str:
     :data:`BUILT_FROM_MODULES` and the versions of :data:`BUILT_FROM_LIBRARIES`."""
     digest = hashlib.sha256(json.dumps([organ, dict(spec)], sort_keys=True, default=str).encode())
     here = Path(__file__).parent
-    for module in BUILT_FROM_MODULES:
-        digest.update((here / module).read_bytes())
-    for library in BUILT_FROM_LIBRARIES:
-        try:
-            version = importlib.metadata.version(library)
-        except importlib.metadata.PackageNotFoundError:
-            version = "absent"
-        digest.update(f"{library}=={version}".encode())
+    digest.update(code_and_library_versions([here / module for module in BUILT_FROM_MODULES], BUILT_FROM_LIBRARIES))
     return digest.hexdigest()[:16]
 
 
