@@ -14,7 +14,7 @@ from snakemake.exceptions import WorkflowError
 # Parse-time code imports this checkout's library; Snakemake hands this search path on to
 # every script job, also inside conda envs.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from ecgcohort.config import ConfigError, load_schema, validate_config  # noqa: E402
+from ecgcohort.config import ConfigError, load_schema, release_layout, validate_config  # noqa: E402
 
 
 configfile: "config/config.yaml"

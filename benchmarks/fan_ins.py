@@ -17,10 +17,15 @@ its wall clock, its peak resident memory (``os.wait4``) and its time per patient
 
 * ``assemble``: ``assemble_cohort`` of every part into ``cohort.zarr`` and its card;
 * ``realism``: ``realism_summary_job`` of every patient's ``features.json`` and ``anatomy.json``;
-* ``release``: ``build_release`` (packed store, Parquet table, Croissant, WFDB, card, manifest,
-  verification) from that store — it repacks every array, so it runs only at the sizes whose
-  estimated bytes leave ``--min-free-gb`` free on the disk; larger sizes are extrapolated
-  (labelled so) and every release is deleted after it is measured;
+* ``release``: ``build_release`` (store, Parquet table, Croissant, WFDB, card, manifest,
+  verification) from that store, in the layout the workflow picks for the size
+  (``release.layout: auto``: packed up to ``pack_up_to_patients``, linked above; ``--release-layout``
+  forces one). A packed release repacks every array, so it runs only at the sizes whose
+  estimated bytes leave ``--min-free-gb`` free on the disk; larger sizes are extrapolated from
+  the same layout's figures (labelled so); every release is deleted after it is measured. A
+  linked release's manifest takes the parts' checksums: each synthetic part gets its digest file
+  as ``dataset_part`` writes it (the linked files' entries are the real part's, whose inode they
+  share; the rewritten files hashed);
 * ``pca_codes``: ``pca_codes_job`` of every ``parameters.json`` (the codes the surrogate reads);
 * ``surrogate``, ``shape_model``, ``ecg2act_I``, ``ecg2act_II``: the training jobs
   (``train_surrogate_job`` (pca, pseudo_residual), ``train_shape_model_job``,
@@ -105,6 +110,9 @@ class Cohort:
     def part(self, patient: str) -> Path:
         return self.root / "dataset" / "parts" / f"{patient}.zarr"
 
+    def digests(self, patient: str) -> Path:
+        return self.root / "dataset" / "parts" / f"{patient}.sha256.json"
+
     def bank(self, patient: str) -> Path:
         return self.root / "ecg2act" / "bank" / f"{patient}.zarr"
 
@@ -135,6 +143,7 @@ class Cohort:
             self._templates[real] = {
                 "linked": linked, "texts": texts,
                 "part": _tree(self.source / "dataset" / "parts" / f"{real}.zarr", real, id_chunks={"patient/c/0"}),
+                "part_digests": _digests_by_inode(self.source / "dataset" / "parts" / f"{real}.zarr"),
                 "bank": _tree(self.source / "ecg2act" / "bank" / f"{real}.zarr", real, id_chunks={"sample/c/0"}),
             }
         return self._templates[real]
@@ -151,6 +160,7 @@ class Cohort:
             (target / relative).parent.mkdir(parents=True, exist_ok=True)
             _write_new(target / relative, _renamed_json(text, real, patient))
         _copy_tree(template["part"], self.part(patient), real, patient)
+        _write_digests(self.part(patient), self.digests(patient), template["part_digests"])
         _copy_tree(template["bank"], self.bank(patient), real, patient)
         (target / "done").write_text("")
 
@@ -221,6 +231,30 @@ def _copy_tree(tree: dict, target: Path, real: str, patient: str) -> None:
         if renamed.dtype != raw.dtype or any(len(a) != len(b) for a, b in zip(raw, renamed)):
             raise SystemExit(f"{relative}: {patient} does not fit the {raw.dtype} strings of {real}")
         _write_new(target / _renamed_path(relative, real, patient), zstd.encode(renamed.tobytes()))
+
+
+def _digests_by_inode(root: Path) -> dict[tuple[int, int, int], str]:
+    """(inode, bytes, time in ns) -> SHA-256 of every file of a real patient's part, hashed once."""
+    from ecgcohort.io import sha256_of
+
+    known = {}
+    for path in (p for p in root.rglob("*") if p.is_file()):
+        status = path.stat()
+        known[(status.st_ino, status.st_size, status.st_mtime_ns)] = sha256_of(path)
+    return known
+
+
+def _write_digests(part: Path, out: Path, known: dict[tuple[int, int, int], str]) -> None:
+    """``out`` as :func:`ecgcohort.io.write_file_digests` writes it for ``part``: a file hard-linked
+    from the real part takes its known checksum, a rewritten one is hashed."""
+    from ecgcohort.io import sha256_of
+
+    files = {}
+    for path in sorted(p for p in part.rglob("*") if p.is_file()):
+        status = path.stat()
+        digest = known.get((status.st_ino, status.st_size, status.st_mtime_ns)) or sha256_of(path)
+        files[path.relative_to(part).as_posix()] = [digest, status.st_size, status.st_ino, status.st_mtime_ns]
+    _write_new(out, json.dumps({"directory": part.name, "files": files}, separators=(",", ":")))
 
 
 def _replace_link(source: Path, target: Path) -> None:
@@ -316,18 +350,23 @@ def run_stage(stage: str, work: Path, source: Path, size: int) -> dict:
                             [cohort.patient_dir(p) / "anatomy/anatomy.json" for p in ids],
                             {"healthy": config["realism"]["healthy"], "lbbb": config["realism"]["lbbb"]}, outputs)
     elif stage == "release":
+        from ecgcohort.config import release_layout
         from ecgcohort.release import ReleaseInputs, ReleaseMetadata, build_release
 
         release = config["release"]
+        layout = release_layout({**release, "layout": os.environ.get("FAN_INS_RELEASE_LAYOUT", release["layout"])},
+                                size)
         inputs = ReleaseInputs(store=out / "cohort.zarr",
                                anatomy={p: cohort.patient_dir(p) / "anatomy/anatomy.json" for p in ids},
-                               features=out / "ecg" / "features.csv", criteria=out / "ecg" / "criteria.csv", banks={})
+                               features=out / "ecg" / "features.csv", criteria=out / "ecg" / "criteria.csv", banks={},
+                               digests={p: cohort.digests(p) for p in ids} if layout == "linked" else {})
         sizes = build_release(inputs, out / "release", patients=ids,
                               metadata=ReleaseMetadata(**{k: release[k] for k in ("name", "version", "license", "url",
                                                                                   "citation", "creator")}),
                               shard_bytes=int(release["shard_mb"] * 2 ** 20),
-                              wfdb_source=None if release["wfdb"] == "none" else release["wfdb"], threads=2)
-        note = {"release_gb": sizes["bytes"] / 1e9, "files": sizes["files"]}
+                              wfdb_source=None if release["wfdb"] == "none" else release["wfdb"], threads=2,
+                              layout=layout)
+        note = {"release_gb": sizes["bytes"] / 1e9, "files": sizes["files"], "layout": layout}
     elif stage == "pca_codes":
         from ecgcohort.encoding.jobs import pca_codes_job
 
@@ -486,7 +525,9 @@ def main() -> None:
     parser.add_argument("--memory-cap-gb", type=float, default=10.0,
                         help="kill a stage past this resident memory, GiB (lowered to what the machine has free)")
     parser.add_argument("--stage-timeout", type=float, default=1200.0, help="kill a stage past this many seconds")
-    parser.add_argument("--min-free-gb", type=float, default=15.0, help="disk left free by a release")
+    parser.add_argument("--min-free-gb", type=float, default=15.0, help="disk left free by a packed release")
+    parser.add_argument("--release-layout", choices=("auto", "packed", "linked"), default="auto",
+                        help="the release's layout (auto: as release.layout's default picks for the size)")
     parser.add_argument("--deadline", help="UTC HH:MM: skip a stage whose extrapolated time would end past it")
     parser.add_argument("--keep", action="store_true", help="keep --work")
     parser.add_argument("--stage", help=argparse.SUPPRESS)  # the child process: run this stage
@@ -497,7 +538,10 @@ def main() -> None:
         print(json.dumps(run_stage(args.stage, work, source, args.size), default=float))
         return
 
+    from ecgcohort.config import release_layout
+
     sizes = sorted(set(args.patients))
+    os.environ["FAN_INS_RELEASE_LAYOUT"] = args.release_layout  # the child processes' release layout
     shutil.rmtree(work, ignore_errors=True)
     cohort = Cohort(source, work)
     cap = min(args.memory_cap_gb, _available_gb() - 3.0)
@@ -537,7 +581,8 @@ def main() -> None:
                       f"in {note['epoch_s']:.1f} s")
             return text
         if "release_gb" in note:
-            return f"release {note['release_gb']:.2f} GB, {note['files']:,} files (deleted after)"
+            return (f"{note['layout']} release {note['release_gb']:.2f} GB, {note['files']:,} files "
+                    "(deleted after)")
         return ""
 
     header = ("| stage | patients | wall (s) | peak (GiB) | per patient (ms) | status | notes |\n"
@@ -557,11 +602,14 @@ def main() -> None:
               f"{len([p for p in ids if _split(p) == 'test']):,} test); disk free "
               f"{shutil.disk_usage(work).free / 1e9:.1f} GB", flush=True)
         print(header, flush=True)
+        layout = release_layout({**_config(source)["release"], "layout": args.release_layout}, size)
         for stage in STAGES:
             if stage not in args.stages and not (stage in ("assemble", "realism") and "release" in args.stages) \
                     and not (stage == "pca_codes" and "surrogate" in args.stages):
                 continue
-            measured = [h for h in history[stage] if h.get("seconds") is not None and not h.get("killed")]
+            # a release is extrapolated from its own layout's figures only
+            measured = [h for h in history[stage] if h.get("seconds") is not None and not h.get("killed")
+                        and (stage != "release" or h.get("layout") == layout)]
             skip = ""
             killed_before = [h for h in history[stage] if h.get("killed")]
             if killed_before:
@@ -578,7 +626,7 @@ def main() -> None:
                 elif deadline is not None and time.time() + estimate_s > deadline:
                     skip = (f"skipped: ~{estimate_s:.0f} s extrapolated from {last['patients']:,} patients would end "
                             f"past the deadline {args.deadline} UTC")
-            if stage == "release" and not skip:
+            if stage == "release" and not skip and layout == "packed":
                 free = shutil.disk_usage(work).free
                 needed = 1.1 * part_bytes * size
                 if free - needed < args.min_free_gb * 1e9:
@@ -589,8 +637,9 @@ def main() -> None:
                 emit({"stage": stage, "patients": size, "seconds": _extrapolated(points, size, True),
                       "peak_gb": _extrapolated([(h["patients"], h["peak_gb"]) for h in measured], size, False),
                       "status": "EXTRAPOLATED",
-                      "note": f"{skip}; extrapolated from {', '.join(f'{n:,}' for n, _ in points[-2:])} patients"})
-                history[stage].append({"patients": size, "skipped": skip})
+                      "note": f"{layout}: {skip}; extrapolated from {', '.join(f'{n:,}' for n, _ in points[-2:])} "
+                              "patients"})
+                history[stage].append({"patients": size, "skipped": skip, "layout": layout})
                 continue
             if skip:
                 emit({"stage": stage, "patients": size, "seconds": None, "peak_gb": None, "status": "skipped",
@@ -601,7 +650,7 @@ def main() -> None:
             status = "killed" if result["killed"] else "measured"
             row = {"stage": stage, "patients": size, "seconds": result["seconds"], "peak_gb": result["peak_gb"],
                    "status": status, "note": result["killed"] or note_of(stage, result["note"]),
-                   "killed": bool(result["killed"])}
+                   "killed": bool(result["killed"]), "layout": layout if stage == "release" else None}
             history[stage].append(row)
             emit(row)
             if stage == "release":

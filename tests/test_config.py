@@ -125,3 +125,15 @@ def test_the_inverse_benchmark_runs_on_the_test_patients_all_or_the_first_n(sche
     with pytest.raises(ValueError, match="inverse.patients"):
         benchmark_patients(0, patients)
     assert validate_config({"inverse": {"patients": 20}}, schema)["inverse"]["patients"] == 20
+
+
+def test_the_release_is_packed_up_to_the_set_cohort_size_and_linked_above(schema):
+    from ecgcohort.config import release_layout
+
+    release = validate_config({}, schema)["release"]
+    assert (release["layout"], release["pack_up_to_patients"]) == ("auto", 200)
+    assert [release_layout(release, n) for n in (8, 200, 201, 10_000)] == ["packed", "packed", "linked", "linked"]
+    assert release_layout({**release, "layout": "packed"}, 10_000) == "packed"
+    assert release_layout({**release, "layout": "linked"}, 8) == "linked"
+    with pytest.raises(ConfigError, match="layout"):
+        validate_config({"release": {"layout": "zip"}}, schema)

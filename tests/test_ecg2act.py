@@ -398,11 +398,14 @@ def _training_banks(folder, rng, counts=(7, 5, 9), split="train") -> list:
 
 
 @pytest.mark.parametrize("network", ["I", "II"])
-def test_training_tables_read_bank_by_bank_equal_the_whole_cohorts_arrays(tmp_path, network: str):
+def test_training_tables_read_bank_by_bank_equal_the_whole_cohorts_arrays(tmp_path, monkeypatch, network: str):
     """The training job reads the banks one at a time (a 10,000-patient cohort's V_m is about
     70 GB): its validation table, its normalisation and its training table - in memory or
-    streamed a bank per block - are, bit for bit, what normalising the concatenated arrays of
-    every bank gives; a test patient's bank and a constant V_m are refused."""
+    streamed a bank per block from a scratch file that leaves no name behind - are, bit for bit,
+    what normalising the concatenated arrays of every bank gives, epoch after epoch; a test
+    patient's bank and a constant V_m are refused."""
+    import tempfile
+
     from ecgcohort.ecg2act.networks import normalise_vm
     from ecgcohort.ecg2act.training import BankRows, _ecg2act_tables, open_banks, random_split
 
@@ -420,6 +423,9 @@ def test_training_tables_read_bank_by_bank_equal_the_whole_cohorts_arrays(tmp_pa
 
     bank_rows = BankRows(paths)
     assert len(bank_rows) == 21 and bank_rows.samples == banks.sample.values.tolist()
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     for budget, resident in ((2**30, True), (0, False)):
         table, validation, normalisation, is_resident = _ecg2act_tables(network, bank_rows, fit_rows,
                                                                         validation_rows, budget)
@@ -434,13 +440,17 @@ def test_training_tables_read_bank_by_bank_equal_the_whole_cohorts_arrays(tmp_pa
         if resident:
             np.testing.assert_array_equal(table.columns["ecg"].numpy(), ecg[fit_rows])
             np.testing.assert_array_equal(table.columns["target"].numpy(), target[fit_rows])
-        else:  # an epoch of batches holds every training row once
-            batches = [table.gather(key) for key in table.batch_keys(0, 4, seed=0)]
-            streamed = np.concatenate([batch["target"].numpy() for batch in batches])
-            assert len(table.block_rows) == 3 and len(streamed) == len(fit_rows)
-            order = np.lexsort(streamed.reshape(len(streamed), -1).T)
-            expected = target[fit_rows]
-            np.testing.assert_array_equal(streamed[order], expected[np.lexsort(expected.reshape(len(expected), -1).T)])
+        else:  # each epoch of batches holds every training row once, ECG and target together
+            assert not list(scratch.iterdir())
+            expected = np.concatenate([ecg[fit_rows].reshape(len(fit_rows), -1),
+                                       target[fit_rows].reshape(len(fit_rows), -1)], axis=1)
+            for epoch in (0, 1):
+                batches = [table.gather(key) for key in table.batch_keys(epoch, 4, seed=0)]
+                streamed = np.concatenate([np.concatenate([batch[name].numpy().reshape(len(batch[name]), -1)
+                                                           for name in ("ecg", "target")], axis=1)
+                                           for batch in batches])
+                assert len(table.block_rows) == 3 and len(streamed) == len(fit_rows)
+                np.testing.assert_array_equal(streamed[np.lexsort(streamed.T)], expected[np.lexsort(expected.T)])
 
     with pytest.raises(ValueError, match="training patients' banks only.*test-0000"):
         BankRows([*paths, *_training_banks(tmp_path, np.random.default_rng(4), counts=(3,), split="test")])
@@ -452,3 +462,49 @@ def test_training_tables_read_bank_by_bank_equal_the_whole_cohorts_arrays(tmp_pa
             zarr.open_group(path, mode="r+")["vm"][:] = -80.0
         with pytest.raises(ValueError, match="V_m is constant"):
             _ecg2act_tables("II", BankRows(flat), np.arange(6), np.arange(6, 8), 2**30)
+
+
+def test_the_evaluation_reads_one_bank_at_a_time_and_scores_as_the_whole_arrays(tmp_path):
+    """evaluate_ecg2act_job scores both networks bank by bank (the held-out V_m of 10,000
+    patients is about 8 GB) and gets what scoring the concatenated arrays gives: the validation
+    samples the model names and every held-out sample, their counts, patients and metrics."""
+    import pandas as pd
+    import zarr
+
+    from ecgcohort.ecg2act.networks import Ecg2ActNetwork, NetworkSpec, load_network, predict, save_network
+    from ecgcohort.ecg2act.training import activation_metrics, evaluate_ecg2act_job, open_banks, vm_metrics
+
+    rng = np.random.default_rng(11)
+    train = _training_banks(tmp_path / "train", rng, counts=(6, 4, 5))
+    test = _training_banks(tmp_path / "test", rng, counts=(3, 4), split="test")
+    for path in [*train, *test]:
+        zarr.open_group(str(path), mode="r+").create_array("site_position", data=rng.normal(size=(75, 3)))
+    banks = {"train": open_banks(train), "test": open_banks(test)}
+    validation = [str(s) for s in banks["train"].sample.values[[1, 7, 8, 14]]]
+    models = {}
+    for network in ("I", "II"):
+        models[network] = tmp_path / f"network-{network}.pt"
+        save_network(models[network], Ecg2ActNetwork(NetworkSpec(network=network, n_times=40, seed=3)),
+                     {"dt_ms": 1.0, "validation_samples": validation, "vm_bounds_mv": [-85.0, 25.0]})
+    out = {name: tmp_path / f"{name}.{suffix}" for name, suffix in (("metrics", "csv"), ("summary", "md"),
+                                                                     ("boxes", "png"), ("map", "png"),
+                                                                     ("overlays", "png"))}
+    evaluate_ecg2act_job(model_paths=models, train_bank_paths=train, test_bank_paths=test,
+                         out_metrics=out["metrics"], out_summary=out["summary"], out_boxes=out["boxes"],
+                         out_map=out["map"], out_overlays=out["overlays"])
+    scored = pd.read_csv(out["metrics"]).set_index(["network", "split"])
+    assert all(path.stat().st_size > 0 for path in out.values())
+    for network in ("I", "II"):
+        model, _ = load_network(models[network], network)
+        for split, bank, patients in (
+                ("random_samples", banks["train"].sel(sample=validation), 3),
+                ("held_out_patients", banks["test"], 2)):
+            predicted = predict(model, bank.ecg.values)
+            expected = (activation_metrics(predicted, bank.activation_time.values) if network == "I" else
+                        vm_metrics(-85.0 + 110.0 * predicted, bank.vm.values.astype(np.float64), 1.0))
+            row = scored.loc[(network, split)]
+            assert (row.samples, row.patients) == (bank.sizes["sample"], patients)
+            for name, value in expected.items():
+                # an untrained Network II's V_m never passes 0 mV: its derived times are NaN
+                assert row[name] == pytest.approx(value, rel=1e-5, abs=1e-9, nan_ok=True), (network, split, name)
+            assert np.isfinite(row["activation_mae_ms" if network == "I" else "vm_rmse_mv"])

@@ -223,3 +223,90 @@ def test_the_llnl_export_and_the_pseudo_ecgs_when_asked(cohort_store, tmp_path):
     assert verify_release(out).problems == []
     assert any(line.endswith("llnl/test-0000/pECGData_train-0003_00000.npy")
                for line in (out / MANIFEST).read_text().splitlines())
+
+
+def test_a_linked_release_links_the_stores_files_and_takes_their_checksums_from_the_parts(cohort_store, tmp_path,
+                                                                                        monkeypatch, capsys):
+    """release.layout linked: no byte of the store is rewritten or read again. Its files are the
+    parts' (same inodes), the manifest's checksums of them come from the parts' digest files and
+    equal an independent hashlib pass, the full verify decodes every array, and a flipped byte
+    in a mesh group is named with its array and patient."""
+    import hashlib
+
+    import ecgcohort.release.build as build
+    from ecgcohort.io import write_file_digests
+
+    root, inputs = cohort_store
+    parts = {p: root / "results/dataset/parts" / f"{p}.zarr" for p in PATIENTS}
+    digests = {p: tmp_path / f"{p}.sha256.json" for p in PATIENTS}
+    for patient in PATIENTS:
+        write_file_digests(parts[patient], digests[patient])
+    hashed = []
+    monkeypatch.setattr(build, "sha256_of", lambda path: hashed.append(Path(path)) or hashlib.sha256(
+        Path(path).read_bytes()).hexdigest())
+    given = ReleaseInputs(**{**release_inputs(root).__dict__, "digests": digests})
+    with pytest.raises(ValueError, match="none given for test-0000"):
+        build_release(ReleaseInputs(**{**given.__dict__, "digests": {p: digests[p] for p in PATIENTS[:2]}}),
+                      tmp_path / "refused", patients=PATIENTS, layout="linked")
+    out = tmp_path / "release"
+    sizes = build_release(given, out, patients=PATIENTS, layout="linked")
+
+    store = out / "cohort.zarr"
+    lead = store / "patients" / "train-0001" / "lead_matrix"
+    shard = next(f for f in lead.iterdir() if f.name.startswith("c"))
+    assert shard.stat().st_ino == (parts["train-0001"] / shard.relative_to(store)).stat().st_ino
+    chunk_files = [p for p in store.rglob("c*") if p.is_file()]
+    assert len(chunk_files) > 20 and sizes["store_files_linked"] >= len(chunk_files) - 10
+    # the release read none of the parts' chunk files: the build's own check is presence
+    assert not [p for p in hashed if p.is_relative_to(store) and p.name != "zarr.json"
+                and any(p.stat().st_ino == q.stat().st_ino for q in parts["train-0001"].rglob(p.name))]
+    manifest = dict(reversed(line.split("  ", 1)) for line in (out / MANIFEST).read_text().splitlines())
+    on_disk = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != MANIFEST)
+    assert sorted(manifest) == on_disk
+    assert all(hashlib.sha256((out / r).read_bytes()).hexdigest() == d for r, d in manifest.items())
+
+    report = verify_release(out)
+    assert report.problems == [] and report.arrays > 20
+    released, working = open_cohort(store), open_cohort(root / "results/dataset/cohort.zarr")
+    assert released.attrs["layout"] == "linked"
+    assert np.array_equal(released.lead_ecg.values, working.lead_ecg.values)
+    assert np.array_equal(open_patient_mesh(store, "train-0001").lead_matrix.values, inputs["train-0001"]["lead"])
+    card = (out / "README.md").read_text()
+    assert "patients/<patient>" in card and "CF contiguous ragged arrays in the root" not in card
+
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)  # copies: the original's files are the parts'
+    flipped = copy / shard.relative_to(out)
+    data = bytearray(flipped.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    flipped.write_bytes(bytes(data))
+    problems = verify_release(copy).problems
+    assert any(p.startswith("checksum mismatch: cohort.zarr/patients/train-0001/lead_matrix/")
+               and "'lead_matrix' (patient train-0001)" in p for p in problems), problems
+    assert any(p.startswith("array 'lead_matrix', patient train-0001") for p in problems), problems
+
+
+def test_a_stale_checksum_of_a_part_is_not_taken(cohort_store, tmp_path):
+    """A digest file whose inode, size or time is not the file's (the part was written again)
+    is not believed: the file is hashed, and the manifest is still right."""
+    import hashlib
+
+    from ecgcohort.io import write_file_digests
+
+    root, _ = cohort_store
+    digests = {}
+    for patient in PATIENTS:
+        path = tmp_path / f"{patient}.sha256.json"
+        write_file_digests(root / "results/dataset/parts" / f"{patient}.zarr", path)
+        written = json.loads(path.read_text())
+        for entry in written["files"].values():
+            entry[0], entry[3] = "0" * 64, entry[3] + 1  # a wrong checksum of an older file
+        path.write_text(json.dumps(written))
+        digests[patient] = path
+    out = tmp_path / "release"
+    build_release(ReleaseInputs(**{**release_inputs(root).__dict__, "digests": digests}), out, patients=PATIENTS,
+                  layout="linked", wfdb_source=None)
+    lines = (out / MANIFEST).read_text().splitlines()
+    assert not [line for line in lines if line.startswith("0" * 64)]
+    assert all(hashlib.sha256((out / r).read_bytes()).hexdigest() == d
+               for d, r in (line.split("  ", 1) for line in lines))

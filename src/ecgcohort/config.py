@@ -149,3 +149,12 @@ if __name__ == "__main__":
     import sys
 
     print(schema_markdown(load_schema(sys.argv[1])), end="")
+
+
+def release_layout(release: Mapping[str, Any], patient_count: int) -> str:
+    """The release store's layout for ``patient_count`` patients from the ``release`` section:
+    its ``layout``, or with ``auto`` packed up to ``pack_up_to_patients`` and linked above
+    (packing rewrites every byte, about 6 minutes per 100 patients at 1.2 mm on 2 cores)."""
+    if release["layout"] != "auto":
+        return str(release["layout"])
+    return "packed" if patient_count <= int(release["pack_up_to_patients"]) else "linked"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -42,6 +44,39 @@ def user_cache_dir(kind: str) -> Path:
     for ``~/.cache``), beside the environment's interpreter and packages (tools/env-common.sh)."""
     root = os.environ.get("ECGCOHORT_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "ecgcohort"
     return Path(root).expanduser() / kind
+
+
+def sha256_of(path: str | Path) -> str:
+    """The hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_file_digests(directory: str | Path, out: str | Path) -> dict[str, list]:
+    """Write ``out`` (JSON): for every file under ``directory``, its path relative to it (POSIX)
+    -> [SHA-256 hex, bytes, inode, modification time in ns]. Computed where the files are
+    written, so that a release hard-linking them (the same inode, size and time) lists their
+    checksums without reading their bytes again."""
+    directory = Path(directory)
+    digests = {}
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        status = path.stat()
+        digests[path.relative_to(directory).as_posix()] = [sha256_of(path), status.st_size, status.st_ino,
+                                                           status.st_mtime_ns]
+    with atomic_path(out) as temporary:
+        temporary.write_text(json.dumps({"directory": directory.name, "files": digests}, separators=(",", ":")))
+    return digests
+
+
+def read_file_digests(path: str | Path) -> dict[str, list]:
+    """What :func:`write_file_digests` wrote: relative path -> [SHA-256 hex, bytes, inode, time in ns]."""
+    try:
+        return json.loads(Path(path).read_text())["files"]
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(f"{path} is not a file of checksums written by write_file_digests ({error!r})") from error
 
 
 def code_and_library_versions(sources: Sequence[str | Path], libraries: Sequence[str]) -> bytes:

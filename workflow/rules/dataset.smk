@@ -13,6 +13,8 @@ rule dataset_part:
         sdf="results/patients/{patient}/encoding/sdf.npz",
     output:
         part=directory("results/dataset/parts/{patient}.zarr"),
+        # the SHA-256 of the part's files, for a linked release's manifest (release.layout)
+        digests="results/dataset/parts/{patient}.sha256.json",
     params:
         scenarios=SCENARIOS,
     log:

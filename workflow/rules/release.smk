@@ -1,14 +1,18 @@
 # The release (docs/how-to/publish-release.md): `snakemake release` packs the cohort store for
-# download (sharded by patients, meshes as CF contiguous ragged arrays), writes the Parquet
+# download (sharded by patients, meshes as CF contiguous ragged arrays) or, for a cohort of
+# thousands, hard-links its files (release.layout), writes the Parquet
 # metadata table, its Croissant description, the WFDB records, the card, a size report and a
 # SHA-256 manifest into results/release/, then verifies it. Not part of `make run`.
 
 RELEASE = config["release"]
+# packing rewrites every byte (hours at thousands of patients); linking costs file operations
+RELEASE_LAYOUT = release_layout(RELEASE, len(PATIENTS))
 
 
 RELEASE_CHAIN = ChainInputs(
     anatomy=(rules.assemble_anatomy.output.summary, PATIENTS),
     banks=(rules.simulation_bank.output.bank, PATIENTS if RELEASE["llnl"] else []),
+    digests=(rules.dataset_part.output.digests, PATIENTS if RELEASE_LAYOUT == "linked" else []),
 )
 
 
@@ -25,6 +29,7 @@ rule release_cohort:
         patients=PATIENTS,
         metadata={key: RELEASE[key] for key in ("name", "version", "license", "url", "citation", "creator")},
         shard_mb=RELEASE["shard_mb"],
+        layout=RELEASE_LAYOUT,
         wfdb=RELEASE["wfdb"],
     log:
         "results/logs/release/release_cohort.log",

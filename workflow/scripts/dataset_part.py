@@ -10,4 +10,4 @@ with logging_to(snakemake.log[0]):
                                 fibres=[snakemake.input.fibres], leadfield_chunks=snakemake.input.chunks,
                                 activation=snakemake.input.activation, ecg=snakemake.input.ecg,
                                 sdf=[snakemake.input.sdf])
-    write_patient_part(patient, files[patient], scenarios, snakemake.output.part)
+    write_patient_part(patient, files[patient], scenarios, snakemake.output.part, snakemake.output.digests)

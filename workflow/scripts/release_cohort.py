@@ -11,9 +11,10 @@ with logging_to(snakemake.log[0]):
     patients = list(snakemake.params.patients)
     files = ReleaseInputs(store=Path(inputs.store), anatomy=dict(zip(patients, map(Path, inputs.anatomy))),
                           features=Path(inputs.features), criteria=Path(inputs.criteria),
-                          banks=dict(zip(patients, map(Path, inputs.banks))))
+                          banks=dict(zip(patients, map(Path, inputs.banks))),
+                          digests=dict(zip(patients, map(Path, inputs.digests))))
     build_release(files, snakemake.output.release, patients=patients,
                   metadata=ReleaseMetadata(**snakemake.params.metadata),
                   shard_bytes=int(snakemake.params.shard_mb * 2 ** 20),
                   wfdb_source=None if snakemake.params.wfdb == "none" else snakemake.params.wfdb,
-                  threads=snakemake.threads)
+                  threads=snakemake.threads, layout=snakemake.params.layout)

@@ -45,7 +45,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ecgcohort.io import atomic_path
+from ecgcohort.io import atomic_path, write_file_digests
 
 log = logging.getLogger(__name__)
 
@@ -463,12 +463,15 @@ def _store_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
-def write_patient_part(patient: str, files: PatientFiles, scenarios: Sequence[str], out_part: str | Path) -> None:
+def write_patient_part(patient: str, files: PatientFiles, scenarios: Sequence[str], out_part: str | Path,
+                       out_digests: str | Path | None = None) -> None:
     """Write one patient's part of the cohort store, ``out_part`` (a Zarr store): its slice of
     every root array (a ``patient`` dimension of size 1, one shard per array) and its ragged
     group ``patients/<patient>``. :func:`assemble_cohort` links parts into the cohort without
     rewriting their bytes. Inconsistent inputs fail naming the patient; the part is written
-    under a temporary name and renamed when complete."""
+    under a temporary name and renamed when complete. ``out_digests``: the SHA-256 of each of
+    the part's files (:func:`ecgcohort.io.write_file_digests`), which a linked release lists
+    without reading the bytes again."""
     import zarr
 
     if not scenarios or len(set(scenarios)) != len(scenarios):
@@ -495,6 +498,8 @@ def write_patient_part(patient: str, files: PatientFiles, scenarios: Sequence[st
     log.info("patient %s: part %s (%d electrodes, %d points, %d nodes, %d cells, %d scenarios, %.1f MB)", patient,
              out_part, len(electrodes.names), row.sizes["point"], n_nodes, n_cells, len(scenarios),
              _store_bytes(Path(out_part)) / 1e6)
+    if out_digests is not None:
+        write_file_digests(out_part, out_digests)
 
 
 # ---------------------------------------------------------------- the cohort from parts

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -88,15 +89,31 @@ def activation_metrics(predicted_ms: np.ndarray, true_ms: np.ndarray) -> dict[st
     return {"activation_mae_ms": float(np.nanmean(error)), "activation_error_sd_ms": float(np.nanstd(error))}
 
 
+def vm_metric_parts(predicted_mv: np.ndarray, true_mv: np.ndarray, dt_ms: float) -> dict[str, np.ndarray]:
+    """What :func:`vm_metrics` is computed from, per series (S, 75) and as a sum, for V_m
+    (S, 75, T) in mV: parts of several banks concatenate (:func:`metrics_of_vm_parts`), so the
+    metrics of a cohort's banks need one bank in memory at a time."""
+    true_mv = np.asarray(true_mv, dtype=np.float64)
+    return {"pearson": pearson_per_series(predicted_mv, true_mv),
+            "derived_ms": activation_times(predicted_mv, dt_ms), "true_ms": activation_times(true_mv, dt_ms),
+            "apd_error_ms": np.abs(apd_ms(predicted_mv, dt_ms) - apd_ms(true_mv, dt_ms)),
+            "squared_error_sum": np.array([np.sum((predicted_mv - true_mv) ** 2)]),
+            "values": np.array([true_mv.size])}
+
+
+def metrics_of_vm_parts(parts: Sequence[Mapping[str, np.ndarray]]) -> dict[str, float]:
+    """Network II's metrics (module docstring) from :func:`vm_metric_parts` of one or more banks."""
+    whole = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    return {"vm_pearson": float(np.nanmean(whole["pearson"])),
+            "vm_rmse_mv": float(np.sqrt(whole["squared_error_sum"].sum() / whole["values"].sum())),
+            **activation_metrics(whole["derived_ms"], whole["true_ms"]),
+            "activation_undetected_fraction": float(np.mean(np.isnan(whole["derived_ms"]))),
+            "apd_error_ms": float(np.nanmean(whole["apd_error_ms"]))}
+
+
 def vm_metrics(predicted_mv: np.ndarray, true_mv: np.ndarray, dt_ms: float) -> dict[str, float]:
     """Network II's metrics (module docstring) of V_m (S, 75, T) in mV."""
-    derived = activation_times(predicted_mv, dt_ms)
-    truth = activation_times(true_mv, dt_ms)
-    return {"vm_pearson": float(np.nanmean(pearson_per_series(predicted_mv, true_mv))),
-            "vm_rmse_mv": float(np.sqrt(np.mean((predicted_mv - true_mv) ** 2))),
-            **activation_metrics(derived, truth),
-            "activation_undetected_fraction": float(np.mean(np.isnan(derived))),
-            "apd_error_ms": float(np.nanmean(np.abs(apd_ms(predicted_mv, dt_ms) - apd_ms(true_mv, dt_ms))))}
+    return metrics_of_vm_parts([vm_metric_parts(predicted_mv, true_mv, dt_ms)])
 
 
 def write_metrics(rows: Sequence[Mapping[str, Any]], path: str | Path) -> None:
@@ -128,13 +145,13 @@ def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 class BankRows:
-    """The training banks read one patient at a time, for tables of selected samples: ``counts``
-    samples per bank, the samples' names, the patients, the time step (ms). Rows are numbered
+    """The banks of one ``split``'s patients read one patient at a time, for tables of selected
+    samples: ``counts`` samples per bank, the samples' names, the patients, the time step (ms). Rows are numbered
     across the banks in the order of ``paths``, as :func:`open_banks` numbers them. Each array
     is opened on its own (zarr, without the group's consolidated metadata: 2 ms where opening
     the group takes 13 ms and xarray about 70 ms; a 10,000-patient cohort has 9,000 banks)."""
 
-    def __init__(self, paths: Sequence[str | Path]):
+    def __init__(self, paths: Sequence[str | Path], split: str = "train"):
         import zarr
 
         if not paths:
@@ -144,7 +161,7 @@ class BankRows:
         dt_ms = None
         for path in self.paths:
             attributes = zarr.open_group(path, mode="r", use_consolidated=False).attrs
-            if str(attributes.get("split", "")) != "train":
+            if str(attributes.get("split", "")) != split:
                 not_train.append(path)
             names = [str(name) for name in zarr.open_array(path, path="sample", mode="r")[:]]
             self.counts.append(len(names))
@@ -153,7 +170,8 @@ class BankRows:
             if dt_ms is None:
                 dt_ms = float(np.diff(zarr.open_array(path, path="time", mode="r")[:2])[0])
         if not_train:
-            raise ValueError(f"train_ecg2act reads training patients' banks only, got {', '.join(not_train)}")
+            which = {"train": "training", "test": "test"}.get(split, split)
+            raise ValueError(f"expected the {which} patients' banks only, got {', '.join(not_train)}")
         self.dt_ms = float(dt_ms)
         self.starts = np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
 
@@ -176,10 +194,12 @@ def _ecg2act_tables(network: str, bank_rows: BankRows, fit_rows: np.ndarray, val
     normalised per lead, the target (Network I: activation times, ms, normalised by the model;
     Network II: V_m scaled to [0, 1] by the training rows' range). The training table stays
     in memory when it fits ``budget_bytes`` - rows in global order, as one concatenated array
-    gives them - else it is read one bank per block (:class:`~ecgcohort.learning.StreamedTable`);
-    the validation rows are held in memory. One pass over the banks finds the normalisation
-    and reads the validation rows into their table; each table is allocated once and filled
-    bank by bank (no second copy of the rows)."""
+    gives them - else it is streamed one bank per block (:class:`~ecgcohort.learning.StreamedTable`)
+    from a scratch file (:func:`spill_file`) that the same pass fills: an epoch then reads its
+    rows back from one file instead of decoding 9,000 banks again (358 s an epoch at 10,000
+    patients). The validation rows are held in memory. One pass over the banks finds the
+    normalisation, reads the validation rows into their table and the training rows into
+    memory or the scratch file; each table is allocated once and filled bank by bank."""
     import torch
 
     from ecgcohort.ecg2act.networks import activation_normalisation, normalise_ecg, normalise_vm
@@ -197,9 +217,12 @@ def _ecg2act_tables(network: str, bank_rows: BankRows, fit_rows: np.ndarray, val
         return {name: np.empty((rows, *shape), dtype=np.float32) for name, shape in shapes.items()}
 
     # the pass: the target's training statistics (Network I: every training time, 300 bytes a
-    # sample; Network II: the range), the validation rows (V_m scaled once the range is known)
+    # sample; Network II: the range), the validation rows (V_m scaled once the range is known),
+    # the training rows (the target scaled once the range is known: in memory, or when read back)
     validation, filled = empty(len(validation_rows)), 0
-    fit_times, low, high = [], np.inf, -np.inf
+    training = empty(len(fit_rows)) if resident else {
+        name: spill_file(f"ecg2act-{network}-{name}", (len(fit_rows), *shape)) for name, shape in shapes.items()}
+    fit_times, low, high, trained_rows = [], np.inf, -np.inf, 0
     for bank, (fit, held) in enumerate(zip(fit_local, validation_local)):
         arrays = bank_rows.read(bank, names, np.concatenate([fit, held]))
         target = arrays[target_name]
@@ -214,6 +237,11 @@ def _ecg2act_tables(network: str, bank_rows: BankRows, fit_rows: np.ndarray, val
         validation["ecg"][block] = normalise_ecg(arrays["ecg"][len(fit):])
         validation["target"][block] = target[len(fit):]
         filled += len(held)
+        if len(fit):
+            block = slice(trained_rows, trained_rows + len(fit))
+            training["ecg"][block] = normalise_ecg(arrays["ecg"][:len(fit)])
+            training["target"][block] = target[:len(fit)]
+            trained_rows += len(fit)
 
     if network == "I":
         offset, scale = activation_normalisation(np.concatenate(fit_times))
@@ -229,29 +257,39 @@ def _ecg2act_tables(network: str, bank_rows: BankRows, fit_rows: np.ndarray, val
         def scaled_target(raw: np.ndarray) -> np.ndarray:
             return normalise_vm(raw, bounds_mv=(low, high))[0]
 
-        for start in range(0, len(validation_rows), 256):  # in place, in float64 a slice at a time
-            piece = validation["target"][start:start + 256]
-            piece[...] = scaled_target(piece)
-
-    def rows_of(bank: int, rows: np.ndarray) -> dict[str, np.ndarray]:
-        arrays = bank_rows.read(bank, names, rows)
-        return {"ecg": normalise_ecg(arrays["ecg"]).astype(np.float32),
-                "target": scaled_target(arrays[target_name]).astype(np.float32)}
+        tables = [validation["target"]] + ([training["target"]] if resident else [])
+        for table in tables:
+            for start in range(0, len(table), 256):  # in place, in float64 a slice at a time
+                piece = table[start:start + 256]
+                piece[...] = scaled_target(piece)
 
     validation_table = TensorTable({name: torch.from_numpy(array) for name, array in validation.items()})
     if resident:
-        training, filled = empty(len(fit_rows)), 0
-        for bank, fit in enumerate(fit_local):
-            if len(fit):
-                for name, array in rows_of(bank, fit).items():
-                    training[name][filled:filled + len(fit)] = array
-                filled += len(fit)
         return (TensorTable({name: torch.from_numpy(array) for name, array in training.items()}), validation_table,
                 normalisation, resident)
-    with_rows = [bank for bank, fit in enumerate(fit_local) if len(fit)]
-    table = StreamedTable(lambda index: rows_of(with_rows[index], fit_local[with_rows[index]]),
-                          [len(fit_local[bank]) for bank in with_rows])
-    return table, validation_table, normalisation, resident
+    counts = [len(fit) for fit in fit_local if len(fit)]
+    starts = np.concatenate([[0], np.cumsum(counts)])
+
+    def block_of(index: int) -> dict[str, np.ndarray]:
+        rows = slice(int(starts[index]), int(starts[index + 1]))
+        return {"ecg": np.array(training["ecg"][rows]),
+                "target": scaled_target(training["target"][rows]).astype(np.float32)}
+
+    return StreamedTable(block_of, counts), validation_table, normalisation, resident
+
+
+def spill_file(name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A float32 array of ``shape`` backed by a scratch file in ``$TMPDIR`` (node-local scratch
+    on a cluster) whose name is removed at once: the mapping keeps it while the array lives, and
+    the space comes back when the process ends, killed or not, leaving no file behind."""
+    import tempfile
+
+    handle, path = tempfile.mkstemp(prefix=f"{name}-", suffix=".npy")
+    os.close(handle)
+    try:
+        return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+    finally:
+        os.unlink(path)
 
 
 def train_ecg2act_job(*, network: str, bank_paths: Sequence[str | Path], section: Mapping[str, Any], workdir: str | Path,
@@ -307,50 +345,70 @@ def evaluate_ecg2act_job(*, model_paths: Mapping[str, str | Path], train_bank_pa
                          test_bank_paths: Sequence[str | Path], out_metrics: str | Path, out_summary: str | Path,
                          out_boxes: str | Path, out_map: str | Path, out_overlays: str | Path) -> None:
     """Score both networks on both splits (module docstring): ``metrics.csv``, a markdown
-    summary beside the paper, and Figs. 3b–d and 4a–c (rule ``evaluate_ecg2act``)."""
+    summary beside the paper, and Figs. 3b–d and 4a–c (rule ``evaluate_ecg2act``). The banks
+    are read one at a time (the held-out patients' V_m is about 8 GB at 10,000 patients); per
+    sample only the (S, 75) site values the metrics and figures need are kept."""
     import time
 
-    import xarray as xr
+    import zarr
 
     from ecgcohort.ecg2act.figures import activation_map_comparison, site_error_boxes, vm_overlays
     from ecgcohort.ecg2act.networks import load_network, predict
 
-    train_banks, test_banks = open_banks(train_bank_paths), open_banks(test_bank_paths)
-    positions = {str(bank.attrs["patient"]): bank.site_position.values
-                 for bank in (xr.open_zarr(path, consolidated=True) for path in test_bank_paths)}
+    train_rows, test_rows = BankRows(train_bank_paths), BankRows(test_bank_paths, split="test")
+    first_train = zarr.open_group(str(train_bank_paths[0]), mode="r", use_consolidated=False)
+    labels = [str(s) for s in first_train["site_label"][:75]] if "site_label" in first_train else []
     rows, boxes = [], {}
-    labels = [str(s) for s in train_banks.site_label.values[:75]] if "site_label" in train_banks else []
     for network, path in sorted(model_paths.items()):
         model, metadata = load_network(path, network)
         dt_ms = float(metadata["dt_ms"])
-        validation = train_banks.sel(sample=train_banks.sample.isin(metadata["validation_samples"]))
-        for split, bank in (("random_samples", validation), ("held_out_patients", test_banks)):
-            ecg = bank.ecg.values
-            start = time.perf_counter()
-            predicted = predict(model, ecg)
-            per_ecg_ms = (time.perf_counter() - start) / len(ecg) * 1e3
-            row: dict[str, Any] = {"network": network, "split": split, "samples": int(len(ecg)),
-                                   "patients": len(set(bank.patient.values.tolist())),
-                                   "inference_ms_per_ecg": per_ecg_ms}
+        wanted = set(metadata["validation_samples"])
+        validation = np.array([i for i, name in enumerate(train_rows.samples) if name in wanted], dtype=np.int64)
+        for split, bank_rows, chosen in (("random_samples", train_rows, validation),
+                                         ("held_out_patients", test_rows, np.arange(len(test_rows)))):
+            target = {"I": "activation_time", "II": "vm"}[network]
+            seconds, parts, patients, overlay = 0.0, [], set(), None
+            for bank, local in enumerate(bank_rows.local(chosen)):
+                if not len(local):
+                    continue
+                arrays = bank_rows.read(bank, ("ecg", target), local)
+                start = time.perf_counter()
+                predicted = predict(model, arrays["ecg"])
+                seconds += time.perf_counter() - start
+                patients.add(bank_rows.patients[bank])
+                if network == "I":
+                    parts.append({"predicted": predicted, "truth": arrays[target], "bank": np.full(len(local), bank),
+                                  "sample": local})
+                else:
+                    low, high = metadata["vm_bounds_mv"]
+                    predicted_mv = low + (high - low) * predicted
+                    parts.append(vm_metric_parts(predicted_mv, arrays[target], dt_ms))
+                    if overlay is None:
+                        overlay = (bank, int(local[0]), arrays[target][0].astype(np.float64), predicted_mv[0])
+            count = int(len(chosen))
+            row: dict[str, Any] = {"network": network, "split": split, "samples": count, "patients": len(patients),
+                                   "inference_ms_per_ecg": seconds / max(count, 1) * 1e3}
             if network == "I":
-                truth = bank.activation_time.values
+                predicted, truth = (np.concatenate([p[name] for p in parts]) for name in ("predicted", "truth"))
                 row |= activation_metrics(predicted, truth)
                 boxes[split] = predicted - truth
                 if split == "held_out_patients":
                     sample = int(np.argmin(np.abs(np.nanmean(np.abs(predicted - truth), axis=1)
                                                   - row["activation_mae_ms"])))
-                    activation_map_comparison(positions[str(bank.patient.values[sample])], truth[sample],
-                                              predicted[sample], out_map,
-                                              f"Network I on a held-out patient ({bank.sample.values[sample]})")
+                    bank = int(np.concatenate([p["bank"] for p in parts])[sample])
+                    local = int(np.concatenate([p["sample"] for p in parts])[sample])
+                    positions = zarr.open_array(bank_rows.paths[bank], path="site_position", mode="r")[:]
+                    activation_map_comparison(positions, truth[sample], predicted[sample], out_map,
+                                              "Network I on a held-out patient "
+                                              f"({bank_rows.samples[bank_rows.starts[bank] + local]})")
             else:
-                low, high = metadata["vm_bounds_mv"]
-                predicted_mv = low + (high - low) * predicted
-                truth = bank.vm.values.astype(np.float64)
-                row |= vm_metrics(predicted_mv, truth, dt_ms)
+                row |= metrics_of_vm_parts(parts)
                 if split == "held_out_patients":
-                    vm_overlays(bank.time.values, truth[0], predicted_mv[0], [0, 16, 66], labels or
+                    bank, local, truth_mv, predicted_mv = overlay
+                    times = zarr.open_array(bank_rows.paths[bank], path="time", mode="r")[:]
+                    vm_overlays(times, truth_mv, predicted_mv, [0, 16, 66], labels or
                                 [str(k + 1) for k in range(75)], out_overlays,
-                                f"Network II on a held-out patient ({bank.sample.values[0]})")
+                                f"Network II on a held-out patient ({bank_rows.samples[bank_rows.starts[bank] + local]})")
             rows.append(row)
             log.info("Network %s, %s: %s", network, split, json.dumps({k: (round(v, 4) if isinstance(v, float)
                                                                           else v) for k, v in row.items()}))

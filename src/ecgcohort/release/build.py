@@ -3,8 +3,10 @@ without ecgcohort.
 
 Layout of ``results/release/``:
 
-* ``cohort.zarr/`` — the packed store (:mod:`ecgcohort.release.pack`): sharded by patients,
-  meshes as CF contiguous ragged arrays, crc32c on every chunk;
+* ``cohort.zarr/`` — the store, in one of two layouts (``release.layout``): *packed*
+  (:mod:`ecgcohort.release.pack`: sharded by patients, meshes as CF contiguous ragged arrays,
+  crc32c on every chunk; every byte rewritten) or *linked* (:mod:`ecgcohort.release.link`: the
+  working store's files hard-linked, meshes in per-patient groups; for cohorts of thousands);
 * ``metadata.parquet`` — one row per patient × scenario (:mod:`ecgcohort.release.table`);
 * ``croissant.json`` — the Croissant 1.0 description (:mod:`ecgcohort.release.croissant`);
 * ``wfdb/<patient>/<scenario>.hea|.dat`` — every 12-lead ECG (:mod:`ecgcohort.release.wfdb_export`);
@@ -15,7 +17,8 @@ Layout of ``results/release/``:
 
 :func:`verify_release` (``python -m ecgcohort.release verify DIR``) checks the manifest, then
 decodes every array patient by patient, so a corrupted chunk is reported with its array and
-patient.
+patient. Building a linked release checks the files it wrote and the presence of the linked
+ones (their checksums come from the parts that wrote them); the command checks every byte.
 """
 
 from __future__ import annotations
@@ -25,13 +28,13 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 import numpy as np
 
 from ecgcohort.dataset.assemble import _quiet_consolidated, atomic_directory, dataset_card, open_cohort
 from ecgcohort.io import atomic_path
-from ecgcohort.release.croissant import sha256_of
+from ecgcohort.io import sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +63,16 @@ class ReleaseMetadata:
 class ReleaseInputs:
     """Where the release's parts come from: the working store, each patient's anatomy.json, the
     realism tables (None when the stage is off), the ECG → activation banks (patient -> bank
-    store) when the LLNL export is asked for."""
+    store) when the LLNL export is asked for, and the checksums of each patient's part
+    (patient -> :func:`ecgcohort.io.write_file_digests` file; a linked release's manifest takes
+    them instead of reading the bytes)."""
 
     store: Path
     anatomy: Mapping[str, Path]
     features: Path | None = None
     criteria: Path | None = None
     banks: Mapping[str, Path] = field(default_factory=dict)
+    digests: Mapping[str, Path] = field(default_factory=dict)
 
 
 def _release_files(directory: Path) -> list[Path]:
@@ -74,14 +80,26 @@ def _release_files(directory: Path) -> list[Path]:
                   and p.relative_to(directory).as_posix() != MANIFEST)
 
 
-def write_manifest(directory: str | Path) -> Path:
+def write_manifest(directory: str | Path, known: Mapping[tuple[int, int, int], str] | None = None) -> set[str]:
     """``MANIFEST.sha256`` of ``directory``: ``<sha256>  <relative path>`` for every file but
-    itself, sorted (``sha256sum -c MANIFEST.sha256`` checks it too)."""
+    itself, sorted (``sha256sum -c MANIFEST.sha256`` checks it too). A file that ``known``
+    (:func:`ecgcohort.release.link.digests_by_inode`) holds is not read. Returns the relative
+    paths whose checksum came from ``known``."""
+    from ecgcohort.release.link import known_digest
+
     directory = Path(directory)
-    lines = [f"{sha256_of(p)}  {p.relative_to(directory).as_posix()}" for p in _release_files(directory)]
+    lines, from_parts = [], set()
+    for path in _release_files(directory):
+        relative = path.relative_to(directory).as_posix()
+        digest = known_digest(path, known) if known else None
+        if digest is None:
+            digest = sha256_of(path)
+        else:
+            from_parts.add(relative)
+        lines.append(f"{digest}  {relative}")
     with atomic_path(directory / MANIFEST) as temporary:
         temporary.write_text("\n".join(lines) + "\n")
-    return directory / MANIFEST
+    return from_parts
 
 
 def _check_complete(cohort, inputs: ReleaseInputs, patients: Sequence[str]) -> None:
@@ -98,7 +116,30 @@ def _check_complete(cohort, inputs: ReleaseInputs, patients: Sequence[str]) -> N
         raise ValueError(f"the cohort is incomplete: no anatomy.json for {', '.join(no_anatomy)}")
 
 
-def _load_instructions(patient: str) -> str:
+def _load_instructions(patient: str, layout: str) -> str:
+    if layout == "linked":
+        return "\n".join([
+            "## Loading this release without ecgcohort",
+            "",
+            "Only xarray and zarr (>= 3) are needed; pandas (with pyarrow) reads the table, wfdb the ECG records.",
+            "",
+            "```python",
+            "import pandas as pd, xarray as xr",
+            "cohort = xr.open_zarr(\"cohort.zarr\")                 # lazy; one patient per shard",
+            "table = pd.read_parquet(\"metadata.parquet\")          # one row per patient x scenario",
+            f"i = int(table.loc[table.patient == \"{patient}\", \"zarr_index\"].iloc[0])",
+            "ecg = cohort.lead_ecg.isel(patient=i).sel(scenario=\"sinus\")   # (lead, time), volts",
+            f"mesh = xr.open_zarr(\"cohort.zarr\", group=\"patients/{patient}\", consolidated=False)",
+            "```",
+            "",
+            "This store keeps the workflow's own layout (the release's `layout` attribute is `linked`): every root "
+            "array is one shard per patient and each patient's mesh arrays (nodes, tetrahedra, fibres, the lead "
+            "matrix, activation times) are the group `patients/<patient>`. "
+            "`ecgcohort.dataset.open_patient_mesh(\"cohort.zarr\", patient)` reads it too.",
+            "",
+            "Check a download: `sha256sum -c MANIFEST.sha256`, or `python -m ecgcohort.release verify .` (also decodes "
+            "every chunk).",
+        ])
     return "\n".join([
         "## Loading this release without ecgcohort",
         "",
@@ -127,22 +168,38 @@ def _load_instructions(patient: str) -> str:
 
 def build_release(inputs: ReleaseInputs, out_dir: str | Path, *, patients: Sequence[str],
                   metadata: ReleaseMetadata = ReleaseMetadata(), shard_bytes: int | None = None,
-                  wfdb_source: str | None = "fem", threads: int = 1) -> dict[str, Any]:
+                  wfdb_source: str | None = "fem", threads: int = 1, layout: str = "packed") -> dict[str, Any]:
     """Build the release ``out_dir`` (see the module doc) from ``inputs`` for the configured
-    ``patients``; refuse an incomplete cohort naming the missing patients. Written under a
-    temporary name and renamed when complete and verified. Returns the size report."""
+    ``patients``; refuse an incomplete cohort naming the missing patients. ``layout``: the
+    store ``packed`` (every byte rewritten) or ``linked`` (the working store's files hard-linked,
+    their checksums taken from ``inputs.digests``). Written under a temporary name and renamed
+    when complete and verified. Returns the size report."""
     from ecgcohort.release.croissant import croissant_metadata, write_croissant
     from ecgcohort.release.pack import DEFAULT_SHARD_BYTES, pack_store
     from ecgcohort.release.table import (column_descriptions, metadata_table, read_anatomy_measures,
                                          read_realism_csv, write_table)
     from ecgcohort.release.wfdb_export import export_wfdb
 
+    from ecgcohort.release.link import LAYOUTS, digests_by_inode, link_store
+
+    if layout not in LAYOUTS:
+        raise ValueError(f"release layout '{layout}' is not one of {', '.join(LAYOUTS)}")
     cohort = open_cohort(inputs.store)
     _check_complete(cohort, inputs, patients)
+    known = {}
+    if layout == "linked":
+        no_digests = [p for p in patients if p not in inputs.digests]
+        if no_digests:
+            raise ValueError(f"a linked release takes its checksums from the parts: none given for "
+                             f"{', '.join(no_digests[:10])}")
+        known = digests_by_inode(inputs.digests)
     out_dir = Path(out_dir)
     with atomic_directory(out_dir) as release:
-        layout = pack_store(inputs.store, release / "cohort.zarr", shard_bytes=shard_bytes or DEFAULT_SHARD_BYTES,
-                            threads=threads)
+        if layout == "linked":
+            store_layout = link_store(inputs.store, release / "cohort.zarr")
+        else:
+            store_layout = pack_store(inputs.store, release / "cohort.zarr",
+                                      shard_bytes=shard_bytes or DEFAULT_SHARD_BYTES, threads=threads)
         table = metadata_table(cohort, anatomy={p: read_anatomy_measures(inputs.anatomy[p]) for p in patients},
                                features=read_realism_csv(inputs.features), criteria=read_realism_csv(inputs.criteria))
         if wfdb_source is None:
@@ -160,26 +217,28 @@ def build_release(inputs: ReleaseInputs, out_dir: str | Path, *, patients: Seque
         write_croissant(croissant_metadata(
             name=metadata.name, description=metadata.description, version=metadata.version, license=metadata.license,
             url=metadata.url, citation=metadata.citation, table_path=release / "metadata.parquet", table=table,
-            descriptions=descriptions, store_path=release / "cohort.zarr",
+            descriptions=descriptions, store_path=release / "cohort.zarr", store_layout=layout,
             wfdb_dir=release / "wfdb" if wfdb_source is not None else None, date_published=created,
             creator={"@type": "Organization", "name": metadata.creator} if metadata.creator else None,
             root=release), release / "croissant.json")
-        sizes = _size_report(release, patients, layout)
+        sizes = _size_report(release, patients, store_layout)
         (release / SIZES).write_text(json.dumps(sizes, indent=2) + "\n")
         packed = open_cohort(release / "cohort.zarr")
         meshes = {str(p): (int(n), int(c)) for p, n, c in zip(packed.patient.values, packed.node_count.values,
                                                                packed.cell_count.values)}
         card = dataset_card(release / "cohort.zarr", json.loads(cohort.attrs.get("config", "{}")), meshes,
-                            layout["bytes"], root=packed)
+                            store_layout["bytes"], root=packed)
         (release / "README.md").write_text(
             card.replace("# ecgcohort cohort:", f"# {metadata.name} {metadata.version}:", 1)
-            + "\n" + _release_section(sizes, metadata) + "\n\n" + _load_instructions(patients[0]) + "\n")
-        write_manifest(release)
-        report = verify_release(release)
+            + "\n" + _release_section(sizes, metadata, layout) + "\n\n" + _load_instructions(patients[0], layout)
+            + "\n")
+        from_parts = write_manifest(release, known)
+        # a linked release's store is the parts' bytes, checked when each part was written
+        report = verify_release(release, trusted=from_parts, decode=layout == "packed")
         if report.problems:
             raise RuntimeError(f"the release in {release} does not verify: " + "; ".join(report.problems[:5]))
-    log.info("release %s: %d files, %.1f MB, %.1f files per patient in the store", out_dir, sizes["files"],
-             sizes["bytes"] / 1e6, sizes["store_files_per_patient"])
+    log.info("release %s (%s): %d files, %.1f MB, %.1f files per patient in the store", out_dir, layout,
+             sizes["files"], sizes["bytes"] / 1e6, sizes["store_files_per_patient"])
     return sizes
 
 
@@ -195,10 +254,11 @@ def _size_report(release: Path, patients: Sequence[str], layout: Mapping[str, An
             "bytes": sum(p["bytes"] for p in parts.values()), "parts": parts,
             "store_files_per_patient": store["files"] / max(len(patients), 1),
             "files_per_patient": (sum(p["files"] for p in parts.values()) + 1) / max(len(patients), 1),
-            "store_patients_per_shard": layout["patients_per_shard"], "shard_bytes": layout["shard_bytes"]}
+            "store_patients_per_shard": layout["patients_per_shard"], "shard_bytes": layout["shard_bytes"],
+            "store_files_linked": layout.get("linked", 0)}
 
 
-def _release_section(sizes: Mapping[str, Any], metadata: ReleaseMetadata) -> str:
+def _release_section(sizes: Mapping[str, Any], metadata: ReleaseMetadata, layout: str) -> str:
     rows = [f"| `{name}` | {entry['files']} | {entry['bytes'] / 1e6:.1f} MB |"
             for name, entry in sorted(sizes["parts"].items())]
     return "\n".join([
@@ -213,8 +273,10 @@ def _release_section(sizes: Mapping[str, Any], metadata: ReleaseMetadata) -> str
         f"({sizes['store_patients_per_shard']} patients per shard of the root arrays), "
         f"{sizes['files_per_patient']:.1f} in the whole release.",
         "",
-        "In this release's `cohort.zarr` the meshes are not in per-patient groups (as in the workflow's working "
-        "store) but CF contiguous ragged arrays in the root (see Layout and below).",
+        ("In this release's `cohort.zarr` the meshes are not in per-patient groups (as in the workflow's working "
+         "store) but CF contiguous ragged arrays in the root (see Layout and below)." if layout == "packed" else
+         "This release's `cohort.zarr` keeps the workflow's working layout (its files hard-linked, not rewritten): "
+         "one shard per patient for every root array, each patient's meshes in the group `patients/<patient>`."),
     ])
 
 
@@ -233,6 +295,8 @@ def _patients_of_shard(store: Path, relative: Path, cohort) -> str:
     """The array and the patients a chunk file of the packed store holds (for a checksum
     mismatch found in the manifest)."""
     array, key = relative.parts[0], relative.parts[-1]
+    if array == "patients" and len(relative.parts) > 3:
+        return f"'{relative.parts[2]}' (patient {relative.parts[1]})"
     if array not in cohort.variables or not key.startswith("c."):
         return f"'{array}'"
     index = [int(k) for k in key.split(".")[1:]]
@@ -273,20 +337,24 @@ def _decode_every_array(store: Path, report: VerifyReport) -> None:
                 np.asarray(variable.values)
             except Exception as error:  # noqa: BLE001
                 report.problems.append(f"array '{name}': {type(error).__name__}: {error}")
-    mesh_arrays = [n for n, v in cohort.data_vars.items() if {"node", "cell"} & set(v.dims)]
-    for patient in patients:
+    for number, patient in enumerate(patients):
+        # the packed store's ragged arrays sliced, or the linked store's group of the patient
         mesh = open_patient_mesh(store, patient)
-        for name in mesh_arrays:
+        if number == 0 and "patients" in cohort.attrs.get("mesh_groups", ""):
+            report.arrays += len(mesh.data_vars)
+        for name in mesh.data_vars:
             try:
                 np.asarray(mesh[name].values)
             except Exception as error:  # noqa: BLE001
                 report.problems.append(f"array '{name}', patient {patient}: {type(error).__name__}: {error}")
 
 
-def verify_release(directory: str | Path) -> VerifyReport:
+def verify_release(directory: str | Path, *, trusted: Collection[str] = (), decode: bool = True) -> VerifyReport:
     """Check a release: every file of the manifest present with its SHA-256 (a mismatch in the
     store names the array and the patients of the file), no file outside the manifest, then
-    every array decoded patient by patient (crc32c on every chunk)."""
+    every array decoded patient by patient (crc32c on every chunk). ``trusted`` (relative
+    paths) are checked for presence only, and ``decode=False`` skips the decoding: what building
+    a linked release checks of the bytes it did not write."""
     directory = Path(directory)
     report = VerifyReport()
     manifest = directory / MANIFEST
@@ -304,7 +372,7 @@ def verify_release(directory: str | Path) -> VerifyReport:
         report.files += 1
         if not path.is_file():
             report.problems.append(f"missing: {relative}")
-        elif sha256_of(path) != digest:
+        elif relative not in trusted and sha256_of(path) != digest:
             where = ""
             if relative.startswith("cohort.zarr/"):
                 if cohort is None:
@@ -315,7 +383,7 @@ def verify_release(directory: str | Path) -> VerifyReport:
     unlisted = [p.relative_to(directory).as_posix() for p in _release_files(directory)
                 if p.relative_to(directory).as_posix() not in listed]
     report.problems += [f"not in the manifest: {relative}" for relative in unlisted]
-    if store.is_dir():
+    if store.is_dir() and decode:
         try:
             _decode_every_array(store, report)
         except Exception as error:  # noqa: BLE001 - an unreadable store is a finding, not a crash

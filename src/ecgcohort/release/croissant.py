@@ -23,7 +23,6 @@ scenario), one field per column with its data type, description (units appended)
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -32,7 +31,7 @@ from typing import Any
 
 import pandas as pd
 
-from ecgcohort.io import atomic_path
+from ecgcohort.io import atomic_path, sha256_of
 
 CONFORMS_TO = "http://mlcommons.org/croissant/1.0"
 RECORD_SET = "ecg_records"
@@ -83,15 +82,6 @@ CROISSANT_CONTEXT: dict[str, Any] = {
 }
 
 
-def sha256_of(path: str | Path) -> str:
-    """The hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def croissant_data_type(dtype: Any) -> str:
     """The Croissant data type of a pandas column dtype: sc:Boolean, sc:Integer, sc:Float or
     sc:Text."""
@@ -129,6 +119,7 @@ def _date(value: str | _dt.date | None) -> str | None:
 def croissant_metadata(*, name: str, description: str, version: str, license: str | Sequence[str],
                        url: str, citation: str, table_path: str | Path, table: pd.DataFrame,
                        descriptions: Mapping[str, Mapping[str, str]], store_path: str | Path,
+                       store_layout: str = "packed",
                        wfdb_dir: str | Path | None = None,
                        date_published: str | _dt.date | None = None,
                        creator: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
@@ -136,7 +127,8 @@ def croissant_metadata(*, name: str, description: str, version: str, license: st
     """The Croissant 1.0 JSON-LD of a release (see the module docstring for its layout).
 
     ``table_path`` is the written Parquet file of ``table`` (its sha256 and size go into the
-    metadata); ``store_path`` the cohort.zarr directory; ``wfdb_dir`` the WFDB directory, if
+    metadata); ``store_path`` the cohort.zarr directory, ``store_layout`` its layout (``packed``:
+    meshes as ragged arrays; ``linked``: per-patient groups); ``wfdb_dir`` the WFDB directory, if
     any. ``root`` is the directory the Croissant file will be written to (default: the table's
     directory); every path is stored relative to it and must lie inside it. ``creator`` is a
     schema.org Person/Organization dict (or a list of them), ``date_published`` an ISO date.
@@ -162,9 +154,11 @@ def croissant_metadata(*, name: str, description: str, version: str, license: st
          "encodingFormat": PARQUET_FORMAT, "sha256": sha256_of(table_path)},
         {"@type": "cr:FileSet", "@id": store_url, "name": store_url,
          "description": "the cohort as a Zarr store (open with xarray.open_zarr): per patient the "
-                        "lead fields, electrodes, parameters and ECGs; the meshes as CF contiguous ragged "
-                        "arrays along node and cell (node_count, cell_count); select a patient by the "
-                        "table's zarr_index",
+                        "lead fields, electrodes, parameters and ECGs; "
+                        + ("the meshes as CF contiguous ragged arrays along node and cell (node_count, "
+                           "cell_count)" if store_layout == "packed" else
+                           "each patient's meshes in the group patients/<patient>")
+                        + "; select a patient by the table's zarr_index",
          "encodingFormat": ZARR_FORMAT, "includes": [f"{store_url}/**"]},
     ]
     if wfdb_dir is not None:
