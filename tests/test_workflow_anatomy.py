@@ -255,9 +255,10 @@ def test_two_patients_go_through_every_stage(workflow_copy, workflow_config, rep
     assert sizes["parts"]["wfdb"]["files"] == 2 * 2 * 5 and sizes["store_patients_per_shard"] == 2
 
     check_rerun_matrix(workflow_copy, two_patients(workflow_config), repo)
-    # one edit run for real (a realism threshold's: tests/test_realism.py's Snakemake test)
-    check_an_edit_rewrites_only_its_outputs(workflow_copy, two_patients(workflow_config), repo,
-                                            "inverse.stre.grid_points")
+    # one edit run for real (a realism threshold's: tests/test_realism.py's Snakemake test): the
+    # release linked instead of packed, its store's files the dataset parts' own
+    check_an_edit_rewrites_only_its_outputs(workflow_copy, two_patients(workflow_config), repo, "release.layout",
+                                            while_edited=check_linked_release)
 
     # the HTML report holds Table 1 and the figures
     report = workflow_copy.snakemake("--report", "results/report.html")
@@ -441,11 +442,30 @@ def results_snapshot(root) -> dict[str, tuple[int, str, str]]:
     return snapshot
 
 
-def check_an_edit_rewrites_only_its_outputs(workflow_copy, config: dict, repo, key: str) -> None:
+def check_linked_release(root) -> None:
+    """``results/release`` of ``release.layout: linked``: verified, its store's chunk files the
+    dataset parts' (same inode), its manifest's checksums theirs."""
+    release = root / "results/release"
+    verify = subprocess.run([sys.executable, "-m", "ecgcohort.release", "verify", str(release)], capture_output=True,
+                            text=True, timeout=600)
+    assert verify.returncode == 0 and "OK (0 problems)" in verify.stdout, verify.stdout[-3000:] + verify.stderr[-3000:]
+    assert json.loads((release / "cohort.zarr/zarr.json").read_text())["attributes"]["layout"] == "linked"
+    part = root / "results/dataset/parts/test-0000.zarr/patients/test-0000/lead_matrix"
+    for chunk in (path for path in part.iterdir() if path.name != "zarr.json"):
+        linked = release / "cohort.zarr/patients/test-0000/lead_matrix" / chunk.name
+        assert linked.stat().st_ino == chunk.stat().st_ino, linked
+    digests = json.loads((root / "results/dataset/parts/test-0000.sha256.json").read_text())["files"]
+    manifest = (release / "MANIFEST.sha256").read_text()
+    assert f"{digests['patients/test-0000/lead_matrix/c.0.0'][0]}  cohort.zarr/patients/test-0000/lead_matrix/c.0.0" \
+        in manifest
+
+
+def check_an_edit_rewrites_only_its_outputs(workflow_copy, config: dict, repo, key: str, while_edited=None) -> None:
     """The edit of the re-run matrix named ``key``, run: exactly its jobs run; every file outside
-    their outputs is untouched (same bytes, same time stamp); reverting the edit and running again
-    gives back the unedited run's outputs byte for byte (what a run from scratch with that config
-    gave), apart from run clocks."""
+    their outputs is untouched (same bytes, same time stamp); ``while_edited(root)`` checks the
+    edited run's outputs; reverting the edit and running again gives back the unedited run's
+    outputs byte for byte (what a run from scratch with that config gave), apart from run
+    clocks."""
     from ecgcohort.reruns import edited, load_matrix
 
     case = next(case for case in load_matrix(repo / "workflow/rerun_matrix.yaml") if case.key == key)
@@ -467,6 +487,8 @@ def check_an_edit_rewrites_only_its_outputs(workflow_copy, config: dict, repo, k
     moved = sorted(path for path in untouched if after.get(path) != original[path])
     assert not moved, (key, moved[:20])
     assert any(after.get(path) != original[path] for path in original if produced(path)), key
+    if while_edited is not None:
+        while_edited(workflow_copy.root)
 
     workflow_copy.write_config(config)
     back = workflow_copy.snakemake("all", "release")
