@@ -157,3 +157,24 @@ def test_unknown_source_is_refused(cohort, tmp_path):
     with pytest.raises(ValueError, match="'ventricular'"):
         export_wfdb(cohort, tmp_path, source="ventricular")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("fs_hz, gain", [(1000.0, 1234.5), (1234.56789, 32000.0), (500.00000001, 7.25)])
+def test_the_record_writer_writes_the_bytes_wfdb_wrsamp_writes(tmp_path, fs_hz, gain):
+    """Our format-16 writer (wfdb.wrsamp's field checks cost 60 ms a record, 50 minutes at
+    10,000 patients) against wfdb's own: header and signal files equal byte for byte, for
+    negative and extreme samples, a fractional frequency and comments."""
+    from ecgcohort.release.wfdb_export import write_format16_record
+
+    rng = np.random.default_rng(int(fs_hz))
+    digital = rng.integers(-32767, 32768, size=(601, 12)).astype(np.int16)
+    digital[0, :3] = (-32767, 32767, 0)
+    names = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+    comments = ["patient: train-0001", "quantisation step (uV): 0.81"]
+    (tmp_path / "ours").mkdir(), (tmp_path / "wfdb").mkdir()
+    write_format16_record(tmp_path / "ours", "sinus", digital, gain, fs_hz, names, comments)
+    wfdb.wrsamp("sinus", fs=fs_hz, units=["mV"] * 12, sig_name=names, d_signal=digital, fmt=["16"] * 12,
+                adc_gain=[gain] * 12, baseline=[0] * 12, comments=comments, write_dir=str(tmp_path / "wfdb"))
+    for suffix in (".hea", ".dat"):
+        assert (tmp_path / "ours" / f"sinus{suffix}").read_bytes() == (tmp_path / "wfdb" / f"sinus{suffix}").read_bytes()
+    assert np.array_equal(wfdb.rdrecord(str(tmp_path / "ours" / "sinus"), physical=False).d_signal, digital)

@@ -195,7 +195,7 @@ def _ecg2act_tables(network: str, bank_rows: BankRows, fit_rows: np.ndarray, val
     Network II: V_m scaled to [0, 1] by the training rows' range). The training table stays
     in memory when it fits ``budget_bytes`` - rows in global order, as one concatenated array
     gives them - else it is streamed one bank per block (:class:`~ecgcohort.learning.StreamedTable`)
-    from a scratch file (:func:`spill_file`) that the same pass fills: an epoch then reads its
+    from a scratch file (:class:`SpilledRows`) that the same pass fills: an epoch then reads its
     rows back from one file instead of decoding 9,000 banks again (358 s an epoch at 10,000
     patients). The validation rows are held in memory. One pass over the banks finds the
     normalisation, reads the validation rows into their table and the training rows into
@@ -221,7 +221,7 @@ def _ecg2act_tables(network: str, bank_rows: BankRows, fit_rows: np.ndarray, val
     # the training rows (the target scaled once the range is known: in memory, or when read back)
     validation, filled = empty(len(validation_rows)), 0
     training = empty(len(fit_rows)) if resident else {
-        name: spill_file(f"ecg2act-{network}-{name}", (len(fit_rows), *shape)) for name, shape in shapes.items()}
+        name: SpilledRows(f"ecg2act-{network}-{name}", shape) for name, shape in shapes.items()}
     fit_times, low, high, trained_rows = [], np.inf, -np.inf, 0
     for bank, (fit, held) in enumerate(zip(fit_local, validation_local)):
         arrays = bank_rows.read(bank, names, np.concatenate([fit, held]))
@@ -237,11 +237,14 @@ def _ecg2act_tables(network: str, bank_rows: BankRows, fit_rows: np.ndarray, val
         validation["ecg"][block] = normalise_ecg(arrays["ecg"][len(fit):])
         validation["target"][block] = target[len(fit):]
         filled += len(held)
-        if len(fit):
+        if len(fit) and resident:
             block = slice(trained_rows, trained_rows + len(fit))
             training["ecg"][block] = normalise_ecg(arrays["ecg"][:len(fit)])
             training["target"][block] = target[:len(fit)]
-            trained_rows += len(fit)
+        elif len(fit):
+            training["ecg"].append(normalise_ecg(arrays["ecg"][:len(fit)]))
+            training["target"].append(target[:len(fit)])
+        trained_rows += len(fit)
 
     if network == "I":
         offset, scale = activation_normalisation(np.concatenate(fit_times))
@@ -271,25 +274,49 @@ def _ecg2act_tables(network: str, bank_rows: BankRows, fit_rows: np.ndarray, val
     starts = np.concatenate([[0], np.cumsum(counts)])
 
     def block_of(index: int) -> dict[str, np.ndarray]:
-        rows = slice(int(starts[index]), int(starts[index + 1]))
-        return {"ecg": np.array(training["ecg"][rows]),
-                "target": scaled_target(training["target"][rows]).astype(np.float32)}
+        start, stop = int(starts[index]), int(starts[index + 1])
+        return {"ecg": training["ecg"].read(start, stop),
+                "target": scaled_target(training["target"].read(start, stop)).astype(np.float32)}
 
     return StreamedTable(block_of, counts), validation_table, normalisation, resident
 
 
-def spill_file(name: str, shape: tuple[int, ...]) -> np.ndarray:
-    """A float32 array of ``shape`` backed by a scratch file in ``$TMPDIR`` (node-local scratch
-    on a cluster) whose name is removed at once: the mapping keeps it while the array lives, and
-    the space comes back when the process ends, killed or not, leaving no file behind."""
-    import tempfile
+class SpilledRows:
+    """Rows of float32 arrays of one shape appended to a scratch file in ``$TMPDIR`` (node-local
+    scratch on a cluster) and read back by row range. The file's name is removed at once: the
+    open descriptor keeps it while the object lives, and its space comes back when the process
+    ends, killed or not, leaving no file behind. Plain reads and writes, not a memory map, so
+    its pages are the kernel's cache, not the job's resident memory."""
 
-    handle, path = tempfile.mkstemp(prefix=f"{name}-", suffix=".npy")
-    os.close(handle)
-    try:
-        return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
-    finally:
+    def __init__(self, name: str, row_shape: tuple[int, ...]):
+        import tempfile
+
+        self.row_shape = tuple(int(n) for n in row_shape)
+        self.row_bytes = 4 * int(np.prod(self.row_shape, dtype=np.int64))
+        self.rows = 0
+        handle, path = tempfile.mkstemp(prefix=f"{name}-", suffix=".f32")
         os.unlink(path)
+        self._file = os.fdopen(handle, "r+b", buffering=0)
+
+    def append(self, rows: np.ndarray) -> None:
+        data = np.ascontiguousarray(rows, dtype=np.float32)
+        if data.shape[1:] != self.row_shape:
+            raise ValueError(f"rows of shape {data.shape[1:]} appended to rows of shape {self.row_shape}")
+        self._file.seek(self.rows * self.row_bytes)
+        self._file.write(memoryview(data).cast("B"))
+        self.rows += len(data)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start`` to ``stop`` (a new array)."""
+        out = np.empty((stop - start, *self.row_shape), dtype=np.float32)
+        view = memoryview(out).cast("B")
+        done = 0
+        while done < len(view):
+            count = os.preadv(self._file.fileno(), [view[done:]], start * self.row_bytes + done)
+            if count <= 0:
+                raise OSError(f"the scratch file of {self.rows} rows ended before row {stop}")
+            done += count
+        return out
 
 
 def train_ecg2act_job(*, network: str, bank_paths: Sequence[str | Path], section: Mapping[str, Any], workdir: str | Path,

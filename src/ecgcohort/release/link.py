@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
-from ecgcohort.dataset.assemble import _METADATA_FILE, _link, atomic_directory, open_cohort
+from ecgcohort.dataset.assemble import _METADATA_FILE, _link, atomic_directory
 from ecgcohort.io import read_file_digests
 
 log = logging.getLogger(__name__)
@@ -29,11 +29,12 @@ LAYOUTS = ("packed", "linked")
 LAYOUT_ATTRIBUTE = "layout"
 
 
-def link_store(store: str | Path, out_store: str | Path) -> dict[str, Any]:
+def link_store(store: str | Path, out_store: str | Path, *, patients: int) -> dict[str, Any]:
     """Write the release's store ``out_store`` as hard links to the working store ``store``'s
     chunk files (copies where the file system has no hard links) and copies of its metadata,
     the root's attribute ``layout`` set to ``linked``; under a temporary name renamed when
-    complete. Returns the layout: patients, files, bytes, files linked."""
+    complete. ``patients``: how many the store holds (for the report). Returns the layout:
+    patients, files, bytes, files linked."""
     store, out_store = Path(store), Path(out_store)
     files = linked = size = 0
     with atomic_directory(out_store) as temporary:
@@ -51,7 +52,6 @@ def link_store(store: str | Path, out_store: str | Path) -> dict[str, Any]:
         root = json.loads((temporary / _METADATA_FILE).read_text())
         root["attributes"][LAYOUT_ATTRIBUTE] = "linked"
         (temporary / _METADATA_FILE).write_text(json.dumps(root, separators=(",", ":")))
-    patients = open_cohort(out_store).sizes["patient"]
     log.info("linked %s into %s: %d patients, %d files (%.1f per patient, %d hard-linked), %.1f MB", store,
              out_store, patients, files, files / max(patients, 1), linked, size / 1e6)
     return {"patients": patients, "files": files, "bytes": size, "linked": linked, "patients_per_shard": 1,
