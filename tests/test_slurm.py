@@ -232,6 +232,11 @@ def test_a_batch_of_patients_runs_as_one_submission_and_equals_one_job_per_rule(
     config = workflow_config.copy()
     config["cohort"] = {**workflow_config["cohort"], "train": {"count": 1, "lhs_batch": 1},
                         "test": {"count": 1, "lhs_batch": 1}}
+    # the chain run twice (through SLURM, then locally), so a cheaper one: one scenario, a
+    # bank of 4 samples (every stage still runs)
+    config["electrophysiology"] = {**workflow_config["electrophysiology"],
+                                   "scenarios": [{"name": "sinus", "kind": "sinus"}]}
+    config["ecg2act"] = {"bank": {"count": 4}}
     workflow_copy.write_config({**config, "cluster": {"patients_per_job": 1}})
     # the shape models first (locally: copied from the cache), so the batch is the only job
     ready = workflow_copy.snakemake("results/shapes/heart.npz", "results/shapes/torso.npz")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Collection, Mapping, Sequence
@@ -75,9 +76,14 @@ class ReleaseInputs:
     digests: Mapping[str, Path] = field(default_factory=dict)
 
 
-def _release_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.rglob("*") if p.is_file() and p.name not in IGNORED
-                  and p.relative_to(directory).as_posix() != MANIFEST)
+def _release_files(directory: Path) -> list[str]:
+    """The relative path of every file of the release but the manifest, sorted (os.walk and
+    strings: pathlib's rglob and relative_to cost 5 s at 1,000 patients' 54,000 files)."""
+    found = []
+    for folder, _, names in os.walk(directory):
+        relative = os.path.relpath(folder, directory)
+        found += [name if relative == "." else f"{relative}/{name}" for name in names if name not in IGNORED]
+    return [relative for relative in sorted(found) if relative != MANIFEST]
 
 
 def write_manifest(directory: str | Path, known: Mapping[tuple[int, int, int], str] | None = None) -> set[str]:
@@ -89,8 +95,8 @@ def write_manifest(directory: str | Path, known: Mapping[tuple[int, int, int], s
 
     directory = Path(directory)
     lines, from_parts = [], set()
-    for path in _release_files(directory):
-        relative = path.relative_to(directory).as_posix()
+    for relative in _release_files(directory):
+        path = os.path.join(directory, relative)
         digest = known_digest(path, known) if known else None
         if digest is None:
             digest = sha256_of(path)
@@ -187,9 +193,10 @@ def build_release(inputs: ReleaseInputs, out_dir: str | Path, *, patients: Seque
     if layout not in LAYOUTS:
         raise ValueError(f"release layout '{layout}' is not one of {', '.join(LAYOUTS)}")
     # the root's own metadata files: the consolidated listing of every patient's group costs 6 s
-    # to parse at 1,000 patients, and the release reads none of the groups
+    # to parse at 1,000 patients, and the release reads none of the groups; no dask: an array of
+    # one shard per patient is one zarr read, not a task per patient
     with _quiet_consolidated():
-        cohort = xr.open_zarr(inputs.store, consolidated=False)
+        cohort = xr.open_zarr(inputs.store, consolidated=False, chunks=None)
     _check_complete(cohort, inputs, patients)
     known = {}
     if layout == "linked":
@@ -249,11 +256,10 @@ def build_release(inputs: ReleaseInputs, out_dir: str | Path, *, patients: Seque
 
 def _size_report(release: Path, patients: Sequence[str], layout: Mapping[str, Any]) -> dict[str, Any]:
     parts: dict[str, dict[str, int]] = {}
-    for path in _release_files(release):
-        top = path.relative_to(release).parts[0]
-        entry = parts.setdefault(top, {"files": 0, "bytes": 0})
+    for relative in _release_files(release):
+        entry = parts.setdefault(relative.split("/", 1)[0], {"files": 0, "bytes": 0})
         entry["files"] += 1
-        entry["bytes"] += path.stat().st_size
+        entry["bytes"] += os.stat(os.path.join(release, relative)).st_size
     store = parts.get("cohort.zarr", {"files": 0})
     return {"patients": len(patients), "files": sum(p["files"] for p in parts.values()) + 1,  # + the manifest
             "bytes": sum(p["bytes"] for p in parts.values()), "parts": parts,
@@ -373,9 +379,9 @@ def verify_release(directory: str | Path, *, trusted: Collection[str] = (), deco
     store = directory / "cohort.zarr"
     cohort = None
     for relative, digest in listed.items():
-        path = directory / relative
+        path = os.path.join(directory, relative)
         report.files += 1
-        if not path.is_file():
+        if not os.path.isfile(path):
             report.problems.append(f"missing: {relative}")
         elif relative not in trusted and sha256_of(path) != digest:
             where = ""
@@ -385,8 +391,7 @@ def verify_release(directory: str | Path, *, trusted: Collection[str] = (), deco
                         cohort = open_cohort(store)
                 where = " — array " + _patients_of_shard(store, Path(relative).relative_to("cohort.zarr"), cohort)
             report.problems.append(f"checksum mismatch: {relative}{where}")
-    unlisted = [p.relative_to(directory).as_posix() for p in _release_files(directory)
-                if p.relative_to(directory).as_posix() not in listed]
+    unlisted = [relative for relative in _release_files(directory) if relative not in listed]
     report.problems += [f"not in the manifest: {relative}" for relative in unlisted]
     if store.is_dir() and decode:
         try:

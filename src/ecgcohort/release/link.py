@@ -73,8 +73,8 @@ def digests_by_inode(digest_files: Mapping[str, str | Path]) -> dict[tuple[int, 
     return known
 
 
-def known_digest(path: Path, known: Mapping[tuple[int, int, int], str]) -> str | None:
+def known_digest(path: str | Path, known: Mapping[tuple[int, int, int], str]) -> str | None:
     """The SHA-256 of ``path`` from ``known`` (:func:`digests_by_inode`), or None where the file
     is not one of the parts' files."""
-    status = path.stat()
+    status = os.stat(path)
     return known.get((status.st_ino, status.st_size, status.st_mtime_ns))
