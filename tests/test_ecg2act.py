@@ -426,7 +426,11 @@ def test_training_tables_read_bank_by_bank_equal_the_whole_cohorts_arrays(tmp_pa
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    for budget, resident in ((2**30, True), (0, False)):
+    import ecgcohort.ecg2act.training as training
+
+    for budget, resident, room in ((2**30, True, True), (0, False, True), (0, False, False)):
+        # streamed from the scratch file, or from the banks when the scratch disk has no room
+        monkeypatch.setattr(training, "scratch_fits", lambda size_bytes, room=room: room)
         table, validation, normalisation, is_resident = _ecg2act_tables(network, bank_rows, fit_rows,
                                                                         validation_rows, budget)
         assert is_resident == resident

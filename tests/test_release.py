@@ -269,6 +269,9 @@ def test_a_linked_release_links_the_stores_files_and_takes_their_checksums_from_
     assert report.problems == [] and report.arrays > 20
     released, working = open_cohort(store), open_cohort(root / "results/dataset/cohort.zarr")
     assert released.attrs["layout"] == "linked"
+    # no consolidated listing of every patient's nodes (230 MB at 10,000 patients)
+    assert "consolidated_metadata" not in json.loads((store / "zarr.json").read_text())
+    assert np.array_equal(xr.open_zarr(store, consolidated=False).parameters.values, working.parameters.values)
     assert np.array_equal(released.lead_ecg.values, working.lead_ecg.values)
     assert np.array_equal(open_patient_mesh(store, "train-0001").lead_matrix.values, inputs["train-0001"]["lead"])
     card = (out / "README.md").read_text()

@@ -769,7 +769,10 @@ def open_cohort(path: str | Path):
     if is_part(path):
         return xr.open_zarr(path, consolidated=False)
     with _quiet_consolidated():
-        return xr.open_zarr(path, consolidated=True)
+        try:
+            return xr.open_zarr(path, consolidated=True)
+        except (KeyError, ValueError):  # a linked release's store: no consolidated listing
+            return xr.open_zarr(path, consolidated=False)
 
 
 def open_patient_mesh(path: str | Path, patient: str):

@@ -197,7 +197,8 @@ def _ecg2act_tables(network: str, bank_rows: BankRows, fit_rows: np.ndarray, val
     gives them - else it is streamed one bank per block (:class:`~ecgcohort.learning.StreamedTable`)
     from a scratch file (:class:`SpilledRows`) that the same pass fills: an epoch then reads its
     rows back from one file instead of decoding 9,000 banks again (358 s an epoch at 10,000
-    patients). The validation rows are held in memory. One pass over the banks finds the
+    patients) - or, where the scratch directory has no room for them (:func:`scratch_fits`),
+    from the banks. The validation rows are held in memory. One pass over the banks finds the
     normalisation, reads the validation rows into their table and the training rows into
     memory or the scratch file; each table is allocated once and filled bank by bank."""
     import torch
@@ -220,8 +221,9 @@ def _ecg2act_tables(network: str, bank_rows: BankRows, fit_rows: np.ndarray, val
     # sample; Network II: the range), the validation rows (V_m scaled once the range is known),
     # the training rows (the target scaled once the range is known: in memory, or when read back)
     validation, filled = empty(len(validation_rows)), 0
+    spilled = not resident and scratch_fits(len(fit_rows) * row_bytes)
     training = empty(len(fit_rows)) if resident else {
-        name: SpilledRows(f"ecg2act-{network}-{name}", shape) for name, shape in shapes.items()}
+        name: SpilledRows(f"ecg2act-{network}-{name}", shape) for name, shape in shapes.items()} if spilled else {}
     fit_times, low, high, trained_rows = [], np.inf, -np.inf, 0
     for bank, (fit, held) in enumerate(zip(fit_local, validation_local)):
         arrays = bank_rows.read(bank, names, np.concatenate([fit, held]))
@@ -241,7 +243,7 @@ def _ecg2act_tables(network: str, bank_rows: BankRows, fit_rows: np.ndarray, val
             block = slice(trained_rows, trained_rows + len(fit))
             training["ecg"][block] = normalise_ecg(arrays["ecg"][:len(fit)])
             training["target"][block] = target[:len(fit)]
-        elif len(fit):
+        elif len(fit) and spilled:
             training["ecg"].append(normalise_ecg(arrays["ecg"][:len(fit)]))
             training["target"].append(target[:len(fit)])
         trained_rows += len(fit)
@@ -270,15 +272,31 @@ def _ecg2act_tables(network: str, bank_rows: BankRows, fit_rows: np.ndarray, val
     if resident:
         return (TensorTable({name: torch.from_numpy(array) for name, array in training.items()}), validation_table,
                 normalisation, resident)
-    counts = [len(fit) for fit in fit_local if len(fit)]
+    with_rows = [bank for bank, fit in enumerate(fit_local) if len(fit)]
+    counts = [len(fit_local[bank]) for bank in with_rows]
     starts = np.concatenate([[0], np.cumsum(counts)])
 
     def block_of(index: int) -> dict[str, np.ndarray]:
-        start, stop = int(starts[index]), int(starts[index + 1])
-        return {"ecg": training["ecg"].read(start, stop),
-                "target": scaled_target(training["target"].read(start, stop)).astype(np.float32)}
+        if spilled:
+            start, stop = int(starts[index]), int(starts[index + 1])
+            ecg, raw = training["ecg"].read(start, stop), training["target"].read(start, stop)
+        else:  # read from the bank again
+            arrays = bank_rows.read(with_rows[index], names, fit_local[with_rows[index]])
+            ecg, raw = normalise_ecg(arrays["ecg"]).astype(np.float32), arrays[target_name]
+        return {"ecg": ecg, "target": scaled_target(raw).astype(np.float32)}
 
+    log.info("ECG -> activation Network %s: %d training rows streamed %s", network, len(fit_rows),
+             "from a scratch file" if spilled else "from the banks (no room for them in the scratch directory)")
     return StreamedTable(block_of, counts), validation_table, normalisation, resident
+
+
+def scratch_fits(size_bytes: int, *, margin: float = 1.2, keep_bytes: int = 5 * 2 ** 30) -> bool:
+    """Whether ``size_bytes`` (times ``margin``) fit in the scratch directory (``$TMPDIR``) and
+    leave ``keep_bytes`` free: a 10,000-patient cohort's Network II rows are about 86 GB."""
+    import shutil
+    import tempfile
+
+    return shutil.disk_usage(tempfile.gettempdir()).free - margin * size_bytes >= keep_bytes
 
 
 class SpilledRows:

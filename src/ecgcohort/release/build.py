@@ -131,7 +131,7 @@ def _load_instructions(patient: str, layout: str) -> str:
             "",
             "```python",
             "import pandas as pd, xarray as xr",
-            "cohort = xr.open_zarr(\"cohort.zarr\")                 # lazy; one patient per shard",
+            "cohort = xr.open_zarr(\"cohort.zarr\", consolidated=False)   # lazy; one patient per shard",
             "table = pd.read_parquet(\"metadata.parquet\")          # one row per patient x scenario",
             f"i = int(table.loc[table.patient == \"{patient}\", \"zarr_index\"].iloc[0])",
             "ecg = cohort.lead_ecg.isel(patient=i).sel(scenario=\"sinus\")   # (lead, time), volts",
@@ -140,7 +140,8 @@ def _load_instructions(patient: str, layout: str) -> str:
             "",
             "This store keeps the workflow's own layout (the release's `layout` attribute is `linked`): every root "
             "array is one shard per patient and each patient's mesh arrays (nodes, tetrahedra, fibres, the lead "
-            "matrix, activation times) are the group `patients/<patient>`. "
+            "matrix, activation times) are the group `patients/<patient>`. The root has no consolidated listing "
+            "(at 10,000 patients it would be 230 MB to parse): `consolidated=False` opens the root's own arrays. "
             "`ecgcohort.dataset.open_patient_mesh(\"cohort.zarr\", patient)` reads it too.",
             "",
             "Check a download: `sha256sum -c MANIFEST.sha256`, or `python -m ecgcohort.release verify .` (also decodes "
