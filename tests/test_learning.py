@@ -321,3 +321,32 @@ def test_streamed_batch_keys_are_drawn_a_group_at_a_time_as_one_list_drew_them(w
         assert [group for group, _ in keys] == [group for group, _ in expected]
         assert all(torch.equal(piece, other) for (_, piece), (_, other) in zip(keys, expected))
         assert table.batch_count(epoch, batch, 11, rank=1 % world, world=world) == len(expected)
+
+
+def test_a_streamed_epoch_reads_the_next_group_ahead_and_gives_the_same_batches():
+    """Threads read a group's blocks and the next group ahead of its first batch; the batches are
+    those of a table read by one thread on demand, epoch after epoch."""
+    import threading
+
+    sizes = [5, 3, 7, 4, 6, 2, 8]
+    seen: list[tuple[int, str]] = []
+
+    def load(index: int) -> dict[str, np.ndarray]:
+        seen.append((index, threading.current_thread().name))
+        return {"row": np.arange(sizes[index]) + 100 * index}
+
+    ahead = StreamedTable(load, sizes, blocks_in_memory=2, readers=3)
+    plain = StreamedTable(lambda index: {"row": np.arange(sizes[index]) + 100 * index}, sizes, blocks_in_memory=2,
+                          readers=1)
+    for epoch in (0, 1):
+        keys = list(ahead.batch_keys(epoch, 4, seed=9))
+        first_of_second_group = next(k for k, (group, _) in enumerate(keys) if group != keys[0][0])
+        for number, key in enumerate(keys):
+            if number == first_of_second_group:  # read ahead while the first group was used
+                assert ahead._pending[0] == key[0]
+                ahead._pending[1].result()
+                assert {index for index, _ in seen} >= set(key[0])
+            assert torch.equal(ahead.gather(key)["row"], plain.gather(key)["row"])
+        assert sorted(torch.cat([ahead.gather(k)["row"] for k in keys]).tolist()) == sorted(
+            r + 100 * b for b, n in enumerate(sizes) for r in range(n))
+    assert {name.split("_")[0] for _, name in seen} == {"block-reader"}

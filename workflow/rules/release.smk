@@ -37,10 +37,12 @@ rule release_cohort:
         "results/benchmarks/release/release_cohort.tsv"
     threads: 2
     resources:
-        # each of the two threads holds one shard in memory several times (values, encoded
-        # chunks, the shard being assembled), plus the libraries and the table: measured peaks
-        # 5.9 and 7.5 GiB at 30 and 100 patients with 1,024 MB shards (benchmarks/fan_ins.py)
-        mem_mb=lambda wildcards, attempt: int(2 * 3.5 * RELEASE["shard_mb"] + 2000) * attempt,
+        # packed: each of the two threads holds one shard in memory several times (values,
+        # encoded chunks, the shard being assembled), plus the libraries and the table: measured
+        # peaks 5.9 and 7.5 GiB at 30 and 100 patients with 1,024 MB shards; linked: 1.0 and
+        # 1.7 GiB at 1,000 and 10,000 patients (benchmarks/fan_ins.py)
+        mem_mb=lambda wildcards, attempt: (int(2 * 3.5 * RELEASE["shard_mb"] + 2000) if RELEASE_LAYOUT == "packed"
+                                           else 4000) * attempt,
         runtime=scaled(120),
     conda:
         "../../envs/release.yaml"

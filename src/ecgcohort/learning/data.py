@@ -5,6 +5,8 @@ epoch's batches are the same in a resumed run."""
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -59,18 +61,30 @@ class StreamedTable:
     """Rows in blocks that are read on demand (e.g. one patient of a Zarr store per block,
     computed with dask): each epoch visits groups of ``blocks_in_memory`` blocks in an order
     drawn from (seed, epoch) and shuffles rows within a group. Batches are gathered on the
-    host and copied to the device by the trainer — the path for data that do not fit."""
+    host and copied to the device by the trainer — the path for data that do not fit. A group's
+    blocks are read by ``readers`` threads at once (default: the CPUs the process may use, at
+    most 4) and the epoch's next group is read while the current one is used, so reading
+    overlaps training (``load_block`` must be safe to call from several threads; the rows do
+    not depend on it)."""
 
     resident = False
 
     def __init__(self, load_block: Callable[[int], Mapping[str, np.ndarray]], block_rows: Sequence[int],
-                 blocks_in_memory: int = 4):
+                 blocks_in_memory: int = 4, readers: int | None = None):
         if not block_rows or min(block_rows) <= 0:
             raise ValueError("a streamed table needs at least one non-empty block")
         self.load_block = load_block
         self.block_rows = [int(n) for n in block_rows]
         self.blocks_in_memory = max(1, int(blocks_in_memory))
+        self.readers = max(1, int(readers if readers is not None else min(4, (getattr(os, 'process_cpu_count', None) or os.cpu_count)() or 1)))
         self._cached: tuple[tuple[int, ...], dict[str, torch.Tensor]] | None = None
+        self._following: dict[tuple[int, ...], tuple[int, ...]] = {}
+        self._pending: tuple[tuple[int, ...], Future] | None = None
+        self._pools: tuple[ThreadPoolExecutor, ThreadPoolExecutor] | None = None
+
+    def __getstate__(self) -> dict:
+        # threads and futures stay with the process that made them
+        return {**self.__dict__, "_cached": None, "_following": {}, "_pending": None, "_pools": None}
 
     def __len__(self) -> int:
         return sum(self.block_rows)
@@ -82,7 +96,9 @@ class StreamedTable:
         million row indices (5.9 GB)."""
         generator = epoch_generator(seed, epoch)
         blocks = torch.randperm(len(self.block_rows), generator=generator).tolist()
-        for group in self._groups(blocks):
+        groups = list(self._groups(blocks))
+        self._following = dict(zip(groups, groups[1:]))
+        for group in groups:
             order = torch.randperm(sum(self.block_rows[b] for b in group), generator=generator)[rank::world]
             for piece in order.split(batch_size):
                 yield group, piece
@@ -100,8 +116,24 @@ class StreamedTable:
     def gather(self, key: tuple[tuple[int, ...], torch.Tensor]) -> dict[str, torch.Tensor]:
         group, rows = key
         if self._cached is None or self._cached[0] != group:
-            parts = [self.load_block(b) for b in group]
-            self._cached = (group, {name: torch.from_numpy(np.concatenate([np.asarray(p[name]) for p in parts]))
-                                    for name in parts[0]})
+            if self._pending is not None and self._pending[0] == group:
+                columns = self._pending[1].result()
+            else:
+                columns = self._read_group(group)
+            self._cached, self._pending = (group, columns), None
+            following = self._following.get(group)
+            if following is not None:
+                self._pending = (following, self._threads()[0].submit(self._read_group, following))
         return {name: t.index_select(0, rows) for name, t in self._cached[1].items()}
+
+    def _threads(self) -> tuple[ThreadPoolExecutor, ThreadPoolExecutor]:
+        """(the thread that reads the next group, the threads that read a group's blocks)."""
+        if self._pools is None:
+            self._pools = (ThreadPoolExecutor(1, thread_name_prefix="next-group"),
+                           ThreadPoolExecutor(self.readers, thread_name_prefix="block-reader"))
+        return self._pools
+
+    def _read_group(self, group: tuple[int, ...]) -> dict[str, torch.Tensor]:
+        parts = list(self._threads()[1].map(self.load_block, group))
+        return {name: torch.from_numpy(np.concatenate([np.asarray(p[name]) for p in parts])) for name in parts[0]}
 
