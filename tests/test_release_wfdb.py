@@ -176,5 +176,6 @@ def test_the_record_writer_writes_the_bytes_wfdb_wrsamp_writes(tmp_path, fs_hz, 
     wfdb.wrsamp("sinus", fs=fs_hz, units=["mV"] * 12, sig_name=names, d_signal=digital, fmt=["16"] * 12,
                 adc_gain=[gain] * 12, baseline=[0] * 12, comments=comments, write_dir=str(tmp_path / "wfdb"))
     for suffix in (".hea", ".dat"):
-        assert (tmp_path / "ours" / f"sinus{suffix}").read_bytes() == (tmp_path / "wfdb" / f"sinus{suffix}").read_bytes()
+        ours, theirs = (tmp_path / folder / f"sinus{suffix}" for folder in ("ours", "wfdb"))
+        assert ours.read_bytes() == theirs.read_bytes(), suffix
     assert np.array_equal(wfdb.rdrecord(str(tmp_path / "ours" / "sinus"), physical=False).d_signal, digital)

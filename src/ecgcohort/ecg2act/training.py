@@ -182,6 +182,10 @@ class BankRows:
         """``rows`` (sorted, global) as each bank's own sample indices."""
         return [rows[(rows >= start) & (rows < stop)] - start for start, stop in zip(self.starts[:-1], self.starts[1:])]
 
+    def sample_name(self, bank: int, row: int) -> str:
+        """The name of bank ``bank``'s sample ``row`` (its own index)."""
+        return self.samples[int(self.starts[bank]) + int(row)]
+
     def read(self, bank: int, names: Sequence[str], rows: np.ndarray) -> dict[str, np.ndarray]:
         import zarr
 
@@ -445,7 +449,7 @@ def evaluate_ecg2act_job(*, model_paths: Mapping[str, str | Path], train_bank_pa
                     positions = zarr.open_array(bank_rows.paths[bank], path="site_position", mode="r")[:]
                     activation_map_comparison(positions, truth[sample], predicted[sample], out_map,
                                               "Network I on a held-out patient "
-                                              f"({bank_rows.samples[bank_rows.starts[bank] + local]})")
+                                              f"({bank_rows.sample_name(bank, local)})")
             else:
                 row |= metrics_of_vm_parts(parts)
                 if split == "held_out_patients":
@@ -453,7 +457,7 @@ def evaluate_ecg2act_job(*, model_paths: Mapping[str, str | Path], train_bank_pa
                     times = zarr.open_array(bank_rows.paths[bank], path="time", mode="r")[:]
                     vm_overlays(times, truth_mv, predicted_mv, [0, 16, 66], labels or
                                 [str(k + 1) for k in range(75)], out_overlays,
-                                f"Network II on a held-out patient ({bank_rows.samples[bank_rows.starts[bank] + local]})")
+                                f"Network II on a held-out patient ({bank_rows.sample_name(bank, local)})")
             rows.append(row)
             log.info("Network %s, %s: %s", network, split, json.dumps({k: (round(v, 4) if isinstance(v, float)
                                                                           else v) for k, v in row.items()}))

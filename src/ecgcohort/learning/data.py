@@ -76,7 +76,9 @@ class StreamedTable:
         self.load_block = load_block
         self.block_rows = [int(n) for n in block_rows]
         self.blocks_in_memory = max(1, int(blocks_in_memory))
-        self.readers = max(1, int(readers if readers is not None else min(4, (getattr(os, 'process_cpu_count', None) or os.cpu_count)() or 1)))
+        if readers is None:  # the CPUs this process may use (os.process_cpu_count: Python 3.13)
+            readers = min(4, (getattr(os, "process_cpu_count", None) or os.cpu_count)() or 1)
+        self.readers = max(1, int(readers))
         self._cached: tuple[tuple[int, ...], dict[str, torch.Tensor]] | None = None
         self._following: dict[tuple[int, ...], tuple[int, ...]] = {}
         self._pending: tuple[tuple[int, ...], Future] | None = None

@@ -34,8 +34,8 @@ def link_store(store: str | Path, out_store: str | Path, *, patients: int) -> di
     chunk files (copies where the file system has no hard links) and copies of its metadata,
     the root's attribute ``layout`` set to ``linked`` and its consolidated listing of every
     node left out (``xr.open_zarr(out_store, consolidated=False)`` reads the root's arrays);
-    under a temporary name renamed when complete. ``patients``: how many the store holds (for the report). Returns the layout:
-    patients, files, bytes, files linked."""
+    under a temporary name renamed when complete. ``patients``: how many the store holds (for
+    the report). Returns the layout: patients, files, bytes, files linked."""
     store, out_store = Path(store), Path(out_store)
     files = linked = size = 0
     with atomic_directory(out_store) as temporary:
