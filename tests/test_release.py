@@ -276,6 +276,17 @@ def test_a_linked_release_links_the_stores_files_and_takes_their_checksums_from_
     assert np.array_equal(open_patient_mesh(store, "train-0001").lead_matrix.values, inputs["train-0001"]["lead"])
     card = (out / "README.md").read_text()
     assert "patients/<patient>" in card and "CF contiguous ragged arrays in the root" not in card
+    # the card's loading example, run by a Python that imports no ecgcohort
+    example = card.split("```python\n")[-1].split("```")[0]
+    script = example + (
+        "import sys, numpy as np\nnp.save('lead.npy', mesh.lead_matrix.values); np.save('ecg.npy', ecg.values)\n"
+        "assert not [m for m in sys.modules if m.startswith('ecgcohort')]\n")
+    ran = subprocess.run([sys.executable, "-I", "-c", script], cwd=out, capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    first = PATIENTS[0]
+    assert np.array_equal(np.load(out / "lead.npy"), inputs[first]["lead"])
+    assert np.array_equal(np.load(out / "ecg.npy"), working.lead_ecg.sel(patient=first, scenario="sinus").values)
+    (out / "lead.npy").unlink(), (out / "ecg.npy").unlink()
 
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)  # copies: the original's files are the parts'

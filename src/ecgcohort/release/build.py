@@ -123,53 +123,47 @@ def _check_complete(cohort, inputs: ReleaseInputs, patients: Sequence[str]) -> N
 
 
 def _load_instructions(patient: str, layout: str) -> str:
+    """The card's section on reading the release with xarray, zarr and pandas alone."""
     if layout == "linked":
-        return "\n".join([
-            "## Loading this release without ecgcohort",
-            "",
-            "Only xarray and zarr (>= 3) are needed; pandas (with pyarrow) reads the table, wfdb the ECG records.",
-            "",
-            "```python",
-            "import pandas as pd, xarray as xr",
-            "cohort = xr.open_zarr(\"cohort.zarr\", consolidated=False)   # lazy; one patient per shard",
-            "table = pd.read_parquet(\"metadata.parquet\")          # one row per patient x scenario",
-            f"i = int(table.loc[table.patient == \"{patient}\", \"zarr_index\"].iloc[0])",
-            "ecg = cohort.lead_ecg.isel(patient=i).sel(scenario=\"sinus\")   # (lead, time), volts",
-            f"mesh = xr.open_zarr(\"cohort.zarr\", group=\"patients/{patient}\", consolidated=False)",
-            "```",
-            "",
-            "This store keeps the workflow's own layout (the release's `layout` attribute is `linked`): every root "
-            "array is one shard per patient and each patient's mesh arrays (nodes, tetrahedra, fibres, the lead "
-            "matrix, activation times) are the group `patients/<patient>`. The root has no consolidated listing "
-            "(at 10,000 patients it would be 230 MB to parse): `consolidated=False` opens the root's own arrays. "
-            "`ecgcohort.dataset.open_patient_mesh(\"cohort.zarr\", patient)` reads it too.",
-            "",
-            "Check a download: `sha256sum -c MANIFEST.sha256`, or `python -m ecgcohort.release verify .` (also decodes "
-            "every chunk).",
-        ])
+        opening = ["import pandas as pd, xarray as xr",
+                   "cohort = xr.open_zarr(\"cohort.zarr\", consolidated=False)   # lazy; one patient per shard"]
+        mesh = [f"mesh = xr.open_zarr(\"cohort.zarr\", group=\"patients/{patient}\", consolidated=False)"]
+        layout_text = ("This store keeps the workflow's own layout (the release's `layout` attribute is `linked`): "
+                       "every root array is one shard per patient and each patient's mesh arrays (nodes, tetrahedra, "
+                       "fibres, the lead matrix, activation times) are the group `patients/<patient>`. The root has "
+                       "no consolidated listing (at 10,000 patients it would be 230 MB to parse): "
+                       "`consolidated=False` opens the root's own arrays. "
+                       "`ecgcohort.dataset.open_patient_mesh(\"cohort.zarr\", patient)` reads it too.")
+        checksum = "every chunk)."
+    else:
+        opening = ["import numpy as np, pandas as pd, xarray as xr",
+                   "cohort = xr.open_zarr(\"cohort.zarr\")                 # lazy; one patient per inner chunk"]
+        mesh = ["nodes = np.concatenate([[0], np.cumsum(cohort.node_count.values)])",
+                "cells = np.concatenate([[0], np.cumsum(cohort.cell_count.values)])",
+                "mesh = cohort[[\"node_position\", \"tetrahedra\", \"lead_matrix\", \"activation_time\"]].isel(",
+                "    node=slice(nodes[i], nodes[i + 1]), cell=slice(cells[i], cells[i + 1]))"]
+        layout_text = ("The meshes are CF contiguous ragged arrays: patient i's nodes are the `node_count[i]` entries "
+                       "along `node` after those of patients 0 to i - 1 (cells likewise); `tetrahedra` index the "
+                       "patient's own nodes. `ecgcohort.dataset.open_patient_mesh(\"cohort.zarr\", patient)` does the "
+                       "slicing.")
+        checksum = "every chunk: each carries a crc32c checksum)."
     return "\n".join([
         "## Loading this release without ecgcohort",
         "",
         "Only xarray and zarr (>= 3) are needed; pandas (with pyarrow) reads the table, wfdb the ECG records.",
         "",
         "```python",
-        "import numpy as np, pandas as pd, xarray as xr",
-        "cohort = xr.open_zarr(\"cohort.zarr\")                 # lazy; one patient per inner chunk",
+        *opening,
         "table = pd.read_parquet(\"metadata.parquet\")          # one row per patient x scenario",
         f"i = int(table.loc[table.patient == \"{patient}\", \"zarr_index\"].iloc[0])",
         "ecg = cohort.lead_ecg.isel(patient=i).sel(scenario=\"sinus\")   # (lead, time), volts",
-        "nodes = np.concatenate([[0], np.cumsum(cohort.node_count.values)])",
-        "cells = np.concatenate([[0], np.cumsum(cohort.cell_count.values)])",
-        "mesh = cohort[[\"node_position\", \"tetrahedra\", \"lead_matrix\", \"activation_time\"]].isel(",
-        "    node=slice(nodes[i], nodes[i + 1]), cell=slice(cells[i], cells[i + 1]))",
+        *mesh,
         "```",
         "",
-        "The meshes are CF contiguous ragged arrays: patient i's nodes are the `node_count[i]` entries along `node` "
-        "after those of patients 0 to i - 1 (cells likewise); `tetrahedra` index the patient's own nodes. "
-        "`ecgcohort.dataset.open_patient_mesh(\"cohort.zarr\", patient)` does the slicing.",
+        layout_text,
         "",
         "Check a download: `sha256sum -c MANIFEST.sha256`, or `python -m ecgcohort.release verify .` (also decodes "
-        "every chunk: each carries a crc32c checksum).",
+        + checksum,
     ])
 
 
