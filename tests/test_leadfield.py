@@ -15,10 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ecgcohort.anatomy.electrodes import STANDARD_ELECTRODES
 from ecgcohort.fibers import FibreAngles, MyocardialFibres, load_fibres, save_fibres
 from ecgcohort.leadfield import (Conductivities, LeadFieldError, LeadFieldSolver, intracellular_tensors,
                                  lead_field_gradients, lead_matrix, sample_points)
-from ecgcohort.leadfield.jobs import compute_lead_field_chunk, electrode_chunks, write_sample_points
+from ecgcohort.leadfield.jobs import (STANDARD_ELECTRODE_COUNT, compute_lead_field_chunk, electrode_chunks,
+                                     write_sample_points)
 from ecgcohort.leadfield.solver import body_mesh, lead_matrix_from_potentials
 from ecgcohort.meshing import VOLUME_TAGS
 from synthetic import concentric_balls_mesh
@@ -357,12 +359,16 @@ def patient_files(balls, anisotropic, tmp_path_factory):
         sheet=np.tile([0.0, 1.0, 0.0], (len(nodes), 1)), normal=np.tile([0.0, 0.0, 1.0], (len(nodes), 1)),
         fibre_cell=fibres, sheet_cell=np.cross(normal, fibres), normal_cell=normal, coordinates={},
         parent_nodes=nodes, parent_cells=cells, angles=FibreAngles()), folder / "fibres.npz")
-    directions = np.array([[0.3, -0.5, 0.81], [-0.6, 0.0, -0.8], [0.0, 1.0, 0.0], [0.7, 0.7, 0.1], [-0.2, 0.3, 0.9]])
+    # the 12-lead's nine electrodes, then two anterior ones, spread over the ball
+    directions = np.array([[0.3, -0.5, 0.81], [-0.6, 0.0, -0.8], [0.0, 1.0, 0.0], [0.7, 0.7, 0.1], [-0.2, 0.3, 0.9],
+                           [0.9, -0.1, 0.2], [-0.8, 0.5, 0.1], [0.1, -0.9, -0.3], [0.4, 0.2, -0.9],
+                           [-0.3, -0.7, 0.6], [0.6, -0.4, -0.5]])
     at_surface, weights = solver.electrode_loads(A * directions / np.linalg.norm(directions, axis=1, keepdims=True))
     positions = np.einsum("ek,eki->ei", weights, solver.mesh.points_m[at_surface]) * 1e3
-    table = pd.DataFrame({"name": ["RA", "LA", "LL", "V1", "V2"], "kind": "standard", "x_mm": positions[:, 0],
-                          "y_mm": positions[:, 1], "z_mm": positions[:, 2]})
+    table = pd.DataFrame({"name": [*STANDARD_ELECTRODES, "A01", "A02"], "kind": ["standard"] * 9 + ["anterior"] * 2,
+                          "x_mm": positions[:, 0], "y_mm": positions[:, 1], "z_mm": positions[:, 2]})
     table.to_csv(folder / "electrodes.csv", index=False)
+    table.iloc[:9].to_csv(folder / "electrodes_standard.csv", index=False)
     write_sample_points("train-0003", balls[11.0], 500, 0.8, 10.0, 7, folder / "points.npz")
     return folder, solver, table
 
@@ -370,11 +376,10 @@ def patient_files(balls, anisotropic, tmp_path_factory):
 def test_chunk_job_writes_gradients_and_the_lead_matrix(balls, patient_files):
     folder, solver, table = patient_files
     conductivities = {"intra_fibre": 0.3, "intra_cross": 0.03, "extra_fibre": 0.3, "extra_cross": 0.12, "torso": 0.06}
-    assert [list(r) for r in electrode_chunks(5, 2)] == [[0, 1], [2, 3], [4]]
     compute_lead_field_chunk("train-0003", balls[11.0], folder / "fibres.npz", folder / "electrodes.csv",
                              folder / "points.npz", 1, 2, conductivities, folder / "chunk-1.npz")
     with np.load(folder / "chunk-1.npz") as out, np.load(folder / "points.npz") as points:
-        assert list(out["electrode_names"]) == ["LL", "V1"]
+        assert list(out["electrode_names"]) == ["A01", "A02"]
         assert out["grad_points"].shape == (2, 500, 3) and out["grad_points"].dtype == np.float32
         cells = np.flatnonzero(solver.mesh.cell_tags == VOLUME_TAGS["myocardium"])
         assert out["grad_cells"].shape == (2, len(cells), 3)
@@ -412,6 +417,32 @@ def test_chunk_job_writes_gradients_and_the_lead_matrix(balls, patient_files):
                                  cell_gradient="p2")
 
 
+def test_the_12_leads_electrodes_are_a_chunk_of_their_own_read_from_their_own_table(balls, patient_files, tmp_path):
+    """Chunk 0 is the nine 12-lead electrodes whatever the chunk size, so a job reading only it
+    does not change with the anterior electrodes: from the 12-lead's own table it gives the same
+    gradients as from the whole table; a table that does not start with them is refused."""
+    folder, _, table = patient_files
+    assert STANDARD_ELECTRODE_COUNT == len(STANDARD_ELECTRODES)
+    assert [list(r) for r in electrode_chunks(11, 0)] == [list(range(9)), [9, 10]]
+    assert [list(r) for r in electrode_chunks(11, 1)] == [list(range(9)), [9], [10]]
+    assert [list(r) for r in electrode_chunks(14, 2)] == [list(range(9)), [9, 10], [11, 12], [13]]
+    assert [list(r) for r in electrode_chunks(9, 2)] == [list(range(9))]
+    assert [list(r) for r in electrode_chunks(5, 2)] == [list(range(5))]
+    conductivities = Conductivities().__dict__
+    for name, electrodes, per_job in (("whole", "electrodes.csv", 1), ("own", "electrodes_standard.csv", 0)):
+        compute_lead_field_chunk("train-0003", balls[11.0], folder / "fibres.npz", folder / electrodes,
+                                 folder / "points.npz", 0, per_job, conductivities, tmp_path / f"chunk-0-{name}.npz")
+    with np.load(tmp_path / "chunk-0-whole.npz") as whole, np.load(tmp_path / "chunk-0-own.npz") as own:
+        assert list(own["electrode_names"]) == list(STANDARD_ELECTRODES) == list(whole["electrode_names"])
+        for key in ("electrode_positions_m", "grad_points", "grad_cells", "lead_matrix"):
+            np.testing.assert_array_equal(own[key], whole[key])
+    table.iloc[[1, 0, *range(2, 11)]].to_csv(tmp_path / "swapped.csv", index=False)
+    with pytest.raises(LeadFieldError, match=r"train-0003.*does not start with the 12-lead's electrodes"):
+        compute_lead_field_chunk("train-0003", balls[11.0], folder / "fibres.npz", tmp_path / "swapped.csv",
+                                 folder / "points.npz", 0, 0, conductivities, tmp_path / "chunk-0-swapped.npz")
+    assert not (tmp_path / "chunk-0-swapped.npz").exists()
+
+
 def test_chunk_job_refuses_a_chunk_out_of_range(balls, patient_files):
     folder, _, _ = patient_files
     with pytest.raises(LeadFieldError, match=r"train-0003.*chunk 3"):
@@ -435,8 +466,8 @@ def test_one_call_api_in_mm(balls, patient_files):
     folder, solver, table = patient_files
     result = lead_field_gradients(balls[11.0], table[["x_mm", "y_mm", "z_mm"]].to_numpy(), Conductivities(),
                                   folder / "fibres.npz", query_points_mm=np.array([[0.0, 0.0, 0.0], [50.0, 0, 0]]))
-    assert result.potentials.shape == (5, solver.stats.nodes)
-    assert result.grad_points.shape == (5, 2, 3) and result.grad_cells.shape[0] == 5
+    assert result.potentials.shape == (len(table), solver.stats.nodes)
+    assert result.grad_points.shape == (len(table), 2, 3) and result.grad_cells.shape[0] == len(table)
     points = np.random.default_rng(5).uniform(-0.05, 0.05, (400, 3))  # inside the 0.1 m ball
     assert np.array_equal(solver.locate(points), solver._locate_by_bounding_boxes(points))
     with pytest.raises(LeadFieldError, match="outside the mesh"):

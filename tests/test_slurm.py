@@ -253,8 +253,9 @@ def test_a_batch_of_patients_runs_as_one_submission_and_equals_one_job_per_rule(
     assert result.returncode == 0, log[-5000:] + slurm_log_tail()
     print(f"one patient's data chain as one batch job through SLURM: {elapsed:.1f} s")
 
-    # 2 cores (the test profile's), 3,000 MB per core, 280 min per patient spread over the cores
-    assert sbatch_requests(log) == [("patient_batch", 140, 6000, 2)]
+    # 2 cores (the test profile's), 3,000 MB per core, 300 min per patient (two lead-field
+    # chunks) spread over the cores
+    assert sbatch_requests(log) == [("patient_batch", 150, 6000, 2)]
     jobs = slurm_jobs(log)
     assert [(job["rule"], job["JobState"]) for job in jobs] == [("patient_batch", "COMPLETED")]
     marker = json.loads((workflow_copy.root / "results/batches/train-0000-0000.json").read_text())

@@ -33,9 +33,11 @@ rule patient_batch:
     threads: 8
     resources:
         # the nested run schedules its jobs within these (about 3 GB each at 1.2 mm); the
-        # runtime is the sum of the chain's per-patient limits spread over the threads
+        # runtime is the sum of the chain's per-patient limits (20 min per lead-field chunk) spread
+        # over the threads
         mem_mb=lambda wildcards, threads, attempt: 3000 * threads * attempt,
-        runtime=lambda wildcards, threads, attempt: -(-280 * len(BATCHES[wildcards.batch]) // threads) * attempt,
+        runtime=lambda wildcards, threads, attempt: -(-(260 + 20 * len(LEADFIELD_CHUNKS)) * len(BATCHES[wildcards.batch])
+                                                      // threads) * attempt,
     conda:
         "../../envs/workflow.yaml"
     script:

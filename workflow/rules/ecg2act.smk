@@ -19,7 +19,8 @@ rule simulation_bank:
         torso_model="results/shapes/torso.npz",
         fibres=rules.compute_fibres.output.fibres,
         junctions=rules.grow_purkinje.output.junctions,
-        chunks=expand("results/patients/{{patient}}/leadfield/chunk-{chunk}.npz", chunk=LEADFIELD_CHUNKS),
+        # the 12-lead's chunk only (leadfield.smk): the banks do not change with the other electrodes
+        chunks=["results/patients/{patient}/leadfield/chunk-0.npz"],
     output:
         bank=directory("results/ecg2act/bank/{patient}.zarr"),
         sites="results/ecg2act/sites/{patient}.npz",

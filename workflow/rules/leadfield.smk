@@ -1,13 +1,19 @@
 # Lead fields (paper eq. 4) per patient: sample points once, then one job per chunk of
 # electrodes, each factoring the patient's matrix once and solving its electrodes as a block.
+# Chunk 0 is the 12-lead's nine electrodes, read from their own table: what uses the 12 leads
+# only (the ECG -> activation banks) does not re-run when the other electrodes change.
 
-from ecgcohort.leadfield.jobs import electrode_tolerance_mm
+from ecgcohort.leadfield.jobs import electrode_chunks, electrode_tolerance_mm
 
-LEADFIELD_ELECTRODES = 9 + config["electrodes"]["anterior_count"]
-# the chunks of ecgcohort.leadfield.jobs.electrode_chunks: electrodes_per_job each, 0 = all
-LEADFIELD_CHUNKS = list(
-    range(-(-LEADFIELD_ELECTRODES // (config["leadfield"]["electrodes_per_job"] or LEADFIELD_ELECTRODES)))
-)
+LEADFIELD_CHUNKS = list(range(len(electrode_chunks(9 + config["electrodes"]["anterior_count"],
+                                                   config["leadfield"]["electrodes_per_job"]))))
+
+
+def leadfield_electrodes(wildcards):
+    """The electrode table of a lead-field chunk: the 12-lead's own for chunk 0."""
+    if wildcards.chunk == "0":
+        return rules.place_standard_electrodes.output.electrodes.format(patient=wildcards.patient)
+    return rules.place_electrodes.output.electrodes.format(patient=wildcards.patient)
 
 
 rule sample_leadfield_points:
@@ -38,12 +44,13 @@ rule compute_lead_fields:
     input:
         mesh=rules.mesh_anatomy.output.mesh,
         fibres=rules.compute_fibres.output.fibres,
-        electrodes=rules.place_electrodes.output.electrodes,
+        electrodes=leadfield_electrodes,
         points=rules.sample_leadfield_points.output.points,
     output:
         chunk="results/patients/{patient}/leadfield/chunk-{chunk}.npz",
     params:
-        electrodes_per_job=config["leadfield"]["electrodes_per_job"],
+        # chunk 0 holds the 12-lead's electrodes whatever the chunk size
+        electrodes_per_job=lambda wildcards: 0 if wildcards.chunk == "0" else config["leadfield"]["electrodes_per_job"],
         conductivities=config["leadfield"]["conductivity_s_per_m"],
         low_rank_tolerance=config["leadfield"]["low_rank_tolerance"],
         electrode_tolerance_mm=electrode_tolerance_mm(config["meshing"]["torso_element_size_mm"]),

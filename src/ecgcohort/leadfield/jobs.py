@@ -33,13 +33,23 @@ def electrode_tolerance_mm(torso_element_size_mm: float) -> float:
     return max(1.0, 0.2 * float(torso_element_size_mm))
 
 
+# the 12-lead's electrodes lead a patient's table (ecgcohort.anatomy.electrodes.STANDARD_ELECTRODES;
+# not imported: the Snakefile counts the chunks at parse time)
+STANDARD_ELECTRODE_COUNT = 9
+
+
 def electrode_chunks(n_electrodes: int, electrodes_per_job: int) -> list[range]:
-    """The electrode index ranges of the chunks: ``electrodes_per_job`` each (0: one chunk)."""
+    """The electrode index ranges of the chunks: the standard 12-lead's nine electrodes (the
+    table's first rows) are chunk 0, read from their own table, so what uses the 12 leads only
+    does not change with the other electrodes; the others follow, ``electrodes_per_job`` each
+    (0: one chunk)."""
     if n_electrodes < 1 or electrodes_per_job < 0:
         raise ValueError(f"need n_electrodes >= 1 and electrodes_per_job >= 0, got {n_electrodes}, "
                          f"{electrodes_per_job}")
-    size = electrodes_per_job or n_electrodes
-    return [range(start, min(start + size, n_electrodes)) for start in range(0, n_electrodes, size)]
+    first = min(STANDARD_ELECTRODE_COUNT, n_electrodes)
+    size = electrodes_per_job or max(n_electrodes - first, 1)
+    return [range(0, first)] + [range(start, min(start + size, n_electrodes))
+                                for start in range(first, n_electrodes, size)]
 
 
 def _save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
@@ -89,10 +99,12 @@ def compute_lead_field_chunk(patient: str, mesh: str | Path, fibres_npz: str | P
     Galerkin −B Z) — the lead matrix is built from it, so the two always agree (docs/results/verification.md: recovered gives ECGs closer to the converged ones on coarse meshes, the same on
     fine ones).
 
-    Raises :class:`LeadFieldError` naming the patient for a chunk index out of range or an
-    electrode more than 1 mm off the body surface."""
+    Raises :class:`LeadFieldError` naming the patient for a chunk index out of range, a table
+    whose first rows are not the 12-lead's electrodes, or an electrode more than 1 mm off the
+    body surface."""
     import pandas as pd
 
+    from ecgcohort.anatomy.electrodes import STANDARD_ELECTRODES
     from ecgcohort.fibers import load_fibres
     from ecgcohort.leadfield.matrix import lead_matrix
     from ecgcohort.leadfield.solver import MM, LeadFieldError, LeadFieldSolver, lead_matrix_from_potentials
@@ -104,9 +116,12 @@ def compute_lead_field_chunk(patient: str, mesh: str | Path, fibres_npz: str | P
     chunks = electrode_chunks(len(table), electrodes_per_job)
     if not 0 <= chunk < len(chunks):
         raise LeadFieldError(f"patient {patient}: chunk {chunk} out of range: {len(table)} electrodes in "
-                             f"{len(chunks)} chunk(s) of {electrodes_per_job or len(table)}")
+                             f"{len(chunks)} chunk(s), the 12-lead's then {electrodes_per_job or 'all others'} each")
     selected = table.iloc[list(chunks[chunk])]
     names = selected["name"].astype(str).tolist()
+    if chunk == 0 and len(table) >= STANDARD_ELECTRODE_COUNT and tuple(names) != STANDARD_ELECTRODES:
+        raise LeadFieldError(f"patient {patient}: {electrodes_csv} does not start with the 12-lead's electrodes "
+                             f"{', '.join(STANDARD_ELECTRODES)} (it starts {', '.join(names)})")
     electrodes_m = selected[["x_mm", "y_mm", "z_mm"]].to_numpy(dtype=np.float64) * MM
     fibres = load_fibres(fibres_npz)
     with np.load(points_npz) as archive:
