@@ -27,8 +27,8 @@ import numpy as np
 from ecgcohort.anatomy.outputs import read_surface
 from ecgcohort.cohort.sampling import patient_rng
 from ecgcohort.conduction.eikonal import activation_times
-from ecgcohort.conduction.jobs import (compute_activations, conduction_velocities, eikonal_grid, grow_purkinje,
-                                      load_junctions, scenario_sources)
+from ecgcohort.conduction.jobs import (MapSettings, compute_activations, conduction_velocities, eikonal_grid,
+                                      grow_purkinje, load_junctions, scenario_sources)
 from ecgcohort.conduction.scenarios import scenarios_from_config
 from ecgcohort.config import load_config_files
 from ecgcohort.fibers import load_fibres
@@ -74,9 +74,11 @@ def main() -> None:
         start = time.perf_counter()
         compute_activations(patient, {name: dataclasses.asdict(scenario) for name, scenario in maps.items()},
                             out / "fibres.npz", args.patient / "anatomy/heart.vtp", out / "junctions.npz",
-                            ep["velocity_m_per_s"], ep["action_potential"], config["cohort"]["seed"], "cpu",
-                            out / "cache", {name: (out / f"{name}.npz", out / f"{name}.png") for name in maps},
-                            ep["eikonal_refinements"], ep["source_radius_edges"])
+                            MapSettings(velocities=ep["velocity_m_per_s"], action_potential=ep["action_potential"],
+                                        seed=config["cohort"]["seed"], device="cpu", template_cache_dir=out / "cache",
+                                        eikonal_refinements=ep["eikonal_refinements"],
+                                        source_radius_edges=ep["source_radius_edges"]),
+                            {name: (out / f"{name}.npz", out / f"{name}.png") for name in maps})
         rows.append((f"{len(maps)} activation maps (.npz, .png; one job)", time.perf_counter() - start))
 
         eikonal: list[tuple[str, int, float, float, float | None]] = []

@@ -11,7 +11,7 @@ import pytest
 from mpi4py import MPI  # noqa: F401  (libmpi before dolfinx)
 
 from ecgcohort.conduction.action_potential import action_potential_template
-from ecgcohort.conduction.jobs import compute_activations
+from ecgcohort.conduction.jobs import MapSettings, PatientConduction, activation_map, compute_activations
 from ecgcohort.conduction.maps import load_activation
 from ecgcohort.anatomy.outputs import read_surface
 from ecgcohort.conduction.scenarios import (
@@ -28,6 +28,11 @@ from ecgcohort.fibers import load_fibres
 SEED = 7
 VELOCITIES = {"fibre": 0.6, "cross": 0.4}
 HOMOGENEOUS = {"cycle_length_ms": 1000.0, "apd_apex_to_base": 0.0, "apd_endo_to_epi": 0.0}
+
+
+def map_settings(cache) -> MapSettings:
+    return MapSettings(velocities=VELOCITIES, action_potential=HOMOGENEOUS, seed=SEED, device="cpu",
+                       template_cache_dir=cache)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +52,7 @@ def patient(tmp_path_factory, ventricles_dir):
                                           "engage_purkinje": False})
                for name in Scenario.from_config(entry).instance_names()}
     compute_activations("train-0003", entries, root / "fibres.npz", root / "heart.vtp", root / "junctions.npz",
-                        VELOCITIES, HOMOGENEOUS, SEED, "cpu", root / "cache",
+                        map_settings(root / "cache"),
                         {name: (root / f"{name}.npz", root / f"{name}.png") for name in entries})
     maps = {name: load_activation(root / f"{name}.npz") for name in entries}
     return root, load_fibres(root / "fibres.npz"), maps
@@ -176,13 +181,28 @@ def test_random_sites_are_reproducible_per_patient(patient, tmp_path):
     root, _, maps = patient
     entry = {"name": "pacing", "kind": "random_pacing", "count": 2, "engage_purkinje": False}
     again = compute_activations("train-0003", {"pacing-01": entry}, root / "fibres.npz", root / "heart.vtp",
-                                root / "junctions.npz", VELOCITIES, HOMOGENEOUS, SEED, "cpu", root / "cache",
+                                root / "junctions.npz", map_settings(root / "cache"),
                                 {"pacing-01": (tmp_path / "a.npz", tmp_path / "a.png")})["pacing-01"]
     np.testing.assert_array_equal(again.sites_mm, maps["pacing-01"].sites_mm)
     other = compute_activations("train-0004", {"pacing-01": entry}, root / "fibres.npz", root / "heart.vtp",
-                                root / "junctions.npz", VELOCITIES, HOMOGENEOUS, SEED, "cpu", root / "cache",
+                                root / "junctions.npz", map_settings(root / "cache"),
                                 {"pacing-01": (tmp_path / "b.npz", tmp_path / "b.png")})["pacing-01"]
     assert not np.allclose(other.sites_mm, maps["pacing-01"].sites_mm)
+
+
+def test_one_map_computed_alone_is_the_patients_map_bit_for_bit(patient):
+    """What reads one scenario (the inverse benchmark's ground truth) computes that map alone
+    (activation_map), so an edit of another scenario does not re-run it: it must be the map the
+    patient's job wrote, bit for bit, for a map with Purkinje trees and a random pacing map."""
+    root, _, maps = patient
+    conduction = PatientConduction.read(root / "fibres.npz", root / "heart.vtp", root / "junctions.npz",
+                                        map_settings(root / "cache"))
+    entries = {"lbbb": {"name": "lbbb", "kind": "lbbb"},
+               "pacing-01": {"name": "pacing", "kind": "random_pacing", "count": 2, "engage_purkinje": False}}
+    for name, entry in entries.items():
+        alone = activation_map("train-0003", name, entry, conduction, map_settings(root / "cache"))
+        for field in ("activation_ms", "apd_scale", "sites_mm", "site_times_ms", "upstroke_ms"):
+            np.testing.assert_array_equal(getattr(alone, field), getattr(maps[name], field), err_msg=f"{name} {field}")
 
 
 def test_transmembrane_potential_follows_the_activation(patient, tmp_path):

@@ -206,17 +206,21 @@ def _inverse_truth_chain(wildcards):
     patient = "results/patients/{patient}"
     named = {"anatomy": f"{patient}/anatomy/anatomy.json"}
     if wildcards.source != "aliev_panfilov":  # ecgcohort.inverse.dynamics.MODEL_SOURCE
+        # the scenario's map is computed again from what it is made of, not read from the
+        # patient's activation job, which writes every scenario: an edit of another scenario
+        # does not re-run the benchmark
         named.update(mesh=f"{patient}/mesh/mesh.msh", fibres=f"{patient}/fibres/fibres.npz",
                      electrodes=f"{patient}/anatomy/electrodes_standard.csv",
-                     activation=f"{patient}/activation/{wildcards.source}.npz")
+                     heart=f"{patient}/anatomy/heart.vtp", junctions=f"{patient}/purkinje/junctions.npz")
     return ChainInputs(**named)
 
 
 def inverse_truth_inputs(wildcards):
     """Inputs of the inverse benchmark's ground truth (heart_surface_dynamics in inverse.smk) -
     the model source reads the surfaces, the patient's own transfer matrix and the anatomy;
-    a cohort scenario its map, the mesh and fibres it lives on and the standard electrodes (the
-    reciprocity check) - not the store or the other electrodes."""
+    a cohort scenario what its map is computed from (fibres, heart surface, Purkinje junctions),
+    the mesh and the standard electrodes (the reciprocity check) - not the store, the other
+    electrodes or the other scenarios' maps."""
     inputs = {"surfaces": f"results/inverse/{wildcards.patient}/surfaces.npz",
               **_inverse_truth_chain(wildcards).input(wildcards)}
     if wildcards.source == "aliev_panfilov":
@@ -227,3 +231,10 @@ def inverse_truth_inputs(wildcards):
 def inverse_truth_chain(wildcards):
     """``params.chain`` of the inverse ground truth (see :class:`ChainInputs`)."""
     return _inverse_truth_chain(wildcards).params(wildcards)
+
+
+def leadfield_electrodes(wildcards):
+    """The electrode table of a lead-field chunk: the 12-lead's own for chunk 0."""
+    if wildcards.chunk == "0":
+        return rules.place_standard_electrodes.output.electrodes.format(patient=wildcards.patient)
+    return rules.place_electrodes.output.electrodes.format(patient=wildcards.patient)

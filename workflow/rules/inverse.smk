@@ -13,6 +13,10 @@ INVERSE_PATIENTS = benchmark_patients(INVERSE["patients"], PATIENTS)
 INVERSE_SOURCES = INVERSE["dynamics"]["sources"]
 INVERSE_MODEL_SOURCE = "aliev_panfilov"  # ecgcohort.inverse.dynamics.MODEL_SOURCE
 INVERSE_RUNS = [(p, s, m) for p in INVERSE_PATIENTS for s in INVERSE_SOURCES for m in INVERSE["methods"]]
+for _source in INVERSE_SOURCES:
+    if _source != INVERSE_MODEL_SOURCE and _source not in ACTIVATION_MAPS:
+        raise ValueError(f"inverse.dynamics.sources: {_source!r} is neither {INVERSE_MODEL_SOURCE} nor one of the "
+                         f"cohort's activation maps ({', '.join(SCENARIOS)})")
 INVERSE_MISMATCHES = list(dict.fromkeys(setting["mismatch"] for setting in INVERSE["settings"]))
 INVERSE_NOISES = list(dict.fromkeys(setting["noise"] for setting in INVERSE["settings"]))
 for _setting in INVERSE["settings"]:
@@ -140,8 +144,16 @@ rule heart_surface_dynamics:
     params:
         chain=inverse_truth_chain,
         dynamics=INVERSE["dynamics"],
-        cycle_length_ms=config["electrophysiology"]["action_potential"]["cycle_length_ms"],
         template_cache_dir="results/cache/action_potential",
+        # a cohort scenario's map, as compute_activations makes it (that scenario's entry only)
+        activation_map=lambda wildcards: {} if wildcards.source == INVERSE_MODEL_SOURCE else {
+            "entry": dataclasses.asdict(ACTIVATION_MAPS[wildcards.source]),
+            "velocities": config["electrophysiology"]["velocity_m_per_s"],
+            "action_potential": config["electrophysiology"]["action_potential"],
+            "seed": config["cohort"]["seed"],
+            "device": config["electrophysiology"]["device"],
+            "eikonal_refinements": config["electrophysiology"]["eikonal_refinements"],
+            "source_radius_edges": config["electrophysiology"]["source_radius_edges"]},
         # the lead fields' volume conductor, for a cohort scenario's 3-D solve only: the model
         # source does not re-run when it changes
         leadfield=lambda wildcards: {} if wildcards.source == INVERSE_MODEL_SOURCE else {

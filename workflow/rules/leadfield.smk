@@ -9,13 +9,6 @@ LEADFIELD_CHUNKS = list(range(len(electrode_chunks(9 + config["electrodes"]["ant
                                                    config["leadfield"]["electrodes_per_job"]))))
 
 
-def leadfield_electrodes(wildcards):
-    """The electrode table of a lead-field chunk: the 12-lead's own for chunk 0."""
-    if wildcards.chunk == "0":
-        return rules.place_standard_electrodes.output.electrodes.format(patient=wildcards.patient)
-    return rules.place_electrodes.output.electrodes.format(patient=wildcards.patient)
-
-
 rule sample_leadfield_points:
     input:
         mesh=rules.mesh_anatomy.output.mesh,

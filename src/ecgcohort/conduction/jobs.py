@@ -13,7 +13,7 @@ import numpy as np
 
 from ecgcohort.anatomy.assembly import Surface
 from ecgcohort.cohort.sampling import patient_rng
-from ecgcohort.conduction.action_potential import upstroke_spread_ms
+from ecgcohort.conduction.action_potential import ActionPotential, upstroke_spread_ms
 from ecgcohort.conduction.eikonal import EikonalGrid
 from ecgcohort.conduction.maps import ActivationMap, save_activation
 from ecgcohort.conduction.purkinje import (
@@ -291,50 +291,92 @@ def plot_isochrones(fibres: MyocardialFibres, activation_ms: np.ndarray, path: s
     plotter.close()
 
 
-def compute_activations(patient: str, scenarios: Mapping[str, Mapping[str, Any]], fibres_path: str | Path,
-                        heart_path: str | Path, junctions_path: str | Path, velocities: Mapping[str, float],
-                        action_potential: Mapping[str, Any], seed: int, device: str, template_cache_dir: str | Path,
-                        outputs: Mapping[str, tuple[str | Path, str | Path]],
-                        eikonal_refinements: int = 0, source_radius_edges: float = 0.0) -> dict[str, ActivationMap]:
-    """Every activation map of one patient (``scenarios``: map name -> scenario entry) in one
-    job: eikonal activation on the myocardium (solved on its uniform refinement, ``eikonal_refinements``
-    times, point sources started from balls of ``source_radius_edges`` edge lengths;
-    :class:`ecgcohort.conduction.eikonal.EikonalGrid`) with its APD scales (intrinsic gradients and the
-    repolarisation diffusion of :mod:`ecgcohort.conduction.repolarisation`); writes each map
-    (.npz, node order of fibres.npz) and its isochrone preview (``outputs``: map name ->
-    (npz, png)). Stimuli come from the patient's heart surface (``heart_path``) and Purkinje
-    ``junctions_path``, coupled to this mesh by position."""
-    from ecgcohort.anatomy.outputs import read_surface
-    from ecgcohort.conduction.action_potential import action_potential_template
+@dataclass(frozen=True)
+class MapSettings:
+    """What an activation map is computed with besides the patient's files: the
+    ``electrophysiology`` section's ``velocity_m_per_s``, ``action_potential``, ``device``,
+    ``eikonal_refinements`` and ``source_radius_edges``, the cohort's ``seed`` (random pacing
+    sites) and the folder of the cached action-potential template."""
 
-    fibres = load_fibres(fibres_path)
-    heart = read_surface(heart_path)
-    junctions = load_junctions(junctions_path)
-    template = action_potential_template(float(action_potential["cycle_length_ms"]), cache_dir=template_cache_dir)
-    repolarisation = Repolarisation.from_config(action_potential)
-    spread = float(action_potential.get("upstroke_spread", 0.0))
-    grid = eikonal_grid(fibres, eikonal_refinements, source_radius_edges)
+    velocities: Mapping[str, float]
+    action_potential: Mapping[str, Any]
+    seed: int
+    device: str
+    template_cache_dir: str | Path
+    eikonal_refinements: int = 0
+    source_radius_edges: float = 0.0
+
+
+@dataclass
+class PatientConduction:
+    """A patient's inputs to its activation maps, read once and shared by them: fibres, heart
+    surface, Purkinje junctions, the action-potential template and the eikonal grid."""
+
+    fibres: MyocardialFibres
+    heart: Surface
+    junctions: dict[str, np.ndarray]
+    template: ActionPotential
+    grid: EikonalGrid
+
+    @classmethod
+    def read(cls, fibres_path: str | Path, heart_path: str | Path, junctions_path: str | Path,
+             settings: MapSettings) -> PatientConduction:
+        from ecgcohort.anatomy.outputs import read_surface
+        from ecgcohort.conduction.action_potential import action_potential_template
+
+        fibres = load_fibres(fibres_path)
+        template = action_potential_template(float(settings.action_potential["cycle_length_ms"]),
+                                             cache_dir=settings.template_cache_dir)
+        return cls(fibres, read_surface(heart_path), load_junctions(junctions_path), template,
+                   eikonal_grid(fibres, settings.eikonal_refinements, settings.source_radius_edges))
+
+
+def activation_map(patient: str, map_name: str, entry: Mapping[str, Any], conduction: PatientConduction,
+                   settings: MapSettings) -> ActivationMap:
+    """One activation map of a patient (``entry``: the scenario's config entry): eikonal
+    activation on ``conduction.grid`` with its APD scales (intrinsic gradients and the
+    repolarisation diffusion of :mod:`ecgcohort.conduction.repolarisation`); a random pacing
+    map draws its sites from (``settings.seed``, patient, map name), so it is the same map
+    whichever job computes it."""
+    started = time.perf_counter()
+    spec = Scenario.from_config(entry)
+    rng = patient_rng(settings.seed, patient, f"pacing:{map_name}") if spec.kind == "random_pacing" else None
+    try:
+        tau, stimuli = scenario_activation(spec, conduction.fibres, conduction.heart, conduction.junctions, rng,
+                                           settings.velocities, settings.device, conduction.grid)
+    except ScenarioError as error:
+        raise ScenarioError(f"patient {patient}, scenario {map_name}: {error}") from error
+    repolarisation = Repolarisation.from_config(settings.action_potential)
+    spread = float(settings.action_potential.get("upstroke_spread", 0.0))
+    activation = ActivationMap(
+        scenario=map_name, kind=spec.kind, activation_ms=tau,
+        apd_scale=repolarisation_scale(conduction.fibres, tau, repolarisation, conduction.template),
+        sites_mm=stimuli.positions_mm, site_times_ms=stimuli.times_ms,
+        upstroke_ms=spread * upstroke_spread_ms(conduction.fibres.tetrahedra, tau))
+    log.info("patient %s, %s: %d stimuli, activation %.1f-%.1f ms (total %.1f ms) on %d nodes (solved on %d, "
+             "%d refinements) in %.1f s", patient, map_name, len(stimuli.times_ms), tau.min(), tau.max(),
+             activation.total_activation_ms, conduction.fibres.n_nodes, len(conduction.grid.points_mm),
+             conduction.grid.refinements, time.perf_counter() - started)
+    return activation
+
+
+def compute_activations(patient: str, scenarios: Mapping[str, Mapping[str, Any]], fibres_path: str | Path,
+                        heart_path: str | Path, junctions_path: str | Path, settings: MapSettings,
+                        outputs: Mapping[str, tuple[str | Path, str | Path]]) -> dict[str, ActivationMap]:
+    """Every activation map of one patient (``scenarios``: map name -> scenario entry) in one
+    job, sharing the patient's inputs and eikonal grid (:func:`activation_map`; solved on the
+    myocardium refined ``settings.eikonal_refinements`` times, point sources started from balls
+    of ``settings.source_radius_edges`` edge lengths; :class:`ecgcohort.conduction.eikonal.EikonalGrid`);
+    writes each map (.npz, node order of fibres.npz) and its isochrone preview (``outputs``: map
+    name -> (npz, png)). Stimuli come from the patient's heart surface (``heart_path``) and
+    Purkinje ``junctions_path``, coupled to this mesh by position."""
+    conduction = PatientConduction.read(fibres_path, heart_path, junctions_path, settings)
     maps = {}
     for map_name, entry in scenarios.items():
-        started = time.perf_counter()
-        spec = Scenario.from_config(entry)
-        rng = patient_rng(seed, patient, f"pacing:{map_name}") if spec.kind == "random_pacing" else None
-        try:
-            tau, stimuli = scenario_activation(spec, fibres, heart, junctions, rng, velocities, device, grid)
-        except ScenarioError as error:
-            raise ScenarioError(f"patient {patient}, scenario {map_name}: {error}") from error
-        activation = ActivationMap(
-            scenario=map_name, kind=spec.kind, activation_ms=tau,
-            apd_scale=repolarisation_scale(fibres, tau, repolarisation, template),
-            sites_mm=stimuli.positions_mm, site_times_ms=stimuli.times_ms,
-            upstroke_ms=spread * upstroke_spread_ms(fibres.tetrahedra, tau))
+        activation = activation_map(patient, map_name, entry, conduction, settings)
         activation_out, preview_out = outputs[map_name]
         save_activation(activation, activation_out)
-        log.info("patient %s, %s: %d stimuli, activation %.1f-%.1f ms (total %.1f ms) on %d nodes (solved on %d, "
-                 "%d refinements) in %.1f s", patient, map_name, len(stimuli.times_ms), tau.min(), tau.max(),
-                 activation.total_activation_ms, fibres.n_nodes, len(grid.points_mm), grid.refinements,
-                 time.perf_counter() - started)
-        plot_isochrones(fibres, tau, preview_out, title=f"{patient} {map_name}",
-                        sites_mm=activation.sites_mm if spec.kind != "sinus" and spec.kind != "lbbb" else None)
+        plot_isochrones(conduction.fibres, activation.activation_ms, preview_out, title=f"{patient} {map_name}",
+                        sites_mm=activation.sites_mm if activation.kind not in ("sinus", "lbbb") else None)
         maps[map_name] = activation
     return maps

@@ -124,14 +124,18 @@ def load_reciprocity(path: str | Path) -> dict[str, Any]:
 
 def heart_surface_dynamics_job(*, patient: str, source: str, surfaces_npz: str | Path, transfer_npz: str | Path | None,
                                anatomy_json: str | Path, scenario: Mapping[str, Any] | None,
-                               dynamics: Mapping[str, Any], cycle_length_ms: float, template_cache_dir: str | Path,
+                               dynamics: Mapping[str, Any], template_cache_dir: str | Path,
                                out_npz: str | Path, out_preview: str | Path) -> None:
     """The ground truth of one source (rule ``heart_surface_dynamics``): the Aliev–Panfilov
     model's u on the heart surface with y = R u through ``transfer_npz`` (the patient's own
     mesh), or a cohort scenario's extracellular potential from the 3-D solve. ``scenario``
-    holds the scenario's inputs and the lead fields' settings: ``mesh``, ``fibres``,
-    ``activation``, ``electrodes`` (the standard electrodes' table, for the reciprocity check),
-    ``conductivities``, ``low_rank_tolerance``, ``electrode_tolerance_mm``, ``cell_gradient``."""
+    holds the scenario's inputs and the lead fields' settings: ``mesh``, ``fibres``, ``heart``
+    (the anatomy's surface) and ``junctions`` (Purkinje), from which its activation map is
+    computed again (:func:`ecgcohort.conduction.jobs.activation_map`, with the scenario's
+    ``entry`` and the :class:`~ecgcohort.conduction.jobs.MapSettings` keys: the patient's own
+    map, bit for bit), ``electrodes`` (the standard electrodes' table, for the reciprocity
+    check), ``conductivities``, ``low_rank_tolerance``, ``electrode_tolerance_mm``,
+    ``cell_gradient``."""
     from ecgcohort.inverse.figures import plot_dynamics
     from ecgcohort.inverse.surfaces import load_surfaces
 
@@ -150,7 +154,7 @@ def heart_surface_dynamics_job(*, patient: str, source: str, surfaces_npz: str |
         else:
             if scenario is None:
                 raise InverseError("a cohort scenario needs its mesh, fibres, activation map and electrodes")
-            result = _scenario_truth(surfaces, spec, scenario, cycle_length_ms, template_cache_dir)
+            result = _scenario_truth(patient, source, surfaces, spec, scenario, template_cache_dir)
             truth, clean, reciprocity = result.dynamics, result.body, result.reciprocity
     except InverseError as error:
         raise InverseError(f"patient {patient}, source {source}: {error}") from None
@@ -161,21 +165,24 @@ def heart_surface_dynamics_job(*, patient: str, source: str, surfaces_npz: str |
     plot_dynamics(surfaces.heart, truth, out_preview, title=f"{patient}: {source}")
 
 
-def _scenario_truth(surfaces, spec: DynamicsSpec, scenario: Mapping[str, Any], cycle_length_ms: float,
+def _scenario_truth(patient: str, source: str, surfaces, spec: DynamicsSpec, scenario: Mapping[str, Any],
                     template_cache_dir: str | Path):
-    from ecgcohort.conduction.action_potential import action_potential_template
-    from ecgcohort.conduction.maps import load_activation
+    from ecgcohort.conduction.jobs import MapSettings, PatientConduction, activation_map
     from ecgcohort.ecg.forward import read_electrode_table
-    from ecgcohort.fibers.rule_based import load_fibres
     from ecgcohort.inverse.extracellular import ExtracellularSolver, Myocardium, scenario_truth
     from ecgcohort.leadfield.tensors import Conductivities
 
-    fibres = load_fibres(scenario["fibres"])
-    activation = load_activation(scenario["activation"])
+    settings = MapSettings(velocities=scenario["velocities"], action_potential=scenario["action_potential"],
+                           seed=int(scenario["seed"]), device=scenario["device"], template_cache_dir=template_cache_dir,
+                           eikonal_refinements=int(scenario["eikonal_refinements"]),
+                           source_radius_edges=float(scenario["source_radius_edges"]))
+    conduction = PatientConduction.read(scenario["fibres"], scenario["heart"], scenario["junctions"], settings)
+    activation = activation_map(patient, source, scenario["entry"], conduction, settings)
+    fibres, template = conduction.fibres, conduction.template
+    del conduction  # the eikonal grid: the 3-D solve's memory is the job's peak
     solver = ExtracellularSolver(scenario["mesh"], Conductivities.from_config(scenario["conductivities"]),
                                  Myocardium.from_fibres(fibres), low_rank_tolerance=scenario["low_rank_tolerance"],
                                  max_electrode_offset_mm=scenario["electrode_tolerance_mm"])
-    template = action_potential_template(cycle_length_ms, cache_dir=template_cache_dir)
     electrodes = read_electrode_table(scenario["electrodes"]).positions_mm
     return scenario_truth(solver, activation=activation, template=template, spec=spec,
                           heart_points_mm=surfaces.heart.points, measurement_points_mm=surfaces.measurement_points,
