@@ -113,6 +113,20 @@ def test_an_invalid_config_stops_snakemake_before_any_job(workflow_copy, workflo
     assert not (workflow_copy.root / "results").exists()
 
 
+def test_an_inverse_source_that_is_not_a_cohort_map_is_refused_when_the_benchmark_is_planned(
+        workflow_copy, workflow_config):
+    """The default source pacing-00 with the scenarios cut to sinus: the data chain still plans
+    (the benchmark is not asked for), the benchmark is refused naming the setting and the maps."""
+    config = copy.deepcopy(workflow_config)
+    config["electrophysiology"]["scenarios"] = [{"name": "sinus", "kind": "sinus"}]
+    workflow_copy.write_config(config)
+    succeed(workflow_copy.snakemake("--dry-run", "results/patients/test-0000/ecg/sinus.npz"))
+    refused = workflow_copy.snakemake("--dry-run", "inverse")
+    assert refused.returncode != 0
+    assert "inverse.dynamics.sources: 'pacing-00' is neither aliev_panfilov nor one of the cohort's activation " \
+           "maps (sinus)" in refused.stdout + refused.stderr
+
+
 def test_lint_is_clean(workflow_copy):
     result = workflow_copy.snakemake("--lint")
     assert result.returncode == 0, result.stdout + result.stderr

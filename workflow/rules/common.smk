@@ -206,6 +206,11 @@ def _inverse_truth_chain(wildcards):
     patient = "results/patients/{patient}"
     named = {"anatomy": f"{patient}/anatomy/anatomy.json"}
     if wildcards.source != "aliev_panfilov":  # ecgcohort.inverse.dynamics.MODEL_SOURCE
+        # checked when the benchmark is planned, not when the workflow is read: a run of other
+        # targets with other scenarios is not refused for a setting it does not use
+        if wildcards.source not in ACTIVATION_MAPS:
+            raise WorkflowError(f"inverse.dynamics.sources: {wildcards.source!r} is neither aliev_panfilov nor one "
+                                f"of the cohort's activation maps ({', '.join(ACTIVATION_MAPS)})")
         # the scenario's map is computed again from what it is made of, not read from the
         # patient's activation job, which writes every scenario: an edit of another scenario
         # does not re-run the benchmark

@@ -13,10 +13,6 @@ INVERSE_PATIENTS = benchmark_patients(INVERSE["patients"], PATIENTS)
 INVERSE_SOURCES = INVERSE["dynamics"]["sources"]
 INVERSE_MODEL_SOURCE = "aliev_panfilov"  # ecgcohort.inverse.dynamics.MODEL_SOURCE
 INVERSE_RUNS = [(p, s, m) for p in INVERSE_PATIENTS for s in INVERSE_SOURCES for m in INVERSE["methods"]]
-for _source in INVERSE_SOURCES:
-    if _source != INVERSE_MODEL_SOURCE and _source not in ACTIVATION_MAPS:
-        raise ValueError(f"inverse.dynamics.sources: {_source!r} is neither {INVERSE_MODEL_SOURCE} nor one of the "
-                         f"cohort's activation maps ({', '.join(SCENARIOS)})")
 INVERSE_MISMATCHES = list(dict.fromkeys(setting["mismatch"] for setting in INVERSE["settings"]))
 INVERSE_NOISES = list(dict.fromkeys(setting["noise"] for setting in INVERSE["settings"]))
 for _setting in INVERSE["settings"]:
