@@ -149,7 +149,7 @@ def mesh_heart_in_torso(torso_points: np.ndarray, torso_faces: np.ndarray, heart
         gmsh.option.setNumber("General.Terminal", 0)
         gmsh.option.setNumber("General.NumThreads", max(1, threads))
         # each stage's own cap too: left at 0 it follows OpenMP's count (OMP_NUM_THREADS, the
-        # CPUs a job may use), and the mesh changed with it (one CPU against two)
+        # CPUs a job may use), not meshing.threads
         for dimension in (1, 2, 3):
             gmsh.option.setNumber(f"Mesh.MaxNumThreads{dimension}D", max(1, threads))
         gmsh.option.setNumber("Mesh.Algorithm3D", {"delaunay": 1, "hxt": 10}[algorithm])
