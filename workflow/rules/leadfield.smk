@@ -3,10 +3,10 @@
 # Chunk 0 is the 12-lead's nine electrodes, read from their own table: what uses the 12 leads
 # only (the ECG -> activation banks) does not re-run when the other electrodes change.
 
-from ecgcohort.leadfield.jobs import electrode_chunks, electrode_tolerance_mm
+from ecgcohort.leadfield.jobs import STANDARD_ELECTRODE_COUNT, electrode_chunks, electrode_tolerance_mm
 
-LEADFIELD_CHUNKS = list(range(len(electrode_chunks(9 + config["electrodes"]["anterior_count"],
-                                                   config["leadfield"]["electrodes_per_job"]))))
+LEADFIELD_CHUNKS = list(range(len(electrode_chunks(
+    STANDARD_ELECTRODE_COUNT + config["electrodes"]["anterior_count"], config["leadfield"]["electrodes_per_job"]))))
 
 
 rule sample_leadfield_points:

@@ -294,9 +294,10 @@ def plot_isochrones(fibres: MyocardialFibres, activation_ms: np.ndarray, path: s
 @dataclass(frozen=True)
 class MapSettings:
     """What an activation map is computed with besides the patient's files: the
-    ``electrophysiology`` section's ``velocity_m_per_s``, ``action_potential``, ``device``,
-    ``eikonal_refinements`` and ``source_radius_edges``, the cohort's ``seed`` (random pacing
-    sites) and the folder of the cached action-potential template."""
+    ``electrophysiology`` section's ``velocity_m_per_s`` (conduction velocities, m/s),
+    ``action_potential`` (cycle length ms, APD gradients), ``device``, ``eikonal_refinements``
+    and ``source_radius_edges`` (edge lengths), the cohort's ``seed`` (random pacing sites) and
+    the folder of the cached action-potential template."""
 
     velocities: Mapping[str, float]
     action_potential: Mapping[str, Any]
@@ -334,7 +335,7 @@ class PatientConduction:
 def activation_map(patient: str, map_name: str, entry: Mapping[str, Any], conduction: PatientConduction,
                    settings: MapSettings) -> ActivationMap:
     """One activation map of a patient (``entry``: the scenario's config entry): eikonal
-    activation on ``conduction.grid`` with its APD scales (intrinsic gradients and the
+    activation times (ms per myocardial node) on ``conduction.grid`` with their APD scales (intrinsic gradients and the
     repolarisation diffusion of :mod:`ecgcohort.conduction.repolarisation`); a random pacing
     map draws its sites from (``settings.seed``, patient, map name), so it is the same map
     whichever job computes it."""

@@ -9,7 +9,7 @@ import csv
 import json
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -153,7 +153,8 @@ def heart_surface_dynamics_job(*, patient: str, source: str, surfaces_npz: str |
             clean = load_transfer(transfer_npz)[0] @ truth.u
         else:
             if scenario is None:
-                raise InverseError("a cohort scenario needs its mesh, fibres, activation map and electrodes")
+                raise InverseError("a cohort scenario needs its mesh, fibres, heart surface, Purkinje junctions and "
+                                   "electrodes")
             result = _scenario_truth(patient, source, surfaces, spec, scenario, template_cache_dir)
             truth, clean, reciprocity = result.dynamics, result.body, result.reciprocity
     except InverseError as error:
@@ -172,10 +173,8 @@ def _scenario_truth(patient: str, source: str, surfaces, spec: DynamicsSpec, sce
     from ecgcohort.inverse.extracellular import ExtracellularSolver, Myocardium, scenario_truth
     from ecgcohort.leadfield.tensors import Conductivities
 
-    settings = MapSettings(velocities=scenario["velocities"], action_potential=scenario["action_potential"],
-                           seed=int(scenario["seed"]), device=scenario["device"], template_cache_dir=template_cache_dir,
-                           eikonal_refinements=int(scenario["eikonal_refinements"]),
-                           source_radius_edges=float(scenario["source_radius_edges"]))
+    settings = MapSettings(template_cache_dir=template_cache_dir, **{
+        field.name: scenario[field.name] for field in fields(MapSettings) if field.name != "template_cache_dir"})
     conduction = PatientConduction.read(scenario["fibres"], scenario["heart"], scenario["junctions"], settings)
     activation = activation_map(patient, source, scenario["entry"], conduction, settings)
     fibres, template = conduction.fibres, conduction.template
