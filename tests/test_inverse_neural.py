@@ -260,7 +260,11 @@ def test_eand_arn_beats_second_order_tikhonov_on_a_small_sphere(tmp_path):
     the stimulus step of t = 0 is still diffusing."""
     surface, transfer, bspm, times, u, laplacian = _problem(subdivisions=1, body_points=60, samples=41)
     baseline = relative_error(tikhonov(transfer, bspm, laplacian, "gcv", per_time=False).estimate, u)
-    config = {"collocation_fraction": 0.25, "seed": 0, "workdir": str(tmp_path / "eand-arn"),
+    # the paper's own setting: u is the potential R maps and the record resolves the upstroke
+    # (τ = 0.25), so the residuals are collocated on the data's instants
+    noise_level = float(np.mean((bspm - transfer @ u) ** 2) / np.mean(bspm ** 2))
+    config = {"collocation_fraction": 0.25, "seed": 0, "workdir": str(tmp_path / "eand-arn"), "time_refinement": 1,
+              "noise_level": noise_level,
               "training": {"epochs": 750, "learning_rate": 5e-3, "lr_milestones": [0.6, 0.85], "lr_decay": 0.3,
                            "checkpoint_every": 1000, "device": "cpu"}}
     result = eand_arn(transfer, bspm, surface, times, config)
@@ -268,10 +272,11 @@ def test_eand_arn_beats_second_order_tikhonov_on_a_small_sphere(tmp_path):
     print(f"Tikhonov RE {baseline:.4f}, EAND-ARN RE {error:.4f}, {result.seconds:.1f} s, info {result.info}")
     assert error < baseline, (error, baseline)
     assert result.estimate.shape == u.shape and result.estimate.dtype == np.float64
-    assert len(result.history) == 750 and result.info["epochs"] == 750
+    assert len(result.history) == result.info["epochs"] <= 750 and result.info["failed"] is None
     assert result.info["parameters"] == 2030 and len(result.info["alphas"]) == 3
     assert result.info["batch_size"] == round(0.25 * u.size)
-    assert result.info["data_loss"] < 2e-4  # the noise floor is 1e-4
+    # normalised per case: the zero map scores 1; the fit ends within a few times the noise's share
+    assert result.info["zero_map_data_loss"] == 1.0 and result.info["data_loss"] < 3 * noise_level
     assert (tmp_path / "eand-arn" / "last.ckpt").exists()
 
 
@@ -281,7 +286,7 @@ def test_ep_dl_reconstructs_a_small_sphere_within_its_stated_error(tmp_path):
     after 300; second-order Tikhonov with GCV 0.073); an untrained network is near the zero map
     (RE ≈ 1)."""
     surface, transfer, bspm, times, u, _ = _problem(subdivisions=1, body_points=60, samples=21, duration=10.0)
-    config = {"seed": 0, "workdir": str(tmp_path / "ep-dl"),
+    config = {"seed": 0, "workdir": str(tmp_path / "ep-dl"), "time_refinement": 1,
               "training": {"epochs": 100, "learning_rate": 5e-3, "checkpoint_every": 1000, "device": "cpu"}}
     result = ep_dl(transfer, bspm, surface, times, config)
     error = relative_error(result.estimate, u)
@@ -291,7 +296,7 @@ def test_ep_dl_reconstructs_a_small_sphere_within_its_stated_error(tmp_path):
 
 def test_ep_dl_trains_deterministically_and_resumes_from_its_checkpoint(tmp_path):
     surface, transfer, bspm, times, u, _ = _problem(subdivisions=1, body_points=60, samples=21, duration=10.0)
-    config = {"layers": 4, "neurons": 8, "seed": 3, "workdir": str(tmp_path / "a"),
+    config = {"layers": 4, "neurons": 8, "seed": 3, "workdir": str(tmp_path / "a"), "time_refinement": 2,
               "training": {"epochs": 6, "learning_rate": 3e-3, "checkpoint_every": 3, "device": "cpu"}}
     first = ep_dl(transfer, bspm, surface, times, config)
     again = ep_dl(transfer, bspm, surface, times, {**config, "workdir": str(tmp_path / "b")})
@@ -299,7 +304,8 @@ def test_ep_dl_trains_deterministically_and_resumes_from_its_checkpoint(tmp_path
     assert first.history[-1]["loss"] < first.history[0]["loss"]
     assert set(first.info) >= {"final_loss", "data_loss", "ep_loss", "epochs", "parameters", "device",
                                "samples_per_second"}
-    assert first.info["final_loss"] == pytest.approx(first.info["data_loss"] + 0.1 * first.info["ep_loss"], rel=1e-5)
+    last = first.history[-1]
+    assert first.info["final_loss"] == pytest.approx(last["data_loss"] + 0.1 * last["ep_loss"], rel=1e-5)
     # the same settings in the same workdir resume from the final checkpoint: nothing left to train
     resumed = ep_dl(transfer, bspm, surface, times, config)
     np.testing.assert_array_equal(resumed.estimate, first.estimate)
@@ -320,6 +326,9 @@ def test_bad_inputs_are_refused_with_the_reason(tmp_path):
         ((transfer, bspm, surface, times, {**config, "layers": 7, "residual_blocks": 3}), "residual_blocks=3"),
         ((transfer, bspm, surface, times, {**config, "collocation_fraction": 0.0}), "collocation_fraction"),
         ((transfer, bspm, surface, times, {**config, "model": {"kappa": 1.0}}), "config 'model'"),
+        ((transfer, bspm, surface, times, {**config, "time_refinement": 0}), "time_refinement"),
+        ((transfer, bspm, surface, times, {**config, "window": -1.0}), "window must be non-negative"),
+        ((transfer, np.zeros_like(bspm), surface, times, config), "zero everywhere"),
     ]
     for arguments, message in cases:
         with pytest.raises(InverseError, match=message):

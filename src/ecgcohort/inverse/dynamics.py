@@ -82,7 +82,11 @@ class HeartDynamics:
     ``v`` (n, T) for the model source, else None. ``polarity`` says how activation shows in u
     ("transmembrane": an upstroke; "extracellular": a downstroke), ``electrogram_activation``
     (n,) the activation times the benchmark's detector reads from u itself (model time units),
-    ``sites_mm`` (k, 3) the stimulus sites of a paced scenario (empty otherwise)."""
+    ``sites_mm`` (k, 3) the stimulus sites of a paced scenario (empty otherwise).
+    ``excitation`` (n, T) is what the EP-informed methods reconstruct, the normalised
+    transmembrane potential in [0, 1]: ``u`` itself for the model source, for a cohort scenario
+    the V_m of the myocardial boundary nearest each node, (V_m − rest)/(peak − rest); None in a
+    file written before it existed."""
 
     source: str
     times: np.ndarray
@@ -93,6 +97,18 @@ class HeartDynamics:
     polarity: str = "transmembrane"
     electrogram_activation: np.ndarray | None = None
     sites_mm: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    excitation: np.ndarray | None = None
+
+    @property
+    def normalised_vm(self) -> np.ndarray:
+        """The excitation the EP-informed methods reconstruct (n, T), dimensionless: ``excitation``,
+        or ``u`` where the truth is the model's own u."""
+        if self.excitation is not None:
+            return self.excitation
+        if self.units == "1":
+            return self.u
+        raise InverseError(f"source {self.source}: this ground truth has no normalised transmembrane potential "
+                           "(a file written before it was stored: run heart_surface_dynamics again)")
 
 
 def pacing_site(heart_mm: SurfaceMesh, site: str, frame: Mapping[str, Any]) -> np.ndarray:

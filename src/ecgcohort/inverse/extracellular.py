@@ -212,11 +212,16 @@ def scenario_truth(solver: ExtracellularSolver, *, activation, template, spec, h
     _, nodes, weights = project_on_surface(myocardium.points_mm, myocardial_boundary(myocardium.tetrahedra),
                                            np.asarray(heart_points_mm, dtype=np.float64))
     tau = np.einsum("nk,nk->n", weights, activation.activation_ms[nodes]) / spec.time_unit_ms
+    # the excitation the EP-informed methods reconstruct: V_m of the nearest myocardial boundary,
+    # normalised by the template's resting and peak values to the [0, 1] of the Aliev–Panfilov u
+    surface_vm = np.einsum("nk,nkt->nt", weights, vm[nodes])
+    rest, peak = float(vm.min()), float(vm.max())
+    excitation = (surface_vm - rest) / max(peak - rest, 1e-12)
     sites = (np.asarray(activation.sites_mm, dtype=np.float64).reshape(-1, 3) if activation.kind == "random_pacing"
              else np.zeros((0, 3)))
     dynamics = HeartDynamics(activation.scenario, spec.times, heart, tau, units="mV", polarity="extracellular",
                              electrogram_activation=activation_times(heart, spec.times, "extracellular"),
-                             sites_mm=sites)
+                             sites_mm=sites, excitation=excitation)
     log.info("%s: φ of %d instants on %d nodes in %.2f s; heart surface %.1f to %.1f mV, body %.2f to %.2f mV; "
              "reciprocity with the lead-field ECG %.2g (Galerkin), %.3g (%s)", activation.scenario, len(times_ms),
              solver.n_nodes, solver.solve_s, heart.min(), heart.max(), body.min(), body.max(), reciprocity["galerkin"],

@@ -212,11 +212,11 @@ def plot_series(truth, estimates: Mapping[str, np.ndarray], settings: Sequence[s
 
 
 def plot_activation(heart, truth, estimates: Mapping[str, np.ndarray], settings: Sequence[str], path: str | Path,
-                    title: str, time_unit_ms: float = 1.0) -> None:
+                    title: str, time_unit_ms: float = 1.0, excitation_methods: Sequence[str] = ()) -> None:
     """Activation maps read from the electrograms (steepest downstroke of φ, upstroke of a
-    transmembrane u), in ms (``time_unit_ms`` per model time unit): the truth's and each
-    method's in the last setting (the crime-free one where the matched row comes first), one
-    colour scale, the pacing site starred."""
+    transmembrane u — and of the ``excitation_methods``' normalised V_m), in ms (``time_unit_ms``
+    per model time unit): the truth's and each method's in the last setting (the crime-free one
+    where the matched row comes first), one colour scale, the pacing site starred."""
     from ecgcohort.inverse.metrics import activation_times
 
     plt = _pyplot()
@@ -225,7 +225,8 @@ def plot_activation(heart, truth, estimates: Mapping[str, np.ndarray], settings:
     methods = list(estimates)
     fig = plt.figure(figsize=(2.6 * (len(methods) + 1), 3.0))
     panels = [("truth", reference)] + [
-        (METHOD_LABELS.get(m, m), activation_times(estimates[m][-1], truth.times, truth.polarity) * time_unit_ms)
+        (METHOD_LABELS.get(m, m), activation_times(estimates[m][-1], truth.times, "transmembrane"
+                                                   if m in excitation_methods else truth.polarity) * time_unit_ms)
         for m in methods]
     for column, (label, values) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), column + 1, projection="3d")

@@ -33,9 +33,13 @@ DEPOLARISATION_MARGIN = 1.0
 #: action potential's amplitude (TP06, 100 mV), so that the Aliev–Panfilov prior of the
 #: EP-informed methods (u of order 1) meets data of its own order; the estimates are scaled back
 ACTION_POTENTIAL_MV = 100.0
-METRIC_COLUMNS = ("patient", "source", "method", "setting", "mismatch", "noise", "snr_db", "repeat", "re", "mse",
-                  "cc", "re_depolarisation", "spatial_cc", "temporal_cc", "activation_mae_ms", "activation_cc",
-                  "localisation_mm", "seconds")
+METRIC_COLUMNS = ("patient", "source", "method", "setting", "mismatch", "noise", "snr_db", "repeat", "quantity",
+                  "status", "re", "mse", "cc", "re_depolarisation", "spatial_cc", "temporal_cc", "activation_mae_ms",
+                  "activation_cc", "localisation_mm", "seconds")
+#: what a method reconstructs (the ``quantity`` column): the heart-surface potential, or the
+#: normalised transmembrane potential of the EP-informed methods (their prior's u); each is scored
+#: against the truth's own value of that quantity
+POTENTIAL, EXCITATION = "potential", "excitation"
 
 
 def inverse_surfaces_job(*, patient: str, mesh_path: str | Path, electrodes_csv: str | Path | None,
@@ -98,6 +102,7 @@ def save_dynamics(path: str | Path, dynamics: HeartDynamics, clean_bspm: np.ndar
     with atomic_path(path) as temporary, open(temporary, "wb") as stream:
         np.savez(stream, source=dynamics.source, times=dynamics.times, u=dynamics.u, activation=dynamics.activation,
                  v=np.zeros((0, 0)) if dynamics.v is None else dynamics.v, clean_bspm=clean_bspm,
+                 excitation=np.zeros((0, 0)) if dynamics.excitation is None else dynamics.excitation,
                  units=dynamics.units, polarity=dynamics.polarity,
                  electrogram_activation=(np.zeros(0) if dynamics.electrogram_activation is None
                                          else dynamics.electrogram_activation),
@@ -109,10 +114,11 @@ def load_dynamics(path: str | Path) -> tuple[HeartDynamics, np.ndarray]:
     file."""
     with np.load(path) as data:
         v = data["v"] if data["v"].size else None
+        excitation = data["excitation"] if "excitation" in data.files and data["excitation"].size else None
         return (HeartDynamics(str(data["source"]), data["times"], data["u"], data["activation"], v,
                               units=str(data["units"]), polarity=str(data["polarity"]),
                               electrogram_activation=data["electrogram_activation"],
-                              sites_mm=data["sites_mm"].reshape(-1, 3)),
+                              sites_mm=data["sites_mm"].reshape(-1, 3), excitation=excitation),
                 data["clean_bspm"])
 
 
@@ -192,7 +198,8 @@ def save_model(path: str | Path, model) -> None:
     with atomic_path(path) as temporary, open(temporary, "wb") as stream:
         np.savez(stream, transfer=model.transfer, heart_points_mm=model.heart.points, heart_faces=model.heart.faces,
                  measurement_points_mm=model.measurement_points, mismatch=json.dumps(model.mismatch.as_dict()),
-                 figures=json.dumps(model.figures))
+                 figures=json.dumps(model.figures),
+                 vm_transfer=np.zeros((0, 0)) if model.vm_transfer is None else model.vm_transfer)
 
 
 def load_model(path: str | Path):
@@ -201,9 +208,10 @@ def load_model(path: str | Path):
 
     with np.load(path) as data:
         mismatch = json.loads(str(data["mismatch"]))
+        vm_transfer = data["vm_transfer"] if "vm_transfer" in data.files and data["vm_transfer"].size else None
         return InversionModel(Mismatch(**mismatch), data["transfer"],
                               SurfaceMesh(data["heart_points_mm"], data["heart_faces"]),
-                              data["measurement_points_mm"], json.loads(str(data["figures"])))
+                              data["measurement_points_mm"], json.loads(str(data["figures"])), vm_transfer)
 
 
 def inversion_model_job(*, patient: str, mismatch: str, section: Mapping[str, Any] | None, seed: int,
@@ -212,8 +220,9 @@ def inversion_model_job(*, patient: str, mismatch: str, section: Mapping[str, An
     """The inversion's model of one patient under one mismatch (rule ``inversion_model``): the
     patient's heart surface moved as ``section`` says, the body surface of the truth's mesh
     remeshed to ``inversion.body_nodes``, the torso between meshed at
-    ``inversion.element_size_mm``, R checked (R·1 = 1). Directions are drawn from the patient's
-    seed stream of that mismatch."""
+    ``inversion.element_size_mm``, R checked (R·1 = 1), and on the same geometry the V_m-based
+    operator of the EP-informed methods (equivalent double layer of ``inversion.double_layer_mv``).
+    Directions are drawn from the patient's seed stream of that mismatch."""
     from ecgcohort.cohort.sampling import patient_rng
     from ecgcohort.inverse.models import inversion_model
     from ecgcohort.inverse.surfaces import body_surface, load_surfaces
@@ -227,7 +236,8 @@ def inversion_model_job(*, patient: str, mismatch: str, section: Mapping[str, An
                                 spec, patient_rng(seed, patient, f"inverse-mismatch/{mismatch}"),
                                 body_nodes=inversion["body_nodes"], element_size_mm=inversion["element_size_mm"],
                                 max_projection_mm=transfer["max_projection_mm"],
-                                row_sum_tolerance=transfer["row_sum_tolerance"])
+                                row_sum_tolerance=transfer["row_sum_tolerance"],
+                                double_layer_mv=inversion["double_layer_mv"])
     except InverseError as error:
         raise InverseError(f"patient {patient}: {error}") from None
     save_model(out_npz, model)
@@ -243,19 +253,31 @@ def setting_name(mismatch: str, noise: str) -> str:
     return f"{mismatch}/{noise}"
 
 
-def _scores(estimate: np.ndarray, truth: HeartDynamics, spec: DynamicsSpec, heart_points_mm: np.ndarray) -> dict:
-    early = depolarisation_instants(truth)
-    detected = activation_times(estimate, truth.times, truth.polarity)
-    mae, correlation = activation_errors(detected * spec.time_unit_ms, truth.electrogram_activation * spec.time_unit_ms)
-    spatial = spatial_correlation(estimate[:, early], truth.u[:, early])
-    return {"re": relative_error(estimate, truth.u), "mse": mean_squared_error(estimate, truth.u),
-            "cc": correlation_coefficient(estimate, truth.u),
-            "re_depolarisation": relative_error(estimate[:, early], truth.u[:, early]),
+def _scores(estimate: np.ndarray, reference: np.ndarray, reference_activation: np.ndarray, polarity: str,
+            truth: HeartDynamics, spec: DynamicsSpec, heart_points_mm: np.ndarray, columns: int) -> dict:
+    """The metrics of one estimate (n, T) against ``reference`` (n, T), the truth's value of the
+    quantity the method reconstructs, over the record's first ``columns`` instants (a network's
+    window); activation times detected from the estimate with ``polarity`` against
+    ``reference_activation`` (n,), the same detector's on the reference (model time units)."""
+    estimate, reference = estimate[:, :columns], reference[:, :columns]
+    times = truth.times[:columns]
+    early = depolarisation_instants(truth)[:columns]
+    detected = activation_times(estimate, times, polarity)
+    mae, correlation = activation_errors(detected * spec.time_unit_ms, reference_activation * spec.time_unit_ms)
+    spatial = spatial_correlation(estimate[:, early], reference[:, early])
+    return {"re": relative_error(estimate, reference), "mse": mean_squared_error(estimate, reference),
+            "cc": correlation_coefficient(estimate, reference),
+            "re_depolarisation": relative_error(estimate[:, early], reference[:, early]),
             "spatial_cc": float(np.nanmean(spatial)) if np.isfinite(spatial).any() else float("nan"),
-            "temporal_cc": float(np.nanmedian(temporal_correlation(estimate, truth.u))),
+            "temporal_cc": float(np.nanmedian(temporal_correlation(estimate, reference))),
             "activation_mae_ms": mae, "activation_cc": correlation,
             "localisation_mm": (localisation_error(detected, heart_points_mm, truth.sites_mm[0])
                                 if len(truth.sites_mm) == 1 else float("nan"))}
+
+
+#: the metrics a failed repeat leaves empty (it is reported, never scored)
+SCORED = ("re", "mse", "cc", "re_depolarisation", "spatial_cc", "temporal_cc", "activation_mae_ms", "activation_cc",
+          "localisation_mm")
 
 
 def reconstruct_job(*, patient: str, source: str, method: str, seed: int, surfaces_npz: str | Path,
@@ -265,16 +287,34 @@ def reconstruct_job(*, patient: str, source: str, method: str, seed: int, surfac
                     workdir: str | Path, out_csv: str | Path, out_npz: str | Path) -> None:
     """Every setting (a mismatch's model from ``model_npzs`` and a noise model) and repeat of one
     method (rule ``reconstruct_inverse``). The data: the truth's own body maps, or, for a
-    ``crime`` mismatch, R u with the inversion's own R. Each repeat draws its own noise (shared by
-    all methods) and network seed; metrics against the truth at the same heart nodes per repeat
-    in ``out_csv``, the best repeat's Û per setting (for the figures) in ``out_npz``."""
+    ``crime`` mismatch, the inversion's own operator applied to the truth. Each repeat draws its
+    own noise (shared by all methods) and network seed; metrics against the truth at the same
+    heart nodes per repeat in ``out_csv``, the best repeat's Û per setting (for the figures) in
+    ``out_npz``.
+
+    The EP-informed networks reconstruct the normalised transmembrane potential of a cohort
+    scenario through the inversion's equivalent-double-layer operator (its prior's u; the
+    potential, with R, for the model source, whose u is both) and are told the noise's share of
+    the data's mean square (their discrepancy rule); they are scored against the truth's
+    normalised V_m over their window, activation times from upstrokes on both sides. A repeat the
+    zero-map detector fails is logged, recorded with ``status`` ``failed: ...`` and no metrics."""
+    from ecgcohort.inverse.neural import window_samples
     from ecgcohort.cohort.sampling import patient_rng
     from ecgcohort.inverse.surfaces import load_surfaces
 
     spec = DynamicsSpec.from_config(dynamics)
     truth_points = load_surfaces(surfaces_npz).heart.points
     truth, body = load_dynamics(dynamics_npz)
-    scale = ACTION_POTENTIAL_MV if truth.units == "mV" else 1.0
+    neural = method in NEURAL_METHODS
+    # what the method reconstructs, in the unit it sees, and the truth it is scored against
+    excitation = neural and truth.units == "mV"
+    reference = truth.normalised_vm if excitation else truth.u
+    polarity = "transmembrane" if excitation else truth.polarity
+    scale = 1.0 if excitation or truth.units != "mV" else ACTION_POTENTIAL_MV
+    columns = window_samples(truth.times, float(method_config.get("window", 0.0))) if neural else len(truth.times)
+    # the detector on the truth's own quantity over the instants the method reconstructs
+    reference_activation = (activation_times(reference[:, :columns], truth.times[:columns], polarity) if neural
+                            else truth.electrogram_activation)
     times_ms = truth.times * spec.time_unit_ms
     rows, best, histories, names = [], [], {}, []
     for setting in settings:
@@ -282,38 +322,56 @@ def reconstruct_job(*, patient: str, source: str, method: str, seed: int, surfac
         names.append(name)
         model = load_model(model_npzs[setting["mismatch"]])
         noise = NoiseModel.from_config(setting["noise"], noise_models[setting["noise"]])
-        clean = model.transfer @ truth.u if model.mismatch.crime else body
+        operator = model.transfer
+        if excitation:
+            if model.vm_transfer is None:
+                raise InverseError(f"patient {patient}, mismatch {setting['mismatch']}: the inversion model has no "
+                                   "V_m-based operator (a file written before it existed: run inversion_model again)")
+            operator = model.vm_transfer
+        clean = operator @ reference if model.mismatch.crime else body
         surface = model.heart.scaled(1.0 / spec.length_unit_mm)
         best_re, best_estimate = np.inf, None
         for repeat in range(repeats):
             noise_rng = patient_rng(seed, patient, f"inverse-noise/{source}/{name}/{repeat}")
             bspm = noisy_maps(clean, model.measurement_points, times_ms, noise, noise_rng)
             config = dict(method_config)
-            if method in NEURAL_METHODS:
+            if neural:
                 network_seed = int(patient_rng(seed, patient, f"inverse-network/{source}/{method}/{name}/{repeat}")
                                    .integers(2 ** 31))
+                # the noise's share of the data's mean square over the network's window: the
+                # level its discrepancy rule stops at (the benchmark knows it, as the paper's σ)
+                noise_level = float(np.mean((bspm - clean)[:, :columns] ** 2) / np.mean(bspm[:, :columns] ** 2))
                 config.update(seed=network_seed, workdir=str(Path(workdir) / name.replace("/", "-") / f"repeat-{repeat}"),
-                              model=asdict(spec.model))
+                              model=asdict(spec.model), noise_level=noise_level)
             start = time.perf_counter()
             try:
-                result = reconstruct(method, model.transfer, bspm / scale, surface, truth.times, config)
+                result = reconstruct(method, operator, bspm / scale, surface, truth.times, config)
             except InverseError as error:
                 raise InverseError(f"patient {patient}, source {source}, method {method}, setting {name}: "
                                    f"{error}") from None
             estimate = result.estimate * scale
+            failure = result.info.get("failed")
+            scores = (_scores(estimate, reference, reference_activation, polarity, truth, spec, truth_points, columns)
+                      if failure is None else dict.fromkeys(SCORED, float("nan")))
             row = {"patient": patient, "source": source, "method": method, "setting": name,
                    "mismatch": setting["mismatch"], "noise": setting["noise"], "snr_db": noise.snr_db,
-                   "repeat": repeat, **_scores(estimate, truth, spec, truth_points),
+                   "repeat": repeat, "quantity": EXCITATION if excitation else POTENTIAL,
+                   "status": "ok" if failure is None else f"failed: {failure}", **scores,
                    "seconds": time.perf_counter() - start}
             rows.append(row)
             if result.history:
                 histories[f"{name}/{repeat}"] = result.history
-            log.info("%s %s %s %s repeat %d: RE %.4f, CC %.4f, spatial CC %.3f, activation MAE %.1f ms (r %.2f), "
-                     "localisation %.1f mm, %.1f s %s", patient, source, method, name, repeat, row["re"], row["cc"],
-                     row["spatial_cc"], row["activation_mae_ms"], row["activation_cc"], row["localisation_mm"],
-                     row["seconds"], json.dumps(result.info, default=float))
-            if row["re"] < best_re:
-                best_re, best_estimate = row["re"], estimate
+            if failure is not None:
+                log.warning("%s %s %s %s repeat %d FAILED, not scored: %s", patient, source, method, name, repeat,
+                            failure)
+            log.info("%s %s %s %s repeat %d (%s): RE %.4f, CC %.4f, spatial CC %.3f, activation MAE %.1f ms (r %.2f), "
+                     "localisation %.1f mm, %.1f s %s", patient, source, method, name, repeat, row["quantity"],
+                     row["re"], row["cc"], row["spatial_cc"], row["activation_mae_ms"], row["activation_cc"],
+                     row["localisation_mm"], row["seconds"], json.dumps(result.info, default=float))
+            # the figures show the best scored repeat (a failed one only where every repeat failed)
+            rank = row["re"] if failure is None else np.inf
+            if best_estimate is None or rank < best_re:
+                best_re, best_estimate = rank, estimate
         best.append(best_estimate.astype(np.float32))
     with atomic_path(out_csv) as temporary, open(temporary, "w", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=METRIC_COLUMNS)

@@ -183,24 +183,32 @@ def inversion_volume(heart: SurfaceMesh, body: SurfaceMesh, element_size_mm: flo
 @dataclass
 class InversionModel:
     """The inversion's model of one patient under one mismatch: R (m, n), the heart surface
-    where it puts the heart (mm), the measurement points where it puts them (mm), and figures
-    (sizes, seconds, the measured distance from the truth's geometry)."""
+    where it puts the heart (mm), the measurement points where it puts them (mm), figures
+    (sizes, seconds, the measured distance from the truth's geometry) and ``vm_transfer`` (m, n),
+    the V_m-based operator of the EP-informed methods on the same geometry (mV per unit of the
+    normalised transmembrane potential: :func:`ecgcohort.inverse.double_layer.double_layer_transfer`;
+    None in a model saved before it existed)."""
 
     mismatch: Mismatch
     transfer: np.ndarray
     heart: SurfaceMesh
     measurement_points: np.ndarray
     figures: dict[str, Any]
+    vm_transfer: np.ndarray | None = None
 
 
 def inversion_model(heart: SurfaceMesh, body: SurfaceMesh, measurement_points_mm: np.ndarray, mismatch: Mismatch,
                     rng: np.random.Generator, *, body_nodes: int, element_size_mm: float,
-                    max_projection_mm: float = 10.0, row_sum_tolerance: float = 1e-6) -> InversionModel:
+                    max_projection_mm: float = 10.0, row_sum_tolerance: float = 1e-6,
+                    double_layer_mv: float = 50.0) -> InversionModel:
     """R of the inversion's own discretisation: ``heart`` (the truth's heart-surface nodes)
     moved as ``mismatch`` says, ``body`` (the patient's body surface) remeshed to
     ``body_nodes``, the torso between them meshed at ``element_size_mm``, the measurement points
-    jittered and read on the remeshed body surface. Raises :class:`InverseError` when the moved
-    heart leaves the torso or R fails R·1 = 1 by more than ``row_sum_tolerance``."""
+    jittered and read on the remeshed body surface; on the same moved heart, body surface and
+    measurement points the equivalent double layer's operator of strength ``double_layer_mv``
+    (mV per unit of normalised V_m). Raises :class:`InverseError` when the moved heart leaves
+    the torso or R fails R·1 = 1 by more than ``row_sum_tolerance``."""
+    from ecgcohort.inverse.double_layer import double_layer_transfer
     from ecgcohort.inverse.surfaces import remesh_to_nodes
     from ecgcohort.inverse.transfer import transfer_matrix
 
@@ -218,9 +226,12 @@ def inversion_model(heart: SurfaceMesh, body: SurfaceMesh, measurement_points_mm
         if not stats.row_sum_error <= row_sum_tolerance:
             raise InverseError(f"the transfer matrix fails R·1 = 1: max |R·1 − 1| = {stats.row_sum_error:.3g} "
                                f"(inverse.transfer.row_sum_tolerance = {row_sum_tolerance:g})")
+        layer_start = time.perf_counter()
+        vm_transfer = double_layer_transfer(placed, inversion_body, points, double_layer_mv)
+        layer_s = time.perf_counter() - layer_start
     except InverseError as error:
         raise InverseError(f"mismatch {mismatch.name}: {error}") from None
-    figures = {**stats.as_dict(), "mesh_s": meshed, "total_s": time.perf_counter() - start,
+    figures = {**stats.as_dict(), "mesh_s": meshed, "total_s": time.perf_counter() - start, "double_layer_s": layer_s,
                "body_nodes": len(inversion_body.points), "clearance_mm": clearance,
                "heart_displacement_mm": float(np.linalg.norm(placed.points - heart.points, axis=1).mean()),
                "measurement_displacement_mm": float(np.linalg.norm(points - measurement_points_mm, axis=1).mean())}
@@ -228,4 +239,4 @@ def inversion_model(heart: SurfaceMesh, body: SurfaceMesh, measurement_points_mm
              "average, measurement points %.1f mm, max |R·1 − 1| = %.2g, %.1f s", mismatch.name, *matrix.shape,
              stats.volume_nodes, stats.volume_cells, len(inversion_body.points), figures["heart_displacement_mm"],
              figures["measurement_displacement_mm"], stats.row_sum_error, figures["total_s"])
-    return InversionModel(mismatch, matrix, placed, points, figures)
+    return InversionModel(mismatch, matrix, placed, points, figures, vm_transfer)

@@ -36,15 +36,30 @@ LITERATURE = ("Tikhonov on measured data: potential correlation 0.60-0.64 (Bear 
               "FEM/BEM/MFS); pacing sites localised to 7.7-10.8 mm in patients (Revishvili et al. 2015)")
 
 
+def failed_runs(metrics) -> "pd.Series":
+    """Boolean per row of a metrics table: the repeats the zero-map detector failed (``status``
+    other than ``ok``; a table recorded before the column existed has none)."""
+    if "status" not in metrics.columns:
+        return metrics["method"].map(lambda _: False)
+    return metrics["status"].fillna("ok").astype(str) != "ok"
+
+
 def summarize(metrics):
-    """Mean and sd over repeats and patients per (source, method, setting) of a metrics table,
-    in the order the settings were run."""
+    """Mean and sd over the scored repeats and patients per (source, method, setting) of a
+    metrics table, in the order the settings were run; ``runs`` counts every repeat, ``failed``
+    those the zero-map detector failed (their metrics are empty and enter no mean), ``quantity``
+    what the method reconstructs (potential or excitation)."""
+    metrics = metrics.assign(failed=failed_runs(metrics))
+    if "quantity" not in metrics.columns:
+        metrics = metrics.assign(quantity="potential")
     grouped = metrics.groupby(["source", "method", "setting"], sort=False)
     summary = grouped[list(METRICS)].agg(["mean", "std"])
     summary.columns = [f"{name}_{'sd' if stat == 'std' else 'mean'}" for name, stat in summary.columns]
     summary["mismatch"] = grouped["mismatch"].first()
     summary["noise"] = grouped["noise"].first()
+    summary["quantity"] = grouped["quantity"].first()
     summary["runs"] = grouped.size()
+    summary["failed"] = grouped["failed"].sum().astype(int)
     summary["patients"] = grouped["patient"].nunique()
     return summary.reset_index().fillna({f"{m}_sd": 0.0 for m in METRICS})
 
@@ -124,17 +139,22 @@ def markdown_table(summary) -> str:
     """The summary as a Markdown table (the matched row labelled as the inverse crime), paper
     2's published rows, then the table per axis where the run varied one (:func:`setting_axes`)."""
     lines = ["| source | method | setting | RE | CC | spatial CC | temporal CC | activation MAE (ms) | "
-             "activation r | pacing site (mm) | s per run | runs (patients) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "activation r | pacing site (mm) | s per run | runs (patients) | failed |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in summary.itertuples():
         label = f"{row.setting} (inverse crime)" if row.mismatch == MATCHED else row.setting
-        lines.append(f"| {row.source} | {row.method} | {label} | {_cell(row.re_mean, row.re_sd, 3)} | "
+        method = (f"{row.method} (V_m)" if getattr(row, "quantity", "potential") == "excitation" else row.method)
+        lines.append(f"| {row.source} | {method} | {label} | {_cell(row.re_mean, row.re_sd, 3)} | "
                      f"{_cell(row.cc_mean, row.cc_sd, 3)} | {_cell(row.spatial_cc_mean, row.spatial_cc_sd, 3)} | "
                      f"{_cell(row.temporal_cc_mean, row.temporal_cc_sd, 3)} | "
                      f"{_cell(row.activation_mae_ms_mean, row.activation_mae_ms_sd, 1)} | "
                      f"{_cell(row.activation_cc_mean, row.activation_cc_sd, 2)} | "
                      f"{_cell(row.localisation_mm_mean, row.localisation_mm_sd, 1)} | {row.seconds_mean:.1f} | "
-                     f"{row.runs} ({row.patients}) |")
+                     f"{row.runs} ({row.patients}) | {int(getattr(row, 'failed', 0))} |")
+    lines += ["", "(V_m): the method reconstructs the normalised transmembrane potential (its prior's u) through "
+              "the equivalent double layer and is scored against the truth's normalised V_m, activation times "
+              "from upstrokes; the others reconstruct the heart-surface potential. failed: repeats the zero-map "
+              "detector rejected (never scored; named in metrics.csv's status and the job's log)."]
     lines += ["", "Paper 2's published values (its own Aliev–Panfilov simulation on one heart, data made with the "
               "matrix it inverts, absolute noise σ in units of u; not comparable one to one):", "",
               "| method | σ | RE | MSE | CC |", "|---|---|---|---|---|"]
@@ -208,8 +228,17 @@ def inverse_benchmark_job(*, metrics_csvs: Sequence[str | Path], estimates_npzs:
             with np.load(path) as data:
                 estimates[method], settings = data["best_estimate"], data["settings"].tolist()
     title = f"{patient}, {source}, best repeat"
-    plot_maps(heart, truth, estimates, settings, out_fig10, title)
-    plot_series(truth, estimates, settings, out_fig11, title)
-    plot_activation(heart, truth, estimates, settings, out_activation, title, time_unit_ms)
+    # the potentials' figures show the methods that reconstruct potentials; the activation map all
+    shown = metrics[(metrics["patient"] == patient) & (metrics["source"] == source)]
+    excitation = (set(shown.loc[shown["quantity"] == "excitation", "method"]) if "quantity" in shown.columns
+                  else set())
+    potentials = {method: estimate for method, estimate in estimates.items() if method not in excitation}
+    plot_maps(heart, truth, potentials, settings, out_fig10, title)
+    plot_series(truth, potentials, settings, out_fig11, title)
+    plot_activation(heart, truth, estimates, settings, out_activation, title, time_unit_ms, sorted(excitation))
+    failed = metrics[failed_runs(metrics)]
+    for row in failed.itertuples():
+        log.warning("inverse benchmark: %s %s %s %s repeat %d failed and is not scored: %s", row.patient, row.source,
+                    row.method, row.setting, row.repeat, row.status)
     log.info("inverse benchmark: %d runs of %d methods on %d patients\n%s", len(metrics), metrics["method"].nunique(),
              metrics["patient"].nunique(), markdown_table(summary))

@@ -299,8 +299,17 @@ class _Progress(pl.Callback):
         log.info("%s: epoch %d/%d loss %.4g%s, %.0f samples/s, %.1f s, ETA %s", self.name, epoch, self.spec.epochs,
                  row["loss"], f", validation {row['validation_loss']:.4g}" if "validation_loss" in row else "",
                  row["samples_per_second"], seconds, _duration(remaining))
-        if epoch % self.spec.checkpoint_every == 0 or epoch == self.spec.epochs:
+        stop = task.model.stop_training(self.history)
+        if stop:
+            log.info("%s: the model's stopping rule ends training after epoch %d", self.name, epoch)
+            trainer.should_stop = True
+        if epoch % self.spec.checkpoint_every == 0 or epoch == self.spec.epochs or stop:
             self._save(trainer, epoch)
+
+    def on_train_start(self, trainer, task) -> None:
+        # a run resumed from a checkpoint its stopping rule ended stays ended
+        if self.history and task.model.stop_training(self.history):
+            trainer.should_stop = True
 
     def _validate(self, model) -> float:
         model.eval()

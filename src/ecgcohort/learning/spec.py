@@ -21,6 +21,12 @@ class TrainableModel(torch.nn.Module):
     def validation_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return self.training_loss(batch)
 
+    def stop_training(self, history: list[dict[str, float]]) -> bool:
+        """True to end training after the epochs of ``history`` (per-epoch rows as
+        :func:`~ecgcohort.learning.fit` records them) before ``epochs``: a stopping rule of the
+        model's own (the inverse networks' discrepancy principle). Default: never."""
+        return False
+
 
 @dataclass(frozen=True)
 class TrainingSpec:

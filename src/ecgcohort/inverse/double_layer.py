@@ -1,0 +1,134 @@
+"""The V_m-based forward operator of the EP-informed methods: the equivalent double layer (EDL)
+on the closed heart surface in a bounded homogeneous torso, solved by the boundary-element
+method on the body surface.
+
+Why. The Aliev–Panfilov prior of EP-DL and EAND-ARN describes a normalised excitation u in
+[0, 1] — the transmembrane potential's shape, not the extracellular potential's. Applied to
+heart-surface φ it is satisfied by u = v = 0 and pulls every estimate there (issue 62). The
+EDL theory (Geselowitz 1989; van Oosterom 2002, 2004's ECGSIM) maps the transmembrane
+potential on a closed surface around the sources to the potentials outside it, so the prior
+describes the unknown and the data stay the patient's own 3-D extracellular solve.
+
+The source. Outside the closed heart surface S_H (outward normals n), the potential in an
+infinite homogeneous medium of a double layer of strength s·u (s in mV per unit of u) is
+
+    φ_∞(x) = (s / 4π) ∫_{S_H} u(y) dΩ_x(y),   dΩ_x(y) = (y − x)·n_y / |y − x|³ dS_y,
+
+the integration by parts of Geselowitz's ∫ σ_i ∇V_m·∇(1/r) dV / (4πσ) with s = σ_i/σ times
+the action potential's amplitude: a depolarised patch facing x (dΩ < 0) gives a negative
+potential, the QS complex over a pacing site; a uniform u gives nothing (∫ dΩ = 0 outside).
+
+The torso. The body is a homogeneous conductor with an insulated surface Σ; the potential on Σ
+solves the boundary integral equation of Barnard et al. (1967),
+
+    φ(x) = 2 φ_∞(x) + (1/2π) ∫_Σ φ(y) dΩ_x(y),   x ∈ Σ,
+
+collocated at Σ's nodes with piecewise-linear φ lumped to the triangles (each triangle's solid
+angle — van Oosterom & Strackee 1983 — shared equally among its three corners), the diagonal
+set by the auto solid angle (a constant φ solves the homogeneous equation), and the singular
+system deflated (Lynn & Timlake 1968): φ referenced to zero area-weighted mean over Σ, as the
+3-D truth's body potentials are. The measurement points read φ by linear interpolation on Σ.
+
+What it leaves out (model error the benchmark keeps, no inverse crime): the heart's and the
+blood pools' own conductivities (one σ everywhere inside Σ), the endocardial half of the
+myocardium's boundary (the surface is the epicardial envelope; its u is that of the nearest
+myocardial boundary), anisotropy (one strength s).
+
+Units: lengths in mm (they cancel: solid angles are dimensionless), u dimensionless, s and
+the operator's output in mV.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ecgcohort.inverse.problem import InverseError, SurfaceMesh
+
+#: rows of solid angles computed at once (memory: rows × triangles × 3 × 3 floats)
+_CHUNK = 256
+
+
+def oriented_outwards(surface: SurfaceMesh) -> SurfaceMesh:
+    """The closed ``surface`` with its faces ordered so that their normals (p1 − p0) × (p2 − p0)
+    point outwards (positive enclosed volume)."""
+    corners = surface.points[surface.faces]
+    volume = np.einsum("fi,fi->f", corners[:, 0], np.cross(corners[:, 1], corners[:, 2])).sum() / 6.0
+    if volume == 0:
+        raise InverseError("a surface of zero enclosed volume has no outside")
+    return surface if volume > 0 else SurfaceMesh(surface.points, surface.faces[:, ::-1].copy())
+
+
+def triangle_solid_angles(observers: np.ndarray, surface: SurfaceMesh) -> np.ndarray:
+    """Signed solid angles (P, F) of the surface's triangles seen from ``observers`` (P, 3),
+    by van Oosterom & Strackee's formula tan(Ω/2) = R1·(R2×R3) / (r1 r2 r3 + (R1·R2) r3 +
+    (R1·R3) r2 + (R2·R3) r1), R_k the corners relative to the observer. Positive where the
+    observer sees the triangle's back (its normal points away from the observer); zero for an
+    observer in the triangle's plane (its own triangles)."""
+    observers = np.asarray(observers, dtype=np.float64).reshape(-1, 3)
+    corners = surface.points[surface.faces]  # (F, 3, 3)
+    out = np.empty((len(observers), len(surface.faces)))
+    for start in range(0, len(observers), _CHUNK):
+        r = corners[None, :, :, :] - observers[start:start + _CHUNK, None, None, :]  # (p, F, 3, 3)
+        length = np.linalg.norm(r, axis=-1)
+        r1, r2, r3 = r[:, :, 0], r[:, :, 1], r[:, :, 2]
+        l1, l2, l3 = length[:, :, 0], length[:, :, 1], length[:, :, 2]
+        numerator = np.einsum("pfi,pfi->pf", r1, np.cross(r2, r3))
+        denominator = (l1 * l2 * l3 + np.einsum("pfi,pfi->pf", r1, r2) * l3 + np.einsum("pfi,pfi->pf", r1, r3) * l2
+                       + np.einsum("pfi,pfi->pf", r2, r3) * l1)
+        out[start:start + _CHUNK] = 2.0 * np.arctan2(numerator, denominator)
+    return out
+
+
+def nodal_solid_angles(observers: np.ndarray, surface: SurfaceMesh) -> np.ndarray:
+    """(P, n): each triangle's solid angle shared equally among its three corners (a linear
+    density lumped to the triangles)."""
+    angles = triangle_solid_angles(observers, surface) / 3.0
+    nodal = np.zeros((len(angles), len(surface.points)))
+    for k in range(3):
+        np.add.at(nodal.T, surface.faces[:, k], angles.T)
+    return nodal
+
+
+def node_areas(surface: SurfaceMesh) -> np.ndarray:
+    """Lumped areas (n,): a third of each adjacent triangle's area."""
+    corners = surface.points[surface.faces]
+    area = 0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
+    return np.bincount(surface.faces.ravel(), weights=np.repeat(area / 3.0, 3), minlength=len(surface.points))
+
+
+def body_surface_operator(body: SurfaceMesh) -> np.ndarray:
+    """(N, N) inverse of the deflated BEM matrix of the insulated homogeneous body: B maps
+    2 φ_∞ at Σ's nodes to φ at Σ's nodes with zero area-weighted mean (module docstring)."""
+    body = oriented_outwards(body)
+    omega = nodal_solid_angles(body.points, body)
+    np.fill_diagonal(omega, 0.0)
+    # auto solid angle: the rows of a constant φ sum to 2π, so φ = 1 solves φ − Ω φ / 2π = 0
+    np.fill_diagonal(omega, 2.0 * np.pi - omega.sum(axis=1))
+    matrix = np.eye(len(body.points)) - omega / (2.0 * np.pi)
+    areas = node_areas(body)
+    weights = areas / areas.sum()
+    # Lynn & Timlake's deflation: the null vector 1 pinned by the area-weighted mean
+    solution = np.linalg.solve(matrix + np.outer(np.ones(len(weights)), weights), np.eye(len(weights)))
+    return solution - np.outer(np.ones(len(weights)), weights @ solution)
+
+
+def double_layer_transfer(heart: SurfaceMesh, body: SurfaceMesh, measurement_points: np.ndarray,
+                          strength_mv: float) -> np.ndarray:
+    """A (m, n) in mV per unit of u: the potentials at the ``measurement_points`` (m, 3) on the
+    closed ``body`` surface of a double layer of strength ``strength_mv``·u on the closed
+    ``heart`` surface (n nodes) inside it, in a homogeneous insulated torso, referenced to
+    zero mean over the body surface (module docstring). A·1 = 0: a uniform u is silent."""
+    from ecgcohort.leadfield.solver import project_on_surface
+
+    if not strength_mv > 0:
+        raise InverseError(f"the double layer's strength must be positive, got {strength_mv} mV")
+    heart, body = oriented_outwards(heart), oriented_outwards(body)
+    source = (strength_mv / (4.0 * np.pi)) * nodal_solid_angles(body.points, heart)  # φ_∞ at Σ's nodes per u
+    on_body = body_surface_operator(body) @ (2.0 * source)
+    distance, nodes, weights = project_on_surface(body.points, body.faces, np.asarray(measurement_points, float))
+    scale = np.ptp(body.points, axis=0).max()
+    if distance.max() > 0.05 * scale:
+        raise InverseError(f"a measurement point lies {distance.max():.3g} off the body surface the double layer's "
+                           f"potential is read on")
+    transfer = np.einsum("mk,mkn->mn", weights, on_body[nodes])
+    return transfer - transfer.mean(axis=1, keepdims=True)
