@@ -3,6 +3,7 @@ trees, sinus rhythm / LBBB / BiV pacing / random pacing maps and their V_m."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -203,6 +204,37 @@ def test_one_map_computed_alone_is_the_patients_map_bit_for_bit(patient):
         alone = activation_map("train-0003", name, entry, conduction, map_settings(root / "cache"))
         for field in ("activation_ms", "apd_scale", "sites_mm", "site_times_ms", "upstroke_ms"):
             np.testing.assert_array_equal(getattr(alone, field), getattr(maps[name], field), err_msg=f"{name} {field}")
+
+
+def test_maps_solved_on_two_threads_are_the_one_thread_maps_bit_for_bit(patient, tmp_path):
+    """compute_activations solves a patient's maps on several threads (the compiled eikonal
+    solver releases the GIL; the grid's shared geometry is built once, before): every field of
+    every map must be the one-thread job's, bit for bit, with the heterogeneous repolarisation
+    (its shared diffusion system) and maps that fire the Purkinje trees retrogradely."""
+    root, _, maps = patient
+    settings = dataclasses.replace(map_settings(root / "cache"),
+                                   velocities={"fibre": 0.6, "cross": 0.3, "normal": 0.17},
+                                   action_potential={**HOMOGENEOUS, "apd_endo_to_epi": -0.15,
+                                                     "electrotonic_length_mm": {"fibre": 6.0, "cross": 4.0}},
+                                   eikonal_refinements=1, source_radius_edges=2.5)
+    entries = {"sinus": {"name": "sinus", "kind": "sinus"}, "lbbb": {"name": "lbbb", "kind": "lbbb"},
+               "crt_engaged": {"name": "crt_engaged", "kind": "biv_pacing", "rv_time_ms": 0.0, "lv_time_ms": 20.0},
+               "pacing-00": {"name": "pacing", "kind": "random_pacing", "count": 2}}
+    runs = {}
+    for threads in (1, 2):
+        runs[threads] = compute_activations(
+            "train-0003", entries, root / "fibres.npz", root / "heart.vtp", root / "junctions.npz", settings,
+            {name: (tmp_path / f"{name}-{threads}.npz", tmp_path / f"{name}-{threads}.png") for name in entries},
+            threads=threads)
+    for name in entries:
+        written = load_activation(tmp_path / f"{name}-2.npz")
+        for field in ("activation_ms", "apd_scale", "sites_mm", "site_times_ms", "upstroke_ms"):
+            np.testing.assert_array_equal(getattr(runs[2][name], field), getattr(runs[1][name], field),
+                                          err_msg=f"{name} {field}")
+            np.testing.assert_array_equal(getattr(written, field), getattr(runs[1][name], field),
+                                          err_msg=f"{name} {field} as written")
+    # the maps differ from one another: a thread did not hand one map's result to another
+    assert not np.array_equal(runs[2]["sinus"].activation_ms, runs[2]["lbbb"].activation_ms)
 
 
 def test_transmembrane_potential_follows_the_activation(patient, tmp_path):

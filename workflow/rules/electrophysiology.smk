@@ -61,7 +61,8 @@ rule compute_activations:
         "results/logs/patients/{patient}/compute_activations.log",
     benchmark:
         "results/benchmarks/patients/{patient}/compute_activations.tsv"
-    threads: 1
+    # the maps are solved on two threads (the compiled eikonal solver releases the GIL)
+    threads: 2
     resources:
         mem_mb=scaled(4000),
         runtime=scaled(30),

@@ -13,4 +13,5 @@ with logging_to(snakemake.log[0]):
                     eikonal_refinements=snakemake.params.eikonal_refinements,
                     source_radius_edges=snakemake.params.source_radius_edges),
         {name: (snakemake.output.activation[k], snakemake.output.preview[k])
-         for k, name in enumerate(snakemake.params.scenarios)})
+         for k, name in enumerate(snakemake.params.scenarios)},
+        threads=snakemake.threads)

@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse
 from scipy.spatial import cKDTree
 
-from ecgcohort.conduction.eikonal import conduction_tensors
+from ecgcohort.conduction.tensors import conduction_tensors
 from ecgcohort.fem import centroid_tree, locate_points, point_tree
 
 
@@ -56,7 +56,7 @@ class CoupledSources:
         within the tetrahedron, √(dᵀ D⁻¹ d) with D the cell's conduction tensor (velocities m/s =
         mm/ms; fibres per cell as vectors or structure tensors, None: isotropic at ``v_fibre``;
         sheet normals per cell and ``v_normal`` make it orthotropic, see
-        :func:`ecgcohort.conduction.eikonal.conduction_tensors`)."""
+        :func:`ecgcohort.conduction.tensors.conduction_tensors`)."""
         times = np.asarray(source_times_ms, dtype=float)[self.source]
         d = self.offsets_mm
         if fibre_cell is None:
@@ -120,7 +120,7 @@ def node_adjacency(tetrahedra: np.ndarray, n_nodes: int) -> scipy.sparse.csr_mat
     return scipy.sparse.csr_matrix((np.ones(len(indices), dtype=np.int8), indices, indptr), shape=(n_nodes, n_nodes))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)  # built beside the eikonal solver's geometry (EikonalGrid.prepare)
 def _edge_pattern(tetrahedra: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
     """CSR (indptr, sorted indices) of the nodes sharing a tetrahedron with each node: each
     node's cells gathered, its neighbours marked once (scipy's COO sum took 2.8 s on a

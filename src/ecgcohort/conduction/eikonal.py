@@ -21,12 +21,15 @@ import dataclasses
 import functools
 import io
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy.spatial import cKDTree
 
+from ecgcohort.conduction.coupling import MeshSearch, couple_points, node_adjacency
+from ecgcohort.conduction.tensors import check_velocity, conduction_tensors
 from ecgcohort.fem import fibre_structure, refine_tetrahedra
 
 log = logging.getLogger(__name__)
@@ -144,37 +147,6 @@ def _resolve_device(device: str) -> str:
     return "cpu"
 
 
-def _check_velocity(name: str, v: float | np.ndarray) -> np.ndarray:
-    arr = np.asarray(v, dtype=np.float64)
-    if not np.all(np.isfinite(arr)) or np.any(arr <= 0.0):
-        raise ValueError(f"{name} must be finite and > 0 (m/s = mm/ms), got min {np.min(arr)!r}")
-    return arr
-
-
-def conduction_tensors(fibres: np.ndarray, v_fibre: float | np.ndarray, v_cross: float | np.ndarray,
-                       normals: np.ndarray | None = None, v_normal: float | np.ndarray | None = None) -> np.ndarray:
-    """(n_cells, 3, 3) D = v_t² I + (v_f² − v_t²) A + (v_n² − v_t²) N in (mm/ms)², A = f fᵀ for
-    fibre vectors (n_cells, 3; any non-zero length) or the cells' structure tensors (n_cells, 3,
-    3), see :func:`ecgcohort.fem.fibre_structure`, and N = n nᵀ likewise for the sheet normals
-    ``normals``; ``v_fibre``/``v_cross``/``v_normal`` in m/s = mm/ms, scalars or (n_cells,)
-    arrays. Without ``normals`` or ``v_normal`` the tensor is transversely isotropic (v_n = v_t).
-    D stays positive definite for any positive velocities: its quadratic form is at least
-    min(v_t², v_n²) plus (v_f² − v_t²) xᵀAx.
-    """
-    structure = fibre_structure(fibres)
-    count = structure.shape[0]
-    vf = np.broadcast_to(_check_velocity("v_fibre", v_fibre), (count,))
-    vt = np.broadcast_to(_check_velocity("v_cross", v_cross), (count,))
-    tensors = (vt**2)[:, None, None] * np.eye(3)[None] + (vf**2 - vt**2)[:, None, None] * structure
-    if normals is None or v_normal is None:
-        return tensors
-    normal = fibre_structure(normals)
-    if normal.shape[0] != count:
-        raise ValueError(f"sheet normals must be given per cell ({count}), got {normal.shape[0]}")
-    vn = np.broadcast_to(_check_velocity("v_normal", v_normal), (count,))
-    return tensors + (vn**2 - vt**2)[:, None, None] * normal
-
-
 def activation_times(
     points_mm: np.ndarray,
     tetrahedra: np.ndarray,
@@ -217,8 +189,8 @@ def activation_times(
     if not used.all():
         raise ValueError(f"{int((~used).sum())} of {n} nodes belong to no tetrahedron and cannot be reached")
 
-    vf = float(_check_velocity("v_fibre", v_fibre))
-    vt = float(_check_velocity("v_cross", v_cross))
+    vf = float(check_velocity("v_fibre", v_fibre))
+    vt = float(check_velocity("v_cross", v_cross))
     if fibres is None:
         d = np.broadcast_to(vf**2 * np.eye(3), (tets.shape[0], 3, 3)).copy()
     else:
@@ -399,6 +371,10 @@ class EikonalGrid:
     # the compiled solver's geometry for the last velocity pair: a patient's maps share it
     _prepared: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _search: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    # maps of one patient may be solved on several threads (compute_activations): one lock for
+    # the solver's geometry, one for the search structures, so that both can be built at once
+    _locks: dict = field(default_factory=lambda: {"solver": threading.Lock(), "search": threading.Lock()},
+                         init=False, repr=False, compare=False)
 
     @classmethod
     def refined(cls, points_mm: np.ndarray, tetrahedra: np.ndarray, fibres: np.ndarray,
@@ -453,15 +429,41 @@ class EikonalGrid:
             return activation_times(self.points_mm, self.tetrahedra, self.structure, v_fibre, v_cross, source_nodes,
                                     source_times_ms, device=device, normals=self.normal_structure,
                                     v_normal=v_normal)
-        key = (float(_check_velocity("v_fibre", v_fibre)), float(_check_velocity("v_cross", v_cross)),
-               None if v_normal is None else float(_check_velocity("v_normal", v_normal)))
-        if key not in self._prepared:
-            self._prepared.clear()
-            self._prepared[key] = _compiled_geometry(
-                self.points_mm, self.tetrahedra,
-                conduction_tensors(self.mesh_structure, *key[:2], self.mesh_normal_structure, key[2]), self.parent)
+        geometry = self._compiled(v_fibre, v_cross, v_normal)
         sources, times = _unique_sources(source_nodes, source_times_ms, self.points_mm.shape[0])
-        return _all_reached(_solve_compiled(self._prepared[key], sources, times, earlier))
+        return _all_reached(_solve_compiled(geometry, sources, times, earlier))
+
+    def _compiled(self, v_fibre: float, v_cross: float, v_normal: float | None) -> _CompiledGeometry:
+        """The compiled solver's geometry for these velocities (m/s), built on first use."""
+        key = (float(check_velocity("v_fibre", v_fibre)), float(check_velocity("v_cross", v_cross)),
+               None if v_normal is None else float(check_velocity("v_normal", v_normal)))
+        with self._locks["solver"]:
+            if key not in self._prepared:
+                self._prepared.clear()
+                self._prepared[key] = _compiled_geometry(
+                    self.points_mm, self.tetrahedra,
+                    conduction_tensors(self.mesh_structure, *key[:2], self.mesh_normal_structure, key[2]), self.parent)
+            return self._prepared[key]
+
+    def prepare(self, v_fibre: float, v_cross: float, v_normal: float | None = None, device: str = "auto",
+                threads: int = 1) -> None:
+        """Build what every map on this grid shares before maps are solved on several threads:
+        the search trees and edge pattern the point sources are coupled with and, where the
+        compiled CPU solver runs, its geometry for these velocities (m/s); with ``threads`` > 1
+        the two at once (both release the GIL for most of their time). Idempotent."""
+        if _resolve_device(device) != "cpu":
+            self._search_structures()
+            return
+        if threads < 2:
+            self._search_structures()
+            self._compiled(v_fibre, v_cross, v_normal)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="eikonal-grid") as pool:
+            geometry = pool.submit(self._compiled, v_fibre, v_cross, v_normal)
+            self._search_structures()
+            geometry.result()
 
     def conduction_tensors(self, v_fibre: float, v_cross: float, v_normal: float | None = None) -> np.ndarray:
         """(n_cells, 3, 3) conduction tensors of this grid's cells, (mm/ms)² (:func:`conduction_tensors`)."""
@@ -481,17 +483,19 @@ class EikonalGrid:
         """Point stimuli at ``positions_mm`` (k, 3) coupled to this grid, each with its ball
         (:func:`ecgcohort.conduction.coupling.couple_points`); the grid's edge pattern and its
         search trees are built once (4 s per map on a 3.0M-cell grid otherwise)."""
-        from ecgcohort.conduction.coupling import MeshSearch, couple_points, node_adjacency  # it imports this module
-
-        if "trees" not in self._search:
-            self._search["trees"] = MeshSearch.of(self.points_mm, self.tetrahedra)
-        adjacency = None
-        if self.source_radius_edges > 0:
-            if "adjacency" not in self._search:
-                self._search["adjacency"] = node_adjacency(self.tetrahedra, len(self.points_mm))
-            adjacency = self._search["adjacency"]
+        trees, adjacency = self._search_structures()
         return couple_points(self.points_mm, self.tetrahedra, positions_mm, radius_edges=self.source_radius_edges,
-                             adjacency=adjacency, trees=self._search["trees"])
+                             adjacency=adjacency, trees=trees)
+
+    def _search_structures(self):
+        """(the grid's :class:`MeshSearch`, its edge pattern or
+        None without source balls), built on first use."""
+        with self._locks["search"]:
+            if "trees" not in self._search:
+                self._search["trees"] = MeshSearch.of(self.points_mm, self.tetrahedra)
+            if self.source_radius_edges > 0 and "adjacency" not in self._search:
+                self._search["adjacency"] = node_adjacency(self.tetrahedra, len(self.points_mm))
+            return self._search["trees"], self._search.get("adjacency")
 
     def restrict(self, tau_ms: np.ndarray) -> np.ndarray:
         """Times on the grid (n_grid,) -> times on the mesh's nodes (mesh_nodes,)."""

@@ -38,7 +38,7 @@ _LENGTHS, _ROOTS, _HEIGHTS = 0, 6, 12
 _HEIGHT_MARGIN = 1e-12
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def node_cells(n_nodes: int, tetrahedra: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The cells around every node as CSR: offsets (n+1,), cells (4m,) and the node's local
     vertex number (0-3) in each."""
@@ -79,7 +79,7 @@ def cell_forms(points: np.ndarray, tetrahedra: np.ndarray, inverse_tensors: np.n
     return shared_cell_forms(points, tetrahedra, inverse_tensors, np.arange(tetrahedra.shape[0]))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def shared_cell_forms(points: np.ndarray, tetrahedra: np.ndarray, inverse_tensors: np.ndarray,
                       tensor_of_cell: np.ndarray) -> np.ndarray:
     """:func:`cell_forms` with tetrahedron ``c``'s metric ``inverse_tensors[tensor_of_cell[c]]``:
@@ -246,7 +246,7 @@ def _heap_sift_last(keys: np.ndarray, items: np.ndarray, size: int) -> None:
     items[position] = item
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)  # a patient's maps are solved on several threads
 def ordered_label_correcting(phi: np.ndarray, tetrahedra: np.ndarray, forms: np.ndarray, offsets: np.ndarray,
                              cells: np.ndarray, locals_: np.ndarray, sources: np.ndarray,
                              source_values: np.ndarray, tolerance: float) -> int:

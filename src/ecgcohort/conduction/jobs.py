@@ -363,21 +363,35 @@ def activation_map(patient: str, map_name: str, entry: Mapping[str, Any], conduc
 
 def compute_activations(patient: str, scenarios: Mapping[str, Mapping[str, Any]], fibres_path: str | Path,
                         heart_path: str | Path, junctions_path: str | Path, settings: MapSettings,
-                        outputs: Mapping[str, tuple[str | Path, str | Path]]) -> dict[str, ActivationMap]:
+                        outputs: Mapping[str, tuple[str | Path, str | Path]], threads: int = 1
+                        ) -> dict[str, ActivationMap]:
     """Every activation map of one patient (``scenarios``: map name -> scenario entry) in one
     job, sharing the patient's inputs and eikonal grid (:func:`activation_map`; solved on the
     myocardium refined ``settings.eikonal_refinements`` times, point sources started from balls
     of ``settings.source_radius_edges`` edge lengths; :class:`ecgcohort.conduction.eikonal.EikonalGrid`);
     writes each map (.npz, node order of fibres.npz) and its isochrone preview (``outputs``: map
     name -> (npz, png)). Stimuli come from the patient's heart surface (``heart_path``) and
-    Purkinje ``junctions_path``, coupled to this mesh by position."""
+    Purkinje ``junctions_path``, coupled to this mesh by position. The maps are solved on
+    ``threads`` threads (the compiled solver releases the GIL; each map is the same whatever
+    the count) while this thread writes and draws the finished ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
     conduction = PatientConduction.read(fibres_path, heart_path, junctions_path, settings)
+    conduction.grid.prepare(*conduction_velocities(settings.velocities), device=settings.device, threads=threads)
     maps = {}
-    for map_name, entry in scenarios.items():
-        activation = activation_map(patient, map_name, entry, conduction, settings)
-        activation_out, preview_out = outputs[map_name]
-        save_activation(activation, activation_out)
-        plot_isochrones(conduction.fibres, activation.activation_ms, preview_out, title=f"{patient} {map_name}",
-                        sites_mm=activation.sites_mm if activation.kind not in ("sinus", "lbbb") else None)
-        maps[map_name] = activation
+    with ThreadPoolExecutor(max_workers=max(1, int(threads)), thread_name_prefix="activation") as pool:
+        futures = {map_name: pool.submit(activation_map, patient, map_name, entry, conduction, settings)
+                   for map_name, entry in scenarios.items()}
+        try:
+            for map_name, future in futures.items():
+                activation = future.result()
+                activation_out, preview_out = outputs[map_name]
+                save_activation(activation, activation_out)
+                plot_isochrones(conduction.fibres, activation.activation_ms, preview_out,
+                                title=f"{patient} {map_name}",
+                                sites_mm=activation.sites_mm if activation.kind not in ("sinus", "lbbb") else None)
+                maps[map_name] = activation
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     return maps

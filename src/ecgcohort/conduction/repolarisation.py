@@ -19,6 +19,7 @@ the rest of the ground truth. ℓ = 0 leaves the intrinsic scales. Lengths mm, t
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -84,21 +85,32 @@ def diffuse_repolarisation(points_mm: np.ndarray, tetrahedra: np.ndarray, fibre_
 
 
 #: the last diffusion system built, with the arrays it was built from: every map of a patient
-#: (five per job, 48 per simulation bank) diffuses on the same mesh and fibres
+#: (five per job, 48 per simulation bank) diffuses on the same mesh and fibres; the lock lets
+#: maps solved on several threads build it once
 _LAST_SYSTEM: list = []
+_SYSTEM_LOCK = threading.Lock()
 
 
 def _diffusion_system(points_mm: np.ndarray, tetrahedra: np.ndarray, fibre_cell: np.ndarray, length_fibre_mm: float,
                       length_cross_mm: float):
     """(M + K_Λ, M, Jacobi preconditioner) of :func:`diffuse_repolarisation`, rebuilt only when
     the mesh, fibres (the same array objects) or lengths differ from the last call's."""
+    key = (points_mm, tetrahedra, fibre_cell, float(length_fibre_mm), float(length_cross_mm))
+    with _SYSTEM_LOCK:
+        if not (_LAST_SYSTEM and all(a is b for a, b in zip(_LAST_SYSTEM[0][:3], key[:3]))
+                and _LAST_SYSTEM[0][3:] == key[3:]):
+            _LAST_SYSTEM[:] = [key, _build_diffusion_system(points_mm, tetrahedra, fibre_cell, length_fibre_mm,
+                                                            length_cross_mm)]
+        return _LAST_SYSTEM[1]
+
+
+def _build_diffusion_system(points_mm: np.ndarray, tetrahedra: np.ndarray, fibre_cell: np.ndarray,
+                            length_fibre_mm: float, length_cross_mm: float):
+    """(M + K_Λ, M, Jacobi preconditioner) on the mesh (mm) with electrotonic lengths in mm."""
     import scipy.sparse.linalg
 
     from ecgcohort.fem import fibre_structure, mass_matrix, p1_gradients, stiffness_matrix
 
-    key = (points_mm, tetrahedra, fibre_cell, float(length_fibre_mm), float(length_cross_mm))
-    if _LAST_SYSTEM and all(a is b for a, b in zip(_LAST_SYSTEM[0][:3], key[:3])) and _LAST_SYSTEM[0][3:] == key[3:]:
-        return _LAST_SYSTEM[1]
     grads, volumes = p1_gradients(points_mm, tetrahedra)
     structure = fibre_structure(fibre_cell)
     tensors = length_cross_mm**2 * np.eye(3)[None] + (length_fibre_mm**2 - length_cross_mm**2) * structure
@@ -107,8 +119,7 @@ def _diffusion_system(points_mm: np.ndarray, tetrahedra: np.ndarray, fibre_cell:
     system = (mass + stiffness_matrix(tetrahedra, grads, volumes, tensors, n)).tocsr()
     diagonal = system.diagonal()
     preconditioner = scipy.sparse.linalg.LinearOperator((n, n), matvec=lambda x: x / diagonal)
-    _LAST_SYSTEM[:] = [key, (system, mass, preconditioner)]
-    return _LAST_SYSTEM[1]
+    return system, mass, preconditioner
 
 
 def effective_apd_scale(points_mm: np.ndarray, tetrahedra: np.ndarray, fibre_cell: np.ndarray,
