@@ -10,6 +10,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ecgcohort.io import atomic_path
+from ecgcohort.surrogate.labels import PSEUDO, model_label
 
 Arrays = Mapping[tuple[str, str, str], Mapping[str, np.ndarray]]
 PSEUDO_COLOUR = "0.45"
@@ -32,7 +33,6 @@ def _save(figure, path: str | Path) -> None:
 
 def _curves(arrays: Arrays, models: Sequence[tuple[str, str]], patients: Sequence[str]):
     """(label, colour, style, per-patient arrays of the kind) for each model, then the pseudo lead field."""
-    from ecgcohort.surrogate.report import PSEUDO, model_label
 
     for k, (encoding, target) in enumerate(models):
         yield (model_label(encoding, target), f"C{k}", "-", "surrogate",
@@ -150,7 +150,6 @@ def ecg_overlays(arrays: Arrays, models: Sequence[tuple[str, str]], patient: str
     """Fig. 9: the 12-lead ECG of one test patient per scenario: FEM, every surrogate and the
     pseudo lead field."""
     from ecgcohort.ecg.leads import LEAD_NAMES
-    from ecgcohort.surrogate.report import PSEUDO, model_label
 
     plt = _pyplot()
     first = arrays[(*models[0], patient)]

@@ -11,6 +11,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ecgcohort.io import atomic_path
+from ecgcohort.surrogate.labels import ENCODING_LABELS, PSEUDO, model_label  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -25,15 +26,6 @@ PAPER_TABLE1: dict[str, tuple[tuple[float, float], tuple[float, float], tuple[fl
 #: the paper's ECG figure), is ours only.
 TABLE1_METRICS: tuple[str, ...] = ("angular_error_heart_deg", "angular_error_precordial_heart_deg",
                                    "ecg_relative_l2_mean", "ecg_relative_l2_squared_mean")
-ENCODING_LABELS = {"pca": "PCA", "deepsdf": "DeepSDF"}
-PSEUDO = "pseudo lead field"
-
-
-def model_label(encoding: str, target: str) -> str:
-    """A model's row label, e.g. ``DeepSDF, pseudo_residual``."""
-    return f"{ENCODING_LABELS.get(encoding, encoding)}, {target}"
-
-
 def _models(summaries: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
     models = []
     for s in summaries:
