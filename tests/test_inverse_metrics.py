@@ -113,3 +113,30 @@ def test_the_summary_per_axis_holds_the_settings_that_differ_in_one_field_alone(
     # a summary recorded without the fields (before they were stored) has no axes, and says so by omission
     assert setting_axes(summary.drop(columns=["shift_mm"])) == {}
     assert "Per axis" not in markdown_table(summary.drop(columns=["crime"]))
+
+
+def test_failed_repeats_are_counted_named_and_never_averaged():
+    """A repeat the zero-map detector failed has empty metrics and ``status`` 'failed: ...': the
+    summary counts it in ``failed`` and its means come from the scored repeats alone; the table
+    marks the V_m reconstructions and shows the count. A summary recorded before the columns
+    existed renders as it did."""
+    import pandas as pd
+
+    from ecgcohort.inverse.jobs import METRIC_COLUMNS
+    from ecgcohort.inverse.report import failed_runs, markdown_table, summarize
+
+    base = {column: 0.5 for column in METRIC_COLUMNS}
+    rows = [{**base, "patient": "test-0000", "source": "pacing-00", "method": "eand_arn", "setting": "shift/snr30",
+             "mismatch": "shift", "noise": "snr30", "repeat": repeat, "quantity": "excitation", "status": "ok",
+             "re": re} for repeat, re in enumerate((0.4, 0.6))]
+    rows.append({**rows[0], "repeat": 2, "status": "failed: zero map: |U| = 0.001", "re": float("nan"),
+                 "cc": float("nan")})
+    metrics = pd.DataFrame(rows, columns=METRIC_COLUMNS)
+    assert failed_runs(metrics).tolist() == [False, False, True]
+    summary = summarize(metrics)
+    assert summary.loc[0, "runs"] == 3 and summary.loc[0, "failed"] == 1
+    assert summary.loc[0, "re_mean"] == pytest.approx(0.5) and summary.loc[0, "quantity"] == "excitation"
+    table = markdown_table(summary)
+    assert "| eand_arn (V_m) | shift/snr30 | 0.500 ± 0.141 |" in table and table.splitlines()[2].endswith("| 3 (1) | 1 |")
+    old = summarize(metrics.drop(columns=["status", "quantity"])).drop(columns=["failed", "quantity"])
+    assert "failed" not in markdown_table(old).splitlines()[0] and "(V_m)" not in markdown_table(old)
