@@ -14,7 +14,8 @@ Measures:
 * training throughput of Networks I and II (samples/s, ``--epochs`` over ``--samples``
   synthetic ECGs, batch 32) on the CPU threads torch has, or on CUDA;
 * inference time per ECG (batch 1 and batch 64);
-* ``--one-heart OUT``: paper 3's own setting — a bank of ``--count`` samples on one patient
+* ``--one-heart OUT``: a random split on one heart, as paper 3 scored its networks (it simulated
+  several geometries) — a bank of ``--count`` samples on one patient
   (kept in OUT, reused when there), Networks I and II trained on it for ``--network-epochs``
   with the paper's random 5 % split, and scored on that split and on the run's test patients'
   banks (hearts the networks never saw); the metrics table as the ``evaluate_ecg2act`` rule
