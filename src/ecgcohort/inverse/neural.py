@@ -359,6 +359,9 @@ class _GridObjective(TrainableModel):
         self.register_buffer("transfer", torch.as_tensor(transfer, dtype=torch.float32), persistent=False)
         self.register_buffer("bspm", torch.as_tensor(bspm, dtype=torch.float32), persistent=False)
         self.register_buffer("data_columns", torch.arange(0, self.samples, self.refinement), persistent=False)
+        # the network's inputs at the data's instants alone (node-major, like grid_inputs)
+        data_rows = (torch.arange(self.nodes)[:, None] * self.samples + self.data_columns[None, :]).reshape(-1)
+        self.register_buffer("data_inputs", self.grid_inputs.index_select(0, data_rows), persistent=False)
         self.data_scale = float(np.mean(np.asarray(bspm, dtype=np.float64) ** 2))
         if not self.data_scale > 0:
             raise InverseError("the body-surface potentials are zero everywhere: nothing to reconstruct")
@@ -369,10 +372,16 @@ class _GridObjective(TrainableModel):
         output = self.network(self.grid_inputs)
         return output[:, 0].reshape(self.nodes, self.samples), output[:, 1].reshape(self.nodes, self.samples)
 
-    def data_loss(self, u: torch.Tensor) -> torch.Tensor:
+    def data_prediction(self) -> torch.Tensor:
+        """û (n, T) at the data's instants alone (what L_D needs where the residuals do not come
+        from the grid)."""
+        return self.network(self.data_inputs)[:, 0].reshape(self.nodes, -1)
+
+    def data_loss(self, u: torch.Tensor, on_grid: bool = True) -> torch.Tensor:
         """Eq. 5 normalised per case: mean over body nodes and data instants of (y − R û)²,
-        divided by the mean of y² (1 at the zero map)."""
-        predicted = self.transfer @ u.index_select(1, self.data_columns)
+        divided by the mean of y² (1 at the zero map); ``u`` on the collocation grid, or at the
+        data's instants with ``on_grid`` False."""
+        predicted = self.transfer @ (u.index_select(1, self.data_columns) if on_grid else u)
         return torch.mean((self.bspm - predicted) ** 2) / self.data_scale
 
     def total(self, data: torch.Tensor, ep: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -444,14 +453,16 @@ class AutomaticDifferentiationObjective(_GridObjective):
         self.register_buffer("normals", torch.as_tensor(normals, dtype=torch.float32), persistent=False)
 
     def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        u, _ = self.grid_prediction()
+        # the data term needs the network at the data's instants only: the residuals come from
+        # automatic differentiation at the collocation points, not from the grid
+        u = self.data_prediction()
         collocation = batch["collocation"]
         d = automatic_derivatives(self.network, self.grid_inputs.index_select(0, collocation))
         r_u, r_v = aliev_panfilov_residuals(d["u"], d["v"], d["du_dt"], d["dv_dt"], d["laplacian_u"], self.model)
         normals = self.normals.index_select(0, torch.div(collocation, self.samples, rounding_mode="floor"))
         r_b = torch.sum(normals * d["grad_u"], dim=1)
         ep = torch.mean(r_u ** 2 + r_v ** 2 + r_b ** 2)
-        return self.total(self.data_loss(u), ep)
+        return self.total(self.data_loss(u, on_grid=False), ep)
 
 
 # ---------------------------------------------------------------- the zero-map detector
