@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from ecgcohort.inverse.double_layer import double_layer_transfer
+from ecgcohort.inverse.double_layer import calibrated_gain, double_layer_transfer
 from ecgcohort.inverse.dynamics import myocardial_boundary
 from ecgcohort.inverse.extracellular import ExtracellularSolver, Myocardium
+from ecgcohort.inverse.methods import surface_laplacian
 from ecgcohort.inverse.metrics import activation_times
 from ecgcohort.inverse.models import Mismatch, inversion_model
 from ecgcohort.inverse.neural import (EAND_ARN_DEFAULTS, InverseNetwork, NumericalDifferentiationObjective,
@@ -104,6 +105,11 @@ def test_the_inversion_model_carries_the_double_layer_and_it_explains_the_3d_tru
     print(f"\ncorrelation {correlation:.5f}, least-squares gain {gain:.3f}")
     assert correlation > 0.99
     assert gain == pytest.approx((CORE_MM / HEART_MM) ** 2, rel=0.1)
+    # the data alone give the same factor (a Tikhonov estimate's upstrokes, a unit step at them)
+    laplacian = surface_laplacian(front["heart"].scaled(1 / UNIT_MM))
+    calibrated = calibrated_gain(front["operator"], front["noisy"], laplacian, front["times"])
+    print(f"calibrated gain {calibrated:.3f}")
+    assert calibrated == pytest.approx(gain, rel=0.15)
 
 
 def test_the_loss_at_the_true_excitation_is_below_the_zero_maps(front):

@@ -298,6 +298,8 @@ def reconstruct_job(*, patient: str, source: str, method: str, seed: int, surfac
     the data's mean square (their discrepancy rule); they are scored against the truth's
     normalised V_m over their window, activation times from upstrokes on both sides. A repeat the
     zero-map detector fails is logged, recorded with ``status`` ``failed: ...`` and no metrics."""
+    from ecgcohort.inverse.double_layer import calibrated_gain
+    from ecgcohort.inverse.methods import surface_laplacian
     from ecgcohort.inverse.neural import window_samples
     from ecgcohort.cohort.sampling import patient_rng
     from ecgcohort.inverse.surfaces import load_surfaces
@@ -330,6 +332,8 @@ def reconstruct_job(*, patient: str, source: str, method: str, seed: int, surfac
             operator = model.vm_transfer
         clean = operator @ reference if model.mismatch.crime else body
         surface = model.heart.scaled(1.0 / spec.length_unit_mm)
+        if excitation:
+            laplacian = surface_laplacian(surface)
         best_re, best_estimate = np.inf, None
         for repeat in range(repeats):
             noise_rng = patient_rng(seed, patient, f"inverse-noise/{source}/{name}/{repeat}")
@@ -344,12 +348,18 @@ def reconstruct_job(*, patient: str, source: str, method: str, seed: int, surfac
                 config.update(seed=network_seed, workdir=str(Path(workdir) / name.replace("/", "-") / f"repeat-{repeat}"),
                               model=asdict(spec.model), noise_level=noise_level)
             start = time.perf_counter()
+            gain = 1.0
             try:
-                result = reconstruct(method, operator, bspm / scale, surface, truth.times, config)
+                if excitation:
+                    # the layer's strength from the data alone (calibrated_gain: the torso's
+                    # conductivities set it, and the inversion does not know them)
+                    gain = calibrated_gain(operator, bspm[:, :columns], laplacian, truth.times[:columns])
+                result = reconstruct(method, gain * operator, bspm / scale, surface, truth.times, config)
             except InverseError as error:
                 raise InverseError(f"patient {patient}, source {source}, method {method}, setting {name}: "
                                    f"{error}") from None
             estimate = result.estimate * scale
+            result.info["operator_gain"] = gain
             failure = result.info.get("failed")
             scores = (_scores(estimate, reference, reference_activation, polarity, truth, spec, truth_points, columns)
                       if failure is None else dict.fromkeys(SCORED, float("nan")))
