@@ -775,10 +775,10 @@ def check_inverse_stage(root):
     # over the 155 ms window they reconstruct: a flat map's detector lands on the window's second
     # instant (a mean error of the mean activation time, 60-70 ms for a paced beat) and a random
     # one's anywhere (about a third of the window, 50 ms); on default-cohort test-0000 (pacing-00,
-    # 300 nodes, 30 dB) EAND-ARN's error was 12 ms and EP-DL's 16 ms against STRE's 12 ms, and this
-    # run samples every 12.9 ms. Their V_m's RE and CC are not bounded: on that patient the double
-    # layer's fit to the 3-D body maps is r 0.66 and the networks' V_m, right in its timing, is off
-    # in shape (RE 1.4, CC 0.3 at lambda 0.05; docs/methods/inverse.md).
+    # 300 nodes, 30 dB) their errors were 12-21 ms against STRE's 12-15 ms, and this run samples
+    # every 12.9 ms. Their V_m's RE and CC are not bounded here: on that patient they were 0.48-0.56
+    # and 0.83-0.90 at lambda 0.3 but 1.3 and ~0 at 0.05 (docs/methods/inverse.md), a dependence on
+    # one setting this 120-node, 41-instant run is too coarse to gate.
     deep = metrics[metrics.method.isin(["ep_dl", "eand_arn"]) & (metrics.source == "pacing-00")]
     assert len(deep) == 4 and (deep.quantity == "excitation").all(), deep.to_string()
     assert (deep.status == "ok").all(), deep[["method", "setting", "status"]].to_string()
