@@ -22,10 +22,10 @@ from ecgcohort.inverse.extracellular import ExtracellularSolver, Myocardium
 from ecgcohort.inverse.methods import surface_laplacian
 from ecgcohort.inverse.metrics import activation_times
 from ecgcohort.inverse.models import Mismatch, inversion_model
-from ecgcohort.inverse.neural import (EAND_ARN_DEFAULTS, InverseNetwork, NumericalDifferentiationObjective,
-                                      eand_arn, normalised_data_loss, zero_map_failure)
+from ecgcohort.inverse.neural import EAND_ARN_DEFAULTS, InverseNetwork, NumericalDifferentiationObjective, eand_arn
 from ecgcohort.inverse.problem import SurfaceMesh
 from ecgcohort.inverse.surface import AlievPanfilov
+from ecgcohort.inverse.training_checks import normalised_data_loss, zero_map_failure
 from ecgcohort.leadfield import Conductivities
 from ecgcohort.leadfield.solver import project_on_surface
 from ecgcohort.meshing import read_tagged_mesh

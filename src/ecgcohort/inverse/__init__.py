@@ -14,7 +14,10 @@
   correlated, baseline wander);
 * the methods, one signature each (:mod:`~ecgcohort.inverse.methods`): Tikhonov of zeroth and
   second order (:mod:`~ecgcohort.inverse.tikhonov`), STRE (:mod:`~ecgcohort.inverse.stre`),
-  EP-DL and EAND-ARN (:mod:`~ecgcohort.inverse.neural`, on the training backbone);
+  EP-DL and EAND-ARN (:mod:`~ecgcohort.inverse.neural`, on the training backbone), which
+  reconstruct the normalised transmembrane potential through the equivalent double layer
+  (:mod:`~ecgcohort.inverse.double_layer`), stop and are failed at the zero map by
+  :mod:`~ecgcohort.inverse.training_checks`;
 * the metrics (:mod:`~ecgcohort.inverse.metrics`): paper 2's RE, CC and MSE, spatial and temporal
   correlation, activation times from the electrograms, pacing-site localisation; the workflow
   jobs, the summary and the figures (:mod:`~ecgcohort.inverse.jobs`, :mod:`~ecgcohort.inverse.report`).
