@@ -532,7 +532,8 @@ def _reconstruct(method: str, objective_class: type[_GridObjective], defaults: M
     network = InverseNetwork(int(settings["layers"]), int(settings["neurons"]), int(settings["residual_blocks"]),
                              lower, upper, seed)
     stopping = {**{k: float(v) for k, v in settings["stopping"].items() if k in ("discrepancy", "tolerance")},
-                "patience": int(settings["stopping"]["patience"]), "noise_level": float(settings.get("noise_level", 0.0))}
+                "patience": int(settings["stopping"]["patience"]),
+                "noise_level": float(settings.get("noise_level", 0.0))}
     objective = objective_class(network, transfer, bspm[:, :count], surface, fine, model, float(settings["ep_weight"]),
                                 refinement, stopping)
     grid_points = len(surface.points) * len(fine)
@@ -555,7 +556,8 @@ def _reconstruct(method: str, objective_class: type[_GridObjective], defaults: M
     failure = zero_map_failure(window, transfer, bspm[:, :count], min(best_data_loss, final_data_loss),
                                float(settings["zero_map_fraction"]), float(settings["zero_map_data_loss"]))
     info = {"final_loss": last["loss"], "data_loss": final_data_loss, "zero_map_data_loss": 1.0,
-            "best_epoch_data_loss": best_data_loss, "ep_loss": last["ep_loss"], "ep_weight": float(settings["ep_weight"]),
+            "best_epoch_data_loss": best_data_loss, "ep_loss": last["ep_loss"],
+            "ep_weight": float(settings["ep_weight"]),
             "noise_level": stopping["noise_level"],
             "stopped": stopping_reason(result.history, **stopping) or f"max epochs {spec.epochs}",
             "epochs": len(result.history), "window_samples": count, "collocation_instants": len(fine),
