@@ -446,24 +446,26 @@ class EikonalGrid:
             return self._prepared[key]
 
     def prepare(self, v_fibre: float, v_cross: float, v_normal: float | None = None, device: str = "auto",
-                threads: int = 1) -> None:
+                threads: int = 1) -> str:
         """Build what every map on this grid shares before maps are solved on several threads:
         the search trees and edge pattern the point sources are coupled with and, where the
         compiled CPU solver runs, its geometry for these velocities (m/s); with ``threads`` > 1
-        the two at once (both release the GIL for most of their time). Idempotent."""
-        if _resolve_device(device) != "cpu":
+        the two at once (both release the GIL for most of their time). Idempotent. Returns the
+        solver that runs for ``device``: 'cpu' (the compiled solver) or 'gpu'."""
+        solver = _resolve_device(device)
+        if solver != "cpu":
             self._search_structures()
-            return
-        if threads < 2:
+        elif threads < 2:
             self._search_structures()
             self._compiled(v_fibre, v_cross, v_normal)
-            return
-        from concurrent.futures import ThreadPoolExecutor
+        else:
+            from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(1, thread_name_prefix="eikonal-grid") as pool:
-            geometry = pool.submit(self._compiled, v_fibre, v_cross, v_normal)
-            self._search_structures()
-            geometry.result()
+            with ThreadPoolExecutor(1, thread_name_prefix="eikonal-grid") as pool:
+                geometry = pool.submit(self._compiled, v_fibre, v_cross, v_normal)
+                self._search_structures()
+                geometry.result()
+        return solver
 
     def conduction_tensors(self, v_fibre: float, v_cross: float, v_normal: float | None = None) -> np.ndarray:
         """(n_cells, 3, 3) conduction tensors of this grid's cells, (mm/ms)² (:func:`conduction_tensors`)."""

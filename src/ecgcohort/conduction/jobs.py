@@ -372,14 +372,18 @@ def compute_activations(patient: str, scenarios: Mapping[str, Mapping[str, Any]]
     writes each map (.npz, node order of fibres.npz) and its isochrone preview (``outputs``: map
     name -> (npz, png)). Stimuli come from the patient's heart surface (``heart_path``) and
     Purkinje ``junctions_path``, coupled to this mesh by position. The maps are solved on
-    ``threads`` threads (the compiled solver releases the GIL; each map is the same whatever
-    the count) while this thread writes and draws the finished ones."""
+    ``threads`` threads where the compiled CPU solver runs (it releases the GIL; each map is the
+    same whatever the count; fim-python's GPU backend one at a time) while this thread writes
+    and draws the finished ones."""
     from concurrent.futures import ThreadPoolExecutor
 
     conduction = PatientConduction.read(fibres_path, heart_path, junctions_path, settings)
-    conduction.grid.prepare(*conduction_velocities(settings.velocities), device=settings.device, threads=threads)
+    solver = conduction.grid.prepare(*conduction_velocities(settings.velocities), device=settings.device,
+                                     threads=threads)
+    # fim-python's cupy backend (device gpu) solves one map at a time
+    workers = max(1, int(threads)) if solver == "cpu" else 1
     maps = {}
-    with ThreadPoolExecutor(max_workers=max(1, int(threads)), thread_name_prefix="activation") as pool:
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="activation") as pool:
         futures = {map_name: pool.submit(activation_map, patient, map_name, entry, conduction, settings)
                    for map_name, entry in scenarios.items()}
         try:
