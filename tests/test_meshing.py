@@ -76,7 +76,10 @@ def test_tagged_volumes_equal_the_surface_enclosed_volumes(meshed):
     assert report.volume_per_region_mm3["myocardium"] == pytest.approx(heart_volume, rel=0.02)
     assert report.volume_per_region_mm3["torso"] == pytest.approx(torso_volume - heart_volume, rel=0.02)
     assert report.tetrahedra == sum(report.tetrahedra_per_region.values())
-    assert report.sliver_fraction <= 1e-3 and report.min_dihedral_deg > 1.0
+    # HXT's mesh of this geometry varies between runs (4,767-4,775 nodes in 10 runs of one process,
+    # 2026-11-27): its smallest dihedral angle was 4.0 or 1.0 degrees, once 0.99 in a CI-size run,
+    # which failed a bound of 1.0; 0.5 still fails a degenerate tetrahedron
+    assert report.sliver_fraction <= 1e-3 and report.min_dihedral_deg > 0.5
 
 
 def test_the_mesh_reads_back_as_tagged_arrays(meshed):
