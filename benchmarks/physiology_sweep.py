@@ -1,0 +1,283 @@
+"""The cohort's sinus, LBBB and CRT ECGs recomputed for a candidate physiology on a run's existing
+patients, judged by the realism criteria and set beside healthy-adult values (prints figures;
+not a test).
+
+    nice -n 19 env OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/physiology_sweep.py \\
+        RESULTS [--configfile config/config.yaml more.yaml] [--set electrophysiology.velocity_m_per_s.fibre=0.7] \\
+        [--patients train-0000 test-0001] [--out DIR] [--check]
+
+RESULTS is a run's ``results/`` folder whose patients have their anatomy, fibres and lead fields
+(``results/patients/{patient}/``). The candidate is the config files given (default
+config/config.yaml) with each ``--set KEY=VALUE`` (a YAML value) merged in and validated by the
+schema. Per patient it runs what the workflow's jobs run, with the library's own functions: the
+Purkinje trees and junctions (:func:`ecgcohort.conduction.jobs.grow_purkinje`), the activation maps
+(:func:`ecgcohort.conduction.jobs.activation_map`), the FEM ECG (the lead matrix of the patient's
+lead-field chunks, :func:`ecgcohort.ecg.electrode_potentials`, :func:`ecgcohort.ecg.standard_leads`)
+and the delineation, features and criteria of the realism stage
+(:func:`ecgcohort.realism.jobs.beat_row`, :func:`ecgcohort.realism.summary.evaluate_cohort`). Only
+the scenarios ``sinus``, ``lbbb`` and ``crt`` of the config are computed (``--scenarios``).
+
+Printed per patient: sinus QRS duration, frontal QRS axis, the frontal angle of the heart's own
+mean QRS vector (Σ vol G_i ∇τ over the myocardium, as in benchmarks/qrs_axis_sources.py), the R/S
+transition lead, the frontal QRS–T angle, R in V1-V4 (progression), septal q and the failed healthy
+criteria; LBBB QRS duration and Strauss's criteria at the men's (140 ms) and women's (130 ms)
+threshold; CRT QRS duration. Then the cohort's pass rates and medians beside ELSA-Brasil's medians
+(Pinto-Filho et al. 2017: QRS 92 / 86 ms, frontal QRS axis 35° / 39°, men / women).
+
+``--check`` compares the recomputed activation maps and features with the run's own (the
+benchmark measures the workflow only where they agree). ``--out`` keeps the feature rows
+(``features.json``) and the Purkinje outputs per patient (default: a temporary folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
+#: ELSA-Brasil (11,094 adults without heart disease, Glasgow program): medians, men / women
+POPULATION_MEDIANS = {"qrs_duration_ms": (92.0, 86.0), "qrs_axis_deg": (35.0, 39.0)}
+#: Strauss et al. 2011: LBBB QRS duration thresholds, men / women (ms)
+STRAUSS_QRS_MIN_MS = {"men": 140.0, "women": 130.0}
+PROGRESSION_LEADS = ("V1", "V2", "V3", "V4")
+
+
+def candidate_config(configfiles: list[Path], overrides: list[str]) -> dict[str, Any]:
+    """The validated config of ``configfiles`` with every ``KEY=VALUE`` (dotted key, YAML value)
+    merged in last."""
+    from ecgcohort.config import load_config_files
+
+    extra: dict[str, Any] = {}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if not _:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
+        node = extra
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "overrides.yaml"
+        path.write_text(yaml.safe_dump(extra))
+        return load_config_files([*configfiles, path], SCHEMA)
+
+
+def frontal_deg(vector: np.ndarray) -> float:
+    """Frontal-plane angle of a vector in the anatomy frame (x right→left, z superior→inferior),
+    in the QRS axis convention (0° the patient's left, +90° inferior)."""
+    return float(np.degrees(np.arctan2(vector[2], vector[0])))
+
+
+def heart_dipole_deg(fibres, activation_ms: np.ndarray, sigma) -> float:
+    """Frontal angle of the heart's mean QRS vector Σ_c vol_c G_i,c ∇τ_c (the time integral of the
+    intracellular source current over the QRS, up to the upstroke's height)."""
+    from ecgcohort.fem import p1_gradients
+
+    gradients, volumes = p1_gradients(fibres.points_mm, fibres.tetrahedra)
+    grad_tau = np.einsum("cak,ca->ck", gradients, activation_ms[fibres.tetrahedra])
+    along = (sigma.intra_fibre - sigma.intra_cross) * np.einsum("cij,cj->ci", fibres.cell_structure, grad_tau)
+    return frontal_deg(((along + sigma.intra_cross * grad_tau) * volumes[:, None]).sum(axis=0))
+
+
+def patient_rows(patient_dir: Path, config: dict[str, Any], scenarios: list[str], scratch: Path,
+                 template_cache: Path, check: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The realism feature rows of one patient's scenarios under ``config`` and what else is
+    printed per patient (heart dipole angle, map differences from the run's own maps)."""
+    from ecgcohort.conduction.action_potential import action_potential_template
+    from ecgcohort.conduction.jobs import MapSettings, PatientConduction, activation_map, conduction_velocities, \
+        grow_purkinje
+    from ecgcohort.conduction.maps import load_activation
+    from ecgcohort.conduction.scenarios import scenarios_from_config
+    from ecgcohort.ecg import electrode_potentials, read_lead_field_chunks, standard_leads, time_grid_ms
+    from ecgcohort.leadfield.tensors import Conductivities
+    from ecgcohort.realism.delineation import DelineationSettings
+    from ecgcohort.realism.features import FeatureSettings
+    from ecgcohort.realism.jobs import beat_row
+
+    patient = patient_dir.name
+    ep, realism = config["electrophysiology"], config["realism"]
+    purkinje = scratch / patient
+    purkinje.mkdir(parents=True, exist_ok=True)
+    junctions = purkinje / "junctions.npz"
+    grow_purkinje(patient, patient_dir / "anatomy/heart.vtp", ep["purkinje"], config["cohort"]["seed"],
+                  purkinje / "lv_tree.vtp", purkinje / "rv_tree.vtp", junctions, purkinje / "purkinje.png")
+    settings = MapSettings(velocities=ep["velocity_m_per_s"], action_potential=ep["action_potential"],
+                           seed=config["cohort"]["seed"], device="cpu", template_cache_dir=template_cache,
+                           eikonal_refinements=ep["eikonal_refinements"],
+                           source_radius_edges=ep["source_radius_edges"])
+    conduction = PatientConduction.read(patient_dir / "fibres/fibres.npz", patient_dir / "anatomy/heart.vtp",
+                                        junctions, settings)
+    conduction.grid.prepare(*conduction_velocities(settings.velocities), device="cpu", threads=1)
+    chunks = read_lead_field_chunks(sorted((patient_dir / "leadfield").glob("chunk-*.npz"),
+                                           key=lambda p: int(p.stem.split("-")[1])),
+                                    ("electrode_positions_m", "lead_matrix"))
+    names = [str(n) for n in chunks["electrode_names"]]
+    template = action_potential_template(float(ep["action_potential"]["cycle_length_ms"]), cache_dir=template_cache)
+    times_ms = time_grid_ms(config["ecg"]["duration_ms"], config["ecg"]["dt_ms"])
+    sigma = Conductivities.from_config(config["leadfield"]["conductivity_s_per_m"])
+    delineation = DelineationSettings.from_config(realism["delineation"])
+    features = FeatureSettings.from_config(realism["features"])
+    entries = {name: scenario for name, scenario in scenarios_from_config(ep["scenarios"]).items() if name in scenarios}
+    rows, extra = [], {}
+    for name, scenario in entries.items():
+        activation = activation_map(patient, name, dataclasses.asdict(scenario), conduction, settings)
+        leads_mv = standard_leads(electrode_potentials(chunks["lead_matrix"], activation, times_ms, template),
+                                  names) * 1e3
+        row = beat_row(patient, name, scenario.kind, realism["judged_as"][scenario.kind], leads_mv, times_ms,
+                       float(ep["action_potential"]["cycle_length_ms"]), delineation, features)
+        rows.append(row)
+        if scenario.kind == "sinus":
+            extra["dipole_deg"] = heart_dipole_deg(conduction.fibres, activation.activation_ms, sigma)
+        recorded = patient_dir / "activation" / f"{name}.npz"
+        if check and recorded.exists():
+            extra[f"{name}_map_max_diff_ms"] = float(np.abs(load_activation(recorded).activation_ms
+                                                            - activation.activation_ms).max())
+    return rows, extra
+
+
+def _number(row: dict[str, Any] | None, key: str) -> float:
+    if row is None or row.get("status") != "ok":
+        return float("nan")
+    value = row.get(key)
+    return float("nan") if value in (None, "") else float(value)
+
+
+def recorded_features(results: Path) -> dict[tuple[str, str], dict[str, str]]:
+    """The run's own feature rows (``results/ecg/features.csv``) by (patient, scenario)."""
+    import csv
+
+    path = results / "ecg" / "features.csv"
+    if not path.exists():
+        return {}
+    with path.open() as handle:
+        return {(row["patient"], row["scenario"]): row for row in csv.DictReader(handle)}
+
+
+def summarise(rows: list[dict[str, Any]], extras: dict[str, dict[str, Any]], config: dict[str, Any],
+              recorded: dict[tuple[str, str], dict[str, str]] | None) -> None:
+    """Print the per-patient table, the pass rates and the medians."""
+    from ecgcohort.realism.summary import evaluate_cohort
+
+    criteria = {"healthy": config["realism"]["healthy"], "lbbb": config["realism"]["lbbb"]}
+    results = evaluate_cohort(rows, criteria)
+    failed: dict[tuple[str, str], list[str]] = {}
+    for result in results:
+        if not result["passed"]:
+            failed.setdefault((result["patient"], result["scenario"]), []).append(f"{result['criterion']} {result['value']}")
+    by_key = {(row["patient"], row["scenario"]): row for row in rows}
+    patients = list(dict.fromkeys(row["patient"] for row in rows))
+    print(f"{'patient':11s} {'QRS':>4s} {'axis':>5s} {'dipole':>6s} {'trans':>5s} {'QRS-T':>5s} "
+          f"{'R V1/V2/V3/V4 (mV)':>20s} {'q V5/V6':>9s} | {'LBBB':>4s} {'notch':>5s} {'V1V2':>4s} "
+          f"{'S140':>4s} {'S130':>4s} | {'CRT':>4s} | sinus criteria failed")
+    sinus_pass, strauss = [], {"men": [], "women": []}
+    narrower, monotone = [], []
+    for patient in patients:
+        sinus, lbbb, crt = (by_key.get((patient, name)) for name in ("sinus", "lbbb", "crt"))
+        r_values = [_number(sinus, f"r_mv_{lead}") for lead in PROGRESSION_LEADS]
+        monotone.append(bool(np.all(np.diff(r_values) > 0)))
+        fails = failed.get((patient, "sinus"), [])
+        sinus_pass.append(sinus is not None and not fails)
+        strauss_shape = lbbb is not None and not any(
+            f.split()[0] in ("strauss_qs_or_rs_v1_v2", "strauss_mid_qrs_notch") for f in failed.get((patient, "lbbb"), []))
+        for sex, limit in STRAUSS_QRS_MIN_MS.items():
+            strauss[sex].append(strauss_shape and _number(lbbb, "qrs_duration_ms") >= limit)
+        narrower.append(_number(crt, "qrs_duration_ms") < _number(lbbb, "qrs_duration_ms"))
+        notch = "" if lbbb is None else str(lbbb.get("notched_lead_count", ""))
+        v1v2 = "no" if any(f.startswith("strauss_qs_or_rs") for f in failed.get((patient, "lbbb"), [])) else "ok"
+        print(f"{patient:11s} {_number(sinus, 'qrs_duration_ms'):4.0f} {_number(sinus, 'qrs_axis_deg'):+5.0f} "
+              f"{extras.get(patient, {}).get('dipole_deg', float('nan')):+6.0f} "
+              f"{'' if sinus is None else str(sinus.get('transition_lead', '')):>5s} "
+              f"{_number(sinus, 'qrs_t_angle_deg'):5.0f} "
+              f"{'/'.join(f'{r:.2f}' for r in r_values):>20s} "
+              f"{_number(sinus, 'q_mv_V5'):.2f}/{_number(sinus, 'q_mv_V6'):.2f} | "
+              f"{_number(lbbb, 'qrs_duration_ms'):4.0f} {notch:>5s} {v1v2:>4s} {'yes' if strauss['men'][-1] else 'no':>4s} "
+              f"{'yes' if strauss['women'][-1] else 'no':>4s} | {_number(crt, 'qrs_duration_ms'):4.0f} | "
+              + ("; ".join(fails) if fails else "none"))
+    n = len(patients)
+    print(f"\nsinus, every healthy criterion: {sum(sinus_pass)}/{n}")
+    per_criterion: dict[str, list[bool]] = {}
+    for result in results:
+        if result["criteria_set"] == "healthy":
+            per_criterion.setdefault(result["criterion"], []).append(bool(result["passed"]))
+    print("  criteria below 100 %: " + (", ".join(f"{name} {sum(v)}/{len(v)}" for name, v in per_criterion.items()
+                                               if not all(v)) or "none"))
+    print(f"sinus R-wave progression monotone V1-V4: {sum(monotone)}/{n}")
+    print(f"LBBB Strauss with the men's 140 ms: {sum(strauss['men'])}/{n}; with the women's 130 ms: "
+          f"{sum(strauss['women'])}/{n}")
+    print(f"CRT narrower than LBBB: {sum(narrower)}/{n}")
+    for key, label in (("qrs_duration_ms", "sinus QRS duration (ms)"), ("qrs_axis_deg", "sinus frontal QRS axis (°)"),
+                       ("qrs_t_angle_deg", "sinus frontal QRS-T angle (°)")):
+        values = np.array([_number(by_key.get((p, "sinus")), key) for p in patients])
+        population = POPULATION_MEDIANS.get(key)
+        beside = f"; ELSA-Brasil median {population[0]:g} men / {population[1]:g} women" if population else ""
+        print(f"{label}: median {np.nanmedian(values):.0f}, quartiles {np.nanpercentile(values, 25):.0f}-"
+              f"{np.nanpercentile(values, 75):.0f}, range {np.nanmin(values):.0f}-{np.nanmax(values):.0f}{beside}")
+    lbbb_qrs = np.array([_number(by_key.get((p, "lbbb")), "qrs_duration_ms") for p in patients])
+    print(f"LBBB QRS duration (ms): median {np.nanmedian(lbbb_qrs):.0f}, range {np.nanmin(lbbb_qrs):.0f}-"
+          f"{np.nanmax(lbbb_qrs):.0f}")
+    if recorded:
+        print("\nagainst the run's own features (recomputed − recorded): ", end="")
+        diffs = []
+        for (patient, scenario), row in by_key.items():
+            own = recorded.get((patient, scenario))
+            if own is None:
+                continue
+            for key in ("qrs_duration_ms", "qrs_axis_deg", "qrs_t_angle_deg", "sokolow_lyon_mv"):
+                if own.get(key) not in (None, "", "nan"):
+                    diffs.append((key, _number(row, key) - float(own[key])))
+        for key in ("qrs_duration_ms", "qrs_axis_deg", "qrs_t_angle_deg", "sokolow_lyon_mv"):
+            values = np.abs([d for k, d in diffs if k == key])
+            print(f"{key} largest |difference| {values.max():.3g}", end="; " if key != "sokolow_lyon_mv" else "\n")
+        for name in ("sinus", "lbbb", "crt"):
+            values = [e[f"{name}_map_max_diff_ms"] for e in extras.values() if f"{name}_map_max_diff_ms" in e]
+            if values:
+                print(f"{name} activation maps: largest |difference| {max(values):.3g} ms")
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("results", type=Path, help="a run's results/ folder")
+    parser.add_argument("--configfile", type=Path, nargs="+", default=[REPO / "config/config.yaml"])
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--patients", nargs="+", help="default: every patient of the run with lead fields")
+    parser.add_argument("--scenarios", nargs="+", default=["sinus", "lbbb", "crt"])
+    parser.add_argument("--out", type=Path, help="keep the feature rows and Purkinje outputs here")
+    parser.add_argument("--check", action="store_true", help="compare with the run's own maps and features")
+    args = parser.parse_args()
+    from mpi4py import MPI  # noqa: F401  (libmpi before dolfinx, which the fibre loader may import)
+
+    config = candidate_config(args.configfile, args.overrides)
+    patients_dir = args.results / "patients"
+    names = args.patients or sorted(p.name for p in patients_dir.iterdir() if (p / "leadfield").is_dir())
+    out = args.out or Path(tempfile.mkdtemp(prefix="physiology-sweep-"))
+    out.mkdir(parents=True, exist_ok=True)
+    template_cache = out / "cache"  # a writable copy: the run's folder may be read-only
+    if not template_cache.exists():
+        shutil.copytree(args.results / "cache" / "action_potential", template_cache)
+    rows: list[dict[str, Any]] = []
+    extras: dict[str, dict[str, Any]] = {}
+    for name in names:
+        started = time.perf_counter()
+        patient_rows_, extras[name] = patient_rows(patients_dir / name, config, args.scenarios, out, template_cache,
+                                                   args.check)
+        rows.extend(patient_rows_)
+        print(f"{name}: {time.perf_counter() - started:.0f} s", flush=True)
+    (out / "features.json").write_text(json.dumps({"overrides": args.overrides, "rows": rows, "extras": extras},
+                                                  indent=1, default=float))
+    summarise(rows, extras, config, recorded_features(args.results) if args.check else None)
+    if args.out is None:
+        shutil.rmtree(out)
+
+
+if __name__ == "__main__":
+    main()
