@@ -13,6 +13,7 @@ from ecgcohort.cohort import (
     design_from_config,
     patient_ids,
     patient_parameters,
+    patient_person,
     patient_record,
     sample_cohort,
     sample_split,
@@ -80,7 +81,7 @@ def test_same_config_gives_the_same_table_and_another_seed_a_different_one(cohor
     again = sample_cohort(design_from_config(copy.deepcopy(cohort_config)))
     pd.testing.assert_frame_equal(first, again)
     reseeded = sample_cohort(design_from_config({**cohort_config, "seed": cohort_config["seed"] + 1}))
-    numeric = first.columns[2:]
+    numeric = ["age_years", *design_from_config(cohort_config).names]
     assert not np.allclose(first[numeric].to_numpy(), reseeded[numeric].to_numpy())
 
 
@@ -97,9 +98,10 @@ def test_growing_a_split_keeps_existing_rows_and_the_other_split(cohort_config):
 
 def test_test_patients_are_an_independent_design(cohort_config):
     config = with_split(with_split(cohort_config, "train", 10, 10), "test", 10, 10)
-    table = sample_cohort(design_from_config(config))
-    train = table[table.split == "train"].iloc[:, 2:].to_numpy()
-    test = table[table.split == "test"].iloc[:, 2:].to_numpy()
+    design = design_from_config(config)
+    table = sample_cohort(design)
+    train = table.loc[table.split == "train", design.names].to_numpy()
+    test = table.loc[table.split == "test", design.names].to_numpy()
     distances = np.linalg.norm(train[:, None, :] - test[None, :, :], axis=-1)
     assert distances.min() > 1e-6  # no test patient repeats a training patient
     assert table.patient.is_unique
@@ -132,8 +134,58 @@ def test_written_files_describe_every_column_and_patient_files_match_the_table(c
     write_patient_parameters(record, tmp_path / "p.json")
     stored = json.loads((tmp_path / "p.json").read_text())
     assert stored["split"] == "test" and stored["units"]["rotation_y_deg"] == "degree"
-    row = reread.set_index("patient").loc["test-0001", design.names].astype(float).to_dict()
-    assert stored["parameters"] == pytest.approx(row, abs=0)
+    row = reread.set_index("patient").loc["test-0001"]
+    assert stored["parameters"] == pytest.approx(row[design.names].astype(float).to_dict(), abs=0)
+    assert (stored["sex"], stored["age_years"]) == (row["sex"], row["age_years"])
+    assert sidecar["columns"]["age_years"]["units"] == "year"
+
+
+def with_demographics(cohort: dict, **changes) -> dict:
+    changed = copy.deepcopy(cohort)
+    changed.update(changes)
+    return changed
+
+
+@pytest.mark.parametrize("female,batch", [(0.5, 10), (0.3, 10), (0.75, 8)])
+def test_each_batch_holds_the_configured_sex_proportions_and_stratified_ages(cohort_config, female, batch):
+    config = with_demographics(with_split(cohort_config, "train", 4 * batch, batch),
+                               sex_proportions={"female": female, "male": 1 - female}, age_years=[30.0, 70.0])
+    table = sample_cohort(design_from_config(config))
+    train = table[table.split == "train"]
+    for start in range(0, 4 * batch, batch):
+        block = train.iloc[start:start + batch]
+        # one patient per stratum of [0, 1): the number of strata below the female fraction, give or take one
+        assert abs((block.sex == "female").sum() - female * batch) <= 1, block.sex.tolist()
+        assert np.all(strata_counts(block.age_years.to_numpy(), 30.0, 70.0, batch) == 1)
+    assert set(train.sex) == {"female", "male"}
+    only_women = sample_cohort(design_from_config(with_demographics(config, sex_proportions={"female": 1.0})))
+    assert (only_women.sex == "female").all()
+
+
+def test_sex_and_age_leave_the_shape_and_pose_columns_of_a_seed_unchanged(cohort_config):
+    base = sample_cohort(design_from_config(cohort_config))
+    older = sample_cohort(design_from_config(with_demographics(cohort_config, age_years=[60.0, 80.0],
+                                                               sex_proportions={"female": 0.2, "male": 0.8})))
+    names = design_from_config(cohort_config).names
+    pd.testing.assert_frame_equal(base[names], older[names])
+    assert older.age_years.min() >= 60.0 and not np.allclose(base.age_years, older.age_years)
+    design = design_from_config(cohort_config)
+    for patient, sex, age in base[["patient", "sex", "age_years"]].itertuples(index=False):
+        person = patient_person(design, patient)
+        assert (person.sex, person.age_years) == (sex, age)
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"sex_proportions": {"female": 0.5, "diverse": 0.5}}, r"cohort\.sex_proportions: sex 'diverse'"),
+    ({"sex_proportions": {"female": 0.7, "male": 0.7}}, r"cohort\.sex_proportions: .* sum to 1\.4"),
+    ({"sex_proportions": {"female": -0.5, "male": 1.5}}, r"cohort\.sex_proportions\.female: -0\.5"),
+    ({"age_years": [18.0, 60.0]}, r"cohort\.age_years: 18 years is outside the body model's calibrated range "
+                                  r"\[20, 80\]"),
+    ({"age_years": [40.0, 95.0]}, r"cohort\.age_years: 95 years"),
+])
+def test_a_sex_or_age_outside_the_model_stops_the_design_naming_key_and_value(cohort_config, changes, message):
+    with pytest.raises(ValueError, match=message):
+        design_from_config(with_demographics(cohort_config, **changes))
 
 
 def with_coupling(cohort: dict, correlation: float, **modes: int) -> dict:

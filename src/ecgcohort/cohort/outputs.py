@@ -13,6 +13,7 @@ from ecgcohort.cohort.sampling import (
     CohortDesign,
     design_from_config,
     patient_parameters,
+    patient_person,
     sample_cohort,
     write_cohort,
 )
@@ -37,10 +38,13 @@ def write_design(cohort: Mapping[str, Any], table_path: str | Path, columns_path
 
 
 def patient_record(design: CohortDesign, patient: str) -> dict[str, Any]:
-    """One patient's entry: id, split, sampled parameters and their units."""
+    """One patient's entry: id, split, sex, age (years), sampled parameters and their units."""
+    person = patient_person(design, patient)
     return {
         "patient": patient,
         "split": patient.partition("-")[0],
+        "sex": person.sex,
+        "age_years": person.age_years,
         "parameters": patient_parameters(design, patient),
         "units": {d.name: d.unit for d in design.dimensions},
     }
@@ -50,5 +54,5 @@ def write_patient_parameters(record: Mapping[str, Any], output_path: str | Path)
     """Write a :func:`patient_record` as JSON (atomically)."""
     with atomic_path(output_path) as temporary:
         temporary.write_text(json.dumps(dict(record), indent=2) + "\n")
-    log.info("patient %s (%s): %d parameters", record["patient"], record["split"],
-             len(record["parameters"]))
+    log.info("patient %s (%s): %s, %.1f years, %d parameters", record["patient"], record["split"],
+             record["sex"], record["age_years"], len(record["parameters"]))

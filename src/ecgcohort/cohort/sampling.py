@@ -15,6 +15,13 @@ Heart size can be coupled to body size (people with larger bodies have larger he
 re-pairing, within each batch, the heart size mode's values with the torso size mode's
 (Iman & Conover 1982): the column keeps its values, so every batch stays an exact Latin
 hypercube, and only which patient gets which value changes.
+
+Sex and age come from a second Latin hypercube per batch, drawn from a stream of their own
+(``(seed, split, batch, DEMOGRAPHICS_STREAM)``), so adding them left every shape and pose
+column of an existing seed unchanged. Within a complete batch the sexes follow the configured
+proportions to one patient (one stratum per patient) and the ages are stratified over the
+configured range, which must lie inside the body model's calibrated range
+(:data:`BODY_MODEL_AGE_YEARS`).
 """
 
 from __future__ import annotations
@@ -41,6 +48,14 @@ AXIS_WORDS = {
     "y": "about the anterior-posterior axis",
     "z": "about the LV long axis",
 }
+#: The sexes of the body model (Anny) and of the cardiac norms the anatomy applies.
+SEXES: tuple[str, ...] = ("female", "male")
+#: Ages (years) over which the built-in torso model's population is drawn and its sex-and-age
+#: regression fitted (shapes.torso): a patient's age must lie inside.
+BODY_MODEL_AGE_YEARS: tuple[float, float] = (20.0, 80.0)
+#: Last seed word of the demographic Latin hypercube's stream (any value the shape-and-pose
+#: stream, seeded by three words, cannot take).
+DEMOGRAPHICS_STREAM = 0x5E7A6E
 TRANSLATION_WORDS = {
     "x": "right to left",
     "y": "posterior to anterior",
@@ -78,12 +93,30 @@ class SizeCoupling:
 
 
 @dataclass(frozen=True)
+class Demographics:
+    """Sex proportions (``sex_proportions``: sex -> fraction, in :data:`SEXES` order, summing
+    to 1) and the age interval ``age_years`` (years), sampled per patient."""
+
+    sex_proportions: tuple[tuple[str, float], ...]
+    age_years: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Person:
+    """The sex (one of :data:`SEXES`) and age (years) of one patient."""
+
+    sex: str
+    age_years: float
+
+
+@dataclass(frozen=True)
 class CohortDesign:
     """Everything that determines the cohort table."""
 
     seed: int
     splits: Mapping[str, SplitDesign]
     dimensions: tuple[Dimension, ...]
+    demographics: Demographics
     size_coupling: SizeCoupling | None = None
 
     @property
@@ -113,7 +146,33 @@ def design_from_config(cohort: Mapping[str, Any]) -> CohortDesign:
     splits = {name: SplitDesign(int(cohort[name]["count"]), int(cohort[name]["lhs_batch"]))
               for name in SPLITS}
     return CohortDesign(seed=int(cohort["seed"]), splits=splits, dimensions=tuple(dimensions),
+                        demographics=demographics_from_config(cohort),
                         size_coupling=_size_coupling(cohort, [d.name for d in dimensions]))
+
+
+def demographics_from_config(cohort: Mapping[str, Any]) -> Demographics:
+    """The sex proportions and age range of the ``cohort`` section, checked: a sex outside
+    :data:`SEXES`, a negative proportion, proportions not summing to 1, or ages outside
+    :data:`BODY_MODEL_AGE_YEARS` raise ValueError naming the key and the value."""
+    proportions = dict(cohort["sex_proportions"])
+    for sex, fraction in proportions.items():
+        if sex not in SEXES:
+            raise ValueError(f"cohort.sex_proportions: sex '{sex}' is not one of the body model's sexes "
+                             f"({', '.join(SEXES)})")
+        if not 0.0 <= float(fraction) <= 1.0:
+            raise ValueError(f"cohort.sex_proportions.{sex}: {fraction} is not a fraction in [0, 1]")
+    total = sum(float(v) for v in proportions.values())
+    if abs(total - 1.0) > 1e-9:
+        raise ValueError(f"cohort.sex_proportions: the fractions {proportions} sum to {total:g}, not 1")
+    low, high = (float(v) for v in cohort["age_years"])
+    calibrated_low, calibrated_high = BODY_MODEL_AGE_YEARS
+    for bound in (low, high):
+        if not calibrated_low <= bound <= calibrated_high:
+            raise ValueError(f"cohort.age_years: {bound:g} years is outside the body model's calibrated range "
+                             f"[{calibrated_low:g}, {calibrated_high:g}] years")
+    if low > high:
+        raise ValueError(f"cohort.age_years: [{low:g}, {high:g}] has its lower bound above its upper bound")
+    return Demographics(tuple((sex, float(proportions.get(sex, 0.0))) for sex in SEXES), (low, high))
 
 
 def _size_coupling(cohort: Mapping[str, Any], names: list[str]) -> SizeCoupling | None:
@@ -240,13 +299,17 @@ def sample_split(design: CohortDesign, split: str) -> np.ndarray:
 
 
 def sample_cohort(design: CohortDesign) -> pd.DataFrame:
-    """The cohort table: one row per patient (``patient``, ``split``, then every dimension)."""
+    """The cohort table: one row per patient (``patient``, ``split``, ``sex``, ``age_years``,
+    then every dimension)."""
     import pandas as pd
 
     frames = []
     for split in SPLITS:
         values = sample_split(design, split)
         frame = pd.DataFrame(values, columns=design.names)
+        people = [patient_person(design, patient) for patient in patient_ids(design, split)]
+        frame.insert(0, "age_years", [person.age_years for person in people])
+        frame.insert(0, "sex", [person.sex for person in people])
         frame.insert(0, "split", split)
         frame.insert(0, "patient", patient_ids(design, split))
         frames.append(frame)
@@ -255,15 +318,49 @@ def sample_cohort(design: CohortDesign) -> pd.DataFrame:
 
 def patient_parameters(design: CohortDesign, patient: str) -> dict[str, float]:
     """One patient's row, computed from its own batch only (no need for the whole table)."""
+    split, index = _split_and_index(design, patient)
+    spec = design.splits[split]
+    unit = _unit_batch(design, split, index // spec.lhs_batch)[index % spec.lhs_batch]
+    return dict(zip(design.names, (float(v) for v in _scale(design, unit[None, :])[0])))
+
+
+@functools.lru_cache(maxsize=256)
+def _demographic_batch(seed: int, split_index: int, batch: int, size: int) -> np.ndarray:
+    """Batch ``batch`` of a split's demographic unit sample, shape (size, 2) (sex, age): a
+    Latin hypercube drawn with numpy alone (no scipy at a job's start-up), read-only."""
+    stream = np.random.default_rng([seed, split_index, batch, DEMOGRAPHICS_STREAM])
+    unit = np.column_stack([(stream.permutation(size) + stream.random(size)) / size for _ in range(2)])
+    unit.flags.writeable = False
+    return unit
+
+
+def _person(demographics: Demographics, unit: np.ndarray) -> Person:
+    """The sex whose share of the cumulative proportions holds ``unit[0]``, the age at ``unit[1]``
+    of the range."""
+    bounds = np.cumsum([fraction for _, fraction in demographics.sex_proportions])
+    index = min(int(np.searchsorted(bounds, unit[0], side="right")), len(bounds) - 1)
+    while demographics.sex_proportions[index][1] == 0.0:  # the last bound can round below 1
+        index -= 1
+    low, high = demographics.age_years
+    return Person(demographics.sex_proportions[index][0], float(low + unit[1] * (high - low)))
+
+
+def _split_and_index(design: CohortDesign, patient: str) -> tuple[str, int]:
     split, _, number = patient.partition("-")
     if split not in SPLITS or not number.isdigit():
         raise ValueError(f"patient id '{patient}' does not match {PATIENT_ID_PATTERN}")
     index = int(number)
-    spec = design.splits[split]
-    if index >= spec.count:
-        raise ValueError(f"patient '{patient}' is outside the cohort ({split} has {spec.count})")
-    unit = _unit_batch(design, split, index // spec.lhs_batch)[index % spec.lhs_batch]
-    return dict(zip(design.names, (float(v) for v in _scale(design, unit[None, :])[0])))
+    if index >= design.splits[split].count:
+        raise ValueError(f"patient '{patient}' is outside the cohort ({split} has {design.splits[split].count})")
+    return split, index
+
+
+def patient_person(design: CohortDesign, patient: str) -> Person:
+    """One patient's sex and age, from its own batch only."""
+    split, index = _split_and_index(design, patient)
+    size = design.splits[split].lhs_batch
+    unit = _demographic_batch(design.seed, SPLITS.index(split), index // size, size)[index % size]
+    return _person(design.demographics, unit)
 
 
 def patient_rng(seed: int, patient: str, stream: str) -> np.random.Generator:
@@ -278,6 +375,12 @@ def column_descriptions(design: CohortDesign) -> dict[str, Any]:
     columns: dict[str, Any] = {
         "patient": {"description": "patient id: <split>-<index>, index from 0 within the split"},
         "split": {"description": "train or test; the splits are independent Latin hypercubes"},
+        "sex": {"description": "sex of the patient: the body drawn, the heart's size and wall thickness, and "
+                               "the sex-specific ECG thresholds follow it",
+                "values": [sex for sex, _ in design.demographics.sex_proportions],
+                "proportions": dict(design.demographics.sex_proportions)},
+        "age_years": {"description": "age of the patient (the body is drawn for it)", "units": "year",
+                      "range": list(design.demographics.age_years)},
     }
     for d in design.dimensions:
         columns[d.name] = {"description": d.description, "units": d.unit, "range": [d.low, d.high]}
@@ -287,7 +390,8 @@ def column_descriptions(design: CohortDesign) -> dict[str, Any]:
                   "batches per split seeded by (seed, split, batch)"
                   + ("" if coupling is None else
                      f"; {coupling.heart_column} re-paired with {coupling.torso_column} within each "
-                     f"batch at Gaussian-copula correlation {coupling.correlation} (Iman-Conover)"),
+                     f"batch at Gaussian-copula correlation {coupling.correlation} (Iman-Conover)")
+                  + "; sex and age from a second Latin hypercube per batch with a stream of its own",
         "seed": design.seed,
         "splits": {name: {"count": s.count, "lhs_batch": s.lhs_batch}
                    for name, s in design.splits.items()},
