@@ -3,8 +3,9 @@
     method(transfer (m, n), bspm (m, T), surface, times (T,), config) -> Reconstruction
 
 * ``tikhonov_0th`` / ``tikhonov_2nd`` — Γ = I or the surface Laplacian M⁻¹K (cotangent
-  stiffness over lumped mass), λ by GCV or the L-curve (``lambda_choice``), per instant or one
-  for the record (``per_time``); one generalised eigendecomposition for every λ;
+  stiffness over lumped mass), λ by GCV, robust GCV (``rgcv_gamma``) or the L-curve
+  (``lambda_choice``), per instant or one for the record (``per_time``); one generalised
+  eigendecomposition for every λ;
 * ``stre`` — spatiotemporal regularisation over sliding windows (:mod:`ecgcohort.inverse.stre`);
 * ``ep_dl`` / ``eand_arn`` — the EP-informed networks (:mod:`ecgcohort.inverse.neural`).
 """
@@ -19,7 +20,7 @@ import numpy as np
 from ecgcohort.inverse.problem import InverseError, Reconstruction, SurfaceMesh
 from ecgcohort.inverse.surface import cotangent_laplacian
 from ecgcohort.inverse.stre import stre_estimate
-from ecgcohort.inverse.tikhonov import tikhonov
+from ecgcohort.inverse.tikhonov import RGCV_GAMMA, tikhonov
 
 Method = Callable[[np.ndarray, np.ndarray, SurfaceMesh, np.ndarray, Mapping[str, Any]], Reconstruction]
 
@@ -41,11 +42,13 @@ def _tikhonov(order: int) -> Method:
         regulariser = np.eye(len(surface.points)) if order == 0 else surface_laplacian(surface)
         result = tikhonov(transfer, bspm, regulariser, choice=config.get("lambda_choice", "gcv"),
                           per_time=bool(config.get("per_time", False)),
-                          grid=lambda_grid(transfer, int(config.get("grid_points", 60))))
+                          grid=lambda_grid(transfer, int(config.get("grid_points", 60))),
+                          gamma=float(config.get("rgcv_gamma", RGCV_GAMMA)))
         return Reconstruction(result.estimate, info={"lambda_median": float(np.median(result.lambdas))},
                               seconds=time.perf_counter() - start)
 
-    method.__doc__ = f"Tikhonov of order {order} (Γ = {'I' if order == 0 else 'M⁻¹K'}), λ by GCV or the L-curve."
+    method.__doc__ = (f"Tikhonov of order {order} (Γ = {'I' if order == 0 else 'M⁻¹K'}), λ by GCV, robust GCV or "
+                      "the L-curve.")
     return method
 
 
