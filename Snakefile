@@ -67,6 +67,7 @@ rule all:
         rules.activations.input,
         rules.leadfields.input,
         rules.ecgs.input,
+        rules.pictures.input,
         rules.convergence.input,
         rules.realism.input,
         rules.dataset.input,

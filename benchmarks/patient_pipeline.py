@@ -10,9 +10,11 @@ the same machine). Not a test.
 Each setting is ``name=configfile[,configfile...]`` and runs in its own folder below the first
 argument (the repository's workflow, config and profiles linked in), from nothing: the cohort
 design and the shape models are built first and left out of the per-patient sums. The
-per-patient jobs are the patient's parameters, anatomy, preview, 12-lead and anterior
-electrodes, mesh, fibres, Purkinje trees, activation maps, lead-field sample points and lead fields, ECGs, their
-delineation, SDF samples, dataset part and ECG → activation bank. Each setting's table is
+per-patient jobs are the patient's parameters, anatomy, 12-lead and anterior electrodes, mesh,
+fibres, Purkinje trees, activation maps, lead-field sample points and lead fields, ECGs, their
+delineation, SDF samples, dataset part and ECG → activation bank, and its pictures (the anatomy
+preview and ``draw_patient``; a cohort draws them for ``pictures.patients_per_split`` patients of
+each split), whose job time is also printed apart. Each setting's table is
 also written as ``<workdir>/<name>/results/report/stage_timings.{csv,md}``, the report's
 layout, for ``python -m ecgcohort.readme_results record``.
 """
@@ -28,11 +30,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ("cohort", "shapes")
+PICTURE_RULES = ("preview_anatomy", "draw_patient")
 
 
 def targets(patient: str) -> list[str]:
     return [f"results/dataset/parts/{patient}.zarr", f"results/ecg2act/bank/{patient}.zarr",
-            f"results/patients/{patient}/realism/features.json", f"results/patients/{patient}/anatomy/anatomy.png"]
+            f"results/patients/{patient}/realism/features.json", f"results/patients/{patient}/anatomy/anatomy.png",
+            f"results/patients/{patient}/ecg/sinus.png"]
 
 
 def run_setting(folder: Path, configs: list[str], patient: str, cores: int) -> float:
@@ -86,6 +90,9 @@ def main() -> None:
         split = table[[f"{key}_s" for key in SPLIT]].sum()
         print("\nsplit: " + ", ".join(f"{key} {split[f'{key}_s']:.1f} s ({split[f'{key}_s'] / split.sum():.0%})"
                                       for key in SPLIT))
+        pictures = table[table.rule.isin(PICTURE_RULES)].total_s.sum()
+        print(f"\nwithout the pictures' jobs ({', '.join(PICTURE_RULES)}: {pictures:.1f} s): "
+              f"{table.total_s.sum() - pictures:.1f} s of job time")
         totals[name] = (table.total_s.sum(), wall)
     names = list(totals)
     for name in names[1:]:

@@ -246,6 +246,13 @@ def test_compute_ecg_job_writes_ecgs_and_preview(tmp_path, monkeypatch):
         assert np.all(ecg["pseudo_relative_difference"] < 1e-6)
     assert (tmp_path / "ecg" / "lbbb.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list((tmp_path / "ecg").glob(".*part*"))
+    # without a preview path (the workflow draws the pictures in draw_patient): the same ECG, no PNG
+    again = tmp_path / "unpictured" / "lbbb.npz"
+    compute_ecgs("train-0000", duration_ms=400.0, dt_ms=2.0, template_cache_dir=tmp_path / "cache",
+                 outputs={"lbbb": (again, None)}, **inputs)
+    with np.load(out) as first, np.load(again) as second:
+        np.testing.assert_array_equal(first["leads_v"], second["leads_v"])
+    assert [path.name for path in again.parent.iterdir()] == ["lbbb.npz"]
 
 
 def test_compute_ecg_rejects_electrodes_that_do_not_match(tmp_path, monkeypatch):

@@ -273,3 +273,54 @@ def test_bad_scenarios_are_named():
     names = list(scenarios_from_config([{"name": "sinus", "kind": "sinus"},
                                         {"name": "pace", "kind": "random_pacing", "count": 3}]))
     assert names == ["sinus", "pace-00", "pace-01", "pace-02"]
+
+
+def test_pictures_drawn_apart_are_the_pictures_the_jobs_drew(patient, tmp_path):
+    """``draw_patient`` draws from the stored files what the data jobs drew from memory: the
+    same PNG bytes for the isochrones (the fixture's job drew them), the Purkinje trees
+    (``grow_purkinje`` drew them) and a 12-lead ECG; a data job asked for no preview writes none."""
+    from ecgcohort.conduction.action_potential import action_potential_template
+    from ecgcohort.ecg import electrode_potentials, pseudo_lead_matrix, standard_leads, time_grid_ms
+    from ecgcohort.ecg.forward import plot_ecg
+    from ecgcohort.ecg.leads import LEAD_ELECTRODES
+    from ecgcohort.ecg.pictures import PatientData, PatientPictures, draw_patient
+    from ecgcohort.fibers.jobs import plot_fibres
+    from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
+
+    root, fibres, maps = patient
+    # the sinus ECG through the pseudo lead field of electrodes 20 cm around the heart
+    sigma = Conductivities()
+    centre = fibres.points_mm.mean(axis=0) * 1e-3
+    angles = np.linspace(0.0, 2.0 * np.pi, len(LEAD_ELECTRODES), endpoint=False)
+    electrodes_m = centre + 0.2 * np.column_stack([np.cos(angles), np.sin(angles), 0.3 * np.cos(3 * angles)])
+    lead = pseudo_lead_matrix(electrodes_m, fibres.points_mm * 1e-3, fibres.tetrahedra,
+                              intracellular_tensors(fibres.cell_structure, sigma), sigma.torso)
+    times_ms = time_grid_ms(400.0, 2.0)
+    unipolar = electrode_potentials(lead, maps["sinus"], times_ms,
+                                    action_potential_template(1000.0, cache_dir=root / "cache"))
+    leads = standard_leads(unipolar, list(LEAD_ELECTRODES))
+    np.savez(tmp_path / "sinus-ecg.npz", time_s=times_ms * 1e-3, leads_v=leads, pseudo_leads_v=0.9 * leads)
+    plot_ecg(times_ms * 1e-3, leads, 0.9 * leads, tmp_path / "ecg-reference.png",
+             title="train-0003, sinus: 12-lead ECG")
+    plot_fibres(fibres, tmp_path / "fibres-reference.png", title="train-0003")
+
+    drawn = tmp_path / "drawn"
+    pictures = PatientPictures(fibres=drawn / "fibres.png", purkinje=drawn / "purkinje.png",
+                               activations={"sinus": drawn / "sinus.png", "lbbb": drawn / "lbbb.png"},
+                               ecgs={"sinus": drawn / "sinus-ecg.png"})
+    data = PatientData(fibres=root / "fibres.npz", heart=root / "heart.vtp", lv_tree=root / "lv.vtp",
+                       rv_tree=root / "rv.vtp", activations={name: root / f"{name}.npz" for name in ("sinus", "lbbb")},
+                       ecgs={"sinus": tmp_path / "sinus-ecg.npz"})
+    draw_patient("train-0003", data, pictures)
+    for name in ("sinus", "lbbb"):
+        assert (drawn / f"{name}.png").read_bytes() == (root / f"{name}.png").read_bytes(), name
+    assert (drawn / "purkinje.png").read_bytes() == (root / "purkinje.png").read_bytes()
+    assert (drawn / "fibres.png").read_bytes() == (tmp_path / "fibres-reference.png").read_bytes()
+    assert (drawn / "sinus-ecg.png").read_bytes() == (tmp_path / "ecg-reference.png").read_bytes()
+
+    with pytest.raises(ValueError, match="train-0003.*activation maps of scenarios"):
+        draw_patient("train-0003", dataclasses.replace(data, activations={"sinus": root / "sinus.npz"}), pictures)
+    compute_activations("train-0003", {"sinus": {"name": "sinus", "kind": "sinus"}}, root / "fibres.npz",
+                        root / "heart.vtp", root / "junctions.npz", map_settings(root / "cache"),
+                        {"sinus": (tmp_path / "unpictured.npz", None)})
+    assert (tmp_path / "unpictured.npz").is_file() and not list(tmp_path.glob("unpictured*.png"))

@@ -113,7 +113,7 @@ rule preview_anatomy:
 
 
 rule anatomy:
-    """Target: every patient's surfaces, electrodes and preview."""
+    """Target: every patient's surfaces and electrodes, and the pictured patients' previews."""
     input:
         lambda wildcards: chain_targets(rules.place_electrodes.output.electrodes, PATIENTS),
-        lambda wildcards: chain_targets(rules.preview_anatomy.output.preview, PATIENTS),
+        lambda wildcards: chain_targets(rules.preview_anatomy.output.preview, PICTURED_PATIENTS),

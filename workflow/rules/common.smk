@@ -6,6 +6,9 @@ from ecgcohort.learning.splits import validation_split
 
 COHORT = design_from_config(config["cohort"])
 PATIENTS = patient_ids(COHORT)
+# pictures.patients_per_split: the patients whose per-patient pictures are drawn (draw_patient)
+PICTURED_PATIENTS = [patient for split in ("train", "test")
+                     for patient in patient_ids(COHORT, split)[:config["pictures"]["patients_per_split"]]]
 # cluster.patients_per_job (workflow/rules/batches.smk): null, every stage of every patient its
 # own job; K, the data chains of K patients as one job, the rules downstream taking its marker
 PATIENTS_PER_JOB = config["cluster"]["patients_per_job"]
@@ -78,15 +81,20 @@ class ChainInputs:
 
 # the per-patient rules a batch runs: their outputs for each of its patients are its targets
 CHAIN_RULES = ("patient_parameters", "assemble_anatomy", "place_standard_electrodes", "place_electrodes",
-               "preview_anatomy", "mesh_anatomy", "compute_fibres", "grow_purkinje", "compute_activations",
+               "mesh_anatomy", "compute_fibres", "grow_purkinje", "compute_activations",
                "sample_leadfield_points", "compute_lead_fields", "compute_ecgs", "delineate_ecgs", "sample_sdf",
                "simulation_bank", "dataset_part")
+# drawn for PICTURED_PATIENTS only
+PICTURE_RULES = ("preview_anatomy", "draw_patient")
 
 
 def batch_targets(wildcards):
-    """Every file of the batch's data chains."""
+    """Every file of the batch's data chains, and the pictures of its pictured patients."""
     templates = [str(template) for name in CHAIN_RULES for template in getattr(rules, name).output]
-    return expand(templates, patient=BATCHES[wildcards.batch], chunk=LEADFIELD_CHUNKS)
+    pictures = [str(template) for name in PICTURE_RULES for template in getattr(rules, name).output]
+    pictured = [patient for patient in BATCHES[wildcards.batch] if patient in PICTURED_PATIENTS]
+    return (expand(templates, patient=BATCHES[wildcards.batch], chunk=LEADFIELD_CHUNKS)
+            + expand(pictures, patient=pictured))
 
 
 def chain_targets(template, patients):

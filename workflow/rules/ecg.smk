@@ -8,8 +8,6 @@ rule compute_ecgs:
     output:
         # one job per patient: its ECGs share the start-up and the lead matrices
         ecg=expand("results/patients/{{patient}}/ecg/{scenario}.npz", scenario=SCENARIOS),
-        preview=report(expand("results/patients/{{patient}}/ecg/{scenario}.png", scenario=SCENARIOS),
-                       caption=caption("ecg"), category="Cohort", subcategory="ECGs", labels={"patient": "{patient}"}),
     params:
         scenarios=SCENARIOS,
         conductivities=config["leadfield"]["conductivity_s_per_m"],
@@ -36,3 +34,41 @@ rule ecgs:
     """Target: every patient's ECG (unipolar and 12 leads, FEM and pseudo lead field) per scenario."""
     input:
         lambda wildcards: chain_targets(list(rules.compute_ecgs.output), PATIENTS),
+
+
+rule draw_patient:
+    """A patient's pictures from its stored data, off the data chain (pictures.patients_per_split)."""
+    input:
+        fibres=rules.compute_fibres.output.fibres,
+        heart=rules.assemble_anatomy.output.heart,
+        lv_tree=rules.grow_purkinje.output.lv_tree,
+        rv_tree=rules.grow_purkinje.output.rv_tree,
+        activation=rules.compute_activations.output.activation,
+        ecg=rules.compute_ecgs.output.ecg,
+    output:
+        fibres="results/patients/{patient}/fibres/fibres.png",
+        purkinje="results/patients/{patient}/purkinje/purkinje.png",
+        activation=expand("results/patients/{{patient}}/activation/{scenario}.png", scenario=SCENARIOS),
+        ecg=report(expand("results/patients/{{patient}}/ecg/{scenario}.png", scenario=SCENARIOS),
+                   caption=caption("ecg"), category="Cohort", subcategory="ECGs", labels={"patient": "{patient}"}),
+    params:
+        scenarios=SCENARIOS,
+    log:
+        "results/logs/patients/{patient}/draw_patient.log",
+    benchmark:
+        "results/benchmarks/patients/{patient}/draw_patient.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(10),
+    conda:
+        "../../envs/fem.yaml"
+    script:
+        "../scripts/draw_patient.py"
+
+
+rule pictures:
+    """Target: the per-patient pictures of the patients pictures.patients_per_split picks."""
+    input:
+        lambda wildcards: chain_targets(rules.preview_anatomy.output.preview, PICTURED_PATIENTS),
+        lambda wildcards: chain_targets(list(rules.draw_patient.output), PICTURED_PATIENTS),

@@ -20,7 +20,6 @@ rule grow_purkinje:
         lv_tree="results/patients/{patient}/purkinje/lv_tree.vtp",
         rv_tree="results/patients/{patient}/purkinje/rv_tree.vtp",
         junctions="results/patients/{patient}/purkinje/junctions.npz",
-        preview="results/patients/{patient}/purkinje/purkinje.png",
     params:
         settings=config["electrophysiology"]["purkinje"],
         seed=config["cohort"]["seed"],
@@ -46,7 +45,6 @@ rule compute_activations:
     output:
         # one job per patient: its maps share the start-up, the fibres and the template
         activation=expand("results/patients/{{patient}}/activation/{scenario}.npz", scenario=SCENARIOS),
-        preview=expand("results/patients/{{patient}}/activation/{scenario}.png", scenario=SCENARIOS),
     params:
         scenarios={name: dataclasses.asdict(scenario) for name, scenario in ACTIVATION_MAPS.items()},
         velocities=config["electrophysiology"]["velocity_m_per_s"],
@@ -73,7 +71,7 @@ rule compute_activations:
 
 
 rule activations:
-    """Target: every patient's Purkinje trees and activation map per scenario, with previews."""
+    """Target: every patient's Purkinje trees and activation map per scenario (the previews: ``pictures``)."""
     input:
         lambda wildcards: chain_targets(list(rules.grow_purkinje.output), PATIENTS),
         lambda wildcards: chain_targets(list(rules.compute_activations.output), PATIENTS),

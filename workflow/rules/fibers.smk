@@ -4,7 +4,6 @@ rule compute_fibres:
     output:
         fibres="results/patients/{patient}/fibres/fibres.npz",
         grid="results/patients/{patient}/fibres/fibres.vtu",
-        preview="results/patients/{patient}/fibres/fibres.png",
     params:
         angles=config["fibers"],
     log:
@@ -22,6 +21,6 @@ rule compute_fibres:
 
 
 rule fibres:
-    """Target: every patient's fibres, ventricular coordinates and fibre preview."""
+    """Target: every patient's fibres and ventricular coordinates (the previews: ``pictures``)."""
     input:
         lambda wildcards: chain_targets(list(rules.compute_fibres.output), PATIENTS),

@@ -12,6 +12,5 @@ with logging_to(snakemake.log[0]):
                     template_cache_dir=snakemake.params.template_cache_dir,
                     eikonal_refinements=snakemake.params.eikonal_refinements,
                     source_radius_edges=snakemake.params.source_radius_edges),
-        {name: (snakemake.output.activation[k], snakemake.output.preview[k])
-         for k, name in enumerate(snakemake.params.scenarios)},
+        {name: (snakemake.output.activation[k], None) for k, name in enumerate(snakemake.params.scenarios)},
         threads=snakemake.threads)

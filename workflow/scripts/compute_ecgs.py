@@ -8,6 +8,5 @@ with logging_to(snakemake.log[0]):
                  list(snakemake.input.chunks), snakemake.input.fibres, snakemake.input.electrodes,
                  snakemake.params.conductivities, snakemake.params.duration_ms, snakemake.params.dt_ms,
                  snakemake.params.template_cache_dir,
-                 {name: (snakemake.output.ecg[k], snakemake.output.preview[k])
-                  for k, name in enumerate(snakemake.params.scenarios)},
+                 {name: (snakemake.output.ecg[k], None) for k, name in enumerate(snakemake.params.scenarios)},
                  cycle_length_ms=snakemake.params.cycle_length_ms)

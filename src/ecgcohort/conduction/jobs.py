@@ -89,13 +89,15 @@ def plot_purkinje(heart: Surface, trees: Mapping[str, PurkinjeTree], path: str |
 
 
 def grow_purkinje(patient: str, heart_surface: str | Path, settings: Mapping[str, Any], seed: int,
-                  lv_out: str | Path, rv_out: str | Path, junctions_out: str | Path, preview_out: str | Path) -> None:
+                  lv_out: str | Path, rv_out: str | Path, junctions_out: str | Path,
+                  preview_out: str | Path | None = None) -> None:
     """Grow the LV and RV Purkinje trees of one patient on its own endocardial surfaces (the
     anatomy's ``heart.vtp``) from its bundle-branch roots (the RV tree in two parts joined by
     the moderator band, ``rv_delay_ms`` behind the LV), keep the junctions below
     ``max_junction_long_axis_position``, add the endocardial ``breakthroughs``, and store the
     trees (.vtp), the junctions — positions (mm) and activation times (ms), coupled to a mesh
-    only when a map is computed, so the network is the same whatever the mesh — and a preview."""
+    only when a map is computed, so the network is the same whatever the mesh — and a preview
+    where ``preview_out`` is given (the workflow draws it in ``draw_patient``)."""
     from ecgcohort.anatomy.outputs import read_surface
 
     started = time.perf_counter()
@@ -146,7 +148,8 @@ def grow_purkinje(patient: str, heart_surface: str | Path, settings: Mapping[str
             np.savez(stream, lv_root_mm=roots.lv_mm, rv_root_mm=roots.rv_mm,
                      rv_free_wall_root_mm=roots.rv_free_wall_mm, purkinje_velocity_m_per_s=np.array(velocity),
                      **junctions)
-    plot_purkinje(heart, trees, preview_out, title=patient)
+    if preview_out is not None:
+        plot_purkinje(heart, trees, preview_out, title=patient)
     log.info("patient %s: Purkinje stage %.1f s", patient, time.perf_counter() - started)
 
 
@@ -291,6 +294,12 @@ def plot_isochrones(fibres: MyocardialFibres, activation_ms: np.ndarray, path: s
     plotter.close()
 
 
+def plot_activation(fibres: MyocardialFibres, activation: ActivationMap, path: str | Path, patient: str) -> None:
+    """A map's isochrone preview (:func:`plot_isochrones`) with its pacing sites marked (PNG)."""
+    plot_isochrones(fibres, activation.activation_ms, path, title=f"{patient} {activation.scenario}",
+                    sites_mm=activation.sites_mm if activation.kind not in ("sinus", "lbbb") else None)
+
+
 @dataclass(frozen=True)
 class MapSettings:
     """What an activation map is computed with besides the patient's files: the
@@ -363,14 +372,14 @@ def activation_map(patient: str, map_name: str, entry: Mapping[str, Any], conduc
 
 def compute_activations(patient: str, scenarios: Mapping[str, Mapping[str, Any]], fibres_path: str | Path,
                         heart_path: str | Path, junctions_path: str | Path, settings: MapSettings,
-                        outputs: Mapping[str, tuple[str | Path, str | Path]], threads: int = 1
+                        outputs: Mapping[str, tuple[str | Path, str | Path | None]], threads: int = 1
                         ) -> dict[str, ActivationMap]:
     """Every activation map of one patient (``scenarios``: map name -> scenario entry) in one
     job, sharing the patient's inputs and eikonal grid (:func:`activation_map`; solved on the
     myocardium refined ``settings.eikonal_refinements`` times, point sources started from balls
     of ``settings.source_radius_edges`` edge lengths; :class:`ecgcohort.conduction.eikonal.EikonalGrid`);
     writes each map (.npz, node order of fibres.npz) and its isochrone preview (``outputs``: map
-    name -> (npz, png)). Stimuli come from the patient's heart surface (``heart_path``) and
+    name -> (npz, png or None: not drawn; the workflow draws them in ``draw_patient``)). Stimuli come from the patient's heart surface (``heart_path``) and
     Purkinje ``junctions_path``, coupled to this mesh by position. The maps are solved on
     ``threads`` threads where the compiled CPU solver runs (it releases the GIL; each map is the
     same whatever the count; fim-python's GPU backend one at a time) while this thread writes
@@ -391,9 +400,8 @@ def compute_activations(patient: str, scenarios: Mapping[str, Mapping[str, Any]]
                 activation = future.result()
                 activation_out, preview_out = outputs[map_name]
                 save_activation(activation, activation_out)
-                plot_isochrones(conduction.fibres, activation.activation_ms, preview_out,
-                                title=f"{patient} {map_name}",
-                                sites_mm=activation.sites_mm if activation.kind not in ("sinus", "lbbb") else None)
+                if preview_out is not None:
+                    plot_activation(conduction.fibres, activation, preview_out, patient)
                 maps[map_name] = activation
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -330,6 +330,20 @@ def write_tree_vtk(tree: PurkinjeTree, path: str | Path) -> Path:
     return target
 
 
+def read_tree_vtk(path: str | Path) -> PurkinjeTree:
+    """Read a tree written by :func:`write_tree_vtk` (nodes mm, activation ms when stored)."""
+    import pyvista as pv
+
+    poly = pv.read(str(path))
+    edges = np.asarray(poly.lines, dtype=np.int64).reshape(-1, 3)[:, 1:]
+    activation = (np.asarray(poly.point_data["activation_ms"], dtype=np.float64)
+                  if "activation_ms" in poly.point_data else np.empty(0))
+    return PurkinjeTree(nodes_mm=np.asarray(poly.points, dtype=np.float64), edges=edges,
+                        root=int(poly.field_data["root"][0]), junctions=np.asarray(poly.field_data["junctions"],
+                                                                                  dtype=np.int64),
+                        activation_ms=activation)
+
+
 def join_trees(first: PurkinjeTree, second: PurkinjeTree) -> PurkinjeTree:
     """One tree rooted at ``first``'s root, with ``second`` hung from it by a straight edge
     between the two roots (e.g. the moderator band carrying the right bundle branch from the

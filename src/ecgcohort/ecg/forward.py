@@ -173,14 +173,14 @@ def plot_ecg(time_s: np.ndarray, leads_v: np.ndarray, pseudo_leads_v: np.ndarray
 def compute_ecgs(patient: str, activation_paths: Mapping[str, str | Path], chunk_paths: Sequence[str | Path],
                  fibres_npz: str | Path, electrodes_csv: str | Path, conductivities: Mapping[str, float],
                  duration_ms: float, dt_ms: float, template_cache_dir: str | Path,
-                 outputs: Mapping[str, tuple[str | Path, str | Path]], cycle_length_ms: float = 1000.0) -> None:
+                 outputs: Mapping[str, tuple[str | Path, str | Path | None]], cycle_length_ms: float = 1000.0) -> None:
     """One patient's ECGs, one per activation map (``activation_paths``: scenario -> map), with
     the FEM and the pseudo lead field; the lead matrices are read and built once.
 
     Writes per scenario (``outputs``: scenario -> (npz, png)) the ``.npz`` (time_s,
     electrode_names, unipolar_v (E, T), leads_v (12, T), lead_names, pseudo_unipolar_v,
     pseudo_leads_v, pseudo_relative_difference (12,), evaluation_s; SI units) and the 12-lead
-    preview.
+    preview (png None: not drawn; the workflow draws them in ``draw_patient``).
     """
     chunks = read_lead_field_chunks(chunk_paths, ("electrode_positions_m", "lead_matrix"))
     names = [str(n) for n in chunks["electrode_names"]]
@@ -200,7 +200,7 @@ def compute_ecgs(patient: str, activation_paths: Mapping[str, str | Path], chunk
     both_matrices = np.vstack([lead, pseudo])
     template = action_potential_template(cycle_length_ms, cache_dir=template_cache_dir)
     times_ms = time_grid_ms(duration_ms, dt_ms)
-    preview = EcgFigure()
+    preview = None
     for scenario, activation_npz in activation_paths.items():
         activation = load_activation(activation_npz)
         if activation.scenario != scenario:
@@ -227,5 +227,8 @@ def compute_ecgs(patient: str, activation_paths: Mapping[str, str | Path], chunk
                                 lead_names=np.array(LEAD_NAMES), pseudo_unipolar_v=pseudo_unipolar,
                                 pseudo_leads_v=pseudo_leads, pseudo_relative_difference=difference,
                                 evaluation_s=np.array(evaluation_s))
-        preview.draw(time_s, leads, pseudo_leads, out_png, title=f"{patient}, {scenario}: 12-lead ECG")
-    preview.close()
+        if out_png is not None:
+            preview = preview or EcgFigure()
+            preview.draw(time_s, leads, pseudo_leads, out_png, title=f"{patient}, {scenario}: 12-lead ECG")
+    if preview is not None:
+        preview.close()
