@@ -40,7 +40,7 @@ def _tikhonov(order: int) -> Method:
     def method(transfer, bspm, surface, times, config) -> Reconstruction:
         start = time.perf_counter()
         regulariser = np.eye(len(surface.points)) if order == 0 else surface_laplacian(surface)
-        result = tikhonov(transfer, bspm, regulariser, choice=config.get("lambda_choice", "gcv"),
+        result = tikhonov(transfer, bspm, regulariser, choice=config.get("lambda_choice", "rgcv"),
                           per_time=bool(config.get("per_time", False)),
                           grid=lambda_grid(transfer, int(config.get("grid_points", 60))),
                           gamma=float(config.get("rgcv_gamma", RGCV_GAMMA)))
