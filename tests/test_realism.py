@@ -1,6 +1,7 @@
 """ECG realism: delineation of synthetic beats with known fiducials and axis, features, the
-criteria on hand-made normal and abnormal 12-leads, the cohort summary, undelineable ECGs
-flagged (never dropped), and the clinical figure's paper scale."""
+criteria on hand-made normal and abnormal 12-leads, the sex-specific thresholds applied per
+patient, the cohort summary, undelineable ECGs flagged (never dropped), and the clinical
+figure's paper scale. The population comparison: tests/test_realism_population.py."""
 
 from __future__ import annotations
 
@@ -180,12 +181,13 @@ def realism_config(repo) -> dict:
     return validate_config({}, load_schema(repo / "workflow/schemas/config.schema.yaml"))["realism"]
 
 
-def judge(leads: np.ndarray, criteria_set: str, config: dict) -> dict[str, bool]:
-    """Criterion name -> passed, for one beat judged by ``criteria_set``."""
+def judge(leads: np.ndarray, criteria_set: str, config: dict, sex: str = "male") -> dict[str, bool]:
+    """Criterion name -> passed, for one beat of a patient of ``sex`` judged by ``criteria_set``."""
     row = beat_row("p", "s", "kind", criteria_set, leads, TIMES_MS, CYCLE_MS,
                    DelineationSettings.from_config(config["delineation"]),
                    FeatureSettings.from_config(config["features"]))
     assert row["status"] == "ok", row["status"]
+    row["sex"] = sex
     results = evaluate_row(row, config, {criteria_set: [row]})
     return {r["criterion"]: r["passed"] for r in results}
 
@@ -198,8 +200,9 @@ def with_changes(base: dict, **leads: dict) -> dict:
     return {name: leads.get(name, amplitudes) for name, amplitudes in base.items()}
 
 
-def test_a_hand_made_normal_12_lead_passes_every_healthy_criterion(realism_config):
-    outcome = judge(hand_made(NORMAL_I, NORMAL_II, NORMAL_PRECORDIAL), "healthy", realism_config)
+@pytest.mark.parametrize("sex", ["female", "male"])
+def test_a_hand_made_normal_12_lead_passes_every_healthy_criterion(sex, realism_config):
+    outcome = judge(hand_made(NORMAL_I, NORMAL_II, NORMAL_PRECORDIAL), "healthy", realism_config, sex)
     assert set(outcome) == {c.name for c in criteria_of("healthy")}
     assert failing(outcome) == set()
 
@@ -207,7 +210,11 @@ def test_a_hand_made_normal_12_lead_passes_every_healthy_criterion(realism_confi
 ABNORMAL = {
     "late transition": (NORMAL_I, NORMAL_II, with_changes(
         NORMAL_PRECORDIAL, V3={"r": 0.2, "s": -1.5, "t": 0.7}, V4={"q": -0.05, "r": 0.5, "s": -1.2, "t": 0.6}),
-        {"transition_zone", "r_wave_progression"}),
+        {"transition_zone", "r_wave_progression", "r_wave_rise"}),
+    # R falls from V2 to V3 but stays above 0.3 mV in V3, the transition still in V4
+    "reversed R-wave progression": (NORMAL_I, NORMAL_II, with_changes(
+        NORMAL_PRECORDIAL, V2={"r": 0.7, "s": -1.5, "t": 0.6}, V3={"r": 0.5, "s": -0.8, "t": 0.7}),
+        {"r_wave_rise"}),
     "giant T": ({**NORMAL_I, "t": 1.0}, {**NORMAL_II, "t": 2.0}, with_changes(
         NORMAL_PRECORDIAL, V2={"r": 0.5, "s": -1.5, "t": 4.0}, V3={"r": 1.0, "s": -0.8, "t": 5.0}),
         {"t_amplitude_limb", "t_amplitude_precordial"}),
@@ -216,12 +223,21 @@ ABNORMAL = {
         {"t_upright"}),
     "high voltage": ({**NORMAL_I, "r": 1.6}, {**NORMAL_II, "r": 1.4}, with_changes(
         NORMAL_PRECORDIAL, V1={"r": 0.3, "s": -2.4, "t": 0.3}, V3={"r": 2.5, "s": -2.0, "t": 0.7},
-        V5={"q": -0.1, "r": 2.6, "s": -0.3, "t": 0.5}),
+        V4={"q": -0.05, "r": 2.7, "s": -0.5, "t": 0.6}, V5={"q": -0.1, "r": 2.6, "s": -0.3, "t": 0.5}),
         {"cornell_voltage", "sokolow_lyon"}),
     "no septal activation": (NORMAL_I, NORMAL_II, with_changes(
         NORMAL_PRECORDIAL, V1={"q": -0.1, "r": 0.3, "s": -1.2, "t": 0.3}, V5={"r": 1.3, "s": -0.3, "t": 0.5},
         V6={"r": 1.0, "s": -0.2, "t": 0.4}),
-        {"initial_r_v1", "septal_q"}),
+        {"septal_activation"}),
+    "initial q in V1, septal q in V5-V6": (NORMAL_I, NORMAL_II, with_changes(
+        NORMAL_PRECORDIAL, V1={"q": -0.1, "r": 0.3, "s": -1.2, "t": 0.3}),
+        {"septal_activation"}),
+    "septal q too shallow to read": (NORMAL_I, NORMAL_II, with_changes(
+        NORMAL_PRECORDIAL, V5={"q": -0.02, "r": 1.3, "s": -0.3, "t": 0.5}, V6={"q": -0.02, "r": 1.0, "s": -0.2, "t": 0.4}),
+        {"septal_activation"}),
+    # the T axis turned to about -20° (T still upright in I and II, inverted in aVR): the QRS axis
+    # is about +54°, so the frontal QRS-T angle is about 74°
+    "wide QRS-T angle": ({**NORMAL_I, "t": 0.35}, {**NORMAL_II, "t": 0.065}, NORMAL_PRECORDIAL, {"qrs_t_angle"}),
 }
 
 
@@ -229,6 +245,60 @@ ABNORMAL = {
 def test_hand_made_abnormal_12_leads_fail_exactly_their_criteria(name, realism_config):
     lead_i, lead_ii, precordial, expected = ABNORMAL[name]
     assert failing(judge(hand_made(lead_i, lead_ii, precordial), "healthy", realism_config)) == expected
+
+
+def sex_specific_outcomes(config: dict, **features: float) -> dict[str, dict[str, bool]]:
+    """Sex -> criterion -> passed for one hand-made feature row judged by its set (only the
+    criteria that read ``features`` are asked)."""
+    row = {"patient": "p1", "scenario": "s", "status": "ok", **features}
+    criteria_set = "lbbb" if "qrs_duration_ms" in features else "healthy"
+    names = {"qrs_duration_ms": "strauss_qrs_duration", "cornell_mv": "cornell_voltage", "qtc_ms": "qtc"}
+    wanted = {names[key] for key in features}
+    outcomes = {}
+    for sex in ("female", "male"):
+        criteria = [c for c in criteria_of(criteria_set) if c.name in wanted]
+        outcomes[sex] = {c.name: c.check({**row, "sex": sex}, config[criteria_set], {}).passed for c in criteria}
+    return outcomes
+
+
+@pytest.mark.parametrize("feature, value, female, male", [
+    ("qrs_duration_ms", 135.0, True, False),   # Strauss: >= 130 ms women, >= 140 ms men
+    ("qrs_duration_ms", 128.0, False, False),
+    ("qrs_duration_ms", 140.0, True, True),
+    ("cornell_mv", 2.4, False, True),          # Casale: above 2.0 mV women, 2.8 mV men
+    ("cornell_mv", 2.0, True, True),
+    ("cornell_mv", 2.9, False, False),
+    ("qtc_ms", 455.0, True, False),            # Rautaharju: prolonged at 460 ms women, 450 ms men
+    ("qtc_ms", 450.0, True, False),
+    ("qtc_ms", 460.0, False, False),
+])
+def test_sex_specific_thresholds_apply_the_patients_own(feature, value, female, male, realism_config):
+    outcomes = sex_specific_outcomes(realism_config, **{feature: value})
+    assert [set(o.values()) for o in outcomes.values()] == [{female}, {male}]
+
+
+def test_the_same_lbbb_beat_passes_strauss_for_a_woman_and_fails_for_a_man(realism_config):
+    """A 135 ms LBBB through evaluate_cohort: the woman's beat passes strauss_lbbb, the man's not."""
+    beat = {"scenario": "lbbb", "kind": "lbbb", "criteria_set": "lbbb", "status": "ok", "qrs_duration_ms": 135.0,
+            "rs_ratio_V1": 0.0, "rs_ratio_V2": 0.1, "notched_leads": "V5 V6", "notched_lead_count": 2,
+            "q_mv_I": 0.0, "q_mv_V5": 0.0, "q_mv_V6": 0.0, "t_residual_fraction": 0.01, "t_unfinished": False}
+    rows = [{**beat, "patient": "w", "sex": "female"}, {**beat, "patient": "m", "sex": "male"}]
+    results = evaluate_cohort(rows, realism_config)
+    verdict = {r["patient"]: r["passed"] for r in results if r["criterion"] == "strauss_qrs_duration"}
+    assert verdict == {"w": True, "m": False}
+    rates = {r["criterion"]: r for r in pass_rates(results, realism_config)}
+    assert (rates["strauss_lbbb"]["passed"], rates["strauss_lbbb"]["beats"]) == (1, 2)
+
+
+@pytest.mark.parametrize("sex", [None, "unknown"])
+def test_a_sex_specific_criterion_without_the_patients_sex_names_patient_and_key(sex, realism_config):
+    row = {"patient": "train-0007", "scenario": "lbbb", "criteria_set": "lbbb", "status": "ok",
+           "qrs_duration_ms": 135.0}
+    if sex is not None:
+        row["sex"] = sex
+    strauss = next(c for c in criteria_of("lbbb") if c.name == "strauss_qrs_duration")
+    with pytest.raises(ValueError, match="patient train-0007.*sex"):
+        strauss.check(row, realism_config["lbbb"], {})
 
 
 def test_a_fragmented_qrs_fails_fragmentation_and_the_high_frequency_band(realism_config):
@@ -240,10 +310,11 @@ def test_a_fragmented_qrs_fails_fragmentation_and_the_high_frequency_band(realis
 
 
 def test_a_normal_qrs_axis_out_of_range_fails_the_axis(realism_config):
-    # I negative and aVF positive: a right axis (about +120°)
+    # I negative and aVF positive: a right axis (about +120°); the T axis stays near +46°, so the
+    # frontal QRS-T angle widens to about 74° as well
     leads = hand_made({"q": 0.05, "r": -0.6, "s": 0.1, "t": 0.25}, {"q": -0.05, "r": 0.9, "s": -0.2, "t": 0.35},
                       NORMAL_PRECORDIAL)
-    assert failing(judge(leads, "healthy", realism_config)) == {"qrs_axis"}
+    assert failing(judge(leads, "healthy", realism_config)) == {"qrs_axis", "qrs_t_angle"}
 
 
 LBBB_WAVES = {"a": (55.0, 12.0), "b": (105.0, 20.0), "qs": (90.0, 25.0), "q": (25.0, 4.0), "t": (350.0, 45.0)}
@@ -291,6 +362,7 @@ def test_undelineable_beats_stay_in_the_table_and_fail_every_criterion(realism_c
     normal = beat_row("p2", "sinus", "sinus", "healthy", hand_made(NORMAL_I, NORMAL_II, NORMAL_PRECORDIAL), TIMES_MS,
                       CYCLE_MS, settings, features)
     assert flat["status"].startswith("flat") and normal["status"] == "ok"
+    flat["sex"], normal["sex"] = "female", "male"
     results = evaluate_cohort([flat, normal], realism_config)
     flat_results = [r for r in results if r["patient"] == "p1"]
     assert len(flat_results) == len(criteria_of("healthy"))
@@ -326,9 +398,12 @@ def test_the_jobs_write_every_beat_flagged_or_not_and_the_figures(tmp_path, real
                                                                         ("flat", "flat ECG")]
     outputs = {name: tmp_path / f"{name}.{ext}" for name, ext in (("features", "csv"), ("criteria", "csv"),
                                                                    ("table", "csv"), ("markdown", "md"),
-                                                                   ("distributions", "png"), ("pose", "csv"))}
+                                                                   ("distributions", "png"), ("pose", "csv"),
+                                                                   ("population", "csv"), ("population_markdown", "md"),
+                                                                   ("population_figure", "png"))}
     anatomy = tmp_path / "anatomy.json"
-    anatomy.write_text(json.dumps({"patient": "p1", "measures": {"long_axis": [0.5, 0.5, 0.5 * np.sqrt(2.0)]}}))
+    anatomy.write_text(json.dumps({"patient": "p1", "sex": "female", "age_years": 52.5,
+                                   "measures": {"long_axis": [0.5, 0.5, 0.5 * np.sqrt(2.0)]}}))
     realism_summary_job([tmp_path / "p1.json"], [anatomy],
                         {"healthy": realism_config["healthy"], "lbbb": realism_config["lbbb"]}, outputs)
     with open(outputs["pose"], newline="") as stream:
@@ -341,6 +416,15 @@ def test_the_jobs_write_every_beat_flagged_or_not_and_the_figures(tmp_path, real
     with open(outputs["features"], newline="") as stream:
         table = list(csv.DictReader(stream))
     assert [r["scenario"] for r in table] == ["sinus", "noisy", "flat"]
+    assert list(table[0])[:3] == ["patient", "sex", "age_years"]
+    assert {(r["sex"], r["age_years"]) for r in table} == {("female", "52.5")}
+    with open(outputs["population"], newline="") as stream:
+        population = list(csv.DictReader(stream))
+    qrs = [r for r in population if r["feature"] == "qrs_duration_ms" and r["sex"] in ("female", "all")]
+    assert qrs and all(r["cohort_n"] == "1" for r in qrs)
+    assert all(r["cohort_n"] == "0" for r in population if r["sex"] == "male")
+    assert "## The cohort against healthy populations" in outputs["markdown"].read_text()
+    assert outputs["population_markdown"].read_text() in outputs["markdown"].read_text()
     assert table[0]["qrs_duration_ms"] and not table[2]["qrs_duration_ms"]
     with open(outputs["table"], newline="") as stream:
         rates = {(r["criteria_set"], r["criterion"]): r for r in csv.DictReader(stream)}
@@ -350,7 +434,7 @@ def test_the_jobs_write_every_beat_flagged_or_not_and_the_figures(tmp_path, real
     assert rates[("healthy", "qrs_duration")]["goal_reached"] == "yes"
     assert rates[("healthy", "all criteria")]["goal_reached"] == ""
     assert rates[("paced", "t_wave_complete")]["passed"] == "0"
-    for name in ("distributions",):
+    for name in ("distributions", "population_figure"):
         assert outputs[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     from PIL import Image
 
@@ -390,7 +474,8 @@ def test_the_stage_runs_in_snakemake_flags_bad_beats_and_reruns_only_what_change
             write_ecg(folder / f"{scenario}.npz", patient, scenario, leads)
         anatomy = workflow_copy.root / "results/patients" / patient / "anatomy/anatomy.json"
         anatomy.parent.mkdir(parents=True)
-        anatomy.write_text(json.dumps({"patient": patient, "measures": {"long_axis": [0.58, 0.58, 0.57]}}))
+        anatomy.write_text(json.dumps({"patient": patient, "sex": "female" if patient.startswith("test") else "male",
+                                       "age_years": 47.0, "measures": {"long_axis": [0.58, 0.58, 0.57]}}))
     only_realism = ("--allowed-rules", "delineate_ecgs", "realism_summary", "realism")
 
     def run(*args: str) -> str:
@@ -418,7 +503,8 @@ def test_the_stage_runs_in_snakemake_flags_bad_beats_and_reruns_only_what_change
     html = (results / "report.html").read_text()
     with open(results / "ecg/pose.csv", newline="") as stream:
         assert [r["patient"] for r in csv.DictReader(stream)] == ["train-0000", "test-0000"]
-    for name in ("feature_distributions.png", "realism.csv", "sinus-12lead.png", "pose.csv"):
+    for name in ("feature_distributions.png", "realism.csv", "sinus-12lead.png", "pose.csv", "population.csv",
+                 "population.png"):
         assert f"filename={name}" in html, name
 
     assert "Nothing to be done" in run("realism")

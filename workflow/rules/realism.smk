@@ -1,7 +1,8 @@
 # ECG realism (docs/methods/realism.md): every patient's beats delineated (QRS from the spatial
 # velocity, T wave by ECGdeli), their features, the clinical 12-lead printout of each beat judged
-# as healthy, and the fan-in to the feature table, each criterion's pass rate over the cohort and
-# the feature distributions against the healthy ranges.
+# as healthy, and the fan-in to the feature table, each criterion's pass rate over the cohort (the
+# sex-specific thresholds by each patient's sex from its anatomy.json), the feature distributions
+# against the healthy ranges and the healthy beats by sex against published populations.
 
 REALISM = config["realism"]
 SCENARIO_KINDS = {name: scenario.kind for name, scenario in ACTIVATION_MAPS.items()}
@@ -62,6 +63,12 @@ rule realism_summary:
                     subcategory="Summary", labels={"table": "heart pose against anatomy"}),
         distributions=report("results/ecg/feature_distributions.png", caption=caption("realism_distributions"),
                              category="ECG realism", subcategory="Summary", labels={"figure": "feature distributions"}),
+        population=report("results/ecg/population.csv", caption=caption("realism_population"), category="ECG realism",
+                          subcategory="Against healthy populations", labels={"table": "cohort against populations"}),
+        population_markdown="results/ecg/population.md",
+        population_figure=report("results/ecg/population.png", caption=caption("realism_population"),
+                                 category="ECG realism", subcategory="Against healthy populations",
+                                 labels={"figure": "cohort against populations"}),
     params:
         chain=REALISM_SUMMARY_CHAIN.params,
         criteria={"healthy": REALISM["healthy"], "lbbb": REALISM["lbbb"]},

@@ -1,6 +1,8 @@
 """ECG realism: delineation of the simulated beats (spatial velocity for the QRS, ECGdeli for
-the T wave), their features, the clinical criteria they are judged by, the cohort's pass rates
-and the figures (clinical 12-lead printouts, feature distributions against healthy ranges)."""
+the T wave), their features, the clinical criteria they are judged by (sex-specific thresholds by
+the patient's sex), the cohort's pass rates, its healthy beats by sex against published
+populations and the figures (clinical 12-lead printouts, feature distributions against healthy
+ranges, the cohort against the populations)."""
 
 from ecgcohort.lazy import lazy_exports
 
@@ -9,6 +11,7 @@ _FEATURES = "ecgcohort.realism.features"
 _CRITERIA = "ecgcohort.realism.criteria"
 _SUMMARY = "ecgcohort.realism.summary"
 _FIGURES = "ecgcohort.realism.figures"
+_POPULATION = "ecgcohort.realism.population"
 _JOBS = "ecgcohort.realism.jobs"
 _EXPORTS = {
     "Delineation": _DELINEATION, "DelineationError": _DELINEATION, "DelineationSettings": _DELINEATION,
@@ -17,8 +20,10 @@ _EXPORTS = {
     "CRITERIA": _CRITERIA, "CRITERIA_SETS": _CRITERIA, "Criterion": _CRITERIA, "criteria_of": _CRITERIA,
     "evaluate_row": _CRITERIA,
     "evaluate_cohort": _SUMMARY, "markdown_summary": _SUMMARY, "pass_rates": _SUMMARY,
-    "plot_clinical_ecg": _FIGURES, "plot_feature_distributions": _FIGURES,
+    "compare_with_population": _POPULATION, "load_norms": _POPULATION, "population_markdown": _POPULATION,
+    "plot_clinical_ecg": _FIGURES, "plot_feature_distributions": _FIGURES, "plot_population": _FIGURES,
     "beat_row": _JOBS, "delineate_patient_job": _JOBS, "read_beat": _JOBS, "realism_summary_job": _JOBS,
+    "read_sex_and_age": _JOBS,
 }
 
 __all__ = sorted(_EXPORTS)

@@ -4,12 +4,18 @@ kinds to sets): ``healthy`` (a normal adult 12-lead ECG), ``lbbb`` (Strauss et a
 the AHA's absent lateral q), ``biv_pacing`` (narrower than the patient's LBBB) and ``paced``;
 every set also asks for a T wave that ends inside the record.
 
+A threshold that differs between women and men (Strauss's QRS duration, Cornell voltage, the
+prolonged QTc) is a setting ``{"female": ..., "male": ...}``, and the beat is judged by the one of
+its patient's sex (the row's ``sex``, from the patient's ``anatomy.json``).
+
 Sources (full references: docs/methods/realism.md):
 Surawicz et al. 2009 — AHA/ACCF/HRS recommendations for the standardization and interpretation
 of the ECG, part III: intraventricular conduction disturbances. Rautaharju et al. 2009 — part IV:
 the ST segment, T and U waves, and the QT interval. Hancock et al. 2009 — part V: chamber
 hypertrophy. Casale et al. 1985 (Cornell voltage). Sokolow & Lyon 1949. Strauss et al. 2011
-(LBBB). Das et al. 2006 (fragmented QRS). Durrer et al. 1970 (septal activation).
+(LBBB). Das et al. 2006 (fragmented QRS). Durrer et al. 1970 (septal activation). Aro et al. 2012
+(the frontal QRS-T angle). Surawicz & Knilans 2008, Chou's Electrocardiography in Clinical
+Practice (R-wave progression, transition).
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from ecgcohort.realism.features import LIMB_LEADS, PRECORDIAL_LEADS, STRAUSS_NOT
 Row = Mapping[str, Any]
 #: The criteria sets a scenario kind can be judged by (``none``: not judged).
 CRITERIA_SETS: tuple[str, ...] = ("healthy", "lbbb", "biv_pacing", "paced")
+#: The sexes a patient can have (anatomy.json's ``sex``), the keys of a sex-specific threshold.
+SEXES: tuple[str, ...] = ("female", "male")
 #: Lead groups of one coronary territory, in which Das et al. (2006) ask for two fragmented leads.
 CONTIGUOUS_LEADS: dict[str, tuple[str, ...]] = {
     "anterior": ("V1", "V2", "V3", "V4", "V5"),
@@ -55,10 +63,18 @@ class Criterion:
     check: Callable[[Row, Mapping[str, Any], Mapping[str, Sequence[Row]]], Outcome]
 
     def describe(self, settings: Mapping[str, Any]) -> str:
-        """The requirement with the set's values (lists of lead names joined by "or")."""
-        shown = {key: " or ".join(value) if isinstance(value, list) and all(isinstance(v, str) for v in value) else value
+        """The requirement with the set's values (lists of lead names as :class:`_LeadNames`)."""
+        shown = {key: _LeadNames(value) if isinstance(value, list) and all(isinstance(v, str) for v in value) else value
                  for key, value in settings.items()}
         return self.requirement.format(**shown)
+
+
+class _LeadNames(tuple):
+    """Lead names in a requirement: ``{key}`` formats as "V3 or V4", ``{key:path}`` as
+    "V1 → V2 → V3"."""
+
+    def __format__(self, spec: str) -> str:
+        return " → ".join(self) if spec == "path" else format(" or ".join(self), spec)
 
 
 def _finite(*values: Any) -> bool:
@@ -90,6 +106,22 @@ def _leads(row: Row, feature: str, leads: Sequence[str], test: Callable[[float],
     return Outcome(("fails " if failing else "") + text, not failing)
 
 
+def patient_sex(row: Row) -> str:
+    """The sex of the beat's patient ("female" or "male"); ValueError naming the patient, the
+    key and the value where the row has none or another."""
+    sex = row.get("sex")
+    if sex not in SEXES:
+        found = "no 'sex'" if sex is None else f"sex {sex!r}"
+        raise ValueError(f"patient {row.get('patient')}, {row.get('scenario')}: {found} in its feature row; a "
+                         f"sex-specific criterion needs 'sex' ({' or '.join(SEXES)}) from the patient's anatomy.json")
+    return str(sex)
+
+
+def for_sex(row: Row, settings: Mapping[str, Any], key: str) -> Any:
+    """The setting ``key`` for the beat's patient's sex (``settings[key]`` is ``{sex: value}``)."""
+    return settings[key][patient_sex(row)]
+
+
 def _t_wave_complete(row: Row, settings: Mapping[str, Any], patient: Mapping[str, Sequence[Row]]) -> Outcome:
     fraction = float(row["t_residual_fraction"])
     if not _finite(fraction):
@@ -112,10 +144,54 @@ def _fragmentation(row: Row, settings: Mapping[str, Any], patient: Mapping[str, 
     return Outcome(f"at most {row['turning_points_max']} turning points in a lead", True)
 
 
-def _septal_q(row: Row, settings: Mapping[str, Any], patient: Mapping[str, Sequence[Row]]) -> Outcome:
+def _septal_activation(row: Row, settings: Mapping[str, Any], patient: Mapping[str, Sequence[Row]]) -> Outcome:
+    """An initial r in V1 and a q of at least ``septal_q_min_mv`` in V5 or V6: the septum
+    activated from left to right before the free walls."""
+    initial_v1 = int(row["initial_deflection_V1"])
     q = {lead: float(row[f"q_mv_{lead}"]) for lead in ("V5", "V6")}
-    present = [lead for lead, depth in q.items() if depth > 0]
-    return Outcome(", ".join(f"{lead} {depth:.2f} mV" for lead, depth in q.items()), bool(present))
+    if not _finite(*q.values()):
+        return Outcome("not measured", None)
+    deep_enough = [lead for lead, depth in q.items() if depth >= settings["septal_q_min_mv"]]
+    v1 = {1: "initial r in V1", -1: "initial q/QS in V1", 0: "no initial wave in V1"}[initial_v1]
+    return Outcome(f"{v1}; q " + ", ".join(f"{lead} {depth:.2f} mV" for lead, depth in q.items()),
+                   initial_v1 > 0 and bool(deep_enough))
+
+
+def _r_wave_rise(row: Row, settings: Mapping[str, Any], patient: Mapping[str, Sequence[Row]]) -> Outcome:
+    """R rising (never falling) from lead to lead through ``r_rise_leads``."""
+    leads = list(settings["r_rise_leads"])
+    r = [float(row[f"r_mv_{lead}"]) for lead in leads]
+    if not _finite(*r):
+        return Outcome("not measured", None)
+    falls = [f"{a} {ra:.2f} > {b} {rb:.2f} mV" for a, b, ra, rb in zip(leads, leads[1:], r, r[1:]) if rb < ra]
+    return Outcome("falls: " + "; ".join(falls) if falls else " < ".join(f"{v:.2f}" for v in r) + " mV", not falls)
+
+
+def _cornell(row: Row, settings: Mapping[str, Any], patient: Mapping[str, Sequence[Row]]) -> Outcome:
+    """Cornell voltage at most the limit of the patient's sex (above it: left-ventricular hypertrophy)."""
+    sex, value = patient_sex(row), float(row["cornell_mv"])
+    limit = for_sex(row, settings, "cornell_max_mv")
+    if not _finite(value):
+        return Outcome("not measured", None)
+    return Outcome(f"{value:.2f} mV ({sex}: ≤ {limit:g})", bool(value <= limit))
+
+
+def _qtc(row: Row, settings: Mapping[str, Any], patient: Mapping[str, Sequence[Row]]) -> Outcome:
+    """QTc from the lower bound up to, not including, the prolonged QTc of the patient's sex."""
+    sex, value = patient_sex(row), float(row["qtc_ms"])
+    low, prolonged = for_sex(row, settings, "qtc_ms")
+    if not _finite(value):
+        return Outcome("not measured", None)
+    return Outcome(f"{value:.0f} ms ({sex}: {low:g} to < {prolonged:g})", bool(low <= value < prolonged))
+
+
+def _strauss_duration(row: Row, settings: Mapping[str, Any], patient: Mapping[str, Sequence[Row]]) -> Outcome:
+    """QRS at least Strauss's minimum for the patient's sex."""
+    sex, value = patient_sex(row), float(row["qrs_duration_ms"])
+    minimum = for_sex(row, settings, "qrs_min_ms")
+    if not _finite(value):
+        return Outcome("not measured", None)
+    return Outcome(f"{value:.0f} ms ({sex}: ≥ {minimum:g})", bool(value >= minimum))
 
 
 def _narrower_than_lbbb(row: Row, settings: Mapping[str, Any], patient: Mapping[str, Sequence[Row]]) -> Outcome:
@@ -154,12 +230,12 @@ CRITERIA: tuple[Criterion, ...] = (
     Criterion("r_wave_progression", "healthy", "R in V3 > {r_v3_min_mv:g} mV",
               "conventional definition of poor R-wave progression (R in V3 ≤ 3 mm)",
               lambda row, s, p: _leads(row, "r_mv", ("V3",), lambda r: r > s["r_v3_min_mv"])),
-    Criterion("initial_r_v1", "healthy", "initial r in V1",
-              "septal activation from left to right comes first (Durrer et al. 1970)",
-              lambda row, s, p: Outcome({1: "initial r", -1: "initial q/QS", 0: "none"}[int(row["initial_deflection_V1"])],
-                                        int(row["initial_deflection_V1"]) > 0)),
-    Criterion("septal_q", "healthy", "septal q in V5 or V6",
-              "septal activation from left to right comes first (Durrer et al. 1970)", _septal_q),
+    Criterion("r_wave_rise", "healthy", "R never falls along {r_rise_leads:path}",
+              "normal R-wave progression: R grows from V1 towards V4-V5; a fall is reversed R-wave progression "
+              "(Surawicz & Knilans, Chou's Electrocardiography in Clinical Practice)", _r_wave_rise),
+    Criterion("septal_activation", "healthy", "initial r in V1 and a q ≥ {septal_q_min_mv:g} mV in V5 or V6",
+              "the septum is activated from left to right first (Durrer et al. 1970): an initial r in V1 with a "
+              "septal q in V5-V6", _septal_activation),
     Criterion("t_upright", "healthy", "T upright in I, II, V3-V6",
               "Rautaharju et al. 2009 (AHA/ACCF/HRS part IV); Chou's Electrocardiography in Clinical Practice",
               lambda row, s, p: _leads(row, "t_mv", ("I", "II", "V3", "V4", "V5", "V6"), lambda t: t > 0)),
@@ -172,16 +248,23 @@ CRITERIA: tuple[Criterion, ...] = (
     Criterion("t_amplitude_precordial", "healthy", "T amplitude ≤ {t_precordial_max_mv:g} mV in V1-V6",
               "conventional upper limit (10-15 mm) of precordial T waves",
               lambda row, s, p: _leads(row, "t_mv", PRECORDIAL_LEADS, lambda t: abs(t) <= s["t_precordial_max_mv"])),
-    Criterion("cornell_voltage", "healthy", "R aVL + S V3 < {cornell_max_mv:g} mV",
-              "Casale et al. 1985 (Cornell voltage; 2.8 mV men, 2.0 mV women)",
-              lambda row, s, p: Outcome(f"{float(row['cornell_mv']):.2f} mV", float(row["cornell_mv"]) < s["cornell_max_mv"])),
+    Criterion("cornell_voltage", "healthy",
+              "R aVL + S V3 ≤ {cornell_max_mv[female]:g} mV (women), ≤ {cornell_max_mv[male]:g} mV (men)",
+              "Casale et al. 1985 (Cornell voltage: above 2.8 mV in men, 2.0 mV in women is left-ventricular "
+              "hypertrophy)", _cornell),
     Criterion("sokolow_lyon", "healthy", "S V1 + max(R V5, R V6) < {sokolow_lyon_max_mv:g} mV",
               "Sokolow & Lyon 1949",
               lambda row, s, p: Outcome(f"{float(row['sokolow_lyon_mv']):.2f} mV",
                                         float(row["sokolow_lyon_mv"]) < s["sokolow_lyon_max_mv"])),
-    Criterion("qtc", "healthy", "QTc (Fridericia) {qtc_ms[0]:g}-{qtc_ms[1]:g} ms",
-              "Rautaharju et al. 2009 (AHA/ACCF/HRS part IV): QTc ≥ 450 ms (men) prolonged",
-              lambda row, s, p: _within(float(row["qtc_ms"]), s["qtc_ms"], "ms")),
+    Criterion("qtc", "healthy",
+              "QTc (Fridericia) {qtc_ms[female][0]:g} to < {qtc_ms[female][1]:g} ms (women), "
+              "{qtc_ms[male][0]:g} to < {qtc_ms[male][1]:g} ms (men)",
+              "Rautaharju et al. 2009 (AHA/ACCF/HRS part IV): QTc ≥ 450 ms in men, ≥ 460 ms in women is prolonged",
+              _qtc),
+    Criterion("qrs_t_angle", "healthy", "frontal QRS-T angle ≤ {qrs_t_angle_max_deg:g}°",
+              "a wide frontal QRS-T angle predicts sudden cardiac death in the general population (Aro et al. "
+              "2012: > 100°); the normal angle is narrow",
+              lambda row, s, p: _at_most(float(row["qrs_t_angle_deg"]), s["qrs_t_angle_max_deg"], "°", 0)),
     Criterion("qrs_not_fragmented", "healthy",
               "no two leads of a territory with more than {max_turning_points} turning points in the QRS",
               "fragmented QRS (Das et al. 2006): extra notches in two contiguous leads", _fragmentation),
@@ -191,9 +274,9 @@ CRITERIA: tuple[Criterion, ...] = (
     Criterion("t_wave_complete", "healthy", "T wave ends inside the record", T_WAVE_COMPLETE_SOURCE,
               _t_wave_complete),
     # --- left bundle branch block
-    Criterion("strauss_qrs_duration", "lbbb", "QRS ≥ {qrs_min_ms:g} ms",
-              "Strauss et al. 2011 (≥ 140 ms men, ≥ 130 ms women)",
-              lambda row, s, p: _within(float(row["qrs_duration_ms"]), (s["qrs_min_ms"], math.inf), "ms")),
+    Criterion("strauss_qrs_duration", "lbbb",
+              "QRS ≥ {qrs_min_ms[female]:g} ms (women), ≥ {qrs_min_ms[male]:g} ms (men)",
+              "Strauss et al. 2011 (≥ 140 ms men, ≥ 130 ms women)", _strauss_duration),
     Criterion("strauss_qs_or_rs_v1_v2", "lbbb", "QS or rS in V1 and V2 (R/S ≤ {rs_max_v1_v2:g})",
               "Strauss et al. 2011", _strauss_v1_v2),
     Criterion("strauss_mid_qrs_notch", "lbbb",

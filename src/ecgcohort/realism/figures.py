@@ -1,5 +1,6 @@
-"""Figures of the realism stage: the clinical-style 12-lead ECG of a beat and the feature
-distributions of the cohort against their healthy ranges."""
+"""Figures of the realism stage: the clinical-style 12-lead ECG of a beat, the feature
+distributions of the cohort against their healthy ranges, and its healthy beats by sex against
+published populations."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import numpy as np
 
 from ecgcohort.ecg.leads import LEAD_NAMES
 from ecgcohort.io import atomic_path
-from ecgcohort.realism.criteria import CRITERIA_SETS
+from ecgcohort.realism.criteria import CRITERIA_SETS, SEXES
 from ecgcohort.realism.delineation import DelineationSettings, tiled_record
 from ecgcohort.realism.features import LIMB_LEADS, PRECORDIAL_LEADS
+from ecgcohort.realism.population import ALL_SEXES, PopulationNorms, cohort_values
 
 #: Paper speed and gain of the clinical layout.
 MM_PER_S = 25.0
@@ -94,29 +96,31 @@ def plot_clinical_ecg(leads_mv: np.ndarray, dt_ms: float, cycle_length_ms: float
 
 
 #: Features plotted against their healthy range: column (or derived name), label, and the key
-#: of the ``healthy`` settings holding the range (an interval, or an upper or lower limit).
+#: of the ``healthy`` settings holding the range (an interval, or an upper or lower limit; per
+#: sex where the setting is ``{"female": ..., "male": ...}``).
 DISTRIBUTION_PANELS: tuple[tuple[str, str, str | None], ...] = (
     ("qrs_duration_ms", "QRS duration (ms)", "qrs_duration_ms"),
     ("qrs_axis_deg", "frontal QRS axis (°)", "qrs_axis_deg"),
     ("qtc_ms", "QTc, Fridericia (ms)", "qtc_ms"),
     ("transition_index", "R/S transition (1 = V1, 7 = beyond V6)", "transition_leads"),
     ("r_mv_V3", "R in V3 (mV)", "r_v3_min_mv"),
+    ("septal_q_mv", "septal q, deeper of V5 and V6 (mV)", "septal_q_min_mv"),
     ("cornell_mv", "Cornell voltage (mV)", "cornell_max_mv"),
     ("sokolow_lyon_mv", "Sokolow-Lyon (mV)", "sokolow_lyon_max_mv"),
     ("t_limb_max_mv", "largest |T|, limb leads (mV)", "t_limb_max_mv"),
     ("t_precordial_max_mv", "largest |T|, V1-V6 (mV)", "t_precordial_max_mv"),
-    ("qrs_t_angle_deg", "frontal QRS-T angle (°)", None),
+    ("qrs_t_angle_deg", "frontal QRS-T angle (°)", "qrs_t_angle_max_deg"),
     ("turning_points_max", "most QRS turning points in a lead", "max_turning_points"),
     ("hf_band_peak_uv", "150-250 Hz QRS band peak (µV)", "hf_band_peak_max_uv"),
     ("hf_fraction_above_cutoff", "QRS energy above the HF cutoff (fraction)", None),
     ("t_residual_fraction", "T left at the record's end (fraction)", None),
 )
+#: Colours of the per-sex ranges, limits and dots, and of the populations' bands (none of the sexes').
+SEX_COLOURS = {"female": "tab:purple", "male": "tab:orange"}
+POPULATION_COLOURS = ("tab:green", "tab:red", "tab:gray", "tab:blue", "tab:brown")
 
 
-def _healthy_range(key: str | None, healthy: Mapping[str, Any]) -> tuple[float, float] | None:
-    if key is None:
-        return None
-    value = healthy[key]
+def _bounds(key: str, value: Any) -> tuple[float, float]:
     if key == "transition_leads":
         numbers = [PRECORDIAL_LEADS.index(lead) + 1 for lead in value]
         return float(min(numbers)), float(max(numbers))
@@ -127,23 +131,35 @@ def _healthy_range(key: str | None, healthy: Mapping[str, Any]) -> tuple[float, 
     return -math.inf, float(value)
 
 
+def healthy_ranges(key: str | None, healthy: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    """A panel's healthy range: ``{"": range}`` when it holds for both sexes, else one per sex."""
+    if key is None:
+        return {}
+    value = healthy[key]
+    if isinstance(value, dict):
+        return {sex: _bounds(key, limit) for sex, limit in value.items()}
+    return {"": _bounds(key, value)}
+
+
 def derived_columns(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The rows with the largest |T| over the limb and over the precordial leads added."""
+    """The rows with the largest |T| over the limb and over the precordial leads and the deeper
+    septal q of V5 and V6 added."""
     out = []
     for row in rows:
         extra = dict(row)
         if row["status"] == "ok":
             extra["t_limb_max_mv"] = max(abs(float(row[f"t_mv_{lead}"])) for lead in LIMB_LEADS)
             extra["t_precordial_max_mv"] = max(abs(float(row[f"t_mv_{lead}"])) for lead in PRECORDIAL_LEADS)
+            extra["septal_q_mv"] = max(float(row["q_mv_V5"]), float(row["q_mv_V6"]))
         out.append(extra)
     return out
 
 
 def plot_feature_distributions(rows: Sequence[Mapping[str, Any]], healthy: Mapping[str, Any],
-                               lbbb_qrs_min_ms: float, path: str | Path) -> None:
+                               lbbb_qrs_min_ms: Mapping[str, float], path: str | Path) -> None:
     """One panel per feature of :data:`DISTRIBUTION_PANELS`: every delineated beat as a dot per
-    criteria set, the healthy range shaded (it applies to the ``healthy`` set), the LBBB QRS
-    limit dashed (PNG)."""
+    criteria set, the healthy range shaded (it applies to the ``healthy`` set; one shade per sex
+    where the range depends on it), the LBBB QRS minimum of each sex dashed (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -160,17 +176,21 @@ def plot_feature_distributions(rows: Sequence[Mapping[str, Any]], healthy: Mappi
             values = np.array([float(row[column]) for row in table if row["criteria_set"] == criteria_set])
             values = values[np.isfinite(values)]
             axis.plot(k + rng.uniform(-0.15, 0.15, values.size), values, "o", ms=4, alpha=0.8, color=f"C{k}")
-        bounds = _healthy_range(key, healthy)
-        if bounds is not None:
-            low, high = bounds
-            finite = [b for b in bounds if math.isfinite(b)]
+        ranges = healthy_ranges(key, healthy)
+        if ranges:
+            finite = [b for bounds in ranges.values() for b in bounds if math.isfinite(b)]
             y0, y1 = min(axis.get_ylim()[0], *finite), max(axis.get_ylim()[1], *finite)
             margin = 0.05 * (y1 - y0)
             y0, y1 = y0 - margin, y1 + margin
-            axis.axhspan(max(low, y0), min(high, y1), color="tab:green", alpha=0.15, label="healthy range")
+            for sex, (low, high) in ranges.items():
+                axis.axhspan(max(low, y0), min(high, y1), color=SEX_COLOURS.get(sex, "tab:green"),
+                             alpha=0.15 if not sex else 0.12, label=f"healthy range{f' ({sex})' if sex else ''}")
             axis.set_ylim(y0, y1)
+            if len(ranges) > 1:
+                axis.legend(fontsize=7, loc="upper left")
         if column == "qrs_duration_ms":
-            axis.axhline(lbbb_qrs_min_ms, color="tab:red", ls="--", lw=1, label="LBBB (Strauss) minimum")
+            for sex, minimum in lbbb_qrs_min_ms.items():
+                axis.axhline(minimum, color=SEX_COLOURS[sex], ls="--", lw=1, label=f"LBBB (Strauss) minimum, {sex}")
             axis.legend(fontsize=7, loc="upper left")
         axis.set_xticks(range(len(sets)), sets, fontsize=8)
         axis.set_xlim(-0.5, len(sets) - 0.5)
@@ -180,6 +200,73 @@ def plot_feature_distributions(rows: Sequence[Mapping[str, Any]], healthy: Mappi
         axis.axis("off")
     figure.suptitle("ECG features by criteria set; shaded: the healthy range (judged on the healthy set)")
     figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100, format="png")
+    plt.close(figure)
+
+
+def plot_population(rows: Sequence[Mapping[str, Any]], table: Sequence[Mapping[str, Any]],
+                    norms: PopulationNorms, path: str | Path) -> None:
+    """One panel per feature of the population comparison: the healthy beats' values of women
+    and men as dots, each population's 2-98 % range (light) and interquartile range (dark) as
+    bands behind the sex it describes (across both for a population of both sexes), its median
+    or mean as a line; a feature without population values says so (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    features = list(norms.features)
+    sources = list(dict.fromkeys(str(r["source"]) for r in table if r["source"] is not None))
+    colours = {source: POPULATION_COLOURS[k % len(POPULATION_COLOURS)] for k, source in enumerate(sources)}
+    n_cols = 4
+    n_rows = math.ceil(len(features) / n_cols)
+    figure, axes = plt.subplots(n_rows, n_cols, figsize=(4.0 * n_cols, 3.4 * n_rows))
+    rng = np.random.default_rng(0)
+    labelled: set[str] = set()
+    for axis, feature in zip(axes.flat, features):
+        meta = norms.features[feature]
+        for k, sex in enumerate(SEXES):
+            values = cohort_values(rows, feature, sex)
+            axis.plot(k + rng.uniform(-0.12, 0.12, values.size), values, "o", ms=4, color=SEX_COLOURS[sex], zorder=3)
+        references = [r for r in table if r["feature"] == feature and r["source"] is not None]
+        for reference in references:
+            k = None if reference["sex"] == ALL_SEXES else SEXES.index(str(reference["sex"]))
+            x0, x1 = (-0.45, len(SEXES) - 0.55) if k is None else (k - 0.35, k + 0.35)
+            colour = colours[str(reference["source"])]
+            label = None if reference["source"] in labelled else str(reference["source"])
+            labelled.add(str(reference["source"]))
+            if reference["range_low"] is not None:
+                axis.fill_between([x0, x1], reference["range_low"], reference["range_high"], color=colour, alpha=0.12,
+                                  lw=0, label=label)
+                label = None
+            if reference["iqr_low"] is not None:
+                axis.fill_between([x0, x1], reference["iqr_low"], reference["iqr_high"], color=colour, alpha=0.3, lw=0)
+            centre = reference["population_median"] if reference["population_median"] is not None \
+                else reference["population_mean"]
+            if centre is not None:
+                axis.plot([x0, x1], [centre, centre], color=colour, lw=2, label=label)
+        if not references:
+            axis.text(0.5, 0.95, "no population values\nby sex in the sources read", transform=axis.transAxes,
+                      ha="center", va="top", fontsize=8, color="0.4")
+        axis.set_xticks(range(len(SEXES)), [f"{sex} (n={cohort_values(rows, feature, sex).size})" for sex in SEXES],
+                        fontsize=8)
+        axis.set_xlim(-0.5, len(SEXES) - 0.5)
+        axis.set_title(f"{meta['label']} ({meta['unit']})", fontsize=9)
+        axis.grid(alpha=0.3)
+    for axis in list(axes.flat)[len(features):]:
+        axis.axis("off")
+    handles, labels = [], []
+    for axis in axes.flat:
+        for handle, text in zip(*axis.get_legend_handles_labels()):
+            if text not in labels:
+                handles.append(handle)
+                labels.append(text)
+    if handles:
+        figure.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
+    figure.suptitle("Healthy beats by sex against published populations: 2-98 % range light, IQR dark, "
+                    "median (or mean) a line")
+    figure.tight_layout(rect=(0.0, 0.05, 1.0, 1.0))
     with atomic_path(path) as temporary:
         figure.savefig(temporary, dpi=100, format="png")
     plt.close(figure)

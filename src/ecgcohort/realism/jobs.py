@@ -89,30 +89,66 @@ def read_patient_rows(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
     return rows
 
 
+def read_sex_and_age(anatomy_jsons: Sequence[str | Path]) -> dict[str, dict[str, Any]]:
+    """Patient -> ``{"sex", "age_years"}`` from each patient's ``anatomy.json``; ValueError naming
+    the patient, the file, the key and the value where a key is missing, the sex is not one of
+    ``SEXES`` or the age is not a positive number of years."""
+    from ecgcohort.realism.criteria import SEXES
+
+    patients: dict[str, dict[str, Any]] = {}
+    for path in anatomy_jsons:
+        summary = json.loads(Path(path).read_text())
+        patient = str(summary["patient"])
+        for key in ("sex", "age_years"):
+            if key not in summary:
+                raise ValueError(f"patient {patient}: {path} has no key '{key}' (the sex-specific realism "
+                                 "criteria and the population comparison need the patient's sex and age)")
+        sex, age = summary["sex"], summary["age_years"]
+        if sex not in SEXES:
+            raise ValueError(f"patient {patient}: {path} has sex {sex!r}, not one of {', '.join(SEXES)}")
+        if isinstance(age, bool) or not isinstance(age, (int, float)) or not np.isfinite(age) or age <= 0:
+            raise ValueError(f"patient {patient}: {path} has age_years {age!r}, not a positive number of years")
+        patients[patient] = {"sex": str(sex), "age_years": float(age)}
+    return patients
+
+
 def realism_summary_job(patient_jsons: Sequence[str | Path], anatomy_jsons: Sequence[str | Path],
                         criteria: Mapping[str, Mapping[str, Any]], outputs: Mapping[str, str | Path]) -> None:
-    """The cohort's feature table (``outputs["features"]``), every beat's criteria
-    (``criteria``), the pass rates (``table``, ``markdown``), the feature distributions
-    (``distributions``) from the patients' delineation JSONs, and the heart pose against its
-    anatomical reference (``pose``, and in ``markdown``) from their ``anatomy.json``;
-    ``criteria`` holds the settings of each criteria set."""
-    from ecgcohort.realism.figures import plot_feature_distributions
+    """The cohort's feature table (``outputs["features"]``, with each patient's sex and age from
+    its ``anatomy.json``), every beat's criteria (``criteria``; sex-specific thresholds by the
+    patient's sex), the pass rates (``table``, ``markdown``), the feature distributions
+    (``distributions``), the heart pose against its anatomical reference (``pose``, and in
+    ``markdown``) and the healthy beats against published populations by sex (``population``
+    CSV, ``population_markdown``, ``population_figure``, and in ``markdown``); ``criteria``
+    holds the settings of each criteria set."""
+    from ecgcohort.realism.figures import plot_feature_distributions, plot_population
     from ecgcohort.realism.pose import POSE_COLUMNS, pose_markdown, pose_rows
+    from ecgcohort.realism.population import COLUMNS, compare_with_population, load_norms, population_markdown
     from ecgcohort.realism.summary import (evaluate_cohort, feature_columns, markdown_summary, pass_rates,
-                                           write_csv)
+                                           with_patient_columns, write_csv)
 
-    rows = read_patient_rows(patient_jsons)
+    rows = with_patient_columns(read_patient_rows(patient_jsons), read_sex_and_age(anatomy_jsons))
     results = evaluate_cohort(rows, criteria)
     rates = pass_rates(results, criteria)
     pose = pose_rows(anatomy_jsons, rows)
+    norms = load_norms()
+    population = compare_with_population(rows, norms)
     write_csv(rows, outputs["features"], feature_columns(rows))
     write_csv(results, outputs["criteria"])
     write_csv(rates, outputs["table"])
     write_csv(pose, outputs["pose"], POSE_COLUMNS)
+    write_csv(population, outputs["population"], COLUMNS)
+    with atomic_path(outputs["population_markdown"]) as temporary:
+        temporary.write_text(population_markdown(population, norms))
     with atomic_path(outputs["markdown"]) as temporary:
-        temporary.write_text(markdown_summary(rates, rows) + "\n" + pose_markdown(pose))
-    plot_feature_distributions(rows, criteria["healthy"], float(criteria["lbbb"]["qrs_min_ms"]),
-                               outputs["distributions"])
+        temporary.write_text(markdown_summary(rates, rows) + "\n" + pose_markdown(pose) + "\n"
+                             + population_markdown(population, norms))
+    plot_feature_distributions(rows, criteria["healthy"], criteria["lbbb"]["qrs_min_ms"], outputs["distributions"])
+    plot_population(rows, population, norms, outputs["population_figure"])
     for rate in rates:
         log.info("%s / %s: %d of %d (%.0f %%)", rate["criteria_set"], rate["criterion"], rate["passed"],
                  rate["beats"], 100 * rate["pass_rate"])
+    for row in population:
+        if row["fraction_inside_range"] is not None:
+            log.info("%s, %s, %s: %d of %d inside the population's 2-98 %% range", row["feature"], row["sex"],
+                     row["source"], row["inside_range"], row["cohort_n"])

@@ -11,8 +11,10 @@ from typing import Any, Mapping, Sequence
 from ecgcohort.io import atomic_path
 from ecgcohort.realism.criteria import CRITERIA_SETS, Row, criteria_of, evaluate_row
 
+#: The patient's sex and age (anatomy.json's ``sex`` and ``age_years``), on every feature row.
+PATIENT_COLUMNS: tuple[str, ...] = ("sex", "age_years")
 #: The identifying columns that lead every feature-table row.
-ID_COLUMNS: tuple[str, ...] = ("patient", "scenario", "kind", "criteria_set", "status")
+ID_COLUMNS: tuple[str, ...] = ("patient", *PATIENT_COLUMNS, "scenario", "kind", "criteria_set", "status")
 #: Name of the summary row counting beats that pass every criterion of their set.
 ALL_CRITERIA = "all criteria"
 #: Summary rows counting beats that pass a group of criteria: criteria set -> (name, criteria).
@@ -26,6 +28,19 @@ GOALS: dict[str, tuple[float, tuple[str, ...] | None]] = {
     "lbbb": (0.9, ("strauss_lbbb",)),
     "biv_pacing": (0.8, ("narrower_than_lbbb",)),
 }
+
+
+def with_patient_columns(rows: Sequence[Row], patients: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The feature rows with their patient's :data:`PATIENT_COLUMNS` (``patients``: patient ->
+    sex and age) after the patient id; ValueError naming the patient where it has none."""
+    out = []
+    for row in rows:
+        patient = str(row["patient"])
+        if patient not in patients:
+            raise ValueError(f"patient {patient}: no sex and age (no anatomy.json of it among the summary's inputs)")
+        out.append({"patient": row["patient"], **{key: patients[patient][key] for key in PATIENT_COLUMNS},
+                    **{key: value for key, value in row.items() if key != "patient"}})
+    return out
 
 
 def evaluate_cohort(rows: Sequence[Row], settings: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
