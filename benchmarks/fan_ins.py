@@ -342,9 +342,10 @@ def run_stage(stage: str, work: Path, source: Path, size: int) -> dict:
     elif stage == "realism":
         from ecgcohort.realism.jobs import realism_summary_job
 
-        names = ("features.csv", "criteria.csv", "realism.csv", "realism.md", "pose.csv", "feature_distributions.png")
-        outputs = dict(zip(("features", "criteria", "table", "markdown", "pose", "distributions"),
-                           (out / "ecg" / n for n in names)))
+        names = ("features.csv", "criteria.csv", "realism.csv", "realism.md", "pose.csv", "feature_distributions.png",
+                 "population.csv", "population.md", "population.png")
+        outputs = dict(zip(("features", "criteria", "table", "markdown", "pose", "distributions", "population",
+                            "population_markdown", "population_figure"), (out / "ecg" / n for n in names)))
         (out / "ecg").mkdir(exist_ok=True)
         realism_summary_job([cohort.patient_dir(p) / "realism/features.json" for p in ids],
                             [cohort.patient_dir(p) / "anatomy/anatomy.json" for p in ids],
