@@ -172,8 +172,9 @@ def population_markdown(table: Sequence[Mapping[str, Any]], norms: PopulationNor
                f"{_number(row['iqr_low'], digits)} to {_number(row['iqr_high'], digits)}"
                + ("" if row["iqr_from"] == "percentiles" else f" ({row['iqr_from']})"))
         lines.append(f"| {row['label']} ({unit}) | {row['sex']} | {row['cohort_n']} | {cohort} | "
-                     f"{' / '.join(centre) or 'none'} | {spread} | {inside} | {iqr} | {row['median_inside_iqr'] or ''} | "
-                     f"{row['source']} |")
+                     f"{' / '.join(centre) or 'none'} | {spread} | {inside} | {iqr} | "
+                     f"{row['median_inside_iqr'] or ''} | {row['source']} |")
     lines += ["", "Populations:", ""]
-    lines += [f"- {source['label']}: {source['population']}. Read: {source['read']}." for source in norms.sources.values()]
+    lines += [f"- {source['label']}: {source['population']}. Read: {source['read']}."
+              for source in norms.sources.values()]
     return "\n".join(lines) + "\n"
