@@ -1,4 +1,5 @@
-"""Dataset stage: fan-in of synthetic patients into cohort.zarr, lazy reading, provenance, card."""
+"""Dataset stage: fan-in of synthetic patients into cohort.zarr, lazy reading, provenance, card;
+the patients' sex and age read back from the store."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import numpy as np
 import pytest
 import yaml
 
-from ecgcohort.cohort import design_from_config, patient_record, write_patient_parameters
+from ecgcohort.cohort import design_from_config, patient_person, patient_record, write_patient_parameters
 from ecgcohort.conduction.maps import ActivationMap, save_activation
 from ecgcohort.config import load_schema, validate_config
-from ecgcohort.dataset import assemble
+from ecgcohort.dataset import assemble, card
+from ecgcohort.dataset import parts as dataset_parts
+from ecgcohort.dataset import store as store_layout
 from ecgcohort.dataset import (assemble_cohort, group_patient_files, open_cohort, open_patient_mesh,
                                write_patient_part)
 from ecgcohort.ecg.leads import LEAD_ELECTRODES, LEAD_NAMES, standard_leads
@@ -113,10 +116,17 @@ def cohort(tmp_path_factory, config):
     return root, inputs, out
 
 
-def test_cohort_is_lazy_one_patient_per_chunk_and_round_trips(cohort):
+def test_cohort_is_lazy_one_patient_per_chunk_and_round_trips(cohort, config):
     _, inputs, out = cohort
     ds = open_cohort(out / "cohort.zarr")
     assert list(ds.patient.values) == PATIENTS and list(ds.split.values) == ["train", "train", "test"]
+    design = design_from_config(config["cohort"])
+    people = [patient_person(design, p) for p in PATIENTS]
+    assert list(ds.sex.values) == [person.sex for person in people]
+    np.testing.assert_array_equal(ds.age.values, [person.age_years for person in people])  # bit for bit
+    assert ds.age.attrs["units"] == "year" and ds.sex.dims == ("patient",)
+    assert list(ds.sel(patient=ds.sex == "female").patient.values) == [p for p, person in zip(PATIENTS, people)
+                                                                        if person.sex == "female"]
     assert list(ds.electrode.values) == NAMES and list(ds.lead.values) == list(LEAD_NAMES)
     assert ds.sizes["point"] == N_POINTS and ds.sizes["time"] == N_TIMES
     grad = ds.grad_lead_field
@@ -249,7 +259,7 @@ def test_a_failing_part_leaves_no_part(cohort, monkeypatch, tmp_path):
     def killed(*args, **kwargs):
         raise RuntimeError("killed")
 
-    monkeypatch.setattr(assemble, "_patient_row", killed)
+    monkeypatch.setattr(dataset_parts, "_patient_row", killed)
     with pytest.raises(RuntimeError, match="killed"):
         write_patient_part("train-0000", files_of(root)["train-0000"], SCENARIOS, tmp_path / "train-0000.zarr")
     assert list(tmp_path.iterdir()) == []
@@ -260,7 +270,7 @@ def test_inconsistent_patients_are_named(cohort, config, tmp_path):
     files = files_of(root)
     bad = tmp_path / "electrodes.csv"
     bad.write_text((root / "results/patients/train-0001/anatomy/electrodes.csv").read_text().replace("A001", "A009"))
-    broken = assemble.PatientFiles(**{**files["train-0001"].__dict__, "electrodes": bad})
+    broken = dataset_parts.PatientFiles(**{**files["train-0001"].__dict__, "electrodes": bad})
     with pytest.raises(ValueError, match="train-0001.*lead-field electrodes"):
         write_patient_part("train-0001", broken, SCENARIOS, tmp_path / "train-0001.zarr")
     assert not (tmp_path / "train-0001.zarr").exists()
@@ -377,18 +387,20 @@ def test_the_root_is_what_xarray_would_write(cohort, config):
     root, _, out = cohort
     store = out / "cohort.zarr"
     first = assemble._open_part(root / "results/dataset/parts" / f"{PATIENTS[0]}.zarr")
-    described = assemble._parameter_descriptions(config)
-    template = assemble._template(first, ["train", "train", "test"], PATIENTS,
+    described = card._parameter_descriptions(config)
+    summaries = [assemble._read_part_summary(root / "results/dataset/parts" / f"{p}.zarr", p) for p in PATIENTS]
+    template = assemble._template(first, summaries, PATIENTS,
                                   [described[str(n)]["description"] for n in first.parameter.values], {})
     reference = root / "reference.zarr"
-    template.to_zarr(reference, mode="w-", compute=False, consolidated=False, encoding=assemble._row_encoding(first))
+    template.to_zarr(reference, mode="w-", compute=False, consolidated=False, encoding=store_layout._row_encoding(first))
     names = sorted(p.name for p in reference.iterdir() if (p / "zarr.json").is_file())
     assert names == sorted(p.name for p in store.iterdir() if p.name != "patients" and (p / "zarr.json").is_file())
     for name in names:
         ours, theirs = (json.loads((s / name / "zarr.json").read_text()) for s in (store, reference))
         assert ours == theirs, name
     ds = open_cohort(store)
-    assert set(ds.coords) - set(ds.dims) == {"split", "electrode_kind", "parameter_units", "parameter_description"}
+    assert set(ds.coords) - set(ds.dims) == {"split", "sex", "electrode_kind", "parameter_units",
+                                             "parameter_description"}
     assert list(ds.data_vars) == sorted(first.data_vars)
 
 
@@ -396,7 +408,7 @@ def test_files_are_sorted_to_their_patients_in_one_pass():
     """A rule's flat file list split per patient by the patient's folder, in the given order (a
     chunk list keeps its chunk order); train-0001's files are not train-00010's (the time at
     10,000 patients is benchmarks/fan_ins.py's)."""
-    from ecgcohort.dataset.assemble import files_by_patient
+    from ecgcohort.dataset.parts import files_by_patient
 
     paths = ["r/patients/train-0001/leadfield/chunk-1.npz", "r/patients/train-00010/leadfield/chunk-0.npz",
              "r/patients/train-0001/leadfield/chunk-0.npz"]

@@ -42,6 +42,8 @@ def cohort() -> xr.Dataset:
         coords={
             "patient": PATIENTS,
             "split": ("patient", ["train", "train", "test"]),
+            "sex": ("patient", ["female", "male", "female"]),
+            "age": ("patient", [34.5, 61.25, 72.0], {"units": "year"}),
             "scenario": SCENARIOS,
             "parameter": PARAMETERS,
             "parameter_units": ("parameter", ["standard deviations", "degree", "mm"]),
@@ -115,6 +117,7 @@ def test_values_equal_the_cohort(table, cohort):
             assert row[name] == float(patient["parameters"].sel(parameter=name))
         assert row["activation_duration_ms"] == pytest.approx(
             1e3 * float(patient["activation_duration"].sel(scenario=row["scenario"])), rel=1e-12)
+        assert (row["sex"], row["age_years"]) == (str(patient["sex"].values), float(patient["age"]))
         assert row["node_count"] == int(patient["node_count"])
         assert row["cell_count"] == int(patient["cell_count"])
     assert table["activation_duration_ms"].iloc[0] == pytest.approx(91.0)

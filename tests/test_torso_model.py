@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ecgcohort.geometry import inspect_surface, signed_distance
+from ecgcohort.geometry import inspect_surface, signed_distance, surface_volume
+from ecgcohort.shapes import load_npz
+from ecgcohort.shapes.model import phenotype_weights
 from ecgcohort.shapes.torso import (
     NIPPLE,
     TORSO_LABELS,
@@ -161,3 +163,24 @@ def test_loading_anny_after_off_screen_rendering_fails_clearly():
     if "NO-SYSTEM-LLVM" in result.stdout:
         pytest.skip("this renderer does not load a system LLVM")
     assert "REFUSED" in result.stdout and "Build the torso model before rendering" in result.stdout
+
+
+def test_the_modes_regress_on_sex_and_age_and_a_woman_s_trunk_is_smaller(model, tmp_path):
+    """The regression's fitted mean of each sex is that sex's mean training weights at its mean
+    age (least squares with an intercept and a sex indicator leaves residuals summing to zero
+    within each sex), Anny's women at the mean body of their sex are smaller, and the regression
+    survives the model file."""
+    phenotypes = sample_phenotypes(POPULATION, SEED)
+    shapes, _ = trunk_shapes(anny_bodies(phenotypes))
+    scores = np.stack([model.project(shape) for shape in shapes])
+    female = phenotypes["gender"] > 0.5
+    for sex, chosen in (("female", female), ("male", ~female)):
+        fitted = phenotype_weights(model, np.zeros(model.n_modes), sex, phenotypes["age_years"][chosen].mean())
+        np.testing.assert_allclose(fitted, scores[chosen].mean(axis=0), atol=1e-9)
+    residual_sd = np.asarray(model.phenotype_regression["residual_sd"])
+    assert residual_sd[0] < 0.8 and np.all(residual_sd < 1.1)  # sex explains much of the size mode
+    volume = {sex: surface_volume(model.instance(phenotype_weights(model, np.zeros(model.n_modes), sex, 50.0)),
+                                  model.faces) / 1e6 for sex in ("female", "male")}
+    assert 0.55 < volume["female"] / volume["male"] < 0.85, volume
+    model.save(tmp_path / "torso.npz")
+    assert load_npz(tmp_path / "torso.npz").phenotype_regression == model.phenotype_regression

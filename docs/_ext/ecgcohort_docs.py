@@ -5,7 +5,7 @@ outputs as written in the rule, the config sections it reads, its script and the
 function that script calls, with that function's docstring. It is read at build time from the
 sources (``ast`` and the Snakefile's text, no import), so a stage page cannot drift from the rule.
 ``{dataset-variables}`` renders every variable the dataset stage writes into cohort.zarr, with
-its dimensions, units and meaning, from the definitions in ``ecgcohort.dataset.assemble``.
+its dimensions, units and meaning, from the definitions in ``ecgcohort.dataset.parts``.
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ class StageRules(Directive):
 
 
 #: Where the dataset's variables are defined: each ``"name": (dims, values, _attrs(units, meaning))``.
-ASSEMBLE = LIBRARY / "ecgcohort" / "dataset" / "assemble.py"
+ASSEMBLE = LIBRARY / "ecgcohort" / "dataset" / "parts.py"
 #: The function that builds each part of the store, and where that part lives in it.
 STORE_PARTS = {"_patient_row": "root (one row per patient)", "_patient_group": "patients/<id> (one group per patient)"}
 

@@ -1,4 +1,5 @@
-"""Patient anatomy: heart placed in the torso, checks, and ECG electrodes."""
+"""Patient anatomy: a body and a heart for the patient's sex and age, the heart placed in the torso,
+checks, and ECG electrodes."""
 
 from ecgcohort.lazy import lazy_exports
 
@@ -12,6 +13,8 @@ _EXPORTS = {
     "check_anatomy": "ecgcohort.anatomy.assembly",
     "heart_frame": "ecgcohort.anatomy.assembly",
     "place_heart": "ecgcohort.anatomy.assembly",
+    "sex_sized_heart": "ecgcohort.anatomy.assembly",
+    "HeartNorms": "ecgcohort.anatomy.heart_norms",
     "STANDARD_ELECTRODES": "ecgcohort.anatomy.electrodes",
     "ElectrodeError": "ecgcohort.anatomy.electrodes",
     "ElectrodeRules": "ecgcohort.anatomy.electrodes",

@@ -6,6 +6,11 @@ inferior, the RV to the right-anterior of the LV, its centroid left of the midli
 the sternum), then rotated about its centroid by the patient's three angles (about the LV-RV
 axis, the heart's anterior-posterior axis and the LV long axis, applied in that order) and
 translated by the patient's jitter.
+
+The patient's sex and age choose its body: the torso's mode weights are the mean of the torso
+model's population of that sex and age plus the sampled weights in residual standard deviations
+(:func:`ecgcohort.shapes.model.phenotype_weights`), and the heart instance is given its sex's
+size and wall thickness (:mod:`ecgcohort.anatomy.heart_norms`) before it is placed.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ecgcohort.anatomy.heart_norms import HeartNorms, scale_heart
+from ecgcohort.cohort.sampling import Person
 from ecgcohort.geometry import (
     inspect_surface,
     ray_hits,
@@ -26,6 +33,7 @@ from ecgcohort.geometry import (
     surface_volume,
 )
 from ecgcohort.shapes import ShapeModel
+from ecgcohort.shapes.model import ShapeModelError, phenotype_weights
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +88,15 @@ class Anatomy:
     """One patient's assembled surfaces and the measures taken while checking them."""
 
     patient: str
+    person: Person
     heart: Surface
     torso: Surface
     landmarks: dict[str, np.ndarray]
     frame: HeartFrame
     measures: dict[str, Any] = field(default_factory=dict)
+    #: whether the torso model's sex-and-age regression chose the torso (a model without one,
+    #: e.g. a user's ``.npz``, is instanced at the sampled weights alone)
+    torso_follows_person: bool = True
 
 
 def heart_frame(heart: Surface) -> HeartFrame:
@@ -193,30 +205,63 @@ def check_anatomy(patient: str, heart: Surface, torso: Surface, settings: Placem
     return measures
 
 
+def sex_sized_heart(heart: Surface, sex: str, norms: HeartNorms) -> tuple[Surface, dict[str, float]]:
+    """The heart instance with the size and wall thickness of ``sex`` (see
+    :mod:`ecgcohort.anatomy.heart_norms`), scaled about its centroid; and the two factors."""
+    size, wall = norms.factors(sex)
+    endocardial = np.isin(heart.labels, [label for label, name in heart.label_names.items()
+                                         if name in ("lv_endocardium", "rv_endocardium")])
+    points = scale_heart(heart.points, heart.faces, endocardial, surface_centroid(heart.points, heart.faces), size, wall)
+    return (Surface(points, heart.faces, heart.labels, heart.label_names),
+            {"heart_size_factor": size, "heart_wall_factor": wall})
+
+
+def person_torso_weights(patient: str, person: Person, torso_model: ShapeModel,
+                         sampled: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The torso's mode weights for ``person``: the model population's mean for the sex and age
+    plus ``sampled`` in residual standard deviations, and True; the sampled weights and False for
+    a model without a sex-and-age regression (logged)."""
+    if not torso_model.phenotype_regression:
+        log.warning("patient %s: the torso model '%s' has no sex-and-age regression; its torso is drawn at "
+                    "the sampled mode weights, whatever the patient's sex (%s) and age", patient,
+                    torso_model.name, person.sex)
+        return sampled, False
+    try:
+        return phenotype_weights(torso_model, sampled, person.sex, person.age_years), True
+    except ShapeModelError as error:
+        raise AnatomyError(f"patient {patient}: {error}") from error
+
+
 def assemble_patient(patient: str, heart_model: ShapeModel, torso_model: ShapeModel,
-                     parameters: Mapping[str, float], settings: PlacementSettings) -> Anatomy:
-    """Build, place and check one patient from its row of the cohort table, on the shape
-    models' own triangulations (the meshing stage resamples them to its element sizes)."""
+                     parameters: Mapping[str, float], settings: PlacementSettings, *, person: Person,
+                     heart_norms: HeartNorms) -> Anatomy:
+    """Build, place and check one patient from its row of the cohort table, its sex and age
+    (``person``) and the cardiac norms by sex, on the shape models' own triangulations (the
+    meshing stage resamples them to its element sizes)."""
     heart_weights = _weights(parameters, "heart_mode_", heart_model, patient)
-    torso_weights = _weights(parameters, "torso_mode_", torso_model, patient)
+    torso_weights, follows = person_torso_weights(patient, person, torso_model,
+                                                  _weights(parameters, "torso_mode_", torso_model, patient))
     torso_points = torso_model.instance(torso_weights)
     landmarks = {name: torso_points[index].copy() for name, index in torso_model.landmarks.items()}
     torso_faces = torso_model.faces
     torso = Surface(torso_points, torso_faces, np.ones(len(torso_faces), dtype=np.int32), {1: "body_surface"})
-    heart = Surface(heart_model.instance(heart_weights), heart_model.faces, heart_model.face_labels,
-                    heart_model.label_names)
+    instance = Surface(heart_model.instance(heart_weights), heart_model.faces, heart_model.face_labels,
+                       heart_model.label_names)
+    heart, factors = sex_sized_heart(instance, person.sex, heart_norms)
     rotation = [parameters.get(f"rotation_{axis}_deg", 0.0) for axis in "xyz"]
     translation = [parameters.get(f"translation_{axis}_mm", 0.0) for axis in "xyz"]
     placed, pose = place_heart(heart, torso, landmarks, rotation, translation, settings)
     measures = check_anatomy(patient, placed, torso, settings)
+    measures.update(factors)
     measures.update(pose)
     frame = heart_frame(placed)
     measures.update(long_axis=frame.long_axis.tolist(), lv_rv_axis=frame.lv_rv_axis.tolist(),
                     apex_mm=frame.apex.tolist(), base_centre_mm=frame.base_centre.tolist(),
                     lv_long_axis_length_mm=float(np.linalg.norm(frame.apex - frame.base_centre)))
-    log.info("patient %s: myocardium %.0f mL, torso %.1f L, clearance %.1f mm", patient,
-             measures["myocardial_volume_ml"], measures["torso_volume_l"], measures["heart_clearance_mm"])
-    return Anatomy(patient, placed, torso, landmarks, frame, measures)
+    log.info("patient %s (%s, %.0f years): myocardium %.0f mL, torso %.1f L, clearance %.1f mm", patient,
+             person.sex, person.age_years, measures["myocardial_volume_ml"], measures["torso_volume_l"],
+             measures["heart_clearance_mm"])
+    return Anatomy(patient, person, placed, torso, landmarks, frame, measures, follows)
 
 
 def _weights(parameters: Mapping[str, float], prefix: str, model: ShapeModel, patient: str) -> np.ndarray:

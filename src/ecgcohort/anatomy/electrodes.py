@@ -73,9 +73,11 @@ def standard_electrodes(points: np.ndarray, faces: np.ndarray, landmarks: Mappin
     placed["V3"] = anterior(middle[0], middle[2], "V3")
     centre = _section_centre(points, placed["V4"][2])
     placed["V6"] = _cast(points, faces, centre, np.array([1.0, 0.0, 0.0]), "V6")
-    towards_v4 = placed["V4"] - centre
-    towards_v4[2] = 0.0
-    between = towards_v4 / np.linalg.norm(towards_v4) + np.array([1.0, 0.0, 0.0])
+    # V5 on the anterior axillary line, at V4's level: cast through the midpoint of V4 and V6, so
+    # that it lies lateral to V4 on a breast too (the bisector of the two directions met a
+    # woman's breast medial to V4)
+    between = 0.5 * (placed["V4"] + placed["V6"]) - centre
+    between[2] = 0.0
     placed["V5"] = _cast(points, faces, centre, between, "V5")
     for limb, landmark in (("RA", "right_shoulder"), ("LA", "left_shoulder"), ("LL", "left_hip")):
         placed[limb] = _nearest_vertex(points, np.asarray(landmarks[landmark]))

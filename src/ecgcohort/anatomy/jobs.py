@@ -9,6 +9,7 @@ from typing import Any, Mapping
 
 from ecgcohort.anatomy.assembly import PlacementSettings, assemble_patient
 from ecgcohort.anatomy.electrodes import ElectrodeRules, standard_electrode_table, with_anterior_electrodes
+from ecgcohort.anatomy.heart_norms import HeartNorms
 from ecgcohort.anatomy.outputs import (
     plot_anatomy,
     read_landmarks,
@@ -16,7 +17,7 @@ from ecgcohort.anatomy.outputs import (
     write_anatomy,
     write_electrodes,
 )
-from ecgcohort.cohort import patient_rng
+from ecgcohort.cohort import Person, patient_rng
 from ecgcohort.shapes import load_npz
 
 log = logging.getLogger(__name__)
@@ -26,10 +27,17 @@ def assemble(patient: str, heart_model: str | Path, torso_model: str | Path, par
              settings: Mapping[str, Any], heart_out: str | Path, torso_out: str | Path,
              summary_out: str | Path) -> None:
     """Assemble and check one patient; write its surfaces (``.vtp``, at the shape models'
-    own resolution: the patient, whatever it is later meshed at) and summary (JSON)."""
-    row = json.loads(Path(parameters).read_text())["parameters"]
-    anatomy = assemble_patient(patient, load_npz(heart_model), load_npz(torso_model), row,
-                               PlacementSettings(**settings))
+    own resolution: the patient, whatever it is later meshed at) and summary (JSON).
+    ``settings``: the ``anatomy`` config section (placement, checks, ``heart_by_sex``)."""
+    record = json.loads(Path(parameters).read_text())
+    for key in ("sex", "age_years"):
+        if key not in record:
+            raise ValueError(f"patient {patient}: {parameters} has no '{key}' (written by an older ecgcohort? "
+                             "re-run its patient_parameters job)")
+    placement = {key: value for key, value in settings.items() if key != "heart_by_sex"}
+    anatomy = assemble_patient(patient, load_npz(heart_model), load_npz(torso_model), record["parameters"],
+                               PlacementSettings(**placement), person=Person(record["sex"], float(record["age_years"])),
+                               heart_norms=HeartNorms(**settings["heart_by_sex"]))
     write_anatomy(anatomy, heart_out, torso_out, summary_out)
 
 

@@ -52,10 +52,13 @@ def _jsonable(value: Any) -> Any:
 
 
 def write_anatomy(anatomy: Anatomy, heart_path: str | Path, torso_path: str | Path, summary_path: str | Path) -> None:
-    """Write both surfaces and the JSON summary (landmarks, axes, measures; mm, mL, L)."""
+    """Write both surfaces and the JSON summary (sex, age in years, landmarks, axes, measures;
+    mm, mL, L)."""
     write_surface(anatomy.heart, heart_path)
     write_surface(anatomy.torso, torso_path)
-    summary = {"patient": anatomy.patient, "units": {"length": "mm", "myocardial_volume": "mL", "torso_volume": "L"},
+    summary = {"patient": anatomy.patient, "sex": anatomy.person.sex, "age_years": anatomy.person.age_years,
+               "torso_follows_sex_and_age": anatomy.torso_follows_person,
+               "units": {"length": "mm", "myocardial_volume": "mL", "torso_volume": "L", "age": "year"},
                "landmarks_mm": anatomy.landmarks, "measures": anatomy.measures}
     with atomic_path(summary_path) as temporary:
         temporary.write_text(json.dumps(_jsonable(summary), indent=2) + "\n")

@@ -150,7 +150,7 @@ def simulation_bank_job(*, patient: str, split: str, fibres_npz: str | Path, jun
     from ecgcohort.conduction.jobs import load_junctions
     from ecgcohort.conduction.repolarisation import Repolarisation
     from ecgcohort.conduction.scenarios import ScenarioError
-    from ecgcohort.dataset.assemble import atomic_directory
+    from ecgcohort.dataset.store import atomic_directory
     from ecgcohort.ecg.forward import read_lead_field_chunks
     from ecgcohort.ecg2act.figures import plot_sites
     from ecgcohort.ecg2act.sites import recording_sites

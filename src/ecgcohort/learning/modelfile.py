@@ -23,7 +23,7 @@ def code_version() -> dict[str, str]:
     """The ecgcohort version and git revision that wrote a file."""
     from importlib import metadata
 
-    from ecgcohort.dataset.assemble import git_revision
+    from ecgcohort.dataset.provenance import git_revision
 
     try:
         version = metadata.version("ecgcohort")

@@ -33,7 +33,9 @@ from typing import Any, Collection, Mapping, Sequence
 
 import numpy as np
 
-from ecgcohort.dataset.assemble import _quiet_consolidated, atomic_directory, dataset_card, open_cohort
+from ecgcohort.dataset.card import dataset_card
+from ecgcohort.dataset.readers import open_cohort
+from ecgcohort.dataset.store import _quiet_consolidated, atomic_directory
 from ecgcohort.io import atomic_path
 from ecgcohort.io import sha256_of
 

@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
-from ecgcohort.dataset.assemble import _METADATA_FILE, _link, atomic_directory
+from ecgcohort.dataset.store import _METADATA_FILE, _link, atomic_directory
 from ecgcohort.io import read_file_digests
 
 log = logging.getLogger(__name__)

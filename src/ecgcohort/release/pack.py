@@ -27,15 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from ecgcohort.dataset.assemble import (
-    _INNER_CHUNK_BYTES,
-    _codecs,
-    _quiet_consolidated,
-    atomic_directory,
-    open_cohort,
-    open_patient_mesh,
-    sharded_encoding,
-)
+from ecgcohort.dataset.readers import open_cohort, open_patient_mesh
+from ecgcohort.dataset.store import _INNER_CHUNK_BYTES, _codecs, _quiet_consolidated, atomic_directory, sharded_encoding
 
 log = logging.getLogger(__name__)
 

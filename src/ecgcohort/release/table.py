@@ -1,4 +1,5 @@
-"""The cohort's metadata table: one row per patient × scenario with the sampled parameters,
+"""The cohort's metadata table: one row per patient × scenario with the patient's sex and age,
+the sampled parameters,
 anatomy measures, activation duration, mesh sizes, the ECG realism features and verdicts, and
 where the patient's data lie (its index in ``cohort.zarr``, its WFDB record).
 
@@ -23,6 +24,9 @@ from ecgcohort.io import atomic_path
 FIXED_COLUMNS: dict[str, dict[str, str]] = {
     "patient": {"description": "patient id (<split>-<index>)", "units": "1"},
     "split": {"description": "train or test split of the patient", "units": "1"},
+    "sex": {"description": "sex of the patient (female or male): the body, the heart's size and wall "
+                           "thickness and the sex-specific ECG thresholds follow it", "units": "1"},
+    "age_years": {"description": "age of the patient (the body is drawn for it)", "units": "year"},
     "scenario": {"description": "activation scenario (sinus rhythm, bundle-branch block, pacing ...)",
                  "units": "1"},
     "zarr_index": {"description": "position of the patient along the `patient` dimension of "
@@ -190,7 +194,7 @@ def metadata_table(cohort, *, anatomy: Mapping[str, Mapping[str, float]] | None 
     """One row per patient × scenario of ``cohort`` (the root Dataset of cohort.zarr),
     patient-major in the store's order.
 
-    Columns: patient, split, scenario, zarr_index (the patient's index in the store), wfdb_record
+    Columns: patient, split, sex, age_years (years), scenario, zarr_index (the patient's index in the store), wfdb_record
     (``wfdb/<patient>/<scenario>``), one column per sampled parameter (units in
     ``parameter_units``), ``anatomy_<measure>`` (scalar measures of ``anatomy``: patient ->
     measure -> value, units in the name suffix), activation_duration_ms (ms), node_count,
@@ -209,6 +213,8 @@ def metadata_table(cohort, *, anatomy: Mapping[str, Mapping[str, float]] | None 
     table = pd.DataFrame({
         "patient": _text(np.asarray(patients)[patient_index]),
         "split": _text(np.asarray(cohort["split"].values)[patient_index]),
+        "sex": _text(np.asarray(cohort["sex"].values)[patient_index]),
+        "age_years": pd.Series(np.asarray(cohort["age"].values, dtype=float)[patient_index], dtype="float64"),
         "scenario": _text(np.asarray(scenarios)[scenario_index]),
         "zarr_index": pd.Series(patient_index, dtype="int64"),
     })

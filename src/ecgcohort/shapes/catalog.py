@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 #: What a built-in model is computed from besides its config section: this package's modules
 #: and the libraries that build (anny with roma, warp and torch for the bodies; libigl, gmsh,
 #: scipy for the hearts). A cached model made by other code or other library versions is never used.
-BUILT_FROM_MODULES = ("catalog.py", "model.py", "heart.py", "torso.py")
+BUILT_FROM_MODULES = ("catalog.py", "model.py", "heart.py", "torso.py", "../cohort/sampling.py")
 BUILT_FROM_LIBRARIES = ("numpy", "scipy", "libigl", "gmsh", "anny", "roma", "warp-lang", "torch")
 
 REQUIRED_REGIONS = {

@@ -12,7 +12,7 @@ import gzip
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -42,6 +42,9 @@ class ShapeModel:
     #: the template's vertices on the family's reference shape (n_points, 3) mm, where the
     #: template's parametrisation is exact (built-in heart only)
     reference: np.ndarray | None = None
+    #: the mode weights as a linear function of the training population's sex and age, where
+    #: the family was built from people (built-in torso); see :func:`phenotype_weights`
+    phenotype_regression: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n_points = self.mean.shape[0]
@@ -100,6 +103,7 @@ class ShapeModel:
                     metadata=json.dumps({"name": self.name,
                                          "label_names": {str(k): v for k, v in self.label_names.items()},
                                          "landmarks": dict(self.landmarks), "template": dict(self.template),
+                                         "phenotype_regression": dict(self.phenotype_regression),
                                          "units": "mm"}),
                 )
 
@@ -132,6 +136,47 @@ def from_training_shapes(name: str, shapes: np.ndarray, faces: np.ndarray, face_
     return ShapeModel(name, mean, np.asarray(faces, dtype=np.int64), np.asarray(face_labels, dtype=np.int32),
                       dict(label_names), modes, sd, dict(landmarks or {}), dict(template or {}),
                       None if reference is None else np.asarray(reference, dtype=float))
+
+
+#: The regressors of :func:`phenotype_regression`, in the order of its coefficient rows.
+PHENOTYPE_REGRESSORS: tuple[str, ...] = ("intercept", "female", "age_years")
+
+
+def phenotype_regression(scores: np.ndarray, female: np.ndarray, age_years: np.ndarray,
+                         age_range_years: Sequence[float]) -> dict[str, Any]:
+    """Least-squares fit of the training shapes' mode weights ``scores`` (n_shapes, n_modes;
+    standard deviations) on an intercept, the female indicator and the age (years) of each
+    training body: the ``coefficients`` (3, n_modes; rows :data:`PHENOTYPE_REGRESSORS`), the
+    residual standard deviation of every mode (``residual_sd``, standard deviations of the
+    mode, the fit's 3 degrees of freedom removed) and the ages it was fitted over."""
+    design = np.column_stack([np.ones(len(scores)), np.asarray(female, float), np.asarray(age_years, float)])
+    coefficients, *_ = np.linalg.lstsq(design, scores, rcond=None)
+    residual = scores - design @ coefficients
+    return {"regressors": list(PHENOTYPE_REGRESSORS), "coefficients": coefficients.tolist(),
+            "residual_sd": np.sqrt((residual ** 2).sum(axis=0) / (len(scores) - design.shape[1])).tolist(),
+            "age_range_years": [float(v) for v in age_range_years]}
+
+
+def phenotype_weights(model: ShapeModel, residual: Sequence[float], sex: str, age_years: float) -> np.ndarray:
+    """Mode weights (standard deviations) of a ``sex`` ("female" or "male"), ``age_years`` person
+    whose deviation from the mean body of that sex and age is ``residual`` (in residual standard
+    deviations of each mode): mean(sex, age) + residual_sd * residual. Raises
+    :class:`ShapeModelError` where the model has no regression or the age lies outside the
+    ages it was fitted over."""
+    regression = model.phenotype_regression
+    if not regression:
+        raise ShapeModelError(f"{model.name}: the model carries no sex-and-age regression of its modes")
+    low, high = regression["age_range_years"]
+    if not low <= age_years <= high:
+        raise ShapeModelError(f"{model.name}: age {age_years:g} years is outside the ages its sex-and-age "
+                              f"regression was fitted over, [{low:g}, {high:g}] years")
+    if sex not in ("female", "male"):
+        raise ShapeModelError(f"{model.name}: sex '{sex}' is neither female nor male")
+    residual = np.asarray(residual, dtype=float)
+    count = residual.size
+    regressors = np.array([1.0, float(sex == "female"), float(age_years)])
+    mean = regressors @ np.asarray(regression["coefficients"], dtype=float)[:, :count]
+    return mean + np.asarray(regression["residual_sd"], dtype=float)[:count] * residual
 
 
 def _leading_singular_triplets(centred: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -177,7 +222,8 @@ def load_npz(path: str | Path) -> ShapeModel:
                       arrays["modes"].astype(float), arrays["sd"].astype(float),
                       {k: int(v) for k, v in metadata.get("landmarks", {}).items()},
                       dict(metadata.get("template", {})),
-                      arrays["reference"].astype(float) if "reference" in arrays else None)
+                      arrays["reference"].astype(float) if "reference" in arrays else None,
+                      dict(metadata.get("phenotype_regression", {})))
 
 
 def _read_csv_matrix(path: str | Path) -> np.ndarray:

@@ -48,6 +48,7 @@ vertex lying on the left shoulder cut in at least 90 % of the training bodies, a
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -57,7 +58,8 @@ import igl
 import numpy as np
 from scipy.spatial import Delaunay
 
-from ecgcohort.shapes.model import ShapeModel, from_training_shapes
+from ecgcohort.cohort.sampling import BODY_MODEL_AGE_YEARS
+from ecgcohort.shapes.model import ShapeModel, from_training_shapes, phenotype_regression
 
 if TYPE_CHECKING:
     import anny
@@ -292,7 +294,8 @@ def sample_phenotypes(population: int, seed: int = 0) -> dict[str, np.ndarray]:
     """Anny parameters of ``population`` adults (arrays of length ``population``).
 
     Sex 50/50 (gender 0 male, 1 female, blurred by up to 0.1 towards androgynous); age uniform
-    20-80 years (``age_years``, mapped to Anny's age with its calibration); stature from Anny's
+    over :data:`~ecgcohort.cohort.sampling.BODY_MODEL_AGE_YEARS`, 20-80 years (``age_years``,
+    mapped to Anny's age with its calibration); stature from Anny's
     WHO-calibrated adult distribution; weight and muscle Beta(2.5, 2.5); proportions uniform;
     each local change normal with sd 0.3, clipped to [-0.75, 0.75].
     """
@@ -300,7 +303,7 @@ def sample_phenotypes(population: int, seed: int = 0) -> dict[str, np.ndarray]:
     calibration = _anny_calibration()
     female = rng.random(population) < 0.5
     blur = 0.1 * rng.random(population)
-    years = rng.uniform(20.0, 80.0, population)
+    years = rng.uniform(*BODY_MODEL_AGE_YEARS, population)
     age = np.interp(years, calibration["male"]["years"], calibration["male"]["anny_age"])
     height = np.empty(population)
     for sex, chosen in (("male", ~female), ("female", female)):
@@ -515,14 +518,21 @@ def build_torso_model(n_modes: int = 12, population: int = 100, seed: int = 0) -
 
     ``population`` Anny bodies from :func:`sample_phenotypes` ``(population, seed)`` are cut
     to trunks (:func:`trunk_surface`), centred, and reduced to ``n_modes`` modes; points and
-    sd in mm. About 20 s for 100 bodies on 2 cores once Anny's cache exists.
+    sd in mm. The bodies' mode weights are regressed on their sex (Anny gender above 0.5:
+    female) and age (:func:`ecgcohort.shapes.model.phenotype_regression`), so a patient's
+    torso is drawn for its sex and age. About 20 s for 100 bodies on 2 cores once Anny's cache
+    exists.
     """
     if n_modes < 1 or population < n_modes + 1:
         raise ValueError(f"{n_modes} modes need a population of at least {n_modes + 1}")
     template = trunk_template()
-    shapes, placed_by = trunk_shapes(sample_bodies(population, seed), template)
+    phenotypes = sample_phenotypes(population, seed)
+    shapes, placed_by = trunk_shapes(anny_bodies(phenotypes), template)
     landmarks = torso_landmarks(template, placed_by, shapes)
     labels = np.ones(len(template.faces), dtype=np.int32)
-    return from_training_shapes("torso", shapes, template.faces.copy(), labels, TORSO_LABELS, n_modes, landmarks,
-                                template={"kind": "trunk", "n_azimuth": template.n_azimuth,
-                                          "n_polar": template.n_polar, "ring_spacing": template.ring_spacing})
+    model = from_training_shapes("torso", shapes, template.faces.copy(), labels, TORSO_LABELS, n_modes, landmarks,
+                                 template={"kind": "trunk", "n_azimuth": template.n_azimuth,
+                                           "n_polar": template.n_polar, "ring_spacing": template.ring_spacing})
+    scores = np.stack([model.project(shape) for shape in shapes])
+    regression = phenotype_regression(scores, phenotypes["gender"] > 0.5, phenotypes["age_years"], BODY_MODEL_AGE_YEARS)
+    return dataclasses.replace(model, phenotype_regression=regression)

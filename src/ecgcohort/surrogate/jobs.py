@@ -80,7 +80,7 @@ def group_lead_field_files(patients: Sequence[str], *, points: Sequence[str | Pa
                            chunks: Sequence[str | Path]) -> dict[str, LeadFieldFiles]:
     """Each patient's :class:`LeadFieldFiles` from the rule's flat lists (one file per patient,
     in ``patients``' order; chunks recognised by the patient's folder)."""
-    from ecgcohort.dataset.assemble import files_by_patient
+    from ecgcohort.dataset.parts import files_by_patient
 
     indexed = {name: files_by_patient(paths, patients) for name, paths in
                (("points", points), ("electrodes", electrodes), ("fibres", fibres), ("chunks", chunks))}
