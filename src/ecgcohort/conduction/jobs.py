@@ -392,9 +392,13 @@ def compute_activations(patient: str, scenarios: Mapping[str, Mapping[str, Any]]
     # fim-python's cupy backend (device gpu) solves one map at a time
     workers = max(1, int(threads)) if solver == "cpu" else 1
     maps = {}
+    # the maps that solve twice (a front entering more Purkinje trees re-solves more of the heart)
+    # start first, so the last map to finish is a short one (the five default maps of train-0000
+    # at 1.2 mm on two threads: 24.5 -> 22.1 s, two runs each); each map is the same in any order
+    longest_first = sorted(scenarios, key=lambda name: -len(Scenario.from_config(scenarios[name]).retrograde_trees))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="activation") as pool:
-        futures = {map_name: pool.submit(activation_map, patient, map_name, entry, conduction, settings)
-                   for map_name, entry in scenarios.items()}
+        futures = {map_name: pool.submit(activation_map, patient, map_name, scenarios[map_name], conduction, settings)
+                   for map_name in longest_first}
         try:
             for map_name, future in futures.items():
                 activation = future.result()
@@ -406,4 +410,4 @@ def compute_activations(patient: str, scenarios: Mapping[str, Mapping[str, Any]]
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
-    return maps
+    return {map_name: maps[map_name] for map_name in scenarios}
