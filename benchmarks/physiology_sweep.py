@@ -24,7 +24,7 @@ criteria; LBBB QRS duration and Strauss's criteria at the men's (140 ms) and wom
 threshold; CRT QRS duration. Then the cohort's pass rates and medians beside ELSA-Brasil's medians
 (Pinto-Filho et al. 2017: QRS 92 / 86 ms, frontal QRS axis 35° / 39°, men / women).
 
-``--check`` compares the recomputed activation maps and features with the run's own (the
+``--from-json`` prints the figures of a saved ``features.json`` again. ``--check`` compares the recomputed activation maps and features with the run's own (the
 benchmark measures the workflow only where they agree). ``--out`` keeps the feature rows
 (``features.json``) and the Purkinje outputs per patient (default: a temporary folder).
 """
@@ -50,6 +50,7 @@ POPULATION_MEDIANS = {"qrs_duration_ms": (92.0, 86.0), "qrs_axis_deg": (35.0, 39
 #: Strauss et al. 2011: LBBB QRS duration thresholds, men / women (ms)
 STRAUSS_QRS_MIN_MS = {"men": 140.0, "women": 130.0}
 PROGRESSION_LEADS = ("V1", "V2", "V3", "V4")
+SEX_CHOICES = ("anatomy", "female", "male", "alternate")
 
 
 def candidate_config(configfiles: list[Path], overrides: list[str]) -> dict[str, Any]:
@@ -164,10 +165,30 @@ def recorded_features(results: Path) -> dict[tuple[str, str], dict[str, str]]:
         return {(row["patient"], row["scenario"]): row for row in csv.DictReader(handle)}
 
 
+def patient_sexes(results: Path, patients: list[str], assumed: str) -> dict[str, str]:
+    """Patient -> "female" / "male": from each patient's ``anatomy.json`` (``assumed`` "anatomy"),
+    or the same ``assumed`` sex for all, or "alternate" (female, male, ... in patient order) for a
+    run whose anatomy predates sex."""
+    if assumed in ("female", "male"):
+        return dict.fromkeys(patients, assumed)
+    if assumed == "alternate":
+        return {patient: ("female", "male")[k % 2] for k, patient in enumerate(patients)}
+    from ecgcohort.realism.jobs import read_sex_and_age
+
+    paths = [results / "patients" / patient / "anatomy" / "anatomy.json" for patient in patients]
+    try:
+        return {patient: values["sex"] for patient, values in read_sex_and_age(paths).items()}
+    except ValueError as error:
+        raise SystemExit(f"{error}\n(a run without sex: pass --sex male, female or alternate)") from None
+
+
 def summarise(rows: list[dict[str, Any]], extras: dict[str, dict[str, Any]], config: dict[str, Any],
-              recorded: dict[tuple[str, str], dict[str, str]] | None) -> None:
-    """Print the per-patient table, the pass rates and the medians."""
+              recorded: dict[tuple[str, str], dict[str, str]] | None, sexes: dict[str, str]) -> None:
+    """Print the per-patient table, the pass rates and the medians (``sexes``: patient -> sex, which
+    the sex-specific criteria read)."""
     from ecgcohort.realism.summary import evaluate_cohort
+
+    rows = [{**row, "sex": sexes[row["patient"]]} for row in rows]
 
     criteria = {"healthy": config["realism"]["healthy"], "lbbb": config["realism"]["lbbb"]}
     results = evaluate_cohort(rows, criteria)
@@ -177,15 +198,14 @@ def summarise(rows: list[dict[str, Any]], extras: dict[str, dict[str, Any]], con
             failed.setdefault((result["patient"], result["scenario"]), []).append(f"{result['criterion']} {result['value']}")
     by_key = {(row["patient"], row["scenario"]): row for row in rows}
     patients = list(dict.fromkeys(row["patient"] for row in rows))
-    print(f"{'patient':11s} {'QRS':>4s} {'axis':>5s} {'dipole':>6s} {'trans':>5s} {'QRS-T':>5s} "
+    print(f"{'patient':11s} {'sex':6s} {'QRS':>4s} {'axis':>5s} {'dipole':>6s} {'trans':>5s} {'QRS-T':>5s} "
           f"{'R V1/V2/V3/V4 (mV)':>20s} {'q V5/V6':>9s} | {'LBBB':>4s} {'notch':>5s} {'V1V2':>4s} "
           f"{'S140':>4s} {'S130':>4s} | {'CRT':>4s} | sinus criteria failed")
     sinus_pass, strauss = [], {"men": [], "women": []}
-    narrower, monotone = [], []
+    narrower = []
     for patient in patients:
         sinus, lbbb, crt = (by_key.get((patient, name)) for name in ("sinus", "lbbb", "crt"))
         r_values = [_number(sinus, f"r_mv_{lead}") for lead in PROGRESSION_LEADS]
-        monotone.append(bool(np.all(np.diff(r_values) > 0)))
         fails = failed.get((patient, "sinus"), [])
         sinus_pass.append(sinus is not None and not fails)
         strauss_shape = lbbb is not None and not any(
@@ -195,7 +215,7 @@ def summarise(rows: list[dict[str, Any]], extras: dict[str, dict[str, Any]], con
         narrower.append(_number(crt, "qrs_duration_ms") < _number(lbbb, "qrs_duration_ms"))
         notch = "" if lbbb is None else str(lbbb.get("notched_lead_count", ""))
         v1v2 = "no" if any(f.startswith("strauss_qs_or_rs") for f in failed.get((patient, "lbbb"), [])) else "ok"
-        print(f"{patient:11s} {_number(sinus, 'qrs_duration_ms'):4.0f} {_number(sinus, 'qrs_axis_deg'):+5.0f} "
+        print(f"{patient:11s} {sexes[patient]:6s} {_number(sinus, 'qrs_duration_ms'):4.0f} {_number(sinus, 'qrs_axis_deg'):+5.0f} "
               f"{extras.get(patient, {}).get('dipole_deg', float('nan')):+6.0f} "
               f"{'' if sinus is None else str(sinus.get('transition_lead', '')):>5s} "
               f"{_number(sinus, 'qrs_t_angle_deg'):5.0f} "
@@ -212,7 +232,6 @@ def summarise(rows: list[dict[str, Any]], extras: dict[str, dict[str, Any]], con
             per_criterion.setdefault(result["criterion"], []).append(bool(result["passed"]))
     print("  criteria below 100 %: " + (", ".join(f"{name} {sum(v)}/{len(v)}" for name, v in per_criterion.items()
                                                if not all(v)) or "none"))
-    print(f"sinus R-wave progression monotone V1-V4: {sum(monotone)}/{n}")
     print(f"LBBB Strauss with the men's 140 ms: {sum(strauss['men'])}/{n}; with the women's 130 ms: "
           f"{sum(strauss['women'])}/{n}")
     print(f"CRT narrower than LBBB: {sum(narrower)}/{n}")
@@ -253,12 +272,25 @@ def main() -> None:
     parser.add_argument("--scenarios", nargs="+", default=["sinus", "lbbb", "crt"])
     parser.add_argument("--out", type=Path, help="keep the feature rows and Purkinje outputs here")
     parser.add_argument("--check", action="store_true", help="compare with the run's own maps and features")
+    parser.add_argument("--sex", choices=SEX_CHOICES, default="anatomy",
+                        help="each patient's sex for the sex-specific criteria: from its anatomy.json (default), "
+                             "the same for all, or alternating female, male, ... (a run whose anatomy has no sex)")
+    parser.add_argument("--from-json", type=Path, metavar="FEATURES_JSON",
+                        help="print the figures of an earlier sweep's features.json (with its --set) without recomputing")
     args = parser.parse_args()
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        config = candidate_config(args.configfile, saved["overrides"])
+        patients = list(dict.fromkeys(row["patient"] for row in saved["rows"]))
+        summarise(saved["rows"], saved["extras"], config, recorded_features(args.results) if args.check else None,
+                  patient_sexes(args.results, patients, args.sex))
+        return
     from mpi4py import MPI  # noqa: F401  (libmpi before dolfinx, which the fibre loader may import)
 
     config = candidate_config(args.configfile, args.overrides)
     patients_dir = args.results / "patients"
     names = args.patients or sorted(p.name for p in patients_dir.iterdir() if (p / "leadfield").is_dir())
+    sexes = patient_sexes(args.results, names, args.sex)  # before the long part: a run without sex stops here
     out = args.out or Path(tempfile.mkdtemp(prefix="physiology-sweep-"))
     out.mkdir(parents=True, exist_ok=True)
     template_cache = out / "cache"  # a writable copy: the run's folder may be read-only
@@ -274,7 +306,7 @@ def main() -> None:
         print(f"{name}: {time.perf_counter() - started:.0f} s", flush=True)
     (out / "features.json").write_text(json.dumps({"overrides": args.overrides, "rows": rows, "extras": extras},
                                                   indent=1, default=float))
-    summarise(rows, extras, config, recorded_features(args.results) if args.check else None)
+    summarise(rows, extras, config, recorded_features(args.results) if args.check else None, sexes)
     if args.out is None:
         shutil.rmtree(out)
 
