@@ -9,15 +9,17 @@ import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
+from ecgcohort.cohort import sampling as cohort_sampling
 from ecgcohort.io import atomic_path, code_and_library_versions
 from ecgcohort.shapes.model import ShapeModel, ShapeModelError, load_npz, load_uk_digital_heart
 
 log = logging.getLogger(__name__)
 
-#: What a built-in model is computed from besides its config section: this package's modules
+#: What a built-in model is computed from besides its config section: this package's modules (and
+#: ecgcohort.cohort.sampling, whose BODY_MODEL_AGE_YEARS the torso population is drawn over)
 #: and the libraries that build (anny with roma, warp and torch for the bodies; libigl, gmsh,
 #: scipy for the hearts). A cached model made by other code or other library versions is never used.
-BUILT_FROM_MODULES = ("catalog.py", "model.py", "heart.py", "torso.py", "../cohort/sampling.py")
+BUILT_FROM_MODULES = ("catalog.py", "model.py", "heart.py", "torso.py")
 BUILT_FROM_LIBRARIES = ("numpy", "scipy", "libigl", "gmsh", "anny", "roma", "warp-lang", "torch")
 
 REQUIRED_REGIONS = {
@@ -78,7 +80,9 @@ def shape_model_cache_key(organ: str, spec: Mapping[str, Any]) -> str:
     :data:`BUILT_FROM_MODULES` and the versions of :data:`BUILT_FROM_LIBRARIES`."""
     digest = hashlib.sha256(json.dumps([organ, dict(spec)], sort_keys=True, default=str).encode())
     here = Path(__file__).parent
-    digest.update(code_and_library_versions([here / module for module in BUILT_FROM_MODULES], BUILT_FROM_LIBRARIES))
+    # the torso's population is drawn over the ages the cohort design allows (BODY_MODEL_AGE_YEARS)
+    sources = [here / module for module in BUILT_FROM_MODULES] + [Path(cohort_sampling.__file__)]
+    digest.update(code_and_library_versions(sources, BUILT_FROM_LIBRARIES))
     return digest.hexdigest()[:16]
 
 
