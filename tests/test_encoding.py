@@ -58,18 +58,27 @@ def test_the_pca_job_reads_each_patients_parameters_file(tmp_path):
     from ecgcohort.encoding.jobs import pca_codes_job
 
     values, names, units, patients, splits = _parameters()
+    sexes = ["female", "male"] * (len(patients) // 2) + ["female"] * (len(patients) % 2)
+    ages = np.linspace(25.0, 75.0, len(patients))
     files = []
-    for row, patient, split in zip(values, patients, splits):
+    for row, patient, split, sex, age in zip(values, patients, splits, sexes, ages):
         files.append(tmp_path / f"{patient}.json")
-        files[-1].write_text(json.dumps({"patient": patient, "split": split, "parameters": dict(zip(names, row)),
-                                         "units": dict(zip(names, units))}))
+        files[-1].write_text(json.dumps({"patient": patient, "split": split, "sex": sex, "age_years": age,
+                                         "parameters": dict(zip(names, row)), "units": dict(zip(names, units))}))
     pca_codes_job(files, False, tmp_path / "codes.csv", tmp_path / "codes.json")
-    expected = pca_codes(values, names, units, patients, splits).table
+    # the sex (1 female) and the age join the code after the paper's 23 columns
+    person = np.column_stack([[float(sex == "female") for sex in sexes], ages])
+    expected = pca_codes(np.hstack([values, person]), [*names, "female", "age_years"], [*units, "1", "year"],
+                         patients, splits).table
     table = read_pca_codes(tmp_path / "codes.csv")
+    assert list(table.columns[-2:]) == ["female", "age_years"] and len(table.columns) == 1 + 25
     assert list(table.index) == patients
     np.testing.assert_allclose(table[list(expected.columns[1:])].to_numpy(), expected.iloc[:, 1:].to_numpy(dtype=float),
                                rtol=1e-7, atol=1e-9)
     record = json.loads(files[4].read_text())
+    files[4].write_text(json.dumps(dict(record, sex="unknown")))
+    with pytest.raises(ValueError, match="patient train-0004: .* has sex 'unknown'"):
+        pca_codes_job(files, False, tmp_path / "codes.csv", tmp_path / "codes.json")
     record["parameters"] = {f"other_{k}": v for k, v in record["parameters"].items()}
     files[4].write_text(json.dumps(record))
     with pytest.raises(ValueError, match="train-0004"):

@@ -54,7 +54,8 @@ def sample_sdf_job(patient: str, heart_path: str | Path, torso_path: str | Path,
 def pca_codes_job(parameters: Sequence[str | Path], include_translation: bool, out_csv: str | Path,
                   out_json: str | Path) -> None:
     """The cohort's PCA codes from every patient's ``parameters.json`` (the sampled shape modes
-    and pose, standardised on the ``train`` patients), in the order given."""
+    and pose, the sex as 1 female / 0 male and the age in years, standardised on the ``train``
+    patients), in the order given."""
     from ecgcohort.encoding.pca import pca_codes, write_pca_codes
 
     records = [json.loads(Path(path).read_text()) for path in parameters]
@@ -65,8 +66,16 @@ def pca_codes_job(parameters: Sequence[str | Path], include_translation: bool, o
         if list(record["parameters"]) != names:
             raise ValueError(f"patient {record['patient']}: {path} has the parameters {list(record['parameters'])}, "
                              f"expected {names} (those of {records[0]['patient']})")
-    values = np.array([[record["parameters"][name] for name in names] for record in records], dtype=np.float64)
-    codes = pca_codes(values, names, [str(records[0]["units"][name]) for name in names],
+    for path, record in zip(parameters, records):
+        if record.get("sex") not in ("female", "male") or not isinstance(record.get("age_years"), (int, float)):
+            raise ValueError(f"patient {record['patient']}: {path} has sex {record.get('sex')!r} and age_years "
+                             f"{record.get('age_years')!r}; expected female or male and a number of years")
+    values = np.array([[record["parameters"][name] for name in names]
+                       + [float(record["sex"] == "female"), float(record["age_years"])] for record in records],
+                      dtype=np.float64)
+    units = [str(records[0]["units"][name]) for name in names] + ["1", "year"]
+    names = [*names, "female", "age_years"]
+    codes = pca_codes(values, names, units,
                       [record["patient"] for record in records], [record["split"] for record in records],
                       include_translation)
     write_pca_codes(codes, out_csv, out_json, source="parameters.json of each patient")

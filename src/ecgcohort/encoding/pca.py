@@ -1,6 +1,7 @@
 """PCA shape codes (paper 1, section 2.4): the parameters a patient was generated from — heart
-and torso mode weights and the heart's rotation angles, optionally its translation —
-standardised per column with the mean and standard deviation of the training split only."""
+and torso mode weights, the heart's rotation angles, the patient's sex and age (the torso is
+drawn for them and the heart sized by sex), optionally the heart's translation — standardised
+per column with the mean and standard deviation of the training split only."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ import pandas as pd
 from ecgcohort.io import atomic_path
 
 CODE_PREFIXES = ("heart_mode_", "torso_mode_", "rotation_")
+#: The patient's sex (1 female, 0 male) and age (years), after the paper's 23 columns: with them the
+#: code determines the geometry (a torso mode weight is a residual for the sex and age)
+PERSON_COLUMNS = ("female", "age_years")
 TRANSLATION_PREFIX = "translation_"
 
 
@@ -31,9 +35,12 @@ class PcaCodes:
 
 def code_columns(parameter_names: Sequence[str], include_translation: bool) -> list[str]:
     """The parameters that make up the code, in the cohort's order: heart modes, torso modes,
-    rotations (the paper's 10 + 10 + 3), then translations when asked for."""
+    rotations (the paper's 10 + 10 + 3), sex and age where given, then translations when asked for."""
     prefixes = CODE_PREFIXES + ((TRANSLATION_PREFIX,) if include_translation else ())
-    return [name for prefix in prefixes for name in parameter_names if name.startswith(prefix)]
+    columns = [name for prefix in CODE_PREFIXES for name in parameter_names if name.startswith(prefix)]
+    columns += [name for name in PERSON_COLUMNS if name in parameter_names]
+    return columns + [name for prefix in prefixes[len(CODE_PREFIXES):] for name in parameter_names
+                      if name.startswith(prefix)]
 
 
 def pca_codes(parameters: np.ndarray, parameter_names: Sequence[str], parameter_units: Sequence[str],
@@ -70,8 +77,8 @@ def write_pca_codes(codes: PcaCodes, csv_path: str | Path, json_path: str | Path
     with atomic_path(csv_path) as temporary:
         codes.table.to_csv(temporary, float_format="%.10g")
     sidecar = {
-        "description": "PCA shape codes (paper 1, section 2.4): heart and torso mode weights and heart rotation "
-                       "angles (and translations if configured), standardised per column as (value - mean) / sd "
+        "description": "PCA shape codes (paper 1, section 2.4): heart and torso mode weights, heart rotation "
+                       "angles, sex (female 1) and age (and translations if configured), standardised per column as (value - mean) / sd "
                        "with the mean and sample sd of the training split only.",
         "source": source,
         "dimension": len(codes.columns),
