@@ -36,14 +36,19 @@ def plot_design(table: pd.DataFrame, design: CohortDesign, path: str | Path) -> 
         axis.set_ylim(units[b].low, units[b].high)
     axes[0].legend(fontsize=7)
     spread = axes[-1]
-    for column, dimension in enumerate(design.dimensions):
-        width = (dimension.high - dimension.low) or 1.0
+    low_age, high_age = design.demographics.age_years
+    # sex as 1 female / 0 male and age on its range, beside the Latin-hypercube dimensions
+    scaled = {"female": (table.sex == "female").astype(float),
+              "age_years": (table.age_years - low_age) / ((high_age - low_age) or 1.0)}
+    for d in design.dimensions:
+        scaled[d.name] = (table[d.name] - d.low) / ((d.high - d.low) or 1.0)
+    for column, values in enumerate(scaled.values()):
         for split in SPLITS:
-            values = (table.loc[table.split == split, dimension.name] - dimension.low) / width
             jitter = 0.15 if split == "test" else -0.15
-            spread.scatter(np.full(len(values), column + jitter), values, s=5, color=COLOURS[split])
-    spread.set_xticks(range(len(design.dimensions)))
-    spread.set_xticklabels(design.names, rotation=90, fontsize=5)
+            chosen = values[table.split == split]
+            spread.scatter(np.full(len(chosen), column + jitter), chosen, s=5, color=COLOURS[split])
+    spread.set_xticks(range(len(scaled)))
+    spread.set_xticklabels(list(scaled), rotation=90, fontsize=5)
     spread.set_ylabel("position in range", fontsize=8)
     spread.set_title("every dimension, scaled to [0, 1]", fontsize=8)
     figure.suptitle(f"cohort design: {len(table)} patients, seed {design.seed}", fontsize=10)
