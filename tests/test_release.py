@@ -126,16 +126,30 @@ def test_the_release_holds_store_table_croissant_wfdb_and_a_manifest_that_verifi
     step = 1 / np.asarray(record.adc_gain)
     assert np.abs(record.p_signal.T - expected).max() <= step.max() / 2 + 1e-12
     assert "patient: test-0000" in record.comments
+    # the patients' sex and age, from the store to the table and every WFDB header
+    cohort = open_cohort(out / "cohort.zarr")
+    people = {str(p): (str(sex), float(age)) for p, sex, age in zip(cohort.patient.values, cohort.sex.values,
+                                                                     cohort.age.values)}
+    assert {sex for sex, _ in people.values()} <= {"female", "male"}
+    for _, entry in table.iterrows():
+        assert (entry.sex, entry.age_years) == people[entry.patient]
+        comments = wfdb.rdheader(str(out / entry.wfdb_record)).comments
+        sex, age = people[entry.patient]
+        assert f"Sex: {sex.capitalize()}" in comments and f"Age: {age:.1f}" in comments
 
 
 def test_mlcroissant_loads_the_release_table(release):
     import mlcroissant
+    import pandas as pd
 
     out, _, _ = release
     dataset = mlcroissant.Dataset(jsonld=str(out / "croissant.json"))
     records = list(dataset.records("ecg_records"))
     assert len(records) == len(PATIENTS) * len(SCENARIOS)
     assert {r["ecg_records/patient"].decode() for r in records} == set(PATIENTS)
+    table = pd.read_parquet(out / "metadata.parquet")
+    assert [(r["ecg_records/sex"].decode(), r["ecg_records/age_years"]) for r in records] == \
+        list(zip(table.sex, table.age_years))
 
 
 def test_a_python_with_only_xarray_and_zarr_opens_the_release(release):
