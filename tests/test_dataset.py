@@ -212,9 +212,14 @@ def test_every_array_has_units_and_long_name_and_metadata_is_consolidated(cohort
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
-def test_dataset_card_lists_variables_sizes_ranges_and_licences(cohort):
+def test_dataset_card_lists_variables_sizes_ranges_and_licences(cohort, config):
     _, _, out = cohort
     card = (out / "README.md").read_text()
+    people = [patient_person(design_from_config(config["cohort"]), p) for p in PATIENTS]
+    ages = [person.age_years for person in people]
+    assert f"| age | {min(ages):.1f} to {max(ages):.1f} years |" in card  # the patients', not placeholders
+    counts = {sex: sum(person.sex == sex for person in people) for sex in ("female", "male")}
+    assert "| sex | " + ", ".join(f"{sex}: {n}" for sex, n in counts.items() if n) + " |" in card
     for text in ("| `grad_lead_field` | (patient, electrode, point, component) | float32 | ohm/m |",
                  "| `lead_matrix` | (electrode, node) |", "| `heart_mode_01` | standard deviations | [-1, 1] |",
                  "| `rotation_x_deg` | degree | [-10, 10] |", "patients | 3 (test: 1, train: 2)",

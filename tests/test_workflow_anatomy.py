@@ -223,7 +223,8 @@ def test_two_patients_go_through_every_stage(workflow_copy, workflow_config, rep
     assert 0.2 < (uniform_torso < 0).mean() < 0.9  # the box around the torso is partly inside it
     encoding = workflow_copy.root / "results/encoding"
     pca = pd.read_csv(encoding / "pca/codes.csv", index_col="patient")
-    assert list(pca.index) == ["train-0000", "test-0000"] and pca.shape[1] == 1 + 23
+    # the paper's 23 columns, then sex and age
+    assert list(pca.index) == ["train-0000", "test-0000"] and pca.shape[1] == 1 + 23 + 2
     codes = pd.read_csv(encoding / "deepsdf/codes.csv", index_col="patient")
     assert codes.loc["train-0000", "source"] == "training" and codes.loc["test-0000", "source"] == "map_inference"
     assert codes.filter(like="z_").shape == (2, 16) and np.isfinite(codes.loc["test-0000", "mahalanobis"])
@@ -253,6 +254,9 @@ def test_two_patients_go_through_every_stage(workflow_copy, workflow_config, rep
     table = pd.read_parquet(release / "metadata.parquet")
     assert len(table) == 2 * 5 and set(table.patient) == {"train-0000", "test-0000"}
     assert table.realism_pass.notna().any() and table.anatomy_myocardial_volume_ml.between(50, 400).all()
+    people = {p: json.loads((root / p / "anatomy/anatomy.json").read_text()) for p in ("train-0000", "test-0000")}
+    assert all((row.sex, row.age_years) == (people[row.patient]["sex"], people[row.patient]["age_years"])
+               for row in table.itertuples())
     sizes = json.loads((release / "sizes.json").read_text())
     assert sizes["parts"]["wfdb"]["files"] == 2 * 2 * 5 and sizes["store_patients_per_shard"] == 2
 

@@ -47,6 +47,7 @@ def dataset_card(store: str | Path, config: Mapping[str, Any], meshes: Mapping[s
     generation time, hardware, software versions and upstream licences. ``root`` and ``group``
     (the root Dataset and the first patient's group), when given, spare reading them back."""
     import xarray as xr
+    import zarr
 
     # the root's and one group's own metadata files are faster to read than the consolidated
     # listing of every patient's nodes
@@ -59,6 +60,8 @@ def dataset_card(store: str | Path, config: Mapping[str, Any], meshes: Mapping[s
     machine = json.loads(ds.attrs["hardware"])
     splits = {s: int((ds.split.values == s).sum()) for s in sorted(set(ds.split.values.tolist()))}
     sexes = {s: int((ds.sex.values == s).sum()) for s in sorted(set(ds.sex.values.tolist()))}
+    # from the store: the fan-in's root holds placeholders of its arrays
+    ages = np.asarray(zarr.open_array(str(Path(store) / "age"), mode="r")[...])
     kinds = {k: int((ds.electrode_kind.values == k).sum()) for k in sorted(set(ds.electrode_kind.values.tolist()))}
     nodes = [n for n, _ in meshes.values()]
     cells = [c for _, c in meshes.values()]
@@ -108,7 +111,7 @@ def dataset_card(store: str | Path, config: Mapping[str, Any], meshes: Mapping[s
         "|---|---|",
         f"| patients | {len(patients)} ({', '.join(f'{k}: {v}' for k, v in splits.items())}) |",
         f"| sex | {', '.join(f'{k}: {v}' for k, v in sexes.items())} |",
-        f"| age | {ds.age.values.min():.1f} to {ds.age.values.max():.1f} years |",
+        f"| age | {ages.min():.1f} to {ages.max():.1f} years |",
         f"| electrodes | {ds.sizes['electrode']} ({', '.join(f'{k}: {v}' for k, v in kinds.items())}) |",
         f"| lead-field sample points per patient | {ds.sizes['point']} |",
         f"| scenarios | {ds.sizes['scenario']} ({', '.join(str(s) for s in ds.scenario.values)}) |",
