@@ -62,6 +62,10 @@ _ANATOMY_DESCRIPTIONS = {
     "torso_volume_l": "volume enclosed by the torso surface",
     "heart_clearance_mm": "smallest depth of the heart surface below the body surface",
     "lv_long_axis_length_mm": "distance from the apex to the centre of the base",
+    "heart_size_factor": "length scale of the heart instance for the patient's sex (LV end-diastolic volume "
+                         "norms, anatomy.heart_by_sex)",
+    "heart_wall_factor": "further scale of the wall thickness off the endocardium for the patient's sex "
+                         "(1 for men)",
 }
 
 _ECG_DESCRIPTIONS = {
