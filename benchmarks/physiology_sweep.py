@@ -201,7 +201,7 @@ def summarise(rows: list[dict[str, Any]], extras: dict[str, dict[str, Any]], con
     print(f"{'patient':11s} {'sex':6s} {'QRS':>4s} {'axis':>5s} {'dipole':>6s} {'trans':>5s} {'QRS-T':>5s} "
           f"{'R V1/V2/V3/V4 (mV)':>20s} {'q V5/V6':>9s} | {'LBBB':>4s} {'notch':>5s} {'V1V2':>4s} "
           f"{'S140':>4s} {'S130':>4s} | {'CRT':>4s} | sinus criteria failed")
-    sinus_pass, strauss = [], {"men": [], "women": []}
+    sinus_pass, strauss, own_sex = [], {"men": [], "women": []}, []
     narrower = []
     for patient in patients:
         sinus, lbbb, crt = (by_key.get((patient, name)) for name in ("sinus", "lbbb", "crt"))
@@ -212,6 +212,7 @@ def summarise(rows: list[dict[str, Any]], extras: dict[str, dict[str, Any]], con
             f.split()[0] in ("strauss_qs_or_rs_v1_v2", "strauss_mid_qrs_notch") for f in failed.get((patient, "lbbb"), []))
         for sex, limit in STRAUSS_QRS_MIN_MS.items():
             strauss[sex].append(strauss_shape and _number(lbbb, "qrs_duration_ms") >= limit)
+        own_sex.append(strauss["women" if sexes[patient] == "female" else "men"][-1])
         narrower.append(_number(crt, "qrs_duration_ms") < _number(lbbb, "qrs_duration_ms"))
         notch = "" if lbbb is None else str(lbbb.get("notched_lead_count", ""))
         v1v2 = "no" if any(f.startswith("strauss_qs_or_rs") for f in failed.get((patient, "lbbb"), [])) else "ok"
@@ -233,7 +234,7 @@ def summarise(rows: list[dict[str, Any]], extras: dict[str, dict[str, Any]], con
     print("  criteria below 100 %: " + (", ".join(f"{name} {sum(v)}/{len(v)}" for name, v in per_criterion.items()
                                                if not all(v)) or "none"))
     print(f"LBBB Strauss with the men's 140 ms: {sum(strauss['men'])}/{n}; with the women's 130 ms: "
-          f"{sum(strauss['women'])}/{n}")
+          f"{sum(strauss['women'])}/{n}; with each patient's own sex: {sum(own_sex)}/{n}")
     print(f"CRT narrower than LBBB: {sum(narrower)}/{n}")
     for key, label in (("qrs_duration_ms", "sinus QRS duration (ms)"), ("qrs_axis_deg", "sinus frontal QRS axis (°)"),
                        ("qrs_t_angle_deg", "sinus frontal QRS-T angle (°)")):
