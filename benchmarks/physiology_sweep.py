@@ -167,12 +167,17 @@ def recorded_features(results: Path) -> dict[tuple[str, str], dict[str, str]]:
 
 def patient_sexes(results: Path, patients: list[str], assumed: str) -> dict[str, str]:
     """Patient -> "female" / "male": from each patient's ``anatomy.json`` (``assumed`` "anatomy"),
-    or the same ``assumed`` sex for all, or "alternate" (female, male, ... in patient order) for a
-    run whose anatomy predates sex."""
+    or the same ``assumed`` sex for all, "alternate" (female, male, ... in patient order) or
+    "women=P1,P2,..." (those women, the rest men) for a run whose anatomy predates sex."""
+    if assumed not in SEX_CHOICES and not assumed.startswith("women="):
+        raise SystemExit(f"--sex {assumed!r}: expected one of {', '.join(SEX_CHOICES)} or women=P1,P2,...")
     if assumed in ("female", "male"):
         return dict.fromkeys(patients, assumed)
     if assumed == "alternate":
         return {patient: ("female", "male")[k % 2] for k, patient in enumerate(patients)}
+    if assumed.startswith("women="):
+        women = set(assumed.removeprefix("women=").split(","))
+        return {patient: "female" if patient in women else "male" for patient in patients}
     from ecgcohort.realism.jobs import read_sex_and_age
 
     paths = [results / "patients" / patient / "anatomy" / "anatomy.json" for patient in patients]
@@ -273,9 +278,10 @@ def main() -> None:
     parser.add_argument("--scenarios", nargs="+", default=["sinus", "lbbb", "crt"])
     parser.add_argument("--out", type=Path, help="keep the feature rows and Purkinje outputs here")
     parser.add_argument("--check", action="store_true", help="compare with the run's own maps and features")
-    parser.add_argument("--sex", choices=SEX_CHOICES, default="anatomy",
+    parser.add_argument("--sex", default="anatomy", metavar="|".join(SEX_CHOICES) + "|women=P1,P2,...",
                         help="each patient's sex for the sex-specific criteria: from its anatomy.json (default), "
-                             "the same for all, or alternating female, male, ... (a run whose anatomy has no sex)")
+                             "the same for all, alternating female, male, ..., or the patients named women and "
+                             "the rest men (a run whose anatomy has no sex)")
     parser.add_argument("--from-json", type=Path, metavar="FEATURES_JSON",
                         help="print the figures of an earlier sweep's features.json (with its --set) without recomputing")
     args = parser.parse_args()
