@@ -78,6 +78,9 @@ def test_paper_config_has_the_published_scale(repo, schema):
         ({"inverse": {"patients": 0}}, r"'inverse\.patients': 0 is not valid"),
         ({"inverse": {"patients": "some"}}, r"'inverse\.patients': 'some' is not valid"),
         ({"cluster": {"max_submissions": 0}}, r"'cluster\.max_submissions': 0 is less than the minimum of 1"),
+        # outside the measured 1.6-4 m/s (docs/methods/physiology.md)
+        ({"electrophysiology": {"purkinje": {"conduction_velocity_m_per_s": 4.5}}},
+         r"'electrophysiology\.purkinje\.conduction_velocity_m_per_s': 4\.5 is greater than the maximum of 4\.0"),
     ],
 )
 def test_invalid_values_are_rejected_naming_the_key(schema, change, message):
