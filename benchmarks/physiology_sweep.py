@@ -24,7 +24,8 @@ criteria; LBBB QRS duration and Strauss's criteria at the men's (140 ms) and wom
 threshold; CRT QRS duration. Then the cohort's pass rates and medians beside ELSA-Brasil's medians
 (Pinto-Filho et al. 2017: QRS 92 / 86 ms, frontal QRS axis 35° / 39°, men / women).
 
-``--from-json`` prints the figures of a saved ``features.json`` again. ``--check`` compares the recomputed activation maps and features with the run's own (the
+``--from-json`` prints the figures of a saved ``features.json`` again. ``--check`` compares the
+recomputed activation maps and features with the run's own (the
 benchmark measures the workflow only where they agree). ``--out`` keeps the feature rows
 (``features.json``) and the Purkinje outputs per patient (default: a temporary folder).
 """
@@ -184,7 +185,8 @@ def patient_sexes(results: Path, patients: list[str], assumed: str) -> dict[str,
     try:
         return {patient: values["sex"] for patient, values in read_sex_and_age(paths).items()}
     except ValueError as error:
-        raise SystemExit(f"{error}\n(a run without sex: pass --sex male, female or alternate)") from None
+        raise SystemExit(f"{error}\n(a run without sex: pass --sex male, female, alternate or "
+                         "women=P1,P2,...)") from None
 
 
 def summarise(rows: list[dict[str, Any]], extras: dict[str, dict[str, Any]], config: dict[str, Any],
@@ -200,7 +202,8 @@ def summarise(rows: list[dict[str, Any]], extras: dict[str, dict[str, Any]], con
     failed: dict[tuple[str, str], list[str]] = {}
     for result in results:
         if not result["passed"]:
-            failed.setdefault((result["patient"], result["scenario"]), []).append(f"{result['criterion']} {result['value']}")
+            failed.setdefault((result["patient"], result["scenario"]), []).append(
+                f"{result['criterion']} {result['value']}")
     by_key = {(row["patient"], row["scenario"]): row for row in rows}
     patients = list(dict.fromkeys(row["patient"] for row in rows))
     print(f"{'patient':11s} {'sex':6s} {'QRS':>4s} {'axis':>5s} {'dipole':>6s} {'trans':>5s} {'QRS-T':>5s} "
@@ -213,21 +216,23 @@ def summarise(rows: list[dict[str, Any]], extras: dict[str, dict[str, Any]], con
         r_values = [_number(sinus, f"r_mv_{lead}") for lead in PROGRESSION_LEADS]
         fails = failed.get((patient, "sinus"), [])
         sinus_pass.append(sinus is not None and not fails)
-        strauss_shape = lbbb is not None and not any(
-            f.split()[0] in ("strauss_qs_or_rs_v1_v2", "strauss_mid_qrs_notch") for f in failed.get((patient, "lbbb"), []))
+        lbbb_failed = [f.split()[0] for f in failed.get((patient, "lbbb"), [])]
+        strauss_shape = lbbb is not None and not {"strauss_qs_or_rs_v1_v2", "strauss_mid_qrs_notch"} & set(lbbb_failed)
         for sex, limit in STRAUSS_QRS_MIN_MS.items():
             strauss[sex].append(strauss_shape and _number(lbbb, "qrs_duration_ms") >= limit)
         own_sex.append(strauss["women" if sexes[patient] == "female" else "men"][-1])
         narrower.append(_number(crt, "qrs_duration_ms") < _number(lbbb, "qrs_duration_ms"))
         notch = "" if lbbb is None else str(lbbb.get("notched_lead_count", ""))
-        v1v2 = "no" if any(f.startswith("strauss_qs_or_rs") for f in failed.get((patient, "lbbb"), [])) else "ok"
-        print(f"{patient:11s} {sexes[patient]:6s} {_number(sinus, 'qrs_duration_ms'):4.0f} {_number(sinus, 'qrs_axis_deg'):+5.0f} "
+        v1v2 = "no" if "strauss_qs_or_rs_v1_v2" in lbbb_failed else "ok"
+        print(f"{patient:11s} {sexes[patient]:6s} {_number(sinus, 'qrs_duration_ms'):4.0f} "
+              f"{_number(sinus, 'qrs_axis_deg'):+5.0f} "
               f"{extras.get(patient, {}).get('dipole_deg', float('nan')):+6.0f} "
               f"{'' if sinus is None else str(sinus.get('transition_lead', '')):>5s} "
               f"{_number(sinus, 'qrs_t_angle_deg'):5.0f} "
               f"{'/'.join(f'{r:.2f}' for r in r_values):>20s} "
               f"{_number(sinus, 'q_mv_V5'):.2f}/{_number(sinus, 'q_mv_V6'):.2f} | "
-              f"{_number(lbbb, 'qrs_duration_ms'):4.0f} {notch:>5s} {v1v2:>4s} {'yes' if strauss['men'][-1] else 'no':>4s} "
+              f"{_number(lbbb, 'qrs_duration_ms'):4.0f} {notch:>5s} {v1v2:>4s} "
+              f"{'yes' if strauss['men'][-1] else 'no':>4s} "
               f"{'yes' if strauss['women'][-1] else 'no':>4s} | {_number(crt, 'qrs_duration_ms'):4.0f} | "
               + ("; ".join(fails) if fails else "none"))
     n = len(patients)
@@ -283,7 +288,8 @@ def main() -> None:
                              "the same for all, alternating female, male, ..., or the patients named women and "
                              "the rest men (a run whose anatomy has no sex)")
     parser.add_argument("--from-json", type=Path, metavar="FEATURES_JSON",
-                        help="print the figures of an earlier sweep's features.json (with its --set) without recomputing")
+                        help="print the figures of an earlier sweep's features.json (with its --set) "
+                             "without recomputing")
     args = parser.parse_args()
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
