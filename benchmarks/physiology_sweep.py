@@ -21,8 +21,9 @@ Printed per patient: sinus QRS duration, frontal QRS axis, the frontal angle of 
 mean QRS vector (Σ vol G_i ∇τ over the myocardium, as in benchmarks/qrs_axis_sources.py), the R/S
 transition lead, the frontal QRS–T angle, R in V1-V4 (progression), septal q and the failed healthy
 criteria; LBBB QRS duration and Strauss's criteria at the men's (140 ms) and women's (130 ms)
-threshold; CRT QRS duration. Then the cohort's pass rates and medians beside ELSA-Brasil's medians
-(Pinto-Filho et al. 2017: QRS 92 / 86 ms, frontal QRS axis 35° / 39°, men / women).
+threshold; CRT QRS duration. Then the cohort's pass rates, the LBBB maps' first LV endocardial and
+latest LV epicardial activation (against Wyndham et al. 1980's LBBB maps), and the medians beside
+ELSA-Brasil's (Pinto-Filho et al. 2017: QRS 92 / 86 ms, frontal QRS axis 35° / 39°, men / women).
 
 ``--from-json`` prints the figures of a saved ``features.json`` again. ``--check`` compares the
 recomputed activation maps and features with the run's own (the
@@ -92,6 +93,18 @@ def heart_dipole_deg(fibres, activation_ms: np.ndarray, sigma) -> float:
     return frontal_deg(((along + sigma.intra_cross * grad_tau) * volumes[:, None]).sum(axis=0))
 
 
+def lbbb_lv_times_ms(fibres, activation_ms: np.ndarray) -> tuple[float, float]:
+    """(first LV endocardial, latest LV epicardial) activation of an LBBB map, ms from its first
+    activation: the end of transseptal conduction and the LV's last (benchmarks/lbbb_activation.py)."""
+    from ecgcohort.conduction.scenarios import ENDOCARDIAL_BAND, EPICARDIAL_BAND
+
+    times = activation_ms - activation_ms.min()
+    lv = fibres.coordinates["ventricle"] < 0.5
+    transmural = fibres.coordinates["transmural"]
+    return (float(times[lv & (transmural < ENDOCARDIAL_BAND)].min()),
+            float(times[lv & (transmural > EPICARDIAL_BAND)].max()))
+
+
 def patient_rows(patient_dir: Path, config: dict[str, Any], scenarios: list[str], scratch: Path,
                  template_cache: Path, check: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The realism feature rows of one patient's scenarios under ``config`` and what else is
@@ -141,6 +154,8 @@ def patient_rows(patient_dir: Path, config: dict[str, Any], scenarios: list[str]
         rows.append(row)
         if scenario.kind == "sinus":
             extra["dipole_deg"] = heart_dipole_deg(conduction.fibres, activation.activation_ms, sigma)
+        if scenario.kind == "lbbb":
+            extra["lbbb_lv_ms"] = lbbb_lv_times_ms(conduction.fibres, activation.activation_ms)
         recorded = patient_dir / "activation" / f"{name}.npz"
         if check and recorded.exists():
             extra[f"{name}_map_max_diff_ms"] = float(np.abs(load_activation(recorded).activation_ms
@@ -256,6 +271,12 @@ def summarise(rows: list[dict[str, Any]], extras: dict[str, dict[str, Any]], con
     lbbb_qrs = np.array([_number(by_key.get((p, "lbbb")), "qrs_duration_ms") for p in patients])
     print(f"LBBB QRS duration (ms): median {np.nanmedian(lbbb_qrs):.0f}, range {np.nanmin(lbbb_qrs):.0f}-"
           f"{np.nanmax(lbbb_qrs):.0f}")
+    lv_times = np.array([extras[p]["lbbb_lv_ms"] for p in patients if "lbbb_lv_ms" in extras.get(p, {})])
+    if lv_times.size:
+        print(f"LBBB map: first LV endocardial activation {lv_times[:, 0].min():.0f}-{lv_times[:, 0].max():.0f} ms "
+              f"(median {np.median(lv_times[:, 0]):.0f}), latest LV epicardial {lv_times[:, 1].min():.0f}-"
+              f"{lv_times[:, 1].max():.0f} ms (median {np.median(lv_times[:, 1]):.0f}); Wyndham et al. 1980, "
+              "five LBBB patients: latest LV epicardial 113-140 ms (mean 124), QRS 130-160 ms")
     if recorded:
         print("\nagainst the run's own features (recomputed − recorded): ", end="")
         diffs = []
