@@ -18,7 +18,9 @@ result is the same fixed point, not an ordered-upwind approximation. On a conver
 Each tetrahedron stores the six squared M-lengths of its edges (every inner product a local
 update needs follows by polarisation), their roots, and each vertex's M-distance to the
 plane of its opposite face: no update from that tetrahedron can be below the smallest value
-on the face plus that height, which skips most updates that cannot improve a node. Units:
+on the face plus that height, which skips most updates that cannot improve a node. The
+solver's grids store these forms in single precision (one 64-byte cache line per tetrahedron)
+and the values it computes in double. Units:
 whatever the caller uses consistently (here mm, mm/ms, ms).
 """
 
@@ -36,6 +38,10 @@ _LENGTHS, _ROOTS, _HEIGHTS = 0, 6, 12
 #: heights are shrunk by this relative margin so that rounding never lets the bound skip an
 #: update that would improve a node
 _HEIGHT_MARGIN = 1e-12
+#: the columns of the face heights, and the further margin they are shrunk by before the forms
+#: are stored in single precision (its rounding is 6e-8 relative)
+HEIGHTS = slice(_HEIGHTS, _HEIGHTS + 4)
+SINGLE_PRECISION_HEIGHT_MARGIN = 1e-6
 
 
 @numba.njit(cache=True, nogil=True)
