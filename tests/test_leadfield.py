@@ -19,7 +19,7 @@ from ecgcohort.anatomy.electrodes import STANDARD_ELECTRODES
 from ecgcohort.fibers import FibreAngles, MyocardialFibres, load_fibres, save_fibres
 from ecgcohort.leadfield import (Conductivities, LeadFieldError, LeadFieldSolver, intracellular_tensors,
                                  lead_field_gradients, lead_matrix, sample_points)
-from ecgcohort.leadfield.jobs import (STANDARD_ELECTRODE_COUNT, compute_lead_field_chunk, electrode_chunks,
+from ecgcohort.leadfield.jobs import (STANDARD_ELECTRODE_COUNT, compute_lead_field_chunks, electrode_chunks,
                                      write_sample_points)
 from ecgcohort.leadfield.solver import body_mesh, lead_matrix_from_potentials
 from ecgcohort.meshing import VOLUME_TAGS
@@ -376,8 +376,9 @@ def patient_files(balls, anisotropic, tmp_path_factory):
 def test_chunk_job_writes_gradients_and_the_lead_matrix(balls, patient_files):
     folder, solver, table = patient_files
     conductivities = {"intra_fibre": 0.3, "intra_cross": 0.03, "extra_fibre": 0.3, "extra_cross": 0.12, "torso": 0.06}
-    compute_lead_field_chunk("train-0003", balls[11.0], folder / "fibres.npz", folder / "electrodes.csv",
-                             folder / "points.npz", 1, 2, conductivities, folder / "chunk-1.npz")
+    compute_lead_field_chunks("train-0003", balls[11.0], folder / "fibres.npz", folder / "electrodes.csv",
+                              folder / "points.npz", chunks=[1], electrodes_per_job=2, conductivities=conductivities,
+                              out_npzs=[folder / "chunk-1.npz"])
     with np.load(folder / "chunk-1.npz") as out, np.load(folder / "points.npz") as points:
         assert list(out["electrode_names"]) == ["A01", "A02"]
         assert out["grad_points"].shape == (2, 500, 3) and out["grad_points"].dtype == np.float32
@@ -400,9 +401,9 @@ def test_chunk_job_writes_gradients_and_the_lead_matrix(balls, patient_files):
         stats = json.loads(str(out["stats_json"]))
         assert stats["patient"] == "train-0003" and stats["factorisation_s"] > 0 and stats["factor_flops"] > 0
         assert stats["point_gradient"] == "recovered" and stats["cell_gradient"] == "recovered"
-    compute_lead_field_chunk("train-0003", balls[11.0], folder / "fibres.npz", folder / "electrodes.csv",
-                             folder / "points.npz", 1, 2, conductivities, folder / "chunk-1-p1.npz", point_gradient="p1",
-                             cell_gradient="p1")
+    compute_lead_field_chunks("train-0003", balls[11.0], folder / "fibres.npz", folder / "electrodes.csv",
+                              folder / "points.npz", chunks=[1], electrodes_per_job=2, conductivities=conductivities,
+                              out_npzs=[folder / "chunk-1-p1.npz"], point_gradient="p1", cell_gradient="p1")
     with np.load(folder / "chunk-1-p1.npz") as out, np.load(folder / "points.npz") as points:
         np.testing.assert_allclose(out["grad_points"], solver.point_gradients(reference, points["points_m"]),
                                    rtol=1e-4, atol=1e-4 * np.abs(out["grad_points"]).max())
@@ -412,9 +413,10 @@ def test_chunk_job_writes_gradients_and_the_lead_matrix(balls, patient_files):
         assert np.abs(out["lead_matrix"] - galerkin).max() < 1e-8 * np.abs(galerkin).max()
         assert np.abs(out["lead_matrix"] - reference_matrix).max() > 1e-3 * np.abs(galerkin).max()
     with pytest.raises(LeadFieldError, match="cell_gradient"):
-        compute_lead_field_chunk("train-0003", balls[11.0], folder / "fibres.npz", folder / "electrodes.csv",
-                                 folder / "points.npz", 1, 2, conductivities, folder / "chunk-1-bad.npz",
-                                 cell_gradient="p2")
+        compute_lead_field_chunks("train-0003", balls[11.0], folder / "fibres.npz", folder / "electrodes.csv",
+                                  folder / "points.npz", chunks=[1], electrodes_per_job=2,
+                                  conductivities=conductivities, out_npzs=[folder / "chunk-1-bad.npz"],
+                                  cell_gradient="p2")
 
 
 def test_the_12_leads_electrodes_are_a_chunk_of_their_own_read_from_their_own_table(balls, patient_files, tmp_path):
@@ -430,25 +432,87 @@ def test_the_12_leads_electrodes_are_a_chunk_of_their_own_read_from_their_own_ta
     assert [list(r) for r in electrode_chunks(5, 2)] == [list(range(5))]
     conductivities = Conductivities().__dict__
     for name, electrodes, per_job in (("whole", "electrodes.csv", 1), ("own", "electrodes_standard.csv", 0)):
-        compute_lead_field_chunk("train-0003", balls[11.0], folder / "fibres.npz", folder / electrodes,
-                                 folder / "points.npz", 0, per_job, conductivities, tmp_path / f"chunk-0-{name}.npz")
+        compute_lead_field_chunks("train-0003", balls[11.0], folder / "fibres.npz", folder / electrodes,
+                                  folder / "points.npz", chunks=[0], electrodes_per_job=per_job,
+                                  conductivities=conductivities, out_npzs=[tmp_path / f"chunk-0-{name}.npz"])
     with np.load(tmp_path / "chunk-0-whole.npz") as whole, np.load(tmp_path / "chunk-0-own.npz") as own:
         assert list(own["electrode_names"]) == list(STANDARD_ELECTRODES) == list(whole["electrode_names"])
         for key in ("electrode_positions_m", "grad_points", "grad_cells", "lead_matrix"):
             np.testing.assert_array_equal(own[key], whole[key])
     table.iloc[[1, 0, *range(2, 11)]].to_csv(tmp_path / "swapped.csv", index=False)
     with pytest.raises(LeadFieldError, match=r"train-0003.*does not start with the 12-lead's electrodes"):
-        compute_lead_field_chunk("train-0003", balls[11.0], folder / "fibres.npz", tmp_path / "swapped.csv",
-                                 folder / "points.npz", 0, 0, conductivities, tmp_path / "chunk-0-swapped.npz")
+        compute_lead_field_chunks("train-0003", balls[11.0], folder / "fibres.npz", tmp_path / "swapped.csv",
+                                  folder / "points.npz", chunks=[0], electrodes_per_job=0,
+                                  conductivities=conductivities, out_npzs=[tmp_path / "chunk-0-swapped.npz"])
     assert not (tmp_path / "chunk-0-swapped.npz").exists()
 
 
 def test_chunk_job_refuses_a_chunk_out_of_range(balls, patient_files):
     folder, _, _ = patient_files
     with pytest.raises(LeadFieldError, match=r"train-0003.*chunk 3"):
-        compute_lead_field_chunk("train-0003", balls[11.0], folder / "fibres.npz", folder / "electrodes.csv",
-                                 folder / "points.npz", 3, 2, Conductivities().__dict__, folder / "chunk-3.npz")
+        compute_lead_field_chunks("train-0003", balls[11.0], folder / "fibres.npz", folder / "electrodes.csv",
+                                  folder / "points.npz", chunks=[3], electrodes_per_job=2,
+                                  conductivities=Conductivities().__dict__, out_npzs=[folder / "chunk-3.npz"])
     assert not (folder / "chunk-3.npz").exists()
+
+
+def test_one_job_writes_every_chunk_from_one_factorisation_as_the_per_chunk_jobs_do(balls, patient_files, tmp_path):
+    """leadfield.electrodes_per_job "all": one job writes chunk 0 (the 12-lead) and chunk 1 (the
+    rest) from one factorisation; so does a job of several anterior chunks. Every array is bit for
+    bit the one-job-per-chunk workflow's (chunk 0 from the 12-lead's own table): each chunk is
+    still its own block solve on the same factors. The factorisation is shared: every chunk file
+    carries the same factorisation time and names the chunks that shared it."""
+    folder, _, table = patient_files
+    conductivities = Conductivities().__dict__
+    common = dict(conductivities=conductivities)
+
+    def job(electrodes: str, chunks: list[int], per_job: int, prefix: str) -> list:
+        outs = [tmp_path / f"{prefix}-{chunk}.npz" for chunk in chunks]
+        compute_lead_field_chunks("train-0003", balls[11.0], folder / "fibres.npz", folder / electrodes,
+                                  folder / "points.npz", chunks=chunks, electrodes_per_job=per_job, out_npzs=outs,
+                                  **common)
+        return outs
+
+    keys = ("electrode_names", "electrode_positions_m", "grad_points", "grad_cells", "lead_matrix")
+    separate = job("electrodes_standard.csv", [0], 0, "alone") + job("electrodes.csv", [1], 0, "alone")
+    for per_job, expected_chunks in ((0, [0, 1]), (1, [0, 1, 2])):
+        together = job("electrodes.csv", expected_chunks, per_job, f"together{per_job}")
+        if per_job:
+            separate = separate[:1] + job("electrodes.csv", [1], 1, "alone1") + job("electrodes.csv", [2], 1, "alone1")
+        names, factorisations = [], set()
+        for one, other in zip(together, separate, strict=True):
+            with np.load(one) as mine, np.load(other) as theirs:
+                for key in keys:
+                    np.testing.assert_array_equal(mine[key], theirs[key], err_msg=f"{one.name} {key}")
+                names += list(mine["electrode_names"])
+                stats = json.loads(str(mine["stats_json"]))
+                assert stats["factorisation_chunks"] == expected_chunks
+                assert stats["electrodes_solved"] == len(mine["electrode_names"])
+                factorisations.add(stats["factorisation_s"])
+                assert json.loads(str(theirs["stats_json"]))["factorisation_chunks"] == [stats["chunk"]]
+        assert names == list(table["name"])
+        assert len(factorisations) == 1
+
+
+def test_one_job_leaves_no_chunk_file_when_a_later_chunk_fails(balls, patient_files, tmp_path):
+    """The files are written only after every chunk is computed: an anterior electrode off the
+    body surface fails chunk 1 and leaves no chunk 0 (whose electrodes are fine) behind; a job
+    given fewer output files than chunks is refused before it starts."""
+    folder, _, table = patient_files
+    moved = table.copy()
+    moved.loc[10, ["x_mm", "y_mm", "z_mm"]] *= 0.9  # A02 10 mm inside the body
+    moved.to_csv(tmp_path / "electrodes.csv", index=False)
+    outs = [tmp_path / "chunk-0.npz", tmp_path / "chunk-1.npz"]
+    with pytest.raises(LeadFieldError, match=r"train-0003.*A02.*off"):
+        compute_lead_field_chunks("train-0003", balls[11.0], folder / "fibres.npz", tmp_path / "electrodes.csv",
+                                  folder / "points.npz", chunks=[0, 1], electrodes_per_job=0,
+                                  conductivities=Conductivities().__dict__, out_npzs=outs)
+    assert not any(path.exists() for path in outs)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["electrodes.csv"]  # no temporaries either
+    with pytest.raises(LeadFieldError, match=r"train-0003: 2 chunk\(s\) \[0, 1\] for 1 output file"):
+        compute_lead_field_chunks("train-0003", balls[11.0], folder / "fibres.npz", folder / "electrodes.csv",
+                                  folder / "points.npz", chunks=[0, 1], electrodes_per_job=0,
+                                  conductivities=Conductivities().__dict__, out_npzs=outs[:1])
 
 
 def test_an_electrode_off_the_body_surface_is_refused_by_name(balls, patient_files, tmp_path):
@@ -457,8 +521,9 @@ def test_an_electrode_off_the_body_surface_is_refused_by_name(balls, patient_fil
     moved.loc[3, ["x_mm", "y_mm", "z_mm"]] *= 0.9  # 10 mm inside the body
     moved.to_csv(tmp_path / "electrodes.csv", index=False)
     with pytest.raises(LeadFieldError, match=r"train-0003.*V1.*off"):
-        compute_lead_field_chunk("train-0003", balls[11.0], folder / "fibres.npz", tmp_path / "electrodes.csv",
-                                 folder / "points.npz", 0, 0, Conductivities().__dict__, tmp_path / "chunk-0.npz")
+        compute_lead_field_chunks("train-0003", balls[11.0], folder / "fibres.npz", tmp_path / "electrodes.csv",
+                                  folder / "points.npz", chunks=[0], electrodes_per_job=0,
+                                  conductivities=Conductivities().__dict__, out_npzs=[tmp_path / "chunk-0.npz"])
     assert not (tmp_path / "chunk-0.npz").exists()
 
 

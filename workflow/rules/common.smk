@@ -93,8 +93,9 @@ def batch_targets(wildcards):
     templates = [str(template) for name in CHAIN_RULES for template in getattr(rules, name).output]
     pictures = [str(template) for name in PICTURE_RULES for template in getattr(rules, name).output]
     pictured = [patient for patient in BATCHES[wildcards.batch] if patient in PICTURED_PATIENTS]
-    return (expand(templates, patient=BATCHES[wildcards.batch], chunk=LEADFIELD_CHUNKS)
-            + expand(pictures, patient=pictured))
+    # a template without {chunk} (the patient's one lead-field job) comes out of expand once per chunk
+    chains = list(dict.fromkeys(expand(templates, patient=BATCHES[wildcards.batch], chunk=LEADFIELD_CHUNKS)))
+    return chains + expand(pictures, patient=pictured)
 
 
 def chain_targets(template, patients):
@@ -247,7 +248,8 @@ def inverse_truth_chain(wildcards):
 
 
 def leadfield_electrodes(wildcards):
-    """The electrode table of a lead-field chunk: the 12-lead's own for chunk 0."""
-    if wildcards.chunk == "0":
+    """The electrode table a lead-field job reads: the 12-lead's own for chunk 0 alone (one job
+    per chunk), the patient's whole table otherwise."""
+    if wildcards.get("chunk") == "0":
         return rules.place_standard_electrodes.output.electrodes.format(patient=wildcards.patient)
     return rules.place_electrodes.output.electrodes.format(patient=wildcards.patient)

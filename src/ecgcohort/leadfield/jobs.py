@@ -1,13 +1,15 @@
 """The lead-field stage's jobs, free of Snakemake: sample points per patient, then lead
-fields, their gradients and the lead matrix per (patient, chunk of electrodes)."""
+fields, their gradients and the lead matrix per (patient, chunk of electrodes), any number of a
+patient's chunks from one factorisation."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -76,18 +78,23 @@ def write_sample_points(patient: str, mesh: str | Path, count: int, near_fractio
              100 * float((samples.distance_to_heart_m <= near_mm * MM).mean()), near_mm, time.perf_counter() - start)
 
 
-def compute_lead_field_chunk(patient: str, mesh: str | Path, fibres_npz: str | Path, electrodes_csv: str | Path,
-                             points_npz: str | Path, chunk: int, electrodes_per_job: int,
-                             conductivities: Mapping[str, Any], out_npz: str | Path, *, threads: int = 1,
-                             low_rank_tolerance: float = 1e-10, electrode_tolerance_mm: float = 1.0,
-                             point_gradient: str = "recovered", cell_gradient: str = "recovered") -> None:
-    """Lead fields of one chunk of a patient's electrodes (one factorisation, one block
-    solve), written atomically as ``.npz``: ``electrode_names`` (E,), ``electrode_positions_m``
+def compute_lead_field_chunks(patient: str, mesh: str | Path, fibres_npz: str | Path, electrodes_csv: str | Path,
+                              points_npz: str | Path, *, chunks: Sequence[int], electrodes_per_job: int,
+                              conductivities: Mapping[str, Any], out_npzs: Sequence[str | Path], threads: int = 1,
+                              low_rank_tolerance: float = 1e-10, electrode_tolerance_mm: float = 1.0,
+                              point_gradient: str = "recovered", cell_gradient: str = "recovered") -> None:
+    """Lead fields of the ``chunks`` of a patient's electrodes (chunk ``k`` of
+    :func:`electrode_chunks` of the table and ``electrodes_per_job``) from one factorisation of
+    the patient's matrix, each chunk one block solve, each written to its ``out_npzs`` entry as
+    ``.npz``: ``electrode_names`` (E,), ``electrode_positions_m``
     (E, 3), ``grad_points`` (E, P, 3) float32 Ω/m at the sample points, ``grad_cells``
     (E, C, 3) float32 Ω/m per myocardial cell in the fibres' cell order, ``lead_matrix``
     (E, N) float64 on the fibres' nodes (eq. 3: potentials = lead_matrix @ V_m; the same as
     :func:`ecgcohort.leadfield.matrix.lead_matrix` of the float64 gradients, computed as a
-    sparse product), ``stats_json`` (timings in s, MUMPS flops, sizes, units). ``threads``
+    sparse product), ``stats_json`` (timings in s, MUMPS flops, sizes, units; the
+    factorisation's figures in every chunk that shared it, named in ``factorisation_chunks``).
+    A chunk's arrays do not depend on which other chunks share its job. The files are
+    written only once every chunk is computed, each atomically. ``threads``
     serve point location and gradients (the factorisation is sequential);
     ``low_rank_tolerance`` is MUMPS's block low-rank threshold (0: exact factors);
     ``electrode_tolerance_mm``: how far an electrode (on the patient's own body surface) may lie
@@ -106,28 +113,33 @@ def compute_lead_field_chunk(patient: str, mesh: str | Path, fibres_npz: str | P
 
     from ecgcohort.anatomy.electrodes import STANDARD_ELECTRODES
     from ecgcohort.fibers import load_fibres
-    from ecgcohort.leadfield.matrix import lead_matrix
-    from ecgcohort.leadfield.solver import MM, LeadFieldError, LeadFieldSolver, lead_matrix_from_potentials
-    from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
+    from ecgcohort.leadfield.solver import MM, LeadFieldError, LeadFieldSolver
+    from ecgcohort.leadfield.tensors import Conductivities
 
     start = time.perf_counter()
-    sigma = Conductivities.from_config(conductivities)
+    if point_gradient not in ("recovered", "p1"):
+        raise LeadFieldError(f"leadfield.point_gradient must be 'recovered' or 'p1', got {point_gradient!r}")
+    if cell_gradient not in ("recovered", "p1"):
+        raise LeadFieldError(f"leadfield.cell_gradient must be 'recovered' or 'p1', got {cell_gradient!r}")
+    chunks = [int(chunk) for chunk in chunks]
+    if len(chunks) != len(out_npzs) or not chunks:
+        raise LeadFieldError(f"patient {patient}: {len(chunks)} chunk(s) {chunks} for {len(out_npzs)} output file(s)")
     table = pd.read_csv(electrodes_csv)
-    chunks = electrode_chunks(len(table), electrodes_per_job)
-    if not 0 <= chunk < len(chunks):
-        raise LeadFieldError(f"patient {patient}: chunk {chunk} out of range: {len(table)} electrodes in "
-                             f"{len(chunks)} chunk(s), the 12-lead's then {electrodes_per_job or 'all others'} each")
-    selected = table.iloc[list(chunks[chunk])]
-    names = selected["name"].astype(str).tolist()
-    if chunk == 0 and len(table) >= STANDARD_ELECTRODE_COUNT and tuple(names) != STANDARD_ELECTRODES:
+    layout = electrode_chunks(len(table), electrodes_per_job)
+    for chunk in chunks:
+        if not 0 <= chunk < len(layout):
+            raise LeadFieldError(f"patient {patient}: chunk {chunk} out of range: {len(table)} electrodes in "
+                                 f"{len(layout)} chunk(s), the 12-lead's then {electrodes_per_job or 'all others'} each")
+    leading = table["name"].astype(str).tolist()[:STANDARD_ELECTRODE_COUNT]
+    if 0 in chunks and len(table) >= STANDARD_ELECTRODE_COUNT and tuple(leading) != STANDARD_ELECTRODES:
         raise LeadFieldError(f"patient {patient}: {electrodes_csv} does not start with the 12-lead's electrodes "
-                             f"{', '.join(STANDARD_ELECTRODES)} (it starts {', '.join(names)})")
-    electrodes_m = selected[["x_mm", "y_mm", "z_mm"]].to_numpy(dtype=np.float64) * MM
+                             f"{', '.join(STANDARD_ELECTRODES)} (it starts {', '.join(leading)})")
     fibres = load_fibres(fibres_npz)
     with np.load(points_npz) as archive:
         points_m = archive["points_m"]
         drawn_in = archive["cell"] if "cell" in archive.files else None
 
+    sigma = Conductivities.from_config(conductivities)
     solver = LeadFieldSolver(mesh, sigma, fibres.cell_structure, fibres.parent_cells, threads=threads,
                              low_rank_tolerance=low_rank_tolerance, max_electrode_offset_mm=electrode_tolerance_mm)
     offset = np.abs(solver.mesh.points_m[fibres.parent_nodes] - fibres.points_mm * MM).max()
@@ -138,37 +150,64 @@ def compute_lead_field_chunk(patient: str, mesh: str | Path, fibres_npz: str | P
         point_cells = solver.locate(points_m, known_cells=drawn_in)
     except LeadFieldError as error:
         raise LeadFieldError(f"patient {patient}: {points_npz}: {error}") from error
+    shared = {**solver.stats.as_dict(), "patient": patient, "factorisation_chunks": chunks,
+              "point_gradient": point_gradient, "cell_gradient": cell_gradient, "sample_points": len(points_m),
+              "units": CHUNK_UNITS}
+    setup_s = time.perf_counter() - start
+    contents = []
+    for chunk in chunks:
+        chunk_start = time.perf_counter()
+        selected = table.iloc[list(layout[chunk])]
+        names = selected["name"].astype(str).tolist()
+        electrodes_m = selected[["x_mm", "y_mm", "z_mm"]].to_numpy(dtype=np.float64) * MM
+        arrays, timings = _chunk_arrays(patient, solver, fibres, sigma, electrodes_m, names, points_m, point_cells,
+                                        point_gradient=point_gradient, cell_gradient=cell_gradient)
+        stats = {**shared, **timings, "chunk": chunk, "electrodes_solved": len(names),
+                 "peak_rss_mb": solver.stats.peak_rss_mb, "total_s": setup_s + time.perf_counter() - chunk_start}
+        contents.append({"electrode_names": np.array(names), "electrode_positions_m": electrodes_m, **arrays,
+                         "stats_json": np.array(json.dumps(stats))})
+        log.info("patient %s, chunk %d: %d lead fields solved as one block in %.2f s, gradients at %d points and "
+                 "%d myocardial cells in %.2f s, lead matrix in %.2f s", patient, chunk, len(names),
+                 timings["solve_s"], len(points_m), len(fibres.parent_cells), timings["gradients_s"],
+                 timings["lead_matrix_s"])
+    with ExitStack() as renames:  # every file renamed into place only after all are written
+        for out_npz, arrays in zip(out_npzs, contents):
+            with open(renames.enter_context(atomic_path(out_npz)), "wb") as handle:
+                np.savez(handle, **arrays)
+    log.info("patient %s: chunk(s) %s from one factorisation (%.2f s) in %.1f s", patient,
+             ", ".join(map(str, chunks)), solver.stats.factorisation_s, time.perf_counter() - start)
+
+
+def _chunk_arrays(patient: str, solver, fibres, sigma, electrodes_m: np.ndarray, names: list[str],
+                  points_m: np.ndarray, point_cells: np.ndarray, *, point_gradient: str,
+                  cell_gradient: str) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """One chunk's ``grad_points``, ``grad_cells`` and ``lead_matrix`` (see
+    :func:`compute_lead_field_chunks`) from the patient's factored ``solver``, and the chunk's
+    own solve, gradient and lead-matrix times (s)."""
+    from ecgcohort.leadfield.matrix import lead_matrix
+    from ecgcohort.leadfield.solver import MM, LeadFieldError, lead_matrix_from_potentials
+    from ecgcohort.leadfield.tensors import intracellular_tensors
+
+    solve_before, gradients_before = solver.stats.solve_s, solver.stats.gradients_s
     try:
         z = solver.solve(electrodes_m, names)
     except LeadFieldError as error:
         raise LeadFieldError(f"patient {patient}: {error}") from error
-    log.info("patient %s, chunk %d: %d lead fields solved as one block in %.2f s", patient, chunk, len(names),
-             solver.stats.solve_s)
     if point_gradient == "recovered":
         grad_points = solver.recovered_gradients(z, point_cells, points_m, dtype=np.float32)
-    elif point_gradient == "p1":
-        grad_points = solver.cell_gradients(z, point_cells, dtype=np.float32)
     else:
-        raise LeadFieldError(f"leadfield.point_gradient must be 'recovered' or 'p1', got {point_gradient!r}")
+        grad_points = solver.cell_gradients(z, point_cells, dtype=np.float32)
     intracellular = intracellular_tensors(fibres.cell_structure, sigma)
     matrix_start = time.perf_counter()
     if cell_gradient == "recovered":
         recovered = solver.recovered_gradients(z, fibres.parent_cells)
         matrix = lead_matrix(fibres.points_mm * MM, fibres.tetrahedra, intracellular, recovered)
         grad_cells = recovered.astype(np.float32)
-    elif cell_gradient == "p1":
+    else:
         matrix = lead_matrix_from_potentials(fibres.points_mm * MM, fibres.tetrahedra, intracellular,
                                              z[:, fibres.parent_nodes])
         grad_cells = solver.cell_gradients(z, fibres.parent_cells, dtype=np.float32)
-    else:
-        raise LeadFieldError(f"leadfield.cell_gradient must be 'recovered' or 'p1', got {cell_gradient!r}")
-    lead_matrix_s = time.perf_counter() - matrix_start
-    stats = {**solver.stats.as_dict(), "lead_matrix_s": lead_matrix_s, "patient": patient, "chunk": chunk,
-             "point_gradient": point_gradient, "cell_gradient": cell_gradient,
-             "sample_points": len(points_m), "total_s": time.perf_counter() - start, "units": CHUNK_UNITS}
-    _save_npz(out_npz, {"electrode_names": np.array(names), "electrode_positions_m": electrodes_m,
-                        "grad_points": grad_points, "grad_cells": grad_cells,
-                        "lead_matrix": matrix, "stats_json": np.array(json.dumps(stats))})
-    log.info("patient %s, chunk %d: gradients at %d points and %d myocardial cells in %.2f s, lead matrix in "
-             "%.2f s; %.1f s in all", patient, chunk, len(points_m), len(fibres.parent_cells),
-             solver.stats.gradients_s, lead_matrix_s, time.perf_counter() - start)
+    timings = {"solve_s": solver.stats.solve_s - solve_before,
+               "gradients_s": solver.stats.gradients_s - gradients_before,
+               "lead_matrix_s": time.perf_counter() - matrix_start}
+    return {"grad_points": grad_points, "grad_cells": grad_cells, "lead_matrix": matrix}, timings
