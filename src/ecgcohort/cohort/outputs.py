@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Mapping
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ecgcohort.cohort.sampling import (
     CohortDesign,
@@ -18,6 +16,9 @@ from ecgcohort.cohort.sampling import (
     write_cohort,
 )
 from ecgcohort.io import atomic_path
+
+if TYPE_CHECKING:  # pandas and pyarrow cost about 1 s to import; a patient's parameters do not need them
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
