@@ -26,6 +26,8 @@ def modules_after(code: str) -> set[str]:
 @pytest.mark.parametrize("code, absent", [
     # patient_parameters: a JSON file
     ("from ecgcohort.cohort import write_patient_parameters", {"pandas"}),
+    # assemble_anatomy: no electrode tables
+    ("from ecgcohort.anatomy.jobs import assemble", {"pandas", "pyvista"}),
 ])
 def test_job_modules_leave_out_what_they_do_not_use(code: str, absent: set[str]) -> None:
     loaded = modules_after(code)

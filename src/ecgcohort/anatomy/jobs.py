@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ecgcohort.anatomy.assembly import PlacementSettings, assemble_patient
-from ecgcohort.anatomy.electrodes import ElectrodeRules, standard_electrode_table, with_anterior_electrodes
 from ecgcohort.anatomy.heart_norms import HeartNorms
 from ecgcohort.anatomy.outputs import (
     plot_anatomy,
@@ -45,6 +44,9 @@ def place_standard_electrodes(patient: str, torso: str | Path, summary: str | Pa
                               output: str | Path) -> None:
     """Place the 9 electrodes of the 12-lead ECG on the patient's body surface (CSV): what the
     convergence ladder reads, apart from the anterior array."""
+    # the electrodes' tables need pandas (about 1 s to import), which assembling a patient does not
+    from ecgcohort.anatomy.electrodes import ElectrodeRules, standard_electrode_table
+
     surface = read_surface(torso)
     table = standard_electrode_table(surface.points, surface.faces, read_landmarks(summary), ElectrodeRules(**rules))
     write_electrodes(table, output)
@@ -56,6 +58,8 @@ def place_electrodes(patient: str, seed: int, torso: str | Path, summary: str | 
     """The 12-lead electrodes of ``standard`` (CSV) and ``anterior_count`` anterior electrodes
     on the patient's body surface (CSV)."""
     import pandas as pd
+
+    from ecgcohort.anatomy.electrodes import with_anterior_electrodes
 
     surface = read_surface(torso)
     # round_trip: the positions written by place_standard_electrodes, to the last bit
