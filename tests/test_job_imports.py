@@ -28,6 +28,8 @@ def modules_after(code: str) -> set[str]:
     ("from ecgcohort.cohort import write_patient_parameters", {"pandas"}),
     # assemble_anatomy: no electrode tables
     ("from ecgcohort.anatomy.jobs import assemble", {"pandas", "pyvista"}),
+    # compute_activations and the bank read the Purkinje junctions, never walk the trees
+    ("from ecgcohort.conduction.jobs import compute_activations", {"networkx", "pyvista"}),
 ])
 def test_job_modules_leave_out_what_they_do_not_use(code: str, absent: set[str]) -> None:
     loaded = modules_after(code)
