@@ -162,18 +162,10 @@ def calibrated_gain(transfer: np.ndarray, bspm: np.ndarray, laplacian: np.ndarra
     estimate gave 0.47 on the matched row (correlation 0.35) and 0.31 with the heart 10 mm off
     (0.85). With a strength four times too large the prior's u in [0, 1] cannot fit the data and
     the networks bend it out of shape (EP-DL's CC was −0.77)."""
-    from ecgcohort.inverse.metrics import activation_times
-    from ecgcohort.inverse.tikhonov import tikhonov
-
     transfer, bspm = np.asarray(transfer, dtype=np.float64), np.asarray(bspm, dtype=np.float64)
     times = np.asarray(times, dtype=np.float64)
-    shift = 1e-3 * float(np.abs(np.diag(laplacian)).mean())
-    grid = np.linalg.norm(transfer, 2) * np.logspace(-8, 2, 60)
-    estimate = tikhonov(transfer, bspm, laplacian + shift * np.eye(len(laplacian)), choice="gcv", per_time=False,
-                        grid=grid).estimate
-    activation = activation_times(estimate, times, "transmembrane")
-    width = 0.25 * float(times[1] - times[0])
-    step = 1.0 / (1.0 + np.exp(-np.clip((times[None, :] - activation[:, None]) / width, -50.0, 50.0)))
+    step = upstroke_map(tikhonov_activation(transfer, bspm, laplacian, times), times,
+                        0.25 * float(times[1] - times[0]))
     predicted = transfer @ step
     products = float(np.sum(predicted * bspm))
     norms = float(np.sqrt(np.sum(predicted * predicted) * np.sum(bspm * bspm)))
@@ -186,3 +178,28 @@ def calibrated_gain(transfer: np.ndarray, bspm: np.ndarray, laplacian: np.ndarra
     log.info("the double layer's calibration: factor %.3f (its step maps correlate with the data by %.2f)", gain,
              correlation)
     return gain
+
+
+def tikhonov_activation(transfer: np.ndarray, bspm: np.ndarray, laplacian: np.ndarray,
+                        times: np.ndarray) -> np.ndarray:
+    """Activation times (n,), in the unit of ``times`` (T,), of the data alone: the steepest
+    upstrokes of a second-order Tikhonov estimate of u from ``bspm`` (m, T) through ``transfer``
+    (m, n), Γ the surface ``laplacian`` (n, n) plus a small identity (a uniform u is silent and
+    Γ·1 = 0, so Γ alone leaves it undetermined), λ by GCV over the record. The estimate's level is
+    arbitrary (A·1 = 0); its upstrokes are what the data determine."""
+    from ecgcohort.inverse.metrics import activation_times
+    from ecgcohort.inverse.tikhonov import tikhonov
+
+    transfer, bspm = np.asarray(transfer, dtype=np.float64), np.asarray(bspm, dtype=np.float64)
+    shift = 1e-3 * float(np.abs(np.diag(laplacian)).mean())
+    grid = np.linalg.norm(transfer, 2) * np.logspace(-8, 2, 60)
+    estimate = tikhonov(transfer, bspm, laplacian + shift * np.eye(len(laplacian)), choice="gcv", per_time=False,
+                        grid=grid).estimate
+    return activation_times(estimate, np.asarray(times, dtype=np.float64), "transmembrane")
+
+
+def upstroke_map(activation: np.ndarray, times: np.ndarray, width: float) -> np.ndarray:
+    """u (n, T) at ``times`` (T,) of a unit logistic upstroke at each node's ``activation`` (n,),
+    ``width`` its time constant (the unit of ``times``): rest (0) before, plateau (1) after."""
+    argument = (np.asarray(times, float)[None, :] - np.asarray(activation, float)[:, None]) / width
+    return 1.0 / (1.0 + np.exp(-np.clip(argument, -50.0, 50.0)))
