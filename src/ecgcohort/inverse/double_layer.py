@@ -167,17 +167,23 @@ def calibrated_gain(transfer: np.ndarray, bspm: np.ndarray, laplacian: np.ndarra
     step = upstroke_map(tikhonov_activation(transfer, bspm, laplacian, times), times,
                         0.25 * float(times[1] - times[0]))
     predicted = transfer @ step
-    products = float(np.sum(predicted * bspm))
-    norms = float(np.sqrt(np.sum(predicted * predicted) * np.sum(bspm * bspm)))
-    correlation = products / norms if norms > 0 else 0.0
+    correlation = map_correlation(predicted, bspm)
     if not correlation >= min_correlation:
         log.warning("the double layer's calibration: its step maps correlate with the data by %.2f (< %.2f): the "
                     "layer keeps its nominal strength", correlation, min_correlation)
         return 1.0
-    gain = products / float(np.sum(predicted * predicted))
+    gain = float(np.sum(predicted * bspm)) / float(np.sum(predicted * predicted))
     log.info("the double layer's calibration: factor %.3f (its step maps correlate with the data by %.2f)", gain,
              correlation)
     return gain
+
+
+def map_correlation(predicted: np.ndarray, bspm: np.ndarray) -> float:
+    """Uncentred correlation of predicted body maps with the data (both (m, T)): the cosine of the
+    angle between them, 0 where either is zero."""
+    predicted, bspm = np.asarray(predicted, dtype=np.float64), np.asarray(bspm, dtype=np.float64)
+    norms = float(np.sqrt(np.sum(predicted * predicted) * np.sum(bspm * bspm)))
+    return float(np.sum(predicted * bspm)) / norms if norms > 0 else 0.0
 
 
 def tikhonov_activation(transfer: np.ndarray, bspm: np.ndarray, laplacian: np.ndarray,

@@ -48,6 +48,7 @@ residual one has B more parameters (the α_T of eq. 11).
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -56,12 +57,16 @@ from typing import Any, Mapping, NamedTuple
 import numpy as np
 import torch
 
+from ecgcohort.inverse.double_layer import (MIN_CALIBRATION_CORRELATION, map_correlation, tikhonov_activation,
+                                             upstroke_map)
 from ecgcohort.inverse.problem import InverseError, Reconstruction, SurfaceMesh
 from ecgcohort.inverse.surface import AlievPanfilov
 from ecgcohort.inverse.training_checks import (ZERO_MAP_DATA_LOSS, ZERO_MAP_FRACTION, normalised_data_loss,
                                                stopping_reason, zero_map_failure)
 from ecgcohort.learning.layers import derived_seed
 from ecgcohort.learning.spec import TrainableModel
+
+log = logging.getLogger(__name__)
 
 #: Section IV-A: EP-DL_AD as the paper runs it, a plain network of 10 layers × 10 neurons.
 #: ``training`` caps a run of a few minutes on 2 CPU cores for ~600 nodes × 161 instants; the
@@ -454,7 +459,6 @@ def data_upstrokes(transfer: np.ndarray, bspm: np.ndarray, surface: SurfaceMesh,
     upstroke (:func:`upstroke_width`) at the activation times of a second-order Tikhonov estimate
     from ``bspm`` (m, T) at ``times`` (:func:`~ecgcohort.inverse.double_layer.tikhonov_activation`)
     — the resting heart before each node's upstroke and the plateau after it."""
-    from ecgcohort.inverse.double_layer import tikhonov_activation, upstroke_map
     from ecgcohort.inverse.surface import cotangent_laplacian
 
     stiffness, mass = cotangent_laplacian(surface.points, surface.faces)
@@ -591,11 +595,19 @@ def _reconstruct(method: str, objective_class: type[_GridObjective], defaults: M
     objective = objective_class(network, transfer, bspm[:, :count], surface, fine, model, float(settings["ep_weight"]),
                                 refinement, stopping)
     start_steps = int(settings["warm_start"]["steps"])
-    start_error = float("nan")
+    start_error = start_correlation = float("nan")
     if start_steps:
         target = data_upstrokes(transfer, bspm[:, :count], surface, times[:count], fine, model)
-        start_error = warm_start(network, objective.grid_inputs, torch.as_tensor(target.reshape(-1), dtype=torch.float32),
-                                 start_steps, float(settings["warm_start"]["learning_rate"]))
+        start_correlation = map_correlation(transfer @ target[:, ::refinement], bspm[:, :count])
+        if start_correlation >= MIN_CALIBRATION_CORRELATION:
+            start_error = warm_start(network, objective.grid_inputs,
+                                     torch.as_tensor(target.reshape(-1), dtype=torch.float32), start_steps,
+                                     float(settings["warm_start"]["learning_rate"]))
+        else:
+            # upstrokes the data do not explain are no start (the calibration's rule): Glorot's weights
+            log.warning("%s: the data's upstrokes correlate with the data by %.2f (< %.2f): no warm start", method,
+                        start_correlation, MIN_CALIBRATION_CORRELATION)
+            start_steps = 0
     grid_points = len(surface.points) * len(fine)
     batch_size = max(1, round(float(settings["collocation_fraction"]) * grid_points))
     spec = TrainingSpec.from_config(settings["training"], batch_size=batch_size, seed=seed)
@@ -619,6 +631,7 @@ def _reconstruct(method: str, objective_class: type[_GridObjective], defaults: M
             "best_epoch_data_loss": best_data_loss, "ep_loss": last["ep_loss"],
             "ep_weight": float(settings["ep_weight"]),
             "noise_level": stopping["noise_level"], "warm_start_steps": start_steps, "warm_start_error": start_error,
+            "warm_start_correlation": start_correlation,
             "stopped": stopping_reason(result.history, **stopping) or f"max epochs {spec.epochs}",
             "epochs": len(result.history), "window_samples": count, "collocation_instants": len(fine),
             "parameters": network.parameter_count, "device": result.device,
