@@ -407,11 +407,11 @@ def test_training_tables_read_bank_by_bank_equal_the_whole_cohorts_arrays(tmp_pa
     import tempfile
 
     from ecgcohort.ecg2act.networks import normalise_vm
-    from ecgcohort.ecg2act.training import BankRows, _ecg2act_tables, open_banks, random_split
+    from ecgcohort.ecg2act.training import BankRows, _ecg2act_tables, open_banks, random_splits
 
     paths = _training_banks(tmp_path, np.random.default_rng(3))
     banks = open_banks(paths)
-    fit_rows, validation_rows = random_split(banks.sizes["sample"], 0.25, 7)
+    fit_rows, validation_rows, _ = random_splits(banks.sizes["sample"], 0.25, 0.1, 7)
     ecg = normalise_ecg(banks.ecg.values).astype(np.float32)
     if network == "I":
         target = banks.activation_time.values
@@ -470,8 +470,9 @@ def test_training_tables_read_bank_by_bank_equal_the_whole_cohorts_arrays(tmp_pa
 
 def test_the_evaluation_reads_one_bank_at_a_time_and_scores_as_the_whole_arrays(tmp_path):
     """evaluate_ecg2act_job scores both networks bank by bank (the held-out V_m of 10,000
-    patients is about 8 GB) and gets what scoring the concatenated arrays gives: the validation
-    samples the model names and every held-out sample, their counts, patients and metrics."""
+    patients is about 8 GB) and gets what scoring the concatenated arrays gives: the scored
+    samples the model names and every held-out sample, their counts, patients and metrics, and
+    the epoch the validation set picked."""
     import pandas as pd
     import zarr
 
@@ -484,12 +485,15 @@ def test_the_evaluation_reads_one_bank_at_a_time_and_scores_as_the_whole_arrays(
     for path in [*train, *test]:
         zarr.open_group(str(path), mode="r+").create_array("site_position", data=rng.normal(size=(75, 3)))
     banks = {"train": open_banks(train), "test": open_banks(test)}
-    validation = [str(s) for s in banks["train"].sample.values[[1, 7, 8, 14]]]
+    scored_samples = [str(s) for s in banks["train"].sample.values[[1, 7, 8, 14]]]
+    validation = [str(s) for s in banks["train"].sample.values[[2, 9]]]
     models = {}
     for network in ("I", "II"):
         models[network] = tmp_path / f"network-{network}.pt"
         save_network(models[network], Ecg2ActNetwork(NetworkSpec(network=network, n_times=40, seed=3)),
-                     {"dt_ms": 1.0, "validation_samples": validation, "vm_bounds_mv": [-85.0, 25.0]})
+                     {"dt_ms": 1.0, "validation_samples": validation, "scored_samples": scored_samples,
+                      "patients": ["train-0000", "train-0001", "train-0002"], "vm_bounds_mv": [-85.0, 25.0],
+                      "training": {"best_epoch": 3, "epochs": 5}})
     out = {name: tmp_path / f"{name}.{suffix}" for name, suffix in (("metrics", "csv"), ("summary", "md"),
                                                                      ("boxes", "png"), ("map", "png"),
                                                                      ("overlays", "png"))}
@@ -501,7 +505,7 @@ def test_the_evaluation_reads_one_bank_at_a_time_and_scores_as_the_whole_arrays(
     for network in ("I", "II"):
         model, _ = load_network(models[network], network)
         for split, bank, patients in (
-                ("random_samples", banks["train"].sel(sample=validation), 3),
+                ("random_samples", banks["train"].sel(sample=scored_samples), 3),
                 ("held_out_patients", banks["test"], 2)):
             predicted = predict(model, bank.ecg.values)
             expected = (activation_metrics(predicted, bank.activation_time.values) if network == "I" else
@@ -512,3 +516,139 @@ def test_the_evaluation_reads_one_bank_at_a_time_and_scores_as_the_whole_arrays(
                 # an untrained Network II's V_m never passes 0 mV: its derived times are NaN
                 assert row[name] == pytest.approx(value, rel=1e-5, abs=1e-9, nan_ok=True), (network, split, name)
             assert np.isfinite(row["activation_mae_ms" if network == "I" else "vm_rmse_mv"])
+            assert (row.best_epoch, row.epochs, row.validation_samples) == (3, 5, 2)
+    assert "Network II: best epoch 3 of 5, picked on 2 validation samples" in out["summary"].read_text()
+
+
+# ---- splits, best epoch and the authors' training details (issue 64) -------------------------
+
+def test_the_three_random_sets_partition_the_samples_and_the_scored_set_ignores_the_validation_fraction():
+    from ecgcohort.ecg2act.training import check_evaluation_size, random_splits
+
+    for count in (3, 20, 16_170):
+        fit, validation, scored = random_splits(count, 0.05, 0.05, 11)
+        assert min(len(fit), len(validation), len(scored)) >= 1
+        np.testing.assert_array_equal(np.sort(np.concatenate([fit, validation, scored])), np.arange(count))
+    # the paper's scale: 100 training patients of 147 samples - 735 scored, 735 for the epoch
+    fit, validation, scored = random_splits(14_700, 0.05, 0.05, 0)
+    assert (len(validation), len(scored)) == (735, 735) and len(fit) == 14_700 - 1_470
+    np.testing.assert_array_equal(random_splits(14_700, 0.10, 0.05, 0)[2], scored)
+    check_evaluation_size("random_samples", len(scored), 500)
+    with pytest.raises(ValueError, match="random_samples evaluation set holds 14 samples.*min_scored_samples = 500"):
+        check_evaluation_size("random_samples", 14, 500)
+    with pytest.raises(ValueError, match="leave none of the 10 training samples"):
+        random_splits(10, 0.5, 0.5, 0)
+    with pytest.raises(ValueError, match="scored_fraction must be in"):
+        random_splits(10, 0.1, 0.0, 0)
+
+
+def test_trained_networks_score_sets_disjoint_from_training_and_from_the_epoch_picking_set(tmp_path):
+    """train_ecg2act_job on small banks: the samples it trained on, the validation set that
+    picked the recorded best epoch and the scored random split are disjoint and cover the
+    training patients' banks; the unseen-patient split shares no sample and no patient with
+    them; a model whose scored set met its validation set, or that was trained on a test
+    patient, is refused."""
+    from ecgcohort.ecg2act.training import BankRows, evaluation_sets, train_ecg2act_job
+
+    rng = np.random.default_rng(21)
+    train = _training_banks(tmp_path / "train", rng, counts=(8, 7, 9))
+    test = _training_banks(tmp_path / "test", rng, counts=(5, 4), split="test")
+    section = {"seed": 2, "validation_fraction": 0.2, "scored_fraction": 0.25, "min_scored_samples": 5,
+               "networks": {"I": {"architecture": {"dropout": 0.1},
+                                  "training": {"epochs": 3, "batch_size": 8, "device": "cpu", "onset_shift_ms": 5.0,
+                                               "checkpoint_every": 10}}}}
+    model_path = tmp_path / "model.pt"
+    train_ecg2act_job(network="I", bank_paths=train, section=section, workdir=tmp_path / "work", out_model=model_path,
+                      out_losses=tmp_path / "losses.csv", out_plot=tmp_path / "losses.png")
+    model, metadata = load_network(model_path, "I")
+    train_rows, test_rows = BankRows(train), BankRows(test, split="test")
+    validation, scored = set(metadata["validation_samples"]), set(metadata["scored_samples"])
+    trained = set(train_rows.samples) - validation - scored
+    assert (len(validation), len(scored), len(trained)) == (5, 6, 13) == (
+        metadata["training"]["validation_samples"], metadata["training"]["scored_samples"],
+        metadata["training"]["training_samples"])
+    assert not validation & scored and validation | scored <= set(train_rows.samples)
+    assert 1 <= metadata["training"]["best_epoch"] <= 3
+    assert (model.spec.dropout, metadata["training"]["onset_shift_ms"]) == (0.1, 5.0)
+    losses = np.genfromtxt(tmp_path / "losses.csv", delimiter=",", names=True)
+    assert metadata["training"]["best_epoch"] == losses["epoch"][np.argmin(losses["validation_loss"])]
+
+    sets = evaluation_sets(metadata, train_rows.samples, test_rows.samples, test_rows.patients, "I")
+    random_names = {train_rows.samples[i] for i in sets["random_samples"]}
+    unseen_names = {test_rows.samples[i] for i in sets["held_out_patients"]}
+    assert random_names == scored and len(unseen_names) == 9
+    assert not random_names & unseen_names and not unseen_names & (trained | validation)
+    assert not set(test_rows.patients) & set(metadata["patients"])
+    with pytest.raises(ValueError, match="also picked the best epoch"):
+        evaluation_sets({**metadata, "validation_samples": [*validation, sorted(scored)[0]]}, train_rows.samples,
+                        test_rows.samples, test_rows.patients, "I")
+    with pytest.raises(ValueError, match="trained on test patient.*test-0001"):
+        evaluation_sets({**metadata, "patients": [*metadata["patients"], "test-0001"]}, train_rows.samples,
+                        test_rows.samples, test_rows.patients, "I")
+    with pytest.raises(ValueError, match="in both the training and the test banks"):
+        evaluation_sets(metadata, train_rows.samples, [*test_rows.samples, sorted(trained)[0]], test_rows.patients)
+    with pytest.raises(ValueError, match="random_samples evaluation set holds 6 samples"):
+        train_ecg2act_job(network="I", bank_paths=train, section={**section, "min_scored_samples": 7},
+                          workdir=tmp_path / "work", out_model=tmp_path / "refused.pt",
+                          out_losses=tmp_path / "refused.csv", out_plot=tmp_path / "refused.png")
+
+
+@pytest.mark.parametrize("dt_ms", [1.0, 0.5])
+def test_the_onset_shift_delays_the_ecg_by_the_drawn_amount_and_the_activation_times_with_it(dt_ms: float):
+    """The authors' initial_time_aug (landajuela/cardiac_ml, Ecg2TimeDataset.__getitem__):
+    zeros before, the record delayed, the activation times plus the same delay, so the QRS
+    onset keeps its place against the earliest activation."""
+    from ecgcohort.ecg2act.networks import shift_onset
+
+    rng = np.random.default_rng(4)
+    times = np.arange(120) * dt_ms
+    earliest = rng.uniform(5, 20, 3)
+    ecg = torch.from_numpy(np.where(times >= earliest[:, None, None], 1.0, 0.0)
+                           * rng.uniform(0.5, 2.0, (3, 12, 1))).float()
+    activation = torch.from_numpy(earliest[:, None] + rng.uniform(0, 30, (3, 75))).float()
+    shifts = torch.tensor([0, 7, 40])
+    delayed, moved = shift_onset(ecg, activation, shifts, dt_ms)
+    for row, shift in enumerate(shifts.tolist()):
+        np.testing.assert_array_equal(delayed[row, :, shift:].numpy(), ecg[row, :, :120 - shift].numpy())
+        assert not delayed[row, :, :shift].any()
+        np.testing.assert_allclose(moved[row].numpy(), activation[row].numpy() + shift * dt_ms, rtol=1e-6)
+        onset = np.argmax(delayed[row, 0].numpy() > 0) * dt_ms
+        before = np.argmax(ecg[row, 0].numpy() > 0) * dt_ms
+        assert onset - moved[row].min().item() == pytest.approx(before - activation[row].min().item(), abs=1e-4)
+
+
+def test_training_draws_shifts_and_dropout_that_evaluation_never_applies():
+    """Dropout and the onset shift act in training only: two evaluations (eval mode, predict)
+    agree, two training passes differ; the draws follow (seed, epoch), so a resumed epoch draws
+    what it drew before; the shift is refused for Network II, whose target it would not move."""
+    rng = np.random.default_rng(8)
+    ecg = normalise_ecg(rng.normal(size=(4, 12, 500))).astype(np.float32)
+    model = Ecg2ActNetwork(NetworkSpec("I", seed=1, dropout=0.3))
+    x = torch.from_numpy(ecg)
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), model(x), rtol=0, atol=0)
+    np.testing.assert_array_equal(predict(model, ecg), predict(model, ecg))
+    model.train()
+    with torch.no_grad():
+        first, second = model(x), model(x)
+        assert (first - second).abs().max() > 1e-4
+        model.on_train_epoch_start(5)
+        again = model(x)
+        model.on_train_epoch_start(5)
+        torch.testing.assert_close(model(x), again, rtol=0, atol=0)
+
+    plain = Ecg2ActNetwork(NetworkSpec("I", seed=1))
+    plain.set_onset_shift(40, 1.0)
+    batch = {"ecg": x, "target": torch.full((4, 75), 50.0)}
+    plain.eval()
+    with torch.no_grad():
+        evaluated = [plain.training_loss(batch)[0] for _ in range(2)]
+        assert evaluated[0] == evaluated[1] == ((plain(x) - 50.0) / plain.target_scale).square().mean()
+        plain.train()
+        trained = [plain.training_loss(batch)[0] for _ in range(3)]
+        assert len({float(loss) for loss in trained}) > 1
+    with pytest.raises(ValueError, match="Network I only"):
+        Ecg2ActNetwork(NetworkSpec("II", n_times=40)).set_onset_shift(5, 1.0)
+    with pytest.raises(ValueError, match="dropout must be in"):
+        NetworkSpec("I", dropout=1.0)

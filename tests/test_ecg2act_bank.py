@@ -19,7 +19,7 @@ from ecgcohort.ecg.waves import wave_polarity
 from ecgcohort.ecg2act.bank import BankError, BankSpec, PatientElectrophysiology, draw_sample, simulate_bank
 from ecgcohort.ecg2act.sites import (AHA_SEGMENTS, N_SITES, RING_BANDS, SEGMENT_HALF_WIDTH, load_sites,
                                      recording_sites, segment_of)
-from ecgcohort.ecg2act.training import apd_ms, pearson_per_series, random_split, vm_metrics
+from ecgcohort.ecg2act.training import apd_ms, pearson_per_series, random_splits, vm_metrics
 from ecgcohort.fibers import load_fibres
 from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
 
@@ -191,10 +191,11 @@ def test_metrics_on_known_signals():
     assert metrics["apd_error_ms"] == pytest.approx(0.0)
     assert metrics["vm_rmse_mv"] == pytest.approx(np.sqrt(10 / 500) * 105.0)
     np.testing.assert_allclose(pearson_per_series(true * 2.0 + 1.0, true), 1.0)
-    fit, held = random_split(100, 0.05, 0)
-    assert len(held) == 5 and len(np.intersect1d(fit, held)) == 0 and len(fit) + len(held) == 100
+    fit, validation, scored = random_splits(100, 0.05, 0.1, 0)
+    assert (len(fit), len(validation), len(scored)) == (85, 5, 10)
+    np.testing.assert_array_equal(np.sort(np.concatenate([fit, validation, scored])), np.arange(100))
     with pytest.raises(ValueError, match="validation_fraction"):
-        random_split(100, 1.5, 0)
+        random_splits(100, 1.5, 0.05, 0)
 
 
 def test_sites_that_do_not_resolve_are_refused(ventricles, tmp_path):

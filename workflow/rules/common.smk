@@ -192,9 +192,10 @@ def inverse_method_section(wildcards):
 
 
 def ecg2act_network_section(section, network):
-    """What one trained ECG -> activation network depends on besides the banks: the split's
-    seed and fraction and its own network section."""
+    """What one trained ECG -> activation network depends on besides the banks: the three-way
+    split's seed and fractions, the smallest scored set and its own network section."""
     return {"seed": section["seed"], "validation_fraction": section["validation_fraction"],
+            "scored_fraction": section["scored_fraction"], "min_scored_samples": section["min_scored_samples"],
             "networks": {network: section["networks"][network]}}
 
 

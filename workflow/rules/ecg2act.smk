@@ -1,7 +1,8 @@
 # From the 12-lead ECG to intracardiac activation (paper 3): per patient the 75 recording sites
 # and a simulation bank (eikonal activation, V_m, the 12-lead ECG from the patient's FEM lead
-# matrix); Networks I and II trained on the training patients' banks only; evaluation on a
-# random 5 % of the training patients' samples (the paper's split) and on the test patients.
+# matrix); Networks I and II trained on the training patients' banks only, the best epoch picked
+# on a random validation set of their samples; evaluation on another random 5 % of them (the
+# paper's split, disjoint from the validation set) and on the test patients.
 
 ECG2ACT = config["ecg2act"]
 ECG2ACT_NETWORKS = ECG2ACT["networks_to_train"]
@@ -104,6 +105,7 @@ rule evaluate_ecg2act:
     params:
         chain=EVALUATE_ECG2ACT_CHAIN.params,
         networks=ECG2ACT_NETWORKS,
+        min_scored_samples=ECG2ACT["min_scored_samples"],
     log:
         "results/logs/ecg2act/evaluate_ecg2act.log",
     benchmark:

@@ -10,4 +10,5 @@ with logging_to(snakemake.log[0]):
         model_paths=dict(zip(snakemake.params.networks, inputs.models)),
         train_bank_paths=list(inputs.train_banks), test_bank_paths=list(inputs.test_banks),
         out_metrics=snakemake.output.metrics, out_summary=snakemake.output.summary, out_boxes=snakemake.output.boxes,
-        out_map=snakemake.output.activation_map, out_overlays=snakemake.output.overlays)
+        out_map=snakemake.output.activation_map, out_overlays=snakemake.output.overlays,
+        min_scored_samples=snakemake.params.min_scored_samples)

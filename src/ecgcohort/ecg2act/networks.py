@@ -21,6 +21,14 @@ exactly:
   output sample sees the whole 500 ms beat — a change that adds no parameter;
   ``dilations=(1,) * 8`` gives the plain SqueezeNet.
 
+Training details of the authors' public code (landajuela/cardiac_ml, ``learn_ecg2time.py``,
+``cardiac_ml/data_interface.py``, ``config/ecg2*.config``), which the paper does not state:
+dropout before the head (``NetworkSpec.dropout``; theirs 0.1 for Network I, 0 for II), and for
+Network I a random onset shift of the training ECGs (:func:`shift_onset`,
+:meth:`Ecg2ActNetwork.set_onset_shift`; theirs ``initial_time_aug``, 0–40 samples of 1 ms).
+Both act in training only and draw from a generator reseeded from (seed, epoch) at every
+epoch, so a resumed run draws what an uninterrupted one does.
+
 Normalisation (paper sec. 2.2): every lead of X is scaled to a peak-to-peak range of 1
 (:func:`normalise_ecg`); V_m is scaled to [0, 1] for Network II (:func:`normalise_vm`, which
 returns the :class:`VmScale` that undoes it). Targets of Network I stay in ms: the network
@@ -67,10 +75,15 @@ class NetworkSpec:
     n_sites: int = N_SITES
     dilations: tuple[int, ...] | None = None
     seed: int = 0
+    #: probability of zeroing a feature of the trunk's output in training (the authors' code:
+    #: 0.1 for Network I, 0 for II); evaluation never drops
+    dropout: float = 0.0
 
     def __post_init__(self) -> None:
         if self.network not in NETWORKS:
             raise ValueError(f"network '{self.network}' is not one of {', '.join(NETWORKS)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if min(self.n_leads, self.n_times, self.n_sites) < 1:
             raise ValueError(f"n_leads, n_times and n_sites must be >= 1, got {self.n_leads}, {self.n_times}, "
                              f"{self.n_sites}")
@@ -169,6 +182,25 @@ class Ecg2ActNetwork(TrainableModel):
         shape = (spec.n_sites,) if spec.network == "I" else (spec.n_sites, 1)
         self.register_buffer("target_offset", torch.zeros(shape))
         self.register_buffer("target_scale", torch.ones(shape))
+        self.onset_shift_samples, self.dt_ms = 0, 1.0
+        self.on_train_epoch_start(0)
+
+    def on_train_epoch_start(self, epoch: int) -> None:
+        """Reseed the generator of the training draws (dropout masks, onset shifts) from
+        (seed, epoch): the backbone calls this at every epoch's start, a resumed run included."""
+        self.generator = torch.Generator().manual_seed(derived_seed(self.spec.seed, 1 + epoch))
+
+    def set_onset_shift(self, max_samples: int, dt_ms: float) -> None:
+        """Network I only: in training, delay every ECG by a shift drawn uniformly from
+        0…``max_samples`` samples and add shift · ``dt_ms`` (ms) to its activation times
+        (:func:`shift_onset`); 0 turns it off."""
+        if max_samples and self.spec.network != "I":
+            raise ValueError("the onset shift moves activation times: Network I only (the authors' Network II "
+                             "has none)")
+        if not 0 <= int(max_samples) < self.spec.n_times or not dt_ms > 0:
+            raise ValueError(f"the onset shift must be 0 to {self.spec.n_times - 1} samples with a positive step, "
+                             f"got {max_samples} samples of {dt_ms} ms")
+        self.onset_shift_samples, self.dt_ms = int(max_samples), float(dt_ms)
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -194,16 +226,41 @@ class Ecg2ActNetwork(TrainableModel):
         if ecg.ndim != 3 or tuple(ecg.shape[1:]) != (spec.n_leads, spec.n_times):
             raise ValueError(f"Network {spec.network} takes ECGs of shape (B, {spec.n_leads}, {spec.n_times}), got "
                              f"{tuple(ecg.shape)}")
-        return self.target_offset + self.target_scale * self.head(self.trunk(ecg))
+        return self.target_offset + self.target_scale * self.head(self._dropout(self.trunk(ecg)))
+
+    def _dropout(self, features: torch.Tensor) -> torch.Tensor:
+        """Inverted dropout of the trunk's features in training (the mask from the epoch's
+        generator, drawn on the CPU); the identity in eval mode."""
+        rate = self.spec.dropout
+        if not self.training or rate == 0.0:
+            return features
+        keep = torch.rand(features.shape, generator=self.generator) >= rate
+        return features * keep.to(device=features.device, dtype=features.dtype) / (1.0 - rate)
 
     def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        predicted = self(batch["ecg"]).float()
-        target = batch["target"].float()
+        ecg, target = batch["ecg"], batch["target"].float()
+        if self.training and self.onset_shift_samples:
+            shifts = torch.randint(0, self.onset_shift_samples + 1, (len(ecg),), generator=self.generator)
+            ecg, target = shift_onset(ecg, target, shifts.to(ecg.device), self.dt_ms)
+        predicted = self(ecg).float()
         if predicted.shape != target.shape:
             raise ValueError(f"Network {self.spec.network}: targets of shape {tuple(target.shape)}, the network "
                              f"predicts {tuple(predicted.shape)}")
         mse = ((predicted - target) / self.target_scale).square().mean()
         return mse, {"mse": mse.detach()}
+
+
+def shift_onset(ecg: torch.Tensor, activation_ms: torch.Tensor, shifts: torch.Tensor,
+                dt_ms: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The authors' onset shift (``initial_time_aug`` of landajuela/cardiac_ml's
+    ``Ecg2TimeDataset``): ECGs (B, leads, T) delayed by ``shifts`` (B,) samples — zeros before,
+    the last samples dropped — and activation times (B, sites) ms moved with them by
+    shift · ``dt_ms``, so the target keeps its timing against the ECG."""
+    count = ecg.shape[-1]
+    source = torch.arange(count, device=ecg.device) - shifts.reshape(-1, 1, 1)
+    delayed = torch.gather(ecg, -1, source.clamp(min=0).expand(-1, ecg.shape[1], -1))
+    delayed = torch.where(source >= 0, delayed, torch.zeros((), dtype=ecg.dtype, device=ecg.device))
+    return delayed, activation_ms + dt_ms * shifts.reshape(-1, 1).to(activation_ms.dtype)
 
 
 def count_parameters(module: torch.nn.Module) -> int:
@@ -339,4 +396,4 @@ def load_network(path: str | Path, network: str | None = None) -> tuple[Ecg2ActN
 
 __all__ = ["Ecg2ActNetwork", "FIRES", "Fire1d", "NETWORKS", "NetworkSpec", "PAPER_PARAMETERS", "VmScale",
            "activation_normalisation", "check_ecg", "count_parameters", "load_network", "normalise_ecg",
-           "normalise_vm", "predict", "save_network"]
+           "normalise_vm", "predict", "save_network", "shift_onset"]

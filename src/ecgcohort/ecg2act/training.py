@@ -2,10 +2,12 @@
 ``train_ecg2act`` and ``evaluate_ecg2act``).
 
 Both splits come from one training run per network. The training patients' samples are split
-at random into ``validation_fraction`` (the paper: 5 %) and the rest, on which the network is
-trained — the paper's random split (a), scored on those held-out samples. Split (b) scores the
-same network on every sample of the test patients, whose banks no training rule reads: hearts
-and torsos the network never saw.
+at random three ways (:func:`random_splits`): ``scored_fraction`` (the paper: 5 %) held out and
+scored — the paper's random split (a); ``validation_fraction`` held out to pick the best epoch;
+the rest trained on. The set that picks the epoch is never the set that is scored, so the
+random split's figures are not chosen on themselves. Split (b) scores the same network on every
+sample of the test patients, whose banks no training rule reads: hearts and torsos the network
+never saw. Each set must hold at least ``min_scored_samples`` samples (paper scale: 500).
 
 Metrics (paper 3, sec. 3), per network and split:
 
@@ -51,16 +53,34 @@ def open_banks(paths: Sequence[str | Path]):
                      join="override", combine_attrs="drop_conflicts")
 
 
-def random_split(count: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(training, validation) sample indices: ``fraction`` of ``count`` at random (at least one
-    each when count ≥ 2)."""
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"ecg2act.validation_fraction must be in (0, 1), got {fraction}")
-    if count < 2:
-        raise ValueError(f"the training banks hold {count} sample(s); need at least 2 to split")
+def random_splits(count: int, validation_fraction: float, scored_fraction: float,
+                  seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(training, validation, scored) sample indices, sorted and disjoint: one permutation of
+    ``count`` from ``seed``, its first ``round(scored_fraction · count)`` scored, the next
+    ``round(validation_fraction · count)`` for the best epoch (at least one each), the rest
+    trained on. The scored set depends on (count, scored_fraction, seed) only."""
+    for key, fraction in (("validation_fraction", validation_fraction), ("scored_fraction", scored_fraction)):
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f"ecg2act.{key} must be in (0, 1), got {fraction}")
+    if count < 3:
+        raise ValueError(f"the training banks hold {count} sample(s); need at least 3 to train, pick the epoch "
+                         "and score")
+    scored = max(1, int(round(scored_fraction * count)))
+    validation = max(1, int(round(validation_fraction * count)))
+    if scored + validation >= count:
+        raise ValueError(f"ecg2act.scored_fraction ({scored_fraction}) and validation_fraction "
+                         f"({validation_fraction}) leave none of the {count} training samples to train on")
     order = np.random.default_rng(seed).permutation(count)
-    held = min(count - 1, max(1, int(round(fraction * count))))
-    return np.sort(order[held:]), np.sort(order[:held])
+    return (np.sort(order[scored + validation:]), np.sort(order[scored:scored + validation]),
+            np.sort(order[:scored]))
+
+
+def check_evaluation_size(split: str, count: int, minimum: int) -> None:
+    """ValueError when ``split``'s scored set holds fewer than ``minimum`` samples
+    (``ecg2act.min_scored_samples``)."""
+    if count < minimum:
+        raise ValueError(f"the {split} evaluation set holds {count} samples, fewer than ecg2act.min_scored_samples "
+                         f"= {minimum}: grow ecg2act.bank.count, ecg2act.scored_fraction or the test patients")
 
 
 def apd_ms(vm: np.ndarray, dt_ms: float = 1.0) -> np.ndarray:
@@ -141,6 +161,12 @@ def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
                      f"{cell(row, 'vm_pearson', 4)} | {cell(row, 'vm_rmse_mv')} | {cell(row, 'apd_error_ms')} |")
     lines.append("| I (paper 3) | random 95/5 | 807 | several hearts | 1.66 | 1.49 | – | – | – |")
     lines.append("| II (paper 3) | random 95/5 | 807 | several hearts | 6.5 | – | 0.9745 | – | 9.79 |")
+    lines.append("")
+    for row in rows:
+        if row["split"] == "random_samples" and "best_epoch" in row:
+            lines.append(f"Network {row['network']}: best epoch {row['best_epoch']} of {row['epochs']}, picked on "
+                         f"{row['validation_samples']} validation samples of the training patients, disjoint from "
+                         f"the {row['samples']} scored.")
     return "\n".join(lines) + "\n"
 
 
@@ -354,27 +380,33 @@ def train_ecg2act_job(*, network: str, bank_paths: Sequence[str | Path], section
     from ecgcohort.learning.device import memory_budget_bytes, resolve_device
 
     bank_rows = BankRows(bank_paths)
-    fit_rows, validation_rows = random_split(len(bank_rows), float(section["validation_fraction"]),
-                                             int(section["seed"]))
-    training = TrainingSpec.from_config(section["networks"][network]["training"], seed=int(section["seed"]))
+    fit_rows, validation_rows, scored_rows = random_splits(
+        len(bank_rows), float(section["validation_fraction"]), float(section["scored_fraction"]), int(section["seed"]))
+    check_evaluation_size("random_samples", len(scored_rows), int(section["min_scored_samples"]))
+    network_section = section["networks"][network]
+    training = TrainingSpec.from_config(network_section["training"], seed=int(section["seed"]))
     table, validation, normalisation, resident = _ecg2act_tables(
         network, bank_rows, fit_rows, validation_rows, memory_budget_bytes(resolve_device(training.device), job_mb=memory_mb))
     spec = NetworkSpec(network=network, n_times=int(validation.columns["ecg"].shape[-1]), seed=int(section["seed"]),
-                       **dict(section["networks"][network].get("architecture", {})))
+                       **dict(network_section.get("architecture", {})))
     model = Ecg2ActNetwork(spec)
+    onset_shift_ms = float(network_section["training"].get("onset_shift_ms", 0.0))
+    model.set_onset_shift(int(round(onset_shift_ms / bank_rows.dt_ms)), bank_rows.dt_ms)
     metadata: dict[str, Any] = {"config": json.loads(json.dumps(dict(section), default=list)),
                                 "patients": sorted(set(bank_rows.patients)),
                                 "validation_samples": [bank_rows.samples[i] for i in validation_rows],
+                                "scored_samples": [bank_rows.samples[i] for i in scored_rows],
                                 "dt_ms": bank_rows.dt_ms}
     if network == "I":
         model.set_target_normalisation(normalisation["offset"], normalisation["scale"])
     else:
         metadata["vm_bounds_mv"] = [float(bound) for bound in normalisation["vm_bounds_mv"]]
 
-    log.info("Network %s: %d parameters (paper %s), %d training (%s) and %d validation samples from %d patients",
-             network, count_parameters(model), {"I": "486,657", "II": "392,907"}[network], len(fit_rows),
-             "in memory" if resident else "streamed a bank at a time", len(validation_rows),
-             len(metadata["patients"]))
+    log.info("Network %s: %d parameters (paper %s), %d training (%s), %d validation (best epoch) and %d scored "
+             "samples from %d patients; dropout %g, onset shift 0-%g ms", network, count_parameters(model),
+             {"I": "486,657", "II": "392,907"}[network], len(fit_rows),
+             "in memory" if resident else "streamed a bank at a time", len(validation_rows), len(scored_rows),
+             len(metadata["patients"]), spec.dropout, model.onset_shift_samples * model.dt_ms)
     result = fit(model, table, training, workdir, validation=validation,
                  settings={"spec": spec.to_config(), "samples": bank_rows.samples, **metadata},
                  name=f"ecg2act Network {network}")
@@ -384,15 +416,48 @@ def train_ecg2act_job(*, network: str, bank_paths: Sequence[str | Path], section
                             "samples_per_second": result.samples_per_second, "seconds": result.seconds,
                             "device": result.device, "precision": result.precision,
                             "parameters": count_parameters(model), "training_samples": len(fit_rows),
+                            "validation_samples": len(validation_rows), "scored_samples": len(scored_rows),
+                            "dropout": spec.dropout, "onset_shift_ms": model.onset_shift_samples * model.dt_ms,
                             "resident": resident}
     save_network(out_model, model, metadata)
     log.info("Network %s: %d epochs in %.1f s on %s (%.0f samples/s), best epoch %d", network, training.epochs,
              result.seconds, result.device, result.samples_per_second, result.best_epoch)
 
 
+def evaluation_sets(metadata: Mapping[str, Any], train_samples: Sequence[str], test_samples: Sequence[str],
+                    test_patients: Sequence[str], network: str = "") -> dict[str, np.ndarray]:
+    """The rows each split scores for a trained network's ``metadata``: ``random_samples`` —
+    the scored samples it recorded, indices into ``train_samples``; ``held_out_patients`` —
+    every one of ``test_samples``. ValueError when the scored set meets the set that picked the
+    epoch, a scored sample is missing from the banks, a sample is in both banks' sets or a test
+    patient was trained on."""
+    name = f"Network {network}" if network else "the network"
+    if "scored_samples" not in metadata:
+        raise ValueError(f"{name}'s model file records no scored samples (trained before the best epoch was picked "
+                         "on a set of its own): train it again")
+    scored, validation = set(metadata["scored_samples"]), set(metadata["validation_samples"])
+    shared = sorted(scored & validation)
+    if shared:
+        raise ValueError(f"{name}: {len(shared)} scored sample(s) also picked the best epoch, e.g. {shared[0]}")
+    index = {sample: row for row, sample in enumerate(train_samples)}
+    missing = sorted(scored - set(index))
+    if missing:
+        raise ValueError(f"{name}: scored sample {missing[0]} (and {len(missing) - 1} more) is not in the training "
+                         "patients' banks")
+    trained_on = sorted(set(test_patients) & set(metadata["patients"]))
+    if trained_on:
+        raise ValueError(f"{name} was trained on test patient(s) {', '.join(trained_on)}: no unseen-patient split")
+    both = sorted(set(train_samples) & set(test_samples))
+    if both:
+        raise ValueError(f"sample {both[0]} (and {len(both) - 1} more) is in both the training and the test banks")
+    return {"random_samples": np.sort(np.array([index[sample] for sample in scored], dtype=np.int64)),
+            "held_out_patients": np.arange(len(test_samples), dtype=np.int64)}
+
+
 def evaluate_ecg2act_job(*, model_paths: Mapping[str, str | Path], train_bank_paths: Sequence[str | Path],
                          test_bank_paths: Sequence[str | Path], out_metrics: str | Path, out_summary: str | Path,
-                         out_boxes: str | Path, out_map: str | Path, out_overlays: str | Path) -> None:
+                         out_boxes: str | Path, out_map: str | Path, out_overlays: str | Path,
+                         min_scored_samples: int = 1) -> None:
     """Score both networks on both splits (module docstring): ``metrics.csv``, a markdown
     summary beside the paper, and Figs. 3b–d and 4a–c (rule ``evaluate_ecg2act``). The banks
     are read one at a time (the held-out patients' V_m is about 8 GB at 10,000 patients); per
@@ -413,10 +478,10 @@ def evaluate_ecg2act_job(*, model_paths: Mapping[str, str | Path], train_bank_pa
     for network, path in sorted(model_paths.items()):
         model, metadata = load_network(path, network)
         dt_ms = float(metadata["dt_ms"])
-        wanted = set(metadata["validation_samples"])
-        validation = np.array([i for i, name in enumerate(train_rows.samples) if name in wanted], dtype=np.int64)
-        for split, bank_rows, chosen in (("random_samples", train_rows, validation),
-                                         ("held_out_patients", test_rows, np.arange(len(test_rows)))):
+        chosen_rows = evaluation_sets(metadata, train_rows.samples, test_rows.samples, test_rows.patients, network)
+        for split, bank_rows in (("random_samples", train_rows), ("held_out_patients", test_rows)):
+            chosen = chosen_rows[split]
+            check_evaluation_size(split, len(chosen), min_scored_samples)
             target = {"I": "activation_time", "II": "vm"}[network]
             seconds, parts, patients, overlay = 0.0, [], set(), None
             for bank, local in enumerate(bank_rows.local(chosen)):
@@ -437,8 +502,11 @@ def evaluate_ecg2act_job(*, model_paths: Mapping[str, str | Path], train_bank_pa
                     if overlay is None:
                         overlay = (bank, int(local[0]), arrays[target][0].astype(np.float64), predicted_mv[0])
             count = int(len(chosen))
+            trained = metadata["training"]
             row: dict[str, Any] = {"network": network, "split": split, "samples": count, "patients": len(patients),
-                                   "inference_ms_per_ecg": seconds / max(count, 1) * 1e3}
+                                   "inference_ms_per_ecg": seconds / max(count, 1) * 1e3,
+                                   "best_epoch": trained["best_epoch"], "epochs": trained["epochs"],
+                                   "validation_samples": len(metadata["validation_samples"])}
             if network == "I":
                 predicted, truth = (np.concatenate([p[name] for p in parts]) for name in ("predicted", "truth"))
                 row |= activation_metrics(predicted, truth)

@@ -225,6 +225,7 @@ class _Task(pl.LightningModule):
         for group in self.optimizers().optimizer.param_groups:
             group["lr"] = rate
         self.sums, self.rows = {}, 0
+        self.model.on_train_epoch_start(self.current_epoch)
 
     def training_step(self, batch, batch_index):
         if self.table.resident:

@@ -21,6 +21,11 @@ class TrainableModel(torch.nn.Module):
     def validation_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return self.training_loss(batch)
 
+    def on_train_epoch_start(self, epoch: int) -> None:
+        """Called at the start of every 0-based training ``epoch`` (a resumed run's first
+        included): where a model reseeds its own training-time draws from the epoch, so they
+        survive a resume. Default: nothing."""
+
     def stop_training(self, history: list[dict[str, float]]) -> bool:
         """True to end training after the epochs of ``history`` (per-epoch rows as
         :func:`~ecgcohort.learning.fit` records them) before ``epochs``: a stopping rule of the
