@@ -1,5 +1,6 @@
 """What the per-patient jobs import: each job module leaves out the heavy packages it does not
-use (issue 61: start-up and imports were about 20 s of a patient's job time)."""
+use (issue 61: start-up and imports were about 20 s of a patient's job time), and the readers
+and writers that replaced pyvista's give the same arrays and bytes as pyvista."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from ecgcohort.anatomy.assembly import Surface
+from ecgcohort.anatomy.outputs import read_surface, write_surface
+from synthetic import lv_cup
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -34,3 +40,50 @@ def modules_after(code: str) -> set[str]:
 def test_job_modules_leave_out_what_they_do_not_use(code: str, absent: set[str]) -> None:
     loaded = modules_after(code)
     assert not absent & loaded, f"{code!r} imports {sorted(absent & loaded)}"
+
+
+def surface() -> Surface:
+    points, faces, labels = lv_cup(rings=6, sectors=12)
+    return Surface(points, faces, labels, {1: "lv_endocardium", 3: "epicardium", 4: "base"})
+
+
+def test_read_surface_returns_what_was_written_as_pyvista_reads_it(tmp_path: Path) -> None:
+    import pyvista
+
+    original = surface()
+    path = tmp_path / "heart.vtp"
+    write_surface(original, path)
+    read = read_surface(path)
+    assert read.points.dtype == np.float64 and read.faces.dtype == np.int64 and read.labels.dtype == np.int32
+    np.testing.assert_array_equal(read.points, original.points)
+    np.testing.assert_array_equal(read.faces, original.faces)
+    np.testing.assert_array_equal(read.labels, original.labels)
+    assert read.label_names == original.label_names
+    # the same arrays as pyvista's reader gives (the reader read_surface replaced)
+    mesh = pyvista.read(path)
+    np.testing.assert_array_equal(read.points, np.asarray(mesh.points, dtype=float))
+    np.testing.assert_array_equal(read.faces, np.asarray(mesh.faces).reshape(-1, 4)[:, 1:])
+    np.testing.assert_array_equal(read.labels, np.asarray(mesh.cell_data["region"]))
+    assert read.label_names == {int(k): v for k, v in json.loads(str(mesh.field_data["region_names"][0])).items()}
+
+
+def test_read_surface_names_a_missing_file_and_refuses_other_cells(tmp_path: Path) -> None:
+    import pyvista
+
+    with pytest.raises(FileNotFoundError, match="nope.vtp"):
+        read_surface(tmp_path / "nope.vtp")
+    quads = pyvista.PolyData(np.eye(4, 3), np.array([4, 0, 1, 2, 3]))
+    quads.cell_data["region"] = np.array([1], dtype=np.int32)
+    quads.field_data["region_names"] = [json.dumps({"1": "epicardium"})]
+    quads.save(tmp_path / "quads.vtp")
+    with pytest.raises(ValueError, match="quads.vtp"):
+        read_surface(tmp_path / "quads.vtp")
+
+
+def test_read_surface_does_not_import_pyvista(tmp_path: Path) -> None:
+    write_surface(surface(), tmp_path / "heart.vtp")
+    loaded = modules_after(f"""
+        from ecgcohort.anatomy.outputs import read_surface
+        read_surface({str(tmp_path / 'heart.vtp')!r})
+    """)
+    assert "pyvista" not in loaded

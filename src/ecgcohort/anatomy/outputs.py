@@ -31,12 +31,24 @@ def write_surface(surface: Surface, path: str | Path) -> None:
 
 def read_surface(path: str | Path) -> Surface:
     """Read a surface written by :func:`write_surface`."""
-    import pyvista
+    # VTK's own XML reader, not pyvista's (pyvista and its plotting modules cost about 0.5 s to
+    # import, and most jobs that read a surface draw nothing)
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+    from vtkmodules.vtkIOXML import vtkXMLPolyDataReader
 
-    mesh = pyvista.read(path)
-    names = {int(k): v for k, v in json.loads(str(mesh.field_data["region_names"][0])).items()}
-    return Surface(np.asarray(mesh.points, dtype=float), np.asarray(mesh.faces).reshape(-1, 4)[:, 1:].astype(np.int64),
-                   np.asarray(mesh.cell_data["region"], dtype=np.int32), names)
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no surface file {path}")
+    reader = vtkXMLPolyDataReader()
+    reader.SetFileName(str(path))
+    reader.Update()
+    mesh = reader.GetOutput()
+    polygons = mesh.GetPolys()
+    if mesh.GetNumberOfCells() != polygons.GetNumberOfCells() or polygons.IsHomogeneous() != 3:
+        raise ValueError(f"{path}: not a triangle surface written by write_surface")
+    names = {int(k): v for k, v in json.loads(mesh.GetFieldData().GetAbstractArray("region_names").GetValue(0)).items()}
+    return Surface(np.asarray(vtk_to_numpy(mesh.GetPoints().GetData()), dtype=float),
+                   vtk_to_numpy(polygons.GetConnectivityArray()).reshape(-1, 3).astype(np.int64),
+                   np.asarray(vtk_to_numpy(mesh.GetCellData().GetArray("region")), dtype=np.int32), names)
 
 
 def _jsonable(value: Any) -> Any:
