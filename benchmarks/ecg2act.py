@@ -129,7 +129,8 @@ def one_heart_figures(results: Path, patient: str, count: int, epochs: dict[str,
         print(f"bank of {count} samples on {patient}: {time.perf_counter() - start:.0f} s", flush=True)
     for network, network_epochs in epochs.items():
         start = time.perf_counter()
-        section = {"seed": 0, "validation_fraction": 0.05, "networks": {network: {"architecture": {}, "training": {
+        section = {"seed": 0, "validation_fraction": 0.05, "scored_fraction": 0.05, "min_scored_samples": 1,
+                   "networks": {network: {"architecture": {}, "training": {
             "epochs": network_epochs, "batch_size": 32, "learning_rate": 1e-3, "device": "auto", "precision": "auto",
             "checkpoint_every": 5}}}}
         train_ecg2act_job(network=network, bank_paths=[bank], section=section, workdir=out / f"checkpoints-{network}",

@@ -408,6 +408,8 @@ def run_stage(stage: str, work: Path, source: Path, size: int) -> dict:
                 network = stage.split("_", 1)[1]
                 section = config["ecg2act"]
                 section = {"seed": section["seed"], "validation_fraction": section["validation_fraction"],
+                           "scored_fraction": section["scored_fraction"],
+                           "min_scored_samples": section["min_scored_samples"],
                            "networks": {network: section["networks"][network]}}
                 train_ecg2act_job(network=network, bank_paths=[cohort.bank(p) for p in train], section=section,
                                   workdir=out / f"e{network}" / "checkpoints", out_model=out / f"e{network}" / "m.pt",

@@ -863,10 +863,15 @@ def check_ecg2act_stage(root):
         assert metadata["patients"] == ["train-0000"]  # the test patient never trains a network
         assert len(metadata["validation_samples"]) == 2 and metadata["training"]["parameters"] == \
             {"I": 486_657, "II": 392_907}[network]
+        # the epoch is picked on samples that are never scored
+        assert len(metadata["scored_samples"]) == 1
+        assert not set(metadata["scored_samples"]) & set(metadata["validation_samples"])
     metrics = pd.read_csv(stage / "metrics.csv")
     assert len(metrics) == 4 and set(metrics.split) == {"random_samples", "held_out_patients"}
     held = metrics[metrics.split == "held_out_patients"]
     assert (held.samples == 10).all() and (held.patients == 1).all()
+    assert (metrics[metrics.split == "random_samples"].samples == 1).all()
+    assert metrics.best_epoch.between(1, 2).all()
     assert (metrics[metrics.network == "I"].activation_mae_ms > 0).all()
     assert metrics[metrics.network == "II"].vm_pearson.between(-1, 1).all()
     summary = (stage / "summary.md").read_text()
