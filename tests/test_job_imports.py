@@ -36,6 +36,9 @@ def modules_after(code: str) -> set[str]:
     ("from ecgcohort.anatomy.jobs import assemble", {"pandas", "pyvista"}),
     # compute_activations and the bank read the Purkinje junctions, never walk the trees
     ("from ecgcohort.conduction.jobs import compute_activations", {"networkx", "pyvista"}),
+    # dataset_part reads the electrode table and the lead-field chunks
+    ("from ecgcohort.dataset.parts import write_patient_part\nfrom ecgcohort.ecg.inputs import read_electrode_table",
+     {"numba", "scipy", "pandas"}),
 ])
 def test_job_modules_leave_out_what_they_do_not_use(code: str, absent: set[str]) -> None:
     loaded = modules_after(code)

@@ -327,7 +327,7 @@ def write_patient_part(patient: str, files: PatientFiles, scenarios: Sequence[st
         raise ValueError(f"patient {patient}: {files.parameters} is patient '{record['patient']}'")
     # the per-patient readers live with the physics (numba, scipy.sparse: 0.3 s to import);
     # the fan-in and every reader of the store need none of it
-    from ecgcohort.ecg.forward import read_electrode_table, read_lead_field_chunks
+    from ecgcohort.ecg.inputs import read_electrode_table, read_lead_field_chunks
 
     electrodes = read_electrode_table(files.electrodes)
     chunks = read_lead_field_chunks(files.leadfield_chunks, ("electrode_positions_m", "grad_points", "grad_cells",

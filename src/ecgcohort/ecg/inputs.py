@@ -1,0 +1,56 @@
+"""A patient's inputs to the ECG stage as files: its electrode table and its lead-field chunks.
+Apart from :mod:`ecgcohort.ecg.forward` so that a job that only reads them (the dataset part)
+imports neither numba nor scipy (about 1 s)."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ElectrodeTable:
+    """A patient's electrodes (``electrodes.csv``): names, kinds, positions (mm) and normalised
+    torso coordinates (x ∈ [−1, 1], y, z ∈ [0, 1])."""
+
+    names: tuple[str, ...]
+    kinds: tuple[str, ...]
+    positions_mm: np.ndarray
+    normalised: np.ndarray
+
+
+def read_electrode_table(path: str | Path) -> ElectrodeTable:
+    """Read ``electrodes.csv`` (columns name, kind, x_mm, y_mm, z_mm, x_norm, y_norm, z_norm)."""
+    with open(path, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    columns = ("name", "kind", "x_mm", "y_mm", "z_mm", "x_norm", "y_norm", "z_norm")
+    if not rows or any(column not in rows[0] for column in columns):
+        raise ValueError(f"{path}: expected the columns {', '.join(columns)} and at least one electrode")
+    return ElectrodeTable(
+        names=tuple(row["name"] for row in rows), kinds=tuple(row["kind"] for row in rows),
+        positions_mm=np.array([[float(row[c]) for c in ("x_mm", "y_mm", "z_mm")] for row in rows]),
+        normalised=np.array([[float(row[c]) for c in ("x_norm", "y_norm", "z_norm")] for row in rows]))
+
+
+def read_lead_field_chunks(paths: Sequence[str | Path], keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """The lead-field chunks of one patient, electrodes concatenated in chunk order.
+
+    Returns ``electrode_names`` (E,) and each of ``keys`` (arrays stacked along the electrode
+    axis; ``stats_json`` as an array of one string per chunk). Only the requested arrays are read.
+    """
+    if not paths:
+        raise ValueError("no lead-field chunks given")
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in ("electrode_names", *keys)}
+    for path in paths:
+        with np.load(path) as chunk:
+            for name in parts:
+                if name not in chunk.files:
+                    raise ValueError(f"lead-field chunk {path} has no array '{name}'")
+                parts[name].append(np.atleast_1d(chunk[name]))
+    out = {name: np.concatenate(values) for name, values in parts.items()}
+    out["electrode_names"] = out["electrode_names"].astype(str)
+    return out
