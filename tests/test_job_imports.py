@@ -16,6 +16,7 @@ import pytest
 
 from ecgcohort.anatomy.assembly import Surface
 from ecgcohort.anatomy.outputs import read_surface, write_surface
+from ecgcohort.fibers.rule_based import FibreAngles, MyocardialFibres, save_fibres
 from synthetic import lv_cup
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -88,5 +89,51 @@ def test_read_surface_does_not_import_pyvista(tmp_path: Path) -> None:
     loaded = modules_after(f"""
         from ecgcohort.anatomy.outputs import read_surface
         read_surface({str(tmp_path / 'heart.vtp')!r})
+    """)
+    assert "pyvista" not in loaded
+
+
+def fibres(seed: int = 3) -> MyocardialFibres:
+    rng = np.random.default_rng(seed)
+    points = rng.normal(size=(9, 3)) * 10.0
+    tetrahedra = np.array([[0, 1, 2, 3], [1, 2, 3, 4], [4, 5, 6, 7], [5, 6, 7, 8]])
+    unit = rng.normal(size=(9, 3))
+    cell = rng.normal(size=(4, 3))
+    return MyocardialFibres(points, tetrahedra, unit, unit[::-1].copy(), unit * 2, cell, cell[::-1].copy(), cell * 3,
+                            {"transmural": rng.uniform(size=9), "ventricle": rng.integers(0, 2, 9).astype(float)},
+                            np.arange(9), np.arange(4), FibreAngles())
+
+
+def test_fibres_vtu_has_the_bytes_pyvista_wrote(tmp_path: Path) -> None:
+    """The .vtu written with VTK's classes is the file pyvista wrote before, byte for byte."""
+    import pyvista
+
+    fibre_set = fibres()
+    save_fibres(fibre_set, tmp_path / "fibres.npz", vtu=True)
+    cells = np.hstack([np.full((fibre_set.n_cells, 1), 4), fibre_set.tetrahedra]).ravel()
+    grid = pyvista.UnstructuredGrid(cells, np.full(fibre_set.n_cells, pyvista.CellType.TETRA), fibre_set.points_mm)
+    for name in ("fibre", "sheet", "normal"):
+        grid.point_data[name] = getattr(fibre_set, name)
+        grid.cell_data[name] = getattr(fibre_set, f"{name}_cell")
+    for name, value in fibre_set.coordinates.items():
+        grid.point_data[name] = value
+    grid.save(tmp_path / "pyvista.vtu", compression=None)
+    assert (tmp_path / "fibres.vtu").read_bytes() == (tmp_path / "pyvista.vtu").read_bytes()
+    back = pyvista.read(tmp_path / "fibres.vtu")
+    np.testing.assert_array_equal(back.points, fibre_set.points_mm)
+    np.testing.assert_array_equal(back.cell_data["normal"], fibre_set.normal_cell)
+    np.testing.assert_array_equal(back.point_data["transmural"], fibre_set.coordinates["transmural"])
+
+
+def test_saving_fibres_does_not_import_pyvista(tmp_path: Path) -> None:
+    loaded = modules_after(f"""
+        from pathlib import Path
+        import numpy as np
+        from ecgcohort.fibers.rule_based import FibreAngles, MyocardialFibres, save_fibres
+        points, unit = np.eye(4, 3), np.tile([1.0, 0.0, 0.0], (4, 1))
+        fibres = MyocardialFibres(points, np.array([[0, 1, 2, 3]]), unit, unit, unit, unit[:1], unit[:1], unit[:1],
+                                  {{"transmural": np.zeros(4)}}, np.arange(4), np.arange(1), FibreAngles())
+        save_fibres(fibres, Path({str(tmp_path / 'fibres.npz')!r}), vtu=True)
+        assert Path({str(tmp_path / 'fibres.vtu')!r}).stat().st_size > 0
     """)
     assert "pyvista" not in loaded
