@@ -25,6 +25,20 @@ threshold; CRT QRS duration. Then the cohort's pass rates, the LBBB maps' first 
 latest LV epicardial activation (against Wyndham et al. 1980's LBBB maps), and the medians beside
 ELSA-Brasil's (Pinto-Filho et al. 2017: QRS 92 / 86 ms, frontal QRS axis 35° / 39°, men / women).
 
+``--leadfields`` recomputes, per patient, the fibres (the candidate's ``fibers`` angles, with
+:func:`ecgcohort.fibers.rule_based.myocardial_fibres` on the patient's mesh) and the 12-lead's lead
+fields and lead matrix (the candidate's ``leadfield`` conductivities and gradients, as the
+workflow's lead-field job does) instead of reading the run's: what a candidate of fibre angles or
+intracellular conductivities needs, since the lead matrix holds G_i and the lead fields the fibres
+(the workflow's jobs take 21 s and 9 s for them on train-0000 at 1.2 mm). ``--intracellular`` only
+rebuilds the lead matrix from the run's stored ∇Z (``grad_cells``) with the candidate's
+intracellular tensors: exact for a candidate that keeps the run's fibres and bulk conductivities
+σ_i + σ_e (then Z is the run's), e.g. another split of Potse's bulk between the intra- and
+extracellular spaces; at the run's own values it reproduces the run's lead matrix to 5e-8 (the
+stored gradients are float32) and its features within 1e-4. ``--run-maps``
+takes the run's own activation maps instead of recomputing them (no Purkinje trees, no eikonal
+solves): for such a candidate, which leaves the maps as they are.
+
 ``--from-json`` prints the figures of a saved ``features.json`` again. ``--check`` compares the
 recomputed activation maps and features with the run's own (the
 benchmark measures the workflow only where they agree). ``--out`` keeps the feature rows
@@ -105,16 +119,75 @@ def lbbb_lv_times_ms(fibres, activation_ms: np.ndarray) -> tuple[float, float]:
             float(times[lv & (transmural > EPICARDIAL_BAND)].max()))
 
 
-def patient_rows(patient_dir: Path, config: dict[str, Any], scenarios: list[str], scratch: Path,
-                 template_cache: Path, check: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def standard_lead_fields(patient_dir: Path, config: dict[str, Any], scratch: Path) -> tuple[Path, dict[str, Any]]:
+    """(fibres.npz, chunk) of the patient's 12-lead electrodes under the candidate ``config``: its
+    fibre angles on the patient's mesh (written under ``scratch``), then its conductivities' lead
+    fields and lead matrix at the run's electrode positions (chunk 0), with the workflow's
+    gradient choice (:mod:`ecgcohort.leadfield.jobs`)."""
+    from ecgcohort.fibers.rule_based import FibreAngles, myocardial_fibres, save_fibres
+    from ecgcohort.leadfield.jobs import electrode_tolerance_mm
+    from ecgcohort.leadfield.matrix import lead_matrix
+    from ecgcohort.leadfield.solver import MM, LeadFieldSolver, lead_matrix_from_potentials
+    from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
+
+    angles = config["fibers"]
+    mesh = patient_dir / "mesh/mesh.msh"
+    fibres = myocardial_fibres(mesh, FibreAngles(alpha_endo=angles["alpha_endo_deg"], alpha_epi=angles["alpha_epi_deg"],
+                                                 beta_endo=angles["beta_endo_deg"], beta_epi=angles["beta_epi_deg"]))
+    fibres_npz = save_fibres(fibres, scratch / "fibres.npz")
+    with np.load(patient_dir / "leadfield/chunk-0.npz") as archive:
+        names = [str(name) for name in archive["electrode_names"]]
+        electrodes_m = archive["electrode_positions_m"]
+    leadfield = config["leadfield"]
+    sigma = Conductivities.from_config(leadfield["conductivity_s_per_m"])
+    solver = LeadFieldSolver(mesh, sigma, fibres.cell_structure, fibres.parent_cells,
+                             low_rank_tolerance=leadfield["low_rank_tolerance"],
+                             max_electrode_offset_mm=electrode_tolerance_mm(config["meshing"]["torso_element_size_mm"]))
+    z = solver.solve(electrodes_m, names)
+    intracellular = intracellular_tensors(fibres.cell_structure, sigma)
+    if leadfield["cell_gradient"] == "recovered":
+        matrix = lead_matrix(fibres.points_mm * MM, fibres.tetrahedra, intracellular,
+                             solver.recovered_gradients(z, fibres.parent_cells))
+    else:
+        matrix = lead_matrix_from_potentials(fibres.points_mm * MM, fibres.tetrahedra, intracellular,
+                                             z[:, fibres.parent_nodes])
+    return fibres_npz, {"electrode_names": np.array(names), "lead_matrix": matrix}
+
+
+def intracellular_lead_matrix(patient_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """The 12-lead's chunk with its lead matrix rebuilt from the run's ∇Z per myocardial cell and
+    the candidate's intracellular conductivities on the run's fibres (valid while the candidate's
+    fibres and bulk conductivities are the run's, so that Z is)."""
+    from ecgcohort.fibers import load_fibres
+    from ecgcohort.leadfield.matrix import lead_matrix
+    from ecgcohort.leadfield.solver import MM
+    from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
+
+    fibres = load_fibres(patient_dir / "fibres/fibres.npz")
+    sigma = Conductivities.from_config(config["leadfield"]["conductivity_s_per_m"])
+    with np.load(patient_dir / "leadfield/chunk-0.npz") as archive:
+        names, grad_cells = archive["electrode_names"].astype(str), archive["grad_cells"]
+    return {"electrode_names": names,
+            "lead_matrix": lead_matrix(fibres.points_mm * MM, fibres.tetrahedra,
+                                       intracellular_tensors(fibres.cell_structure, sigma), grad_cells)}
+
+
+def patient_rows(patient_dir: Path, config: dict[str, Any], scenarios: list[str], *, scratch: Path,
+                 template_cache: Path, check: bool, lead_fields: str = "run",
+                 run_maps: bool = False) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The realism feature rows of one patient's scenarios under ``config`` and what else is
-    printed per patient (heart dipole angle, map differences from the run's own maps)."""
+    printed per patient (heart dipole angle, map differences from the run's own maps); with
+    ``lead_fields`` "recompute" on the candidate's own fibres and lead matrix
+    (:func:`standard_lead_fields`), "intracellular" on the run's fibres and ∇Z with the candidate's
+    G_i (:func:`intracellular_lead_matrix`), "run" on the run's; ``run_maps``: the run's own
+    activation maps instead of the candidate's (for a candidate that changes only the lead fields)."""
     from ecgcohort.conduction.action_potential import action_potential_template
     from ecgcohort.conduction.jobs import MapSettings, PatientConduction, activation_map, conduction_velocities, \
         grow_purkinje
     from ecgcohort.conduction.maps import load_activation
     from ecgcohort.conduction.scenarios import scenarios_from_config
     from ecgcohort.ecg import electrode_potentials, read_lead_field_chunks, standard_leads, time_grid_ms
+    from ecgcohort.fibers import load_fibres
     from ecgcohort.leadfield.tensors import Conductivities
     from ecgcohort.realism.delineation import DelineationSettings
     from ecgcohort.realism.features import FeatureSettings
@@ -125,18 +198,28 @@ def patient_rows(patient_dir: Path, config: dict[str, Any], scenarios: list[str]
     purkinje = scratch / patient
     purkinje.mkdir(parents=True, exist_ok=True)
     junctions = purkinje / "junctions.npz"
-    grow_purkinje(patient, patient_dir / "anatomy/heart.vtp", ep["purkinje"], config["cohort"]["seed"],
-                  purkinje / "lv_tree.vtp", purkinje / "rv_tree.vtp", junctions, purkinje / "purkinje.png")
+    if not run_maps:
+        grow_purkinje(patient, patient_dir / "anatomy/heart.vtp", ep["purkinje"], config["cohort"]["seed"],
+                      purkinje / "lv_tree.vtp", purkinje / "rv_tree.vtp", junctions, purkinje / "purkinje.png")
     settings = MapSettings(velocities=ep["velocity_m_per_s"], action_potential=ep["action_potential"],
                            seed=config["cohort"]["seed"], device="cpu", template_cache_dir=template_cache,
                            eikonal_refinements=ep["eikonal_refinements"],
                            source_radius_edges=ep["source_radius_edges"])
-    conduction = PatientConduction.read(patient_dir / "fibres/fibres.npz", patient_dir / "anatomy/heart.vtp",
-                                        junctions, settings)
-    conduction.grid.prepare(*conduction_velocities(settings.velocities), device="cpu", threads=1)
-    chunks = read_lead_field_chunks(sorted((patient_dir / "leadfield").glob("chunk-*.npz"),
-                                           key=lambda p: int(p.stem.split("-")[1])),
-                                    ("electrode_positions_m", "lead_matrix"))
+    fibres_npz = patient_dir / "fibres/fibres.npz"
+    if lead_fields == "recompute":
+        fibres_npz, chunks = standard_lead_fields(patient_dir, config, purkinje)
+    elif lead_fields == "intracellular":
+        chunks = intracellular_lead_matrix(patient_dir, config)
+    else:
+        chunks = read_lead_field_chunks(sorted((patient_dir / "leadfield").glob("chunk-*.npz"),
+                                               key=lambda p: int(p.stem.split("-")[1])),
+                                        ("electrode_positions_m", "lead_matrix"))
+    if run_maps:
+        fibres, conduction = load_fibres(fibres_npz), None
+    else:
+        conduction = PatientConduction.read(fibres_npz, patient_dir / "anatomy/heart.vtp", junctions, settings)
+        conduction.grid.prepare(*conduction_velocities(settings.velocities), device="cpu", threads=1)
+        fibres = conduction.fibres
     names = [str(n) for n in chunks["electrode_names"]]
     template = action_potential_template(float(ep["action_potential"]["cycle_length_ms"]), cache_dir=template_cache)
     times_ms = time_grid_ms(config["ecg"]["duration_ms"], config["ecg"]["dt_ms"])
@@ -146,18 +229,19 @@ def patient_rows(patient_dir: Path, config: dict[str, Any], scenarios: list[str]
     entries = {name: scenario for name, scenario in scenarios_from_config(ep["scenarios"]).items() if name in scenarios}
     rows, extra = [], {}
     for name, scenario in entries.items():
-        activation = activation_map(patient, name, dataclasses.asdict(scenario), conduction, settings)
+        recorded = patient_dir / "activation" / f"{name}.npz"
+        activation = (load_activation(recorded) if run_maps
+                      else activation_map(patient, name, dataclasses.asdict(scenario), conduction, settings))
         leads_mv = standard_leads(electrode_potentials(chunks["lead_matrix"], activation, times_ms, template),
                                   names) * 1e3
         row = beat_row(patient, name, scenario.kind, realism["judged_as"][scenario.kind], leads_mv, times_ms,
                        float(ep["action_potential"]["cycle_length_ms"]), delineation, features)
         rows.append(row)
         if scenario.kind == "sinus":
-            extra["dipole_deg"] = heart_dipole_deg(conduction.fibres, activation.activation_ms, sigma)
+            extra["dipole_deg"] = heart_dipole_deg(fibres, activation.activation_ms, sigma)
         if scenario.kind == "lbbb":
-            extra["lbbb_lv_ms"] = lbbb_lv_times_ms(conduction.fibres, activation.activation_ms)
-        recorded = patient_dir / "activation" / f"{name}.npz"
-        if check and recorded.exists():
+            extra["lbbb_lv_ms"] = lbbb_lv_times_ms(fibres, activation.activation_ms)
+        if check and recorded.exists() and not run_maps:
             extra[f"{name}_map_max_diff_ms"] = float(np.abs(load_activation(recorded).activation_ms
                                                             - activation.activation_ms).max())
     return rows, extra
@@ -304,6 +388,16 @@ def main() -> None:
     parser.add_argument("--scenarios", nargs="+", default=["sinus", "lbbb", "crt"])
     parser.add_argument("--out", type=Path, help="keep the feature rows and Purkinje outputs here")
     parser.add_argument("--check", action="store_true", help="compare with the run's own maps and features")
+    lead_fields = parser.add_mutually_exclusive_group()
+    lead_fields.add_argument("--leadfields", dest="lead_fields", action="store_const", const="recompute",
+                             default="run", help="recompute each patient's fibres and 12-lead lead fields with the "
+                             "candidate's fibre angles and conductivities (instead of the run's)")
+    lead_fields.add_argument("--intracellular", dest="lead_fields", action="store_const", const="intracellular",
+                             help="rebuild the lead matrix from the run's lead-field gradients with the candidate's "
+                                  "intracellular conductivities (the run's fibres and bulk conductivities kept)")
+    parser.add_argument("--run-maps", action="store_true",
+                        help="the run's own activation maps (no Purkinje or eikonal): for a candidate that changes "
+                             "only the lead fields, e.g. with --intracellular")
     parser.add_argument("--sex", default="anatomy", metavar="|".join(SEX_CHOICES) + "|women=P1,P2,...",
                         help="each patient's sex for the sex-specific criteria: from its anatomy.json (default), "
                              "the same for all, alternating female, male, ..., or the patients named women and "
@@ -334,8 +428,9 @@ def main() -> None:
     extras: dict[str, dict[str, Any]] = {}
     for name in names:
         started = time.perf_counter()
-        patient_rows_, extras[name] = patient_rows(patients_dir / name, config, args.scenarios, out, template_cache,
-                                                   args.check)
+        patient_rows_, extras[name] = patient_rows(patients_dir / name, config, args.scenarios, scratch=out,
+                                                   template_cache=template_cache, check=args.check,
+                                                   lead_fields=args.lead_fields, run_maps=args.run_maps)
         rows.extend(patient_rows_)
         print(f"{name}: {time.perf_counter() - started:.0f} s", flush=True)
     (out / "features.json").write_text(json.dumps({"overrides": args.overrides, "rows": rows, "extras": extras},
