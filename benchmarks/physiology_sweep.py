@@ -35,7 +35,7 @@ rebuilds the lead matrix from the run's stored ∇Z (``grad_cells``) with the ca
 intracellular tensors: exact for a candidate that keeps the run's fibres and bulk conductivities
 σ_i + σ_e (then Z is the run's), e.g. another split of Potse's bulk between the intra- and
 extracellular spaces; at the run's own values it reproduces the run's lead matrix to 5e-8 (the
-stored gradients are float32) and its features within 1e-4. ``--run-maps``
+stored gradients are float32) and its features within 5e-4 (axis 9e-5°, QRS–T angle 4e-4°). ``--run-maps``
 takes the run's own activation maps instead of recomputing them (no Purkinje trees, no eikonal
 solves): for such a candidate, which leaves the maps as they are.
 
