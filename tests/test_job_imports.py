@@ -37,9 +37,13 @@ def modules_after(code: str) -> set[str]:
     ("from ecgcohort.anatomy.jobs import assemble", {"pandas", "pyvista"}),
     # compute_activations and the bank read the Purkinje junctions, never walk the trees
     ("from ecgcohort.conduction.jobs import compute_activations", {"networkx", "pyvista"}),
-    # dataset_part reads the electrode table and the lead-field chunks
-    ("from ecgcohort.dataset.parts import write_patient_part\nfrom ecgcohort.ecg.inputs import read_electrode_table",
-     {"numba", "scipy", "pandas"}),
+    # dataset_part reads the electrode table, the lead-field chunks, the fibres and the maps
+    ("from ecgcohort.dataset.parts import write_patient_part\n"
+     "from ecgcohort.ecg.inputs import read_electrode_table, read_lead_field_chunks\n"
+     "from ecgcohort.fibers.rule_based import load_fibres\nfrom ecgcohort.conduction.maps import load_activation",
+     {"numba", "scipy", "gmsh", "pandas"}),
+    # ... and the fibres' structure tensors it stores
+    ("from ecgcohort.structure_tensors import fibre_structure", {"numba", "scipy"}),
 ])
 def test_job_modules_leave_out_what_they_do_not_use(code: str, absent: set[str]) -> None:
     loaded = modules_after(code)

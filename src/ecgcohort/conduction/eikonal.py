@@ -30,7 +30,8 @@ from scipy.spatial import cKDTree
 
 from ecgcohort.conduction.coupling import MeshSearch, couple_points, node_adjacency
 from ecgcohort.conduction.tensors import check_velocity, conduction_tensors
-from ecgcohort.fem import fibre_structure, refine_tetrahedra
+from ecgcohort.fem import refine_tetrahedra
+from ecgcohort.structure_tensors import fibre_structure
 
 log = logging.getLogger(__name__)
 

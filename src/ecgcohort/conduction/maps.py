@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ecgcohort.conduction.action_potential import ActionPotential, transmembrane_potential
 from ecgcohort.io import atomic_path
+
+if TYPE_CHECKING:  # the action potential imports numba (0.5 s), which reading a map does not need
+    from ecgcohort.conduction.action_potential import ActionPotential
 
 
 @dataclass
@@ -36,6 +39,8 @@ class ActivationMap:
                                    out: np.ndarray | None = None) -> np.ndarray:
         """V_m (n_nodes, n_times) in mV on this map's nodes at ``times_ms`` (written into the
         buffer ``out`` when given, see :func:`transmembrane_potential`)."""
+        from ecgcohort.conduction.action_potential import transmembrane_potential
+
         return transmembrane_potential(self.activation_ms, times_ms, template, self.apd_scale,
                                        upstroke_ms=self.upstroke_ms, out=out)
 

@@ -187,7 +187,7 @@ def reaction_eikonal_times(points_mm: np.ndarray, tetrahedra: np.ndarray, fibre_
     (0, 0: uncoupled cells). Runs until every node has repolarised or ``margin_ms`` past the latest
     isolated repolarisation. ``sample_every_ms`` (a multiple of ``dt_ms``): also keep every node's
     voltage that often, from the earliest activation time on."""
-    from ecgcohort.fem import fibre_structure
+    from ecgcohort.structure_tensors import fibre_structure
 
     tau = np.asarray(activation_ms, dtype=np.float64)
     target = np.asarray(apd_ms, dtype=np.float64)

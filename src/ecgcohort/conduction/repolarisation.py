@@ -109,7 +109,8 @@ def _build_diffusion_system(points_mm: np.ndarray, tetrahedra: np.ndarray, fibre
     """(M + K_Λ, M, Jacobi preconditioner) on the mesh (mm) with electrotonic lengths in mm."""
     import scipy.sparse.linalg
 
-    from ecgcohort.fem import fibre_structure, mass_matrix, p1_gradients, stiffness_matrix
+    from ecgcohort.fem import mass_matrix, p1_gradients, stiffness_matrix
+    from ecgcohort.structure_tensors import fibre_structure
 
     grads, volumes = p1_gradients(points_mm, tetrahedra)
     structure = fibre_structure(fibre_cell)

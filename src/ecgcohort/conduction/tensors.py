@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ecgcohort.fem import fibre_structure
+from ecgcohort.structure_tensors import fibre_structure
 
 
 def check_velocity(name: str, v: float | np.ndarray) -> np.ndarray:
@@ -20,7 +20,7 @@ def conduction_tensors(fibres: np.ndarray, v_fibre: float | np.ndarray, v_cross:
                        normals: np.ndarray | None = None, v_normal: float | np.ndarray | None = None) -> np.ndarray:
     """(n_cells, 3, 3) D = v_t² I + (v_f² − v_t²) A + (v_n² − v_t²) N in (mm/ms)², A = f fᵀ for
     fibre vectors (n_cells, 3; any non-zero length) or the cells' structure tensors (n_cells, 3,
-    3), see :func:`ecgcohort.fem.fibre_structure`, and N = n nᵀ likewise for the sheet normals
+    3), see :func:`ecgcohort.structure_tensors.fibre_structure`, and N = n nᵀ likewise for the sheet normals
     ``normals``; ``v_fibre``/``v_cross``/``v_normal`` in m/s = mm/ms, scalars or (n_cells,)
     arrays. Without ``normals`` or ``v_normal`` the tensor is transversely isotropic (v_n = v_t).
     D stays positive definite for any positive velocities: its quadratic form is at least

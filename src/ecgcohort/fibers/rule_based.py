@@ -30,12 +30,17 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ecgcohort.fem import fibre_structure
 from ecgcohort.io import atomic_path
-from ecgcohort.meshing.tetra import FACET_TAGS, VOLUME_TAGS, TaggedMesh, read_tagged_mesh
+from ecgcohort.structure_tensors import fibre_structure
+
+# the mesh reader (gmsh, igl, scipy) is imported where it is used: a job that only reads a
+# patient's fibres (the dataset part) does not need it
+if TYPE_CHECKING:
+    from ecgcohort.meshing.tetra import TaggedMesh
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +179,8 @@ def _myocardium_mesh(tagged: TaggedMesh):
     import dolfinx.io.utils
     import dolfinx.mesh
     import ufl
+
+    from ecgcohort.meshing.tetra import FACET_TAGS, VOLUME_TAGS
 
     cells = np.flatnonzero(tagged.cell_tags == VOLUME_TAGS["myocardium"])
     if cells.size == 0:
@@ -322,6 +329,8 @@ def myocardial_fibres(mesh_path: str | Path, angles: FibreAngles = FibreAngles()
 
     ldrb_module = _import_ldrb()
     import ldrb.utils  # after _import_ldrb, which caches ldrb's numba functions
+
+    from ecgcohort.meshing.tetra import FACET_TAGS, read_tagged_mesh
 
     start = time.perf_counter()
     mesh, facet_tags, parent_cells, node_map = _myocardium_mesh(read_tagged_mesh(mesh_path))

@@ -7,7 +7,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ecgcohort.fem import fibre_structure
+from ecgcohort.structure_tensors import fibre_structure
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def _transversely_isotropic(fibres: np.ndarray, along: float, across: float) -> 
 def intracellular_tensors(fibres: np.ndarray, sigma: Conductivities) -> np.ndarray:
     """(n_cells, 3, 3) G_i = σ_i,t I + (σ_i,f − σ_i,t) A, S/m, with A = f⊗f for fibres per cell
     (n_cells, 3) or the cells' structure tensors (n_cells, 3, 3); see
-    :func:`ecgcohort.fem.fibre_structure`."""
+    :func:`ecgcohort.structure_tensors.fibre_structure`."""
     return _transversely_isotropic(fibres, sigma.intra_fibre, sigma.intra_cross)
 
 
