@@ -30,7 +30,8 @@ ELSA-Brasil's (Pinto-Filho et al. 2017: QRS 92 / 86 ms, frontal QRS axis 35° / 
 fields and lead matrix (the candidate's ``leadfield`` conductivities and gradients, as the
 workflow's lead-field job does) instead of reading the run's: what a candidate of fibre angles or
 intracellular conductivities needs, since the lead matrix holds G_i and the lead fields the fibres
-(the workflow's jobs take 21 s and 9 s for them on train-0000 at 1.2 mm). ``--intracellular`` only
+(the workflow's jobs take 21 s and 9 s for them on train-0000 at 1.2 mm); at the run's own values
+it reproduces test-0001's fibres exactly and its features within 4e-4. ``--intracellular`` only
 rebuilds the lead matrix from the run's stored ∇Z (``grad_cells``) with the candidate's
 intracellular tensors: exact for a candidate that keeps the run's fibres and bulk conductivities
 σ_i + σ_e (then Z is the run's), e.g. another split of Potse's bulk between the intra- and
