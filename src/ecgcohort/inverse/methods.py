@@ -57,12 +57,14 @@ tikhonov_2nd = _tikhonov(2)
 
 
 def stre(transfer, bspm, surface, times, config) -> Reconstruction:
-    """STRE: λ_s from second-order Tikhonov's GCV over the record, λ_t by GCV, windows of
-    2·``half_width`` + 1 instants."""
+    """STRE: λ_s second-order Tikhonov's choice over the record by ``lambda_choice`` (robust GCV
+    by default, as the Tikhonov methods': GCV's λ_s collapsed with less white noise than model
+    error), λ_t by GCV, windows of 2·``half_width`` + 1 instants."""
     start = time.perf_counter()
     laplacian = surface_laplacian(surface)
-    spatial = tikhonov(transfer, bspm, laplacian, choice="gcv", per_time=False,
-                       grid=lambda_grid(transfer, int(config.get("grid_points", 60))))
+    spatial = tikhonov(transfer, bspm, laplacian, choice=config.get("lambda_choice", "rgcv"), per_time=False,
+                       grid=lambda_grid(transfer, int(config.get("grid_points", 60))),
+                       gamma=float(config.get("rgcv_gamma", RGCV_GAMMA)))
     spatial_lambda = float(spatial.lambdas[0])
     top = np.linalg.norm(transfer, 2)
     estimate, temporal_lambda = stre_estimate(
