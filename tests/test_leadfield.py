@@ -249,6 +249,16 @@ def test_lead_matrix_equals_a_direct_pseudo_bidomain_solve(anisotropic, balls):
     fast = lead_matrix_from_potentials(solver.mesh.points_m[nodes], local.reshape(-1, 4),
                                        intracellular_tensors(fibres, sigma), z[:, nodes])
     assert np.abs(fast - matrix).max() < 1e-10 * np.abs(matrix).max()
+    # the mesh's operator built once serves every field; another mesh's is refused
+    from ecgcohort.leadfield.matrix import gradient_operator
+
+    operator = gradient_operator(solver.mesh.points_m[nodes], local.reshape(-1, 4))
+    np.testing.assert_array_equal(lead_matrix(solver.mesh.points_m[nodes], local.reshape(-1, 4),
+                                              intracellular_tensors(fibres, sigma), solver.cell_gradients(z, cells),
+                                              operator), matrix)
+    with pytest.raises(ValueError, match="this mesh needs"):
+        lead_matrix(solver.mesh.points_m[nodes], local.reshape(-1, 4)[1:], intracellular_tensors(fibres, sigma)[1:],
+                    solver.cell_gradients(z, cells)[:, 1:], operator)
 
     # dolfinx reads the same file on its own and orders cells its own way: match by centroid
     from mpi4py import MPI

@@ -592,6 +592,14 @@ def test_the_region_input_is_required_seen_and_shared_across_electrodes():
     np.testing.assert_allclose(predict_gradient(network, x, e, normalised, np.zeros(1), BOX, region=region),
                                denormalise_target(spec, pairs.numpy(), x, e), rtol=1e-5,
                                atol=1e-6 * np.abs(as_torso).max())
+    # pieces of one electrode's points (fewer rows per piece than points) give the same numbers
+    # as whole electrodes, in uneven pieces too, to float32 rounding (the matrix kernels
+    # differ with the row count)
+    whole = predict_gradient(network, x, e, normalised, np.zeros(1), BOX, region=region, batch_size=4 * 30)
+    for rows_per_piece in (7, 29):
+        np.testing.assert_allclose(predict_gradient(network, x, e, normalised, np.zeros(1), BOX, region=region,
+                                                    batch_size=rows_per_piece), whole, rtol=1e-6,
+                                   atol=1e-6 * np.abs(whole).max())
     # a patient block carries the region per point and its batches the loss of the same rows
     table = PatientBlockTable([patient_block(spec, BOX, x, e, normalised, np.zeros(1), grad_z, region=region)])
     key = (0, torch.arange(30))

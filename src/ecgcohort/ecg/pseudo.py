@@ -8,8 +8,9 @@ FEM ∇Z, so FEM and pseudo-lead-field ECGs differ only in ∇Z. Lengths in m, �
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse
 
-from ecgcohort.leadfield.matrix import lead_matrix
+from ecgcohort.leadfield.matrix import gradient_operator, lead_matrix
 
 #: Electrodes per block in :func:`pseudo_lead_matrix` (bounds the (E, cells, 4) temporaries).
 _ELECTRODE_BLOCK = 16
@@ -50,9 +51,11 @@ def pseudo_lead_field_gradient(electrodes_m: np.ndarray, points_m: np.ndarray,
 
 
 def pseudo_lead_matrix(electrodes_m: np.ndarray, points_m: np.ndarray, tetrahedra: np.ndarray,
-                       intracellular: np.ndarray, sigma0_s_per_m: float) -> np.ndarray:
+                       intracellular: np.ndarray, sigma0_s_per_m: float,
+                       operator: scipy.sparse.csr_matrix | None = None) -> np.ndarray:
     """(E, N) lead matrix of the pseudo lead field on a P1 myocardium (nodes in m, G_i per cell
-    in S/m): electrode potentials (V) = result @ V_m (V).
+    in S/m; ``operator`` its :func:`~ecgcohort.leadfield.matrix.gradient_operator` where already
+    built): electrode potentials (V) = result @ V_m (V).
 
     ∇Z* is taken at each tetrahedron's centroid, i.e. constant per cell like the P1 FEM ∇Z it is
     compared with. The midpoint rule's error on the cell average is of relative order
@@ -64,7 +67,9 @@ def pseudo_lead_matrix(electrodes_m: np.ndarray, points_m: np.ndarray, tetrahedr
     tets = np.asarray(tetrahedra)
     centroids = points[tets].mean(axis=1)
     electrodes = np.asarray(electrodes_m, dtype=np.float64).reshape(-1, 3)
+    operator = gradient_operator(points, tets) if operator is None else operator
     blocks = [lead_matrix(points, tets, intracellular,
-                          pseudo_lead_field_gradient(electrodes[a:a + _ELECTRODE_BLOCK], centroids, sigma0_s_per_m))
+                          pseudo_lead_field_gradient(electrodes[a:a + _ELECTRODE_BLOCK], centroids, sigma0_s_per_m),
+                          operator)
               for a in range(0, len(electrodes), _ELECTRODE_BLOCK)]
     return np.vstack(blocks) if blocks else np.zeros((0, len(points)))

@@ -413,7 +413,6 @@ def evaluate_surrogate_job(*, patient: str, store: str | Path, model_path: str |
     from ecgcohort.dataset import open_cohort, open_patient_mesh
     from ecgcohort.ecg.forward import time_grid_ms
     from ecgcohort.ecg.pseudo import pseudo_lead_field_gradient, pseudo_lead_matrix
-    from ecgcohort.leadfield.matrix import lead_matrix
     from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
     from ecgcohort.surrogate.metrics import relative_l2
     from ecgcohort.surrogate.model import ecg_from_potentials, load_surrogate, read_code_table
@@ -454,15 +453,16 @@ def evaluate_surrogate_job(*, patient: str, store: str | Path, model_path: str |
     # the cells' mean fibre structure, as the FEM lead matrix (datasets before it held centroid fibres)
     fibres = mesh.fibre_structure if "fibre_structure" in mesh else mesh.fibre_direction
     intracellular = intracellular_tensors(fibres.values, sigma)
+    myocardium = Myocardium(nodes_m, tetrahedra, intracellular)
     start = time.perf_counter()
-    cell_gradients = {"surrogate": surrogate.cell_gradient(nodes_m, tetrahedra, electrodes_m, normalised, code)}
-    matrices = {"fem": mesh.lead_matrix.values,
-                "surrogate": lead_matrix(nodes_m, tetrahedra, intracellular, cell_gradients["surrogate"])}
+    cell_gradients = {"surrogate": surrogate.cell_gradient(nodes_m, tetrahedra, electrodes_m, normalised, code,
+                                                           batch_size=evaluation["batch_size"])}
+    matrices = {"fem": mesh.lead_matrix.values, "surrogate": myocardium.lead_matrix(cell_gradients["surrogate"])}
     lead_matrix_s = time.perf_counter() - start
-    matrices["pseudo"] = pseudo_lead_matrix(electrodes_m, nodes_m, tetrahedra, intracellular, sigma.torso)
+    matrices["pseudo"] = pseudo_lead_matrix(electrodes_m, nodes_m, tetrahedra, intracellular, sigma.torso,
+                                            myocardium.gradient_operator)
     cell_gradients["pseudo"] = pseudo_lead_field_gradient(electrodes_m, nodes_m[tetrahedra].mean(axis=1), sigma.torso)
     fem_cells = mesh.grad_lead_field_cell.values.astype(np.float64)
-    myocardium = Myocardium(nodes_m, tetrahedra, intracellular)
     transfer = {kind: {"cells": _cell_errors(cell_gradients[kind], fem_cells)} for kind in ("surrogate", "pseudo")}
     # the transfer's lead matrices do not depend on the beat: built once, not per scenario
     fields = {kind: transfer_fields(myocardium, fem_cells, cell_gradients[kind], names) for kind in ("surrogate", "pseudo")}

@@ -95,7 +95,7 @@ class TrainedSurrogate:
                              f"{len(codes.columns)} ({', '.join(codes.columns[:3])}, ...)")
 
     def gradient(self, points_m: np.ndarray, electrodes_m: np.ndarray, electrodes_normalised: np.ndarray,
-                 code: np.ndarray, batch_size: int = 65536, *, region: np.ndarray | None = None) -> np.ndarray:
+                 code: np.ndarray, batch_size: int = 8192, *, region: np.ndarray | None = None) -> np.ndarray:
         """∇Z (E, P, 3) in Ω/m at points (P, 3, m) of electrodes (E, 3, m, with their normalised
         torso coordinates) for the patient with ``code``, the points' volume tags ``region``
         (P,; needed by a ``region_inputs`` surrogate); see
@@ -106,7 +106,7 @@ class TrainedSurrogate:
                                 batch_size=batch_size, region=region)
 
     def cell_gradient(self, nodes_m: np.ndarray, tetrahedra: np.ndarray, electrodes_m: np.ndarray,
-                      electrodes_normalised: np.ndarray, code: np.ndarray, batch_size: int = 65536) -> np.ndarray:
+                      electrodes_normalised: np.ndarray, code: np.ndarray, batch_size: int = 8192) -> np.ndarray:
         """∇Z (E, C, 3) in Ω/m at the centroids of tetrahedra (C, 4) of nodes (N, 3, m): the
         cell-constant field the lead matrix integrates, as the FEM's P1 ∇Z per cell. The cells are
         myocardium."""

@@ -15,36 +15,56 @@ forming a lead from electrode differences magnifies the electrodes' errors.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Mapping, Sequence
 
 import numba
 import numpy as np
+import scipy.sparse
 
 from ecgcohort.fem import p1_gradients
 
+
 @dataclass(frozen=True)
 class Myocardium:
-    """A myocardial mesh: nodes (N, 3) in m, tetrahedra (C, 4), G_i per cell (C, 3, 3) in S/m."""
+    """A myocardial mesh: nodes (N, 3) in m, tetrahedra (C, 4), G_i per cell (C, 3, 3) in S/m;
+    the operators that depend on it alone are built once, on first use."""
 
     nodes_m: np.ndarray
     tetrahedra: np.ndarray
     intracellular: np.ndarray
+
+    @cached_property
+    def gradient_operator(self) -> scipy.sparse.csr_matrix:
+        """:func:`~ecgcohort.leadfield.matrix.gradient_operator` of the mesh (m²)."""
+        from ecgcohort.leadfield.matrix import gradient_operator
+
+        return gradient_operator(self.nodes_m, self.tetrahedra)
+
+    @cached_property
+    def source_operator(self) -> np.ndarray:
+        """(C, 3, 4) vol_c G_i,c ∇φ_a (S·m): J_c = Σ_a operator[c, :, a] V_m(node a of c)."""
+        gradients, volumes = p1_gradients(self.nodes_m, self.tetrahedra)           # (C, 4, 3), (C,)
+        return np.einsum("cjk,cak,c->cja", np.asarray(self.intracellular, dtype=np.float64), gradients, volumes)
+
+    def lead_matrix(self, grad_lead_field: np.ndarray) -> np.ndarray:
+        """:func:`~ecgcohort.leadfield.matrix.lead_matrix` of fields per cell (E, C, 3) in Ω/m."""
+        from ecgcohort.leadfield.matrix import lead_matrix
+
+        return lead_matrix(self.nodes_m, self.tetrahedra, self.intracellular, grad_lead_field,
+                           self.gradient_operator)
 
 
 def source_weights(myocardium: Myocardium, vm: np.ndarray, phases: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per phase, Σ_t |J_c(t)| per cell (C,) with J_c(t) = vol_c G_i,c ∇V_m,c(t): where and how
     strongly the ECG's source lives (``vm`` (N, T) in any unit, ``phases`` masks over T)."""
     tetrahedra = np.ascontiguousarray(myocardium.tetrahedra, dtype=np.int64)
-    gradients, volumes = p1_gradients(myocardium.nodes_m, tetrahedra)           # (C, 4, 3), (C,)
-    # J_c = Σ_a operator[c, :, a] V_m(node a of c): vol_c G_i,c ∇φ_a, one 3 x 4 block per cell
-    operator = np.einsum("cjk,cak,c->cja", np.asarray(myocardium.intracellular, dtype=np.float64),
-                         gradients, volumes)
     names = list(phases)
     masks = np.array([np.asarray(phases[name], dtype=np.bool_) for name in names]).reshape(len(names), -1)
     values = np.ascontiguousarray(vm, dtype=np.float64)
     if masks.shape[1] != values.shape[1]:
         raise ValueError(f"the phase masks cover {masks.shape[1]} times, V_m has {values.shape[1]}")
-    sums = _summed_source_strength(tetrahedra, operator, values, masks)
+    sums = _summed_source_strength(tetrahedra, myocardium.source_operator, values, masks)
     return {name: sums[k] for k, name in enumerate(names)}
 
 
@@ -52,27 +72,26 @@ def source_weights(myocardium: Myocardium, vm: np.ndarray, phases: Mapping[str, 
 def _summed_source_strength(tetrahedra: np.ndarray, operator: np.ndarray, vm: np.ndarray,
                             masks: np.ndarray) -> np.ndarray:
     """(phases, C): Σ over each phase's times of |Σ_a operator[c, :, a] vm[tetrahedra[c, a], t]|
-    (operator vol_c G_i,c ∇φ_a in S·m; the sums in S·m times V_m's unit), cell by cell (compiled: a 1.2 mm heart's beat is 376k cells x 601 times, 1.8 GB as one array)."""
+    (operator vol_c G_i,c ∇φ_a in S·m; the sums in S·m times V_m's unit), cell by cell (compiled: a 1.2 mm heart's beat is 376k cells x 601 times, 1.8 GB as one array).
+    A cell's strengths at every time first, in a loop the compiler vectorises, then each
+    phase's sum in time order."""
     n_phases, n_times = masks.shape
-    used = np.zeros(n_times, dtype=np.bool_)
-    for phase in range(n_phases):
-        for t in range(n_times):
-            used[t] = used[t] or masks[phase, t]
     sums = np.zeros((n_phases, tetrahedra.shape[0]))
+    strength = np.empty(n_times)
     for c in range(tetrahedra.shape[0]):
-        n0, n1, n2, n3 = tetrahedra[c, 0], tetrahedra[c, 1], tetrahedra[c, 2], tetrahedra[c, 3]
+        v0, v1, v2, v3 = vm[tetrahedra[c, 0]], vm[tetrahedra[c, 1]], vm[tetrahedra[c, 2]], vm[tetrahedra[c, 3]]
         o = operator[c]
         for t in range(n_times):
-            if not used[t]:
-                continue
-            v0, v1, v2, v3 = vm[n0, t], vm[n1, t], vm[n2, t], vm[n3, t]
-            jx = o[0, 0] * v0 + o[0, 1] * v1 + o[0, 2] * v2 + o[0, 3] * v3
-            jy = o[1, 0] * v0 + o[1, 1] * v1 + o[1, 2] * v2 + o[1, 3] * v3
-            jz = o[2, 0] * v0 + o[2, 1] * v1 + o[2, 2] * v2 + o[2, 3] * v3
-            strength = np.sqrt(jx * jx + jy * jy + jz * jz)
-            for phase in range(n_phases):
+            jx = o[0, 0] * v0[t] + o[0, 1] * v1[t] + o[0, 2] * v2[t] + o[0, 3] * v3[t]
+            jy = o[1, 0] * v0[t] + o[1, 1] * v1[t] + o[1, 2] * v2[t] + o[1, 3] * v3[t]
+            jz = o[2, 0] * v0[t] + o[2, 1] * v1[t] + o[2, 2] * v2[t] + o[2, 3] * v3[t]
+            strength[t] = np.sqrt(jx * jx + jy * jy + jz * jz)
+        for phase in range(n_phases):
+            total = 0.0
+            for t in range(n_times):
                 if masks[phase, t]:
-                    sums[phase, c] += strength
+                    total += strength[t]
+            sums[phase, c] = total
     return sums
 
 
@@ -105,7 +124,6 @@ def transfer_fields(myocardium: Myocardium, reference: np.ndarray, other: np.nda
     """:class:`TransferFields` of ``other``'s electrode gradients (E, C, 3, Ω/m per cell)
     against ``reference``'s on ``myocardium`` (lead matrices dimensionless, lengths in Ω/m)."""
     from ecgcohort.ecg.leads import LEAD_WEIGHTS, lead_electrode_indices
-    from ecgcohort.leadfield.matrix import lead_matrix
 
     columns = lead_electrode_indices(electrode_names)
     electrodes_ref = np.asarray(reference, dtype=np.float64)[columns]
@@ -114,7 +132,7 @@ def transfer_fields(myocardium: Myocardium, reference: np.ndarray, other: np.nda
     g_other = np.einsum("le,ecj->lcj", LEAD_WEIGHTS, electrodes_other)
     magnitude_delta, direction_delta = _split_error(g_ref, g_other)
     # each lead field is its own "electrode" of a lead matrix: the ECG signals are matrix @ V_m
-    matrices = {name: lead_matrix(myocardium.nodes_m, myocardium.tetrahedra, myocardium.intracellular, field)
+    matrices = {name: myocardium.lead_matrix(field)
                 for name, field in (("reference", g_ref), ("error", g_other - g_ref), ("magnitude", magnitude_delta),
                                     ("direction", direction_delta))}
     lengths = {"lead": np.linalg.norm(g_ref, axis=-1), "lead_error": np.linalg.norm(g_other - g_ref, axis=-1),
