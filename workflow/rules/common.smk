@@ -221,23 +221,29 @@ def _inverse_truth_chain(wildcards):
         if wildcards.source not in ACTIVATION_MAPS:
             raise WorkflowError(f"inverse.dynamics.sources: {wildcards.source!r} is neither aliev_panfilov nor one "
                                 f"of the cohort's activation maps ({', '.join(ACTIVATION_MAPS)})")
-        # the scenario's map is computed again from what it is made of, not read from the
-        # patient's activation job, which writes every scenario: an edit of another scenario
-        # does not re-run the benchmark
+        # the scenario's map is read from the patient's activation job, which writes every
+        # scenario: inverse_truth_inputs marks it ancient, and what the map is made of (fibres,
+        # heart surface, Purkinje junctions; params.activation_map) re-runs the benchmark instead,
+        # so an edit of another scenario does not
         named.update(mesh=f"{patient}/mesh/mesh.msh", fibres=f"{patient}/fibres/fibres.npz",
                      electrodes=f"{patient}/anatomy/electrodes_standard.csv",
-                     heart=f"{patient}/anatomy/heart.vtp", junctions=f"{patient}/purkinje/junctions.npz")
+                     heart=f"{patient}/anatomy/heart.vtp", junctions=f"{patient}/purkinje/junctions.npz",
+                     activation=f"{patient}/activation/{wildcards.source}.npz")
     return ChainInputs(**named)
 
 
 def inverse_truth_inputs(wildcards):
     """Inputs of the inverse benchmark's ground truth (heart_surface_dynamics in inverse.smk) -
     the model source reads the surfaces, the patient's own transfer matrix and the anatomy;
-    a cohort scenario what its map is computed from (fibres, heart surface, Purkinje junctions),
-    the mesh and the standard electrodes (the reciprocity check) - not the store, the other
-    electrodes or the other scenarios' maps."""
+    a cohort scenario its map (ancient: its mtime re-runs nothing), what the map is computed
+    from (fibres, heart surface, Purkinje junctions: they re-run it), the mesh and the standard
+    electrodes (the reciprocity check) - not the store, the other electrodes or the other
+    scenarios' maps."""
     inputs = {"surfaces": f"results/inverse/{wildcards.patient}/surfaces.npz",
               **_inverse_truth_chain(wildcards).input(wildcards)}
+    if "activation" in inputs:
+        # written again, unchanged, whenever another scenario's map is edited
+        inputs["activation"] = ancient(inputs["activation"])
     if wildcards.source == "aliev_panfilov":
         inputs["transfer"] = f"results/inverse/{wildcards.patient}/transfer.npz"
     return inputs

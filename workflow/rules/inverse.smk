@@ -141,7 +141,9 @@ rule heart_surface_dynamics:
         chain=inverse_truth_chain,
         dynamics=INVERSE["dynamics"],
         template_cache_dir="results/cache/action_potential",
-        # a cohort scenario's map, as compute_activations makes it (that scenario's entry only)
+        # what a cohort scenario's map is made of (that scenario's entry only): the map is an
+        # ancient input (inverse_truth_inputs), so these settings re-run the ground truth when
+        # its map changes, and the action potential's cycle length sets the template
         activation_map=lambda wildcards: {} if wildcards.source == INVERSE_MODEL_SOURCE else {
             "entry": dataclasses.asdict(ACTIVATION_MAPS[wildcards.source]),
             "velocities": config["electrophysiology"]["velocity_m_per_s"],

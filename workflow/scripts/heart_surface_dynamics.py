@@ -6,8 +6,8 @@ from ecgcohort.logs import logging_to
 
 with logging_to(snakemake.log[0]):
     inputs = resolved_inputs(snakemake.input, snakemake.params.chain)
-    scenario = None if "junctions" not in inputs.keys() else {
-        "mesh": inputs.mesh, "fibres": inputs.fibres, "heart": inputs.heart, "junctions": inputs.junctions,
+    scenario = None if "activation" not in inputs.keys() else {
+        "mesh": inputs.mesh, "fibres": inputs.fibres, "activation": inputs.activation,
         "electrodes": inputs.electrodes, **dict(snakemake.params.leadfield), **dict(snakemake.params.activation_map)}
     heart_surface_dynamics_job(
         patient=snakemake.wildcards.patient, source=snakemake.wildcards.source, surfaces_npz=inputs.surfaces,

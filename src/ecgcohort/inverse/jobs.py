@@ -9,7 +9,7 @@ import csv
 import json
 import logging
 import time
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -135,13 +135,11 @@ def heart_surface_dynamics_job(*, patient: str, source: str, surfaces_npz: str |
     """The ground truth of one source (rule ``heart_surface_dynamics``): the Aliev–Panfilov
     model's u on the heart surface with y = R u through ``transfer_npz`` (the patient's own
     mesh), or a cohort scenario's extracellular potential from the 3-D solve. ``scenario``
-    holds the scenario's inputs and the lead fields' settings: ``mesh``, ``fibres``, ``heart``
-    (the anatomy's surface) and ``junctions`` (Purkinje), from which its activation map is
-    computed again (:func:`ecgcohort.conduction.jobs.activation_map`, with the scenario's
-    ``entry`` and the :class:`~ecgcohort.conduction.jobs.MapSettings` keys: the patient's own
-    map, bit for bit), ``electrodes`` (the standard electrodes' table, for the reciprocity
-    check), ``conductivities``, ``low_rank_tolerance``, ``electrode_tolerance_mm``,
-    ``cell_gradient``."""
+    holds the scenario's inputs and the lead fields' settings: ``mesh``, ``fibres``,
+    ``activation`` (the patient's map of the scenario, :func:`ecgcohort.conduction.maps.save_activation`),
+    ``action_potential`` (its ``cycle_length_ms`` sets the template), ``electrodes`` (the
+    standard electrodes' table, for the reciprocity check), ``conductivities``,
+    ``low_rank_tolerance``, ``electrode_tolerance_mm``, ``cell_gradient``."""
     from ecgcohort.inverse.figures import plot_dynamics
     from ecgcohort.inverse.surfaces import load_surfaces
 
@@ -161,7 +159,7 @@ def heart_surface_dynamics_job(*, patient: str, source: str, surfaces_npz: str |
             if scenario is None:
                 raise InverseError("a cohort scenario needs its mesh, fibres, heart surface, Purkinje junctions and "
                                    "electrodes")
-            result = _scenario_truth(patient, source, surfaces, spec, scenario, template_cache_dir)
+            result = _scenario_truth(source, surfaces, spec, scenario, template_cache_dir)
             truth, clean, reciprocity = result.dynamics, result.body, result.reciprocity
     except InverseError as error:
         raise InverseError(f"patient {patient}, source {source}: {error}") from None
@@ -172,19 +170,24 @@ def heart_surface_dynamics_job(*, patient: str, source: str, surfaces_npz: str |
     plot_dynamics(surfaces.heart, truth, out_preview, title=f"{patient}: {source}")
 
 
-def _scenario_truth(patient: str, source: str, surfaces, spec: DynamicsSpec, scenario: Mapping[str, Any],
+def _scenario_truth(source: str, surfaces, spec: DynamicsSpec, scenario: Mapping[str, Any],
                     template_cache_dir: str | Path):
-    from ecgcohort.conduction.jobs import MapSettings, PatientConduction, activation_map
+    from ecgcohort.conduction.action_potential import action_potential_template
+    from ecgcohort.conduction.maps import load_activation
     from ecgcohort.ecg.forward import read_electrode_table
+    from ecgcohort.fibers.rule_based import load_fibres
     from ecgcohort.inverse.extracellular import ExtracellularSolver, Myocardium, scenario_truth
     from ecgcohort.leadfield.tensors import Conductivities
 
-    settings = MapSettings(template_cache_dir=template_cache_dir, **{
-        field.name: scenario[field.name] for field in fields(MapSettings) if field.name != "template_cache_dir"})
-    conduction = PatientConduction.read(scenario["fibres"], scenario["heart"], scenario["junctions"], settings)
-    activation = activation_map(patient, source, scenario["entry"], conduction, settings)
-    fibres, template = conduction.fibres, conduction.template
-    del conduction  # the eikonal grid: the 3-D solve's memory is the job's peak
+    activation = load_activation(scenario["activation"])
+    if activation.scenario != source:
+        raise InverseError(f"{scenario['activation']} holds the map of {activation.scenario!r}, not of {source!r}")
+    fibres = load_fibres(scenario["fibres"])
+    if len(activation.activation_ms) != fibres.n_nodes:
+        raise InverseError(f"the map {scenario['activation']} has {len(activation.activation_ms)} nodes, the fibres "
+                           f"{scenario['fibres']} {fibres.n_nodes}: files of different meshes")
+    template = action_potential_template(float(scenario["action_potential"]["cycle_length_ms"]),
+                                         cache_dir=template_cache_dir)
     solver = ExtracellularSolver(scenario["mesh"], Conductivities.from_config(scenario["conductivities"]),
                                  Myocardium.from_fibres(fibres), low_rank_tolerance=scenario["low_rank_tolerance"],
                                  max_electrode_offset_mm=scenario["electrode_tolerance_mm"])
