@@ -6,11 +6,13 @@ CC, its published figures beside ours.
 
     nice .venv/bin/python benchmarks/inverse_paper_setting.py [--subdivisions 3 | --heart-nodes 1094] \
         [--samples 161] [--sigmas 0.01 0.1] [--methods tikhonov_2nd stre ep_dl eand_arn] [--epochs 2000] \
-        [--repeats 1] [--save-problem problem.npz]
+        [--repeats 1] [--save-problem problem.npz] [--out DIR]
     python3 benchmarks/inverse_paper_setting.py --problem problem.npz --device cuda --methods ep_dl eand_arn
 
 The second form reruns the methods on a saved problem (R, the truth, the heart surface) without
-gmsh and pyvista, e.g. on a GPU machine.
+gmsh and pyvista, e.g. on a GPU machine. ``--out DIR`` also writes the rows as
+``DIR/inverse_paper/summary.csv`` and ``.md`` (:func:`ecgcohort.inverse.report.paper_setting_markdown`),
+which ``python -m ecgcohort.readme_results record DIR --label inverse-paper`` records.
 
 The geometry needs no cohort: the heart is an icosphere scaled to a 90 × 70 × 120 mm ellipsoid
 (642 nodes at 3 subdivisions; the paper's heart has 1094), paced at its apex over a 12 mm disc; the
@@ -29,8 +31,10 @@ import argparse
 import tempfile
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ecgcohort.inverse.dynamics import DynamicsSpec, aliev_panfilov_dynamics
@@ -38,7 +42,7 @@ from ecgcohort.inverse.methods import NEURAL_METHODS, reconstruct
 from ecgcohort.inverse.metrics import (activation_errors, activation_times, correlation_coefficient,
                                        mean_squared_error, relative_error)
 from ecgcohort.inverse.problem import SurfaceMesh
-from ecgcohort.inverse.report import PAPER
+from ecgcohort.inverse.report import PAPER_SETTING_COLUMNS, paper_setting_markdown
 
 HEART_SEMI_AXES_MM = (45.0, 35.0, 60.0)
 TORSO_SEMI_AXES_MM = (150.0, 110.0, 200.0)
@@ -111,6 +115,7 @@ def main() -> None:
     parser.add_argument("--problem", help="a problem saved by --save-problem (skips gmsh and pyvista)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", help="write the rows to OUT/inverse_paper/summary.csv and .md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.problem:
@@ -128,9 +133,7 @@ def main() -> None:
     surface = heart.scaled(1.0 / spec.length_unit_mm)
     clean = transfer @ u
     reference_activation = activation_times(u, times, "transmembrane")
-    print("\n| σ | method | repeat | RE | MSE | CC | activation MAE (ms) | s | epochs | stopped | status | "
-          "paper RE / MSE / CC |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    rows = []
     for sigma in args.sigmas:
         for repeat in range(args.repeats):
             rng = np.random.default_rng([args.seed, repeat, int(round(sigma * 1e6))])
@@ -147,13 +150,23 @@ def main() -> None:
                 estimate = result.estimate
                 mae, _ = activation_errors(activation_times(estimate, times, "transmembrane") * spec.time_unit_ms,
                                            reference_activation * spec.time_unit_ms)
-                paper = PAPER.get(method, {}).get(sigma, {})
-                published = " / ".join(f"{paper[k]:.4g}" if k in paper else "–" for k in ("re", "mse", "cc"))
-                print(f"| {sigma:g} | {method} | {repeat} | {relative_error(estimate, u):.4f} | "
-                      f"{mean_squared_error(estimate, u):.4g} | {correlation_coefficient(estimate, u):.4f} | "
-                      f"{mae:.1f} | {seconds:.1f} | {result.info.get('epochs', '–')} | "
-                      f"{result.info.get('stopped', '–')} | {'failed: ' + result.info['failed'] if result.info.get('failed') else 'ok'}"
-                      f" | {published} |", flush=True)
+                rows.append({"sigma": sigma, "method": method, "repeat": repeat, "re": relative_error(estimate, u),
+                             "mse": mean_squared_error(estimate, u), "cc": correlation_coefficient(estimate, u),
+                             "activation_mae_ms": mae, "seconds": seconds, "epochs": result.info.get("epochs"),
+                             "stopped": result.info.get("stopped"),
+                             "status": f"failed: {result.info['failed']}" if result.info.get("failed") else "ok"})
+                print(paper_setting_markdown(pd.DataFrame(rows[-1:])).splitlines()[-1], flush=True)
+                if args.out:  # after every row: an interrupted run keeps what it measured
+                    write_table(pd.DataFrame(rows, columns=list(PAPER_SETTING_COLUMNS)), Path(args.out))
+    print("\n" + paper_setting_markdown(pd.DataFrame(rows, columns=list(PAPER_SETTING_COLUMNS))))
+
+
+def write_table(table: pd.DataFrame, out: Path) -> None:
+    """``out/inverse_paper/summary.csv`` and its Markdown, for ``readme_results record``."""
+    folder = out / "inverse_paper"
+    folder.mkdir(parents=True, exist_ok=True)
+    table.to_csv(folder / "summary.csv", index=False)
+    (folder / "summary.md").write_text(paper_setting_markdown(table))
 
 
 if __name__ == "__main__":

@@ -140,3 +140,24 @@ def test_failed_repeats_are_counted_named_and_never_averaged():
     assert "| eand_arn (V_m) | shift/snr30 | 0.500 ± 0.141 |" in table and table.splitlines()[2].endswith("| 3 (1) | 1 |")
     old = summarize(metrics.drop(columns=["status", "quantity"])).drop(columns=["failed", "quantity"])
     assert "failed" not in markdown_table(old).splitlines()[0] and "(V_m)" not in markdown_table(old)
+
+
+def test_the_paper_setting_table_sets_each_row_beside_the_papers_figures():
+    """benchmarks/inverse_paper_setting.py's recorded table: our RE / MSE / CC and paper 2's
+    published ones for the same method and σ; methods without training print no epochs."""
+    import pandas as pd
+
+    from ecgcohort.inverse.report import PAPER, PAPER_SETTING_COLUMNS, paper_setting_markdown
+
+    table = pd.DataFrame([
+        {"sigma": 0.01, "method": "eand_arn", "repeat": 0, "re": 0.04321, "mse": 0.00123, "cc": 0.99876,
+         "activation_mae_ms": 3.25, "seconds": 61.0, "epochs": 544.0, "stopped": "noise level", "status": "ok"},
+        {"sigma": 0.1, "method": "tikhonov_2nd", "repeat": 0, "re": 0.0941, "mse": 0.0047, "cc": 0.9877,
+         "activation_mae_ms": 8.0, "seconds": 0.5, "epochs": float("nan"), "stopped": float("nan"), "status": "ok"}],
+        columns=list(PAPER_SETTING_COLUMNS))
+    rows = paper_setting_markdown(table).splitlines()[2:]
+    assert rows[0] == ("| 0.01 | eand_arn | 0 | 0.0432 | 0.00123 | 0.9988 | 3.2 | 61.0 | 544 | noise level | ok | "
+                       f"{PAPER['eand_arn'][0.01]['re']:.4g} / 0.0031 / 0.9919 |")
+    assert rows[1].endswith("| 8.0 | 0.5 | – | – | ok | 0.4625 / 0.0681 / 0.8401 |")
+    with pytest.raises(ValueError, match=r"lacks columns \['stopped'\]"):
+        paper_setting_markdown(table.drop(columns="stopped"))

@@ -60,6 +60,8 @@ RECORDED_TABLES: dict[str, tuple[str, ...]] = {
     # not the workflow's: the surrogate scaling sweep of benchmarks/surrogate_scaling.py, laid out
     # for `record` by benchmarks/surrogate_scaling_table.py (a workflow run has neither file)
     "surrogate_scaling/scaling.md": ("surrogate_scaling/scaling.csv",),
+    # not the workflow's either: paper 2's own setting, benchmarks/inverse_paper_setting.py --out
+    "inverse_paper/summary.md": ("inverse_paper/summary.csv",),
 }
 
 BLOCK = re.compile(r"^(<!-- results (?P<label>\S+) (?P<path>\S+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S | re.M)
@@ -203,6 +205,10 @@ def rerendered(label: str, root: Path = RECORDED_ROOT) -> Mapping[str, str]:
         from ecgcohort.timings import stage_timings_markdown
 
         rendered["report/stage_timings.md"] = stage_timings_markdown(pd.read_csv(folder / "report/stage_timings.csv"))
+    if (folder / "inverse_paper/summary.csv").exists():
+        from ecgcohort.inverse.report import paper_setting_markdown
+
+        rendered["inverse_paper/summary.md"] = paper_setting_markdown(pd.read_csv(folder / "inverse_paper/summary.csv"))
     if (folder / "surrogate_scaling/scaling.csv").exists():
         sweep = pd.read_csv(folder / "surrogate_scaling/scaling.csv")
         rendered["surrogate_scaling/scaling.md"] = scaling_markdown(sweep)

@@ -170,6 +170,32 @@ def markdown_table(summary) -> str:
     return "\n".join(lines) + "\n" + ("\n" + axes if axes else "")
 
 
+#: Columns of the paper-setting benchmark's table (benchmarks/inverse_paper_setting.py --out).
+PAPER_SETTING_COLUMNS = ("sigma", "method", "repeat", "re", "mse", "cc", "activation_mae_ms", "seconds", "epochs",
+                         "stopped", "status")
+
+
+def paper_setting_markdown(table: "pd.DataFrame") -> str:
+    """The paper-setting benchmark's rows (:data:`PAPER_SETTING_COLUMNS`: σ in units of u, RE,
+    MSE, CC, activation MAE in ms, seconds, epochs and why training stopped) with paper 2's
+    published RE / MSE / CC beside each, as Markdown."""
+    missing = sorted(set(PAPER_SETTING_COLUMNS) - set(table.columns))
+    if missing:
+        raise ValueError(f"the paper-setting table lacks columns {missing}")
+    lines = ["| σ | method | repeat | RE | MSE | CC | activation MAE (ms) | s | epochs | stopped | status | "
+             "paper RE / MSE / CC |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in table.itertuples(index=False):
+        published = PAPER.get(row.method, {}).get(float(row.sigma), {})
+        paper = " / ".join(f"{published[key]:.4g}" if key in published else "–" for key in ("re", "mse", "cc"))
+        # None or NaN (read back from the CSV): a method without training
+        epochs = "–" if row.epochs is None or row.epochs != row.epochs else f"{int(row.epochs)}"
+        stopped = "–" if row.stopped is None or row.stopped != row.stopped else str(row.stopped)
+        lines.append(f"| {row.sigma:g} | {row.method} | {int(row.repeat)} | {row.re:.4f} | {row.mse:.4g} | "
+                     f"{row.cc:.4f} | {row.activation_mae_ms:.1f} | {row.seconds:.1f} | {epochs} | {stopped} | "
+                     f"{row.status} | {paper} |")
+    return "\n".join(lines) + "\n"
+
+
 def inverse_benchmark_job(*, metrics_csvs: Sequence[str | Path], estimates_npzs: Sequence[str | Path],
                           keys: Sequence[tuple[str, str, str]], dynamics_npzs: dict[str, str | Path],
                           surfaces_npzs: dict[str, str | Path], model_npzs: dict[str, str | Path],
