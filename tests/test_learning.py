@@ -182,6 +182,29 @@ def test_validation_keeps_the_best_epoch(tmp_path):
         assert float(((best.net(x)) ** 2).mean()) == pytest.approx(min(scores), rel=1e-5)
 
 
+def test_patience_stops_early_with_the_full_runs_best_weights(tmp_path):
+    """Validation that only gets worse after its best epoch: a run with patience stops that many
+    validations after the best and returns the same best weights, bit for bit, as the run that
+    trains every epoch; a resumed stopped run stays stopped."""
+    table = regression_table(noise=0.2)
+    generator = torch.Generator().manual_seed(9)
+    validation = TensorTable({"x": torch.rand(512, 3, generator=generator) * 2 - 1, "y": torch.zeros(512, 1)})
+    full = fit(LinearRegression(), table, TrainingSpec(epochs=12, batch_size=256, learning_rate=5e-2),
+               tmp_path / "full", validation=validation)
+    scores = [row["validation_loss"] for row in full.history]
+    assert full.best_epoch <= 4 and min(scores[full.best_epoch:]) > scores[full.best_epoch - 1]
+    spec = TrainingSpec(epochs=12, batch_size=256, learning_rate=5e-2, patience=3)
+    early = fit(LinearRegression(), table, spec, tmp_path / "early", validation=validation)
+    assert len(early.history) == full.best_epoch + 3 < 12
+    assert early.best_epoch == full.best_epoch
+    for name, weights in full.best_state_dict.items():
+        assert torch.equal(weights, early.best_state_dict[name]), name
+    again = fit(LinearRegression(), table, spec, tmp_path / "early", validation=validation)
+    assert again.resumed_from_epoch == len(early.history) and len(again.history) == len(early.history)
+    with pytest.raises(ValueError, match="patience"):
+        TrainingSpec(epochs=2, batch_size=8, patience=-1)
+
+
 def _visits(table, epochs=2, batch=100, seed=4):
     seen = []
     for epoch in range(epochs):

@@ -304,13 +304,25 @@ class _Progress(pl.Callback):
         if stop:
             log.info("%s: the model's stopping rule ends training after epoch %d", self.name, epoch)
             trainer.should_stop = True
+        elif self._out_of_patience():
+            stop = True
+            log.info("%s: %d validations without a better loss than epoch %d's: training ends after epoch %d "
+                     "(training.patience)", self.name, self.spec.patience, self.best_epoch, epoch)
+            trainer.should_stop = True
         if epoch % self.spec.checkpoint_every == 0 or epoch == self.spec.epochs or stop:
             self._save(trainer, epoch)
 
     def on_train_start(self, trainer, task) -> None:
         # a run resumed from a checkpoint its stopping rule ended stays ended
-        if self.history and task.model.stop_training(self.history):
+        if self.history and (task.model.stop_training(self.history) or self._out_of_patience()):
             trainer.should_stop = True
+
+    def _out_of_patience(self) -> bool:
+        """Whether the last ``spec.patience`` validations (> 0) all came after the best one."""
+        if self.spec.patience < 1:
+            return False
+        since_best = [row for row in self.history if "validation_loss" in row and row["epoch"] > self.best_epoch]
+        return len(since_best) >= self.spec.patience
 
     def _validate(self, model) -> float:
         model.eval()

@@ -37,7 +37,11 @@ class TrainableModel(torch.nn.Module):
 class TrainingSpec:
     """One training run. The learning rate is ``learning_rate`` times ``lr_decay`` for every
     milestone passed; ``lr_milestones`` are fractions of ``epochs`` (the paper: 0.5 at 0.5).
-    ``device``: auto|cpu|cuda; ``precision``: auto|32|bf16 (bf16 autocast on CUDA only)."""
+    ``device``: auto|cpu|cuda; ``precision``: auto|32|bf16 (bf16 autocast on CUDA only).
+    ``patience``: with validation rows, stop after this many validations in a row without a
+    new best validation loss (0: train every epoch); the models keep their best epoch's weights,
+    so a run stopped this way returns what the full run would have, unless a later epoch would
+    have beaten that best."""
 
     epochs: int
     batch_size: int
@@ -50,6 +54,7 @@ class TrainingSpec:
     precision: str = "auto"
     seed: int = 0
     log_every_seconds: float = 10.0
+    patience: int = 0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "checkpoint_every", "validate_every"):
@@ -57,6 +62,8 @@ class TrainingSpec:
                 raise ValueError(f"training.{name} must be at least 1, got {getattr(self, name)}")
         if not self.learning_rate > 0:
             raise ValueError(f"training.learning_rate must be positive, got {self.learning_rate}")
+        if self.patience < 0:
+            raise ValueError(f"training.patience must be >= 0 validations (0: never stop early), got {self.patience}")
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any], **overrides: Any) -> "TrainingSpec":

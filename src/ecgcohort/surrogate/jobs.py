@@ -295,7 +295,9 @@ def train_surrogate_job(patients: Mapping[str, LeadFieldFiles], codes_csv: str |
         "kind": "leadfield-surrogate", "config": dict(section), "encoding": encoding, "target": target,
         "code_columns": list(codes.columns), "spec": spec.to_config(), "normalisation": box.to_dict(),
         "training_patients": fit_ids, "validation_patients": validation_ids,
-        "training": {"epochs": training.epochs, "best_epoch": result.best_epoch,
+        # epochs trained: fewer than configured where training.patience ended the run
+        "training": {"epochs": len(result.history), "epochs_configured": training.epochs,
+                     "best_epoch": result.best_epoch,
                      "final_loss": result.history[-1]["loss"], "samples_per_second": result.samples_per_second,
                      "seconds": result.seconds, "device": result.device, "precision": result.precision,
                      "resumed_from_epoch": result.resumed_from_epoch, "resident": resident,
@@ -304,7 +306,7 @@ def train_surrogate_job(patients: Mapping[str, LeadFieldFiles], codes_csv: str |
     })
     log.info("surrogate (%s, %s): %d epochs in %.1f s on %s, %.0f samples/s, final loss %.4g, best epoch %d, "
              "angular error %.2f deg on the validation patients, %.2f deg on the fitting patients", encoding, target,
-             training.epochs, result.seconds, result.device, result.samples_per_second, result.history[-1]["loss"],
+             len(result.history), result.seconds, result.device, result.samples_per_second, result.history[-1]["loss"],
              result.best_epoch, validation_angle, training_angle)
 
 
