@@ -47,6 +47,29 @@ def test_a_heart_resampled_at_three_sizes_is_one_patient(heart_model):
     assert fine.n_points > 4 * coarse.n_points
 
 
+def test_a_cached_plan_is_the_computed_one_and_another_model_or_size_is_computed_anew(heart_model, tmp_path,
+                                                                                       monkeypatch):
+    import ecgcohort.shapes.resample as resample
+
+    computed = resampling(heart_model, 3.0)
+    first = resampling(heart_model, 3.0, tmp_path)
+    assert len(list(tmp_path.glob("biventricular_*.npz"))) == 1
+    # the second patient's job reads the plan: nothing is computed
+    monkeypatch.setattr(resample, "_heart_resampling", lambda *args: pytest.fail("the cached plan was recomputed"))
+    cached = resampling(heart_model, 3.0, tmp_path)
+    for plan in (first, cached):
+        for name in ("vertices", "weights", "faces", "labels"):
+            np.testing.assert_array_equal(getattr(plan, name), getattr(computed, name), err_msg=name)
+    monkeypatch.undo()
+    # another element size, or a model with other reference triangles, is never read from it
+    other = ShapeModel(**{**heart_model.__dict__, "reference": heart_model.reference + 0.5})
+    keys = {resample.resampling_cache_key(heart_model, 3.0), resample.resampling_cache_key(heart_model, 4.0),
+            resample.resampling_cache_key(other, 3.0)}
+    assert len(keys) == 3
+    resampling(other, 3.0, tmp_path)
+    assert len(list(tmp_path.glob("biventricular_*.npz"))) == 2
+
+
 def capsule_trunk(template) -> np.ndarray:
     """An elliptic trunk on the ray template (mm): rings on an ellipse whose axes change with
     the level, hemispheres closing it; the template's own rays, so a closed radial graph."""

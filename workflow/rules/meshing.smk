@@ -9,6 +9,9 @@ rule mesh_anatomy:
         quality="results/patients/{patient}/mesh/quality.json",
     params:
         settings=config["meshing"],
+        # the shape models' resampling plans (1.2 s for the heart at 1.2 mm): computed once per
+        # model and element size, kept with the hash of their inputs and code
+        resampling_cache_dir="results/cache/resampling",
     log:
         "results/logs/patients/{patient}/mesh_anatomy.log",
     benchmark:

@@ -23,17 +23,19 @@ class MeshSizes:
 
 
 def patient_surfaces_at(patient: str, heart: str | Path, torso: str | Path, heart_model: str | Path,
-                        torso_model: str | Path, sizes: MeshSizes,
-                        settings: Mapping[str, Any]) -> tuple[ResampledSurface, ResampledSurface, Mapping[int, str]]:
+                        torso_model: str | Path, sizes: MeshSizes, settings: Mapping[str, Any],
+                        resampling_cache_dir: str | Path | None = None
+                        ) -> tuple[ResampledSurface, ResampledSurface, Mapping[int, str]]:
     """The patient's heart and body surfaces (anatomy ``.vtp`` files on the shape models'
     templates, ``.npz`` models) resampled to ``sizes``, checked against the patient; returns
-    them with the heart's region names."""
+    them with the heart's region names. ``resampling_cache_dir``: where the models' resampling
+    plans are kept for the next patient (None: computed here)."""
     from ecgcohort.anatomy.outputs import read_surface
     from ecgcohort.shapes import load_npz
 
     heart_surface, torso_surface = read_surface(heart), read_surface(torso)
     limits = {"max_volume_change": float(settings["max_volume_change"]),
-              "max_surface_distance_mm": float(settings["max_surface_distance_mm"])}
+              "max_surface_distance_mm": float(settings["max_surface_distance_mm"]), "cache_dir": resampling_cache_dir}
     heart_at = resample_surface(patient, "heart", load_npz(heart_model), heart_surface.points, heart_surface.faces,
                                 heart_surface.labels, sizes.heart_mm, "meshing.heart_element_size_mm", **limits)
     torso_at = resample_surface(patient, "torso", load_npz(torso_model), torso_surface.points, torso_surface.faces,
@@ -44,13 +46,15 @@ def patient_surfaces_at(patient: str, heart: str | Path, torso: str | Path, hear
 
 def mesh_patient_at(patient: str, heart: str | Path, torso: str | Path, heart_model: str | Path,
                     torso_model: str | Path, sizes: MeshSizes, settings: Mapping[str, Any],
-                    mesh_out: str | Path) -> tuple[MeshReport, dict[str, Any]]:
+                    mesh_out: str | Path, resampling_cache_dir: str | Path | None = None
+                    ) -> tuple[MeshReport, dict[str, Any]]:
     """Mesh one patient at ``sizes`` (see :func:`patient_surfaces_at`) with the ``meshing``
     settings (gmsh on ``settings["threads"]`` threads: the mesh depends on it); returns the mesh
     report and the resampled surfaces' measures."""
     from ecgcohort.meshing.tetra import MeshingError
 
-    heart_at, torso_at, names = patient_surfaces_at(patient, heart, torso, heart_model, torso_model, sizes, settings)
+    heart_at, torso_at, names = patient_surfaces_at(patient, heart, torso, heart_model, torso_model, sizes, settings,
+                                                    resampling_cache_dir)
     caps = cavity_caps(heart_at.points, heart_at.faces, heart_at.labels, names, sizes.heart_mm) \
         if settings["blood_pools"] else []
     try:
@@ -68,11 +72,13 @@ def mesh_patient_at(patient: str, heart: str | Path, torso: str | Path, heart_mo
 
 
 def mesh_patient(patient: str, heart: str | Path, torso: str | Path, heart_model: str | Path, torso_model: str | Path,
-                 settings: Mapping[str, Any], mesh_out: str | Path, quality_out: str | Path) -> None:
+                 settings: Mapping[str, Any], mesh_out: str | Path, quality_out: str | Path,
+                 resampling_cache_dir: str | Path | None = None) -> None:
     """Mesh one patient's anatomy at the configured element sizes; write the ``.msh`` and the
     quality report (mesh sizes and quality, and how far the resampled surfaces lie from the
-    patient's)."""
+    patient's). ``resampling_cache_dir``: see :func:`patient_surfaces_at`."""
     sizes = MeshSizes(float(settings["heart_element_size_mm"]), float(settings["torso_element_size_mm"]))
-    report, surfaces = mesh_patient_at(patient, heart, torso, heart_model, torso_model, sizes, settings, mesh_out)
+    report, surfaces = mesh_patient_at(patient, heart, torso, heart_model, torso_model, sizes, settings, mesh_out,
+                                       resampling_cache_dir)
     with atomic_path(quality_out) as temporary:
         temporary.write_text(json.dumps({**report.as_dict(), "surfaces": surfaces}, indent=2) + "\n")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -55,10 +56,11 @@ class ResampledSurface:
 
 def resample_surface(patient: str, organ: str, model: ShapeModel, points: np.ndarray, faces: np.ndarray,
                      labels: np.ndarray, edge_length_mm: float, setting: str, max_volume_change: float,
-                     max_surface_distance_mm: float) -> ResampledSurface:
+                     max_surface_distance_mm: float, cache_dir: str | Path | None = None) -> ResampledSurface:
     """The patient's ``organ`` surface (``points`` on ``model``'s template, mm) resampled to
     ``edge_length_mm``; a model without a parametric template (a loaded atlas) is used as it
-    is. ``setting`` names the config key in errors."""
+    is. ``setting`` names the config key in errors; ``cache_dir`` keeps the model's resampling
+    plan for the next patient (:func:`ecgcohort.shapes.resample.resampling`)."""
     import igl
 
     points = np.asarray(points, dtype=float)
@@ -70,7 +72,7 @@ def resample_surface(patient: str, organ: str, model: ShapeModel, points: np.nda
         if len(points) != len(model.mean):
             raise SurfaceResolutionError(f"patient {patient}: the {organ} surface has {len(points)} points, its "
                                          f"shape model {len(model.mean)}")
-        plan = resampling(model, edge_length_mm)
+        plan = resampling(model, edge_length_mm, cache_dir)
         new_points, new_faces, new_labels = plan.apply(points), plan.faces, plan.labels
     report = inspect_surface(new_points, new_faces)
     if not report.watertight or report.misplaced_probe_fraction > 0:

@@ -23,12 +23,16 @@ Lengths in mm.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy.spatial import cKDTree
 
+from ecgcohort.io import atomic_path
 from ecgcohort.shapes.model import ShapeModel, ShapeModelError
 
 
@@ -57,19 +61,52 @@ def can_resample(model: ShapeModel) -> bool:
     return (kind == "biventricular" and model.reference is not None) or kind == "trunk"
 
 
-def resampling(model: ShapeModel, edge_length_mm: float) -> Resampling:
+def resampling(model: ShapeModel, edge_length_mm: float, cache_dir: str | Path | None = None) -> Resampling:
     """The model's family triangulated with edges of about ``edge_length_mm`` (mm), as
     barycentric combinations of the model's vertices. Raises :class:`ShapeModelError` for a
-    model that is no built-in family (a loaded atlas has no parametrisation to resample)."""
+    model that is no built-in family (a loaded atlas has no parametrisation to resample).
+    ``cache_dir``: where a plan is kept for the next patient of the same model and edge length
+    (:func:`resampling_cache_key`: a plan of another model, code or library version is computed
+    anew, never loaded)."""
     if not edge_length_mm > 0:
         raise ShapeModelError(f"{model.name}: edge length must be > 0 mm, got {edge_length_mm}")
     kind = model.template.get("kind")
     if kind == "biventricular" and model.reference is not None:
-        return _heart_resampling(model, float(edge_length_mm))
-    if kind == "trunk":
-        return _trunk_resampling(model, float(edge_length_mm))
-    raise ShapeModelError(f"shape model '{model.name}' has no parametric template (template: "
-                          f"{dict(model.template) or 'none'}): it cannot be resampled")
+        build = _heart_resampling
+    elif kind == "trunk":
+        build = _trunk_resampling
+    else:
+        raise ShapeModelError(f"shape model '{model.name}' has no parametric template (template: "
+                              f"{dict(model.template) or 'none'}): it cannot be resampled")
+    if cache_dir is None:
+        return build(model, float(edge_length_mm))
+    path = Path(cache_dir) / f"{kind}_{resampling_cache_key(model, float(edge_length_mm))}.npz"
+    if path.exists():
+        with np.load(path) as stored:
+            return Resampling(stored["vertices"], stored["weights"], stored["faces"], stored["labels"])
+    plan = build(model, float(edge_length_mm))
+    with atomic_path(path) as temporary:  # a unique temporary: parallel jobs may share the cache
+        np.savez(temporary, vertices=plan.vertices, weights=plan.weights, faces=plan.faces, labels=plan.labels)
+    return plan
+
+
+def resampling_cache_key(model: ShapeModel, edge_length_mm: float) -> str:
+    """The version of a cached plan: a hash of the edge length (mm), the model's template and
+    reference triangles, this module's and the heart family's source, and the numpy, igl and
+    Python versions that compute it."""
+    import igl
+
+    from ecgcohort.shapes import heart
+
+    digest = hashlib.sha256(f"{edge_length_mm!r} {sorted(model.template.items())!r}".encode())
+    for array in (model.mean, model.faces, model.face_labels, model.reference):
+        if array is not None:
+            digest.update(np.ascontiguousarray(array).tobytes())
+    for module in (__file__, heart.__file__):
+        digest.update(Path(module).read_bytes())
+    digest.update(f"numpy {np.__version__}, igl {getattr(igl, '__version__', '?')}, "
+                  f"python {sys.version_info[:3]}".encode())
+    return digest.hexdigest()[:16]
 
 
 def _barycentric(points: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
