@@ -66,8 +66,10 @@ rule compute_lead_fields:
         f"results/logs/patients/{{patient}}/compute_lead_fields{LEADFIELD_JOB_SUFFIX}.log",
     benchmark:
         f"results/benchmarks/patients/{{patient}}/compute_lead_fields{LEADFIELD_JOB_SUFFIX}.tsv"
-    # point location and gradients use both; the PETSc wheel's MUMPS and BLAS are sequential
-    threads: 2
+    # the PETSc wheel's MUMPS and BLAS are sequential: only point location and gradients (under
+    # 1 s of train-0000's 8.5 s) could use a second thread, and a second one reserved for the job
+    # kept the other core idle (train-0000 in-process: 8.8 / 8.5 s on one thread, 8.9 / 8.7 s on two)
+    threads: 1
     resources:
         mem_mb=scaled(6000),
         # 20 min per chunk the job writes
