@@ -303,19 +303,68 @@ def _compiled_geometry(pts: np.ndarray, tets: np.ndarray, tensors: np.ndarray,
     return _CompiledGeometry(order, position, renumbered, forms, offsets, cells, locals_)
 
 
+@dataclass(frozen=True)
+class TreeCoupling:
+    """Purkinje trees conducting retrogradely, solved in the same heap as the myocardium
+    (:func:`ecgcohort.conduction.eikonal_compiled.coupled_label_correcting`). Tree nodes: the
+    CSR ``tree_offsets`` / ``tree_neighbours`` with edge travel times ``tree_edge_ms`` (ms).
+    Junction ``j`` is entered at the interpolation of the grid times at its position
+    (``junction_nodes`` (J, 4) grid nodes, ``junction_weights`` (J, 4) barycentric) into tree
+    node ``junction_tree_node[j]``, and fires, when that tree node is reached, the grid nodes
+    ``ball_nodes[ball_offsets[j]:ball_offsets[j + 1]]`` at the tree node's time plus
+    ``ball_ms`` (the travel time from the junction within each node's cell)."""
+
+    tree_offsets: np.ndarray
+    tree_neighbours: np.ndarray
+    tree_edge_ms: np.ndarray
+    junction_nodes: np.ndarray
+    junction_weights: np.ndarray
+    junction_tree_node: np.ndarray
+    ball_offsets: np.ndarray
+    ball_nodes: np.ndarray
+    ball_ms: np.ndarray
+
+    @property
+    def n_tree_nodes(self) -> int:
+        return int(len(self.tree_offsets) - 1)
+
+    def compiled_arguments(self, position: np.ndarray, n_grid: int) -> tuple:
+        """The solver's tree arguments with grid nodes renumbered by ``position`` (original
+        node -> solver position): the tree times (inf), the tree CSR, each grid node's
+        junctions, the junctions, each tree node's junctions and the balls."""
+        nodes = np.asarray(position)[self.junction_nodes]
+        weighted = self.junction_weights > 0
+        entry_nodes = nodes[weighted]
+        entry_junctions = np.nonzero(weighted)[0]
+        order = np.argsort(entry_nodes, kind="stable")
+        entry_offsets = np.searchsorted(entry_nodes[order], np.arange(n_grid + 1)).astype(np.int64)
+        by_tree_node = np.argsort(self.junction_tree_node, kind="stable")
+        fire_offsets = np.searchsorted(self.junction_tree_node[by_tree_node],
+                                       np.arange(self.n_tree_nodes + 1)).astype(np.int64)
+        return (np.full(self.n_tree_nodes, np.inf), self.tree_offsets.astype(np.int64),
+                self.tree_neighbours.astype(np.int64), self.tree_edge_ms.astype(np.float64), entry_offsets,
+                entry_junctions[order].astype(np.int64), nodes.astype(np.int64),
+                self.junction_weights.astype(np.float64), self.junction_tree_node.astype(np.int64), fire_offsets,
+                by_tree_node.astype(np.int64), self.ball_offsets.astype(np.int64),
+                np.asarray(position)[self.ball_nodes].astype(np.int64), self.ball_ms.astype(np.float64))
+
+
 def _solve_compiled(geometry: _CompiledGeometry, sources: np.ndarray, times: np.ndarray,
-                    initial: np.ndarray | None = None) -> np.ndarray:
+                    initial: np.ndarray | None = None, trees: TreeCoupling | None = None) -> np.ndarray:
     """Activation times (ms, inf where unreached) by the compiled solver, in float64; from
     ``initial`` (an earlier solution on the same geometry whose sources are among these)
-    only what the added sources change is recomputed."""
+    only what the added sources change is recomputed; with ``trees``, the Purkinje trees
+    conduct retrogradely in the same solve."""
     from ecgcohort.conduction import eikonal_compiled
 
     n = geometry.order.shape[0]
     phi = np.full(n, np.inf) if initial is None else np.asarray(initial, dtype=np.float64)[geometry.order].copy()
-    eikonal_compiled.ordered_label_correcting(phi, geometry.tetrahedra, geometry.forms, geometry.offsets,
-                                              geometry.cells, geometry.locals_,
-                                              geometry.position[sources].astype(np.int64),
-                                              times.astype(np.float64), _TOLERANCE_MS)
+    arguments = (phi, geometry.tetrahedra, geometry.forms, geometry.offsets, geometry.cells, geometry.locals_,
+                 geometry.position[sources].astype(np.int64), times.astype(np.float64), _TOLERANCE_MS)
+    if trees is None:
+        eikonal_compiled.ordered_label_correcting(*arguments)
+    else:
+        eikonal_compiled.coupled_label_correcting(*arguments, *trees.compiled_arguments(geometry.position, n))
     return phi[geometry.position]
 
 
@@ -424,24 +473,34 @@ class EikonalGrid:
 
     def activation_times(self, v_fibre: float, v_cross: float, source_nodes: np.ndarray,
                          source_times_ms: np.ndarray, device: str = "auto",
-                         v_normal: float | None = None, earlier: np.ndarray | None = None) -> np.ndarray:
+                         v_normal: float | None = None, earlier: np.ndarray | None = None,
+                         trees: TreeCoupling | None = None) -> np.ndarray:
         """:func:`activation_times` on this grid (times in ms of every grid node; ``v_normal``
         across the sheets where the grid has sheet normals, None: as ``v_cross``). On the CPU
         the compiled solver's geometry (conduction tensors, their inverses, the local-update
         forms, the node ordering) is prepared once per velocity pair and reused by every later
         map: the same numbers, computed once. ``earlier``: this grid's solution (ms) for a
         subset of these sources at the same velocities; on the CPU only what the other sources
-        change is recomputed (the same fixed point, to the solver's 1e-9 ms tolerance)."""
+        change is recomputed (the same fixed point, to the solver's 1e-9 ms tolerance).
+        ``trees``: Purkinje trees conducting retrogradely in the same solve (the compiled CPU
+        solver only)."""
         if earlier is not None and np.shape(earlier) != (self.points_mm.shape[0],):
             raise ValueError(f"the earlier solution must give one time per grid node ({self.points_mm.shape[0]}), "
                              f"got shape {np.shape(earlier)}")
         if _resolve_device(device) != "cpu":
+            if trees is not None:
+                raise ValueError("Purkinje trees in the solve need the compiled CPU solver (device cpu)")
             return activation_times(self.points_mm, self.tetrahedra, self.structure, v_fibre, v_cross, source_nodes,
                                     source_times_ms, device=device, normals=self.normal_structure,
                                     v_normal=v_normal)
         geometry = self._compiled(v_fibre, v_cross, v_normal)
         sources, times = _unique_sources(source_nodes, source_times_ms, self.points_mm.shape[0])
-        return _all_reached(_solve_compiled(geometry, sources, times, earlier))
+        return _all_reached(_solve_compiled(geometry, sources, times, earlier, trees))
+
+    @staticmethod
+    def solver(device: str) -> str:
+        """The solver that runs for ``device``: 'cpu' (the compiled solver) or 'gpu' (fim-python)."""
+        return _resolve_device(device)
 
     def _compiled(self, v_fibre: float, v_cross: float, v_normal: float | None) -> _CompiledGeometry:
         """The compiled solver's geometry for these velocities (m/s), built on first use."""

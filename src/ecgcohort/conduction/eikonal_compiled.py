@@ -259,10 +259,38 @@ def ordered_label_correcting(phi: np.ndarray, tetrahedra: np.ndarray, forms: np.
     """Lower ``phi`` (n,) in place to the fixed point of the local updates with ``sources``
     fired at ``source_values`` (the units of ``phi``, ms here; inf where unreached). ``phi``
     starts at inf, or at an earlier solution of the same grid whose sources are kept (their
-    front is not recomputed: only what the new sources change is). A source keeps its value
+    front is not recomputed: only what the new sources change is recomputed). A source keeps its value
     unless the front reaches it earlier; a node's value changes only by more than
     ``tolerance``. Returns the number of nodes taken from the heap (re-takes included)."""
-    capacity = max(16, 2 * phi.shape[0])
+    empty_int, empty_float = np.zeros(0, dtype=np.int64), np.zeros(0)
+    one_offset = np.zeros(1, dtype=np.int64)
+    return coupled_label_correcting(phi, tetrahedra, forms, offsets, cells, locals_, sources, source_values, tolerance,
+                                    empty_float, one_offset, empty_int, empty_float,
+                                    np.zeros(phi.shape[0] + 1, dtype=np.int64), empty_int,
+                                    np.zeros((0, 4), dtype=np.int64), np.zeros((0, 4)), empty_int,
+                                    one_offset, empty_int, one_offset, empty_int, empty_float)
+
+
+@numba.njit(cache=True, nogil=True)
+def coupled_label_correcting(phi: np.ndarray, tetrahedra: np.ndarray, forms: np.ndarray, offsets: np.ndarray,
+                             cells: np.ndarray, locals_: np.ndarray, sources: np.ndarray, source_values: np.ndarray,
+                             tolerance: float, tree_phi: np.ndarray, tree_offsets: np.ndarray,
+                             tree_neighbours: np.ndarray, tree_edge_times: np.ndarray, entry_offsets: np.ndarray,
+                             entry_junctions: np.ndarray, junction_nodes: np.ndarray, junction_weights: np.ndarray,
+                             junction_tree_node: np.ndarray, fire_offsets: np.ndarray, fire_junctions: np.ndarray,
+                             ball_offsets: np.ndarray, ball_nodes: np.ndarray, ball_times: np.ndarray) -> int:
+    """:func:`ordered_label_correcting` with Purkinje trees in the same heap (retrograde
+    conduction solved with the myocardium, one fixed point of both). Tree node ``t``'s time is
+    ``tree_phi[t]`` (inf: unreached), its edges the CSR ``tree_offsets`` / ``tree_neighbours``
+    with travel times ``tree_edge_times``. Junction ``j`` is entered from the myocardium at the
+    interpolation ``junction_weights[j] . phi[junction_nodes[j]]`` (re-evaluated whenever a node
+    of it with a weight is taken: ``entry_offsets`` / ``entry_junctions`` list each grid node's
+    junctions) into tree node ``junction_tree_node[j]``; when a tree node is taken, its junctions
+    (``fire_offsets`` / ``fire_junctions``) fire their balls: grid nodes ``ball_nodes`` at the tree
+    node's time plus ``ball_times`` (CSR ``ball_offsets`` per junction). Returns the number of
+    grid and tree nodes taken from the heap."""
+    n = phi.shape[0]
+    capacity = max(16, 2 * (n + tree_phi.shape[0]))
     keys = np.empty(capacity)
     items = np.empty(capacity, dtype=np.int64)
     size = 0
@@ -280,6 +308,30 @@ def ordered_label_correcting(phi: np.ndarray, tetrahedra: np.ndarray, forms: np.
         size -= 1
         if size > 0:
             _heap_sift_last(keys, items, size)
+        if v >= n:  # a Purkinje tree node
+            node = v - n
+            if key > tree_phi[node]:
+                continue
+            taken += 1
+            for k in range(tree_offsets[node], tree_offsets[node + 1]):
+                other = tree_neighbours[k]
+                candidate = key + tree_edge_times[k]
+                if candidate < tree_phi[other] - tolerance:
+                    tree_phi[other] = candidate
+                    keys, items, capacity = _heap_grow(keys, items, size, capacity)
+                    _heap_push(keys, items, size, candidate, n + other)
+                    size += 1
+            for k in range(fire_offsets[node], fire_offsets[node + 1]):
+                junction = fire_junctions[k]
+                for b in range(ball_offsets[junction], ball_offsets[junction + 1]):
+                    w = ball_nodes[b]
+                    candidate = key + ball_times[b]
+                    if candidate < phi[w] - tolerance:
+                        phi[w] = candidate
+                        keys, items, capacity = _heap_grow(keys, items, size, capacity)
+                        _heap_push(keys, items, size, candidate, w)
+                        size += 1
+            continue
         if key > phi[v]:
             continue  # a lower entry of v was or will be taken instead
         taken += 1
@@ -300,14 +352,33 @@ def ordered_label_correcting(phi: np.ndarray, tetrahedra: np.ndarray, forms: np.
                 candidate = _tetrahedron_update(cell, target, changed, tetrahedra, forms, phi, threshold)
                 if candidate < threshold:
                     phi[w] = candidate
-                    if size == capacity:
-                        capacity *= 2
-                        grown_keys = np.empty(capacity)
-                        grown_items = np.empty(capacity, dtype=np.int64)
-                        grown_keys[:size] = keys[:size]
-                        grown_items[:size] = items[:size]
-                        keys = grown_keys
-                        items = grown_items
+                    keys, items, capacity = _heap_grow(keys, items, size, capacity)
                     _heap_push(keys, items, size, candidate, w)
                     size += 1
+        for k in range(entry_offsets[v], entry_offsets[v + 1]):
+            junction = entry_junctions[k]
+            entry = 0.0
+            for corner in range(4):
+                weight = junction_weights[junction, corner]
+                if weight > 0.0:
+                    entry += weight * phi[junction_nodes[junction, corner]]
+            node = junction_tree_node[junction]
+            if entry < tree_phi[node] - tolerance:
+                tree_phi[node] = entry
+                keys, items, capacity = _heap_grow(keys, items, size, capacity)
+                _heap_push(keys, items, size, entry, n + node)
+                size += 1
     return taken
+
+
+@numba.njit(cache=True, inline="always")
+def _heap_grow(keys: np.ndarray, items: np.ndarray, size: int, capacity: int):
+    """The heap's arrays, twice as large when full (their first ``size`` entries kept)."""
+    if size < capacity:
+        return keys, items, capacity
+    capacity *= 2
+    grown_keys = np.empty(capacity)
+    grown_items = np.empty(capacity, dtype=np.int64)
+    grown_keys[:size] = keys[:size]
+    grown_items[:size] = items[:size]
+    return grown_keys, grown_items, capacity

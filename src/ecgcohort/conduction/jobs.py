@@ -7,14 +7,14 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from ecgcohort.anatomy.assembly import Surface
 from ecgcohort.cohort.sampling import patient_rng
 from ecgcohort.conduction.action_potential import ActionPotential, upstroke_spread_ms
-from ecgcohort.conduction.eikonal import EikonalGrid
+from ecgcohort.conduction.eikonal import EikonalGrid, TreeCoupling
 from ecgcohort.conduction.maps import ActivationMap, save_activation
 from ecgcohort.conduction.purkinje import (
     LV_ENDOCARDIUM,
@@ -230,10 +230,13 @@ def scenario_activation(scenario: Scenario, fibres: MyocardialFibres, heart: Sur
     """(activation times per myocardial node (ms), the stimuli) of one scenario, solved on
     ``grid`` (default: the myocardial mesh itself; :class:`EikonalGrid` of ``fibres`` refined
     ``electrophysiology.eikonal_refinements`` times). A map whose front engages Purkinje
-    trees (:attr:`Scenario.retrograde_trees`: a paced map, or LBBB's blocked LV tree) is solved
-    twice: the front's arrival at the tree junctions enters the trees
-    (:func:`ecgcohort.conduction.purkinje.retrograde_firing_times`), and the junctions then
-    fire with the first solve's sources."""
+    trees (:attr:`Scenario.retrograde_trees`: a paced map, or LBBB's blocked LV tree) has the
+    trees conduct retrogradely: the front entering a tree at a junction (the map's time
+    interpolated at its position) runs through the tree at the Purkinje velocity and fires its
+    other junctions. The compiled CPU solver solves trees and myocardium as one fixed point
+    (:func:`retrograde_coupling`); fim-python's GPU backend solves twice instead (the trees'
+    firing times from the first solve, :func:`ecgcohort.conduction.purkinje.retrograde_firing_times`,
+    as sources of the second)."""
     if grid is None:
         grid = eikonal_grid(fibres)
     if grid.mesh_nodes != fibres.n_nodes:
@@ -241,12 +244,17 @@ def scenario_activation(scenario: Scenario, fibres: MyocardialFibres, heart: Sur
                          f"{fibres.n_nodes}")
     v_fibre, v_cross, v_normal = conduction_velocities(velocities)
     stimuli = scenario_sources(scenario, grid, heart, junctions, rng, velocities)
+    if scenario.retrograde_trees and junctions is None:
+        raise ScenarioError(f"scenario '{scenario.name}' engages the Purkinje trees: it needs the junctions")
+    if scenario.retrograde_trees and grid.solver(device) == "cpu":
+        tau = grid.activation_times(v_fibre, v_cross, stimuli.nodes, stimuli.node_times_ms, device=device,
+                                    v_normal=v_normal,
+                                    trees=retrograde_coupling(scenario.retrograde_trees, grid, junctions, velocities))
+        return grid.restrict(tau), stimuli
     tau = grid.activation_times(v_fibre, v_cross, stimuli.nodes, stimuli.node_times_ms, device=device,
                                 v_normal=v_normal)
     if not scenario.retrograde_trees:
         return grid.restrict(tau), stimuli
-    if junctions is None:
-        raise ScenarioError(f"scenario '{scenario.name}' engages the Purkinje trees: it needs the junctions")
     nodes, node_times = [stimuli.nodes], [stimuli.node_times_ms]
     for tree in scenario.retrograde_trees:
         tree_junctions = junctions[f"{tree}_junction_tree_nodes"]
@@ -262,6 +270,48 @@ def scenario_activation(scenario: Scenario, fibres: MyocardialFibres, heart: Sur
     tau = grid.activation_times(v_fibre, v_cross, np.concatenate(nodes), np.concatenate(node_times), device=device,
                                 v_normal=v_normal, earlier=tau)
     return grid.restrict(tau), stimuli
+
+
+def retrograde_coupling(trees: Sequence[str], grid: EikonalGrid, junctions: Mapping[str, np.ndarray],
+                        velocities: Mapping[str, float]) -> TreeCoupling:
+    """The Purkinje ``trees`` ('lv', 'rv') of :func:`load_junctions` coupled to ``grid`` for
+    retrograde conduction in the solve (:class:`ecgcohort.conduction.eikonal.TreeCoupling`):
+    edges at the junctions' Purkinje velocity (m/s = mm/ms), each tree junction entered at the
+    grid times interpolated at its position and firing its coupled nodes (its element's
+    corners and its ball) at the straight-front travel times of :meth:`EikonalGrid.stimulus_times`."""
+    v_fibre, v_cross, v_normal = conduction_velocities(velocities)
+    velocity = float(junctions["purkinje_velocity_m_per_s"])
+    rows, columns, edge_ms, corners, weights, tree_nodes, ball_counts, ball_nodes, ball_ms = ([] for _ in range(9))
+    first_node = 0
+    for tree in trees:
+        tree_points = np.asarray(junctions[f"{tree}_tree_nodes_mm"], dtype=float)
+        edges = np.asarray(junctions[f"{tree}_tree_edges"], dtype=np.int64)
+        lengths = np.linalg.norm(tree_points[edges[:, 0]] - tree_points[edges[:, 1]], axis=1)
+        rows += [edges[:, 0] + first_node, edges[:, 1] + first_node]
+        columns += [edges[:, 1] + first_node, edges[:, 0] + first_node]
+        edge_ms += [lengths / velocity] * 2
+        tree_junctions = np.asarray(junctions[f"{tree}_junction_tree_nodes"], dtype=np.int64)
+        coupled = grid.couple(junctions[f"{tree}_positions_mm"][:len(tree_junctions)])
+        # couple_points lists each junction's four element corners first (its barycentric
+        # weights), then its ball's nodes (weight 0)
+        corner_rows = slice(0, 4 * len(tree_junctions))
+        corners.append(coupled.nodes[corner_rows].reshape(-1, 4))
+        weights.append(coupled.weights[corner_rows].reshape(-1, 4))
+        tree_nodes.append(tree_junctions + first_node)
+        offsets_ms = grid.stimulus_times(coupled, np.zeros(len(tree_junctions)), v_fibre, v_cross, v_normal)
+        by_junction = np.argsort(coupled.source, kind="stable")
+        ball_counts.append(np.bincount(coupled.source, minlength=len(tree_junctions)))
+        ball_nodes.append(coupled.nodes[by_junction])
+        ball_ms.append(offsets_ms[by_junction])
+        first_node += len(tree_points)
+    rows, columns, edge_ms = np.concatenate(rows), np.concatenate(columns), np.concatenate(edge_ms)
+    order = np.lexsort((columns, rows))
+    return TreeCoupling(
+        tree_offsets=np.searchsorted(rows[order], np.arange(first_node + 1)), tree_neighbours=columns[order],
+        tree_edge_ms=edge_ms[order], junction_nodes=np.concatenate(corners), junction_weights=np.concatenate(weights),
+        junction_tree_node=np.concatenate(tree_nodes),
+        ball_offsets=np.concatenate([[0], np.cumsum(np.concatenate(ball_counts))]),
+        ball_nodes=np.concatenate(ball_nodes), ball_ms=np.concatenate(ball_ms))
 
 
 def plot_isochrones(fibres: MyocardialFibres, activation_ms: np.ndarray, path: str | Path, title: str = "",
@@ -392,9 +442,8 @@ def compute_activations(patient: str, scenarios: Mapping[str, Mapping[str, Any]]
     # fim-python's cupy backend (device gpu) solves one map at a time
     workers = max(1, int(threads)) if solver == "cpu" else 1
     maps = {}
-    # the maps that solve twice (a front entering more Purkinje trees re-solves more of the heart)
-    # start first, so the last map to finish is a short one (the five default maps of train-0000
-    # at 1.2 mm on two threads: 24.5 -> 22.1 s, two runs each); each map is the same in any order
+    # the maps whose front enters Purkinje trees (longer solves) start first, so the last map to
+    # finish is a short one; each map is the same in any order
     longest_first = sorted(scenarios, key=lambda name: -len(Scenario.from_config(scenarios[name]).retrograde_trees))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="activation") as pool:
         futures = {map_name: pool.submit(activation_map, patient, map_name, scenarios[map_name], conduction, settings)
