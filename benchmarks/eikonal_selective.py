@@ -1,0 +1,139 @@
+"""The eikonal grid refined only where the conduction metric needs it, against the uniform
+refinement, on a finished patient (prints a table; not a test).
+
+    nice -n 19 env OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/eikonal_selective.py \\
+        results/patients/train-0000 [--config config/config.yaml] [--thresholds 3 4 5 6 7 8] \\
+        [--template-cache results/cache/action_potential]
+
+Every map of the config's scenarios (the library's own
+:func:`ecgcohort.conduction.jobs.activation_map`, on one thread) is computed on the myocardium
+refined uniformly ``--reference-refinements`` times (the reference) and once (the default), unrefined, and with only its edges longer than each
+threshold in the conduction metric bisected (:meth:`ecgcohort.conduction.eikonal.EikonalGrid.metric_refined`).
+Printed per grid: nodes, tetrahedra, the time to build the grid and prepare its solver, the
+compiled solver's time per map (mean over the maps; a map engaging Purkinje trees solves twice),
+the activation differences from the reference at the mesh nodes (all maps pooled: mean, 95th
+percentile, max |dtau| ms, and the mean signed difference: first-order fronts run late, so
+a negative one is closer to the converged map) and the sinus and LBBB 12-lead ECG's relative L2 error against the
+reference's (over leads and time; with a finer reference also against the grid refined once; the patient's own lead matrix, action-potential template and
+repolarisation, as the workflow's ECG job builds it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("patient", type=Path, help="a finished patient folder (results/patients/<id>)")
+    parser.add_argument("--config", type=Path, default=REPO / "config/config.yaml")
+    parser.add_argument("--thresholds", type=float, nargs="+", default=[3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
+                        help="metric edge lengths (ms) above which edges are bisected")
+    parser.add_argument("--reference-refinements", type=int, default=1,
+                        help="the reference grid: the myocardium refined uniformly this many times (2: 8x the cells "
+                             "of the default's grid, several GB)")
+    parser.add_argument("--template-cache", type=Path, default=REPO / "results/cache/action_potential")
+    args = parser.parse_args()
+
+    import pandas as pd
+
+    from ecgcohort.anatomy.outputs import read_surface
+    from ecgcohort.conduction import eikonal
+    from ecgcohort.conduction.action_potential import action_potential_template
+    from ecgcohort.conduction.eikonal import EikonalGrid
+    from ecgcohort.conduction.jobs import (MapSettings, PatientConduction, activation_map, conduction_velocities,
+                                           load_junctions)
+    from ecgcohort.config import load_config_files
+    from ecgcohort.ecg import electrode_potentials, read_lead_field_chunks, standard_leads, time_grid_ms
+    from ecgcohort.fibers import load_fibres
+
+    config = load_config_files([args.config], REPO / "workflow/schemas/config.schema.yaml")
+    ep = config["electrophysiology"]
+    velocities = conduction_velocities(ep["velocity_m_per_s"])
+    radius = float(ep["source_radius_edges"])
+    settings = MapSettings(velocities=ep["velocity_m_per_s"], action_potential=ep["action_potential"],
+                           seed=config["cohort"]["seed"], device="cpu", template_cache_dir=args.template_cache)
+    fibres = load_fibres(args.patient / "fibres/fibres.npz")
+    heart = read_surface(args.patient / "anatomy/heart.vtp")
+    junctions = load_junctions(args.patient / "purkinje/junctions.npz")
+    template = action_potential_template(float(ep["action_potential"]["cycle_length_ms"]),
+                                         cache_dir=args.template_cache)
+    chunks = read_lead_field_chunks(sorted((args.patient / "leadfield").glob("chunk-*.npz"),
+                                           key=lambda path: int(path.stem.split("-")[1])), ("lead_matrix",))
+    names = [str(name) for name in chunks["electrode_names"]]
+    times_ms = time_grid_ms(config["ecg"]["duration_ms"], config["ecg"]["dt_ms"])
+    scenarios = {entry["name"]: entry for entry in ep["scenarios"]}
+
+    solve_seconds = []
+    solve = eikonal._solve_compiled
+
+    def timed_solve(*solve_args, **solve_kwargs):
+        started = time.perf_counter()
+        result = solve(*solve_args, **solve_kwargs)
+        solve_seconds.append(time.perf_counter() - started)
+        return result
+
+    eikonal._solve_compiled = timed_solve
+    structure, normals = fibres.cell_structure, fibres.normal_structure
+    grids = [(f"refined {count}x" + " (reference)" * (count == args.reference_refinements),
+              lambda count=count: EikonalGrid.refined(fibres.points_mm, fibres.tetrahedra, structure, count, radius,
+                                                      normals))
+             for count in sorted({args.reference_refinements, 1}, reverse=True)]
+    grids += [("unrefined", lambda: EikonalGrid.refined(fibres.points_mm, fibres.tetrahedra, structure, 0, radius,
+                                                       normals))]
+    grids += [(f"metric > {threshold:g} ms",
+               lambda threshold=threshold: EikonalGrid.metric_refined(fibres.points_mm, fibres.tetrahedra, structure,
+                                                                      velocities, threshold, radius, normals))
+              for threshold in args.thresholds]
+    reference: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    once: dict[str, np.ndarray] = {}
+    rows = []
+    for label, build in grids:
+        started = time.perf_counter()
+        grid = build()
+        grid.prepare(*velocities, device="cpu")
+        prepare_s = time.perf_counter() - started
+        conduction = PatientConduction(fibres, heart, junctions, template, grid)
+        solve_seconds.clear()
+        started = time.perf_counter()
+        maps = {name: activation_map(args.patient.name, name, entry, conduction, settings)
+                for name, entry in scenarios.items()}
+        maps_s = time.perf_counter() - started
+        ecgs = {name: standard_leads(electrode_potentials(chunks["lead_matrix"], maps[name], times_ms, template), names)
+                for name in ("sinus", "lbbb") if name in maps}
+        if not reference:
+            reference = {name: (activation.activation_ms, ecgs.get(name)) for name, activation in maps.items()}
+        if label.startswith("refined 1x"):
+            once = ecgs
+        signed = np.concatenate([maps[name].activation_ms - reference[name][0] for name in maps])
+        difference = np.abs(signed)
+        row = {"grid": label, "nodes": len(grid.points_mm), "tets": len(grid.tetrahedra),
+               "build + prepare (s)": prepare_s, "solve per map (s)": sum(solve_seconds) / len(maps),
+               "5 maps (s)": maps_s, "mean |dtau| (ms)": difference.mean(),
+               "p95 |dtau|": np.percentile(difference, 95), "max |dtau|": difference.max(),
+               "mean dtau": signed.mean()}
+        for name, leads in ecgs.items():
+            truth = reference[name][1]
+            row[f"{name} ECG rel. error"] = float(np.linalg.norm(leads - truth) / np.linalg.norm(truth))
+        if args.reference_refinements != 1:
+            for name, leads in ecgs.items():
+                row[f"{name} ECG vs refined 1x"] = float(np.linalg.norm(leads - once[name]) / np.linalg.norm(once[name]))
+        rows.append(row)
+        print(" | ".join(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+                         for key, value in row.items()), flush=True)
+        del grid, conduction, maps
+
+    print(f"\n{args.patient.name}: {fibres.n_nodes:,} myocardial nodes, {fibres.n_cells:,} tetrahedra; velocities "
+          f"{velocities} m/s, source balls {radius:g} edges; {len(scenarios)} maps ({', '.join(scenarios)}), one "
+          "thread; differences against the grid refined {args.reference_refinements}x at the mesh nodes\n")
+    print(pd.DataFrame(rows).set_index("grid").to_markdown(floatfmt=".4g"))
+
+
+if __name__ == "__main__":
+    main()
