@@ -8,7 +8,8 @@ refinement, on a finished patient (prints a table; not a test).
 Every map of the config's scenarios (the library's own
 :func:`ecgcohort.conduction.jobs.activation_map`, on one thread) is computed on the myocardium
 refined uniformly ``--reference-refinements`` times (the reference) and once (the default), unrefined, and with only its edges longer than each
-threshold in the conduction metric bisected (:meth:`ecgcohort.conduction.eikonal.EikonalGrid.metric_refined`).
+threshold in the conduction metric bisected (:meth:`ecgcohort.conduction.eikonal.EikonalGrid.metric_refined`;
+``6x2``: the grid's edges then measured and bisected again, up to two passes).
 Printed per grid: nodes, tetrahedra, the time to build the grid and prepare its solver, the
 compiled solver's time per map (mean over the maps; a map engaging Purkinje trees solves twice),
 the activation differences from the reference at the mesh nodes (all maps pooled: mean, 95th
@@ -33,11 +34,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("patient", type=Path, help="a finished patient folder (results/patients/<id>)")
     parser.add_argument("--config", type=Path, default=REPO / "config/config.yaml")
-    parser.add_argument("--thresholds", type=float, nargs="+", default=[3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
-                        help="metric edge lengths (ms) above which edges are bisected")
+    parser.add_argument("--thresholds", nargs="+", default=["4", "6", "8", "10"],
+                        help="metric edge lengths (ms) above which edges are bisected; THRESHOLDxPASSES measures "
+                             "and bisects the grid's edges again, up to PASSES times")
     parser.add_argument("--reference-refinements", type=int, default=1,
                         help="the reference grid: the myocardium refined uniformly this many times (2: 8x the cells "
                              "of the default's grid, several GB)")
+    parser.add_argument("--reference-cache", type=Path,
+                        help="an .npz keeping the reference's maps and ECGs: read when it exists (the reference "
+                             "grid is then not solved), written otherwise")
     parser.add_argument("--template-cache", type=Path, default=REPO / "results/cache/action_potential")
     args = parser.parse_args()
 
@@ -87,11 +92,21 @@ def main() -> None:
              for count in sorted({args.reference_refinements, 1}, reverse=True)]
     grids += [("unrefined", lambda: EikonalGrid.refined(fibres.points_mm, fibres.tetrahedra, structure, 0, radius,
                                                        normals))]
-    grids += [(f"metric > {threshold:g} ms",
-               lambda threshold=threshold: EikonalGrid.metric_refined(fibres.points_mm, fibres.tetrahedra, structure,
-                                                                      velocities, threshold, radius, normals))
-              for threshold in args.thresholds]
+    for spec in args.thresholds:
+        threshold, _, passes = spec.partition("x")
+        passes = int(passes or 1)
+        grids.append((f"metric > {float(threshold):g} ms" + f", {passes} passes" * (passes > 1),
+                      lambda threshold=float(threshold), passes=passes: EikonalGrid.metric_refined(
+                          fibres.points_mm, fibres.tetrahedra, structure, velocities, threshold, radius, normals,
+                          passes)))
     reference: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if args.reference_cache is not None and args.reference_cache.exists():
+        with np.load(args.reference_cache) as stored:
+            reference = {name: (stored[f"{name}_activation_ms"],
+                                stored[f"{name}_leads"] if f"{name}_leads" in stored.files else None)
+                         for name in scenarios}
+        grids = grids[1:]
+        print(f"the reference (refined {args.reference_refinements}x) read from {args.reference_cache}", flush=True)
     once: dict[str, np.ndarray] = {}
     rows = []
     for label, build in grids:
@@ -109,6 +124,9 @@ def main() -> None:
                 for name in ("sinus", "lbbb") if name in maps}
         if not reference:
             reference = {name: (activation.activation_ms, ecgs.get(name)) for name, activation in maps.items()}
+            if args.reference_cache is not None:
+                np.savez(args.reference_cache, **{f"{name}_activation_ms": tau for name, (tau, _) in reference.items()},
+                         **{f"{name}_leads": leads for name, (_, leads) in reference.items() if leads is not None})
         if label.startswith("refined 1x"):
             once = ecgs
         signed = np.concatenate([maps[name].activation_ms - reference[name][0] for name in maps])
@@ -121,7 +139,7 @@ def main() -> None:
         for name, leads in ecgs.items():
             truth = reference[name][1]
             row[f"{name} ECG rel. error"] = float(np.linalg.norm(leads - truth) / np.linalg.norm(truth))
-        if args.reference_refinements != 1:
+        if once and args.reference_refinements != 1:
             for name, leads in ecgs.items():
                 row[f"{name} ECG vs refined 1x"] = float(np.linalg.norm(leads - once[name]) / np.linalg.norm(once[name]))
         rows.append(row)

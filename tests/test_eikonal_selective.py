@@ -67,6 +67,25 @@ def test_selective_bisection_is_conforming_and_fills_each_parent(threshold_ms):
     assert bary.min() > 0.0
 
 
+def test_repeated_passes_leave_no_edge_longer_than_the_threshold():
+    """Bisecting the grid's own edges again until none is longer: conforming, filling the
+    mesh, every edge within the threshold in its slowest cell's metric."""
+    points, tets, fibres, normals = _orthotropic_box()
+    grid = EikonalGrid.metric_refined(points, tets, fibres, VELOCITIES, 10.0, normals=normals, passes=8)
+    once = EikonalGrid.metric_refined(points, tets, fibres, VELOCITIES, 10.0, normals=normals)
+    assert len(grid.tetrahedra) > len(once.tetrahedra)
+    _, _, lengths = edge_metric_lengths(grid.points_mm, grid.tetrahedra, grid.conduction_tensors(*VELOCITIES))
+    assert lengths.max() <= 10.0
+    _, counts = _faces(grid.tetrahedra)
+    assert set(counts) <= {1, 2}
+    _, volumes = p1_gradients(points, tets)
+    _, child_volumes = p1_gradients(grid.points_mm, grid.tetrahedra)
+    np.testing.assert_allclose(np.bincount(grid.parent, weights=child_volumes, minlength=len(tets)), volumes,
+                               rtol=1e-12)
+    with pytest.raises(ValueError, match="positive integer"):
+        EikonalGrid.metric_refined(points, tets, fibres, VELOCITIES, 20.0, normals=normals, passes=0)
+
+
 def test_threshold_zero_splits_every_edge_and_above_every_edge_keeps_the_mesh():
     points, tets, fibres, normals = _orthotropic_box()
     edges, _ = mesh_edges(tets, len(points))
