@@ -22,6 +22,7 @@ repolarisation, as the workflow's ECG job builds it).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -43,6 +44,9 @@ def main() -> None:
     parser.add_argument("--reference-cache", type=Path,
                         help="an .npz keeping the reference's maps and ECGs: read when it exists (the reference "
                              "grid is then not solved), written otherwise")
+    parser.add_argument("--timing-rounds", type=int, default=3,
+                        help="then the sinus map is solved again on every grid but the reference, the grids in turn, "
+                             "this many rounds (the median solve time is printed: a loaded machine slows all alike)")
     parser.add_argument("--template-cache", type=Path, default=REPO / "results/cache/action_potential")
     args = parser.parse_args()
 
@@ -54,6 +58,7 @@ def main() -> None:
     from ecgcohort.conduction.eikonal import EikonalGrid
     from ecgcohort.conduction.jobs import (MapSettings, PatientConduction, activation_map, conduction_velocities,
                                            load_junctions)
+    from ecgcohort.conduction.scenarios import scenarios_from_config
     from ecgcohort.config import load_config_files
     from ecgcohort.ecg import electrode_potentials, read_lead_field_chunks, standard_leads, time_grid_ms
     from ecgcohort.fibers import load_fibres
@@ -73,7 +78,7 @@ def main() -> None:
                                            key=lambda path: int(path.stem.split("-")[1])), ("lead_matrix",))
     names = [str(name) for name in chunks["electrode_names"]]
     times_ms = time_grid_ms(config["ecg"]["duration_ms"], config["ecg"]["dt_ms"])
-    scenarios = {entry["name"]: entry for entry in ep["scenarios"]}
+    scenarios = {name: dataclasses.asdict(scenario) for name, scenario in scenarios_from_config(ep["scenarios"]).items()}
 
     solve_seconds = []
     solve = eikonal._solve_compiled
@@ -108,6 +113,8 @@ def main() -> None:
         grids = grids[1:]
         print(f"the reference (refined {args.reference_refinements}x) read from {args.reference_cache}", flush=True)
     once: dict[str, np.ndarray] = {}
+    richardson: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    kept = []
     rows = []
     for label, build in grids:
         started = time.perf_counter()
@@ -129,6 +136,13 @@ def main() -> None:
                          **{f"{name}_leads": leads for name, (_, leads) in reference.items() if leads is not None})
         if label.startswith("refined 1x"):
             once = ecgs
+            if args.reference_refinements == 2:
+                # first order: the error halves with the cells' size, so 2 tau_2x - tau_1x estimates the limit
+                for name in ecgs:
+                    tau = 2.0 * reference[name][0] - maps[name].activation_ms
+                    limit = _map_of_times(maps[name], tau, fibres, ep["action_potential"], template)
+                    richardson[name] = tau, standard_leads(electrode_potentials(chunks["lead_matrix"], limit, times_ms,
+                                                                                template), names)
         signed = np.concatenate([maps[name].activation_ms - reference[name][0] for name in maps])
         difference = np.abs(signed)
         row = {"grid": label, "nodes": len(grid.points_mm), "tets": len(grid.tetrahedra),
@@ -142,15 +156,44 @@ def main() -> None:
         if once and args.reference_refinements != 1:
             for name, leads in ecgs.items():
                 row[f"{name} ECG vs refined 1x"] = float(np.linalg.norm(leads - once[name]) / np.linalg.norm(once[name]))
+        for name, (tau, leads) in richardson.items():
+            row[f"{name} mean dtau vs extrapolated"] = float(np.mean(maps[name].activation_ms - tau))
+            row[f"{name} ECG vs extrapolated"] = float(np.linalg.norm(ecgs[name] - leads) / np.linalg.norm(leads))
         rows.append(row)
         print(" | ".join(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
                          for key, value in row.items()), flush=True)
-        del grid, conduction, maps
+        if "(reference)" not in label and args.timing_rounds > 0:
+            kept.append((label, conduction))
+        del grid, maps
+    timing = {label: [] for label, _ in kept}
+    for _ in range(args.timing_rounds):
+        for label, conduction in kept:
+            solve_seconds.clear()
+            activation_map(args.patient.name, "sinus", scenarios["sinus"], conduction, settings)
+            timing[label].append(sum(solve_seconds))
+    for row in rows:
+        if row["grid"] in timing:
+            row["sinus solve, alternated (s)"] = float(np.median(timing[row["grid"]]))
 
     print(f"\n{args.patient.name}: {fibres.n_nodes:,} myocardial nodes, {fibres.n_cells:,} tetrahedra; velocities "
           f"{velocities} m/s, source balls {radius:g} edges; {len(scenarios)} maps ({', '.join(scenarios)}), one "
-          "thread; differences against the grid refined {args.reference_refinements}x at the mesh nodes\n")
+          f"thread; differences against the grid refined {args.reference_refinements}x at the mesh nodes\n")
     print(pd.DataFrame(rows).set_index("grid").to_markdown(floatfmt=".4g"))
+    if richardson:
+        print("\nextrapolated: 2 tau_2x - tau_1x per mesh node (first-order Richardson), its ECG built as the others")
+
+
+def _map_of_times(like, tau: np.ndarray, fibres, action_potential: dict, template):
+    """An activation map of times ``tau`` (ms) with its repolarisation and upstrokes computed as
+    :func:`ecgcohort.conduction.jobs.activation_map` computes them."""
+    from ecgcohort.conduction.action_potential import upstroke_spread_ms
+    from ecgcohort.conduction.repolarisation import Repolarisation, repolarisation_scale
+
+    spread = float(action_potential.get("upstroke_spread", 0.0))
+    return dataclasses.replace(
+        like, activation_ms=tau,
+        apd_scale=repolarisation_scale(fibres, tau, Repolarisation.from_config(action_potential), template),
+        upstroke_ms=spread * upstroke_spread_ms(fibres.tetrahedra, tau))
 
 
 if __name__ == "__main__":
