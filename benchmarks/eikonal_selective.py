@@ -2,7 +2,7 @@
 refinement, on a finished patient (prints a table; not a test).
 
     nice -n 19 env OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/eikonal_selective.py \\
-        results/patients/train-0000 [--config config/config.yaml] [--thresholds 3 4 5 6 7 8] \\
+        results/patients/train-0000 [--config config/config.yaml] [--thresholds 0 4 6 8 10] [--reference-refinements 2 --reference-cache red2.npz] \\
         [--template-cache results/cache/action_potential]
 
 Every map of the config's scenarios (the library's own
