@@ -427,6 +427,9 @@ class EikonalGrid:
     refinements: int = 0
     source_radius_edges: float = 0.0
     mesh_normal_structure: np.ndarray | None = None
+    #: None: refined uniformly ``refinements`` times; else the metric length (ms) above which
+    #: the mesh's edges were bisected (:meth:`metric_refined`)
+    refine_above_ms: float | None = None
     # the compiled solver's geometry for the last velocity pair: a patient's maps share it
     _prepared: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _search: dict = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -460,6 +463,39 @@ class EikonalGrid:
             parent = parent[children]
         return cls(points, tets, structure, parent, int(np.asarray(points_mm).shape[0]), int(refinements),
                    float(source_radius_edges), normal)
+
+    @classmethod
+    def metric_refined(cls, points_mm: np.ndarray, tetrahedra: np.ndarray, fibres: np.ndarray,
+                       velocities: tuple[float, float, float | None], refine_above_ms: float,
+                       source_radius_edges: float = 0.0, normals: np.ndarray | None = None,
+                       passes: int = 1) -> EikonalGrid:
+        """The grid of a mesh (as :meth:`refined`) whose edges longer than ``refine_above_ms``
+        (≥ 0) in the conduction metric are bisected
+        (:mod:`ecgcohort.conduction.selective_refinement`): an edge's length is the time (ms) a
+        straight front takes along it, the largest over the cells around it, at ``velocities``
+        (fibre, cross, sheet normal or None; m/s). 0 splits every edge, a threshold above every
+        edge leaves the mesh as it is. With ``passes`` > 1 the grid's own edges are measured and
+        bisected again, up to that many times or until none is longer. The mesh's nodes come
+        first; children keep their cell's tensors."""
+        from ecgcohort.conduction import selective_refinement
+
+        if not np.isfinite(refine_above_ms) or refine_above_ms < 0:
+            raise ValueError(f"the metric refinement threshold must be >= 0 ms, got {refine_above_ms!r}")
+        if int(passes) != passes or passes < 1:
+            raise ValueError(f"metric refinement passes must be a positive integer, got {passes!r}")
+        mesh = cls.refined(points_mm, tetrahedra, fibres, 0, source_radius_edges, normals)
+        tensors = conduction_tensors(mesh.mesh_structure, *velocities[:2], mesh.mesh_normal_structure, velocities[2])
+        points, tets, parent = mesh.points_mm, mesh.tetrahedra, mesh.parent
+        for _ in range(int(passes)):
+            edges, edge_of_cell, lengths = selective_refinement.edge_metric_lengths(points, tets, tensors, parent)
+            marked = lengths > refine_above_ms
+            if not marked.any():
+                break
+            points, tets, children = selective_refinement.bisect_marked_edges(
+                points, tets, edges, edge_of_cell, marked, selective_refinement.metric_priority(edges, lengths))
+            parent = parent[children]
+        return cls(points, tets, mesh.mesh_structure, parent, mesh.mesh_nodes, 0, mesh.source_radius_edges,
+                   mesh.mesh_normal_structure, float(refine_above_ms))
 
     @property
     def structure(self) -> np.ndarray:
