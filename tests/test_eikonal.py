@@ -437,22 +437,6 @@ def test_face_heights_bound_every_update_from_below():
     np.testing.assert_allclose(heights, [1 / np.sqrt(3), 1.0, 1.0, 1.0], rtol=1e-9)
 
 
-def test_a_solution_continued_with_more_sources_equals_solving_them_all():
-    """The retrograde Purkinje solve starts from the first solve's front: only what the added
-    sources change is recomputed, and the result is the solution of all sources at once."""
-    pts, tets = jittered_box(9, seed=11)
-    fibres = np.random.default_rng(12).normal(size=(len(tets), 3)) + [1.5, 0.0, 0.0]
-    grid = EikonalGrid.refined(pts, tets, fibres, 0)
-    first = grid.activation_times(V_F, V_T, [0], [0.0], device="cpu")
-    added, at = np.array([0, 500, 700]), np.array([0.0, 5.0, 8.0])
-    continued = grid.activation_times(V_F, V_T, added, at, device="cpu", earlier=first)
-    direct = grid.activation_times(V_F, V_T, added, at, device="cpu")
-    assert np.abs(continued - direct).max() < 1e-7
-    assert np.all(continued <= first) and (continued < first - 1.0).sum() > 50
-    with pytest.raises(ValueError, match="one time per grid node"):
-        grid.activation_times(V_F, V_T, added, at, device="cpu", earlier=first[:-1])
-
-
 @pytest.mark.gpu
 @pytest.mark.skipif(not gpu_available(), reason="needs cupy and a CUDA device")
 def test_gpu_backend_matches_the_compiled_solver():

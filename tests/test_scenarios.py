@@ -173,7 +173,7 @@ def test_lbbb_engages_the_blocked_lv_tree_only_once_the_septum_is_crossed(patien
 def test_trees_solved_with_the_myocardium_are_the_limit_of_repeated_retrograde_rounds(patient):
     """The compiled solver takes retrograde Purkinje conduction into its heap: the map must be
     the fixed point that rounds of (solve, trees fired from that solve's junction times, solve
-    again from there) converge to, an independent recomputation; no earlier than one round (each
+    again with them) converge to, an independent recomputation; no earlier than one round (each
     round only brings the map earlier), and a round from it changes nothing."""
     from ecgcohort.conduction.eikonal import EikonalGrid
     from ecgcohort.conduction.jobs import conduction_velocities, retrograde_coupling, scenario_sources
@@ -204,7 +204,7 @@ def test_trees_solved_with_the_myocardium_are_the_limit_of_repeated_retrograde_r
                 nodes.append(sources.nodes[fires])
                 times.append(grid.stimulus_times(sources, np.where(np.isfinite(firing), firing, 0.0), *v)[fires])
             return grid.activation_times(*v[:2], np.concatenate(nodes), np.concatenate(times), device="cpu",
-                                         v_normal=v[2], earlier=tau)
+                                         v_normal=v[2])
 
         tau = grid.activation_times(*v[:2], stimuli.nodes, stimuli.node_times_ms, device="cpu", v_normal=v[2])
         one_round = tau = round_from(tau)

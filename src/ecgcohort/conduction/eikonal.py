@@ -350,15 +350,13 @@ class TreeCoupling:
 
 
 def _solve_compiled(geometry: _CompiledGeometry, sources: np.ndarray, times: np.ndarray,
-                    initial: np.ndarray | None = None, trees: TreeCoupling | None = None) -> np.ndarray:
-    """Activation times (ms, inf where unreached) by the compiled solver, in float64; from
-    ``initial`` (an earlier solution on the same geometry whose sources are among these)
-    only what the added sources change is recomputed; with ``trees``, the Purkinje trees
-    conduct retrogradely in the same solve."""
+                    trees: TreeCoupling | None = None) -> np.ndarray:
+    """Activation times (ms, inf where unreached) by the compiled solver, in float64; with
+    ``trees``, the Purkinje trees conduct retrogradely in the same solve."""
     from ecgcohort.conduction import eikonal_compiled
 
     n = geometry.order.shape[0]
-    phi = np.full(n, np.inf) if initial is None else np.asarray(initial, dtype=np.float64)[geometry.order].copy()
+    phi = np.full(n, np.inf)
     arguments = (phi, geometry.tetrahedra, geometry.forms, geometry.offsets, geometry.cells, geometry.locals_,
                  geometry.position[sources].astype(np.int64), times.astype(np.float64), _TOLERANCE_MS)
     if trees is None:
@@ -509,20 +507,13 @@ class EikonalGrid:
 
     def activation_times(self, v_fibre: float, v_cross: float, source_nodes: np.ndarray,
                          source_times_ms: np.ndarray, device: str = "auto",
-                         v_normal: float | None = None, earlier: np.ndarray | None = None,
-                         trees: TreeCoupling | None = None) -> np.ndarray:
+                         v_normal: float | None = None, trees: TreeCoupling | None = None) -> np.ndarray:
         """:func:`activation_times` on this grid (times in ms of every grid node; ``v_normal``
         across the sheets where the grid has sheet normals, None: as ``v_cross``). On the CPU
         the compiled solver's geometry (conduction tensors, their inverses, the local-update
         forms, the node ordering) is prepared once per velocity pair and reused by every later
-        map: the same numbers, computed once. ``earlier``: this grid's solution (ms) for a
-        subset of these sources at the same velocities; on the CPU only what the other sources
-        change is recomputed (the same fixed point, to the solver's 1e-9 ms tolerance).
-        ``trees``: Purkinje trees conducting retrogradely in the same solve (the compiled CPU
+        map: the same numbers, computed once. ``trees``: Purkinje trees conducting retrogradely in the same solve (the compiled CPU
         solver only)."""
-        if earlier is not None and np.shape(earlier) != (self.points_mm.shape[0],):
-            raise ValueError(f"the earlier solution must give one time per grid node ({self.points_mm.shape[0]}), "
-                             f"got shape {np.shape(earlier)}")
         if _resolve_device(device) != "cpu":
             if trees is not None:
                 raise ValueError("Purkinje trees in the solve need the compiled CPU solver (device cpu)")
@@ -531,7 +522,7 @@ class EikonalGrid:
                                     v_normal=v_normal)
         geometry = self._compiled(v_fibre, v_cross, v_normal)
         sources, times = _unique_sources(source_nodes, source_times_ms, self.points_mm.shape[0])
-        return _all_reached(_solve_compiled(geometry, sources, times, earlier, trees))
+        return _all_reached(_solve_compiled(geometry, sources, times, trees))
 
     @staticmethod
     def solver(device: str) -> str:

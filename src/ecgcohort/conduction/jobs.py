@@ -266,9 +266,8 @@ def scenario_activation(scenario: Scenario, fibres: MyocardialFibres, heart: Sur
         nodes.append(coupled.nodes[fires])
         node_times.append(grid.stimulus_times(coupled, np.where(np.isfinite(firing), firing, 0.0), v_fibre, v_cross,
                                               v_normal)[fires])
-    # the first solve's front is kept: the junctions only bring parts of it earlier
     tau = grid.activation_times(v_fibre, v_cross, np.concatenate(nodes), np.concatenate(node_times), device=device,
-                                v_normal=v_normal, earlier=tau)
+                                v_normal=v_normal)
     return grid.restrict(tau), stimuli
 
 
