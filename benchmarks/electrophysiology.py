@@ -77,7 +77,8 @@ def main() -> None:
                             MapSettings(velocities=ep["velocity_m_per_s"], action_potential=ep["action_potential"],
                                         seed=config["cohort"]["seed"], device="cpu", template_cache_dir=out / "cache",
                                         eikonal_refinements=ep["eikonal_refinements"],
-                                        source_radius_edges=ep["source_radius_edges"]),
+                                        source_radius_edges=ep["source_radius_edges"],
+                                        subendocardial_layer=ep["subendocardial_layer"]),
                             {name: (out / f"{name}.npz", out / f"{name}.png") for name in maps})
         rows.append((f"{len(maps)} activation maps (.npz, .png; one job)", time.perf_counter() - start))
 

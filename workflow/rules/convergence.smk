@@ -69,6 +69,7 @@ rule convergence_level:
             "velocities": config["electrophysiology"]["velocity_m_per_s"],
             "eikonal_refinements": config["electrophysiology"]["eikonal_refinements"],
             "source_radius_edges": config["electrophysiology"]["source_radius_edges"],
+            "subendocardial_layer": config["electrophysiology"]["subendocardial_layer"],
             "action_potential": config["electrophysiology"]["action_potential"],
             "conductivities": config["leadfield"]["conductivity_s_per_m"],
             "scenario": dataclasses.asdict(ACTIVATION_MAPS[CONVERGENCE["scenario"]]),

@@ -52,6 +52,7 @@ rule compute_activations:
         device=config["electrophysiology"]["device"],
         eikonal_refinements=config["electrophysiology"]["eikonal_refinements"],
         source_radius_edges=config["electrophysiology"]["source_radius_edges"],
+        subendocardial_layer=config["electrophysiology"]["subendocardial_layer"],
         seed=config["cohort"]["seed"],
         # the TP06 template (its APD sets the repolarisation times): computed once, shared
         template_cache_dir="results/cache/action_potential",

@@ -151,7 +151,8 @@ rule heart_surface_dynamics:
             "seed": config["cohort"]["seed"],
             "device": config["electrophysiology"]["device"],
             "eikonal_refinements": config["electrophysiology"]["eikonal_refinements"],
-            "source_radius_edges": config["electrophysiology"]["source_radius_edges"]},
+            "source_radius_edges": config["electrophysiology"]["source_radius_edges"],
+            "subendocardial_layer": config["electrophysiology"]["subendocardial_layer"]},
         # the lead fields' volume conductor, for a cohort scenario's 3-D solve only: the model
         # source does not re-run when it changes
         leadfield=lambda wildcards: {} if wildcards.source == INVERSE_MODEL_SOURCE else {

@@ -11,6 +11,7 @@ with logging_to(snakemake.log[0]):
                     seed=snakemake.params.seed, device=snakemake.params.device,
                     template_cache_dir=snakemake.params.template_cache_dir,
                     eikonal_refinements=snakemake.params.eikonal_refinements,
-                    source_radius_edges=snakemake.params.source_radius_edges),
+                    source_radius_edges=snakemake.params.source_radius_edges,
+                    subendocardial_layer=snakemake.params.subendocardial_layer),
         {name: (snakemake.output.activation[k], None) for k, name in enumerate(snakemake.params.scenarios)},
         threads=snakemake.threads)

@@ -32,6 +32,7 @@ from ecgcohort.conduction.purkinje import (
 from ecgcohort.conduction.repolarisation import Repolarisation, repolarisation_scale
 from ecgcohort.conduction.scenarios import (Scenario, ScenarioError, his_roots, pacing_sites, surface_frame,
                                             surface_site)
+from ecgcohort.conduction.tensors import SubendocardialLayer
 from ecgcohort.fibers.rule_based import MyocardialFibres, load_fibres
 from ecgcohort.io import atomic_path
 from ecgcohort.rendering import offscreen_plotter
@@ -195,11 +196,25 @@ class MeshStimuli:
     node_times_ms: np.ndarray
 
 
-def eikonal_grid(fibres: MyocardialFibres, refinements: int = 0, source_radius_edges: float = 0.0) -> EikonalGrid:
+def eikonal_grid(fibres: MyocardialFibres, refinements: int = 0, source_radius_edges: float = 0.0,
+                 fibre_velocity_scale: np.ndarray | None = None) -> EikonalGrid:
     """The :class:`EikonalGrid` of the myocardium with its fibres and sheet normals per cell
-    (orthotropic conduction when a velocity across the sheets is given)."""
+    (orthotropic conduction when a velocity across the sheets is given) and optionally a factor
+    on the fibre velocity per cell (:func:`layer_velocity_scale`)."""
     return EikonalGrid.refined(fibres.points_mm, fibres.tetrahedra, fibres.cell_structure, refinements,
-                               source_radius_edges, normals=fibres.normal_structure)
+                               source_radius_edges, normals=fibres.normal_structure,
+                               fibre_velocity_scale=fibre_velocity_scale)
+
+
+def layer_velocity_scale(fibres: MyocardialFibres, layer: Mapping[str, Any] | None,
+                         velocities: Mapping[str, float]) -> np.ndarray | None:
+    """Per myocardial cell, the factor on the fibre velocity of ``velocities`` (the
+    ``electrophysiology.velocity_m_per_s`` section) that the fast subendocardial ``layer`` (the
+    ``electrophysiology.subendocardial_layer`` section, :class:`SubendocardialLayer`) gives; None
+    without a layer. The same layer in every scenario: it is working myocardium
+    (Myerburg et al. 1978), which a bundle-branch block leaves as it is."""
+    return SubendocardialLayer.from_config(layer).fibre_velocity_scale(
+        fibres.coordinates["transmural"], fibres.tetrahedra, conduction_velocities(velocities)[0])
 
 
 def conduction_velocities(velocities: Mapping[str, float]) -> tuple[float, float, float | None]:
@@ -354,7 +369,8 @@ class MapSettings:
     """What an activation map is computed with besides the patient's files: the
     ``electrophysiology`` section's ``velocity_m_per_s`` (conduction velocities, m/s),
     ``action_potential`` (cycle length ms, APD gradients), ``device``, ``eikonal_refinements``
-    and ``source_radius_edges`` (edge lengths), the cohort's ``seed`` (random pacing sites) and
+    and ``source_radius_edges`` (edge lengths), ``subendocardial_layer`` (its section; None: no
+    fast subendocardial layer), the cohort's ``seed`` (random pacing sites) and
     the folder of the cached action-potential template."""
 
     velocities: Mapping[str, float]
@@ -364,6 +380,7 @@ class MapSettings:
     template_cache_dir: str | Path
     eikonal_refinements: int = 0
     source_radius_edges: float = 0.0
+    subendocardial_layer: Mapping[str, Any] | None = None
 
 
 @dataclass
@@ -387,7 +404,8 @@ class PatientConduction:
         template = action_potential_template(float(settings.action_potential["cycle_length_ms"]),
                                              cache_dir=settings.template_cache_dir)
         return cls(fibres, read_surface(heart_path), load_junctions(junctions_path), template,
-                   eikonal_grid(fibres, settings.eikonal_refinements, settings.source_radius_edges))
+                   eikonal_grid(fibres, settings.eikonal_refinements, settings.source_radius_edges,
+                                layer_velocity_scale(fibres, settings.subendocardial_layer, settings.velocities)))
 
 
 def activation_map(patient: str, map_name: str, entry: Mapping[str, Any], conduction: PatientConduction,

@@ -63,6 +63,8 @@ class Physics:
     eikonal_refinements: int = 0
     #: point sources start from balls of this many edge lengths (:func:`ecgcohort.conduction.coupling.couple_points`)
     source_radius_edges: float = 0.0
+    #: the fast subendocardial layer's section (:class:`ecgcohort.conduction.tensors.SubendocardialLayer`; None: none)
+    subendocardial_layer: Mapping[str, Any] | None = None
 
 
 def evaluation_points(heart, torso, rng: np.random.Generator, myocardium_count: int, torso_count: int,
@@ -121,7 +123,7 @@ def simulate_level(patient: str, heart_mm: float, torso_mm: float, files: Patien
     from ecgcohort.anatomy.outputs import read_surface
     from ecgcohort.cohort.sampling import patient_rng
     from ecgcohort.conduction.action_potential import action_potential_template, upstroke_spread_ms
-    from ecgcohort.conduction.jobs import eikonal_grid, load_junctions, scenario_activation
+    from ecgcohort.conduction.jobs import eikonal_grid, layer_velocity_scale, load_junctions, scenario_activation
     from ecgcohort.conduction.maps import ActivationMap
     from ecgcohort.conduction.repolarisation import Repolarisation, repolarisation_scale
     from ecgcohort.conduction.scenarios import Scenario
@@ -151,7 +153,8 @@ def simulate_level(patient: str, heart_mm: float, torso_mm: float, files: Patien
     start = time.perf_counter()
     spec = Scenario.from_config(physics.scenario)
     rng = patient_rng(physics.seed, patient, f"pacing:{spec.name}") if spec.kind == "random_pacing" else None
-    grid = eikonal_grid(fibres, physics.eikonal_refinements, physics.source_radius_edges)
+    grid = eikonal_grid(fibres, physics.eikonal_refinements, physics.source_radius_edges,
+                        layer_velocity_scale(fibres, physics.subendocardial_layer, physics.velocities))
     tau, stimuli = scenario_activation(spec, fibres, read_surface(files.heart), load_junctions(files.junctions), rng,
                                        physics.velocities, grid=grid)
     eikonal = {"eikonal_refinements": grid.refinements, "source_radius_edges": grid.source_radius_edges,
