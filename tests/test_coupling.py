@@ -139,6 +139,32 @@ def test_a_source_ball_does_not_jump_a_gap_to_the_facing_wall():
     assert np.any(np.linalg.norm(facing - source[0], axis=1) < 3.0 * 5.0)
 
 
+def test_source_balls_are_the_edge_connected_nodes_inside_the_radius():
+    """The compiled ball search against a plain breadth-first search over the mesh's edges."""
+    points, tets = cube(6, size_mm=30.0)
+    sources = np.array([[17.7, 19.1, 20.4], [0.2, 15.0, 3.1], [29.9, 0.1, 29.9], [12.0, 12.0, 12.0]])
+    radius_edges = 2.5
+    coupled = couple_points(points, tets, sources, radius_edges=radius_edges)
+    neighbours = [set() for _ in points]
+    for cell in tets:
+        for a in cell:
+            neighbours[a].update(int(b) for b in cell if b != a)
+    for k, position in enumerate(sources):
+        cell = tets[coupled.cells[coupled.source == k][0]]
+        radius = radius_edges * np.mean([np.linalg.norm(points[cell[i]] - points[cell[j]])
+                                         for i in range(4) for j in range(i + 1, 4)])
+        inside = set(np.nonzero(np.linalg.norm(points - position, axis=1) <= radius)[0].tolist())
+        seeds = {int(node) for node in cell}
+        reached, frontier = set(seeds), list(seeds)
+        while frontier:
+            frontier = [b for a in frontier for b in neighbours[a] if b in inside and b not in reached
+                        and not reached.add(b)]
+        # the corners (four rows per source) come first, then the balls
+        ball = coupled.nodes[4 * len(sources):][coupled.source[4 * len(sources):] == k]
+        assert len(reached - seeds) > 0
+        np.testing.assert_array_equal(np.sort(ball), sorted(reached - seeds))
+
+
 def test_a_negative_source_radius_is_refused():
     points, tets = cube(2)
     with pytest.raises(ValueError, match="source radius"):

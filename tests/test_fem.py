@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ecgcohort.conduction.coupling import node_adjacency
-from ecgcohort.fem import mass_matrix, p1_gradients, refine_tetrahedra, stiffness_matrix
+from ecgcohort.conduction.coupling import MeshSearch
+from ecgcohort.fem import centroid_tree, mass_matrix, p1_gradients, refine_tetrahedra, stiffness_matrix
 
 
 def _mesh(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -49,12 +49,21 @@ def test_the_assembled_matrices_equal_a_dense_assembly():
         assert matrix.has_sorted_indices and np.all(np.diff(matrix.indptr) > 0)
 
 
-def test_the_edge_pattern_is_the_meshs_edges():
+def test_each_nodes_cells_are_the_cells_holding_it():
     points, tets = _mesh(seed=2)
-    adjacency = node_adjacency(tets, len(points))
-    edges = {tuple(sorted((int(a), int(b)))) for cell in tets for i, a in enumerate(cell) for b in cell[i + 1:]}
-    rows, columns = adjacency.nonzero()
-    assert {(int(a), int(b)) for a, b in zip(rows, columns) if a < b} == edges
-    assert (adjacency != adjacency.T).nnz == 0 and adjacency.diagonal().sum() == 0
-    assert all(np.all(np.diff(adjacency.indices[adjacency.indptr[k]:adjacency.indptr[k + 1]]) > 0)
-               for k in range(len(points)))
+    search = MeshSearch.of(points, tets)
+    for node in range(len(points)):
+        cells = search.node_cells[search.cell_offsets[node]:search.cell_offsets[node + 1]]
+        np.testing.assert_array_equal(cells, np.nonzero((tets == node).any(axis=1))[0])
+
+
+def test_refinement_and_centroids_match_the_array_formulas():
+    """The compiled red refinement and centroids against numpy's reading of the same rules."""
+    points, tets = _mesh(seed=3)
+    fine_points, children, parent = refine_tetrahedra(points, tets)
+    # each child lies in its parent and the eight children fill it exactly
+    volume = lambda p, t: np.abs(np.linalg.det(p[t[:, 1:]] - p[t[:, :1]])) / 6.0  # noqa: E731
+    np.testing.assert_allclose(np.bincount(parent, weights=volume(fine_points, children)), volume(points, tets),
+                               rtol=1e-12)
+    np.testing.assert_allclose(centroid_tree(fine_points, children).data, fine_points[children].mean(axis=1),
+                               rtol=0, atol=0)

@@ -215,23 +215,51 @@ def refine_tetrahedra(points: np.ndarray, tetrahedra: np.ndarray) -> tuple[np.nd
     unique = np.column_stack([keys // n, keys % n])
     mid = points.shape[0] + inverse.reshape(len(_EDGES), -1).T  # (m, 6) in _EDGES order
     refined_points = np.vstack([points, 0.5 * (points[unique[:, 0]] + points[unique[:, 1]])])
-    m01, m02, m03, m12, m13, m23 = mid.T
-    v0, v1, v2, v3 = tets.T
-    corners = [(v0, m01, m02, m03), (v1, m01, m12, m13), (v2, m02, m12, m23), (v3, m03, m13, m23)]
-    # the octahedron's three diagonals join the midpoints of opposite edges; around each, the
-    # other four midpoints form a cycle
-    diagonals = [((m01, m23), (m02, m03, m13, m12)), ((m02, m13), (m01, m03, m23, m12)),
-                 ((m03, m12), (m01, m02, m23, m13))]
-    lengths = np.stack([np.linalg.norm(refined_points[a] - refined_points[b], axis=1) for (a, b), _ in diagonals])
-    choice = np.argmin(lengths, axis=0)
-    inner = np.zeros((4, tets.shape[0], 4), dtype=np.int64)
-    for k, ((a, b), cycle) in enumerate(diagonals):
-        chosen = choice == k
-        for j in range(4):
-            inner[j, chosen] = np.column_stack([a, b, cycle[j], cycle[(j + 1) % 4]])[chosen]
-    children = np.concatenate([np.column_stack(corner) for corner in corners] + list(inner))
+    children = _red_children(tets, np.ascontiguousarray(mid), refined_points)
     parent = np.tile(np.arange(tets.shape[0]), 8)
     return refined_points, children, parent
+
+
+@numba.njit(cache=True, nogil=True)
+def _red_children(tets: np.ndarray, mid: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The eight children of every tetrahedron (8 m, 4): the four corner tetrahedra of all cells,
+    then the inner octahedron's four of all cells, split along its shortest diagonal (the
+    first of equals). ``mid`` (m, 6): the node of each edge's midpoint, in ``_EDGES`` order."""
+    m = tets.shape[0]
+    children = np.empty((8 * m, 4), dtype=np.int64)
+    # the octahedron's three diagonals join the midpoints of opposite edges (01-23, 02-13,
+    # 03-12); around each, the other four midpoints form a cycle (as edge numbers in _EDGES)
+    diagonals = ((0, 5), (1, 4), (2, 3))
+    cycles = ((1, 2, 4, 3), (0, 2, 5, 3), (0, 1, 5, 4))
+    corner_edges = ((0, 1, 2), (0, 3, 4), (1, 3, 5), (2, 4, 5))
+    for cell in range(m):
+        for corner in range(4):
+            row = corner * m + cell
+            children[row, 0] = tets[cell, corner]
+            for k in range(3):
+                children[row, k + 1] = mid[cell, corner_edges[corner][k]]
+        choice = 0
+        shortest = np.inf
+        for k in range(3):
+            a = mid[cell, diagonals[k][0]]
+            b = mid[cell, diagonals[k][1]]
+            total = 0.0
+            for axis in range(3):
+                d = points[a, axis] - points[b, axis]
+                total += d * d
+            length = np.sqrt(total)
+            if length < shortest:
+                shortest = length
+                choice = k
+        a = mid[cell, diagonals[choice][0]]
+        b = mid[cell, diagonals[choice][1]]
+        for j in range(4):
+            row = (4 + j) * m + cell
+            children[row, 0] = a
+            children[row, 1] = b
+            children[row, 2] = mid[cell, cycles[choice][j]]
+            children[row, 3] = mid[cell, cycles[choice][(j + 1) % 4]]
+    return children
 
 
 def point_tree(points: np.ndarray):
@@ -245,7 +273,21 @@ def point_tree(points: np.ndarray):
 
 def centroid_tree(points: np.ndarray, tetrahedra: np.ndarray):
     """A k-d tree (:func:`point_tree`) of the tetrahedra's centroids, for :func:`locate_points`."""
-    return point_tree(points[tetrahedra].mean(axis=1))
+    return point_tree(_centroids(np.asarray(points, dtype=np.float64), np.asarray(tetrahedra, dtype=np.int64)))
+
+
+@numba.njit(cache=True, nogil=True)
+def _centroids(points: np.ndarray, tetrahedra: np.ndarray) -> np.ndarray:
+    """(m, 3) the tetrahedra's centroids, summed in corner order as ``points[tets].mean(axis=1)``
+    (without its (m, 4, 3) temporary: 0.6 -> 0.03 s for 3M cells)."""
+    centroids = np.empty((tetrahedra.shape[0], 3))
+    for cell in range(tetrahedra.shape[0]):
+        for axis in range(3):
+            total = points[tetrahedra[cell, 0], axis]
+            for local in range(1, 4):
+                total += points[tetrahedra[cell, local], axis]
+            centroids[cell, axis] = total / 4.0
+    return centroids
 
 
 def locate_points(points: np.ndarray, tetrahedra: np.ndarray, targets: np.ndarray,

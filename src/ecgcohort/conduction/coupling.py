@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
-import scipy.sparse
 from scipy.spatial import cKDTree
 
 from ecgcohort.conduction.tensors import conduction_tensors
@@ -69,103 +68,102 @@ class CoupledSources:
 
 @dataclass(frozen=True)
 class MeshSearch:
-    """k-d trees of a mesh's cell centroids and nodes (scipy cKDTree), built once per grid."""
+    """What coupling searches a mesh with, built once per grid: k-d trees of its cell centroids
+    and nodes (scipy cKDTree) and each node's cells (CSR ``cell_offsets`` (n+1,), ``node_cells``),
+    along whose corners a source's ball grows."""
 
     centroids: cKDTree
     nodes: cKDTree
+    cell_offsets: np.ndarray
+    node_cells: np.ndarray
 
     @classmethod
     def of(cls, points_mm: np.ndarray, tetrahedra: np.ndarray) -> MeshSearch:
-        return cls(centroid_tree(points_mm, tetrahedra), point_tree(points_mm))
+        tets = np.ascontiguousarray(tetrahedra, dtype=np.int64)
+        cell_offsets, node_cells = _cells_of_nodes(tets, len(points_mm))
+        return cls(centroid_tree(points_mm, tets), point_tree(points_mm), cell_offsets, node_cells)
 
 
 def couple_points(points_mm: np.ndarray, tetrahedra: np.ndarray, positions_mm: np.ndarray, *,
-                  candidates: int = 24, radius_edges: float = 0.0,
-                  adjacency: scipy.sparse.csr_matrix | None = None, trees: MeshSearch | None = None
+                  candidates: int = 24, radius_edges: float = 0.0, trees: MeshSearch | None = None
                   ) -> CoupledSources:
     """Couple stimulus ``positions_mm`` (k, 3) to the mesh (``points_mm`` (n, 3), ``tetrahedra``
     (m, 4)): each to the tetrahedron holding it, or the one nearest to holding it (largest
     smallest barycentric coordinate among the ``candidates`` with the nearest centroids).
     With ``radius_edges`` > 0 each stimulus also takes the nodes of its ball (see the module
     notes), with barycentric weight 0: :meth:`CoupledSources.interpolate` is unchanged;
-    ``adjacency`` is the mesh's :func:`node_adjacency` and ``trees`` its :class:`MeshSearch`
-    when the caller keeps them."""
+    ``trees`` is the mesh's :class:`MeshSearch` when the caller keeps it."""
     if not np.isfinite(radius_edges) or radius_edges < 0:
         raise ValueError(f"the source radius must be >= 0 edge lengths, got {radius_edges!r}")
     points = np.asarray(points_mm, dtype=float)
     tets = np.asarray(tetrahedra, dtype=np.int64)
     positions = np.atleast_2d(np.asarray(positions_mm, dtype=float))
-    centroids = trees.centroids if trees is not None else centroid_tree(points, tets)
-    chosen, weights = locate_points(points, tets, positions, candidates, centroids=centroids)
+    if trees is None:
+        trees = MeshSearch.of(points, tets)
+    chosen, weights = locate_points(points, tets, positions, candidates, centroids=trees.centroids)
     rows = np.arange(len(positions))
     nodes = tets[chosen].ravel()
     source = np.repeat(rows, 4)
     weights = weights.ravel()
     if radius_edges > 0:
-        if adjacency is None:
-            adjacency = node_adjacency(tets, len(points))
-        node_tree = trees.nodes if trees is not None else point_tree(points)
-        ball_nodes, ball_source = _source_balls(points, tets, positions, chosen, float(radius_edges), adjacency,
-                                                node_tree)
+        ball_nodes, ball_source = _source_balls(points, tets, positions, chosen, float(radius_edges), trees)
         nodes, source = np.concatenate([nodes, ball_nodes]), np.concatenate([source, ball_source])
         weights = np.concatenate([weights, np.zeros(len(ball_nodes))])
     return CoupledSources(nodes=nodes, source=source, cells=chosen[source],
                           offsets_mm=points[nodes] - positions[source], weights=weights)
 
 
-def node_adjacency(tetrahedra: np.ndarray, n_nodes: int) -> scipy.sparse.csr_matrix:
-    """(n_nodes, n_nodes) symmetric pattern of the mesh's edges (sorted indices, values 1)."""
-    tets = np.ascontiguousarray(tetrahedra, dtype=np.int64)
-    indptr, indices = _edge_pattern(tets, int(n_nodes))
-    return scipy.sparse.csr_matrix((np.ones(len(indices), dtype=np.int8), indices, indptr), shape=(n_nodes, n_nodes))
-
-
 @numba.njit(cache=True, nogil=True)  # built beside the eikonal solver's geometry (EikonalGrid.prepare)
-def _edge_pattern(tetrahedra: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
-    """CSR (indptr, sorted indices) of the nodes sharing a tetrahedron with each node: each
-    node's cells gathered, its neighbours marked once (scipy's COO sum took 2.8 s on a
-    3.0M-cell grid)."""
-    counts = np.zeros(n_nodes + 1, dtype=np.int64)
+def _cells_of_nodes(tetrahedra: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each node's tetrahedra as CSR: offsets (n+1,) and cells, in increasing cell order."""
+    offsets = np.zeros(n_nodes + 1, dtype=np.int64)
     for cell in range(tetrahedra.shape[0]):
         for local in range(4):
-            counts[tetrahedra[cell, local] + 1] += 1
-    cell_start = np.cumsum(counts)
-    filled = cell_start[:-1].copy()
-    node_cells = np.empty(cell_start[n_nodes], dtype=np.int64)
+            offsets[tetrahedra[cell, local] + 1] += 1
+    for node in range(n_nodes):
+        offsets[node + 1] += offsets[node]
+    filled = offsets[:-1].copy()
+    cells = np.empty(offsets[n_nodes], dtype=np.int64)
     for cell in range(tetrahedra.shape[0]):
         for local in range(4):
             v = tetrahedra[cell, local]
-            node_cells[filled[v]] = cell
+            cells[filled[v]] = cell
             filled[v] += 1
-    seen = np.full(n_nodes, -1, dtype=np.int64)
-    indptr = np.zeros(n_nodes + 1, dtype=np.int64)
-    for node in range(n_nodes):
-        for k in range(cell_start[node], cell_start[node + 1]):
+    return offsets, cells
+
+
+@numba.njit(cache=True)
+def _reached_inside(tetrahedra: np.ndarray, cell_offsets: np.ndarray, node_cells: np.ndarray, seeds: np.ndarray,
+                    inside: np.ndarray, mark: np.ndarray, token: int) -> np.ndarray:
+    """The nodes reached from ``seeds`` along mesh edges (two nodes of a tetrahedron) through
+    ``inside`` nodes only, the seeds excluded, sorted. ``mark`` (n,) is scratch that holds no
+    ``token`` or ``token + 1`` on entry."""
+    for node in inside:
+        mark[node] = token
+    queue = np.empty(len(inside) + len(seeds), dtype=np.int64)
+    size = 0
+    for node in seeds:
+        if mark[node] != token + 1:
+            mark[node] = token + 1
+            queue[size] = node
+            size += 1
+    first_reached = size
+    head = 0
+    while head < size:
+        node = queue[head]
+        head += 1
+        for k in range(cell_offsets[node], cell_offsets[node + 1]):
             for local in range(4):
                 other = tetrahedra[node_cells[k], local]
-                if other != node and seen[other] != node:
-                    seen[other] = node
-                    indptr[node + 1] += 1
-    for node in range(n_nodes):
-        indptr[node + 1] += indptr[node]
-    indices = np.empty(indptr[n_nodes], dtype=np.int64)
-    seen[:] = -1
-    for node in range(n_nodes):
-        position = indptr[node]
-        for k in range(cell_start[node], cell_start[node + 1]):
-            for local in range(4):
-                other = tetrahedra[node_cells[k], local]
-                if other != node and seen[other] != node:
-                    seen[other] = node
-                    indices[position] = other
-                    position += 1
-        indices[indptr[node]:indptr[node + 1]].sort()
-    return indptr, indices
+                if mark[other] == token:
+                    mark[other] = token + 1
+                    queue[size] = other
+                    size += 1
+    return np.sort(queue[first_reached:size])
 
 
 def _source_balls(points: np.ndarray, tets: np.ndarray, positions: np.ndarray, cells: np.ndarray,
-                  radius_edges: float, adjacency: scipy.sparse.csr_matrix, node_tree: cKDTree
-                  ) -> tuple[np.ndarray, np.ndarray]:
+                  radius_edges: float, search: MeshSearch) -> tuple[np.ndarray, np.ndarray]:
     """(nodes, stimulus index) of every stimulus's ball: the nodes within ``radius_edges`` mean
     edge lengths of its cell that the cell's corners reach along mesh edges without leaving the
     ball, so a ball never jumps across a blood pool or a thin wall to the facing myocardium."""
@@ -173,20 +171,10 @@ def _source_balls(points: np.ndarray, tets: np.ndarray, positions: np.ndarray, c
     pairs = [(i, j) for i in range(4) for j in range(i + 1, 4)]
     radius = radius_edges * np.mean([np.linalg.norm(corners[:, i] - corners[:, j], axis=1) for i, j in pairs], axis=0)
     found_nodes, found_source = [], []
-    indptr, indices = adjacency.indptr, adjacency.indices
-    for k, near in enumerate(node_tree.query_ball_point(positions, radius)):
-        seeds = {int(node) for node in tets[cells[k]]}
-        inside = set(near) | seeds
-        reached, frontier = set(seeds), list(seeds)
-        while frontier:  # along the edges from the cell's corners, inside the ball
-            following = []
-            for node in frontier:
-                for neighbour in indices[indptr[node]:indptr[node + 1]].tolist():
-                    if neighbour in inside and neighbour not in reached:
-                        reached.add(neighbour)
-                        following.append(neighbour)
-            frontier = following
-        ball = np.array(sorted(reached - seeds), dtype=np.int64)
+    mark = np.zeros(len(points), dtype=np.int64)
+    for k, near in enumerate(search.nodes.query_ball_point(positions, radius)):
+        ball = _reached_inside(tets, search.cell_offsets, search.node_cells, tets[cells[k]],
+                               np.asarray(near, dtype=np.int64), mark, 2 * k + 1)
         found_nodes.append(ball)
         found_source.append(np.full(len(ball), k, dtype=np.int64))
     if not found_nodes:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ecgcohort.conduction.coupling import MeshSearch, couple_points, node_adjacency
+from ecgcohort.conduction.coupling import MeshSearch, couple_points
 from ecgcohort.conduction.tensors import check_velocity, conduction_tensors
 from ecgcohort.fem import refine_tetrahedra
 from ecgcohort.structure_tensors import fibre_structure
@@ -287,18 +287,18 @@ def _compiled_geometry(pts: np.ndarray, tets: np.ndarray, tensors: np.ndarray,
     position = np.empty_like(order)
     position[order] = np.arange(order.shape[0])
     renumbered = position[tets]
-    cell_order = np.argsort(renumbered.min(axis=1), kind="stable")
+    cell_order = eikonal_compiled.cells_by_lowest_node(renumbered, order.shape[0])
     renumbered = np.ascontiguousarray(renumbered[cell_order])
     index = cell_order if tensor_of_cell is None else np.asarray(tensor_of_cell, dtype=np.int64)[cell_order]
-    forms = eikonal_compiled.shared_cell_forms(pts[order], renumbered, np.linalg.inv(tensors), index)
+    # single precision: a tetrahedron's forms in one 64-byte cache line and half the index
+    # memory: the solve is bound by memory (0.77 of the time on a 2.6M-cell grid); the geometry
+    # is rounded by 6e-8 relative, the maps move by 3e-5 ms at most against a first-order error
+    # of 0.5 ms (benchmarks/eikonal_precision.py)
+    single_precision = single_precision and renumbered.shape[0] * 4 < np.iinfo(np.int32).max
+    forms = eikonal_compiled.shared_cell_forms(pts[order], renumbered, np.linalg.inv(tensors), index,
+                                               single_precision=single_precision)
     offsets, cells, locals_ = eikonal_compiled.node_cells(order.shape[0], renumbered)
-    if single_precision and renumbered.shape[0] * 4 < np.iinfo(np.int32).max:
-        # a tetrahedron's forms in one 64-byte cache line and half the index memory: the solve is
-        # bound by memory (0.77 of the time on a 2.6M-cell grid); the geometry is rounded by 6e-8
-        # relative, the maps move by 3e-5 ms at most against a first-order error of 0.5 ms
-        # (benchmarks/eikonal_precision.py)
-        forms[:, eikonal_compiled.HEIGHTS] *= 1.0 - eikonal_compiled.SINGLE_PRECISION_HEIGHT_MARGIN
-        forms = forms.astype(np.float32)
+    if single_precision:
         renumbered, offsets, cells = renumbered.astype(np.int32), offsets.astype(np.int32), cells.astype(np.int32)
     return _CompiledGeometry(order, position, renumbered, forms, offsets, cells, locals_)
 
@@ -555,7 +555,7 @@ class EikonalGrid:
     def prepare(self, v_fibre: float, v_cross: float, v_normal: float | None = None, device: str = "auto",
                 threads: int = 1) -> str:
         """Build what every map on this grid shares before maps are solved on several threads:
-        the search trees and edge pattern the point sources are coupled with and, where the
+        the search structures the point sources are coupled with and, where the
         compiled CPU solver runs, its geometry for these velocities (m/s); with ``threads`` > 1
         the two at once (both release the GIL for most of their time). Idempotent. Returns the
         solver that runs for ``device``: 'cpu' (the compiled solver) or 'gpu'."""
@@ -596,21 +596,17 @@ class EikonalGrid:
 
     def couple(self, positions_mm: np.ndarray):
         """Point stimuli at ``positions_mm`` (k, 3) coupled to this grid, each with its ball
-        (:func:`ecgcohort.conduction.coupling.couple_points`); the grid's edge pattern and its
-        search trees are built once (4 s per map on a 3.0M-cell grid otherwise)."""
-        trees, adjacency = self._search_structures()
+        (:func:`ecgcohort.conduction.coupling.couple_points`); the grid's search structures are
+        built once (4 s per map on a 3.0M-cell grid otherwise)."""
         return couple_points(self.points_mm, self.tetrahedra, positions_mm, radius_edges=self.source_radius_edges,
-                             adjacency=adjacency, trees=trees)
+                             trees=self._search_structures())
 
-    def _search_structures(self):
-        """(the grid's :class:`MeshSearch`, its edge pattern or
-        None without source balls), built on first use."""
+    def _search_structures(self) -> MeshSearch:
+        """The grid's :class:`MeshSearch`, built on first use."""
         with self._locks["search"]:
             if "trees" not in self._search:
                 self._search["trees"] = MeshSearch.of(self.points_mm, self.tetrahedra)
-            if self.source_radius_edges > 0 and "adjacency" not in self._search:
-                self._search["adjacency"] = node_adjacency(self.tetrahedra, len(self.points_mm))
-            return self._search["trees"], self._search.get("adjacency")
+            return self._search["trees"]
 
     def restrict(self, tau_ms: np.ndarray) -> np.ndarray:
         """Times on the grid (n_grid,) -> times on the mesh's nodes (mesh_nodes,)."""

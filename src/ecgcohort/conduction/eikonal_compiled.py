@@ -38,9 +38,8 @@ _LENGTHS, _ROOTS, _HEIGHTS = 0, 6, 12
 #: heights are shrunk by this relative margin so that rounding never lets the bound skip an
 #: update that would improve a node
 _HEIGHT_MARGIN = 1e-12
-#: the columns of the face heights, and the further margin they are shrunk by before the forms
-#: are stored in single precision (its rounding is 6e-8 relative)
-HEIGHTS = slice(_HEIGHTS, _HEIGHTS + 4)
+#: the further margin the face heights are shrunk by before the forms are stored in single
+#: precision (its rounding is 6e-8 relative)
 SINGLE_PRECISION_HEIGHT_MARGIN = 1e-6
 
 
@@ -85,15 +84,28 @@ def cell_forms(points: np.ndarray, tetrahedra: np.ndarray, inverse_tensors: np.n
     return shared_cell_forms(points, tetrahedra, inverse_tensors, np.arange(tetrahedra.shape[0]))
 
 
-@numba.njit(cache=True, nogil=True)
 def shared_cell_forms(points: np.ndarray, tetrahedra: np.ndarray, inverse_tensors: np.ndarray,
-                      tensor_of_cell: np.ndarray) -> np.ndarray:
+                      tensor_of_cell: np.ndarray, single_precision: bool = False) -> np.ndarray:
     """:func:`cell_forms` with tetrahedron ``c``'s metric ``inverse_tensors[tensor_of_cell[c]]``:
-    the children of a refined cell share their parent's tensor, inverted once."""
-    forms = np.zeros((tetrahedra.shape[0], 16))
+    the children of a refined cell share their parent's tensor, inverted once. With
+    ``single_precision`` the forms come in float32, the heights first shrunk by
+    :data:`SINGLE_PRECISION_HEIGHT_MARGIN` (computed in float64, rounded once when stored)."""
+    forms = np.zeros((tetrahedra.shape[0], 16), dtype=np.float32 if single_precision else np.float64)
+    _fill_cell_forms(points, tetrahedra, inverse_tensors, tensor_of_cell, forms,
+                     1.0 - SINGLE_PRECISION_HEIGHT_MARGIN if single_precision else 1.0)
+    return forms
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill_cell_forms(points: np.ndarray, tetrahedra: np.ndarray, inverse_tensors: np.ndarray,
+                     tensor_of_cell: np.ndarray, forms: np.ndarray, height_scale: float) -> None:
+    """Write each tetrahedron's forms (:func:`shared_cell_forms`) into ``forms`` (m, 16), of
+    any float type, the heights times ``height_scale``."""
     d = np.empty(3)
+    cell_forms_ = np.zeros(16)
     for cell in range(tetrahedra.shape[0]):
         m = inverse_tensors[tensor_of_cell[cell]]
+        cell_forms_[:] = 0.0
         for i in range(4):
             for j in range(i + 1, 4):
                 for a in range(3):
@@ -102,21 +114,43 @@ def shared_cell_forms(points: np.ndarray, tetrahedra: np.ndarray, inverse_tensor
                 for a in range(3):
                     for b in range(3):
                         total += d[a] * m[a, b] * d[b]
-                forms[cell, _LENGTHS + _EDGE[i, j]] = total
-                forms[cell, _ROOTS + _EDGE[i, j]] = math.sqrt(max(total, 0.0))
+                cell_forms_[_LENGTHS + _EDGE[i, j]] = total
+                cell_forms_[_ROOTS + _EDGE[i, j]] = math.sqrt(max(total, 0.0))
         for target in range(4):
             la, lb, lc = _others(target)
-            l_ac = forms[cell, _EDGE[la, lc]]
-            l_bc = forms[cell, _EDGE[lb, lc]]
-            e1e2 = 0.5 * (l_ac + l_bc - forms[cell, _EDGE[la, lb]])
-            e1y = 0.5 * (l_ac + forms[cell, _EDGE[target, lc]] - forms[cell, _EDGE[target, la]])
-            e2y = 0.5 * (l_bc + forms[cell, _EDGE[target, lc]] - forms[cell, _EDGE[target, lb]])
+            l_ac = cell_forms_[_EDGE[la, lc]]
+            l_bc = cell_forms_[_EDGE[lb, lc]]
+            e1e2 = 0.5 * (l_ac + l_bc - cell_forms_[_EDGE[la, lb]])
+            e1y = 0.5 * (l_ac + cell_forms_[_EDGE[target, lc]] - cell_forms_[_EDGE[target, la]])
+            e2y = 0.5 * (l_bc + cell_forms_[_EDGE[target, lc]] - cell_forms_[_EDGE[target, lb]])
             det = l_ac * l_bc - e1e2 * e1e2
             if det > 0.0:
-                h2 = forms[cell, _EDGE[target, lc]] - (e1y * (l_bc * e1y - e1e2 * e2y)
+                h2 = cell_forms_[_EDGE[target, lc]] - (e1y * (l_bc * e1y - e1e2 * e2y)
                                                        + e2y * (l_ac * e2y - e1e2 * e1y)) / det
-                forms[cell, _HEIGHTS + target] = math.sqrt(max(h2, 0.0)) * (1.0 - _HEIGHT_MARGIN)
-    return forms
+                cell_forms_[_HEIGHTS + target] = math.sqrt(max(h2, 0.0)) * (1.0 - _HEIGHT_MARGIN) * height_scale
+        for k in range(16):
+            forms[cell, k] = cell_forms_[k]
+
+
+@numba.njit(cache=True, nogil=True)
+def cells_by_lowest_node(tetrahedra: np.ndarray, n_nodes: int) -> np.ndarray:
+    """The permutation (m,) that sorts the tetrahedra by their lowest node, ties in their given
+    order (a counting sort: ``np.argsort(tetrahedra.min(axis=1), kind="stable")``)."""
+    counts = np.zeros(n_nodes + 1, dtype=np.int64)
+    lowest = np.empty(tetrahedra.shape[0], dtype=np.int64)
+    for cell in range(tetrahedra.shape[0]):
+        low = tetrahedra[cell, 0]
+        for local in range(1, 4):
+            low = min(low, tetrahedra[cell, local])
+        lowest[cell] = low
+        counts[low + 1] += 1
+    for node in range(n_nodes):
+        counts[node + 1] += counts[node]
+    order = np.empty(tetrahedra.shape[0], dtype=np.int64)
+    for cell in range(tetrahedra.shape[0]):
+        order[counts[lowest[cell]]] = cell
+        counts[lowest[cell]] += 1
+    return order
 
 
 @numba.njit(cache=True, inline="always")

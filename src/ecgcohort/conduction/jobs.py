@@ -408,13 +408,22 @@ class PatientConduction:
                                 layer_velocity_scale(fibres, settings.subendocardial_layer, settings.velocities)))
 
 
-def activation_map(patient: str, map_name: str, entry: Mapping[str, Any], conduction: PatientConduction,
-                   settings: MapSettings) -> ActivationMap:
-    """One activation map of a patient (``entry``: the scenario's config entry): eikonal
-    activation times (ms per myocardial node) on ``conduction.grid`` with their APD scales (intrinsic gradients and the
-    repolarisation diffusion of :mod:`ecgcohort.conduction.repolarisation`); a random pacing
-    map draws its sites from (``settings.seed``, patient, map name), so it is the same map
-    whichever job computes it."""
+@dataclass(frozen=True)
+class SolvedMap:
+    """A scenario's eikonal solution before its repolarisation: the scenario, the activation
+    times per myocardial node (ms), its stimuli and when its solve started (perf_counter s)."""
+
+    name: str
+    scenario: Scenario
+    activation_ms: np.ndarray
+    stimuli: MeshStimuli
+    started: float
+
+
+def solve_map(patient: str, map_name: str, entry: Mapping[str, Any], conduction: PatientConduction,
+              settings: MapSettings) -> SolvedMap:
+    """The eikonal part of :func:`activation_map`: the activation times of one scenario on
+    ``conduction.grid`` (what the solver threads of :func:`compute_activations` run)."""
     started = time.perf_counter()
     spec = Scenario.from_config(entry)
     rng = patient_rng(settings.seed, patient, f"pacing:{map_name}") if spec.kind == "random_pacing" else None
@@ -423,18 +432,36 @@ def activation_map(patient: str, map_name: str, entry: Mapping[str, Any], conduc
                                            settings.velocities, settings.device, conduction.grid)
     except ScenarioError as error:
         raise ScenarioError(f"patient {patient}, scenario {map_name}: {error}") from error
+    return SolvedMap(map_name, spec, tau, stimuli, started)
+
+
+def finish_map(patient: str, solved: SolvedMap, conduction: PatientConduction, settings: MapSettings
+               ) -> ActivationMap:
+    """The activation map of a solved scenario (:func:`solve_map`): its times with their APD
+    scales (intrinsic gradients and the repolarisation diffusion of
+    :mod:`ecgcohort.conduction.repolarisation`) and upstroke spreads."""
+    tau = solved.activation_ms
     repolarisation = Repolarisation.from_config(settings.action_potential)
     spread = float(settings.action_potential.get("upstroke_spread", 0.0))
     activation = ActivationMap(
-        scenario=map_name, kind=spec.kind, activation_ms=tau,
+        scenario=solved.name, kind=solved.scenario.kind, activation_ms=tau,
         apd_scale=repolarisation_scale(conduction.fibres, tau, repolarisation, conduction.template),
-        sites_mm=stimuli.positions_mm, site_times_ms=stimuli.times_ms,
+        sites_mm=solved.stimuli.positions_mm, site_times_ms=solved.stimuli.times_ms,
         upstroke_ms=spread * upstroke_spread_ms(conduction.fibres.tetrahedra, tau))
     log.info("patient %s, %s: %d stimuli, activation %.1f-%.1f ms (total %.1f ms) on %d nodes (solved on %d, "
-             "%d refinements) in %.1f s", patient, map_name, len(stimuli.times_ms), tau.min(), tau.max(),
+             "%d refinements) in %.1f s", patient, solved.name, len(solved.stimuli.times_ms), tau.min(), tau.max(),
              activation.total_activation_ms, conduction.fibres.n_nodes, len(conduction.grid.points_mm),
-             conduction.grid.refinements, time.perf_counter() - started)
+             conduction.grid.refinements, time.perf_counter() - solved.started)
     return activation
+
+
+def activation_map(patient: str, map_name: str, entry: Mapping[str, Any], conduction: PatientConduction,
+                   settings: MapSettings) -> ActivationMap:
+    """One activation map of a patient (``entry``: the scenario's config entry): eikonal
+    activation times (ms per myocardial node) on ``conduction.grid`` (:func:`solve_map`) with
+    their APD scales (:func:`finish_map`); a random pacing map draws its sites from
+    (``settings.seed``, patient, map name), so it is the same map whichever job computes it."""
+    return finish_map(patient, solve_map(patient, map_name, entry, conduction, settings), conduction, settings)
 
 
 def compute_activations(patient: str, scenarios: Mapping[str, Mapping[str, Any]], fibres_path: str | Path,
@@ -451,7 +478,7 @@ def compute_activations(patient: str, scenarios: Mapping[str, Mapping[str, Any]]
     ``threads`` threads where the compiled CPU solver runs (it releases the GIL; each map is the
     same whatever the count; fim-python's GPU backend one at a time) while this thread writes
     and draws the finished ones."""
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor, as_completed
 
     conduction = PatientConduction.read(fibres_path, heart_path, junctions_path, settings)
     solver = conduction.grid.prepare(*conduction_velocities(settings.velocities), device=settings.device,
@@ -460,19 +487,21 @@ def compute_activations(patient: str, scenarios: Mapping[str, Mapping[str, Any]]
     workers = max(1, int(threads)) if solver == "cpu" else 1
     maps = {}
     # the maps whose front enters Purkinje trees (longer solves) start first, so the last map to
-    # finish is a short one; each map is the same in any order
+    # finish is a short one; each map is the same in any order. The threads only solve; this
+    # thread finishes (repolarisation), writes and draws each map as its solve ends, so no
+    # solver thread waits on a map's bookkeeping.
     longest_first = sorted(scenarios, key=lambda name: -len(Scenario.from_config(scenarios[name]).retrograde_trees))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="activation") as pool:
-        futures = {map_name: pool.submit(activation_map, patient, map_name, scenarios[map_name], conduction, settings)
-                   for map_name in longest_first}
+        futures = [pool.submit(solve_map, patient, map_name, scenarios[map_name], conduction, settings)
+                   for map_name in longest_first]
         try:
-            for map_name, future in futures.items():
-                activation = future.result()
-                activation_out, preview_out = outputs[map_name]
+            for future in as_completed(futures):
+                activation = finish_map(patient, future.result(), conduction, settings)
+                activation_out, preview_out = outputs[activation.scenario]
                 save_activation(activation, activation_out)
                 if preview_out is not None:
                     plot_activation(conduction.fibres, activation, preview_out, patient)
-                maps[map_name] = activation
+                maps[activation.scenario] = activation
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
