@@ -405,10 +405,13 @@ def test_compiled_solution_is_a_fixed_point_of_the_local_update():
         updates = np.array([eikonal_compiled.solve_node(v, phi, geometry.tetrahedra, geometry.forms, geometry.offsets,
                                                         geometry.cells, geometry.locals_) for v in range(len(pts))])
         free = np.setdiff1d(np.arange(len(pts)), geometry.position[s])
-        # no node can be improved by any of its tetrahedra, and every node but the sources is
-        # exactly its best local update (Bellman's equation of the discrete eikonal problem)
-        assert np.all(updates >= phi - 1e-8)
-        np.testing.assert_allclose(phi[free], updates[free], rtol=0, atol=1e-8)
+        # no node can be improved by any of its tetrahedra by more than the solver's tolerance,
+        # and every node but the sources is its best local update within it (Bellman's
+        # equation of the discrete eikonal problem)
+        tolerance = eikonal._TOLERANCE_MS
+        assert np.all(updates >= phi - tolerance - 1e-8)
+        assert np.all(updates[free] <= phi[free] + 1e-8)
+        assert 0 < tolerance <= 1e-4
     assert tau[s[0]] == 0.0 and tau[s[1]] == pytest.approx(2.0)
 
 

