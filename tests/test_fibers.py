@@ -379,3 +379,33 @@ def test_epicardial_ventricle_labels_follow_the_wall(case):
     assert lv_free_wall.size > 20
     assert fibres.coordinates["ventricle"][lv_free_wall].max() == 0.0
     assert 0.05 < labels.mean() < 0.95
+
+
+def test_myocardium_is_numbered_as_dolfinx_numbers_it(case):
+    """The fibres' node and cell order is the one dolfinx's create_mesh and P1 space give the
+    myocardium cells (that of every earlier fibre file), rebuilt from its graph routines."""
+    import basix.ufl
+    import dolfinx.fem
+    import dolfinx.mesh
+    import ufl
+    from mpi4py import MPI
+
+    from ecgcohort.fibers.rule_based import _myocardium
+    from ecgcohort.meshing import VOLUME_TAGS
+
+    fibres, _, _, data = case
+    myocardium = _myocardium(data)
+    cells = np.flatnonzero(data.cell_tags == VOLUME_TAGS["myocardium"])
+    nodes, local = np.unique(data.tetrahedra[cells], return_inverse=True)
+    domain = ufl.Mesh(basix.ufl.element("Lagrange", "tetrahedron", 1, shape=(3,)))
+    mesh = dolfinx.mesh.create_mesh(MPI.COMM_SELF, local.reshape(-1, 4), domain, data.points_mm[nodes])
+    space = dolfinx.fem.functionspace(mesh, ("Lagrange", 1))
+    dofs = np.asarray(space.dofmap.list)
+    dof_to_node = np.empty(len(nodes), dtype=np.int64)
+    dof_to_node[dofs] = np.asarray(mesh.geometry.dofmaps[0])
+    np.testing.assert_array_equal(myocardium.tetrahedra, dofs)
+    np.testing.assert_array_equal(myocardium.parent_cells, cells[np.asarray(mesh.topology.original_cell_index)])
+    np.testing.assert_array_equal(myocardium.parent_nodes,
+                                  nodes[np.asarray(mesh.geometry.input_global_indices)][dof_to_node])
+    np.testing.assert_array_equal(myocardium.points_mm, mesh.geometry.x[dof_to_node])
+    np.testing.assert_array_equal(fibres.tetrahedra, myocardium.tetrahedra)
