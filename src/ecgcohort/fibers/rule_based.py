@@ -257,6 +257,7 @@ class _DirichletLaplace:
         self.coupling = rows[:, np.flatnonzero(self.fixed)].tocsr()
         free_block = rows[:, self.free].tocsr()
         free_block.sort_indices()
+        self.block = free_block
         self.matrix = PETSc.Mat().createAIJ(size=free_block.shape, csr=(
             free_block.indptr.astype(PETSc.IntType), free_block.indices.astype(PETSc.IntType), free_block.data),
             comm=PETSc.COMM_SELF)
@@ -276,6 +277,38 @@ class _DirichletLaplace:
         rhs = -(self.coupling @ u[self.fixed])
         if load is not None:
             rhs += load[self.free]
+        self.rhs.setArray(rhs)
+        self.solution.set(0.0)
+        self.ksp.solve(self.rhs, self.solution)
+        if self.ksp.getConvergedReason() <= 0:
+            raise FibreError(f"the LDRB Laplace solve did not converge (PETSc reason {self.ksp.getConvergedReason()})")
+        u[self.free] = self.solution.getArray()
+        return u
+
+    def solve_fixing_also(self, extra: np.ndarray, fixed_values: np.ndarray) -> np.ndarray:
+        """Nodal u (N,) of this problem with the nodes ``extra`` fixed as well, every fixed
+        node to its ``fixed_values`` (N,), no load. The extra nodes' rows and columns become
+        the identity and this problem's multigrid preconditions the result: for a few nodes
+        (the apex) a couple of CG iterations more instead of a new set-up (0.3 s at 1.2 mm)."""
+        import scipy.sparse
+
+        PETSc = self.PETSc
+        position = np.full(len(self.fixed), -1, dtype=np.int64)
+        position[self.free] = np.arange(len(self.free))
+        pinned = np.unique(position[extra][position[extra] >= 0])
+        u = np.where(self.fixed, fixed_values, 0.0)
+        u[extra] = fixed_values[extra]
+        rhs = -(self.coupling @ u[self.fixed]) - self.block[:, pinned] @ u[self.free[pinned]]
+        rhs[pinned] = u[self.free[pinned]]
+        keep = np.ones(len(self.free))
+        keep[pinned] = 0.0
+        block = (scipy.sparse.diags(keep) @ self.block @ scipy.sparse.diags(keep) + scipy.sparse.diags(1.0 - keep)).tocsr()
+        block.sort_indices()
+        matrix = PETSc.Mat().createAIJ(size=block.shape, csr=(
+            block.indptr.astype(PETSc.IntType), block.indices.astype(PETSc.IntType), block.data), comm=PETSc.COMM_SELF)
+        matrix.assemble()
+        self.ksp.getPC().setReusePreconditioner(True)
+        self.ksp.setOperators(matrix, self.matrix)
         self.rhs.setArray(rhs)
         self.solution.set(0.0)
         self.ksp.solve(self.rhs, self.solution)
@@ -311,15 +344,16 @@ def _laplace_solutions(myocardium: _Myocardium, grads: np.ndarray, volumes: np.n
     # boundary node with its y and z (ldrb tests z twice, never x)
     load = np.bincount(tets.ravel(), weights=np.repeat(volumes / 4.0, 4), minlength=n)
     fixed, values = _conditions(n, (base, 1.0))
-    farthest = _DirichletLaplace(stiffness, fixed, rtol).solve(values, load)
+    base_problem = _DirichletLaplace(stiffness, fixed, rtol)
+    farthest = base_problem.solve(values, load)
     apex_point = myocardium.points_mm[int(np.argmax(farthest))]
     boundary = myocardium.boundary_nodes
     candidates = myocardium.points_mm[boundary]
     apex = boundary[np.isclose(candidates[:, 2], apex_point[2]) & np.isclose(candidates[:, 1], apex_point[1])]
     if apex.size == 0:
         raise FibreError(f"no boundary node at the apex {np.round(apex_point, 2).tolist()} mm")
-    fixed, values = _conditions(n, (apex, 0.0), (base, 1.0))
-    solutions = {"apex": _DirichletLaplace(stiffness, fixed, rtol).solve(values)}
+    _, values = _conditions(n, (apex, 0.0), (base, 1.0))
+    solutions = {"apex": base_problem.solve_fixing_also(apex, values)}
 
     walls = [name for name in ("epi", "lv", "rv") if name in surfaces]
     fixed = np.zeros(n, dtype=bool)
