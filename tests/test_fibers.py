@@ -409,3 +409,13 @@ def test_myocardium_is_numbered_as_dolfinx_numbers_it(case):
                                   nodes[np.asarray(mesh.geometry.input_global_indices)][dof_to_node])
     np.testing.assert_array_equal(myocardium.points_mm, mesh.geometry.x[dof_to_node])
     np.testing.assert_array_equal(fibres.tetrahedra, myocardium.tetrahedra)
+
+
+def test_the_fibre_job_writes_the_paraview_file_only_when_asked(mesh_path, tmp_path):
+    from ecgcohort.fibers.jobs import compute_fibres
+
+    angles = {"alpha_endo_deg": 40.0, "alpha_epi_deg": -50.0, "beta_endo_deg": -65.0, "beta_epi_deg": 25.0}
+    compute_fibres("p", mesh_path, angles, tmp_path / "plain" / "fibres.npz")
+    assert (tmp_path / "plain" / "fibres.npz").exists() and not (tmp_path / "plain" / "fibres.vtu").exists()
+    compute_fibres("p", mesh_path, angles, tmp_path / "viewing" / "fibres.npz", vtu=True)
+    assert (tmp_path / "viewing" / "fibres.vtu").stat().st_size > 0
