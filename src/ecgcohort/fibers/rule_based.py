@@ -2,7 +2,8 @@
 
 The myocardium is cut out of a heart-in-torso mesh written by
 :func:`ecgcohort.meshing.mesh_heart_in_torso` (lengths in mm); its boundary facets inherit the
-epicardium, LV / RV endocardium and base tags, and ``fenicsx-ldrb`` solves the Laplace problems
+epicardium, LV / RV endocardium and base tags, and the Laplace problems of ``fenicsx-ldrb``
+(its ``scalar_laplacians``, solved here: P1, CG + algebraic multigrid)
 
 * ``apex``: 0 at the apex (the point farthest from the base), 1 on the base;
 * ``epi``: 1 on the epicardium, 0 on the LV and RV endocardium;
@@ -10,8 +11,8 @@ epicardium, LV / RV endocardium and base tags, and ``fenicsx-ldrb`` solves the L
 * ``rv``: 1 on the RV endocardium, 0 on the epicardium and the LV endocardium;
 * ``lv_rv``: 1 on the LV endocardium, 0 on the RV endocardium;
 
-(free, i.e. zero-flux, on the other boundaries) and builds the fibre / sheet / sheet-normal
-frame from their gradients. The same solves give the ventricular coordinates.
+(free, i.e. zero-flux, on the other boundaries) give the fibre / sheet / sheet-normal frame
+from their gradients (:mod:`ecgcohort.fibers.frames`, ldrb's arithmetic). The same solves give the ventricular coordinates.
 
 Angle conventions (ldrb's, degrees): at a point with apex-to-base direction ``l`` (gradient of
 ``apex``) and transmural direction ``t`` (endocardium to epicardium, orthogonalised against
