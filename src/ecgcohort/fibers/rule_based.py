@@ -12,7 +12,8 @@ epicardium, LV / RV endocardium and base tags, and the Laplace problems of ``fen
 * ``lv_rv``: 1 on the LV endocardium, 0 on the RV endocardium;
 
 (free, i.e. zero-flux, on the other boundaries) give the fibre / sheet / sheet-normal frame
-from their gradients (:mod:`ecgcohort.fibers.frames`, ldrb's arithmetic). The same solves give the ventricular coordinates.
+from their gradients (:mod:`ecgcohort.fibers.frames`, ldrb's arithmetic). The same solves
+give the ventricular coordinates.
 
 Angle conventions (ldrb's, degrees): at a point with apex-to-base direction ``l`` (gradient of
 ``apex``) and transmural direction ``t`` (endocardium to epicardium, orthogonalised against
@@ -303,7 +304,8 @@ class _DirichletLaplace:
         rhs[pinned] = u[self.free[pinned]]
         keep = np.ones(len(self.free))
         keep[pinned] = 0.0
-        block = (scipy.sparse.diags(keep) @ self.block @ scipy.sparse.diags(keep) + scipy.sparse.diags(1.0 - keep)).tocsr()
+        kept = scipy.sparse.diags(keep)
+        block = (kept @ self.block @ kept + scipy.sparse.diags(1.0 - keep)).tocsr()
         block.sort_indices()
         matrix = PETSc.Mat().createAIJ(size=block.shape, csr=(
             block.indptr.astype(PETSc.IntType), block.indices.astype(PETSc.IntType), block.data), comm=PETSc.COMM_SELF)

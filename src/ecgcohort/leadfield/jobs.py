@@ -158,7 +158,8 @@ def compute_lead_field_chunks(patient: str, mesh: str | Path, fibres_npz: str | 
         from ecgcohort.leadfield.matrix import flux_operator
         from ecgcohort.leadfield.tensors import intracellular_tensors
 
-        flux = flux_operator(fibres.points_mm * MM, fibres.tetrahedra, intracellular_tensors(fibres.cell_structure, sigma))
+        flux = flux_operator(fibres.points_mm * MM, fibres.tetrahedra,
+                             intracellular_tensors(fibres.cell_structure, sigma))
     setup_s = time.perf_counter() - start
     contents = []
     for chunk in chunks:
