@@ -6,7 +6,7 @@
 
 Runs the stage's job functions in this process, in the workflow's order, on the patient's
 mesh and heart surface (``DIR/mesh/mesh.msh``, ``DIR/anatomy/heart.vtp``), writing into a
-temporary folder: LDRB fibres and coordinates (with the .vtu and the PNG), the Purkinje trees
+temporary folder: LDRB fibres and coordinates (with the PNG; the .vtu where fibers.write_vtu asks), the Purkinje trees
 (with the PNG), then every activation map of the config's scenarios (with its PNG, in one job as
 the workflow does). Prints the time of each and the first eikonal solve of every map alone,
 the compiled solver against fim-python when asked. Import
@@ -58,8 +58,8 @@ def main() -> None:
         out = Path(folder)
         start = time.perf_counter()
         compute_fibres(patient, args.patient / "mesh/mesh.msh", config["fibers"], out / "fibres.npz",
-                       out / "fibres.png")
-        rows.append(("fibres (LDRB, coordinates, .npz/.vtu/.png)", time.perf_counter() - start))
+                       out / "fibres.png", vtu=config["fibers"]["write_vtu"])
+        rows.append(("fibres (LDRB, coordinates, .npz/.png)", time.perf_counter() - start))
         fibres = load_fibres(out / "fibres.npz")
         print(f"patient {patient}: myocardium {fibres.n_nodes} nodes, {fibres.n_cells} tetrahedra; "
               f"LDRB itself {fibres.seconds:.2f} s", flush=True)

@@ -26,6 +26,25 @@ DEFAULT = FibreAngles()
 STEEP = FibreAngles(alpha_endo=65.0, alpha_epi=-25.0)
 
 
+def _import_ldrb():
+    """``ldrb.ldrb`` (the reference the library's LDRB reimplements), its numba functions
+    compiled with the on-disk cache (ldrb compiles them eagerly at import, 5-7 s otherwise)."""
+    import numba
+
+    plain = numba.njit
+
+    def cached(*args, **kwargs):
+        kwargs.setdefault("cache", True)
+        return plain(*args, **kwargs)
+
+    numba.njit = cached
+    try:
+        import ldrb.ldrb as ldrb_module
+    finally:
+        numba.njit = plain
+    return ldrb_module
+
+
 @pytest.fixture(scope="module")
 def mesh_path(tmp_path_factory):
     model = build_heart_model(n_modes=2, population=10, seed=0, edge_length_mm=EDGE_MM)
@@ -272,8 +291,6 @@ def test_compiled_frames_equal_ldrbs_own(with_rv):
     ports) point by point, in every region branch (LV, RV, septum by epi / lv_rv) and for an
     LV-only heart (no RV solution: ldrb's zeros)."""
     from ecgcohort.fibers.frames import fibre_sheet_frames
-    from ecgcohort.fibers.rule_based import _import_ldrb
-
     ldrb = _import_ldrb()
     rng = np.random.default_rng(3)
     n = 5000
@@ -296,3 +313,109 @@ def test_compiled_frames_equal_ldrbs_own(with_rv):
     frame = np.stack(ours, axis=2)
     np.testing.assert_allclose(np.einsum("nji,njk->nik", frame, frame), np.broadcast_to(np.eye(3), frame.shape),
                                atol=1e-3)
+
+
+def test_laplace_solutions_equal_ldrbs_own(case, mesh_path):
+    """The library's Laplace solves (one stiffness matrix, the Dirichlet nodes eliminated, one
+    multigrid set-up for the three wall problems) give fenicsx-ldrb's ``scalar_laplacians``
+    on the same dolfinx mesh, node for node, to the solvers' tolerance; the ventricle label is
+    ``rv > lv`` wherever the two differ."""
+    import dolfinx.fem
+    import dolfinx.graph
+    import dolfinx.io.utils
+    import dolfinx.mesh
+
+    from ecgcohort.fibers.rule_based import _myocardium
+
+    fibres, _, surfaces, data = case
+    myocardium = _myocardium(data)
+    # the same dolfinx mesh, tagged as ldrb wants its facets
+    domain = __import__("ufl").Mesh(__import__("basix.ufl").ufl.element("Lagrange", "tetrahedron", 1, shape=(3,)))
+    from mpi4py import MPI
+
+    mesh = dolfinx.mesh.create_mesh(MPI.COMM_SELF, fibres.tetrahedra, domain, fibres.points_mm)
+    original = np.asarray(mesh.geometry.input_global_indices, dtype=np.int64)  # geometry node -> fibres' node
+    tags = {"epi": FACET_TAGS["epicardium"], "lv": FACET_TAGS["lv_endocardium"], "rv": FACET_TAGS["rv_endocardium"],
+            "base": FACET_TAGS["base"]}
+    local = np.full(len(data.points_mm), -1)
+    local[fibres.parent_nodes] = np.arange(fibres.n_nodes)
+    triangles = np.vstack([local[data.facets[tag]] for tag in tags.values()])
+    values = np.concatenate([np.full(len(data.facets[tag]), tag, dtype=np.int32) for tag in tags.values()])
+    keep = np.all(triangles >= 0, axis=1)
+    entities, entity_values = dolfinx.io.utils.distribute_entity_data(mesh, 2, triangles[keep], values[keep])
+    mesh.topology.create_connectivity(2, 3)
+    facet_tags = dolfinx.mesh.meshtags_from_entities(mesh, 2, dolfinx.graph.adjacencylist(entities),
+                                                     entity_values.astype(np.int32))
+    reference = _import_ldrb().scalar_laplacians(
+        mesh=mesh, markers={name: [tag] for name, tag in tags.items()}, ffun=facet_tags,
+        petsc_options={"ksp_type": "cg", "pc_type": "gamg", "ksp_rtol": 1e-12})
+    space = reference["apex"].function_space
+    dof_to_node = np.empty(fibres.n_nodes, dtype=np.int64)
+    dof_to_node[np.asarray(space.dofmap.list)] = original[np.asarray(mesh.geometry.dofmaps[0])]
+    ours = {"apex": fibres.coordinates["apicobasal"], "epi": fibres.coordinates["transmural"]}
+    for name, function in reference.items():
+        nodal = np.empty(fibres.n_nodes)
+        nodal[dof_to_node] = function.x.array
+        if name in ours:
+            np.testing.assert_allclose(ours[name], nodal, rtol=0, atol=1e-7, err_msg=name)
+    assert {name: len(nodes) for name, nodes in myocardium.surface_nodes.items()} == \
+        {name: len(surfaces[tag]) for name, tag in (("epi", "epicardium"), ("lv", "lv_endocardium"),
+                                                     ("rv", "rv_endocardium"), ("base", "base"))}
+    lv, rv = (np.empty(fibres.n_nodes) for _ in range(2))
+    lv[dof_to_node], rv[dof_to_node] = reference["lv"].x.array, reference["rv"].x.array
+    distinct = np.abs(rv - lv) > 1e-6
+    assert distinct.mean() > 0.5
+    np.testing.assert_array_equal(fibres.coordinates["ventricle"][distinct], (rv > lv)[distinct])
+
+
+def test_epicardial_ventricle_labels_follow_the_wall(case):
+    """On the epicardium (lv = rv = 0 there) the label is the adjacent wall's: the LV free
+    wall (x < -10 mm, away from the RV on +x) is LV, and the labels are not the rounding noise
+    of a solver (both ventricles present on the epicardium, in proportions near the walls')."""
+    fibres, _, surfaces, _ = case
+    epicardium = surfaces["epicardium"]
+    labels = fibres.coordinates["ventricle"][epicardium]
+    lv_free_wall = _lv_free_wall_mid(fibres, epicardium)
+    assert lv_free_wall.size > 20
+    assert fibres.coordinates["ventricle"][lv_free_wall].max() == 0.0
+    assert 0.05 < labels.mean() < 0.95
+
+
+def test_myocardium_is_numbered_as_dolfinx_numbers_it(case):
+    """The fibres' node and cell order is the one dolfinx's create_mesh and P1 space give the
+    myocardium cells (that of every earlier fibre file), rebuilt from its graph routines."""
+    import basix.ufl
+    import dolfinx.fem
+    import dolfinx.mesh
+    import ufl
+    from mpi4py import MPI
+
+    from ecgcohort.fibers.rule_based import _myocardium
+    from ecgcohort.meshing import VOLUME_TAGS
+
+    fibres, _, _, data = case
+    myocardium = _myocardium(data)
+    cells = np.flatnonzero(data.cell_tags == VOLUME_TAGS["myocardium"])
+    nodes, local = np.unique(data.tetrahedra[cells], return_inverse=True)
+    domain = ufl.Mesh(basix.ufl.element("Lagrange", "tetrahedron", 1, shape=(3,)))
+    mesh = dolfinx.mesh.create_mesh(MPI.COMM_SELF, local.reshape(-1, 4), domain, data.points_mm[nodes])
+    space = dolfinx.fem.functionspace(mesh, ("Lagrange", 1))
+    dofs = np.asarray(space.dofmap.list)
+    dof_to_node = np.empty(len(nodes), dtype=np.int64)
+    dof_to_node[dofs] = np.asarray(mesh.geometry.dofmaps[0])
+    np.testing.assert_array_equal(myocardium.tetrahedra, dofs)
+    np.testing.assert_array_equal(myocardium.parent_cells, cells[np.asarray(mesh.topology.original_cell_index)])
+    np.testing.assert_array_equal(myocardium.parent_nodes,
+                                  nodes[np.asarray(mesh.geometry.input_global_indices)][dof_to_node])
+    np.testing.assert_array_equal(myocardium.points_mm, mesh.geometry.x[dof_to_node])
+    np.testing.assert_array_equal(fibres.tetrahedra, myocardium.tetrahedra)
+
+
+def test_the_fibre_job_writes_the_paraview_file_only_when_asked(mesh_path, tmp_path):
+    from ecgcohort.fibers.jobs import compute_fibres
+
+    angles = {"alpha_endo_deg": 40.0, "alpha_epi_deg": -50.0, "beta_endo_deg": -65.0, "beta_epi_deg": 25.0}
+    compute_fibres("p", mesh_path, angles, tmp_path / "plain" / "fibres.npz")
+    assert (tmp_path / "plain" / "fibres.npz").exists() and not (tmp_path / "plain" / "fibres.vtu").exists()
+    compute_fibres("p", mesh_path, angles, tmp_path / "viewing" / "fibres.npz", vtu=True)
+    assert (tmp_path / "viewing" / "fibres.vtu").stat().st_size > 0

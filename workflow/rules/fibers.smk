@@ -3,9 +3,11 @@ rule compute_fibres:
         mesh=rules.mesh_anatomy.output.mesh,
     output:
         fibres="results/patients/{patient}/fibres/fibres.npz",
-        grid="results/patients/{patient}/fibres/fibres.vtu",
+        # the ParaView file only where asked for: no rule reads it
+        **({"grid": "results/patients/{patient}/fibres/fibres.vtu"} if config["fibers"]["write_vtu"] else {}),
     params:
         angles=config["fibers"],
+        write_vtu=config["fibers"]["write_vtu"],
     log:
         "results/logs/patients/{patient}/compute_fibres.log",
     benchmark:

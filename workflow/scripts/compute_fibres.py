@@ -5,4 +5,4 @@ from ecgcohort.logs import logging_to
 
 with logging_to(snakemake.log[0]):
     compute_fibres(snakemake.wildcards.patient, snakemake.input.mesh, snakemake.params.angles,
-                   snakemake.output.fibres)
+                   snakemake.output.fibres, vtu=snakemake.params.write_vtu)

@@ -112,34 +112,91 @@ def _bislerp(first: np.ndarray, second: np.ndarray, t: float, out: np.ndarray, q
     out[2, 2] = 1.0 - 2.0 * x * x - 2.0 * y * y
 
 
+@numba.njit(cache=True, inline="always")
+def _point_frame(lv: float, rv: float, epi: float, lv_rv: float, gradients: np.ndarray, angles: np.ndarray,
+                 out: np.ndarray, q_lv: np.ndarray, q_rv: np.ndarray, q_epi: np.ndarray, q_endo: np.ndarray,
+                 qa: np.ndarray, qb: np.ndarray) -> None:
+    """The LDRB frame (3, 3) into ``out`` at one point: scalars lv, rv, epi, lv_rv, gradients
+    (4, 3) of lv, rv, epi, apex, ``angles`` as in :func:`_frames`; the rest work space."""
+    if epi > 0.5:
+        region = 0 if lv_rv >= 0.5 else 1
+    elif lv_rv >= 0.9:
+        region = 0
+    elif lv_rv <= 0.1:
+        region = 1
+    else:
+        region = 2
+    alpha_endo, alpha_epi = angles[region, 0], angles[region, 1]
+    beta_endo, beta_epi = angles[region, 2], angles[region, 3]
+    depth = 0.5 if lv + rv < 1e-12 else rv / (lv + rv)
+    alpha_s = alpha_endo * (1 - depth) - alpha_endo * depth
+    alpha_w = alpha_endo * (1 - epi) + alpha_epi * epi
+    beta_s = beta_endo * (1 - depth) - beta_endo * depth
+    beta_w = beta_endo * (1 - epi) + beta_epi * epi
+    apex = gradients[3]
+    _oriented_frame(q_lv, apex, gradients[0], -1.0, alpha_s, beta_s)
+    _oriented_frame(q_rv, apex, gradients[1], 1.0, alpha_s, beta_s)
+    _oriented_frame(q_epi, apex, gradients[2], 1.0, alpha_w, beta_w)
+    _bislerp(q_lv, q_rv, depth, q_endo, qa, qb)
+    _bislerp(q_endo, q_epi, epi, out, qa, qb)
+
+
 @numba.njit(cache=True)
 def _frames(scalars: np.ndarray, gradients: np.ndarray, angles: np.ndarray, out: np.ndarray) -> None:
     """Kernel of :func:`fibre_sheet_frames` (its argument layout; ``out`` (n, 3, 3))."""
     q_lv, q_rv, q_epi, q_endo = np.empty((3, 3)), np.empty((3, 3)), np.empty((3, 3)), np.empty((3, 3))
     qa, qb = np.empty(4), np.empty(4)
     for i in range(scalars.shape[0]):
-        lv, rv, epi, lv_rv = scalars[i, 0], scalars[i, 1], scalars[i, 2], scalars[i, 3]
-        if epi > 0.5:
-            region = 0 if lv_rv >= 0.5 else 1
-        elif lv_rv >= 0.9:
-            region = 0
-        elif lv_rv <= 0.1:
-            region = 1
-        else:
-            region = 2
-        alpha_endo, alpha_epi = angles[region, 0], angles[region, 1]
-        beta_endo, beta_epi = angles[region, 2], angles[region, 3]
-        depth = 0.5 if lv + rv < 1e-12 else rv / (lv + rv)
-        alpha_s = alpha_endo * (1 - depth) - alpha_endo * depth
-        alpha_w = alpha_endo * (1 - epi) + alpha_epi * epi
-        beta_s = beta_endo * (1 - depth) - beta_endo * depth
-        beta_w = beta_endo * (1 - epi) + beta_epi * epi
-        apex = gradients[i, 3]
-        _oriented_frame(q_lv, apex, gradients[i, 0], -1.0, alpha_s, beta_s)
-        _oriented_frame(q_rv, apex, gradients[i, 1], 1.0, alpha_s, beta_s)
-        _oriented_frame(q_epi, apex, gradients[i, 2], 1.0, alpha_w, beta_w)
-        _bislerp(q_lv, q_rv, depth, q_endo, qa, qb)
-        _bislerp(q_endo, q_epi, epi, out[i], qa, qb)
+        _point_frame(scalars[i, 0], scalars[i, 1], scalars[i, 2], scalars[i, 3], gradients[i], angles, out[i],
+                     q_lv, q_rv, q_epi, q_endo, qa, qb)
+
+
+@numba.njit(cache=True)
+def _mean_fibre_dyads(nodal_scalars: np.ndarray, tetrahedra: np.ndarray, cell_gradients: np.ndarray,
+                      barycentric: np.ndarray, angles: np.ndarray, out: np.ndarray) -> int:
+    """Kernel of :func:`mean_fibre_structure`; returns how many fibres vanished (left out)."""
+    q_lv, q_rv, q_epi, q_endo = np.empty((3, 3)), np.empty((3, 3)), np.empty((3, 3)), np.empty((3, 3))
+    qa, qb, frame = np.empty(4), np.empty(4), np.empty((3, 3))
+    point = np.empty(4)
+    vanished = 0
+    weight = 1.0 / barycentric.shape[0]
+    for cell in range(tetrahedra.shape[0]):
+        for i in range(3):
+            for j in range(3):
+                out[cell, i, j] = 0.0
+        for q in range(barycentric.shape[0]):
+            for field in range(4):
+                value = 0.0
+                for corner in range(4):
+                    value += barycentric[q, corner] * nodal_scalars[tetrahedra[cell, corner], field]
+                point[field] = value
+            _point_frame(point[0], point[1], point[2], point[3], cell_gradients[cell], angles, frame,
+                         q_lv, q_rv, q_epi, q_endo, qa, qb)
+            norm = math.sqrt(frame[0, 0] ** 2 + frame[1, 0] ** 2 + frame[2, 0] ** 2)
+            if not norm > 1e-6:
+                vanished += 1
+                continue
+            for i in range(3):
+                for j in range(3):
+                    out[cell, i, j] += weight * frame[i, 0] * frame[j, 0] / (norm * norm)
+    return vanished
+
+
+def mean_fibre_structure(nodal_scalars: np.ndarray, tetrahedra: np.ndarray, cell_gradients: np.ndarray,
+                         barycentric: np.ndarray, *, alpha_endo_deg: float, alpha_epi_deg: float,
+                         beta_endo_deg: float, beta_epi_deg: float) -> tuple[np.ndarray, int]:
+    """(each cell's mean of f fᵀ (C, 3, 3) over the points ``barycentric`` (Q, 4), how many
+    of those fibres vanished): the LDRB fibre at each point from the scalars lv, rv, epi,
+    lv_rv interpolated there (``nodal_scalars`` (N, 4) on the ``tetrahedra`` (C, 4)) and the
+    cell's constant gradients of lv, rv, epi, apex (``cell_gradients`` (C, 4, 3)); angles in
+    degrees as in :func:`fibre_sheet_frames`. One pass over the cells, no per-point arrays."""
+    angles = np.tile([float(alpha_endo_deg), float(alpha_epi_deg), float(beta_endo_deg), float(beta_epi_deg)], (3, 1))
+    out = np.empty((len(tetrahedra), 3, 3))
+    vanished = _mean_fibre_dyads(np.ascontiguousarray(nodal_scalars, dtype=float),
+                                 np.ascontiguousarray(tetrahedra, dtype=np.int64),
+                                 np.ascontiguousarray(cell_gradients, dtype=float),
+                                 np.ascontiguousarray(barycentric, dtype=float), angles, out)
+    return out, int(vanished)
 
 
 def fibre_sheet_frames(lv_scalar: np.ndarray, rv_scalar: np.ndarray, epi_scalar: np.ndarray,

@@ -1,4 +1,4 @@
-"""The fibre stage's job: a patient's mesh in, fibres and coordinates (.npz, .vtu) and a PNG out."""
+"""The fibre stage's job: a patient's mesh in, fibres and coordinates (.npz, optionally .vtu) and a PNG out."""
 
 from __future__ import annotations
 
@@ -43,12 +43,13 @@ def plot_fibres(fibres: MyocardialFibres, path: str | Path, title: str = "", gly
 
 
 def compute_fibres(patient: str, mesh: str | Path, angles: Mapping[str, Any], fibres_out: str | Path,
-                   preview_out: str | Path | None = None) -> None:
+                   preview_out: str | Path | None = None, vtu: bool = False) -> None:
     """Rule-based fibres and ventricular coordinates on one patient's myocardium, with their
-    preview where ``preview_out`` is given (the workflow draws it in ``draw_patient``)."""
+    preview where ``preview_out`` is given (the workflow draws it in ``draw_patient``) and,
+    with ``vtu``, a ParaView file beside ``fibres_out`` (:func:`save_fibres`)."""
     fibres = myocardial_fibres(mesh, FibreAngles(alpha_endo=angles["alpha_endo_deg"], alpha_epi=angles["alpha_epi_deg"],
                                                  beta_endo=angles["beta_endo_deg"], beta_epi=angles["beta_epi_deg"]))
-    save_fibres(fibres, fibres_out, vtu=True)
+    save_fibres(fibres, fibres_out, vtu=vtu)
     if preview_out is not None:
         plot_fibres(fibres, preview_out, title=patient)
     log.info("patient %s: fibres on %d nodes / %d tetrahedra in %.1f s", patient, len(fibres.points_mm),

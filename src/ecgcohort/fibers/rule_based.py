@@ -2,7 +2,8 @@
 
 The myocardium is cut out of a heart-in-torso mesh written by
 :func:`ecgcohort.meshing.mesh_heart_in_torso` (lengths in mm); its boundary facets inherit the
-epicardium, LV / RV endocardium and base tags, and ``fenicsx-ldrb`` solves the Laplace problems
+epicardium, LV / RV endocardium and base tags, and the Laplace problems of ``fenicsx-ldrb``
+(its ``scalar_laplacians``, solved here: P1, CG + algebraic multigrid)
 
 * ``apex``: 0 at the apex (the point farthest from the base), 1 on the base;
 * ``epi``: 1 on the epicardium, 0 on the LV and RV endocardium;
@@ -10,8 +11,9 @@ epicardium, LV / RV endocardium and base tags, and ``fenicsx-ldrb`` solves the L
 * ``rv``: 1 on the RV endocardium, 0 on the epicardium and the LV endocardium;
 * ``lv_rv``: 1 on the LV endocardium, 0 on the RV endocardium;
 
-(free, i.e. zero-flux, on the other boundaries) and builds the fibre / sheet / sheet-normal
-frame from their gradients. The same solves give the ventricular coordinates.
+(free, i.e. zero-flux, on the other boundaries) give the fibre / sheet / sheet-normal frame
+from their gradients (:mod:`ecgcohort.fibers.frames`, ldrb's arithmetic). The same solves
+give the ventricular coordinates.
 
 Angle conventions (ldrb's, degrees): at a point with apex-to-base direction ``l`` (gradient of
 ``apex``) and transmural direction ``t`` (endocardium to epicardium, orthogonalised against
@@ -49,37 +51,15 @@ _LDRB_MARKERS: dict[str, str] = {"epi": "epicardium", "lv": "lv_endocardium", "r
                                  "base": "base"}
 COORDINATE_NAMES: tuple[str, ...] = ("apicobasal", "transmural", "rotational", "ventricle")
 _ORTHONORMAL_TOLERANCE = 1e-6
-#: The Laplace problems by CG + algebraic multigrid: ldrb's default (PETSc's own LU) takes
-#: 3.3 s per problem on a 35k-node heart, this 0.3 s, and agrees with it to 1e-9.
-_LAPLACE_SOLVER = {"ksp_type": "cg", "pc_type": "gamg", "ksp_rtol": 1e-10}
+#: The Laplace problems' relative tolerance (CG with PETSc's algebraic multigrid: ldrb's
+#: default, PETSc's own LU, took 3.3 s per problem on a 35k-node heart, this 0.3 s).
+LAPLACE_RTOL = 1e-10
 #: Barycentric points of the cell averages of f fᵀ: Keast's four-point rule (degree 2). A 4 mm
 #: cell spans a third of the wall, over which the helix angle turns by some 40°, so its
 #: centroid's fibre misstates its conductivity: against a 64-point rule the centroid's f fᵀ is
 #: off by 0.10 (mean Frobenius norm, default patient at 4 mm), these four points' by 0.025.
 _KEAST_A, _KEAST_B = 0.5854101966249685, 0.1381966011250105
 STRUCTURE_POINTS = np.array([[_KEAST_A if i == k else _KEAST_B for i in range(4)] for k in range(4)])
-
-
-def _import_ldrb():
-    """``ldrb.ldrb``, with its numba functions cached on disk.
-
-    ldrb compiles its quaternion helpers eagerly at import without numba's cache (5-7 s in
-    every job); compiled with ``cache=True`` the second import takes under a second.
-    """
-    import numba
-
-    plain = numba.njit
-
-    def cached(*args, **kwargs):
-        kwargs.setdefault("cache", True)
-        return plain(*args, **kwargs)
-
-    numba.njit = cached
-    try:
-        import ldrb.ldrb as ldrb_module
-    finally:
-        numba.njit = plain
-    return ldrb_module
 
 
 class FibreError(RuntimeError):
@@ -127,7 +107,8 @@ class MyocardialFibres:
       apex-to-base axis; towards +y, anterior, in the heart-local frame of
       :mod:`ecgcohort.shapes.heart`);
     * ``"ventricle"``: 0 for LV, 1 for RV: 1 where the RV endocardial solution exceeds the LV one
-      (``rv > lv``), so the septum is split at its mid-wall and the RV free wall is RV.
+      (``rv > lv``), so the septum is split at its mid-wall and the RV free wall is RV; on the
+      epicardium, where both are 0, the adjacent cells' mean values decide.
 
     ``parent_nodes`` / ``parent_cells`` index the nodes and cells of the full mesh as read by
     :func:`ecgcohort.meshing.read_tagged_mesh` (the order of the ``.msh`` file).
@@ -169,16 +150,44 @@ class MyocardialFibres:
         return int(self.tetrahedra.shape[0])
 
 
-def _myocardium_mesh(tagged: TaggedMesh):
-    """(dolfinx mesh of the myocardium cells, facet MeshTags of its LDRB surfaces, parent
-    cells, parent nodes): parents index the cells and nodes of the full ``tagged`` mesh."""
+@dataclass(frozen=True)
+class _Myocardium:
+    """The myocardium cut out of a tagged mesh, in dolfinx's node and cell order (the order
+    the fibres have always been written in): ``points_mm`` (N, 3), ``tetrahedra`` (C, 4),
+    ``parent_nodes`` / ``parent_cells`` into the full mesh, and the node sets of its LDRB
+    surfaces by ldrb name (``epi``, ``lv``, ``rv``, ``base``; the RV's absent in an LV-only
+    heart) and of its whole boundary."""
+
+    points_mm: np.ndarray
+    tetrahedra: np.ndarray
+    parent_nodes: np.ndarray
+    parent_cells: np.ndarray
+    surface_nodes: dict[str, np.ndarray]
+    boundary_nodes: np.ndarray
+
+
+def _faces(tetrahedra: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(keys of the cells' triangular faces, each face once, sorted; how many cells share
+    each): a face's key encodes its sorted node triple."""
+    faces = np.sort(tetrahedra[:, [[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]]].reshape(-1, 3), axis=1)
+    return np.unique(_face_keys(faces, n_nodes), return_counts=True)
+
+
+def _face_keys(sorted_triangles: np.ndarray, n_nodes: int) -> np.ndarray:
+    n = np.int64(n_nodes)
+    triangles = sorted_triangles.astype(np.int64)
+    return (triangles[:, 0] * n + triangles[:, 1]) * n + triangles[:, 2]
+
+
+def _myocardium(tagged: TaggedMesh) -> _Myocardium:
+    """The :class:`_Myocardium` of a tagged heart-in-torso mesh, numbered as dolfinx's
+    ``create_mesh`` numbers it (every earlier fibre file's order; tests/test_fibers.py checks
+    the two agree): cells in the Gibbs-Poole-Stockmeyer order of their dual graph, nodes in
+    the order they first appear in those cells. dolfinx's own graph routines do that in a
+    fifth of the time its whole mesh takes to build."""
     from mpi4py import MPI
 
-    import basix.ufl
-    import dolfinx.graph
-    import dolfinx.io.utils
-    import dolfinx.mesh
-    import ufl
+    import dolfinx.cpp
 
     from ecgcohort.meshing.tetra import FACET_TAGS, VOLUME_TAGS
 
@@ -186,30 +195,181 @@ def _myocardium_mesh(tagged: TaggedMesh):
     if cells.size == 0:
         raise FibreError("the mesh has no myocardium cells")
     nodes, local = np.unique(tagged.tetrahedra[cells], return_inverse=True)
-    local_of = np.full(len(tagged.points_mm), -1, dtype=np.int64)
-    local_of[nodes] = np.arange(len(nodes))
-    domain = ufl.Mesh(basix.ufl.element("Lagrange", "tetrahedron", 1, shape=(3,)))
-    mesh = dolfinx.mesh.create_mesh(MPI.COMM_SELF, local.reshape(-1, 4), domain, tagged.points_mm[nodes])
-    tdim = mesh.topology.dim
-    # dolfinx reorders cells and nodes; map both back to the input (then to the full mesh)
-    parent_cells = cells[np.asarray(mesh.topology.original_cell_index, dtype=np.int64)]
-    parent_nodes = nodes[np.asarray(mesh.geometry.input_global_indices, dtype=np.int64)]
+    local = local.reshape(-1, 4).astype(np.int64)
+    graph = dolfinx.cpp.graph
+    cell_nodes = graph.AdjacencyList_int64(np.ascontiguousarray(local.ravel()),
+                                           np.arange(0, local.size + 1, 4, dtype=np.int32))
+    dual = dolfinx.cpp.mesh.build_dual_graph(MPI.COMM_SELF, dolfinx.cpp.mesh.CellType.tetrahedron, cell_nodes, 2)
+    position = np.asarray(graph.reorder_gps(graph.AdjacencyList_int32(
+        np.asarray(dual.array, dtype=np.int32), np.asarray(dual.offsets, dtype=np.int32))), dtype=np.int64)
+    cell_order = np.empty_like(position)
+    cell_order[position] = np.arange(len(position))
+    ordered = local[cell_order]
+    first_seen = np.unique(ordered.ravel(), return_index=True)[1]
+    node_order = np.argsort(first_seen)
+    renumber = np.empty_like(node_order)
+    renumber[node_order] = np.arange(len(node_order))
+    tetrahedra = renumber[ordered]
+    n_nodes = len(node_order)
+    parent_cells = cells[cell_order]
+    parent_nodes = nodes[node_order]
+    points = np.asarray(tagged.points_mm[parent_nodes], dtype=float)
 
-    wanted = [FACET_TAGS[name] for name in _LDRB_MARKERS.values() if FACET_TAGS[name] in tagged.facets]
-    triangles = np.vstack([tagged.facets[tag] for tag in wanted])
-    values = np.concatenate([np.full(len(tagged.facets[tag]), tag, dtype=np.int32) for tag in wanted])
-    on_myocardium = np.all(local_of[triangles] >= 0, axis=1)
-    entities, entity_values = dolfinx.io.utils.distribute_entity_data(
-        mesh, tdim - 1, local_of[triangles[on_myocardium]], values[on_myocardium])
-    mesh.topology.create_connectivity(tdim - 1, tdim)
-    facet_tags = dolfinx.mesh.meshtags_from_entities(mesh, tdim - 1, dolfinx.graph.adjacencylist(entities),
-                                                     entity_values.astype(np.int32))
-    boundary = dolfinx.mesh.exterior_facet_indices(mesh.topology)
-    untagged = np.setdiff1d(boundary, facet_tags.indices)
+    local_of = np.full(len(tagged.points_mm), -1, dtype=np.int64)
+    local_of[parent_nodes] = np.arange(n_nodes)
+    face_keys, sharing = _faces(tetrahedra, n_nodes)
+    exterior = face_keys[sharing == 1]
+    tagged_keys = []
+    surface_nodes = {}
+    for name, tag_name in _LDRB_MARKERS.items():
+        triangles = tagged.facets.get(FACET_TAGS[tag_name])
+        if triangles is None:
+            continue
+        triangles = local_of[triangles]
+        triangles = np.sort(triangles[np.all(triangles >= 0, axis=1)], axis=1)
+        keys = _face_keys(triangles, n_nodes)
+        on_boundary = np.isin(keys, exterior)
+        if on_boundary.any():
+            surface_nodes[name] = np.unique(triangles[on_boundary])
+            tagged_keys.append(keys[on_boundary])
+    untagged = np.setdiff1d(exterior, np.concatenate(tagged_keys) if tagged_keys else exterior[:0])
     if untagged.size:
-        raise FibreError(f"{untagged.size} of {boundary.size} myocardial boundary facets carry none of the tags "
+        raise FibreError(f"{untagged.size} of {exterior.size} myocardial boundary facets carry none of the tags "
                          f"{sorted(_LDRB_MARKERS.values())}")
-    return mesh, facet_tags, parent_cells, parent_nodes
+    boundary = np.unique(np.stack([exterior // n_nodes // n_nodes, exterior // n_nodes % n_nodes,
+                                   exterior % n_nodes]))
+    return _Myocardium(points_mm=points, tetrahedra=tetrahedra, parent_nodes=parent_nodes, parent_cells=parent_cells,
+                       surface_nodes=surface_nodes, boundary_nodes=boundary)
+
+
+class _DirichletLaplace:
+    """The P1 Laplace problem K u = b with u fixed on the nodes ``fixed`` (bool (N,)), solved
+    on the free nodes (K_ff u_f = b_f − K_fd u_d) by CG with PETSc's algebraic multigrid,
+    set up once for any number of right-hand sides and boundary values."""
+
+    def __init__(self, stiffness, fixed: np.ndarray, rtol: float):
+        from mpi4py import MPI  # noqa: F401  (libmpi before PETSc)
+        from petsc4py import PETSc
+
+        self.fixed = np.asarray(fixed, dtype=bool)
+        self.free = np.flatnonzero(~self.fixed)
+        if self.free.size == 0 or not self.fixed.any():
+            raise FibreError(f"a Laplace problem with {int(self.fixed.sum())} of {len(self.fixed)} nodes fixed")
+        rows = stiffness[self.free]
+        self.coupling = rows[:, np.flatnonzero(self.fixed)].tocsr()
+        free_block = rows[:, self.free].tocsr()
+        free_block.sort_indices()
+        self.block = free_block
+        self.matrix = PETSc.Mat().createAIJ(size=free_block.shape, csr=(
+            free_block.indptr.astype(PETSc.IntType), free_block.indices.astype(PETSc.IntType), free_block.data),
+            comm=PETSc.COMM_SELF)
+        self.matrix.assemble()
+        self.ksp = PETSc.KSP().create(PETSc.COMM_SELF)
+        self.ksp.setOperators(self.matrix)
+        self.ksp.setType("cg")
+        self.ksp.getPC().setType("gamg")
+        self.ksp.setTolerances(rtol=rtol)
+        self.rhs, self.solution = self.matrix.createVecs()
+        self.PETSc = PETSc
+
+    def solve(self, fixed_values: np.ndarray, load: np.ndarray | None = None) -> np.ndarray:
+        """Nodal u (N,): ``fixed_values`` (N,) read on the fixed nodes, ``load`` (N,) the
+        right-hand side (default none)."""
+        u = np.where(self.fixed, fixed_values, 0.0)
+        rhs = -(self.coupling @ u[self.fixed])
+        if load is not None:
+            rhs += load[self.free]
+        self.rhs.setArray(rhs)
+        self.solution.set(0.0)
+        self.ksp.solve(self.rhs, self.solution)
+        if self.ksp.getConvergedReason() <= 0:
+            raise FibreError(f"the LDRB Laplace solve did not converge (PETSc reason {self.ksp.getConvergedReason()})")
+        u[self.free] = self.solution.getArray()
+        return u
+
+    def solve_fixing_also(self, extra: np.ndarray, fixed_values: np.ndarray) -> np.ndarray:
+        """Nodal u (N,) of this problem with the nodes ``extra`` fixed as well, every fixed
+        node to its ``fixed_values`` (N,), no load. The extra nodes' rows and columns become
+        the identity and this problem's multigrid preconditions the result: for a few nodes
+        (the apex) a couple of CG iterations more instead of a new set-up (0.3 s at 1.2 mm)."""
+        import scipy.sparse
+
+        PETSc = self.PETSc
+        position = np.full(len(self.fixed), -1, dtype=np.int64)
+        position[self.free] = np.arange(len(self.free))
+        pinned = np.unique(position[extra][position[extra] >= 0])
+        u = np.where(self.fixed, fixed_values, 0.0)
+        u[extra] = fixed_values[extra]
+        rhs = -(self.coupling @ u[self.fixed]) - self.block[:, pinned] @ u[self.free[pinned]]
+        rhs[pinned] = u[self.free[pinned]]
+        keep = np.ones(len(self.free))
+        keep[pinned] = 0.0
+        kept = scipy.sparse.diags(keep)
+        block = (kept @ self.block @ kept + scipy.sparse.diags(1.0 - keep)).tocsr()
+        block.sort_indices()
+        matrix = PETSc.Mat().createAIJ(size=block.shape, csr=(
+            block.indptr.astype(PETSc.IntType), block.indices.astype(PETSc.IntType), block.data), comm=PETSc.COMM_SELF)
+        matrix.assemble()
+        self.ksp.getPC().setReusePreconditioner(True)
+        self.ksp.setOperators(matrix, self.matrix)
+        self.rhs.setArray(rhs)
+        self.solution.set(0.0)
+        self.ksp.solve(self.rhs, self.solution)
+        if self.ksp.getConvergedReason() <= 0:
+            raise FibreError(f"the LDRB Laplace solve did not converge (PETSc reason {self.ksp.getConvergedReason()})")
+        u[self.free] = self.solution.getArray()
+        return u
+
+
+def _conditions(n_nodes: int, *conditions: tuple[np.ndarray, float]) -> tuple[np.ndarray, np.ndarray]:
+    """(fixed mask, values) of Dirichlet conditions (node indices, value), later ones winning
+    where they share nodes (as dolfinx's ``set_bc``, which ldrb used)."""
+    fixed, values = np.zeros(n_nodes, dtype=bool), np.zeros(n_nodes)
+    for nodes, value in conditions:
+        fixed[nodes] = True
+        values[nodes] = value
+    return fixed, values
+
+
+def _laplace_solutions(myocardium: _Myocardium, grads: np.ndarray, volumes: np.ndarray,
+                       rtol: float) -> dict[str, np.ndarray]:
+    """ldrb's Laplace solutions (``scalar_laplacians``; module docstring) as nodal values:
+    ``apex``, ``epi``, ``lv``, ``rv`` and ``lv_rv`` (the last two with an RV). The stiffness
+    matrix is assembled once; the three solves with Dirichlet conditions on every
+    endocardium and the epicardium share one multigrid set-up."""
+    from ecgcohort.fem import stiffness_matrix
+
+    tets, n = myocardium.tetrahedra, len(myocardium.points_mm)
+    stiffness = stiffness_matrix(tets, grads, volumes, np.broadcast_to(np.eye(3), (len(tets), 3, 3)), n)
+    surfaces = myocardium.surface_nodes
+    base = surfaces["base"]
+    # ldrb's apex: the farthest point of the base by -Δu = 1, u = 1 on the base; then every
+    # boundary node with its y and z (ldrb tests z twice, never x)
+    load = np.bincount(tets.ravel(), weights=np.repeat(volumes / 4.0, 4), minlength=n)
+    fixed, values = _conditions(n, (base, 1.0))
+    base_problem = _DirichletLaplace(stiffness, fixed, rtol)
+    farthest = base_problem.solve(values, load)
+    apex_point = myocardium.points_mm[int(np.argmax(farthest))]
+    boundary = myocardium.boundary_nodes
+    candidates = myocardium.points_mm[boundary]
+    apex = boundary[np.isclose(candidates[:, 2], apex_point[2]) & np.isclose(candidates[:, 1], apex_point[1])]
+    if apex.size == 0:
+        raise FibreError(f"no boundary node at the apex {np.round(apex_point, 2).tolist()} mm")
+    _, values = _conditions(n, (apex, 0.0), (base, 1.0))
+    solutions = {"apex": base_problem.solve_fixing_also(apex, values)}
+
+    walls = [name for name in ("epi", "lv", "rv") if name in surfaces]
+    fixed = np.zeros(n, dtype=bool)
+    fixed[np.concatenate([surfaces[name] for name in walls])] = True
+    shared = _DirichletLaplace(stiffness, fixed, rtol)
+    for case in walls:
+        others = np.concatenate([surfaces[name] for name in walls if name != case])
+        _, values = _conditions(n, (surfaces[case], 1.0), (others, 0.0))
+        solutions[case] = shared.solve(values)
+    if "rv" in surfaces:
+        fixed, values = _conditions(n, (surfaces["lv"], 1.0), (surfaces["rv"], 0.0))
+        solutions["lv_rv"] = _DirichletLaplace(stiffness, fixed, rtol).solve(values)
+    return solutions
 
 
 def _frames(data: dict, angles: FibreAngles) -> tuple[np.ndarray, ...]:
@@ -227,32 +387,17 @@ def _frames(data: dict, angles: FibreAngles) -> tuple[np.ndarray, ...]:
         beta_endo_deg=angles.beta_endo, beta_epi_deg=angles.beta_epi)
 
 
-def _nodal_gradients(mesh, nodal_space, cell_data: dict) -> dict[str, np.ndarray]:
-    """The cell (DG_0) gradients (1/mm) of ldrb's ``cell_data`` averaged onto the P1 dofs of
-    ``nodal_space``, weighted by cell volume. ldrb interpolates the piecewise-constant
-    gradient into P1 by keeping one adjacent cell's value per node (whichever dolfinx visits
-    last), which makes nodal fibres depend on the cell order."""
-    import ldrb.utils
-
-    cell_dofs = np.asarray(ldrb.utils.space_from_string("DG_0", mesh, dim=3).dofmap.list)[:, 0]
-    nodal_dofs = np.asarray(nodal_space.dofmap.list)
-    corners = mesh.geometry.x[np.asarray(mesh.geometry.dofmaps[0])]
-    volumes = np.abs(np.linalg.det(corners[:, 1:] - corners[:, :1])) / 6.0
-    n_dofs = nodal_space.dofmap.index_map.size_local + nodal_space.dofmap.index_map.num_ghosts
-    weight = np.zeros(n_dofs)
-    for k in range(4):
-        weight += np.bincount(nodal_dofs[:, k], weights=volumes, minlength=n_dofs)
-    averaged = {}
-    for key, values in cell_data.items():
-        if not key.endswith("_gradient"):
-            continue
-        per_cell = np.asarray(values).reshape(-1, 3)[cell_dofs] * volumes[:, None]
-        total = np.zeros((n_dofs, 3))
-        for k in range(4):
-            for axis in range(3):
-                total[:, axis] += np.bincount(nodal_dofs[:, k], weights=per_cell[:, axis], minlength=n_dofs)
-        averaged[key] = (total / weight[:, None]).reshape(-1)
-    return averaged
+def _nodal_average(tetrahedra: np.ndarray, volumes: np.ndarray, per_cell: np.ndarray) -> np.ndarray:
+    """Per-cell vectors (C, 3) averaged onto the nodes (N, 3), weighted by cell volume. ldrb
+    interpolated the piecewise-constant gradients into P1 by keeping one adjacent cell's
+    value per node (whichever dolfinx visited last), which made nodal fibres depend on the
+    cell order."""
+    n_nodes = int(tetrahedra.max()) + 1
+    weight = np.bincount(tetrahedra.ravel(), weights=np.repeat(volumes, 4), minlength=n_nodes)
+    weighted = np.repeat(per_cell * volumes[:, None], 4, axis=0)
+    total = np.stack([np.bincount(tetrahedra.ravel(), weights=weighted[:, axis], minlength=n_nodes)
+                      for axis in range(3)], axis=1)
+    return total / weight[:, None]
 
 
 def _orthonormalise(fibre: np.ndarray, sheet: np.ndarray, normal: np.ndarray,
@@ -295,110 +440,101 @@ def rotational_coordinate(points_mm: np.ndarray, apex_mm: np.ndarray, base_centr
     return np.arctan2(relative @ e2, relative @ e1)
 
 
-def _cell_structure(cell_data: dict, nodal_scalars: dict[str, np.ndarray], cell_nodes: np.ndarray,
-                    cell_dofs: np.ndarray, angles: FibreAngles) -> np.ndarray:
+def _ventricle(lv: np.ndarray, rv: np.ndarray, tetrahedra: np.ndarray, volumes: np.ndarray) -> np.ndarray:
+    """1.0 at the nodes where the RV endocardial solution ``rv`` exceeds the LV one ``lv``,
+    else 0.0. Both are 0 on the epicardium (their Dirichlet value): there the adjacent cells
+    decide (their volume-weighted mean ``rv`` against their mean ``lv``). ldrb's solves
+    returned the fixed values only to the solver's tolerance, so the epicardial labels were
+    the sign of its rounding (61 % RV on the default patient's epicardium, LV free wall
+    included)."""
+    ventricle = rv > lv
+    tied = lv == rv
+    if tied.any():
+        weights = np.repeat(volumes, 4)
+        cell_excess = (rv - lv)[tetrahedra].mean(axis=1)
+        excess = np.bincount(tetrahedra.ravel(), weights=np.repeat(cell_excess, 4) * weights, minlength=len(lv))
+        ventricle[tied] = excess[tied] > 0
+    return ventricle.astype(float)
+
+
+def _cell_structure(scalars: dict[str, np.ndarray], cell_gradients: dict[str, np.ndarray], tetrahedra: np.ndarray,
+                    angles: FibreAngles) -> np.ndarray:
     """(n_cells, 3, 3) the mean of f fᵀ over each cell: LDRB at :data:`STRUCTURE_POINTS`, from the
-    Laplace solutions interpolated there (P1, ``nodal_scalars`` on the cells' ``cell_nodes``) and
-    the cells' constant gradients (``cell_data``, DG_0 dofs ``cell_dofs``)."""
-    n_cells, n_points = cell_nodes.shape[0], STRUCTURE_POINTS.shape[0]
-    data = {}
-    for key, values in cell_data.items():
-        if key.endswith("_gradient"):
-            per_cell = np.asarray(values, dtype=float).reshape(-1, 3)[cell_dofs]
-            data[key] = np.repeat(per_cell, n_points, axis=0).reshape(-1)
-    for name, values in nodal_scalars.items():
-        data[f"{name}_scalar"] = (np.asarray(values, dtype=float)[cell_nodes] @ STRUCTURE_POINTS.T).reshape(-1)
-    fibre = _frames(data, angles)[0].reshape(n_cells, n_points, 3)
-    norms = np.linalg.norm(fibre, axis=2, keepdims=True)
-    if not np.all(norms > 1e-6):
-        raise FibreError(f"{int((norms <= 1e-6).sum())} fibres inside cells vanish (parallel Laplace gradients)")
-    fibre = fibre / norms
-    return np.einsum("cqi,cqj->cij", fibre, fibre) / n_points
+    nodal Laplace solutions ``scalars`` interpolated there (P1) and the cells' constant
+    ``cell_gradients`` (n_cells, 3); an absent RV's solutions are zero, as in :func:`_frames`."""
+    from ecgcohort.fibers.frames import mean_fibre_structure
+
+    zeros = np.zeros_like(scalars["lv"])
+    nodal = np.column_stack([scalars.get(name, zeros) for name in ("lv", "rv", "epi", "lv_rv")])
+    no_gradient = np.zeros_like(cell_gradients["lv"])
+    gradients = np.stack([cell_gradients.get(name, no_gradient) for name in ("lv", "rv", "epi", "apex")], axis=1)
+    structure, vanished = mean_fibre_structure(
+        nodal, tetrahedra, gradients, STRUCTURE_POINTS, alpha_endo_deg=angles.alpha_endo,
+        alpha_epi_deg=angles.alpha_epi, beta_endo_deg=angles.beta_endo, beta_epi_deg=angles.beta_epi)
+    if vanished:
+        raise FibreError(f"{vanished} fibres inside cells vanish (parallel Laplace gradients)")
+    return structure
 
 
-def myocardial_fibres(mesh_path: str | Path, angles: FibreAngles = FibreAngles()) -> MyocardialFibres:
+def myocardial_fibres(mesh_path: str | Path, angles: FibreAngles = FibreAngles(),
+                      laplace_rtol: float = LAPLACE_RTOL) -> MyocardialFibres:
     """LDRB fibres and ventricular coordinates of the myocardium of the mesh at ``mesh_path``
-    (gmsh ``.msh`` in mm from :func:`ecgcohort.meshing.mesh_heart_in_torso`); angles in degrees.
+    (gmsh ``.msh`` in mm from :func:`ecgcohort.meshing.mesh_heart_in_torso`); angles in degrees;
+    ``laplace_rtol``: the CG solves' relative tolerance (:data:`LAPLACE_RTOL`).
 
     Meshes without an RV endocardium (LV only) are supported: ``ventricle`` is then 0 and
     ``rotational`` is measured from an arbitrary but fixed direction (the x axis projected).
     """
-    from mpi4py import MPI  # noqa: F401  (libmpi before dolfinx)
-
-    import dolfinx.fem
-
-    ldrb_module = _import_ldrb()
-    import ldrb.utils  # after _import_ldrb, which caches ldrb's numba functions
-
-    from ecgcohort.meshing.tetra import FACET_TAGS, read_tagged_mesh
+    from ecgcohort.fem import p1_gradients
+    from ecgcohort.meshing.tetra import read_tagged_mesh
 
     start = time.perf_counter()
-    mesh, facet_tags, parent_cells, node_map = _myocardium_mesh(read_tagged_mesh(mesh_path))
-    present = set(np.unique(facet_tags.values).tolist())
-    markers = {name: [FACET_TAGS[tag]] for name, tag in _LDRB_MARKERS.items() if FACET_TAGS[tag] in present}
-    missing = {"epi", "lv", "base"} - set(markers)
+    myocardium = _myocardium(read_tagged_mesh(mesh_path))
+    missing = {"epi", "lv", "base"} - set(myocardium.surface_nodes)
     if missing:
         raise FibreError(f"the myocardium lacks the surfaces {sorted(_LDRB_MARKERS[m] for m in missing)}")
-    has_rv = "rv" in markers
+    has_rv = "rv" in myocardium.surface_nodes
+    points, tets = myocardium.points_mm, myocardium.tetrahedra
+    grads, volumes = p1_gradients(points, tets)
+    scalars = _laplace_solutions(myocardium, grads, volumes, laplace_rtol)
 
-    scalars = ldrb_module.scalar_laplacians(mesh=mesh, markers=markers, ffun=facet_tags,
-                                           petsc_options=_LAPLACE_SOLVER)
-    cell_data, _ = ldrb_module.project_gradients(mesh=mesh, fiber_space="DG_0", scalar_solutions=scalars)
-    node_data, _ = ldrb_module.project_gradients(mesh=mesh, fiber_space="P_1", scalar_solutions=scalars)
-    node_data.update(_nodal_gradients(mesh, scalars["apex"].function_space, cell_data))
+    # ldrb's inputs: the cells' constant gradients (1/mm) and the scalars at their centroids,
+    # the nodal scalars and the volume-weighted nodal averages of the cell gradients
+    cell_gradients = {name: np.einsum("cki,ck->ci", grads, values[tets]) for name, values in scalars.items()
+                      if name != "lv_rv"}
+    cell_data = {f"{name}_gradient": gradient.reshape(-1) for name, gradient in cell_gradients.items()}
+    cell_data.update({f"{name}_scalar": values[tets].mean(axis=1) for name, values in scalars.items()
+                      if name != "apex"})
+    node_data = {f"{name}_gradient": _nodal_average(tets, volumes, gradient).reshape(-1)
+                 for name, gradient in cell_gradients.items()}
+    node_data.update({f"{name}_scalar": values for name, values in scalars.items() if name != "apex"})
     fibre, sheet, normal = _frames(node_data, angles)
     fibre_cell, sheet_cell, normal_cell = _frames(cell_data, angles)
     fibre, sheet, normal = _orthonormalise(fibre, sheet, normal, "nodal")
     fibre_cell, sheet_cell, normal_cell = _orthonormalise(fibre_cell, sheet_cell, normal_cell, "cell")
+    structure = _cell_structure(scalars, cell_gradients, tets, angles)
 
-    # P1 dofs as the nodes: dof <-> geometry node through the cell-local vertex order
-    V = scalars["apex"].function_space
-    n_dofs = V.dofmap.index_map.size_local + V.dofmap.index_map.num_ghosts
-    cell_dofs = np.asarray(V.dofmap.list)
-    dof_to_node = np.empty(n_dofs, dtype=np.int64)
-    dof_to_node[cell_dofs] = np.asarray(mesh.geometry.dofmaps[0])
-    points = np.asarray(mesh.geometry.x[dof_to_node], dtype=float)
-
-    def nodal(name: str) -> np.ndarray:
-        function = dolfinx.fem.Function(V)
-        function.interpolate(scalars[name])
-        return np.asarray(function.x.array, dtype=float).copy()
-
-    apicobasal, transmural, lv = nodal("apex"), nodal("epi"), nodal("lv")
-    rv = nodal("rv") if has_rv else np.zeros_like(lv)
-    dg_dofs = np.asarray(ldrb.utils.space_from_string("DG_0", mesh, dim=3).dofmap.list)[:, 0]
-    scalar_names = [key.removesuffix("_scalar") for key in cell_data if key.endswith("_scalar")]
-    if not np.array_equal(dg_dofs, np.arange(len(dg_dofs))):
-        raise FibreError("dolfinx numbered the DG_0 dofs out of cell order: the per-cell fibres would be misplaced")
-    structure = _cell_structure(cell_data, {name: nodal(name) for name in scalar_names}, cell_dofs,
-                                dg_dofs, angles)
-    ventricle = (rv > lv).astype(float)
-
-    boundary_nodes = {}
-    mesh.topology.create_connectivity(2, 0)
-    for name, values in markers.items():
-        facets = np.hstack([facet_tags.find(v) for v in values])
-        boundary_nodes[name] = dolfinx.fem.locate_dofs_topological(V, 2, facets)
+    apicobasal, transmural, lv = scalars["apex"], scalars["epi"], scalars["lv"]
+    rv = scalars["rv"] if has_rv else np.zeros_like(lv)
+    ventricle = _ventricle(lv, rv, tets, volumes)
+    surfaces = myocardium.surface_nodes
     apex_point = points[np.argmin(apicobasal)]
-    lv_rim = np.intersect1d(boundary_nodes["lv"], boundary_nodes["base"])
+    lv_rim = np.intersect1d(surfaces["lv"], surfaces["base"])
     if lv_rim.size == 0:
         raise FibreError("the LV endocardium does not reach the base: no base centre")
     base_centre = points[lv_rim].mean(axis=0)
-    if has_rv:
-        rv_centre = points[boundary_nodes["rv"]].mean(axis=0)
-    else:
-        rv_centre = apex_point + np.array([1.0, 0.0, 0.0])
+    rv_centre = points[surfaces["rv"]].mean(axis=0) if has_rv else apex_point + np.array([1.0, 0.0, 0.0])
     rotational = rotational_coordinate(points, apex_point, base_centre, rv_centre)
 
     seconds = time.perf_counter() - start
-    log.info("LDRB on %d nodes, %d tetrahedra in %.1f s", len(points), len(cell_dofs), seconds)
+    log.info("LDRB on %d nodes, %d tetrahedra in %.1f s", len(points), len(tets), seconds)
     return MyocardialFibres(
-        points_mm=points, tetrahedra=cell_dofs.astype(np.int64),
+        points_mm=points, tetrahedra=tets,
         fibre=fibre, sheet=sheet, normal=normal,
         fibre_cell=fibre_cell, sheet_cell=sheet_cell, normal_cell=normal_cell,
         coordinates={"apicobasal": apicobasal, "transmural": transmural, "rotational": rotational,
                      "ventricle": ventricle},
-        parent_nodes=node_map[dof_to_node].astype(np.int64), parent_cells=parent_cells.astype(np.int64),
+        parent_nodes=myocardium.parent_nodes, parent_cells=myocardium.parent_cells.astype(np.int64),
         angles=angles, seconds=seconds, structure_cell=structure,
     )
 

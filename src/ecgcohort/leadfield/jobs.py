@@ -153,6 +153,13 @@ def compute_lead_field_chunks(patient: str, mesh: str | Path, fibres_npz: str | 
     shared = {**solver.stats.as_dict(), "patient": patient, "factorisation_chunks": chunks,
               "point_gradient": point_gradient, "cell_gradient": cell_gradient, "sample_points": len(points_m),
               "units": CHUNK_UNITS}
+    flux = None
+    if cell_gradient == "recovered":  # the lead matrix's tensors and cell gradients, once for every chunk
+        from ecgcohort.leadfield.matrix import flux_operator
+        from ecgcohort.leadfield.tensors import intracellular_tensors
+
+        flux = flux_operator(fibres.points_mm * MM, fibres.tetrahedra,
+                             intracellular_tensors(fibres.cell_structure, sigma))
     setup_s = time.perf_counter() - start
     contents = []
     for chunk in chunks:
@@ -161,7 +168,7 @@ def compute_lead_field_chunks(patient: str, mesh: str | Path, fibres_npz: str | 
         names = selected["name"].astype(str).tolist()
         electrodes_m = selected[["x_mm", "y_mm", "z_mm"]].to_numpy(dtype=np.float64) * MM
         arrays, timings = _chunk_arrays(patient, solver, fibres, sigma, electrodes_m, names, points_m, point_cells,
-                                        point_gradient=point_gradient, cell_gradient=cell_gradient)
+                                        point_gradient=point_gradient, cell_gradient=cell_gradient, flux=flux)
         stats = {**shared, **timings, "chunk": chunk, "electrodes_solved": len(names),
                  "peak_rss_mb": solver.stats.peak_rss_mb, "total_s": setup_s + time.perf_counter() - chunk_start}
         contents.append({"electrode_names": np.array(names), "electrode_positions_m": electrodes_m, **arrays,
@@ -180,12 +187,13 @@ def compute_lead_field_chunks(patient: str, mesh: str | Path, fibres_npz: str | 
 
 def _chunk_arrays(patient: str, solver, fibres, sigma, electrodes_m: np.ndarray, names: list[str],
                   points_m: np.ndarray, point_cells: np.ndarray, *, point_gradient: str,
-                  cell_gradient: str) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+                  cell_gradient: str, flux=None) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """One chunk's ``grad_points``, ``grad_cells`` and ``lead_matrix`` (see
     :func:`compute_lead_field_chunks`) from the patient's factored ``solver``, and the chunk's
-    own solve, gradient and lead-matrix times (s)."""
-    from ecgcohort.leadfield.matrix import lead_matrix
-    from ecgcohort.leadfield.solver import MM, LeadFieldError, lead_matrix_from_potentials
+    own solve, gradient and lead-matrix times (s). ``flux``: the fibres' mesh's
+    :func:`ecgcohort.leadfield.matrix.flux_operator` (needed for ``cell_gradient="recovered"``)."""
+    from ecgcohort.leadfield.matrix import lead_matrix_from_flux
+    from ecgcohort.leadfield.solver import LeadFieldError, MM, lead_matrix_from_potentials
     from ecgcohort.leadfield.tensors import intracellular_tensors
 
     solve_before, gradients_before = solver.stats.solve_s, solver.stats.gradients_s
@@ -197,13 +205,15 @@ def _chunk_arrays(patient: str, solver, fibres, sigma, electrodes_m: np.ndarray,
         grad_points = solver.recovered_gradients(z, point_cells, points_m, dtype=np.float32)
     else:
         grad_points = solver.cell_gradients(z, point_cells, dtype=np.float32)
-    intracellular = intracellular_tensors(fibres.cell_structure, sigma)
     matrix_start = time.perf_counter()
     if cell_gradient == "recovered":
+        if flux is None:
+            raise LeadFieldError(f"patient {patient}: the recovered cell gradients' lead matrix needs the flux operator")
         recovered = solver.recovered_gradients(z, fibres.parent_cells)
-        matrix = lead_matrix(fibres.points_mm * MM, fibres.tetrahedra, intracellular, recovered)
+        matrix = lead_matrix_from_flux(flux, recovered)
         grad_cells = recovered.astype(np.float32)
     else:
+        intracellular = intracellular_tensors(fibres.cell_structure, sigma)
         matrix = lead_matrix_from_potentials(fibres.points_mm * MM, fibres.tetrahedra, intracellular,
                                              z[:, fibres.parent_nodes])
         grad_cells = solver.cell_gradients(z, fibres.parent_cells, dtype=np.float32)

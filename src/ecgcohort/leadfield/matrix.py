@@ -42,3 +42,28 @@ def lead_matrix(points_m: np.ndarray, tetrahedra: np.ndarray, intracellular: np.
     flux = np.einsum("cij,ecj->eci", np.asarray(intracellular, dtype=np.float64), gz)  # G_i ∇Z_j
     # L = −flux · B: one sparse product
     return -np.asarray((weights.T @ flux.reshape(gz.shape[0], 3 * tets.shape[0]).T).T)
+
+
+def flux_operator(points_m: np.ndarray, tetrahedra: np.ndarray, intracellular: np.ndarray) -> scipy.sparse.csr_matrix:
+    """W (n_nodes, 3 n_cells) with W[a, (c, j)] = vol_c (G_i ∇φ_a)_j on cell c (S·m for points in
+    m): :func:`lead_matrix` is then L = −(W ∇Z_j) per electrode, one sparse product per block of
+    electrodes with no per-electrode tensor products; built once where several blocks share a
+    mesh and its tensors. ``intracellular`` G_i (n_cells, 3, 3) symmetric, S/m."""
+    tets = np.asarray(tetrahedra)
+    grads, volumes = p1_gradients(points_m, tets)
+    n_cells, n_nodes = tets.shape[0], int(np.asarray(points_m).shape[0])
+    values = np.einsum("cij,caj->cai", np.asarray(intracellular, dtype=np.float64), grads) * volumes[:, None, None]
+    columns = (3 * np.arange(n_cells)[:, None, None] + np.arange(3)[None, None, :]).repeat(4, axis=1)
+    rows = np.broadcast_to(tets[:, :, None], (n_cells, 4, 3))
+    return scipy.sparse.csr_matrix((values.ravel(), (rows.ravel(), columns.ravel())), shape=(n_nodes, 3 * n_cells))
+
+
+def lead_matrix_from_flux(operator: scipy.sparse.csr_matrix, grad_lead_field: np.ndarray) -> np.ndarray:
+    """:func:`lead_matrix` (n_electrodes, n_nodes) from the mesh's :func:`flux_operator` W and ∇Z
+    per cell (n_electrodes, n_cells, 3) in Ω/m: L = −W ∇Z."""
+    gz = np.asarray(grad_lead_field, dtype=np.float64)
+    if gz.ndim == 2:
+        gz = gz[None]
+    if operator.shape[1] != gz.shape[1] * gz.shape[2] or gz.shape[2] != 3:
+        raise ValueError(f"grad_lead_field {gz.shape} does not fit the flux operator {operator.shape}")
+    return -np.ascontiguousarray((operator @ gz.reshape(gz.shape[0], -1).T).T)
