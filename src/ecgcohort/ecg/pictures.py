@@ -47,12 +47,13 @@ class PatientPictures:
 def draw_patient(patient: str, data: PatientData, pictures: PatientPictures) -> None:
     """Draw every picture of one patient from its stored data (the same figures the data jobs
     drew before, :func:`ecgcohort.fibers.jobs.plot_fibres`,
-    :func:`ecgcohort.conduction.jobs.plot_purkinje`, :func:`ecgcohort.conduction.jobs.plot_activation`,
+    :func:`ecgcohort.conduction.purkinje_jobs.plot_purkinje`, :func:`ecgcohort.conduction.jobs.plot_activation`,
     :func:`ecgcohort.ecg.forward.plot_ecg` and :func:`ecgcohort.encoding.sdf.sdf_preview`)."""
     from ecgcohort.anatomy.outputs import read_surface
-    from ecgcohort.conduction.jobs import plot_activation, plot_purkinje
+    from ecgcohort.conduction.jobs import plot_activation
     from ecgcohort.conduction.maps import load_activation
     from ecgcohort.conduction.purkinje import read_tree_vtk
+    from ecgcohort.conduction.purkinje_jobs import plot_purkinje
     from ecgcohort.ecg.forward import EcgFigure
     from ecgcohort.encoding.sdf import read_sdf_samples, sdf_preview, sdf_preview_title
     from ecgcohort.fibers.jobs import plot_fibres
