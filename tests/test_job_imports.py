@@ -35,8 +35,8 @@ def modules_after(code: str) -> set[str]:
     ("from ecgcohort.cohort import write_patient_parameters", {"pandas"}),
     # assemble_anatomy: no electrode tables
     ("from ecgcohort.anatomy.jobs import assemble", {"pandas", "pyvista"}),
-    # grow_purkinje grows and walks the trees: no eikonal, action potential or numba
-    ("from ecgcohort.conduction.purkinje_jobs import grow_purkinje", {"numba", "networkx", "pandas"}),
+    # grow_purkinje grows and walks the trees: no eikonal, action potential, numba or pyvista
+    ("from ecgcohort.conduction.purkinje_jobs import grow_purkinje", {"numba", "networkx", "pandas", "pyvista"}),
     # compute_activations and the bank read the Purkinje junctions, never walk the trees
     ("from ecgcohort.conduction.jobs import compute_activations", {"networkx", "pyvista"}),
     # dataset_part reads the electrode table, the lead-field chunks, the fibres and the maps

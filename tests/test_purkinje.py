@@ -251,3 +251,54 @@ def test_tree_activation_zero_length_edge_and_disconnected_node():
     broken = PurkinjeTree(nodes, np.array([[0, 1], [1, 2]]), 0, np.array([2]))
     with pytest.raises(PurkinjeError, match="1 tree nodes are not connected"):
         tree_activation(broken, 2.5)
+
+
+def test_tree_vtp_has_the_bytes_pyvista_wrote(tmp_path, lv_tree):
+    """write_tree_vtk with VTK's classes writes the file pyvista wrote before, byte for byte."""
+    write_tree_vtk(lv_tree, tmp_path / "tree.vtp")
+    poly = pv.PolyData(lv_tree.nodes_mm, lines=np.hstack([np.full((len(lv_tree.edges), 1), 2), lv_tree.edges]).ravel())
+    poly.point_data["activation_ms"] = lv_tree.activation_ms
+    poly.field_data["root"] = np.array([lv_tree.root], dtype=np.int64)
+    poly.field_data["junctions"] = np.asarray(lv_tree.junctions, dtype=np.int64)
+    poly.save(str(tmp_path / "pyvista.vtp"))
+    assert (tmp_path / "tree.vtp").read_bytes() == (tmp_path / "pyvista.vtp").read_bytes()
+
+
+def test_closest_point_is_pyvistas_closest_cell(lv_surface):
+    """The root's projection by VTK's locator: pyvista's find_closest_cell, bit for bit."""
+    from ecgcohort.conduction.purkinje import _closest_point_on_surface
+
+    points, faces, _ = lv_surface
+    mesh = _polydata(points, faces)
+    rng = np.random.default_rng(4)
+    for query in points[rng.integers(0, len(points), 25)] + rng.normal(scale=3.0, size=(25, 3)):
+        cell, closest = mesh.find_closest_cell(query, return_closest_point=True)
+        ours = _closest_point_on_surface(points, faces, query)
+        np.testing.assert_array_equal(ours[0], closest)
+        assert ours[1] == cell and ours[2] == np.linalg.norm(closest - query)
+
+
+def test_growing_and_writing_trees_imports_no_pyvista(tmp_path, lv_surface):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    points, faces, _ = lv_surface
+    np.savez(tmp_path / "surface.npz", points=points, faces=faces)
+    script = f"""
+import json, sys
+import numpy as np
+from ecgcohort.conduction.purkinje import TreeSettings, purkinje_tree, write_tree_vtk
+surface = np.load({str(tmp_path / 'surface.npz')!r})
+tree = purkinje_tree(surface["points"], surface["faces"], np.array({LV_ROOT.tolist()}), np.array({DOWN.tolist()}),
+                     TreeSettings(generations=3), seed=1)
+write_tree_vtk(tree, {str(tmp_path / 'tree.vtp')!r})
+print(json.dumps(sorted(sys.modules)))
+"""
+    source = str(Path(__file__).resolve().parents[1] / "src")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONPATH": source})
+    assert "pyvista" not in json.loads(result.stdout.strip().splitlines()[-1])
+    assert (tmp_path / "tree.vtp").stat().st_size > 0

@@ -124,16 +124,52 @@ def extract_surface(points_mm: np.ndarray, faces: np.ndarray, face_labels: np.nd
     return np.asarray(points_mm, dtype=np.float64)[used], inverse.reshape(-1, 3), used
 
 
+def _vtk_polydata(points: np.ndarray, cells: np.ndarray):
+    """A VTK PolyData of ``points`` (float64) and ``cells`` (k, 2) lines or (k, 3) triangles,
+    built with VTK's classes as pyvista builds it (pyvista costs about 0.4 s to import in the
+    tree job, which draws nothing)."""
+    from vtkmodules.vtkCommonCore import vtkPoints
+    from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+
+    cells = np.asarray(cells, dtype=np.int64)
+    poly = vtkPolyData()
+    vertices = vtkPoints()
+    vertices.SetData(_vtk_array(np.asarray(points, dtype=np.float64)))
+    poly.SetPoints(vertices)
+    array = vtkCellArray()
+    corners = cells.shape[1]
+    array.SetData(_vtk_array(np.arange(0, corners * len(cells) + 1, corners, dtype=np.int64)), _vtk_array(cells.ravel()))
+    if corners == 2:
+        poly.SetLines(array)
+    else:
+        poly.SetPolys(array)
+    return poly
+
+
+def _vtk_array(values: np.ndarray, name: str | None = None):
+    from vtkmodules.util.numpy_support import numpy_to_vtk
+
+    array = numpy_to_vtk(np.ascontiguousarray(values), deep=True)
+    if name is not None:
+        array.SetName(name)
+    return array
+
+
 def _closest_point_on_surface(points_mm: np.ndarray, faces: np.ndarray,
                               query_mm: np.ndarray) -> tuple[np.ndarray, int, float]:
-    """Closest point (mm) of the triangle surface to ``query_mm``, its face, and the distance (mm)."""
-    import pyvista as pv
+    """Closest point (mm) of the triangle surface to ``query_mm``, its face, and the distance (mm):
+    VTK's static cell locator, as pyvista's ``find_closest_cell`` asks it."""
+    from vtkmodules.vtkCommonCore import reference
+    from vtkmodules.vtkCommonDataModel import vtkGenericCell, vtkStaticCellLocator
 
-    surface = pv.PolyData(points_mm, np.hstack([np.full((len(faces), 1), 3), faces]).ravel())
-    cell, closest = surface.find_closest_cell(np.asarray(query_mm, dtype=np.float64),
-                                              return_closest_point=True)
-    closest = np.asarray(closest, dtype=np.float64).reshape(3)
-    return closest, int(cell), float(np.linalg.norm(closest - query_mm))
+    locator = vtkStaticCellLocator()
+    locator.SetDataSet(_vtk_polydata(points_mm, faces))
+    locator.BuildLocator()
+    closest, cell, sub_id, squared = [0.0, 0.0, 0.0], reference(0), reference(0), reference(0.0)
+    query = np.asarray(query_mm, dtype=np.float64).reshape(3)
+    locator.FindClosestPoint(query.tolist(), closest, vtkGenericCell(), cell, sub_id, squared)
+    closest = np.asarray(closest, dtype=np.float64)
+    return closest, int(cell), float(np.linalg.norm(closest - query))
 
 
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -373,20 +409,26 @@ def retrograde_firing_times(nodes_mm: np.ndarray, edges: np.ndarray, junction_no
 
 def write_tree_vtk(tree: PurkinjeTree, path: str | Path) -> Path:
     """Write the tree as line cells of a .vtp (points mm, point data ``activation_ms`` ms when
-    set), atomically; returns the path."""
-    import pyvista as pv
+    set; binary, zlib: the bytes pyvista wrote), atomically; returns the path."""
+    from vtkmodules.vtkIOXML import vtkXMLPolyDataWriter
 
     target = Path(path)
     if target.suffix != ".vtp":
         raise ValueError(f"expected a .vtp path, got {target}")
-    lines = np.hstack([np.full((len(tree.edges), 1), 2), tree.edges]).ravel()
-    poly = pv.PolyData(np.asarray(tree.nodes_mm, dtype=np.float64), lines=lines)
+    poly = _vtk_polydata(tree.nodes_mm, np.asarray(tree.edges).reshape(-1, 2))
     if tree.activation_ms.shape == (tree.n_nodes,):
-        poly.point_data["activation_ms"] = np.asarray(tree.activation_ms, dtype=np.float64)
-    poly.field_data["root"] = np.array([tree.root], dtype=np.int64)
-    poly.field_data["junctions"] = np.asarray(tree.junctions, dtype=np.int64)
+        poly.GetPointData().AddArray(_vtk_array(np.asarray(tree.activation_ms, dtype=np.float64), "activation_ms"))
+        poly.GetPointData().SetActiveScalars("activation_ms")
+    poly.GetFieldData().AddArray(_vtk_array(np.array([tree.root], dtype=np.int64), "root"))
+    poly.GetFieldData().AddArray(_vtk_array(np.asarray(tree.junctions, dtype=np.int64), "junctions"))
     with atomic_path(target) as temporary:
-        poly.save(str(temporary))
+        writer = vtkXMLPolyDataWriter()
+        writer.SetFileName(str(temporary))
+        writer.SetInputData(poly)
+        writer.SetDataModeToBinary()
+        writer.SetCompressorTypeToZLib()
+        if writer.Write() != 1:
+            raise OSError(f"VTK could not write {target}")
     return target
 
 
