@@ -1,7 +1,7 @@
 """The Purkinje stage's job: one patient's LV and RV trees grown on its endocardial surfaces,
 their junctions stored for the activation maps, and the trees' preview. Apart from the
 activation jobs (:mod:`ecgcohort.conduction.jobs`), whose eikonal and action-potential modules
-(numba) this job does not load: 0.2 s of its start-up."""
+(numba) this job does not load (0.2 s of its start-up); pyvista is imported only to draw."""
 
 from __future__ import annotations
 
