@@ -10,7 +10,7 @@ RESULTS is a run's ``results/`` folder whose patients have their anatomy, fibres
 (``results/patients/{patient}/``). The candidate is the config files given (default
 config/config.yaml) with each ``--set KEY=VALUE`` (a YAML value) merged in and validated by the
 schema. Per patient it runs what the workflow's jobs run, with the library's own functions: the
-Purkinje trees and junctions (:func:`ecgcohort.conduction.jobs.grow_purkinje`), the activation maps
+Purkinje trees and junctions (:func:`ecgcohort.conduction.purkinje_jobs.grow_purkinje`), the activation maps
 (:func:`ecgcohort.conduction.jobs.activation_map`), the FEM ECG (the lead matrix of the patient's
 lead-field chunks, :func:`ecgcohort.ecg.electrode_potentials`, :func:`ecgcohort.ecg.standard_leads`)
 and the delineation, features and criteria of the realism stage
@@ -193,8 +193,8 @@ def patient_rows(patient_dir: Path, config: dict[str, Any], scenarios: list[str]
     G_i (:func:`intracellular_lead_matrix`), "run" on the run's; ``run_maps``: the run's own
     activation maps instead of the candidate's (for a candidate that changes only the lead fields)."""
     from ecgcohort.conduction.action_potential import action_potential_template
-    from ecgcohort.conduction.jobs import MapSettings, PatientConduction, activation_map, conduction_velocities, \
-        grow_purkinje
+    from ecgcohort.conduction.jobs import MapSettings, PatientConduction, activation_map, conduction_velocities
+    from ecgcohort.conduction.purkinje_jobs import grow_purkinje
     from ecgcohort.conduction.maps import load_activation
     from ecgcohort.conduction.scenarios import scenarios_from_config
     from ecgcohort.ecg import electrode_potentials, read_lead_field_chunks, standard_leads, time_grid_ms

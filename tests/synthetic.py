@@ -103,7 +103,7 @@ def meshed_ventricles(root, edge_mm: float = 4.0, base_z_mm: float = 300.0, seed
 
     from ecgcohort.anatomy.assembly import Surface
     from ecgcohort.anatomy.outputs import write_surface
-    from ecgcohort.conduction.jobs import grow_purkinje
+    from ecgcohort.conduction.purkinje_jobs import grow_purkinje
     from ecgcohort.fibers import myocardial_fibres, save_fibres
     from ecgcohort.meshing import mesh_heart_in_torso
     from ecgcohort.shapes.heart import build_heart_model

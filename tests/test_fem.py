@@ -4,9 +4,11 @@ assembly and their closed-form properties."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from ecgcohort.conduction.coupling import MeshSearch
-from ecgcohort.fem import centroid_tree, mass_matrix, p1_gradients, refine_tetrahedra, stiffness_matrix
+from ecgcohort.fem import (centroid_tree, mass_matrix, p1_gradients, refine_tetrahedra, stiffness_matrix,
+                           tetrahedron_volumes)
 
 
 def _mesh(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -67,3 +69,20 @@ def test_refinement_and_centroids_match_the_array_formulas():
                                rtol=1e-12)
     np.testing.assert_allclose(centroid_tree(fine_points, children).data, fine_points[children].mean(axis=1),
                                rtol=0, atol=0)
+
+
+def test_tetrahedron_volumes_are_p1_gradients_volumes_to_the_bit():
+    """The volumes without the gradients: a scaled right tetrahedron's closed form, and on a
+    jittered refined mesh the very numbers p1_gradients returns."""
+    corner = np.array([[0.0, 0, 0], [2, 0, 0], [0, 3, 0], [0, 0, 5]])
+    np.testing.assert_allclose(tetrahedron_volumes(corner, [[0, 1, 2, 3]]), [2 * 3 * 5 / 6], rtol=1e-15)
+    np.testing.assert_allclose(tetrahedron_volumes(corner, [[0, 2, 1, 3]]), [5.0], rtol=1e-15)  # either orientation
+    points, tetrahedra = corner, np.array([[0, 1, 2, 3]])
+    for _ in range(3):
+        points, tetrahedra = refine_tetrahedra(points, tetrahedra)[:2]
+    points = points + np.random.default_rng(3).normal(scale=0.01, size=points.shape)
+    volumes = tetrahedron_volumes(points, tetrahedra)
+    np.testing.assert_array_equal(volumes, p1_gradients(points, tetrahedra)[1])
+    np.testing.assert_allclose(volumes.sum(), 5.0, rtol=1e-2)
+    with pytest.raises(ValueError, match="1 degenerate tetrahedra"):
+        tetrahedron_volumes(np.array([[0.0, 0, 0], [1, 0, 0], [2, 0, 0], [0, 1, 0]]), [[0, 1, 2, 3]])

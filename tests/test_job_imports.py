@@ -35,6 +35,8 @@ def modules_after(code: str) -> set[str]:
     ("from ecgcohort.cohort import write_patient_parameters", {"pandas"}),
     # assemble_anatomy: no electrode tables
     ("from ecgcohort.anatomy.jobs import assemble", {"pandas", "pyvista"}),
+    # grow_purkinje grows and walks the trees: no eikonal, action potential, numba or pyvista
+    ("from ecgcohort.conduction.purkinje_jobs import grow_purkinje", {"numba", "networkx", "pandas", "pyvista"}),
     # compute_activations and the bank read the Purkinje junctions, never walk the trees
     ("from ecgcohort.conduction.jobs import compute_activations", {"networkx", "pyvista"}),
     # dataset_part reads the electrode table, the lead-field chunks, the fibres and the maps
@@ -95,6 +97,27 @@ def test_read_surface_does_not_import_pyvista(tmp_path: Path) -> None:
         read_surface({str(tmp_path / 'heart.vtp')!r})
     """)
     assert "pyvista" not in loaded
+
+
+def test_surface_vtp_has_the_bytes_pyvista_wrote(tmp_path: Path) -> None:
+    """write_surface with VTK's classes writes the file pyvista wrote before, byte for byte, and
+    imports no pyvista."""
+    import pyvista
+
+    original = surface()
+    write_surface(original, tmp_path / "heart.vtp")
+    mesh = pyvista.PolyData(original.points, np.column_stack([np.full(len(original.faces), 3), original.faces]).ravel())
+    mesh.cell_data["region"] = original.labels.astype(np.int32)
+    mesh.field_data["region_names"] = [json.dumps({str(k): v for k, v in original.label_names.items()})]
+    mesh.field_data["units"] = ["mm"]
+    mesh.save(tmp_path / "pyvista.vtp", binary=True)
+    assert (tmp_path / "heart.vtp").read_bytes() == (tmp_path / "pyvista.vtp").read_bytes()
+    loaded = modules_after(f"""
+        from ecgcohort.anatomy.outputs import read_surface, write_surface
+        write_surface(read_surface({str(tmp_path / 'pyvista.vtp')!r}), {str(tmp_path / 'again.vtp')!r})
+    """)
+    assert "pyvista" not in loaded
+    assert (tmp_path / "again.vtp").read_bytes() == (tmp_path / "pyvista.vtp").read_bytes()
 
 
 def fibres(seed: int = 3) -> MyocardialFibres:

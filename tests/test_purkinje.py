@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import pyvista as pv
 from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components, dijkstra
+from scipy.sparse.csgraph import connected_components
 
 from ecgcohort.conduction.purkinje import (
     LV_ENDOCARDIUM,
@@ -66,13 +66,22 @@ def _polydata(points: np.ndarray, faces: np.ndarray) -> pv.PolyData:
 
 
 def _independent_path_lengths(tree: PurkinjeTree) -> np.ndarray:
-    """Shortest path (mm) from the root via scipy's csgraph, not networkx."""
-    i, j = tree.edges.T
-    w = np.linalg.norm(tree.nodes_mm[i] - tree.nodes_mm[j], axis=1)
-    assert np.all(w > 0)  # csgraph would drop explicit zeros
-    n = tree.n_nodes
-    graph = coo_matrix((w, (i, j)), shape=(n, n)).tocsr()
-    return dijkstra(graph, directed=False, indices=tree.root)
+    """Path length (mm) from the root by walking the tree breadth first in Python, each node
+    its parent's length plus its edge: no shortest-path code."""
+    neighbours: dict[int, list[tuple[int, float]]] = {k: [] for k in range(tree.n_nodes)}
+    for (i, j), w in zip(tree.edges.tolist(), tree.edge_lengths_mm().tolist()):
+        neighbours[i].append((j, w))
+        neighbours[j].append((i, w))
+    path = np.full(tree.n_nodes, np.nan)
+    path[tree.root] = 0.0
+    queue = [tree.root]
+    while queue:
+        node = queue.pop()
+        for other, w in neighbours[node]:
+            if np.isnan(path[other]):
+                path[other] = path[node] + w
+                queue.append(other)
+    return path
 
 
 def test_extract_surface_reindexes(heart, lv_surface):
@@ -104,9 +113,10 @@ def test_tree_on_surface_and_is_a_tree(which, lv_surface, rv_surface, lv_tree, r
     assert set(tree.junctions.tolist()) == expected and len(expected) > 20
 
 
-def test_junction_times_match_independent_dijkstra(lv_tree):
+def test_junction_times_match_an_independent_tree_walk(lv_tree):
     path = _independent_path_lengths(lv_tree)
-    np.testing.assert_allclose(lv_tree.activation_ms, ROOT_TIME + path / CV, rtol=1e-12, atol=1e-9)
+    # one path to each node, summed in the same order: the same numbers to the bit
+    np.testing.assert_array_equal(lv_tree.activation_ms, ROOT_TIME + path / CV)
     assert lv_tree.activation_ms[lv_tree.root] == ROOT_TIME
     # the farthest junction is well beyond the initial 30 mm trunk
     assert lv_tree.activation_ms[lv_tree.junctions].max() > ROOT_TIME + 40.0 / CV
@@ -218,3 +228,77 @@ def test_the_fast_surface_projection_grows_fractal_trees_own_tree(lv_surface, lv
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(2, 50, 3))
     np.testing.assert_array_equal(np.stack([purkinje._cross(x, y) for x, y in zip(a, b)]), np.cross(a, b))
+
+
+def test_the_fast_nodes_grow_fractal_trees_own_tree(rv_surface, rv_tree, monkeypatch):
+    """Nodes kept in an array for fractal-tree's k-d trees: with the library's own Nodes (its
+    trees rebuilt from the list after every branch) the same seed grows the very same tree."""
+    import ecgcohort.conduction.purkinje as purkinje
+
+    monkeypatch.setattr(purkinje, "_fast_nodes_class", lambda nodes_class: nodes_class)
+    points, faces, _ = rv_surface
+    theirs = grow_tree(points, faces, RV_ROOT, DOWN, TreeSettings(), seed=1)
+    assert theirs.n_nodes > 1024  # more than FastNodes starts with: its array grew
+    np.testing.assert_array_equal(theirs.nodes_mm, rv_tree.nodes_mm)
+    np.testing.assert_array_equal(theirs.edges, rv_tree.edges)
+
+
+def test_tree_activation_zero_length_edge_and_disconnected_node():
+    """A zero-length edge still joins its nodes (same time); a node off the tree is an error."""
+    nodes = np.array([[0.0, 0, 0], [5.0, 0, 0], [5.0, 0, 0], [5.0, 10, 0]])
+    tree = PurkinjeTree(nodes, np.array([[0, 1], [1, 2], [2, 3]]), 0, np.array([3]))
+    np.testing.assert_array_equal(tree_activation(tree, 2.5, 1.0), [1.0, 3.0, 3.0, 7.0])
+    broken = PurkinjeTree(nodes, np.array([[0, 1], [1, 2]]), 0, np.array([2]))
+    with pytest.raises(PurkinjeError, match="1 tree nodes are not connected"):
+        tree_activation(broken, 2.5)
+
+
+def test_tree_vtp_has_the_bytes_pyvista_wrote(tmp_path, lv_tree):
+    """write_tree_vtk with VTK's classes writes the file pyvista wrote before, byte for byte."""
+    write_tree_vtk(lv_tree, tmp_path / "tree.vtp")
+    poly = pv.PolyData(lv_tree.nodes_mm, lines=np.hstack([np.full((len(lv_tree.edges), 1), 2), lv_tree.edges]).ravel())
+    poly.point_data["activation_ms"] = lv_tree.activation_ms
+    poly.field_data["root"] = np.array([lv_tree.root], dtype=np.int64)
+    poly.field_data["junctions"] = np.asarray(lv_tree.junctions, dtype=np.int64)
+    poly.save(str(tmp_path / "pyvista.vtp"))
+    assert (tmp_path / "tree.vtp").read_bytes() == (tmp_path / "pyvista.vtp").read_bytes()
+
+
+def test_closest_point_is_pyvistas_closest_cell(lv_surface):
+    """The root's projection by VTK's locator: pyvista's find_closest_cell, bit for bit."""
+    from ecgcohort.conduction.purkinje import _closest_point_on_surface
+
+    points, faces, _ = lv_surface
+    mesh = _polydata(points, faces)
+    rng = np.random.default_rng(4)
+    for query in points[rng.integers(0, len(points), 25)] + rng.normal(scale=3.0, size=(25, 3)):
+        cell, closest = mesh.find_closest_cell(query, return_closest_point=True)
+        ours = _closest_point_on_surface(points, faces, query)
+        np.testing.assert_array_equal(ours[0], closest)
+        assert ours[1] == cell and ours[2] == np.linalg.norm(closest - query)
+
+
+def test_growing_and_writing_trees_imports_no_pyvista(tmp_path, lv_surface):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    points, faces, _ = lv_surface
+    np.savez(tmp_path / "surface.npz", points=points, faces=faces)
+    script = f"""
+import json, sys
+import numpy as np
+from ecgcohort.conduction.purkinje import TreeSettings, purkinje_tree, write_tree_vtk
+surface = np.load({str(tmp_path / 'surface.npz')!r})
+tree = purkinje_tree(surface["points"], surface["faces"], np.array({LV_ROOT.tolist()}), np.array({DOWN.tolist()}),
+                     TreeSettings(generations=3), seed=1)
+write_tree_vtk(tree, {str(tmp_path / 'tree.vtp')!r})
+print(json.dumps(sorted(sys.modules)))
+"""
+    source = str(Path(__file__).resolve().parents[1] / "src")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONPATH": source})
+    assert "pyvista" not in json.loads(result.stdout.strip().splitlines()[-1])
+    assert (tmp_path / "tree.vtp").stat().st_size > 0

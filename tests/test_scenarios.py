@@ -334,12 +334,14 @@ def test_bad_scenarios_are_named():
 def test_pictures_drawn_apart_are_the_pictures_the_jobs_drew(patient, tmp_path):
     """``draw_patient`` draws from the stored files what the data jobs drew from memory: the
     same PNG bytes for the isochrones (the fixture's job drew them), the Purkinje trees
-    (``grow_purkinje`` drew them) and a 12-lead ECG; a data job asked for no preview writes none."""
+    (``grow_purkinje`` drew them), a 12-lead ECG and the SDF samples; a data job asked for no
+    preview writes none."""
     from ecgcohort.conduction.action_potential import action_potential_template
     from ecgcohort.ecg import electrode_potentials, pseudo_lead_matrix, standard_leads, time_grid_ms
     from ecgcohort.ecg.forward import plot_ecg
     from ecgcohort.ecg.leads import LEAD_ELECTRODES
     from ecgcohort.ecg.pictures import PatientData, PatientPictures, draw_patient
+    from ecgcohort.encoding.sdf import SdfSamples, sdf_preview, sdf_preview_title, write_sdf_samples
     from ecgcohort.fibers.jobs import plot_fibres
     from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
 
@@ -359,20 +361,29 @@ def test_pictures_drawn_apart_are_the_pictures_the_jobs_drew(patient, tmp_path):
     plot_ecg(times_ms * 1e-3, leads, 0.9 * leads, tmp_path / "ecg-reference.png",
              title="train-0003, sinus: 12-lead ECG")
     plot_fibres(fibres, tmp_path / "fibres-reference.png", title="train-0003")
+    # SDF samples: distances to spheres about the heart's centre, as sample_sdf_job stores them
+    sdf_points = fibres.points_mm.mean(axis=0) + np.random.default_rng(5).uniform(-90.0, 90.0, size=(3000, 3))
+    radii = {"torso": 80.0, "lv_endocardium": 15.0, "rv_endocardium": 20.0, "epicardium": 40.0}
+    samples = SdfSamples(sdf_points, np.stack([np.linalg.norm(sdf_points - sdf_points.mean(axis=0), axis=1) - r
+                                               for r in radii.values()]).astype(np.float32),
+                         np.zeros(len(sdf_points), dtype=np.int8), tuple(radii), {"sign": "spheres"})
+    write_sdf_samples(samples, tmp_path / "sdf.npz")
+    sdf_preview(samples, tmp_path / "sdf-reference.png", title=sdf_preview_title("train-0003"))
 
     drawn = tmp_path / "drawn"
     pictures = PatientPictures(fibres=drawn / "fibres.png", purkinje=drawn / "purkinje.png",
                                activations={"sinus": drawn / "sinus.png", "lbbb": drawn / "lbbb.png"},
-                               ecgs={"sinus": drawn / "sinus-ecg.png"})
+                               ecgs={"sinus": drawn / "sinus-ecg.png"}, sdf=drawn / "sdf.png")
     data = PatientData(fibres=root / "fibres.npz", heart=root / "heart.vtp", lv_tree=root / "lv.vtp",
                        rv_tree=root / "rv.vtp", activations={name: root / f"{name}.npz" for name in ("sinus", "lbbb")},
-                       ecgs={"sinus": tmp_path / "sinus-ecg.npz"})
+                       ecgs={"sinus": tmp_path / "sinus-ecg.npz"}, sdf=tmp_path / "sdf.npz")
     draw_patient("train-0003", data, pictures)
     for name in ("sinus", "lbbb"):
         assert (drawn / f"{name}.png").read_bytes() == (root / f"{name}.png").read_bytes(), name
     assert (drawn / "purkinje.png").read_bytes() == (root / "purkinje.png").read_bytes()
     assert (drawn / "fibres.png").read_bytes() == (tmp_path / "fibres-reference.png").read_bytes()
     assert (drawn / "sinus-ecg.png").read_bytes() == (tmp_path / "ecg-reference.png").read_bytes()
+    assert (drawn / "sdf.png").read_bytes() == (tmp_path / "sdf-reference.png").read_bytes()
 
     with pytest.raises(ValueError, match="train-0003.*activation maps of scenarios"):
         draw_patient("train-0003", dataclasses.replace(data, activations={"sinus": root / "sinus.npz"}), pictures)

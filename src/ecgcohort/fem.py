@@ -48,6 +48,23 @@ def p1_gradients(points: np.ndarray, tetrahedra: np.ndarray) -> tuple[np.ndarray
     return grads, np.abs(det) / 6.0
 
 
+def tetrahedron_volumes(points: np.ndarray, tetrahedra: np.ndarray) -> np.ndarray:
+    """Cell volumes (n_cells,) in unit³ of ``points``: :func:`p1_gradients`' |e1 · (e2 × e3)| / 6
+    with the same arithmetic in the same order (the same numbers), without the gradients (a
+    third of the work, and no compiled code to load)."""
+    points = np.asarray(points, dtype=np.float64)
+    tetrahedra = np.asarray(tetrahedra, dtype=np.int64)
+    origin = points[tetrahedra[:, 0]]
+    e1, e2, e3 = (points[tetrahedra[:, k]] - origin for k in (1, 2, 3))
+    determinant = (e1[:, 0] * (e2[:, 1] * e3[:, 2] - e2[:, 2] * e3[:, 1])
+                   + e1[:, 1] * (e2[:, 2] * e3[:, 0] - e2[:, 0] * e3[:, 2])
+                   + e1[:, 2] * (e2[:, 0] * e3[:, 1] - e2[:, 1] * e3[:, 0]))
+    degenerate = np.abs(determinant) <= 1e-300
+    if np.any(degenerate):
+        raise ValueError(f"{int(degenerate.sum())} degenerate tetrahedra")
+    return np.abs(determinant) / 6.0
+
+
 @numba.njit(cache=True)
 def _element_upper_triplets(tetrahedra: np.ndarray, grads: np.ndarray, volumes: np.ndarray,
                             tensors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+#: pyvista camera positions (position, focal point, view up) of the two views a patient's 3-D
+#: pictures show: from anterior (+y) and from posterior, superior (-z) up
+FRONT_VIEW = [(0, 1, 0), (0, 0, 0), (0, 0, -1)]
+BACK_VIEW = [(0, -1, 0), (0, 0, 0), (0, 0, -1)]
+
 
 def offscreen_plotter(**kwargs: Any):
     """A ``pyvista.Plotter(off_screen=True, **kwargs)``, triton's LLVM loaded first.

@@ -45,12 +45,14 @@ rule draw_patient:
         rv_tree=rules.grow_purkinje.output.rv_tree,
         activation=rules.compute_activations.output.activation,
         ecg=rules.compute_ecgs.output.ecg,
+        sdf="results/patients/{patient}/encoding/sdf.npz",  # rules.sample_sdf: encoding.smk, included later
     output:
         fibres="results/patients/{patient}/fibres/fibres.png",
         purkinje="results/patients/{patient}/purkinje/purkinje.png",
         activation=expand("results/patients/{{patient}}/activation/{scenario}.png", scenario=SCENARIOS),
         ecg=report(expand("results/patients/{{patient}}/ecg/{scenario}.png", scenario=SCENARIOS),
                    caption=caption("ecg"), category="Cohort", subcategory="ECGs", labels={"patient": "{patient}"}),
+        sdf="results/patients/{patient}/encoding/sdf.png",
     params:
         scenarios=SCENARIOS,
     log:

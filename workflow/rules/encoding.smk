@@ -18,8 +18,8 @@ rule sample_sdf:
         heart=rules.assemble_anatomy.output.heart,
         torso=rules.assemble_anatomy.output.torso,
     output:
+        # its preview (sdf.png) is drawn by draw_patient, off the data chain
         sdf="results/patients/{patient}/encoding/sdf.npz",
-        preview="results/patients/{patient}/encoding/sdf.png",
     params:
         sampling=config["encoding"]["sdf"],
         seed=config["cohort"]["seed"],

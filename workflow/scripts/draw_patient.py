@@ -9,7 +9,7 @@ with logging_to(snakemake.log[0]):
         snakemake.wildcards.patient,
         PatientData(fibres=snakemake.input.fibres, heart=snakemake.input.heart, lv_tree=snakemake.input.lv_tree,
                     rv_tree=snakemake.input.rv_tree, activations=dict(zip(scenarios, snakemake.input.activation)),
-                    ecgs=dict(zip(scenarios, snakemake.input.ecg))),
+                    ecgs=dict(zip(scenarios, snakemake.input.ecg)), sdf=snakemake.input.sdf),
         PatientPictures(fibres=snakemake.output.fibres, purkinje=snakemake.output.purkinje,
                         activations=dict(zip(scenarios, snakemake.output.activation)),
-                        ecgs=dict(zip(scenarios, snakemake.output.ecg))))
+                        ecgs=dict(zip(scenarios, snakemake.output.ecg)), sdf=snakemake.output.sdf))

@@ -1,6 +1,6 @@
-"""Snakemake adapter: one patient's Purkinje trees (see ecgcohort.conduction.jobs)."""
+"""Snakemake adapter: one patient's Purkinje trees (see ecgcohort.conduction.purkinje_jobs)."""
 
-from ecgcohort.conduction.jobs import grow_purkinje
+from ecgcohort.conduction.purkinje_jobs import grow_purkinje
 from ecgcohort.logs import logging_to
 
 with logging_to(snakemake.log[0]):

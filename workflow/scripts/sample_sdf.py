@@ -5,5 +5,4 @@ from ecgcohort.logs import logging_to
 
 with logging_to(snakemake.log[0]):
     sample_sdf_job(snakemake.wildcards.patient, snakemake.input.heart, snakemake.input.torso,
-                   dict(snakemake.params.sampling), snakemake.params.seed, snakemake.output.sdf,
-                   snakemake.output.preview)
+                   dict(snakemake.params.sampling), snakemake.params.seed, snakemake.output.sdf)

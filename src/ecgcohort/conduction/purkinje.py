@@ -3,7 +3,7 @@
 A fractal tree (package ``fractal-tree``, import ``fractal_tree``; Sahli Costabal et al. 2016)
 is grown on one endocardial sub-surface (LV or RV endocardium, extracted by face label) from a
 root point and an initial direction.  Activation along the tree is the shortest path length
-from the root (Dijkstra on edge lengths, ``networkx``) divided by the Purkinje conduction
+from the root (Dijkstra on edge lengths, ``scipy.sparse.csgraph``) divided by the Purkinje conduction
 velocity, plus the root time; the terminal nodes (Purkinje-muscle junctions) are the eikonal
 stimuli, kept as positions and coupled to a mesh by :mod:`ecgcohort.conduction.coupling`.
 
@@ -124,16 +124,52 @@ def extract_surface(points_mm: np.ndarray, faces: np.ndarray, face_labels: np.nd
     return np.asarray(points_mm, dtype=np.float64)[used], inverse.reshape(-1, 3), used
 
 
+def _vtk_polydata(points: np.ndarray, cells: np.ndarray):
+    """A VTK PolyData of ``points`` (float64) and ``cells`` (k, 2) lines or (k, 3) triangles,
+    built with VTK's classes as pyvista builds it (pyvista costs about 0.4 s to import in the
+    tree job, which draws nothing)."""
+    from vtkmodules.vtkCommonCore import vtkPoints
+    from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+
+    cells = np.asarray(cells, dtype=np.int64)
+    poly = vtkPolyData()
+    vertices = vtkPoints()
+    vertices.SetData(_vtk_array(np.asarray(points, dtype=np.float64)))
+    poly.SetPoints(vertices)
+    array = vtkCellArray()
+    corners = cells.shape[1]
+    array.SetData(_vtk_array(np.arange(0, corners * len(cells) + 1, corners, dtype=np.int64)), _vtk_array(cells.ravel()))
+    if corners == 2:
+        poly.SetLines(array)
+    else:
+        poly.SetPolys(array)
+    return poly
+
+
+def _vtk_array(values: np.ndarray, name: str | None = None):
+    from vtkmodules.util.numpy_support import numpy_to_vtk
+
+    array = numpy_to_vtk(np.ascontiguousarray(values), deep=True)
+    if name is not None:
+        array.SetName(name)
+    return array
+
+
 def _closest_point_on_surface(points_mm: np.ndarray, faces: np.ndarray,
                               query_mm: np.ndarray) -> tuple[np.ndarray, int, float]:
-    """Closest point (mm) of the triangle surface to ``query_mm``, its face, and the distance (mm)."""
-    import pyvista as pv
+    """Closest point (mm) of the triangle surface to ``query_mm``, its face, and the distance (mm):
+    VTK's static cell locator, as pyvista's ``find_closest_cell`` asks it."""
+    from vtkmodules.vtkCommonCore import reference
+    from vtkmodules.vtkCommonDataModel import vtkGenericCell, vtkStaticCellLocator
 
-    surface = pv.PolyData(points_mm, np.hstack([np.full((len(faces), 1), 3), faces]).ravel())
-    cell, closest = surface.find_closest_cell(np.asarray(query_mm, dtype=np.float64),
-                                              return_closest_point=True)
-    closest = np.asarray(closest, dtype=np.float64).reshape(3)
-    return closest, int(cell), float(np.linalg.norm(closest - query_mm))
+    locator = vtkStaticCellLocator()
+    locator.SetDataSet(_vtk_polydata(points_mm, faces))
+    locator.BuildLocator()
+    closest, cell, sub_id, squared = [0.0, 0.0, 0.0], reference(0), reference(0), reference(0.0)
+    query = np.asarray(query_mm, dtype=np.float64).reshape(3)
+    locator.FindClosestPoint(query.tolist(), closest, vtkGenericCell(), cell, sub_id, squared)
+    closest = np.asarray(closest, dtype=np.float64)
+    return closest, int(cell), float(np.linalg.norm(closest - query))
 
 
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -172,6 +208,64 @@ def _fast_mesh_class(mesh_class: type) -> type:
     return FastMesh
 
 
+@functools.lru_cache(maxsize=1)
+def _fast_nodes_class(nodes_class: type) -> type:
+    """fractal-tree's ``Nodes`` keeping its node coordinates in a growing array as well as its
+    list: its k-d trees were rebuilt from the list of 3-vectors after every branch (a Python
+    conversion of every node, 0.5 s of a patient's trees). The trees are built from the same
+    coordinates in the same order, so the same trees grow."""
+    from scipy.spatial import cKDTree
+
+    class FastNodes(nodes_class):
+        def __init__(self, initial_node: np.ndarray) -> None:
+            super().__init__(initial_node)
+            self._coordinates = np.empty((1024, 3))
+            self._coordinates[0] = initial_node
+
+        def add_nodes(self, queue: list[np.ndarray]) -> list[int]:
+            first = len(self.nodes)
+            if first + len(queue) > len(self._coordinates):
+                grown = np.empty((2 * (first + len(queue)), 3))
+                grown[:first] = self._coordinates[:first]
+                self._coordinates = grown
+            nodes_id = []
+            for offset, point in enumerate(queue):
+                self.nodes.append(point)
+                self._coordinates[first + offset] = point
+                self.last_node += 1
+                nodes_id.append(self.last_node)
+            self.tree = cKDTree(self._coordinates[:len(self.nodes)])
+            return nodes_id
+
+        def update_collision_tree(self, nodes_to_exclude: list[int]) -> None:
+            # fractal-tree's set(range(n)) minus the excluded iterates in ascending order (small
+            # ints sit in their own hash slots): the same kept nodes in the same order
+            kept_mask = np.ones(len(self.nodes), dtype=bool)
+            kept_mask[np.asarray(nodes_to_exclude, dtype=np.int64)] = False
+            kept = np.flatnonzero(kept_mask)
+            if not len(kept):
+                super().update_collision_tree(nodes_to_exclude)
+                return
+            self.nodes_to_consider_keys = kept
+            self.collision_tree = cKDTree(self._coordinates[kept])
+
+    return FastNodes
+
+
+@contextlib.contextmanager
+def _fast_fractal_tree_nodes() -> Iterator[None]:
+    """fractal-tree's ``generate_fractal_tree`` building its nodes as :func:`_fast_nodes_class`
+    for the block (it names the class as a module global)."""
+    import fractal_tree.tree
+
+    original = fractal_tree.tree.Nodes
+    fractal_tree.tree.Nodes = _fast_nodes_class(original)
+    try:
+        yield
+    finally:
+        fractal_tree.tree.Nodes = original
+
+
 def _run_fractal_tree(points_mm: np.ndarray, faces: np.ndarray, init_node_mm: np.ndarray,
                       direction: np.ndarray, settings: TreeSettings, seed: int
                       ) -> tuple[np.ndarray, np.ndarray]:
@@ -202,7 +296,7 @@ def _run_fractal_tree(points_mm: np.ndarray, faces: np.ndarray, init_node_mm: np
     previous_level = ft_logger.level
     ft_logger.setLevel(logging.CRITICAL)  # its "initial point not in mesh" is re-raised below
     try:
-        with seeded_global_rng(seed), contextlib.redirect_stderr(io.StringIO()):
+        with seeded_global_rng(seed), contextlib.redirect_stderr(io.StringIO()), _fast_fractal_tree_nodes():
             result = generate_fractal_tree(mesh, parameters)
     except SystemExit as exc:
         raise PurkinjeError(
@@ -264,18 +358,19 @@ def tree_activation(tree: PurkinjeTree, conduction_velocity_m_per_s: float = 2.5
                     root_time_ms: float = 0.0) -> np.ndarray:
     """Activation time (ms) of every tree node: ``root_time_ms`` + shortest path length (mm)
     from the root along the tree / ``conduction_velocity_m_per_s`` (m/s = mm/ms)."""
-    import networkx as nx  # 0.7 s to import: only the job that grows the trees walks them
+    import scipy.sparse
+    from scipy.sparse.csgraph import dijkstra
 
     if not conduction_velocity_m_per_s > 0:
         raise ValueError(f"conduction velocity must be > 0 m/s, got {conduction_velocity_m_per_s}")
-    graph = nx.Graph()
-    graph.add_nodes_from(range(tree.n_nodes))
-    graph.add_weighted_edges_from(
-        (int(i), int(j), float(w)) for (i, j), w in zip(tree.edges, tree.edge_lengths_mm()))
-    distance = nx.single_source_dijkstra_path_length(graph, tree.root, weight="weight")
-    if len(distance) != tree.n_nodes:
-        raise PurkinjeError(f"{tree.n_nodes - len(distance)} tree nodes are not connected to the root")
-    path_mm = np.array([distance[i] for i in range(tree.n_nodes)], dtype=np.float64)
+    # a tree has one path to each node: its length is the same sum, in the same order, for any
+    # shortest-path code (networkx's took 0.3 s a patient, most of it building the graph)
+    edges = np.asarray(tree.edges, dtype=np.int64).reshape(-1, 2)
+    graph = scipy.sparse.csr_matrix((tree.edge_lengths_mm(), (edges[:, 0], edges[:, 1])),
+                                    shape=(tree.n_nodes, tree.n_nodes))
+    path_mm = dijkstra(graph, directed=False, indices=tree.root)
+    if not np.all(np.isfinite(path_mm)):
+        raise PurkinjeError(f"{int((~np.isfinite(path_mm)).sum())} tree nodes are not connected to the root")
     return float(root_time_ms) + path_mm / float(conduction_velocity_m_per_s)
 
 
@@ -314,20 +409,26 @@ def retrograde_firing_times(nodes_mm: np.ndarray, edges: np.ndarray, junction_no
 
 def write_tree_vtk(tree: PurkinjeTree, path: str | Path) -> Path:
     """Write the tree as line cells of a .vtp (points mm, point data ``activation_ms`` ms when
-    set), atomically; returns the path."""
-    import pyvista as pv
+    set; binary, zlib: the bytes pyvista wrote), atomically; returns the path."""
+    from vtkmodules.vtkIOXML import vtkXMLPolyDataWriter
 
     target = Path(path)
     if target.suffix != ".vtp":
         raise ValueError(f"expected a .vtp path, got {target}")
-    lines = np.hstack([np.full((len(tree.edges), 1), 2), tree.edges]).ravel()
-    poly = pv.PolyData(np.asarray(tree.nodes_mm, dtype=np.float64), lines=lines)
+    poly = _vtk_polydata(tree.nodes_mm, np.asarray(tree.edges).reshape(-1, 2))
     if tree.activation_ms.shape == (tree.n_nodes,):
-        poly.point_data["activation_ms"] = np.asarray(tree.activation_ms, dtype=np.float64)
-    poly.field_data["root"] = np.array([tree.root], dtype=np.int64)
-    poly.field_data["junctions"] = np.asarray(tree.junctions, dtype=np.int64)
+        poly.GetPointData().AddArray(_vtk_array(np.asarray(tree.activation_ms, dtype=np.float64), "activation_ms"))
+        poly.GetPointData().SetActiveScalars("activation_ms")
+    poly.GetFieldData().AddArray(_vtk_array(np.array([tree.root], dtype=np.int64), "root"))
+    poly.GetFieldData().AddArray(_vtk_array(np.asarray(tree.junctions, dtype=np.int64), "junctions"))
     with atomic_path(target) as temporary:
-        poly.save(str(temporary))
+        writer = vtkXMLPolyDataWriter()
+        writer.SetFileName(str(temporary))
+        writer.SetInputData(poly)
+        writer.SetDataModeToBinary()
+        writer.SetCompressorTypeToZLib()
+        if writer.Write() != 1:
+            raise OSError(f"VTK could not write {target}")
     return target
 
 

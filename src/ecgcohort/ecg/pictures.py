@@ -1,5 +1,6 @@
 """A patient's pictures, drawn in a job of their own after the data they show: the epicardial
-fibres, the Purkinje trees, every activation map's isochrones and every 12-lead ECG. Off the data
+fibres, the Purkinje trees, every activation map's isochrones, every 12-lead ECG and the SDF
+samples. Off the data
 chain, so a patient's data are not held up by drawing, and drawn only for the patients the
 config's ``pictures.patients_per_split`` picks (``draw_patient`` in the workflow)."""
 
@@ -19,7 +20,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class PatientData:
     """The files a patient's pictures are drawn from: fibres (.npz), heart surface (.vtp), the
-    LV and RV Purkinje trees (.vtp), and per scenario its activation map and ECG (.npz)."""
+    LV and RV Purkinje trees (.vtp), per scenario its activation map and ECG (.npz), and its SDF
+    samples (.npz)."""
 
     fibres: str | Path
     heart: str | Path
@@ -27,29 +29,33 @@ class PatientData:
     rv_tree: str | Path
     activations: Mapping[str, str | Path]
     ecgs: Mapping[str, str | Path]
+    sdf: str | Path
 
 
 @dataclass(frozen=True)
 class PatientPictures:
-    """Where a patient's pictures go (PNG): fibres, Purkinje trees, and per scenario its
-    isochrones and its 12-lead ECG."""
+    """Where a patient's pictures go (PNG): fibres, Purkinje trees, per scenario its isochrones
+    and its 12-lead ECG, and the SDF samples."""
 
     fibres: str | Path
     purkinje: str | Path
     activations: Mapping[str, str | Path]
     ecgs: Mapping[str, str | Path]
+    sdf: str | Path
 
 
 def draw_patient(patient: str, data: PatientData, pictures: PatientPictures) -> None:
     """Draw every picture of one patient from its stored data (the same figures the data jobs
     drew before, :func:`ecgcohort.fibers.jobs.plot_fibres`,
-    :func:`ecgcohort.conduction.jobs.plot_purkinje`, :func:`ecgcohort.conduction.jobs.plot_activation`
-    and :func:`ecgcohort.ecg.forward.plot_ecg`)."""
+    :func:`ecgcohort.conduction.purkinje_jobs.plot_purkinje`, :func:`ecgcohort.conduction.jobs.plot_activation`,
+    :func:`ecgcohort.ecg.forward.plot_ecg` and :func:`ecgcohort.encoding.sdf.sdf_preview`)."""
     from ecgcohort.anatomy.outputs import read_surface
-    from ecgcohort.conduction.jobs import plot_activation, plot_purkinje
+    from ecgcohort.conduction.jobs import plot_activation
     from ecgcohort.conduction.maps import load_activation
     from ecgcohort.conduction.purkinje import read_tree_vtk
+    from ecgcohort.conduction.purkinje_jobs import plot_purkinje
     from ecgcohort.ecg.forward import EcgFigure
+    from ecgcohort.encoding.sdf import read_sdf_samples, sdf_preview, sdf_preview_title
     from ecgcohort.fibers.jobs import plot_fibres
     from ecgcohort.fibers.rule_based import load_fibres
 
@@ -76,5 +82,6 @@ def draw_patient(patient: str, data: PatientData, pictures: PatientPictures) -> 
                             title=f"{patient}, {scenario}: 12-lead ECG")
     finally:
         figure.close()
-    log.info("patient %s: %d pictures in %.1f s", patient, 2 + len(data.activations) + len(data.ecgs),
+    sdf_preview(read_sdf_samples(data.sdf), pictures.sdf, title=sdf_preview_title(patient))
+    log.info("patient %s: %d pictures in %.1f s", patient, 3 + len(data.activations) + len(data.ecgs),
              time.perf_counter() - started)

@@ -31,19 +31,21 @@ def _write_json(path: str | Path, payload: Mapping[str, Any]) -> None:
 
 # ---------------------------------------------------------------- SDF samples
 def sample_sdf_job(patient: str, heart_path: str | Path, torso_path: str | Path, section: Mapping[str, Any],
-                   seed: int, out_npz: str | Path, out_png: str | Path) -> None:
+                   seed: int, out_npz: str | Path, out_png: str | Path | None = None) -> None:
     """Signed-distance samples of the patient's four closed surfaces (randomness from (seed,
-    patient)) as ``sdf.npz`` and a preview PNG."""
+    patient)) as ``sdf.npz``, and a preview PNG where ``out_png`` is given (the workflow draws it
+    from the stored samples in ``draw_patient``)."""
     from ecgcohort.anatomy.outputs import read_surface
     from ecgcohort.cohort.sampling import patient_rng
-    from ecgcohort.encoding.sdf import sample_sdf, sampling_spec, sdf_preview, write_sdf_samples
+    from ecgcohort.encoding.sdf import sample_sdf, sampling_spec, sdf_preview, sdf_preview_title, write_sdf_samples
     from ecgcohort.encoding.surfaces import closed_surfaces
 
     start = time.perf_counter()
     surfaces = closed_surfaces(read_surface(heart_path), read_surface(torso_path), patient=patient)
     samples = sample_sdf(surfaces, sampling_spec(section), patient_rng(seed, patient, "sdf"), patient=patient)
     write_sdf_samples(samples, out_npz)
-    sdf_preview(samples, out_png, title=f"{patient}: signed distances (mm)")
+    if out_png is not None:
+        sdf_preview(samples, out_png, title=sdf_preview_title(patient))
     inside = {s: float((samples.sdf_mm[i] < 0).mean()) for i, s in enumerate(samples.surfaces)}
     log.info("patient %s: %d SDF samples of %s in %.1f s (fraction inside: %s)", patient, len(samples.points_mm),
              ", ".join(samples.surfaces), time.perf_counter() - start,

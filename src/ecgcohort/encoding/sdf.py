@@ -260,6 +260,11 @@ def read_sdf_samples(path: str | Path) -> SdfSamples:
                           tuple(str(name) for name in data["surfaces"]), json.loads(str(data["method_json"])))
 
 
+def sdf_preview_title(patient: str) -> str:
+    """The title of a patient's SDF preview."""
+    return f"{patient}: signed distances (mm)"
+
+
 def sdf_preview(samples: SdfSamples, path: str | Path, title: str = "", slab_mm: float = 5.0) -> None:
     """PNG: the samples within ``slab_mm`` of the coronal (x-z) and sagittal (y-z) planes through
     the heart's centre, one column per surface (the torso whole, the heart surfaces zoomed onto

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgcohort.leadfield.matrix import p1_gradients
+from ecgcohort.fem import tetrahedron_volumes
 from ecgcohort.leadfield.solver import (HEART_SURFACE_TAGS, MM, BodyMesh, LeadFieldError, body_mesh,
                                         project_on_surface)
 from ecgcohort.meshing.tetra import FACET_TAGS
@@ -42,18 +42,24 @@ def _uniform_in_cells(points: np.ndarray, tetrahedra: np.ndarray, volumes: np.nd
     return np.einsum("pk,pki->pi", barycentric, points[tetrahedra[cells]]), cells
 
 
-def _in_band(mesh: BodyMesh, volumes: np.ndarray, triangles: np.ndarray, width: float, count: int,
-             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` points uniform within ``width`` of a triangle surface: (points, cell index)."""
+def _cell_diameters(points: np.ndarray, tetrahedra: np.ndarray) -> np.ndarray:
+    """Longest edge of each tetrahedron, in the points' units."""
+    corners = points[tetrahedra]
+    squared = np.max([np.sum((corners[:, i] - corners[:, j]) ** 2, axis=1)
+                      for i in range(4) for j in range(i + 1, 4)], axis=0)
+    return np.sqrt(squared)  # sqrt is monotone: the root of the largest square is the largest root
+
+
+def _in_band(mesh: BodyMesh, volumes: np.ndarray, diameter: np.ndarray, triangles: np.ndarray, width: float,
+             count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` points uniform within ``width`` of a triangle surface: (points, cell index);
+    ``volumes`` and ``diameter`` (longest edge) per cell."""
     if count == 0:
         return np.empty((0, 3)), np.empty(0, dtype=np.int64)
     tets = mesh.tetrahedra
     vertex_distance = np.full(len(mesh.points_m), np.inf)
     used = np.unique(tets)
     vertex_distance[used] = project_on_surface(mesh.points_m, triangles, mesh.points_m[used])[0]
-    corners = mesh.points_m[tets]
-    diameter = np.max([np.linalg.norm(corners[:, i] - corners[:, j], axis=1)
-                       for i in range(4) for j in range(i + 1, 4)], axis=0)
     # the distance is 1-Lipschitz: a cell whose nearest vertex is farther than width plus the
     # cell's diameter holds no point of the band
     candidates = np.flatnonzero(vertex_distance[tets].min(axis=1) <= width + diameter)
@@ -83,11 +89,12 @@ def sample_points(mesh: str | Path | BodyMesh, count: int, near_fraction: float 
     if missing:
         raise LeadFieldError(f"the mesh lacks facet tags {missing} (body surface / epicardium)")
     heart = np.vstack([arrays.facets[tag] for tag in HEART_SURFACE_TAGS if tag in arrays.facets])
-    volumes = p1_gradients(arrays.points_m, arrays.tetrahedra)[1]
+    volumes = tetrahedron_volumes(arrays.points_m, arrays.tetrahedra)
+    diameter = _cell_diameters(arrays.points_m, arrays.tetrahedra)
     near = int(round(count * near_fraction))
-    body_points, body_cells = _in_band(arrays, volumes, arrays.facets[FACET_TAGS["body_surface"]], near_mm * MM,
-                                       near // 2, rng)
-    heart_points, heart_cells = _in_band(arrays, volumes, heart, near_mm * MM, near - near // 2, rng)
+    body_points, body_cells = _in_band(arrays, volumes, diameter, arrays.facets[FACET_TAGS["body_surface"]],
+                                       near_mm * MM, near // 2, rng)
+    heart_points, heart_cells = _in_band(arrays, volumes, diameter, heart, near_mm * MM, near - near // 2, rng)
     uniform_points, uniform_cells = _uniform_in_cells(arrays.points_m, arrays.tetrahedra, volumes, count - near, rng)
     order = rng.permutation(count)
     points = np.concatenate([body_points, heart_points, uniform_points])[order]
