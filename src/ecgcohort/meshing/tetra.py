@@ -228,8 +228,8 @@ def mesh_heart_in_torso(torso_points: np.ndarray, torso_faces: np.ndarray, heart
             gmsh.model.mesh.addNodes(2, tag, cap_nodes, np.asarray(cap.points, float).ravel())
             gmsh.model.mesh.addElementsByType(tag, 2, [], np.concatenate([heart_nodes, cap_nodes])[cap.faces].ravel())
             cap_surfaces[cap.name] = tag
-        # the discrete surfaces' curves and points; not split into connected pieces (gmsh's
-        # default, a third of a second at 1.2 mm): each surface is a loop's member as it is
+        # the discrete surfaces' curves and points, the surfaces not split into connected pieces
+        # (gmsh's default: 0.34 -> 0.09 s at 1.2 mm, the same mesh): each is a loop's member as it is
         gmsh.model.mesh.createTopology(makeSimplyConnected=False)
 
         torso_loop = gmsh.model.geo.addSurfaceLoop([body])
