@@ -9,7 +9,7 @@ import pytest
 from ecgcohort.geometry import surface_volume
 from ecgcohort.meshing import FACET_TAGS, VOLUME_TAGS, MeshingError, mesh_heart_in_torso, read_tagged_mesh
 from ecgcohort.meshing.jobs import MeshSizes, mesh_surfaces
-from ecgcohort.meshing.surfaces import ResampledSurface
+from ecgcohort.meshing.surfaces import ResampledSurface, SurfaceResolutionError, check_heart_inside_torso
 from ecgcohort.meshing.tetra import NODE_GRID_MM, _rows_in_order, morton_order, tetrahedron_quality
 from synthetic import lv_cup, trunk
 
@@ -237,3 +237,21 @@ def test_the_surfaces_are_not_split_into_connected_pieces_and_the_mesh_is_unchan
     np.testing.assert_array_equal(meshes[0].cell_tags, meshes[1].cell_tags)
     for tag in meshes[1].facets:
         np.testing.assert_array_equal(meshes[0].facets[tag], meshes[1].facets[tag])
+
+
+def test_the_heart_clearance_is_the_smallest_depth_and_a_heart_cut_by_the_body_surface_fails():
+    """On the checked body surface the pseudonormal's sign gives the winding number's depths."""
+    from ecgcohort.geometry import signed_distance
+
+    torso_points, torso_faces, torso_labels = trunk()
+    heart_points, heart_faces, labels = lv_cup()
+    torso = _resampled(torso_points, torso_faces, torso_labels)
+    inside = heart_points + np.array([20.0, 0.0, 250.0])
+    clearance = check_heart_inside_torso("train-0042", _resampled(inside, heart_faces, labels), torso,
+                                         "meshing.torso_element_size_mm", 40.0)
+    assert clearance == pytest.approx(-signed_distance(torso_points, torso_faces, inside).max(), rel=1e-12)
+    assert 0 < clearance <= 115.0 - 35.0 + 1e-9  # at most the trunk's half depth less the cup's radius
+    with pytest.raises(SurfaceResolutionError, match=r"patient train-0042: at meshing.torso_element_size_mm = 40 mm "
+                                                     r"the body surface cuts the heart \([0-9.]+ mm outside"):
+        check_heart_inside_torso("train-0042", _resampled(heart_points + [160.0, 0.0, 250.0], heart_faces, labels),
+                                 torso, "meshing.torso_element_size_mm", 40.0)
