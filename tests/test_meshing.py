@@ -8,7 +8,9 @@ import pytest
 
 from ecgcohort.geometry import surface_volume
 from ecgcohort.meshing import FACET_TAGS, VOLUME_TAGS, MeshingError, mesh_heart_in_torso, read_tagged_mesh
-from ecgcohort.meshing.tetra import NODE_GRID_MM, morton_order, tetrahedron_quality
+from ecgcohort.meshing.jobs import MeshSizes, mesh_surfaces
+from ecgcohort.meshing.surfaces import ResampledSurface, SurfaceResolutionError, check_heart_inside_torso
+from ecgcohort.meshing.tetra import NODE_GRID_MM, _rows_in_order, morton_order, tetrahedron_quality
 from synthetic import lv_cup, trunk
 
 REGIONS = {1: "lv_endocardium", 3: "epicardium", 4: "base"}
@@ -22,6 +24,50 @@ def test_quality_of_a_regular_and_of_a_flat_tetrahedron():
     flat = regular.copy()
     flat[3] = [0, 0, -0.9]  # nearly in the plane of the other three
     assert tetrahedron_quality(flat, np.array([[0, 1, 2, 3]]))[1][0] < 20
+
+
+def test_the_smallest_dihedral_angle_equals_a_per_edge_recomputation_in_either_orientation():
+    """Each of the six edges' dihedral angle from the other two corners projected onto the plane
+    normal to the edge, independently of the face normals the function uses."""
+    rng = np.random.default_rng(5)
+    points = rng.normal(size=(400, 3))
+    tets = rng.permutation(400).reshape(-1, 4)
+    volume, dihedral = tetrahedron_quality(points, tets)
+    expected = []
+    for corners in points[tets]:
+        angles = []
+        for i in range(4):
+            for j in range(i + 1, 4):
+                k, l = (m for m in range(4) if m not in (i, j))
+                edge = (corners[j] - corners[i]) / np.linalg.norm(corners[j] - corners[i])
+                u, v = (corners[m] - corners[i] - np.dot(corners[m] - corners[i], edge) * edge for m in (k, l))
+                angles.append(np.degrees(np.arccos(np.dot(u, v) / np.linalg.norm(u) / np.linalg.norm(v))))
+        expected.append(min(angles))
+    np.testing.assert_allclose(dihedral, expected, atol=1e-9)
+    np.testing.assert_allclose(volume, np.abs(np.linalg.det(points[tets][:, 1:] - points[tets][:, :1])) / 6, rtol=1e-12)
+    # the other orientation (two corners swapped) gives the same angles
+    np.testing.assert_allclose(tetrahedron_quality(points, tets[:, [1, 0, 2, 3]])[1], dihedral, atol=1e-9)
+    # a flat tetrahedron (no volume) is the worst sliver, not a right angle
+    flat = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0.3, 0.3, 0.0]])
+    assert tetrahedron_quality(flat, np.array([[0, 1, 2, 3]]))[1][0] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_morton_order_interleaves_the_bits_of_the_three_axes():
+    """Against the code built bit by bit (bit b of axis a at bit 3b + a)."""
+    rng = np.random.default_rng(11)
+    points = rng.uniform(-50.0, 80.0, (3000, 3))
+    bits = 21
+    low, span = points.min(axis=0), np.ptp(points, axis=0).max()
+    cells = np.minimum((points - low) / span * (1 << bits), (1 << bits) - 1).astype(np.int64)
+    codes = [sum(((int(c[a]) >> b) & 1) << (3 * b + a) for b in range(bits) for a in range(3)) for c in cells]
+    np.testing.assert_array_equal(morton_order(points), np.argsort(np.array(codes, dtype=np.uint64), kind="stable"))
+
+
+def test_rows_are_ordered_as_lexsort_orders_them_ties_included():
+    rng = np.random.default_rng(2)
+    for columns, high in ((4, 200_000), (3, 30), (4, 5)):  # many repeated rows at the small ranges
+        rows = np.sort(rng.integers(0, high, (5000, columns)), axis=1)
+        np.testing.assert_array_equal(_rows_in_order(rows), np.lexsort(rows.T[::-1]))
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +184,74 @@ def test_the_quality_threshold_rejects_a_mesh_and_writes_nothing(tmp_path):
                             heart_size_mm=4.0, torso_size_mm=40.0, output_path=target,
                             sliver_threshold_deg=60.0, max_sliver_fraction=0.01)
     assert list(tmp_path.iterdir()) == []
+
+
+def _resampled(points, faces, labels) -> ResampledSurface:
+    return ResampledSurface(points, faces, labels, 0.0, 0.0, 0.0, 0.0)
+
+
+SETTINGS = {"algorithm_3d": "hxt", "threads": 1, "blood_pools": False, "optimize_netgen": False,
+            "sliver_angle_deg": 1.0, "max_sliver_fraction": 1e-3}
+
+
+def test_a_patient_gmsh_cannot_mesh_fails_naming_the_patient_and_the_settings(tmp_path):
+    """The heart straddles the body surface: HXT's boundary recovery fails, and the job says who
+    and with which settings; nothing is written, and no other algorithm is tried."""
+    torso_points, torso_faces, torso_labels = trunk()
+    heart_points, heart_faces, labels = lv_cup()
+    target = tmp_path / "mesh.msh"
+    with pytest.raises(MeshingError, match=r"patient train-0042: no mesh with meshing.algorithm_3d = 'hxt', "
+                                           r"meshing.threads = 1, meshing.heart_element_size_mm = 4, "
+                                           r"meshing.torso_element_size_mm = 40: .*HXT"):
+        mesh_surfaces("train-0042", _resampled(heart_points + [160.0, 0.0, 250.0], heart_faces, labels),
+                      _resampled(torso_points, torso_faces, torso_labels), REGIONS, MeshSizes(4.0, 40.0), SETTINGS,
+                      target)
+    with pytest.raises(MeshingError, match=r"patient train-0042: no mesh with meshing.algorithm_3d = 'hxtt'.*"
+                                           r"unknown 3D algorithm 'hxtt' \(one of delaunay, hxt\)"):
+        mesh_surfaces("train-0042", _resampled(heart_points + [20.0, 0.0, 250.0], heart_faces, labels),
+                      _resampled(torso_points, torso_faces, torso_labels), REGIONS, MeshSizes(4.0, 40.0),
+                      {**SETTINGS, "algorithm_3d": "hxtt"}, target)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_surfaces_are_not_split_into_connected_pieces_and_the_mesh_is_unchanged(tmp_path, monkeypatch):
+    """The mesh is the one gmsh makes when createTopology also splits every surface into its
+    connected pieces (gmsh's default, which the meshing step no longer pays for)."""
+    import gmsh
+
+    torso_points, torso_faces, _ = trunk()
+    heart_points, heart_faces, labels = lv_cup()
+    meshes = []
+    for split in (False, True):
+        if split:
+            create_topology = gmsh.model.mesh.createTopology
+            monkeypatch.setattr(gmsh.model.mesh, "createTopology",
+                                lambda makeSimplyConnected=True, exportDiscrete=True: create_topology(True, True))
+        path = tmp_path / f"split-{split}.msh"
+        mesh_heart_in_torso(torso_points, torso_faces, heart_points + np.array([20.0, 0.0, 250.0]), heart_faces,
+                            labels, REGIONS, heart_size_mm=4.0, torso_size_mm=40.0, output_path=path,
+                            algorithm="delaunay", sliver_threshold_deg=1.0)
+        meshes.append(read_tagged_mesh(path))
+    np.testing.assert_array_equal(meshes[0].points_mm, meshes[1].points_mm)
+    np.testing.assert_array_equal(meshes[0].tetrahedra, meshes[1].tetrahedra)
+    np.testing.assert_array_equal(meshes[0].cell_tags, meshes[1].cell_tags)
+    for tag in meshes[1].facets:
+        np.testing.assert_array_equal(meshes[0].facets[tag], meshes[1].facets[tag])
+
+
+def test_the_heart_clearance_is_the_smallest_depth_and_a_heart_cut_by_the_body_surface_fails():
+    """On the checked body surface the pseudonormal's sign gives the winding number's depths."""
+    from ecgcohort.geometry import signed_distance
+
+    torso_points, torso_faces, torso_labels = trunk()
+    heart_points, heart_faces, labels = lv_cup()
+    torso = _resampled(torso_points, torso_faces, torso_labels)
+    inside = heart_points + np.array([20.0, 0.0, 250.0])
+    clearance = check_heart_inside_torso("train-0042", _resampled(inside, heart_faces, labels), torso,
+                                         "meshing.torso_element_size_mm", 40.0)
+    assert clearance == pytest.approx(-signed_distance(torso_points, torso_faces, inside).max(), rel=1e-12)
+    assert 0 < clearance <= 115.0 - 35.0 + 1e-9  # at most the trunk's half depth less the cup's radius
+    with pytest.raises(SurfaceResolutionError, match=r"patient train-0042: at meshing.torso_element_size_mm = 40 mm "
+                                                     r"the body surface cuts the heart \([0-9.]+ mm outside"):
+        check_heart_inside_torso("train-0042", _resampled(heart_points + [160.0, 0.0, 250.0], heart_faces, labels),
+                                 torso, "meshing.torso_element_size_mm", 40.0)

@@ -34,6 +34,8 @@ rule simulation_bank:
         seed=config["cohort"]["seed"],
         action_potential=config["electrophysiology"]["action_potential"],
         template_cache_dir="results/cache/action_potential",
+        # the shape models' resampling plans at the bank's sizes, as mesh_anatomy keeps its own
+        resampling_cache_dir="results/cache/resampling",
     log:
         "results/logs/ecg2act/simulation_bank-{patient}.log",
     benchmark:

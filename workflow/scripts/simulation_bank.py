@@ -14,4 +14,5 @@ with logging_to(snakemake.log[0]):
         out_sites=snakemake.output.sites, out_sites_preview=snakemake.output.preview, threads=snakemake.threads,
         bank_mesh=None if snakemake.params.bank_mesh is None else BankMesh(**snakemake.params.bank_mesh),
         surfaces=PatientSurfaces(**{key: Path(snakemake.input[key]) for key in ("heart", "torso", "heart_model",
-                                                                              "torso_model")}))
+                                                                              "torso_model")}),
+        resampling_cache_dir=snakemake.params.resampling_cache_dir)

@@ -96,10 +96,14 @@ class PatientSurfaces:
     torso_model: Path
 
 
-def bank_myocardium(patient: str, surfaces: PatientSurfaces, mesh: BankMesh, fibres, grad_cells: np.ndarray):
+def bank_myocardium(patient: str, surfaces: PatientSurfaces, mesh: BankMesh, fibres, grad_cells: np.ndarray,
+                    resampling_cache_dir: str | Path | None = None):
     """The patient's myocardium at the bank's element sizes, with its fibres, and the lead
     matrix on it (E, n_nodes) from ``grad_cells`` (E, C, 3) Ω/m, the patient's ∇Z per cell of
-    ``fibres`` (its own mesh), averaged over four points of each bank cell."""
+    ``fibres`` (its own mesh), averaged over four points of each bank cell.
+    ``resampling_cache_dir``: where the shape models' resampling plans at the bank's sizes are
+    kept for the next patient (:func:`ecgcohort.meshing.jobs.patient_surfaces_at`; None: computed
+    here, 0.5-0.9 s for the heart at 4 mm)."""
     import tempfile
 
     from ecgcohort.fem import locate_points
@@ -118,7 +122,7 @@ def bank_myocardium(patient: str, surfaces: PatientSurfaces, mesh: BankMesh, fib
             mesh_patient_at(patient, surfaces.heart, surfaces.torso, surfaces.heart_model, surfaces.torso_model,
                             MeshSizes(float(mesh.heart_element_size_mm), float(mesh.torso_element_size_mm)),
                             {**mesh.meshing, "heart_element_size_mm": mesh.heart_element_size_mm,
-                             "torso_element_size_mm": mesh.torso_element_size_mm}, path)
+                             "torso_element_size_mm": mesh.torso_element_size_mm}, path, resampling_cache_dir)
         except (MeshingError, ValueError) as error:
             raise BankError(f"the bank's myocardium (ecg2act.bank_mesh: {mesh.heart_element_size_mm:g} / "
                             f"{mesh.torso_element_size_mm:g} mm) does not mesh: {error}") from error
@@ -137,10 +141,11 @@ def simulation_bank_job(*, patient: str, split: str, fibres_npz: str | Path, jun
                         chunk_paths: Sequence[str | Path], bank: Mapping[str, Any], seed: int,
                         action_potential: Mapping[str, Any], template_cache_dir: str | Path, out_zarr: str | Path,
                         out_sites: str | Path, out_sites_preview: str | Path, threads: int | None = None,
-                        bank_mesh: BankMesh | None = None, surfaces: PatientSurfaces | None = None) -> None:
+                        bank_mesh: BankMesh | None = None, surfaces: PatientSurfaces | None = None,
+                        resampling_cache_dir: str | Path | None = None) -> None:
     """Place the 75 sites on one patient and simulate its bank (rule ``simulation_bank``), on
     the patient's own myocardium or, with ``bank_mesh`` (and the patient's ``surfaces``), on
-    its own (:func:`bank_myocardium`). ``threads`` caps the BLAS threads (the rule's
+    its own (:func:`bank_myocardium`, its resampling plans kept in ``resampling_cache_dir``). ``threads`` caps the BLAS threads (the rule's
     ``threads:``; None leaves them be): two 1-thread jobs on 2 cores simulated 3.6–3.8 samples/s
     each with OpenBLAS's own thread per core and 10–11 with one thread each."""
     from threadpoolctl import threadpool_limits
@@ -168,7 +173,7 @@ def simulation_bank_job(*, patient: str, split: str, fibres_npz: str | Path, jun
             chunks = read_lead_field_chunks(chunk_paths, ("grad_cells",))
             names = [str(n) for n in chunks["electrode_names"]]
             fibres, matrix = bank_myocardium(patient, surfaces, bank_mesh, fibres,
-                                             chunks["grad_cells"][lead_electrode_indices(names)])
+                                             chunks["grad_cells"][lead_electrode_indices(names)], resampling_cache_dir)
             rows = lead_rows(matrix, LEAD_ELECTRODES)
             log.info("patient %s: the bank's myocardium at %g/%g mm, %d nodes", patient,
                      bank_mesh.heart_element_size_mm, bank_mesh.torso_element_size_mm, fibres.n_nodes)

@@ -51,24 +51,35 @@ def mesh_patient_at(patient: str, heart: str | Path, torso: str | Path, heart_mo
     """Mesh one patient at ``sizes`` (see :func:`patient_surfaces_at`) with the ``meshing``
     settings (gmsh on ``settings["threads"]`` threads: the mesh depends on it); returns the mesh
     report and the resampled surfaces' measures."""
-    from ecgcohort.meshing.tetra import MeshingError
-
     heart_at, torso_at, names = patient_surfaces_at(patient, heart, torso, heart_model, torso_model, sizes, settings,
                                                     resampling_cache_dir)
-    caps = cavity_caps(heart_at.points, heart_at.faces, heart_at.labels, names, sizes.heart_mm) \
+    report = mesh_surfaces(patient, heart_at, torso_at, names, sizes, settings, mesh_out)
+    return report, {"heart": heart_at.measures(), "torso": torso_at.measures()}
+
+
+def mesh_surfaces(patient: str, heart_at: ResampledSurface, torso_at: ResampledSurface,
+                  region_names: Mapping[int, str], sizes: MeshSizes, settings: Mapping[str, Any],
+                  mesh_out: str | Path) -> MeshReport:
+    """Mesh a patient's resampled surfaces (heart regions named by ``region_names``) at ``sizes``
+    with the ``meshing`` settings; write ``mesh_out``. A surface gmsh cannot mesh fails naming
+    the patient and the settings with their values: there is no fall-back to another algorithm,
+    which would make another mesh."""
+    from ecgcohort.meshing.tetra import MeshingError
+
+    algorithm, threads = settings["algorithm_3d"], int(settings.get("threads", 1))
+    caps = cavity_caps(heart_at.points, heart_at.faces, heart_at.labels, region_names, sizes.heart_mm) \
         if settings["blood_pools"] else []
     try:
-        report = mesh_heart_in_torso(
-            torso_at.points, torso_at.faces, heart_at.points, heart_at.faces, heart_at.labels, names,
-            heart_size_mm=sizes.heart_mm, torso_size_mm=sizes.torso_mm, output_path=mesh_out,
-            threads=int(settings.get("threads", 1)),
-            algorithm=settings["algorithm_3d"], optimize_netgen=settings["optimize_netgen"],
+        return mesh_heart_in_torso(
+            torso_at.points, torso_at.faces, heart_at.points, heart_at.faces, heart_at.labels, region_names,
+            heart_size_mm=sizes.heart_mm, torso_size_mm=sizes.torso_mm, output_path=mesh_out, threads=threads,
+            algorithm=algorithm, optimize_netgen=settings["optimize_netgen"],
             sliver_threshold_deg=settings["sliver_angle_deg"], max_sliver_fraction=settings["max_sliver_fraction"],
             caps=caps)
     except MeshingError as error:
-        raise MeshingError(f"patient {patient} at heart/torso element sizes {sizes.heart_mm:g}/{sizes.torso_mm:g} mm "
-                           f"(meshing.heart_element_size_mm, meshing.torso_element_size_mm): {error}") from error
-    return report, {"heart": heart_at.measures(), "torso": torso_at.measures()}
+        raise MeshingError(f"patient {patient}: no mesh with meshing.algorithm_3d = {algorithm!r}, meshing.threads = "
+                           f"{threads}, meshing.heart_element_size_mm = {sizes.heart_mm:g}, "
+                           f"meshing.torso_element_size_mm = {sizes.torso_mm:g}: {error}") from error
 
 
 def mesh_patient(patient: str, heart: str | Path, torso: str | Path, heart_model: str | Path, torso_model: str | Path,

@@ -28,6 +28,9 @@ VOLUME_TAGS: dict[str, int] = {"myocardium": 1, "torso": 2, "blood": 3}
 FACET_TAGS: dict[str, int] = {"body_surface": 1, "epicardium": 2, "lv_endocardium": 3,
                               "rv_endocardium": 4, "base": 5, "lv_cap": 6, "rv_cap": 7}
 
+#: gmsh's 3D algorithms by the names ``meshing.algorithm_3d`` takes
+ALGORITHMS_3D: dict[str, int] = {"delaunay": 1, "hxt": 10}
+
 
 class MeshingError(RuntimeError):
     """gmsh could not mesh the anatomy, or the mesh fails its quality or volume checks."""
@@ -53,22 +56,20 @@ class MeshReport:
 def tetrahedron_quality(points: np.ndarray, tets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(volume mm^3, minimum dihedral angle in degrees) of every tetrahedron."""
     p = points[tets]
-    volume = np.abs(np.einsum("ij,ij->i", p[:, 1] - p[:, 0], np.cross(p[:, 2] - p[:, 0], p[:, 3] - p[:, 0]))) / 6
-    # outward-agnostic face normals; the dihedral angle at an edge is pi minus the angle
-    # between the normals of its two faces (oriented away from the opposite vertices)
-    faces = [(1, 2, 3, 0), (0, 2, 3, 1), (0, 1, 3, 2), (0, 1, 2, 3)]
-    normals = []
-    for a, b, c, opposite in faces:
-        n = np.cross(p[:, b] - p[:, a], p[:, c] - p[:, a])
-        flip = np.sign(np.einsum("ij,ij->i", n, p[:, opposite] - p[:, a]))
-        n = -n * flip[:, None]
-        normals.append(n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-300))
-    angles = []
+    e1, e2, e3 = (p[:, k] - p[:, 0] for k in (1, 2, 3))
+    volume = np.abs(np.einsum("ij,ij->i", e1, np.cross(e2, e3))) / 6
+    # the four face normals, each pointing away from the opposite vertex when the corners are
+    # positively oriented and towards it when they are not: either way the dihedral angle at the
+    # edge two faces share is pi minus the angle between their normals, so the smallest dihedral
+    # angle belongs to the pair whose unit normals have the smallest dot product (one arccos a
+    # tetrahedron, not six)
+    normals = (np.cross(p[:, 2] - p[:, 1], p[:, 3] - p[:, 1]), np.cross(e3, e2), np.cross(e1, e3), np.cross(e2, e1))
+    normals = [n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-300) for n in normals]
+    smallest = np.full(len(p), np.inf)
     for i in range(4):
         for j in range(i + 1, 4):
-            cosine = np.clip(np.einsum("ij,ij->i", normals[i], normals[j]), -1, 1)
-            angles.append(180.0 - np.degrees(np.arccos(cosine)))
-    return volume, np.min(angles, axis=0)
+            np.minimum(smallest, np.einsum("ij,ij->i", normals[i], normals[j]), out=smallest)
+    return volume, 180.0 - np.degrees(np.arccos(np.clip(smallest, -1, 1)))
 
 
 def morton_order(points: np.ndarray, bits: int = 21) -> np.ndarray:
@@ -80,10 +81,22 @@ def morton_order(points: np.ndarray, bits: int = 21) -> np.ndarray:
     span = max(float(np.ptp(points, axis=0).max()), 1e-300)
     cells = np.minimum((points - low) / span * (1 << bits), (1 << bits) - 1).astype(np.uint64)
     code = np.zeros(len(points), dtype=np.uint64)
-    for bit in range(bits):
-        for axis in range(3):
-            code |= ((cells[:, axis] >> np.uint64(bit)) & np.uint64(1)) << np.uint64(3 * bit + axis)
+    for axis in range(3):
+        code |= _spread_bits(cells[:, axis], bits) << np.uint64(axis)
+    if len(np.unique(code)) == len(code):  # no ties to break: the coordinates would not change the order
+        return np.argsort(code, kind="stable")
     return np.lexsort((points[:, 2], points[:, 1], points[:, 0], code))
+
+
+def _spread_bits(values: np.ndarray, bits: int) -> np.ndarray:
+    """``values`` (uint64 below 2^bits, bits <= 21) with their bit k moved to bit 3k."""
+    if bits > 21:
+        raise ValueError(f"a Morton code of three axes holds at most 21 bits per axis, not {bits}")
+    spread = values & np.uint64((1 << bits) - 1)
+    for shift, mask in ((32, 0x1F00000000FFFF), (16, 0x1F0000FF0000FF), (8, 0x100F00F00F00F00F),
+                        (4, 0x10C30C30C30C30C3), (2, 0x1249249249249249)):
+        spread = (spread | (spread << np.uint64(shift))) & np.uint64(mask)
+    return spread
 
 
 NODE_GRID_MM = 2.0 ** -26
@@ -128,7 +141,19 @@ def _number_canonically() -> None:
             if len(nodes) == 0:
                 continue
             key = np.sort(np.asarray(nodes, dtype=np.int64).reshape(-1, corners), axis=1)
-            gmsh.model.mesh.reorderElements(element_type, tag, np.lexsort(key.T[::-1]))
+            gmsh.model.mesh.reorderElements(element_type, tag, _rows_in_order(key))
+
+
+def _rows_in_order(rows: np.ndarray) -> np.ndarray:
+    """The permutation that sorts the rows of a non-negative integer array (n, 3 or 4)
+    lexicographically, stably: ``np.lexsort(rows.T[::-1])``, its columns packed in pairs into
+    int64 keys (two sort keys, not four)."""
+    base = int(rows.max(initial=0)) + 1
+    if base ** 2 >= 2 ** 63:
+        return np.lexsort(rows.T[::-1])
+    keys = [rows[:, k] * base + rows[:, k + 1] if k + 1 < rows.shape[1] else rows[:, k]
+            for k in range(0, rows.shape[1], 2)]
+    return np.lexsort(keys[::-1])
 
 
 def _add_discrete_surface(tag: int, node_tags: np.ndarray, faces: np.ndarray) -> None:
@@ -155,6 +180,8 @@ def mesh_heart_in_torso(torso_points: np.ndarray, torso_faces: np.ndarray, heart
     missing = {"epicardium"} - set(region_names.values())
     if missing:
         raise MeshingError(f"heart surface lacks regions {sorted(missing)}")
+    if algorithm not in ALGORITHMS_3D:
+        raise MeshingError(f"unknown 3D algorithm {algorithm!r} (one of {', '.join(ALGORITHMS_3D)})")
     gmsh.initialize(interruptible=threading.current_thread() is threading.main_thread())
     try:
         gmsh.option.setNumber("General.Terminal", 0)
@@ -163,7 +190,7 @@ def mesh_heart_in_torso(torso_points: np.ndarray, torso_faces: np.ndarray, heart
         # CPUs a job may use), not meshing.threads
         for dimension in (1, 2, 3):
             gmsh.option.setNumber(f"Mesh.MaxNumThreads{dimension}D", max(1, threads))
-        gmsh.option.setNumber("Mesh.Algorithm3D", {"delaunay": 1, "hxt": 10}[algorithm])
+        gmsh.option.setNumber("Mesh.Algorithm3D", ALGORITHMS_3D[algorithm])
         gmsh.option.setNumber("Mesh.MeshSizeMax", torso_size_mm)
         gmsh.option.setNumber("Mesh.MeshSizeMin", min(heart_size_mm, torso_size_mm))
         gmsh.option.setNumber("Mesh.Optimize", 1)
@@ -201,7 +228,9 @@ def mesh_heart_in_torso(torso_points: np.ndarray, torso_faces: np.ndarray, heart
             gmsh.model.mesh.addNodes(2, tag, cap_nodes, np.asarray(cap.points, float).ravel())
             gmsh.model.mesh.addElementsByType(tag, 2, [], np.concatenate([heart_nodes, cap_nodes])[cap.faces].ravel())
             cap_surfaces[cap.name] = tag
-        gmsh.model.mesh.createTopology()
+        # the discrete surfaces' curves and points, the surfaces not split into connected pieces
+        # (gmsh's default: 0.34 -> 0.09 s at 1.2 mm, the same mesh): each is a loop's member as it is
+        gmsh.model.mesh.createTopology(makeSimplyConnected=False)
 
         torso_loop = gmsh.model.geo.addSurfaceLoop([body])
         heart_loop = gmsh.model.geo.addSurfaceLoop(heart_surfaces)
