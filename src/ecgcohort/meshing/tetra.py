@@ -156,11 +156,6 @@ def _rows_in_order(rows: np.ndarray) -> np.ndarray:
     return np.lexsort(keys[::-1])
 
 
-def _add_discrete_surface(tag: int, node_tags: np.ndarray, faces: np.ndarray) -> None:
-    gmsh.model.addDiscreteEntity(2, tag)
-    gmsh.model.mesh.addElementsByType(tag, 2, [], node_tags[faces].ravel())
-
-
 def mesh_heart_in_torso(torso_points: np.ndarray, torso_faces: np.ndarray, heart_points: np.ndarray,
                         heart_faces: np.ndarray, heart_regions: np.ndarray, region_names: Mapping[int, str],
                         heart_size_mm: float, torso_size_mm: float, output_path: str | Path,
