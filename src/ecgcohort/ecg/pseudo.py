@@ -78,7 +78,7 @@ def pseudo_lead_matrix(electrodes_m: np.ndarray, points_m: np.ndarray, tetrahedr
         cell, electrode = divmod(int(singular), electrodes.shape[0])
         raise ValueError(f"the centroid of cell {cell} coincides with electrode {electrode}: the pseudo lead field is "
                          f"singular there")
-    return np.ascontiguousarray(transposed.T)
+    return transposed.T  # a view: the caller's stacking or product reads it without a transposing copy
 
 
 @numba.njit(cache=True)
@@ -86,19 +86,27 @@ def _accumulate_pseudo_lead_matrix(electrodes: np.ndarray, centroids: np.ndarray
                                    flux: np.ndarray, factor: float, out: np.ndarray) -> int:
     """out[a, j] −= flux[c, k] · ∇Z*_j(centroid c) over the cells c and their corners a =
     tetrahedra[c, k], with ∇Z* = factor (e − x) / |e − x|³ (``factor`` = 1/(4π σ0), Ω·m).
-    Node-major ``out`` keeps one node's electrodes together. Returns −1, or c·E + j of the first
-    centroid on an electrode (nothing more is added then)."""
+    Node-major ``out`` keeps one node's electrodes together, so the loops over the electrodes
+    are contiguous and branch-free (vectorised). Returns −1, or c·E + j of the first centroid
+    on an electrode (nothing more is added then)."""
     n_electrodes = electrodes.shape[0]
+    gx, gy, gz = np.empty(n_electrodes), np.empty(n_electrodes), np.empty(n_electrodes)
+    squared = np.empty(n_electrodes)
+    ex, ey, ez = electrodes[:, 0].copy(), electrodes[:, 1].copy(), electrodes[:, 2].copy()
     for c in range(tetrahedra.shape[0]):
+        cx, cy, cz = centroids[c, 0], centroids[c, 1], centroids[c, 2]
         for j in range(n_electrodes):
-            dx = electrodes[j, 0] - centroids[c, 0]
-            dy = electrodes[j, 1] - centroids[c, 1]
-            dz = electrodes[j, 2] - centroids[c, 2]
-            squared = dx * dx + dy * dy + dz * dz
-            if squared <= 0.0:
-                return c * n_electrodes + j
-            scale = factor / (squared * np.sqrt(squared))
-            gx, gy, gz = dx * scale, dy * scale, dz * scale
-            for k in range(4):
-                out[tetrahedra[c, k], j] -= flux[c, k, 0] * gx + flux[c, k, 1] * gy + flux[c, k, 2] * gz
+            squared[j] = (ex[j] - cx) ** 2 + (ey[j] - cy) ** 2 + (ez[j] - cz) ** 2
+        if squared.min() <= 0.0:
+            return c * n_electrodes + int(np.argmin(squared))
+        for j in range(n_electrodes):
+            scale = factor / (squared[j] * np.sqrt(squared[j]))
+            gx[j] = (ex[j] - cx) * scale
+            gy[j] = (ey[j] - cy) * scale
+            gz[j] = (ez[j] - cz) * scale
+        for k in range(4):
+            row = out[tetrahedra[c, k]]
+            fx, fy, fz = flux[c, k, 0], flux[c, k, 1], flux[c, k, 2]
+            for j in range(n_electrodes):
+                row[j] -= fx * gx[j] + fy * gy[j] + fz * gz[j]
     return -1
