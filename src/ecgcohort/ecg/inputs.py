@@ -11,6 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ecgcohort.io import npz_members
+
 
 @dataclass(frozen=True)
 class ElectrodeTable:
@@ -46,11 +48,13 @@ def read_lead_field_chunks(paths: Sequence[str | Path], keys: Sequence[str]) -> 
         raise ValueError("no lead-field chunks given")
     parts: dict[str, list[np.ndarray]] = {name: [] for name in ("electrode_names", *keys)}
     for path in paths:
-        with np.load(path) as chunk:
-            for name in parts:
-                if name not in chunk.files:
-                    raise ValueError(f"lead-field chunk {path} has no array '{name}'")
-                parts[name].append(np.atleast_1d(chunk[name]))
+        # stored members are memory-mapped: the concatenation below is their only copy
+        try:
+            chunk = npz_members(path, list(parts))
+        except KeyError as missing:
+            raise ValueError(f"lead-field chunk {missing.args[0]}") from None
+        for name in parts:
+            parts[name].append(np.atleast_1d(chunk[name]))
     out = {name: np.concatenate(values) for name, values in parts.items()}
     out["electrode_names"] = out["electrode_names"].astype(str)
     return out
