@@ -12,6 +12,7 @@ from ecgcohort.conduction.action_potential import ActionPotential
 from ecgcohort.conduction.maps import ActivationMap, save_activation
 from ecgcohort.ecg import forward
 from ecgcohort.ecg.forward import compute_ecgs, electrode_potentials, time_grid_ms
+from ecgcohort.ecg.inputs import read_lead_field_chunks
 from ecgcohort.ecg.leads import LEAD_ELECTRODES, LEAD_NAMES, LEAD_WEIGHTS, standard_leads
 from ecgcohort.ecg.pseudo import pseudo_lead_field, pseudo_lead_field_gradient, pseudo_lead_matrix
 from ecgcohort.fibers.rule_based import FibreAngles, MyocardialFibres, save_fibres
@@ -303,3 +304,23 @@ def test_compute_ecg_rejects_electrodes_that_do_not_match(tmp_path, monkeypatch)
         compute_ecgs("train-0003", duration_ms=10.0, dt_ms=1.0, template_cache_dir=tmp_path,
                      outputs={"lbbb": (tmp_path / "x.npz", tmp_path / "x.png")}, **inputs)
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_lead_field_chunks_read_into_one_array_equal_numpy_s_own_reading(tmp_path):
+    """Stored chunks read straight into their rows, a compressed one loaded: both equal to
+    np.load + np.concatenate, and the result is an ordinary writable array."""
+    rng = np.random.default_rng(11)
+    chunks = [{"electrode_names": np.array([f"E{k}{i}" for i in range(n)]),
+               "grad_cells": rng.normal(size=(n, 50, 3)).astype(np.float32), "lead_matrix": rng.normal(size=(n, 20))}
+              for k, n in enumerate((3, 5, 2))]
+    paths = [tmp_path / f"chunk-{k}.npz" for k in range(3)]
+    for k, (path, chunk) in enumerate(zip(paths, chunks)):
+        (np.savez_compressed if k == 1 else np.savez)(path, **chunk)
+    read = read_lead_field_chunks(paths, ("grad_cells", "lead_matrix"))
+    for name in ("grad_cells", "lead_matrix"):
+        expected = np.concatenate([chunk[name] for chunk in chunks])
+        assert read[name].dtype == expected.dtype and np.array_equal(read[name], expected), name
+        assert type(read[name]) is np.ndarray and read[name].flags.writeable
+    stored = read_lead_field_chunks([paths[0], paths[2]], ("lead_matrix",))["lead_matrix"]
+    assert np.array_equal(stored, np.concatenate([chunks[0]["lead_matrix"], chunks[2]["lead_matrix"]]))
+    assert list(read["electrode_names"]) == [f"E{k}{i}" for k, n in enumerate((3, 5, 2)) for i in range(n)]
