@@ -342,6 +342,10 @@ def test_every_array_is_one_checksummed_shard_per_patient(cohort):
         (codec,) = meta["codecs"]
         assert codec["name"] == "sharding_indexed", name
         assert [c["name"] for c in codec["configuration"]["codecs"]][-1] == "crc32c", name
+        # byte shuffle by the item size (the shuffle is what compresses the floats), then LZ4
+        blosc = codec["configuration"]["codecs"][1]
+        assert blosc["name"] == "blosc" and blosc["configuration"]["shuffle"] == "shuffle", name
+        assert blosc["configuration"]["typesize"] == variable.dtype.itemsize, name
         assert sorted(f.name for f in (store / name).glob("c.*")) == [
             ".".join(["c", str(i)] + ["0"] * (variable.ndim - 1)) for i in range(len(PATIENTS))], name
     for patient in PATIENTS:

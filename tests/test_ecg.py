@@ -12,10 +12,11 @@ from ecgcohort.conduction.action_potential import ActionPotential
 from ecgcohort.conduction.maps import ActivationMap, save_activation
 from ecgcohort.ecg import forward
 from ecgcohort.ecg.forward import compute_ecgs, electrode_potentials, time_grid_ms
+from ecgcohort.ecg.inputs import read_lead_field_chunks
 from ecgcohort.ecg.leads import LEAD_ELECTRODES, LEAD_NAMES, LEAD_WEIGHTS, standard_leads
 from ecgcohort.ecg.pseudo import pseudo_lead_field, pseudo_lead_field_gradient, pseudo_lead_matrix
 from ecgcohort.fibers.rule_based import FibreAngles, MyocardialFibres, save_fibres
-from ecgcohort.leadfield.matrix import p1_gradients
+from ecgcohort.leadfield.matrix import lead_matrix, p1_gradients
 from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
 
 SIGMA0 = 0.06  # S/m
@@ -123,6 +124,24 @@ def test_pseudo_lead_matrix_annihilates_uniform_potential():
     assert np.abs(matrix @ np.full(len(points), -0.085)).max() < 1e-12 * np.abs(matrix).sum()
 
 
+def test_pseudo_lead_matrix_equals_the_lead_matrix_of_the_stored_gradients():
+    """The fused loop against the FEM lead matrix's own formula fed with ∇Z* at the centroids
+    (the path it replaced), on an anisotropic, jittered mesh; a centroid on an electrode fails."""
+    rng = np.random.default_rng(3)
+    points, tets = box_mesh(4, 0.02)
+    points = points + rng.uniform(-1e-3, 1e-3, points.shape)
+    fibres = rng.normal(size=(len(tets), 3))
+    gi = intracellular_tensors(fibres / np.linalg.norm(fibres, axis=1, keepdims=True), Conductivities())
+    electrodes = rng.uniform(0.05, 0.2, (19, 3)) * rng.choice([-1.0, 1.0], (19, 3))
+    fused = pseudo_lead_matrix(electrodes, points, tets, gi, SIGMA0)
+    centroids = points[tets].mean(axis=1)
+    stored = lead_matrix(points, tets, gi, pseudo_lead_field_gradient(electrodes, centroids, SIGMA0))
+    assert fused.shape == (19, len(points))
+    assert np.abs(fused - stored).max() <= 1e-12 * np.abs(stored).max()
+    with pytest.raises(ValueError, match="cell 5 coincides with electrode 1"):
+        pseudo_lead_matrix(np.vstack([electrodes[:1], centroids[5]]), points, tets, gi, SIGMA0)
+
+
 def test_pseudo_lead_matrix_of_a_small_slab_is_the_closed_form_dipole():
     # a 2 mm cube of myocardium with a uniform V_m gradient is a current dipole
     # p = -G_i grad(V_m) * volume; in an infinite medium phi(e) = p . (e - x0) / (4 pi sigma0 |e - x0|^3)
@@ -170,7 +189,7 @@ def test_electrode_potentials_vanish_when_every_node_activates_at_once():
     assert np.abs(wave).max() > 1e-6
 
 
-def test_electrode_potentials_convert_mv_to_v_in_time_blocks(monkeypatch):
+def test_electrode_potentials_convert_mv_to_v_in_node_blocks(monkeypatch):
     matrix = np.array([[1.0, -1.0, 0.0], [0.0, 0.5, 0.0]])
     activation = _map(np.array([0.0, 100.0, 1000.0]))
     times = np.arange(0.0, 600.0, 0.5)
@@ -180,10 +199,31 @@ def test_electrode_potentials_convert_mv_to_v_in_time_blocks(monkeypatch):
     assert full[0, at[150.0]] == pytest.approx(0.0)                     # both on the plateau
     assert full[0, at[350.0]] == pytest.approx((-85.0 - 20.0) * 1e-3)   # node 0 repolarised first
     assert full[1, at[10.0]] == pytest.approx(0.5 * -85.0 * 1e-3)
-    monkeypatch.setattr(forward, "_VM_BLOCK_VALUES", 7)  # 2 time steps per block
-    assert np.array_equal(electrode_potentials(matrix, activation, times, square_wave_template()), full)
+    monkeypatch.setattr(forward, "_VM_BLOCK_VALUES", 7)  # one node per block
+    np.testing.assert_allclose(electrode_potentials(matrix, activation, times, square_wave_template()), full,
+                               rtol=1e-14, atol=1e-17)
     with pytest.raises(ValueError, match="lead matrix"):
         electrode_potentials(matrix[:, :2], activation, times, square_wave_template())
+
+
+def test_electrode_potentials_in_node_blocks_equal_the_whole_v_m_product(monkeypatch):
+    """The blocked sum against L @ V_m of every node at once (the product it replaced), with APD
+    scales and upstroke spreads that differ per node: the order of the sum alone differs."""
+    rng = np.random.default_rng(7)
+    n_nodes = 1000
+    grid = np.arange(-20.0, 1000.0)
+    voltage = -85.0 + 105.0 / (1.0 + np.exp(-grid)) - 105.0 / (1.0 + np.exp(-(grid - 300.0) / 20.0))
+    template = ActionPotential(grid, voltage, -85.0, float(voltage.max()), 300.0, 26.0)
+    activation = ActivationMap("sinus", "test", rng.uniform(0.0, 120.0, n_nodes), rng.uniform(0.8, 1.2, n_nodes),
+                               np.zeros((1, 3)), np.zeros(1), upstroke_ms=rng.uniform(0.0, 6.0, n_nodes))
+    matrix = rng.normal(size=(7, n_nodes))
+    matrix -= matrix.mean(axis=1, keepdims=True)  # rows summing to 0, as a lead matrix's do
+    times = time_grid_ms(600.0, 1.0)
+    whole = matrix @ activation.transmembrane_potential_mv(times, template) * 1e-3
+    monkeypatch.setattr(forward, "_VM_BLOCK_VALUES", 37 * times.size)  # 27 blocks, the last one short
+    blocked = electrode_potentials(matrix, activation, times, template)
+    assert np.abs(blocked - whole).max() <= 1e-12 * np.abs(whole).max()
+    assert np.abs(whole).max() > 1e-3  # a real signal, not two zeros
 
 
 # ------------------------------------------------------------------ the job
@@ -264,3 +304,23 @@ def test_compute_ecg_rejects_electrodes_that_do_not_match(tmp_path, monkeypatch)
         compute_ecgs("train-0003", duration_ms=10.0, dt_ms=1.0, template_cache_dir=tmp_path,
                      outputs={"lbbb": (tmp_path / "x.npz", tmp_path / "x.png")}, **inputs)
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_lead_field_chunks_read_into_one_array_equal_numpy_s_own_reading(tmp_path):
+    """Stored chunks read straight into their rows, a compressed one loaded: both equal to
+    np.load + np.concatenate, and the result is an ordinary writable array."""
+    rng = np.random.default_rng(11)
+    chunks = [{"electrode_names": np.array([f"E{k}{i}" for i in range(n)]),
+               "grad_cells": rng.normal(size=(n, 50, 3)).astype(np.float32), "lead_matrix": rng.normal(size=(n, 20))}
+              for k, n in enumerate((3, 5, 2))]
+    paths = [tmp_path / f"chunk-{k}.npz" for k in range(3)]
+    for k, (path, chunk) in enumerate(zip(paths, chunks)):
+        (np.savez_compressed if k == 1 else np.savez)(path, **chunk)
+    read = read_lead_field_chunks(paths, ("grad_cells", "lead_matrix"))
+    for name in ("grad_cells", "lead_matrix"):
+        expected = np.concatenate([chunk[name] for chunk in chunks])
+        assert read[name].dtype == expected.dtype and np.array_equal(read[name], expected), name
+        assert type(read[name]) is np.ndarray and read[name].flags.writeable
+    stored = read_lead_field_chunks([paths[0], paths[2]], ("lead_matrix",))["lead_matrix"]
+    assert np.array_equal(stored, np.concatenate([chunks[0]["lead_matrix"], chunks[2]["lead_matrix"]]))
+    assert list(read["electrode_names"]) == [f"E{k}{i}" for k, n in enumerate((3, 5, 2)) for i in range(n)]

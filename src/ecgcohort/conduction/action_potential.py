@@ -462,24 +462,47 @@ def smoothed_templates(template: ActionPotential, widths_ms: np.ndarray) -> tupl
     return fine, rows
 
 
-def transmembrane_potential(activation_ms: np.ndarray, times_ms: np.ndarray, template: ActionPotential,
-                            apd_scale: np.ndarray | float = 1.0, chunk: int = 4096,
-                            upstroke_ms: np.ndarray | float | None = None,
-                            out: np.ndarray | None = None) -> np.ndarray:
-    """V_m (n_nodes, n_times) mV = U(t − τ) with optional per-node APD scaling (repolarisation
-    stretched, upstroke unchanged) and per-node upstroke spread.
+@dataclass(frozen=True)
+class PotentialSampler:
+    """V_m = U(t − τ) of a set of nodes, prepared once (templates smoothed and tabulated, per-node
+    table indices) and sampled for any block of nodes and times: :func:`transmembrane_potential`
+    in pieces, so that a caller can multiply each block of nodes into a lead matrix while it is
+    still in the cache instead of writing and re-reading the whole (nodes × times) array. Times
+    and τ in ms, V_m in mV."""
 
-    With scale a, the local time ξ = t − τ (ms) is kept up to the template's peak time t_p and
-    mapped to t_p + (ξ − t_p)/a after it, so APD90 becomes ≈ a·APD90. ``upstroke_ms`` (per node,
-    ms; :func:`upstroke_spread_ms`): the template is convolved with a triangle of that half-width
-    (interpolated between templates tabulated every :data:`SPREAD_STEP_MS`); None or 0 keeps U.
-    ``out``: a C-contiguous float64 buffer of at least n_nodes × n_times values to write into
-    (returned as its first n_nodes × n_times values, shaped): a caller sampling a beat block by
-    block reuses one buffer instead of faulting in fresh pages for every block (0.15 s per
-    64 MB block).
-    """
-    tau = np.asarray(activation_ms, dtype=float).reshape(-1)
-    t = np.asarray(times_ms, dtype=float).reshape(-1)
+    activation_ms: np.ndarray
+    inverse_scale: np.ndarray
+    peak_ms: float
+    grid_ms: np.ndarray
+    uniform_step_ms: float
+    tables_mv: np.ndarray
+    lower: np.ndarray
+    fraction: np.ndarray
+    resting_mv: float
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self.activation_ms.size)
+
+    def sample(self, times_ms: np.ndarray, out: np.ndarray, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """V_m (stop − start, n_times) in mV of nodes start … stop − 1 at ``times_ms``, written into
+        the first values of the C-contiguous float64 buffer ``out`` (returned shaped)."""
+        stop = self.n_nodes if stop is None else stop
+        t = np.ascontiguousarray(times_ms, dtype=np.float64).reshape(-1)
+        count = (stop - start) * t.size
+        if out.dtype != np.float64 or not out.flags.c_contiguous or out.size < count:
+            raise ValueError(f"out must be a C-contiguous float64 buffer of at least {count} values")
+        block = out.reshape(-1)[:count].reshape(stop - start, t.size)
+        _sample_potentials(self.activation_ms[start:stop], t, self.inverse_scale[start:stop], self.peak_ms,
+                           self.grid_ms, self.uniform_step_ms, self.tables_mv, self.lower[start:stop],
+                           self.fraction[start:stop], self.resting_mv, block)
+        return block
+
+
+def potential_sampler(activation_ms: np.ndarray, template: ActionPotential, apd_scale: np.ndarray | float = 1.0,
+                      upstroke_ms: np.ndarray | float | None = None) -> PotentialSampler:
+    """The :class:`PotentialSampler` of :func:`transmembrane_potential` (same arguments, same values)."""
+    tau = np.ascontiguousarray(activation_ms, dtype=float).reshape(-1)
     scale = np.broadcast_to(np.asarray(apd_scale, dtype=float), tau.shape)
     if np.any(scale <= 0):
         raise ValueError("apd_scale must be positive")
@@ -493,18 +516,32 @@ def transmembrane_potential(activation_ms: np.ndarray, times_ms: np.ndarray, tem
         grid, tables = template.time_ms, template.voltage_mv[None]
     bins = spread / SPREAD_STEP_MS
     lower = np.floor(bins).astype(np.int64)
-    if out is None:
-        out = np.empty((tau.size, t.size))
-    else:
-        if out.dtype != np.float64 or not out.flags.c_contiguous or out.size < tau.size * t.size:
-            raise ValueError(f"out must be a C-contiguous float64 buffer of at least {tau.size * t.size} values")
-        out = out.reshape(-1)[:tau.size * t.size].reshape(tau.size, t.size)
     grid = np.ascontiguousarray(grid, dtype=float)
     steps = np.diff(grid)
     uniform_step = float(steps[0]) if np.all(np.abs(steps - steps[0]) <= 1e-9 * steps[0]) else 0.0
-    _sample_potentials(tau, t, 1.0 / scale, float(template.peak_time_ms), grid, uniform_step,
-                       np.ascontiguousarray(tables, dtype=float), lower, bins - lower, float(template.resting_mv), out)
-    return out
+    return PotentialSampler(tau, np.ascontiguousarray(1.0 / scale), float(template.peak_time_ms), grid, uniform_step,
+                            np.ascontiguousarray(tables, dtype=float), lower, np.ascontiguousarray(bins - lower),
+                            float(template.resting_mv))
+
+
+def transmembrane_potential(activation_ms: np.ndarray, times_ms: np.ndarray, template: ActionPotential,
+                            apd_scale: np.ndarray | float = 1.0,
+                            upstroke_ms: np.ndarray | float | None = None,
+                            out: np.ndarray | None = None) -> np.ndarray:
+    """V_m (n_nodes, n_times) mV = U(t − τ) with optional per-node APD scaling (repolarisation
+    stretched, upstroke unchanged) and per-node upstroke spread.
+
+    With scale a, the local time ξ = t − τ (ms) is kept up to the template's peak time t_p and
+    mapped to t_p + (ξ − t_p)/a after it, so APD90 becomes ≈ a·APD90. ``upstroke_ms`` (per node,
+    ms; :func:`upstroke_spread_ms`): the template is convolved with a triangle of that half-width
+    (interpolated between templates tabulated every :data:`SPREAD_STEP_MS`); None or 0 keeps U.
+    ``out``: a C-contiguous float64 buffer of at least n_nodes × n_times values to write into
+    (returned as its first n_nodes × n_times values, shaped). Sampling block by block:
+    :func:`potential_sampler`.
+    """
+    sampler = potential_sampler(activation_ms, template, apd_scale, upstroke_ms)
+    t = np.asarray(times_ms, dtype=float).reshape(-1)
+    return sampler.sample(t, np.empty((sampler.n_nodes, t.size)) if out is None else out)
 
 
 @numba.njit(cache=True)

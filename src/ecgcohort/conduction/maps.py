@@ -12,7 +12,7 @@ import numpy as np
 from ecgcohort.io import atomic_path
 
 if TYPE_CHECKING:  # the action potential imports numba (0.5 s), which reading a map does not need
-    from ecgcohort.conduction.action_potential import ActionPotential
+    from ecgcohort.conduction.action_potential import ActionPotential, PotentialSampler
 
 
 @dataclass
@@ -43,6 +43,13 @@ class ActivationMap:
 
         return transmembrane_potential(self.activation_ms, times_ms, template, self.apd_scale,
                                        upstroke_ms=self.upstroke_ms, out=out)
+
+    def potential_sampler(self, template: ActionPotential) -> PotentialSampler:
+        """This map's V_m prepared for sampling by blocks of nodes and times (mV, ms; see
+        :func:`ecgcohort.conduction.action_potential.potential_sampler`)."""
+        from ecgcohort.conduction.action_potential import potential_sampler
+
+        return potential_sampler(self.activation_ms, template, self.apd_scale, upstroke_ms=self.upstroke_ms)
 
 
 def save_activation(activation: ActivationMap, path: str | Path) -> Path:

@@ -12,8 +12,8 @@ Layout (Zarr format 3, consolidated metadata in the root ``zarr.json``):
   array dense and exact (no padding to the largest mesh, no count variables to apply).
 
 Every array is sharded (Zarr v3 ``sharding_indexed``): one file per patient per array, inner
-chunks of a few MB, zstd and a crc32c checksum on every inner chunk, so a corrupted byte fails
-the read instead of returning wrong numbers.
+chunks of a few MB, Blosc LZ4 (byte shuffle) and a crc32c checksum on every inner chunk, so a
+corrupted byte fails the read instead of returning wrong numbers.
 
 Assembly is incremental. Each patient's job writes a *part* (:func:`write_patient_part`): a
 small store with the patient's slice of every root array and its group. The fan-in

@@ -101,7 +101,8 @@ def dataset_card(store: str | Path, config: Mapping[str, Any], meshes: Mapping[s
         "Without it: `xarray.open_zarr(path, consolidated=False)`.",
         "* Every array is sharded (`sharding_indexed`"
         + ("" if packed else ": one file per patient per array")
-        + ", inner chunks of a few MB) with zstd and a crc32c checksum on every inner chunk: a corrupted byte "
+        + ", inner chunks of a few MB) with Blosc LZ4 on byte-shuffled values and a crc32c checksum on every "
+        "inner chunk: a corrupted byte "
         "fails the read.",
         "* Parameters keep the units they are sampled in (`parameter_units`: standard deviations, degree, mm).",
         "",

@@ -154,7 +154,7 @@ def _patient_row(patient: str, record: Mapping[str, Any], files: PatientFiles, s
     parameter_names = list(record["parameters"])
 
     def stack(key: str) -> np.ndarray:
-        return np.stack([ecg[key] for ecg in ecgs])[None].astype(np.float64)
+        return np.stack([ecg[key] for ecg in ecgs])[None].astype(np.float64, copy=False)
 
     ecg_dims = ("patient", "scenario", "electrode", "time")
     lead_dims = ("patient", "scenario", "lead", "time")
@@ -162,19 +162,19 @@ def _patient_row(patient: str, record: Mapping[str, Any], files: PatientFiles, s
         "parameters": (("patient", "parameter"),
                        np.array([[record["parameters"][n] for n in parameter_names]], dtype=np.float64),
                        _attrs("see parameter_units", "sampled patient parameters (shape modes, heart pose)")),
-        "sample_points": (("patient", "point", "component"), points["points_m"][None].astype(np.float64),
+        "sample_points": (("patient", "point", "component"), points["points_m"][None].astype(np.float64, copy=False),
                           _attrs("m", "lead-field sample points in the body")),
         "sample_region": (("patient", "point"), points["region"][None].astype(np.int8),
                           _attrs("1", "region of the sample point", flag_values=list(REGIONS),
                                  flag_meanings=" ".join(REGIONS.values()))),
-        "distance_to_heart": (("patient", "point"), points["distance_to_heart_m"][None].astype(np.float64),
+        "distance_to_heart": (("patient", "point"), points["distance_to_heart_m"][None].astype(np.float64, copy=False),
                               _attrs("m", "distance from the sample point to the heart surface")),
         "grad_lead_field": (("patient", "electrode", "point", "component"),
-                            chunks["grad_points"][None].astype(np.float32),
+                            chunks["grad_points"][None].astype(np.float32, copy=False),
                             _attrs("ohm/m", "gradient of the FEM lead field Z of the electrode at the sample points")),
         # the positions the lead field was solved for
         "electrode_position": (("patient", "electrode", "component"),
-                               chunks["electrode_positions_m"][None].astype(np.float64),
+                               chunks["electrode_positions_m"][None].astype(np.float64, copy=False),
                                _attrs("m", "electrode position on the body surface")),
         "electrode_normalised_position": (
             ("patient", "electrode", "component"), electrodes.normalised[None].astype(np.float64),
@@ -257,7 +257,7 @@ def _patient_group(patient: str, split: str, files: PatientFiles, electrodes: Se
     group = xr.Dataset(
         {
             "node_position": (("node", "component"), fibres.points_mm * 1e-3, _attrs("m", "myocardial mesh node")),
-            "tetrahedra": (("cell", "corner"), fibres.tetrahedra.astype(np.int64),
+            "tetrahedra": (("cell", "corner"), fibres.tetrahedra.astype(np.int64, copy=False),
                            _attrs("1", "0-based node indices of each myocardial tetrahedron")),
             "fibre_direction": (("cell", "component"), fibres.fibre_cell,
                                 _attrs("1", "unit fibre direction at the centroid of each tetrahedron (axial: f and "
@@ -265,9 +265,9 @@ def _patient_group(patient: str, split: str, files: PatientFiles, electrodes: Se
             "fibre_structure": (("cell", "component", "component_column"), fibres.cell_structure,
                                 _attrs("1", "mean of f f^T over each tetrahedron (trace 1): a conductivity with "
                                             "values a along and b across the fibres is b I + (a - b) times this")),
-            "grad_lead_field_cell": (("electrode", "cell", "component"), grad_cells.astype(np.float32),
+            "grad_lead_field_cell": (("electrode", "cell", "component"), grad_cells.astype(np.float32, copy=False),
                                      _attrs("ohm/m", "gradient of the FEM lead field Z per myocardial tetrahedron")),
-            "lead_matrix": (("electrode", "node"), lead.astype(np.float64),
+            "lead_matrix": (("electrode", "node"), lead.astype(np.float64, copy=False),
                             _attrs("1", "lead matrix: electrode potential (V) = lead_matrix @ V_m at the nodes (V)")),
             "activation_time": (("scenario", "node"), np.stack([a.activation_ms for a in activation]) * 1e-3,
                                 _attrs("s", "local activation time of the myocardial node")),

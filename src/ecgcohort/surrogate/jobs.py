@@ -461,8 +461,7 @@ def evaluate_surrogate_job(*, patient: str, store: str | Path, model_path: str |
                                                            batch_size=evaluation["batch_size"])}
     matrices = {"fem": mesh.lead_matrix.values, "surrogate": myocardium.lead_matrix(cell_gradients["surrogate"])}
     lead_matrix_s = time.perf_counter() - start
-    matrices["pseudo"] = pseudo_lead_matrix(electrodes_m, nodes_m, tetrahedra, intracellular, sigma.torso,
-                                            myocardium.gradient_operator)
+    matrices["pseudo"] = pseudo_lead_matrix(electrodes_m, nodes_m, tetrahedra, intracellular, sigma.torso)
     cell_gradients["pseudo"] = pseudo_lead_field_gradient(electrodes_m, nodes_m[tetrahedra].mean(axis=1), sigma.torso)
     fem_cells = mesh.grad_lead_field_cell.values.astype(np.float64)
     transfer = {kind: {"cells": _cell_errors(cell_gradients[kind], fem_cells)} for kind in ("surrogate", "pseudo")}
