@@ -400,7 +400,8 @@ def test_sample_point_bands_by_bounds_draw_the_points_of_exact_distances(balls, 
     from ecgcohort.leadfield.solver import project_on_surface
 
     mesh = body_mesh(balls[7.5])
-    volumes, diameter = tetrahedron_volumes(mesh.points_m, mesh.tetrahedra), _cell_diameters(mesh.points_m, mesh.tetrahedra)
+    volumes = tetrahedron_volumes(mesh.points_m, mesh.tetrahedra)
+    diameter = _cell_diameters(mesh.points_m, mesh.tetrahedra)
     surface = _SurfaceDistance(mesh.points_m, mesh.facets[tag])
     points, cells = _in_band(mesh, volumes, diameter, surface, width_mm * 1e-3, 2000, np.random.default_rng(5))
     expected_points, expected_cells = _band_by_exact_distances(mesh, volumes, diameter, mesh.facets[tag],
