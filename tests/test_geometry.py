@@ -67,3 +67,19 @@ def test_rotations_are_proper_and_right_handed():
     assert rotation @ rotation.T == pytest.approx(np.eye(3), abs=1e-12)
     assert np.linalg.det(rotation) == pytest.approx(1)
     assert rotation @ np.array([1, 0, 0]) == pytest.approx([0, 1, 0], abs=1e-12)
+
+
+def test_spatial_order_is_a_permutation_along_the_z_curve():
+    from ecgcohort.geometry import spatial_order
+
+    # the eight octant corners of a cube, shuffled: the Z curve visits x fastest, then y, then z
+    corners = np.array([[x, y, z] for z in (0.0, 1.0) for y in (0.0, 1.0) for x in (0.0, 1.0)])
+    shuffled = np.random.default_rng(0).permutation(8)
+    order = spatial_order(corners[shuffled], bits=1)
+    assert np.array_equal(corners[shuffled][order], corners)
+    points = np.random.default_rng(1).normal(size=(1000, 3))
+    assert np.array_equal(np.sort(spatial_order(points)), np.arange(1000))
+    # consecutive points are near: the mean step is a fraction of a random pair's distance
+    ordered = points[spatial_order(points)]
+    step = np.linalg.norm(np.diff(ordered, axis=0), axis=1).mean()
+    assert step < 0.3 * np.linalg.norm(points[1:] - points[:-1], axis=1).mean()

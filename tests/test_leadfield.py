@@ -369,6 +369,54 @@ def test_sample_points_lie_in_the_mesh_near_the_interfaces(balls):
     assert set(np.unique(samples.region)) == {1, 2}
 
 
+def _band_by_exact_distances(mesh, volumes, diameter, triangles, width, count, rng):
+    """The band sampler as it was before its bounds: every vertex and every drawn point
+    projected exactly onto the surface."""
+    from ecgcohort.leadfield.sampling import _uniform_in_cells
+    from ecgcohort.leadfield.solver import project_on_surface
+
+    tets = mesh.tetrahedra
+    vertex_distance = np.full(len(mesh.points_m), np.inf)
+    used = np.unique(tets)
+    vertex_distance[used] = project_on_surface(mesh.points_m, triangles, mesh.points_m[used])[0]
+    candidates = np.flatnonzero(vertex_distance[tets].min(axis=1) <= width + diameter)
+    kept_points, kept_cells, acceptance = [], [], 0.5
+    while sum(len(p) for p in kept_points) < count:
+        missing = count - sum(len(p) for p in kept_points)
+        batch = int(np.ceil(1.2 * missing / max(acceptance, 0.02))) + 16
+        drawn, local = _uniform_in_cells(mesh.points_m, tets[candidates], volumes[candidates], batch, rng)
+        inside = project_on_surface(mesh.points_m, triangles, drawn)[0] <= width
+        acceptance = max(float(inside.mean()), 1e-3)
+        kept_points.append(drawn[inside])
+        kept_cells.append(candidates[local[inside]])
+    return np.concatenate(kept_points)[:count], np.concatenate(kept_cells)[:count]
+
+
+@pytest.mark.parametrize("tag", [1, 2])
+@pytest.mark.parametrize("width_mm", [2.0, 10.0])
+def test_sample_point_bands_by_bounds_draw_the_points_of_exact_distances(balls, tag, width_mm):
+    from ecgcohort.fem import tetrahedron_volumes
+    from ecgcohort.leadfield.sampling import _cell_diameters, _in_band, _SurfaceDistance
+    from ecgcohort.leadfield.solver import project_on_surface
+
+    mesh = body_mesh(balls[7.5])
+    volumes = tetrahedron_volumes(mesh.points_m, mesh.tetrahedra)
+    diameter = _cell_diameters(mesh.points_m, mesh.tetrahedra)
+    surface = _SurfaceDistance(mesh.points_m, mesh.facets[tag])
+    points, cells = _in_band(mesh, volumes, diameter, surface, width_mm * 1e-3, 2000, np.random.default_rng(5))
+    expected_points, expected_cells = _band_by_exact_distances(mesh, volumes, diameter, mesh.facets[tag],
+                                                               width_mm * 1e-3, 2000, np.random.default_rng(5))
+    assert np.array_equal(points, expected_points) and np.array_equal(cells, expected_cells)
+    # the bounds bracket the exact distance, the exact one is project_on_surface's to the bit
+    queries = np.random.default_rng(6).uniform(-A, A, size=(5000, 3))
+    exact = surface.distance(queries)
+    assert np.array_equal(exact, project_on_surface(mesh.points_m, mesh.facets[tag], queries)[0])
+    lower, upper = surface.bounds(queries, reach=0.01)
+    finite = np.isfinite(upper)
+    assert np.all(lower[finite] <= exact[finite]) and np.all(exact[finite] <= upper[finite])
+    assert np.all(exact[~finite] > 0.01) and 0 < finite.mean() < 1
+
+
 @pytest.fixture(scope="module")
 def patient_files(balls, anisotropic, tmp_path_factory):
     """A fake patient on the 11 mm ball: fibres.npz, electrodes.csv, points.npz."""

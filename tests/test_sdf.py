@@ -362,6 +362,14 @@ def test_the_samples_are_laid_out_as_specified_and_reproducible(surfaces, tmp_pa
     assert (tmp_path / "sdf" / "samples.png").stat().st_size > 20_000
 
 
+def test_the_distances_computed_in_spatial_order_are_those_of_the_points_in_file_order(surfaces):
+    samples = sample_sdf(surfaces, SdfSamplingSpec(near_surface_count=3000, uniform_count=1000),
+                         np.random.default_rng(4), patient="train-0006")
+    for k, name in enumerate(SURFACES):
+        expected = exact_distance(*surfaces[name], samples.points_mm.astype(float)).astype(np.float32)
+        assert np.array_equal(samples.sdf_mm[k], expected), name
+
+
 def test_invalid_specs_are_refused():
     with pytest.raises(ValueError, match="method"):
         SdfSamplingSpec(method={"torso": "exact"})
