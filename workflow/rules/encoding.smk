@@ -91,6 +91,10 @@ rule train_shape_model:
         "results/logs/encoding/train_shape_model.log",
     benchmark:
         "results/benchmarks/encoding/train_shape_model.tsv"
+    # the DeepSDF chain (this, the codes, then its surrogate) is the longest path to the end of
+    # a run: started as soon as the training patients' samples exist, not after the patients'
+    # data (a fresh default run ended 3 min after it started at minute 12)
+    priority: 10
     threads: 2
     resources:
         mem_mb=scaled(6000),
@@ -124,6 +128,7 @@ rule infer_shape_code:
         "results/logs/encoding/infer_shape_code-{patient}.log",
     benchmark:
         "results/benchmarks/encoding/infer_shape_code-{patient}.tsv"
+    priority: 10  # the DeepSDF chain (train_shape_model)
     threads: 1
     resources:
         mem_mb=scaled(3000),
@@ -145,6 +150,7 @@ rule shape_codes:
         "results/logs/encoding/shape_codes.log",
     benchmark:
         "results/benchmarks/encoding/shape_codes.tsv"
+    priority: 10  # the DeepSDF chain (train_shape_model)
     threads: 1
     resources:
         mem_mb=scaled(2000),
