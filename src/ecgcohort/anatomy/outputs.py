@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ecgcohort.anatomy.assembly import Anatomy, Surface
-from ecgcohort.io import atomic_path
+from ecgcohort.io import atomic_path, vtk_array, vtk_cells, vtk_points, write_vtk_xml
 from ecgcohort.rendering import offscreen_plotter
 
 if TYPE_CHECKING:  # pandas costs 0.6 s to import; the surfaces' readers do not need it
@@ -21,25 +21,12 @@ def write_surface(surface: Surface, path: str | Path) -> None:
     """Write a surface as ``.vtp`` (binary, zlib): cell array ``region`` and field data
     ``region_names``, ``units``. Written with VTK's own classes, the bytes pyvista wrote: pyvista
     costs about 0.4 s to import in a job that draws nothing."""
-    from vtkmodules.util.numpy_support import numpy_to_vtk
-    from vtkmodules.vtkCommonCore import vtkPoints, vtkStringArray
-    from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
-    from vtkmodules.vtkIOXML import vtkXMLPolyDataWriter
-
-    def vtk_array(values: np.ndarray, name: str | None = None):
-        array = numpy_to_vtk(np.ascontiguousarray(values), deep=True)
-        if name is not None:
-            array.SetName(name)
-        return array
+    from vtkmodules.vtkCommonCore import vtkStringArray
+    from vtkmodules.vtkCommonDataModel import vtkPolyData
 
     mesh = vtkPolyData()
-    points = vtkPoints()
-    points.SetData(vtk_array(np.asarray(surface.points, dtype=np.float64)))
-    mesh.SetPoints(points)
-    polygons = vtkCellArray()
-    polygons.SetData(vtk_array(np.arange(0, 3 * len(surface.faces) + 1, 3, dtype=np.int64)),
-                     vtk_array(np.asarray(surface.faces, dtype=np.int64).ravel()))
-    mesh.SetPolys(polygons)
+    mesh.SetPoints(vtk_points(surface.points))
+    mesh.SetPolys(vtk_cells(surface.faces))
     mesh.GetCellData().AddArray(vtk_array(np.asarray(surface.labels).astype(np.int32), "region"))
     mesh.GetCellData().SetActiveScalars("region")
     for name, value in (("region_names", json.dumps({str(k): v for k, v in surface.label_names.items()})),
@@ -48,14 +35,7 @@ def write_surface(surface: Surface, path: str | Path) -> None:
         strings.SetName(name)
         strings.InsertNextValue(value)
         mesh.GetFieldData().AddArray(strings)
-    with atomic_path(path) as temporary:
-        writer = vtkXMLPolyDataWriter()
-        writer.SetFileName(str(temporary))
-        writer.SetInputData(mesh)
-        writer.SetDataModeToBinary()
-        writer.SetCompressorTypeToZLib()
-        if writer.Write() != 1:
-            raise OSError(f"VTK could not write {path}")
+    write_vtk_xml(mesh, path)
 
 
 def read_surface(path: str | Path) -> Surface:

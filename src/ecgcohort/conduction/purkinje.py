@@ -28,7 +28,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ecgcohort.io import atomic_path
+from ecgcohort.io import vtk_array, vtk_cells, vtk_points, write_vtk_xml
 
 #: face labels of the closed myocardial surface
 LV_ENDOCARDIUM = 1
@@ -128,31 +128,16 @@ def _vtk_polydata(points: np.ndarray, cells: np.ndarray):
     """A VTK PolyData of ``points`` (float64) and ``cells`` (k, 2) lines or (k, 3) triangles,
     built with VTK's classes as pyvista builds it (pyvista costs about 0.4 s to import in the
     tree job, which draws nothing)."""
-    from vtkmodules.vtkCommonCore import vtkPoints
-    from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+    from vtkmodules.vtkCommonDataModel import vtkPolyData
 
     cells = np.asarray(cells, dtype=np.int64)
     poly = vtkPolyData()
-    vertices = vtkPoints()
-    vertices.SetData(_vtk_array(np.asarray(points, dtype=np.float64)))
-    poly.SetPoints(vertices)
-    array = vtkCellArray()
-    corners = cells.shape[1]
-    array.SetData(_vtk_array(np.arange(0, corners * len(cells) + 1, corners, dtype=np.int64)), _vtk_array(cells.ravel()))
-    if corners == 2:
-        poly.SetLines(array)
+    poly.SetPoints(vtk_points(points))
+    if cells.shape[1] == 2:
+        poly.SetLines(vtk_cells(cells))
     else:
-        poly.SetPolys(array)
+        poly.SetPolys(vtk_cells(cells))
     return poly
-
-
-def _vtk_array(values: np.ndarray, name: str | None = None):
-    from vtkmodules.util.numpy_support import numpy_to_vtk
-
-    array = numpy_to_vtk(np.ascontiguousarray(values), deep=True)
-    if name is not None:
-        array.SetName(name)
-    return array
 
 
 def _closest_point_on_surface(points_mm: np.ndarray, faces: np.ndarray,
@@ -410,25 +395,16 @@ def retrograde_firing_times(nodes_mm: np.ndarray, edges: np.ndarray, junction_no
 def write_tree_vtk(tree: PurkinjeTree, path: str | Path) -> Path:
     """Write the tree as line cells of a .vtp (points mm, point data ``activation_ms`` ms when
     set; binary, zlib: the bytes pyvista wrote), atomically; returns the path."""
-    from vtkmodules.vtkIOXML import vtkXMLPolyDataWriter
-
     target = Path(path)
     if target.suffix != ".vtp":
         raise ValueError(f"expected a .vtp path, got {target}")
     poly = _vtk_polydata(tree.nodes_mm, np.asarray(tree.edges).reshape(-1, 2))
     if tree.activation_ms.shape == (tree.n_nodes,):
-        poly.GetPointData().AddArray(_vtk_array(np.asarray(tree.activation_ms, dtype=np.float64), "activation_ms"))
+        poly.GetPointData().AddArray(vtk_array(np.asarray(tree.activation_ms, dtype=np.float64), "activation_ms"))
         poly.GetPointData().SetActiveScalars("activation_ms")
-    poly.GetFieldData().AddArray(_vtk_array(np.array([tree.root], dtype=np.int64), "root"))
-    poly.GetFieldData().AddArray(_vtk_array(np.asarray(tree.junctions, dtype=np.int64), "junctions"))
-    with atomic_path(target) as temporary:
-        writer = vtkXMLPolyDataWriter()
-        writer.SetFileName(str(temporary))
-        writer.SetInputData(poly)
-        writer.SetDataModeToBinary()
-        writer.SetCompressorTypeToZLib()
-        if writer.Write() != 1:
-            raise OSError(f"VTK could not write {target}")
+    poly.GetFieldData().AddArray(vtk_array(np.array([tree.root], dtype=np.int64), "root"))
+    poly.GetFieldData().AddArray(vtk_array(np.asarray(tree.junctions, dtype=np.int64), "junctions"))
+    write_vtk_xml(poly, target)
     return target
 
 

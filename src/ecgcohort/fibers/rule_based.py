@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ecgcohort.io import atomic_path
+from ecgcohort.io import atomic_path, vtk_array, vtk_cells, vtk_points, write_vtk_xml
 from ecgcohort.structure_tensors import fibre_structure
 
 # the mesh reader (gmsh, igl, scipy) is imported where it is used: a job that only reads a
@@ -279,6 +279,10 @@ class _DirichletLaplace:
         rhs = -(self.coupling @ u[self.fixed])
         if load is not None:
             rhs += load[self.free]
+        return self._solved(rhs, u)
+
+    def _solved(self, rhs: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """``u`` with its free nodes set to the CG solution for ``rhs`` (zero initial guess)."""
         self.rhs.setArray(rhs)
         self.solution.set(0.0)
         self.ksp.solve(self.rhs, self.solution)
@@ -312,13 +316,7 @@ class _DirichletLaplace:
         matrix.assemble()
         self.ksp.getPC().setReusePreconditioner(True)
         self.ksp.setOperators(matrix, self.matrix)
-        self.rhs.setArray(rhs)
-        self.solution.set(0.0)
-        self.ksp.solve(self.rhs, self.solution)
-        if self.ksp.getConvergedReason() <= 0:
-            raise FibreError(f"the LDRB Laplace solve did not converge (PETSc reason {self.ksp.getConvergedReason()})")
-        u[self.free] = self.solution.getArray()
-        return u
+        return self._solved(rhs, u)
 
 
 def _conditions(n_nodes: int, *conditions: tuple[np.ndarray, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -558,8 +556,7 @@ def save_fibres(fibres: MyocardialFibres, path: str | Path, vtu: bool = False) -
     with atomic_path(path) as temporary, open(temporary, "wb") as handle:
         np.savez(handle, **arrays)
     if vtu:
-        with atomic_path(path.with_suffix(".vtu")) as temporary:
-            _write_vtu(fibres, temporary)
+        _write_vtu(fibres, path.with_suffix(".vtu"))
     return path
 
 
@@ -567,25 +564,11 @@ def _write_vtu(fibres: MyocardialFibres, path: Path) -> None:
     """The fibres as a binary, uncompressed ``.vtu`` for viewing (point and cell vectors,
     coordinates; ``fibre`` the active scalars), written with VTK's own classes: pyvista costs
     about 0.5 s to import in a job that draws nothing, and wrote the same bytes."""
-    from vtkmodules.util.numpy_support import numpy_to_vtk
-    from vtkmodules.vtkCommonCore import vtkPoints
-    from vtkmodules.vtkCommonDataModel import VTK_TETRA, vtkCellArray, vtkUnstructuredGrid
-    from vtkmodules.vtkIOXML import vtkXMLUnstructuredGridWriter
-
-    def vtk_array(values: np.ndarray, name: str | None = None):
-        array = numpy_to_vtk(np.ascontiguousarray(values), deep=True)
-        if name is not None:
-            array.SetName(name)
-        return array
+    from vtkmodules.vtkCommonDataModel import VTK_TETRA, vtkUnstructuredGrid
 
     grid = vtkUnstructuredGrid()
-    points = vtkPoints()
-    points.SetData(vtk_array(fibres.points_mm))
-    grid.SetPoints(points)
-    cells = vtkCellArray()
-    cells.SetData(vtk_array(np.arange(0, 4 * fibres.n_cells + 1, 4, dtype=np.int64)),
-                  vtk_array(np.asarray(fibres.tetrahedra, dtype=np.int64).ravel()))
-    grid.SetCells(vtk_array(np.full(fibres.n_cells, VTK_TETRA, dtype=np.uint8)), cells)
+    grid.SetPoints(vtk_points(fibres.points_mm))
+    grid.SetCells(vtk_array(np.full(fibres.n_cells, VTK_TETRA, dtype=np.uint8)), vtk_cells(fibres.tetrahedra))
     for name in ("fibre", "sheet", "normal"):
         grid.GetPointData().AddArray(vtk_array(getattr(fibres, name), name))
         grid.GetCellData().AddArray(vtk_array(getattr(fibres, f"{name}_cell"), name))
@@ -593,13 +576,7 @@ def _write_vtu(fibres: MyocardialFibres, path: Path) -> None:
         grid.GetPointData().AddArray(vtk_array(value, name))
     grid.GetPointData().SetActiveScalars("fibre")
     grid.GetCellData().SetActiveScalars("fibre")
-    writer = vtkXMLUnstructuredGridWriter()
-    writer.SetFileName(str(path))
-    writer.SetInputData(grid)
-    writer.SetDataModeToBinary()
-    writer.SetCompressorTypeToNone()
-    if writer.Write() != 1:
-        raise OSError(f"VTK could not write {path}")
+    write_vtk_xml(grid, path, compress=False)
 
 
 def load_fibres(path: str | Path) -> MyocardialFibres:
