@@ -359,6 +359,21 @@ def compute_activations(patient: str, scenarios: Mapping[str, Mapping[str, Any]]
     and draws the finished ones."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
+    from threadpoolctl import threadpool_limits
+
+    # the job's threads are the solver threads; a multi-threaded BLAS in this thread's
+    # finishing (the repolarisation CG) would spin against them for the same cores
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _compute_activations(patient, scenarios, fibres_path, heart_path, junctions_path, settings, outputs,
+                                    threads)
+
+
+def _compute_activations(patient: str, scenarios: Mapping[str, Mapping[str, Any]], fibres_path: str | Path,
+                         heart_path: str | Path, junctions_path: str | Path, settings: MapSettings,
+                         outputs: Mapping[str, tuple[str | Path, str | Path | None]], threads: int
+                         ) -> dict[str, ActivationMap]:
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
     conduction = PatientConduction.read(fibres_path, heart_path, junctions_path, settings)
     solver = conduction.grid.prepare(*conduction_velocities(settings.velocities), device=settings.device,
                                      threads=threads)
