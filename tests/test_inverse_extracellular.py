@@ -102,3 +102,27 @@ def test_electrode_potentials_equal_the_lead_field_ecg(spheres):
     assert reciprocity_error(read, direct) < 1e-8
     # a uniform V_m drives no current
     assert np.abs(solver.potentials(np.full(len(myocardium.points_mm), -85.0))).max() < 1e-9
+
+
+def test_the_myocardial_boundary_is_the_faces_of_one_cell_only(tmp_path):
+    """Closed forms: two tetrahedra sharing a face have 2 × 4 − 2 boundary faces; the 5-cell
+    cube has the cube's 6 squares as 12 triangles. A cell's own faces are found whatever its
+    node order, and the faces come back sorted row-wise and in lexicographic order, as
+    np.unique of the rows gives them."""
+    from ecgcohort.inverse.dynamics import myocardial_boundary
+
+    pair = np.array([[0, 1, 2, 3], [4, 2, 1, 3]])
+    boundary = myocardial_boundary(pair)
+    assert boundary.shape == (6, 3)
+    assert not any(set(face) == {1, 2, 3} for face in boundary.tolist())
+    # the unit cube's corners numbered x + 2y + 4z: four corner cells around the central one
+    cube = np.array([[0, 1, 2, 4], [3, 1, 2, 7], [5, 1, 4, 7], [6, 2, 4, 7], [1, 2, 4, 7]])
+    faces = myocardial_boundary(cube[:, ::-1])
+    assert faces.shape == (12, 3)
+    edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [0, 2]]]), axis=1)
+    assert np.all(np.unique(edges, axis=0, return_counts=True)[1] == 2)  # a closed surface
+    concentric_balls_mesh(tmp_path / "balls.msh", 15.0, 60.0, 25.0)
+    tets = read_tagged_mesh(tmp_path / "balls.msh").tetrahedra
+    rows = np.sort(tets[:, [[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]]].reshape(-1, 3), axis=1)
+    unique, counts = np.unique(rows, axis=0, return_counts=True)
+    np.testing.assert_array_equal(myocardial_boundary(tets), unique[counts == 1])

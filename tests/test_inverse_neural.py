@@ -339,3 +339,29 @@ def test_bad_inputs_are_refused_with_the_reason(tmp_path):
     for arguments, message in cases:
         with pytest.raises(InverseError, match=message):
             eand_arn(*arguments)
+
+
+@pytest.mark.parametrize("method", ["ep_dl", "eand_arn"])
+def test_the_workflows_default_networks_collocate_on_the_datas_instants(method, tmp_path):
+    """The default config (issue 61, docs/methods/inverse.md) collocates both networks' residuals
+    on the data's own instants: a window of T data instants is a grid of n × T collocation points,
+    the data term reads every one of them, and a step draws the stated fraction of that grid."""
+    from pathlib import Path
+
+    from ecgcohort.config import load_schema, validate_config
+    from ecgcohort.inverse.neural import _GridObjective
+
+    repo = Path(__file__).resolve().parents[1]
+    section = validate_config({}, load_schema(repo / "workflow/schemas/config.schema.yaml"))["inverse"][method]
+    assert section["time_refinement"] == 1
+    surface, transfer, bspm, times, _, _ = _problem(subdivisions=1, body_points=60, samples=21)
+    config = {**section, "seed": 0, "workdir": str(tmp_path / method), "window": 4.0,
+              "training": {**section["training"], "epochs": 1}}
+    result = (ep_dl if method == "ep_dl" else eand_arn)(transfer, bspm, surface, times, config)
+    window = result.info["window_samples"]
+    assert window == int(np.sum(times <= times[0] + 4.0 + 1e-9)) < len(times)
+    assert result.info["collocation_instants"] == window
+    assert result.info["batch_size"] == round(section["collocation_fraction"] * len(surface.points) * window)
+    objective = _GridObjective(InverseNetwork(4, 8, 0), transfer, bspm[:, :window], surface.points,
+                               times[:window], AlievPanfilov(), 0.1, section["time_refinement"])
+    assert objective.data_columns.tolist() == list(range(window))
