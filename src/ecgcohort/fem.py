@@ -100,6 +100,54 @@ def stiffness_upper_triplets(tetrahedra: np.ndarray, grads: np.ndarray, volumes:
                                    np.ascontiguousarray(tensors, dtype=np.float64))
 
 
+def pinned_upper_csr(rows: np.ndarray, columns: np.ndarray, values: np.ndarray, n_nodes: int,
+                     pinned: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR arrays (indptr, indices, data) of upper-triangle triplets (:func:`stiffness_upper_triplets`)
+    with node ``pinned``'s row and column replaced by its summed diagonal alone: each row's
+    entries in the triplets' order, duplicates not summed yet (scipy's ``sum_duplicates`` then
+    gives what ``csr_matrix`` of the filtered triplets gives, bit for bit: the same entries
+    reach its per-row sort in the same order). One pass to count and one to fill, where boolean
+    masks, concatenation and scipy's COO conversion of 6 M triplets took 0.5 s at 1.2 mm."""
+    indptr, indices, data, diagonal = _rows_without_node(np.ascontiguousarray(rows, dtype=np.int64),
+                                                         np.ascontiguousarray(columns, dtype=np.int64),
+                                                         np.ascontiguousarray(values, dtype=np.float64),
+                                                         int(n_nodes), int(pinned))
+    # numpy's sum of the diagonal's contributions in their order, as the filtered sum was
+    data[indptr[pinned]] = diagonal.sum()
+    return indptr, indices, data
+
+
+@numba.njit(cache=True)
+def _rows_without_node(rows: np.ndarray, columns: np.ndarray, values: np.ndarray, n_rows: int,
+                       node: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    counts = np.zeros(n_rows + 1, dtype=np.int64)
+    on_diagonal = 0
+    for k in range(rows.shape[0]):
+        if rows[k] != node and columns[k] != node:
+            counts[rows[k] + 1] += 1
+        elif rows[k] == node and columns[k] == node:
+            on_diagonal += 1
+    counts[node + 1] += 1  # the pinned row: its diagonal alone
+    indptr = np.cumsum(counts)
+    filled = indptr[:-1].copy()
+    indices = np.empty(indptr[n_rows], dtype=np.int64)
+    data = np.empty(indptr[n_rows])
+    diagonal = np.empty(on_diagonal)
+    d = 0
+    for k in range(rows.shape[0]):
+        row, column = rows[k], columns[k]
+        if row != node and column != node:
+            indices[filled[row]] = column
+            data[filled[row]] = values[k]
+            filled[row] += 1
+        elif row == node and column == node:
+            diagonal[d] = values[k]
+            d += 1
+    indices[filled[node]] = node
+    data[filled[node]] = 0.0
+    return indptr, indices, data, diagonal
+
+
 def stiffness_matrix(tetrahedra: np.ndarray, grads: np.ndarray, volumes: np.ndarray, tensors: np.ndarray,
                      n_nodes: int):
     """The symmetric P1 matrix ∫ G∇φ_a·∇φ_b (scipy CSR, (n_nodes, n_nodes), sorted indices), S."""
