@@ -366,13 +366,33 @@ def locate_points(points: np.ndarray, tetrahedra: np.ndarray, targets: np.ndarra
         centroids = centroid_tree(points, tetrahedra)
     near = centroids.query(targets, k=min(candidates, len(tetrahedra)))[1]
     near = near.reshape(len(targets), -1)
-    corners = points[tetrahedra[near]]
+    # the nearest centroid's cell first: a target inside it by more than INSIDE_MARGIN (of its
+    # barycentric coordinates) is inside no other cell, so it is the best of all candidates
+    # (the same cell and weights, bit for bit); the others test all their candidates
+    barycentric = _barycentric_in(points, tetrahedra, near[:, :1], targets)[:, 0]
+    cells = near[:, 0].copy()
+    found = barycentric.min(axis=1) > INSIDE_MARGIN
+    rest = np.flatnonzero(~found)
+    if rest.size:
+        every = _barycentric_in(points, tetrahedra, near[rest], targets[rest])
+        best = every.min(axis=-1).argmax(axis=1)
+        cells[rest] = near[rest, best]
+        barycentric[rest] = every[np.arange(rest.size), best]
+    weights = np.clip(barycentric, 0.0, None)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return cells, weights
+
+
+#: the barycentric margin by which :func:`locate_points` takes a target's nearest-centroid cell
+#: without testing the others: rounding moves barycentric coordinates by about 1e-16 times a
+#: cell's condition number, so no other cell of a conforming mesh can reach it
+INSIDE_MARGIN = 1e-6
+
+
+def _barycentric_in(points: np.ndarray, tetrahedra: np.ndarray, cells: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Barycentric coordinates (K, C, 4) of targets (K, 3) in each of their cells (K, C)."""
+    corners = points[tetrahedra[cells]]
     a = corners[:, :, 0]
     edges = np.stack([corners[:, :, 1] - a, corners[:, :, 2] - a, corners[:, :, 3] - a], axis=-1)
     local = np.linalg.solve(edges, (targets[:, None, :] - a)[..., None])[..., 0]
-    barycentric = np.concatenate([1.0 - local.sum(axis=-1, keepdims=True), local], axis=-1)
-    best = barycentric.min(axis=-1).argmax(axis=1)
-    rows = np.arange(len(targets))
-    weights = np.clip(barycentric[rows, best], 0.0, None)
-    weights /= weights.sum(axis=1, keepdims=True)
-    return near[rows, best], weights
+    return np.concatenate([1.0 - local.sum(axis=-1, keepdims=True), local], axis=-1)
