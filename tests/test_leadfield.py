@@ -669,3 +669,17 @@ def test_the_pinned_matrix_and_the_nodal_gradient_operators_are_scipys_bit_for_b
             for name in ("indptr", "indices", "data"):
                 np.testing.assert_array_equal(getattr(operator, name), getattr(reference, name),
                                               err_msg=f"tag {tag}, axis {axis}: {name}")
+
+
+def test_cell_diameters_are_the_longest_edges_to_the_bit(balls):
+    """The cells' longest edges, computed per coordinate row, equal the longest of the six
+    corner-to-corner distances of each cell, computed from its (4, 3) corners, bit for bit."""
+    from ecgcohort.leadfield.sampling import _cell_diameters
+
+    mesh = body_mesh(balls[16.0])
+    corners = mesh.points_m[mesh.tetrahedra]
+    expected = np.sqrt(np.max([np.sum((corners[:, i] - corners[:, j]) ** 2, axis=1)
+                               for i in range(4) for j in range(i + 1, 4)], axis=0))
+    np.testing.assert_array_equal(_cell_diameters(mesh.points_m, mesh.tetrahedra), expected)
+    lengths = np.linalg.norm(corners[:, :, None] - corners[:, None, :], axis=-1).reshape(len(corners), -1).max(axis=1)
+    np.testing.assert_allclose(_cell_diameters(mesh.points_m, mesh.tetrahedra), lengths, rtol=1e-15)
