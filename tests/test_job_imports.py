@@ -45,7 +45,7 @@ def modules_after(code: str) -> set[str]:
      "from ecgcohort.fibers.rule_based import load_fibres\nfrom ecgcohort.conduction.maps import load_activation",
      {"numba", "scipy", "gmsh", "pandas"}),
     # compute_lead_fields reads the electrode table and the 12-lead's names: pandas costs 0.2-0.4 s
-    ("from ecgcohort.anatomy.electrode_table import read_electrode_table\n"
+    ("from ecgcohort.anatomy.electrode_csv import read_electrode_table\n"
      "from ecgcohort.anatomy.electrodes import STANDARD_ELECTRODES", {"pandas"}),
     # ... and the fibres' structure tensors it stores
     ("from ecgcohort.structure_tensors import fibre_structure", {"numba", "scipy"}),

@@ -438,7 +438,7 @@ def patient_files(balls, anisotropic, tmp_path_factory):
                            [-0.3, -0.7, 0.6], [0.6, -0.4, -0.5]])
     at_surface, weights = solver.electrode_loads(A * directions / np.linalg.norm(directions, axis=1, keepdims=True))
     positions = np.einsum("ek,eki->ei", weights, solver.mesh.points_m[at_surface]) * 1e3
-    # the anatomy stage's columns (ecgcohort.anatomy.electrode_table), normalised in the ball's box
+    # the anatomy stage's columns (ecgcohort.anatomy.electrode_csv), normalised in the ball's box
     normalised = normalised_coordinates(solver.mesh.points_m * 1e3, positions)
     table = pd.DataFrame({"name": [*STANDARD_ELECTRODES, "A01", "A02"], "kind": ["standard"] * 9 + ["anterior"] * 2,
                           "x_mm": positions[:, 0], "y_mm": positions[:, 1], "z_mm": positions[:, 2],

@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 # the electrode table is the anatomy stage's; read here by the ECG stage's jobs
-from ecgcohort.anatomy.electrode_table import ElectrodeTable, read_electrode_table  # noqa: F401
+from ecgcohort.anatomy.electrode_csv import ElectrodeTable, read_electrode_table  # noqa: F401
 from ecgcohort.io import npz_members
 
 

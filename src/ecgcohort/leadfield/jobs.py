@@ -109,7 +109,7 @@ def compute_lead_field_chunks(patient: str, mesh: str | Path, fibres_npz: str | 
     Raises :class:`LeadFieldError` naming the patient for a chunk index out of range, a table
     whose first rows are not the 12-lead's electrodes, or an electrode more than 1 mm off the
     body surface."""
-    from ecgcohort.anatomy.electrode_table import read_electrode_table
+    from ecgcohort.anatomy.electrode_csv import read_electrode_table
     from ecgcohort.anatomy.electrodes import STANDARD_ELECTRODES
     from ecgcohort.fibers import load_fibres
     from ecgcohort.leadfield.solver import MM, LeadFieldError, LeadFieldSolver
