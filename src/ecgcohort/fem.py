@@ -106,8 +106,9 @@ def pinned_upper_csr(rows: np.ndarray, columns: np.ndarray, values: np.ndarray, 
     with node ``pinned``'s row and column replaced by its summed diagonal alone: each row's
     entries in the triplets' order, duplicates not summed yet (scipy's ``sum_duplicates`` then
     gives what ``csr_matrix`` of the filtered triplets gives, bit for bit: the same entries
-    reach its per-row sort in the same order). One pass to count and one to fill, where boolean
-    masks, concatenation and scipy's COO conversion of 6 M triplets took 0.5 s at 1.2 mm."""
+    reach its per-row sort in the same order). One pass to count and one to fill instead of
+    boolean masks, concatenation and scipy's COO conversion of 6 M triplets (the lead-field
+    matrix 0.42 -> 0.35 s at 1.2 mm)."""
     indptr, indices, data, diagonal = _rows_without_node(np.ascontiguousarray(rows, dtype=np.int64),
                                                          np.ascontiguousarray(columns, dtype=np.int64),
                                                          np.ascontiguousarray(values, dtype=np.float64),
