@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from ecgcohort.conduction.coupling import MeshSearch
-from ecgcohort.fem import (centroid_tree, mass_matrix, p1_gradients, refine_tetrahedra, stiffness_matrix,
-                           tetrahedron_volumes)
+from ecgcohort.fem import (centroid_tree, locate_points, mass_matrix, p1_gradients, refine_tetrahedra,
+                           stiffness_matrix, tetrahedron_volumes)
 
 
 def _mesh(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -86,3 +86,38 @@ def test_tetrahedron_volumes_are_p1_gradients_volumes_to_the_bit():
     np.testing.assert_allclose(volumes.sum(), 5.0, rtol=1e-2)
     with pytest.raises(ValueError, match="1 degenerate tetrahedra"):
         tetrahedron_volumes(np.array([[0.0, 0, 0], [1, 0, 0], [2, 0, 0], [0, 1, 0]]), [[0, 1, 2, 3]])
+
+
+def test_located_cells_and_weights_are_the_best_of_every_candidate_to_the_bit():
+    """locate_points takes a target's nearest-centroid cell when the target lies well inside it
+    and tests all candidates otherwise: for targets inside cells, on shared faces, at nodes and
+    outside the mesh, the cells and weights are those of testing every candidate (the best
+    smallest barycentric coordinate), bit for bit, and an inside target's weights rebuild it."""
+    points, tets = _mesh(3)
+    rng = np.random.default_rng(4)
+    cells = rng.integers(0, len(tets), 3000)
+    weights = rng.dirichlet(np.ones(4), 3000)
+    inside = np.einsum("ck,ckx->cx", weights, points[tets[cells]])
+    on_faces = np.einsum("ck,ckx->cx", np.c_[weights[:, :3] / weights[:, :3].sum(axis=1, keepdims=True),
+                                             np.zeros(3000)], points[tets[cells]])
+    outside = points.min(axis=0) - 2.0 + (np.ptp(points, axis=0) + 4.0) * rng.random((2000, 3))
+    targets = np.vstack([inside, on_faces, points, outside])
+    tree = centroid_tree(points, tets)
+    found, found_weights = locate_points(points, tets, targets, candidates=8, centroids=tree)
+
+    near = tree.query(targets, k=8)[1]
+    corners = points[tets[near]]
+    edges = np.stack([corners[:, :, k] - corners[:, :, 0] for k in (1, 2, 3)], axis=-1)
+    local = np.linalg.solve(edges, (targets[:, None, :] - corners[:, :, 0])[..., None])[..., 0]
+    barycentric = np.concatenate([1.0 - local.sum(axis=-1, keepdims=True), local], axis=-1)
+    best = barycentric.min(axis=-1).argmax(axis=1)
+    rows = np.arange(len(targets))
+    expected = np.clip(barycentric[rows, best], 0.0, None)
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_array_equal(found, near[rows, best])
+    np.testing.assert_array_equal(found_weights, expected)
+    # an inside target whose cell is among its candidates is rebuilt by its weights
+    held = (near[:3000] == cells[:, None]).any(axis=1)
+    assert held.mean() > 0.9
+    np.testing.assert_allclose(np.einsum("ck,ckx->cx", found_weights[:3000][held], points[tets[found[:3000][held]]]),
+                               inside[held], atol=1e-9)

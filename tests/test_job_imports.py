@@ -44,6 +44,9 @@ def modules_after(code: str) -> set[str]:
      "from ecgcohort.ecg.inputs import read_electrode_table, read_lead_field_chunks\n"
      "from ecgcohort.fibers.rule_based import load_fibres\nfrom ecgcohort.conduction.maps import load_activation",
      {"numba", "scipy", "gmsh", "pandas"}),
+    # compute_lead_fields reads the electrode table and the 12-lead's names: pandas costs 0.2-0.4 s
+    ("from ecgcohort.anatomy.electrode_csv import read_electrode_table\n"
+     "from ecgcohort.anatomy.electrodes import STANDARD_ELECTRODES", {"pandas"}),
     # ... and the fibres' structure tensors it stores
     ("from ecgcohort.structure_tensors import fibre_structure", {"numba", "scipy"}),
 ])
@@ -164,3 +167,19 @@ def test_saving_fibres_does_not_import_pyvista(tmp_path: Path) -> None:
         assert Path({str(tmp_path / 'fibres.vtu')!r}).stat().st_size > 0
     """)
     assert "pyvista" not in loaded
+
+
+def test_the_anatomy_preview_draws_the_electrode_table_without_pandas(tmp_path: Path) -> None:
+    """preview_anatomy reads electrodes.csv with the standard library (pandas: 0.2-0.6 s to
+    import) and draws the 12-lead's electrodes by name and the others as points."""
+    write_surface(surface(), tmp_path / "heart.vtp")
+    write_surface(surface(), tmp_path / "torso.vtp")
+    rows = ["name,kind,x_mm,y_mm,z_mm,x_norm,y_norm,z_norm", "RA,standard,-5.0,1.0,2.0,-1.0,0.5,0.2",
+            "LA,standard,5.0,1.0,2.0,1.0,0.5,0.2", "A01,anterior,0.0,3.0,4.0,0.0,1.0,0.4"]
+    (tmp_path / "electrodes.csv").write_text("\n".join(rows) + "\n")
+    png = tmp_path / "anatomy.png"
+    loaded = modules_after(f"from ecgcohort.anatomy.jobs import preview\n"
+                           f"preview('train-0001', {str(tmp_path / 'heart.vtp')!r}, {str(tmp_path / 'torso.vtp')!r}, "
+                           f"{str(tmp_path / 'electrodes.csv')!r}, {str(png)!r})")
+    assert "pyvista" in loaded and "pandas" not in loaded
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgcohort.anatomy.electrodes import STANDARD_ELECTRODES
+from ecgcohort.anatomy.electrodes import STANDARD_ELECTRODES, normalised_coordinates
 from ecgcohort.fibers import FibreAngles, MyocardialFibres, load_fibres, save_fibres
 from ecgcohort.leadfield import (Conductivities, LeadFieldError, LeadFieldSolver, intracellular_tensors,
                                  lead_field_gradients, lead_matrix, sample_points)
@@ -438,8 +438,11 @@ def patient_files(balls, anisotropic, tmp_path_factory):
                            [-0.3, -0.7, 0.6], [0.6, -0.4, -0.5]])
     at_surface, weights = solver.electrode_loads(A * directions / np.linalg.norm(directions, axis=1, keepdims=True))
     positions = np.einsum("ek,eki->ei", weights, solver.mesh.points_m[at_surface]) * 1e3
+    # the anatomy stage's columns (ecgcohort.anatomy.electrode_csv), normalised in the ball's box
+    normalised = normalised_coordinates(solver.mesh.points_m * 1e3, positions)
     table = pd.DataFrame({"name": [*STANDARD_ELECTRODES, "A01", "A02"], "kind": ["standard"] * 9 + ["anterior"] * 2,
-                          "x_mm": positions[:, 0], "y_mm": positions[:, 1], "z_mm": positions[:, 2]})
+                          "x_mm": positions[:, 0], "y_mm": positions[:, 1], "z_mm": positions[:, 2],
+                          "x_norm": normalised[:, 0], "y_norm": normalised[:, 1], "z_norm": normalised[:, 2]})
     table.to_csv(folder / "electrodes.csv", index=False)
     table.iloc[:9].to_csv(folder / "electrodes_standard.csv", index=False)
     write_sample_points("train-0003", balls[11.0], 500, 0.8, 10.0, 7, folder / "points.npz")
@@ -623,3 +626,60 @@ def test_one_call_api_tolerates_the_chordal_gap_of_a_coarse_body_surface(balls):
         lead_field_gradients(balls[11.0], (ELECTRODE * (1 + 15e-3 / A))[None] / 1e-3, UNIFORM)
     with pytest.raises(LeadFieldError, match="lie more than 1 mm"):
         lead_field_gradients(balls[11.0], near[None] / 1e-3, UNIFORM, max_electrode_offset_mm=1.0)
+
+
+def test_the_pinned_matrix_and_the_nodal_gradient_operators_are_scipys_bit_for_bit(balls):
+    """The solver's pinned matrix (triplets bucketed by row in one compiled pass) and its nodal
+    gradient operators (cell-gradient rows built in CSR form) are, array for array, what scipy's
+    COO route makes of the same triplets: the factor and every lead field stay the same bits."""
+    import scipy.sparse
+
+    from ecgcohort.fem import stiffness_upper_triplets
+    from ecgcohort.leadfield.solver import _canonical_upper
+
+    solver = LeadFieldSolver(balls[16.0], UNIFORM, max_electrode_offset_mm=2.0)
+    n, pinned = len(solver.mesh.points_m), solver.pinned
+    rows, columns, values = stiffness_upper_triplets(solver.mesh.tetrahedra, solver.grads, solver.volumes,
+                                                     solver.tensors)
+    keep = (rows != pinned) & (columns != pinned)
+    diagonal = values[(rows == pinned) & (columns == pinned)].sum()
+    expected = scipy.sparse.csr_matrix((np.r_[values[keep], diagonal], (np.r_[rows[keep], pinned],
+                                                                        np.r_[columns[keep], pinned])), shape=(n, n))
+    expected.sum_duplicates()
+    for name in ("indptr", "indices", "data"):
+        np.testing.assert_array_equal(getattr(solver.matrix, name), getattr(expected, name), err_msg=name)
+    # the factor takes it as it is; a full symmetric matrix or a lower triangle is cut to its upper one
+    assert _canonical_upper(solver.matrix)
+    full = (solver.matrix + scipy.sparse.triu(solver.matrix, k=1).T).tocsr()
+    assert not _canonical_upper(full) and not _canonical_upper(full.tocoo())
+    assert not _canonical_upper(scipy.sparse.tril(full, format="csr"))
+
+    for tag in (VOLUME_TAGS["myocardium"], VOLUME_TAGS["torso"]):
+        cells = np.flatnonzero(solver.mesh.cell_tags == tag)
+        tets = solver.mesh.tetrahedra[cells]
+        weight = np.bincount(tets.ravel(), weights=np.repeat(solver.volumes[cells], 4), minlength=n)
+        share = np.repeat(solver.volumes[cells], 4) / np.where(weight > 0, weight, 1.0)[tets.ravel()]
+        average = scipy.sparse.csr_matrix((share, (tets.ravel(), np.repeat(np.arange(len(cells)), 4))),
+                                          shape=(n, len(cells)))
+        for axis, operator in enumerate(solver._nodal_gradient_operator(tag)):
+            gradient = scipy.sparse.csr_matrix((solver.grads[cells, :, axis].ravel(),
+                                                (np.repeat(np.arange(len(cells)), 4), tets.ravel())),
+                                               shape=(len(cells), n))
+            reference = (average @ gradient).tocsr()
+            for name in ("indptr", "indices", "data"):
+                np.testing.assert_array_equal(getattr(operator, name), getattr(reference, name),
+                                              err_msg=f"tag {tag}, axis {axis}: {name}")
+
+
+def test_cell_diameters_are_the_longest_edges_to_the_bit(balls):
+    """The cells' longest edges, computed per coordinate row, equal the longest of the six
+    corner-to-corner distances of each cell, computed from its (4, 3) corners, bit for bit."""
+    from ecgcohort.leadfield.sampling import _cell_diameters
+
+    mesh = body_mesh(balls[16.0])
+    corners = mesh.points_m[mesh.tetrahedra]
+    expected = np.sqrt(np.max([np.sum((corners[:, i] - corners[:, j]) ** 2, axis=1)
+                               for i in range(4) for j in range(i + 1, 4)], axis=0))
+    np.testing.assert_array_equal(_cell_diameters(mesh.points_m, mesh.tetrahedra), expected)
+    lengths = np.linalg.norm(corners[:, :, None] - corners[:, None, :], axis=-1).reshape(len(corners), -1).max(axis=1)
+    np.testing.assert_allclose(_cell_diameters(mesh.points_m, mesh.tetrahedra), lengths, rtol=1e-15)

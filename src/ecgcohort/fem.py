@@ -100,6 +100,55 @@ def stiffness_upper_triplets(tetrahedra: np.ndarray, grads: np.ndarray, volumes:
                                    np.ascontiguousarray(tensors, dtype=np.float64))
 
 
+def pinned_upper_csr(rows: np.ndarray, columns: np.ndarray, values: np.ndarray, n_nodes: int,
+                     pinned: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR arrays (indptr, indices, data) of upper-triangle triplets (:func:`stiffness_upper_triplets`)
+    with node ``pinned``'s row and column replaced by its summed diagonal alone: each row's
+    entries in the triplets' order, duplicates not summed yet (scipy's ``sum_duplicates`` then
+    gives what ``csr_matrix`` of the filtered triplets gives, bit for bit: the same entries
+    reach its per-row sort in the same order). One pass to count and one to fill instead of
+    boolean masks, concatenation and scipy's COO conversion of 6 M triplets (the lead-field
+    matrix 0.42 -> 0.35 s at 1.2 mm)."""
+    indptr, indices, data, diagonal = _rows_without_node(np.ascontiguousarray(rows, dtype=np.int64),
+                                                         np.ascontiguousarray(columns, dtype=np.int64),
+                                                         np.ascontiguousarray(values, dtype=np.float64),
+                                                         int(n_nodes), int(pinned))
+    # numpy's sum of the diagonal's contributions in their order, as the filtered sum was
+    data[indptr[pinned]] = diagonal.sum()
+    return indptr, indices, data
+
+
+@numba.njit(cache=True)
+def _rows_without_node(rows: np.ndarray, columns: np.ndarray, values: np.ndarray, n_rows: int,
+                       node: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    counts = np.zeros(n_rows + 1, dtype=np.int64)
+    on_diagonal = 0
+    for k in range(rows.shape[0]):
+        if rows[k] != node and columns[k] != node:
+            counts[rows[k] + 1] += 1
+        elif rows[k] == node and columns[k] == node:
+            on_diagonal += 1
+    counts[node + 1] += 1  # the pinned row: its diagonal alone
+    indptr = np.cumsum(counts)
+    filled = indptr[:-1].copy()
+    indices = np.empty(indptr[n_rows], dtype=np.int64)
+    data = np.empty(indptr[n_rows])
+    diagonal = np.empty(on_diagonal)
+    d = 0
+    for k in range(rows.shape[0]):
+        row, column = rows[k], columns[k]
+        if row != node and column != node:
+            indices[filled[row]] = column
+            data[filled[row]] = values[k]
+            filled[row] += 1
+        elif row == node and column == node:
+            diagonal[d] = values[k]
+            d += 1
+    indices[filled[node]] = node
+    data[filled[node]] = 0.0
+    return indptr, indices, data, diagonal
+
+
 def stiffness_matrix(tetrahedra: np.ndarray, grads: np.ndarray, volumes: np.ndarray, tensors: np.ndarray,
                      n_nodes: int):
     """The symmetric P1 matrix ∫ G∇φ_a·∇φ_b (scipy CSR, (n_nodes, n_nodes), sorted indices), S."""
@@ -318,13 +367,33 @@ def locate_points(points: np.ndarray, tetrahedra: np.ndarray, targets: np.ndarra
         centroids = centroid_tree(points, tetrahedra)
     near = centroids.query(targets, k=min(candidates, len(tetrahedra)))[1]
     near = near.reshape(len(targets), -1)
-    corners = points[tetrahedra[near]]
+    # the nearest centroid's cell first: a target inside it by more than INSIDE_MARGIN (of its
+    # barycentric coordinates) is inside no other cell, so it is the best of all candidates
+    # (the same cell and weights, bit for bit); the others test all their candidates
+    barycentric = _barycentric_in(points, tetrahedra, near[:, :1], targets)[:, 0]
+    cells = near[:, 0].copy()
+    found = barycentric.min(axis=1) > INSIDE_MARGIN
+    rest = np.flatnonzero(~found)
+    if rest.size:
+        every = _barycentric_in(points, tetrahedra, near[rest], targets[rest])
+        best = every.min(axis=-1).argmax(axis=1)
+        cells[rest] = near[rest, best]
+        barycentric[rest] = every[np.arange(rest.size), best]
+    weights = np.clip(barycentric, 0.0, None)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return cells, weights
+
+
+#: the barycentric margin by which :func:`locate_points` takes a target's nearest-centroid cell
+#: without testing the others: rounding moves barycentric coordinates by about 1e-16 times a
+#: cell's condition number, so no other cell of a conforming mesh can reach it
+INSIDE_MARGIN = 1e-6
+
+
+def _barycentric_in(points: np.ndarray, tetrahedra: np.ndarray, cells: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Barycentric coordinates (K, C, 4) of targets (K, 3) in each of their cells (K, C)."""
+    corners = points[tetrahedra[cells]]
     a = corners[:, :, 0]
     edges = np.stack([corners[:, :, 1] - a, corners[:, :, 2] - a, corners[:, :, 3] - a], axis=-1)
     local = np.linalg.solve(edges, (targets[:, None, :] - a)[..., None])[..., 0]
-    barycentric = np.concatenate([1.0 - local.sum(axis=-1, keepdims=True), local], axis=-1)
-    best = barycentric.min(axis=-1).argmax(axis=1)
-    rows = np.arange(len(targets))
-    weights = np.clip(barycentric[rows, best], 0.0, None)
-    weights /= weights.sum(axis=1, keepdims=True)
-    return near[rows, best], weights
+    return np.concatenate([1.0 - local.sum(axis=-1, keepdims=True), local], axis=-1)

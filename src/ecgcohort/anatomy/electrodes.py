@@ -9,12 +9,14 @@ coordinates: x in [-1, 1] (right to left), y in [0, 1] (posterior to anterior), 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
 from ecgcohort.geometry import ray_hits
+
+if TYPE_CHECKING:  # the tables' builders import it: the lead-field job reads STANDARD_ELECTRODES only
+    import pandas as pd
 
 STANDARD_ELECTRODES: tuple[str, ...] = ("RA", "LA", "LL", "V1", "V2", "V3", "V4", "V5", "V6")
 
@@ -138,6 +140,8 @@ def normalised_coordinates(points: np.ndarray, positions: np.ndarray) -> np.ndar
 
 
 def _table(names: Sequence[str], kinds: Sequence[str], positions: np.ndarray, points: np.ndarray) -> pd.DataFrame:
+    import pandas as pd
+
     normalised = normalised_coordinates(points, positions)
     return pd.DataFrame({
         "name": list(names), "kind": list(kinds),

@@ -72,6 +72,6 @@ def place_electrodes(patient: str, seed: int, torso: str | Path, summary: str | 
 
 def preview(patient: str, heart: str | Path, torso: str | Path, electrodes: str | Path, output: str | Path) -> None:
     """PNG preview: translucent torso, heart regions, labelled electrodes."""
-    import pandas as pd
+    from ecgcohort.anatomy.electrode_csv import read_electrode_table
 
-    plot_anatomy(read_surface(heart), read_surface(torso), pd.read_csv(electrodes), output, title=patient)
+    plot_anatomy(read_surface(heart), read_surface(torso), read_electrode_table(electrodes), output, title=patient)

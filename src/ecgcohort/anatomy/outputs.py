@@ -16,6 +16,8 @@ from ecgcohort.rendering import offscreen_plotter
 if TYPE_CHECKING:  # pandas costs 0.6 s to import; the surfaces' readers do not need it
     import pandas as pd
 
+    from ecgcohort.anatomy.electrode_csv import ElectrodeTable
+
 
 def write_surface(surface: Surface, path: str | Path) -> None:
     """Write a surface as ``.vtp`` (binary, zlib): cell array ``region`` and field data
@@ -96,24 +98,25 @@ def write_electrodes(table: pd.DataFrame, path: str | Path) -> None:
         table.to_csv(temporary, index=False)
 
 
-def plot_anatomy(heart: Surface, torso: Surface, electrodes: pd.DataFrame, path: str | Path, title: str = "") -> None:
-    """Front and left views: translucent torso, heart coloured by region, labelled electrodes."""
+def plot_anatomy(heart: Surface, torso: Surface, electrodes: ElectrodeTable, path: str | Path, title: str = "") -> None:
+    """Front and left views: translucent torso, heart coloured by region, labelled electrodes
+    (the 12-lead's by name)."""
     import pyvista
 
     torso_mesh = pyvista.PolyData(torso.points, np.column_stack([np.full(len(torso.faces), 3), torso.faces]).ravel())
     heart_mesh = pyvista.PolyData(heart.points, np.column_stack([np.full(len(heart.faces), 3), heart.faces]).ravel())
     heart_mesh.cell_data["region"] = heart.labels
     plotter = offscreen_plotter(shape=(1, 2), window_size=(1400, 800))
-    standard = electrodes[electrodes.kind == "standard"]
-    anterior = electrodes[electrodes.kind != "standard"]
+    is_standard = np.array([kind == "standard" for kind in electrodes.kinds], dtype=bool)
+    standard_names = [name for name, kind in zip(electrodes.names, electrodes.kinds) if kind == "standard"]
     for column, view in enumerate(("front", "left")):
         plotter.subplot(0, column)
         plotter.add_mesh(torso_mesh, color="wheat", opacity=0.25)
         plotter.add_mesh(heart_mesh, scalars="region", cmap="Set1", show_scalar_bar=False)
-        if len(anterior):
-            plotter.add_points(anterior[["x_mm", "y_mm", "z_mm"]].to_numpy(), color="steelblue",
+        if not is_standard.all():
+            plotter.add_points(electrodes.positions_mm[~is_standard], color="steelblue",
                                point_size=8, render_points_as_spheres=True)
-        plotter.add_point_labels(standard[["x_mm", "y_mm", "z_mm"]].to_numpy(), standard.name.tolist(),
+        plotter.add_point_labels(electrodes.positions_mm[is_standard], standard_names,
                                  point_color="crimson", point_size=12, font_size=14,
                                  render_points_as_spheres=True, always_visible=True)
         # the patient frame has z pointing down: look from the front (+y) or the left (+x)

@@ -109,8 +109,7 @@ def compute_lead_field_chunks(patient: str, mesh: str | Path, fibres_npz: str | 
     Raises :class:`LeadFieldError` naming the patient for a chunk index out of range, a table
     whose first rows are not the 12-lead's electrodes, or an electrode more than 1 mm off the
     body surface."""
-    import pandas as pd
-
+    from ecgcohort.anatomy.electrode_csv import read_electrode_table
     from ecgcohort.anatomy.electrodes import STANDARD_ELECTRODES
     from ecgcohort.fibers import load_fibres
     from ecgcohort.leadfield.solver import MM, LeadFieldError, LeadFieldSolver
@@ -124,14 +123,17 @@ def compute_lead_field_chunks(patient: str, mesh: str | Path, fibres_npz: str | 
     chunks = [int(chunk) for chunk in chunks]
     if len(chunks) != len(out_npzs) or not chunks:
         raise LeadFieldError(f"patient {patient}: {len(chunks)} chunk(s) {chunks} for {len(out_npzs)} output file(s)")
-    table = pd.read_csv(electrodes_csv)
-    layout = electrode_chunks(len(table), electrodes_per_job)
+    try:
+        table = read_electrode_table(electrodes_csv)
+    except ValueError as error:
+        raise LeadFieldError(f"patient {patient}: {error}") from error
+    layout = electrode_chunks(len(table.names), electrodes_per_job)
     for chunk in chunks:
         if not 0 <= chunk < len(layout):
-            raise LeadFieldError(f"patient {patient}: chunk {chunk} out of range: {len(table)} electrodes in "
+            raise LeadFieldError(f"patient {patient}: chunk {chunk} out of range: {len(table.names)} electrodes in "
                                  f"{len(layout)} chunk(s), the 12-lead's then {electrodes_per_job or 'all others'} each")
-    leading = table["name"].astype(str).tolist()[:STANDARD_ELECTRODE_COUNT]
-    if 0 in chunks and len(table) >= STANDARD_ELECTRODE_COUNT and tuple(leading) != STANDARD_ELECTRODES:
+    leading = list(table.names[:STANDARD_ELECTRODE_COUNT])
+    if 0 in chunks and len(table.names) >= STANDARD_ELECTRODE_COUNT and tuple(leading) != STANDARD_ELECTRODES:
         raise LeadFieldError(f"patient {patient}: {electrodes_csv} does not start with the 12-lead's electrodes "
                              f"{', '.join(STANDARD_ELECTRODES)} (it starts {', '.join(leading)})")
     fibres = load_fibres(fibres_npz)
@@ -164,9 +166,8 @@ def compute_lead_field_chunks(patient: str, mesh: str | Path, fibres_npz: str | 
     contents = []
     for chunk in chunks:
         chunk_start = time.perf_counter()
-        selected = table.iloc[list(layout[chunk])]
-        names = selected["name"].astype(str).tolist()
-        electrodes_m = selected[["x_mm", "y_mm", "z_mm"]].to_numpy(dtype=np.float64) * MM
+        names = [table.names[index] for index in layout[chunk]]
+        electrodes_m = table.positions_mm[layout[chunk].start:layout[chunk].stop] * MM
         arrays, timings = _chunk_arrays(patient, solver, fibres, sigma, electrodes_m, names, points_m, point_cells,
                                         point_gradient=point_gradient, cell_gradient=cell_gradient, flux=flux)
         stats = {**shared, **timings, "chunk": chunk, "electrodes_solved": len(names),

@@ -31,7 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ecgcohort.fem import p1_gradients, stiffness_matrix, stiffness_upper_triplets
+from ecgcohort.fem import p1_gradients, pinned_upper_csr, stiffness_matrix, stiffness_upper_triplets
 from ecgcohort.leadfield.tensors import Conductivities, bulk_tensors
 from ecgcohort.meshing.tetra import FACET_TAGS, VOLUME_TAGS, TaggedMesh, read_tagged_mesh
 
@@ -183,8 +183,9 @@ class CholeskyFactor:
         PETSc = _petsc()
         if ordering not in ORDERINGS:
             raise LeadFieldError(f"unknown MUMPS ordering {ordering!r}; choose from {sorted(ORDERINGS)}")
-        upper = scipy.sparse.triu(upper, format="csr")
-        upper.sum_duplicates()
+        if not _canonical_upper(upper):  # the solver's own matrix is (triu's copy: 0.01-0.03 s at 1.2 mm)
+            upper = scipy.sparse.triu(upper, format="csr")
+            upper.sum_duplicates()
         self.size = upper.shape[0]
         # SBAIJ stores the upper triangle, which is what MUMPS's symmetric factorisation reads
         matrix = PETSc.Mat().createSBAIJ(size=upper.shape, bsize=1, csr=(upper.indptr.astype(PETSc.IntType),
@@ -312,11 +313,8 @@ class LeadFieldSolver:
         n = len(self.mesh.points_m)
         # pinning: the pinned row and column become the identity row/column scaled like the
         # diagonal, so the factor's pivots stay of one magnitude
-        keep = (rows != self.pinned) & (columns != self.pinned)
-        diagonal = values[(rows == self.pinned) & (columns == self.pinned)].sum()
-        upper = scipy.sparse.csr_matrix(
-            (np.r_[values[keep], diagonal], (np.r_[rows[keep], self.pinned], np.r_[columns[keep], self.pinned])),
-            shape=(n, n))
+        indptr, indices, data = pinned_upper_csr(rows, columns, values, n, self.pinned)
+        upper = scipy.sparse.csr_matrix((data, indices, indptr), shape=(n, n))
         upper.sum_duplicates()
         return upper
 
@@ -439,11 +437,17 @@ class LeadFieldSolver:
         share = np.repeat(self.volumes[cells], 4) / np.where(weight > 0, weight, 1.0)[tets.ravel()]
         average = scipy.sparse.csr_matrix((share, (tets.ravel(), np.repeat(np.arange(len(cells)), 4))),
                                           shape=(n, len(cells)))
+        # the cell gradients' rows in CSR form directly, each row's four nodes in ascending order
+        # (what scipy's COO conversion and sum_duplicates make of them; the three regions' operators
+        # 0.44 -> 0.40 s at 1.2 mm)
+        order = np.argsort(tets, axis=1)
+        indices = np.take_along_axis(tets, order, axis=1).ravel()
+        indptr = np.arange(0, 4 * len(cells) + 1, 4)
+        grads = self.grads[cells]
         operators = []
         for axis in range(3):
-            gradient = scipy.sparse.csr_matrix((self.grads[cells, :, axis].ravel(),
-                                                (np.repeat(np.arange(len(cells)), 4), tets.ravel())),
-                                               shape=(len(cells), n))
+            gradient = scipy.sparse.csr_matrix((np.take_along_axis(grads[:, :, axis], order, axis=1).ravel(), indices,
+                                                indptr), shape=(len(cells), n))
             operators.append((average @ gradient).tocsr())
         self._nodal_operators[tag] = operators
         return operators
@@ -592,6 +596,17 @@ def lead_field_gradients(mesh_path: str | Path, electrodes_mm: np.ndarray,
     return LeadFieldResult(electrodes_m=electrodes_m, points_m=solver.mesh.points_m, potentials=z,
                            myocardial_cells=cells, grad_cells=solver.cell_gradients(z, cells),
                            grad_points=grad_points, stats=solver.stats)
+
+
+def _canonical_upper(matrix) -> bool:
+    """Whether a scipy sparse matrix is CSR with sorted, summed indices and no entry below the
+    diagonal: ``scipy.sparse.triu(matrix, format="csr")`` would give the same arrays."""
+    import scipy.sparse
+
+    if not scipy.sparse.issparse(matrix) or matrix.format != "csr" or not matrix.has_canonical_format:
+        return False
+    rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    return bool(np.all(matrix.indices >= rows))
 
 
 def _petsc():
