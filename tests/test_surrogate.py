@@ -617,7 +617,7 @@ def test_the_inference_pieces_are_forward_leads_in_every_piece_size():
     """lead_pieces (one trunk per piece of points, the pairs through reused buffers) against the
     differentiable forward_leads: every electrode and point once, the same outputs to float32
     rounding (1e-6), with the points in one piece and several electrodes, in uneven pieces and
-    one point per piece; and tail_into is tail."""
+    one point per piece; and trunk_into and tail_into are trunk and tail."""
     from ecgcohort.learning.layers import SkipMLP
     from ecgcohort.surrogate.network import region_one_hot
 
@@ -639,6 +639,9 @@ def test_the_inference_pieces_are_forward_leads_in_every_piece_size():
                                            atol=1e-6 * scale, err_msg=str(rows_per_chunk))
                 seen[leads, rows] += 1
             assert torch.all(seen == 1), rows_per_chunk
+        features = network.point_features(points, one_hot)
+        trunk = network.mlp.trunk_into(features, torch.empty(37, 16), torch.empty(37, 16))
+        assert torch.equal(trunk, network.mlp.trunk(features))
         hidden = torch.relu(torch.randn(7, 16, generator=torch.Generator().manual_seed(0)))
         tail = network.mlp.tail(hidden.clone())
         assert torch.equal(network.mlp.tail_into(hidden.clone(), torch.empty(7, 16), torch.empty(7, 3)), tail)

@@ -157,6 +157,19 @@ class SkipMLP(torch.nn.Module):
             h = torch.relu_(linear(h))  # in place: the linear output is used by nothing else
         return self.linears[-1](h)
 
+    def trunk_into(self, h: torch.Tensor, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        """:meth:`trunk` without autograd and without new tensors: the layers write into
+        ``first`` and ``second`` (B, hidden) in turn (both overwritten); returns the one holding
+        the output. The same matrix products, so the same numbers. Plain linear layers only."""
+        if self.skip_at is None:
+            raise ValueError("trunk_into() needs an MLP built with skip_at")
+        for linear in self.linears[:self.skip_at]:
+            if not isinstance(linear, torch.nn.Linear):
+                raise ValueError("trunk_into() needs plain linear layers (lipschitz=False)")
+            torch.addmm(linear.bias, h, linear.weight.t(), out=first).relu_()
+            h, first, second = first, second, first
+        return h
+
     def tail_into(self, h: torch.Tensor, spare: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """:meth:`tail` without autograd and without new tensors, for inference in pieces: ``h``
         (B, hidden) the ReLU'd output of the layer after the skip, ``spare`` a tensor of its shape
