@@ -122,17 +122,27 @@ def test_the_blocked_source_sums_are_the_cell_by_cell_sums_to_the_bit(case):
             assert weights[phase][c] == total, (phase, c)
 
 
-def test_the_myocardium_lead_matrix_is_the_fem_paths(case):
+@pytest.mark.parametrize("cells_per_piece", [32768, 97])
+def test_the_myocardium_lead_matrix_is_the_fem_paths(case, cells_per_piece, monkeypatch):
+    from ecgcohort.surrogate import transfer
+
+    monkeypatch.setattr(transfer, "_CELLS_PER_PIECE", cells_per_piece)
     myocardium, _, gradients, _, _ = case
     expected = lead_matrix(myocardium.nodes_m, myocardium.tetrahedra, myocardium.intracellular, gradients)
     np.testing.assert_allclose(myocardium.lead_matrix(gradients), expected, rtol=0,
                                atol=1e-12 * np.abs(expected).max())
 
 
-def test_the_transfer_fields_are_the_leads_fields_split_into_magnitude_and_direction(case):
+@pytest.mark.parametrize("cells_per_piece", [32768, 97])
+def test_the_transfer_fields_are_the_leads_fields_split_into_magnitude_and_direction(case, cells_per_piece,
+                                                                                    monkeypatch):
     """The compiled pass against the leads' fields formed with numpy and split as the module
-    docstring says, on fields with zero vectors on either side (no direction there)."""
+    docstring says, on fields with zero vectors on either side (no direction there), in one
+    piece of cells and in uneven pieces."""
     from ecgcohort.ecg.leads import LEAD_WEIGHTS
+    from ecgcohort.surrogate import transfer
+
+    monkeypatch.setattr(transfer, "_CELLS_PER_PIECE", cells_per_piece)
 
     myocardium, _, gradients, _, _ = case
     other = 1.05 * gradients + 0.1 * np.random.default_rng(6).normal(size=gradients.shape)
@@ -163,7 +173,11 @@ def test_the_transfer_fields_are_the_leads_fields_split_into_magnitude_and_direc
         np.testing.assert_allclose(fields.lengths[name], values, rtol=1e-14, atol=1e-300, err_msg=name)
 
 
-def test_the_cell_errors_are_the_metrics_means_to_the_bit(case):
+@pytest.mark.parametrize("vectors_per_piece", [1 << 20, 1000])
+def test_the_cell_errors_are_the_metrics_means_to_the_bit(case, vectors_per_piece, monkeypatch):
+    from ecgcohort.surrogate import transfer
+
+    monkeypatch.setattr(transfer, "_VECTORS_PER_PIECE", vectors_per_piece)
     _, _, gradients, _, _ = case
     other = gradients + 0.3 * np.random.default_rng(7).normal(size=gradients.shape)
     other[0, :3] = 0.0                     # no direction: 90 degrees

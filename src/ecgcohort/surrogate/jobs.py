@@ -470,6 +470,8 @@ def evaluate_surrogate_job(*, patient: str, store: str | Path, model_path: str |
     scenarios = [str(s) for s in cohort.scenario.values]
     ecgs = {kind: {"unipolar": [], "leads": []} for kind in matrices}
     ecg_summary = {"surrogate": {}, "pseudo": {}}
+    # one V_m buffer for every scenario: 400 MB at a 1.2 mm heart, and fresh memory is dear
+    vm_buffer = np.empty((len(nodes_m), len(times_ms)))
     for scenario in scenarios:
         activation_ms = mesh.activation_time.sel(scenario=scenario).values * 1e3
         apd = mesh.apd_scale.sel(scenario=scenario).values
@@ -477,7 +479,7 @@ def evaluate_surrogate_job(*, patient: str, store: str | Path, model_path: str |
         # one V_m per scenario for every lead matrix and the transfer (it was built four times)
         vm = ActivationMap(scenario=scenario, kind="", activation_ms=activation_ms, apd_scale=apd,
                            sites_mm=np.zeros((0, 3)), site_times_ms=np.zeros(0),
-                           upstroke_ms=spread).transmembrane_potential_mv(times_ms, template)
+                           upstroke_ms=spread).transmembrane_potential_mv(times_ms, template, out=vm_buffer)
         products = stacked @ vm
         signals = {key: products[bounds[k]:bounds[k + 1]] for k, key in enumerate(blocks)}
         for kind in matrices:
