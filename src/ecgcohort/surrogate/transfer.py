@@ -97,13 +97,13 @@ def _summed_source_strength(tetrahedra: np.ndarray, operator: np.ndarray, vm: np
     (compiled: a 1.2 mm heart's beat is 400k cells x 601 times, 1.9 GB as one array). The
     block's strengths at every time first, then each phase's sums in time order, the block's
     cells side by side: every cell's sum is the same chain of additions as cell by cell (the
-    same numbers), and the chains no longer wait on each other's latency (0.74 -> 0.56 s
+    same numbers), and the chains no longer wait on each other's latency (0.74 -> 0.47 s
     CPU a beat)."""
     n_phases, n_times = masks.shape
     n_cells = tetrahedra.shape[0]
     block = _SOURCE_CELLS_PER_BLOCK
     sums = np.zeros((n_phases, n_cells))
-    strength = np.zeros((n_times, block))
+    strength = np.zeros((block, n_times))
     totals = np.empty(block)
     for first in range(0, n_cells, block):
         count = min(block, n_cells - first)
@@ -111,17 +111,18 @@ def _summed_source_strength(tetrahedra: np.ndarray, operator: np.ndarray, vm: np
             c = first + k
             v0, v1, v2, v3 = vm[tetrahedra[c, 0]], vm[tetrahedra[c, 1]], vm[tetrahedra[c, 2]], vm[tetrahedra[c, 3]]
             o = operator[c]
+            row = strength[k]  # one cell's times in a row: the loop over them is vectorised
             for t in range(n_times):
                 jx = o[0, 0] * v0[t] + o[0, 1] * v1[t] + o[0, 2] * v2[t] + o[0, 3] * v3[t]
                 jy = o[1, 0] * v0[t] + o[1, 1] * v1[t] + o[1, 2] * v2[t] + o[1, 3] * v3[t]
                 jz = o[2, 0] * v0[t] + o[2, 1] * v1[t] + o[2, 2] * v2[t] + o[2, 3] * v3[t]
-                strength[t, k] = np.sqrt(jx * jx + jy * jy + jz * jz)
+                row[t] = np.sqrt(jx * jx + jy * jy + jz * jz)
         for phase in range(n_phases):
             totals[:] = 0.0
             for t in range(n_times):
                 if masks[phase, t]:
                     for k in range(block):
-                        totals[k] += strength[t, k]
+                        totals[k] += strength[k, t]
             for k in range(count):
                 sums[phase, first + k] = totals[k]
     return sums
