@@ -113,6 +113,23 @@ def test_pseudo_lead_field_value_and_gradient_against_finite_differences():
         pseudo_lead_field_gradient(electrodes, electrodes[1:2], SIGMA0)
 
 
+def test_the_pseudo_gradient_in_pieces_is_the_closed_form_at_once_and_names_the_point():
+    """More points than one piece: every entry is (e − x)/(4π σ0 |e − x|³) computed on all the
+    points at once (the same numbers), and a point on an electrode in a later piece is named by
+    its own index."""
+    from ecgcohort.ecg.pseudo import _POINTS_PER_PIECE
+
+    rng = np.random.default_rng(8)
+    electrodes = rng.uniform(0.1, 0.3, (5, 3))
+    points = rng.uniform(-0.05, 0.05, (2 * _POINTS_PER_PIECE + 17, 3))
+    offset = electrodes[:, None, :] - points[None, :, :]
+    expected = offset / (4.0 * np.pi * SIGMA0 * np.linalg.norm(offset, axis=-1) ** 3)[..., None]
+    np.testing.assert_array_equal(pseudo_lead_field_gradient(electrodes, points, SIGMA0), expected)
+    points[_POINTS_PER_PIECE + 3] = electrodes[2]
+    with pytest.raises(ValueError, match=f"point {_POINTS_PER_PIECE + 3} coincides with electrode 2"):
+        pseudo_lead_field_gradient(electrodes, points, SIGMA0)
+
+
 def test_pseudo_lead_matrix_annihilates_uniform_potential():
     points, tets = box_mesh(3, 0.01, (0.02, -0.01, 0.0))
     fibres = np.random.default_rng(3).normal(size=(len(tets), 3))

@@ -613,6 +613,43 @@ def test_the_region_input_is_required_seen_and_shared_across_electrodes():
                                   predict_gradient(plain, x, e, normalised, np.zeros(1), BOX))
 
 
+def test_the_inference_pieces_are_forward_leads_in_every_piece_size():
+    """lead_pieces (one trunk per piece of points, the pairs through reused buffers) against the
+    differentiable forward_leads: every electrode and point once, the same outputs to float32
+    rounding (1e-6), with the points in one piece and several electrodes, in uneven pieces and
+    one point per piece; and trunk_into and tail_into are trunk and tail."""
+    from ecgcohort.learning.layers import SkipMLP
+    from ecgcohort.surrogate.network import region_one_hot
+
+    x, e, normalised = _ball_samples(0.1, 5, 37, np.random.default_rng(32))
+    _, region = _jumped_ball(x, e, 0.1)
+    network = LeadFieldNetwork(SurrogateSpec(code_dim=2, hidden=16, layers=4, inject_at=2, fourier_features=4,
+                                             sigma0=SIGMA, region_inputs=True, seed=3))
+    tensor = lambda values: torch.as_tensor(np.asarray(values, dtype=np.float32))
+    points, electrodes, code = tensor(BOX.normalise(x * 1e3)), tensor(normalised), tensor([0.3, -0.2])
+    one_hot = tensor(region_one_hot(region))
+    with torch.no_grad():
+        expected = network.forward_leads(points, electrodes, code, region=one_hot)
+        scale = float(expected.abs().max())
+        for rows_per_chunk in (5 * 37, 2 * 37 + 1, 37, 10, 1):
+            seen = torch.zeros(expected.shape[:2], dtype=torch.int64)
+            for leads, rows, output in network.lead_pieces(points, electrodes, code, rows_per_chunk, region=one_hot):
+                assert output.shape[0] * output.shape[1] <= max(rows_per_chunk, 1)
+                np.testing.assert_allclose(output.numpy(), expected[leads, rows].numpy(), rtol=0,
+                                           atol=1e-6 * scale, err_msg=str(rows_per_chunk))
+                seen[leads, rows] += 1
+            assert torch.all(seen == 1), rows_per_chunk
+        features = network.point_features(points, one_hot)
+        trunk = network.mlp.trunk_into(features, torch.empty(37, 16), torch.empty(37, 16))
+        assert torch.equal(trunk, network.mlp.trunk(features))
+        hidden = torch.relu(torch.randn(7, 16, generator=torch.Generator().manual_seed(0)))
+        tail = network.mlp.tail(hidden.clone())
+        assert torch.equal(network.mlp.tail_into(hidden.clone(), torch.empty(7, 16), torch.empty(7, 3)), tail)
+    lipschitz = SkipMLP(4, 8, 3, 3, skip_at=1, skip_dim=2, lipschitz=True)
+    with pytest.raises(ValueError, match="plain linear layers"):
+        lipschitz.tail_into(torch.zeros(2, 8), torch.zeros(2, 8), torch.zeros(2, 3))
+
+
 def test_the_region_input_resolves_a_conductivity_jump_the_coordinates_smear(tmp_path):
     """Same rows, budget and seed with and without the region input on the jumped ball family:
     held-out angular error within 15 % of the radius of the interface, on both sides."""

@@ -9,8 +9,9 @@ import scipy.spatial
 
 from ecgcohort.ecg.leads import LEAD_ELECTRODES, LEAD_NAMES, standard_leads
 from ecgcohort.leadfield.matrix import lead_matrix
-from ecgcohort.surrogate.metrics import angular_error_deg, relative_l2
-from ecgcohort.surrogate.transfer import Myocardium, ecg_transfer, qrs_and_t_phases, source_weights
+from ecgcohort.surrogate.metrics import angular_error_deg, relative_l2, relative_magnitude_error
+from ecgcohort.surrogate.transfer import (Myocardium, cell_errors, ecg_transfer, qrs_and_t_phases, source_weights,
+                                         transfer_fields)
 
 NAMES = list(LEAD_ELECTRODES) + ["A000"]
 
@@ -98,6 +99,103 @@ def test_source_weights_sum_the_cells_current_density_over_each_phase(case):
                                    atol=1e-12 * strength.sum(axis=1).max())
     np.testing.assert_allclose(weights["qrs"] + weights["t"], weights["beat"], rtol=1e-12)
     assert np.all(weights["beat"][still] < 1e-12 * weights["beat"].max())
+
+
+def test_the_blocked_source_sums_are_the_cell_by_cell_sums_to_the_bit(case):
+    """The compiled sums run 16 cells side by side; each cell's sum must still be the same chain
+    of additions in time order as a plain loop over its times (a cell count that leaves a
+    partial last block)."""
+    myocardium, vm, _, times, _ = case
+    assert len(myocardium.tetrahedra) % 16 != 0
+    phases = qrs_and_t_phases(times, 60.0, 10.0)
+    weights = source_weights(myocardium, vm, phases)
+    operator = myocardium.source_operator
+    for c in range(0, len(myocardium.tetrahedra), 7):
+        v = vm[myocardium.tetrahedra[c]]
+        o = operator[c]
+        j = [o[i, 0] * v[0] + o[i, 1] * v[1] + o[i, 2] * v[2] + o[i, 3] * v[3] for i in range(3)]
+        strength = np.sqrt(j[0] * j[0] + j[1] * j[1] + j[2] * j[2])
+        for phase, mask in phases.items():
+            total = 0.0
+            for value in strength[mask]:
+                total += float(value)
+            assert weights[phase][c] == total, (phase, c)
+
+
+@pytest.mark.parametrize("cells_per_piece", [32768, 97])
+def test_the_myocardium_lead_matrix_is_the_fem_paths(case, cells_per_piece, monkeypatch):
+    from ecgcohort.surrogate import transfer
+
+    monkeypatch.setattr(transfer, "_CELLS_PER_PIECE", cells_per_piece)
+    myocardium, _, gradients, _, _ = case
+    expected = lead_matrix(myocardium.nodes_m, myocardium.tetrahedra, myocardium.intracellular, gradients)
+    np.testing.assert_allclose(myocardium.lead_matrix(gradients), expected, rtol=0,
+                               atol=1e-12 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("cells_per_piece", [32768, 97])
+def test_the_transfer_fields_are_the_leads_fields_split_into_magnitude_and_direction(case, cells_per_piece,
+                                                                                    monkeypatch):
+    """The compiled pass against the leads' fields formed with numpy and split as the module
+    docstring says, on fields with zero vectors on either side (no direction there), in one
+    piece of cells and in uneven pieces."""
+    from ecgcohort.ecg.leads import LEAD_WEIGHTS
+    from ecgcohort.surrogate import transfer
+
+    monkeypatch.setattr(transfer, "_CELLS_PER_PIECE", cells_per_piece)
+
+    myocardium, _, gradients, _, _ = case
+    other = 1.05 * gradients + 0.1 * np.random.default_rng(6).normal(size=gradients.shape)
+    reference = gradients.copy()
+    other[:, :5] = 0.0                     # every lead's other field 0: its direction part is 0
+    reference[:, 5:9] = 0.0                # every lead's reference 0: length ratio 1, no unit
+    fields = transfer_fields(myocardium, reference, other, NAMES)
+    columns = [NAMES.index(name) for name in LEAD_ELECTRODES]
+    g_ref = np.einsum("le,ecj->lcj", LEAD_WEIGHTS, reference[columns])
+    g_other = np.einsum("le,ecj->lcj", LEAD_WEIGHTS, other[columns])
+    length_ref = np.linalg.norm(g_ref, axis=-1, keepdims=True)
+    length = np.linalg.norm(g_other, axis=-1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(length_ref > 0, length / length_ref, 1.0)
+        unit = np.where(length > 0, g_other / length, 0.0)
+        unit_ref = np.where(length_ref > 0, g_ref / length_ref, 0.0)
+    expected = {"reference": g_ref, "error": g_other - g_ref, "magnitude": (ratio - 1.0) * g_ref,
+                "direction": np.where(length > 0, length_ref * (unit - unit_ref), 0.0)}
+    assert np.all(expected["direction"][:, :5] == 0) and np.any(expected["direction"][:, 10:] != 0)
+    for name, field in expected.items():
+        matrix = lead_matrix(myocardium.nodes_m, myocardium.tetrahedra, myocardium.intracellular, field)
+        np.testing.assert_allclose(fields.matrices[name], matrix, rtol=0, atol=1e-12 * np.abs(matrix).max() + 1e-300,
+                                   err_msg=name)
+    lengths = {"lead": length_ref[..., 0], "lead_error": np.linalg.norm(g_other - g_ref, axis=-1),
+               "electrode": np.linalg.norm(reference[columns], axis=-1),
+               "electrode_error": np.linalg.norm(other[columns] - reference[columns], axis=-1)}
+    for name, values in lengths.items():
+        np.testing.assert_allclose(fields.lengths[name], values, rtol=1e-14, atol=1e-300, err_msg=name)
+
+
+@pytest.mark.parametrize("vectors_per_piece", [1 << 20, 1000])
+def test_the_cell_errors_are_the_metrics_means_to_the_bit(case, vectors_per_piece, monkeypatch):
+    from ecgcohort.surrogate import transfer
+
+    monkeypatch.setattr(transfer, "_VECTORS_PER_PIECE", vectors_per_piece)
+    _, _, gradients, _, _ = case
+    other = gradients + 0.3 * np.random.default_rng(7).normal(size=gradients.shape)
+    other[0, :3] = 0.0                     # no direction: 90 degrees
+    reference = gradients.copy()
+    reference[1, 3] = 0.0                  # |r| = 0: an infinite magnitude error, counted
+    reference[2, 4] = 0.0
+    other[2, 4] = 0.0                      # 0/0: left out of the mean
+    errors = cell_errors(other, reference)
+    angle = angular_error_deg(other, reference)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        magnitude = relative_magnitude_error(other, reference)
+    assert angle[0, 0] == 90.0 and np.isinf(magnitude[1, 3]) and np.isnan(magnitude[2, 4])
+    assert errors["angular_error_deg"] == float(angle.mean())
+    assert errors["magnitude_error"] == float(np.nanmean(magnitude)) == np.inf
+    finite = cell_errors(other[:, 5:], reference[:, 5:])
+    assert finite["magnitude_error"] == float(np.nanmean(relative_magnitude_error(other[:, 5:], reference[:, 5:])))
+    with pytest.raises(ValueError, match="one shape"):
+        cell_errors(other[:, 1:], reference)
 
 
 def test_leads_formed_from_nearly_equal_electrode_fields_magnify_their_errors(case):

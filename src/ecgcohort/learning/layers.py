@@ -157,6 +157,33 @@ class SkipMLP(torch.nn.Module):
             h = torch.relu_(linear(h))  # in place: the linear output is used by nothing else
         return self.linears[-1](h)
 
+    def trunk_into(self, h: torch.Tensor, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        """:meth:`trunk` without autograd and without new tensors: the layers write into
+        ``first`` and ``second`` (B, hidden) in turn (both overwritten); returns the one holding
+        the output. The same matrix products, so the same numbers. Plain linear layers only."""
+        if self.skip_at is None:
+            raise ValueError("trunk_into() needs an MLP built with skip_at")
+        for linear in self.linears[:self.skip_at]:
+            if not isinstance(linear, torch.nn.Linear):
+                raise ValueError("trunk_into() needs plain linear layers (lipschitz=False)")
+            torch.addmm(linear.bias, h, linear.weight.t(), out=first).relu_()
+            h, first, second = first, second, first
+        return h
+
+    def tail_into(self, h: torch.Tensor, spare: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """:meth:`tail` without autograd and without new tensors, for inference in pieces: ``h``
+        (B, hidden) the ReLU'd output of the layer after the skip, ``spare`` a tensor of its shape
+        (both overwritten), the output written to ``out`` (B, out_dim) and returned. The same
+        matrix products as :meth:`tail`, so the same numbers. Plain linear layers only."""
+        for linear in self.linears[self.skip_at + 1:]:
+            if not isinstance(linear, torch.nn.Linear):
+                raise ValueError("tail_into() needs plain linear layers (lipschitz=False)")
+        for linear in self.linears[self.skip_at + 1:-1]:
+            torch.addmm(linear.bias, h, linear.weight.t(), out=spare).relu_()
+            h, spare = spare, h
+        final = self.linears[-1]
+        return torch.addmm(final.bias, h, final.weight.t(), out=out)
+
     def layer_bounds(self) -> torch.Tensor:
         """Per linear layer, an ∞-norm Lipschitz bound: softplus(c) of a Lipschitz layer, the
         largest absolute row sum (the exact ∞-operator norm) of a plain one."""
