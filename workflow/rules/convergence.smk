@@ -85,7 +85,9 @@ rule convergence_level:
         "results/logs/convergence/{patient}/convergence_level-{level}.log",
     benchmark:
         "results/benchmarks/convergence/{patient}/convergence_level-{level}.tsv"
-    threads: 2
+    # a second thread pays only at the fine levels (MUMPS, gmsh): the default's 4 and 2.5 mm
+    # levels took the same 9.9-10.1 s on one thread as on two, which left a core idle
+    threads: lambda wildcards: 1 if CONVERGENCE["levels"][int(wildcards.level)]["heart_mm"] >= 2.0 else 2
     resources:
         mem_mb=lambda wildcards, attempt: attempt * max(4000, int(60000 / CONVERGENCE["levels"][int(wildcards.level)]["heart_mm"] ** 3)),
         runtime=scaled(60),
