@@ -53,7 +53,7 @@ def timed_bank(results: Path, patient: str, count: int, threads: int | None = No
                             junctions_npz=root / "purkinje/junctions.npz",
                             chunk_paths=sorted(glob.glob(str(root / "leadfield/chunk-*.npz"))), bank={"count": count},
                             seed=0, action_potential=ACTION_POTENTIAL, template_cache_dir=results / "cache/action_potential",
-                            out_zarr=out / "bank.zarr", out_sites=out / "sites.npz", out_sites_preview=out / "sites.png",
+                            out_zarr=out / "bank.zarr", out_sites=out / "sites.npz",
                             threads=threads)
         job = time.perf_counter() - start
         simulation = float(xr.open_zarr(out / "bank.zarr").attrs["seconds"])
@@ -125,7 +125,7 @@ def one_heart_figures(results: Path, patient: str, count: int, epochs: dict[str,
                             junctions_npz=root / "purkinje/junctions.npz",
                             chunk_paths=sorted(glob.glob(str(root / "leadfield/chunk-*.npz"))), bank={"count": count},
                             seed=0, action_potential=ACTION_POTENTIAL, template_cache_dir=results / "cache/action_potential",
-                            out_zarr=bank, out_sites=out / "sites.npz", out_sites_preview=out / "sites.png")
+                            out_zarr=bank, out_sites=out / "sites.npz")
         print(f"bank of {count} samples on {patient}: {time.perf_counter() - start:.0f} s", flush=True)
     for network, network_epochs in epochs.items():
         start = time.perf_counter()

@@ -82,6 +82,23 @@ def test_sites_round_trip(ventricles, tmp_path):
     assert np.array_equal(again.nodes, patient.sites.nodes) and again.labels == patient.sites.labels
 
 
+def test_the_sites_picture_shows_every_layer_in_its_colour(ventricles, tmp_path):
+    """draw_bank_sites' picture (drawn apart from the bank) from the stored fibres and sites:
+    endocardial red, epicardial blue and mid-wall gold sites all visible."""
+    from matplotlib.image import imread
+
+    from ecgcohort.ecg2act.jobs import draw_sites_job
+
+    _, patient, root = ventricles
+    patient.sites.save(tmp_path / "sites.npz")
+    draw_sites_job("train-0000", root / "fibres.npz", tmp_path / "sites.npz", tmp_path / "sites.png")
+    pixels = imread(tmp_path / "sites.png")[..., :3]
+    colours = {"endo": (1.0, 0.0, 0.0), "epi": (0.255, 0.412, 0.882), "mid": (1.0, 0.843, 0.0)}
+    for layer, rgb in colours.items():
+        near = np.all(np.abs(pixels - np.array(rgb)) < 0.12, axis=-1)
+        assert near.sum() > 50, f"{layer} sites not drawn"
+
+
 def test_a_sample_is_the_eikonal_and_lead_matrix_recomputed(ventricles):
     """One sample against an independent recomputation of its parts: the eikonal from the
     drawn sources, V_m from the template, the 12 leads from the nine rows, and the sites'
@@ -216,5 +233,5 @@ def test_sites_that_do_not_resolve_are_refused(ventricles, tmp_path):
         simulation_bank_job(patient="train-0003", split="train", fibres_npz=tmp_path / "fibres.npz",
                             junctions_npz=root / "junctions.npz", chunk_paths=[], bank={"count": 2}, seed=0,
                             action_potential={"cycle_length_ms": 1000.0}, template_cache_dir=root, out_zarr=out,
-                            out_sites=tmp_path / "sites.npz", out_sites_preview=tmp_path / "sites.png")
+                            out_sites=tmp_path / "sites.npz")
     assert not out.exists() and not (tmp_path / "sites.npz").exists()

@@ -85,7 +85,7 @@ CHAIN_RULES = ("patient_parameters", "assemble_anatomy", "place_standard_electro
                "sample_leadfield_points", "compute_lead_fields", "compute_ecgs", "delineate_ecgs", "sample_sdf",
                "simulation_bank", "dataset_part")
 # drawn for PICTURED_PATIENTS only
-PICTURE_RULES = ("preview_anatomy", "draw_patient")
+PICTURE_RULES = ("preview_anatomy", "draw_patient", "draw_bank_sites")
 
 
 def batch_targets(wildcards):

@@ -25,8 +25,6 @@ rule simulation_bank:
     output:
         bank=directory("results/ecg2act/bank/{patient}.zarr"),
         sites="results/ecg2act/sites/{patient}.npz",
-        preview=report("results/ecg2act/sites/{patient}.png", caption=caption("ecg2act_sites"),
-                       category="ECG to activation", subcategory="Recording sites", labels={"patient": "{patient}"}),
     params:
         split=lambda wildcards: "test" if wildcards.patient in TEST_PATIENTS else "train",
         bank=ECG2ACT["bank"],
@@ -48,6 +46,28 @@ rule simulation_bank:
         "../../envs/learning.yaml"
     script:
         "../scripts/simulation_bank.py"
+
+
+rule draw_bank_sites:
+    """A patient's 75 recording sites on its myocardium, off the bank's chain (pictures.patients_per_split)."""
+    input:
+        fibres=rules.compute_fibres.output.fibres,
+        sites=rules.simulation_bank.output.sites,
+    output:
+        preview=report("results/ecg2act/sites/{patient}.png", caption=caption("ecg2act_sites"),
+                       category="ECG to activation", subcategory="Recording sites", labels={"patient": "{patient}"}),
+    log:
+        "results/logs/ecg2act/draw_bank_sites-{patient}.log",
+    benchmark:
+        "results/benchmarks/ecg2act/draw_bank_sites-{patient}.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled(1500),
+        runtime=scaled(10),
+    conda:
+        "../../envs/fem.yaml"
+    script:
+        "../scripts/draw_bank_sites.py"
 
 
 TRAIN_ECG2ACT_CHAIN = ChainInputs(

@@ -11,7 +11,7 @@ with logging_to(snakemake.log[0]):
         junctions_npz=snakemake.input.junctions, chunk_paths=list(snakemake.input.chunks), bank=snakemake.params.bank,
         seed=snakemake.params.seed, action_potential=snakemake.params.action_potential,
         template_cache_dir=snakemake.params.template_cache_dir, out_zarr=snakemake.output.bank,
-        out_sites=snakemake.output.sites, out_sites_preview=snakemake.output.preview, threads=snakemake.threads,
+        out_sites=snakemake.output.sites, threads=snakemake.threads,
         bank_mesh=None if snakemake.params.bank_mesh is None else BankMesh(**snakemake.params.bank_mesh),
         surfaces=PatientSurfaces(**{key: Path(snakemake.input[key]) for key in ("heart", "torso", "heart_model",
                                                                               "torso_model")}),

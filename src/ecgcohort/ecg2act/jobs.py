@@ -137,10 +137,21 @@ def bank_myocardium(patient: str, surfaces: PatientSurfaces, mesh: BankMesh, fib
     return coarse, lead_matrix(coarse.points_mm * MM, coarse.tetrahedra, intracellular, gradients)
 
 
+def draw_sites_job(patient: str, fibres_npz: str | Path, sites_npz: str | Path, out_png: str | Path) -> None:
+    """The picture of a patient's 75 recording sites (rule ``draw_bank_sites``) on its own
+    myocardium (fibres.npz); drawn for the pictured patients only, apart from the bank so the
+    bank's job pays no rendering (pyvista's import and two views, about 1.4 s)."""
+    from ecgcohort.ecg2act.figures import plot_sites
+    from ecgcohort.ecg2act.sites import load_sites
+    from ecgcohort.fibers.rule_based import load_fibres
+
+    plot_sites(load_fibres(fibres_npz), load_sites(sites_npz), out_png, title=f"{patient}: 75 recording sites")
+
+
 def simulation_bank_job(*, patient: str, split: str, fibres_npz: str | Path, junctions_npz: str | Path,
                         chunk_paths: Sequence[str | Path], bank: Mapping[str, Any], seed: int,
                         action_potential: Mapping[str, Any], template_cache_dir: str | Path, out_zarr: str | Path,
-                        out_sites: str | Path, out_sites_preview: str | Path, threads: int | None = None,
+                        out_sites: str | Path, threads: int | None = None,
                         bank_mesh: BankMesh | None = None, surfaces: PatientSurfaces | None = None,
                         resampling_cache_dir: str | Path | None = None) -> None:
     """Place the 75 sites on one patient and simulate its bank (rule ``simulation_bank``), on
@@ -157,7 +168,6 @@ def simulation_bank_job(*, patient: str, split: str, fibres_npz: str | Path, jun
     from ecgcohort.conduction.scenarios import ScenarioError
     from ecgcohort.dataset.store import atomic_directory
     from ecgcohort.ecg.forward import read_lead_field_chunks
-    from ecgcohort.ecg2act.figures import plot_sites
     from ecgcohort.ecg2act.sites import recording_sites
     from ecgcohort.fibers.rule_based import load_fibres
 
@@ -185,7 +195,6 @@ def simulation_bank_job(*, patient: str, split: str, fibres_npz: str | Path, jun
     except (BankError, ScenarioError, ValueError) as error:
         raise BankError(f"patient {patient}: {error}") from None
     sites.save(out_sites)
-    plot_sites(fibres, sites, out_sites_preview, title=f"{patient}: 75 recording sites")
 
     def progress(done: int, total: int, seconds: float) -> None:
         log.info("patient %s: %d/%d samples, %.1f s (%.1f samples/s)", patient, done, total, seconds,
