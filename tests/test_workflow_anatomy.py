@@ -331,7 +331,7 @@ def check_per_patient_readers_equal_the_store(cohort, store, patient_dir) -> Non
 CHAIN_RULES = {"patient_parameters", "assemble_anatomy", "place_standard_electrodes", "place_electrodes",
                "preview_anatomy", "mesh_anatomy", "compute_fibres", "grow_purkinje", "compute_activations",
                "sample_leadfield_points", "compute_lead_fields", "compute_ecgs", "delineate_ecgs", "sample_sdf",
-               "simulation_bank", "dataset_part", "draw_patient"}
+               "simulation_bank", "dataset_part", "draw_patient", "draw_bank_sites"}
 
 
 def check_batches_rerun_no_stage(workflow_copy, config: dict) -> None:

@@ -74,4 +74,4 @@ rule pictures:
     input:
         lambda wildcards: chain_targets(rules.preview_anatomy.output.preview, PICTURED_PATIENTS),
         lambda wildcards: chain_targets(list(rules.draw_patient.output), PICTURED_PATIENTS),
-        lambda wildcards: expand(rules.draw_bank_sites.output.preview, patient=PICTURED_PATIENTS),
+        lambda wildcards: chain_targets(rules.draw_bank_sites.output.preview, PICTURED_PATIENTS),
