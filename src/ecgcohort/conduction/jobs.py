@@ -357,8 +357,6 @@ def compute_activations(patient: str, scenarios: Mapping[str, Mapping[str, Any]]
     ``threads`` threads where the compiled CPU solver runs (it releases the GIL; each map is the
     same whatever the count; fim-python's GPU backend one at a time) while this thread writes
     and draws the finished ones."""
-    from concurrent.futures import ThreadPoolExecutor, as_completed
-
     from threadpoolctl import threadpool_limits
 
     # the job's threads are the solver threads; a multi-threaded BLAS in this thread's
