@@ -62,6 +62,8 @@ RECORDED_TABLES: dict[str, tuple[str, ...]] = {
     "surrogate_scaling/scaling.md": ("surrogate_scaling/scaling.csv",),
     # not the workflow's either: paper 2's own setting, benchmarks/inverse_paper_setting.py --out
     "inverse_paper/summary.md": ("inverse_paper/summary.csv",),
+    # not the workflow's: the eikonal grid layouts against the reference, benchmarks/eikonal_layouts.py
+    "eikonal_layouts/layouts.md": ("eikonal_layouts/layouts.csv",),
 }
 
 BLOCK = re.compile(r"^(<!-- results (?P<label>\S+) (?P<path>\S+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S | re.M)
@@ -193,6 +195,10 @@ def rerendered(label: str, root: Path = RECORDED_ROOT) -> Mapping[str, str]:
         from ecgcohort.convergence.summary import markdown_table
 
         rendered["convergence/convergence.md"] = markdown_table(pd.read_csv(folder / "convergence/convergence.csv"))
+    if (folder / "eikonal_layouts/layouts.csv").exists():
+        from ecgcohort.convergence.summary import layouts_markdown
+
+        rendered["eikonal_layouts/layouts.md"] = layouts_markdown(pd.read_csv(folder / "eikonal_layouts/layouts.csv"))
     if (folder / "encoding/deepsdf/chamfer.csv").exists():
         from ecgcohort.encoding.jobs import encoding_markdown
 

@@ -229,3 +229,22 @@ def markdown_table(table: pd.DataFrame) -> str:
                 cells.append(fmt.format(value))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def layouts_markdown(table: pd.DataFrame) -> str:
+    """The eikonal-grid layout table of ``benchmarks/eikonal_layouts.py`` (one row per scenario,
+    myocardium and layout; ``share_vs_<layout>`` columns: the activation share against the
+    reference myocardium solved in that layout) as Markdown."""
+    shares = [column for column in table.columns if column.startswith("share_vs_")]
+    header = ["patient", "map", "myocardium", "layout", "grid nodes", "grid cells", "solve (s)",
+              "activation span (ms)", "to the finest: mean / mean abs (ms)",
+              *[f"share vs reference {column.removeprefix('share_vs_')}" for column in shares]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in table.iterrows():
+        difference = ("–" if not np.isfinite(row["to_finest_mean_ms"])
+                      else f"{row['to_finest_mean_ms']:+.3f} / {row['to_finest_abs_ms']:.3f}")
+        cells = [row["patient"], row["scenario"], row["myocardium"], row["layout"], f"{row['grid_nodes']:,.0f}",
+                 f"{row['grid_cells']:,.0f}", f"{row['solve_s']:.1f}", f"{row['activation_span_ms']:.2f}", difference,
+                 *["–" if not np.isfinite(row[column]) else f"{row[column]:.1%}" for column in shares]]
+        lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
