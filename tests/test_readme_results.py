@@ -65,6 +65,18 @@ def test_recorded_tables_are_their_csvs_rendered(label):
         networks = rows[rows.method.isin(["eand_arn", "ep_dl"])]
         assert len(networks) and all(row.re <= goals[(row.method, row.sigma)] for row in networks.itertuples())
         return
+    if set(rendered) == {"eikonal_layouts/layouts.md"}:  # the eikonal grid layouts against the reference
+        rows = pd.read_csv(folder / "eikonal_layouts/layouts.csv")
+        for reference in rows[rows.to_finest_mean_ms.isna()].itertuples():  # zero against itself
+            assert getattr(reference, f"share_vs_{reference.layout}") == 0.0, reference
+        level = rows[rows.to_finest_mean_ms.notna()]
+        shares = level.filter(like="share_vs_")
+        assert ((shares > 0) & (shares < 1)).all().all()
+        # Bey's grid refined more is closer to every reference, map by map
+        for _, one_map in level[level.layout.str.fullmatch(r"r\d")].groupby("scenario"):
+            ordered = one_map.sort_values("layout")
+            assert (ordered.filter(like="share_vs_").diff().dropna() < 0).all().all()
+        return
     if "surrogate/table1.md" not in rendered:  # a convergence ladder alone
         ladder = pd.read_csv(folder / "convergence/convergence.csv")
         assert (ladder.ecg_error[~ladder.reference] < 1).all() and ladder.reference.any()
