@@ -274,6 +274,15 @@ def test_lead_matrix_equals_a_direct_pseudo_bidomain_solve(anisotropic, balls):
         1e-12 * np.abs(matrix).max()
     with pytest.raises(ValueError, match="does not fit the flux operator"):
         lead_matrix_from_flux(flux, recovered[:, 1:])
+    # the cell-major layout the lead-field job uses: the same gradients, the same matrix
+    from ecgcohort.leadfield.matrix import lead_matrix_from_flux_by_cell
+
+    by_cell = solver.recovered_gradients_by_point(z, cells)
+    assert by_cell.shape == (len(cells), 3, len(z))
+    np.testing.assert_array_equal(by_cell.transpose(2, 0, 1), recovered)
+    np.testing.assert_array_equal(lead_matrix_from_flux_by_cell(flux, by_cell), lead_matrix_from_flux(flux, recovered))
+    with pytest.raises(ValueError, match="does not fit the flux operator"):
+        lead_matrix_from_flux_by_cell(flux, by_cell[1:])
 
     # dolfinx reads the same file on its own and orders cells its own way: match by centroid
     from mpi4py import MPI

@@ -193,7 +193,7 @@ def _chunk_arrays(patient: str, solver, fibres, sigma, electrodes_m: np.ndarray,
     :func:`compute_lead_field_chunks`) from the patient's factored ``solver``, and the chunk's
     own solve, gradient and lead-matrix times (s). ``flux``: the fibres' mesh's
     :func:`ecgcohort.leadfield.matrix.flux_operator` (needed for ``cell_gradient="recovered"``)."""
-    from ecgcohort.leadfield.matrix import lead_matrix_from_flux
+    from ecgcohort.leadfield.matrix import lead_matrix_from_flux_by_cell
     from ecgcohort.leadfield.solver import LeadFieldError, MM, lead_matrix_from_potentials
     from ecgcohort.leadfield.tensors import intracellular_tensors
 
@@ -210,9 +210,9 @@ def _chunk_arrays(patient: str, solver, fibres, sigma, electrodes_m: np.ndarray,
     if cell_gradient == "recovered":
         if flux is None:
             raise LeadFieldError(f"patient {patient}: the recovered cell gradients' lead matrix needs the flux operator")
-        recovered = solver.recovered_gradients(z, fibres.parent_cells)
-        matrix = lead_matrix_from_flux(flux, recovered)
-        grad_cells = recovered.astype(np.float32)
+        recovered = solver.recovered_gradients_by_point(z, fibres.parent_cells)  # (cells, 3, electrodes)
+        matrix = lead_matrix_from_flux_by_cell(flux, recovered)
+        grad_cells = recovered.transpose(2, 0, 1).astype(np.float32)
     else:
         intracellular = intracellular_tensors(fibres.cell_structure, sigma)
         matrix = lead_matrix_from_potentials(fibres.points_mm * MM, fibres.tetrahedra, intracellular,

@@ -64,6 +64,17 @@ def lead_matrix_from_flux(operator: scipy.sparse.csr_matrix, grad_lead_field: np
     gz = np.asarray(grad_lead_field, dtype=np.float64)
     if gz.ndim == 2:
         gz = gz[None]
-    if operator.shape[1] != gz.shape[1] * gz.shape[2] or gz.shape[2] != 3:
+    if gz.ndim != 3:
         raise ValueError(f"grad_lead_field {gz.shape} does not fit the flux operator {operator.shape}")
-    return -np.ascontiguousarray((operator @ gz.reshape(gz.shape[0], -1).T).T)
+    return lead_matrix_from_flux_by_cell(operator, gz.transpose(1, 2, 0))
+
+
+def lead_matrix_from_flux_by_cell(operator: scipy.sparse.csr_matrix, grad_by_cell: np.ndarray) -> np.ndarray:
+    """:func:`lead_matrix_from_flux` from ∇Z laid out cell-major, (n_cells, 3, n_electrodes) in
+    Ω/m (:meth:`ecgcohort.leadfield.solver.LeadFieldSolver.recovered_gradients_by_point`): the
+    rows of ``reshape(3 n_cells, n_electrodes)`` are the operator's columns, so the product
+    reads the array as it is."""
+    gz = np.asarray(grad_by_cell, dtype=np.float64)
+    if gz.ndim != 3 or gz.shape[1] != 3 or operator.shape[1] != 3 * gz.shape[0]:
+        raise ValueError(f"grad_by_cell {gz.shape} does not fit the flux operator {operator.shape}")
+    return -np.ascontiguousarray((operator @ gz.reshape(3 * gz.shape[0], gz.shape[2])).T)

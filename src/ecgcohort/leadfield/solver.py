@@ -400,12 +400,22 @@ class LeadFieldSolver:
         (K,), or at the centroids of ``cells`` (a linear field's cell mean). Smoother than
         the piecewise-constant P1 gradient and, away from boundaries, closer to the exact one
         (Zienkiewicz–Zhu recovery)."""
+        by_point = self.recovered_gradients_by_point(z, cells, points_m)
+        out = np.empty((by_point.shape[2], by_point.shape[0], 3), dtype=dtype)
+        out[...] = by_point.transpose(2, 0, 1)
+        return out
+
+    def recovered_gradients_by_point(self, z: np.ndarray, cells: np.ndarray,
+                                     points_m: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`recovered_gradients` laid out point-major, (K, 3, E) float64 in Ω/m: every sparse
+        product writes whole rows, and ``reshape(3 K, E)`` is the column layout of
+        :func:`ecgcohort.leadfield.matrix.flux_operator` (no copy for the lead matrix)."""
         import scipy.sparse
 
         cells = np.asarray(cells, dtype=np.int64)
         nodal = {tag: self._nodal_gradient_operator(tag) for tag in np.unique(self.mesh.cell_tags[cells])}
         values = np.ascontiguousarray(np.atleast_2d(z).T)
-        out = np.empty((values.shape[1], len(cells), 3), dtype=dtype)
+        out = np.empty((len(cells), 3, values.shape[1]), dtype=np.float64)
         corners = self.mesh.tetrahedra[cells]
         if points_m is None:
             weights = np.full((len(cells), 4), 0.25)
@@ -418,8 +428,13 @@ class LeadFieldSolver:
             rows = np.repeat(np.arange(len(selected)), 4)
             interpolate = scipy.sparse.csr_matrix((weights[selected].ravel(), (rows, corners[selected].ravel())),
                                                   shape=(len(selected), len(self.mesh.points_m)))
+            whole = len(nodal) == 1
             for axis in range(3):
-                out[:, selected, axis] = (interpolate @ (operator[axis] @ values)).T
+                recovered = interpolate @ (operator[axis] @ values)
+                if whole:
+                    out[:, axis] = recovered
+                else:
+                    out[selected, axis] = recovered
         return out
 
     def _nodal_gradient_operator(self, tag: int) -> list:
