@@ -80,20 +80,30 @@ def evaluation_points(heart, torso, rng: np.random.Generator, myocardium_count: 
     low, high = heart.points.min(axis=0) - torso_shell_mm, heart.points.max(axis=0) + torso_shell_mm
     kept: dict[int, list[np.ndarray]] = {1: [], 2: []}
     wanted = {1: myocardium_count, 2: torso_count}
-    for _ in range(200):
+    draw, rounds, block = 20000, 200, 8
+    # rounds of `draw` candidates, classified `block` rounds at a time: one closest-point tree per
+    # block instead of per round, the same candidates in the same order (the generator fills an
+    # array in sequence) and the same stopping round, so the same points
+    for first in range(0, rounds, block):
         if all(sum(len(part) for part in kept[region]) >= wanted[region] for region in kept):
             break
-        candidates = low + rng.random((20000, 3)) * (high - low)
+        count = min(block, rounds - first)
+        candidates = low + rng.random((count * draw, 3)) * (high - low)
         # the anatomy stage checked both surfaces closed and consistently oriented
         heart_distance = signed_distance(heart.points, heart.faces, candidates, closed_surface=True)  # < 0 inside
         myocardium = heart_distance <= -min_depth_mm
         shell = np.flatnonzero((heart_distance >= min_depth_mm) & (heart_distance <= torso_shell_mm))
         # the body tests only where they can matter: they cost more than the heart's
-        inside_body = winding_numbers(torso.points, torso.faces, candidates[shell]) > 0.5
-        shell = shell[inside_body]
+        shell = shell[winding_numbers(torso.points, torso.faces, candidates[shell]) > 0.5]
         shell = shell[signed_distance(torso.points, torso.faces, candidates[shell], closed_surface=True) <= -15.0]
-        kept[1].append(candidates[myocardium])
-        kept[2].append(candidates[shell])
+        in_torso = np.zeros(len(candidates), dtype=bool)
+        in_torso[shell] = True
+        for start in range(0, count * draw, draw):
+            if all(sum(len(part) for part in kept[region]) >= wanted[region] for region in kept):
+                break
+            rows = slice(start, start + draw)
+            kept[1].append(candidates[rows][myocardium[rows]])
+            kept[2].append(candidates[rows][in_torso[rows]])
     points = [np.concatenate(kept[region])[:wanted[region]] for region in (1, 2)]
     if any(len(p) < wanted[region] for p, region in zip(points, (1, 2))):
         raise ValueError(f"only {len(points[0])} myocardial and {len(points[1])} torso evaluation points found")
