@@ -146,9 +146,7 @@ def standard_lead_fields(patient_dir: Path, config: dict[str, Any], scratch: Pat
     fibres = myocardial_fibres(mesh, FibreAngles(alpha_endo=angles["alpha_endo_deg"], alpha_epi=angles["alpha_epi_deg"],
                                                  beta_endo=angles["beta_endo_deg"], beta_epi=angles["beta_epi_deg"]))
     fibres_npz = save_fibres(fibres, scratch / "fibres.npz")
-    with np.load(patient_dir / "leadfield/chunk-0.npz") as archive:
-        names = [str(name) for name in archive["electrode_names"]]
-        electrodes_m = archive["electrode_positions_m"]
+    names, electrodes_m = standard_electrodes(patient_dir)
     leadfield = config["leadfield"]
     sigma = Conductivities.from_config(leadfield["conductivity_s_per_m"])
     solver = LeadFieldSolver(mesh, sigma, fibres.cell_structure, fibres.parent_cells,
@@ -163,6 +161,22 @@ def standard_lead_fields(patient_dir: Path, config: dict[str, Any], scratch: Pat
         matrix = lead_matrix_from_potentials(fibres.points_mm * MM, fibres.tetrahedra, intracellular,
                                              z[:, fibres.parent_nodes])
     return fibres_npz, {"electrode_names": np.array(names), "lead_matrix": matrix}
+
+
+def standard_electrodes(patient_dir: Path) -> tuple[list[str], np.ndarray]:
+    """The 12-lead's electrode names and positions (m) of a patient: its lead-field chunk 0's, or,
+    for a run stopped before its lead fields, the first rows of its electrode table (what
+    chunk 0 solves)."""
+    from ecgcohort.anatomy.electrode_csv import read_electrode_table
+    from ecgcohort.leadfield.jobs import STANDARD_ELECTRODE_COUNT
+    from ecgcohort.leadfield.solver import MM
+
+    chunk = patient_dir / "leadfield/chunk-0.npz"
+    if chunk.exists():
+        with np.load(chunk) as archive:
+            return [str(name) for name in archive["electrode_names"]], archive["electrode_positions_m"]
+    table = read_electrode_table(patient_dir / "anatomy/electrodes.csv")
+    return list(table.names[:STANDARD_ELECTRODE_COUNT]), table.positions_mm[:STANDARD_ELECTRODE_COUNT] * MM
 
 
 def intracellular_lead_matrix(patient_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
