@@ -84,8 +84,12 @@ def evaluation_points(heart, torso, rng: np.random.Generator, myocardium_count: 
     # rounds of `draw` candidates, classified `block` rounds at a time: one closest-point tree per
     # block instead of per round, the same candidates in the same order (the generator fills an
     # array in sequence) and the same stopping round, so the same points
+
+    def enough() -> bool:
+        return all(sum(len(part) for part in kept[region]) >= wanted[region] for region in kept)
+
     for first in range(0, rounds, block):
-        if all(sum(len(part) for part in kept[region]) >= wanted[region] for region in kept):
+        if enough():
             break
         count = min(block, rounds - first)
         candidates = low + rng.random((count * draw, 3)) * (high - low)
@@ -99,7 +103,7 @@ def evaluation_points(heart, torso, rng: np.random.Generator, myocardium_count: 
         in_torso = np.zeros(len(candidates), dtype=bool)
         in_torso[shell] = True
         for start in range(0, count * draw, draw):
-            if all(sum(len(part) for part in kept[region]) >= wanted[region] for region in kept):
+            if enough():
                 break
             rows = slice(start, start + draw)
             kept[1].append(candidates[rows][myocardium[rows]])

@@ -400,10 +400,7 @@ class LeadFieldSolver:
         (K,), or at the centroids of ``cells`` (a linear field's cell mean). Smoother than
         the piecewise-constant P1 gradient and, away from boundaries, closer to the exact one
         (Zienkiewicz–Zhu recovery)."""
-        by_point = self.recovered_gradients_by_point(z, cells, points_m)
-        out = np.empty((by_point.shape[2], by_point.shape[0], 3), dtype=dtype)
-        out[...] = by_point.transpose(2, 0, 1)
-        return out
+        return self.recovered_gradients_by_point(z, cells, points_m).transpose(2, 0, 1).astype(dtype)
 
     def recovered_gradients_by_point(self, z: np.ndarray, cells: np.ndarray,
                                      points_m: np.ndarray | None = None) -> np.ndarray:
