@@ -247,12 +247,13 @@ def test_hand_made_abnormal_12_leads_fail_exactly_their_criteria(name, realism_c
     assert failing(judge(hand_made(lead_i, lead_ii, precordial), "healthy", realism_config)) == expected
 
 
-def sex_specific_outcomes(config: dict, **features: float) -> dict[str, dict[str, bool]]:
-    """Sex -> criterion -> passed for one hand-made feature row judged by its set (only the
-    criteria that read ``features`` are asked)."""
+def sex_specific_outcomes(config: dict, criteria_set: str = "healthy", **features: float
+                          ) -> dict[str, dict[str, bool]]:
+    """Sex -> criterion -> passed for one hand-made feature row judged by ``criteria_set`` (only
+    the criteria that read ``features`` are asked)."""
     row = {"patient": "p1", "scenario": "s", "status": "ok", **features}
-    criteria_set = "lbbb" if "qrs_duration_ms" in features else "healthy"
-    names = {"qrs_duration_ms": "strauss_qrs_duration", "cornell_mv": "cornell_voltage", "qtc_ms": "qtc"}
+    names = {"qrs_duration_ms": "strauss_qrs_duration" if criteria_set == "lbbb" else "qrs_duration",
+             "cornell_mv": "cornell_voltage", "qtc_ms": "qtc"}
     wanted = {names[key] for key in features}
     outcomes = {}
     for sex in ("female", "male"):
@@ -261,19 +262,26 @@ def sex_specific_outcomes(config: dict, **features: float) -> dict[str, dict[str
     return outcomes
 
 
-@pytest.mark.parametrize("feature, value, female, male", [
-    ("qrs_duration_ms", 135.0, True, False),   # Strauss: >= 130 ms women, >= 140 ms men
-    ("qrs_duration_ms", 128.0, False, False),
-    ("qrs_duration_ms", 140.0, True, True),
-    ("cornell_mv", 2.4, False, True),          # Casale: above 2.0 mV women, 2.8 mV men
-    ("cornell_mv", 2.0, True, True),
-    ("cornell_mv", 2.9, False, False),
-    ("qtc_ms", 455.0, True, False),            # Rautaharju: prolonged at 460 ms women, 450 ms men
-    ("qtc_ms", 450.0, True, False),
-    ("qtc_ms", 460.0, False, False),
+@pytest.mark.parametrize("criteria_set, feature, value, female, male", [
+    ("lbbb", "qrs_duration_ms", 135.0, True, False),   # Strauss: >= 130 ms women, >= 140 ms men
+    ("lbbb", "qrs_duration_ms", 128.0, False, False),
+    ("lbbb", "qrs_duration_ms", 140.0, True, True),
+    # normal limits: 70-104 ms women (WHI's 2nd-98th percentiles), 69-110 ms men
+    ("healthy", "qrs_duration_ms", 69.5, False, True),
+    ("healthy", "qrs_duration_ms", 72.0, True, True),
+    ("healthy", "qrs_duration_ms", 104.0, True, True),
+    ("healthy", "qrs_duration_ms", 106.0, False, True),
+    ("healthy", "qrs_duration_ms", 111.0, False, False),
+    ("healthy", "cornell_mv", 2.4, False, True),          # Casale: above 2.0 mV women, 2.8 mV men
+    ("healthy", "cornell_mv", 2.0, True, True),
+    ("healthy", "cornell_mv", 2.9, False, False),
+    ("healthy", "qtc_ms", 455.0, True, False),            # Rautaharju: prolonged at 460 ms women, 450 ms men
+    ("healthy", "qtc_ms", 450.0, True, False),
+    ("healthy", "qtc_ms", 460.0, False, False),
 ])
-def test_sex_specific_thresholds_apply_the_patients_own(feature, value, female, male, realism_config):
-    outcomes = sex_specific_outcomes(realism_config, **{feature: value})
+def test_sex_specific_thresholds_apply_the_patients_own(criteria_set, feature, value, female, male,
+                                                        realism_config):
+    outcomes = sex_specific_outcomes(realism_config, criteria_set, **{feature: value})
     assert [set(o.values()) for o in outcomes.values()] == [{female}, {male}]
 
 
@@ -496,7 +504,7 @@ def test_the_stage_runs_in_snakemake_flags_bad_beats_and_reruns_only_what_change
         assert (results / f"patients/{patient}/realism/sinus-12lead.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (results / f"benchmarks/patients/{patient}/delineate_ecgs.tsv").exists()
     markdown = (results / "ecg/realism.md").read_text()
-    assert "train-0000 pacing-00: flat ECG" in markdown and "| qrs_duration | QRS 80-110 ms | 2/2 |" in markdown
+    assert "train-0000 pacing-00: flat ECG" in markdown and "| qrs_duration | QRS 70-104 ms (women), 69-110 ms (men) | 2/2 |" in markdown
 
     report = run("--report", "results/report.html", "realism")
     assert "Report created" in report
@@ -508,7 +516,7 @@ def test_the_stage_runs_in_snakemake_flags_bad_beats_and_reruns_only_what_change
         assert f"filename={name}" in html, name
 
     assert "Nothing to be done" in run("realism")
-    config["realism"] = {"healthy": {"qrs_duration_ms": [80.0, 100.0]}}
+    config["realism"] = {"healthy": {"qrs_duration_ms": {"male": [80.0, 100.0]}}}
     workflow_copy.write_config(config)
     rerun = re.findall(r"^(?:local)?rule (\w+):", run("realism"), re.M)
     assert rerun == ["realism_summary", "realism"] or rerun == ["realism_summary"], rerun

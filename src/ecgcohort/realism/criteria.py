@@ -176,6 +176,15 @@ def _cornell(row: Row, settings: Mapping[str, Any], patient: Mapping[str, Sequen
     return Outcome(f"{value:.2f} mV ({sex}: ≤ {limit:g})", bool(value <= limit))
 
 
+def _qrs_duration(row: Row, settings: Mapping[str, Any], patient: Mapping[str, Sequence[Row]]) -> Outcome:
+    """QRS duration within the normal limits of the patient's sex (both ends included)."""
+    sex, value = patient_sex(row), float(row["qrs_duration_ms"])
+    low, high = for_sex(row, settings, "qrs_duration_ms")
+    if not _finite(value):
+        return Outcome("not measured", None)
+    return Outcome(f"{value:.0f} ms ({sex}: {low:g} to {high:g})", bool(low <= value <= high))
+
+
 def _qtc(row: Row, settings: Mapping[str, Any], patient: Mapping[str, Sequence[Row]]) -> Outcome:
     """QTc from the lower bound up to, not including, the prolonged QTc of the patient's sex."""
     sex, value = patient_sex(row), float(row["qtc_ms"])
@@ -212,9 +221,12 @@ T_WAVE_COMPLETE_SOURCE = ("a property of the record, not a clinical range: the T
 
 CRITERIA: tuple[Criterion, ...] = (
     # --- healthy adult 12-lead ECG
-    Criterion("qrs_duration", "healthy", "QRS {qrs_duration_ms[0]:g}-{qrs_duration_ms[1]:g} ms",
-              "Surawicz et al. 2009 (AHA/ACCF/HRS part III): ≥ 110 ms is an intraventricular conduction delay",
-              lambda row, s, p: _within(float(row["qrs_duration_ms"]), s["qrs_duration_ms"], "ms")),
+    Criterion("qrs_duration", "healthy",
+              "QRS {qrs_duration_ms[female][0]:g}-{qrs_duration_ms[female][1]:g} ms (women), "
+              "{qrs_duration_ms[male][0]:g}-{qrs_duration_ms[male][1]:g} ms (men)",
+              "normal limits, the 2nd-98th percentiles of healthy adults (Rautaharju et al. 2013, 36,299 women: "
+              "70-104 ms; Mason et al. 2007, both sexes: from 69 ms); Surawicz et al. 2009 (AHA/ACCF/HRS part "
+              "III): ≥ 110 ms is an intraventricular conduction delay", _qrs_duration),
     Criterion("qrs_axis", "healthy", "frontal QRS axis {qrs_axis_deg[0]:g}° to {qrs_axis_deg[1]:g}°",
               "Surawicz et al. 2009 (AHA/ACCF/HRS part III): left axis deviation beyond −30°, right beyond +90°",
               lambda row, s, p: _within(float(row["qrs_axis_deg"]), s["qrs_axis_deg"], "°")),
