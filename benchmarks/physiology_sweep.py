@@ -31,7 +31,10 @@ fields and lead matrix (the candidate's ``leadfield`` conductivities and gradien
 workflow's lead-field job does) instead of reading the run's: what a candidate of fibre angles or
 intracellular conductivities needs, since the lead matrix holds G_i and the lead fields the fibres
 (the workflow's jobs take 21 s and 9 s for them on train-0000 at 1.2 mm); at the run's own values
-it reproduces test-0001's fibres exactly and its features within 4e-4. ``--intracellular`` only
+it reproduces test-0001's fibres exactly and its features within 4e-4. With ``--out DIR`` it keeps
+them per patient (``fibres.npz``, ``leadfield-12.npz``), and ``--leadfields-from DIR`` reads them
+back for a later candidate with the same fibre angles and conductivities (the study cohort's 28
+patients, three scenarios each: 397 s instead of 684 s). ``--intracellular`` only
 rebuilds the lead matrix from the run's stored ∇Z (``grad_cells``) with the candidate's
 intracellular tensors: exact for a candidate that keeps the run's fibres and bulk conductivities
 σ_i + σ_e (then Z is the run's), e.g. another split of Potse's bulk between the intra- and
@@ -68,6 +71,8 @@ POPULATION_MEDIANS = {"qrs_duration_ms": (92.0, 86.0), "qrs_axis_deg": (35.0, 39
 STRAUSS_QRS_MIN_MS = {"men": 140.0, "women": 130.0}
 PROGRESSION_LEADS = ("V1", "V2", "V3", "V4")
 SEX_CHOICES = ("anatomy", "female", "male", "alternate")
+#: What ``--leadfields --out`` keeps per patient beside its fibres, for ``--leadfields-from``.
+SAVED_LEAD_FIELDS = "leadfield-12.npz"
 
 
 def candidate_config(configfiles: list[Path], overrides: list[str]) -> dict[str, Any]:
@@ -160,7 +165,32 @@ def standard_lead_fields(patient_dir: Path, config: dict[str, Any], scratch: Pat
     else:
         matrix = lead_matrix_from_potentials(fibres.points_mm * MM, fibres.tetrahedra, intracellular,
                                              z[:, fibres.parent_nodes])
-    return fibres_npz, {"electrode_names": np.array(names), "lead_matrix": matrix}
+    chunk = {"electrode_names": np.array(names), "lead_matrix": matrix}
+    np.savez(scratch / SAVED_LEAD_FIELDS, **chunk, candidate=lead_field_key(config))
+    return fibres_npz, chunk
+
+
+def lead_field_key(config: dict[str, Any]) -> str:
+    """The candidate's values that the fibres and 12-lead lead matrix of ``--leadfields`` depend on."""
+    leadfield = config["leadfield"]
+    return json.dumps({"fibers": config["fibers"], "conductivity_s_per_m": leadfield["conductivity_s_per_m"],
+                       "cell_gradient": leadfield["cell_gradient"],
+                       "low_rank_tolerance": leadfield["low_rank_tolerance"]}, sort_keys=True)
+
+
+def saved_lead_fields(folder: Path, patient: str, config: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
+    """(fibres.npz, chunk) that an earlier ``--leadfields --out`` sweep saved for ``patient`` in
+    ``folder``; SystemExit naming the patient where they are missing or the candidate's fibre
+    angles or conductivities differ from theirs."""
+    fibres_npz, saved = folder / patient / "fibres.npz", folder / patient / SAVED_LEAD_FIELDS
+    if not (fibres_npz.exists() and saved.exists()):
+        raise SystemExit(f"--leadfields-from {folder}: patient {patient} has no {SAVED_LEAD_FIELDS} and fibres.npz "
+                         "(an earlier sweep with --leadfields --out writes them)")
+    with np.load(saved) as archive:
+        if str(archive["candidate"]) != lead_field_key(config):
+            raise SystemExit(f"--leadfields-from {folder}: patient {patient}'s lead fields were computed for "
+                             f"{archive['candidate']}, not this candidate's {lead_field_key(config)}")
+        return fibres_npz, {"electrode_names": archive["electrode_names"], "lead_matrix": archive["lead_matrix"]}
 
 
 def standard_electrodes(patient_dir: Path) -> tuple[list[str], np.ndarray]:
@@ -199,13 +229,15 @@ def intracellular_lead_matrix(patient_dir: Path, config: dict[str, Any]) -> dict
 
 def patient_rows(patient_dir: Path, config: dict[str, Any], scenarios: list[str], *, scratch: Path,
                  template_cache: Path, check: bool, lead_fields: str = "run",
-                 run_maps: bool = False) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                 run_maps: bool = False, lead_fields_from: Path | None = None
+                 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The realism feature rows of one patient's scenarios under ``config`` and what else is
     printed per patient (heart dipole angle, map differences from the run's own maps); with
     ``lead_fields`` "recompute" on the candidate's own fibres and lead matrix
     (:func:`standard_lead_fields`), "intracellular" on the run's fibres and ∇Z with the candidate's
     G_i (:func:`intracellular_lead_matrix`), "run" on the run's; ``run_maps``: the run's own
-    activation maps instead of the candidate's (for a candidate that changes only the lead fields)."""
+    activation maps instead of the candidate's (for a candidate that changes only the lead fields);
+    ``lead_fields_from``: the fibres and lead matrix an earlier "recompute" sweep saved there."""
     from ecgcohort.conduction.action_potential import action_potential_template
     from ecgcohort.conduction.jobs import MapSettings, PatientConduction, activation_map, conduction_velocities
     from ecgcohort.conduction.purkinje_jobs import grow_purkinje
@@ -232,7 +264,9 @@ def patient_rows(patient_dir: Path, config: dict[str, Any], scenarios: list[str]
                            source_radius_edges=ep["source_radius_edges"],
                            subendocardial_layer=ep.get("subendocardial_layer"))
     fibres_npz = patient_dir / "fibres/fibres.npz"
-    if lead_fields == "recompute":
+    if lead_fields_from is not None:
+        fibres_npz, chunks = saved_lead_fields(lead_fields_from, patient, config)
+    elif lead_fields == "recompute":
         fibres_npz, chunks = standard_lead_fields(patient_dir, config, purkinje)
     elif lead_fields == "intracellular":
         chunks = intracellular_lead_matrix(patient_dir, config)
@@ -434,6 +468,9 @@ def main() -> None:
     lead_fields.add_argument("--intracellular", dest="lead_fields", action="store_const", const="intracellular",
                              help="rebuild the lead matrix from the run's lead-field gradients with the candidate's "
                                   "intracellular conductivities (the run's fibres and bulk conductivities kept)")
+    lead_fields.add_argument("--leadfields-from", type=Path, metavar="DIR",
+                             help="the fibres and 12-lead lead fields an earlier --leadfields --out DIR sweep saved "
+                                  "(the candidate's fibre angles and conductivities must be theirs)")
     parser.add_argument("--run-maps", action="store_true",
                         help="the run's own activation maps (no Purkinje or eikonal): for a candidate that changes "
                              "only the lead fields, e.g. with --intracellular")
@@ -469,7 +506,8 @@ def main() -> None:
         started = time.perf_counter()
         patient_rows_, extras[name] = patient_rows(patients_dir / name, config, args.scenarios, scratch=out,
                                                    template_cache=template_cache, check=args.check,
-                                                   lead_fields=args.lead_fields, run_maps=args.run_maps)
+                                                   lead_fields=args.lead_fields, run_maps=args.run_maps,
+                                                   lead_fields_from=args.leadfields_from)
         rows.extend(patient_rows_)
         print(f"{name}: {time.perf_counter() - started:.0f} s", flush=True)
     (out / "features.json").write_text(json.dumps({"overrides": args.overrides, "rows": rows, "extras": extras},
