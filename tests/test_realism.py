@@ -540,8 +540,9 @@ def test_long_axis_angles_follow_the_frame_and_the_qrs_axis_convention():
 def test_pose_rows_pair_each_patient_with_its_sinus_axis_and_flag_what_is_missing(tmp_path):
     from ecgcohort.realism.pose import pose_markdown, pose_rows
 
-    for patient, axis in (("a", [1.0, 0.0, 1.0]), ("b", [1.0, 0.0, -1.0])):
-        (tmp_path / f"{patient}.json").write_text(json.dumps({"patient": patient, "measures": {"long_axis": axis}}))
+    for patient, axis, share in (("a", [1.0, 0.0, 1.0], 0.3), ("b", [1.0, 0.0, -1.0], 0.5)):
+        (tmp_path / f"{patient}.json").write_text(json.dumps({"patient": patient, "measures": {
+            "long_axis": axis, "rv_share_of_diaphragmatic_surface": share}}))
     features = [{"patient": "a", "kind": "sinus", "status": "ok", "qrs_axis_deg": -170.0},
                 {"patient": "a", "kind": "lbbb", "status": "ok", "qrs_axis_deg": 0.0},
                 {"patient": "b", "kind": "sinus", "status": "flat ECG", "qrs_axis_deg": None}]
@@ -551,6 +552,9 @@ def test_pose_rows_pair_each_patient_with_its_sinus_axis_and_flag_what_is_missin
     assert rows[0]["qrs_minus_long_axis_deg"] == pytest.approx(145.0)
     assert rows[1]["sinus_qrs_axis_deg"] is None and rows[1]["qrs_minus_long_axis_deg"] is None
     assert "1/2 within 2 SD" in pose_markdown(rows)
+    assert [r["rv_share_of_diaphragmatic_surface"] for r in rows] == [0.3, 0.5]
+    assert "| RV share of the diaphragmatic surface | 0.30 to 0.50 (median 0.40) |" in pose_markdown(rows)
+    assert "RV share of the sternocostal" not in pose_markdown(rows)  # not measured: no line
     (tmp_path / "c.json").write_text(json.dumps({"patient": "c", "measures": {}}))
     with pytest.raises(ValueError, match="patient c"):
         pose_rows([tmp_path / "c.json"], features)

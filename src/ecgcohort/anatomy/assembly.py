@@ -74,7 +74,7 @@ class PlacementSettings:
     """Where the reference heart sits in the torso, and the checks' limits."""
 
     apex_direction: Sequence[float] = (0.58, 0.58, 0.57)
-    rv_direction: Sequence[float] = (-0.7, 0.7, 0.0)
+    rv_direction: Sequence[float] = (-0.603, 0.778, -0.178)
     level_fraction: float = 0.65
     left_of_midline_mm: float = 35.0
     behind_sternum_mm: float = 32.0
@@ -169,6 +169,31 @@ def place_heart(heart: Surface, torso: Surface, landmarks: Mapping[str, np.ndarr
     return Surface(placed, heart.faces, heart.labels, heart.label_names), pose
 
 
+def epicardial_surface_shares(heart: Surface, min_facing: float = 0.5) -> dict[str, float]:
+    """The RV's share (by area, 0-1) of the heart's diaphragmatic and sternocostal surfaces: the
+    epicardial faces whose outward normal points within arccos(``min_facing``) of straight down
+    (+z) and of straight forward (+y). An epicardial face belongs to the ventricle whose
+    endocardium is nearer. Anatomy texts give the diaphragmatic surface as about two thirds LV and
+    one third RV, the sternocostal surface as mainly RV (Gray's Anatomy, 20th ed., 1918)."""
+    from scipy.spatial import cKDTree
+
+    label = {name: key for key, name in heart.label_names.items()}
+    faces = heart.faces[heart.labels == label["epicardium"]]
+    a, b, c = (heart.points[faces[:, i]] for i in range(3))
+    normals = np.cross(b - a, c - a)
+    areas = 0.5 * np.linalg.norm(normals, axis=1)
+    normals /= np.maximum(2.0 * areas[:, None], 1e-300)
+    centres = (a + b + c) / 3.0
+    is_rv = (cKDTree(heart.points[heart.region("rv_endocardium")]).query(centres)[0]
+             < cKDTree(heart.points[heart.region("lv_endocardium")]).query(centres)[0])
+    shares = {}
+    for name, axis in (("diaphragmatic", 2), ("sternocostal", 1)):
+        facing = normals[:, axis] > min_facing
+        total = float(areas[facing].sum())
+        shares[f"rv_share_of_{name}_surface"] = float(areas[facing & is_rv].sum()) / total if total > 0 else float("nan")
+    return shares
+
+
 def check_anatomy(patient: str, heart: Surface, torso: Surface, settings: PlacementSettings) -> dict[str, Any]:
     """Every check of an assembled patient; raises :class:`AnatomyError` with the value."""
     measures: dict[str, Any] = {}
@@ -258,6 +283,7 @@ def assemble_patient(patient: str, heart_model: ShapeModel, torso_model: ShapeMo
     measures.update(long_axis=frame.long_axis.tolist(), lv_rv_axis=frame.lv_rv_axis.tolist(),
                     apex_mm=frame.apex.tolist(), base_centre_mm=frame.base_centre.tolist(),
                     lv_long_axis_length_mm=float(np.linalg.norm(frame.apex - frame.base_centre)))
+    measures.update(epicardial_surface_shares(placed))
     log.info("patient %s (%s, %.0f years): myocardium %.0f mL, torso %.1f L, clearance %.1f mm", patient,
              person.sex, person.age_years, measures["myocardial_volume_ml"], measures["torso_volume_l"],
              measures["heart_clearance_mm"])

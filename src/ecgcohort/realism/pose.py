@@ -24,7 +24,11 @@ FRONTAL_QRS_AXIS_DEG = (51.8, 26.6)
 POSE_SOURCE = "59 adults without structural heart disease, CT and ECG (Br J Cardiol 2015;22(2), doi:10.5837/bjc.2015.016)"
 #: Columns of the pose table, in order.
 POSE_COLUMNS = ("patient", "long_axis_frontal_deg", "long_axis_transverse_deg", "long_axis_inclination_deg",
+                "rv_share_of_diaphragmatic_surface", "rv_share_of_sternocostal_surface",
                 "sinus_qrs_axis_deg", "qrs_minus_long_axis_deg")
+#: The RV's share of each epicardial surface in the anatomy texts.
+SURFACE_SHARES = {"diaphragmatic": "about one third (two thirds LV)", "sternocostal": "most of it"}
+SURFACE_SOURCE = "Gray's Anatomy, 20th ed. (1918): the heart's diaphragmatic and sternocostal surfaces"
 
 
 def _wrapped(angle_deg: float) -> float:
@@ -45,9 +49,11 @@ def pose_rows(anatomy_jsons: Sequence[str | Path], feature_rows: Sequence[Mappin
         angles = long_axis_angles(summary["measures"]["long_axis"])
         qrs = sinus_axis.get(patient)
         qrs = None if qrs is None or not np.isfinite(float(qrs)) else float(qrs)
+        shares = {f"rv_share_of_{name}_surface": summary["measures"].get(f"rv_share_of_{name}_surface")
+                  for name in SURFACE_SHARES}
         rows.append({"patient": patient, "long_axis_frontal_deg": angles["frontal_deg"],
                      "long_axis_transverse_deg": angles["transverse_deg"],
-                     "long_axis_inclination_deg": angles["inclination_deg"], "sinus_qrs_axis_deg": qrs,
+                     "long_axis_inclination_deg": angles["inclination_deg"], **shares, "sinus_qrs_axis_deg": qrs,
                      "qrs_minus_long_axis_deg": None if qrs is None else _wrapped(qrs - angles["frontal_deg"])})
     return rows
 
@@ -70,6 +76,18 @@ def pose_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         f"| long axis, transverse plane (from left towards anterior) | "
         f"{_range([float(r['long_axis_transverse_deg']) for r in rows])} | |",
         f"| long axis below the horizontal plane | {_range([float(r['long_axis_inclination_deg']) for r in rows])} | |",
+        *_share_lines(rows),
         f"| sinus QRS axis, frontal plane | {_range(qrs)} | {m_qrs}° ± {sd_qrs}° |",
         f"| QRS axis minus long axis | {_range(offset)} | {m_qrs - m_anat:+.1f}° (difference of the means) |",
-        "", f"Reference: {POSE_SOURCE}.", ""])
+        "", f"References: {POSE_SOURCE}; {SURFACE_SOURCE}.", ""])
+
+
+def _share_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    lines = []
+    for name, reference in SURFACE_SHARES.items():
+        values = [float(r[f"rv_share_of_{name}_surface"]) for r in rows
+                  if r.get(f"rv_share_of_{name}_surface") is not None]
+        if values:
+            lines.append(f"| RV share of the {name} surface | {min(values):.2f} to {max(values):.2f} "
+                         f"(median {float(np.median(values)):.2f}) | {reference} |")
+    return lines
