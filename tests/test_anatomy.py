@@ -206,10 +206,10 @@ def test_an_age_outside_the_torso_model_s_regression_fails_naming_patient_and_va
         assemble(config, models, "train-0000", next(iter(cohort.values())), Person("male", 95.0))
 
 
-def test_the_rv_forms_a_third_of_the_diaphragmatic_surface_and_follows_the_rotation(models, cohort, config):
-    # Gray's Anatomy: the diaphragmatic surface about two thirds LV and one third RV, the
-    # sternocostal surface mainly RV; a rotation about the long axis that turns the LV -> RV axis
-    # downwards (+z) gives the RV more of the diaphragmatic surface and less of the sternocostal
+def test_the_rv_shares_the_diaphragmatic_surface_with_the_lv_and_follows_the_rotation(models, cohort, config):
+    # the anatomy texts: the diaphragmatic surface mainly LV (about two thirds), the sternocostal
+    # surface mainly RV; a rotation about the long axis that turns the LV -> RV axis downwards (+z)
+    # gives the RV more of the diaphragmatic surface and less of the sternocostal one
     row = dict(next(iter(cohort.values())))
     row.update(rotation_x_deg=0.0, rotation_y_deg=0.0, rotation_z_deg=0.0)
     shares = {}
@@ -218,8 +218,8 @@ def test_the_rv_forms_a_third_of_the_diaphragmatic_surface_and_follows_the_rotat
         shares[angle] = (anatomy.measures["rv_share_of_diaphragmatic_surface"],
                          anatomy.measures["rv_share_of_sternocostal_surface"], anatomy.measures["lv_rv_axis"][2])
     diaphragmatic, sternocostal, _ = shares[0.0]
-    assert 0.2 <= diaphragmatic <= 0.45, shares
-    assert sternocostal >= 0.6, shares
+    assert 0.2 <= diaphragmatic < 0.5, shares
+    assert sternocostal > 0.6, shares
     rv_up, _, rv_down = sorted(shares.values(), key=lambda share: share[2])
     assert rv_down[0] > diaphragmatic + 0.05 and rv_up[0] < diaphragmatic - 0.05, shares
     assert rv_down[1] < rv_up[1], shares

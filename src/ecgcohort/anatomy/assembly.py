@@ -74,7 +74,7 @@ class PlacementSettings:
     """Where the reference heart sits in the torso, and the checks' limits."""
 
     apex_direction: Sequence[float] = (0.58, 0.58, 0.57)
-    rv_direction: Sequence[float] = (-0.603, 0.778, -0.178)
+    rv_direction: Sequence[float] = (-0.7, 0.7, 0.0)
     level_fraction: float = 0.65
     left_of_midline_mm: float = 35.0
     behind_sternum_mm: float = 32.0
