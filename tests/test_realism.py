@@ -558,3 +558,13 @@ def test_pose_rows_pair_each_patient_with_its_sinus_axis_and_flag_what_is_missin
     (tmp_path / "c.json").write_text(json.dumps({"patient": "c", "measures": {}}))
     with pytest.raises(ValueError, match="patient c"):
         pose_rows([tmp_path / "c.json"], features)
+
+
+def test_a_septal_q_just_under_its_threshold_fails_and_says_so():
+    from ecgcohort.realism.criteria import _septal_activation
+
+    row = {"initial_deflection_V1": 1, "q_mv_V5": 0.0291, "q_mv_V6": 0.04923}
+    outcome = _septal_activation(row, {"septal_q_min_mv": 0.05}, {})
+    # printed to the digit that decides: 0.049 mV, not a rounded 0.05 that reads as a pass
+    assert outcome.passed is False and "V6 0.049 mV" in outcome.value
+    assert _septal_activation(dict(row, q_mv_V6=0.0501), {"septal_q_min_mv": 0.05}, {}).passed

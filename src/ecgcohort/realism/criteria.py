@@ -153,7 +153,7 @@ def _septal_activation(row: Row, settings: Mapping[str, Any], patient: Mapping[s
         return Outcome("not measured", None)
     deep_enough = [lead for lead, depth in q.items() if depth >= settings["septal_q_min_mv"]]
     v1 = {1: "initial r in V1", -1: "initial q/QS in V1", 0: "no initial wave in V1"}[initial_v1]
-    return Outcome(f"{v1}; q " + ", ".join(f"{lead} {depth:.2f} mV" for lead, depth in q.items()),
+    return Outcome(f"{v1}; q " + ", ".join(f"{lead} {depth:.3f} mV" for lead, depth in q.items()),
                    initial_v1 > 0 and bool(deep_enough))
 
 
