@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgcohort.anatomy.assembly import long_axis_angles
 from ecgcohort.config import load_config_files
 from ecgcohort.fem import p1_gradients
 from ecgcohort.fibers import load_fibres
@@ -40,8 +41,8 @@ THIRDS = ("apex", "mid", "base")
 
 
 def frontal_deg(vector: np.ndarray) -> float:
-    """Frontal-plane angle of a vector in the anatomy frame (x right→left, z superior→inferior)."""
-    return float(np.degrees(np.arctan2(vector[2], vector[0])))
+    """Frontal-plane angle of a vector, degrees (0° the patient's left, +90° inferior)."""
+    return long_axis_angles(vector)["frontal_deg"]
 
 
 def cell_vectors(results: Path, patient: str, scenario: str, sigma: Conductivities) -> dict[str, np.ndarray]:

@@ -173,8 +173,9 @@ def epicardial_surface_shares(heart: Surface, min_facing: float = 0.5) -> dict[s
     """The RV's share (by area, 0-1) of the heart's diaphragmatic and sternocostal surfaces: the
     epicardial faces whose outward normal points within arccos(``min_facing``) of straight down
     (+z) and of straight forward (+y). An epicardial face belongs to the ventricle whose
-    endocardium is nearer. Anatomy texts give the diaphragmatic surface as about two thirds LV and
-    one third RV, the sternocostal surface as mainly RV (Gray's Anatomy, 20th ed., 1918)."""
+    endocardium is nearer. The diaphragmatic surface is "formed by the ventricles" (Gray's Anatomy,
+    20th ed., 1918), about two thirds LV and one third RV (GPnotebook, "Inferior surface (heart,
+    anatomy)"); the sternocostal surface mainly RV."""
     from scipy.spatial import cKDTree
 
     label = {name: key for key, name in heart.label_names.items()}

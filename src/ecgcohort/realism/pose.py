@@ -3,8 +3,10 @@
 In adults without structural heart disease the heart's long axis in the frontal plane measured
 by CT is 38.1 ± 7.8° and the frontal QRS axis of the same 59 people 51.8 ± 26.6°, the two
 uncorrelated (Br J Cardiol 2015;22(2), doi:10.5837/bjc.2015.016): a healthy cohort's electrical
-axis sits, on average, near its anatomical one. A cohort whose anatomy is in range but whose
-QRS axis is far from it points at the activation sequence, not the pose.
+axis sits, on average, near its anatomical one. The long axis alone does not fix the pose: the
+rotation about it moves the QRS axis too (docs/changelog.md, "The heart's rotation about its long
+axis"), so the table also gives the RV's share of the diaphragmatic and sternocostal surfaces
+(:func:`ecgcohort.anatomy.assembly.epicardial_surface_shares`) beside the anatomy texts'.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ POSE_COLUMNS = ("patient", "long_axis_frontal_deg", "long_axis_transverse_deg", 
                 "sinus_qrs_axis_deg", "qrs_minus_long_axis_deg")
 #: The RV's share of each epicardial surface in the anatomy texts.
 SURFACE_SHARES = {"diaphragmatic": "about one third (two thirds LV)", "sternocostal": "most of it"}
-SURFACE_SOURCE = "Gray's Anatomy, 20th ed. (1918): the heart's diaphragmatic and sternocostal surfaces"
+SURFACE_SOURCE = ("Gray's Anatomy, 20th ed. (1918): the heart's diaphragmatic and sternocostal surfaces; "
+                  "GPnotebook, Inferior surface (heart, anatomy): the RV about a third of the diaphragmatic one")
 
 
 def _wrapped(angle_deg: float) -> float:
