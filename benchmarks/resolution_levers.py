@@ -73,7 +73,8 @@ def main() -> None:
     files = PatientFiles(heart=patient_dir / "anatomy/heart.vtp", torso=patient_dir / "anatomy/torso.vtp",
                          heart_model=args.results / "shapes/heart.npz", torso_model=args.results / "shapes/torso.npz",
                          electrodes=patient_dir / "anatomy/electrodes.csv",
-                         junctions=patient_dir / "purkinje/junctions.npz", points=points)
+                         junctions=patient_dir / "purkinje/junctions.npz", points=points,
+                         anatomy=patient_dir / "anatomy/anatomy.json")
     cache = args.results / "cache/action_potential"
     physics = dict(meshing={key: value for key, value in config["meshing"].items()
                             if key not in ("heart_element_size_mm", "torso_element_size_mm")},

@@ -276,3 +276,25 @@ def test_the_heart_clearance_is_the_smallest_depth_and_a_heart_cut_by_the_body_s
                                                      r"the body surface cuts the heart \([0-9.]+ mm outside"):
         check_heart_inside_torso("train-0042", _resampled(heart_points + [160.0, 0.0, 250.0], heart_faces, labels),
                                  torso, "meshing.torso_element_size_mm", 40.0)
+
+
+def test_the_heart_element_size_follows_the_patients_heart_and_says_what_is_missing(tmp_path):
+    """meshing.heart_element_size_follows_heart: a woman's heart (size factor 0.971) is meshed
+    at 0.971 x the configured size, a man's (1.028) coarser; off, or without an anatomy file, the
+    size as configured; an anatomy.json without the factor names the file and the setting."""
+    import json
+
+    from ecgcohort.meshing.jobs import patient_heart_element_size_mm
+
+    woman, man, old = tmp_path / "woman.json", tmp_path / "man.json", tmp_path / "old.json"
+    woman.write_text(json.dumps({"sex": "female", "measures": {"heart_size_factor": 0.9709, "heart_wall_factor": 0.89}}))
+    man.write_text(json.dumps({"sex": "male", "measures": {"heart_size_factor": 1.0275, "heart_wall_factor": 1.0}}))
+    old.write_text(json.dumps({"measures": {}}))
+    follows = {"heart_element_size_follows_heart": True}
+    assert patient_heart_element_size_mm(1.2, woman, follows) == pytest.approx(1.2 * 0.9709)
+    assert patient_heart_element_size_mm(1.2, man, follows) == pytest.approx(1.2 * 1.0275)
+    assert patient_heart_element_size_mm(1.2, woman, {"heart_element_size_follows_heart": False}) == 1.2
+    assert patient_heart_element_size_mm(1.2, None, follows) == 1.2
+    with pytest.raises(ValueError, match=r"old\.json: no measures\.heart_size_factor for "
+                                         r"meshing\.heart_element_size_follows_heart"):
+        patient_heart_element_size_mm(1.2, old, follows)

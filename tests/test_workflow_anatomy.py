@@ -172,6 +172,11 @@ def test_two_patients_go_through_every_stage(workflow_copy, workflow_config, rep
             surface_volume(torso.points, torso.faces), rel=0.02)
         quality = pd.read_json(root / patient / "mesh/quality.json", typ="series")
         assert quality["sliver_fraction"] <= 1e-3
+        # meshing.heart_element_size_follows_heart: the heart meshed at the configured size times
+        # its own length scale (a woman's finer, a man's coarser)
+        factor = json.loads((root / patient / "anatomy/anatomy.json").read_text())["measures"]["heart_size_factor"]
+        assert quality["element_sizes_mm"]["heart"] == pytest.approx(
+            factor * workflow_config["meshing"]["heart_element_size_mm"], rel=1e-12)
         assert np.isfinite(quality["min_dihedral_deg"])
 
         fibres = load_fibres(root / patient / "fibres/fibres.npz")
@@ -816,12 +821,14 @@ def check_bank_myocardium(root):
     surfaces = PatientSurfaces(patient / "anatomy/heart.vtp", patient / "anatomy/torso.vtp",
                                root / "results/shapes/heart.npz", root / "results/shapes/torso.npz")
     meshing = {key: value for key, value in config["meshing"].items() if not key.endswith("_element_size_mm")}
-    for heart_mm in (config["meshing"]["heart_element_size_mm"], 5.0):
+    # the patient's own heart size (meshing.heart_element_size_follows_heart scales it; the bank's is not)
+    own_heart_mm = json.loads((patient / "mesh/quality.json").read_text())["element_sizes_mm"]["heart"]
+    for heart_mm in (own_heart_mm, 5.0):
         mesh = BankMesh(heart_mm, config["meshing"]["torso_element_size_mm"], meshing, config["fibers"],
                         config["leadfield"]["conductivity_s_per_m"])
         myocardium, matrix = bank_myocardium("train-0000", surfaces, mesh, fibres, chunks["grad_cells"][rows])
         assert matrix.shape == (len(LEAD_ELECTRODES), myocardium.n_nodes)
-        if heart_mm == config["meshing"]["heart_element_size_mm"]:
+        if heart_mm == own_heart_mm:
             np.testing.assert_array_equal(myocardium.tetrahedra, fibres.tetrahedra)
             np.testing.assert_allclose(matrix, chunks["lead_matrix"][rows], rtol=1e-5,
                                        atol=1e-6 * np.abs(chunks["lead_matrix"]).max())

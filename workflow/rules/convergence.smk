@@ -44,6 +44,8 @@ rule convergence_points:
 CONVERGENCE_LEVEL_CHAIN = ChainInputs(
     heart=rules.assemble_anatomy.output.heart,
     torso=rules.assemble_anatomy.output.torso,
+    # the heart's size factor (meshing.heart_element_size_follows_heart)
+    anatomy=rules.assemble_anatomy.output.summary,
     # the 12-lead electrodes only: the anterior array's count re-runs no level
     electrodes=rules.place_standard_electrodes.output.electrodes,
     junctions=rules.grow_purkinje.output.junctions,

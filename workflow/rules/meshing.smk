@@ -2,6 +2,8 @@ rule mesh_anatomy:
     input:
         heart=rules.assemble_anatomy.output.heart,
         torso=rules.assemble_anatomy.output.torso,
+        # the heart's size factor (meshing.heart_element_size_follows_heart)
+        anatomy=rules.assemble_anatomy.output.summary,
         heart_model="results/shapes/heart.npz",
         torso_model="results/shapes/torso.npz",
     output:

@@ -9,5 +9,5 @@ with logging_to(snakemake.log[0]):
     convergence_level_job(
         patient=snakemake.wildcards.patient, level=snakemake.params.level,
         files={key: inputs[key] for key in ("heart", "torso", "heart_model", "torso_model", "electrodes",
-                                                     "junctions", "points")},
+                                                     "junctions", "points", "anatomy")},
         physics=snakemake.params.physics, threads=snakemake.threads, out_npz=snakemake.output.level)

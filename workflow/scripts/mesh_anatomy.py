@@ -7,4 +7,4 @@ with logging_to(snakemake.log[0]):
     mesh_patient(snakemake.wildcards.patient, snakemake.input.heart, snakemake.input.torso,
                  snakemake.input.heart_model, snakemake.input.torso_model, snakemake.params.settings,
                  snakemake.output.mesh, snakemake.output.quality,
-                 resampling_cache_dir=snakemake.params.resampling_cache_dir)
+                 resampling_cache_dir=snakemake.params.resampling_cache_dir, anatomy_json=snakemake.input.anatomy)

@@ -29,7 +29,9 @@ GRADIENT_FORMS = ("p1", "recovered")
 class PatientFiles:
     """What defines the patient (none of it depends on the mesh): its surfaces (``.vtp``), the
     shape models they are instances of (``.npz``), its electrodes (CSV), Purkinje junctions
-    (``.npz``) and the evaluation points (``.npz`` of :func:`write_evaluation_points`)."""
+    (``.npz``), the evaluation points (``.npz`` of :func:`write_evaluation_points`) and its
+    ``anatomy.json`` (the heart's size factor that scales every level's heart element size where
+    ``meshing.heart_element_size_follows_heart``; None: the levels' sizes as given)."""
 
     heart: Path
     torso: Path
@@ -38,6 +40,7 @@ class PatientFiles:
     electrodes: Path
     junctions: Path
     points: Path
+    anatomy: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,9 @@ def write_evaluation_points(patient: str, heart: str | Path, torso: str | Path, 
 
 def simulate_level(patient: str, heart_mm: float, torso_mm: float, files: PatientFiles, physics: Physics,
                    workdir: str | Path, threads: int = 1) -> dict[str, np.ndarray]:
-    """The patient at element sizes ``heart_mm`` / ``torso_mm``: arrays to compare with other
+    """The patient at element sizes ``heart_mm`` / ``torso_mm`` (the heart's for the mean heart,
+    scaled to the patient's as the workflow's mesh is:
+    :func:`~ecgcohort.meshing.jobs.patient_heart_element_size_mm`): arrays to compare with other
     levels (see the module notes), timings in ``timings_json``. ``workdir`` holds the mesh."""
     from ecgcohort.anatomy.outputs import read_surface
     from ecgcohort.cohort.sampling import patient_rng
@@ -148,13 +153,14 @@ def simulate_level(patient: str, heart_mm: float, torso_mm: float, files: Patien
     from ecgcohort.leadfield.matrix import lead_matrix
     from ecgcohort.leadfield.solver import MM, LeadFieldSolver, lead_matrix_from_potentials
     from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
-    from ecgcohort.meshing.jobs import MeshSizes, mesh_patient_at
+    from ecgcohort.meshing.jobs import MeshSizes, mesh_patient_at, patient_heart_element_size_mm
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
     mesh_path = Path(workdir) / "mesh.msh"
+    patient_heart_mm = patient_heart_element_size_mm(heart_mm, files.anatomy, physics.meshing)
     report, surfaces = mesh_patient_at(patient, files.heart, files.torso, files.heart_model, files.torso_model,
-                                       MeshSizes(heart_mm, torso_mm), physics.meshing, mesh_path)
+                                       MeshSizes(patient_heart_mm, torso_mm), physics.meshing, mesh_path)
     timings["mesh_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -224,7 +230,7 @@ def simulate_level(patient: str, heart_mm: float, torso_mm: float, files: Patien
     timings["ecg_s"] = time.perf_counter() - start
 
     timings.update({key: getattr(solver.stats, key) for key in ("assembly_s", "factorisation_s", "solve_s")})
-    sizes = {"heart_mm": heart_mm, "torso_mm": torso_mm, "nodes": report.nodes, "tetrahedra": report.tetrahedra,
+    sizes = {"heart_mm": heart_mm, "patient_heart_mm": patient_heart_mm, "torso_mm": torso_mm, "nodes": report.nodes, "tetrahedra": report.tetrahedra,
              "myocardial_nodes": fibres.n_nodes, "myocardial_tetrahedra": int(len(fibres.tetrahedra)),
              **eikonal,
              "myocardial_volume_ml": report.volume_per_region_mm3["myocardium"] / 1e3,

@@ -22,6 +22,23 @@ class MeshSizes:
     torso_mm: float
 
 
+def patient_heart_element_size_mm(nominal_mm: float, anatomy_json: str | Path | None,
+                                  settings: Mapping[str, Any]) -> float:
+    """The heart element size (mm) of one patient: ``nominal_mm``, the size for the shape
+    model's mean heart, times the patient's ``heart_size_factor`` (its ``anatomy.json``, the
+    length scale of its sex's heart) where ``settings["heart_element_size_follows_heart"]``, so
+    that every heart has as many elements per length as the mean heart at ``nominal_mm`` and
+    the discretisation error the convergence ladder measured (docs/results/verification.md).
+    ``anatomy_json`` None, or the setting off: ``nominal_mm``."""
+    if anatomy_json is None or not settings.get("heart_element_size_follows_heart", False):
+        return float(nominal_mm)
+    measures = json.loads(Path(anatomy_json).read_text()).get("measures", {})
+    if "heart_size_factor" not in measures:
+        raise ValueError(f"{anatomy_json}: no measures.heart_size_factor for "
+                         "meshing.heart_element_size_follows_heart (re-run the anatomy)")
+    return float(nominal_mm) * float(measures["heart_size_factor"])
+
+
 def patient_surfaces_at(patient: str, heart: str | Path, torso: str | Path, heart_model: str | Path,
                         torso_model: str | Path, sizes: MeshSizes, settings: Mapping[str, Any],
                         resampling_cache_dir: str | Path | None = None
@@ -84,12 +101,17 @@ def mesh_surfaces(patient: str, heart_at: ResampledSurface, torso_at: ResampledS
 
 def mesh_patient(patient: str, heart: str | Path, torso: str | Path, heart_model: str | Path, torso_model: str | Path,
                  settings: Mapping[str, Any], mesh_out: str | Path, quality_out: str | Path,
-                 resampling_cache_dir: str | Path | None = None) -> None:
-    """Mesh one patient's anatomy at the configured element sizes; write the ``.msh`` and the
-    quality report (mesh sizes and quality, and how far the resampled surfaces lie from the
-    patient's). ``resampling_cache_dir``: see :func:`patient_surfaces_at`."""
-    sizes = MeshSizes(float(settings["heart_element_size_mm"]), float(settings["torso_element_size_mm"]))
+                 resampling_cache_dir: str | Path | None = None, anatomy_json: str | Path | None = None) -> None:
+    """Mesh one patient's anatomy at the configured element sizes (the heart's scaled to the
+    patient's heart, :func:`patient_heart_element_size_mm` of ``anatomy_json``); write the
+    ``.msh`` and the quality report (mesh sizes and quality, the element sizes used, and how far
+    the resampled surfaces lie from the patient's). ``resampling_cache_dir``: see
+    :func:`patient_surfaces_at`."""
+    sizes = MeshSizes(patient_heart_element_size_mm(float(settings["heart_element_size_mm"]), anatomy_json, settings),
+                      float(settings["torso_element_size_mm"]))
     report, surfaces = mesh_patient_at(patient, heart, torso, heart_model, torso_model, sizes, settings, mesh_out,
                                        resampling_cache_dir)
     with atomic_path(quality_out) as temporary:
-        temporary.write_text(json.dumps({**report.as_dict(), "surfaces": surfaces}, indent=2) + "\n")
+        temporary.write_text(json.dumps({**report.as_dict(), "element_sizes_mm": {"heart": sizes.heart_mm,
+                                                                                 "torso": sizes.torso_mm},
+                                         "surfaces": surfaces}, indent=2) + "\n")
