@@ -52,3 +52,26 @@ def test_evaluation_points_lie_where_asked_and_match_one_round_at_a_time():
     assert torso_radius.min() >= HEART_MM + DEPTH_MM - 0.2 and torso_radius.max() <= HEART_MM + SHELL_MM + 1e-9
     expected = _one_round_at_a_time(heart, torso, np.random.default_rng(3), 4000, 500)
     np.testing.assert_array_equal(points, expected)
+
+
+def test_the_ladder_table_shows_the_patients_heart_size_where_it_differs_from_the_level():
+    """meshing.heart_element_size_follows_heart meshes a woman's 1.2 mm level at 1.165 mm: the
+    Markdown table says so in its own column; a table of levels meshed as named has none."""
+    import pandas as pd
+
+    from ecgcohort.convergence.summary import markdown_table
+
+    rows = [{"patient": "train-0000", "heart_mm": heart, "patient_heart_mm": heart * 0.9709, "torso_mm": 30.0,
+             "gradient": "p1", "reference": heart == 0.7, "eikonal_refinements": 1, "nodes": 1000.0,
+             "myocardial_volume_change": 0.0, "activation_span_ms": 90.0, "ecg_error": 0.05, "ecg_error_qrs": 0.05,
+             "lead_field_share": 0.03, "lead_field_share_qrs": 0.03, "activation_share": 0.04,
+             "grad_angle_deg_myocardium": 1.7, "grad_magnitude_myocardium": 0.02, "grad_angle_deg_torso": 2.4,
+             "order_ecg_error": np.nan, "order_grad_angle_deg_myocardium": np.nan, "total_s": 30.0}
+            for heart in (1.2, 0.7)]
+    scaled = markdown_table(pd.DataFrame(rows))
+    header, _, level, reference = scaled.splitlines()
+    assert "| heart / mm | patient's heart / mm | torso / mm |" in header
+    assert level.startswith("| train-0000 | 1.2 | 1.165 | 30 |")
+    assert reference.startswith("| train-0000 | 0.7 | 0.680 | 30 |")
+    as_named = markdown_table(pd.DataFrame([{**row, "patient_heart_mm": row["heart_mm"]} for row in rows]))
+    assert "patient's heart" not in as_named and "| train-0000 | 1.2 | 30 |" in as_named

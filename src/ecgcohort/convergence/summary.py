@@ -122,7 +122,10 @@ def compare_levels(levels: Sequence[Level], template) -> tuple[pd.DataFrame, pd.
                         "lead_field_share": relative_errors(truth, lead_field_only),
                         "lead_field_share_qrs": relative_errors(truth[:, qrs], lead_field_only[:, qrs]),
                         "activation_share": relative_errors(truth, activation_only)}
-            row = {"patient": level.patient, "heart_mm": level.heart_mm, "torso_mm": float(level.sizes["torso_mm"]),
+            row = {"patient": level.patient, "heart_mm": level.heart_mm,
+                   # the size the patient's heart was meshed at (meshing.heart_element_size_follows_heart)
+                   "patient_heart_mm": float(level.sizes.get("patient_heart_mm", level.heart_mm)),
+                   "torso_mm": float(level.sizes["torso_mm"]),
                    "gradient": form, "reference": level is reference,
                    "eikonal_refinements": int(level.sizes.get("eikonal_refinements", 0)),
                    **{key: float(level.sizes[key]) for key in ("nodes", "tetrahedra", "myocardial_nodes",
@@ -202,8 +205,12 @@ def plot_convergence(table: pd.DataFrame, path: str | Path) -> None:
 
 
 def markdown_table(table: pd.DataFrame) -> str:
-    """The main columns as a Markdown table (percentages for relative errors)."""
-    columns = [("patient", "patient", "{}"), ("heart_mm", "heart / mm", "{:g}"), ("torso_mm", "torso / mm", "{:g}"),
+    """The main columns as a Markdown table (percentages for relative errors); the size the
+    patient's heart was meshed at beside the level's where the two differ."""
+    scaled = "patient_heart_mm" in table and bool((table["patient_heart_mm"] != table["heart_mm"]).any())
+    columns = [("patient", "patient", "{}"), ("heart_mm", "heart / mm", "{:g}"),
+               *([("patient_heart_mm", "patient's heart / mm", "{:.3f}")] if scaled else []),
+               ("torso_mm", "torso / mm", "{:g}"),
                ("gradient", "∇Z", "{}"),
                *([("eikonal_refinements", "eikonal refined", "{:.0f}")] if "eikonal_refinements" in table else []),
                ("nodes", "nodes", "{:,.0f}"),
@@ -220,8 +227,8 @@ def markdown_table(table: pd.DataFrame) -> str:
         cells = []
         for key, _, fmt in columns:
             value = row[key]
-            if row["reference"] and key not in ("patient", "heart_mm", "torso_mm", "gradient", "eikonal_refinements",
-                                                 "nodes", "activation_span_ms", "total_s"):
+            if row["reference"] and key not in ("patient", "heart_mm", "patient_heart_mm", "torso_mm", "gradient",
+                                                 "eikonal_refinements", "nodes", "activation_span_ms", "total_s"):
                 cells.append("ref")
             elif isinstance(value, float) and not np.isfinite(value):
                 cells.append("–")
