@@ -287,7 +287,8 @@ def test_the_heart_element_size_follows_the_patients_heart_and_says_what_is_miss
     from ecgcohort.meshing.jobs import patient_heart_element_size_mm
 
     woman, man, old = tmp_path / "woman.json", tmp_path / "man.json", tmp_path / "old.json"
-    woman.write_text(json.dumps({"sex": "female", "measures": {"heart_size_factor": 0.9709, "heart_wall_factor": 0.89}}))
+    woman.write_text(json.dumps({"sex": "female",
+                                 "measures": {"heart_size_factor": 0.9709, "heart_wall_factor": 0.89}}))
     man.write_text(json.dumps({"sex": "male", "measures": {"heart_size_factor": 1.0275, "heart_wall_factor": 1.0}}))
     old.write_text(json.dumps({"measures": {}}))
     follows = {"heart_element_size_follows_heart": True}

@@ -230,7 +230,8 @@ def simulate_level(patient: str, heart_mm: float, torso_mm: float, files: Patien
     timings["ecg_s"] = time.perf_counter() - start
 
     timings.update({key: getattr(solver.stats, key) for key in ("assembly_s", "factorisation_s", "solve_s")})
-    sizes = {"heart_mm": heart_mm, "patient_heart_mm": patient_heart_mm, "torso_mm": torso_mm, "nodes": report.nodes, "tetrahedra": report.tetrahedra,
+    sizes = {"heart_mm": heart_mm, "patient_heart_mm": patient_heart_mm, "torso_mm": torso_mm,
+             "nodes": report.nodes, "tetrahedra": report.tetrahedra,
              "myocardial_nodes": fibres.n_nodes, "myocardial_tetrahedra": int(len(fibres.tetrahedra)),
              **eikonal,
              "myocardial_volume_ml": report.volume_per_region_mm3["myocardium"] / 1e3,
