@@ -215,6 +215,10 @@ ABNORMAL = {
     "reversed R-wave progression": (NORMAL_I, NORMAL_II, with_changes(
         NORMAL_PRECORDIAL, V2={"r": 0.7, "s": -1.5, "t": 0.6}, V3={"r": 0.5, "s": -0.8, "t": 0.7}),
         {"r_wave_rise"}),
+    # R falls by 0.06 mV from V2 to V3: just over half a millimetre, a fall a reader sees
+    "R falling by a readable 0.06 mV": (NORMAL_I, NORMAL_II, with_changes(
+        NORMAL_PRECORDIAL, V2={"r": 1.06, "s": -1.5, "t": 0.6}),
+        {"r_wave_rise"}),
     "giant T": ({**NORMAL_I, "t": 1.0}, {**NORMAL_II, "t": 2.0}, with_changes(
         NORMAL_PRECORDIAL, V2={"r": 0.5, "s": -1.5, "t": 4.0}, V3={"r": 1.0, "s": -0.8, "t": 5.0}),
         {"t_amplitude_limb", "t_amplitude_precordial"}),
@@ -239,6 +243,15 @@ ABNORMAL = {
     # is about +54°, so the frontal QRS-T angle is about 74°
     "wide QRS-T angle": ({**NORMAL_I, "t": 0.35}, {**NORMAL_II, "t": 0.065}, NORMAL_PRECORDIAL, {"qrs_t_angle"}),
 }
+
+
+def test_a_dip_of_r_too_small_to_read_is_no_fall(realism_config):
+    # R 1.02 mV in V2, 1.0 in V3: 0.02 mV is a fifth of a millimetre at 10 mm/mV; with the
+    # threshold at 0 (the criterion before 2026-11-28) it counts as a fall
+    dip = hand_made(NORMAL_I, NORMAL_II, with_changes(NORMAL_PRECORDIAL, V2={"r": 1.02, "s": -1.5, "t": 0.6}))
+    assert failing(judge(dip, "healthy", realism_config)) == set()
+    strict = {**realism_config, "healthy": {**realism_config["healthy"], "r_fall_min_mv": 0.0}}
+    assert failing(judge(dip, "healthy", strict)) == {"r_wave_rise"}
 
 
 @pytest.mark.parametrize("name", list(ABNORMAL))

@@ -158,12 +158,15 @@ def _septal_activation(row: Row, settings: Mapping[str, Any], patient: Mapping[s
 
 
 def _r_wave_rise(row: Row, settings: Mapping[str, Any], patient: Mapping[str, Sequence[Row]]) -> Outcome:
-    """R rising (never falling) from lead to lead through ``r_rise_leads``."""
+    """R rising (never falling by ``r_fall_min_mv`` or more) from lead to lead through
+    ``r_rise_leads``."""
     leads = list(settings["r_rise_leads"])
     r = [float(row[f"r_mv_{lead}"]) for lead in leads]
     if not _finite(*r):
         return Outcome("not measured", None)
-    falls = [f"{a} {ra:.2f} > {b} {rb:.2f} mV" for a, b, ra, rb in zip(leads, leads[1:], r, r[1:]) if rb < ra]
+    least = float(settings["r_fall_min_mv"])
+    falls = [f"{a} {ra:.2f} > {b} {rb:.2f} mV" for a, b, ra, rb in zip(leads, leads[1:], r, r[1:])
+             if ra - rb >= least and rb < ra]
     return Outcome("falls: " + "; ".join(falls) if falls else " < ".join(f"{v:.2f}" for v in r) + " mV", not falls)
 
 
@@ -242,9 +245,10 @@ CRITERIA: tuple[Criterion, ...] = (
     Criterion("r_wave_progression", "healthy", "R in V3 > {r_v3_min_mv:g} mV",
               "conventional definition of poor R-wave progression (R in V3 ≤ 3 mm)",
               lambda row, s, p: _leads(row, "r_mv", ("V3",), lambda r: r > s["r_v3_min_mv"])),
-    Criterion("r_wave_rise", "healthy", "R never falls along {r_rise_leads:path}",
+    Criterion("r_wave_rise", "healthy", "R never falls by {r_fall_min_mv:g} mV or more along {r_rise_leads:path}",
               "normal R-wave progression: R grows from V1 towards V4-V5; a fall is reversed R-wave progression "
-              "(Surawicz & Knilans, Chou's Electrocardiography in Clinical Practice)", _r_wave_rise),
+              "(Surawicz & Knilans, Chou's Electrocardiography in Clinical Practice); a fall under half a "
+              "millimetre at 10 mm/mV is not read on a printout", _r_wave_rise),
     Criterion("septal_activation", "healthy", "initial r in V1 and a q ≥ {septal_q_min_mv:g} mV in V5 or V6",
               "the septum is activated from left to right first (Durrer et al. 1970): an initial r in V1 with a "
               "septal q in V5-V6", _septal_activation),
