@@ -161,7 +161,8 @@ def test_generated_pages_are_what_their_sources_give():
         assert readme_results.stale_blocks(page.read_text()) == [], \
             f"{page}: run `python -m ecgcohort.readme_results update`"
     validation = (DOCS / "results/validation.md").read_text()
-    assert "<!-- results study ecg/realism.md -->" in validation and "Recorded run `study`: commit `" in validation
+    assert "<!-- results study-realism ecg/realism.md -->" in validation
+    assert "Recorded run `study-realism`: commit `" in validation
 
 
 def test_readme_is_a_short_entry_point_whose_links_resolve():

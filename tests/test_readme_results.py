@@ -43,6 +43,14 @@ def test_recorded_tables_are_their_csvs_rendered(label):
         assert ((errors > 0) & (errors < 90)).all() and (sweep.heart_angular_error_sd > 0).all()
         assert sweep.pseudo_heart_angular_error_deg.nunique() == 1
         return
+    if set(rendered) == {"ecg/realism.md"}:  # a cohort's realism alone (its data half)
+        rates = pd.read_csv(folder / "ecg/realism.csv")
+        assert ((rates.passed >= 0) & (rates.passed <= rates.measured) & (rates.measured <= rates.beats)).all()
+        features = pd.read_csv(folder / "ecg/features.csv")
+        qrs = features[features.status == "ok"].pivot(index="patient", columns="scenario", values="qrs_duration_ms")
+        # healthy adults' sinus QRS lies within 60-130 ms; a bundle-branch block widens every patient's
+        assert qrs.sinus.between(60, 130).all() and (qrs.lbbb > qrs.sinus + 20).all()
+        return
     if set(rendered) == {"report/stage_timings.md"}:  # a per-patient profile alone
         timings = pd.read_csv(folder / "report/stage_timings.csv")
         split = timings[[f"{key}_s" for key in ("startup", "import", "compile", "pictures", "write", "read",

@@ -455,6 +455,14 @@ def test_the_jobs_write_every_beat_flagged_or_not_and_the_figures(tmp_path, real
     assert rates[("healthy", "qrs_duration")]["goal_reached"] == "yes"
     assert rates[("healthy", "all criteria")]["goal_reached"] == ""
     assert rates[("paced", "t_wave_complete")]["passed"] == "0"
+    # the page rebuilt from the four CSVs alone (how a recorded run's page is checked) is the page
+    from ecgcohort.realism.report import REPORT_CSVS, realism_markdown_from_csvs
+
+    written = {"rates": "table", "rows": "features", "pose": "pose", "population": "population"}
+    (tmp_path / "recorded").mkdir()
+    for role, name in REPORT_CSVS.items():
+        (tmp_path / "recorded" / name).write_bytes(outputs[written[role]].read_bytes())
+    assert realism_markdown_from_csvs(tmp_path / "recorded") == outputs["markdown"].read_text()
     for name in ("distributions", "population_figure"):
         assert outputs[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     from PIL import Image

@@ -49,7 +49,9 @@ RECORDED_TABLES: dict[str, tuple[str, ...]] = {
     "surrogate/table1.md": ("surrogate/table1.csv",),
     "surrogate/ecg_transfer.md": ("surrogate/ecg_transfer.csv", "surrogate/table1.csv"),
     "surrogate/error_budget.md": ("surrogate/error_budget.csv",),
-    "ecg/realism.md": ("ecg/realism.csv",),
+    # the pass rates, pose and population comparison (ecgcohort.realism.report): rendered again
+    # where a recording holds all four CSVs (recordings before 2026-11-28 hold realism.csv only)
+    "ecg/realism.md": ("ecg/realism.csv", "ecg/features.csv", "ecg/pose.csv", "ecg/population.csv"),
     "convergence/convergence.md": ("convergence/convergence.csv",),
     "encoding/deepsdf/chamfer.md": ("encoding/deepsdf/chamfer.csv",),
     # the inverse-ECG and the ECG -> activation benchmarks, for the results pages
@@ -207,6 +209,10 @@ def rerendered(label: str, root: Path = RECORDED_ROOT) -> Mapping[str, str]:
         from ecgcohort.inverse.report import markdown_table as inverse_markdown
 
         rendered["inverse/summary.md"] = inverse_markdown(pd.read_csv(folder / "inverse/summary.csv"))
+    from ecgcohort.realism.report import REPORT_CSVS, realism_markdown_from_csvs
+
+    if all((folder / "ecg" / name).exists() for name in REPORT_CSVS.values()):
+        rendered["ecg/realism.md"] = realism_markdown_from_csvs(folder / "ecg")
     if (folder / "report/stage_timings.csv").exists():
         from ecgcohort.timings import stage_timings_markdown
 

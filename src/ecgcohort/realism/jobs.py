@@ -122,10 +122,10 @@ def realism_summary_job(patient_jsons: Sequence[str | Path], anatomy_jsons: Sequ
     CSV, ``population_markdown``, ``population_figure``, and in ``markdown``); ``criteria``
     holds the settings of each criteria set."""
     from ecgcohort.realism.figures import plot_feature_distributions, plot_population
-    from ecgcohort.realism.pose import POSE_COLUMNS, pose_markdown, pose_rows
+    from ecgcohort.realism.pose import POSE_COLUMNS, pose_rows
+    from ecgcohort.realism.report import realism_markdown
     from ecgcohort.realism.population import COLUMNS, compare_with_population, load_norms, population_markdown
-    from ecgcohort.realism.summary import (evaluate_cohort, feature_columns, markdown_summary, pass_rates,
-                                           with_patient_columns, write_csv)
+    from ecgcohort.realism.summary import evaluate_cohort, feature_columns, pass_rates, with_patient_columns, write_csv
 
     rows = with_patient_columns(read_patient_rows(patient_jsons), read_sex_and_age(anatomy_jsons))
     results = evaluate_cohort(rows, criteria)
@@ -141,8 +141,7 @@ def realism_summary_job(patient_jsons: Sequence[str | Path], anatomy_jsons: Sequ
     with atomic_path(outputs["population_markdown"]) as temporary:
         temporary.write_text(population_markdown(population, norms))
     with atomic_path(outputs["markdown"]) as temporary:
-        temporary.write_text(markdown_summary(rates, rows) + "\n" + pose_markdown(pose) + "\n"
-                             + population_markdown(population, norms))
+        temporary.write_text(realism_markdown(rates, rows, pose, population, norms))
     plot_feature_distributions(rows, criteria["healthy"], criteria["lbbb"]["qrs_min_ms"], outputs["distributions"])
     plot_population(rows, population, norms, outputs["population_figure"])
     for rate in rates:
