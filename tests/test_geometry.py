@@ -101,3 +101,22 @@ def test_spatial_order_is_a_permutation_along_the_z_curve():
     ordered = points[spatial_order(points)]
     step = np.linalg.norm(np.diff(ordered, axis=0), axis=1).mean()
     assert step < 0.3 * np.linalg.norm(points[1:] - points[:-1], axis=1).mean()
+
+
+def test_libigl_takes_the_jobs_thread_count():
+    import os
+    import subprocess
+    import sys
+
+    # Snakemake sets OMP_NUM_THREADS to a job's threads; libigl follows it unless told otherwise
+    show = "import ecgcohort, os; print(os.environ.get('IGL_NUM_THREADS'))"
+    environment = {key: value for key, value in os.environ.items() if key not in ("IGL_NUM_THREADS", "OMP_NUM_THREADS")}
+
+    def igl_threads(**variables: str) -> str:
+        return subprocess.run([sys.executable, "-c", show], env={**environment, **variables}, capture_output=True,
+                              text=True, check=True).stdout.strip()
+
+    assert igl_threads(OMP_NUM_THREADS="1") == "1"
+    assert igl_threads(OMP_NUM_THREADS="1", IGL_NUM_THREADS="3") == "3"
+    assert igl_threads() == "None"
+

@@ -5,4 +5,13 @@ Stages are subpackages that follow the data flow (each imports only from those b
 ``leadfield`` -> ``ecg`` -> ``dataset`` -> ``encoding`` -> ``surrogate`` -> ``evaluation``.
 """
 
+import os
+
 __version__ = "0.1.0"
+
+# libigl's parallel loops use every core of the machine unless IGL_NUM_THREADS says otherwise: a
+# workflow job declared one thread would take both of a workstation's, and a cluster job all of
+# its node's threads inside its own cores. Snakemake sets OMP_NUM_THREADS to the job's threads;
+# libigl follows it where IGL_NUM_THREADS is not set. Each query's answer does not depend on it.
+if "OMP_NUM_THREADS" in os.environ:
+    os.environ.setdefault("IGL_NUM_THREADS", os.environ["OMP_NUM_THREADS"])

@@ -31,7 +31,8 @@ rule convergence_points:
         "results/logs/convergence/{patient}/convergence_points.log",
     benchmark:
         "results/benchmarks/convergence/{patient}/convergence_points.tsv"
-    threads: 1
+    # libigl's signed distances, on the job's threads (ecgcohort sets IGL_NUM_THREADS)
+    threads: 2
     resources:
         mem_mb=scaled(2000),
         runtime=scaled(10),

@@ -27,7 +27,8 @@ rule sample_sdf:
         "results/logs/patients/{patient}/sample_sdf.log",
     benchmark:
         "results/benchmarks/patients/{patient}/sample_sdf.tsv"
-    threads: 1
+    # libigl's closest-point queries, on the job's threads (ecgcohort sets IGL_NUM_THREADS)
+    threads: 2
     resources:
         mem_mb=scaled(3000),
         runtime=scaled(15),
