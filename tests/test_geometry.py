@@ -119,4 +119,3 @@ def test_libigl_takes_the_jobs_thread_count():
     assert igl_threads(OMP_NUM_THREADS="1") == "1"
     assert igl_threads(OMP_NUM_THREADS="1", IGL_NUM_THREADS="3") == "3"
     assert igl_threads() == "None"
-

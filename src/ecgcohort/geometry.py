@@ -110,7 +110,7 @@ def signed_distance(points: np.ndarray, faces: np.ndarray, queries: np.ndarray,
     :func:`spatial_order` (about twice as fast on scattered points; each value is the same)."""
     sign = igl.SIGNED_DISTANCE_TYPE_PSEUDONORMAL if closed_surface else igl.SIGNED_DISTANCE_TYPE_DEFAULT
     queries = np.asarray(queries, dtype=np.float64)
-    order = spatial_order(queries) if len(queries) > 1 else np.arange(len(queries))
+    order = spatial_order(queries)
     distance, _, _ = igl.signed_distance(np.ascontiguousarray(queries[order]),
                                          np.ascontiguousarray(points, dtype=np.float64),
                                          np.ascontiguousarray(faces, dtype=np.int64), sign_type=sign)[:3]

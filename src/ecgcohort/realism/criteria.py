@@ -166,7 +166,7 @@ def _r_wave_rise(row: Row, settings: Mapping[str, Any], patient: Mapping[str, Se
         return Outcome("not measured", None)
     least = float(settings["r_fall_min_mv"])
     falls = [f"{a} {ra:.2f} > {b} {rb:.2f} mV" for a, b, ra, rb in zip(leads, leads[1:], r, r[1:])
-             if ra - rb >= least and rb < ra]
+             if rb < ra and ra - rb >= least]
     return Outcome("falls: " + "; ".join(falls) if falls else " < ".join(f"{v:.2f}" for v in r) + " mV", not falls)
 
 
