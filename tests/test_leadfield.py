@@ -274,15 +274,23 @@ def test_lead_matrix_equals_a_direct_pseudo_bidomain_solve(anisotropic, balls):
         1e-12 * np.abs(matrix).max()
     with pytest.raises(ValueError, match="does not fit the flux operator"):
         lead_matrix_from_flux(flux, recovered[:, 1:])
-    # the cell-major layout the lead-field job uses: the same gradients, the same matrix
-    from ecgcohort.leadfield.matrix import lead_matrix_from_flux_by_cell
+    # the lead-field job's path: the flux operator folded into the interpolation of the nodal
+    # recovered gradients at the centroids, no per-cell array; the same matrix
+    from ecgcohort.leadfield.matrix import lead_matrix_from_nodal, recovered_flux_operators
 
-    by_cell = solver.recovered_gradients_by_point(z, cells)
-    assert by_cell.shape == (len(cells), 3, len(z))
-    np.testing.assert_array_equal(by_cell.transpose(2, 0, 1), recovered)
-    np.testing.assert_array_equal(lead_matrix_from_flux_by_cell(flux, by_cell), lead_matrix_from_flux(flux, recovered))
-    with pytest.raises(ValueError, match="does not fit the flux operator"):
-        lead_matrix_from_flux_by_cell(flux, by_cell[1:])
+    operators = recovered_flux_operators(solver.mesh.points_m[nodes], local.reshape(-1, 4),
+                                         intracellular_tensors(fibres, sigma), solver.cell_interpolation(cells))
+    assert [operator.shape for operator in operators] == [(len(nodes), len(solver.mesh.points_m))] * 3
+    nodal = solver.nodal_gradients(np.ascontiguousarray(z.T), VOLUME_TAGS["myocardium"])
+    np.testing.assert_allclose(lead_matrix_from_nodal(operators, nodal), lead_matrix_from_flux(flux, recovered),
+                               rtol=0, atol=1e-12 * np.abs(matrix).max())
+    # the recovered gradients are the interpolated nodal ones, in blocks of electrodes or not
+    np.testing.assert_array_equal(recovered[:, :, 0], (solver.cell_interpolation(cells) @ nodal[0]).T)
+    with pytest.raises(ValueError, match="rows for"):
+        recovered_flux_operators(solver.mesh.points_m[nodes], local.reshape(-1, 4),
+                                 intracellular_tensors(fibres, sigma), solver.cell_interpolation(cells[1:]))
+    with pytest.raises(ValueError, match="for 3 axes"):
+        lead_matrix_from_nodal(operators[:2], nodal[:2])
 
     # dolfinx reads the same file on its own and orders cells its own way: match by centroid
     from mpi4py import MPI

@@ -156,12 +156,13 @@ def compute_lead_field_chunks(patient: str, mesh: str | Path, fibres_npz: str | 
               "point_gradient": point_gradient, "cell_gradient": cell_gradient, "sample_points": len(points_m),
               "units": CHUNK_UNITS}
     flux = None
-    if cell_gradient == "recovered":  # the lead matrix's tensors and cell gradients, once for every chunk
-        from ecgcohort.leadfield.matrix import flux_operator
+    if cell_gradient == "recovered":  # the lead matrix's tensors and cell interpolation, once for every chunk
+        from ecgcohort.leadfield.matrix import recovered_flux_operators
         from ecgcohort.leadfield.tensors import intracellular_tensors
 
-        flux = flux_operator(fibres.points_mm * MM, fibres.tetrahedra,
-                             intracellular_tensors(fibres.cell_structure, sigma))
+        flux = recovered_flux_operators(fibres.points_mm * MM, fibres.tetrahedra,
+                                        intracellular_tensors(fibres.cell_structure, sigma),
+                                        solver.cell_interpolation(fibres.parent_cells))
     setup_s = time.perf_counter() - start
     contents = []
     for chunk in chunks:
@@ -192,8 +193,10 @@ def _chunk_arrays(patient: str, solver, fibres, sigma, electrodes_m: np.ndarray,
     """One chunk's ``grad_points``, ``grad_cells`` and ``lead_matrix`` (see
     :func:`compute_lead_field_chunks`) from the patient's factored ``solver``, and the chunk's
     own solve, gradient and lead-matrix times (s). ``flux``: the fibres' mesh's
-    :func:`ecgcohort.leadfield.matrix.flux_operator` (needed for ``cell_gradient="recovered"``)."""
-    from ecgcohort.leadfield.matrix import lead_matrix_from_flux_by_cell
+    :func:`ecgcohort.leadfield.matrix.recovered_flux_operators` (needed for
+    ``cell_gradient="recovered"``)."""
+    from ecgcohort.leadfield.matrix import lead_matrix_from_nodal
+    from ecgcohort.meshing.tetra import VOLUME_TAGS
     from ecgcohort.leadfield.solver import LeadFieldError, MM, lead_matrix_from_potentials
     from ecgcohort.leadfield.tensors import intracellular_tensors
 
@@ -210,9 +213,8 @@ def _chunk_arrays(patient: str, solver, fibres, sigma, electrodes_m: np.ndarray,
     if cell_gradient == "recovered":
         if flux is None:
             raise LeadFieldError(f"patient {patient}: the recovered cell gradients' lead matrix needs the flux operator")
-        recovered = solver.recovered_gradients_by_point(z, fibres.parent_cells)  # (cells, 3, electrodes)
-        matrix = lead_matrix_from_flux_by_cell(flux, recovered)
-        grad_cells = recovered.transpose(2, 0, 1).astype(np.float32)
+        matrix = lead_matrix_from_nodal(flux, solver.nodal_gradients(np.ascontiguousarray(z.T), VOLUME_TAGS["myocardium"]))
+        grad_cells = solver.recovered_gradients(z, fibres.parent_cells, dtype=np.float32)
     else:
         intracellular = intracellular_tensors(fibres.cell_structure, sigma)
         matrix = lead_matrix_from_potentials(fibres.points_mm * MM, fibres.tetrahedra, intracellular,

@@ -78,3 +78,32 @@ def lead_matrix_from_flux_by_cell(operator: scipy.sparse.csr_matrix, grad_by_cel
     if gz.ndim != 3 or gz.shape[1] != 3 or operator.shape[1] != 3 * gz.shape[0]:
         raise ValueError(f"grad_by_cell {gz.shape} does not fit the flux operator {operator.shape}")
     return -np.ascontiguousarray((operator @ gz.reshape(3 * gz.shape[0], gz.shape[2])).T)
+
+
+def recovered_flux_operators(points_m: np.ndarray, tetrahedra: np.ndarray, intracellular: np.ndarray,
+                             interpolation: scipy.sparse.csr_matrix) -> list[scipy.sparse.csr_matrix]:
+    """Per axis j, O_j = W_j P (n_nodes, N) in S·m: W_j the axis-j columns of
+    :func:`flux_operator` and P (n_cells, N) the interpolation of a field on N nodes (another
+    mesh's, e.g. the whole body's) at each cell's centroid, so that :func:`lead_matrix` of the
+    interpolated nodal gradients G_j (N, E) is −Σ_j O_j G_j (:func:`lead_matrix_from_nodal`)
+    without a per-cell array. Built once where several blocks of electrodes share a mesh."""
+    tets = np.asarray(tetrahedra)
+    grads, volumes = p1_gradients(points_m, tets)
+    n_cells, n_nodes = tets.shape[0], int(np.asarray(points_m).shape[0])
+    if interpolation.shape[0] != n_cells:
+        raise ValueError(f"the interpolation has {interpolation.shape[0]} rows for {n_cells} cells")
+    values = np.einsum("cij,caj->cai", np.asarray(intracellular, dtype=np.float64), grads) * volumes[:, None, None]
+    columns = np.repeat(np.arange(n_cells), 4)
+    return [(scipy.sparse.csr_matrix((values[:, :, axis].ravel(), (tets.ravel(), columns)), shape=(n_nodes, n_cells))
+             @ interpolation).tocsr() for axis in range(3)]
+
+
+def lead_matrix_from_nodal(operators: list[scipy.sparse.csr_matrix], nodal_gradients: list[np.ndarray]) -> np.ndarray:
+    """:func:`lead_matrix` (n_electrodes, n_nodes) from :func:`recovered_flux_operators` and the
+    nodal gradients G_j (N, E) in Ω/m they interpolate: L = −Σ_j O_j G_j."""
+    if len(operators) != 3 or len(nodal_gradients) != 3:
+        raise ValueError(f"{len(operators)} operators and {len(nodal_gradients)} gradient components for 3 axes")
+    total = operators[0] @ nodal_gradients[0]
+    for operator, gradient in zip(operators[1:], nodal_gradients[1:]):
+        total += operator @ gradient
+    return -np.ascontiguousarray(total.T)

@@ -399,20 +399,41 @@ class LeadFieldSolver:
         interface), then interpolated linearly — at ``points_m`` (K, 3) in m inside ``cells``
         (K,), or at the centroids of ``cells`` (a linear field's cell mean). Smoother than
         the piecewise-constant P1 gradient and, away from boundaries, closer to the exact one
-        (Zienkiewicz–Zhu recovery)."""
-        return self.recovered_gradients_by_point(z, cells, points_m).transpose(2, 0, 1).astype(dtype)
+        (Zienkiewicz–Zhu recovery). Computed in float64 and stored as ``dtype``."""
+        cells = np.asarray(cells, dtype=np.int64)
+        values = np.ascontiguousarray(np.atleast_2d(z).T)
+        count = values.shape[1]
+        out = np.empty((count, len(cells), 3), dtype=dtype)
+        interpolation = self.cell_interpolation(cells, points_m)
+        tags = self.mesh.cell_tags[cells]
+        # a few electrodes per product: each (K, block) result stays under 24 MB, so the allocator
+        # reuses it instead of mapping (and faulting in) fresh pages for a (K, E) one per axis
+        block = max(1, (24 << 20) // (8 * max(len(cells), 1)))
+        for tag in np.unique(tags):
+            selected = np.flatnonzero(tags == tag)
+            whole = len(selected) == len(cells)
+            rows = interpolation if whole else interpolation[selected]
+            for axis, nodal in enumerate(self.nodal_gradients(values, tag)):
+                for first in range(0, count, block):
+                    part = (rows @ nodal[:, first:first + block]).T
+                    if whole:
+                        out[first:first + block, :, axis] = part
+                    else:
+                        out[first:first + block, selected, axis] = part
+        return out
 
-    def recovered_gradients_by_point(self, z: np.ndarray, cells: np.ndarray,
-                                     points_m: np.ndarray | None = None) -> np.ndarray:
-        """:meth:`recovered_gradients` laid out point-major, (K, 3, E) float64 in Ω/m: every sparse
-        product writes whole rows, and ``reshape(3 K, E)`` is the column layout of
-        :func:`ecgcohort.leadfield.matrix.flux_operator` (no copy for the lead matrix)."""
+    def nodal_gradients(self, values: np.ndarray, tag: int) -> list[np.ndarray]:
+        """Per axis, the recovered ∇Z (N, E) in Ω/m at the mesh's nodes from nodal ``values``
+        (N, E) in Ω: the volume-weighted average of the P1 gradients of the cells tagged ``tag``
+        around each node (zero at nodes of no such cell)."""
+        return [operator @ values for operator in self._nodal_gradient_operator(tag)]
+
+    def cell_interpolation(self, cells: np.ndarray, points_m: np.ndarray | None = None):
+        """The sparse (K, N) map from nodal values to their P1 interpolant at ``points_m`` (K, 3)
+        in m inside ``cells`` (K,), or at the centroids of ``cells``."""
         import scipy.sparse
 
         cells = np.asarray(cells, dtype=np.int64)
-        nodal = {tag: self._nodal_gradient_operator(tag) for tag in np.unique(self.mesh.cell_tags[cells])}
-        values = np.ascontiguousarray(np.atleast_2d(z).T)
-        out = np.empty((len(cells), 3, values.shape[1]), dtype=np.float64)
         corners = self.mesh.tetrahedra[cells]
         if points_m is None:
             weights = np.full((len(cells), 4), 0.25)
@@ -420,19 +441,9 @@ class LeadFieldSolver:
             offsets = np.asarray(points_m, dtype=np.float64) - self.mesh.points_m[corners[:, 0]]
             weights = np.einsum("kai,ki->ka", self.grads[cells], offsets)
             weights[:, 0] += 1.0
-        for tag, operator in nodal.items():
-            selected = np.flatnonzero(self.mesh.cell_tags[cells] == tag)
-            rows = np.repeat(np.arange(len(selected)), 4)
-            interpolate = scipy.sparse.csr_matrix((weights[selected].ravel(), (rows, corners[selected].ravel())),
-                                                  shape=(len(selected), len(self.mesh.points_m)))
-            whole = len(nodal) == 1
-            for axis in range(3):
-                recovered = interpolate @ (operator[axis] @ values)
-                if whole:
-                    out[:, axis] = recovered
-                else:
-                    out[selected, axis] = recovered
-        return out
+        rows = np.repeat(np.arange(len(cells)), 4)
+        return scipy.sparse.csr_matrix((weights.ravel(), (rows, corners.ravel())),
+                                       shape=(len(cells), len(self.mesh.points_m)))
 
     def _nodal_gradient_operator(self, tag: int) -> list:
         """Per component, the sparse map nodal Z -> volume-weighted nodal average of the P1
