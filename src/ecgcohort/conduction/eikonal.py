@@ -417,9 +417,10 @@ class EikonalGrid:
     (:func:`ecgcohort.conduction.coupling.couple_points`). ``mesh_structure`` (n_mesh_cells, 3,
     3) is each mesh cell's fibre structure, ``mesh_normal_structure`` its sheet normals' n nᵀ
     (orthotropic conduction; None: transversely isotropic); :attr:`structure` and
-    :attr:`normal_structure` give them per grid cell. ``mesh_fibre_velocity_scale`` (n_mesh_cells,)
-    multiplies the fibre velocity per mesh cell (a fast subendocardial layer,
-    :class:`ecgcohort.conduction.tensors.SubendocardialLayer`; None: 1 everywhere)."""
+    :attr:`normal_structure` give them per grid cell. ``mesh_velocity_scale`` (n_mesh_cells, 3)
+    multiplies the velocities along the fibres, across them and across the sheets per mesh cell
+    (a fast subendocardial layer, :class:`ecgcohort.conduction.tensors.SubendocardialLayer`;
+    None: 1 everywhere)."""
 
     points_mm: np.ndarray
     tetrahedra: np.ndarray
@@ -432,7 +433,7 @@ class EikonalGrid:
     #: None: refined uniformly ``refinements`` times; else the metric length (ms) above which
     #: the mesh's edges were bisected (:meth:`metric_refined`)
     refine_above_ms: float | None = None
-    mesh_fibre_velocity_scale: np.ndarray | None = None
+    mesh_velocity_scale: np.ndarray | None = None
     # the compiled solver's geometry for the last velocity pair: a patient's maps share it
     _prepared: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _search: dict = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -444,10 +445,10 @@ class EikonalGrid:
     @classmethod
     def refined(cls, points_mm: np.ndarray, tetrahedra: np.ndarray, fibres: np.ndarray,
                 refinements: int, source_radius_edges: float = 0.0,
-                normals: np.ndarray | None = None, fibre_velocity_scale: np.ndarray | None = None) -> EikonalGrid:
+                normals: np.ndarray | None = None, velocity_scale: np.ndarray | None = None) -> EikonalGrid:
         """The grid of a mesh (``points_mm`` (n, 3), ``tetrahedra`` (m, 4)) with fibres per cell
-        (vectors or structure tensors), optionally sheet normals and a fibre-velocity factor
-        (> 0) per cell, refined ``refinements`` (≥ 0) times; point sources on it start from
+        (vectors or structure tensors), optionally sheet normals and factors (> 0) on the
+        velocities along the fibres, across them and across the sheets per cell (m, 3), refined ``refinements`` (≥ 0) times; point sources on it start from
         their balls of ``source_radius_edges`` (≥ 0) edge lengths."""
         if not np.isfinite(source_radius_edges) or source_radius_edges < 0:
             raise ValueError(f"the source radius must be >= 0 edge lengths, got {source_radius_edges!r}")
@@ -460,16 +461,16 @@ class EikonalGrid:
         for name, tensors in (("fibres", structure), ("sheet normals", normal)):
             if tensors is not None and tensors.shape[0] != tets.shape[0]:
                 raise ValueError(f"{name} must be given per tetrahedron ({tets.shape[0]}), got {tensors.shape[0]}")
-        scale = None if fibre_velocity_scale is None else check_velocity("fibre velocity scale", fibre_velocity_scale)
-        if scale is not None and scale.shape != (tets.shape[0],):
-            raise ValueError(f"the fibre velocity scale must be given per tetrahedron ({tets.shape[0]}), "
+        scale = None if velocity_scale is None else check_velocity("velocity scale", velocity_scale)
+        if scale is not None and scale.shape != (tets.shape[0], 3):
+            raise ValueError(f"the velocity scale must be given per tetrahedron and direction ({tets.shape[0]}, 3), "
                              f"got shape {scale.shape}")
         parent = np.arange(tets.shape[0])
         for _ in range(int(refinements)):
             points, tets, children = refine_tetrahedra(points, tets)
             parent = parent[children]
         return cls(points, tets, structure, parent, int(np.asarray(points_mm).shape[0]), int(refinements),
-                   float(source_radius_edges), normal, mesh_fibre_velocity_scale=scale)
+                   float(source_radius_edges), normal, mesh_velocity_scale=scale)
 
     @classmethod
     def metric_refined(cls, points_mm: np.ndarray, tetrahedra: np.ndarray, fibres: np.ndarray,
@@ -526,7 +527,7 @@ class EikonalGrid:
         if _resolve_device(device) != "cpu":
             if trees is not None:
                 raise ValueError("Purkinje trees in the solve need the compiled CPU solver (device cpu)")
-            if self.mesh_fibre_velocity_scale is not None:
+            if self.mesh_velocity_scale is not None:
                 raise ValueError("a fast subendocardial layer (electrophysiology.subendocardial_layer) is solved on "
                                  "the CPU only: set electrophysiology.device: cpu")
             return activation_times(self.points_mm, self.tetrahedra, self.structure, v_fibre, v_cross, source_nodes,
@@ -550,8 +551,8 @@ class EikonalGrid:
                 self._prepared.clear()
                 self._prepared[key] = _compiled_geometry(
                     self.points_mm, self.tetrahedra,
-                    conduction_tensors(self.mesh_structure, self._fibre_velocity(key[0]), key[1],
-                                       self.mesh_normal_structure, key[2]), self.parent)
+                    conduction_tensors(self.mesh_structure, *self._velocities(*key)[:2],
+                                       self.mesh_normal_structure, self._velocities(*key)[2]), self.parent)
             return self._prepared[key]
 
     def prepare(self, v_fibre: float, v_cross: float, v_normal: float | None = None, device: str = "auto",
@@ -578,12 +579,18 @@ class EikonalGrid:
 
     def conduction_tensors(self, v_fibre: float, v_cross: float, v_normal: float | None = None) -> np.ndarray:
         """(n_cells, 3, 3) conduction tensors of this grid's cells, (mm/ms)² (:func:`conduction_tensors`)."""
-        return conduction_tensors(self.mesh_structure, self._fibre_velocity(v_fibre), v_cross,
-                                  self.mesh_normal_structure, v_normal)[self.parent]
+        velocities = self._velocities(v_fibre, v_cross, v_normal)
+        return conduction_tensors(self.mesh_structure, *velocities[:2], self.mesh_normal_structure,
+                                  velocities[2])[self.parent]
 
-    def _fibre_velocity(self, v_fibre: float) -> float | np.ndarray:
-        """The fibre velocity (m/s) per mesh cell: ``v_fibre`` times the cell's factor, if any."""
-        return v_fibre if self.mesh_fibre_velocity_scale is None else v_fibre * self.mesh_fibre_velocity_scale
+    def _velocities(self, v_fibre: float, v_cross: float, v_normal: float | None, cells=slice(None)) -> tuple:
+        """(along the fibres, across them, across the sheets or None) in m/s for the mesh
+        ``cells``: the velocities times each cell's factors, if any."""
+        if self.mesh_velocity_scale is None:
+            return v_fibre, v_cross, v_normal
+        scale = self.mesh_velocity_scale[cells]
+        return (v_fibre * scale[..., 0], v_cross * scale[..., 1],
+                None if v_normal is None else v_normal * scale[..., 2])
 
     def stimulus_times(self, coupled, source_times_ms: np.ndarray, v_fibre: float, v_cross: float,
                        v_normal: float | None = None) -> np.ndarray:
@@ -591,10 +598,9 @@ class EikonalGrid:
         (:meth:`ecgcohort.conduction.coupling.CoupledSources.node_times`, velocities m/s), from
         the tensors of the mesh cells holding them."""
         on_mesh = dataclasses.replace(coupled, cells=self.parent[coupled.cells])
-        v_fibre_cells = (v_fibre if self.mesh_fibre_velocity_scale is None
-                         else v_fibre * self.mesh_fibre_velocity_scale[on_mesh.cells])
-        return on_mesh.node_times(source_times_ms, self.mesh_structure, v_fibre_cells, v_cross,
-                                  self.mesh_normal_structure, v_normal)
+        v_fibre_cells, v_cross_cells, v_normal_cells = self._velocities(v_fibre, v_cross, v_normal, on_mesh.cells)
+        return on_mesh.node_times(source_times_ms, self.mesh_structure, v_fibre_cells, v_cross_cells,
+                                  self.mesh_normal_structure, v_normal_cells)
 
     def couple(self, positions_mm: np.ndarray):
         """Point stimuli at ``positions_mm`` (k, 3) coupled to this grid, each with its ball

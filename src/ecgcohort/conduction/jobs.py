@@ -76,24 +76,26 @@ class MeshStimuli:
 
 
 def eikonal_grid(fibres: MyocardialFibres, refinements: int = 0, source_radius_edges: float = 0.0,
-                 fibre_velocity_scale: np.ndarray | None = None) -> EikonalGrid:
+                 velocity_scale: np.ndarray | None = None) -> EikonalGrid:
     """The :class:`EikonalGrid` of the myocardium with its fibres and sheet normals per cell
     (orthotropic conduction when a velocity across the sheets is given) and optionally a factor
-    on the fibre velocity per cell (:func:`layer_velocity_scale`)."""
+    on the velocities per cell (:func:`layer_velocity_scale`)."""
     return EikonalGrid.refined(fibres.points_mm, fibres.tetrahedra, fibres.cell_structure, refinements,
                                source_radius_edges, normals=fibres.normal_structure,
-                               fibre_velocity_scale=fibre_velocity_scale)
+                               velocity_scale=velocity_scale)
 
 
 def layer_velocity_scale(fibres: MyocardialFibres, layer: Mapping[str, Any] | None,
                          velocities: Mapping[str, float]) -> np.ndarray | None:
-    """Per myocardial cell, the factor on the fibre velocity of ``velocities`` (the
-    ``electrophysiology.velocity_m_per_s`` section) that the fast subendocardial ``layer`` (the
+    """Per myocardial cell (n_cells, 3), the factors on the velocities of ``velocities`` (the
+    ``electrophysiology.velocity_m_per_s`` section: along the fibres, across them, across the
+    sheets) that the fast subendocardial ``layer`` (the
     ``electrophysiology.subendocardial_layer`` section, :class:`SubendocardialLayer`) gives; None
     without a layer. The same layer in every scenario: it is working myocardium
     (Myerburg et al. 1978), which a bundle-branch block leaves as it is."""
-    return SubendocardialLayer.from_config(layer).fibre_velocity_scale(
-        fibres.coordinates["transmural"], fibres.tetrahedra, conduction_velocities(velocities)[0])
+    return SubendocardialLayer.from_config(layer).velocity_scales(
+        fibres.coordinates["transmural"], fibres.tetrahedra, conduction_velocities(velocities),
+        fibres.coordinates.get("ventricle"))
 
 
 def conduction_velocities(velocities: Mapping[str, float]) -> tuple[float, float, float | None]:

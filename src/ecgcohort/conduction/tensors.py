@@ -44,40 +44,81 @@ def conduction_tensors(fibres: np.ndarray, v_fibre: float | np.ndarray, v_cross:
     return tensors + (vn**2 - vt**2)[:, None, None] * normal
 
 
+#: the ventricles a layer can cover (the fibres' ``ventricle`` coordinate: 0 LV, 1 RV)
+LAYER_VENTRICLES: tuple[str, ...] = ("lv", "rv")
+
+
 @dataclass(frozen=True)
 class SubendocardialLayer:
     """A fast-conducting subendocardial layer: the myocardial cells whose centroid lies below
     ``transmural_depth`` of the transmural coordinate (0 on the LV and RV endocardium, 1 on the
-    epicardium) conduct along their fibres at ``fibre_velocity_m_per_s`` instead of the
-    myocardium's; across the fibres they keep the myocardium's velocities. After Myerburg et al.
-    1978: the superficial subendocardial muscle of canine ventricles conducts at 0.98 m/s along
-    its fibres, across them no faster than the deeper muscle (0.26 m/s). ``transmural_depth`` 0:
-    no layer."""
+    epicardium), in the ``ventricles`` named (by the fibres' ``ventricle`` coordinate, the septum
+    split at its mid-wall), conduct along their fibres at ``fibre_velocity_m_per_s`` instead of
+    the myocardium's. Across the fibres they keep the myocardium's velocities
+    (``cross_velocity_m_per_s`` None), after Myerburg et al. 1978: the superficial subendocardial
+    muscle of canine ventricles conducts at 0.98 m/s along its fibres, across them no faster than
+    the deeper muscle (0.26 m/s); or conduct at ``cross_velocity_m_per_s`` across the fibres, in
+    the sheet and across the sheets, which with the fibre velocity equal to it makes the layer
+    isotropic: a dense Purkinje network's effect on the endocardium. ``transmural_depth`` 0: no
+    layer. Velocities in m/s."""
 
     transmural_depth: float = 0.0
     fibre_velocity_m_per_s: float = 0.98
+    cross_velocity_m_per_s: float | None = None
+    ventricles: tuple[str, ...] = LAYER_VENTRICLES
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.transmural_depth < 1.0:
             raise ValueError("electrophysiology.subendocardial_layer.transmural_depth must be in [0, 1), got "
                              f"{self.transmural_depth!r}")
         check_velocity("electrophysiology.subendocardial_layer.fibre_velocity_m_per_s", self.fibre_velocity_m_per_s)
+        if self.cross_velocity_m_per_s is not None:
+            check_velocity("electrophysiology.subendocardial_layer.cross_velocity_m_per_s",
+                           self.cross_velocity_m_per_s)
+        if not self.ventricles or not set(self.ventricles) <= set(LAYER_VENTRICLES):
+            raise ValueError("electrophysiology.subendocardial_layer.ventricles must name one or both of "
+                             f"{', '.join(LAYER_VENTRICLES)}, got {list(self.ventricles)!r}")
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any] | None) -> SubendocardialLayer:
         """The ``electrophysiology.subendocardial_layer`` section (None or missing keys: no layer)."""
         section = section or {}
-        return cls(float(section.get("transmural_depth", 0.0)), float(section.get("fibre_velocity_m_per_s", 0.98)))
+        cross = section.get("cross_velocity_m_per_s")
+        return cls(float(section.get("transmural_depth", 0.0)), float(section.get("fibre_velocity_m_per_s", 0.98)),
+                   None if cross is None else float(cross),
+                   tuple(str(v) for v in section.get("ventricles", LAYER_VENTRICLES)))
 
-    def cells(self, transmural: np.ndarray, tetrahedra: np.ndarray) -> np.ndarray:
+    def cells(self, transmural: np.ndarray, tetrahedra: np.ndarray, ventricle: np.ndarray | None = None) -> np.ndarray:
         """(n_cells,) bool: the cells of the layer, from the nodal transmural coordinate
-        (n_nodes,) averaged over each tetrahedron's four nodes (its centroid's value)."""
-        return np.asarray(transmural, dtype=np.float64)[np.asarray(tetrahedra)].mean(axis=1) < self.transmural_depth
+        (n_nodes,) averaged over each tetrahedron's four nodes (its centroid's value) and, where
+        the layer covers one ventricle only, the nodal ``ventricle`` coordinate (0 LV, 1 RV) so
+        averaged (required then)."""
+        tets = np.asarray(tetrahedra)
+        inside = np.asarray(transmural, dtype=np.float64)[tets].mean(axis=1) < self.transmural_depth
+        if set(self.ventricles) == set(LAYER_VENTRICLES):
+            return inside
+        if ventricle is None:
+            raise ValueError(f"a subendocardial layer in the {self.ventricles[0].upper()} only needs the fibres' "
+                             "ventricle coordinate")
+        in_lv = np.asarray(ventricle, dtype=np.float64)[tets].mean(axis=1) < 0.5
+        return inside & (in_lv if self.ventricles == ("lv",) else ~in_lv)
 
-    def fibre_velocity_scale(self, transmural: np.ndarray, tetrahedra: np.ndarray, v_fibre: float) -> np.ndarray | None:
-        """(n_cells,) the factor on the myocardium's fibre velocity ``v_fibre`` (m/s) per cell:
-        the layer's velocity over it inside the layer, 1 outside; None without a layer."""
+    def velocity_scales(self, transmural: np.ndarray, tetrahedra: np.ndarray,
+                        velocities: tuple[float, float, float | None],
+                        ventricle: np.ndarray | None = None) -> np.ndarray | None:
+        """(n_cells, 3) the factors on the myocardium's ``velocities`` (along the fibres, across
+        them in the sheet, across the sheets or None: as across; m/s) per cell: the layer's
+        velocities over them inside the layer, 1 outside; None without a layer."""
         if self.transmural_depth == 0.0:
             return None
+        v_fibre, v_cross, v_normal = velocities
         v_fibre = float(check_velocity("v_fibre", v_fibre))
-        return np.where(self.cells(transmural, tetrahedra), self.fibre_velocity_m_per_s / v_fibre, 1.0)
+        v_cross = float(check_velocity("v_cross", v_cross))
+        v_normal = v_cross if v_normal is None else float(check_velocity("v_normal", v_normal))
+        inside = self.cells(transmural, tetrahedra, ventricle)
+        scales = np.ones((len(inside), 3))
+        scales[inside, 0] = self.fibre_velocity_m_per_s / v_fibre
+        if self.cross_velocity_m_per_s is not None:
+            scales[inside, 1] = self.cross_velocity_m_per_s / v_cross
+            scales[inside, 2] = self.cross_velocity_m_per_s / v_normal
+        return scales
