@@ -448,7 +448,8 @@ class EikonalGrid:
                 normals: np.ndarray | None = None, velocity_scale: np.ndarray | None = None) -> EikonalGrid:
         """The grid of a mesh (``points_mm`` (n, 3), ``tetrahedra`` (m, 4)) with fibres per cell
         (vectors or structure tensors), optionally sheet normals and factors (> 0) on the
-        velocities along the fibres, across them and across the sheets per cell (m, 3), refined ``refinements`` (≥ 0) times; point sources on it start from
+        velocities along the fibres, across them and across the sheets per cell (m, 3), refined
+        ``refinements`` (≥ 0) times; point sources on it start from
         their balls of ``source_radius_edges`` (≥ 0) edge lengths."""
         if not np.isfinite(source_radius_edges) or source_radius_edges < 0:
             raise ValueError(f"the source radius must be >= 0 edge lengths, got {source_radius_edges!r}")
@@ -549,10 +550,11 @@ class EikonalGrid:
         with self._locks["solver"]:
             if key not in self._prepared:
                 self._prepared.clear()
+                v_fibre_cells, v_cross_cells, v_normal_cells = self._velocities(*key)
                 self._prepared[key] = _compiled_geometry(
                     self.points_mm, self.tetrahedra,
-                    conduction_tensors(self.mesh_structure, *self._velocities(*key)[:2],
-                                       self.mesh_normal_structure, self._velocities(*key)[2]), self.parent)
+                    conduction_tensors(self.mesh_structure, v_fibre_cells, v_cross_cells, self.mesh_normal_structure,
+                                       v_normal_cells), self.parent)
             return self._prepared[key]
 
     def prepare(self, v_fibre: float, v_cross: float, v_normal: float | None = None, device: str = "auto",

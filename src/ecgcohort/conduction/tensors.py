@@ -101,7 +101,7 @@ class SubendocardialLayer:
             raise ValueError(f"a subendocardial layer in the {self.ventricles[0].upper()} only needs the fibres' "
                              "ventricle coordinate")
         in_lv = np.asarray(ventricle, dtype=np.float64)[tets].mean(axis=1) < 0.5
-        return inside & (in_lv if self.ventricles == ("lv",) else ~in_lv)
+        return inside & (in_lv if "lv" in self.ventricles else ~in_lv)
 
     def velocity_scales(self, transmural: np.ndarray, tetrahedra: np.ndarray,
                         velocities: tuple[float, float, float | None],
