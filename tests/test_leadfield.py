@@ -259,30 +259,19 @@ def test_lead_matrix_equals_a_direct_pseudo_bidomain_solve(anisotropic, balls):
     with pytest.raises(ValueError, match="this mesh needs"):
         lead_matrix(solver.mesh.points_m[nodes], local.reshape(-1, 4)[1:], intracellular_tensors(fibres, sigma)[1:],
                     solver.cell_gradients(z, cells)[:, 1:], operator)
-    # the flux operator (G_i folded into the gradient operator, built once per job) gives the
-    # same matrix for the recovered gradients as for the P1 ones; a mismatched block is refused
-    from ecgcohort.leadfield.matrix import flux_operator, lead_matrix_from_flux
-
-    flux = flux_operator(solver.mesh.points_m[nodes], local.reshape(-1, 4), intracellular_tensors(fibres, sigma))
-    assert flux.shape == (len(nodes), 3 * len(cells))
-    recovered = solver.recovered_gradients(z, cells)
-    np.testing.assert_allclose(lead_matrix_from_flux(flux, recovered),
-                               lead_matrix(solver.mesh.points_m[nodes], local.reshape(-1, 4),
-                                           intracellular_tensors(fibres, sigma), recovered),
-                               rtol=0, atol=1e-12 * np.abs(matrix).max())
-    assert np.abs(lead_matrix_from_flux(flux, solver.cell_gradients(z, cells)) - matrix).max() < \
-        1e-12 * np.abs(matrix).max()
-    with pytest.raises(ValueError, match="does not fit the flux operator"):
-        lead_matrix_from_flux(flux, recovered[:, 1:])
-    # the lead-field job's path: the flux operator folded into the interpolation of the nodal
-    # recovered gradients at the centroids, no per-cell array; the same matrix
+    # the lead-field job's path: G_i and the gradient operator folded into the interpolation of
+    # the nodal recovered gradients at the centroids, no per-cell array; the same matrix as
+    # lead_matrix of the recovered gradients per cell
     from ecgcohort.leadfield.matrix import lead_matrix_from_nodal, recovered_flux_operators
 
     operators = recovered_flux_operators(solver.mesh.points_m[nodes], local.reshape(-1, 4),
                                          intracellular_tensors(fibres, sigma), solver.cell_interpolation(cells))
     assert [operator.shape for operator in operators] == [(len(nodes), len(solver.mesh.points_m))] * 3
     nodal = solver.nodal_gradients(np.ascontiguousarray(z.T), VOLUME_TAGS["myocardium"])
-    np.testing.assert_allclose(lead_matrix_from_nodal(operators, nodal), lead_matrix_from_flux(flux, recovered),
+    recovered = solver.recovered_gradients(z, cells)
+    np.testing.assert_allclose(lead_matrix_from_nodal(operators, nodal),
+                               lead_matrix(solver.mesh.points_m[nodes], local.reshape(-1, 4),
+                                           intracellular_tensors(fibres, sigma), recovered),
                                rtol=0, atol=1e-12 * np.abs(matrix).max())
     # the recovered gradients are the interpolated nodal ones, in blocks of electrodes or not
     np.testing.assert_array_equal(recovered[:, :, 0], (solver.cell_interpolation(cells) @ nodal[0]).T)

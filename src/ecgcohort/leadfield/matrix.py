@@ -44,46 +44,11 @@ def lead_matrix(points_m: np.ndarray, tetrahedra: np.ndarray, intracellular: np.
     return -np.asarray((weights.T @ flux.reshape(gz.shape[0], 3 * tets.shape[0]).T).T)
 
 
-def flux_operator(points_m: np.ndarray, tetrahedra: np.ndarray, intracellular: np.ndarray) -> scipy.sparse.csr_matrix:
-    """W (n_nodes, 3 n_cells) with W[a, (c, j)] = vol_c (G_i ∇φ_a)_j on cell c (S·m for points in
-    m): :func:`lead_matrix` is then L = −(W ∇Z_j) per electrode, one sparse product per block of
-    electrodes with no per-electrode tensor products; built once where several blocks share a
-    mesh and its tensors. ``intracellular`` G_i (n_cells, 3, 3) symmetric, S/m."""
-    tets = np.asarray(tetrahedra)
-    grads, volumes = p1_gradients(points_m, tets)
-    n_cells, n_nodes = tets.shape[0], int(np.asarray(points_m).shape[0])
-    values = np.einsum("cij,caj->cai", np.asarray(intracellular, dtype=np.float64), grads) * volumes[:, None, None]
-    columns = (3 * np.arange(n_cells)[:, None, None] + np.arange(3)[None, None, :]).repeat(4, axis=1)
-    rows = np.broadcast_to(tets[:, :, None], (n_cells, 4, 3))
-    return scipy.sparse.csr_matrix((values.ravel(), (rows.ravel(), columns.ravel())), shape=(n_nodes, 3 * n_cells))
-
-
-def lead_matrix_from_flux(operator: scipy.sparse.csr_matrix, grad_lead_field: np.ndarray) -> np.ndarray:
-    """:func:`lead_matrix` (n_electrodes, n_nodes) from the mesh's :func:`flux_operator` W and ∇Z
-    per cell (n_electrodes, n_cells, 3) in Ω/m: L = −W ∇Z."""
-    gz = np.asarray(grad_lead_field, dtype=np.float64)
-    if gz.ndim == 2:
-        gz = gz[None]
-    if gz.ndim != 3:
-        raise ValueError(f"grad_lead_field {gz.shape} does not fit the flux operator {operator.shape}")
-    return lead_matrix_from_flux_by_cell(operator, gz.transpose(1, 2, 0))
-
-
-def lead_matrix_from_flux_by_cell(operator: scipy.sparse.csr_matrix, grad_by_cell: np.ndarray) -> np.ndarray:
-    """:func:`lead_matrix_from_flux` from ∇Z laid out cell-major, (n_cells, 3, n_electrodes) in
-    Ω/m (:meth:`ecgcohort.leadfield.solver.LeadFieldSolver.recovered_gradients_by_point`): the
-    rows of ``reshape(3 n_cells, n_electrodes)`` are the operator's columns, so the product
-    reads the array as it is."""
-    gz = np.asarray(grad_by_cell, dtype=np.float64)
-    if gz.ndim != 3 or gz.shape[1] != 3 or operator.shape[1] != 3 * gz.shape[0]:
-        raise ValueError(f"grad_by_cell {gz.shape} does not fit the flux operator {operator.shape}")
-    return -np.ascontiguousarray((operator @ gz.reshape(3 * gz.shape[0], gz.shape[2])).T)
-
-
 def recovered_flux_operators(points_m: np.ndarray, tetrahedra: np.ndarray, intracellular: np.ndarray,
                              interpolation: scipy.sparse.csr_matrix) -> list[scipy.sparse.csr_matrix]:
-    """Per axis j, O_j = W_j P (n_nodes, N) in S·m: W_j the axis-j columns of
-    :func:`flux_operator` and P (n_cells, N) the interpolation of a field on N nodes (another
+    """Per axis j, O_j = W_j P (n_nodes, N) in S·m: W_j (n_nodes, n_cells) with
+    W_j[a, c] = vol_c (G_i ∇φ_a)_j on cell c (G_i folded into the gradient operator of
+    :func:`lead_matrix`) and P (n_cells, N) the interpolation of a field on N nodes (another
     mesh's, e.g. the whole body's) at each cell's centroid, so that :func:`lead_matrix` of the
     interpolated nodal gradients G_j (N, E) is −Σ_j O_j G_j (:func:`lead_matrix_from_nodal`)
     without a per-cell array. Built once where several blocks of electrodes share a mesh."""
