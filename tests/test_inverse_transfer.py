@@ -8,7 +8,8 @@ import pytest
 
 from ecgcohort.inverse.problem import InverseError, SurfaceMesh
 from ecgcohort.inverse.surfaces import boundary_loops, cap_holes, check_closed, compact, remesh_to_nodes
-from ecgcohort.inverse.transfer import boundary_faces, transfer_matrix
+from ecgcohort.geometry import boundary_faces
+from ecgcohort.inverse.transfer import transfer_matrix
 
 INNER, OUTER = 1.0, 2.0
 

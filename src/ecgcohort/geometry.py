@@ -23,6 +23,17 @@ class SurfaceReport:
         return self.boundary_edges == 0 and self.nonmanifold_edges == 0 and self.inconsistently_oriented_edges == 0
 
 
+#: The four faces of a tetrahedron (node indices), each opposite one node.
+TET_FACES = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]])
+
+
+def boundary_faces(tetrahedra: np.ndarray) -> np.ndarray:
+    """The faces (F, 3) that belong to one tetrahedron only (the boundary of the cells)."""
+    faces = np.sort(np.asarray(tetrahedra)[:, TET_FACES].reshape(-1, 3), axis=1)
+    unique, counts = np.unique(faces, axis=0, return_counts=True)
+    return unique[counts == 1]
+
+
 def spatial_order(points: np.ndarray, bits: int = 8) -> np.ndarray:
     """Permutation of ``points`` (P, 3) into Morton (Z-curve) order on a grid of 2**bits cells per
     axis over their bounding box. Queries of a bounding-volume tree in this order revisit the

@@ -19,7 +19,7 @@ from ecgcohort.conduction.maps import ActivationMap, save_activation
 from ecgcohort.conduction.purkinje import retrograde_firing_times
 from ecgcohort.conduction.repolarisation import Repolarisation, repolarisation_scale
 from ecgcohort.conduction.scenarios import Scenario, ScenarioError, pacing_sites
-from ecgcohort.conduction.tensors import SubendocardialLayer
+from ecgcohort.conduction.tensors import SubendocardialLayer, wall_depth
 from ecgcohort.fibers.rule_based import MyocardialFibres, load_fibres
 from ecgcohort.io import atomic_path
 from ecgcohort.rendering import BACK_VIEW, FRONT_VIEW, offscreen_plotter
@@ -93,9 +93,12 @@ def layer_velocity_scale(fibres: MyocardialFibres, layer: Mapping[str, Any] | No
     ``electrophysiology.subendocardial_layer`` section, :class:`SubendocardialLayer`) gives; None
     without a layer. The same layer in every scenario: it is working myocardium
     (Myerburg et al. 1978), which a bundle-branch block leaves as it is."""
-    return SubendocardialLayer.from_config(layer).velocity_scales(
-        fibres.coordinates["transmural"], fibres.tetrahedra, conduction_velocities(velocities),
-        fibres.coordinates.get("ventricle"))
+    spec = SubendocardialLayer.from_config(layer)
+    if spec.transmural_depth == 0.0:
+        return None
+    depth, lv_side = wall_depth(fibres.points_mm, fibres.tetrahedra, fibres.coordinates["transmural"],
+                                fibres.coordinates["ventricle"])
+    return spec.velocity_scales(depth, lv_side, fibres.tetrahedra, conduction_velocities(velocities))
 
 
 def conduction_velocities(velocities: Mapping[str, float]) -> tuple[float, float, float | None]:

@@ -44,23 +44,67 @@ def conduction_tensors(fibres: np.ndarray, v_fibre: float | np.ndarray, v_cross:
     return tensors + (vn**2 - vt**2)[:, None, None] * normal
 
 
-#: the ventricles a layer can cover (the fibres' ``ventricle`` coordinate: 0 LV, 1 RV)
+#: the ventricles a layer can cover (the side of the nearer endocardium, :func:`wall_depth`)
 LAYER_VENTRICLES: tuple[str, ...] = ("lv", "rv")
+
+
+def _surface_distances(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Each point's distance (mm) to the triangles ``faces`` of ``points``; inf without any."""
+    import igl
+
+    if len(faces) == 0:
+        return np.full(len(points), np.inf)
+    squared, _, _ = igl.point_mesh_squared_distance(points, points, np.ascontiguousarray(faces, dtype=np.int64))
+    return np.sqrt(squared)
+
+
+def wall_depth(points_mm: np.ndarray, tetrahedra: np.ndarray, transmural: np.ndarray,
+               ventricle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per node of the myocardium (``points_mm`` (n, 3), ``tetrahedra`` (m, 4)): its depth into
+    the wall from the nearer endocardium as a fraction of the wall there, and whether that
+    endocardium is the LV's (bool). The endocardia and the epicardium are the mesh's boundary
+    triangles whose nodes all have the fibres' ``transmural`` coordinate 0 (endocardium; the LV's
+    where the nodes' mean ``ventricle`` coordinate is below 0.5) or 1 (epicardium); a surface the
+    mesh lacks is infinitely far. With d_near and d_far the distances (mm) to the nearer and the
+    farther endocardium and d_epi to the epicardium, the depth is
+    d_near / (d_near + min(d_epi, d_far)): 0 on either endocardium, 1 on the free walls'
+    epicardium, 0.5 in the middle of the septum, whose wall lies between the two endocardia.
+    The transmural coordinate itself is no depth in the septum: its Laplace solution, 0 on both
+    endocardia, stays near 0 across the whole septum, which has no epicardium (below 0.1 in
+    most of the septum's thickness)."""
+    from ecgcohort.geometry import boundary_faces
+
+    points = np.ascontiguousarray(points_mm, dtype=np.float64)
+    transmural = np.asarray(transmural, dtype=np.float64)
+    faces = boundary_faces(tetrahedra)
+    endocardial = faces[np.all(transmural[faces] <= 1e-9, axis=1)]
+    epicardial = faces[np.all(transmural[faces] >= 1.0 - 1e-9, axis=1)]
+    if len(endocardial) == 0:
+        raise ValueError("the myocardium has no endocardium: no boundary triangle whose nodes all have the "
+                         "transmural coordinate 0")
+    lv_face = np.asarray(ventricle, dtype=np.float64)[endocardial].mean(axis=1) < 0.5
+    d_lv = _surface_distances(points, endocardial[lv_face])
+    d_rv = _surface_distances(points, endocardial[~lv_face])
+    d_epi = _surface_distances(points, epicardial)
+    near, far = np.minimum(d_lv, d_rv), np.maximum(d_lv, d_rv)
+    wall = near + np.minimum(d_epi, far)
+    depth = np.divide(near, wall, out=np.zeros_like(near), where=wall > 0)
+    return depth, d_lv <= d_rv
 
 
 @dataclass(frozen=True)
 class SubendocardialLayer:
-    """A fast-conducting subendocardial layer: the myocardial cells whose centroid lies below
-    ``transmural_depth`` of the transmural coordinate (0 on the LV and RV endocardium, 1 on the
-    epicardium), in the ``ventricles`` named (by the fibres' ``ventricle`` coordinate, the septum
-    split at its mid-wall), conduct along their fibres at ``fibre_velocity_m_per_s`` instead of
-    the myocardium's. Across the fibres they keep the myocardium's velocities
-    (``cross_velocity_m_per_s`` None), after Myerburg et al. 1978: the superficial subendocardial
-    muscle of canine ventricles conducts at 0.98 m/s along its fibres, across them no faster than
-    the deeper muscle (0.26 m/s); or conduct at ``cross_velocity_m_per_s`` across the fibres, in
-    the sheet and across the sheets, which with the fibre velocity equal to it makes the layer
-    isotropic: a dense Purkinje network's effect on the endocardium. ``transmural_depth`` 0: no
-    layer. Velocities in m/s."""
+    """A fast-conducting subendocardial layer: the myocardial cells whose centroid lies less than
+    ``transmural_depth`` into the wall from the nearer endocardium (:func:`wall_depth`, the mean
+    of the cell's nodes: a fraction of the wall, 0.5 the middle of the septum), on the side of
+    the ``ventricles`` named (the nearer endocardium's), conduct along their fibres at
+    ``fibre_velocity_m_per_s`` instead of the myocardium's. Across the fibres they keep the
+    myocardium's velocities (``cross_velocity_m_per_s`` None), after Myerburg et al. 1978: the
+    superficial subendocardial muscle of canine ventricles conducts at 0.98 m/s along its fibres,
+    across them no faster than the deeper muscle (0.26 m/s); or conduct at
+    ``cross_velocity_m_per_s`` across the fibres, in the sheet and across the sheets, which with
+    the fibre velocity equal to it makes the layer isotropic: a dense Purkinje network's effect
+    on the endocardium. ``transmural_depth`` 0: no layer. Velocities in m/s."""
 
     transmural_depth: float = 0.0
     fibre_velocity_m_per_s: float = 0.98
@@ -88,34 +132,29 @@ class SubendocardialLayer:
                    None if cross is None else float(cross),
                    tuple(str(v) for v in section.get("ventricles", LAYER_VENTRICLES)))
 
-    def cells(self, transmural: np.ndarray, tetrahedra: np.ndarray, ventricle: np.ndarray | None = None) -> np.ndarray:
-        """(n_cells,) bool: the cells of the layer, from the nodal transmural coordinate
-        (n_nodes,) averaged over each tetrahedron's four nodes (its centroid's value) and, where
-        the layer covers one ventricle only, the nodal ``ventricle`` coordinate (0 LV, 1 RV) so
-        averaged (required then)."""
+    def cells(self, depth: np.ndarray, lv_side: np.ndarray, tetrahedra: np.ndarray) -> np.ndarray:
+        """(n_cells,) bool: the cells of the layer, from the nodal wall ``depth`` and ``lv_side``
+        (n_nodes,) of :func:`wall_depth`, each averaged over the tetrahedron's four nodes (its
+        centroid's value; a cell is on the LV's side when most of its nodes are)."""
         tets = np.asarray(tetrahedra)
-        inside = np.asarray(transmural, dtype=np.float64)[tets].mean(axis=1) < self.transmural_depth
+        inside = np.asarray(depth, dtype=np.float64)[tets].mean(axis=1) < self.transmural_depth
         if set(self.ventricles) == set(LAYER_VENTRICLES):
             return inside
-        if ventricle is None:
-            raise ValueError(f"a subendocardial layer in the {self.ventricles[0].upper()} only needs the fibres' "
-                             "ventricle coordinate")
-        in_lv = np.asarray(ventricle, dtype=np.float64)[tets].mean(axis=1) < 0.5
+        in_lv = np.asarray(lv_side, dtype=np.float64)[tets].mean(axis=1) > 0.5
         return inside & (in_lv if "lv" in self.ventricles else ~in_lv)
 
-    def velocity_scales(self, transmural: np.ndarray, tetrahedra: np.ndarray,
-                        velocities: tuple[float, float, float | None],
-                        ventricle: np.ndarray | None = None) -> np.ndarray | None:
+    def velocity_scales(self, depth: np.ndarray, lv_side: np.ndarray, tetrahedra: np.ndarray,
+                        velocities: tuple[float, float, float | None]) -> np.ndarray | None:
         """(n_cells, 3) the factors on the myocardium's ``velocities`` (along the fibres, across
         them in the sheet, across the sheets or None: as across; m/s) per cell: the layer's
-        velocities over them inside the layer, 1 outside; None without a layer."""
+        velocities over them inside the layer (:meth:`cells`), 1 outside; None without a layer."""
         if self.transmural_depth == 0.0:
             return None
         v_fibre, v_cross, v_normal = velocities
         v_fibre = float(check_velocity("v_fibre", v_fibre))
         v_cross = float(check_velocity("v_cross", v_cross))
         v_normal = v_cross if v_normal is None else float(check_velocity("v_normal", v_normal))
-        inside = self.cells(transmural, tetrahedra, ventricle)
+        inside = self.cells(depth, lv_side, tetrahedra)
         scales = np.ones((len(inside), 3))
         scales[inside, 0] = self.fibre_velocity_m_per_s / v_fibre
         if self.cross_velocity_m_per_s is not None:

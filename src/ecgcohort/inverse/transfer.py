@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import scipy.sparse
 
+from ecgcohort.geometry import boundary_faces
 from ecgcohort.inverse.problem import InverseError, SurfaceMesh
 from ecgcohort.leadfield.matrix import p1_gradients
 from ecgcohort.leadfield.solver import CholeskyFactor, project_on_surface, stiffness_matrix
@@ -40,7 +41,6 @@ from ecgcohort.meshing.tetra import FACET_TAGS, VOLUME_TAGS, TaggedMesh
 log = logging.getLogger(__name__)
 
 BLOCKS: tuple[str, ...] = ("body", "heart")
-TET_FACES = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]])
 
 
 @dataclass
@@ -79,13 +79,6 @@ def outer_cells(points: np.ndarray, tetrahedra: np.ndarray, cell_tags: np.ndarra
     outside = np.zeros(len(torso), dtype=bool)
     outside[np.flatnonzero(torso)] = np.abs(winding) < 0.5
     return outside
-
-
-def boundary_faces(tetrahedra: np.ndarray) -> np.ndarray:
-    """The faces (F, 3) that belong to one tetrahedron only (the boundary of the cells)."""
-    faces = np.sort(np.asarray(tetrahedra)[:, TET_FACES].reshape(-1, 3), axis=1)
-    unique, counts = np.unique(faces, axis=0, return_counts=True)
-    return unique[counts == 1]
 
 
 def _interpolation(points: np.ndarray, triangles: np.ndarray, queries: np.ndarray,
