@@ -58,20 +58,13 @@ def _surface_distances(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return np.sqrt(squared)
 
 
-def wall_depth(points_mm: np.ndarray, tetrahedra: np.ndarray, transmural: np.ndarray,
-               ventricle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per node of the myocardium (``points_mm`` (n, 3), ``tetrahedra`` (m, 4)): its depth into
-    the wall from the nearer endocardium as a fraction of the wall there, and whether that
-    endocardium is the LV's (bool). The endocardia and the epicardium are the mesh's boundary
-    triangles whose nodes all have the fibres' ``transmural`` coordinate 0 (endocardium; the LV's
-    where the nodes' mean ``ventricle`` coordinate is below 0.5) or 1 (epicardium); a surface the
-    mesh lacks is infinitely far. With d_near and d_far the distances (mm) to the nearer and the
-    farther endocardium and d_epi to the epicardium, the depth is
-    d_near / (d_near + min(d_epi, d_far)): 0 on either endocardium, 1 on the free walls'
-    epicardium, 0.5 in the middle of the septum, whose wall lies between the two endocardia.
-    The transmural coordinate itself is no depth in the septum: its Laplace solution, 0 on both
-    endocardia, stays near 0 across the whole septum, which has no epicardium (below 0.1 in
-    most of the septum's thickness)."""
+def wall_distances(points_mm: np.ndarray, tetrahedra: np.ndarray, transmural: np.ndarray,
+                   ventricle: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per node of the myocardium (``points_mm`` (n, 3), ``tetrahedra`` (m, 4)): its distances
+    (mm) to the LV endocardium, the RV endocardium and the epicardium. These are the mesh's
+    boundary triangles whose nodes all have the fibres' ``transmural`` coordinate 0 (endocardium;
+    the LV's where the nodes' mean ``ventricle`` coordinate is below 0.5) or 1 (epicardium); a
+    surface the mesh lacks is infinitely far (libigl's point-to-triangle distances)."""
     from ecgcohort.geometry import boundary_faces
 
     points = np.ascontiguousarray(points_mm, dtype=np.float64)
@@ -83,9 +76,21 @@ def wall_depth(points_mm: np.ndarray, tetrahedra: np.ndarray, transmural: np.nda
         raise ValueError("the myocardium has no endocardium: no boundary triangle whose nodes all have the "
                          "transmural coordinate 0")
     lv_face = np.asarray(ventricle, dtype=np.float64)[endocardial].mean(axis=1) < 0.5
-    d_lv = _surface_distances(points, endocardial[lv_face])
-    d_rv = _surface_distances(points, endocardial[~lv_face])
-    d_epi = _surface_distances(points, epicardial)
+    return (_surface_distances(points, endocardial[lv_face]), _surface_distances(points, endocardial[~lv_face]),
+            _surface_distances(points, epicardial))
+
+
+def wall_depth(points_mm: np.ndarray, tetrahedra: np.ndarray, transmural: np.ndarray,
+               ventricle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per node of the myocardium: its depth into the wall from the nearer endocardium as a
+    fraction of the wall there, and whether that endocardium is the LV's (bool). With d_near and
+    d_far the distances to the nearer and the farther endocardium and d_epi to the epicardium
+    (:func:`wall_distances`), the depth is d_near / (d_near + min(d_epi, d_far)): 0 on either
+    endocardium, 1 on the free walls' epicardium, 0.5 in the middle of the septum, whose wall
+    lies between the two endocardia. The transmural coordinate itself is no depth in the septum:
+    its Laplace solution, 0 on both endocardia, stays near 0 across the whole septum, which has
+    no epicardium (below 0.1 in most of the septum's thickness)."""
+    d_lv, d_rv, d_epi = wall_distances(points_mm, tetrahedra, transmural, ventricle)
     near, far = np.minimum(d_lv, d_rv), np.maximum(d_lv, d_rv)
     wall = near + np.minimum(d_epi, far)
     depth = np.divide(near, wall, out=np.zeros_like(near), where=wall > 0)
