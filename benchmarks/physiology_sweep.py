@@ -403,9 +403,12 @@ def summarise(rows: list[dict[str, Any]], extras: dict[str, dict[str, Any]], con
             per_criterion.setdefault(result["criterion"], []).append(bool(result["passed"]))
     print("  criteria below 100 %: " + (", ".join(f"{name} {sum(v)}/{len(v)}" for name, v in per_criterion.items()
                                                if not all(v)) or "none"))
-    print(f"LBBB Strauss with the men's 140 ms: {sum(strauss['men'])}/{n}; with the women's 130 ms: "
-          f"{sum(strauss['women'])}/{n}; with each patient's own sex: {sum(own_sex)}/{n}")
-    print(f"CRT narrower than LBBB: {sum(narrower)}/{n}")
+    computed = {scenario for _, scenario in by_key}
+    if "lbbb" in computed:
+        print(f"LBBB Strauss with the men's 140 ms: {sum(strauss['men'])}/{n}; with the women's 130 ms: "
+              f"{sum(strauss['women'])}/{n}; with each patient's own sex: {sum(own_sex)}/{n}")
+    if {"lbbb", "crt"} <= computed:
+        print(f"CRT narrower than LBBB: {sum(narrower)}/{n}")
     for key, label in (("qrs_duration_ms", "sinus QRS duration (ms)"), ("qrs_axis_deg", "sinus frontal QRS axis (°)"),
                        ("qrs_t_angle_deg", "sinus frontal QRS-T angle (°)")):
         values = np.array([_number(by_key.get((p, "sinus")), key) for p in patients])
@@ -426,8 +429,9 @@ def summarise(rows: list[dict[str, Any]], extras: dict[str, dict[str, Any]], con
               f"{endocardium[:, 0].min():.0f}-{endocardium[:, 0].max():.0f}), 90 % at {np.median(endocardium[:, 1]):.0f} "
               "ms; Durrer et al. 1970: the early LV areas confluent by 15-20 ms")
     lbbb_qrs = np.array([_number(by_key.get((p, "lbbb")), "qrs_duration_ms") for p in patients])
-    print(f"LBBB QRS duration (ms): median {np.nanmedian(lbbb_qrs):.0f}, range {np.nanmin(lbbb_qrs):.0f}-"
-          f"{np.nanmax(lbbb_qrs):.0f}")
+    if np.isfinite(lbbb_qrs).any():
+        print(f"LBBB QRS duration (ms): median {np.nanmedian(lbbb_qrs):.0f}, range {np.nanmin(lbbb_qrs):.0f}-"
+              f"{np.nanmax(lbbb_qrs):.0f}")
     lv_times = np.array([extras[p]["lbbb_lv_ms"] for p in patients if "lbbb_lv_ms" in extras.get(p, {})])
     if lv_times.size:
         print(f"LBBB map: first LV endocardial activation {lv_times[:, 0].min():.0f}-{lv_times[:, 0].max():.0f} ms "
