@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from physiology_sweep import REPO, candidate_config  # noqa: E402
+from physiology_sweep import REPO, candidate_config, candidate_map_settings, grow_candidate_purkinje  # noqa: E402
 
 REGIONS = ("LV septum", "LV anterior", "LV lateral", "LV inferior", "RV septum", "RV free wall")
 
@@ -52,21 +52,14 @@ def lead_parts(patient_dir: Path, config: dict, scenario_name: str, leads: list[
     """The candidate's map of ``scenario_name`` on one patient and, per lead, its R and S (mV, ms)
     with every region's part at those instants."""
     from ecgcohort.conduction.action_potential import action_potential_template
-    from ecgcohort.conduction.jobs import MapSettings, PatientConduction, activation_map, conduction_velocities
-    from ecgcohort.conduction.purkinje_jobs import grow_purkinje
+    from ecgcohort.conduction.jobs import PatientConduction, activation_map, conduction_velocities
     from ecgcohort.conduction.scenarios import scenarios_from_config
     from ecgcohort.ecg import electrode_potentials, read_lead_field_chunks, standard_leads, time_grid_ms
     from ecgcohort.ecg.leads import LEAD_NAMES
 
     patient, ep = patient_dir.name, config["electrophysiology"]
-    junctions = scratch / "junctions.npz"
-    grow_purkinje(patient, patient_dir / "anatomy/heart.vtp", ep["purkinje"], config["cohort"]["seed"],
-                  scratch / "lv_tree.vtp", scratch / "rv_tree.vtp", junctions, scratch / "purkinje.png")
-    settings = MapSettings(velocities=ep["velocity_m_per_s"], action_potential=ep["action_potential"],
-                           seed=config["cohort"]["seed"], device="cpu", template_cache_dir=scratch / "cache",
-                           eikonal_refinements=ep["eikonal_refinements"],
-                           source_radius_edges=ep["source_radius_edges"],
-                           subendocardial_layer=ep.get("subendocardial_layer"))
+    junctions = grow_candidate_purkinje(patient_dir, config, scratch)
+    settings = candidate_map_settings(config, scratch / "cache")
     conduction = PatientConduction.read(patient_dir / "fibres/fibres.npz", patient_dir / "anatomy/heart.vtp",
                                         junctions, settings)
     conduction.grid.prepare(*conduction_velocities(settings.velocities), device="cpu", threads=1)

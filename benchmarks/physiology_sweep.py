@@ -227,6 +227,30 @@ def intracellular_lead_matrix(patient_dir: Path, config: dict[str, Any]) -> dict
                                        intracellular_tensors(fibres.cell_structure, sigma), grad_cells)}
 
 
+def grow_candidate_purkinje(patient_dir: Path, config: dict[str, Any], folder: Path) -> Path:
+    """The candidate's Purkinje trees and junctions for one patient, written into ``folder``
+    (:func:`ecgcohort.conduction.purkinje_jobs.grow_purkinje`); returns the junctions file."""
+    from ecgcohort.conduction.purkinje_jobs import grow_purkinje
+
+    junctions = folder / "junctions.npz"
+    grow_purkinje(patient_dir.name, patient_dir / "anatomy/heart.vtp", config["electrophysiology"]["purkinje"],
+                  config["cohort"]["seed"], folder / "lv_tree.vtp", folder / "rv_tree.vtp", junctions,
+                  folder / "purkinje.png")
+    return junctions
+
+
+def candidate_map_settings(config: dict[str, Any], template_cache: Path):
+    """The :class:`ecgcohort.conduction.jobs.MapSettings` of the candidate's
+    ``electrophysiology`` section (CPU solver)."""
+    from ecgcohort.conduction.jobs import MapSettings
+
+    ep = config["electrophysiology"]
+    return MapSettings(velocities=ep["velocity_m_per_s"], action_potential=ep["action_potential"],
+                       seed=config["cohort"]["seed"], device="cpu", template_cache_dir=template_cache,
+                       eikonal_refinements=ep["eikonal_refinements"], source_radius_edges=ep["source_radius_edges"],
+                       subendocardial_layer=ep.get("subendocardial_layer"))
+
+
 def patient_rows(patient_dir: Path, config: dict[str, Any], scenarios: list[str], *, scratch: Path,
                  template_cache: Path, check: bool, lead_fields: str = "run",
                  run_maps: bool = False, lead_fields_from: Path | None = None
@@ -239,8 +263,7 @@ def patient_rows(patient_dir: Path, config: dict[str, Any], scenarios: list[str]
     activation maps instead of the candidate's (for a candidate that changes only the lead fields);
     ``lead_fields_from``: the fibres and lead matrix an earlier "recompute" sweep saved there."""
     from ecgcohort.conduction.action_potential import action_potential_template
-    from ecgcohort.conduction.jobs import MapSettings, PatientConduction, activation_map, conduction_velocities
-    from ecgcohort.conduction.purkinje_jobs import grow_purkinje
+    from ecgcohort.conduction.jobs import PatientConduction, activation_map, conduction_velocities
     from ecgcohort.conduction.maps import load_activation
     from ecgcohort.conduction.scenarios import scenarios_from_config
     from ecgcohort.ecg import electrode_potentials, read_lead_field_chunks, standard_leads, time_grid_ms
@@ -256,13 +279,8 @@ def patient_rows(patient_dir: Path, config: dict[str, Any], scenarios: list[str]
     purkinje.mkdir(parents=True, exist_ok=True)
     junctions = purkinje / "junctions.npz"
     if not run_maps:
-        grow_purkinje(patient, patient_dir / "anatomy/heart.vtp", ep["purkinje"], config["cohort"]["seed"],
-                      purkinje / "lv_tree.vtp", purkinje / "rv_tree.vtp", junctions, purkinje / "purkinje.png")
-    settings = MapSettings(velocities=ep["velocity_m_per_s"], action_potential=ep["action_potential"],
-                           seed=config["cohort"]["seed"], device="cpu", template_cache_dir=template_cache,
-                           eikonal_refinements=ep["eikonal_refinements"],
-                           source_radius_edges=ep["source_radius_edges"],
-                           subendocardial_layer=ep.get("subendocardial_layer"))
+        grow_candidate_purkinje(patient_dir, config, purkinje)
+    settings = candidate_map_settings(config, template_cache)
     fibres_npz = patient_dir / "fibres/fibres.npz"
     if lead_fields_from is not None:
         fibres_npz, chunks = saved_lead_fields(lead_fields_from, patient, config)
