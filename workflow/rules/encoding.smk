@@ -27,6 +27,10 @@ rule sample_sdf:
         "results/logs/patients/{patient}/sample_sdf.log",
     benchmark:
         "results/benchmarks/patients/{patient}/sample_sdf.tsv"
+    # the DeepSDF chain's first step: a priority only on train_shape_model left these 2-3 s jobs
+    # to the scheduler's end, so the chain started at minute 18 of a 23-minute fresh default run
+    # with one core idle beside it
+    priority: 10
     # libigl's closest-point queries, on the job's threads (ecgcohort sets IGL_NUM_THREADS)
     threads: 2
     resources:
