@@ -93,9 +93,7 @@ rule train_ecg2act:
         "results/logs/ecg2act/train-{network}.log",
     benchmark:
         "results/benchmarks/ecg2act/train-{network}.tsv"
-    # one core: a second torch thread made the default's Network I 1.19x faster (37.1 against
-    # 44.1 s) for twice the cores (`snakemake --set-threads train_ecg2act=N` to change it)
-    threads: 1
+    threads: 2
     resources:
         mem_mb=scaled(6000),
         runtime=scaled(240),

@@ -46,10 +46,7 @@ rule train_surrogate:
     # needs only the training patients' lead fields: started as soon as they exist, beside the
     # rest of the data half, instead of last (it waited to minute 19 of a 22-minute fresh run)
     priority: 10
-    # one core: torch's second thread made the default's PCA surrogate 1.15x faster (33.1 against
-    # 37.9 s of training) for twice the cores, which the rest of a run uses better
-    # (`snakemake --set-threads train_surrogate=N` where training is alone, e.g. on a GPU node)
-    threads: 1
+    threads: 2
     resources:
         mem_mb=scaled(6000),
         runtime=scaled(240),
