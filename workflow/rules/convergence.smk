@@ -31,9 +31,6 @@ rule convergence_points:
         "results/logs/convergence/{patient}/convergence_points.log",
     benchmark:
         "results/benchmarks/convergence/{patient}/convergence_points.tsv"
-    # the ladder needs only the patient's anatomy, electrodes and Purkinje junctions: run early,
-    # it was the last four minutes of a fresh default run with one core idle beside it
-    priority: 10
     # libigl's signed distances, on the job's threads (ecgcohort sets IGL_NUM_THREADS)
     threads: 2
     resources:
@@ -91,7 +88,6 @@ rule convergence_level:
         "results/logs/convergence/{patient}/convergence_level-{level}.log",
     benchmark:
         "results/benchmarks/convergence/{patient}/convergence_level-{level}.tsv"
-    priority: 10  # the ladder (convergence_points)
     # a second thread pays only at the fine levels (MUMPS, gmsh): the default's 4 and 2.5 mm
     # levels took the same 9.9-10.1 s on one thread as on two, which left a core idle
     threads: lambda wildcards: 1 if CONVERGENCE["levels"][int(wildcards.level)]["heart_mm"] >= 2.0 else 2

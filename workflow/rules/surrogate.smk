@@ -43,9 +43,6 @@ rule train_surrogate:
         "results/logs/surrogate/train_surrogate-{encoding}-{target}.log",
     benchmark:
         "results/benchmarks/surrogate/train_surrogate-{encoding}-{target}.tsv"
-    # needs only the training patients' lead fields: started as soon as they exist, beside the
-    # rest of the data half, instead of last (it waited to minute 19 of a 22-minute fresh run)
-    priority: 10
     threads: 2
     resources:
         mem_mb=scaled(6000),
@@ -85,7 +82,6 @@ rule evaluate_surrogate:
         "results/logs/surrogate/evaluate_surrogate-{encoding}-{target}-{patient}.log",
     benchmark:
         "results/benchmarks/surrogate/evaluate_surrogate-{encoding}-{target}-{patient}.tsv"
-    priority: 10  # the surrogate chain (train_surrogate)
     threads: 1
     resources:
         mem_mb=scaled(4000),
