@@ -8,11 +8,14 @@ SNAKEMAKE_ARGS ?=
 # one pytest-xdist worker per core, a module per worker at a time (module fixtures built once)
 PYTEST_ARGS ?= -n $(CORES) --dist loadfile
 VENV := .venv
+# the workflow's Python jobs forked from one process that has their libraries imported
+# (src/ecgcohort/worker.py); `make run WORKER=` runs each job in its own interpreter instead
+WORKER ?= $(VENV)/bin/python -m ecgcohort.worker run --
 
 .PHONY: run test report env lock lint docs clean-results
 
 run: env
-	$(VENV)/bin/snakemake --profile profiles/local --cores $(CORES) $(SNAKEMAKE_ARGS)
+	$(WORKER) $(VENV)/bin/snakemake --profile profiles/local --cores $(CORES) $(SNAKEMAKE_ARGS)
 	$(VENV)/bin/snakemake --profile profiles/local --cores 1 $(SNAKEMAKE_ARGS) --report results/report.html
 
 test: env

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import os
 import re
 import subprocess
 import sys
@@ -307,6 +308,48 @@ def test_two_patients_go_through_every_stage(workflow_copy, workflow_config, rep
     # the same cohort in batches of two patients (cluster.patients_per_job): last, it rewrites
     # the fan-ins' provenance
     check_batches_rerun_no_stage(workflow_copy, two_patients(workflow_config))
+
+    # last, since it rewrites a patient's files: the same jobs through the worker of `make run`
+    check_the_worker_writes_the_same_arrays(workflow_copy, cache)
+
+
+#: the jobs' own clocks and solver statistics with timings, which no two runs share
+CLOCK_KEYS = {"seconds", "evaluation_s", "stats_json"}
+#: a patient's files the worker check re-runs, from the fibres down to the ECGs
+WORKER_FILES = ("fibres/fibres.npz", "purkinje/junctions.npz", "activation/sinus.npz", "activation/lbbb.npz",
+                "leadfield/chunk-0.npz", "ecg/sinus.npz", "ecg/lbbb.npz")
+
+
+def check_the_worker_writes_the_same_arrays(workflow_copy, cache) -> None:
+    """train-0000's jobs from its fibres to its ECGs run again under ``python -m ecgcohort.worker
+    run`` (as `make run` runs them): every job ran in the worker (its profile says so) and wrote
+    the arrays the jobs in their own processes wrote, bit for bit."""
+    from conftest import SNAKEMAKE
+
+    patient = workflow_copy.root / "results/patients/train-0000"
+    before = {}
+    for name in WORKER_FILES:
+        with np.load(patient / name) as archive:
+            before[name] = {key: archive[key] for key in archive.files}
+    targets = [f"results/patients/train-0000/{name}" for name in WORKER_FILES]
+    rules = ("compute_fibres", "grow_purkinje", "compute_activations", "compute_lead_fields", "compute_ecgs")
+    ran = subprocess.run([sys.executable, "-m", "ecgcohort.worker", "run", "--wait", "--", SNAKEMAKE, *targets,
+                          "--cores", "2", "--forcerun", *rules, "--quiet", "rules"], cwd=workflow_copy.root,
+                         env={**os.environ, "ECGCOHORT_CACHE": str(cache)}, capture_output=True, text=True,
+                         timeout=900)
+    assert ran.returncode == 0, ran.stderr[-5000:]
+    assert planned_jobs(ran.stdout + ran.stderr).keys() >= set(rules), ran.stdout[-3000:] + ran.stderr[-3000:]
+    logs = workflow_copy.root / "results/logs/patients/train-0000"
+    for rule in rules:
+        profile = json.loads((logs / f"{rule}.profile.json").read_text())
+        assert profile.get("worker_max_rss_mb", 0) > 0, (rule, profile)
+    for name, arrays in before.items():
+        with np.load(patient / name) as archive:
+            assert sorted(archive.files) == sorted(arrays), name
+            for key, value in arrays.items():
+                if key in CLOCK_KEYS:
+                    continue
+                np.testing.assert_array_equal(archive[key], value, err_msg=f"{name}: {key}")
 
 
 def check_per_patient_readers_equal_the_store(cohort, store, patient_dir) -> None:

@@ -15,3 +15,10 @@ __version__ = "0.1.0"
 # libigl follows it where IGL_NUM_THREADS is not set. Each query's answer does not depend on it.
 if "OMP_NUM_THREADS" in os.environ:
     os.environ.setdefault("IGL_NUM_THREADS", os.environ["OMP_NUM_THREADS"])
+
+# A workflow job under `python -m ecgcohort.worker run` hands its script to the worker, which has
+# the heavy modules imported already (ecgcohort.worker); every script imports ecgcohort first.
+if os.environ.get("ECGCOHORT_WORKER_SOCKET") and not os.environ.get("ECGCOHORT_WORKER_JOB"):
+    from ecgcohort.worker import delegate_snakemake_script
+
+    delegate_snakemake_script()

@@ -84,8 +84,9 @@ def nested_snakemake_command(*, targets: Sequence[str], snakefile: str | Path, t
     """The command of a batch's nested Snakemake: ``targets`` (the batch's per-patient files)
     with ``configfile`` (the outer run's whole config, ``cluster.patients_per_job: null``: every
     stage its own job), at most ``threads`` cores and ``mem_mb`` MB at once. No lock: the outer
-    run holds the directory and gives each batch its own patients' files."""
-    command = [sys.executable, "-m", "snakemake", *targets, "--snakefile", str(snakefile), "--cores", str(threads),
+    run holds the directory and gives each batch its own patients' files. The nested jobs are
+    forked from one process that imported their libraries once (:mod:`ecgcohort.worker`)."""
+    command = [sys.executable, "-m", "ecgcohort.worker", "run", "--", sys.executable, "-m", "snakemake", *targets, "--snakefile", str(snakefile), "--cores", str(threads),
                "--resources", f"mem_mb={mem_mb}", "--nolock", "--keep-going", "--rerun-incomplete",
                "--configfile", str(configfile)]
     if deployment:

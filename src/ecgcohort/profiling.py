@@ -55,8 +55,15 @@ def classify(frame: FrameType | None) -> str:
     return next((category for category in CATEGORIES if category in found), "compute")
 
 
+#: in a job that :mod:`ecgcohort.worker` runs, the epoch second the job's own process started
+WORKER_JOB_STARTED_AT: float | None = None
+
+
 def process_age_s() -> float | None:
-    """Seconds since this process started (from ``/proc``; None where there is none)."""
+    """Seconds since this process started (from ``/proc``; None where there is none); in a job
+    the worker runs (:mod:`ecgcohort.worker`), since the job's own process started."""
+    if WORKER_JOB_STARTED_AT is not None:
+        return max(0.0, time.time() - WORKER_JOB_STARTED_AT)
     try:
         start_ticks = float(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
         uptime = float(Path("/proc/uptime").read_text().split()[0])
@@ -97,9 +104,17 @@ class StackSampler:
 
     def summary(self) -> dict[str, float | None]:
         """``startup_s`` (None where unknown), ``run_s`` (the sampled span), ``cpu_s`` (this
-        process, start-up included) and one ``<category>_s`` per category."""
-        return {"startup_s": self.startup_s, "run_s": time.perf_counter() - self._started,
-                "cpu_s": time.process_time(), **{f"{key}_s": value for key, value in self.seconds.items()}}
+        process, start-up included), one ``<category>_s`` per category and, in a job the worker
+        ran (:mod:`ecgcohort.worker`), ``worker_max_rss_mb``."""
+        summary = {"startup_s": self.startup_s, "run_s": time.perf_counter() - self._started,
+                   "cpu_s": time.process_time(), **{f"{key}_s": value for key, value in self.seconds.items()}}
+        if WORKER_JOB_STARTED_AT is not None:
+            # Snakemake's benchmark measures the job's own process, which only waited: the
+            # worker's process reports its CPU time (counted from its fork) and peak memory
+            import resource
+
+            summary["worker_max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return summary
 
 
 def write_profile(sampler: StackSampler, path: str | Path) -> None:

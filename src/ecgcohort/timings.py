@@ -42,6 +42,21 @@ def job_split(profile_json: Path) -> dict[str, float]:
     return {f"{key}_s": nan if profile.get(f"{key}_s") is None else float(profile[f"{key}_s"]) for key in SPLIT}
 
 
+def worker_resources(table, profile_json: Path):
+    """A job's benchmark row with the CPU seconds and peak memory of the worker's process added
+    where :mod:`ecgcohort.worker` ran it (Snakemake measured only the job's own, waiting,
+    process); unchanged otherwise."""
+    import json
+
+    if not profile_json.exists():
+        return table
+    profile = json.loads(profile_json.read_text())
+    if profile.get("worker_max_rss_mb") is None:
+        return table
+    return table.assign(cpu_time=table["cpu_time"] + float(profile.get("cpu_s") or 0.0),
+                        max_rss=table["max_rss"].clip(lower=float(profile["worker_max_rss_mb"])))
+
+
 def stage_timings(benchmark_dir: str | Path, logs_dir: str | Path | None = None):
     """One row per rule: jobs, total / mean / max wall-clock seconds, total CPU seconds, the
     largest resident memory (MB) and, with ``logs_dir``, the summed seconds of each part of the
@@ -60,7 +75,8 @@ def stage_timings(benchmark_dir: str | Path, logs_dir: str | Path | None = None)
         table = table.iloc[[-1]].assign(rule=rule_of(path, root), group=path.relative_to(root).parts[0])
         if logs_dir is not None:
             log = Path(logs_dir) / path.relative_to(root).with_suffix(".log")
-            table = table.assign(**job_split(log.with_name(f"{log.stem}.profile.json")))
+            profile = log.with_name(f"{log.stem}.profile.json")
+            table = worker_resources(table.assign(**job_split(profile)), profile)
         frames.append(table)
     if not frames:
         raise ValueError(f"no benchmark files under {root}")

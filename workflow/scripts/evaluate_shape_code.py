@@ -1,10 +1,10 @@
 """Snakemake adapter: Chamfer distances of one patient's decoded surfaces (see ecgcohort.encoding)."""
 
-import torch
-
 from ecgcohort.batches import resolved_inputs
 from ecgcohort.encoding.jobs import evaluate_shape_code_job
 from ecgcohort.logs import logging_to
+
+import torch  # after ecgcohort: under ecgcohort.worker the job hands its script over before this
 
 with logging_to(snakemake.log[0]):
     inputs = resolved_inputs(snakemake.input, snakemake.params.chain)

@@ -1,11 +1,11 @@
 """Snakemake adapter: a surrogate against the FEM of the dataset's mesh and the converged reference on one test
 patient (see ecgcohort.surrogate)."""
 
-import torch
-
 from ecgcohort.batches import resolved_inputs
 from ecgcohort.logs import logging_to
 from ecgcohort.surrogate.jobs import surrogate_ground_truth_job
+
+import torch  # after ecgcohort: under ecgcohort.worker the job hands its script over before this
 
 with logging_to(snakemake.log[0]):
     inputs = resolved_inputs(snakemake.input, snakemake.params.chain)

@@ -1,10 +1,10 @@
 """Snakemake adapter: train one lead-field surrogate on the training patients' lead fields (see ecgcohort.surrogate)."""
 
-import torch
-
 from ecgcohort.batches import resolved_inputs
 from ecgcohort.logs import logging_to
 from ecgcohort.surrogate.jobs import group_lead_field_files, train_surrogate_job
+
+import torch  # after ecgcohort: under ecgcohort.worker the job hands its script over before this
 
 with logging_to(snakemake.log[0]):
     inputs = resolved_inputs(snakemake.input, snakemake.params.chain)
