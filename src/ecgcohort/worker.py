@@ -28,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -86,12 +87,14 @@ def _receive_line(connection: socket.socket, max_fds: int = 0) -> tuple[Any, lis
 
 
 def source_fingerprint(root: str | Path | None = None) -> str:
-    """The size and modification time of every module below ``root`` (default: this package), as
-    one string: the server refuses jobs once it differs from what it loaded."""
+    """The size and modification time of every module below ``root`` (default: this package) and
+    of the folder the installed libraries are in (an install or removal changes it), as one
+    string: the server refuses jobs once it differs from what it loaded."""
     root = Path(__file__).resolve().parent if root is None else Path(root)
     stats = sorted((str(path.relative_to(root)), path.stat().st_size, path.stat().st_mtime_ns)
                    for path in root.rglob("*.py"))
-    return json.dumps(stats)
+    libraries = Path(sysconfig.get_paths()["purelib"])
+    return json.dumps([stats, libraries.stat().st_mtime_ns if libraries.exists() else None])
 
 
 # ---------------------------------------------------------------------------------------------
