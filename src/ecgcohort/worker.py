@@ -13,9 +13,9 @@ own process waits and exits with the script's exit status.
 Faults: the job runs in its own process group under a supervisor that kills it when the job's
 own process ends first (Snakemake killed the job: nothing of it keeps running or writing); a job
 that crashes or is killed reports 128 + the signal, as a shell would. Where the socket is not set,
-not there or refuses (the package's sources changed since the server loaded them), the script
-runs in its own process as before. POSIX only (fork, Unix sockets); on a cluster each job is its
-own allocation and runs alone.
+not there or refuses (the package's sources or the installed libraries changed since the server
+loaded them), the script runs in its own process as before. POSIX only (fork, Unix sockets); a
+cluster job that is one rule's job runs alone, a batch job's nested run has a server of its own.
 """
 
 from __future__ import annotations
