@@ -86,7 +86,8 @@ def nested_snakemake_command(*, targets: Sequence[str], snakefile: str | Path, t
     stage its own job), at most ``threads`` cores and ``mem_mb`` MB at once. No lock: the outer
     run holds the directory and gives each batch its own patients' files. The nested jobs are
     forked from one process that imported their libraries once (:mod:`ecgcohort.worker`)."""
-    command = [sys.executable, "-m", "ecgcohort.worker", "run", "--", sys.executable, "-m", "snakemake", *targets, "--snakefile", str(snakefile), "--cores", str(threads),
+    command = [sys.executable, "-m", "ecgcohort.worker", "run", "--",
+               sys.executable, "-m", "snakemake", *targets, "--snakefile", str(snakefile), "--cores", str(threads),
                "--resources", f"mem_mb={mem_mb}", "--nolock", "--keep-going", "--rerun-incomplete",
                "--configfile", str(configfile)]
     if deployment:

@@ -221,7 +221,7 @@ def _supervise(connection: socket.socket, fingerprint: str) -> None:
             _send_line(connection, "refused: the job's standard streams did not arrive")
             os._exit(0)
         if source_fingerprint() != fingerprint:
-            _send_line(connection, "refused: the ecgcohort sources changed since the server loaded them")
+            _send_line(connection, "refused: the ecgcohort sources or the installed libraries changed since the server loaded them")
             os._exit(0)
         _send_line(connection, _ACCEPTED)
         job = os.fork()
