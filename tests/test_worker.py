@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from ecgcohort.timings import worker_resources
-from ecgcohort.worker import JOB_ENV, SOCKET_ENV, source_fingerprint
+from ecgcohort.worker import JOB_ENV, SOCKET_ENV, STARTUP_FOLDER, source_fingerprint
 
 #: a Snakemake script as Snakemake writes it: its preamble defines `snakemake` and `__real_file__`
 SCRIPT = """
@@ -78,6 +78,31 @@ def test_a_job_runs_in_the_worker_with_its_own_directory_environment_arguments_a
     assert "to stderr" in ran.stderr
     # the profile's start-up counts from the job's own process, not the fork
     assert report["started_at"] is not None and 0 < report["age_s"] < 60
+
+
+#: a script as Snakemake writes it for a job: its preamble's first line, then code that imports
+#: neither Snakemake nor this package, and says where it ran and what its interpreter imported
+EARLY_SCRIPT = """######## snakemake preamble start (automatically inserted, do not edit) ########
+import json, os, sys
+print(json.dumps({"in_worker": os.environ.get("%s"), "argv": sys.argv[1:], "pid": os.getpid()}))
+""" % JOB_ENV
+
+
+@pytest.mark.parametrize("folder, delegated", [(".snakemake/scripts", True), ("elsewhere", False)])
+def test_a_snakemake_scripts_file_goes_to_the_worker_as_its_interpreter_starts(server, tmp_path, folder, delegated):
+    """The worker's sitecustomize (on the PYTHONPATH `worker run` gives its command) hands a file
+    under .snakemake/scripts to the server before the file's first line runs; another file
+    runs where it is."""
+    script = tmp_path / folder / "tmpabc.job.py"
+    script.parent.mkdir(parents=True)
+    script.write_text(EARLY_SCRIPT)
+    env = {**os.environ, SOCKET_ENV: str(server), "PYTHONPATH": str(STARTUP_FOLDER)}
+    env.pop(JOB_ENV, None)
+    ran = subprocess.run([sys.executable, str(script), "x"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    report = json.loads(ran.stdout)
+    assert report["argv"] == ["x"] and report["in_worker"] == ("1" if delegated else None)
 
 
 def test_the_jobs_exit_status_is_its_own_processs(server, tmp_path):

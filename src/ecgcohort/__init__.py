@@ -17,8 +17,10 @@ if "OMP_NUM_THREADS" in os.environ:
     os.environ.setdefault("IGL_NUM_THREADS", os.environ["OMP_NUM_THREADS"])
 
 # A workflow job under `python -m ecgcohort.worker run` hands its script to the worker, which has
-# the heavy modules imported already (ecgcohort.worker); every script imports ecgcohort first.
-if os.environ.get("ECGCOHORT_WORKER_SOCKET") and not os.environ.get("ECGCOHORT_WORKER_JOB"):
+# the heavy modules imported already (ecgcohort.worker); every script imports ecgcohort first
+# (where the worker's sitecustomize has not handed it over already, or was refused).
+if (os.environ.get("ECGCOHORT_WORKER_SOCKET") and not os.environ.get("ECGCOHORT_WORKER_JOB")
+        and not os.environ.get("ECGCOHORT_WORKER_REFUSED")):
     from ecgcohort.worker import delegate_snakemake_script
 
     delegate_snakemake_script()

@@ -4,9 +4,11 @@ Every Snakemake ``script:`` job is a fresh interpreter that imports numpy, scipy
 and this package before its first line of work: 117 s of start-up and 256 s of imports in the
 default ``make run``'s 2,160 s of job time (2026-11-28). ``python -m ecgcohort.worker run --
 COMMAND`` starts a server that imports those modules once (:data:`PRELOAD`), then runs COMMAND
-(``make run``'s Snakemake) with :data:`SOCKET_ENV` naming the server's socket. A job's script
-imports ``ecgcohort`` first; that import (:func:`delegate_snakemake_script`) hands the script to
-the server, which forks a process with the modules already loaded, gives it the job's working
+(``make run``'s Snakemake) with :data:`SOCKET_ENV` naming the server's socket and
+:data:`STARTUP_FOLDER` on its PYTHONPATH. A job's interpreter imports that folder's
+``sitecustomize`` as it starts (:func:`delegate_at_startup`; a job whose script's own
+``import ecgcohort`` comes first falls back on :func:`delegate_snakemake_script`), which hands the
+script to the server, which forks a process with the modules already loaded, gives it the job's working
 directory, environment, command line and standard streams, and runs the script there; the job's
 own process waits and exits with the script's exit status.
 
@@ -38,6 +40,11 @@ from typing import Any, Sequence
 SOCKET_ENV = "ECGCOHORT_WORKER_SOCKET"
 #: set in a job the server runs: the processes it starts run their scripts themselves
 JOB_ENV = "ECGCOHORT_WORKER_JOB"
+#: set in a process whose script the server refused, so that it asks once
+_REFUSED_ENV = "ECGCOHORT_WORKER_REFUSED"
+#: on PYTHONPATH of the command :func:`run_with_worker` runs: its ``sitecustomize`` hands a
+#: Snakemake script to the server as the interpreter starts (:func:`delegate_at_startup`)
+STARTUP_FOLDER = Path(__file__).resolve().parent / "_startup"
 
 #: imported once by the server: what the workflow's scripts import at their start. Nothing that
 #: initialises MPI (dolfinx, petsc4py) and nothing that starts a thread: a job forked from a
@@ -106,18 +113,47 @@ def delegate_snakemake_script() -> None:
     and exit with its status; return (run it here) where there is no server, it refuses, or this
     process is not a Snakemake script (its ``__main__`` has no ``snakemake`` and
     ``__real_file__``) or already a job of the server."""
-    socket_path = os.environ.get(SOCKET_ENV)
     main = sys.modules.get("__main__")
-    if (not socket_path or os.environ.get(JOB_ENV) or main is None or not hasattr(main, "snakemake")
-            or not hasattr(main, "__real_file__")):
+    if main is None or not hasattr(main, "snakemake") or not hasattr(main, "__real_file__"):
+        return
+    _delegate(os.path.abspath(main.__real_file__))
+
+
+#: the first line Snakemake writes into a ``script:`` job's file
+_PREAMBLE_START = b"######## snakemake preamble start"
+
+
+def delegate_at_startup() -> None:
+    """:func:`delegate_snakemake_script` as the interpreter starts (the worker's
+    ``sitecustomize``, :data:`STARTUP_FOLDER`): when this process runs a file Snakemake wrote for
+    a ``script:`` job (under ``.snakemake/scripts``, beginning with Snakemake's preamble), the
+    server runs it before the preamble here imports Snakemake (0.13 s a job)."""
+    if not sys.argv or not sys.argv[0]:
+        return
+    script = os.path.abspath(sys.argv[0])
+    if f"{os.sep}.snakemake{os.sep}scripts{os.sep}" not in script:
+        return
+    try:
+        with open(script, "rb") as handle:
+            if not handle.read(len(_PREAMBLE_START)) == _PREAMBLE_START:
+                return
+    except OSError:
+        return
+    _delegate(script)
+
+
+def _delegate(script: str) -> None:
+    """Have the server run ``script`` (with this process's command line, directory, environment
+    and streams) and exit with its status; return where there is no server or it refuses."""
+    socket_path = os.environ.get(SOCKET_ENV)
+    if not socket_path or os.environ.get(JOB_ENV):
         return
     from ecgcohort.profiling import process_age_s
 
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         connection.connect(socket_path)
-        _send_line(connection, {"script": os.path.abspath(main.__real_file__), "argv": sys.argv,
-                                "cwd": os.getcwd(), "environ": dict(os.environ),
+        _send_line(connection, {"script": script, "argv": sys.argv, "cwd": os.getcwd(), "environ": dict(os.environ),
                                 "started_at": time.time() - (process_age_s() or 0.0)}, fds=(0, 1, 2))
         answer, _ = _receive_line(connection)
     except (OSError, WorkerError, ValueError):
@@ -125,13 +161,16 @@ def delegate_snakemake_script() -> None:
         return
     if answer != _ACCEPTED:
         connection.close()
+        # refused (the sources changed): the script runs here, and its own `import ecgcohort`
+        # need not ask again
+        os.environ[_REFUSED_ENV] = "1"
         return
     # the script runs in the server from here: its status is this process's
     try:
         status, _ = _receive_line(connection)
         code = int(status["exit"])
     except (OSError, WorkerError, ValueError, KeyError, TypeError):
-        print(f"ecgcohort.worker: the server at {socket_path} lost the job {main.__real_file__}", file=sys.stderr)
+        print(f"ecgcohort.worker: the server at {socket_path} lost the job {script}", file=sys.stderr)
         code = 1
     sys.stdout.flush()
     sys.stderr.flush()
@@ -324,8 +363,12 @@ def run_with_worker(command: Sequence[str], wait: bool = False, start_timeout_s:
                                       f"{start_timeout_s:g} s allowed)")
                 time.sleep(0.05)
             # a command started by a worker's job (a batch's nested run) has a server of its own
-            environment = {key: value for key, value in os.environ.items() if key != JOB_ENV}
-            return subprocess.call(list(command), env={**environment, SOCKET_ENV: str(socket_path)})
+            environment = {key: value for key, value in os.environ.items() if key not in (JOB_ENV, _REFUSED_ENV)}
+            python_path = os.pathsep.join([str(STARTUP_FOLDER)] + [entry for entry in
+                                                                   environment.get("PYTHONPATH", "").split(os.pathsep)
+                                                                   if entry and entry != str(STARTUP_FOLDER)])
+            return subprocess.call(list(command), env={**environment, SOCKET_ENV: str(socket_path),
+                                                       "PYTHONPATH": python_path})
         finally:
             server.terminate()
             try:
