@@ -34,11 +34,7 @@ def main() -> None:
     from ecgcohort.config import load_config_files
 
     config = load_config_files([args.config], REPO / "workflow/schemas/config.schema.yaml")
-    physiology = config["electrophysiology"]
-    settings = MapSettings(velocities=physiology["velocity_m_per_s"], action_potential=physiology["action_potential"],
-                           seed=config["cohort"]["seed"], device="cpu", template_cache_dir=None,
-                           eikonal_refinements=physiology["eikonal_refinements"],
-                           source_radius_edges=physiology["source_radius_edges"])
+    settings = MapSettings.from_config(config, template_cache_dir=None)
     conduction = PatientConduction.read(args.patient / "fibres/fibres.npz", args.patient / "anatomy/heart.vtp",
                                         args.patient / "purkinje/junctions.npz", settings)
     grid = conduction.grid

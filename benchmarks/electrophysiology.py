@@ -74,11 +74,7 @@ def main() -> None:
         start = time.perf_counter()
         compute_activations(patient, {name: dataclasses.asdict(scenario) for name, scenario in maps.items()},
                             out / "fibres.npz", args.patient / "anatomy/heart.vtp", out / "junctions.npz",
-                            MapSettings(velocities=ep["velocity_m_per_s"], action_potential=ep["action_potential"],
-                                        seed=config["cohort"]["seed"], device="cpu", template_cache_dir=out / "cache",
-                                        eikonal_refinements=ep["eikonal_refinements"],
-                                        source_radius_edges=ep["source_radius_edges"],
-                                        subendocardial_layer=ep["subendocardial_layer"]),
+                            MapSettings.from_config(config, template_cache_dir=out / "cache"),
                             {name: (out / f"{name}.npz", out / f"{name}.png") for name in maps})
         rows.append((f"{len(maps)} activation maps (.npz, .png; one job)", time.perf_counter() - start))
 

@@ -244,11 +244,7 @@ def candidate_map_settings(config: dict[str, Any], template_cache: Path):
     ``electrophysiology`` section (CPU solver)."""
     from ecgcohort.conduction.jobs import MapSettings
 
-    ep = config["electrophysiology"]
-    return MapSettings(velocities=ep["velocity_m_per_s"], action_potential=ep["action_potential"],
-                       seed=config["cohort"]["seed"], device="cpu", template_cache_dir=template_cache,
-                       eikonal_refinements=ep["eikonal_refinements"], source_radius_edges=ep["source_radius_edges"],
-                       subendocardial_layer=ep.get("subendocardial_layer"))
+    return MapSettings.from_config(config, template_cache_dir=template_cache)
 
 
 def patient_rows(patient_dir: Path, config: dict[str, Any], scenarios: list[str], *, scratch: Path,

@@ -391,3 +391,19 @@ def test_pictures_drawn_apart_are_the_pictures_the_jobs_drew(patient, tmp_path):
                         root / "heart.vtp", root / "junctions.npz", map_settings(root / "cache"),
                         {"sinus": (tmp_path / "unpictured.npz", None)})
     assert (tmp_path / "unpictured.npz").is_file() and not list(tmp_path.glob("unpictured*.png"))
+
+
+def test_map_settings_from_a_config_take_its_electrophysiology_and_seed():
+    from pathlib import Path
+
+    from ecgcohort.config import load_config_files
+
+    root = Path(__file__).resolve().parents[1]
+    config = load_config_files([root / "config/config.yaml", root / "config/paper.yaml"],
+                               root / "workflow/schemas/config.schema.yaml")
+    settings = MapSettings.from_config(config, template_cache_dir="cache")
+    physiology = config["electrophysiology"]
+    # the paper's values, not the default's: the files were merged first
+    assert settings.eikonal_refinements == 0 and settings.seed == 20260
+    assert settings.velocities == physiology["velocity_m_per_s"] and settings.velocities["normal"] is None
+    assert settings.source_radius_edges == physiology["source_radius_edges"] and settings.device == "cpu"

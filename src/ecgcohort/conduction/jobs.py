@@ -266,6 +266,18 @@ class MapSettings:
     source_radius_edges: float = 0.0
     subendocardial_layer: Mapping[str, Any] | None = None
 
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], template_cache_dir: str | Path | None,
+                    device: str = "cpu") -> MapSettings:
+        """The settings of a whole workflow config (its ``electrophysiology`` section and the
+        cohort's seed), solved on ``device`` (default the CPU, whatever the config says)."""
+        physiology = config["electrophysiology"]
+        return cls(velocities=physiology["velocity_m_per_s"], action_potential=physiology["action_potential"],
+                   seed=config["cohort"]["seed"], device=device, template_cache_dir=template_cache_dir,
+                   eikonal_refinements=physiology["eikonal_refinements"],
+                   source_radius_edges=physiology["source_radius_edges"],
+                   subendocardial_layer=physiology.get("subendocardial_layer"))
+
 
 @dataclass
 class PatientConduction:
