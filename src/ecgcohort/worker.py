@@ -135,7 +135,7 @@ def delegate_at_startup() -> None:
         return
     try:
         with open(script, "rb") as handle:
-            if not handle.read(len(_PREAMBLE_START)) == _PREAMBLE_START:
+            if handle.read(len(_PREAMBLE_START)) != _PREAMBLE_START:
                 return
     except OSError:
         return
