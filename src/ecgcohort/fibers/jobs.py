@@ -33,7 +33,7 @@ def plot_fibres(fibres: MyocardialFibres, path: str | Path, title: str = "", gly
     plotter.add_mesh(grid.extract_surface(algorithm="dataset_surface"), scalars="transmural", cmap="coolwarm", opacity=0.35,
                      scalar_bar_args={"title": "transmural"})
     plotter.add_mesh(arrows.glyph(orient="fibre", scale=False, factor=scale), scalars="fibre_z", cmap="viridis",
-                     scalar_bar_args={"title": "|fibre . z|"})
+                     scalar_bar_args={"title": "fibre z-component (abs)"})
     plotter.camera_position = [(0, 1, 0), (0, 0, 0), (0, 0, -1)]
     plotter.reset_camera()
     plotter.add_text(f"{title} epicardial fibres", font_size=10)
