@@ -160,3 +160,22 @@ def test_a_worker_jobs_cpu_and_memory_come_from_its_profile(tmp_path):
     assert measured.cpu_time.item() == pytest.approx(9.7) and measured.max_rss.item() == 812.0
     profile.write_text(json.dumps({"cpu_s": 9.5}))  # a job in its own process: Snakemake measured it
     assert worker_resources(row, profile).equals(row)
+
+
+def test_the_servers_preload_leaves_one_thread_no_mpi_and_what_the_jobs_import_on_first_use():
+    """:data:`PRELOAD` as the server imports it: one thread and no MPI after it (else the server
+    refuses to fork), and the modules the jobs' libraries used to import on first use loaded:
+    torch's optimisers' torch._dynamo, numba's CPU target's implementations."""
+    from ecgcohort.worker import _SERVER_ENV
+
+    probe = ("import json, os, sys; from ecgcohort.worker import preload; loaded = preload(); "
+             "print(json.dumps({'threads': len(os.listdir('/proc/self/task')), 'modules': sorted(sys.modules)}))")
+    ran = subprocess.run([sys.executable, "-c", probe], env={**os.environ, **_SERVER_ENV}, capture_output=True,
+                         text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    report = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert report["threads"] == 1
+    modules = set(report["modules"])
+    assert not modules & {"mpi4py", "petsc4py", "dolfinx"}
+    assert {"torch._dynamo", "lightning.pytorch", "dask.array", "ffcx.codegeneration.jit",
+            "numba.np.arraymath"} <= modules

@@ -46,13 +46,26 @@ _REFUSED_ENV = "ECGCOHORT_WORKER_REFUSED"
 #: Snakemake script to the server as the interpreter starts (:func:`delegate_at_startup`)
 STARTUP_FOLDER = Path(__file__).resolve().parent / "_startup"
 
-#: imported once by the server: what the workflow's scripts import at their start. Nothing that
-#: initialises MPI (dolfinx, petsc4py) and nothing that starts a thread: a job forked from a
-#: process with other threads may inherit their locks held.
+#: imported once by the server: what the workflow's scripts import at their start, and what their
+#: libraries import on first use (a job's own imports, listed per job from ``sys.modules`` on
+#: 2026-11-29: torch's optimisers import torch._dynamo, sympy and triton, 2 s in every training
+#: job; the DeepSDF and surrogate trainings Lightning; xarray and zarr dask; the FEM jobs UFL,
+#: FFCx and basix). Nothing that initialises MPI (dolfinx, petsc4py) and nothing that starts a
+#: thread: a job forked from a process with other threads may inherit their locks held.
+#: triton's LLVM before any picture's Mesa LLVM (:func:`ecgcohort.rendering.offscreen_plotter`).
 PRELOAD = (
     "numpy", "scipy.sparse", "scipy.sparse.linalg", "scipy.spatial", "scipy.signal", "scipy.stats", "scipy.ndimage",
-    "scipy.interpolate", "scipy.optimize", "numba", "pandas", "xarray", "zarr", "matplotlib", "matplotlib.pyplot",
-    "torch", "pyvista", "snakemake.script", "snakemake.iocontainers", "snakemake.logging",
+    "scipy.interpolate", "scipy.optimize", "scipy.fftpack", "numba", "pandas", "xarray", "zarr", "dask", "dask.array",
+    "jinja2", "psutil", "matplotlib", "matplotlib.pyplot", "PIL.Image",
+    "torch", "torch._dynamo", "triton._C.libtriton", "lightning.pytorch", "torchmetrics",
+    "ufl", "basix.ufl", "ffcx", "cffi", "pycparser",
+    "ffcx.codegeneration.jit", "ffcx.ir.representation", "ffcx.analysis",
+    "pyvista", "pyvista.plotting", "vtkmodules.vtkIOXML", "matplotlib.backends.backend_agg", "pyarrow.pandas_compat",
+    "snakemake.script", "snakemake.iocontainers", "snakemake.logging",
+    "ecgcohort.learning.backbone", "ecgcohort.conduction.eikonal_compiled", "ecgcohort.fibers.frames",
+    "ecgcohort.ecg.forward", "ecgcohort.ecg.pseudo", "ecgcohort.ecg.inputs", "ecgcohort.leadfield.matrix",
+    "ecgcohort.leadfield.solver", "ecgcohort.leadfield.tensors", "ecgcohort.shapes.heart",
+    "ecgcohort.anatomy.electrode_csv",
     "ecgcohort.anatomy.jobs", "ecgcohort.meshing.jobs", "ecgcohort.fibers.jobs", "ecgcohort.conduction.jobs",
     "ecgcohort.conduction.purkinje_jobs", "ecgcohort.leadfield.jobs", "ecgcohort.ecg.jobs", "ecgcohort.realism.jobs",
     "ecgcohort.encoding.jobs", "ecgcohort.dataset.assemble", "ecgcohort.ecg2act.jobs", "ecgcohort.surrogate.jobs",
@@ -193,6 +206,12 @@ def preload(modules: Sequence[str] = PRELOAD) -> list[str]:
         except ImportError:
             continue
         loaded.append(name)
+    if "numba" in sys.modules:
+        # numba's CPU target imports and registers its implementations at its first compilation
+        # or cache load (0.5 s, 72 modules): once here instead of in every job that calls numba
+        from numba.core.registry import cpu_target
+
+        cpu_target.target_context.refresh()
     threads = len(os.listdir("/proc/self/task"))
     if threads != 1:
         raise WorkerError(f"the worker has {threads} threads after importing {', '.join(loaded)}: forking it is unsafe")
