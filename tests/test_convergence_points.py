@@ -6,6 +6,7 @@ from __future__ import annotations
 import types
 
 import numpy as np
+import pytest
 import pyvista as pv
 
 from ecgcohort.convergence.level import evaluation_points
@@ -39,18 +40,20 @@ def _one_round_at_a_time(heart, torso, rng: np.random.Generator, myocardium: int
     return np.concatenate([np.concatenate(kept[1])[:myocardium], np.concatenate(kept[2])[:torso_count]])
 
 
-def test_evaluation_points_lie_where_asked_and_match_one_round_at_a_time():
+@pytest.mark.parametrize("myocardium", [4000, 16000])
+def test_evaluation_points_lie_where_asked_and_match_one_round_at_a_time(myocardium):
     heart, torso = _sphere(HEART_MM), _sphere(BODY_MM)
     # more myocardial points than one round holds (the myocardium deeper than 2 mm fills about 9 % of the box):
-    # the selection spans several rounds and stops inside a block
-    points, region = evaluation_points(heart, torso, np.random.default_rng(3), 4000, 500, DEPTH_MM, SHELL_MM)
+    # the selection spans several rounds and stops inside a block; at 16,000 it needs a second
+    # block, where the shell has its points and only the heart's inside is measured
+    points, region = evaluation_points(heart, torso, np.random.default_rng(3), myocardium, 500, DEPTH_MM, SHELL_MM)
     radius = np.linalg.norm(points, axis=1)
-    assert np.array_equal(region, np.repeat([1, 2], [4000, 500]))
+    assert np.array_equal(region, np.repeat([1, 2], [myocardium, 500]))
     # the icosphere's faces lie up to 0.1 mm inside the sphere of its vertices
     assert radius[region == 1].max() <= HEART_MM - DEPTH_MM + 1e-9
     torso_radius = radius[region == 2]
     assert torso_radius.min() >= HEART_MM + DEPTH_MM - 0.2 and torso_radius.max() <= HEART_MM + SHELL_MM + 1e-9
-    expected = _one_round_at_a_time(heart, torso, np.random.default_rng(3), 4000, 500)
+    expected = _one_round_at_a_time(heart, torso, np.random.default_rng(3), myocardium, 500)
     np.testing.assert_array_equal(points, expected)
 
 

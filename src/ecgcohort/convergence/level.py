@@ -88,18 +88,29 @@ def evaluation_points(heart, torso, rng: np.random.Generator, myocardium_count: 
     # block instead of per round, the same candidates in the same order (the generator fills an
     # array in sequence) and the same stopping round, so the same points
 
+    def have(region: int) -> bool:
+        return sum(len(part) for part in kept[region]) >= wanted[region]
+
     def enough() -> bool:
-        return all(sum(len(part) for part in kept[region]) >= wanted[region] for region in kept)
+        return all(have(region) for region in kept)
 
     for first in range(0, rounds, block):
         if enough():
             break
         count = min(block, rounds - first)
         candidates = low + rng.random((count * draw, 3)) * (high - low)
-        # the anatomy stage checked both surfaces closed and consistently oriented
-        heart_distance = signed_distance(heart.points, heart.faces, candidates, closed_surface=True)  # < 0 inside
-        myocardium = heart_distance <= -min_depth_mm
-        shell = np.flatnonzero((heart_distance >= min_depth_mm) & (heart_distance <= torso_shell_mm))
+        # the anatomy stage checked both surfaces closed and consistently oriented. The heart's
+        # distances only where a region still wants points: inside the heart for the myocardium
+        # (the winding number's side is the distance's sign wherever |distance| reaches
+        # min_depth_mm), outside it for the shell while the shell wants points (the first block
+        # fills it). A region with enough points only has its surplus cut: the points are the
+        # same as with every distance (the default's three patients: 8.0-8.5 -> 4.0-4.5 s).
+        inside_heart = winding_numbers(heart.points, heart.faces, candidates) > 0.5
+        needed = np.flatnonzero(inside_heart if have(2) else np.ones(len(candidates), dtype=bool))
+        heart_distance = np.full(len(candidates), np.nan)  # < 0 inside; NaN: not asked
+        heart_distance[needed] = signed_distance(heart.points, heart.faces, candidates[needed], closed_surface=True)
+        myocardium = inside_heart & (heart_distance <= -min_depth_mm)
+        shell = np.flatnonzero(~inside_heart & (heart_distance >= min_depth_mm) & (heart_distance <= torso_shell_mm))
         # the body tests only where they can matter: they cost more than the heart's
         shell = shell[winding_numbers(torso.points, torso.faces, candidates[shell]) > 0.5]
         shell = shell[signed_distance(torso.points, torso.faces, candidates[shell], closed_surface=True) <= -15.0]
