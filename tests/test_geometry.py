@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ecgcohort.geometry import (
+    grid_inside,
     inspect_surface,
     ray_hits,
     rotation_about,
@@ -13,6 +14,7 @@ from ecgcohort.geometry import (
     surface_area,
     surface_centroid,
     surface_volume,
+    winding_numbers,
 )
 from synthetic import lv_cup, trunk
 
@@ -119,3 +121,39 @@ def test_libigl_takes_the_jobs_thread_count():
     assert igl_threads(OMP_NUM_THREADS="1") == "1"
     assert igl_threads(OMP_NUM_THREADS="1", IGL_NUM_THREADS="3") == "3"
     assert igl_threads() == "None"
+
+
+def _box_surface(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An axis-aligned box as 12 outward triangles."""
+    corners = np.array([[x, y, z] for x in (low[0], high[0]) for y in (low[1], high[1]) for z in (low[2], high[2])])
+    quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+    faces = np.array([tri for a, b, c, d in quads for tri in ((a, b, c), (a, c, d))], dtype=np.int64)
+    return corners, faces
+
+
+def test_grid_inside_is_the_closed_form_where_grid_lines_run_through_edges_and_vertices():
+    """A box whose corners, edges and faces lie on grid lines and grid points, and a sphere
+    against its winding numbers: strictly inside and outside exactly (a line through an edge or
+    vertex counts its crossing once); a grid point on the box's surface on either side."""
+    import pyvista as pv
+
+    axis = np.arange(-3.0, 3.5, 0.5)
+    corners, faces = _box_surface(np.array([-1.0, -1.5, -2.0]), np.array([2.0, 1.0, 0.5]))
+    inside = grid_inside(corners, faces, axis, axis, axis)
+    x, y, z = np.meshgrid(axis, axis, axis, indexing="ij")
+    strictly_in = (x > -1) & (x < 2) & (y > -1.5) & (y < 1) & (z > -2) & (z < 0.5)
+    strictly_out = (x < -1) | (x > 2) | (y < -1.5) | (y > 1) | (z < -2) | (z > 0.5)
+    assert inside.shape == (len(axis),) * 3
+    assert inside[strictly_in].all() and not inside[strictly_out].any()
+    # the same box with its faces' triangles turned the other way round: the same points
+    assert np.array_equal(grid_inside(corners, faces[:, ::-1], axis, axis, axis)[strictly_in | strictly_out],
+                          inside[strictly_in | strictly_out])
+
+    sphere = pv.Icosphere(radius=2.2, nsub=4)
+    points, triangles = np.asarray(sphere.points, dtype=float), sphere.faces.reshape(-1, 4)[:, 1:]
+    fine = np.linspace(-3.0, 3.0, 41)
+    lattice = np.stack(np.meshgrid(fine, fine, fine, indexing="ij"), axis=-1).reshape(-1, 3)
+    expected = winding_numbers(points, triangles, lattice) > 0.5
+    assert np.array_equal(grid_inside(points, triangles, fine, fine, fine).reshape(-1), expected)
+    with pytest.raises(ValueError, match="ascending"):
+        grid_inside(points, triangles, fine[::-1], fine, fine)

@@ -269,9 +269,10 @@ def evaluate_shape_code_job(patient: str, role: str, model_path: str | Path, cod
                             out_json: str | Path, out_png: str | Path | None = None) -> None:
     """Chamfer distance (eq. 8, mm) per surface between the decoded and the true interiors on a
     regular grid (section 3.1): the torso on a grid over the torso, the three heart surfaces on
-    a grid over the heart. The true interior is the exact one (winding number of the closed
-    surface). Eq. 8 on interior clouds counts every interior grid point, most of which both
-    clouds share, so it is much smaller than the distance between the surfaces; the surface
+    a grid over the heart. The true interior is the exact one (the parity of the surface's
+    crossings along the grid's lines, :func:`~ecgcohort.geometry.grid_inside`). Eq. 8 on
+    interior clouds counts every interior grid point, most of which both clouds share, so it is
+    much smaller than the distance between the surfaces; the surface
     error — the mean |decoded SDF| (mm) at points drawn uniformly on the true surface — is
     reported beside it, and the decoded and true interior volumes (mL) on the same grid. Optionally
     a PNG of both zero level sets on three slices."""
@@ -282,7 +283,7 @@ def evaluate_shape_code_job(patient: str, role: str, model_path: str | Path, cod
     from ecgcohort.encoding.model import load_shape_model
     from ecgcohort.encoding.sdf import sample_on_surface
     from ecgcohort.encoding.surfaces import closed_surfaces
-    from ecgcohort.geometry import winding_numbers
+    from ecgcohort.geometry import grid_inside
 
     evaluation = section["evaluation"]
     start = time.perf_counter()
@@ -299,16 +300,17 @@ def evaluate_shape_code_job(patient: str, role: str, model_path: str | Path, cod
         on_surface, _ = sample_on_surface(*surfaces[surface], SURFACE_ERROR_POINTS, rng)
         surface_error[surface] = float(np.abs(model.predict_sdf_mm(code, on_surface)[:, index]).mean())
     chamfer, fields, volume, true_volume = {}, {}, {}, {}
+    resolution = evaluation["grid_resolution"]
     for grid_name, grid in grids.items():
         predicted = model.predict_sdf_mm(code, grid)
         for index, surface in enumerate(model.surfaces):
             if (surface == "torso") != (grid_name == "torso"):
                 continue
             points, faces = surfaces[surface]
-            inside = winding_numbers(points, faces, grid) > 0.5
+            lattice = grid.reshape(resolution, resolution, resolution, 3)
+            inside = grid_inside(points, faces, lattice[:, 0, 0, 0], lattice[0, :, 0, 1], lattice[0, 0, :, 2]).reshape(-1)
             true_sdf = np.where(inside, -1.0, 1.0)  # only the sign enters eq. 8's interior clouds
             chamfer[surface] = interior_chamfer(predicted[:, index], true_sdf, grid)
-            resolution = evaluation["grid_resolution"]
             volume[surface] = interior_volume(predicted[:, index], grid, resolution) / 1e3
             true_volume[surface] = interior_volume(true_sdf, grid, resolution) / 1e3
             fields[surface] = (grid_name, predicted[:, index], inside)
