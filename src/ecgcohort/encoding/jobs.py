@@ -272,10 +272,10 @@ def evaluate_shape_code_job(patient: str, role: str, model_path: str | Path, cod
     a grid over the heart. The true interior is the exact one (the parity of the surface's
     crossings along the grid's lines, :func:`~ecgcohort.geometry.grid_inside`). Eq. 8 on
     interior clouds counts every interior grid point, most of which both clouds share, so it is
-    much smaller than the distance between the surfaces; the surface
-    error — the mean |decoded SDF| (mm) at points drawn uniformly on the true surface — is
-    reported beside it, and the decoded and true interior volumes (mL) on the same grid. Optionally
-    a PNG of both zero level sets on three slices."""
+    much smaller than the distance between the surfaces; the surface error — the mean |decoded
+    SDF| (mm) at points drawn uniformly on the true surface — is reported beside it, and the
+    decoded and true interior volumes (mL) on the same grid. Optionally a PNG of both zero level
+    sets on three slices."""
     import pandas as pd
 
     from ecgcohort.anatomy.outputs import read_surface
