@@ -555,26 +555,47 @@ def test_eikonal_grid_refuses_bad_refinements():
 
 def test_a_grid_prepares_its_solver_once_and_solves_as_activation_times(monkeypatch):
     """The grid's maps equal activation_times exactly (same compiled solver, same inputs); the
-    solver's geometry is prepared once per velocity pair, then reused; bad sources are refused
-    as by activation_times."""
+    solver's geometry is prepared once per velocity pair, then reused, and its topology
+    (numbering, node-cell lists) once for every pair; bad sources are refused as by
+    activation_times."""
     from ecgcohort.conduction import eikonal
 
     points, tets = box_mesh(3)
     rng = np.random.default_rng(3)
     grid = EikonalGrid.refined(points, tets, rng.normal(size=(len(tets), 3)), 1)
-    prepared = []
-    real = eikonal._compiled_geometry
-    monkeypatch.setattr(eikonal, "_compiled_geometry", lambda *a: prepared.append(1) or real(*a))
+    prepared, numbered = [], []
+    real_geometry, real_topology = eikonal._compiled_geometry, eikonal._compiled_topology
+    monkeypatch.setattr(eikonal, "_compiled_geometry", lambda *a, **k: prepared.append(1) or real_geometry(*a, **k))
+    monkeypatch.setattr(eikonal, "_compiled_topology", lambda *a, **k: numbered.append(1) or real_topology(*a, **k))
     for sources, times in ((np.array([0]), [0.0]), (np.array([5, 40, 5]), [1.0, 2.0, 0.5])):
         ours = grid.activation_times(V_F, V_T, sources, times, device="cpu")
         theirs = activation_times(grid.points_mm, grid.tetrahedra, grid.structure, V_F, V_T, sources, times,
                                   device="cpu")
         np.testing.assert_array_equal(ours, theirs)
-    assert len(prepared) == 1 + 2  # once for the grid, once per activation_times call
-    grid.activation_times(V_F, 0.5 * V_T, np.array([0]), [0.0], device="cpu")
+    assert len(prepared) == len(numbered) == 1 + 2  # once for the grid, once per activation_times call
+    slower = grid.activation_times(V_F, 0.5 * V_T, np.array([0]), [0.0], device="cpu")
     assert len(prepared) == 4 and len(grid._prepared) == 1  # a new velocity pair replaces the old
+    assert len(numbered) == 3  # ... on the grid's topology
+    np.testing.assert_array_equal(slower, activation_times(grid.points_mm, grid.tetrahedra, grid.structure, V_F,
+                                                           0.5 * V_T, np.array([0]), [0.0], device="cpu"))
     with pytest.raises(ValueError, match="out of range"):
         grid.activation_times(V_F, V_T, np.array([len(grid.points_mm)]), [0.0], device="cpu")
+
+
+def test_symmetric_inverses_equal_linear_algebra():
+    """The compiled cofactor inverses of conduction tensors (anisotropy up to 0.6/0.17 m/s and a
+    40x wider one) equal numpy's LAPACK inverses to rounding and are inverses (D D⁻¹ = I)."""
+    from ecgcohort.conduction.eikonal_compiled import symmetric_inverses
+
+    rng = np.random.default_rng(11)
+    fibre = rng.normal(size=(500, 3))
+    normal = np.cross(fibre, rng.normal(size=(500, 3)))
+    for v_f, v_t, v_n in ((0.6, 0.3, 0.17), (2.0, 0.3, 0.05)):
+        tensors = conduction_tensors(fibre, v_f, v_t, normal, v_n)
+        inverses = symmetric_inverses(tensors)
+        np.testing.assert_allclose(inverses, np.linalg.inv(tensors), rtol=1e-12, atol=1e-12 * np.abs(inverses).max())
+        np.testing.assert_allclose(np.einsum("nij,njk->nik", tensors, inverses), np.broadcast_to(np.eye(3), (500, 3, 3)),
+                                   atol=1e-12)
 
 
 V_N = 0.17  # m/s across the sheets (Caldwell et al. 2009)

@@ -249,12 +249,30 @@ def _all_reached(phi: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class _CompiledTopology:
+    """What the compiled solver needs of a mesh whatever its conduction tensors. Nodes and cells
+    are renumbered along a Morton (Z-order) curve of the node positions: the solver works along
+    the front, so neighbours in space become neighbours in memory (a refined grid otherwise
+    scatters a parent's children across the arrays; 4.7 -> 4.1 s per map on a 3.0M-cell grid).
+    ``order[i]`` is the original node at position i, ``cell_order[k]`` the original cell at k;
+    ``points`` are in the new order. With ``single_precision`` the forms are stored in float32
+    and the numbering in int32."""
+
+    order: np.ndarray
+    position: np.ndarray
+    points: np.ndarray
+    tetrahedra: np.ndarray
+    cell_order: np.ndarray
+    offsets: np.ndarray
+    cells: np.ndarray
+    locals_: np.ndarray
+    single_precision: bool
+
+
+@dataclass(frozen=True)
 class _CompiledGeometry:
-    """What the compiled solver needs of a mesh and its conduction tensors, independent of the
-    sources. Nodes and cells are renumbered along a Morton (Z-order) curve of the node
-    positions: the solver works along the front, so neighbours in space become neighbours in
-    memory (a refined grid otherwise scatters a parent's children across the arrays; 4.7 ->
-    4.1 s per map on a 3.0M-cell grid). ``order[i]`` is the original node at position i."""
+    """The solver's geometry: a mesh's :class:`_CompiledTopology` and the local-update forms of
+    its conduction tensors."""
 
     order: np.ndarray
     position: np.ndarray
@@ -278,11 +296,8 @@ def morton_order(points_mm: np.ndarray, bits: int = 10) -> np.ndarray:
     return np.argsort(code, kind="stable")
 
 
-def _compiled_geometry(pts: np.ndarray, tets: np.ndarray, tensors: np.ndarray,
-                       tensor_of_cell: np.ndarray | None = None, single_precision: bool = True) -> _CompiledGeometry:
-    """The solver's geometry of a mesh whose tetrahedron ``c`` has the conduction tensor
-    ``tensors[tensor_of_cell[c]]`` (default: ``tensors[c]``); each tensor is inverted once.
-    ``single_precision``: the forms in float32 and the numbering in int32 where it fits."""
+def _compiled_topology(pts: np.ndarray, tets: np.ndarray, single_precision: bool = True) -> _CompiledTopology:
+    """The :class:`_CompiledTopology` of a mesh; single precision where the numbering fits int32."""
     from ecgcohort.conduction import eikonal_compiled
 
     order = morton_order(pts)
@@ -291,18 +306,36 @@ def _compiled_geometry(pts: np.ndarray, tets: np.ndarray, tensors: np.ndarray,
     renumbered = position[tets]
     cell_order = eikonal_compiled.cells_by_lowest_node(renumbered, order.shape[0])
     renumbered = np.ascontiguousarray(renumbered[cell_order])
-    index = cell_order if tensor_of_cell is None else np.asarray(tensor_of_cell, dtype=np.int64)[cell_order]
     # single precision: a tetrahedron's forms in one 64-byte cache line and half the index
     # memory: the solve is bound by memory (0.77 of the time on a 2.6M-cell grid); the geometry
     # is rounded by 6e-8 relative, the maps move by 3e-5 ms at most against a first-order error
     # of 0.5 ms (benchmarks/eikonal_precision.py)
     single_precision = single_precision and renumbered.shape[0] * 4 < np.iinfo(np.int32).max
-    forms = eikonal_compiled.shared_cell_forms(pts[order], renumbered, np.linalg.inv(tensors), index,
-                                               single_precision=single_precision)
     offsets, cells, locals_ = eikonal_compiled.node_cells(order.shape[0], renumbered)
     if single_precision:
         renumbered, offsets, cells = renumbered.astype(np.int32), offsets.astype(np.int32), cells.astype(np.int32)
-    return _CompiledGeometry(order, position, renumbered, forms, offsets, cells, locals_)
+    return _CompiledTopology(order, position, np.ascontiguousarray(pts[order]), renumbered, cell_order, offsets,
+                             cells, locals_, single_precision)
+
+
+def _compiled_geometry(pts: np.ndarray, tets: np.ndarray, tensors: np.ndarray,
+                       tensor_of_cell: np.ndarray | None = None, single_precision: bool = True,
+                       topology: _CompiledTopology | None = None) -> _CompiledGeometry:
+    """The solver's geometry of a mesh whose tetrahedron ``c`` has the conduction tensor
+    ``tensors[tensor_of_cell[c]]`` (default: ``tensors[c]``); each tensor is inverted once.
+    ``topology``: the mesh's :func:`_compiled_topology` where it is already built (maps at other
+    velocities on the same mesh), else built here with ``single_precision``."""
+    from ecgcohort.conduction import eikonal_compiled
+
+    if topology is None:
+        topology = _compiled_topology(pts, tets, single_precision)
+    cell_order = topology.cell_order
+    index = cell_order if tensor_of_cell is None else np.asarray(tensor_of_cell, dtype=np.int64)[cell_order]
+    inverses = eikonal_compiled.symmetric_inverses(np.ascontiguousarray(tensors, dtype=np.float64))
+    forms = eikonal_compiled.shared_cell_forms(topology.points, topology.tetrahedra, inverses, index,
+                                               single_precision=topology.single_precision)
+    return _CompiledGeometry(topology.order, topology.position, topology.tetrahedra, forms, topology.offsets,
+                             topology.cells, topology.locals_)
 
 
 @dataclass(frozen=True)
@@ -434,8 +467,10 @@ class EikonalGrid:
     #: the mesh's edges were bisected (:meth:`metric_refined`)
     refine_above_ms: float | None = None
     mesh_velocity_scale: np.ndarray | None = None
-    # the compiled solver's geometry for the last velocity pair: a patient's maps share it
+    # the compiled solver's geometry for the last velocity pair: a patient's maps share it; its
+    # topology (numbering, node-cell lists) serves every velocity pair
     _prepared: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _topology: list = field(default_factory=list, init=False, repr=False, compare=False)
     _search: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     # maps of one patient may be solved on several threads (compute_activations): one lock for
     # the solver's geometry, one for the search structures, so that both can be built at once
@@ -551,10 +586,12 @@ class EikonalGrid:
             if key not in self._prepared:
                 self._prepared.clear()
                 v_fibre_cells, v_cross_cells, v_normal_cells = self._velocities(*key)
+                if not self._topology:
+                    self._topology.append(_compiled_topology(self.points_mm, self.tetrahedra))
                 self._prepared[key] = _compiled_geometry(
                     self.points_mm, self.tetrahedra,
                     conduction_tensors(self.mesh_structure, v_fibre_cells, v_cross_cells, self.mesh_normal_structure,
-                                       v_normal_cells), self.parent)
+                                       v_normal_cells), self.parent, topology=self._topology[0])
             return self._prepared[key]
 
     def prepare(self, v_fibre: float, v_cross: float, v_normal: float | None = None, device: str = "auto",

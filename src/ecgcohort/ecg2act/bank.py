@@ -32,7 +32,7 @@ import numpy as np
 
 from ecgcohort.conduction.action_potential import ActionPotential, transmembrane_potential, upstroke_spread_ms
 from ecgcohort.conduction.coupling import CoupledSources, couple_points
-from ecgcohort.conduction.eikonal import activation_times as eikonal_activation
+from ecgcohort.conduction.eikonal import EikonalGrid
 from ecgcohort.conduction.repolarisation import Repolarisation, repolarisation_scale
 from ecgcohort.ecg.leads import LEAD_ELECTRODES, LEAD_WEIGHTS, lead_electrode_indices
 from ecgcohort.ecg2act.sites import RecordingSites
@@ -143,6 +143,13 @@ class PatientElectrophysiology:
             raise BankError("a recording site lies outside this myocardium")
 
     @functools.cached_property
+    def eikonal_grid(self) -> EikonalGrid:
+        """The myocardium as the eikonal solver's grid (unrefined): its numbering and node-cell
+        lists are built once for every sample, only the metric changes with the velocities."""
+        return EikonalGrid.refined(self.fibres.points_mm, self.fibres.tetrahedra, self.fibres.cell_structure, 0,
+                                   normals=self.fibres.normal_structure)
+
+    @functools.cached_property
     def coupled_junctions(self) -> dict[str, CoupledSources]:
         """Each tree's junctions coupled to the myocardial mesh (by position)."""
         return {tree: couple_points(self.fibres.points_mm, self.fibres.tetrahedra, self.junctions[f"{tree}_positions_mm"])
@@ -202,8 +209,7 @@ def draw_sample(patient: PatientElectrophysiology, spec: BankSpec, rng: np.rando
                                 for tree in trees])
         times = times - times.min()
     fibres = patient.fibres
-    tau = eikonal_activation(fibres.points_mm, fibres.tetrahedra, fibres.cell_structure, v_fibre, v_cross, nodes, times,
-                             device="cpu", normals=fibres.normal_structure, v_normal=v_normal)
+    tau = patient.eikonal_grid.activation_times(v_fibre, v_cross, nodes, times, device="cpu", v_normal=v_normal)
     repolarisation = dataclasses.replace(patient.repolarisation, apex_to_base=parameters["apd_apex_to_base"],
                                          endo_to_epi=parameters["apd_endo_to_epi"])
     scale = repolarisation_scale(fibres, tau, repolarisation, patient.template, parameters["apd_global_scale"])
