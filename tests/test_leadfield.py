@@ -275,6 +275,12 @@ def test_lead_matrix_equals_a_direct_pseudo_bidomain_solve(anisotropic, balls):
                                rtol=0, atol=1e-12 * np.abs(matrix).max())
     # the recovered gradients are the interpolated nodal ones, in blocks of electrodes or not
     np.testing.assert_array_equal(recovered[:, :, 0], (solver.cell_interpolation(cells) @ nodal[0]).T)
+    # ... and the job's nodal gradients handed in (computed once for the points, the lead matrix
+    # and the cells) give them bit for bit; a wrong array handed in shows
+    np.testing.assert_array_equal(solver.recovered_gradients(z, cells, nodal={VOLUME_TAGS["myocardium"]: nodal}),
+                                  recovered)
+    doubled = {VOLUME_TAGS["myocardium"]: [2 * n for n in nodal]}
+    assert not np.array_equal(solver.recovered_gradients(z, cells, nodal=doubled), recovered)
     with pytest.raises(ValueError, match="rows for"):
         recovered_flux_operators(solver.mesh.points_m[nodes], local.reshape(-1, 4),
                                  intracellular_tensors(fibres, sigma), solver.cell_interpolation(cells[1:]))

@@ -205,22 +205,31 @@ def _chunk_arrays(patient: str, solver, fibres, sigma, electrodes_m: np.ndarray,
         z = solver.solve(electrodes_m, names)
     except LeadFieldError as error:
         raise LeadFieldError(f"patient {patient}: {error}") from error
+    myocardium = VOLUME_TAGS["myocardium"]
+    # the myocardium's recovered nodal gradients serve the points in it, the lead matrix and the
+    # cells: computed once (for the paper's 100 electrodes on 147,455 nodes, 0.2 s and 350 MB)
+    nodal = {}
+    if "recovered" in (point_gradient, cell_gradient):
+        gradients_start = time.perf_counter()
+        nodal[myocardium] = solver.nodal_gradients(np.ascontiguousarray(z.T), myocardium)
+        solver.stats.gradients_s += time.perf_counter() - gradients_start
     if point_gradient == "recovered":
-        grad_points = solver.recovered_gradients(z, point_cells, points_m, dtype=np.float32)
+        grad_points = solver.recovered_gradients(z, point_cells, points_m, dtype=np.float32, nodal=nodal)
     else:
         grad_points = solver.cell_gradients(z, point_cells, dtype=np.float32)
     matrix_start = time.perf_counter()
     if cell_gradient == "recovered":
         if flux is None:
             raise LeadFieldError(f"patient {patient}: the recovered cell gradients' lead matrix needs the flux operator")
-        matrix = lead_matrix_from_nodal(flux, solver.nodal_gradients(np.ascontiguousarray(z.T), VOLUME_TAGS["myocardium"]))
-        grad_cells = solver.recovered_gradients(z, fibres.parent_cells, dtype=np.float32)
+        matrix = lead_matrix_from_nodal(flux, nodal[myocardium])
+        matrix_s = time.perf_counter() - matrix_start
+        grad_cells = solver.recovered_gradients(z, fibres.parent_cells, dtype=np.float32, nodal=nodal)
     else:
         intracellular = intracellular_tensors(fibres.cell_structure, sigma)
         matrix = lead_matrix_from_potentials(fibres.points_mm * MM, fibres.tetrahedra, intracellular,
                                              z[:, fibres.parent_nodes])
+        matrix_s = time.perf_counter() - matrix_start
         grad_cells = solver.cell_gradients(z, fibres.parent_cells, dtype=np.float32)
     timings = {"solve_s": solver.stats.solve_s - solve_before,
-               "gradients_s": solver.stats.gradients_s - gradients_before,
-               "lead_matrix_s": time.perf_counter() - matrix_start}
+               "gradients_s": solver.stats.gradients_s - gradients_before, "lead_matrix_s": matrix_s}
     return {"grad_points": grad_points, "grad_cells": grad_cells, "lead_matrix": matrix}, timings
