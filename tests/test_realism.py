@@ -16,7 +16,7 @@ import pytest
 from ecgcohort.config import load_schema, validate_config
 from ecgcohort.ecg.leads import LEAD_ELECTRODES, LEAD_NAMES, standard_leads
 from ecgcohort.realism.criteria import criteria_of, evaluate_row
-from ecgcohort.realism.delineation import DelineationError, DelineationSettings, delineate
+from ecgcohort.realism.delineation import DelineationError, DelineationSettings, delineate, t_wave_residual
 from ecgcohort.realism.features import (FeatureSettings, beat_features, frontal_axis_deg, has_mid_qrs_notch,
                                         transition_index, turning_points)
 from ecgcohort.realism.jobs import beat_row, delineate_patient_job, read_beat, realism_summary_job
@@ -102,6 +102,17 @@ def test_a_t_wave_cut_by_the_record_is_flagged_and_not_measured(t_centre_ms, res
     assert math.isnan(found.t_offset_ms) and math.isnan(found.t_peak_ms)
     finished = delineate(dipole_beat(NARROW_QRS + [T_WAVE]), TIMES_MS, CYCLE_MS)
     assert not finished.t_unfinished and finished.t_residual_fraction < 0.03
+
+
+def test_t_residual_is_a_fraction_of_the_beats_largest_t():
+    """A lead with a small T (0.1 mV) and 7 µV left at the end is finished, judged against the
+    beat's 1 mV T (0.007; 0.07 as a fraction of its own T); 0.1 mV left in the large lead is 0.1."""
+    t = np.linspace(0.0, 1.0, 201)
+    bump = np.exp(-((t - 0.5) / 0.1) ** 2)
+    small_tail = np.stack([bump, 0.1 * bump + 0.007 * (t > 0.9)])
+    assert t_wave_residual(small_tail, np.zeros(2), 20) == pytest.approx(0.007, rel=1e-6)
+    large_tail = np.stack([bump + 0.1 * (t > 0.9), 0.1 * bump])
+    assert t_wave_residual(large_tail, np.zeros(2), 20) == pytest.approx(0.1, rel=1e-3)
 
 
 def test_undelineable_ecgs_raise_with_the_reason():

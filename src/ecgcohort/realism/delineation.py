@@ -21,8 +21,8 @@ ECGdeli's own QRS boundaries are not used: it places them 20-25 ms before its Q 
 S peak inside R ± 50 ms, so it cannot delineate the 150-250 ms complexes of paced beats
 (measured: onsets 40-140 ms late).
 
-A T wave still under way at the end of the record (more than ``t_residual_max`` of its
-amplitude left at the last sample) is flagged: its peak time and end are not measured (NaN),
+A T wave still under way at the end of the record (more than ``t_residual_max`` of the beat's
+T amplitude left at the last sample in any lead) is flagged: its peak time and end are not measured (NaN),
 since ECGdeli would only find those of the taper that closes the record for it (on the default
 cohort's paced beats their T peaks moved by up to 35 ms with the number of beats tiled). An
 ECG that cannot be delineated at all — flat, mostly noise, a spatial velocity without a peak
@@ -102,9 +102,8 @@ class Delineation:
 
     ``t_start_ms`` is where the T wave is looked for (a fixed ST segment after QRS offset).
     ``t_offset_ms`` is NaN when the T wave is not finished at the end of the record
-    (``t_unfinished``); ``t_residual_fraction`` is the largest fraction of a lead's T-wave
-    amplitude left at the last sample, over the leads whose T wave is at least a fifth of the
-    largest one. ``baseline_mv`` (12,) is each lead's level at QRS onset, the reference of every
+    (``t_unfinished``); ``t_residual_fraction`` is the largest level left at the last sample in
+    any lead as a fraction of the beat's T amplitude (its largest lead's). ``baseline_mv`` (12,) is each lead's level at QRS onset, the reference of every
     amplitude.
     """
 
@@ -232,17 +231,17 @@ def ecgdeli_t_wave(leads_mv: np.ndarray, dt_ms: float, cycle_length_ms: float, r
 
 
 def t_wave_residual(leads_mv: np.ndarray, baseline_mv: np.ndarray, t_start: int) -> float:
-    """Largest |last sample − baseline| / T amplitude over the leads whose T amplitude (largest
-    |V − baseline| from ``t_start`` on) is at least a fifth of the largest one; 0 without T."""
+    """Largest |last sample − baseline| over the leads as a fraction of the beat's T amplitude
+    (the largest |V − baseline| of any lead from ``t_start`` on); 0 without T. One scale for
+    the beat: a lead whose own T is small (a biphasic V2 of 0.1 mV) would otherwise count the
+    microvolts the action potentials' tails leave at the record's end as an unfinished T."""
     window = np.abs(leads_mv[:, t_start:] - baseline_mv[:, None])
     if window.shape[1] == 0:
         return float("nan")
-    amplitude = window.max(axis=1)
-    if amplitude.max() <= 0:
+    amplitude = float(window.max())
+    if amplitude <= 0:
         return 0.0
-    considered = amplitude >= 0.2 * amplitude.max()
-    residual = np.abs(leads_mv[:, -1] - baseline_mv)
-    return float(np.max(residual[considered] / amplitude[considered]))
+    return float(np.abs(leads_mv[:, -1] - baseline_mv).max() / amplitude)
 
 
 def delineate(leads_mv: np.ndarray, times_ms: np.ndarray, cycle_length_ms: float,
