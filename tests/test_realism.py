@@ -105,13 +105,15 @@ def test_a_t_wave_cut_by_the_record_is_flagged_and_not_measured(t_centre_ms, res
 
 
 def test_t_residual_is_a_fraction_of_the_beats_largest_t():
-    """A lead with a small T (0.1 mV) and 7 µV left at the end is finished, judged against the
-    beat's 1 mV T (0.007; 0.07 as a fraction of its own T); 0.1 mV left in the large lead is 0.1."""
+    """A lead whose T is 0.3 of the beat's largest, with 0.02 of that largest T left at the end
+    (test-0000's V2 at 4 mm: 0.1 of 0.33 mV, 7 µV left), is finished: 0.02 < 0.05, where a
+    fraction of its own T (0.067) flagged it; 0.1 left in the largest lead is 0.1."""
     t = np.linspace(0.0, 1.0, 201)
     bump = np.exp(-((t - 0.5) / 0.1) ** 2)
-    small_tail = np.stack([bump, 0.1 * bump + 0.007 * (t > 0.9)])
-    assert t_wave_residual(small_tail, np.zeros(2), 20) == pytest.approx(0.007, rel=1e-6)
-    large_tail = np.stack([bump + 0.1 * (t > 0.9), 0.1 * bump])
+    small_tail = np.stack([bump, 0.3 * bump + 0.02 * (t > 0.9)])
+    assert t_wave_residual(small_tail, np.zeros(2), 20) == pytest.approx(0.02, rel=1e-6)
+    assert t_wave_residual(small_tail, np.zeros(2), 20) < DelineationSettings().t_residual_max
+    large_tail = np.stack([bump + 0.1 * (t > 0.9), 0.3 * bump])
     assert t_wave_residual(large_tail, np.zeros(2), 20) == pytest.approx(0.1, rel=1e-3)
 
 

@@ -22,9 +22,10 @@ S peak inside R ± 50 ms, so it cannot delineate the 150-250 ms complexes of pac
 (measured: onsets 40-140 ms late).
 
 A T wave still under way at the end of the record (more than ``t_residual_max`` of the beat's
-T amplitude left at the last sample in any lead) is flagged: its peak time and end are not measured (NaN),
-since ECGdeli would only find those of the taper that closes the record for it (on the default
-cohort's paced beats their T peaks moved by up to 35 ms with the number of beats tiled). An
+T amplitude left at the last sample in any lead) is flagged: its peak time and end are not
+measured (NaN), since ECGdeli would only find those of the taper that closes the record for it
+(on the default cohort's paced beats their T peaks moved by up to 35 ms with the number of beats
+tiled). An
 ECG that cannot be delineated at all — flat, mostly noise, a spatial velocity without a peak
 that stands out, a "QRS" outside ``qrs_duration_limits_ms`` — raises
 :class:`DelineationError` naming the reason.
@@ -103,8 +104,8 @@ class Delineation:
     ``t_start_ms`` is where the T wave is looked for (a fixed ST segment after QRS offset).
     ``t_offset_ms`` is NaN when the T wave is not finished at the end of the record
     (``t_unfinished``); ``t_residual_fraction`` is the largest level left at the last sample in
-    any lead as a fraction of the beat's T amplitude (its largest lead's). ``baseline_mv`` (12,) is each lead's level at QRS onset, the reference of every
-    amplitude.
+    any lead as a fraction of the beat's T amplitude (its largest lead's). ``baseline_mv`` (12,)
+    is each lead's level at QRS onset, the reference of every amplitude.
     """
 
     qrs_onset_ms: float
