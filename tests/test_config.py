@@ -55,6 +55,8 @@ def test_paper_config_has_the_published_scale(repo, schema):
     assert paper["leadfield"]["sample_points"] == 2**16
     assert paper["meshing"]["heart_element_size_mm"] == 1.2
     assert paper["meshing"]["torso_element_size_mm"] == 8.0
+    # the paper's surrogate reads no per-cell gradient of the anterior array (443 MB a patient)
+    assert paper["leadfield"]["cell_gradient_electrodes"] == "standard" and paper["surrogate"]["myocardial_points"] == 0
 
 
 @pytest.mark.parametrize(
@@ -81,6 +83,10 @@ def test_paper_config_has_the_published_scale(repo, schema):
         # outside the measured 1.6-4 m/s (docs/methods/physiology.md)
         ({"electrophysiology": {"purkinje": {"conduction_velocity_m_per_s": 4.5}}},
          r"'electrophysiology\.purkinje\.conduction_velocity_m_per_s': 4\.5 is greater than the maximum of 4\.0"),
+        ({"leadfield": {"cell_gradient_electrodes": "anterior"}}, r"'leadfield\.cell_gradient_electrodes': 'anterior'"),
+        # the surrogate's myocardial points are drawn with every electrode's per-cell gradient
+        ({"leadfield": {"cell_gradient_electrodes": "standard"}, "surrogate": {"myocardial_points": 2048}},
+         r"'surrogate\.myocardial_points' \(2048\) and 'leadfield\.cell_gradient_electrodes' \('standard'\)"),
     ],
 )
 def test_invalid_values_are_rejected_naming_the_key(schema, change, message):

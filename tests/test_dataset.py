@@ -4,12 +4,14 @@ the patients' sex and age read back from the store."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
 import dask.array
 import numpy as np
 import pytest
+import xarray
 import yaml
 
 from ecgcohort.cohort import design_from_config, patient_person, patient_record, write_patient_parameters
@@ -256,6 +258,32 @@ def test_a_failing_assembly_leaves_no_store_and_keeps_the_previous_one(cohort, c
         assemble_cohort(PATIENTS, parts, config, out / "cohort.zarr", out / "README.md")
     assert list(open_cohort(out / "cohort.zarr").patient.values) == PATIENTS[:1]
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "cohort.zarr"]
+
+
+def test_electrodes_without_per_cell_gradients_are_nan_rows_and_small(cohort, tmp_path):
+    """A patient's anterior chunk written with ``leadfield.cell_gradient_electrodes: standard``
+    (grad_cells (E, 0, 3)): the part's rows of those electrodes are NaN, the 12-lead's and every
+    other array as before, and the NaN rows cost next to nothing on disk."""
+    root, inputs, _ = cohort
+    files = files_of(root)["train-0000"]
+    mine = inputs["train-0000"]
+    trimmed = tmp_path / "chunk-1.npz"
+    with np.load(files.leadfield_chunks[1]) as chunk:
+        arrays = dict(chunk)
+    arrays["grad_cells"] = arrays["grad_cells"][:, :0]
+    np.savez(trimmed, **arrays)
+    standard = dataclasses.replace(files, leadfield_chunks=[files.leadfield_chunks[0], trimmed])
+    write_patient_part("train-0000", standard, SCENARIOS, tmp_path / "standard.zarr")
+    write_patient_part("train-0000", files, SCENARIOS, tmp_path / "all.zarr")
+    mesh = xarray.open_zarr(tmp_path / "standard.zarr", group="patients/train-0000", consolidated=False)
+    cells = mesh.grad_lead_field_cell.values
+    assert np.array_equal(cells[:7], mine["grad_cells"][:7]) and np.isnan(cells[7:]).all()
+    assert np.array_equal(mesh.lead_matrix.values, mine["lead"])
+    cell_bytes = {name: sum(f.stat().st_size for f in (tmp_path / f"{name}.zarr" / "patients" / "train-0000"
+                                                        / "grad_lead_field_cell").rglob("*") if f.is_file())
+                  for name in ("standard", "all")}
+    # 7 of 9 electrodes' rows kept; the 2 NaN rows compress to almost nothing
+    assert cell_bytes["standard"] < 0.85 * cell_bytes["all"]
 
 
 def test_a_failing_part_leaves_no_part(cohort, monkeypatch, tmp_path):

@@ -507,6 +507,35 @@ def test_chunk_job_writes_gradients_and_the_lead_matrix(balls, patient_files):
                                   cell_gradient="p2")
 
 
+def test_the_12_leads_cell_gradients_alone_change_nothing_else(balls, patient_files):
+    """``cell_gradient_electrodes="standard"``: chunk 0 (the 12-lead's) keeps its per-cell ∇Z,
+    the anterior chunk has none, and every other array of both chunks is bit for bit the one
+    of ``all``."""
+    folder, _, _ = patient_files
+    conductivities = {"intra_fibre": 0.3, "intra_cross": 0.03, "extra_fibre": 0.3, "extra_cross": 0.12, "torso": 0.06}
+    written = {}
+    for electrodes in ("all", "standard"):
+        outputs = [folder / f"{electrodes}-{chunk}.npz" for chunk in (0, 1)]
+        compute_lead_field_chunks("train-0003", balls[11.0], folder / "fibres.npz", folder / "electrodes.csv",
+                                  folder / "points.npz", chunks=[0, 1], electrodes_per_job=0,
+                                  conductivities=conductivities, out_npzs=outputs,
+                                  cell_gradient_electrodes=electrodes)
+        written[electrodes] = [dict(np.load(path)) for path in outputs]
+    cells = len(load_fibres(folder / "fibres.npz").parent_cells)
+    assert written["all"][1]["grad_cells"].shape == (2, cells, 3)
+    assert written["standard"][1]["grad_cells"].shape == (2, 0, 3)
+    assert written["standard"][0]["grad_cells"].shape == (9, cells, 3)
+    for chunk in (0, 1):
+        for name in ("grad_points", "lead_matrix", "electrode_positions_m", *(("grad_cells",) if chunk == 0 else ())):
+            assert np.array_equal(written["all"][chunk][name], written["standard"][chunk][name]), (chunk, name)
+        assert json.loads(str(written["standard"][chunk]["stats_json"]))["cell_gradient_electrodes"] == "standard"
+    with pytest.raises(LeadFieldError, match="cell_gradient_electrodes"):
+        compute_lead_field_chunks("train-0003", balls[11.0], folder / "fibres.npz", folder / "electrodes.csv",
+                                  folder / "points.npz", chunks=[1], electrodes_per_job=2,
+                                  conductivities=conductivities, out_npzs=[folder / "bad.npz"],
+                                  cell_gradient_electrodes="anterior")
+
+
 def test_the_12_leads_electrodes_are_a_chunk_of_their_own_read_from_their_own_table(balls, patient_files, tmp_path):
     """Chunk 0 is the nine 12-lead electrodes whatever the chunk size, so a job reading only it
     does not change with the anterior electrodes: from the 12-lead's own table it gives the same

@@ -80,7 +80,18 @@ def validate_config(config: Mapping[str, Any], schema: Mapping[str, Any]) -> dic
             raise ConfigError(f"unknown config key {names}; allowed here: {', '.join(allowed)}")
         raise ConfigError(f"config key '{key}': {error.message}")
     _check_intervals(filled, schema, [])
+    _check_combinations(filled)
     return filled
+
+
+def _check_combinations(config: Mapping[str, Any]) -> None:
+    """Values each valid alone that the workflow cannot run together."""
+    leadfield, surrogate = config.get("leadfield", {}), config.get("surrogate", {})
+    if leadfield.get("cell_gradient_electrodes") == "standard" and surrogate.get("myocardial_points", 0) > 0:
+        raise ConfigError(f"config keys 'surrogate.myocardial_points' ({surrogate['myocardial_points']}) and "
+                          "'leadfield.cell_gradient_electrodes' ('standard'): the surrogate's myocardial training "
+                          "points need every electrode's per-cell gradient; set the points to 0 or the electrodes "
+                          "to 'all'")
 
 
 def _merged(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:

@@ -60,6 +60,7 @@ rule compute_lead_fields:
         electrode_tolerance_mm=electrode_tolerance_mm(config["meshing"]["torso_element_size_mm"]),
         point_gradient=config["leadfield"]["point_gradient"],
         cell_gradient=config["leadfield"]["cell_gradient"],
+        cell_gradient_electrodes=config["leadfield"]["cell_gradient_electrodes"],
     wildcard_constraints:
         chunk=r"\d+",
     log:

@@ -12,4 +12,5 @@ with logging_to(snakemake.log[0]):
                               threads=snakemake.threads, low_rank_tolerance=snakemake.params.low_rank_tolerance,
                               electrode_tolerance_mm=snakemake.params.electrode_tolerance_mm,
                               point_gradient=snakemake.params.point_gradient,
-                              cell_gradient=snakemake.params.cell_gradient)
+                              cell_gradient=snakemake.params.cell_gradient,
+                              cell_gradient_electrodes=snakemake.params.cell_gradient_electrodes)

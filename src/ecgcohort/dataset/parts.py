@@ -266,7 +266,9 @@ def _patient_group(patient: str, split: str, files: PatientFiles, electrodes: Se
                                 _attrs("1", "mean of f f^T over each tetrahedron (trace 1): a conductivity with "
                                             "values a along and b across the fibres is b I + (a - b) times this")),
             "grad_lead_field_cell": (("electrode", "cell", "component"), grad_cells.astype(np.float32, copy=False),
-                                     _attrs("ohm/m", "gradient of the FEM lead field Z per myocardial tetrahedron")),
+                                     _attrs("ohm/m", "gradient of the FEM lead field Z per myocardial tetrahedron (NaN "
+                                                     "for the electrodes whose per-cell gradient was not kept: "
+                                                     "leadfield.cell_gradient_electrodes)")),
             "lead_matrix": (("electrode", "node"), lead.astype(np.float64, copy=False),
                             _attrs("1", "lead matrix: electrode potential (V) = lead_matrix @ V_m at the nodes (V)")),
             "activation_time": (("scenario", "node"), np.stack([a.activation_ms for a in activation]) * 1e-3,

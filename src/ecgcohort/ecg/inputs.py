@@ -19,6 +19,8 @@ def read_lead_field_chunks(paths: Sequence[str | Path], keys: Sequence[str]) -> 
 
     Returns ``electrode_names`` (E,) and each of ``keys`` (arrays stacked along the electrode
     axis; ``stats_json`` as an array of one string per chunk). Only the requested arrays are read.
+    ``grad_cells`` of a chunk written without them (``leadfield.cell_gradient_electrodes``
+    ``standard``: (E, 0, 3)) are NaN rows.
     """
     if not paths:
         raise ValueError("no lead-field chunks given")
@@ -31,9 +33,23 @@ def read_lead_field_chunks(paths: Sequence[str | Path], keys: Sequence[str]) -> 
             raise ValueError(f"lead-field chunk {missing.args[0]}") from None
         for name in parts:
             parts[name].append(np.atleast_1d(chunk[name]))
+    if "grad_cells" in parts:
+        parts["grad_cells"] = _cells_filled(parts["grad_cells"])
     out = {name: _concatenated(values) for name, values in parts.items()}
     out["electrode_names"] = out["electrode_names"].astype(str)
     return out
+
+
+def _cells_filled(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """Chunks' ``grad_cells``, those without cells (E_k, 0, 3) replaced by NaN rows of the
+    others' cell count."""
+    counts = {a.shape[1] for a in arrays if a.shape[1]}
+    if len(counts) > 1:
+        raise ValueError(f"lead-field chunks hold grad_cells of different cell counts {sorted(counts)}")
+    if not counts or all(a.shape[1] for a in arrays):
+        return arrays
+    cells = counts.pop()
+    return [a if a.shape[1] else np.full((a.shape[0], cells, *a.shape[2:]), np.nan, dtype=a.dtype) for a in arrays]
 
 
 def _concatenated(arrays: Sequence[np.ndarray]) -> np.ndarray:

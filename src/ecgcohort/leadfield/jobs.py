@@ -38,6 +38,8 @@ def electrode_tolerance_mm(torso_element_size_mm: float) -> float:
 # the 12-lead's electrodes lead a patient's table (ecgcohort.anatomy.electrodes.STANDARD_ELECTRODES;
 # not imported: the Snakefile counts the chunks at parse time)
 STANDARD_ELECTRODE_COUNT = 9
+#: leadfield.cell_gradient_electrodes: every electrode's ∇Z per myocardial cell, or the 12-lead's (chunk 0) alone
+CELL_GRADIENT_ELECTRODES = ("all", "standard")
 
 
 def electrode_chunks(n_electrodes: int, electrodes_per_job: int) -> list[range]:
@@ -82,7 +84,8 @@ def compute_lead_field_chunks(patient: str, mesh: str | Path, fibres_npz: str | 
                               points_npz: str | Path, *, chunks: Sequence[int], electrodes_per_job: int,
                               conductivities: Mapping[str, Any], out_npzs: Sequence[str | Path], threads: int = 1,
                               low_rank_tolerance: float = 1e-10, electrode_tolerance_mm: float = 1.0,
-                              point_gradient: str = "recovered", cell_gradient: str = "recovered") -> None:
+                              point_gradient: str = "recovered", cell_gradient: str = "recovered",
+                              cell_gradient_electrodes: str = "all") -> None:
     """Lead fields of the ``chunks`` of a patient's electrodes (chunk ``k`` of
     :func:`electrode_chunks` of the table and ``electrodes_per_job``) from one factorisation of
     the patient's matrix, each chunk one block solve, each written to its ``out_npzs`` entry as
@@ -104,7 +107,8 @@ def compute_lead_field_chunks(patient: str, mesh: str | Path, fibres_npz: str | 
     containing cell's); ``cell_gradient``: ∇Z per myocardial cell, ``recovered`` (the
     recovered gradient at the cell) or ``p1`` (the cell's own; the lead matrix is then the
     Galerkin −B Z) — the lead matrix is built from it, so the two always agree (docs/results/verification.md: recovered gives ECGs closer to the converged ones on coarse meshes, the same on
-    fine ones).
+    fine ones); ``cell_gradient_electrodes``: ``all``, or ``standard``: ``grad_cells`` only in
+    chunk 0 (the 12-lead's), (E, 0, 3) in the others (their lead matrices are the same either way).
 
     Raises :class:`LeadFieldError` naming the patient for a chunk index out of range, a table
     whose first rows are not the 12-lead's electrodes, or an electrode more than 1 mm off the
@@ -120,6 +124,9 @@ def compute_lead_field_chunks(patient: str, mesh: str | Path, fibres_npz: str | 
         raise LeadFieldError(f"leadfield.point_gradient must be 'recovered' or 'p1', got {point_gradient!r}")
     if cell_gradient not in ("recovered", "p1"):
         raise LeadFieldError(f"leadfield.cell_gradient must be 'recovered' or 'p1', got {cell_gradient!r}")
+    if cell_gradient_electrodes not in CELL_GRADIENT_ELECTRODES:
+        raise LeadFieldError(f"leadfield.cell_gradient_electrodes must be one of {CELL_GRADIENT_ELECTRODES}, got "
+                             f"{cell_gradient_electrodes!r}")
     chunks = [int(chunk) for chunk in chunks]
     if len(chunks) != len(out_npzs) or not chunks:
         raise LeadFieldError(f"patient {patient}: {len(chunks)} chunk(s) {chunks} for {len(out_npzs)} output file(s)")
@@ -153,7 +160,8 @@ def compute_lead_field_chunks(patient: str, mesh: str | Path, fibres_npz: str | 
     except LeadFieldError as error:
         raise LeadFieldError(f"patient {patient}: {points_npz}: {error}") from error
     shared = {**solver.stats.as_dict(), "patient": patient, "factorisation_chunks": chunks,
-              "point_gradient": point_gradient, "cell_gradient": cell_gradient, "sample_points": len(points_m),
+              "point_gradient": point_gradient, "cell_gradient": cell_gradient,
+              "cell_gradient_electrodes": cell_gradient_electrodes, "sample_points": len(points_m),
               "units": CHUNK_UNITS}
     flux = None
     if cell_gradient == "recovered":  # the lead matrix's tensors and cell interpolation, once for every chunk
@@ -170,14 +178,15 @@ def compute_lead_field_chunks(patient: str, mesh: str | Path, fibres_npz: str | 
         names = [table.names[index] for index in layout[chunk]]
         electrodes_m = table.positions_mm[layout[chunk].start:layout[chunk].stop] * MM
         arrays, timings = _chunk_arrays(patient, solver, fibres, sigma, electrodes_m, names, points_m, point_cells,
-                                        point_gradient=point_gradient, cell_gradient=cell_gradient, flux=flux)
+                                        point_gradient=point_gradient, cell_gradient=cell_gradient, flux=flux,
+                                        with_cells=cell_gradient_electrodes == "all" or chunk == 0)
         stats = {**shared, **timings, "chunk": chunk, "electrodes_solved": len(names),
                  "peak_rss_mb": solver.stats.peak_rss_mb, "total_s": setup_s + time.perf_counter() - chunk_start}
         contents.append({"electrode_names": np.array(names), "electrode_positions_m": electrodes_m, **arrays,
                          "stats_json": np.array(json.dumps(stats))})
         log.info("patient %s, chunk %d: %d lead fields solved as one block in %.2f s, gradients at %d points and "
                  "%d myocardial cells in %.2f s, lead matrix in %.2f s", patient, chunk, len(names),
-                 timings["solve_s"], len(points_m), len(fibres.parent_cells), timings["gradients_s"],
+                 timings["solve_s"], len(points_m), arrays["grad_cells"].shape[1], timings["gradients_s"],
                  timings["lead_matrix_s"])
     with ExitStack() as renames:  # every file renamed into place only after all are written
         for out_npz, arrays in zip(out_npzs, contents):
@@ -189,12 +198,12 @@ def compute_lead_field_chunks(patient: str, mesh: str | Path, fibres_npz: str | 
 
 def _chunk_arrays(patient: str, solver, fibres, sigma, electrodes_m: np.ndarray, names: list[str],
                   points_m: np.ndarray, point_cells: np.ndarray, *, point_gradient: str,
-                  cell_gradient: str, flux=None) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+                  cell_gradient: str, flux=None, with_cells: bool = True) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """One chunk's ``grad_points``, ``grad_cells`` and ``lead_matrix`` (see
     :func:`compute_lead_field_chunks`) from the patient's factored ``solver``, and the chunk's
     own solve, gradient and lead-matrix times (s). ``flux``: the fibres' mesh's
     :func:`ecgcohort.leadfield.matrix.recovered_flux_operators` (needed for
-    ``cell_gradient="recovered"``)."""
+    ``cell_gradient="recovered"``). Without ``with_cells``, ``grad_cells`` is (E, 0, 3)."""
     from ecgcohort.leadfield.matrix import lead_matrix_from_nodal
     from ecgcohort.meshing.tetra import VOLUME_TAGS
     from ecgcohort.leadfield.solver import LeadFieldError, MM, lead_matrix_from_potentials
@@ -223,13 +232,15 @@ def _chunk_arrays(patient: str, solver, fibres, sigma, electrodes_m: np.ndarray,
             raise LeadFieldError(f"patient {patient}: the recovered cell gradients' lead matrix needs the flux operator")
         matrix = lead_matrix_from_nodal(flux, nodal[myocardium])
         matrix_s = time.perf_counter() - matrix_start
-        grad_cells = solver.recovered_gradients(z, fibres.parent_cells, dtype=np.float32, nodal=nodal)
+        grad_cells = (solver.recovered_gradients(z, fibres.parent_cells, dtype=np.float32, nodal=nodal) if with_cells
+                      else np.empty((len(names), 0, 3), dtype=np.float32))
     else:
         intracellular = intracellular_tensors(fibres.cell_structure, sigma)
         matrix = lead_matrix_from_potentials(fibres.points_mm * MM, fibres.tetrahedra, intracellular,
                                              z[:, fibres.parent_nodes])
         matrix_s = time.perf_counter() - matrix_start
-        grad_cells = solver.cell_gradients(z, fibres.parent_cells, dtype=np.float32)
+        grad_cells = (solver.cell_gradients(z, fibres.parent_cells, dtype=np.float32) if with_cells
+                      else np.empty((len(names), 0, 3), dtype=np.float32))
     timings = {"solve_s": solver.stats.solve_s - solve_before,
                "gradients_s": solver.stats.gradients_s - gradients_before, "lead_matrix_s": matrix_s}
     return {"grad_points": grad_points, "grad_cells": grad_cells, "lead_matrix": matrix}, timings

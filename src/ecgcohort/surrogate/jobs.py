@@ -456,7 +456,10 @@ def evaluate_surrogate_job(*, patient: str, store: str | Path, model_path: str |
     matrices["pseudo"] = pseudo_lead_matrix(electrodes_m, nodes_m, tetrahedra, intracellular, sigma.torso)
     cell_gradients["pseudo"] = pseudo_lead_field_gradient(electrodes_m, nodes_m[tetrahedra].mean(axis=1), sigma.torso)
     fem_cells = mesh.grad_lead_field_cell.values.astype(np.float64)
-    transfer = {kind: {"cells": cell_errors(cell_gradients[kind], fem_cells)} for kind in ("surrogate", "pseudo")}
+    # the electrodes whose per-cell ∇Z the store kept (leadfield.cell_gradient_electrodes): the
+    # 12-lead's always, so the transfer's leads are whole either way
+    kept = np.flatnonzero(np.isfinite(fem_cells).all(axis=(1, 2)))
+    transfer = {kind: {"cells": cell_errors(cell_gradients[kind][kept], fem_cells[kept])} for kind in ("surrogate", "pseudo")}
     # the transfer's lead matrices do not depend on the beat: built once, not per scenario
     fields = {kind: transfer_fields(myocardium, fem_cells, cell_gradients[kind], names) for kind in ("surrogate", "pseudo")}
     # every lead matrix of a beat (the three ECGs', the transfer's) in one product per scenario:
