@@ -180,12 +180,13 @@ def compute_ecgs(patient: str, activation_paths: Mapping[str, str | Path], chunk
                  evaluation_s, json.dumps({name: round(float(d), 4) for name, d in zip(LEAD_NAMES, difference)}))
         out_npz, out_png = outputs[scenario]
         time_s = times_ms * 1e-3
+        # uncompressed: float64 signals deflate by 3 % in 0.15 s a scenario (109 electrodes)
         with atomic_path(out_npz) as temporary, open(temporary, "wb") as stream:
-            np.savez_compressed(stream, patient=np.array(patient), scenario=np.array(scenario), time_s=time_s,
-                                electrode_names=np.array(names), unipolar_v=unipolar, leads_v=leads,
-                                lead_names=np.array(LEAD_NAMES), pseudo_unipolar_v=pseudo_unipolar,
-                                pseudo_leads_v=pseudo_leads, pseudo_relative_difference=difference,
-                                evaluation_s=np.array(evaluation_s))
+            np.savez(stream, patient=np.array(patient), scenario=np.array(scenario), time_s=time_s,
+                     electrode_names=np.array(names), unipolar_v=unipolar, leads_v=leads,
+                     lead_names=np.array(LEAD_NAMES), pseudo_unipolar_v=pseudo_unipolar,
+                     pseudo_leads_v=pseudo_leads, pseudo_relative_difference=difference,
+                     evaluation_s=np.array(evaluation_s))
         if out_png is not None:
             preview = preview or EcgFigure()
             preview.draw(time_s, leads, pseudo_leads, out_png, title=f"{patient}, {scenario}: 12-lead ECG")
