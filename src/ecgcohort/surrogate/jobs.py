@@ -459,6 +459,7 @@ def evaluate_surrogate_job(*, patient: str, store: str | Path, model_path: str |
     # the electrodes whose per-cell ∇Z the store kept (leadfield.cell_gradient_electrodes): the
     # 12-lead's always, so the transfer's leads are whole either way
     kept = np.flatnonzero(np.isfinite(fem_cells).all(axis=(1, 2)))
+    kept = slice(None) if len(kept) == len(fem_cells) else kept  # a view, not a copy of the (E, C, 3) arrays
     transfer = {kind: {"cells": cell_errors(cell_gradients[kind][kept], fem_cells[kept])} for kind in ("surrogate", "pseudo")}
     # the transfer's lead matrices do not depend on the beat: built once, not per scenario
     fields = {kind: transfer_fields(myocardium, fem_cells, cell_gradients[kind], names) for kind in ("surrogate", "pseudo")}
