@@ -231,16 +231,17 @@ def _chunk_arrays(patient: str, solver, fibres, sigma, electrodes_m: np.ndarray,
         if flux is None:
             raise LeadFieldError(f"patient {patient}: the recovered cell gradients' lead matrix needs the flux operator")
         matrix = lead_matrix_from_nodal(flux, nodal[myocardium])
-        matrix_s = time.perf_counter() - matrix_start
-        grad_cells = (solver.recovered_gradients(z, fibres.parent_cells, dtype=np.float32, nodal=nodal) if with_cells
-                      else np.empty((len(names), 0, 3), dtype=np.float32))
     else:
         intracellular = intracellular_tensors(fibres.cell_structure, sigma)
         matrix = lead_matrix_from_potentials(fibres.points_mm * MM, fibres.tetrahedra, intracellular,
                                              z[:, fibres.parent_nodes])
-        matrix_s = time.perf_counter() - matrix_start
-        grad_cells = (solver.cell_gradients(z, fibres.parent_cells, dtype=np.float32) if with_cells
-                      else np.empty((len(names), 0, 3), dtype=np.float32))
+    matrix_s = time.perf_counter() - matrix_start
+    if not with_cells:
+        grad_cells = np.empty((len(names), 0, 3), dtype=np.float32)
+    elif cell_gradient == "recovered":
+        grad_cells = solver.recovered_gradients(z, fibres.parent_cells, dtype=np.float32, nodal=nodal)
+    else:
+        grad_cells = solver.cell_gradients(z, fibres.parent_cells, dtype=np.float32)
     timings = {"solve_s": solver.stats.solve_s - solve_before,
                "gradients_s": solver.stats.gradients_s - gradients_before, "lead_matrix_s": matrix_s}
     return {"grad_points": grad_points, "grad_cells": grad_cells, "lead_matrix": matrix}, timings
