@@ -59,6 +59,37 @@ def test_paper_config_has_the_published_scale(repo, schema):
     assert paper["leadfield"]["cell_gradient_electrodes"] == "standard" and paper["surrogate"]["myocardial_points"] == 0
 
 
+def test_the_2_core_paper_overlay_cuts_the_training_and_nothing_the_data_half_computes(repo, schema):
+    """config/paper-cpu.yaml on top of config/paper.yaml: the same patients, meshes, lead fields,
+    activations, SDF samples and banks (every section a patient's files depend on), the
+    training reduced."""
+    paper_raw = yaml.safe_load((repo / "config/paper.yaml").read_text())
+    overlay = yaml.safe_load((repo / "config/paper-cpu.yaml").read_text())
+    paper = validate_config(paper_raw, schema)
+    both = validate_config(_merged(paper_raw, overlay), schema)
+    data_half = ("cohort", "shapes", "anatomy", "meshing", "electrodes", "fibers", "electrophysiology", "leadfield", "ecg",
+                 "pictures", "realism")
+    for section in data_half:
+        assert both[section] == paper[section], section
+    assert both["encoding"]["sdf"] == paper["encoding"]["sdf"]
+    assert {k: v for k, v in both["ecg2act"].items() if k != "networks"} == \
+        {k: v for k, v in paper["ecg2act"].items() if k != "networks"}
+    assert both["surrogate"]["training_points"] == 4096 and paper["surrogate"]["training_points"] is None
+    assert both["surrogate"]["training"]["epochs"] < paper["surrogate"]["training"]["epochs"]
+    assert both["encoding"]["deepsdf"]["training"]["epochs"] < paper["encoding"]["deepsdf"]["training"]["epochs"]
+    for network in ("I", "II"):
+        assert both["ecg2act"]["networks"][network]["training"]["epochs"] < 100
+        assert both["ecg2act"]["networks"][network]["architecture"] == paper["ecg2act"]["networks"][network]["architecture"]
+
+
+def _merged(base: dict, overlay: dict) -> dict:
+    """Snakemake's merge of two --configfile files: nested mappings updated key by key."""
+    merged = copy.deepcopy(base)
+    for key, value in overlay.items():
+        merged[key] = _merged(merged.get(key, {}), value) if isinstance(value, dict) else value
+    return merged
+
+
 @pytest.mark.parametrize(
     "change,message",
     [

@@ -490,6 +490,37 @@ def test_patient_blocks_give_the_loss_of_the_same_flat_rows_and_every_pair_once_
     assert float(block_parts["cos"]) == pytest.approx(float(flat_parts["cos"]), rel=1e-5)
 
 
+def test_a_training_point_subset_keeps_the_same_points_for_every_electrode_and_differs_by_patient():
+    from ecgcohort.surrogate.jobs import PatientLeadFields, _patient_block, training_point_subset
+
+    rng = np.random.default_rng(5)
+    x, e, n = _ball_samples(0.1, 4, 60, rng)
+    grad_z = _ball_gradient(x, e, 0.1)
+    fields = PatientLeadFields(sample_points=x, sample_region=np.zeros((60,), dtype=np.int8), grad_lead_field=grad_z,
+                               electrode_position=e, electrode_normalised_position=n, node_position=np.zeros((0, 3)),
+                               tetrahedra=np.zeros((0, 4), dtype=np.int64), grad_lead_field_cell=np.zeros((4, 0, 3)))
+
+    class Codes:
+        def code(self, patient):
+            return _code(0.1)
+
+    spec = SurrogateSpec(code_dim=1, hidden=8, layers=2, inject_at=1, fourier_features=2, sigma0=SIGMA)
+    full = _patient_block(fields, "train-0003", spec, BOX, Codes())
+    kept = training_point_subset("train-0003", 60, 25, seed=7)
+    assert len(np.unique(kept)) == 25 and np.all(np.diff(kept) > 0) and kept.max() < 60
+    np.testing.assert_array_equal(kept, training_point_subset("train-0003", 60, 25, seed=7))  # the same on a re-run
+    assert not np.array_equal(kept, training_point_subset("train-0004", 60, 25, seed=7))
+    assert not np.array_equal(kept, training_point_subset("train-0003", 60, 25, seed=8))
+    subset = _patient_block(fields, "train-0003", spec, BOX, Codes(), training_points=25, seed=7)
+    # every electrode's rows are the full block's at the kept points, in order; x and the electrodes follow
+    np.testing.assert_array_equal(subset["target"], full["target"][:, kept])
+    np.testing.assert_array_equal(subset["x"], full["x"][kept])
+    np.testing.assert_array_equal(subset["electrode"], full["electrode"])
+    # null, or a count at or above the points a patient has, keeps every point
+    for count in (None, 60, 100):
+        np.testing.assert_array_equal(training_point_subset("train-0003", 60, count, seed=7), np.arange(60))
+
+
 #: The encoding term of the error budget (issue 21) on a closed-form ball family whose geometry
 #: the electrodes do not give away: a ball of radius 0.1 m and conductivity σ (∇Z ∝ 1/σ), the code
 #: log σ normalised over the training conductivities. Oracle: the exact code (what the PCA encoding

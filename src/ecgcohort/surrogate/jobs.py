@@ -22,6 +22,8 @@ NETWORK_KEYS: tuple[str, ...] = ("hidden", "layers", "inject_at", "fourier_featu
                                  "lambda_cos", "pseudo_factor", "weighting", "region_inputs", "seed")
 #: float32 values per (electrode, point) pair resident in patient blocks: target, reference.
 _PAIR_FLOATS = 6
+#: The third seed word of the training-point subset (the myocardial cells' stream has two).
+_TRAINING_POINTS_STREAM = 1
 PRECORDIAL: tuple[str, ...] = ("V1", "V2", "V3", "V4", "V5", "V6")
 STANDARD: tuple[str, ...] = ("RA", "LA", "LL") + PRECORDIAL
 
@@ -166,13 +168,28 @@ def read_patient_lead_fields(patient: str, files: LeadFieldFiles) -> PatientLead
         grad_lead_field_cell=grad_cells)
 
 
+def training_point_subset(patient: str, available: int, count: int | None, seed: int) -> np.ndarray:
+    """Indices (sorted) of the ``count`` sample points of ``patient`` the surrogate trains on,
+    drawn without replacement once per patient (seeded by ``seed`` and the patient; another
+    stream than the myocardial cells'); every point when ``count`` is None or not below
+    ``available``."""
+    import zlib
+
+    if count is None or count >= available:
+        return np.arange(available)
+    generator = np.random.default_rng([seed, zlib.crc32(patient.encode()), _TRAINING_POINTS_STREAM])
+    return np.sort(generator.choice(available, size=count, replace=False))
+
+
 def _patient_block(fields: PatientLeadFields, patient: str, spec, box, codes, *, myocardial_count: int = 0,
-                   seed: int = 0) -> dict[str, np.ndarray]:
+                   training_points: int | None = None, seed: int = 0) -> dict[str, np.ndarray]:
     """One patient's training block (:func:`~ecgcohort.surrogate.network.patient_block`): its
-    sample points, and ``myocardial_count`` myocardial cell centroids with them."""
+    sample points (``training_points`` of them, :func:`training_point_subset`), and
+    ``myocardial_count`` myocardial cell centroids with them."""
     from ecgcohort.surrogate.network import MYOCARDIUM, patient_block
 
-    points, grad_z, region = fields.sample_points, fields.grad_lead_field, fields.sample_region
+    kept = training_point_subset(patient, len(fields.sample_points), training_points, seed)
+    points, grad_z, region = fields.sample_points[kept], fields.grad_lead_field[:, kept], fields.sample_region[kept]
     if myocardial_count:
         centroids, cell_grad_z = _myocardial_sample(patient, fields.node_position, fields.tetrahedra,
                                                     fields.grad_lead_field_cell, myocardial_count, seed)
@@ -263,13 +280,16 @@ def train_surrogate_job(patients: Mapping[str, LeadFieldFiles], codes_csv: str |
     spec = surrogate_spec(section, len(codes.columns), target, sigma0)
     training = TrainingSpec.from_config(section["training"], seed=section["seed"])
     myocardial_count = int(section["myocardial_points"])
-    per_patient = shape[0] * (shape[1] + myocardial_count)
+    training_points = section.get("training_points")
+    points_per_patient = shape[1] if training_points is None else min(int(training_points), shape[1])
+    per_patient = shape[0] * (points_per_patient + myocardial_count)
     device = resolve_device(training.device)
     resident = len(fit_ids) * per_patient * 4 * _PAIR_FLOATS <= memory_budget_bytes(device, job_mb=memory_mb)
 
     def block_of(patient: str) -> dict[str, np.ndarray]:
         return _patient_block(read_patient_lead_fields(patient, patients[patient]), patient, spec, box, codes,
-                              myocardial_count=myocardial_count, seed=section["seed"])
+                              myocardial_count=myocardial_count, training_points=training_points,
+                              seed=section["seed"])
 
     def rows_of(index: int) -> dict[str, np.ndarray]:
         return _flat_rows(block_of(fit_ids[index]))
