@@ -77,6 +77,8 @@ def test_the_2_core_paper_overlay_cuts_the_training_and_nothing_the_data_half_co
     assert both["surrogate"]["training_points"] == 4096 and paper["surrogate"]["training_points"] is None
     assert both["surrogate"]["training"]["epochs"] < paper["surrogate"]["training"]["epochs"]
     assert both["encoding"]["deepsdf"]["training"]["epochs"] < paper["encoding"]["deepsdf"]["training"]["epochs"]
+    # smaller batches keep thousands of optimiser steps in the shorter training
+    assert both["surrogate"]["training"]["batch_size"] < paper["surrogate"]["training"]["batch_size"]
     for network in ("I", "II"):
         assert both["ecg2act"]["networks"][network]["training"]["epochs"] < 100
         assert both["ecg2act"]["networks"][network]["architecture"] == paper["ecg2act"]["networks"][network]["architecture"]
