@@ -137,6 +137,14 @@ def test_the_paper_config_plans_its_110_patients(workflow_copy):
     """config/paper.yaml plans (its time is benchmarks/planning.py's, not a timed test)."""
     plan = succeed(workflow_copy.snakemake("--dry-run", "--configfile", "config/paper.yaml"))
     assert job_counts(plan)["patient_parameters"] == 110
+    # the 2-core recording's targets (config/paper-cpu.yaml): every learning stage, a dataset part
+    # for the 10 test patients only and no cohort store (24 GiB of parts the tables do not read)
+    recorded = succeed(workflow_copy.snakemake("surrogates", "ecg2act", "encodings", "realism", "--dry-run",
+                                               "--configfile", "config/paper.yaml", "config/paper-cpu.yaml"))
+    jobs = job_counts(recorded)
+    assert jobs["compute_lead_fields"] == jobs["simulation_bank"] == 110 and jobs["dataset_part"] == 10
+    assert jobs["train_surrogate"] == 2 and jobs["train_ecg2act"] == 2 and jobs["evaluate_surrogate"] == 20
+    assert "assemble_dataset" not in jobs and jobs["evaluate_shape_code"] == 30  # the held-out patients only
 
 
 def test_the_large_cohort_config_plans_one_job_per_batch_of_patients(workflow_copy, workflow_config):
