@@ -118,6 +118,19 @@ def test_without_a_server_the_script_runs_in_its_own_process(tmp_path):
     assert report["in_worker"] is None and report["argv"] == ["x"] and report["started_at"] is None
 
 
+def test_a_server_slow_to_start_delays_the_command_by_the_timeout_and_no_more(tmp_path, capfd):
+    """On a loaded machine the server may not listen within the time allowed: the command runs
+    anyway (its jobs in their own processes) and its exit status is returned, not an error."""
+    from ecgcohort.worker import run_with_worker
+
+    marker = tmp_path / "ran"
+    started = time.monotonic()
+    code = run_with_worker([sys.executable, "-c", f"open({str(marker)!r}, 'w').write('x'); raise SystemExit(3)"],
+                           wait=True, start_timeout_s=0.0)
+    assert code == 3 and marker.read_text() == "x" and time.monotonic() - started < 60
+    assert "starting the command anyway" in capfd.readouterr().err
+
+
 def test_a_job_whose_own_process_is_killed_dies_before_it_writes(server, tmp_path):
     script = tmp_path / "job.py"
     script.write_text(SCRIPT)

@@ -368,8 +368,10 @@ def _run_job(request: dict[str, Any], fds: list[int]) -> None:
 def run_with_worker(command: Sequence[str], wait: bool = False, start_timeout_s: float = 120.0) -> int:
     """Run ``command`` with a server (:func:`serve`) beside it for its Python jobs; returns the
     command's exit status. The command starts at once (jobs that start before the server has
-    imported its modules run in their own processes) or, with ``wait``, once the server listens
-    (WorkerError if it has not within ``start_timeout_s`` seconds)."""
+    imported its modules run in their own processes) or, with ``wait``, once the server listens;
+    if it has not within ``start_timeout_s`` seconds (a machine loaded by other work) or has
+    exited, the command starts anyway, with a warning, and its jobs run in their own processes
+    until the server listens."""
     with tempfile.TemporaryDirectory(prefix="ecgcohort-worker-") as folder:
         socket_path = Path(folder) / "worker.sock"
         server = subprocess.Popen([sys.executable, "-m", "ecgcohort.worker", "serve", str(socket_path)],
@@ -378,8 +380,11 @@ def run_with_worker(command: Sequence[str], wait: bool = False, start_timeout_s:
             deadline = time.monotonic() + start_timeout_s
             while wait and not socket_path.exists():
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise WorkerError(f"the worker did not start (exit status {server.poll()}, "
-                                      f"{start_timeout_s:g} s allowed)")
+                    state = (f"exited with status {server.poll()}" if server.poll() is not None
+                             else f"not listening after {start_timeout_s:g} s")
+                    print(f"ecgcohort.worker: the server is {state}: starting the command anyway, its jobs in "
+                          "their own processes until the server listens", file=sys.stderr, flush=True)
+                    break
                 time.sleep(0.05)
             # a command started by a worker's job (a batch's nested run) has a server of its own
             environment = {key: value for key, value in os.environ.items() if key not in (JOB_ENV, _REFUSED_ENV)}
