@@ -50,6 +50,12 @@ def patient_batches(patients: Sequence[str], size: int) -> dict[str, tuple[str, 
                                                                               int(item[0].split("-")[1])))}
 
 
+#: The nested run's job rate limit: Snakemake's default (100/1s) re-runs the job selection every
+#: second while jobs wait for cores (the scheduler's CPU in `make run` 179 s against 18 s;
+#: docs/changelog.md, "Snakemake's scheduler at rest between jobs").
+NESTED_JOB_RATE = "1000/1m"
+
+
 class ResolvedInputs:
     """A script's ``snakemake.input`` with the per-patient chain files put back under their names
     (``chain``: name -> path or list of paths, empty when every stage runs as its own job)."""
@@ -85,11 +91,13 @@ def nested_snakemake_command(*, targets: Sequence[str], snakefile: str | Path, t
     with ``configfile`` (the outer run's whole config, ``cluster.patients_per_job: null``: every
     stage its own job), at most ``threads`` cores and ``mem_mb`` MB at once. No lock: the outer
     run holds the directory and gives each batch its own patients' files. The nested jobs are
-    forked from one process that imported their libraries once (:mod:`ecgcohort.worker`)."""
+    forked from one process that imported their libraries once (:mod:`ecgcohort.worker`). Its
+    rate limit, as profiles/local's, keeps Snakemake from redoing its job selection every second
+    while the chains' jobs wait for the batch's cores."""
     command = [sys.executable, "-m", "ecgcohort.worker", "run", "--",
                sys.executable, "-m", "snakemake", *targets, "--snakefile", str(snakefile), "--cores", str(threads),
                "--resources", f"mem_mb={mem_mb}", "--nolock", "--keep-going", "--rerun-incomplete",
-               "--configfile", str(configfile)]
+               "--max-jobs-per-timespan", NESTED_JOB_RATE, "--configfile", str(configfile)]
     if deployment:
         command.extend(["--software-deployment-method", *deployment])
     return command
