@@ -521,6 +521,17 @@ def test_a_training_point_subset_keeps_the_same_points_for_every_electrode_and_d
         np.testing.assert_array_equal(training_point_subset("train-0003", 60, count, seed=7), np.arange(60))
 
 
+def test_the_surrogates_training_patients_are_the_first_by_id_and_nest():
+    from ecgcohort.surrogate.jobs import surrogate_training_patients
+
+    ids = [f"train-{index:04d}" for index in (5, 0, 3, 1, 4, 2)]
+    assert surrogate_training_patients(ids, None) == sorted(ids)
+    assert surrogate_training_patients(ids, 3) == ["train-0000", "train-0001", "train-0002"]
+    assert set(surrogate_training_patients(ids, 2)) < set(surrogate_training_patients(ids, 4))
+    with pytest.raises(ValueError, match=r"surrogate.training_patients = 7: the cohort has only 6"):
+        surrogate_training_patients(ids, 7)
+
+
 #: The encoding term of the error budget (issue 21) on a closed-form ball family whose geometry
 #: the electrodes do not give away: a ball of radius 0.1 m and conductivity σ (∇Z ∝ 1/σ), the code
 #: log σ normalised over the training conductivities. Oracle: the exact code (what the PCA encoding

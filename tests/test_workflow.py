@@ -147,6 +147,26 @@ def test_the_paper_config_plans_its_110_patients(workflow_copy):
     assert "assemble_dataset" not in jobs and jobs["evaluate_shape_code"] == 30  # the held-out patients only
 
 
+def test_a_surrogate_on_the_first_training_patients_plans_their_lead_fields_only(workflow_copy):
+    """surrogate.training_patients (the curve over the cohort's size, issue 64): the paper cohort's
+    surrogate on its first 19 training patients needs their lead fields and no others; more
+    patients than the cohort has stops the plan naming the key and the value."""
+    overlay = workflow_copy.root / "first-19.yaml"
+    overlay.write_text("surrogate:\n  training_patients: 19\n")
+    plan = succeed(workflow_copy.snakemake("results/surrogate/pca/full/model.pt", "--dry-run", "--configfile",
+                                           "config/paper.yaml", "config/paper-cpu.yaml", str(overlay)))
+    jobs = job_counts(plan)
+    assert jobs["train_surrogate"] == 1 and jobs["compute_lead_fields"] == 19
+    assert set(re.findall(r"results/patients/(train-\d+)/leadfield/chunk-0\.npz", plan)) == {
+        f"train-{index:04d}" for index in range(19)}
+    overlay.write_text("surrogate:\n  training_patients: 101\n")
+    refused = workflow_copy.snakemake("results/surrogate/pca/full/model.pt", "--dry-run", "--configfile",
+                                      "config/paper.yaml", str(overlay))
+    assert refused.returncode != 0
+    assert "surrogate.training_patients = 101: the cohort has only 100 training patients" in (refused.stdout
+                                                                                              + refused.stderr)
+
+
 def test_the_large_cohort_config_plans_one_job_per_batch_of_patients(workflow_copy, workflow_config):
     """config/large.yaml on 27 + 3 patients: one patient_batch job per 10 patients (by number,
     per split) and no per-patient stage job; the per-test-patient stages and the fan-ins wait

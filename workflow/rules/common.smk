@@ -3,6 +3,7 @@ from ecgcohort.cluster import ClusterLimits, ClusterPlanError, Submission, check
 from ecgcohort.cohort import design_from_config, patient_ids, patient_record
 from ecgcohort.cohort.sampling import PATIENT_ID_PATTERN
 from ecgcohort.learning.splits import validation_split
+from ecgcohort.surrogate.jobs import surrogate_training_patients
 
 COHORT = design_from_config(config["cohort"])
 PATIENTS = patient_ids(COHORT)

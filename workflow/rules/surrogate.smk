@@ -5,6 +5,10 @@
 SURROGATE = config["surrogate"]
 SURROGATE_MODELS = [(e, t) for e in SURROGATE["encodings"] for t in SURROGATE["targets"]]
 CODES = {"pca": rules.pca_codes.output.codes, "deepsdf": rules.shape_codes.output.codes}
+try:
+    SURROGATE_TRAIN_PATIENTS = surrogate_training_patients(TRAIN_PATIENTS, SURROGATE["training_patients"])
+except ValueError as error:
+    raise WorkflowError(str(error)) from None
 
 
 wildcard_constraints:
@@ -13,10 +17,11 @@ wildcard_constraints:
 
 
 TRAIN_SURROGATE_CHAIN = ChainInputs(
-    points=(rules.sample_leadfield_points.output.points, TRAIN_PATIENTS),
-    electrodes=(rules.place_electrodes.output.electrodes, TRAIN_PATIENTS),
-    fibres=(rules.compute_fibres.output.fibres, TRAIN_PATIENTS),
-    chunks=(expand("results/patients/{{patient}}/leadfield/chunk-{chunk}.npz", chunk=LEADFIELD_CHUNKS), TRAIN_PATIENTS),
+    points=(rules.sample_leadfield_points.output.points, SURROGATE_TRAIN_PATIENTS),
+    electrodes=(rules.place_electrodes.output.electrodes, SURROGATE_TRAIN_PATIENTS),
+    fibres=(rules.compute_fibres.output.fibres, SURROGATE_TRAIN_PATIENTS),
+    chunks=(expand("results/patients/{{patient}}/leadfield/chunk-{chunk}.npz", chunk=LEADFIELD_CHUNKS),
+            SURROGATE_TRAIN_PATIENTS),
 )
 
 
@@ -35,7 +40,7 @@ rule train_surrogate:
     params:
         chain=TRAIN_SURROGATE_CHAIN.params,
         section=surrogate_network_section(SURROGATE),
-        patients=TRAIN_PATIENTS,
+        patients=SURROGATE_TRAIN_PATIENTS,
         sigma0=config["leadfield"]["conductivity_s_per_m"]["torso"],
         # checkpoints for resuming a killed job; not an output, so a rerun finds them
         workdir="results/surrogate/{encoding}/{target}/checkpoints",

@@ -168,6 +168,22 @@ def read_patient_lead_fields(patient: str, files: LeadFieldFiles) -> PatientLead
         grad_lead_field_cell=grad_cells)
 
 
+def surrogate_training_patients(train_patients: Sequence[str], count: int | None) -> list[str]:
+    """The training patients the surrogate learns from (fitting and validation together): the
+    first ``count`` by id, so that a curve over ``count`` nests each smaller set in the larger
+    (``surrogate.training_patients``); every one when ``count`` is None.
+
+    Raises ValueError naming the key and value when the cohort has fewer training patients.
+    """
+    ordered = sorted(train_patients)
+    if count is None:
+        return ordered
+    if count > len(ordered):
+        raise ValueError(f"surrogate.training_patients = {count}: the cohort has only {len(ordered)} training "
+                         "patients (cohort.train.count)")
+    return ordered[:count]
+
+
 def training_point_subset(patient: str, available: int, count: int | None, seed: int) -> np.ndarray:
     """Indices (sorted) of the ``count`` sample points of ``patient`` the surrogate trains on,
     drawn without replacement once per patient (seeded by ``seed`` and the patient; another
