@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import re
@@ -66,6 +67,8 @@ RECORDED_TABLES: dict[str, tuple[str, ...]] = {
     "inverse_paper/summary.md": ("inverse_paper/summary.csv",),
     # not the workflow's: the eikonal grid layouts against the reference, benchmarks/eikonal_layouts.py
     "eikonal_layouts/layouts.md": ("eikonal_layouts/layouts.csv",),
+    # not the workflow's: runs of one cohort differing in their training, benchmarks/training_cuts.py
+    "training_cuts/cuts.md": ("training_cuts/surrogate.csv", "training_cuts/ecg2act.csv"),
 }
 
 BLOCK = re.compile(r"^(<!-- results (?P<label>\S+) (?P<path>\S+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S | re.M)
@@ -221,10 +224,51 @@ def rerendered(label: str, root: Path = RECORDED_ROOT) -> Mapping[str, str]:
         from ecgcohort.inverse.report import paper_setting_markdown
 
         rendered["inverse_paper/summary.md"] = paper_setting_markdown(pd.read_csv(folder / "inverse_paper/summary.csv"))
+    if (folder / "training_cuts/surrogate.csv").exists():
+        rendered["training_cuts/cuts.md"] = training_cuts_markdown(
+            pd.read_csv(folder / "training_cuts/surrogate.csv"), _csv_or_empty(folder / "training_cuts/ecg2act.csv"))
     if (folder / "surrogate_scaling/scaling.csv").exists():
         sweep = pd.read_csv(folder / "surrogate_scaling/scaling.csv")
         rendered["surrogate_scaling/scaling.md"] = scaling_markdown(sweep)
     return rendered
+
+
+def _csv_or_empty(path: Path) -> "pd.DataFrame":
+    """A CSV as a frame; an empty frame where pandas finds no columns (a run list without any)."""
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+def training_cuts_markdown(surrogate: "pd.DataFrame", ecg2act: "pd.DataFrame") -> str:
+    """The runs of benchmarks/training_cuts.py as Markdown: the PCA surrogate's training and its
+    Table 1 figures over the test patients (mean ± sd), then each run's ECG -> activation
+    metrics where it has them."""
+    def both(row, metric: str, digits: int, unit: str = "") -> str:
+        return f"{row[metric + '_mean']:.{digits}f}{unit} ± {row[metric + '_sd']:.{digits}f}{unit}"
+
+    lines = ["| run | codes | fitting patients | points a patient | epochs trained (configured; best) | training (s) | "
+             "angular error, heart | angular error, V1–V6 | ECG relative ℓ2 | ECG relative ℓ2, squared |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for _, row in surrogate.iterrows():
+        points = row["training_points"] if row["training_points"] == "all" else f"{int(row['training_points']):,}"
+        codes = "PCA" if row["encoding"] == "pca" else f"DeepSDF, {int(row['shape_model_epochs'])} epochs"
+        lines.append(f"| {row['run']} | {codes} | {row['fitting_patients']} | {points} | {row['epochs_trained']} "
+                     f"({row['epochs_configured']}; {row['best_epoch']}) | {row['training_s']:,.0f} | "
+                     f"{both(row, 'angular_error_heart_deg', 2, '°')} | "
+                     f"{both(row, 'angular_error_precordial_heart_deg', 2, '°')} | "
+                     f"{both(row, 'ecg_relative_l2_mean', 3)} | {both(row, 'ecg_relative_l2_squared_mean', 4)} |")
+    if len(ecg2act):
+        lines += ["", "| run | network | split | samples | epochs (best) | activation MAE (ms) | V_m Pearson |",
+                  "|---|---|---|---|---|---|---|"]
+        for _, row in ecg2act.iterrows():
+            pearson = "–" if math.isnan(row["vm_pearson"]) else f"{row['vm_pearson']:.4f}"
+            lines.append(f"| {row['run']} | {row['network']} | {row['split']} | {row['samples']} | "
+                         f"{row['epochs']} ({row['best_epoch']}) | {row['activation_mae_ms']:.2f} | {pearson} |")
+    return "\n".join(lines) + "\n"
 
 
 #: The scaling sweep's target forms (columns) and varied axes (rows, in the table's order), each
