@@ -232,13 +232,15 @@ def test_the_recorded_scaling_table_is_its_csv():
 
 def test_the_training_cuts_table_is_its_csvs():
     surrogate = pd.DataFrame([
-        {"run": "study settings", "encoding": "pca", "shape_model_epochs": float("nan"), "fitting_patients": 19, "validation_patients": 5, "training_points": "all",
+        {"run": "study settings", "encoding": "pca", "shape_model_epochs": float("nan"), "fitting_patients": 19,
+         "validation_patients": 5, "training_points": "all",
          "epochs_configured": 96, "epochs_trained": 61, "best_epoch": 53, "training_s": 1050.4, "test_patients": 4,
          "angular_error_heart_deg_mean": 9.214, "angular_error_heart_deg_sd": 0.5,
          "angular_error_precordial_heart_deg_mean": 8.0, "angular_error_precordial_heart_deg_sd": 0.25,
          "ecg_relative_l2_mean_mean": 0.3261, "ecg_relative_l2_mean_sd": 0.05,
          "ecg_relative_l2_squared_mean_mean": 0.13604, "ecg_relative_l2_squared_mean_sd": 0.01},
-        {"run": "1,024 points", "encoding": "deepsdf", "shape_model_epochs": 19.0, "fitting_patients": 19, "validation_patients": 5, "training_points": "1024",
+        {"run": "1,024 points", "encoding": "deepsdf", "shape_model_epochs": 19.0, "fitting_patients": 19,
+         "validation_patients": 5, "training_points": "1024",
          "epochs_configured": 24, "epochs_trained": 24, "best_epoch": 24, "training_s": 250.0, "test_patients": 4,
          "angular_error_heart_deg_mean": 10.0, "angular_error_heart_deg_sd": 1.0,
          "angular_error_precordial_heart_deg_mean": 9.0, "angular_error_precordial_heart_deg_sd": 1.0,
@@ -251,7 +253,8 @@ def test_the_training_cuts_table_is_its_csvs():
     lines = readme_results.training_cuts_markdown(surrogate, ecg2act).splitlines()
     assert lines[2] == ("| study settings | PCA | 19 | all | 61 (96; 53) | 1,050 | 9.21° ± 0.50° | 8.00° ± 0.25° | "
                         "0.326 ± 0.050 | 0.1360 ± 0.0100 |")
-    assert lines[3].startswith("| 1,024 points | DeepSDF, 19 epochs | 19 | 1,024 | 24 (24; 24) | 250 | 10.00° ± 1.00° |")
+    assert lines[3].startswith("| 1,024 points | DeepSDF, 19 epochs | 19 | 1,024 | 24 (24; 24) | 250 | "
+                               "10.00° ± 1.00° |")
     assert lines[-2:] == ["| study settings | II | random_samples | 240 | 20 (17) | 3.46 | 0.9500 |",
                           "| study settings | I | random_samples | 240 | 30 (30) | 2.00 | – |"]
     assert "activation MAE" not in readme_results.training_cuts_markdown(surrogate, pd.DataFrame())

@@ -244,9 +244,10 @@ def _csv_or_empty(path: Path) -> "pd.DataFrame":
 
 
 def training_cuts_markdown(surrogate: "pd.DataFrame", ecg2act: "pd.DataFrame") -> str:
-    """The runs of benchmarks/training_cuts.py as Markdown: the PCA surrogate's training and its
-    Table 1 figures over the test patients (mean ± sd), then each run's ECG -> activation
-    metrics where it has them."""
+    """The runs of benchmarks/training_cuts.py as Markdown: each run's surrogates (PCA or DeepSDF
+    codes, the full target), their training and Table 1 figures over the test patients (mean ±
+    sd; angles in degrees, ECG errors dimensionless), then the ECG -> activation metrics (ms) of
+    the runs that list them."""
     def both(row, metric: str, digits: int, unit: str = "") -> str:
         return f"{row[metric + '_mean']:.{digits}f}{unit} ± {row[metric + '_sd']:.{digits}f}{unit}"
 
