@@ -169,6 +169,19 @@ def test_record_update_and_check_round_trip(tmp_path):
                             (folder / "surrogate/table1.md").read_text())
 
 
+def test_the_machine_names_its_cpu_model_where_the_kernel_gives_one(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9R14\n\n"
+                       "processor\t: 1\nmodel name\t: AMD EPYC 9R14\n")
+    assert readme_results.cpu_model(cpuinfo) == "AMD EPYC 9R14"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: \n")
+    assert readme_results.cpu_model(cpuinfo) is None
+    assert readme_results.cpu_model(tmp_path / "missing") is None
+    model = readme_results.cpu_model()
+    assert readme_results.machine_description().startswith(
+        f"{__import__('os').cpu_count()} CPU cores" + (f" ({model})," if model else ","))
+
+
 def test_bad_blocks_and_runs_are_named(tmp_path):
     with pytest.raises(readme_results.ReadmeResultsError, match="'study surrogate/table1.md'.*missing.*--label study"):
         readme_results.recorded_table("study", "surrogate/table1.md", root=tmp_path)

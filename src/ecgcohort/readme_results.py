@@ -112,9 +112,22 @@ def record_run(results: str | Path, label: str, command: str, root: Path = RECOR
     return target
 
 
+def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str | None:
+    """The CPU's model name as the kernel reports it (None where there is no ``/proc/cpuinfo``):
+    hosts with the same core count ran the same jobs 1.5-1.8 times apart."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return None
+    return next((line.split(":", 1)[1].strip() for line in text.splitlines()
+                 if line.startswith("model name") and ":" in line), None) or None
+
+
 def machine_description() -> str:
-    """The recording machine in words: its CPU count, architecture and operating system."""
-    return f"{os.cpu_count()} CPU cores, {platform.machine()}, {platform.system()} {platform.release()}"
+    """The recording machine in words: its CPU count and model, architecture and operating system."""
+    model = cpu_model()
+    cores = f"{os.cpu_count()} CPU cores" + (f" ({model})" if model else "")
+    return f"{cores}, {platform.machine()}, {platform.system()} {platform.release()}"
 
 
 def provenance_line(label: str, root: Path = RECORDED_ROOT) -> str:
