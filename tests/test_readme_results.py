@@ -5,6 +5,7 @@ rendered again. The tolerance is the printed digits: a table that is not the CSV
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -179,7 +180,7 @@ def test_the_machine_names_its_cpu_model_where_the_kernel_gives_one(tmp_path):
     assert readme_results.cpu_model(tmp_path / "missing") is None
     model = readme_results.cpu_model()
     assert readme_results.machine_description().startswith(
-        f"{__import__('os').cpu_count()} CPU cores" + (f" ({model})," if model else ","))
+        f"{os.cpu_count()} CPU cores" + (f" ({model})," if model else ","))
 
 
 def test_bad_blocks_and_runs_are_named(tmp_path):

@@ -114,7 +114,7 @@ def record_run(results: str | Path, label: str, command: str, root: Path = RECOR
 
 def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str | None:
     """The CPU's model name as the kernel reports it (None where there is no ``/proc/cpuinfo``):
-    hosts with the same core count ran the same jobs 1.5-1.8 times apart."""
+    2-core hosts ran the same jobs 1.4-1.9 times apart on different days."""
     try:
         text = Path(cpuinfo).read_text()
     except OSError:
