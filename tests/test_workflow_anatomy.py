@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import math
 import os
 import re
 import subprocess
@@ -877,6 +878,25 @@ def check_bank_myocardium(root):
                                        atol=1e-6 * np.abs(chunks["lead_matrix"]).max())
         else:
             assert myocardium.n_nodes < 0.8 * fibres.n_nodes
+    # the torso's surface tolerance does not bind the bank, which keeps only the myocardium (the
+    # paper run's train-0057: its 30 mm torso 1.02 mm away against 1 mm): a tolerance between the
+    # heart's and the torso's distance stops the patient's mesh, not the bank's
+    from ecgcohort.meshing.jobs import MeshSizes, patient_surfaces_at
+    from ecgcohort.meshing.surfaces import SurfaceResolutionError
+
+    sizes = MeshSizes(5.0, config["meshing"]["torso_element_size_mm"])
+    files = (surfaces.heart, surfaces.torso, surfaces.heart_model, surfaces.torso_model)
+    heart_at, torso_at, _ = patient_surfaces_at("train-0000", *files, sizes,
+                                                {**meshing, "max_surface_distance_mm": math.inf})
+    assert heart_at.mean_distance_mm < torso_at.mean_distance_mm
+    tight = {**meshing, "max_surface_distance_mm": (heart_at.mean_distance_mm + torso_at.mean_distance_mm) / 2}
+    with pytest.raises(SurfaceResolutionError, match=r"patient train-0000: meshing\.torso_element_size_mm = 30 mm "
+                                                     r"moves the torso surface"):
+        patient_surfaces_at("train-0000", *files, sizes, tight)
+    myocardium, _ = bank_myocardium("train-0000", surfaces, BankMesh(5.0, sizes.torso_mm, tight, config["fibers"],
+                                                                     config["leadfield"]["conductivity_s_per_m"]),
+                                    fibres, chunks["grad_cells"][rows])
+    assert myocardium.n_nodes < 0.8 * fibres.n_nodes
     # a bank mesh that is not the patient any more stops with the setting, the patient and the value
     from ecgcohort.ecg2act.bank import BankError
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,7 +123,10 @@ def bank_myocardium(patient: str, surfaces: PatientSurfaces, mesh: BankMesh, fib
             mesh_patient_at(patient, surfaces.heart, surfaces.torso, surfaces.heart_model, surfaces.torso_model,
                             MeshSizes(float(mesh.heart_element_size_mm), float(mesh.torso_element_size_mm)),
                             {**mesh.meshing, "heart_element_size_mm": mesh.heart_element_size_mm,
-                             "torso_element_size_mm": mesh.torso_element_size_mm}, path, resampling_cache_dir)
+                             "torso_element_size_mm": mesh.torso_element_size_mm}, path, resampling_cache_dir,
+                            # the bank keeps only the myocardium (its lead matrix comes from the patient's
+                            # own ∇Z): the body surface only has to enclose the heart and keep its volume
+                            torso_max_surface_distance_mm=math.inf)
         except (MeshingError, ValueError) as error:
             raise BankError(f"the bank's myocardium (ecg2act.bank_mesh: {mesh.heart_element_size_mm:g} / "
                             f"{mesh.torso_element_size_mm:g} mm) does not mesh: {error}") from error

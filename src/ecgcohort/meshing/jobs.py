@@ -41,35 +41,42 @@ def patient_heart_element_size_mm(nominal_mm: float, anatomy_json: str | Path | 
 
 def patient_surfaces_at(patient: str, heart: str | Path, torso: str | Path, heart_model: str | Path,
                         torso_model: str | Path, sizes: MeshSizes, settings: Mapping[str, Any],
-                        resampling_cache_dir: str | Path | None = None
+                        resampling_cache_dir: str | Path | None = None, *,
+                        torso_max_surface_distance_mm: float | None = None
                         ) -> tuple[ResampledSurface, ResampledSurface, Mapping[int, str]]:
     """The patient's heart and body surfaces (anatomy ``.vtp`` files on the shape models'
     templates, ``.npz`` models) resampled to ``sizes``, checked against the patient; returns
     them with the heart's region names. ``resampling_cache_dir``: where the models' resampling
-    plans are kept for the next patient (None: computed here)."""
+    plans are kept for the next patient (None: computed here). ``torso_max_surface_distance_mm``:
+    the body surface's own allowed mean distance, mm (None: ``meshing.max_surface_distance_mm``,
+    as the heart's), for a mesh whose torso elements are not used."""
     from ecgcohort.anatomy.outputs import read_surface
     from ecgcohort.shapes import load_npz
 
     heart_surface, torso_surface = read_surface(heart), read_surface(torso)
     limits = {"max_volume_change": float(settings["max_volume_change"]),
               "max_surface_distance_mm": float(settings["max_surface_distance_mm"]), "cache_dir": resampling_cache_dir}
+    torso_limits = limits if torso_max_surface_distance_mm is None else \
+        {**limits, "max_surface_distance_mm": float(torso_max_surface_distance_mm)}
     heart_at = resample_surface(patient, "heart", load_npz(heart_model), heart_surface.points, heart_surface.faces,
                                 heart_surface.labels, sizes.heart_mm, "meshing.heart_element_size_mm", **limits)
     torso_at = resample_surface(patient, "torso", load_npz(torso_model), torso_surface.points, torso_surface.faces,
-                                torso_surface.labels, sizes.torso_mm, "meshing.torso_element_size_mm", **limits)
+                                torso_surface.labels, sizes.torso_mm, "meshing.torso_element_size_mm", **torso_limits)
     check_heart_inside_torso(patient, heart_at, torso_at, "meshing.torso_element_size_mm", sizes.torso_mm)
     return heart_at, torso_at, heart_surface.label_names
 
 
 def mesh_patient_at(patient: str, heart: str | Path, torso: str | Path, heart_model: str | Path,
                     torso_model: str | Path, sizes: MeshSizes, settings: Mapping[str, Any],
-                    mesh_out: str | Path, resampling_cache_dir: str | Path | None = None
-                    ) -> tuple[MeshReport, dict[str, Any]]:
-    """Mesh one patient at ``sizes`` (see :func:`patient_surfaces_at`) with the ``meshing``
-    settings (gmsh on ``settings["threads"]`` threads: the mesh depends on it); returns the mesh
-    report and the resampled surfaces' measures."""
+                    mesh_out: str | Path, resampling_cache_dir: str | Path | None = None, *,
+                    torso_max_surface_distance_mm: float | None = None) -> tuple[MeshReport, dict[str, Any]]:
+    """Mesh one patient at ``sizes`` (see :func:`patient_surfaces_at`, also for
+    ``torso_max_surface_distance_mm``) with the ``meshing`` settings (gmsh on
+    ``settings["threads"]`` threads: the mesh depends on it); returns the mesh report and the
+    resampled surfaces' measures."""
     heart_at, torso_at, names = patient_surfaces_at(patient, heart, torso, heart_model, torso_model, sizes, settings,
-                                                    resampling_cache_dir)
+                                                    resampling_cache_dir,
+                                                    torso_max_surface_distance_mm=torso_max_surface_distance_mm)
     report = mesh_surfaces(patient, heart_at, torso_at, names, sizes, settings, mesh_out)
     return report, {"heart": heart_at.measures(), "torso": torso_at.measures()}
 
