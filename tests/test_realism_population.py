@@ -124,6 +124,14 @@ def test_the_shipped_references_load_cite_the_bibliography_and_cover_every_issue
             assert row["p2"] < row["p98"]
         if "median" in row and "p2" in row:
             assert row["p2"] < row["median"] < row["p98"]
+        if "p25" in row:
+            assert row["p25"] < row["p75"]
+        if "median" in row and "p25" in row:
+            assert row["p25"] < row["median"] < row["p75"]
+    # both sexes have a population interquartile range for QRS duration, axis and the voltages
+    for feature in ("qrs_duration_ms", "qrs_axis_deg", "sokolow_lyon_mv", "cornell_mv"):
+        sexes = {row["sex"] for row in norms.rows if row["feature"] == feature and ("p25" in row or "sd" in row)}
+        assert {"female", "male"} <= sexes, feature
 
 
 def write_anatomy(path: Path, **keys) -> Path:

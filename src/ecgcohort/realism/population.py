@@ -174,7 +174,9 @@ def population_markdown(table: Sequence[Mapping[str, Any]], norms: PopulationNor
         lines.append(f"| {row['label']} ({unit}) | {row['sex']} | {row['cohort_n']} | {cohort} | "
                      f"{' / '.join(centre) or 'none'} | {spread} | {inside} | {iqr} | "
                      f"{row['median_inside_iqr'] or ''} | {row['source']} |")
+    # the sources the table compares with, so a recorded table renders the same after a source is added
+    compared = {row["source"] for row in table}
     lines += ["", "Populations:", ""]
     lines += [f"- {source['label']}: {source['population']}. Read: {source['read']}."
-              for source in norms.sources.values()]
+              for source in norms.sources.values() if source["label"] in compared]
     return "\n".join(lines) + "\n"
