@@ -169,6 +169,35 @@ def test_the_bank_is_reproducible_and_follows_the_kind_weights(ventricles):
     assert 0.0 < first["site_activation_ms"].min() and first["site_activation_ms"].max() < 400.0
 
 
+def test_repolarisation_variants_share_the_activation_and_differ_in_the_t_wave(ventricles):
+    """Paper 3's G_Kr x cycle-length variants: k samples per activation draw with the same
+    activation times and different APD draws (so different late ECG); k = 1 is the bank of
+    draw_sample, draw for draw."""
+    _, patient, _ = ventricles
+    single = BankSpec(count=5, kind_weights={"sinus": 1.0, "pacing": 1.0})
+    bank = simulate_bank(patient, single, np.random.default_rng(5))
+    rng = np.random.default_rng(5)
+    for index in range(5):
+        np.testing.assert_array_equal(draw_sample(patient, single, rng).leads.astype(np.float32), bank["leads"][index])
+    np.testing.assert_array_equal(bank["parameters"]["activation_draw"], np.arange(5))
+
+    variants = simulate_bank(patient, BankSpec(count=5, kind_weights={"sinus": 1.0, "pacing": 1.0},
+                                               repolarisation_variants=2), np.random.default_rng(5))
+    np.testing.assert_array_equal(variants["parameters"]["activation_draw"], [0, 0, 1, 1, 2])
+    np.testing.assert_array_equal(variants["leads"][0], bank["leads"][0])  # the first variant is draw_sample's
+    for first, second in ((0, 1), (2, 3)):
+        np.testing.assert_array_equal(variants["site_activation_ms"][first], variants["site_activation_ms"][second])
+        assert variants["kind"][first] == variants["kind"][second]
+        assert variants["parameters"]["apd_global_scale"][first] != variants["parameters"]["apd_global_scale"][second]
+        # the APD stretches the template from the plateau on, so the difference is the T wave's
+        difference = np.abs(variants["leads"][first] - variants["leads"][second])
+        activation_end = int(variants["site_activation_ms"][first].max())
+        assert difference[:, :activation_end].max() < 0.2 * difference[:, activation_end:].max()
+        assert difference[:, activation_end:].max() > 0.01  # mV
+    with pytest.raises(BankError, match="repolarisation_variants"):
+        BankSpec(repolarisation_variants=0)
+
+
 def test_bad_bank_settings_are_refused_by_name(ventricles):
     fibres, patient, _ = ventricles
     with pytest.raises(BankError, match="fibre_velocity"):

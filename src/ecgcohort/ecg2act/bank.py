@@ -13,6 +13,12 @@ Each sample draws, from the patient's seed stream ``ecg2act-bank``:
 * the APD: a global scale and apex-to-base and endocardium-to-epicardium gradients
   (:func:`ecgcohort.conduction.scenarios.apd_scale`).
 
+With ``repolarisation_variants`` k > 1 each activation draw is simulated with k draws of the APD,
+k samples with the same activation times and different T waves: paper 3's data varied G_Kr
+(0 or 50 %) and the cycle length (600 or 1000 ms) over every activation pattern, which change
+repolarisation, not activation, so its random split scores activation maps its networks had
+trained on with other T waves. ``activation_draw`` numbers the draws.
+
 Activation times τ come from the compiled eikonal solver, V_m = U(t − τ) from the TP06
 template stretched per node by its APD scale (:func:`~ecgcohort.conduction.transmembrane_potential`),
 the nine electrode potentials φ = L V_m from the rows RA LA LL V1…V6 of the patient's lead
@@ -43,7 +49,7 @@ KINDS = ("sinus", "lbbb", "rbbb", "pacing")
 #: Per-sample scenario parameters stored with the bank (name → unit).
 PARAMETER_UNITS = {"fibre_velocity": "m/s", "cross_fibre_ratio": "1", "purkinje_speed_scale": "1",
                    "rv_delay_ms": "ms", "pacing_sites": "1", "apd_global_scale": "1", "apd_apex_to_base": "1",
-                   "apd_endo_to_epi": "1"}
+                   "apd_endo_to_epi": "1", "activation_draw": "1"}
 
 
 class BankError(ValueError):
@@ -76,10 +82,13 @@ class BankSpec:
     apd_global_scale: tuple[float, float] = (0.85, 1.15)
     apd_apex_to_base: tuple[float, float] = (-0.2, 0.0)
     apd_endo_to_epi: tuple[float, float] = (-0.25, -0.05)
+    repolarisation_variants: int = 1
 
     def __post_init__(self) -> None:
         if self.count < 1:
             raise BankError(f"ecg2act.bank.count must be >= 1, got {self.count}")
+        if self.repolarisation_variants < 1:
+            raise BankError(f"ecg2act.bank.repolarisation_variants must be >= 1, got {self.repolarisation_variants}")
         if not (self.duration_ms > 0 and 0 < self.dt_ms <= self.duration_ms):
             raise BankError(f"ecg2act.bank needs 0 < dt_ms <= duration_ms, got {self.dt_ms} and {self.duration_ms}")
         unknown = sorted(set(self.kind_weights) - set(KINDS))
@@ -178,6 +187,14 @@ class Sample:
 
 def draw_sample(patient: PatientElectrophysiology, spec: BankSpec, rng: np.random.Generator) -> Sample:
     """Draw one scenario (module docstring) and simulate it."""
+    return draw_samples(patient, spec, rng, 1)[0]
+
+
+def draw_samples(patient: PatientElectrophysiology, spec: BankSpec, rng: np.random.Generator,
+                 variants: int) -> list[Sample]:
+    """Draw one activation scenario (module docstring) and simulate it with ``variants`` draws of
+    the APD (the first drawn with the activation, as :func:`draw_sample` does): samples with the
+    same activation times."""
     weights = np.array([float(spec.kind_weights.get(kind, 0.0)) for kind in KINDS])
     kind = KINDS[int(rng.choice(len(KINDS), p=weights / weights.sum()))]
     parameters = {"fibre_velocity": rng.uniform(*spec.fibre_velocity),
@@ -208,8 +225,20 @@ def draw_sample(patient: PatientElectrophysiology, spec: BankSpec, rng: np.rando
                                                          v_fibre, v_cross, patient.fibres.normal_structure, v_normal)
                                 for tree in trees])
         times = times - times.min()
-    fibres = patient.fibres
     tau = patient.eikonal_grid.activation_times(v_fibre, v_cross, nodes, times, device="cpu", v_normal=v_normal)
+    samples = [_repolarised(patient, spec, kind, parameters, tau)]
+    for _ in range(variants - 1):
+        samples.append(_repolarised(patient, spec, kind, parameters | {
+            "apd_global_scale": rng.uniform(*spec.apd_global_scale),
+            "apd_apex_to_base": rng.uniform(*spec.apd_apex_to_base),
+            "apd_endo_to_epi": rng.uniform(*spec.apd_endo_to_epi)}, tau))
+    return samples
+
+
+def _repolarised(patient: PatientElectrophysiology, spec: BankSpec, kind: str, parameters: Mapping[str, float],
+                 tau: np.ndarray) -> Sample:
+    """The sample of activation times ``tau`` (n_nodes,) ms with the APD of ``parameters``."""
+    fibres = patient.fibres
     repolarisation = dataclasses.replace(patient.repolarisation, apex_to_base=parameters["apd_apex_to_base"],
                                          endo_to_epi=parameters["apd_endo_to_epi"])
     scale = repolarisation_scale(fibres, tau, repolarisation, patient.template, parameters["apd_global_scale"])
@@ -225,15 +254,21 @@ def draw_sample(patient: PatientElectrophysiology, spec: BankSpec, rng: np.rando
 
 def simulate_bank(patient: PatientElectrophysiology, spec: BankSpec, rng: np.random.Generator,
                   progress: Any = None) -> dict[str, Any]:
-    """``spec.count`` samples as stacked arrays: ``kind`` (S,), ``parameters`` {name: (S,)},
-    ``unipolar`` (S, 9, T), ``leads`` (S, 12, T), ``vm`` (S, 75, T) float32 mV,
-    ``site_activation_ms`` (S, 75), ``total_activation_ms`` (S,), and ``seconds``."""
+    """``spec.count`` samples as stacked arrays: ``kind`` (S,), ``parameters`` {name: (S,)} (with
+    ``activation_draw``, the index of each sample's activation draw), ``unipolar`` (S, 9, T),
+    ``leads`` (S, 12, T), ``vm`` (S, 75, T) float32 mV, ``site_activation_ms`` (S, 75),
+    ``total_activation_ms`` (S,), and ``seconds``."""
     start = time.perf_counter()
-    samples = []
-    for index in range(spec.count):
-        samples.append(draw_sample(patient, spec, rng))
-        if progress is not None and ((index + 1) % max(1, spec.count // 10) == 0 or index + 1 == spec.count):
-            progress(index + 1, spec.count, time.perf_counter() - start)
+    samples: list[Sample] = []
+    draw = 0
+    step = max(1, spec.count // 10)
+    while len(samples) < spec.count:
+        group = draw_samples(patient, spec, rng, min(spec.repolarisation_variants, spec.count - len(samples)))
+        samples += [dataclasses.replace(s, parameters={**s.parameters, "activation_draw": float(draw)}) for s in group]
+        draw += 1
+        if progress is not None and (len(samples) // step > (len(samples) - len(group)) // step
+                                     or len(samples) == spec.count):
+            progress(len(samples), spec.count, time.perf_counter() - start)
     return {"kind": np.array([s.kind for s in samples]),
             "parameters": {name: np.array([s.parameters[name] for s in samples]) for name in PARAMETER_UNITS},
             "unipolar": np.stack([s.unipolar for s in samples]).astype(np.float32),
