@@ -272,3 +272,6 @@ def test_the_training_cuts_table_is_its_csvs():
     assert lines[-2:] == ["| study settings | II | random_samples | 240 | 20 (17) | 3.46 | 0.9500 |",
                           "| study settings | I | random_samples | 240 | 30 (30) | 2.00 | – |"]
     assert "activation MAE" not in readme_results.training_cuts_markdown(surrogate, pd.DataFrame())
+    # a run list of networks only (the paper cohort's) has their table alone
+    networks_only = readme_results.training_cuts_markdown(pd.DataFrame(), ecg2act).splitlines()
+    assert networks_only[0].startswith("| run | network |") and len(networks_only) == 4

@@ -239,7 +239,7 @@ def rerendered(label: str, root: Path = RECORDED_ROOT) -> Mapping[str, str]:
         rendered["inverse_paper/summary.md"] = paper_setting_markdown(pd.read_csv(folder / "inverse_paper/summary.csv"))
     if (folder / "training_cuts/surrogate.csv").exists():
         rendered["training_cuts/cuts.md"] = training_cuts_markdown(
-            pd.read_csv(folder / "training_cuts/surrogate.csv"), _csv_or_empty(folder / "training_cuts/ecg2act.csv"))
+            _csv_or_empty(folder / "training_cuts/surrogate.csv"), _csv_or_empty(folder / "training_cuts/ecg2act.csv"))
     if (folder / "surrogate_scaling/scaling.csv").exists():
         sweep = pd.read_csv(folder / "surrogate_scaling/scaling.csv")
         rendered["surrogate_scaling/scaling.md"] = scaling_markdown(sweep)
@@ -260,13 +260,13 @@ def training_cuts_markdown(surrogate: "pd.DataFrame", ecg2act: "pd.DataFrame") -
     """The runs of benchmarks/training_cuts.py as Markdown: each run's surrogates (PCA or DeepSDF
     codes, the full target), their training and Table 1 figures over the test patients (mean ±
     sd; angles in degrees, ECG errors dimensionless), then the ECG -> activation metrics (ms) of
-    the runs that list them."""
+    the runs that list them; a run list without surrogates has the second table only."""
     def both(row, metric: str, digits: int, unit: str = "") -> str:
         return f"{row[metric + '_mean']:.{digits}f}{unit} ± {row[metric + '_sd']:.{digits}f}{unit}"
 
     lines = ["| run | codes | fitting patients | points a patient | epochs trained (configured; best) | training (s) | "
              "angular error, heart | angular error, V1–V6 | ECG relative ℓ2 | ECG relative ℓ2, squared |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|"] if len(surrogate) else []
     for _, row in surrogate.iterrows():
         points = row["training_points"] if row["training_points"] == "all" else f"{int(row['training_points']):,}"
         codes = "PCA" if row["encoding"] == "pca" else f"DeepSDF, {int(row['shape_model_epochs'])} epochs"
@@ -276,7 +276,8 @@ def training_cuts_markdown(surrogate: "pd.DataFrame", ecg2act: "pd.DataFrame") -
                      f"{both(row, 'angular_error_precordial_heart_deg', 2, '°')} | "
                      f"{both(row, 'ecg_relative_l2_mean', 3)} | {both(row, 'ecg_relative_l2_squared_mean', 4)} |")
     if len(ecg2act):
-        lines += ["", "| run | network | split | samples | epochs (best) | activation MAE (ms) | V_m Pearson |",
+        lines += [""] if lines else []
+        lines += ["| run | network | split | samples | epochs (best) | activation MAE (ms) | V_m Pearson |",
                   "|---|---|---|---|---|---|---|"]
         for _, row in ecg2act.iterrows():
             pearson = "–" if math.isnan(row["vm_pearson"]) else f"{row['vm_pearson']:.4f}"
