@@ -147,6 +147,19 @@ def test_the_paper_config_plans_its_110_patients(workflow_copy):
     assert "assemble_dataset" not in jobs and jobs["evaluate_shape_code"] == 30  # the held-out patients only
 
 
+def test_the_ecg2act_evaluation_promises_only_the_trained_networks_figures(workflow_copy):
+    """ecg2act.networks_to_train: Network I alone draws no V_m overlays (Fig. 4) and Network II
+    alone no activation map (Fig. 3b/d), so neither run may list them as outputs (the paper
+    cohort's Network I run stopped on the missing vm_overlays.png)."""
+    overlay = workflow_copy.root / "networks.yaml"
+    for networks, drawn, not_drawn in ((["I"], "activation_map.png", "vm_overlays.png"),
+                                       (["II"], "vm_overlays.png", "activation_map.png")):
+        overlay.write_text(f"ecg2act:\n  networks_to_train: {networks}\n")
+        plan = succeed(workflow_copy.snakemake("ecg2act", "--dry-run", "--configfile", str(overlay)))
+        outputs = re.search(r"rule evaluate_ecg2act:.*?output: ([^\n]*)", plan, re.S).group(1)
+        assert f"results/ecg2act/{drawn}" in outputs and not_drawn not in outputs, (networks, outputs)
+
+
 def test_a_surrogate_on_the_first_training_patients_plans_their_lead_fields_only(workflow_copy):
     """surrogate.training_patients (the curve over the cohort's size, issue 64): the paper cohort's
     surrogate on its first 19 training patients needs their lead fields and no others; more

@@ -120,10 +120,13 @@ rule evaluate_ecg2act:
         summary="results/ecg2act/summary.md",
         boxes=report("results/ecg2act/site_errors.png", caption=caption("ecg2act_boxes"),
                      category="ECG to activation", subcategory="Evaluation", labels={"figure": "Fig. 3c"}),
+        # each network's figure only where it is trained (ecg2act.networks_to_train)
         activation_map=report("results/ecg2act/activation_map.png", caption=caption("ecg2act_map"),
-                              category="ECG to activation", subcategory="Evaluation", labels={"figure": "Fig. 3b/d"}),
+                              category="ECG to activation", subcategory="Evaluation", labels={"figure": "Fig. 3b/d"})
+        if "I" in ECG2ACT_NETWORKS else [],
         overlays=report("results/ecg2act/vm_overlays.png", caption=caption("ecg2act_overlays"),
-                        category="ECG to activation", subcategory="Evaluation", labels={"figure": "Fig. 4a-c"}),
+                        category="ECG to activation", subcategory="Evaluation", labels={"figure": "Fig. 4a-c"})
+        if "II" in ECG2ACT_NETWORKS else [],
     params:
         chain=EVALUATE_ECG2ACT_CHAIN.params,
         networks=ECG2ACT_NETWORKS,
