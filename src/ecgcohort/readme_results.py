@@ -69,6 +69,8 @@ RECORDED_TABLES: dict[str, tuple[str, ...]] = {
     "eikonal_layouts/layouts.md": ("eikonal_layouts/layouts.csv",),
     # not the workflow's: runs of one cohort differing in their training, benchmarks/training_cuts.py
     "training_cuts/cuts.md": ("training_cuts/surrogate.csv", "training_cuts/ecg2act.csv"),
+    # not the workflow's: Network I's error by scenario kind, benchmarks/ecg2act_by_kind.py
+    "ecg2act_by_kind/by_kind.md": ("ecg2act_by_kind/by_kind.csv",),
 }
 
 BLOCK = re.compile(r"^(<!-- results (?P<label>\S+) (?P<path>\S+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S | re.M)
@@ -240,6 +242,8 @@ def rerendered(label: str, root: Path = RECORDED_ROOT) -> Mapping[str, str]:
     if (folder / "training_cuts/surrogate.csv").exists():
         rendered["training_cuts/cuts.md"] = training_cuts_markdown(
             _csv_or_empty(folder / "training_cuts/surrogate.csv"), _csv_or_empty(folder / "training_cuts/ecg2act.csv"))
+    if (folder / "ecg2act_by_kind/by_kind.csv").exists():
+        rendered["ecg2act_by_kind/by_kind.md"] = by_kind_markdown(pd.read_csv(folder / "ecg2act_by_kind/by_kind.csv"))
     if (folder / "surrogate_scaling/scaling.csv").exists():
         sweep = pd.read_csv(folder / "surrogate_scaling/scaling.csv")
         rendered["surrogate_scaling/scaling.md"] = scaling_markdown(sweep)
@@ -280,9 +284,22 @@ def training_cuts_markdown(surrogate: "pd.DataFrame", ecg2act: "pd.DataFrame") -
         lines += ["| run | network | split | samples | epochs (best) | activation MAE (ms) | V_m Pearson |",
                   "|---|---|---|---|---|---|---|"]
         for _, row in ecg2act.iterrows():
-            pearson = "–" if math.isnan(row["vm_pearson"]) else f"{row['vm_pearson']:.4f}"
+            vm_pearson = row.get("vm_pearson", math.nan)  # none in a run list of Network I alone
+            pearson = "–" if math.isnan(vm_pearson) else f"{vm_pearson:.4f}"
             lines.append(f"| {row['run']} | {row['network']} | {row['split']} | {row['samples']} | "
                          f"{row['epochs']} ({row['best_epoch']}) | {row['activation_mae_ms']:.2f} | {pearson} |")
+    return "\n".join(lines) + "\n"
+
+
+def by_kind_markdown(table: "pd.DataFrame") -> str:
+    """benchmarks/ecg2act_by_kind.py's rows as Markdown: per run, split and scenario kind the
+    samples, Network I's activation MAE (ms, mean over samples of each sample's mean over its
+    sites), its sd over samples, and the kind's share of the split's summed error."""
+    lines = ["| run | split | kind | samples | activation MAE (ms) | sd over samples (ms) | share of the error |",
+             "|---|---|---|---|---|---|---|"]
+    for _, row in table.iterrows():
+        lines.append(f"| {row['run']} | {row['split']} | {row['kind']} | {row['samples']} | "
+                     f"{row['activation_mae_ms']:.2f} | {row['sample_mae_sd_ms']:.2f} | {100 * row['error_share']:.0f} % |")
     return "\n".join(lines) + "\n"
 
 
