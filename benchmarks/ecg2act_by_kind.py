@@ -18,31 +18,28 @@ import numpy as np
 
 
 def run_rows(label: str, results: Path) -> list[dict]:
-    """One run's Network I errors by kind on both splits."""
-    import xarray as xr
-
+    """One run's Network I errors by kind on both splits, on the rows the workflow's evaluation
+    scores (``evaluation_sets``, with its checks that the scored set never picked the epoch)."""
     from ecgcohort.ecg2act import load_network
     from ecgcohort.ecg2act.kinds import errors_by_kind, kind_labels
     from ecgcohort.ecg2act.networks import predict
+    from ecgcohort.ecg2act.training import BankRows, evaluation_sets
 
     model, metadata = load_network(results / "ecg2act/network-I/model.pt", "I")
     banks = results / "ecg2act/bank"
-    scored: dict[str, list[int]] = {}
-    for name in metadata["scored_samples"]:
-        patient, index = name.split("/")
-        scored.setdefault(patient, []).append(int(index))
-    splits = {"random_samples": scored,
-              "held_out_patients": {path.stem: None for path in sorted(banks.glob("test-*.zarr"))}}
+    train_rows = BankRows(sorted(banks.glob("train-*.zarr")))
+    test_rows = BankRows(sorted(banks.glob("test-*.zarr")), split="test")
+    chosen = evaluation_sets(metadata, train_rows.samples, test_rows.samples, test_rows.patients, "I")
     rows = []
-    for split, chosen in splits.items():
+    for split, bank_rows in (("random_samples", train_rows), ("held_out_patients", test_rows)):
         labels, predicted, truth = [], [], []
-        for patient, indices in sorted(chosen.items()):
-            bank = xr.open_zarr(banks / f"{patient}.zarr")
-            if indices is not None:
-                bank = bank.isel(sample=sorted(indices))
-            predicted.append(predict(model, bank.ecg.values))
-            truth.append(bank.activation_time.values)
-            labels += kind_labels(bank.kind.values.astype(str), bank.pacing_sites.values)
+        for bank, local in enumerate(bank_rows.local(np.sort(chosen[split]))):
+            if not len(local):
+                continue
+            arrays = bank_rows.read(bank, ("ecg", "activation_time", "kind", "pacing_sites"), local)
+            predicted.append(predict(model, arrays["ecg"]))
+            truth.append(arrays["activation_time"])
+            labels += kind_labels(arrays["kind"].astype(str), arrays["pacing_sites"])
         rows += [{"run": label, "network": "I", "split": split, **row}
                  for row in errors_by_kind(labels, np.concatenate(predicted), np.concatenate(truth))]
     return rows
