@@ -574,9 +574,14 @@ def test_long_axis_angles_follow_the_frame_and_the_qrs_axis_convention():
 def test_pose_rows_pair_each_patient_with_its_sinus_axis_and_flag_what_is_missing(tmp_path):
     from ecgcohort.realism.pose import pose_markdown, pose_rows
 
-    for patient, axis, share in (("a", [1.0, 0.0, 1.0], 0.3), ("b", [1.0, 0.0, -1.0], 0.5)):
+    for patient, axis, share in (("a", [1.0, 1.0, 1.0], 0.3), ("b", [1.0, 0.0, -1.0], 0.5)):
         (tmp_path / f"{patient}.json").write_text(json.dumps({"patient": patient, "measures": {
             "long_axis": axis, "rv_share_of_diaphragmatic_surface": share}}))
+    # a's apex 85 mm left of a midline at x = 10 and 72 % of the way from the notch to the xiphoid
+    summary = json.loads((tmp_path / "a.json").read_text())
+    summary["landmarks_mm"] = {"jugular_notch": [10.0, 50.0, -200.0], "xiphoid": [10.0, 100.0, -20.0]}
+    summary["measures"]["apex_mm"] = [95.0, 40.0, -200.0 + 0.72 * 180.0]
+    (tmp_path / "a.json").write_text(json.dumps(summary))
     features = [{"patient": "a", "kind": "sinus", "status": "ok", "qrs_axis_deg": -170.0},
                 {"patient": "a", "kind": "lbbb", "status": "ok", "qrs_axis_deg": 0.0},
                 {"patient": "b", "kind": "sinus", "status": "flat ECG", "qrs_axis_deg": None}]
@@ -585,7 +590,14 @@ def test_pose_rows_pair_each_patient_with_its_sinus_axis_and_flag_what_is_missin
     # the difference wraps into [-180, 180): -170 - 45 = -215 is +145
     assert rows[0]["qrs_minus_long_axis_deg"] == pytest.approx(145.0)
     assert rows[1]["sinus_qrs_axis_deg"] is None and rows[1]["qrs_minus_long_axis_deg"] is None
-    assert "1/2 within 2 SD" in pose_markdown(rows)
+    assert "1/2 within 2 SD | 38.1° ± 7.8° |" in pose_markdown(rows)
+    # transverse: a at 45° lies within Engblom et al.'s 46 ± 2 × 7°, b at 0° (pointing left) not
+    assert [r["long_axis_transverse_deg"] for r in rows] == pytest.approx([45.0, 0.0])
+    assert "0° to 45° (median 22°); 1/2 within 2 SD | 46° ± 7° |" in pose_markdown(rows)
+    assert (rows[0]["apex_left_of_midline_mm"], rows[0]["apex_sternum_fraction"]) == pytest.approx((85.0, 0.72))
+    assert rows[1]["apex_left_of_midline_mm"] is None  # no apex or landmarks: not measured
+    assert "| apex left of the midsternal line | 85 to 85 mm (median 85 mm); 1/1 within 80-90 mm | 8 to 9 cm |" \
+        in pose_markdown(rows)
     assert [r["rv_share_of_diaphragmatic_surface"] for r in rows] == [0.3, 0.5]
     assert "| RV share of the diaphragmatic surface | 0.30 to 0.50 (median 0.40) |" in pose_markdown(rows)
     assert "RV share of the sternocostal" not in pose_markdown(rows)  # not measured: no line

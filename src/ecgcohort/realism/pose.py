@@ -3,10 +3,15 @@
 In adults without structural heart disease the heart's long axis in the frontal plane measured
 by CT is 38.1 ± 7.8° and the frontal QRS axis of the same 59 people 51.8 ± 26.6°, the two
 uncorrelated (Br J Cardiol 2015;22(2), doi:10.5837/bjc.2015.016): a healthy cohort's electrical
-axis sits, on average, near its anatomical one. The long axis alone does not fix the pose: the
+axis sits, on average, near its anatomical one. In the transverse plane the long axis of 94
+healthy volunteers by CMR points 46 ± 7° from the left towards anterior (38 ± 10° in their
+frontal plane; Engblom et al. 2005, Am Heart J 150:507). The long axis alone does not fix the pose: the
 rotation about it moves the QRS axis too (docs/changelog.md, "The heart's rotation about its long
 axis"), so the table also gives the RV's share of the diaphragmatic and sternocostal surfaces
-(:func:`ecgcohort.anatomy.assembly.epicardial_surface_shares`) beside the anatomy texts'.
+(:func:`ecgcohort.anatomy.assembly.epicardial_surface_shares`) beside the anatomy texts', and
+where the apex lies against the chest's landmarks: Gray's Anatomy puts it behind the fifth left
+intercostal space, 8 to 9 cm from the midsternal line, where V4 is placed (5th intercostal space,
+mid-clavicular line).
 """
 
 from __future__ import annotations
@@ -18,16 +23,24 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ecgcohort.anatomy.assembly import long_axis_angles
+from ecgcohort.anatomy.electrodes import ElectrodeRules
 
 #: Frontal-plane long-axis angle by CT, mean and SD (degrees), and its source.
 FRONTAL_LONG_AXIS_DEG = (38.1, 7.8)
 #: Frontal QRS axis of the same people, mean and SD (degrees).
 FRONTAL_QRS_AXIS_DEG = (51.8, 26.6)
 POSE_SOURCE = "59 adults without structural heart disease, CT and ECG (Br J Cardiol 2015;22(2), doi:10.5837/bjc.2015.016)"
+#: Transverse-plane long-axis angle by CMR (from the left towards anterior), mean and SD (degrees).
+TRANSVERSE_LONG_AXIS_DEG = (46.0, 7.0)
+TRANSVERSE_SOURCE = "94 healthy volunteers, CMR (Engblom et al. 2005, Am Heart J 150:507)"
 #: Columns of the pose table, in order.
 POSE_COLUMNS = ("patient", "long_axis_frontal_deg", "long_axis_transverse_deg", "long_axis_inclination_deg",
                 "rv_share_of_diaphragmatic_surface", "rv_share_of_sternocostal_surface",
-                "sinus_qrs_axis_deg", "qrs_minus_long_axis_deg")
+                "apex_left_of_midline_mm", "apex_sternum_fraction", "sinus_qrs_axis_deg", "qrs_minus_long_axis_deg")
+#: Where the apex lies in the anatomy texts (distance from the midsternal line, mm), and the source.
+APEX_LEFT_OF_MIDLINE_MM = (80.0, 90.0)
+APEX_SOURCE = ("Gray's Anatomy, 20th ed. (1918): the apex behind the fifth left intercostal space, 8 to 9 cm "
+               "from the mid-sternal line")
 #: The RV's share of each epicardial surface in the anatomy texts.
 SURFACE_SHARES = {"diaphragmatic": "about one third (two thirds LV)", "sternocostal": "most of it"}
 SURFACE_SOURCE = ("Gray's Anatomy, 20th ed. (1918): the heart's diaphragmatic and sternocostal surfaces; "
@@ -56,9 +69,22 @@ def pose_rows(anatomy_jsons: Sequence[str | Path], feature_rows: Sequence[Mappin
                   for name in SURFACE_SHARES}
         rows.append({"patient": patient, "long_axis_frontal_deg": angles["frontal_deg"],
                      "long_axis_transverse_deg": angles["transverse_deg"],
-                     "long_axis_inclination_deg": angles["inclination_deg"], **shares, "sinus_qrs_axis_deg": qrs,
+                     "long_axis_inclination_deg": angles["inclination_deg"], **shares,
+                     **apex_position(summary), "sinus_qrs_axis_deg": qrs,
                      "qrs_minus_long_axis_deg": None if qrs is None else _wrapped(qrs - angles["frontal_deg"])})
     return rows
+
+
+def apex_position(summary: Mapping[str, Any]) -> dict[str, float | None]:
+    """The apex's distance left of the midsternal line (mm) and its height as a fraction of the
+    way from the jugular notch to the xiphoid (the electrode rules' unit), from an ``anatomy.json``
+    summary; None where it lacks the apex or those landmarks."""
+    landmarks, apex = summary.get("landmarks_mm", {}), summary.get("measures", {}).get("apex_mm")
+    if apex is None or not {"jugular_notch", "xiphoid"} <= set(landmarks):
+        return {"apex_left_of_midline_mm": None, "apex_sternum_fraction": None}
+    top, bottom, apex = (np.asarray(v, dtype=float) for v in (landmarks["jugular_notch"], landmarks["xiphoid"], apex))
+    return {"apex_left_of_midline_mm": float(apex[0] - 0.5 * (top[0] + bottom[0])),
+            "apex_sternum_fraction": float((apex[2] - top[2]) / (bottom[2] - top[2]))}
 
 
 def _range(values: Sequence[float]) -> str:
@@ -72,17 +98,34 @@ def pose_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     offset = [float(r["qrs_minus_long_axis_deg"]) for r in rows if r["qrs_minus_long_axis_deg"] is not None]
     (m_anat, sd_anat), (m_qrs, sd_qrs) = FRONTAL_LONG_AXIS_DEG, FRONTAL_QRS_AXIS_DEG
     within = sum(abs(a - m_anat) <= 2 * sd_anat for a in frontal)
+    transverse = [float(r["long_axis_transverse_deg"]) for r in rows]
+    m_trans, sd_trans = TRANSVERSE_LONG_AXIS_DEG
+    within_transverse = sum(abs(a - m_trans) <= 2 * sd_trans for a in transverse)
     return "\n".join([
         "## Heart pose against anatomy", "",
         "| quantity | cohort | reference (mean ± SD) |", "|---|---|---|",
         f"| long axis, frontal plane | {_range(frontal)}; {within}/{len(frontal)} within 2 SD | {m_anat}° ± {sd_anat}° |",
         f"| long axis, transverse plane (from left towards anterior) | "
-        f"{_range([float(r['long_axis_transverse_deg']) for r in rows])} | |",
+        f"{_range(transverse)}; {within_transverse}/{len(transverse)} within 2 SD | {m_trans:g}° ± {sd_trans:g}° |",
         f"| long axis below the horizontal plane | {_range([float(r['long_axis_inclination_deg']) for r in rows])} | |",
-        *_share_lines(rows),
+        *_share_lines(rows), *_apex_lines(rows),
         f"| sinus QRS axis, frontal plane | {_range(qrs)} | {m_qrs}° ± {sd_qrs}° |",
         f"| QRS axis minus long axis | {_range(offset)} | {m_qrs - m_anat:+.1f}° (difference of the means) |",
-        "", f"References: {POSE_SOURCE}; {SURFACE_SOURCE}.", ""])
+        "", f"References: {POSE_SOURCE}; transverse plane: {TRANSVERSE_SOURCE}; {SURFACE_SOURCE}; {APEX_SOURCE}.", ""])
+
+
+def _apex_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    left = [float(r["apex_left_of_midline_mm"]) for r in rows if r.get("apex_left_of_midline_mm") is not None]
+    level = [float(r["apex_sternum_fraction"]) for r in rows if r.get("apex_sternum_fraction") is not None]
+    if not left:
+        return []
+    low, high = APEX_LEFT_OF_MIDLINE_MM
+    inside = sum(low <= value <= high for value in left)
+    return [f"| apex left of the midsternal line | {min(left):.0f} to {max(left):.0f} mm (median "
+            f"{float(np.median(left)):.0f} mm); {inside}/{len(left)} within {low:.0f}-{high:.0f} mm | {low / 10:.0f} to {high / 10:.0f} cm |",
+            f"| apex height, fraction of jugular notch to xiphoid | {min(level):.2f} to {max(level):.2f} "
+            f"(median {float(np.median(level)):.2f}) | behind the 5th intercostal space, where V4 is placed "
+            f"({ElectrodeRules().fifth_intercostal_fraction:.2f} in the electrode rules) |"]
 
 
 def _share_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
