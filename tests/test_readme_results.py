@@ -106,9 +106,11 @@ def test_recorded_tables_are_their_csvs_rendered(label):
             pca = runs[runs.encoding == "pca"]
             same = pca[pca.epochs_configured == pca.epochs_configured.max()].sort_values("fitting_patients")
             assert len(same) > 1 and (same.angular_error_heart_deg_mean.diff().dropna() < 0).all()
-        networks = pd.read_csv(folder / "training_cuts/ecg2act.csv")
-        assert (networks.activation_mae_ms > 0).all() and networks.vm_pearson.dropna().between(0, 1).all()
-        assert ((networks.best_epoch >= 1) & (networks.best_epoch <= networks.epochs)).all()
+        networks = readme_results._csv_or_empty(folder / "training_cuts/ecg2act.csv")
+        if len(networks):  # a run list of surrogates only has no network rows
+            assert (networks.activation_mae_ms > 0).all() and networks.vm_pearson.dropna().between(0, 1).all()
+            assert ((networks.best_epoch >= 1) & (networks.best_epoch <= networks.epochs)).all()
+        assert len(runs) or len(networks)
         return
     if "surrogate/table1.md" not in rendered:  # a convergence ladder alone
         ladder = pd.read_csv(folder / "convergence/convergence.csv")
