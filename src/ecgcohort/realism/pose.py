@@ -102,9 +102,10 @@ def pose_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     m_trans, sd_trans = TRANSVERSE_LONG_AXIS_DEG
     # the transverse reference came with the apex columns (2026-11-30): a pose table recorded before
     # them renders as it was recorded
+    with_references = any("apex_left_of_midline_mm" in r for r in rows)
     transverse_reference = (f"; {sum(abs(a - m_trans) <= 2 * sd_trans for a in transverse)}/{len(transverse)} "
-                            f"within 2 SD | {m_trans:g}° ± {sd_trans:g}° |"
-                            if any("apex_left_of_midline_mm" in r for r in rows) else " | |")
+                            f"within 2 SD | {m_trans:g}° ± {sd_trans:g}° |" if with_references else " | |")
+    apex_lines = _apex_lines(rows)
     return "\n".join([
         "## Heart pose against anatomy", "",
         "| quantity | cohort | reference (mean ± SD) |", "|---|---|---|",
@@ -112,11 +113,11 @@ def pose_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         f"| long axis, transverse plane (from left towards anterior) | "
         f"{_range(transverse)}{transverse_reference}",
         f"| long axis below the horizontal plane | {_range([float(r['long_axis_inclination_deg']) for r in rows])} | |",
-        *_share_lines(rows), *_apex_lines(rows),
+        *_share_lines(rows), *apex_lines,
         f"| sinus QRS axis, frontal plane | {_range(qrs)} | {m_qrs}° ± {sd_qrs}° |",
         f"| QRS axis minus long axis | {_range(offset)} | {m_qrs - m_anat:+.1f}° (difference of the means) |",
-        "", f"References: {POSE_SOURCE}; " + (f"transverse plane: {TRANSVERSE_SOURCE}; " if transverse_reference != " | |" else "")
-        + SURFACE_SOURCE + (f"; {APEX_SOURCE}" if _apex_lines(rows) else "") + ".", ""])
+        "", f"References: {POSE_SOURCE}; " + (f"transverse plane: {TRANSVERSE_SOURCE}; " if with_references else "")
+        + SURFACE_SOURCE + (f"; {APEX_SOURCE}" if apex_lines else "") + ".", ""])
 
 
 def _apex_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
