@@ -185,6 +185,24 @@ def test_record_update_and_check_round_trip(tmp_path):
                             (folder / "surrogate/table1.md").read_text())
 
 
+def test_record_keeps_only_the_tables_asked_for(tmp_path):
+    results, root = _recorded_run(tmp_path)
+    (results / "encoding/deepsdf").mkdir(parents=True)
+    for name in ("chamfer.md", "chamfer.csv"):
+        (results / "encoding/deepsdf" / name).write_text("patient,chamfer_mm\ntest-0000,0.5\n")
+    everything = readme_results.record_run(results, "both", "make run", root=root)
+    assert json.loads((everything / "run.json").read_text())["tables"] == ["surrogate/table1.md",
+                                                                           "encoding/deepsdf/chamfer.md"]
+    folder = readme_results.record_run(results, "one", "benchmark", root=root, tables=["encoding/deepsdf/chamfer.md"])
+    assert json.loads((folder / "run.json").read_text())["tables"] == ["encoding/deepsdf/chamfer.md"]
+    assert not (folder / "surrogate").exists() and (folder / "encoding/deepsdf/chamfer.csv").exists()
+    with pytest.raises(readme_results.ReadmeResultsError, match="cannot record one: surrogate/table2.md is not a recorded"):
+        readme_results.record_run(results, "one", "benchmark", root=root, tables=["surrogate/table2.md"])
+    with pytest.raises(readme_results.ReadmeResultsError, match="inverse/summary.md does not exist"):
+        readme_results.record_run(results, "one", "benchmark", root=root, tables=["inverse/summary.md"])
+    assert (folder / "encoding/deepsdf/chamfer.md").exists()  # a refused recording leaves the last one
+
+
 def test_the_machine_names_its_cpu_model_where_the_kernel_gives_one(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9R14\n\n"

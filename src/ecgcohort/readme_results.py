@@ -36,7 +36,7 @@ import subprocess
 import sys
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -92,11 +92,21 @@ def commit_of(directory: Path) -> tuple[str, bool]:
     return commit, dirty
 
 
-def record_run(results: str | Path, label: str, command: str, root: Path = RECORDED_ROOT) -> Path:
+def record_run(results: str | Path, label: str, command: str, root: Path = RECORDED_ROOT,
+               tables: Sequence[str] | None = None) -> Path:
     """Copy a run's results tables and their CSVs from ``results`` into ``root/label`` with its
-    provenance (``run.json``); tables the run did not produce are left out. Returns the folder."""
+    provenance (``run.json``); tables the run did not produce are left out. ``tables`` records only
+    those (each must be a known table the run holds), so that a benchmark's recording over a run
+    does not copy the run's own tables again. Returns the folder."""
     results = Path(results)
-    present = [path for path in RECORDED_TABLES if (results / path).exists()]
+    if tables is not None:
+        unknown = [path for path in tables if path not in RECORDED_TABLES]
+        missing = [path for path in tables if path in RECORDED_TABLES and not (results / path).exists()]
+        if unknown or missing:
+            raise ReadmeResultsError(f"cannot record {label}: " + "; ".join(
+                [f"{path} is not a recorded table (one of {sorted(RECORDED_TABLES)})" for path in unknown]
+                + [f"{results / path} does not exist" for path in missing]))
+    present = [path for path in RECORDED_TABLES if (results / path).exists() and (tables is None or path in tables)]
     if not present:
         raise ReadmeResultsError(f"{results} holds none of {sorted(RECORDED_TABLES)}: is it a run's results/ folder?")
     commit, dirty = commit_of(results)
@@ -380,12 +390,14 @@ def main(argv: list[str] | None = None) -> int:
     record.add_argument("results", type=Path, help="the run's results/ folder")
     record.add_argument("--label", required=True, help="e.g. default or study")
     record.add_argument("--command", required=True, help="the command that produced the run, e.g. 'make run'")
+    record.add_argument("--tables", nargs="+", metavar="TABLE",
+                        help="record only these tables (paths under results/, e.g. training_cuts/cuts.md)")
     for action in ("update", "check"):
         commands.add_parser(action, help=f"{action} the results blocks of pages (default: every page with one)"
                             ).add_argument("pages", type=Path, nargs="*")
     args = parser.parse_args(argv)
     if args.action == "record":
-        print(f"recorded {record_run(args.results, args.label, args.command)}")
+        print(f"recorded {record_run(args.results, args.label, args.command, tables=args.tables)}")
         return 0
     stale_count = 0
     for page in args.pages or pages_with_blocks():
