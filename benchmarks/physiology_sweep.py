@@ -40,8 +40,10 @@ intracellular tensors: exact for a candidate that keeps the run's fibres and bul
 σ_i + σ_e (then Z is the run's), e.g. another split of Potse's bulk between the intra- and
 extracellular spaces; at the run's own values it reproduces the run's lead matrix to 5e-8 (the
 stored gradients are float32) and its features within 5e-4 (axis 9e-5°, QRS–T angle 4e-4°). ``--run-maps``
-takes the run's own activation maps instead of recomputing them (no Purkinje trees, no eikonal
-solves): for such a candidate, which leaves the maps as they are.
+takes the run's own activation times instead of recomputing them (no Purkinje trees, no eikonal
+solves) and computes their APD scales and upstroke spreads for the candidate's
+``electrophysiology.action_potential``: for such a candidate, or one that changes only the
+repolarisation (the APD gradients, the electrotonic lengths).
 
 ``--from-json`` prints the figures of a saved ``features.json`` again. ``--check`` compares the
 recomputed activation maps and features with the run's own (the
@@ -304,8 +306,8 @@ def patient_rows(patient_dir: Path, config: dict[str, Any], scenarios: list[str]
     rows, extra = [], {}
     for name, scenario in entries.items():
         recorded = patient_dir / "activation" / f"{name}.npz"
-        activation = (load_activation(recorded) if run_maps
-                      else activation_map(patient, name, dataclasses.asdict(scenario), conduction, settings))
+        activation = (candidate_repolarisation(load_activation(recorded), fibres, template, ep["action_potential"])
+                      if run_maps else activation_map(patient, name, dataclasses.asdict(scenario), conduction, settings))
         leads_mv = standard_leads(electrode_potentials(chunks["lead_matrix"], activation, times_ms, template),
                                   names) * 1e3
         row = beat_row(patient, name, scenario.kind, realism["judged_as"][scenario.kind], leads_mv, times_ms,
@@ -320,6 +322,21 @@ def patient_rows(patient_dir: Path, config: dict[str, Any], scenarios: list[str]
             extra[f"{name}_map_max_diff_ms"] = float(np.abs(load_activation(recorded).activation_ms
                                                             - activation.activation_ms).max())
     return rows, extra
+
+
+def candidate_repolarisation(recorded, fibres, template, action_potential: dict[str, Any]):
+    """A run's activation map (``ActivationMap``) with its activation times kept and its APD scales
+    and upstroke spreads (ms) computed again for the candidate's ``action_potential`` section, as
+    the workflow's :func:`ecgcohort.conduction.jobs.finish_map` computes them: a candidate that
+    changes only the repolarisation needs no eikonal solve."""
+    from ecgcohort.conduction.action_potential import upstroke_spread_ms
+    from ecgcohort.conduction.repolarisation import Repolarisation, repolarisation_scale
+
+    spread = float(action_potential.get("upstroke_spread", 0.0))
+    return dataclasses.replace(
+        recorded, apd_scale=repolarisation_scale(fibres, recorded.activation_ms,
+                                                 Repolarisation.from_config(action_potential), template),
+        upstroke_ms=spread * upstroke_spread_ms(fibres.tetrahedra, recorded.activation_ms))
 
 
 def _number(row: dict[str, Any] | None, key: str) -> float:
@@ -490,8 +507,9 @@ def main() -> None:
                              help="the fibres and 12-lead lead fields an earlier --leadfields --out DIR sweep saved "
                                   "(the candidate's fibre angles and conductivities must be theirs)")
     parser.add_argument("--run-maps", action="store_true",
-                        help="the run's own activation maps (no Purkinje or eikonal): for a candidate that changes "
-                             "only the lead fields, e.g. with --intracellular")
+                        help="the run's own activation times (no Purkinje or eikonal), their repolarisation computed "
+                             "for the candidate: for a candidate that changes only the lead fields (e.g. with "
+                             "--intracellular) or the action potential's repolarisation")
     parser.add_argument("--sex", default="anatomy", metavar="|".join(SEX_CHOICES) + "|women=P1,P2,...",
                         help="each patient's sex for the sex-specific criteria: from its anatomy.json (default), "
                              "the same for all, alternating female, male, ..., or the patients named women and "
