@@ -326,17 +326,13 @@ def patient_rows(patient_dir: Path, config: dict[str, Any], scenarios: list[str]
 
 def candidate_repolarisation(recorded, fibres, template, action_potential: dict[str, Any]):
     """A run's activation map (``ActivationMap``) with its activation times kept and its APD scales
-    and upstroke spreads (ms) computed again for the candidate's ``action_potential`` section, as
-    the workflow's :func:`ecgcohort.conduction.jobs.finish_map` computes them: a candidate that
-    changes only the repolarisation needs no eikonal solve."""
-    from ecgcohort.conduction.action_potential import upstroke_spread_ms
-    from ecgcohort.conduction.repolarisation import Repolarisation, repolarisation_scale
+    and upstroke spreads (ms) computed again for the candidate's ``action_potential`` section
+    (:func:`ecgcohort.conduction.jobs.repolarisation_fields`, as the activation job computes them):
+    a candidate that changes only the repolarisation needs no eikonal solve."""
+    from ecgcohort.conduction.jobs import repolarisation_fields
 
-    spread = float(action_potential.get("upstroke_spread", 0.0))
-    return dataclasses.replace(
-        recorded, apd_scale=repolarisation_scale(fibres, recorded.activation_ms,
-                                                 Repolarisation.from_config(action_potential), template),
-        upstroke_ms=spread * upstroke_spread_ms(fibres.tetrahedra, recorded.activation_ms))
+    apd_scale, upstroke_ms = repolarisation_fields(fibres, recorded.activation_ms, template, action_potential)
+    return dataclasses.replace(recorded, apd_scale=apd_scale, upstroke_ms=upstroke_ms)
 
 
 def _number(row: dict[str, Any] | None, key: str) -> float:

@@ -331,19 +331,26 @@ def solve_map(patient: str, map_name: str, entry: Mapping[str, Any], conduction:
     return SolvedMap(map_name, spec, tau, stimuli, started)
 
 
+def repolarisation_fields(fibres, activation_ms: np.ndarray, template, action_potential: Mapping[str, Any]
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """The per-node APD scale (dimensionless) and upstroke spread (ms) of activation times
+    ``activation_ms`` (ms) under the config's ``electrophysiology.action_potential`` section."""
+    spread = float(action_potential.get("upstroke_spread", 0.0))
+    return (repolarisation_scale(fibres, activation_ms, Repolarisation.from_config(action_potential), template),
+            spread * upstroke_spread_ms(fibres.tetrahedra, activation_ms))
+
+
 def finish_map(patient: str, solved: SolvedMap, conduction: PatientConduction, settings: MapSettings
                ) -> ActivationMap:
     """The activation map of a solved scenario (:func:`solve_map`): its times with their APD
     scales (intrinsic gradients and the repolarisation diffusion of
     :mod:`ecgcohort.conduction.repolarisation`) and upstroke spreads."""
     tau = solved.activation_ms
-    repolarisation = Repolarisation.from_config(settings.action_potential)
-    spread = float(settings.action_potential.get("upstroke_spread", 0.0))
+    apd_scale, upstroke_ms = repolarisation_fields(conduction.fibres, tau, conduction.template,
+                                                   settings.action_potential)
     activation = ActivationMap(
-        scenario=solved.name, kind=solved.scenario.kind, activation_ms=tau,
-        apd_scale=repolarisation_scale(conduction.fibres, tau, repolarisation, conduction.template),
-        sites_mm=solved.stimuli.positions_mm, site_times_ms=solved.stimuli.times_ms,
-        upstroke_ms=spread * upstroke_spread_ms(conduction.fibres.tetrahedra, tau))
+        scenario=solved.name, kind=solved.scenario.kind, activation_ms=tau, apd_scale=apd_scale,
+        sites_mm=solved.stimuli.positions_mm, site_times_ms=solved.stimuli.times_ms, upstroke_ms=upstroke_ms)
     log.info("patient %s, %s: %d stimuli, activation %.1f-%.1f ms (total %.1f ms) on %d nodes (solved on %d, "
              "%d refinements) in %.1f s", patient, solved.name, len(solved.stimuli.times_ms), tau.min(), tau.max(),
              activation.total_activation_ms, conduction.fibres.n_nodes, len(conduction.grid.points_mm),
