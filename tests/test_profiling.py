@@ -117,3 +117,26 @@ def test_the_markdown_table_is_the_csv_rendered(tmp_path):
     markdown = (out / "t.md").read_text()
     assert markdown == stage_timings_markdown(pd.read_csv(out / "t.csv"))
     assert "| compute_fibres | 1 | 1235.0 |" in markdown and markdown.splitlines()[-1].startswith("| all | 1 |")
+
+
+def test_the_command_line_tables_a_run_without_its_store(tmp_path, capsys):
+    """A run whose targets skip the cohort store (the paper run) cannot make the workflow's
+    stage_timings rule, which waits for the store; ``python -m ecgcohort.timings`` tables it."""
+    import pandas as pd
+
+    from ecgcohort.timings import main
+
+    results = tmp_path / "results"
+    for rule, seconds in (("surrogate/train_surrogate-pca-full", 3520.0), ("patients/train-0000/mesh_anatomy", 24.5),
+                          ("patients/train-0001/mesh_anatomy", 25.5)):
+        bench = results / "benchmarks" / f"{rule}.tsv"
+        bench.parent.mkdir(parents=True, exist_ok=True)
+        bench.write_text(f"s\th:m:s\tmax_rss\tcpu_time\n{seconds}\t0:00:00\t10\t{seconds / 2}\n")
+    main([str(results)])
+    table = pd.read_csv(results / "report/stage_timings.csv").set_index("rule")
+    assert table.loc["mesh_anatomy", "jobs"] == 2 and table.loc["mesh_anatomy", "total_s"] == pytest.approx(50.0)
+    assert table.total_s.sum() == pytest.approx(3570.0)
+    assert (results / "report/stage_timings.png").stat().st_size > 0
+    assert "stage_timings.md" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="no benchmark files"):
+        main([str(tmp_path / "empty"), "--out", str(tmp_path / "out")])
