@@ -72,10 +72,19 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder of surrogate.csv and ecg2act.csv")
     parser.add_argument("--ecg2act-runs", nargs="*", help="the runs whose ECG -> activation metrics are listed "
                         "(default: every run that has them; a run that copied another's lists them twice)")
+    parser.add_argument("--encodings", action="append", default=[], metavar="LABEL=ENCODING[,ENCODING]",
+                        help="list only these encodings' surrogates of the run LABEL (default: every one it has; a "
+                             "run that retrained one encoding over a copy of another's results has the other's too)")
     arguments = parser.parse_args()
     runs = [(label, Path(folder)) for label, folder in (run.split("=", 1) for run in arguments.runs)]
+    chosen = {label: encodings.split(",") for label, encodings in (item.split("=", 1) for item in arguments.encodings)}
+    unknown = sorted(set(chosen) - {label for label, _ in runs}) + sorted(
+        {encoding for encodings in chosen.values() for encoding in encodings} - set(ENCODINGS))
+    if unknown:
+        parser.error(f"--encodings names no run or encoding: {', '.join(unknown)}")
     surrogate = pd.DataFrame([surrogate_row(label, folder, encoding) for label, folder in runs
-                              for encoding in ENCODINGS if (folder / "surrogate" / encoding / "full/model.pt").exists()])
+                              for encoding in chosen.get(label, ENCODINGS)
+                              if (folder / "surrogate" / encoding / "full/model.pt").exists()])
     listed = [(label, folder) for label, folder in runs
               if arguments.ecg2act_runs is None or label in arguments.ecg2act_runs]
     ecg2act = pd.DataFrame([row for label, folder in listed for row in ecg2act_rows(label, folder)])
