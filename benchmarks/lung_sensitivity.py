@@ -75,9 +75,6 @@ def lead_fields_with_lungs(patient_dir: Path, config: dict, sigma_lung: float, o
     its lead matrix solved with the lung cells at ``sigma_lung`` S/m; returns the volumes."""
     import ecgcohort.leadfield.solver as solver_module
     from ecgcohort.fibers import load_fibres
-    from ecgcohort.leadfield.jobs import electrode_tolerance_mm
-    from ecgcohort.leadfield.matrix import lead_matrix
-    from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
 
     lung, volumes = lung_cells(patient_dir)
     run_tensors = solver_module.cell_conductivities
@@ -87,27 +84,17 @@ def lead_fields_with_lungs(patient_dir: Path, config: dict, sigma_lung: float, o
         tensors[lung] = sigma_lung * np.eye(3)
         return tensors
 
-    fibres = load_fibres(patient_dir / "fibres/fibres.npz")
-    names, electrodes_m = sweep.standard_electrodes(patient_dir)
-    leadfield = config["leadfield"]
-    sigma = Conductivities.from_config(leadfield["conductivity_s_per_m"])
-    solver_module.cell_conductivities = with_lungs  # the solver's one place that sets each cell's tensor
+    # the solver has no per-cell conductivity hook: its one function that sets each cell's tensor
+    # is swapped while the 12-lead's solver is built
+    solver_module.cell_conductivities = with_lungs
     try:
-        solver = solver_module.LeadFieldSolver(
-            patient_dir / "mesh/mesh.msh", sigma, fibres.cell_structure, fibres.parent_cells,
-            low_rank_tolerance=leadfield["low_rank_tolerance"],
-            max_electrode_offset_mm=electrode_tolerance_mm(config["meshing"]["torso_element_size_mm"]))
+        chunk = sweep.standard_lead_matrix(patient_dir, config, load_fibres(patient_dir / "fibres/fibres.npz"))
     finally:
         solver_module.cell_conductivities = run_tensors
-    z = solver.solve(electrodes_m, names)
-    matrix = lead_matrix(fibres.points_mm * solver_module.MM, fibres.tetrahedra,
-                         intracellular_tensors(fibres.cell_structure, sigma),
-                         solver.recovered_gradients(z, fibres.parent_cells))
     out.mkdir(parents=True, exist_ok=True)
     if not (out / "fibres.npz").exists():
         (out / "fibres.npz").hardlink_to(patient_dir / "fibres/fibres.npz")
-    np.savez(out / sweep.SAVED_LEAD_FIELDS, electrode_names=np.array(names), lead_matrix=matrix,
-             candidate=sweep.lead_field_key(config))
+    np.savez(out / sweep.SAVED_LEAD_FIELDS, **chunk, candidate=sweep.lead_field_key(config))
     return volumes
 
 

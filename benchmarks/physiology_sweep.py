@@ -140,23 +140,33 @@ def lv_endocardium_ms(fibres, activation_ms: np.ndarray) -> tuple[float, float]:
 def standard_lead_fields(patient_dir: Path, config: dict[str, Any], scratch: Path) -> tuple[Path, dict[str, Any]]:
     """(fibres.npz, chunk) of the patient's 12-lead electrodes under the candidate ``config``: its
     fibre angles on the patient's mesh (written under ``scratch``), then its conductivities' lead
-    fields and lead matrix at the run's electrode positions (chunk 0), with the workflow's
-    gradient choice (:mod:`ecgcohort.leadfield.jobs`)."""
+    fields and lead matrix at the run's electrode positions (chunk 0, :func:`standard_lead_matrix`)."""
     from ecgcohort.fibers.rule_based import FibreAngles, myocardial_fibres, save_fibres
+
+    angles = config["fibers"]
+    fibres = myocardial_fibres(patient_dir / "mesh/mesh.msh",
+                               FibreAngles(alpha_endo=angles["alpha_endo_deg"], alpha_epi=angles["alpha_epi_deg"],
+                                           beta_endo=angles["beta_endo_deg"], beta_epi=angles["beta_epi_deg"]))
+    fibres_npz = save_fibres(fibres, scratch / "fibres.npz")
+    chunk = standard_lead_matrix(patient_dir, config, fibres)
+    np.savez(scratch / SAVED_LEAD_FIELDS, **chunk, candidate=lead_field_key(config))
+    return fibres_npz, chunk
+
+
+def standard_lead_matrix(patient_dir: Path, config: dict[str, Any], fibres) -> dict[str, Any]:
+    """The 12-lead chunk (``electrode_names``, ``lead_matrix``) of the patient's mesh with
+    ``fibres`` (:class:`ecgcohort.fibers.MyocardialFibres`) and the candidate's conductivities, at
+    the run's electrode positions, with the workflow's gradient choice
+    (:mod:`ecgcohort.leadfield.jobs`)."""
     from ecgcohort.leadfield.jobs import electrode_tolerance_mm
     from ecgcohort.leadfield.matrix import lead_matrix
     from ecgcohort.leadfield.solver import MM, LeadFieldSolver, lead_matrix_from_potentials
     from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
 
-    angles = config["fibers"]
-    mesh = patient_dir / "mesh/mesh.msh"
-    fibres = myocardial_fibres(mesh, FibreAngles(alpha_endo=angles["alpha_endo_deg"], alpha_epi=angles["alpha_epi_deg"],
-                                                 beta_endo=angles["beta_endo_deg"], beta_epi=angles["beta_epi_deg"]))
-    fibres_npz = save_fibres(fibres, scratch / "fibres.npz")
     names, electrodes_m = standard_electrodes(patient_dir)
     leadfield = config["leadfield"]
     sigma = Conductivities.from_config(leadfield["conductivity_s_per_m"])
-    solver = LeadFieldSolver(mesh, sigma, fibres.cell_structure, fibres.parent_cells,
+    solver = LeadFieldSolver(patient_dir / "mesh/mesh.msh", sigma, fibres.cell_structure, fibres.parent_cells,
                              low_rank_tolerance=leadfield["low_rank_tolerance"],
                              max_electrode_offset_mm=electrode_tolerance_mm(config["meshing"]["torso_element_size_mm"]))
     z = solver.solve(electrodes_m, names)
@@ -167,9 +177,7 @@ def standard_lead_fields(patient_dir: Path, config: dict[str, Any], scratch: Pat
     else:
         matrix = lead_matrix_from_potentials(fibres.points_mm * MM, fibres.tetrahedra, intracellular,
                                              z[:, fibres.parent_nodes])
-    chunk = {"electrode_names": np.array(names), "lead_matrix": matrix}
-    np.savez(scratch / SAVED_LEAD_FIELDS, **chunk, candidate=lead_field_key(config))
-    return fibres_npz, chunk
+    return {"electrode_names": np.array(names), "lead_matrix": matrix}
 
 
 def lead_field_key(config: dict[str, Any]) -> str:
