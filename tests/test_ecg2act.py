@@ -360,7 +360,8 @@ def _linear_bank(count: int, rng: np.random.Generator, weights: tuple[np.ndarray
 
 def test_network_i_learns_activation_times_linear_in_ecg_features(tmp_path):
     """256 training ECGs, 16 epochs of the paper's Adam (lr 1e-3, batch 32), ~12 s on one
-    core: the held-out MAE was 0.20 × that of predicting the training mean (11.6 ms)."""
+    core: the held-out MAE was 0.14 × that of predicting the training mean (11.6 ms); 0.20 with
+    a head that averaged over the whole record instead of its thirds."""
     rng = np.random.default_rng(0)
     weights = (rng.uniform(0.5, 1.5, 75), rng.uniform(-1, 1, 75))
     ecg, times = _linear_bank(320, rng, weights)
@@ -375,23 +376,23 @@ def test_network_i_learns_activation_times_linear_in_ecg_features(tmp_path):
     mae = np.abs(predict(model, ecg[held]) - times[held]).mean()
     baseline = np.abs(offset - times[held]).mean()  # the training mean map, predicted for every ECG
     assert baseline > 8.0
-    assert mae < 0.35 * baseline, (mae, baseline)
+    assert mae < 0.17 * baseline, (mae, baseline)
     assert result.history[-1]["loss"] < 0.1 * result.history[0]["loss"]
 
 
 def _training_banks(folder, rng, counts=(7, 5, 9), split="train") -> list:
     """Banks as the simulation_bank rule stores them (the variables training reads): ECGs,
-    activation times (ms, float64) and V_m (mV, float32) of 75 sites, 40 time steps of 1 ms."""
+    activation times (ms, float64) and V_m (mV, float32) of 75 sites, 48 time steps of 1 ms."""
     import xarray as xr
 
     paths = []
     for number, count in enumerate(counts):
         patient = f"{split}-{number:04d}"
         path = folder / f"{patient}.zarr"
-        xr.Dataset({"ecg": (("sample", "lead", "time"), rng.normal(size=(count, 12, 40)).astype(np.float32)),
+        xr.Dataset({"ecg": (("sample", "lead", "time"), rng.normal(size=(count, 12, 48)).astype(np.float32)),
                     "activation_time": (("sample", "site"), rng.uniform(10, 90, (count, 75))),
-                    "vm": (("sample", "site", "time"), rng.uniform(-85, 25, (count, 75, 40)).astype(np.float32))},
-                   coords={"sample": [f"{patient}/{i:05d}" for i in range(count)], "time": np.arange(40.0)},
+                    "vm": (("sample", "site", "time"), rng.uniform(-85, 25, (count, 75, 48)).astype(np.float32))},
+                   coords={"sample": [f"{patient}/{i:05d}" for i in range(count)], "time": np.arange(48.0)},
                    attrs={"patient": patient, "split": split}).to_zarr(path, mode="w", consolidated=True)
         paths.append(path)
     return paths
@@ -490,7 +491,7 @@ def test_the_evaluation_reads_one_bank_at_a_time_and_scores_as_the_whole_arrays(
     models = {}
     for network in ("I", "II"):
         models[network] = tmp_path / f"network-{network}.pt"
-        save_network(models[network], Ecg2ActNetwork(NetworkSpec(network=network, n_times=40, seed=3)),
+        save_network(models[network], Ecg2ActNetwork(NetworkSpec(network=network, n_times=48, seed=3)),
                      {"dt_ms": 1.0, "validation_samples": validation, "scored_samples": scored_samples,
                       "patients": ["train-0000", "train-0001", "train-0002"], "vm_bounds_mv": [-85.0, 25.0],
                       "training": {"best_epoch": 3, "epochs": 5}})
@@ -652,3 +653,5 @@ def test_training_draws_shifts_and_dropout_that_evaluation_never_applies():
         Ecg2ActNetwork(NetworkSpec("II", n_times=40)).set_onset_shift(5, 1.0)
     with pytest.raises(ValueError, match="dropout must be in"):
         NetworkSpec("I", dropout=1.0)
+    with pytest.raises(ValueError, match="at least 47 samples: n_times=46"):
+        Ecg2ActNetwork(NetworkSpec("I", n_times=46))

@@ -9,9 +9,14 @@ exactly:
 
 * **Network I** (Task I, X → activation times A ∈ R^75, ms): stride 2 in the first
   convolution, 3-wide max pooling with stride 2 before fires 1, 3 and 5 (SqueezeNet 1.1's
-  places; 500 → 250 → 125 → 63 → 32 samples), then two 3-wide convolutions 512 → 75 → 75
-  (ReLU between) and the mean over time: 354,432 + 115,275 + 16,950 = **486,657** parameters,
-  the paper's number.
+  places; 500 → 250 → 125 → 63 → 32 samples), then the authors' head
+  (landajuela/cardiac_ml, ``learn_ecg2time.py``): a 3-wide convolution 512 → 75 with stride 2
+  and no padding (32 → 15 samples), ReLU, the average over each third of the record (15 → 3)
+  and a 3-wide convolution 75 → 75 with stride 2 across the thirds (3 → 1):
+  354,432 + 115,275 + 16,950 = **486,657** parameters, the paper's number. The thirds keep
+  where in the record the ECG's features lie, which activation times in ms need: a mean over
+  the whole record (the same parameters) is blind to a shift of the beat, and trained on the
+  paper cohort's bank it stayed at a training loss as high as its validation loss.
 * **Network II** (Task II, X → V_m ∈ R^{75×500}, normalised to [0, 1]): no stride and no
   pooling, so every layer keeps the 500 samples, then a 1-wide convolution 512 → 75:
   354,432 + 38,475 = **392,907** parameters, the paper's number. A plain trunk sees ±9 ms of
@@ -59,6 +64,8 @@ FIRES: tuple[tuple[int, int, int], ...] = ((64, 16, 64), (128, 16, 64), (128, 32
                                            (256, 48, 192), (384, 48, 192), (384, 64, 256), (512, 64, 256))
 #: Network I max-pools before these fires (SqueezeNet 1.1).
 POOL_BEFORE: tuple[int, ...] = (0, 2, 4)
+#: Network I's head averages its features over this many consecutive parts of the record.
+HEAD_BINS = 3
 TRUNK_CHANNELS = 64
 MODEL_KIND = "ecg2act-network-{}"
 
@@ -142,12 +149,26 @@ def _trunk(spec: NetworkSpec) -> torch.nn.Sequential:
 def _head(spec: NetworkSpec) -> torch.nn.Sequential:
     out = 2 * FIRES[-1][2]
     if spec.network == "I":
-        layers = [torch.nn.Conv1d(out, spec.n_sites, 3, padding=1), torch.nn.ReLU(),
-                  torch.nn.Conv1d(spec.n_sites, spec.n_sites, 3, padding=1), torch.nn.AdaptiveAvgPool1d(1),
-                  torch.nn.Flatten()]
+        layers = [torch.nn.Conv1d(out, spec.n_sites, 3, stride=2), torch.nn.ReLU(),
+                  torch.nn.AdaptiveAvgPool1d(HEAD_BINS),
+                  torch.nn.Conv1d(spec.n_sites, spec.n_sites, HEAD_BINS, stride=2), torch.nn.Flatten()]
     else:
         layers = [torch.nn.Conv1d(out, spec.n_sites, 1)]
     return torch.nn.Sequential(*layers)
+
+
+def check_network_i_length(trunk: torch.nn.Module, spec: NetworkSpec) -> None:
+    """ValueError unless Network I's trunk leaves the head's stride-2 convolution at least 3
+    samples: ``n_times`` ≥ 47 (the first convolution's stride and three poolings halve it four
+    times)."""
+    try:
+        with torch.no_grad():
+            length = trunk(torch.zeros(1, spec.n_leads, spec.n_times)).shape[-1]
+    except RuntimeError:
+        length = 0
+    if length < 3:
+        raise ValueError(f"Network I needs ECGs of at least 47 samples: n_times={spec.n_times} leaves its head "
+                         f"{length} (it takes 3)")
 
 
 def _initialise(trunk: torch.nn.Module, head: torch.nn.Sequential) -> None:
@@ -179,6 +200,8 @@ class Ecg2ActNetwork(TrainableModel):
             self.trunk = _trunk(spec)
             self.head = _head(spec)
             _initialise(self.trunk, self.head)
+        if spec.network == "I":
+            check_network_i_length(self.trunk, spec)
         shape = (spec.n_sites,) if spec.network == "I" else (spec.n_sites, 1)
         self.register_buffer("target_offset", torch.zeros(shape))
         self.register_buffer("target_scale", torch.ones(shape))
