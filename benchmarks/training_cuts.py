@@ -73,11 +73,13 @@ def main() -> None:
     parser.add_argument("--ecg2act-runs", nargs="*", help="the runs whose ECG -> activation metrics are listed "
                         "(default: every run that has them; a run that copied another's lists them twice)")
     parser.add_argument("--encodings", action="append", default=[], metavar="LABEL=ENCODING[,ENCODING]",
-                        help="list only these encodings' surrogates of the run LABEL (default: every one it has; a "
-                             "run that retrained one encoding over a copy of another's results has the other's too)")
+                        help="list only these encodings' surrogates of the run LABEL, none for LABEL= (default: every "
+                             "one it has; a run that retrained one encoding over a copy of another's results has the "
+                             "other's too)")
     arguments = parser.parse_args()
     runs = [(label, Path(folder)) for label, folder in (run.split("=", 1) for run in arguments.runs)]
-    chosen = {label: encodings.split(",") for label, encodings in (item.split("=", 1) for item in arguments.encodings)}
+    chosen = {label: [encoding for encoding in encodings.split(",") if encoding]
+              for label, encodings in (item.split("=", 1) for item in arguments.encodings)}
     unknown = sorted(set(chosen) - {label for label, _ in runs}) + sorted(
         {encoding for encodings in chosen.values() for encoding in encodings} - set(ENCODINGS))
     if unknown:

@@ -13,10 +13,11 @@ exactly:
   (landajuela/cardiac_ml, ``learn_ecg2time.py``): a 3-wide convolution 512 → 75 with stride 2
   and no padding (32 → 15 samples), ReLU, the average over each third of the record (15 → 3)
   and a 3-wide convolution 75 → 75 with stride 2 across the thirds (3 → 1):
-  354,432 + 115,275 + 16,950 = **486,657** parameters, the paper's number. The thirds keep
-  where in the record the ECG's features lie, which activation times in ms need: a mean over
-  the whole record (the same parameters) is blind to a shift of the beat, and trained on the
-  paper cohort's bank it stayed at a training loss as high as its validation loss.
+  354,432 + 115,275 + 16,950 = **486,657** parameters, the paper's number. The thirds tell
+  the head where in the record a feature lies; a mean over the whole record (the same
+  parameters, this module's head until 2026-11-30) sees a shift of the beat only through the
+  zero padding at the record's ends. Trained 30 epochs on the paper cohort's bank, the two
+  heads score alike (docs/changelog.md).
 * **Network II** (Task II, X → V_m ∈ R^{75×500}, normalised to [0, 1]): no stride and no
   pooling, so every layer keeps the 500 samples, then a 1-wide convolution 512 → 75:
   354,432 + 38,475 = **392,907** parameters, the paper's number. A plain trunk sees ±9 ms of
