@@ -520,6 +520,18 @@ def test_the_evaluation_reads_one_bank_at_a_time_and_scores_as_the_whole_arrays(
             assert (row.best_epoch, row.epochs, row.validation_samples) == (3, 5, 2)
     assert "Network II: best epoch 3 of 5, picked on 2 validation samples" in out["summary"].read_text()
 
+    # Network II alone (ecg2act.networks_to_train [II]): its rows and figure, no Network I figure
+    alone = {name: tmp_path / "alone" / path.name for name, path in out.items()}
+    alone["metrics"].parent.mkdir()
+    evaluate_ecg2act_job(model_paths={"II": models["II"]}, train_bank_paths=train, test_bank_paths=test,
+                         out_metrics=alone["metrics"], out_summary=alone["summary"], out_boxes=alone["boxes"],
+                         out_map=alone["map"], out_overlays=alone["overlays"])
+    timed = ["inference_ms_per_ecg"]
+    pd.testing.assert_frame_equal(
+        pd.read_csv(alone["metrics"]).set_index(["network", "split"]).dropna(axis=1).drop(columns=timed),
+        scored.loc[["II"]].dropna(axis=1).drop(columns=timed), check_like=True, check_dtype=False)
+    assert alone["overlays"].stat().st_size > 0 and not alone["boxes"].exists() and not alone["map"].exists()
+
 
 # ---- splits, best epoch and the authors' training details (issue 64) -------------------------
 

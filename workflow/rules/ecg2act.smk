@@ -118,9 +118,10 @@ rule evaluate_ecg2act:
         metrics=report("results/ecg2act/metrics.csv", caption=caption("ecg2act_metrics"),
                        category="ECG to activation", subcategory="Evaluation", labels={"table": "metrics"}),
         summary="results/ecg2act/summary.md",
+        # each network's figures only where it is trained (ecg2act.networks_to_train)
         boxes=report("results/ecg2act/site_errors.png", caption=caption("ecg2act_boxes"),
-                     category="ECG to activation", subcategory="Evaluation", labels={"figure": "Fig. 3c"}),
-        # each network's figure only where it is trained (ecg2act.networks_to_train)
+                     category="ECG to activation", subcategory="Evaluation", labels={"figure": "Fig. 3c"})
+        if "I" in ECG2ACT_NETWORKS else [],
         activation_map=report("results/ecg2act/activation_map.png", caption=caption("ecg2act_map"),
                               category="ECG to activation", subcategory="Evaluation", labels={"figure": "Fig. 3b/d"})
         if "I" in ECG2ACT_NETWORKS else [],

@@ -534,4 +534,5 @@ def evaluate_ecg2act_job(*, model_paths: Mapping[str, str | Path], train_bank_pa
     write_metrics(rows, out_metrics)
     with atomic_path(out_summary) as temporary:
         temporary.write_text(markdown_table(rows))
-    site_error_boxes(boxes, labels, out_boxes)
+    if boxes:  # Network I's figure; a Network II-only evaluation has none
+        site_error_boxes(boxes, labels, out_boxes)
