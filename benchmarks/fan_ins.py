@@ -390,6 +390,7 @@ def run_stage(stage: str, work: Path, source: Path, size: int) -> dict:
                 train_surrogate_job(files, out / "pca" / "codes.csv", "pca", "pseudo_residual", section,
                                     config["leadfield"]["conductivity_s_per_m"]["torso"], out / "s" / "model.pt",
                                     out / "s" / "losses.csv", out / "s" / "losses.png", out / "s" / "checkpoints",
+                                    heart_margin_mm=config["surrogate"]["evaluation"]["heart_margin_mm"],
                                     memory_mb=TRAINING_JOB_MB)
             elif stage == "shape_model":
                 from ecgcohort.encoding.jobs import train_shape_model_job

@@ -42,6 +42,8 @@ rule train_surrogate:
         section=surrogate_network_section(SURROGATE),
         patients=SURROGATE_TRAIN_PATIENTS,
         sigma0=config["leadfield"]["conductivity_s_per_m"]["torso"],
+        # the evaluation's heart region, where the model file records the fitting patients' angle
+        heart_margin_mm=SURROGATE["evaluation"]["heart_margin_mm"],
         # checkpoints for resuming a killed job; not an output, so a rerun finds them
         workdir="results/surrogate/{encoding}/{target}/checkpoints",
     log:

@@ -15,4 +15,5 @@ with logging_to(snakemake.log[0]):
     train_surrogate_job(patients, inputs.codes, snakemake.wildcards.encoding,
                         snakemake.wildcards.target, dict(snakemake.params.section), snakemake.params.sigma0,
                         snakemake.output.model, snakemake.output.losses, snakemake.output.plot,
-                        snakemake.params.workdir, memory_mb=snakemake.resources.mem_mb)
+                        snakemake.params.workdir, heart_margin_mm=snakemake.params.heart_margin_mm,
+                        memory_mb=snakemake.resources.mem_mb)

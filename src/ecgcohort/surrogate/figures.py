@@ -181,9 +181,11 @@ def ecg_overlays(arrays: Arrays, models: Sequence[tuple[str, str]], patient: str
 #: The budget's ∇Z angle terms (degrees), as bars per model: column, label.
 BUDGET_ANGLES: tuple[tuple[str, str], ...] = (
     ("fem_vs_reference_angle_deg", "FEM vs converged reference (myocardium)"),
-    ("fitting_angle_deg", "surrogate, fitting patients"),
-    ("validation_angle_deg", "surrogate, validation patients"),
-    ("test_angle_deg", "surrogate, test patients (Table 1)"),
+    ("fitting_heart_angle_deg", "surrogate, fitting patients, heart + margin"),
+    ("validation_heart_angle_deg", "surrogate, validation patients, heart + margin"),
+    ("test_angle_deg", "surrogate, test patients, heart + margin (Table 1)"),
+    ("fitting_points_angle_deg", "surrogate, fitting patients, all sample points"),
+    ("test_points_angle_deg", "surrogate, test patients, all sample points"),
     ("cell_angle_deg", "surrogate per myocardial cell (test)"),
     ("surrogate_vs_reference_angle_deg", "surrogate vs converged reference (myocardium)"),
 )

@@ -227,33 +227,94 @@ def _flat_rows(block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return rows
 
 
-def _angular_error_of(model, table) -> float:
-    """Mean angular error (degrees) of ∇Z over a validation block table."""
+def _angular_errors_of(network, table) -> list[np.ndarray]:
+    """The angular error (degrees) of ∇Z of a :class:`~ecgcohort.surrogate.network.LeadFieldNetwork`
+    at every (electrode, row) of each patient of a block table, (E, P) per patient."""
     import torch
 
     from ecgcohort.surrogate.metrics import angular_error_deg
 
-    device = next(model.parameters()).device
+    device = next(network.parameters()).device
     errors = []
     with torch.no_grad():
         for patient in range(table.patients):
             batch = {k: v.to(device) for k, v in table.gather((patient, torch.arange(table.points))).items()}
-            predicted = model.network.forward_leads(batch["x"], batch["electrodes"], batch["code"],
-                                                    region=batch.get("region")).reshape(-1, 3)
+            predicted = network.forward_leads(batch["x"], batch["electrodes"], batch["code"],
+                                              region=batch.get("region")).reshape(-1, 3)
             predicted, target = predicted.float(), batch["target"]
             if "reference" in batch:
                 predicted, target = predicted + batch["reference"], target + batch["reference"]
-            errors.append(angular_error_deg(predicted.cpu().numpy(), target.cpu().numpy()))
-    return float(np.mean(np.concatenate(errors)))
+            errors.append(angular_error_deg(predicted.cpu().numpy(), target.cpu().numpy()).reshape(table.electrodes, -1))
+    return errors
+
+
+def training_row_sets(patient: str, points_file: str | Path, *, training_points: int | None, myocardial_count: int,
+                      seed: int, heart_margin_mm: float) -> dict[str, np.ndarray]:
+    """Masks over the rows of ``patient``'s training block (its kept sample points, then
+    ``myocardial_count`` myocardial cells): ``rows`` every row, ``points`` the sample points (the
+    evaluation's whole-torso set) and ``heart`` the sample points in the heart or within
+    ``heart_margin_mm`` of its surface (the evaluation's heart set, Table 1's)."""
+    with np.load(points_file) as data:
+        region, distance_m = data["region"], data["distance_to_heart_m"]
+    kept = training_point_subset(patient, len(region), training_points, seed)
+    heart = (region[kept] == 1) | (distance_m[kept] <= heart_margin_mm * 1e-3)
+    extra = np.zeros(myocardial_count, dtype=bool)
+    return {"rows": np.ones(len(kept) + myocardial_count, dtype=bool), "points": np.concatenate([np.ones(len(kept), dtype=bool), extra]),
+            "heart": np.concatenate([heart, extra])}
+
+
+def mean_angle_by_row_set(errors: Sequence[np.ndarray], row_sets: Sequence[Mapping[str, np.ndarray]]) -> dict[str, float]:
+    """Per row set (:func:`training_row_sets`), the mean angular error (degrees) over every
+    electrode and row of that set of every patient; ``errors`` (E, P) per patient."""
+    names = row_sets[0].keys() if row_sets else ()
+    return {name: float(np.mean(np.concatenate([error[:, rows[name]].ravel() for error, rows in zip(errors, row_sets)])))
+            for name in names}
+
+
+def trained_angles(model_path: str | Path, patients: Mapping[str, LeadFieldFiles], codes_csv: str | Path, *,
+                   heart_margin_mm: float) -> dict[str, dict[str, float]]:
+    """A trained surrogate's mean angular error (degrees) on its fitting and validation patients
+    (``patients``: their files), measured again from the model file on the rows its training
+    built (the same point subset and myocardial cells): ``{"fitting"|"validation": {set: angle}}``
+    per :func:`training_row_sets` set (NaN for a split without patients). The angles the training
+    job records, for a model file written before it recorded them."""
+    from ecgcohort.surrogate.blocks import PatientBlockTable
+    from ecgcohort.surrogate.model import load_surrogate, read_code_table
+
+    surrogate = load_surrogate(model_path)
+    section, metadata = surrogate.metadata["config"], surrogate.metadata
+    codes = read_code_table(codes_csv, surrogate.encoding)
+    surrogate.check_code_table(codes)
+    kept = dict(training_points=section.get("training_points"), myocardial_count=int(section["myocardial_points"]),
+                seed=section["seed"])
+    angles = {}
+    for split, ids in (("fitting", metadata["training_patients"]), ("validation", metadata["validation_patients"])):
+        missing = [p for p in ids if p not in patients]
+        if missing:
+            raise KeyError(f"{model_path}: no files of its {split} patients {', '.join(missing)}")
+        errors, row_sets = [], []
+        for patient in ids:
+            block = _patient_block(read_patient_lead_fields(patient, patients[patient]), patient, surrogate.spec,
+                                   surrogate.box, codes, myocardial_count=kept["myocardial_count"],
+                                   training_points=kept["training_points"], seed=kept["seed"])
+            errors += _angular_errors_of(surrogate.network, PatientBlockTable([block]))
+            row_sets.append(training_row_sets(patient, patients[patient].points, heart_margin_mm=heart_margin_mm,
+                                              **kept))
+        angles[split] = (mean_angle_by_row_set(errors, row_sets) if ids
+                         else dict.fromkeys(("rows", "points", "heart"), float("nan")))
+    return angles
 
 
 def train_surrogate_job(patients: Mapping[str, LeadFieldFiles], codes_csv: str | Path, encoding: str, target: str,
                         section: Mapping[str, Any], sigma0: float, out_model: str | Path, out_losses: str | Path,
-                        out_plot: str | Path, workdir: str | Path, *, memory_mb: float | None = None) -> None:
+                        out_plot: str | Path, workdir: str | Path, *, heart_margin_mm: float,
+                        memory_mb: float | None = None) -> None:
     """Train NN_LF (paper 1, sec. 2.3) for one encoding and target form on the training patients
     (``patients``: their files, :func:`group_lead_field_files`) minus a validation share
     (``validation_fraction``, seeded; the best validation epoch's weights are kept). Test
-    patients are never read. σ0 in S/m. The training rows stay in memory when they fit the budget of
+    patients are never read. The model file records the best weights' angular error on the
+    fitting and validation patients over every training row, over the sample points and over the
+    heart + ``heart_margin_mm`` sample points: the point sets the evaluation scores test patients on. σ0 in S/m. The training rows stay in memory when they fit the budget of
     the job's ``memory_mb`` (:func:`~ecgcohort.learning.device.memory_budget_bytes`), else they
     are streamed a patient per block."""
     import torch
@@ -322,10 +383,18 @@ def train_surrogate_job(patients: Mapping[str, LeadFieldFiles], codes_csv: str |
     result = fit(model, table, training, workdir, validation=validation, settings=settings,
                  name=f"surrogate {encoding}/{target}")
     model.load_state_dict(result.best_state_dict)
-    validation_angle = _angular_error_of(model, validation) if validation is not None else float("nan")
+
+    def row_sets(ids: Sequence[str]) -> list[dict[str, np.ndarray]]:
+        return [training_row_sets(p, patients[p].points, training_points=training_points,
+                                  myocardial_count=myocardial_count, seed=section["seed"],
+                                  heart_margin_mm=heart_margin_mm) for p in ids]
+
+    nan = dict.fromkeys(("rows", "points", "heart"), float("nan"))
+    validation_angles = (mean_angle_by_row_set(_angular_errors_of(model.network, validation), row_sets(validation_ids))
+                         if validation is not None else nan)
     # the fitting patients' own error, for the generalisation term of the error budget (resident only:
     # a streamed table is too large to sweep again)
-    training_angle = _angular_error_of(model, table) if resident else float("nan")
+    fitting_angles = mean_angle_by_row_set(_angular_errors_of(model.network, table), row_sets(fit_ids)) if resident else nan
     write_history(result.history, out_losses, out_plot, title=f"lead-field surrogate, {encoding} codes, {target}")
     save_model(out_model, result.best_state_dict, {
         "kind": "leadfield-surrogate", "config": dict(section), "encoding": encoding, "target": target,
@@ -337,13 +406,18 @@ def train_surrogate_job(patients: Mapping[str, LeadFieldFiles], codes_csv: str |
                      "final_loss": result.history[-1]["loss"], "samples_per_second": result.samples_per_second,
                      "seconds": result.seconds, "device": result.device, "precision": result.precision,
                      "resumed_from_epoch": result.resumed_from_epoch, "resident": resident,
-                     "rows_per_epoch": len(table), "validation_angular_error_deg": validation_angle,
-                     "training_angular_error_deg": training_angle},
+                     "rows_per_epoch": len(table), "heart_margin_mm": heart_margin_mm,
+                     "validation_angular_error_deg": validation_angles["rows"],
+                     "training_angular_error_deg": fitting_angles["rows"],
+                     **{f"{split}_{name}_angular_error_deg": angles[name] for split, angles in
+                        (("validation", validation_angles), ("fitting", fitting_angles)) for name in ("points", "heart")}},
     })
     log.info("surrogate (%s, %s): %d epochs in %.1f s on %s, %.0f samples/s, final loss %.4g, best epoch %d, "
-             "angular error %.2f deg on the validation patients, %.2f deg on the fitting patients", encoding, target,
+             "angular error at the heart + %g mm points %.2f deg on the validation patients, %.2f deg on the fitting "
+             "patients (every training row: %.2f, %.2f deg)", encoding, target,
              len(result.history), result.seconds, result.device, result.samples_per_second, result.history[-1]["loss"],
-             result.best_epoch, validation_angle, training_angle)
+             result.best_epoch, heart_margin_mm, validation_angles["heart"], fitting_angles["heart"],
+             validation_angles["rows"], fitting_angles["rows"])
 
 
 # ---------------------------------------------------------------- evaluation of one test patient
