@@ -113,6 +113,14 @@ def test_recorded_tables_are_their_csvs_rendered(label):
             assert ((networks.best_epoch >= 1) & (networks.best_epoch <= networks.epochs)).all()
         assert len(runs) or len(networks)
         return
+    if set(rendered) == {"surrogate/error_budget.md"}:  # a run's budget measured again
+        budget = pd.read_csv(folder / "surrogate/error_budget.csv")
+        angles = budget[["fitting_heart_angle_deg", "validation_heart_angle_deg", "test_angle_deg",
+                         "fitting_points_angle_deg", "test_points_angle_deg"]]
+        assert ((angles > 0) & (angles < 90)).all().all()
+        # the gap on one point set, the heart + margin points
+        assert (abs(budget.generalisation_gap_deg - (budget.test_angle_deg - budget.fitting_heart_angle_deg)) < 1e-4).all()
+        return
     if "surrogate/table1.md" not in rendered:  # a convergence ladder alone
         ladder = pd.read_csv(folder / "convergence/convergence.csv")
         assert (ladder.ecg_error[~ladder.reference] < 1).all() and ladder.reference.any()
