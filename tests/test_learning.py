@@ -373,3 +373,21 @@ def test_a_streamed_epoch_reads_the_next_group_ahead_and_gives_the_same_batches(
         assert sorted(torch.cat([ahead.gather(k)["row"] for k in keys]).tolist()) == sorted(
             r + 100 * b for b, n in enumerate(sizes) for r in range(n))
     assert {name.split("_")[0] for _, name in seen} == {"block-reader"}
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_the_cpu_only_where_it_is_asked_for_and_native(monkeypatch, caplog, native):
+    """``auto`` stays fp32 on the CPU (recorded CPU runs reproduce bit for bit); ``bf16`` is
+    autocast where the CPU multiplies bf16 natively, fp32 with a warning where it would be
+    emulated; an unknown precision is refused naming it."""
+    from ecgcohort.learning import device as device_module
+    monkeypatch.setattr(device_module, "cpu_has_native_bf16", lambda: native)
+    cpu = torch.device("cpu")
+    assert device_module.resolve_precision("auto", cpu) == "32-true"
+    assert device_module.resolve_precision("32", cpu) == "32-true"
+    with caplog.at_level("WARNING"):
+        assert device_module.resolve_precision("bf16", cpu) == ("bf16-mixed" if native else "32-true")
+    assert ("no native bf16" in caplog.text) != native
+    assert device_module.resolve_precision("bf16", torch.device("cuda")) == "bf16-mixed"
+    with pytest.raises(ValueError, match="'fp16'"):
+        device_module.resolve_precision("fp16", cpu)

@@ -11,7 +11,8 @@ What it guarantees, whatever the model:
   other settings is never resumed from;
 * rows of a :class:`~ecgcohort.learning.TensorTable` live on the training device and batches
   are gathered there; a :class:`~ecgcohort.learning.StreamedTable` is read block by block;
-* bf16 autocast on CUDA (``precision: auto|bf16``), fp32 on the CPU;
+* bf16 autocast on CUDA (``precision: auto|bf16``), fp32 on the CPU unless ``bf16`` is asked
+  for and the CPU multiplies bf16 natively;
 * a progress line (epoch, loss, samples/s, ETA) every ``log_every_seconds`` and after every
   epoch, per-epoch losses (and validation loss) in ``workdir/losses.csv``.
 """
@@ -327,7 +328,8 @@ class _Progress(pl.Callback):
     def _validate(self, model) -> float:
         model.eval()
         total, rows = 0.0, 0
-        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.precision == "bf16-mixed"
+        device_type = next(model.parameters()).device.type
+        autocast = (torch.autocast(device_type, dtype=torch.bfloat16) if self.precision == "bf16-mixed"
                     else contextlib.nullcontext())
         with torch.no_grad(), autocast:
             for key in self.validation.batch_keys(0, self.spec.batch_size, self.spec.seed):

@@ -27,15 +27,30 @@ def resolve_device(requested: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices natively (AVX512-BF16 or AMX, as oneDNN reports
+    it): there bf16 autocast trains the surrogate's MLP 3.5x faster than fp32 (AMD EPYC, Zen 5,
+    one thread), elsewhere bf16 is emulated and slower than fp32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def resolve_precision(requested: str, device: torch.device) -> str:
-    """Lightning's precision string: bf16 autocast (``bf16-mixed``) on CUDA for ``auto``/``bf16``,
-    fp32 on the CPU (bf16 matmuls are slower than fp32 on most CPUs)."""
+    """Lightning's precision string: bf16 autocast (``bf16-mixed``) on CUDA for ``auto``/``bf16``;
+    on the CPU fp32 for ``auto`` (recorded CPU runs stay bit-reproducible) and bf16 autocast for
+    ``bf16`` where the CPU multiplies bf16 natively (:func:`cpu_has_native_bf16`), else fp32
+    with a warning."""
     if requested not in PRECISIONS:
         raise ValueError(f"precision '{requested}' is not one of {', '.join(PRECISIONS)}")
     if device.type == "cuda" and requested in ("auto", "bf16"):
         return "bf16-mixed"
     if requested == "bf16":
-        log.warning("precision 'bf16' applies to CUDA only: training in fp32 on the CPU")
+        if cpu_has_native_bf16():
+            return "bf16-mixed"
+        log.warning("precision 'bf16': this CPU has no native bf16 matrix products (AVX512-BF16 or AMX), "
+                    "where emulated bf16 is slower than fp32: training in fp32")
     return "32-true"
 
 

@@ -37,7 +37,8 @@ class TrainableModel(torch.nn.Module):
 class TrainingSpec:
     """One training run. The learning rate is ``learning_rate`` times ``lr_decay`` for every
     milestone passed; ``lr_milestones`` are fractions of ``epochs`` (the paper: 0.5 at 0.5).
-    ``device``: auto|cpu|cuda; ``precision``: auto|32|bf16 (bf16 autocast on CUDA only).
+    ``device``: auto|cpu|cuda; ``precision``: auto|32|bf16 (bf16 autocast: ``auto`` on CUDA,
+    ``bf16`` on CUDA and on CPUs with native bf16, :func:`~ecgcohort.learning.device.resolve_precision`).
     ``patience``: with validation rows, stop after this many validations in a row without a
     new best validation loss (0: train every epoch); the models keep their best epoch's weights,
     so a run stopped this way returns what the full run would have, unless a later epoch would
