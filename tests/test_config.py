@@ -75,6 +75,7 @@ def test_the_2_core_paper_overlay_cuts_the_training_and_nothing_the_data_half_co
     assert {k: v for k, v in both["ecg2act"].items() if k != "networks"} == \
         {k: v for k, v in paper["ecg2act"].items() if k != "networks"}
     assert both["surrogate"]["training_points"] == 4096 and paper["surrogate"]["training_points"] is None
+    assert both["surrogate"]["training"]["precision"] == "bf16"  # autocast only where the CPU has native bf16
     assert both["surrogate"]["training"]["epochs"] < paper["surrogate"]["training"]["epochs"]
     assert both["encoding"]["deepsdf"]["training"]["epochs"] < paper["encoding"]["deepsdf"]["training"]["epochs"]
     # smaller batches keep thousands of optimiser steps in the shorter training
