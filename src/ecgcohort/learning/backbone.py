@@ -328,9 +328,8 @@ class _Progress(pl.Callback):
     def _validate(self, model) -> float:
         model.eval()
         total, rows = 0.0, 0
-        device_type = next(model.parameters()).device.type
-        autocast = (torch.autocast(device_type, dtype=torch.bfloat16) if self.precision == "bf16-mixed"
-                    else contextlib.nullcontext())
+        autocast = (torch.autocast(next(model.parameters()).device.type, dtype=torch.bfloat16)
+                    if self.precision == "bf16-mixed" else contextlib.nullcontext())
         with torch.no_grad(), autocast:
             for key in self.validation.batch_keys(0, self.spec.batch_size, self.spec.seed):
                 batch = self.validation.gather(key)
