@@ -430,10 +430,9 @@ def test_pseudo_residual_reaches_the_target_error_in_fewer_steps(ball_runs):
     assert steps["residual κ=2"] <= steps["residual κ=1"]
 
 
-@pytest.mark.skipif(not cpu_has_native_bf16(), reason="needs a CPU with native bf16 (AVX512-BF16 or AMX)")
-def test_the_ball_family_trains_in_bf16_on_a_cpu_with_native_bf16(tmp_path):
-    """bf16 autocast on the CPU (``precision: bf16``) reaches the target angle on held-out radii
-    within 1 degree of the fp32 run of the same spec, seed and rows."""
+def _small_ball_family():
+    """A small surrogate spec, its training table over the training radii and held-out samples
+    (radius, m -> (points, electrodes, normalised electrodes), m) at the held-out radii, seeded."""
     rng = np.random.default_rng(13)
     train = {a: _ball_samples(a, 16, 256, rng) for a in TRAIN_RADII}
     held = {a: _ball_samples(a, 8, 512, rng) for a in HELD_OUT_RADII}
@@ -441,6 +440,14 @@ def test_the_ball_family_trains_in_bf16_on_a_cpu_with_native_bf16(tmp_path):
                          sigma0=SIGMA, seed=0)
     rows = [training_rows(spec, BOX, x, e, n, _code(a), _ball_gradient(x, e, a)) for a, (x, e, n) in train.items()]
     table = TensorTable({column: torch.cat([r[column] for r in rows]) for column in rows[0]})
+    return spec, table, held
+
+
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="needs a CPU with native bf16 (AVX512-BF16 or AMX)")
+def test_the_ball_family_trains_in_bf16_on_a_cpu_with_native_bf16(tmp_path):
+    """bf16 autocast on the CPU (``precision: bf16``) reaches the target angle on held-out radii
+    within 1 degree of the fp32 run of the same spec, seed and rows."""
+    spec, table, held = _small_ball_family()
     errors = {}
     for precision in ("32", "bf16"):
         model = SurrogateModel(spec)
@@ -456,13 +463,7 @@ def test_the_ball_family_trains_in_bf16_on_a_cpu_with_native_bf16(tmp_path):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_the_ball_family_trains_on_cuda_in_bf16_and_predicts_as_on_the_cpu(tmp_path):
-    rng = np.random.default_rng(13)
-    train = {a: _ball_samples(a, 16, 256, rng) for a in TRAIN_RADII}
-    held = {a: _ball_samples(a, 8, 512, rng) for a in HELD_OUT_RADII}
-    spec = SurrogateSpec(code_dim=1, hidden=64, layers=3, inject_at=2, fourier_features=8, fourier_scale=0.5,
-                         sigma0=SIGMA, seed=0)
-    rows = [training_rows(spec, BOX, x, e, n, _code(a), _ball_gradient(x, e, a)) for a, (x, e, n) in train.items()]
-    table = TensorTable({column: torch.cat([r[column] for r in rows]) for column in rows[0]})
+    spec, table, held = _small_ball_family()
     model = SurrogateModel(spec)
     cuda = dataclasses.replace(BALL_TRAINING, device="cuda", precision="bf16")
     result = fit(model, table, cuda, tmp_path)
