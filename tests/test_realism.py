@@ -434,7 +434,8 @@ def test_the_jobs_write_every_beat_flagged_or_not_and_the_figures(tmp_path, real
                                                                    ("table", "csv"), ("markdown", "md"),
                                                                    ("distributions", "png"), ("pose", "csv"),
                                                                    ("population", "csv"), ("population_markdown", "md"),
-                                                                   ("population_figure", "png"))}
+                                                                   ("population_figure", "png"),
+                                                                   ("prevalence", "csv"))}
     anatomy = tmp_path / "anatomy.json"
     anatomy.write_text(json.dumps({"patient": "p1", "sex": "female", "age_years": 52.5,
                                    "measures": {"long_axis": [0.5, 0.5, 0.5 * np.sqrt(2.0)]}}))
@@ -468,13 +469,24 @@ def test_the_jobs_write_every_beat_flagged_or_not_and_the_figures(tmp_path, real
     assert rates[("healthy", "qrs_duration")]["goal_reached"] == "yes"
     assert rates[("healthy", "all criteria")]["goal_reached"] == ""
     assert rates[("paced", "t_wave_complete")]["passed"] == "0"
-    # the page rebuilt from the four CSVs alone (how a recorded run's page is checked) is the page
-    from ecgcohort.realism.report import REPORT_CSVS, realism_markdown_from_csvs
+    # one sinus beat, passing every criterion, of a woman
+    with open(outputs["prevalence"], newline="") as stream:
+        prevalence = {(r["criterion"], r["sex"]): r for r in csv.DictReader(stream)}
+    assert (prevalence[("every criterion", "female")]["cohort_beats"],
+            prevalence[("every criterion", "female")]["cohort_failing"]) == ("1", "0")
+    assert ("every criterion", "male") not in prevalence
+    assert "## Findings against their prevalence in adults" in outputs["population_markdown"].read_text()
+    # the page rebuilt from the CSVs alone (how a recorded run's page is checked) is the page; a run
+    # recorded before the prevalence table renders without it
+    from ecgcohort.realism.report import PREVALENCE_CSV, REPORT_CSVS, realism_markdown_from_csvs
 
     written = {"rates": "table", "rows": "features", "pose": "pose", "population": "population"}
     (tmp_path / "recorded").mkdir()
     for role, name in REPORT_CSVS.items():
         (tmp_path / "recorded" / name).write_bytes(outputs[written[role]].read_bytes())
+    older = realism_markdown_from_csvs(tmp_path / "recorded")
+    assert "## Findings against their prevalence" not in older and older in outputs["markdown"].read_text()
+    (tmp_path / "recorded" / PREVALENCE_CSV).write_bytes(outputs["prevalence"].read_bytes())
     assert realism_markdown_from_csvs(tmp_path / "recorded") == outputs["markdown"].read_text()
     for name in ("distributions", "population_figure"):
         assert outputs[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -89,7 +89,8 @@ CONDUCTION_BLOCK = {"lbbb": ("strauss_qrs_duration", "strauss_qs_or_rs_v1_v2"), 
 def assert_realistic_morphology(ecg_results) -> None:
     """Every sinus beat passes :data:`MORPHOLOGY`, every LBBB and CRT beat the criteria of
     :data:`CONDUCTION_BLOCK`, and every LBBB is at least 30 ms wider than the same patient's sinus
-    beat (``results/ecg/criteria.csv`` and ``features.csv``)."""
+    beat (``results/ecg/criteria.csv`` and ``features.csv``); the prevalence table's counts are
+    the per-beat criteria's."""
     criteria = pd.read_csv(ecg_results / "criteria.csv")
     sinus = criteria[(criteria.scenario == "sinus") & criteria.criterion.isin(MORPHOLOGY)]
     assert len(sinus) == 2 * len(MORPHOLOGY) and sinus.passed.all(), sinus[~sinus.passed].to_string()
@@ -98,6 +99,16 @@ def assert_realistic_morphology(ecg_results) -> None:
         assert len(beats) == 2 * len(names) and beats.passed.all(), beats[~beats.passed].to_string()
     qrs = pd.read_csv(ecg_results / "features.csv").pivot(index="patient", columns="scenario", values="qrs_duration_ms")
     assert (qrs["lbbb"] >= qrs["sinus"] + 30.0).all(), qrs
+    # the findings against their prevalence count the per-beat criteria's failures again
+    prevalence = pd.read_csv(ecg_results / "prevalence.csv")
+    healthy = criteria[criteria.criteria_set == "healthy"]
+    failing = healthy[~healthy.passed].groupby("criterion").size()
+    for row in prevalence[(prevalence.criterion != "every criterion") & (prevalence.sex == "all")].itertuples():
+        assert row.cohort_failing == failing.get(row.criterion, 0), row
+    every = prevalence[(prevalence.criterion == "every criterion") & (prevalence.sex == "all")].iloc[0]
+    passing = healthy.groupby(["patient", "scenario"]).passed.all()
+    assert (every.cohort_beats, every.cohort_beats - every.cohort_failing) == (len(passing), passing.sum())
+    assert 0.5 < every.expected_pass_independent <= every.expected_pass_at_most < 1.0
 
 
 #: The shape model's gates on the two-patient cohort, mm (surface error: mean |decoded SDF| on

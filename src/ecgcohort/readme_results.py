@@ -51,8 +51,10 @@ RECORDED_TABLES: dict[str, tuple[str, ...]] = {
     "surrogate/ecg_transfer.md": ("surrogate/ecg_transfer.csv", "surrogate/table1.csv"),
     "surrogate/error_budget.md": ("surrogate/error_budget.csv",),
     # the pass rates, pose and population comparison (ecgcohort.realism.report): rendered again
-    # where a recording holds all four CSVs (recordings before 2026-11-28 hold realism.csv only)
-    "ecg/realism.md": ("ecg/realism.csv", "ecg/features.csv", "ecg/pose.csv", "ecg/population.csv"),
+    # where a recording holds all four CSVs (recordings before 2026-11-28 hold realism.csv only);
+    # the findings against their prevalence where it holds prevalence.csv too (from 2026-12-01)
+    "ecg/realism.md": ("ecg/realism.csv", "ecg/features.csv", "ecg/pose.csv", "ecg/population.csv",
+                       "ecg/prevalence.csv"),
     "convergence/convergence.md": ("convergence/convergence.csv",),
     "encoding/deepsdf/chamfer.md": ("encoding/deepsdf/chamfer.csv",),
     # the inverse-ECG and the ECG -> activation benchmarks, for the results pages
@@ -72,6 +74,8 @@ RECORDED_TABLES: dict[str, tuple[str, ...]] = {
     # not the workflow's: Network I's error by scenario kind, benchmarks/ecg2act_by_kind.py
     "ecg2act_by_kind/by_kind.md": ("ecg2act_by_kind/by_kind.csv",),
 }
+#: CSVs of RECORDED_TABLES that runs of older code lack; recorded where the run has them.
+OPTIONAL_CSVS: frozenset[str] = frozenset({"ecg/prevalence.csv"})
 
 BLOCK = re.compile(r"^(<!-- results (?P<label>\S+) (?P<path>\S+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S | re.M)
 
@@ -115,6 +119,8 @@ def record_run(results: str | Path, label: str, command: str, root: Path = RECOR
         shutil.rmtree(target)
     for table in present:
         for path in (table, *RECORDED_TABLES[table]):
+            if path in OPTIONAL_CSVS and not (results / path).exists():
+                continue
             (target / path).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(results / path, target / path)
     provenance = {"label": label, "commit": commit, "dirty": dirty, "command": command,

@@ -66,6 +66,8 @@ rule realism_summary:
         population=report("results/ecg/population.csv", caption=caption("realism_population"), category="ECG realism",
                           subcategory="Against healthy populations", labels={"table": "cohort against populations"}),
         population_markdown="results/ecg/population.md",
+        prevalence=report("results/ecg/prevalence.csv", caption=caption("realism_prevalence"), category="ECG realism",
+                          subcategory="Against healthy populations", labels={"table": "findings against their prevalence"}),
         population_figure=report("results/ecg/population.png", caption=caption("realism_population"),
                                  category="ECG realism", subcategory="Against healthy populations",
                                  labels={"figure": "cohort against populations"}),

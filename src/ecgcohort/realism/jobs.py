@@ -125,6 +125,8 @@ def realism_summary_job(patient_jsons: Sequence[str | Path], anatomy_jsons: Sequ
     from ecgcohort.realism.pose import POSE_COLUMNS, pose_rows
     from ecgcohort.realism.report import realism_markdown
     from ecgcohort.realism.population import COLUMNS, compare_with_population, load_norms, population_markdown
+    from ecgcohort.realism.prevalence import COLUMNS as PREVALENCE_COLUMNS
+    from ecgcohort.realism.prevalence import compare_with_prevalence, load_prevalence, prevalence_markdown
     from ecgcohort.realism.summary import evaluate_cohort, feature_columns, pass_rates, with_patient_columns, write_csv
 
     rows = with_patient_columns(read_patient_rows(patient_jsons), read_sex_and_age(anatomy_jsons))
@@ -133,15 +135,17 @@ def realism_summary_job(patient_jsons: Sequence[str | Path], anatomy_jsons: Sequ
     pose = pose_rows(anatomy_jsons, rows)
     norms = load_norms()
     population = compare_with_population(rows, norms)
+    prevalence = compare_with_prevalence(results, rows, load_prevalence(norms), norms)
     write_csv(rows, outputs["features"], feature_columns(rows))
     write_csv(results, outputs["criteria"])
     write_csv(rates, outputs["table"])
     write_csv(pose, outputs["pose"], POSE_COLUMNS)
     write_csv(population, outputs["population"], COLUMNS)
+    write_csv(prevalence, outputs["prevalence"], PREVALENCE_COLUMNS)
     with atomic_path(outputs["population_markdown"]) as temporary:
-        temporary.write_text(population_markdown(population, norms))
+        temporary.write_text(population_markdown(population, norms) + "\n" + prevalence_markdown(prevalence, norms))
     with atomic_path(outputs["markdown"]) as temporary:
-        temporary.write_text(realism_markdown(rates, rows, pose, population, norms))
+        temporary.write_text(realism_markdown(rates, rows, pose, population, norms, prevalence))
     plot_feature_distributions(rows, criteria["healthy"], criteria["lbbb"]["qrs_min_ms"], outputs["distributions"])
     plot_population(rows, population, norms, outputs["population_figure"])
     for rate in rates:
@@ -151,3 +155,8 @@ def realism_summary_job(patient_jsons: Sequence[str | Path], anatomy_jsons: Sequ
         if row["fraction_inside_range"] is not None:
             log.info("%s, %s, %s: %d of %d inside the population's 2-98 %% range", row["feature"], row["sex"],
                      row["source"], row["inside_range"], row["cohort_n"])
+    for row in prevalence:
+        if row["expected_pass_independent"] is not None:
+            log.info("every healthy criterion, %s: %d of %d beats; healthy adults about %.0f %% (at most %.0f %%)",
+                     row["sex"], row["cohort_beats"] - row["cohort_failing"], row["cohort_beats"],
+                     100 * row["expected_pass_independent"], 100 * row["expected_pass_at_most"])

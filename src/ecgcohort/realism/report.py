@@ -1,5 +1,5 @@
-"""The realism stage's report, ``realism.md``: the pass rates, the heart pose and the population
-comparison in one page, and the same page rebuilt from the stage's CSVs (so that a recorded
+"""The realism stage's report, ``realism.md``: the pass rates, the heart pose, the population
+comparison and the findings against their prevalence in one page, and the same page rebuilt from the stage's CSVs (so that a recorded
 run's page can be shown to be its tables rendered, :mod:`ecgcohort.readme_results`)."""
 
 from __future__ import annotations
@@ -10,18 +10,24 @@ from typing import Any, Mapping, Sequence
 #: the CSVs of the stage that ``realism.md`` is rendered from, by role
 REPORT_CSVS: dict[str, str] = {"rates": "realism.csv", "rows": "features.csv", "pose": "pose.csv",
                                "population": "population.csv"}
+#: the CSV of the prevalence section, which runs recorded before it have not
+PREVALENCE_CSV = "prevalence.csv"
 
 
 def realism_markdown(rates: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any]],
-                     pose: Sequence[Mapping[str, Any]], population: Sequence[Mapping[str, Any]], norms) -> str:
+                     pose: Sequence[Mapping[str, Any]], population: Sequence[Mapping[str, Any]], norms,
+                     prevalence: Sequence[Mapping[str, Any]] | None = None) -> str:
     """``realism.md``: the pass rates per criteria set (with the beats not delineated), the heart
-    pose against anatomy and the healthy beats against the ``norms``' populations."""
+    pose against anatomy, the healthy beats against the ``norms``' populations and, where given,
+    the healthy criteria's failures against the findings' prevalence."""
     from ecgcohort.realism.population import population_markdown
     from ecgcohort.realism.pose import pose_markdown
+    from ecgcohort.realism.prevalence import prevalence_markdown
     from ecgcohort.realism.summary import markdown_summary
 
-    return (markdown_summary(rates, rows) + "\n" + pose_markdown(pose) + "\n"
+    page = (markdown_summary(rates, rows) + "\n" + pose_markdown(pose) + "\n"
             + population_markdown(population, norms))
+    return page if prevalence is None else page + "\n" + prevalence_markdown(prevalence, norms)
 
 
 def read_csv_rows(path: str | Path, missing_text: str | None = None) -> list[dict[str, Any]]:
@@ -47,12 +53,16 @@ def read_csv_rows(path: str | Path, missing_text: str | None = None) -> list[dic
 
 
 def realism_markdown_from_csvs(folder: str | Path, norms=None) -> str:
-    """:func:`realism_markdown` of the CSVs in ``folder`` (:data:`REPORT_CSVS`; the rates' empty
-    sources are empty text, every other empty cell None), with ``norms`` (default: the
+    """:func:`realism_markdown` of the CSVs in ``folder`` (:data:`REPORT_CSVS`, and
+    :data:`PREVALENCE_CSV` where the folder has it; the rates' empty sources and the prevalence
+    table's empty notes are empty text, every other empty cell None), with ``norms`` (default: the
     package's reference table)."""
     from ecgcohort.realism.population import load_norms
 
     folder = Path(folder)
     tables = {role: read_csv_rows(folder / name, "" if role == "rates" else None) for role, name in REPORT_CSVS.items()}
+    prevalence = None
+    if (folder / PREVALENCE_CSV).exists():
+        prevalence = [row | {"note": row["note"] or ""} for row in read_csv_rows(folder / PREVALENCE_CSV)]
     return realism_markdown(tables["rates"], tables["rows"], tables["pose"], tables["population"],
-                            load_norms() if norms is None else norms)
+                            load_norms() if norms is None else norms, prevalence)
