@@ -175,8 +175,12 @@ def population_markdown(table: Sequence[Mapping[str, Any]], norms: PopulationNor
                      f"{' / '.join(centre) or 'none'} | {spread} | {inside} | {iqr} | "
                      f"{row['median_inside_iqr'] or ''} | {row['source']} |")
     # the sources the table compares with, so a recorded table renders the same after a source is added
-    compared = {row["source"] for row in table}
-    lines += ["", "Populations:", ""]
-    lines += [f"- {source['label']}: {source['population']}. Read: {source['read']}."
-              for source in norms.sources.values() if source["label"] in compared]
+    lines += ["", *sources_markdown(norms, {row["source"] for row in table})]
     return "\n".join(lines) + "\n"
+
+
+def sources_markdown(norms: PopulationNorms, labels: set[Any]) -> list[str]:
+    """The lines listing the populations of the sources whose labels are in ``labels``, in the
+    reference table's order."""
+    return ["Populations:", "", *(f"- {source['label']}: {source['population']}. Read: {source['read']}."
+                                  for source in norms.sources.values() if source["label"] in labels)]

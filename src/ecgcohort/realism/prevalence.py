@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 
 from ecgcohort.realism.criteria import SEXES, criteria_of
-from ecgcohort.realism.population import ALL_SEXES, NORMS_PATH, PopulationNorms
+from ecgcohort.realism.population import ALL_SEXES, NORMS_PATH, PopulationNorms, sources_markdown
 
 #: How a prevalence relates to the criterion's failures in healthy adults.
 BOUNDS = ("estimate", "at least", "at most")
@@ -210,8 +210,5 @@ def prevalence_markdown(table: Sequence[Mapping[str, Any]], norms: PopulationNor
                          f"{_percent(row['expected_pass_independent'])} | {_percent(row['expected_pass_at_most'])} | "
                          f"{float(row['p_at_least']):.2f} | {float(row['p_goal_at_least']):.2f} |")
         lines += ["", f"Criteria counted: {every[-1]['criteria_counted'].replace(' ', ', ')}."]
-    compared = {row["source"] for row in table if row["source"] is not None}
-    lines += ["", "Populations:", ""]
-    lines += [f"- {source['label']}: {source['population']}. Read: {source['read']}."
-              for source in norms.sources.values() if source["label"] in compared]
+    lines += ["", *sources_markdown(norms, {row["source"] for row in table})]
     return "\n".join(lines) + "\n"
