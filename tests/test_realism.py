@@ -157,6 +157,7 @@ def test_feature_primitives():
     assert turning_points(smooth[20:100], 0.01) == 2
     wiggly = smooth + 0.05 * np.sin(2 * np.pi * TIMES_MS / 6.0) * gaussian(55.0, 15.0)
     assert turning_points(wiggly[20:100], 0.01) >= 5
+    assert turning_points(smooth[20:100] + 0.01 * np.sin(2 * np.pi * TIMES_MS[20:100] / 6.0), 0.05) == 2
     slurred = gaussian(60.0, 12.0) + 1.2 * gaussian(105.0, 20.0)
     assert has_mid_qrs_notch(slurred[20:170], 1.0, 0.5)
     assert not has_mid_qrs_notch(2.0 * gaussian(90.0, 25.0)[15:165], 1.0, 0.5)
@@ -341,6 +342,18 @@ def test_a_fragmented_qrs_fails_fragmentation_and_the_high_frequency_band(realis
     notches = 0.15 * np.sin(2 * np.pi * TIMES_MS / 5.0) * gaussian(52.0, 12.0)
     leads[6:10] += notches
     assert failing(judge(leads, "healthy", realism_config)) == {"qrs_not_fragmented", "hf_band_amplitude"}
+
+
+@pytest.mark.parametrize(("notch_mv", "fragmented"), [(0.03, False), (0.04, False), (0.15, True)])
+def test_fragmentation_counts_the_notches_a_reader_sees(notch_mv, fragmented, realism_config):
+    # Notches on the S wave of the inferior leads (II, III, aVF). The study's train-0003 at
+    # c9a4e60 failed with one of 0.02 mV in II: a fifth of a millimetre at 10 mm/mV, which no
+    # reader of a printed ECG sees (the turning points' prominence is half a millimetre, 0.05 mV).
+    leads = hand_made(NORMAL_I, NORMAL_II, NORMAL_PRECORDIAL)
+    leads[[1, 2, 5]] += notch_mv * np.sin(2 * np.pi * (TIMES_MS - 82.0) / 5.0) * gaussian(82.0, 5.0)
+    assert ("qrs_not_fragmented" in failing(judge(leads, "healthy", realism_config))) is fragmented
+    # at the 0.01 mV counted until 2026-12-01 every one of them was fragmented
+    assert sum(turning_points(leads[k, 15:95], 0.01) > 4 for k in (1, 2, 5)) >= 2
 
 
 def test_a_normal_qrs_axis_out_of_range_fails_the_axis(realism_config):

@@ -56,7 +56,7 @@ class FeatureSettings:
     """Settings of :func:`beat_features` (config section ``realism.features``)."""
 
     wave_min_mv: float = 0.02
-    turning_point_prominence_mv: float = 0.01
+    turning_point_prominence_mv: float = 0.05
     hf_cutoff_hz: float = 100.0
     hf_band_hz: tuple[float, float] = (150.0, 250.0)
     notch_lowpass_hz: float = 40.0
