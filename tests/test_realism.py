@@ -631,6 +631,37 @@ def test_pose_rows_pair_each_patient_with_its_sinus_axis_and_flag_what_is_missin
         pose_rows([tmp_path / "c.json"], features)
 
 
+def test_the_pass_rate_by_transverse_angle_counts_each_band_from_the_criteria_rows(tmp_path):
+    from ecgcohort.realism.pose import pose_markdown, pose_rows
+    from ecgcohort.realism.report import read_csv_rows
+    from ecgcohort.realism.summary import write_csv
+
+    # long axes 30, 45, 50 and 60 degrees from the left towards anterior (y forward), level
+    angles = {"a": 30.0, "b": 45.0, "c": 50.0, "d": 60.0}
+    for patient, angle in angles.items():
+        axis = [np.cos(np.deg2rad(angle)), np.sin(np.deg2rad(angle)), 0.0]
+        (tmp_path / f"{patient}.json").write_text(json.dumps({"patient": patient, "measures": {"long_axis": axis}}))
+    # b fails one healthy criterion; c's LBBB failure does not count; d has no sinus beat judged
+    results = [{"patient": p, "scenario": "sinus", "criteria_set": "healthy", "criterion": name, "passed": ok}
+               for p, name, ok in (("a", "qrs_duration", True), ("a", "qrs_axis", True), ("b", "qrs_duration", True),
+                                   ("b", "septal_activation", False), ("c", "qrs_duration", True))]
+    results.append({"patient": "c", "scenario": "lbbb", "criteria_set": "lbbb", "criterion": "strauss_qrs_duration",
+                    "passed": False})
+    rows = pose_rows([tmp_path / f"{p}.json" for p in angles], [], results)
+    assert [r["long_axis_transverse_deg"] for r in rows] == pytest.approx(list(angles.values()))
+    assert [r["sinus_every_criterion"] for r in rows] == [True, False, True, None]
+    page = pose_markdown(rows)
+    # Engblom et al.'s 46 +/- 7 degrees: a below 39, b and c between 39 and 53; d unjudged
+    assert "| below 39° (mean − 1 SD) | 1 (33 %) | 16 % | 1/1 (100 %) |" in page
+    assert "| 39° to 53° | 2 (67 %) | 68 % | 1/2 (50 %) |" in page
+    assert "| 53° and above (mean + 1 SD) | 0 (0 %) | 16 % | none |" in page
+    # read back from the recorded CSV, the flags give the same table; a table without them, none
+    write_csv(rows, tmp_path / "pose.csv")
+    assert pose_markdown(read_csv_rows(tmp_path / "pose.csv")) == page
+    assert "transverse angle |" not in pose_markdown([{k: v for k, v in r.items() if k != "sinus_every_criterion"}
+                                                      for r in rows])
+
+
 def test_a_septal_q_just_under_its_threshold_fails_and_says_so():
     from ecgcohort.realism.criteria import _septal_activation
 

@@ -132,7 +132,7 @@ def realism_summary_job(patient_jsons: Sequence[str | Path], anatomy_jsons: Sequ
     rows = with_patient_columns(read_patient_rows(patient_jsons), read_sex_and_age(anatomy_jsons))
     results = evaluate_cohort(rows, criteria)
     rates = pass_rates(results, criteria)
-    pose = pose_rows(anatomy_jsons, rows)
+    pose = pose_rows(anatomy_jsons, rows, results)
     norms = load_norms()
     population = compare_with_population(rows, norms)
     prevalence = compare_with_prevalence(results, rows, load_prevalence(norms), norms)

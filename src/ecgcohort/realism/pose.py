@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+import scipy.stats
 
 from ecgcohort.anatomy.assembly import long_axis_angles
 from ecgcohort.anatomy.electrodes import ElectrodeRules
@@ -36,7 +37,11 @@ TRANSVERSE_SOURCE = "94 healthy volunteers, CMR (Engblom et al. 2005, Am Heart J
 #: Columns of the pose table, in order.
 POSE_COLUMNS = ("patient", "long_axis_frontal_deg", "long_axis_transverse_deg", "long_axis_inclination_deg",
                 "rv_share_of_diaphragmatic_surface", "rv_share_of_sternocostal_surface",
-                "apex_left_of_midline_mm", "apex_sternum_fraction", "sinus_qrs_axis_deg", "qrs_minus_long_axis_deg")
+                "apex_left_of_midline_mm", "apex_sternum_fraction", "sinus_qrs_axis_deg", "qrs_minus_long_axis_deg",
+                "sinus_every_criterion")
+#: The transverse-angle bands of the pass-rate table, in SDs of the reference about its mean, and
+#: the share of a normally distributed population in each.
+TRANSVERSE_BANDS_SD = ((-np.inf, -1.0), (-1.0, 1.0), (1.0, np.inf))
 #: Where the apex lies in the anatomy texts (distance from the midsternal line, mm), and the source.
 APEX_LEFT_OF_MIDLINE_MM = (80.0, 90.0)
 APEX_SOURCE = ("Gray's Anatomy, 20th ed. (1918): the apex behind the fifth left intercostal space, 8 to 9 cm "
@@ -51,11 +56,19 @@ def _wrapped(angle_deg: float) -> float:
     return float((angle_deg + 180.0) % 360.0 - 180.0)
 
 
-def pose_rows(anatomy_jsons: Sequence[str | Path], feature_rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per patient: its long-axis angles (``anatomy.json``'s ``measures.long_axis``) and
-    the frontal QRS axis of its sinus beat (None where the beat was not delineated), degrees."""
+def pose_rows(anatomy_jsons: Sequence[str | Path], feature_rows: Sequence[Mapping[str, Any]],
+              criteria_results: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
+    """One row per patient: its long-axis angles (``anatomy.json``'s ``measures.long_axis``), the
+    frontal QRS axis of its sinus beat (None where the beat was not delineated), degrees, and
+    whether that beat passes every healthy criterion (``criteria_results``, the rows of
+    :func:`ecgcohort.realism.summary.evaluate_cohort`; None where it has none)."""
     sinus_axis = {str(r["patient"]): r.get("qrs_axis_deg") for r in feature_rows
                   if r.get("kind") == "sinus" and r.get("status") == "ok"}
+    every_criterion: dict[str, bool] = {}
+    for result in criteria_results:
+        if result["criteria_set"] == "healthy":
+            patient = str(result["patient"])
+            every_criterion[patient] = every_criterion.get(patient, True) and bool(result["passed"])
     rows = []
     for path in anatomy_jsons:
         summary = json.loads(Path(path).read_text())
@@ -71,7 +84,8 @@ def pose_rows(anatomy_jsons: Sequence[str | Path], feature_rows: Sequence[Mappin
                      "long_axis_transverse_deg": angles["transverse_deg"],
                      "long_axis_inclination_deg": angles["inclination_deg"], **shares,
                      **apex_position(summary), "sinus_qrs_axis_deg": qrs,
-                     "qrs_minus_long_axis_deg": None if qrs is None else _wrapped(qrs - angles["frontal_deg"])})
+                     "qrs_minus_long_axis_deg": None if qrs is None else _wrapped(qrs - angles["frontal_deg"]),
+                     "sinus_every_criterion": every_criterion.get(patient)})
     return rows
 
 
@@ -117,7 +131,41 @@ def pose_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         f"| sinus QRS axis, frontal plane | {_range(qrs)} | {m_qrs}° ± {sd_qrs}° |",
         f"| QRS axis minus long axis | {_range(offset)} | {m_qrs - m_anat:+.1f}° (difference of the means) |",
         "", f"References: {POSE_SOURCE}; " + (f"transverse plane: {TRANSVERSE_SOURCE}; " if with_references else "")
-        + SURFACE_SOURCE + (f"; {APEX_SOURCE}" if apex_lines else "") + ".", ""])
+        + SURFACE_SOURCE + (f"; {APEX_SOURCE}" if apex_lines else "") + ".", "", *transverse_pass_lines(rows)])
+
+
+def _passed(value: Any) -> bool | None:
+    """A recorded pass flag (a bool, 0/1 or "True"/"False" read back from a CSV); None where empty."""
+    if value is None or value == "" or (isinstance(value, float) and not np.isfinite(value)):
+        return None
+    if isinstance(value, str):
+        return {"true": True, "false": False}[value.strip().lower()]
+    return bool(value)
+
+
+def transverse_pass_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The sinus beats passing every healthy criterion in bands of the long axis's transverse angle
+    (below, within and above one SD of the CMR reference's mean), beside the share of healthy
+    adults in each band were the reference normal; no lines for a table without the flags."""
+    judged = [(float(r["long_axis_transverse_deg"]), _passed(r.get("sinus_every_criterion"))) for r in rows]
+    judged = [(angle, passed) for angle, passed in judged if passed is not None]
+    if not judged:
+        return []
+    mean, sd = TRANSVERSE_LONG_AXIS_DEG
+    lines = ["Sinus beats passing every healthy criterion by the long axis's transverse angle:", "",
+             "| transverse angle | patients (share) | healthy adults' share | every criterion |", "|---|---|---|---|"]
+    for low, high in TRANSVERSE_BANDS_SD:
+        inside = [passed for angle, passed in judged if mean + low * sd <= angle < mean + high * sd]
+        if np.isinf(low):
+            band = f"below {mean + high * sd:g}° (mean − 1 SD)"
+        elif np.isinf(high):
+            band = f"{mean + low * sd:g}° and above (mean + 1 SD)"
+        else:
+            band = f"{mean + low * sd:g}° to {mean + high * sd:g}°"
+        expected = float(scipy.stats.norm.cdf(high) - scipy.stats.norm.cdf(low))
+        rate = f"{sum(inside)}/{len(inside)} ({100 * sum(inside) / len(inside):.0f} %)" if inside else "none"
+        lines.append(f"| {band} | {len(inside)} ({100 * len(inside) / len(judged):.0f} %) | {100 * expected:.0f} % | {rate} |")
+    return lines + [""]
 
 
 def _apex_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
