@@ -39,8 +39,7 @@ POSE_COLUMNS = ("patient", "long_axis_frontal_deg", "long_axis_transverse_deg", 
                 "rv_share_of_diaphragmatic_surface", "rv_share_of_sternocostal_surface",
                 "apex_left_of_midline_mm", "apex_sternum_fraction", "sinus_qrs_axis_deg", "qrs_minus_long_axis_deg",
                 "sinus_every_criterion")
-#: The transverse-angle bands of the pass-rate table, in SDs of the reference about its mean, and
-#: the share of a normally distributed population in each.
+#: The transverse-angle bands of the pass-rate table: (low, high) in SDs of the reference about its mean.
 TRANSVERSE_BANDS_SD = ((-np.inf, -1.0), (-1.0, 1.0), (1.0, np.inf))
 #: Where the apex lies in the anatomy texts (distance from the midsternal line, mm), and the source.
 APEX_LEFT_OF_MIDLINE_MM = (80.0, 90.0)
@@ -145,8 +144,8 @@ def _passed(value: Any) -> bool | None:
 
 def transverse_pass_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """The sinus beats passing every healthy criterion in bands of the long axis's transverse angle
-    (below, within and above one SD of the CMR reference's mean), beside the share of healthy
-    adults in each band were the reference normal; no lines for a table without the flags."""
+    (degrees; below, within and above one SD of the CMR reference's mean), beside the share of
+    healthy adults in each band were the reference normal; no lines for a table without the flags."""
     judged = [(float(r["long_axis_transverse_deg"]), _passed(r.get("sinus_every_criterion"))) for r in rows]
     judged = [(angle, passed) for angle, passed in judged if passed is not None]
     if not judged:
