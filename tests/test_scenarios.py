@@ -174,7 +174,8 @@ def test_trees_solved_with_the_myocardium_are_the_limit_of_repeated_retrograde_r
     """The compiled solver takes retrograde Purkinje conduction into its heap: the map must be
     the fixed point that rounds of (solve, trees fired from that solve's junction times, solve
     again with them) converge to, an independent recomputation; no earlier than one round (each
-    round only brings the map earlier), and a round from it changes nothing."""
+    round only brings the map earlier), and a round from it changes nothing. The junctions carry
+    a Purkinje-muscle delay, which both add to each firing."""
     from ecgcohort.conduction.eikonal import _TOLERANCE_MS, EikonalGrid
     from ecgcohort.conduction.jobs import conduction_velocities, retrograde_coupling, scenario_sources
     from ecgcohort.conduction.purkinje import retrograde_firing_times
@@ -184,6 +185,8 @@ def test_trees_solved_with_the_myocardium_are_the_limit_of_repeated_retrograde_r
     conduction = PatientConduction.read(root / "fibres.npz", root / "heart.vtp", root / "junctions.npz", settings)
     grid, junctions = conduction.grid, conduction.junctions
     v = conduction_velocities(settings.velocities)
+    # a Purkinje-muscle junction delay fires each retrogradely reached junction that much later
+    junctions = junctions | {"junction_delay_ms": np.array(3.0)}
     for entry in ({"name": "crt", "kind": "biv_pacing", "rv_time_ms": 0.0, "lv_time_ms": 20.0},
                   {"name": "lbbb", "kind": "lbbb"}):
         scenario = Scenario.from_config(entry)
@@ -202,7 +205,7 @@ def test_trees_solved_with_the_myocardium_are_the_limit_of_repeated_retrograde_r
                                                  float(junctions["purkinje_velocity_m_per_s"]))
                 fires = np.isfinite(firing)[sources.source]
                 nodes.append(sources.nodes[fires])
-                times.append(grid.stimulus_times(sources, np.where(np.isfinite(firing), firing, 0.0), *v)[fires])
+                times.append(grid.stimulus_times(sources, np.where(np.isfinite(firing), firing, 0.0) + 3.0, *v)[fires])
             return grid.activation_times(*v[:2], np.concatenate(nodes), np.concatenate(times), device="cpu",
                                          v_normal=v[2])
 
@@ -224,6 +227,34 @@ def test_trees_solved_with_the_myocardium_are_the_limit_of_repeated_retrograde_r
         assert np.all(coupled <= one_round + within)
         assert np.abs(round_from(coupled) - coupled).max() < within
     assert EikonalGrid.solver("cpu") == "cpu"
+
+
+def test_a_junction_delay_postpones_the_tree_junctions_and_not_the_breakthroughs(patient, tmp_path):
+    """``junction_delay_ms``: every tree junction's time later by the delay, the same junctions
+    at the same places; the endocardial breakthroughs (Durrer's muscle times) unchanged."""
+    from ecgcohort.conduction.jobs import junction_delay_ms, load_junctions
+    from ecgcohort.conduction.purkinje_jobs import grow_purkinje
+    from synthetic import PURKINJE
+
+    root, _, _ = patient
+    breakthroughs = [{"ventricle": "lv", "long_axis_position": 0.5, "rotation_deg": 0.0, "time_ms": 0.0},
+                     {"ventricle": "rv", "long_axis_position": 0.65, "rotation_deg": 0.0, "time_ms": 10.0}]
+    grown = {}
+    for delay in (0.0, 3.4):
+        out = tmp_path / f"delay-{delay}"
+        out.mkdir()
+        grow_purkinje("train-0003", root / "heart.vtp", PURKINJE | {"breakthroughs": breakthroughs, "junction_delay_ms": delay}, SEED,
+                      out / "lv.vtp", out / "rv.vtp", out / "junctions.npz")
+        grown[delay] = load_junctions(out / "junctions.npz")
+    plain, delayed = grown[0.0], grown[3.4]
+    assert junction_delay_ms(plain) == 0.0 and junction_delay_ms(delayed) == pytest.approx(3.4)
+    for tree in ("lv", "rv"):
+        n_tree = len(plain[f"{tree}_junction_tree_nodes"])
+        n_breakthroughs = len(plain[f"{tree}_times_ms"]) - n_tree
+        assert n_tree > 10 and n_breakthroughs == 1
+        np.testing.assert_array_equal(delayed[f"{tree}_positions_mm"], plain[f"{tree}_positions_mm"])
+        np.testing.assert_allclose(delayed[f"{tree}_times_ms"][:n_tree], plain[f"{tree}_times_ms"][:n_tree] + 3.4)
+        np.testing.assert_array_equal(delayed[f"{tree}_times_ms"][n_tree:], plain[f"{tree}_times_ms"][n_tree:])
 
 
 def test_which_trees_a_front_enters():

@@ -38,7 +38,7 @@ def load_junctions(path: str | Path) -> dict[str, np.ndarray]:
     ``{lv,rv}_times_ms`` (k,) (tree junctions, then breakthroughs), and the trees for
     retrograde conduction: ``{lv,rv}_tree_nodes_mm``, ``{lv,rv}_tree_edges``,
     ``{lv,rv}_junction_tree_nodes`` (the tree node of each tree junction, in order) and
-    ``purkinje_velocity_m_per_s``."""
+    ``purkinje_velocity_m_per_s``, with ``junction_delay_ms`` where the file has it."""
     keys = ("lv_positions_mm", "lv_times_ms", "rv_positions_mm", "rv_times_ms", "lv_tree_nodes_mm", "lv_tree_edges",
             "lv_junction_tree_nodes", "rv_tree_nodes_mm", "rv_tree_edges", "rv_junction_tree_nodes",
             "purkinje_velocity_m_per_s")
@@ -46,7 +46,7 @@ def load_junctions(path: str | Path) -> dict[str, np.ndarray]:
         missing = [key for key in keys if key not in data.files]
         if missing:
             raise ScenarioError(f"{path} lacks {missing}: Purkinje junctions of an older format, re-run grow_purkinje")
-        return {key: data[key] for key in keys}
+        return {key: data[key] for key in (*keys, "junction_delay_ms") if key in data.files}
 
 
 def scenario_stimuli(scenario: Scenario, heart: Surface, junctions: Mapping[str, np.ndarray] | None,
@@ -163,11 +163,17 @@ def scenario_activation(scenario: Scenario, fibres: MyocardialFibres, heart: Sur
                                          float(junctions["purkinje_velocity_m_per_s"]))
         fires = np.isfinite(firing)[coupled.source]
         nodes.append(coupled.nodes[fires])
-        node_times.append(grid.stimulus_times(coupled, np.where(np.isfinite(firing), firing, 0.0), v_fibre, v_cross,
-                                              v_normal)[fires])
+        node_times.append(grid.stimulus_times(coupled, np.where(np.isfinite(firing), firing, 0.0)
+                                              + junction_delay_ms(junctions), v_fibre, v_cross, v_normal)[fires])
     tau = grid.activation_times(v_fibre, v_cross, np.concatenate(nodes), np.concatenate(node_times), device=device,
                                 v_normal=v_normal)
     return grid.restrict(tau), stimuli
+
+
+def junction_delay_ms(junctions: Mapping[str, np.ndarray]) -> float:
+    """The Purkinje-muscle junction delay (ms) the junctions were grown with (0 for files
+    written before ``electrophysiology.purkinje.junction_delay_ms`` existed)."""
+    return float(junctions["junction_delay_ms"]) if "junction_delay_ms" in junctions else 0.0
 
 
 def retrograde_coupling(trees: Sequence[str], grid: EikonalGrid, junctions: Mapping[str, np.ndarray],
@@ -200,7 +206,7 @@ def retrograde_coupling(trees: Sequence[str], grid: EikonalGrid, junctions: Mapp
         by_junction = np.argsort(coupled.source, kind="stable")
         ball_counts.append(np.bincount(coupled.source, minlength=len(tree_junctions)))
         ball_nodes.append(coupled.nodes[by_junction])
-        ball_ms.append(offsets_ms[by_junction])
+        ball_ms.append(offsets_ms[by_junction] + junction_delay_ms(junctions))
         first_node += len(tree_points)
     rows, columns, edge_ms = np.concatenate(rows), np.concatenate(columns), np.concatenate(edge_ms)
     order = np.lexsort((columns, rows))

@@ -90,6 +90,7 @@ def grow_purkinje(patient: str, heart_surface: str | Path, settings: Mapping[str
     roots = his_roots(heart, float(settings["his_long_axis_position"]), float(settings["moderator_band_position"]))
     velocity = float(settings["conduction_velocity_m_per_s"])
     delays = {"lv": 0.0, "rv": float(settings.get("rv_delay_ms", 0.0))}
+    junction_delay = float(settings.get("junction_delay_ms", 0.0))
     basal_limit = float(settings.get("max_junction_long_axis_position", 1.0))
     trees: dict[str, PurkinjeTree] = {}
     junctions: dict[str, np.ndarray] = {}
@@ -117,7 +118,7 @@ def grow_purkinje(patient: str, heart_surface: str | Path, settings: Mapping[str
         breakthroughs = np.array([surface_site(heart, frame, region, float(entry["long_axis_position"]),
                                                np.deg2rad(float(entry["rotation_deg"]))) for entry in sites]).reshape(-1, 3)
         junctions[f"{name}_positions_mm"] = np.vstack([ends[kept], breakthroughs])
-        junctions[f"{name}_times_ms"] = np.concatenate([tree.activation_ms[tree.junctions][kept],
+        junctions[f"{name}_times_ms"] = np.concatenate([tree.activation_ms[tree.junctions][kept] + junction_delay,
                                                         [float(entry["time_ms"]) for entry in sites]])
         junctions[f"{name}_tree_nodes_mm"], junctions[f"{name}_tree_edges"] = tree.nodes_mm, tree.edges
         junctions[f"{name}_junction_tree_nodes"] = tree.junctions[kept]
@@ -131,6 +132,7 @@ def grow_purkinje(patient: str, heart_surface: str | Path, settings: Mapping[str
         with open(temporary, "wb") as stream:
             np.savez(stream, lv_root_mm=roots.lv_mm, rv_root_mm=roots.rv_mm,
                      rv_free_wall_root_mm=roots.rv_free_wall_mm, purkinje_velocity_m_per_s=np.array(velocity),
+                     junction_delay_ms=np.array(junction_delay),
                      **junctions)
     if preview_out is not None:
         plot_purkinje(heart, trees, preview_out, title=patient)
