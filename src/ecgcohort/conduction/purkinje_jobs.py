@@ -78,7 +78,8 @@ def grow_purkinje(patient: str, heart_surface: str | Path, settings: Mapping[str
     """Grow the LV and RV Purkinje trees of one patient on its own endocardial surfaces (the
     anatomy's ``heart.vtp``) from its bundle-branch roots (the RV tree in two parts joined by
     the moderator band, ``rv_delay_ms`` behind the LV), keep the junctions below
-    ``max_junction_long_axis_position``, add the endocardial ``breakthroughs``, and store the
+    ``max_junction_long_axis_position``, each firing ``junction_delay_ms`` after the tree reaches
+    it, add the endocardial ``breakthroughs`` (at their own times), and store the
     trees (.vtp), the junctions — positions (mm) and activation times (ms), coupled to a mesh
     only when a map is computed, so the network is the same whatever the mesh — and a preview
     where ``preview_out`` is given (the workflow draws it in ``draw_patient``)."""
