@@ -260,10 +260,21 @@ def rerendered(label: str, root: Path = RECORDED_ROOT) -> Mapping[str, str]:
             _csv_or_empty(folder / "training_cuts/surrogate.csv"), _csv_or_empty(folder / "training_cuts/ecg2act.csv"))
     if (folder / "ecg2act_by_kind/by_kind.csv").exists():
         rendered["ecg2act_by_kind/by_kind.md"] = by_kind_markdown(pd.read_csv(folder / "ecg2act_by_kind/by_kind.csv"))
+    if (folder / "ecg2act/metrics.csv").exists():
+        rendered["ecg2act/summary.md"] = ecg2act_markdown(pd.read_csv(folder / "ecg2act/metrics.csv"))
     if (folder / "surrogate_scaling/scaling.csv").exists():
         sweep = pd.read_csv(folder / "surrogate_scaling/scaling.csv")
         rendered["surrogate_scaling/scaling.md"] = scaling_markdown(sweep)
     return rendered
+
+
+def ecg2act_markdown(metrics: "pd.DataFrame") -> str:
+    """The ECG -> activation metrics table (ms, mV) as the stage writes it, from its metrics CSV."""
+    from ecgcohort.ecg2act.training import markdown_table
+
+    rows = [{key: value.item() if hasattr(value, "item") else value for key, value in row.items()}
+            for row in metrics.to_dict("records")]
+    return markdown_table(rows)
 
 
 def _csv_or_empty(path: Path) -> "pd.DataFrame":
