@@ -67,7 +67,8 @@ def test_recorded_tables_are_their_csvs_rendered(label):
         # correlations in [-1, 1]; a second-order Tikhonov that localises the pacing site within the heart
         assert summary[["cc_mean", "spatial_cc_mean"]].abs().le(1).all().all() and (summary.re_mean > 0).all()
         tikhonov = summary[summary.method == "tikhonov_2nd"]
-        assert ((tikhonov.cc_mean > 0.3) & (tikhonov.localisation_mm_mean < 100)).all()
+        localised = tikhonov.localisation_mm_mean.dropna()  # the paced beats' rows only
+        assert (tikhonov.cc_mean > 0.3).all() and len(localised) and (localised < 100).all()
         return
     if set(rendered) == {"inverse_paper/summary.md"}:  # paper 2's own setting
         rows = pd.read_csv(folder / "inverse_paper/summary.csv")
