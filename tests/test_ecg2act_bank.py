@@ -3,6 +3,7 @@ training/evaluation metrics, and the polarity of the T waves."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -16,7 +17,8 @@ from ecgcohort.conduction.scenarios import ENDOCARDIAL_BAND, EPICARDIAL_BAND, ve
 from ecgcohort.ecg.leads import LEAD_ELECTRODES, LEAD_WEIGHTS
 from ecgcohort.ecg.pseudo import pseudo_lead_matrix
 from ecgcohort.ecg.waves import wave_polarity
-from ecgcohort.ecg2act.bank import BankError, BankSpec, PatientElectrophysiology, draw_sample, simulate_bank
+from ecgcohort.ecg2act.bank import (BankError, BankSpec, PatientElectrophysiology, draw_sample, scaled_junction_times,
+                                   simulate_bank)
 from ecgcohort.ecg2act.sites import (AHA_SEGMENTS, N_SITES, RING_BANDS, SEGMENT_HALF_WIDTH, load_sites,
                                      recording_sites, segment_of)
 from ecgcohort.ecg2act.training import apd_ms, pearson_per_series, random_splits, vm_metrics
@@ -133,6 +135,46 @@ def test_a_sample_is_the_eikonal_and_lead_matrix_recomputed(ventricles):
     leads = sample.leads
     np.testing.assert_allclose(leads[0] + leads[2], leads[1], atol=1e-9)
     np.testing.assert_allclose(leads[3] + leads[4] + leads[5], 0.0, atol=1e-9)
+
+
+def test_a_faster_tree_shortens_its_conduction_times_and_not_its_junction_delay(ventricles):
+    """The bank's fascicle speed scale divides a tree's conduction times and the breakthroughs'
+    times; the Purkinje-muscle junction delay is the junction's, the same at every speed."""
+    junctions = {"lv_times_ms": np.array([13.4, 23.4, 3.4, 0.0, 5.0]), "lv_junction_tree_nodes": np.arange(3),
+                 "junction_delay_ms": np.array(3.4)}
+    np.testing.assert_allclose(scaled_junction_times(junctions, "lv", 2.0), [8.4, 13.4, 3.4, 0.0, 2.5])
+    np.testing.assert_allclose(scaled_junction_times(junctions, "lv", 1.0), junctions["lv_times_ms"])
+    # a junction file from before the delay existed: every time divided
+    older = {key: value for key, value in junctions.items() if key != "junction_delay_ms"}
+    np.testing.assert_allclose(scaled_junction_times(older, "lv", 2.0), junctions["lv_times_ms"] / 2.0)
+
+    # a sample drawn at speed scale 1.25 is the one drawn at 1 from those times, junction delay 0
+    # (the synthetic heart's trees have no breakthroughs: one added at the LV's first junction, at 0 ms)
+    _, patient, _ = ventricles
+    delayed = {**patient.junctions, "junction_delay_ms": np.array(3.4)}
+    for tree in ("lv", "rv"):
+        delayed[f"{tree}_times_ms"] = np.asarray(patient.junctions[f"{tree}_times_ms"], dtype=np.float64).copy()
+        delayed[f"{tree}_times_ms"][:len(patient.junctions[f"{tree}_junction_tree_nodes"])] += 3.4
+    first = np.argmin(delayed["lv_times_ms"])
+    delayed["lv_positions_mm"] = np.vstack([delayed["lv_positions_mm"], delayed["lv_positions_mm"][first]])
+    delayed["lv_times_ms"] = np.append(delayed["lv_times_ms"], 0.0)
+    prepared = {**delayed, "junction_delay_ms": np.array(0.0)}
+    for tree in ("lv", "rv"):
+        prepared[f"{tree}_times_ms"] = scaled_junction_times(delayed, tree, 1.25)
+    fixed = dict(count=1, kind_weights={"sinus": 1.0}, fibre_velocity=(0.6, 0.6), cross_fibre_ratio=(0.5, 0.5),
+                 rv_delay_ms=(2.0, 2.0))
+    faster = draw_sample(dataclasses.replace(patient, junctions=delayed),
+                         BankSpec(purkinje_speed_scale=(1.25, 1.25), **fixed), np.random.default_rng(3))
+    reference = draw_sample(dataclasses.replace(patient, junctions=prepared),
+                            BankSpec(purkinje_speed_scale=(1.0, 1.0), **fixed), np.random.default_rng(3))
+    np.testing.assert_allclose(faster.leads, reference.leads, rtol=1e-9, atol=1e-12)
+    # and the delay is not divided: at scale 1.25 the stimuli differ from dividing every time
+    divided = {**delayed, "junction_delay_ms": np.array(0.0)}
+    for tree in ("lv", "rv"):
+        divided[f"{tree}_times_ms"] = np.asarray(delayed[f"{tree}_times_ms"]) / 1.25
+    everything_scaled = draw_sample(dataclasses.replace(patient, junctions=divided),
+                                    BankSpec(purkinje_speed_scale=(1.0, 1.0), **fixed), np.random.default_rng(3))
+    assert np.abs(everything_scaled.leads - faster.leads).max() > 0.01 * np.abs(faster.leads).max()
 
 
 def test_bundle_branch_blocks_activate_the_blocked_ventricle_late(ventricles):

@@ -6,8 +6,9 @@ Each sample draws, from the patient's seed stream ``ecg2act-bank``:
 * a kind (``kind_weights``): ``sinus`` (both Purkinje trees), ``lbbb`` (RV tree only),
   ``rbbb`` (LV tree only) or ``pacing`` (1 … ``max_pacing_sites`` myocardial nodes drawn
   uniformly, stimulated at times in [0, ``pacing_spread_ms``]);
-* for the Purkinje kinds a fascicle speed scale (the junction delays divided by it) and a
-  delay of the RV tree against the LV tree, ms;
+* for the Purkinje kinds a fascicle speed scale (the trees' conduction times and the
+  breakthroughs' times divided by it; the Purkinje-muscle junction delay, a property of the
+  junction, kept: :func:`scaled_junction_times`) and a delay of the RV tree against the LV tree, ms;
 * the myocardial fibre velocity (m/s) and the cross-fibre/fibre velocity ratio (the velocity
   across the sheets is the cross-fibre one times the fixed ``normal_cross_ratio``);
 * the APD: a global scale and apex-to-base and endocardium-to-epicardium gradients
@@ -39,6 +40,7 @@ import numpy as np
 from ecgcohort.conduction.action_potential import ActionPotential, transmembrane_potential, upstroke_spread_ms
 from ecgcohort.conduction.coupling import CoupledSources, couple_points
 from ecgcohort.conduction.eikonal import EikonalGrid
+from ecgcohort.conduction.jobs import junction_delay_ms
 from ecgcohort.conduction.repolarisation import Repolarisation, repolarisation_scale
 from ecgcohort.ecg.leads import LEAD_ELECTRODES, LEAD_WEIGHTS, lead_electrode_indices
 from ecgcohort.ecg2act.sites import RecordingSites
@@ -216,8 +218,8 @@ def draw_samples(patient: PatientElectrophysiology, spec: BankSpec, rng: np.rand
         scale = rng.uniform(*spec.purkinje_speed_scale)
         delay = rng.uniform(*spec.rv_delay_ms)
         parameters |= {"purkinje_speed_scale": scale, "rv_delay_ms": delay}
-        junction_times = {"lv": np.asarray(junctions["lv_times_ms"]) / scale,
-                          "rv": np.asarray(junctions["rv_times_ms"]) / scale + delay}
+        junction_times = {"lv": scaled_junction_times(junctions, "lv", scale),
+                          "rv": scaled_junction_times(junctions, "rv", scale) + delay}
         trees = {"sinus": ("lv", "rv"), "lbbb": ("rv",), "rbbb": ("lv",)}[kind]
         coupled = patient.coupled_junctions
         nodes = np.concatenate([coupled[tree].nodes for tree in trees])
@@ -233,6 +235,18 @@ def draw_samples(patient: PatientElectrophysiology, spec: BankSpec, rng: np.rand
             "apd_apex_to_base": rng.uniform(*spec.apd_apex_to_base),
             "apd_endo_to_epi": rng.uniform(*spec.apd_endo_to_epi)}, tau))
     return samples
+
+
+def scaled_junction_times(junctions: Mapping[str, np.ndarray], tree: str, scale: float) -> np.ndarray:
+    """A tree's stimulus times (ms) with its fascicles ``scale`` times as fast: each tree
+    junction's conduction time divided by ``scale`` and its Purkinje-muscle delay
+    (``junction_delay_ms``) added unchanged; the breakthroughs, which follow the tree junctions
+    in ``{tree}_times_ms``, divided by ``scale``."""
+    times = np.asarray(junctions[f"{tree}_times_ms"], dtype=np.float64) / scale
+    tree_junctions = len(junctions.get(f"{tree}_junction_tree_nodes", ()))
+    delay = junction_delay_ms(junctions)
+    times[:tree_junctions] += delay - delay / scale
+    return times
 
 
 def _repolarised(patient: PatientElectrophysiology, spec: BankSpec, kind: str, parameters: Mapping[str, float],
