@@ -8,8 +8,11 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
-from ecgcohort.batches import ResolvedInputs, patient_batches, resolved_inputs, run_patient_batch
+from conftest import REPO
+from ecgcohort.batches import (NESTED_JOB_RATE, ResolvedInputs, nested_snakemake_command, patient_batches,
+                               resolved_inputs, run_patient_batch)
 
 
 def test_a_patients_batch_follows_from_its_number_so_growing_the_cohort_moves_no_one():
@@ -93,3 +96,18 @@ def test_a_splits_marker_gathers_its_batches_and_refuses_a_missing_one(tmp_path)
         write_split_marker(split="train", batches=["train-0000-0001", "train-0004-0005"], markers=markers,
                            out_marker=out)
     assert not out.exists()
+
+
+def test_the_nested_run_limits_job_starts_as_make_run_does_with_a_timer_that_ends_soon():
+    """A batch's nested run passes profiles/local's ``max-jobs-per-timespan``, which never binds
+    (at least 10 job starts a second) and whose timespan, the time Snakemake outlives its last job
+    by (benchmarks/rate_limiter_exit.py: 8 s at 200/10s, 58 s at 1000/1m), is at most 10 s."""
+    from snakemake.settings.types import MaxJobsPerTimespan
+
+    profile = yaml.safe_load((REPO / "profiles/local/config.yaml").read_text())
+    assert profile["max-jobs-per-timespan"] == NESTED_JOB_RATE
+    command = nested_snakemake_command(targets=["a.txt"], snakefile="Snakefile", threads=2, mem_mb=1000,
+                                       configfile="c.yaml", deployment=[])
+    assert command[command.index("--max-jobs-per-timespan") + 1] == NESTED_JOB_RATE
+    limit = MaxJobsPerTimespan.parse_choice(NESTED_JOB_RATE)
+    assert limit.timespan <= 10 and limit.max_jobs / limit.timespan >= 10
