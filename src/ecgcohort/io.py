@@ -37,6 +37,23 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         temporary_path.unlink(missing_ok=True)
 
 
+def agg_pyplot():
+    """matplotlib's pyplot on the off-screen Agg backend (jobs have no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_png(figure, path: str | Path, dpi: int = 110) -> None:
+    """Write a matplotlib figure as PNG through :func:`atomic_path`, then close it."""
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=dpi, format="png")
+    agg_pyplot().close(figure)
+
+
 def user_cache_dir(kind: str) -> Path:
     """The directory of the ``kind`` cache that runs and workflow copies share:
     ``$ECGCOHORT_CACHE/<kind>``, by default ``~/.cache/ecgcohort/<kind>`` (``$XDG_CACHE_HOME``

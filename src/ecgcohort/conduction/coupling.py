@@ -27,6 +27,7 @@ import numba
 import numpy as np
 from scipy.spatial import cKDTree
 
+from ecgcohort.conduction import eikonal_compiled
 from ecgcohort.conduction.tensors import conduction_tensors
 from ecgcohort.fem import centroid_tree, locate_points, point_tree
 
@@ -80,7 +81,7 @@ class MeshSearch:
     @classmethod
     def of(cls, points_mm: np.ndarray, tetrahedra: np.ndarray) -> MeshSearch:
         tets = np.ascontiguousarray(tetrahedra, dtype=np.int64)
-        cell_offsets, node_cells = _cells_of_nodes(tets, len(points_mm))
+        cell_offsets, node_cells, _ = eikonal_compiled.node_cells(len(points_mm), tets)
         return cls(centroid_tree(points_mm, tets), point_tree(points_mm), cell_offsets, node_cells)
 
 
@@ -111,25 +112,6 @@ def couple_points(points_mm: np.ndarray, tetrahedra: np.ndarray, positions_mm: n
         weights = np.concatenate([weights, np.zeros(len(ball_nodes))])
     return CoupledSources(nodes=nodes, source=source, cells=chosen[source],
                           offsets_mm=points[nodes] - positions[source], weights=weights)
-
-
-@numba.njit(cache=True, nogil=True)  # built beside the eikonal solver's geometry (EikonalGrid.prepare)
-def _cells_of_nodes(tetrahedra: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each node's tetrahedra as CSR: offsets (n+1,) and cells, in increasing cell order."""
-    offsets = np.zeros(n_nodes + 1, dtype=np.int64)
-    for cell in range(tetrahedra.shape[0]):
-        for local in range(4):
-            offsets[tetrahedra[cell, local] + 1] += 1
-    for node in range(n_nodes):
-        offsets[node + 1] += offsets[node]
-    filled = offsets[:-1].copy()
-    cells = np.empty(offsets[n_nodes], dtype=np.int64)
-    for cell in range(tetrahedra.shape[0]):
-        for local in range(4):
-            v = tetrahedra[cell, local]
-            cells[filled[v]] = cell
-            filled[v] += 1
-    return offsets, cells
 
 
 @numba.njit(cache=True)

@@ -12,7 +12,7 @@ import numpy as np
 from ecgcohort.conduction.jobs import BACK_VIEW, FRONT_VIEW, _myocardium_grid
 from ecgcohort.ecg2act.sites import RecordingSites
 from ecgcohort.fibers.rule_based import MyocardialFibres
-from ecgcohort.io import atomic_path
+from ecgcohort.io import atomic_path, save_png
 from ecgcohort.rendering import offscreen_plotter
 
 LAYER_COLOURS = {"endo": "red", "epi": "royalblue", "mid": "gold"}
@@ -43,14 +43,6 @@ def plot_sites(fibres: MyocardialFibres, sites: RecordingSites, path: str | Path
     plotter.close()
 
 
-def _save(figure, path: str | Path) -> None:
-    import matplotlib.pyplot as plt
-
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=110, format="png")
-    plt.close(figure)
-
-
 def site_error_boxes(errors_ms: Mapping[str, np.ndarray], labels: Sequence[str], path: str | Path,
                      every: int = 5) -> None:
     """Box plots of |predicted − true| activation time (ms) per site, every ``every``-th site,
@@ -69,7 +61,7 @@ def site_error_boxes(errors_ms: Mapping[str, np.ndarray], labels: Sequence[str],
         axis.set_title(f"Network I, {split}: activation-time error per site ({len(errors)} ECGs)", fontsize=9)
     axes[-1, 0].set_xlabel("site")
     figure.tight_layout()
-    _save(figure, path)
+    save_png(figure, path)
 
 
 def activation_map_comparison(positions_mm: np.ndarray, true_ms: np.ndarray, predicted_ms: np.ndarray,
@@ -98,7 +90,7 @@ def activation_map_comparison(positions_mm: np.ndarray, true_ms: np.ndarray, pre
     axes[2].set_ylabel("predicted (ms)")
     axes[2].set_title(f"MAE {np.nanmean(np.abs(predicted_ms - true_ms)):.2f} ms", fontsize=9)
     figure.suptitle(title, fontsize=10)
-    _save(figure, path)
+    save_png(figure, path)
 
 
 def vm_overlays(time_ms: np.ndarray, true_mv: np.ndarray, predicted_mv: np.ndarray, sites: Sequence[int],
@@ -119,4 +111,4 @@ def vm_overlays(time_ms: np.ndarray, true_mv: np.ndarray, predicted_mv: np.ndarr
     axes[0, 0].legend(fontsize=8)
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
-    _save(figure, path)
+    save_png(figure, path)

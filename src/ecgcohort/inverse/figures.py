@@ -10,25 +10,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ecgcohort.io import atomic_path
+from ecgcohort.io import agg_pyplot, save_png
 
 METHOD_LABELS = {"tikhonov_0th": "Tikh 0th", "tikhonov_2nd": "Tikh 2nd", "stre": "STRE", "ep_dl": "EP-DL",
                  "eand_arn": "EAND-ARN"}
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: str | Path) -> None:
-    with atomic_path(path) as temporary:
-        fig.savefig(temporary, dpi=110, format="png")
-    _pyplot().close(fig)
 
 
 def _surface(ax, points: np.ndarray, faces: np.ndarray, values: np.ndarray, vmin: float, vmax: float,
@@ -36,7 +21,7 @@ def _surface(ax, points: np.ndarray, faces: np.ndarray, values: np.ndarray, vmin
     """A triangle surface coloured by nodal ``values`` (face means) on a 3-D axis."""
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
-    plt = _pyplot()
+    plt = agg_pyplot()
     colours = plt.get_cmap(cmap)((values[faces].mean(axis=1) - vmin) / max(vmax - vmin, 1e-12))
     collection = Poly3DCollection(points[faces], facecolors=colours, edgecolors="none")
     ax.add_collection3d(collection)
@@ -50,7 +35,7 @@ def _surface(ax, points: np.ndarray, faces: np.ndarray, values: np.ndarray, vmin
 def plot_surfaces(surfaces, transfer: np.ndarray | None, path: str | Path, title: str) -> None:
     """The remeshed heart surface and the measurement points, and the singular values of a
     transfer matrix R where one is given."""
-    plt = _pyplot()
+    plt = agg_pyplot()
     fig = plt.figure(figsize=(11 if transfer is not None else 5.5, 4.2))
     ax = fig.add_subplot(1, 2 if transfer is not None else 1, 1, projection="3d")
     heart = surfaces.heart
@@ -72,12 +57,12 @@ def plot_surfaces(surfaces, transfer: np.ndarray | None, path: str | Path, title
         ax.set_title(f"R: {transfer.shape[0]} × {transfer.shape[1]}", fontsize=9)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def plot_dynamics(heart, truth, path: str | Path, title: str) -> None:
     """The activation map of the ground truth on the heart surface and u at a few nodes."""
-    plt = _pyplot()
+    plt = agg_pyplot()
     fig = plt.figure(figsize=(11, 4.2))
     ax = fig.add_subplot(1, 2, 1, projection="3d")
     activation = np.nan_to_num(truth.activation, nan=np.nanmax(truth.activation))
@@ -93,14 +78,14 @@ def plot_dynamics(heart, truth, path: str | Path, title: str) -> None:
     ax.grid(True, alpha=0.3)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def plot_metrics(summary, path: str | Path) -> None:
     """Metrics per setting (mean ± sd over repeats and patients), one bar per method: RE, CC,
     spatial CC and the activation-time error, settings in the order they were run (the
     matched, inverse-crime row first where present)."""
-    plt = _pyplot()
+    plt = agg_pyplot()
     methods = list(dict.fromkeys(summary["method"]))
     settings = list(dict.fromkeys(summary["setting"]))
     fig, axes = plt.subplots(1, 4, figsize=(4.2 * 4, 4.2))
@@ -118,20 +103,20 @@ def plot_metrics(summary, path: str | Path) -> None:
         ax.grid(True, axis="y", alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def plot_axes(axes: Mapping[str, Any], path: str | Path, source: str) -> None:
     """One column per benchmark axis (heart shift, rotation, electrode jitter, SNR), RE, CC and
     the activation-time error against the axis value, one line per method (mean ± sd over
     repeats and patients). A run that varies no axis gets a panel saying so."""
-    plt = _pyplot()
+    plt = agg_pyplot()
     if not axes:
         fig, ax = plt.subplots(figsize=(5, 2))
         ax.axis("off")
         ax.text(0.5, 0.5, "no axis varied: every crime-free setting differs in more than one field\n"
                 "(config/inverse_axes.yaml runs every axis)", ha="center", va="center", fontsize=8)
-        _save(fig, path)
+        save_png(fig, path)
         return
     metrics = (("re", "RE"), ("cc", "CC"), ("activation_mae_ms", "activation MAE (ms)"))
     fig, grid = plt.subplots(len(metrics), len(axes), figsize=(3.6 * len(axes), 2.8 * len(metrics)), squeeze=False,
@@ -149,7 +134,7 @@ def plot_axes(axes: Mapping[str, Any], path: str | Path, source: str) -> None:
     grid[0, 0].legend(fontsize=7)
     fig.suptitle(f"Inverse benchmark per axis ({source}; crime-free settings that differ in one field)", fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def snapshot_instant(truth) -> int:
@@ -168,7 +153,7 @@ def plot_maps(heart, truth, estimates: Mapping[str, np.ndarray], settings: Seque
     """Heart-surface potentials at one instant: the truth and each method (columns) in each
     setting (rows), one colour scale (the truth's 2nd–98th percentile); ``estimates[method]``
     is (setting, n, T), the best repeat."""
-    plt = _pyplot()
+    plt = agg_pyplot()
     instant = snapshot_instant(truth)
     vmin, vmax = _range(truth.u[:, instant])
     methods = list(estimates)
@@ -187,14 +172,14 @@ def plot_maps(heart, truth, estimates: Mapping[str, np.ndarray], settings: Seque
     fig.suptitle(f"{title}: heart-surface potential at t = {truth.times[instant]:.2f} time units "
                  f"(colour {vmin:.3g} to {vmax:.3g} {truth.units})", fontsize=9)
     fig.subplots_adjust(left=0.03, right=0.99, top=0.88, bottom=0.02, wspace=0.0, hspace=0.0)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def plot_series(truth, estimates: Mapping[str, np.ndarray], settings: Sequence[str], path: str | Path,
                 title: str) -> None:
     """The electrogram at one node (median activation time): truth and each method, one panel
     per setting."""
-    plt = _pyplot()
+    plt = agg_pyplot()
     node = int(np.argmin(np.abs(truth.activation - np.nanmedian(truth.activation))))
     fig, axes = plt.subplots(1, len(settings), figsize=(4.5 * len(settings), 3.4), squeeze=False)
     for ax, (row, setting) in zip(axes[0], enumerate(settings)):
@@ -208,7 +193,7 @@ def plot_series(truth, estimates: Mapping[str, np.ndarray], settings: Sequence[s
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def plot_activation(heart, truth, estimates: Mapping[str, np.ndarray], settings: Sequence[str], path: str | Path,
@@ -219,7 +204,7 @@ def plot_activation(heart, truth, estimates: Mapping[str, np.ndarray], settings:
     where the matched row comes first), one colour scale, the pacing site starred."""
     from ecgcohort.inverse.metrics import activation_times
 
-    plt = _pyplot()
+    plt = agg_pyplot()
     reference = truth.electrogram_activation * time_unit_ms
     vmin, vmax = _range(reference)
     methods = list(estimates)
@@ -238,4 +223,4 @@ def plot_activation(heart, truth, estimates: Mapping[str, np.ndarray], settings:
     fig.suptitle(f"{title}, {settings[-1]}: activation from the electrograms, {vmin:.0f} (red) to {vmax:.0f} ms "
                  "(blue); * pacing site", fontsize=9)
     fig.subplots_adjust(left=0.01, right=0.99, top=0.82, bottom=0.02, wspace=0.0)
-    _save(fig, path)
+    save_png(fig, path)

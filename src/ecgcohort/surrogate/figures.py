@@ -9,26 +9,11 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ecgcohort.io import atomic_path
+from ecgcohort.io import agg_pyplot, save_png
 from ecgcohort.surrogate.labels import PSEUDO, model_label
 
 Arrays = Mapping[tuple[str, str, str], Mapping[str, np.ndarray]]
 PSEUDO_COLOUR = "0.45"
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(figure, path: str | Path) -> None:
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=110, format="png")
-    _pyplot().close(figure)
 
 
 def _curves(arrays: Arrays, models: Sequence[tuple[str, str]], patients: Sequence[str]):
@@ -44,7 +29,7 @@ def error_cdfs(arrays: Arrays, models: Sequence[tuple[str, str]], patients: Sequ
     """Fig. 6: CDFs of the angular and relative magnitude errors over the torso and over the
     heart + margin; per curve the mean CDF over test patients, the min–max band, and dashed
     marks at the pooled median and 95th percentile."""
-    plt = _pyplot()
+    plt = agg_pyplot()
     figure, axes = plt.subplots(2, 2, figsize=(11, 8))
     grids = {"angle": np.linspace(0, 90, 361), "magnitude": np.linspace(0, 2, 401)}
     for row, (quantity, unit) in enumerate((("angle", "angular error (°)"), ("magnitude", "relative magnitude error"))):
@@ -68,7 +53,7 @@ def error_cdfs(arrays: Arrays, models: Sequence[tuple[str, str]], patients: Sequ
     figure.suptitle(f"Errors of ∇Z against FEM over {len(patients)} test patients "
                     "(mean CDF, min–max band; dotted: median and 95th percentile)")
     figure.tight_layout()
-    _save(figure, path)
+    save_png(figure, path)
 
 
 def _per_electrode(per_patient, kind: str) -> tuple[list[str], np.ndarray]:
@@ -84,7 +69,7 @@ def electrode_errors(arrays: Arrays, models: Sequence[tuple[str, str]], patients
                      path: str | Path) -> None:
     """Fig. 7: mean angular error in the heart region per electrode (standard electrodes and the
     anterior array), averaged over test patients."""
-    plt = _pyplot()
+    plt = agg_pyplot()
     curves = list(_curves(arrays, models, patients))
     kinds = [str(k) for k in curves[0][4][0]["electrode_kinds"]]
     figure, axes = plt.subplots(2, 1, figsize=(12, 7))
@@ -102,7 +87,7 @@ def electrode_errors(arrays: Arrays, models: Sequence[tuple[str, str]], patients
     axes[0].legend(fontsize=8)
     figure.suptitle(f"Mean angular error of ∇Z in the heart region per electrode ({len(patients)} test patients)")
     figure.tight_layout()
-    _save(figure, path)
+    save_png(figure, path)
 
 
 def torso_maps(arrays: Arrays, models: Sequence[tuple[str, str]], patients: Sequence[str],
@@ -111,7 +96,7 @@ def torso_maps(arrays: Arrays, models: Sequence[tuple[str, str]], patients: Sequ
     electrodes), (A) the mean angular error in the heart region per electrode and (B, C …) the
     RMSE of the unipolar ECG against FEM per electrode for the given scenarios; one row per
     model and one for the pseudo lead field."""
-    plt = _pyplot()
+    plt = agg_pyplot()
     curves = list(_curves(arrays, models, patients))
     available = [str(s) for s in curves[0][4][0]["scenarios"]]
     shown = [s for s in scenarios if s in available] or available[:1]
@@ -142,7 +127,7 @@ def torso_maps(arrays: Arrays, models: Sequence[tuple[str, str]], patients: Sequ
             axis.set_ylim(-0.05, 1.05)
     figure.suptitle(f"Errors on the torso surface at the electrodes of {len(patients)} test patients")
     figure.tight_layout()
-    _save(figure, path)
+    save_png(figure, path)
 
 
 def ecg_overlays(arrays: Arrays, models: Sequence[tuple[str, str]], patient: str, scenarios: Sequence[str],
@@ -151,7 +136,7 @@ def ecg_overlays(arrays: Arrays, models: Sequence[tuple[str, str]], patient: str
     pseudo lead field."""
     from ecgcohort.ecg.leads import LEAD_NAMES
 
-    plt = _pyplot()
+    plt = agg_pyplot()
     first = arrays[(*models[0], patient)]
     available = [str(s) for s in first["scenarios"]]
     shown = [s for s in scenarios if s in available] or available[:1]
@@ -175,7 +160,7 @@ def ecg_overlays(arrays: Arrays, models: Sequence[tuple[str, str]], patient: str
     axes[0, 0].legend(fontsize=7, loc="upper right")
     figure.suptitle(f"{patient}: 12-lead ECGs from FEM, surrogate and pseudo lead fields")
     figure.tight_layout()
-    _save(figure, path)
+    save_png(figure, path)
 
 
 #: The budget's ∇Z angle terms (degrees), as bars per model: column, label.
@@ -209,7 +194,7 @@ def error_budget(budget, path: str | Path, losses: Mapping[str, object] | None =
     per myocardial cell to the ECG; terms not measured in the run (NaN) are left out. With
     ``losses`` (model label → its ``losses.csv`` frame), a third panel shows the optimisation term:
     the validation loss against samples seen, the best epoch marked."""
-    plt = _pyplot()
+    plt = agg_pyplot()
     panels = 3 if losses else 2
     figure, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.2),
                                 gridspec_kw={"width_ratios": [2, 1, 1.2][:panels]})
@@ -248,4 +233,4 @@ def error_budget(budget, path: str | Path, losses: Mapping[str, object] | None =
         ax.legend(fontsize=6)
         ax.grid(alpha=0.3)
     figure.tight_layout()
-    _save(figure, path)
+    save_png(figure, path)
