@@ -6,6 +6,10 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import os
+import platform
+import subprocess
+import sys
 from pathlib import Path
 
 import dask.array
@@ -22,6 +26,7 @@ from ecgcohort.dataset import parts as dataset_parts
 from ecgcohort.dataset import store as store_layout
 from ecgcohort.dataset import (assemble_cohort, group_patient_files, open_cohort, open_patient_mesh,
                                write_patient_part)
+from ecgcohort.dataset.provenance import numeric_kernels
 from ecgcohort.ecg.leads import LEAD_ELECTRODES, LEAD_NAMES, standard_leads
 from ecgcohort.fibers.rule_based import FibreAngles, MyocardialFibres, save_fibres
 from test_ecg import box_mesh
@@ -210,6 +215,7 @@ def test_every_array_has_units_and_long_name_and_metadata_is_consolidated(cohort
     assert software["numpy"]["version"] == np.__version__ and "zarr" in software and "xarray" in software
     hardware = json.loads(ds.attrs["hardware"])
     assert hardware["logical_cores"] >= 1 and hardware["cpu_model"]
+    assert hardware["numeric_kernels"] == numeric_kernels() and hardware["numeric_kernels"]["blas"]
     assert ds.attrs["git_revision"] == "0123abc" and ds.attrs["created"].startswith("20")
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
@@ -226,8 +232,27 @@ def test_dataset_card_lists_variables_sizes_ranges_and_licences(cohort, config):
                  "| `lead_matrix` | (electrode, node) |", "| `heart_mode_01` | standard deviations | [-1, 1] |",
                  "| `rotation_x_deg` | degree | [-10, 10] |", "patients | 3 (test: 1, train: 2)",
                  "electrodes | 11 (anterior: 2, standard: 9)", "bytes on disk", "AGPL", "LGPL", "CC0",
-                 "0123abc", "logical cores"):
+                 "0123abc", "logical cores", f"numeric kernels (assembly job): BLAS {numeric_kernels()['blas'][0]}"):
         assert text in card, text
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64" or "avx2" not in Path("/proc/cpuinfo").read_text(),
+                    reason="OpenBLAS's Haswell kernels need an x86 processor with AVX2")
+def test_the_provenance_names_the_numeric_kernels_the_processor_chose():
+    """Pinned OpenBLAS kernels and NumPy SIMD targets turned off in a fresh interpreter are what
+    the provenance reports (docs/methods/meshing.md: they decide the anatomy's last bits)."""
+    script = "import json; from ecgcohort.dataset.provenance import numeric_kernels; print(json.dumps(numeric_kernels()))"
+    pinned = {**os.environ, "OPENBLAS_CORETYPE": "Haswell",
+              "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR"}
+    reported = json.loads(subprocess.run([sys.executable, "-c", script], env=pinned, capture_output=True, text=True,
+                                         check=True).stdout)
+    assert reported["blas"] and all(entry.endswith(" Haswell") for entry in reported["blas"])
+    assert not {"X86_V4", "AVX512_ICL", "AVX512_SPR"} & set(reported["numpy_simd"])
+    unpinned = {name: value for name, value in os.environ.items()
+                if name not in ("OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES")}
+    native = json.loads(subprocess.run([sys.executable, "-c", script], env=unpinned, capture_output=True, text=True,
+                                       check=True).stdout)
+    assert "X86_V3" in reported["numpy_simd"] and set(reported["numpy_simd"]) <= set(native["numpy_simd"])
 
 
 def test_a_failing_assembly_leaves_no_store_and_keeps_the_previous_one(cohort, config, monkeypatch, tmp_path):

@@ -157,6 +157,7 @@ def dataset_card(store: str | Path, config: Mapping[str, Any], meshes: Mapping[s
         f"* time: {ds.attrs['created']}",
         f"* hardware (assembly job): {machine.get('cpu_model')}, {machine.get('logical_cores')} logical cores "
         f"({machine.get('usable_cores')} usable), {(memory or 0) / 2 ** 30:.1f} GiB RAM, {machine.get('platform')}",
+        *_kernel_lines(machine.get("numeric_kernels")),
         f"* git revision: `{ds.attrs['git_revision']}`",
         "",
         "| software | version | licence (package metadata) |",
@@ -173,3 +174,13 @@ def dataset_card(store: str | Path, config: Mapping[str, Any], meshes: Mapping[s
         "",
     ]
     return "\n".join(lines)
+
+
+def _kernel_lines(kernels: dict[str, list[str]] | None) -> list[str]:
+    """The card's line on the numeric kernels the assembly job ran on (none for a store written
+    before they were recorded)."""
+    if not kernels:
+        return []
+    return [f"* numeric kernels (assembly job): BLAS {', '.join(kernels['blas']) or 'none loaded'}; NumPy SIMD "
+            f"{', '.join(kernels['numpy_simd']) or 'baseline only'}. Other kernels change the last bits of the "
+            "anatomy and so the mesh: a cohort generated again reproduces bit for bit only on the same kernels"]

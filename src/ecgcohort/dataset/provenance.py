@@ -72,4 +72,22 @@ def hardware() -> dict[str, Any]:
         memory = None
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"cpu_model": model, "logical_cores": os.cpu_count(), "usable_cores": usable, "memory_bytes": memory,
-            "platform": platform.platform()}
+            "platform": platform.platform(), "numeric_kernels": numeric_kernels()}
+
+
+def numeric_kernels() -> dict[str, list[str]]:
+    """The code paths this process's numerics run on, which the processor chooses: each loaded
+    BLAS's kernel set (threadpoolctl's ``architecture``, e.g. OpenBLAS's ``SkylakeX`` or ``Zen``)
+    and the NumPy SIMD targets in use. Another choice sums in another order and changes the last
+    bits of the anatomy, and gmsh then meshes it differently (docs/methods/meshing.md)."""
+    from threadpoolctl import threadpool_info
+
+    import scipy.linalg  # noqa: F401  # loads scipy's own OpenBLAS, which the anatomy's solves use
+
+    blas = sorted({f"{pool['internal_api']} {pool.get('architecture') or 'unknown'}"
+                   for pool in threadpool_info() if pool.get("user_api") == "blas"})
+    try:  # NumPy's own record of its dispatch targets and which this processor enables
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    except ImportError:
+        return {"blas": blas, "numpy_simd": ["unknown"]}
+    return {"blas": blas, "numpy_simd": [target for target in __cpu_dispatch__ if __cpu_features__.get(target)]}
