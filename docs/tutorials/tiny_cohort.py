@@ -11,8 +11,9 @@
 #
 # Two patients (one training, one test) through every stage: anatomy, mesh, fibres, Purkinje
 # trees, activation, lead fields, ECGs, realism, the dataset, the encodings, the surrogates, the
-# inverse and ECG → activation benchmarks, and the report. On 2 cores it took 15 min 40 s at the
-# default, mesh-converged 1.2 mm heart (2026-11-26; the outputs on this page are that run's).
+# inverse and ECG → activation benchmarks, and the report. On 2 cores its workflow took 2 min
+# 50 s at the default, mesh-converged 1.2 mm heart (2026-12-03; the outputs on this page are that
+# run's).
 #
 # Write a config file holding only what differs from the default — the test suite runs this
 # tutorial after the same two patients at 4 mm (`tests/test_workflow_anatomy.py`, which also
