@@ -37,6 +37,13 @@
 # The test suite runs this tutorial after its two-patient run, whose surrogates train for two
 # epochs: the numbers below are then far from the recorded runs'
 # ([Benchmarks](../results/benchmarks.md)); the code is the same.
+#
+# The outputs on this page come from the tiny cohort of [the first tutorial](tiny_cohort.ipynb),
+# which has one training patient. A surrogate that has seen one geometry cannot generalise to
+# another. The PCA code, for example, is standardised over the training patients, so the only
+# training patient's code is all zeros. The network never sees the code vary, and its error on
+# the test patient measures nothing. The default cohort's surrogates train on six patients:
+# their Table 1 is on [Benchmarks](../results/benchmarks.md).
 
 # %%
 import numpy as np
