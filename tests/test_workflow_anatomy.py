@@ -663,6 +663,8 @@ def check_surrogate_stage(root):
     for encoding in ("pca", "deepsdf"):
         model = load_surrogate(surrogate / encoding / "pseudo_residual/model.pt")
         assert model.metadata["training_patients"] == ["train-0000"] and model.encoding == encoding
+        log = (root / f"results/logs/surrogate/train_surrogate-{encoding}-pseudo_residual.log").read_text()
+        assert "fitted on one geometry, whose code does not vary" in log  # one training patient: said so
         summary = json.loads((surrogate / encoding / "pseudo_residual/evaluation/test-0000.json").read_text())
         for kind in ("surrogate", "pseudo"):
             assert 0 < summary[kind]["angular_error_heart_deg"] < 90

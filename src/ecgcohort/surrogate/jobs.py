@@ -337,6 +337,10 @@ def train_surrogate_job(patients: Mapping[str, LeadFieldFiles], codes_csv: str |
         codes.code(patient)  # a KeyError naming the patient before any work
     log.info("surrogate (%s, %s): training on %d patients (%s), %d held out for validation (%s)", encoding, target,
              len(fit_ids), ", ".join(fit_ids), len(validation_ids), ", ".join(validation_ids) or "none")
+    if len(fit_ids) < 2:
+        log.warning("surrogate (%s, %s): fitted on one geometry, whose code does not vary: it cannot learn how the "
+                    "lead field follows the geometry, and its errors on the test patients measure nothing of that "
+                    "(cohort.train.count is %d)", encoding, target, len(train_ids))
     from ecgcohort.ecg.forward import read_lead_field_chunks
 
     # the normalisation box from the sample points alone: the lead fields and fibres (about
