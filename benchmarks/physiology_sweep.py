@@ -12,7 +12,8 @@ config/config.yaml) with each ``--set KEY=VALUE`` (a YAML value) merged in and v
 schema. Per patient it runs what the workflow's jobs run, with the library's own functions: the
 Purkinje trees and junctions (:func:`ecgcohort.conduction.purkinje_jobs.grow_purkinje`), the activation maps
 (:func:`ecgcohort.conduction.jobs.activation_map`), the FEM ECG (the lead matrix of the patient's
-lead-field chunks, :func:`ecgcohort.ecg.electrode_potentials`, :func:`ecgcohort.ecg.standard_leads`)
+lead-field chunks with V_m where the ECG job carries it, :func:`ecgcohort.ecg.forward.source_potentials`,
+:func:`ecgcohort.ecg.standard_leads`)
 and the delineation, features and criteria of the realism stage
 (:func:`ecgcohort.realism.jobs.beat_row`, :func:`ecgcohort.realism.summary.evaluate_cohort`). Only
 the scenarios ``sinus``, ``lbbb`` and ``crt`` of the config are computed (``--scenarios``).
@@ -272,9 +273,11 @@ def patient_rows(patient_dir: Path, config: dict[str, Any], scenarios: list[str]
     from ecgcohort.conduction.jobs import PatientConduction, activation_map, conduction_velocities
     from ecgcohort.conduction.maps import load_activation
     from ecgcohort.conduction.scenarios import scenarios_from_config
-    from ecgcohort.ecg import electrode_potentials, read_lead_field_chunks, standard_leads, time_grid_ms
+    from ecgcohort.ecg import read_lead_field_chunks, standard_leads, time_grid_ms
+    from ecgcohort.ecg.forward import source_potentials
+    from ecgcohort.ecg.source_grid import many_electrode_potentials
     from ecgcohort.fibers import load_fibres
-    from ecgcohort.leadfield.tensors import Conductivities
+    from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
     from ecgcohort.realism.delineation import DelineationSettings
     from ecgcohort.realism.features import FeatureSettings
     from ecgcohort.realism.jobs import beat_row
@@ -311,13 +314,21 @@ def patient_rows(patient_dir: Path, config: dict[str, Any], scenarios: list[str]
     delineation = DelineationSettings.from_config(realism["delineation"])
     features = FeatureSettings.from_config(realism["features"])
     entries = {name: scenario for name, scenario in scenarios_from_config(ep["scenarios"]).items() if name in scenarios}
-    rows, extra = [], {}
+    rows, extra, maps = [], {}, {}
     for name, scenario in entries.items():
         recorded = patient_dir / "activation" / f"{name}.npz"
-        activation = (candidate_repolarisation(load_activation(recorded), fibres, template, ep["action_potential"])
+        maps[name] = (candidate_repolarisation(load_activation(recorded), fibres, template, ep["action_potential"])
                       if run_maps else activation_map(patient, name, dataclasses.asdict(scenario), conduction, settings))
-        leads_mv = standard_leads(electrode_potentials(chunks["lead_matrix"], activation, times_ms, template),
-                                  names) * 1e3
+        if check and recorded.exists() and not run_maps:
+            extra[f"{name}_map_max_diff_ms"] = float(np.abs(load_activation(recorded).activation_ms
+                                                            - maps[name].activation_ms).max())
+    # V_m where the workflow's ECG job carries it (ecg.vm_nodes), one lead matrix for all maps
+    matrix, sources = source_potentials(chunks["lead_matrix"], maps, fibres,
+                                        intracellular_tensors(fibres.cell_structure, sigma), config["ecg"]["vm_nodes"])
+    potentials = many_electrode_potentials(matrix, list(sources.values()), times_ms, template)
+    for (name, scenario), unipolar in zip(entries.items(), potentials):
+        activation = maps[name]
+        leads_mv = standard_leads(unipolar, names) * 1e3
         row = beat_row(patient, name, scenario.kind, realism["judged_as"][scenario.kind], leads_mv, times_ms,
                        float(ep["action_potential"]["cycle_length_ms"]), delineation, features)
         rows.append(row)
@@ -326,9 +337,6 @@ def patient_rows(patient_dir: Path, config: dict[str, Any], scenarios: list[str]
             extra["lv_endocardium_ms"] = lv_endocardium_ms(fibres, activation.activation_ms)
         if scenario.kind == "lbbb":
             extra["lbbb_lv_ms"] = lbbb_lv_times_ms(fibres, activation.activation_ms)
-        if check and recorded.exists() and not run_maps:
-            extra[f"{name}_map_max_diff_ms"] = float(np.abs(load_activation(recorded).activation_ms
-                                                            - activation.activation_ms).max())
     return rows, extra
 
 
@@ -340,7 +348,8 @@ def candidate_repolarisation(recorded, fibres, template, action_potential: dict[
     from ecgcohort.conduction.jobs import repolarisation_fields
 
     apd_scale, upstroke_ms = repolarisation_fields(fibres, recorded.activation_ms, template, action_potential)
-    return dataclasses.replace(recorded, apd_scale=apd_scale, upstroke_ms=upstroke_ms)
+    return dataclasses.replace(recorded, apd_scale=apd_scale, upstroke_ms=upstroke_ms,
+                               upstroke_spread=float(action_potential.get("upstroke_spread", 0.0)))
 
 
 def _number(row: dict[str, Any] | None, key: str) -> float:

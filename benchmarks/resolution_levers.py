@@ -81,7 +81,7 @@ def main() -> None:
                    fibres=config["fibers"], velocities=section["velocity_m_per_s"],
                    action_potential=section["action_potential"], conductivities=config["leadfield"]["conductivity_s_per_m"],
                    scenario=dataclasses.asdict(scenario), duration_ms=config["ecg"]["duration_ms"],
-                   dt_ms=config["ecg"]["dt_ms"], seed=int(config["cohort"]["seed"]),
+                   dt_ms=config["ecg"]["dt_ms"], vm_nodes=config["ecg"]["vm_nodes"], seed=int(config["cohort"]["seed"]),
                    low_rank_tolerance=config["leadfield"]["low_rank_tolerance"], template_cache=cache,
                    source_radius_edges=section["source_radius_edges"])
 

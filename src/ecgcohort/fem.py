@@ -266,6 +266,29 @@ def _assemble_mass(tetrahedra: np.ndarray, volumes: np.ndarray, indptr: np.ndarr
 _EDGES = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
 
 
+def _unique_edges(tets: np.ndarray, n_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the mesh's edges (n_edges, 2), lower node first, in the order their midpoints take in
+    :func:`refine_tetrahedra`; for each of the (6 m,) cell edges in ``_EDGES``-major order, its
+    row)."""
+    edges = np.sort(np.concatenate([tets[:, list(edge)] for edge in _EDGES]), axis=1)
+    # one int64 key per edge: sorts like the rows, 10x faster than np.unique(axis=0)
+    n = np.int64(n_points)
+    keys, inverse = np.unique(edges[:, 0] * n + edges[:, 1], return_inverse=True)
+    return np.column_stack([keys // n, keys % n]), inverse
+
+
+def refinement_prolongation(tetrahedra: np.ndarray, n_points: int) -> scipy.sparse.csr_matrix:
+    """(n + n_edges, n) sparse: a P1 field's values on the nodes of its mesh's
+    :func:`refine_tetrahedra` (the given nodes, then the edge midpoints in its order) from its
+    values on the mesh's ``n_points`` nodes — the same piecewise-linear function on the finer
+    mesh."""
+    edges, _ = _unique_edges(np.asarray(tetrahedra, dtype=np.int64), int(n_points))
+    n, m = int(n_points), edges.shape[0]
+    rows = np.concatenate([np.arange(n), np.repeat(np.arange(n, n + m), 2)])
+    return scipy.sparse.csr_matrix((np.concatenate([np.ones(n), np.full(2 * m, 0.5)]),
+                                    (rows, np.concatenate([np.arange(n), edges.ravel()]))), shape=(n + m, n))
+
+
 def refine_tetrahedra(points: np.ndarray, tetrahedra: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Uniform (red) refinement: every tetrahedron into eight by its edge midpoints, the inner
     octahedron split along its shortest diagonal (Bey 1995: bounded shape degradation under
@@ -274,11 +297,7 @@ def refine_tetrahedra(points: np.ndarray, tetrahedra: np.ndarray) -> tuple[np.nd
     The refined mesh is conforming when the given one is, and fills the same volume."""
     points = np.asarray(points, dtype=np.float64)
     tets = np.asarray(tetrahedra, dtype=np.int64)
-    edges = np.sort(np.concatenate([tets[:, list(edge)] for edge in _EDGES]), axis=1)
-    # one int64 key per edge: sorts like the rows, 10x faster than np.unique(axis=0)
-    n = np.int64(points.shape[0])
-    keys, inverse = np.unique(edges[:, 0] * n + edges[:, 1], return_inverse=True)
-    unique = np.column_stack([keys // n, keys % n])
+    unique, inverse = _unique_edges(tets, points.shape[0])
     mid = points.shape[0] + inverse.reshape(len(_EDGES), -1).T  # (m, 6) in _EDGES order
     refined_points = np.vstack([points, 0.5 * (points[unique[:, 0]] + points[unique[:, 1]])])
     children = _red_children(tets, np.ascontiguousarray(mid), refined_points)

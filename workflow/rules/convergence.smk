@@ -78,6 +78,7 @@ rule convergence_level:
             "scenario": dataclasses.asdict(ACTIVATION_MAPS[CONVERGENCE["scenario"]]),
             "duration_ms": config["ecg"]["duration_ms"],
             "dt_ms": config["ecg"]["dt_ms"],
+            "vm_nodes": config["ecg"]["vm_nodes"],
             "seed": config["cohort"]["seed"],
             "low_rank_tolerance": config["leadfield"]["low_rank_tolerance"],
             "template_cache": "results/cache/action_potential",

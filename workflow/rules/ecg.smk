@@ -14,6 +14,7 @@ rule compute_ecgs:
         duration_ms=config["ecg"]["duration_ms"],
         dt_ms=config["ecg"]["dt_ms"],
         cycle_length_ms=config["electrophysiology"]["action_potential"]["cycle_length_ms"],
+        vm_nodes=config["ecg"]["vm_nodes"],
         # the TP06 template depends on no config value: computed once, shared by every job
         template_cache_dir="results/cache/action_potential",
     log:

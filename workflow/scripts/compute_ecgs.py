@@ -9,4 +9,4 @@ with logging_to(snakemake.log[0]):
                  snakemake.params.conductivities, snakemake.params.duration_ms, snakemake.params.dt_ms,
                  snakemake.params.template_cache_dir,
                  {name: (snakemake.output.ecg[k], None) for k, name in enumerate(snakemake.params.scenarios)},
-                 cycle_length_ms=snakemake.params.cycle_length_ms)
+                 cycle_length_ms=snakemake.params.cycle_length_ms, vm_nodes=snakemake.params.vm_nodes)

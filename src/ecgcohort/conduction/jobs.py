@@ -126,7 +126,18 @@ def scenario_activation(scenario: Scenario, fibres: MyocardialFibres, heart: Sur
                         junctions: Mapping[str, np.ndarray] | None, rng: np.random.Generator | None,
                         velocities: Mapping[str, float], device: str = "cpu",
                         grid: EikonalGrid | None = None) -> tuple[np.ndarray, MeshStimuli]:
-    """(activation times per myocardial node (ms), the stimuli) of one scenario, solved on
+    """(activation times per myocardial node (ms), the stimuli) of one scenario:
+    :func:`scenario_grid_activation`'s times at the mesh's nodes."""
+    grid = eikonal_grid(fibres) if grid is None else grid
+    tau, stimuli = scenario_grid_activation(scenario, fibres, heart, junctions, rng, velocities, device, grid)
+    return grid.restrict(tau), stimuli
+
+
+def scenario_grid_activation(scenario: Scenario, fibres: MyocardialFibres, heart: Surface,
+                             junctions: Mapping[str, np.ndarray] | None, rng: np.random.Generator | None,
+                             velocities: Mapping[str, float], device: str = "cpu",
+                             grid: EikonalGrid | None = None) -> tuple[np.ndarray, MeshStimuli]:
+    """(activation times per grid node (ms), the stimuli) of one scenario, solved on
     ``grid`` (default: the myocardial mesh itself; :class:`EikonalGrid` of ``fibres`` refined
     ``electrophysiology.eikonal_refinements`` times). A map whose front engages Purkinje
     trees (:attr:`Scenario.retrograde_trees`: a paced map, or LBBB's blocked LV tree) has the
@@ -149,11 +160,11 @@ def scenario_activation(scenario: Scenario, fibres: MyocardialFibres, heart: Sur
         tau = grid.activation_times(v_fibre, v_cross, stimuli.nodes, stimuli.node_times_ms, device=device,
                                     v_normal=v_normal,
                                     trees=retrograde_coupling(scenario.retrograde_trees, grid, junctions, velocities))
-        return grid.restrict(tau), stimuli
+        return tau, stimuli
     tau = grid.activation_times(v_fibre, v_cross, stimuli.nodes, stimuli.node_times_ms, device=device,
                                 v_normal=v_normal)
     if not scenario.retrograde_trees:
-        return grid.restrict(tau), stimuli
+        return tau, stimuli
     nodes, node_times = [stimuli.nodes], [stimuli.node_times_ms]
     for tree in scenario.retrograde_trees:
         tree_junctions = junctions[f"{tree}_junction_tree_nodes"]
@@ -167,7 +178,7 @@ def scenario_activation(scenario: Scenario, fibres: MyocardialFibres, heart: Sur
                                               + junction_delay_ms(junctions), v_fibre, v_cross, v_normal)[fires])
     tau = grid.activation_times(v_fibre, v_cross, np.concatenate(nodes), np.concatenate(node_times), device=device,
                                 v_normal=v_normal)
-    return grid.restrict(tau), stimuli
+    return tau, stimuli
 
 
 def junction_delay_ms(junctions: Mapping[str, np.ndarray]) -> float:
@@ -313,13 +324,15 @@ class PatientConduction:
 @dataclass(frozen=True)
 class SolvedMap:
     """A scenario's eikonal solution before its repolarisation: the scenario, the activation
-    times per myocardial node (ms), its stimuli and when its solve started (perf_counter s)."""
+    times per myocardial node (ms), its stimuli, when its solve started (perf_counter s) and the
+    times of every node of the grid it was solved on (ms)."""
 
     name: str
     scenario: Scenario
     activation_ms: np.ndarray
     stimuli: MeshStimuli
     started: float
+    grid_activation_ms: np.ndarray
 
 
 def solve_map(patient: str, map_name: str, entry: Mapping[str, Any], conduction: PatientConduction,
@@ -330,11 +343,11 @@ def solve_map(patient: str, map_name: str, entry: Mapping[str, Any], conduction:
     spec = Scenario.from_config(entry)
     rng = patient_rng(settings.seed, patient, f"pacing:{map_name}") if spec.kind == "random_pacing" else None
     try:
-        tau, stimuli = scenario_activation(spec, conduction.fibres, conduction.heart, conduction.junctions, rng,
-                                           settings.velocities, settings.device, conduction.grid)
+        tau, stimuli = scenario_grid_activation(spec, conduction.fibres, conduction.heart, conduction.junctions,
+                                                rng, settings.velocities, settings.device, conduction.grid)
     except ScenarioError as error:
         raise ScenarioError(f"patient {patient}, scenario {map_name}: {error}") from error
-    return SolvedMap(map_name, spec, tau, stimuli, started)
+    return SolvedMap(map_name, spec, conduction.grid.restrict(tau), stimuli, started, tau)
 
 
 def repolarisation_fields(fibres, activation_ms: np.ndarray, template, action_potential: Mapping[str, Any]
@@ -354,9 +367,15 @@ def finish_map(patient: str, solved: SolvedMap, conduction: PatientConduction, s
     tau = solved.activation_ms
     apd_scale, upstroke_ms = repolarisation_fields(conduction.fibres, tau, conduction.template,
                                                    settings.action_potential)
+    grid = conduction.grid
+    # a uniformly refined grid, whose nodes the ECG job rebuilds (ecgcohort.ecg.source_grid)
+    uniform = grid.refinements > 0 and grid.refine_above_ms is None
+    refined = solved.grid_activation_ms[grid.mesh_nodes:] if uniform else None
     activation = ActivationMap(
         scenario=solved.name, kind=solved.scenario.kind, activation_ms=tau, apd_scale=apd_scale,
-        sites_mm=solved.stimuli.positions_mm, site_times_ms=solved.stimuli.times_ms, upstroke_ms=upstroke_ms)
+        sites_mm=solved.stimuli.positions_mm, site_times_ms=solved.stimuli.times_ms, upstroke_ms=upstroke_ms,
+        refined_activation_ms=refined, refinements=grid.refinements if refined is not None else 0,
+        upstroke_spread=float(settings.action_potential.get("upstroke_spread", 0.0)))
     log.info("patient %s, %s: %d stimuli, activation %.1f-%.1f ms (total %.1f ms) on %d nodes (solved on %d, "
              "%d refinements) in %.1f s", patient, solved.name, len(solved.stimuli.times_ms), tau.min(), tau.max(),
              activation.total_activation_ms, conduction.fibres.n_nodes, len(conduction.grid.points_mm),

@@ -6,7 +6,10 @@ so what converges here is what the cohort is made of.
 Both ∇Z forms are kept: the P1 gradient (piecewise constant) and the recovered one
 (:meth:`ecgcohort.leadfield.LeadFieldSolver.recovered_gradients`), each with the lead matrix
 it gives (P1: L = −B Z, the Galerkin form; recovered: L[j, a] = −∫ G_i ∇φ_a · R∇Z_j), so
-their errors can be compared at the same cost.
+their errors can be compared at the same cost. The ECG carries V_m where the workflow's does
+(``ecg.vm_nodes``: the eikonal grid's nodes, :mod:`ecgcohort.ecg.source_grid`); the level keeps
+the grid's other times (``refined_activation_ms``) and its refinements (``vm_refinements``) so
+that the summary can move V_m between levels on those nodes.
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ class Physics:
     source_radius_edges: float = 0.0
     #: the fast subendocardial layer's section (:class:`ecgcohort.conduction.tensors.SubendocardialLayer`; None: none)
     subendocardial_layer: Mapping[str, Any] | None = None
+    #: where the ECG carries V_m (``ecg.vm_nodes``: :func:`ecgcohort.ecg.forward.source_potentials`)
+    vm_nodes: str = "eikonal_grid"
 
 
 def evaluation_points(heart, torso, rng: np.random.Generator, myocardium_count: int, torso_count: int,
@@ -153,11 +158,12 @@ def simulate_level(patient: str, heart_mm: float, torso_mm: float, files: Patien
     from ecgcohort.anatomy.outputs import read_surface
     from ecgcohort.cohort.sampling import patient_rng
     from ecgcohort.conduction.action_potential import action_potential_template, upstroke_spread_ms
-    from ecgcohort.conduction.jobs import eikonal_grid, layer_velocity_scale, load_junctions, scenario_activation
+    from ecgcohort.conduction.jobs import eikonal_grid, layer_velocity_scale, load_junctions, scenario_grid_activation
     from ecgcohort.conduction.maps import ActivationMap
     from ecgcohort.conduction.repolarisation import Repolarisation, repolarisation_scale
     from ecgcohort.conduction.scenarios import Scenario
-    from ecgcohort.ecg.forward import electrode_potentials, read_electrode_table, time_grid_ms
+    from ecgcohort.ecg.forward import read_electrode_table, source_potentials, time_grid_ms
+    from ecgcohort.ecg.source_grid import many_electrode_potentials
     from ecgcohort.ecg.leads import LEAD_ELECTRODES, standard_leads
     from ecgcohort.fibers.rule_based import FibreAngles, myocardial_fibres
     from ecgcohort.leadfield.jobs import electrode_tolerance_mm
@@ -186,8 +192,11 @@ def simulate_level(patient: str, heart_mm: float, torso_mm: float, files: Patien
     rng = patient_rng(physics.seed, patient, f"pacing:{spec.name}") if spec.kind == "random_pacing" else None
     grid = eikonal_grid(fibres, physics.eikonal_refinements, physics.source_radius_edges,
                         layer_velocity_scale(fibres, physics.subendocardial_layer, physics.velocities))
-    tau, stimuli = scenario_activation(spec, fibres, read_surface(files.heart), load_junctions(files.junctions), rng,
-                                       physics.velocities, grid=grid)
+    tau_grid, stimuli = scenario_grid_activation(spec, fibres, read_surface(files.heart),
+                                                 load_junctions(files.junctions), rng, physics.velocities, grid=grid)
+    tau = grid.restrict(tau_grid)
+    refined = tau_grid[grid.mesh_nodes:] if grid.refinements > 0 and physics.vm_nodes == "eikonal_grid" else None
+    vm_refinements = grid.refinements if refined is not None else 0
     eikonal = {"eikonal_refinements": grid.refinements, "source_radius_edges": grid.source_radius_edges,
                "eikonal_nodes": int(len(grid.points_mm)),
                "eikonal_tetrahedra": int(len(grid.tetrahedra))}
@@ -233,9 +242,11 @@ def simulate_level(patient: str, heart_mm: float, torso_mm: float, files: Patien
     times_ms = time_grid_ms(physics.duration_ms, physics.dt_ms)
     spread = float(physics.action_potential.get("upstroke_spread", 0.0))
     activation = ActivationMap(spec.name, spec.kind, tau, scale, stimuli.positions_mm, stimuli.times_ms,
-                               spread * upstroke_spread_ms(fibres.tetrahedra, tau))
-    potentials = electrode_potentials(np.vstack([matrices[form] for form in GRADIENT_FORMS]), activation, times_ms,
-                                      template)
+                               spread * upstroke_spread_ms(fibres.tetrahedra, tau), refined_activation_ms=refined,
+                               refinements=vm_refinements, upstroke_spread=spread)
+    matrix, sources = source_potentials(np.vstack([matrices[form] for form in GRADIENT_FORMS]),
+                                        {spec.name: activation}, fibres, intracellular, physics.vm_nodes)
+    potentials = many_electrode_potentials(matrix, list(sources.values()), times_ms, template)[0]
     leads = {form: standard_leads(potentials[k * 9:(k + 1) * 9], LEAD_ELECTRODES)
              for k, form in enumerate(GRADIENT_FORMS)}
     timings["ecg_s"] = time.perf_counter() - start
@@ -247,13 +258,17 @@ def simulate_level(patient: str, heart_mm: float, torso_mm: float, files: Patien
              **eikonal,
              "myocardial_volume_ml": report.volume_per_region_mm3["myocardium"] / 1e3,
              "torso_volume_ml": report.volume_per_region_mm3["torso"] / 1e3, "surfaces": surfaces,
-             "junction_times_ms": [float(t) for t in np.sort(stimuli.times_ms)[:3]]}
+             "junction_times_ms": [float(t) for t in np.sort(stimuli.times_ms)[:3]],
+             "conductivities": dict(physics.conductivities)}
     log.info("patient %s at %g/%g mm: %d nodes (%d myocardial), activation %.1f ms, %s", patient, heart_mm, torso_mm,
              report.nodes, fibres.n_nodes, float(np.ptp(tau)), json.dumps({k: round(v, 2) for k, v in timings.items()}))
     return {"myocardial_points_mm": fibres.points_mm, "myocardial_tetrahedra": fibres.tetrahedra,
             "structure_cell": fibres.cell_structure,
             "normal_structure_cell": fibres.normal_structure,
             "lead_field_ohm": z[:, fibres.parent_nodes], "activation_ms": tau, "apd_scale": scale,
+            # V_m's grid: its refinements of the myocardium (0: the mesh's nodes) and its other nodes' times
+            "vm_refinements": np.array(activation.refinements),
+            "refined_activation_ms": np.zeros(0) if refined is None else refined,
             "upstroke_spread": np.array(spread),
             "stimulus_positions_mm": stimuli.positions_mm,
             "stimulus_times_ms": stimuli.times_ms, "points_region": region,

@@ -9,9 +9,9 @@ leads; the QRS window runs from the reference's first activation to 10 ms after 
 * ``ecg_error`` / ``ecg_error_qrs``: the level's own ECG (its mesh, fibres, activation, lead
   matrix) against the reference's — the whole pipeline;
 * ``lead_field_share`` / ``lead_field_share_qrs``: the reference's activation and APD scales
-  interpolated onto the level's nodes, through the level's lead matrix — what the lead field
-  (and the level's nodes carrying V_m) alone gets wrong;
-* ``activation_share``: the level's activation interpolated onto the reference's nodes,
+  interpolated onto the nodes the level carries V_m on (its eikonal grid's, ``ecg.vm_nodes``),
+  through the level's lead matrix — what the lead field (and those nodes) alone gets wrong;
+* ``activation_share``: the level's activation interpolated onto the reference's V_m nodes,
   through the reference's lead matrix;
 * ``grad_angle_deg_{myocardium,torso}``, ``grad_magnitude_{...}``: mean angle between the
   level's ∇Z and the reference's recovered ∇Z, and mean relative magnitude error, over the 9
@@ -81,16 +81,54 @@ def gradient_errors(reference: np.ndarray, other: np.ndarray) -> tuple[float, fl
     return float(angle.mean()), float(magnitude.mean())
 
 
-def _ecg(lead_matrix: np.ndarray, activation_ms: np.ndarray, apd_scale: np.ndarray, times_ms: np.ndarray,
-         template, tetrahedra: np.ndarray, spread: float) -> np.ndarray:
+@dataclass(frozen=True)
+class _Source:
+    """A level's V_m nodes (its eikonal grid's, or its myocardium's) and both gradient forms'
+    lead matrices on them (rows: the forms' electrodes stacked in GRADIENT_FORMS order)."""
+
+    points_mm: np.ndarray
+    tetrahedra: np.ndarray
+    activation_ms: np.ndarray
+    apd_scale: np.ndarray
+    matrix: object
+
+    def interpolated(self, onto: "_Source") -> np.ndarray:
+        """(τ, APD scale) of this source at ``onto``'s nodes (N, 2)."""
+        return interpolate_nodal(self.points_mm, self.tetrahedra, np.column_stack([self.activation_ms, self.apd_scale]),
+                                 onto.points_mm)
+
+
+def _source(level: Level) -> _Source:
+    """The nodes a level's ECG carried V_m on (:func:`ecgcohort.ecg.forward.source_potentials`)."""
+    from ecgcohort.ecg.source_grid import GridLeadMatrix, SourceGrid
+    from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
+
+    arr = level.arrays
+    rows = np.vstack([arr[f"lead_matrix_{form}"] for form in GRADIENT_FORMS])
+    refinements = int(arr["vm_refinements"]) if "vm_refinements" in arr else 0
+    if refinements == 0:
+        return _Source(arr["myocardial_points_mm"], arr["myocardial_tetrahedra"], arr["activation_ms"],
+                       arr["apd_scale"], rows)
+    grid = SourceGrid.refined(arr["myocardial_points_mm"], arr["myocardial_tetrahedra"], refinements)
+    intracellular = intracellular_tensors(arr["structure_cell"], Conductivities.from_config(level.sizes["conductivities"]))
+    return _Source(grid.points_mm, grid.tetrahedra, np.concatenate([arr["activation_ms"], arr["refined_activation_ms"]]),
+                   grid.prolongation @ arr["apd_scale"], GridLeadMatrix(rows, grid, intracellular))
+
+
+def _ecg(source: _Source, activation_ms: np.ndarray, apd_scale: np.ndarray, times_ms: np.ndarray, template,
+         spread: float) -> dict[str, np.ndarray]:
+    """The 12 leads (V) per gradient form of a V_m on ``source``'s nodes."""
     from ecgcohort.conduction.action_potential import upstroke_spread_ms
     from ecgcohort.conduction.maps import ActivationMap
-    from ecgcohort.ecg.forward import electrode_potentials
     from ecgcohort.ecg.leads import LEAD_ELECTRODES, standard_leads
+    from ecgcohort.ecg.source_grid import many_electrode_potentials
 
     activation = ActivationMap("interpolated", "sinus", activation_ms, apd_scale, np.zeros((0, 3)), np.zeros(0),
-                               spread * upstroke_spread_ms(tetrahedra, activation_ms))
-    return standard_leads(electrode_potentials(lead_matrix, activation, times_ms, template), LEAD_ELECTRODES)
+                               spread * upstroke_spread_ms(source.tetrahedra, activation_ms))
+    potentials = many_electrode_potentials(source.matrix, [activation], times_ms, template)[0]
+    count = len(LEAD_ELECTRODES)
+    return {form: standard_leads(potentials[k * count:(k + 1) * count], LEAD_ELECTRODES)
+            for k, form in enumerate(GRADIENT_FORMS)}
 
 
 def compare_levels(levels: Sequence[Level], template) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -104,24 +142,23 @@ def compare_levels(levels: Sequence[Level], template) -> tuple[pd.DataFrame, pd.
     region = ref["points_region"]
     spread = float(ref["upstroke_spread"]) if "upstroke_spread" in ref else 0.0
     rows, lead_rows = [], []
+    reference_source = _source(reference)
     for level in levels:
         arr = level.arrays
-        onto_level = interpolate_nodal(ref["myocardial_points_mm"], ref["myocardial_tetrahedra"],
-                                       np.column_stack([tau_ref, ref["apd_scale"]]), arr["myocardial_points_mm"])
-        onto_reference = interpolate_nodal(arr["myocardial_points_mm"], arr["myocardial_tetrahedra"],
-                                           np.column_stack([arr["activation_ms"], arr["apd_scale"]]),
-                                           ref["myocardial_points_mm"])
+        source = _source(level) if level is not reference else reference_source
+        # the reference against itself: its own values, not an interpolation onto its own nodes
+        own_values = np.column_stack([reference_source.activation_ms, reference_source.apd_scale])
+        onto_level = reference_source.interpolated(source) if level is not reference else own_values
+        onto_reference = source.interpolated(reference_source) if level is not reference else own_values
+        lead_field_only = _ecg(source, onto_level[:, 0], onto_level[:, 1], times, template, spread)
+        activation_only = _ecg(reference_source, onto_reference[:, 0], onto_reference[:, 1], times, template, spread)
         for form in GRADIENT_FORMS:
             own, truth = arr[f"leads_{form}_v"], ref[f"leads_{form}_v"]
-            lead_field_only = _ecg(arr[f"lead_matrix_{form}"], onto_level[:, 0], onto_level[:, 1], times, template,
-                                   arr["myocardial_tetrahedra"], spread)
-            activation_only = _ecg(ref[f"lead_matrix_{form}"], onto_reference[:, 0], onto_reference[:, 1], times,
-                                   template, ref["myocardial_tetrahedra"], spread)
             per_lead = {"ecg_error": relative_errors(truth, own),
                         "ecg_error_qrs": relative_errors(truth[:, qrs], own[:, qrs]),
-                        "lead_field_share": relative_errors(truth, lead_field_only),
-                        "lead_field_share_qrs": relative_errors(truth[:, qrs], lead_field_only[:, qrs]),
-                        "activation_share": relative_errors(truth, activation_only)}
+                        "lead_field_share": relative_errors(truth, lead_field_only[form]),
+                        "lead_field_share_qrs": relative_errors(truth[:, qrs], lead_field_only[form][:, qrs]),
+                        "activation_share": relative_errors(truth, activation_only[form])}
             row = {"patient": level.patient, "heart_mm": level.heart_mm,
                    # the size the patient's heart was meshed at (meshing.heart_element_size_follows_heart)
                    "patient_heart_mm": float(level.sizes.get("patient_heart_mm", level.heart_mm)),

@@ -111,6 +111,8 @@ def _read_ecg(path: Path, patient: str, electrodes: Sequence[str]) -> dict[str, 
     with np.load(path) as data:
         ecg = {name: data[name] for name in ("time_s", "electrode_names", "lead_names", "unipolar_v", "leads_v",
                                              "pseudo_unipolar_v", "pseudo_leads_v")}
+        # ECGs written before V_m was carried on the eikonal grid carried it at the mesh's nodes
+        ecg["mesh_vm_leads_v"] = data["mesh_vm_leads_v"] if "mesh_vm_leads_v" in data.files else ecg["leads_v"]
     if list(ecg["electrode_names"].astype(str)) != list(electrodes):
         raise ValueError(f"patient {patient}: the electrodes of {path} differ from the patient's electrodes.csv")
     return ecg
@@ -182,7 +184,11 @@ def _patient_row(patient: str, record: Mapping[str, Any], files: PatientFiles, s
                         "y in [0, 1] posterior to anterior, z in [0, 1] superior to inferior")),
         "unipolar_ecg": (ecg_dims, stack("unipolar_v"),
                          _attrs("V", "electrode potential from the FEM lead field (zero mean on the body surface)")),
-        "lead_ecg": (lead_dims, stack("leads_v"), _attrs("V", "standard 12-lead ECG from the FEM lead field")),
+        "lead_ecg": (lead_dims, stack("leads_v"), _attrs("V", "standard 12-lead ECG from the FEM lead field, V_m "
+                                                              "carried on the eikonal grid (ecg.vm_nodes)")),
+        "lead_ecg_mesh_vm": (lead_dims, stack("mesh_vm_leads_v"),
+                             _attrs("V", "standard 12-lead ECG from the FEM lead field with V_m at the mesh's nodes: "
+                                         "lead_matrix @ V_m(activation_time) exactly")),
         "pseudo_unipolar_ecg": (ecg_dims, stack("pseudo_unipolar_v"),
                                 _attrs("V", "electrode potential from the pseudo lead field 1/(4 pi sigma0 |e - x|)")),
         "pseudo_lead_ecg": (lead_dims, stack("pseudo_leads_v"),

@@ -19,6 +19,7 @@ from ecgcohort.conduction.maps import ActivationMap, load_activation
 from ecgcohort.ecg.inputs import read_electrode_table, read_lead_field_chunks
 from ecgcohort.ecg.leads import LEAD_NAMES, standard_leads
 from ecgcohort.ecg.pseudo import pseudo_lead_matrix
+from ecgcohort.ecg.source_grid import ColumnBlocks, GridLeadMatrix, SourceGrid, many_electrode_potentials
 from ecgcohort.fibers.rule_based import load_fibres
 from ecgcohort.io import atomic_path
 from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
@@ -129,16 +130,46 @@ def plot_ecg(time_s: np.ndarray, leads_v: np.ndarray, pseudo_leads_v: np.ndarray
         figure.close()
 
 
+#: where V_m is carried (``ecg.vm_nodes``)
+VM_NODES = ("eikonal_grid", "mesh")
+
+
+def source_potentials(lead_matrix: np.ndarray, maps: Mapping[str, ActivationMap], fibres, intracellular: np.ndarray,
+                      vm_nodes: str = "eikonal_grid") -> tuple[np.ndarray | ColumnBlocks, dict[str, ActivationMap]]:
+    """(the lead matrix, the maps) on the nodes V_m is carried on (``vm_nodes``): the eikonal
+    grid's when the maps hold its times (:mod:`ecgcohort.ecg.source_grid`: ``lead_matrix``
+    (R, N) on the myocardial ``fibres``' nodes with their ``intracellular`` tensors per cell,
+    S/m), else, or with ``vm_nodes`` "mesh", the mesh's. All maps of a patient were solved on
+    one grid."""
+    if vm_nodes not in VM_NODES:
+        raise ValueError(f"ecg.vm_nodes must be one of {VM_NODES}, got {vm_nodes!r}")
+    on_grid = {name for name, activation in maps.items() if activation.refined_activation_ms is not None}
+    if not on_grid or vm_nodes == "mesh":
+        return lead_matrix, dict(maps)
+    refinements = {maps[name].refinements for name in on_grid}
+    if on_grid != set(maps) or len(refinements) > 1:
+        raise ValueError(f"the activation maps were solved on different grids: {sorted(set(maps) - on_grid)} on the "
+                         f"mesh, refinements {sorted(refinements)} elsewhere; recompute them together")
+    grid = SourceGrid.refined(fibres.points_mm, fibres.tetrahedra, refinements.pop())
+    return (GridLeadMatrix(lead_matrix, grid, intracellular),
+            {name: grid.activation(activation) for name, activation in maps.items()})
+
+
 def compute_ecgs(patient: str, activation_paths: Mapping[str, str | Path], chunk_paths: Sequence[str | Path],
                  fibres_npz: str | Path, electrodes_csv: str | Path, conductivities: Mapping[str, float],
                  duration_ms: float, dt_ms: float, template_cache_dir: str | Path,
-                 outputs: Mapping[str, tuple[str | Path, str | Path | None]], cycle_length_ms: float = 1000.0) -> None:
+                 outputs: Mapping[str, tuple[str | Path, str | Path | None]], cycle_length_ms: float = 1000.0,
+                 vm_nodes: str = "eikonal_grid") -> None:
     """One patient's ECGs, one per activation map (``activation_paths``: scenario -> map), with
-    the FEM and the pseudo lead field; the lead matrices are read and built once.
+    the FEM and the pseudo lead field; the lead matrices are read and built once. V_m is carried
+    on the eikonal grid the maps were solved on or on the mesh's nodes (``vm_nodes``,
+    :func:`source_potentials`).
 
     Writes per scenario (``outputs``: scenario -> (npz, png)) the ``.npz`` (time_s,
     electrode_names, unipolar_v (E, T), leads_v (12, T), lead_names, pseudo_unipolar_v,
-    pseudo_leads_v, pseudo_relative_difference (12,), evaluation_s; SI units) and the 12-lead
+    pseudo_leads_v, pseudo_relative_difference (12,), mesh_vm_leads_v (12, T: the FEM leads of
+    V_m at the mesh's nodes, lead_matrix @ V_m of the stored map; leads_v when V_m is carried
+    there), evaluation_s: the job's evaluation time per map; SI units) and the 12-lead
     preview (png None: not drawn; the workflow draws them in ``draw_patient``).
     """
     chunks = read_lead_field_chunks(chunk_paths, ("electrode_positions_m", "lead_matrix"))
@@ -159,7 +190,7 @@ def compute_ecgs(patient: str, activation_paths: Mapping[str, str | Path], chunk
     both_matrices = np.vstack([lead, pseudo])
     template = action_potential_template(cycle_length_ms, cache_dir=template_cache_dir)
     times_ms = time_grid_ms(duration_ms, dt_ms)
-    preview = None
+    maps = {}
     for scenario, activation_npz in activation_paths.items():
         activation = load_activation(activation_npz)
         if activation.scenario != scenario:
@@ -168,16 +199,31 @@ def compute_ecgs(patient: str, activation_paths: Mapping[str, str | Path], chunk
         if activation.activation_ms.size != fibres.n_nodes:
             raise ValueError(f"patient {patient}: the activation map has {activation.activation_ms.size} nodes, the "
                              f"fibres {fibres.n_nodes}")
-        started = time.perf_counter()
-        both = electrode_potentials(both_matrices, activation, times_ms, template)  # one V_m for both matrices
-        evaluation_s = time.perf_counter() - started
+        maps[scenario] = activation
+    started = time.perf_counter()
+    matrix, sources = source_potentials(both_matrices, maps, fibres, intracellular_tensors(fibres.cell_structure, sigma),
+                                        vm_nodes)
+    setup_s = time.perf_counter() - started
+    started = time.perf_counter()
+    # one V_m per map for both matrices; the grid's lead matrix is formed once for all maps
+    potentials = dict(zip(maps, many_electrode_potentials(matrix, list(sources.values()), times_ms, template)))
+    evaluation_s = (time.perf_counter() - started) / max(len(maps), 1)
+    on_grid = matrix is not both_matrices
+    log.info("patient %s: V_m on %d nodes (%s; lead matrix on them in %.2f s), %d maps in %.2f s", patient,
+             matrix.shape[1], "the eikonal grid" if on_grid else "the mesh", setup_s, len(maps),
+             evaluation_s * len(maps))
+    preview = None
+    for scenario, both in potentials.items():
         unipolar, pseudo_unipolar = both[:len(names)], both[len(names):]
         leads = standard_leads(unipolar, names)
+        # the FEM leads of V_m at the mesh's nodes: what the stored lead matrix and map give exactly
+        mesh_leads = (standard_leads(electrode_potentials(lead, maps[scenario], times_ms, template), names)
+                      if on_grid else leads)
         pseudo_leads = standard_leads(pseudo_unipolar, names)
         difference = relative_difference(leads, pseudo_leads)
-        log.info("patient %s, %s: ECG of %d electrodes x %d steps (FEM + pseudo, %d nodes) in %.3f s; relative "
-                 "difference pseudo vs FEM per lead %s", patient, scenario, len(names), times_ms.size, lead.shape[1],
-                 evaluation_s, json.dumps({name: round(float(d), 4) for name, d in zip(LEAD_NAMES, difference)}))
+        log.info("patient %s, %s: ECG of %d electrodes x %d steps (FEM + pseudo); relative difference pseudo vs "
+                 "FEM per lead %s", patient, scenario, len(names), times_ms.size,
+                 json.dumps({name: round(float(d), 4) for name, d in zip(LEAD_NAMES, difference)}))
         out_npz, out_png = outputs[scenario]
         time_s = times_ms * 1e-3
         # uncompressed: float64 signals deflate by 3 % in 0.15 s a scenario (109 electrodes)
@@ -186,7 +232,7 @@ def compute_ecgs(patient: str, activation_paths: Mapping[str, str | Path], chunk
                      electrode_names=np.array(names), unipolar_v=unipolar, leads_v=leads,
                      lead_names=np.array(LEAD_NAMES), pseudo_unipolar_v=pseudo_unipolar,
                      pseudo_leads_v=pseudo_leads, pseudo_relative_difference=difference,
-                     evaluation_s=np.array(evaluation_s))
+                     mesh_vm_leads_v=mesh_leads, evaluation_s=np.array(evaluation_s))
         if out_png is not None:
             preview = preview or EcgFigure()
             preview.draw(time_s, leads, pseudo_leads, out_png, title=f"{patient}, {scenario}: 12-lead ECG")

@@ -504,7 +504,8 @@ def evaluate_surrogate_job(*, patient: str, store: str | Path, model_path: str |
     * ECGs of every activation scenario from the surrogate's ∇Z per myocardial cell through the
       FEM path's lead matrix and φ = L V_m: relative ℓ2 per lead against the FEM ECG, QRS
       amplitude and duration differences. The FEM ECG is recomputed from the stored lead matrix
-      and must equal the stored one (a check that template and settings match the dataset);
+      and must equal the stored one of V_m at the mesh's nodes (a check that template and
+      settings match the dataset);
     * the ECG transfer (:func:`~ecgcohort.surrogate.transfer.ecg_transfer`) of every scenario:
       per phase and lead, the ECG error beside the source-weighted error of the lead's field,
       its magnitude and direction parts and the difference gain; and the unweighted errors of
@@ -604,7 +605,8 @@ def evaluate_surrogate_job(*, patient: str, store: str | Path, model_path: str |
             unipolar = signals[("ecg", kind)] * 1e-3  # mV -> V: the lead matrix is dimensionless
             ecgs[kind]["unipolar"].append(unipolar)
             ecgs[kind]["leads"].append(standard_leads(unipolar, names))
-        stored = one.lead_ecg.sel(scenario=scenario).values
+        # the stored ECG of V_m at the mesh's nodes, as recomputed here (lead_ecg may carry it on a finer grid)
+        stored = (one.lead_ecg_mesh_vm if "lead_ecg_mesh_vm" in one else one.lead_ecg).sel(scenario=scenario).values
         mismatch = float(np.max(relative_l2(ecgs["fem"]["leads"][-1], stored)))
         if mismatch > 1e-6:
             raise ValueError(f"patient {patient}, {scenario}: the FEM ECG recomputed from the stored lead matrix "
