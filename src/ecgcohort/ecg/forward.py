@@ -19,16 +19,16 @@ from ecgcohort.conduction.maps import ActivationMap, load_activation
 from ecgcohort.ecg.inputs import read_electrode_table, read_lead_field_chunks
 from ecgcohort.ecg.leads import LEAD_NAMES, standard_leads
 from ecgcohort.ecg.pseudo import pseudo_lead_matrix
-from ecgcohort.ecg.source_grid import ColumnBlocks, GridLeadMatrix, SourceGrid, many_electrode_potentials
+from ecgcohort.ecg.source_grid import (VM_BLOCK_VALUES, ColumnBlocks, GridLeadMatrix, SourceGrid,
+                                      many_electrode_potentials)
 from ecgcohort.fibers.rule_based import load_fibres
 from ecgcohort.io import atomic_path
 from ecgcohort.leadfield.tensors import Conductivities, intracellular_tensors
 
 log = logging.getLogger(__name__)
 
-#: V_m values (nodes × time steps) sampled at once by :func:`electrode_potentials`: 2 MB, a block
-#: of nodes that the lead-matrix product reads back from the cache rather than from memory.
-_VM_BLOCK_VALUES = 262_144
+#: V_m values sampled at once by :func:`electrode_potentials` (tests set it smaller)
+_VM_BLOCK_VALUES = VM_BLOCK_VALUES
 
 
 def time_grid_ms(duration_ms: float, dt_ms: float) -> np.ndarray:
@@ -47,20 +47,13 @@ def electrode_potentials(lead_matrix: np.ndarray, activation: ActivationMap, tim
     into the matrix's columns of those nodes while it is in the cache: memory stays at
     block × T, and the (N, T) V_m is never written out and read back (half the time at 71k nodes
     × 601 steps). Summing block by block changes only the order of the sum (relative 1e-15).
+    (:func:`ecgcohort.ecg.source_grid.many_electrode_potentials` for one map.)
     """
     matrix = np.asarray(lead_matrix, dtype=np.float64)
     n_nodes = int(np.asarray(activation.activation_ms).size)
     if matrix.ndim != 2 or matrix.shape[1] != n_nodes:
         raise ValueError(f"lead matrix must be (n_electrodes, {n_nodes}) for this activation map, got {matrix.shape}")
-    times = np.asarray(times_ms, dtype=np.float64).reshape(-1)
-    sampler = activation.potential_sampler(template)
-    out = np.zeros((matrix.shape[0], times.size))
-    block = max(1, _VM_BLOCK_VALUES // max(times.size, 1))
-    buffer = np.empty(min(block, max(n_nodes, 1)) * times.size)
-    for a in range(0, n_nodes, block):
-        b = min(a + block, n_nodes)
-        out += matrix[:, a:b] @ sampler.sample(times, buffer, a, b)
-    return out * 1e-3  # mV -> V: the lead matrix is dimensionless
+    return many_electrode_potentials(matrix, [activation], times_ms, template, _VM_BLOCK_VALUES)[0]
 
 
 def relative_difference(reference: np.ndarray, other: np.ndarray) -> np.ndarray:

@@ -33,6 +33,11 @@ from ecgcohort.conduction.maps import ActivationMap
 from ecgcohort.fem import p1_gradients, refine_tetrahedra, refinement_prolongation, stiffness_matrix
 
 
+#: V_m values (nodes × time steps) sampled at once: 2 MB, a block of nodes that the lead-matrix
+#: product reads back from the cache rather than from memory
+VM_BLOCK_VALUES = 262_144
+
+
 class ColumnBlocks(Protocol):
     """A (rows, nodes) matrix read by blocks of columns (nodes)."""
 
@@ -161,7 +166,7 @@ def _semidefinite_solve(stiffness: scipy.sparse.csr_matrix, rhs: np.ndarray) -> 
 
 
 def many_electrode_potentials(lead_matrix: np.ndarray | ColumnBlocks, activations: Sequence[ActivationMap],
-                              times_ms: np.ndarray, template, block_values: int = 262_144,
+                              times_ms: np.ndarray, template, block_values: int = VM_BLOCK_VALUES,
                               columns_per_read: int = 16_384) -> list[np.ndarray]:
     """Electrode potentials (R, T) in V of each map in ``activations`` (all on the matrix's
     nodes) through ``lead_matrix`` (R, nodes; an array or :class:`ColumnBlocks`): columns are
