@@ -448,10 +448,12 @@ def test_the_jobs_write_every_beat_flagged_or_not_and_the_figures(tmp_path, real
                                                                    ("distributions", "png"), ("pose", "csv"),
                                                                    ("population", "csv"), ("population_markdown", "md"),
                                                                    ("population_figure", "png"),
-                                                                   ("prevalence", "csv"))}
+                                                                   ("prevalence", "csv"), ("heart_size", "csv"),
+                                                                   ("heart_size_figure", "png"))}
     anatomy = tmp_path / "anatomy.json"
     anatomy.write_text(json.dumps({"patient": "p1", "sex": "female", "age_years": 52.5,
-                                   "measures": {"long_axis": [0.5, 0.5, 0.5 * np.sqrt(2.0)]}}))
+                                   "measures": {"long_axis": [0.5, 0.5, 0.5 * np.sqrt(2.0)],
+                                                "myocardial_volume_ml": 140.0}}))
     realism_summary_job([tmp_path / "p1.json"], [anatomy],
                         {"healthy": realism_config["healthy"], "lbbb": realism_config["lbbb"]}, outputs)
     with open(outputs["pose"], newline="") as stream:
@@ -490,9 +492,16 @@ def test_the_jobs_write_every_beat_flagged_or_not_and_the_figures(tmp_path, real
             prevalence[("every criterion", "female")]["cohort_failing"]) == ("1", "0")
     assert ("every criterion", "male") not in prevalence
     assert "## Findings against their prevalence in adults" in outputs["population_markdown"].read_text()
+    # one sinus beat of a 140 mL heart, too few for a line; the flat LBBB beat is not counted
+    with open(outputs["heart_size"], newline="") as stream:
+        heart_size = {(r["kind"], r["sex"]): r for r in csv.DictReader(stream)}
+    assert (heart_size[("sinus", "female")]["beats"], heart_size[("sinus", "female")]["volume_median_ml"],
+            heart_size[("sinus", "female")]["slope_ms_per_10ml"]) == ("1", "140", "")
+    assert heart_size[("lbbb", "female")]["beats"] == "0"
+    assert "## The QRS duration against the heart's size" in outputs["markdown"].read_text()
     # the page rebuilt from the CSVs alone (how a recorded run's page is checked) is the page; a run
-    # recorded before the prevalence table renders without it
-    from ecgcohort.realism.report import PREVALENCE_CSV, REPORT_CSVS, realism_markdown_from_csvs
+    # recorded before the prevalence table (the heart-size table) renders without it
+    from ecgcohort.realism.report import HEART_SIZE_CSV, PREVALENCE_CSV, REPORT_CSVS, realism_markdown_from_csvs
 
     written = {"rates": "table", "rows": "features", "pose": "pose", "population": "population"}
     (tmp_path / "recorded").mkdir()
@@ -501,8 +510,11 @@ def test_the_jobs_write_every_beat_flagged_or_not_and_the_figures(tmp_path, real
     older = realism_markdown_from_csvs(tmp_path / "recorded")
     assert "## Findings against their prevalence" not in older and older in outputs["markdown"].read_text()
     (tmp_path / "recorded" / PREVALENCE_CSV).write_bytes(outputs["prevalence"].read_bytes())
+    without_heart_size = realism_markdown_from_csvs(tmp_path / "recorded")
+    assert "heart's size" not in without_heart_size and without_heart_size in outputs["markdown"].read_text()
+    (tmp_path / "recorded" / HEART_SIZE_CSV).write_bytes(outputs["heart_size"].read_bytes())
     assert realism_markdown_from_csvs(tmp_path / "recorded") == outputs["markdown"].read_text()
-    for name in ("distributions", "population_figure"):
+    for name in ("distributions", "population_figure", "heart_size_figure"):
         assert outputs[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     from PIL import Image
 
@@ -543,7 +555,8 @@ def test_the_stage_runs_in_snakemake_flags_bad_beats_and_reruns_only_what_change
         anatomy = workflow_copy.root / "results/patients" / patient / "anatomy/anatomy.json"
         anatomy.parent.mkdir(parents=True)
         anatomy.write_text(json.dumps({"patient": patient, "sex": "female" if patient.startswith("test") else "male",
-                                       "age_years": 47.0, "measures": {"long_axis": [0.58, 0.58, 0.57]}}))
+                                       "age_years": 47.0, "measures": {"long_axis": [0.58, 0.58, 0.57],
+                                                                          "myocardial_volume_ml": 150.0}}))
     only_realism = ("--allowed-rules", "delineate_ecgs", "realism_summary", "realism")
 
     def run(*args: str) -> str:
@@ -572,7 +585,7 @@ def test_the_stage_runs_in_snakemake_flags_bad_beats_and_reruns_only_what_change
     with open(results / "ecg/pose.csv", newline="") as stream:
         assert [r["patient"] for r in csv.DictReader(stream)] == ["train-0000", "test-0000"]
     for name in ("feature_distributions.png", "realism.csv", "sinus-12lead.png", "pose.csv", "population.csv",
-                 "population.png"):
+                 "population.png", "heart_size.csv", "heart_size.png"):
         assert f"filename={name}" in html, name
 
     assert "Nothing to be done" in run("realism")

@@ -113,6 +113,17 @@ def assert_realistic_morphology(ecg_results) -> None:
     passing = healthy.groupby(["patient", "scenario"]).passed.all()
     assert (every.cohort_beats, every.cohort_beats - every.cohort_failing) == (len(passing), passing.sum())
     assert 0.5 < every.expected_pass_independent <= every.expected_pass_at_most < 1.0
+    # the heart-size table's LBBB beats reaching Strauss's QRS are the per-beat criterion's passes,
+    # split at the median myocardial volume; the larger heart's LBBB is the longer
+    size = pd.read_csv(ecg_results / "heart_size.csv").set_index(["kind", "sex"])
+    pooled = size.loc[("lbbb", "all")]
+    duration = criteria[(criteria.scenario == "lbbb") & (criteria.criterion == "strauss_qrs_duration")]
+    assert (pooled.smaller_beats + pooled.larger_beats, pooled.smaller_reaching + pooled.larger_reaching) == \
+        (len(duration), duration.passed.sum())
+    volumes = {patient: json.loads((ecg_results.parent / "patients" / patient / "anatomy/anatomy.json").read_text())
+               ["measures"]["myocardial_volume_ml"] for patient in qrs.index}
+    larger = max(volumes, key=volumes.get)
+    assert qrs.loc[larger, "lbbb"] == qrs["lbbb"].max(), (volumes, qrs)
 
 
 #: The shape model's gates on the two-patient cohort, mm (surface error: mean |decoded SDF| on

@@ -52,9 +52,10 @@ RECORDED_TABLES: dict[str, tuple[str, ...]] = {
     "surrogate/error_budget.md": ("surrogate/error_budget.csv",),
     # the pass rates, pose and population comparison (ecgcohort.realism.report): rendered again
     # where a recording holds all four CSVs (recordings before 2026-11-28 hold realism.csv only);
-    # the findings against their prevalence where it holds prevalence.csv too (from 2026-12-01)
+    # the findings against their prevalence where it holds prevalence.csv too (from 2026-12-01),
+    # the QRS against the heart's size where it holds heart_size.csv (from 2026-12-03)
     "ecg/realism.md": ("ecg/realism.csv", "ecg/features.csv", "ecg/pose.csv", "ecg/population.csv",
-                       "ecg/prevalence.csv"),
+                       "ecg/prevalence.csv", "ecg/heart_size.csv"),
     "convergence/convergence.md": ("convergence/convergence.csv",),
     "encoding/deepsdf/chamfer.md": ("encoding/deepsdf/chamfer.csv",),
     # the inverse-ECG and the ECG -> activation benchmarks, for the results pages
@@ -75,7 +76,7 @@ RECORDED_TABLES: dict[str, tuple[str, ...]] = {
     "ecg2act_by_kind/by_kind.md": ("ecg2act_by_kind/by_kind.csv",),
 }
 #: CSVs of RECORDED_TABLES that runs of older code lack; recorded where the run has them.
-OPTIONAL_CSVS: frozenset[str] = frozenset({"ecg/prevalence.csv"})
+OPTIONAL_CSVS: frozenset[str] = frozenset({"ecg/prevalence.csv", "ecg/heart_size.csv"})
 
 BLOCK = re.compile(r"^(<!-- results (?P<label>\S+) (?P<path>\S+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S | re.M)
 

@@ -71,6 +71,11 @@ rule realism_summary:
         population_figure=report("results/ecg/population.png", caption=caption("realism_population"),
                                  category="ECG realism", subcategory="Against healthy populations",
                                  labels={"figure": "cohort against populations"}),
+        heart_size=report("results/ecg/heart_size.csv", caption=caption("realism_heart_size"), category="ECG realism",
+                          subcategory="Against healthy populations", labels={"table": "QRS against heart size"}),
+        heart_size_figure=report("results/ecg/heart_size.png", caption=caption("realism_heart_size"),
+                                 category="ECG realism", subcategory="Against healthy populations",
+                                 labels={"figure": "QRS against heart size"}),
     params:
         chain=REALISM_SUMMARY_CHAIN.params,
         criteria={"healthy": REALISM["healthy"], "lbbb": REALISM["lbbb"]},

@@ -270,3 +270,40 @@ def plot_population(rows: Sequence[Mapping[str, Any]], table: Sequence[Mapping[s
     with atomic_path(path) as temporary:
         figure.savefig(temporary, dpi=100, format="png")
     plt.close(figure)
+
+
+def plot_heart_size(rows: Sequence[Mapping[str, Any]], volumes_ml: Mapping[str, float],
+                    table: Sequence[Mapping[str, Any]], path: str | Path) -> None:
+    """Sinus and LBBB QRS duration against the myocardial volume, women and men as dots with
+    their least-squares lines (``table``: :func:`ecgcohort.realism.heart_size.qrs_against_heart_size`)
+    and, on the LBBB panel, Strauss's QRS duration of each sex as a dashed line (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ecgcohort.realism.heart_size import KINDS, beats_by_kind
+
+    figure, axes = plt.subplots(1, len(KINDS), figsize=(5.5 * len(KINDS), 4.2))
+    for axis, kind in zip(np.atleast_1d(axes), KINDS):
+        beats = beats_by_kind(rows, volumes_ml, kind)
+        for sex in SEXES:
+            mine = np.array([(volume, qrs) for beat_sex, volume, qrs in beats if beat_sex == sex]).reshape(-1, 2)
+            axis.plot(mine[:, 0], mine[:, 1], "o", ms=4, color=SEX_COLOURS[sex], label=f"{sex} (n={len(mine)})")
+            line = next((r for r in table if r["kind"] == kind and r["sex"] == sex), None)
+            if line is not None and line["slope_ms_per_10ml"] is not None:
+                x = np.array([line["volume_min_ml"], line["volume_max_ml"]])
+                axis.plot(x, line["intercept_ms"] + line["slope_ms_per_10ml"] / 10.0 * x, color=SEX_COLOURS[sex],
+                          lw=1.5, label=f"{sex}: {line['slope_ms_per_10ml']:.1f} ms per 10 mL, r = "
+                                        f"{line['correlation']:.2f}" if line["correlation"] is not None else None)
+            if line is not None and line["qrs_min_ms"] is not None:
+                axis.axhline(line["qrs_min_ms"], color=SEX_COLOURS[sex], ls="--", lw=1)
+        axis.set_xlabel("myocardial volume (mL)")
+        axis.set_ylabel("QRS duration (ms)")
+        axis.set_title(f"{kind}" + (" (dashed: Strauss's QRS duration by sex)" if kind == "lbbb" else ""), fontsize=9)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100, format="png")
+    plt.close(figure)

@@ -119,9 +119,12 @@ def realism_summary_job(patient_jsons: Sequence[str | Path], anatomy_jsons: Sequ
     patient's sex), the pass rates (``table``, ``markdown``), the feature distributions
     (``distributions``), the heart pose against its anatomical reference (``pose``, and in
     ``markdown``) and the healthy beats against published populations by sex (``population``
-    CSV, ``population_markdown``, ``population_figure``, and in ``markdown``); ``criteria``
-    holds the settings of each criteria set."""
-    from ecgcohort.realism.figures import plot_feature_distributions, plot_population
+    CSV, ``population_markdown``, ``population_figure``, and in ``markdown``) and the sinus and
+    LBBB QRS against the heart's myocardial volume (``heart_size`` CSV, ``heart_size_figure``, and
+    in ``markdown``); ``criteria`` holds the settings of each criteria set."""
+    from ecgcohort.realism.figures import plot_feature_distributions, plot_heart_size, plot_population
+    from ecgcohort.realism.heart_size import COLUMNS as HEART_SIZE_COLUMNS
+    from ecgcohort.realism.heart_size import load_clinical_correlations, qrs_against_heart_size, read_myocardial_volumes
     from ecgcohort.realism.pose import POSE_COLUMNS, pose_rows
     from ecgcohort.realism.report import realism_markdown
     from ecgcohort.realism.population import COLUMNS, compare_with_population, load_norms, population_markdown
@@ -136,18 +139,23 @@ def realism_summary_job(patient_jsons: Sequence[str | Path], anatomy_jsons: Sequ
     norms = load_norms()
     population = compare_with_population(rows, norms)
     prevalence = compare_with_prevalence(results, rows, load_prevalence(norms), norms)
+    volumes = read_myocardial_volumes(anatomy_jsons)
+    heart_size = qrs_against_heart_size(rows, volumes, criteria["lbbb"]["qrs_min_ms"],
+                                        load_clinical_correlations(norms), norms)
     write_csv(rows, outputs["features"], feature_columns(rows))
     write_csv(results, outputs["criteria"])
     write_csv(rates, outputs["table"])
     write_csv(pose, outputs["pose"], POSE_COLUMNS)
     write_csv(population, outputs["population"], COLUMNS)
     write_csv(prevalence, outputs["prevalence"], PREVALENCE_COLUMNS)
+    write_csv(heart_size, outputs["heart_size"], HEART_SIZE_COLUMNS)
     with atomic_path(outputs["population_markdown"]) as temporary:
         temporary.write_text(population_markdown(population, norms) + "\n" + prevalence_markdown(prevalence, norms))
     with atomic_path(outputs["markdown"]) as temporary:
-        temporary.write_text(realism_markdown(rates, rows, pose, population, norms, prevalence))
+        temporary.write_text(realism_markdown(rates, rows, pose, population, norms, prevalence, heart_size))
     plot_feature_distributions(rows, criteria["healthy"], criteria["lbbb"]["qrs_min_ms"], outputs["distributions"])
     plot_population(rows, population, norms, outputs["population_figure"])
+    plot_heart_size(rows, volumes, heart_size, outputs["heart_size_figure"])
     for rate in rates:
         log.info("%s / %s: %d of %d (%.0f %%)", rate["criteria_set"], rate["criterion"], rate["passed"],
                  rate["beats"], 100 * rate["pass_rate"])
@@ -160,3 +168,7 @@ def realism_summary_job(patient_jsons: Sequence[str | Path], anatomy_jsons: Sequ
             log.info("every healthy criterion, %s: %d of %d beats; healthy adults about %.0f %% (at most %.0f %%)",
                      row["sex"], row["cohort_beats"] - row["cohort_failing"], row["cohort_beats"],
                      100 * row["expected_pass_independent"], 100 * row["expected_pass_at_most"])
+    for row in heart_size:
+        if row["correlation"] is not None:
+            log.info("%s QRS against the myocardial volume, %s: %.1f ms per 10 mL, r = %.2f (%d beats)", row["kind"],
+                     row["sex"], row["slope_ms_per_10ml"], row["correlation"], row["beats"])

@@ -1,5 +1,5 @@
 """The realism stage's report, ``realism.md``: the pass rates, the heart pose, the population
-comparison and the findings against their prevalence in one page, and the same page rebuilt
+comparison, the findings against their prevalence and the QRS against the heart's size in one page, and the same page rebuilt
 from the stage's CSVs (so that a recorded run's page can be shown to be its tables rendered,
 :mod:`ecgcohort.readme_results`)."""
 
@@ -13,14 +13,19 @@ REPORT_CSVS: dict[str, str] = {"rates": "realism.csv", "rows": "features.csv", "
                                "population": "population.csv"}
 #: the CSV of the prevalence section, which runs recorded before it have not
 PREVALENCE_CSV = "prevalence.csv"
+#: the CSV of the QRS against the heart's size, which runs recorded before 2026-12-03 have not
+HEART_SIZE_CSV = "heart_size.csv"
 
 
 def realism_markdown(rates: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any]],
                      pose: Sequence[Mapping[str, Any]], population: Sequence[Mapping[str, Any]], norms,
-                     prevalence: Sequence[Mapping[str, Any]] | None = None) -> str:
+                     prevalence: Sequence[Mapping[str, Any]] | None = None,
+                     heart_size: Sequence[Mapping[str, Any]] | None = None) -> str:
     """``realism.md``: the pass rates per criteria set (with the beats not delineated), the heart
     pose against anatomy, the healthy beats against the ``norms``' populations and, where given,
-    the healthy criteria's failures against the findings' prevalence."""
+    the healthy criteria's failures against the findings' prevalence and the QRS against the
+    heart's size."""
+    from ecgcohort.realism.heart_size import heart_size_markdown
     from ecgcohort.realism.population import population_markdown
     from ecgcohort.realism.pose import pose_markdown
     from ecgcohort.realism.prevalence import prevalence_markdown
@@ -28,7 +33,9 @@ def realism_markdown(rates: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[
 
     page = (markdown_summary(rates, rows) + "\n" + pose_markdown(pose) + "\n"
             + population_markdown(population, norms))
-    return page if prevalence is None else page + "\n" + prevalence_markdown(prevalence, norms)
+    if prevalence is not None:
+        page += "\n" + prevalence_markdown(prevalence, norms)
+    return page if heart_size is None else page + "\n" + heart_size_markdown(heart_size, norms)
 
 
 def read_csv_rows(path: str | Path, missing_text: str | None = None) -> list[dict[str, Any]]:
@@ -55,9 +62,9 @@ def read_csv_rows(path: str | Path, missing_text: str | None = None) -> list[dic
 
 def realism_markdown_from_csvs(folder: str | Path, norms=None) -> str:
     """:func:`realism_markdown` of the CSVs in ``folder`` (:data:`REPORT_CSVS`, and
-    :data:`PREVALENCE_CSV` where the folder has it; the rates' empty sources and the prevalence
-    table's empty notes are empty text, every other empty cell None), with ``norms`` (default: the
-    package's reference table)."""
+    :data:`PREVALENCE_CSV` and :data:`HEART_SIZE_CSV` where the folder has them; the rates' empty
+    sources and the prevalence table's empty notes are empty text, every other empty cell None),
+    with ``norms`` (default: the package's reference table)."""
     from ecgcohort.realism.population import load_norms
 
     folder = Path(folder)
@@ -65,5 +72,6 @@ def realism_markdown_from_csvs(folder: str | Path, norms=None) -> str:
     prevalence = None
     if (folder / PREVALENCE_CSV).exists():
         prevalence = [row | {"note": row["note"] or ""} for row in read_csv_rows(folder / PREVALENCE_CSV)]
+    heart_size = read_csv_rows(folder / HEART_SIZE_CSV) if (folder / HEART_SIZE_CSV).exists() else None
     return realism_markdown(tables["rates"], tables["rows"], tables["pose"], tables["population"],
-                            load_norms() if norms is None else norms, prevalence)
+                            load_norms() if norms is None else norms, prevalence, heart_size)
