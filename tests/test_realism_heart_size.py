@@ -51,7 +51,8 @@ def row_of(table: list[dict], kind: str, sex: str) -> dict:
 def test_the_lines_counts_and_threshold_volumes_are_the_known_ones(cohort):
     rows, volumes = cohort
     table = qrs_against_heart_size(rows, volumes, STRAUSS_MS)
-    assert [(r["kind"], r["sex"]) for r in table] == [(k, s) for k in ("sinus", "lbbb") for s in ("female", "male", "all")]
+    assert [(r["kind"], r["sex"]) for r in table] == [(kind, sex) for kind in ("sinus", "lbbb")
+                                                      for sex in ("female", "male", "all")]
     for sex, (intercept, slope) in LINES.items():
         lbbb = row_of(table, "lbbb", sex)
         assert lbbb["beats"] == 6
@@ -63,8 +64,9 @@ def test_the_lines_counts_and_threshold_volumes_are_the_known_ones(cohort):
     # women: 120, 124, 128 | 132, 136, 140 ms reach 130 in 0 of 3 smaller, 3 of 3 larger hearts;
     # men: 130, 135, 140 | 145, 150, 155 ms reach 140 in 1 of 3 smaller, 3 of 3 larger
     women, men = row_of(table, "lbbb", "female"), row_of(table, "lbbb", "male")
-    assert (women["smaller_reaching"], women["smaller_beats"], women["larger_reaching"], women["larger_beats"]) == (0, 3, 3, 3)
-    assert (men["smaller_reaching"], men["smaller_beats"], men["larger_reaching"], men["larger_beats"]) == (1, 3, 3, 3)
+    halves = ("smaller_reaching", "smaller_beats", "larger_reaching", "larger_beats")
+    assert tuple(women[key] for key in halves) == (0, 3, 3, 3)
+    assert tuple(men[key] for key in halves) == (1, 3, 3, 3)
     # both sexes together: each beat against its own sex's threshold, split at the pooled median
     pooled = row_of(table, "lbbb", "all")
     assert pooled["beats"] == 12 and pooled["qrs_min_ms"] is None and pooled["threshold_volume_ml"] is None
@@ -83,6 +85,11 @@ def test_too_few_beats_give_no_line_and_equal_volumes_no_slope():
     assert women["beats"] == 2 and women["slope_ms_per_10ml"] is None and women["threshold_volume_ml"] is None
     assert women["smaller_reaching"] == 1 and women["larger_reaching"] == 1
     assert men["beats"] == 3 and men["slope_ms_per_10ml"] is None and men["correlation"] is None
+    # a line reaching Strauss's QRS only beyond the sex's volumes gives no threshold volume
+    volumes |= {"f": 130.0, "g": 140.0}
+    rows = [beat(p, "female", "lbbb", 100.0 + 0.1 * volumes[p]) for p in "abfg"]
+    women = row_of(qrs_against_heart_size(rows, volumes, STRAUSS_MS), "lbbb", "female")
+    assert women["slope_ms_per_10ml"] == pytest.approx(1.0) and women["threshold_volume_ml"] is None
     empty = row_of(table, "sinus", "female")
     assert empty["beats"] == 0 and empty["volume_median_ml"] is None
 

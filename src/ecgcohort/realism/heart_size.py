@@ -4,10 +4,11 @@ Per scenario kind (sinus, LBBB) and sex, and for both sexes together: the least-
 each delineated beat's QRS duration (ms) on its patient's myocardial volume (mL, both ventricles:
 ``anatomy.json``'s ``measures.myocardial_volume_ml``) and their correlation. For LBBB also the
 beats of the smaller and of the larger half of the hearts (split at the median volume) whose QRS
-reaches Strauss's duration for the patient's sex, and the volume at which the line reaches it.
-Beside each, the correlation measured in patients (``population_norms.yaml``, section
-``heart_size``): a cohort whose conduction is the same in every patient lets the heart's size
-set its QRS far more than people's differing conduction does.
+reaches Strauss's duration for the patient's sex, and the volume at which the rising line reaches
+it (where that lies among the sex's volumes: no extrapolation). Beside each, the correlation
+measured in patients (``population_norms.yaml``, section ``heart_size``): a cohort whose
+conduction is the same in every patient lets the heart's size set its QRS far more than people's
+differing conduction does.
 """
 
 from __future__ import annotations
@@ -89,7 +90,9 @@ def qrs_against_heart_size(rows: Sequence[Mapping[str, Any]], volumes_ml: Mappin
     ``rows``: the feature rows (patient, sex, kind, status, qrs_duration_ms); ``volumes_ml``:
     patient -> myocardial volume; ``qrs_min_ms``: Strauss's QRS duration by sex (ms). The line,
     its correlation and the threshold volume are None below :data:`MIN_BEATS` beats or where
-    every volume is equal; the clinical correlation is the first ``clinical`` row of the kind."""
+    every volume is equal, the threshold volume also where the line does not rise or reaches the
+    threshold outside the sex's volumes; the clinical correlation is the first ``clinical`` row of
+    the kind."""
     table: list[dict[str, Any]] = []
     for kind in KINDS:
         beats = beats_by_kind(rows, volumes_ml, kind)
@@ -120,9 +123,10 @@ def qrs_against_heart_size(rows: Sequence[Mapping[str, Any]], volumes_ml: Mappin
                              larger_beats=int((~smaller).sum()), larger_reaching=int(reaching[~smaller].sum()))
                 if sex != ALL_SEXES:
                     entry["qrs_min_ms"] = float(qrs_min_ms[sex])
-                    if entry["slope_ms_per_10ml"]:
-                        entry["threshold_volume_ml"] = ((entry["qrs_min_ms"] - entry["intercept_ms"])
-                                                        / (entry["slope_ms_per_10ml"] / 10.0))
+                    if entry["slope_ms_per_10ml"] is not None and entry["slope_ms_per_10ml"] > 0:
+                        crossing = (entry["qrs_min_ms"] - entry["intercept_ms"]) / (entry["slope_ms_per_10ml"] / 10.0)
+                        if volume.min() <= crossing <= volume.max():
+                            entry["threshold_volume_ml"] = crossing
             table.append(entry)
     return table
 
@@ -139,8 +143,9 @@ def heart_size_markdown(table: Sequence[Mapping[str, Any]], norms: PopulationNor
              "Each delineated beat's QRS duration against its heart's myocardial volume (both ventricles): the "
              "least-squares line and the correlation r by sex; for LBBB, the beats of the smaller and of the "
              "larger half of the hearts (split at the median volume) whose QRS reaches Strauss's duration for "
-             "the patient's sex, and the volume where the line reaches it. Beside them the correlation measured "
-             "in patients, whose conduction differs from person to person.", "",
+             "the patient's sex, and the volume where the rising line reaches it among the sex's volumes. "
+             "Beside them the correlation measured in patients, whose conduction differs from person to "
+             "person.", "",
              "| scenario kind | sex | beats | myocardial volume (mL), median (range) | QRS per 10 mL (ms) | r | "
              "Strauss's QRS reached: smaller / larger half | the line reaches Strauss's QRS at (mL) | "
              "r in patients | source |",

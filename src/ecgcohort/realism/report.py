@@ -1,7 +1,7 @@
 """The realism stage's report, ``realism.md``: the pass rates, the heart pose, the population
-comparison, the findings against their prevalence and the QRS against the heart's size in one page, and the same page rebuilt
-from the stage's CSVs (so that a recorded run's page can be shown to be its tables rendered,
-:mod:`ecgcohort.readme_results`)."""
+comparison, the findings against their prevalence and the QRS against the heart's size in one
+page, and the same page rebuilt from the stage's CSVs (so that a recorded run's page can be
+shown to be its tables rendered, :mod:`ecgcohort.readme_results`)."""
 
 from __future__ import annotations
 
