@@ -66,8 +66,8 @@ def load_clinical_correlations(norms: PopulationNorms, path: str | Path = NORMS_
     return list(rows)
 
 
-def beats_by_kind(rows: Sequence[Mapping[str, Any]], volumes_ml: Mapping[str, float], kind: str
-           ) -> list[tuple[str, float, float]]:
+def beats_by_kind(rows: Sequence[Mapping[str, Any]], volumes_ml: Mapping[str, float],
+                  kind: str) -> list[tuple[str, float, float]]:
     """(sex, volume mL, QRS ms) of the delineated beats of ``kind``."""
     beats = []
     for row in rows:
