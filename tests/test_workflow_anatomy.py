@@ -170,6 +170,18 @@ def test_two_patients_go_through_every_stage(workflow_copy, workflow_config, rep
     for organ in ("heart", "torso"):
         cached, = (cache / "shapes").glob(f"{organ}-*.npz")
         assert cached.read_bytes() == (workflow_copy.root / f"results/shapes/{organ}.npz").read_bytes()
+    # the stage timings are read after every other job of the run: each rule's count is its
+    # benchmark files' (the table once missed the convergence levels that finished after it)
+    from collections import Counter
+
+    from ecgcohort.timings import rule_of
+
+    benchmarks = workflow_copy.root / "results/benchmarks"
+    written = Counter(rule_of(path, benchmarks) for path in benchmarks.rglob("*.tsv")
+                      if path.relative_to(benchmarks).parts[0] != "batches")
+    del written["stage_timings"]
+    timed = pd.read_csv(workflow_copy.root / "results/report/stage_timings.csv").groupby("rule").jobs.sum()
+    assert timed.to_dict() == dict(written), (timed.to_dict(), dict(written))
     root = workflow_copy.root / "results/patients"
     for patient in ("train-0000", "test-0000"):
         anatomy = root / patient / "anatomy"

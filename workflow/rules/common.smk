@@ -107,6 +107,14 @@ def chain_targets(template, patients):
     return expand(template, patient=patients)
 
 
+def picture_targets(wildcards):
+    """Every per-patient picture of the patients pictures.patients_per_split picks (the rules
+    are looked up when the DAG is built: they are defined after this module)."""
+    return [*chain_targets(rules.preview_anatomy.output.preview, PICTURED_PATIENTS),
+            *chain_targets(list(rules.draw_patient.output), PICTURED_PATIENTS),
+            *chain_targets(rules.draw_bank_sites.output.preview, PICTURED_PATIENTS)]
+
+
 def patient_record_params(wildcards):
     """The patient's id, split, sampled parameters and units (its own row of the table)."""
     return patient_record(COHORT, wildcards.patient)

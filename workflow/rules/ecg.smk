@@ -73,6 +73,4 @@ rule draw_patient:
 rule pictures:
     """Target: the per-patient pictures of the patients pictures.patients_per_split picks."""
     input:
-        lambda wildcards: chain_targets(rules.preview_anatomy.output.preview, PICTURED_PATIENTS),
-        lambda wildcards: chain_targets(list(rules.draw_patient.output), PICTURED_PATIENTS),
-        lambda wildcards: chain_targets(rules.draw_bank_sites.output.preview, PICTURED_PATIENTS),
+        picture_targets,

@@ -7,11 +7,17 @@ report: "../report/workflow.rst"
 
 rule stage_timings:
     input:
-        # the last outputs of each stage, so the timings are read after every job has run
+        # the last outputs of each stage of `all`, so the timings are read after every job has run
+        # (without convergence, inverse, ecg2act and pictures, a run's table could miss their last
+        # jobs: the default's of 2026-12-03 counted 4 of its 6 convergence levels)
         dataset=rules.assemble_dataset.output.store,
         encodings=rules.evaluate_shape_model.output.table,
         surrogate=rules.summarize_surrogate.output.table,
         realism=rules.realism_summary.output.table,
+        convergence=rules.convergence_summary.output,
+        inverse=rules.inverse_benchmark.output,
+        ecg2act=rules.evaluate_ecg2act.output,
+        pictures=picture_targets,
     output:
         table=report("results/report/stage_timings.csv", caption=caption("stage_timings"), category="Run statistics",
                      subcategory="Timings", labels={"table": "time per rule"}),
